@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""The project's two commands, on a fresh machine with only Python 3.11+.
+
+    python3 dev.py demo [options]   # run the demo (see `python3 dev.py demo --help`)
+    python3 dev.py test [pytest args]  # ruff, ruff format --check, mypy --strict, then pytest
+
+Both create ``.venv`` and install the package with its dev extras into it on first use, and again
+whenever ``pyproject.toml`` changes. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".p2ploader-installed"
+
+
+def _run(*cmd: str | Path) -> int:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be started by an older Python
+        sys.exit(f"p2ploader needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    python = BIN / "python"
+    if _run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
+        sys.exit("pip upgrade failed")
+    if _run(python, "-m", "pip", "install", "--quiet", "-e", ".[dev]") != 0:
+        sys.exit("installing p2ploader and its dev dependencies failed")
+    STAMP.write_text(wanted + "\n")
+
+
+def test(extra: list[str]) -> int:
+    steps: list[tuple[str | Path, ...]] = [
+        (BIN / "ruff", "check", "."),
+        (BIN / "ruff", "format", "--check", "."),
+        (BIN / "mypy",),
+        (BIN / "python", "-m", "pytest", *extra),
+    ]
+    for step in steps:
+        code = _run(*step)
+        if code != 0:
+            # pytest exits 5 when it collected nothing: that is a failure here too.
+            print(f"FAILED: {' '.join(str(s) for s in step)} (exit {code})", flush=True)
+            return code
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    if argv[0] == "demo":
+        return _run(BIN / "p2ploader", "demo", *argv[1:])
+    return test(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,94 @@
+"""The one exception tree of p2ploader, split by who is at fault.
+
+* :class:`UsageError` — the caller misused the API or gave a bad setting. Fix the calling code.
+* :class:`RemoteError` — something outside misbehaved: the origin answered with an error status or a
+  malformed playlist, a peer broke the protocol. Retrying later may help; the input was bad.
+* :class:`TransportError` — the network failed: connection refused, timeout, reset.
+
+Third-party exceptions (httpx, aiortc, m3u8) are mapped to these at the boundary; no other exception
+type escapes the public API on purpose. A misbehaving *peer* never raises into the caller: the
+scheduler disconnects it and loads the segment over HTTP instead.
+
+This module is part of the sans-IO core's vocabulary and imports nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "HttpStatusError",
+    "LoaderClosedError",
+    "P2PLoaderError",
+    "PlaylistError",
+    "RemoteError",
+    "SegmentUnavailableError",
+    "TransportError",
+    "UsageError",
+]
+
+
+class P2PLoaderError(Exception):
+    """Root of every error p2ploader raises on purpose."""
+
+
+class UsageError(P2PLoaderError):
+    """The caller misused the API (wrong argument, wrong state)."""
+
+
+class ConfigError(UsageError, ValueError):
+    """A configuration key or value is invalid.
+
+    ``key`` names the offending setting as the caller spelled it; ``suggestion`` is the closest valid
+    key when the key itself was unknown.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.suggestion = suggestion
+
+
+class LoaderClosedError(UsageError):
+    """The loader was used after :meth:`aclose`."""
+
+
+class RemoteError(P2PLoaderError):
+    """A remote party (origin, tracker, peer) sent something wrong."""
+
+
+class PlaylistError(RemoteError):
+    """A playlist is malformed or unexpected. ``url`` names it, ``reason`` says what was wrong."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class HttpStatusError(RemoteError):
+    """The origin answered with an error status or an inconsistent response."""
+
+    def __init__(self, url: str, status: int, reason: str = "") -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"{url}: HTTP {status}{detail}")
+        self.url = url
+        self.status = status
+        self.reason = reason
+
+
+class TransportError(P2PLoaderError):
+    """The network failed (connect error, timeout, reset, truncated body)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class SegmentUnavailableError(P2PLoaderError):
+    """A segment could not be loaded from any source; ``reason`` carries the last failure."""
+
+    def __init__(self, segment: str, reason: str) -> None:
+        super().__init__(f"segment {segment} unavailable: {reason}")
+        self.segment = segment
+        self.reason = reason
