@@ -1,0 +1,1109 @@
+"""Loader settings: :class:`LoaderConfig`, its P2P Media Loader (FAQ) spelling, and named presets.
+
+Unit convention
+===============
+
+* **In Python, every time is in seconds** (a ``float``) and every size is in bytes (an ``int``).
+  Field names are ``snake_case``: ``LoaderConfig(cached_segment_expiration=300.0)``.
+* **In the FAQ spelling, every time is in milliseconds** and names are ``camelCase``, exactly as
+  P2P Media Loader 0.6 and its FAQ write them: ``{"loader": {"cachedSegmentExpiration": 300000}}``.
+  :meth:`LoaderConfig.from_faq`, :meth:`LoaderConfig.from_faq_text` and :meth:`LoaderConfig.to_faq`
+  are the only places that speak this spelling, and they speak nothing else: ``from_faq`` rejects
+  ``snake_case`` names (and suggests the ``camelCase`` one), so a value can never be read in the
+  wrong unit by accident.
+
+Defaults are P2P Media Loader 0.6.2's ``defaultSettings`` (``hybrid-loader.ts``) and the hls.js
+glue's ``segments`` defaults, converted to seconds. The meaning of every setting is the one our
+scheduler implements, modelled on 0.6.2's ``HybridLoader``; ``docs/configuration.md`` has the table.
+
+A few settings are ours, not P2P Media Loader's: ``http_connect_timeout``, ``http_read_timeout``,
+``http_retries`` and ``http_retry_backoff`` tune our HTTP executor. They have FAQ-style names too
+(``httpConnectTimeout`` … in milliseconds) so that :meth:`LoaderConfig.to_faq` round-trips, but a
+browser P2P Media Loader ignores them.
+
+Every value is validated on construction (also by :meth:`LoaderConfig.evolve`); a bad value raises
+:class:`~p2ploader.errors.ConfigError` whose ``key`` names the setting as the caller spelled it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias
+
+import attrs
+
+from p2ploader.core.segments import Segment
+from p2ploader.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_RTC_CONFIG",
+    "DEFAULT_TRACKER_ANNOUNCE",
+    "PRESETS",
+    "LoaderConfig",
+    "SegmentValidator",
+]
+
+SegmentValidator: TypeAlias = Callable[[Segment, bytes, str, str | None], bool | Awaitable[bool]]
+"""``validator(segment, data, method, peer_id) -> bool`` (or an awaitable of one).
+
+``method`` is ``"http"`` or ``"p2p"``; ``peer_id`` is the sending peer's id for ``"p2p"`` and
+``None`` for ``"http"``. A false result rejects the data: the download counts as failed.
+"""
+
+DEFAULT_TRACKER_ANNOUNCE: Final[tuple[str, ...]] = (
+    "wss://tracker.novage.com.ua",
+    "wss://tracker.openwebtorrent.com",
+)
+"""The WebTorrent trackers P2P Media Loader 0.6.2 announces to by default (public: test use only)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation rules, shared by LoaderConfig (snake_case, seconds) and from_faq (camelCase, ms).
+#
+# A rule takes the (already unit-converted) value and returns None when it is fine, or a reason such
+# as "must be >= 1". Each front end turns the reason into a message naming the key the caller used.
+# --------------------------------------------------------------------------------------------------
+
+_Rule: TypeAlias = Callable[[object], str | None]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _int_rule(lo: int, hi: int | None = None) -> _Rule:
+    def rule(value: object) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "must be an integer"
+        if hi is not None and not lo <= value <= hi:
+            return f"must be in {lo}..{hi}"
+        if value < lo:
+            return f"must be >= {lo}"
+        return None
+
+    return rule
+
+
+def _number_rule(lo: float, *, exclusive: bool = False, hi: float | None = None) -> _Rule:
+    def rule(value: object) -> str | None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return "must be a number"
+        if not math.isfinite(value):
+            return "must be finite"
+        if hi is not None and not lo <= value <= hi:
+            return f"must be in [{lo:g}, {hi:g}]"
+        if exclusive and value <= lo:
+            return f"must be > {lo:g}"
+        if value < lo:
+            return f"must be >= {lo:g}"
+        return None
+
+    return rule
+
+
+def _optional_positive_number_rule(value: object) -> str | None:
+    if value is None:
+        return None
+    return _number_rule(0, exclusive=True)(value)
+
+
+def _bool_rule(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+_TRACKER_URL = re.compile(r"wss?://[^\s/?#]+\S*", re.IGNORECASE)
+
+
+def _trackers_rule(value: object) -> str | None:
+    if not isinstance(value, tuple) or not all(isinstance(url, str) for url in value):
+        return "must be a tuple of URL strings"
+    if not all(_TRACKER_URL.fullmatch(url) for url in value):
+        return "must contain only ws:// or wss:// URLs"
+    return None
+
+
+def _rtc_rule(value: object) -> str | None:
+    return None if isinstance(value, MappingProxyType) else "must be a mapping"
+
+
+def _validator_rule(value: object) -> str | None:
+    return None if value is None or callable(value) else "must be a callable or None"
+
+
+def _swarm_id_rule(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "must be a string or None"
+    return None if value else "must not be empty (use None for the default swarm id)"
+
+
+_RULES: Final[Mapping[str, _Rule]] = {
+    "forward_segment_count": _int_rule(1),
+    "cached_segment_expiration": _number_rule(0),
+    "cached_segments_count": _int_rule(0),
+    "required_segments_priority": _int_rule(0),
+    "simultaneous_http_downloads": _int_rule(1),
+    "simultaneous_p2p_downloads": _int_rule(1),
+    "http_download_probability": _number_rule(0, hi=1),
+    "http_download_probability_interval": _number_rule(0, exclusive=True),
+    "http_download_probability_skip_if_no_peers": _bool_rule,
+    "http_failed_segment_timeout": _number_rule(0),
+    "http_download_max_priority": _int_rule(0),
+    "http_download_initial_timeout": _number_rule(0),
+    "http_download_initial_timeout_per_segment": _number_rule(0),
+    "http_download_ranges": _bool_rule,
+    "p2p_download_max_priority": _int_rule(0),
+    "p2p_segment_download_timeout": _number_rule(0, exclusive=True),
+    "web_rtc_max_message_size": _int_rule(1, 262144),
+    "use_p2p": _bool_rule,
+    "consume_only": _bool_rule,
+    "tracker_announce": _trackers_rule,
+    "peer_requests_per_announce": _int_rule(1, 10),
+    "rtc_config": _rtc_rule,
+    "segment_validator": _validator_rule,
+    "swarm_id": _swarm_id_rule,
+    "http_connect_timeout": _number_rule(0, exclusive=True),
+    "http_read_timeout": _number_rule(0, exclusive=True),
+    "http_retries": _int_rule(0),
+    "http_retry_backoff": _number_rule(0),
+    "live_refresh_interval": _optional_positive_number_rule,
+}
+
+#: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
+_SECONDS_FIELDS: Final = frozenset(
+    {
+        "cached_segment_expiration",
+        "http_download_probability_interval",
+        "http_failed_segment_timeout",
+        "http_download_initial_timeout",
+        "http_download_initial_timeout_per_segment",
+        "p2p_segment_download_timeout",
+        "http_connect_timeout",
+        "http_read_timeout",
+        "http_retry_backoff",
+        "live_refresh_interval",
+    }
+)
+#: Fields stored as float (times, and the probability).
+_FLOAT_FIELDS: Final = _SECONDS_FIELDS | {"http_download_probability"}
+
+
+def _validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """attrs validator: apply the field's rule, raise ConfigError naming the field."""
+    reason = _RULES[attribute.name](value)
+    if reason is not None:
+        unit = " (seconds)" if attribute.name in _SECONDS_FIELDS and _is_number(value) else ""
+        raise ConfigError(f"{attribute.name} {reason}, got {value!r}{unit}", key=attribute.name)
+
+
+# --------------------------------------------------------------------------------------------------
+# rtc_config: stored deep-frozen (dicts -> MappingProxyType, lists -> tuples) so a shared config
+# cannot be changed behind the scheduler's back.
+# --------------------------------------------------------------------------------------------------
+
+
+def _freeze_json(value: object, where: str, key: str) -> object:
+    """Deep-copy a JSON-like value into read-only containers, or raise ConfigError naming ``key``."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", key=key)
+        return value
+    if isinstance(value, Mapping):
+        frozen: dict[str, object] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"keys of {where} must be strings, got {k!r}", key=key)
+            frozen[k] = _freeze_json(v, f"{where}[{k!r}]", key)
+        return MappingProxyType(frozen)
+    if isinstance(value, list | tuple):
+        return tuple(_freeze_json(v, f"{where}[{i}]", key) for i, v in enumerate(value))
+    raise ConfigError(
+        f"{where} must be JSON-like (str, number, bool, None, list, mapping), got {value!r}",
+        key=key,
+    )
+
+
+def _freeze_rtc_config(value: Mapping[str, Any], key: str = "rtc_config") -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping, got {value!r}", key=key)
+    frozen = _freeze_json(value, key, key)
+    assert isinstance(frozen, MappingProxyType)
+    return frozen
+
+
+def _to_rtc_config(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """attrs converter for ``rtc_config``."""
+    return _freeze_rtc_config(value)
+
+
+def _thaw_json(value: object) -> object:
+    """Inverse of :func:`_freeze_json`: plain, JSON-serialisable dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: _thaw_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw_json(v) for v in value]
+    return value
+
+
+DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_rtc_config(
+    {
+        "iceServers": [
+            {"urls": "stun:stun.l.google.com:19302"},
+            {"urls": "stun:global.stun.twilio.com:3478?transport=udp"},
+        ],
+        "sdpSemantics": "unified-plan",
+    }
+)
+"""The ``rtcConfig`` of the published P2P Media Loader 0.6.2 bundle (simple-peer's default), read-only."""
+
+
+def _to_trackers(value: str | Sequence[str]) -> tuple[str, ...]:
+    """attrs converter for ``tracker_announce``: one URL string, or a list/tuple of them."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise ConfigError(
+        f"tracker_announce must be a URL string or a list/tuple of URL strings, got {value!r}",
+        key="tracker_announce",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# LoaderConfig
+# --------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class LoaderConfig:
+    """Every setting of the hybrid loader. Times in seconds, sizes in bytes; see the module docstring.
+
+    Immutable: change settings with :meth:`evolve`, which validates like the constructor. Instances
+    compare and hash by value, except that ``segment_validator`` is left out of both, and
+    ``rtc_config`` (a read-only mapping, which cannot be hashed) takes part in ``==`` but not in
+    ``hash()``. Equal configs therefore still have equal hashes.
+
+    Priorities below are 0.6's: a queued segment's priority is its distance, in segments, from the
+    segment now playing (0 = the segment needed now).
+    """
+
+    # --- player glue (the FAQ's ``segments:`` block) ---------------------------------------------
+
+    forward_segment_count: int = attrs.field(default=20, validator=_validate)
+    """How many segments, counting the requested one, are queued per player request (>= 1).
+    FAQ: ``segments.forwardSegmentCount``. Should be >= ``p2p_download_max_priority`` and
+    ``http_download_max_priority``, or those limits are never reached."""
+
+    swarm_id: str | None = attrs.field(default=None, validator=_validate)
+    """Overrides the master swarm id. ``None``: the master playlist's request URL without its query
+    string. Peers only meet when their swarm ids are equal. FAQ: ``segments.swarmId``."""
+
+    # --- cache -----------------------------------------------------------------------------------
+
+    cached_segment_expiration: float = attrs.field(default=300.0, validator=_validate)
+    """Seconds. Cache cleaning deletes a segment not accessed (stored, played or served to a peer)
+    for longer than this, whether or not it is queued. Cleaning runs on each ``load()``.
+    FAQ: ``cachedSegmentExpiration`` (ms)."""
+
+    cached_segments_count: int = attrs.field(default=30, validator=_validate)
+    """Segments. After expiry, if more remain cached, the least recently accessed are evicted first,
+    skipping segments in the current queue. FAQ: ``cachedSegmentsCount``."""
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    required_segments_priority: int = attrs.field(default=1, validator=_validate)
+    """Priority. A queued segment with ``priority <= required_segments_priority`` is *required*: it
+    goes to HTTP at once when HTTP is allowed (aborting one later HTTP download if all slots are
+    busy). FAQ: ``requiredSegmentsPriority``."""
+
+    simultaneous_http_downloads: int = attrs.field(default=2, validator=_validate)
+    """Maximum number of concurrent HTTP segment downloads (>= 1). FAQ: ``simultaneousHttpDownloads``."""
+
+    http_download_probability: float = attrs.field(default=0.1, validator=_validate)
+    """Probability in [0, 1]. On each random-HTTP tick, with ``N`` pending segments (queued, not
+    loading, not cached, not in any peer's map, not recently failed, priority <=
+    ``http_download_max_priority``), one of them, chosen uniformly, is fetched over HTTP with
+    probability ``min(1, p * N)``. FAQ: ``httpDownloadProbability``."""
+
+    http_download_probability_interval: float = attrs.field(default=1.0, validator=_validate)
+    """Seconds (> 0). Period of the random-HTTP timer. FAQ: ``httpDownloadProbabilityInterval`` (ms)."""
+
+    http_download_probability_skip_if_no_peers: bool = attrs.field(default=False, validator=_validate)
+    """``True``: skip random-HTTP ticks while no peer is connected.
+    FAQ: ``httpDownloadProbabilitySkipIfNoPeers``."""
+
+    http_failed_segment_timeout: float = attrs.field(default=10.0, validator=_validate)
+    """Seconds. After an HTTP failure the segment counts as failed for this long: neither HTTP path
+    (required or random) retries it meanwhile; P2P still may. FAQ: ``httpFailedSegmentTimeout`` (ms)."""
+
+    http_download_max_priority: int = attrs.field(default=20, validator=_validate)
+    """Priority. The random-HTTP timer only considers segments with ``priority <=`` this.
+    FAQ: ``httpDownloadMaxPriority``."""
+
+    http_download_initial_timeout: float = attrs.field(default=0.0, validator=_validate)
+    """Seconds; 0 = off. Length of the start-up "initial P2P mode", during which required and
+    random HTTP are both blocked. The mode is active only if this and
+    ``http_download_initial_timeout_per_segment`` are both > 0; it ends for good once HTTP is
+    allowed, or when the tracker reports no other peers. FAQ: ``httpDownloadInitialTimeout`` (ms)."""
+
+    http_download_initial_timeout_per_segment: float = attrs.field(default=4.0, validator=_validate)
+    """Seconds. Inside the initial mode, HTTP is also allowed once this much time has passed since
+    the mode started *and* the first uncached queued segment has priority 0 (the clock is not reset
+    per segment). Also the period of the mode's re-check timer.
+    FAQ: ``httpDownloadInitialTimeoutPerSegment`` (ms)."""
+
+    http_download_ranges: bool = attrs.field(default=False, validator=_validate)
+    """``True``: when a P2P download is cut over to HTTP (it became required), request only the
+    missing tail with ``Range: bytes=<received>-`` and prepend the pieces already received.
+    FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both accepted)."""
+
+    # --- P2P -------------------------------------------------------------------------------------
+
+    simultaneous_p2p_downloads: int = attrs.field(default=3, validator=_validate)
+    """Maximum number of concurrent P2P downloads (>= 1); each peer serves at most one of our
+    requests at a time. FAQ: ``simultaneousP2PDownloads``."""
+
+    p2p_download_max_priority: int = attrs.field(default=20, validator=_validate)
+    """Priority. A non-required segment is tried over P2P only if ``priority <=`` this.
+    FAQ: ``p2pDownloadMaxPriority``."""
+
+    p2p_segment_download_timeout: float = attrs.field(default=60.0, validator=_validate)
+    """Seconds (> 0). Limits only the wait for a peer's segment-data *header* after our request,
+    not the whole download. On expiry the request is cancelled and the peer is disconnected.
+    FAQ: ``p2pSegmentDownloadTimeout`` (ms)."""
+
+    web_rtc_max_message_size: int = attrs.field(default=65535, validator=_validate)
+    """Bytes, 1..262144. Size of the binary chunks in which we send segment data to a peer.
+    FAQ: ``webRtcMaxMessageSize``."""
+
+    use_p2p: bool = attrs.field(default=True, validator=_validate)
+    """``False``: no peer id and no tracker client; the loader is HTTP only. FAQ: ``useP2P``."""
+
+    consume_only: bool = attrs.field(default=False, validator=_validate)
+    """``True``: a download-only peer. It still downloads from peers, but never announces its
+    segment map (so no peer requests anything from it), uploads nothing, and, as in 0.6, also
+    disables the random-HTTP timer. FAQ: ``consumeOnly``."""
+
+    tracker_announce: tuple[str, ...] = attrs.field(
+        default=DEFAULT_TRACKER_ANNOUNCE, converter=_to_trackers, validator=_validate
+    )
+    """WebTorrent tracker URLs (``ws://`` or ``wss://``) used for signalling. A single string is
+    accepted and stored as a 1-tuple. The defaults are public trackers: do not use them in
+    production. FAQ: ``trackerAnnounce``."""
+
+    peer_requests_per_announce: int = attrs.field(default=10, validator=_validate)
+    """Peers asked for per announce (the tracker ``numwant``), 1..10; the bundled tracker client
+    caps offers at 10. FAQ: ``peerRequestsPerAnnounce``."""
+
+    rtc_config: Mapping[str, Any] = attrs.field(
+        default=DEFAULT_RTC_CONFIG, converter=_to_rtc_config, validator=_validate, hash=False
+    )
+    """WebRTC configuration in the browser's ``RTCConfiguration`` JSON shape (``iceServers``...).
+    Stored as a deep-frozen copy: mappings become read-only ``MappingProxyType`` and lists become
+    tuples; values must be JSON-like. Compared by ``==`` but left out of ``hash()``.
+    FAQ: ``rtcConfig``."""
+
+    segment_validator: SegmentValidator | None = attrs.field(default=None, validator=_validate, eq=False)
+    """``validator(segment, data, method, peer_id)`` returning ``bool`` or an awaitable of one;
+    ``method`` is ``"http"`` or ``"p2p"``, ``peer_id`` is ``None`` for HTTP. ``False`` rejects the
+    data and the download counts as failed. Left out of ``==``, ``hash()`` and :meth:`to_faq`.
+    FAQ: ``segmentValidator``."""
+
+    # --- our HTTP executor (not P2P Media Loader settings) ---------------------------------------
+
+    http_connect_timeout: float = attrs.field(default=10.0, validator=_validate)
+    """Seconds (> 0) to establish a connection to the origin. Ours, not P2P Media Loader's.
+    FAQ-style name: ``httpConnectTimeout`` (ms)."""
+
+    http_read_timeout: float = attrs.field(default=10.0, validator=_validate)
+    """Seconds (> 0) without receiving any byte before an HTTP download fails. Ours.
+    FAQ-style name: ``httpReadTimeout`` (ms)."""
+
+    http_retries: int = attrs.field(default=2, validator=_validate)
+    """Extra attempts within one HTTP fetch after a connect error, a timeout or a 5xx status
+    (0 = try once). Only when they are exhausted does the segment count as failed. Ours.
+    FAQ-style name: ``httpRetries``."""
+
+    http_retry_backoff: float = attrs.field(default=0.5, validator=_validate)
+    """Seconds to wait before the first retry, doubled before each further one. Ours.
+    FAQ-style name: ``httpRetryBackoff`` (ms)."""
+
+    live_refresh_interval: float | None = attrs.field(default=None, validator=_validate)
+    """Seconds between reloads of a live media playlist; ``None`` follows RFC 8216 (the target
+    duration after a change, half of it when the playlist was unchanged). Ours.
+    FAQ-style name: ``liveRefreshInterval`` (ms)."""
+
+    def __attrs_post_init__(self) -> None:
+        # Times and the probability accept ints (``cached_segment_expiration=300``) but are
+        # stored as float, so that a config's values have one type whatever the caller passed.
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and type(value) is not float:
+                object.__setattr__(self, name, float(value))
+
+    # --- derived copies --------------------------------------------------------------------------
+
+    def evolve(self, **changes: Any) -> LoaderConfig:
+        """A copy with ``changes`` (snake_case field names, seconds) applied and validated."""
+        fields = attrs.fields_dict(LoaderConfig)
+        for name in changes:
+            if name not in fields:
+                suggestion = _closest(name, fields)
+                hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+                raise ConfigError(
+                    f"unknown LoaderConfig field {name!r}{hint}", key=name, suggestion=suggestion
+                )
+        return attrs.evolve(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str) -> LoaderConfig:
+        """The preset called ``name`` (see :data:`PRESETS`); an unknown name suggests the closest."""
+        try:
+            return PRESETS[name]
+        except (KeyError, TypeError):
+            pass
+        suggestion = _closest(str(name), PRESETS, cutoff=0.0)
+        known = ", ".join(repr(n) for n in PRESETS)
+        raise ConfigError(
+            f"unknown preset {name!r}; did you mean {suggestion!r}? Known presets: {known}",
+            suggestion=suggestion,
+        )
+
+    # --- the FAQ spelling ------------------------------------------------------------------------
+
+    @classmethod
+    def from_faq(cls, mapping: Mapping[str, Any]) -> LoaderConfig:
+        """Build a config from P2P Media Loader's JavaScript settings object, as a Python mapping.
+
+        ``mapping`` is flat (``{"forwardSegmentCount": 50, "cachedSegmentsCount": 1000}``) or nested
+        like the FAQ (``{"segments": {...}, "loader": {...}}``), or a mix. Names are camelCase and
+        times are milliseconds. Any setting is accepted in either block; the same setting given
+        twice must have the same value. ``None`` (JavaScript ``null``/``undefined``) means "not
+        set": the default applies. Naming notes:
+
+        * ``httpUseRanges`` (0.6's code) and ``httpDownloadRanges`` (the FAQ) are the same setting;
+          giving both with different values is an error.
+        * Legacy ``bufferedSegmentsCount`` sets both ``p2pDownloadMaxPriority`` and
+          ``httpDownloadMaxPriority`` unless they are given explicitly. That is what 0.6 meant to
+          do: upstream 0.6 sets only the P2P one, because of a copy-paste bug.
+        * ``xhrSetup``, ``segmentUrlBuilder``, ``segmentsStorage`` and ``assetsStorage`` are
+          JavaScript hooks with no Python equivalent yet, and are rejected.
+
+        Unknown keys raise :class:`ConfigError` naming the key and suggesting the closest valid
+        one (also for snake_case names: those belong to ``LoaderConfig(...)``, in seconds).
+        """
+        return _from_faq(mapping)
+
+    @classmethod
+    def from_faq_text(cls, text: str) -> LoaderConfig:
+        """Parse the FAQ's JavaScript object literal (comments, unquoted keys, trailing commas...)
+        and build a config with :meth:`from_faq`. The outer braces may be omitted, as in the FAQ.
+        A syntax error raises :class:`ConfigError` with its line and column."""
+        if not isinstance(text, str):
+            raise ConfigError(f"from_faq_text() takes a str, got {type(text).__name__}")
+        return _from_faq(_JsObjectParser(text).parse())
+
+    def to_faq(self) -> dict[str, Any]:
+        """The FAQ spelling: ``{"segments": {...}, "loader": {...}}``, camelCase, milliseconds.
+
+        JSON-serialisable; ``segment_validator`` is left out (callables cannot be serialised) and
+        so is ``swarmId`` when it is ``None``. Range continuation is written ``httpUseRanges``, the
+        name 0.6's code reads. ``LoaderConfig.from_faq(cfg.to_faq()) == cfg``: exact for every time
+        that is a whole number of milliseconds (anything read from a FAQ config) and for nearly all
+        others; the rare time with no exact binary64 millisecond counterpart moves by about an ulp.
+        """
+        out: dict[str, dict[str, Any]] = {"segments": {}, "loader": {}}
+        for spec in _FAQ_KEYS.values():
+            if not spec.emit:
+                continue
+            value = getattr(self, spec.field)
+            if spec.kind == "callable" or value is None:
+                continue
+            if spec.kind == "ms":
+                value = _seconds_to_ms(value)
+            elif spec.kind == "trackers":
+                value = list(value)
+            elif spec.kind == "rtc":
+                value = _thaw_json(value)
+            out[spec.block][spec.name] = value
+        return dict(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# The FAQ spelling: key table, conversion, suggestions
+# --------------------------------------------------------------------------------------------------
+
+_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "rtc", "callable", "str"]
+
+
+@attrs.frozen
+class _FaqKey:
+    name: str
+    field: str
+    kind: _Kind
+    block: Literal["segments", "loader"] = "loader"
+    emit: bool = True  # written by to_faq (False for aliases)
+
+
+_FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
+    k.name: k
+    for k in (
+        _FaqKey("forwardSegmentCount", "forward_segment_count", "int", "segments"),
+        _FaqKey("swarmId", "swarm_id", "str", "segments"),
+        _FaqKey("cachedSegmentExpiration", "cached_segment_expiration", "ms"),
+        _FaqKey("cachedSegmentsCount", "cached_segments_count", "int"),
+        _FaqKey("useP2P", "use_p2p", "bool"),
+        _FaqKey("consumeOnly", "consume_only", "bool"),
+        _FaqKey("requiredSegmentsPriority", "required_segments_priority", "int"),
+        _FaqKey("simultaneousHttpDownloads", "simultaneous_http_downloads", "int"),
+        _FaqKey("httpDownloadProbability", "http_download_probability", "number"),
+        _FaqKey("httpDownloadProbabilityInterval", "http_download_probability_interval", "ms"),
+        _FaqKey("httpDownloadProbabilitySkipIfNoPeers", "http_download_probability_skip_if_no_peers", "bool"),
+        _FaqKey("httpFailedSegmentTimeout", "http_failed_segment_timeout", "ms"),
+        _FaqKey("httpDownloadMaxPriority", "http_download_max_priority", "int"),
+        _FaqKey("httpDownloadInitialTimeout", "http_download_initial_timeout", "ms"),
+        _FaqKey("httpDownloadInitialTimeoutPerSegment", "http_download_initial_timeout_per_segment", "ms"),
+        _FaqKey("httpUseRanges", "http_download_ranges", "bool"),
+        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool", emit=False),
+        _FaqKey("simultaneousP2PDownloads", "simultaneous_p2p_downloads", "int"),
+        _FaqKey("p2pDownloadMaxPriority", "p2p_download_max_priority", "int"),
+        _FaqKey("p2pSegmentDownloadTimeout", "p2p_segment_download_timeout", "ms"),
+        _FaqKey("webRtcMaxMessageSize", "web_rtc_max_message_size", "int"),
+        _FaqKey("trackerAnnounce", "tracker_announce", "trackers"),
+        _FaqKey("peerRequestsPerAnnounce", "peer_requests_per_announce", "int"),
+        _FaqKey("rtcConfig", "rtc_config", "rtc"),
+        _FaqKey("segmentValidator", "segment_validator", "callable"),
+        # Ours: settings of our HTTP executor, ignored by a browser P2P Media Loader.
+        _FaqKey("httpConnectTimeout", "http_connect_timeout", "ms"),
+        _FaqKey("httpReadTimeout", "http_read_timeout", "ms"),
+        _FaqKey("httpRetries", "http_retries", "int"),
+        _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
+        _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
+    )
+}
+
+_RANGES_ALIASES: Final = ("httpUseRanges", "httpDownloadRanges")
+_LEGACY_BUFFERED: Final = "bufferedSegmentsCount"
+_BLOCKS: Final = ("segments", "loader")
+_JS_HOOKS: Final = frozenset({"xhrSetup", "segmentUrlBuilder", "segmentsStorage", "assetsStorage"})
+_VALID_FAQ_KEYS: Final = (*_FAQ_KEYS, _LEGACY_BUFFERED)
+
+
+def _normalise(name: str) -> str:
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def _closest(name: str, candidates: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``name``, compared case-insensitively and ignoring ``_``/``-``."""
+    by_norm = {_normalise(c): c for c in candidates}
+    norm = _normalise(name)
+    if norm in by_norm:
+        return by_norm[norm]
+    matches = difflib.get_close_matches(norm, by_norm, n=1, cutoff=cutoff)
+    return by_norm[matches[0]] if matches else None
+
+
+def _unknown_key_error(key: str, where: str, candidates: Iterable[str]) -> ConfigError:
+    suggestion = _closest(key, candidates)
+    message = f"unknown setting {where!r}"
+    if suggestion is not None:
+        message += f"; did you mean {suggestion!r}?"
+        if "_" in key:
+            message += (
+                " from_faq() takes the FAQ's camelCase names with times in milliseconds;"
+                " snake_case names with times in seconds are for LoaderConfig(...) and evolve()"
+            )
+    else:
+        message += " (see docs/configuration.md for the valid names)"
+    return ConfigError(message, key=key, suggestion=suggestion)
+
+
+def _same(a: object, b: object) -> bool:
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _seconds_to_ms(seconds: float) -> int | float:
+    """Milliseconds for ``seconds`` such that ``ms / 1000 == seconds`` whenever such a float exists;
+    an int when the time is a whole number of milliseconds."""
+    approx = seconds * 1000
+    whole = round(approx)
+    if whole / 1000 == seconds:
+        return whole
+    for direction in (math.inf, -math.inf):
+        candidate = approx
+        for _ in range(8):
+            if candidate / 1000 == seconds:
+                return candidate
+            candidate = math.nextafter(candidate, direction)
+    return approx
+
+
+def _convert_faq_value(spec: _FaqKey, key: str, value: object) -> object:
+    """Type-check one FAQ value and convert it to the field's unit; raise naming ``key``."""
+
+    def wrong(expected: str) -> ConfigError:
+        return ConfigError(f"{key} must be {expected}, got {value!r} ({type(value).__name__})", key=key)
+
+    if spec.kind in ("int", "ms", "number"):
+        if not _is_number(value):
+            raise wrong("a number" if spec.kind != "int" else "an integer")
+        assert isinstance(value, int | float)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be finite, got {value!r}", key=key)
+        if spec.kind == "int":
+            if isinstance(value, float):
+                # JavaScript has no integer type: accept 50.0, reject 50.5.
+                if not value.is_integer():
+                    raise wrong("an integer")
+                return int(value)
+            return value
+        if spec.kind == "ms":
+            return value / 1000
+        return float(value)
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if spec.kind == "str":
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if spec.kind == "trackers":
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple) and all(isinstance(url, str) for url in value):
+            return tuple(value)
+        raise wrong("a URL string or a list of URL strings")
+    if spec.kind == "rtc":
+        if not isinstance(value, Mapping):
+            raise wrong("an object (mapping)")
+        return _freeze_rtc_config(value, key)
+    # callable
+    if not callable(value):
+        raise wrong("a callable")
+    return value
+
+
+def _collect(mapping: Mapping[str, Any]) -> dict[str, tuple[object, str]]:
+    """Flatten ``mapping`` into ``{faq_key: (value, "where.it.was")}``, checking the keys."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"from_faq() takes a mapping, got {type(mapping).__name__}")
+    items: list[tuple[str, str, object]] = []  # (key, where, value)
+    for key, value in mapping.items():
+        if key in _BLOCKS:
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"{key} must be an object (mapping) of settings, got {type(value).__name__}", key=key
+                )
+            items.extend((k, f"{key}.{k}", v) for k, v in value.items())
+        else:
+            items.append((key, key, value))
+
+    collected: dict[str, tuple[object, str]] = {}
+    top_level_candidates = (*_VALID_FAQ_KEYS, *_BLOCKS)
+    for key, where, value in items:
+        if not isinstance(key, str):
+            raise ConfigError(f"setting names must be strings, got {key!r}")
+        if key in _JS_HOOKS:
+            raise ConfigError(
+                f"{where!r} is a JavaScript hook of P2P Media Loader with no Python equivalent yet;"
+                " remove it from the config",
+                key=key,
+            )
+        if key not in _FAQ_KEYS and key != _LEGACY_BUFFERED:
+            if key in _BLOCKS:
+                raise ConfigError(f"{where!r}: the {key!r} block cannot be nested in another block", key=key)
+            nested = "." in where
+            raise _unknown_key_error(key, where, _VALID_FAQ_KEYS if nested else top_level_candidates)
+        if value is None:  # JavaScript null / undefined: not set, the default applies
+            continue
+        if key in collected:
+            previous, previous_where = collected[key]
+            if not _same(previous, value):
+                raise ConfigError(
+                    f"{key!r} is given twice with different values: {previous_where}={previous!r}"
+                    f" and {where}={value!r}",
+                    key=key,
+                )
+            continue
+        collected[key] = (value, where)
+
+    a, b = (collected.get(name) for name in _RANGES_ALIASES)
+    if a is not None and b is not None and not _same(a[0], b[0]):
+        raise ConfigError(
+            f"{_RANGES_ALIASES[0]!r} and {_RANGES_ALIASES[1]!r} are the same setting but are given"
+            f" different values: {a[1]}={a[0]!r}, {b[1]}={b[0]!r}",
+            key=_RANGES_ALIASES[1],
+        )
+    return collected
+
+
+def _check_range(key: str, field: str, converted: object, raw: object) -> None:
+    reason = _RULES[field](converted)
+    if reason is not None:
+        unit = " (milliseconds)" if field in _SECONDS_FIELDS and _is_number(raw) else ""
+        raise ConfigError(f"{key} {reason}, got {raw!r}{unit}", key=key)
+
+
+def _from_faq(mapping: Mapping[str, Any]) -> LoaderConfig:
+    collected = _collect(mapping)
+    kwargs: dict[str, Any] = {}
+    for key, (raw, _where) in collected.items():
+        if key == _LEGACY_BUFFERED:
+            continue
+        spec = _FAQ_KEYS[key]
+        converted = _convert_faq_value(spec, key, raw)
+        _check_range(key, spec.field, converted, raw)
+        kwargs[spec.field] = converted
+
+    if _LEGACY_BUFFERED in collected:
+        raw = collected[_LEGACY_BUFFERED][0]
+        legacy = _FaqKey(_LEGACY_BUFFERED, "p2p_download_max_priority", "int")
+        converted = _convert_faq_value(legacy, _LEGACY_BUFFERED, raw)
+        _check_range(_LEGACY_BUFFERED, legacy.field, converted, raw)
+        # Explicit settings win, as in 0.6; unlike 0.6 (a copy-paste bug), set the HTTP one too.
+        kwargs.setdefault("p2p_download_max_priority", converted)
+        kwargs.setdefault("http_download_max_priority", converted)
+
+    return LoaderConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# A small parser for the JavaScript object-literal subset the FAQ uses
+#
+#   value  := object | array | string | number | true | false | null | undefined
+#   object := "{" [ member { "," member } [ "," ] ] "}"
+#   member := (identifier | string | number) ":" value
+#   array  := "[" [ value { "," value } [ "," ] ] "]"
+#   number := [ "+" | "-" ] decimal | hex | octal | binary   (with JS "_" digit separators)
+#
+# plus // and /* */ comments. The top level may omit its braces (the FAQ example does). null and
+# undefined become None, which from_faq treats as "not set".
+# --------------------------------------------------------------------------------------------------
+
+
+def _join_surrogates(value: str) -> str:
+    """Combine UTF-16 surrogate pairs written as two escapes (``"\\ud83d\\ude00"``, as
+    ``json.dumps`` writes astral characters) into one character; lone surrogates stay as they are."""
+    if not any("\ud800" <= char <= "\udfff" for char in value):
+        return value
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+@attrs.frozen
+class _Token:
+    kind: str  # "punct", "string", "number", "ident", "eof"
+    value: object
+    pos: int  # offset in the text, for line/column in error messages
+
+    def describe(self) -> str:
+        if self.kind == "eof":
+            return "end of input"
+        if self.kind == "punct":
+            return repr(self.value)
+        if self.kind == "string":
+            return f"string {self.value!r}"
+        return f"{self.kind} {self.value!r}"
+
+
+_PUNCTUATION: Final = frozenset("{}[]:,+-")
+_DECIMAL: Final = frozenset("0123456789")
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_NUMBER = re.compile(
+    r"0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*"
+    r"|0[oO][0-7](?:_?[0-7])*"
+    r"|0[bB][01](?:_?[01])*"
+    rf"|(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?"
+)
+_SIMPLE_ESCAPES: Final = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+    "0": "\0",
+}
+_MAX_DEPTH: Final = 64
+
+
+class _JsObjectParser:
+    """Tokenizer plus recursive-descent parser; every error is a ConfigError with line/column."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0  # where the tokenizer continues
+        self._lookahead: _Token | None = None
+
+    # --- errors ----------------------------------------------------------------------------------
+
+    def _error(self, pos: int, message: str) -> ConfigError:
+        line = self._text.count("\n", 0, pos) + 1
+        column = pos - (self._text.rfind("\n", 0, pos) + 1) + 1
+        return ConfigError(f"syntax error at line {line}, column {column}: {message}")
+
+    # --- tokenizer -------------------------------------------------------------------------------
+
+    def _read_token(self) -> _Token:
+        """Read the token at ``self._pos`` and move past it. Tokens are read on demand, so that the
+        first problem in reading order is the one reported."""
+        text = self._text
+        pos = self._skip_space_and_comments(self._pos)
+        if pos >= len(text):
+            self._pos = pos
+            return _Token("eof", None, pos)
+        char = text[pos]
+        token: _Token
+        if char in "'\"":
+            value, end = self._read_string(pos)
+            token = _Token("string", value, pos)
+        elif char in _DECIMAL or (char == "." and text[pos + 1 : pos + 2] in _DECIMAL):
+            number, end = self._read_number(pos)
+            token = _Token("number", number, pos)
+        elif char in _PUNCTUATION:
+            end = pos + 1
+            token = _Token("punct", char, pos)
+        elif (ident := _IDENT.match(text, pos)) is not None:
+            end = ident.end()
+            token = _Token("ident", ident.group(), pos)
+        elif char == "`":
+            raise self._error(pos, "template literals are not supported; use '...' or \"...\"")
+        else:
+            raise self._error(pos, f"unexpected character {char!r}")
+        self._pos = end
+        return token
+
+    def _skip_space_and_comments(self, pos: int) -> int:
+        text = self._text
+        while pos < len(text):
+            if text[pos].isspace():
+                pos += 1
+            elif text.startswith("//", pos):
+                newline = text.find("\n", pos)
+                pos = len(text) if newline < 0 else newline + 1
+            elif text.startswith("/*", pos):
+                close = text.find("*/", pos + 2)
+                if close < 0:
+                    raise self._error(pos, "unterminated /* comment")
+                pos = close + 2
+            else:
+                break
+        return pos
+
+    def _read_number(self, pos: int) -> tuple[int | float, int]:
+        match = _NUMBER.match(self._text, pos)
+        if match is None:  # pragma: no cover - the caller saw a digit or ".<digit>"
+            raise self._error(pos, "malformed number")
+        end = match.end()
+        if end < len(self._text) and (self._text[end].isalnum() or self._text[end] in "_$."):
+            bad = re.compile(r"[\w$.]*").match(self._text, end)
+            assert bad is not None
+            raise self._error(pos, f"malformed number {self._text[pos : bad.end()]!r}")
+        literal = match.group().replace("_", "")
+        prefix = literal[:2].lower()
+        if prefix in ("0x", "0o", "0b"):
+            return int(literal[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix]), end
+        if re.fullmatch(r"0[0-9]+", literal):
+            raise self._error(pos, f"legacy octal / leading-zero number {literal!r} is not allowed")
+        if any(c in literal for c in ".eE"):
+            return float(literal), end
+        return int(literal), end
+
+    def _read_string(self, pos: int) -> tuple[str, int]:
+        text = self._text
+        quote = text[pos]
+        out: list[str] = []
+        i = pos + 1
+        while True:
+            if i >= len(text) or text[i] in "\r\n":
+                raise self._error(pos, "unterminated string")
+            char = text[i]
+            if char == quote:
+                return _join_surrogates("".join(out)), i + 1
+            if char != "\\":
+                out.append(char)
+                i += 1
+                continue
+            # An escape sequence.
+            if i + 1 >= len(text):
+                raise self._error(pos, "unterminated string")
+            esc = text[i + 1]
+            i += 2
+            if esc in _SIMPLE_ESCAPES and not (esc == "0" and text[i : i + 1].isdigit()):
+                out.append(_SIMPLE_ESCAPES[esc])
+            elif esc == "x":
+                out.append(self._hex_escape(i - 2, text[i : i + 2], 2))
+                i += 2
+            elif esc == "u" and text[i : i + 1] == "{":
+                close = text.find("}", i)
+                if close < 0:
+                    raise self._error(i - 2, "malformed \\u{...} escape")
+                out.append(self._hex_escape(i - 2, text[i + 1 : close], None))
+                i = close + 1
+            elif esc == "u":
+                out.append(self._hex_escape(i - 2, text[i : i + 4], 4))
+                i += 4
+            elif esc == "\r":  # line continuation (\r\n or \r)
+                if text[i : i + 1] == "\n":
+                    i += 1
+            elif esc == "\n":  # line continuation
+                pass
+            elif esc.isdigit():
+                raise self._error(i - 2, f"octal escape '\\{esc}' is not allowed")
+            else:  # JavaScript: any other escaped character stands for itself (\' \" \\ \/ ...)
+                out.append(esc)
+
+    def _hex_escape(self, pos: int, digits: str, length: int | None) -> str:
+        valid = bool(re.fullmatch(r"[0-9a-fA-F]+", digits)) and (length is None or len(digits) == length)
+        if not valid or int(digits, 16) > 0x10FFFF:
+            raise self._error(pos, f"malformed escape sequence near {digits!r}")
+        return chr(int(digits, 16))
+
+    # --- parser ----------------------------------------------------------------------------------
+
+    def _peek(self) -> _Token:
+        if self._lookahead is None:
+            self._lookahead = self._read_token()
+        return self._lookahead
+
+    def _next(self) -> _Token:
+        token = self._peek()
+        self._lookahead = None
+        return token
+
+    def _is(self, token: _Token, punct: str) -> bool:
+        return token.kind == "punct" and token.value == punct
+
+    def parse(self) -> dict[str, object]:
+        """Parse the whole text as one object, adding the outer braces if they are missing."""
+        first = self._peek()
+        if self._is(first, "{"):
+            self._next()
+            result = self._members(closing="}", depth=1)
+            trailing = self._peek()
+            if trailing.kind != "eof":
+                raise self._error(trailing.pos, f"expected end of input, found {trailing.describe()}")
+            return result
+        return self._members(closing=None, depth=1)
+
+    def _members(self, closing: str | None, depth: int) -> dict[str, object]:
+        """Members up to and including ``closing`` (None: up to the end of input)."""
+        end_name = repr(closing) if closing else "end of input"
+        result: dict[str, object] = {}
+        while True:
+            token = self._next()
+            if (closing is None and token.kind == "eof") or (closing and self._is(token, closing)):
+                return result
+            if token.kind in ("ident", "string", "number"):
+                key = str(token.value)
+            else:
+                raise self._error(token.pos, f"expected a key or {end_name}, found {token.describe()}")
+            colon = self._next()
+            if not self._is(colon, ":"):
+                raise self._error(colon.pos, f"expected ':' after key {key!r}, found {colon.describe()}")
+            value = self._value(depth)
+            if key in result and not _same(result[key], value):
+                raise self._error(token.pos, f"key {key!r} is given twice with different values")
+            result[key] = value
+            separator = self._next()
+            if self._is(separator, ","):
+                continue
+            if (closing is None and separator.kind == "eof") or (closing and self._is(separator, closing)):
+                return result
+            raise self._error(separator.pos, f"expected ',' or {end_name}, found {separator.describe()}")
+
+    def _array(self, depth: int) -> list[object]:
+        result: list[object] = []
+        while True:
+            if self._is(self._peek(), "]"):
+                self._next()
+                return result
+            result.append(self._value(depth))
+            separator = self._next()
+            if self._is(separator, ","):
+                continue
+            if self._is(separator, "]"):
+                return result
+            raise self._error(separator.pos, f"expected ',' or ']', found {separator.describe()}")
+
+    def _value(self, depth: int) -> object:
+        token = self._next()
+        if depth >= _MAX_DEPTH:
+            raise self._error(token.pos, f"nesting deeper than {_MAX_DEPTH} levels")
+        if self._is(token, "{"):
+            return self._members(closing="}", depth=depth + 1)
+        if self._is(token, "["):
+            return self._array(depth + 1)
+        if token.kind in ("string", "number"):
+            return token.value
+        if self._is(token, "-") or self._is(token, "+"):
+            number = self._next()
+            if number.kind != "number":
+                raise self._error(number.pos, f"expected a number after {token.value!r}")
+            assert isinstance(number.value, int | float)
+            return -number.value if token.value == "-" else number.value
+        if token.kind == "ident":
+            literals: dict[object, object] = {"true": True, "false": False, "null": None, "undefined": None}
+            if token.value in literals:
+                return literals[token.value]
+            if token.value in ("function", "async"):
+                raise self._error(
+                    token.pos, "functions are not supported here; pass a Python callable to from_faq()"
+                )
+            raise self._error(
+                token.pos,
+                f"unsupported identifier {token.value!r} (values may be strings, numbers, arrays,"
+                " objects, true, false, null or undefined)",
+            )
+        raise self._error(token.pos, f"expected a value, found {token.describe()}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------------
+
+PRESETS: Final[Mapping[str, LoaderConfig]] = MappingProxyType(
+    {
+        # P2P Media Loader 0.6.2's defaults.
+        "p2pml-0.6-defaults": LoaderConfig(),
+        # The FAQ: "The default configuration works best for live streams with 15-20 segments in the
+        # playlist. The segments duration should be about 5 seconds." So this is the defaults too.
+        "faq-live": LoaderConfig(),
+        # The FAQ's VOD example ("tested in production for a VOD stream with segments 20 seconds
+        # long each"), converted to seconds. tests/test_config.py checks it against the FAQ text.
+        "faq-vod": LoaderConfig(
+            forward_segment_count=50,
+            cached_segment_expiration=86400.0,
+            cached_segments_count=1000,
+            required_segments_priority=3,
+            http_download_max_priority=9,
+            http_download_probability=0.06,
+            http_download_probability_interval=1.0,
+            http_download_probability_skip_if_no_peers=True,
+            p2p_download_max_priority=50,
+            http_failed_segment_timeout=1.0,
+            simultaneous_p2p_downloads=20,
+            simultaneous_http_downloads=3,
+            http_download_initial_timeout=120.0,
+            http_download_initial_timeout_per_segment=17.0,
+            http_download_ranges=True,
+        ),
+    }
+)
+"""Named configurations for :meth:`LoaderConfig.preset`:
+
+* ``"p2pml-0.6-defaults"``: P2P Media Loader 0.6.2's defaults (``== LoaderConfig()``).
+* ``"faq-live"``: the FAQ's advice for live streams (15-20 segments of about 5 s in the playlist)
+  is to keep the default configuration, so this equals the defaults.
+* ``"faq-vod"``: exactly the FAQ's VOD example (20 s segments).
+"""
