@@ -1,0 +1,877 @@
+"""The HLS playlist model: master and media playlists as frozen value objects, plus a live tracker.
+
+Theory of operation
+-------------------
+Everything here is pure: callers fetch a playlist themselves and pass its text together with the URL it
+came from (after redirects). Parsing runs in three passes, and nothing leaves this module unvalidated:
+
+1. **Line scan** (ours). The text must start with ``#EXTM3U``. Every line is classified as a tag, a
+   comment or a URI, exactly as :mod:`m3u8` splits them. The scan decides what kind of playlist this is
+   (master tags such as ``EXT-X-STREAM-INF`` versus media tags such as ``EXTINF``), checks the
+   structure (every ``EXTINF`` is followed by a segment URI, every ``EXT-X-STREAM-INF`` by a variant
+   URI) and validates the header scalars and ``EXTINF`` durations from their *raw* text. We do this
+   ourselves because :mod:`m3u8` is lenient in ways that would let bad data through: it accepts
+   ``float("nan")`` and ``"1_0"`` as durations, ``"+5"`` as a media sequence, lower-cases the playlist
+   type, and silently drops or merges lines it cannot place.
+2. **m3u8** (``m3u8.parse``, the tokenizer that returns plain dicts) parses attribute lists: variant
+   and rendition attributes, ``EXT-X-KEY``, ``EXT-X-MAP``, ``EXT-X-BYTERANGE``, discontinuities. Any
+   exception it raises becomes :class:`~p2ploader.errors.PlaylistError`. Its segment and variant URIs are
+   cross-checked against the scan, so the two passes can never disagree silently.
+3. **Conversion** turns m3u8's untyped dicts into our frozen attrs types, validating every value on the
+   way (key methods, byte ranges and the implicit-offset rule, target-duration rule, group references)
+   and resolving every URI against the playlist URL with :func:`urllib.parse.urljoin`.
+
+Identity. A variant's rendition id is ``"v<index>"`` (its position in the master, as in P2P Media
+Loader); an ``EXT-X-MEDIA`` rendition's is ``"<t>:<group>:<name>"`` where ``<t>`` is the first letter
+of its TYPE in lower case (``a``, ``v``, ``s``, ``c``), with ``%`` and ``:`` percent-escaped inside the
+group and name. A segment is :class:`~p2ploader.core.segments.SegmentId` ``(rendition, media sequence
+number)``, stable across refreshes of a live playlist.
+
+Live playlists. :class:`LivePlaylistTracker` folds successive refreshes of one media playlist into a
+single view whose segments keep the ``start`` time they had when first seen, so the timeline is
+continuous while the window slides; it reports what was added, removed and skipped, and rejects a
+refresh that went backwards (stale CDN copy, restarted encoder) while keeping the last good playlist.
+It has no clock: :meth:`LivePlaylistTracker.next_refresh_at` takes the time the caller started loading.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+from urllib.parse import urljoin
+
+import attrs
+import m3u8
+
+from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
+from p2ploader.errors import PlaylistError, UsageError
+
+__all__ = [
+    "KEY_METHODS",
+    "AlternateRendition",
+    "LivePlaylistTracker",
+    "MasterPlaylist",
+    "MediaPlaylist",
+    "PlaylistUpdate",
+    "Variant",
+    "parse_master",
+    "parse_media",
+    "parse_playlist",
+]
+
+#: EXT-X-KEY methods we accept. ``NONE`` means "not encrypted" and yields ``key=None``.
+KEY_METHODS = frozenset({"NONE", "AES-128", "SAMPLE-AES", "SAMPLE-AES-CTR"})
+
+#: Tags that only belong in a master playlist (RFC 8216 §4.3.4 plus later additions).
+_MASTER_TAGS = frozenset(
+    {
+        "#EXT-X-STREAM-INF",
+        "#EXT-X-MEDIA",
+        "#EXT-X-I-FRAME-STREAM-INF",
+        "#EXT-X-SESSION-DATA",
+        "#EXT-X-SESSION-KEY",
+        "#EXT-X-CONTENT-STEERING",
+        "#EXT-X-IMAGE-STREAM-INF",
+    }
+)
+#: Tags that only belong in a media playlist (RFC 8216 §4.3.2, §4.3.3, LL-HLS).
+_MEDIA_TAGS = frozenset(
+    {
+        "#EXTINF",
+        "#EXT-X-TARGETDURATION",
+        "#EXT-X-MEDIA-SEQUENCE",
+        "#EXT-X-DISCONTINUITY-SEQUENCE",
+        "#EXT-X-ENDLIST",
+        "#EXT-X-PLAYLIST-TYPE",
+        "#EXT-X-I-FRAMES-ONLY",
+        "#EXT-X-BYTERANGE",
+        "#EXT-X-DISCONTINUITY",
+        "#EXT-X-KEY",
+        "#EXT-X-MAP",
+        "#EXT-X-PROGRAM-DATE-TIME",
+        "#EXT-X-DATERANGE",
+        "#EXT-X-GAP",
+        "#EXT-X-BITRATE",
+        "#EXT-X-PART",
+        "#EXT-X-PART-INF",
+        "#EXT-X-SERVER-CONTROL",
+        "#EXT-X-SKIP",
+        "#EXT-X-PRELOAD-HINT",
+        "#EXT-X-RENDITION-REPORT",
+        "#EXT-X-IMAGES-ONLY",
+        "#EXT-X-TILES",
+    }
+)
+#: Tags whose semantics we cannot honour; a playlist using them is rejected rather than misread.
+_UNSUPPORTED_TAGS: Mapping[str, str] = {
+    "#EXT-X-DEFINE": "EXT-X-DEFINE variable substitution is not supported",
+    "#EXT-X-SKIP": "EXT-X-SKIP (playlist delta updates) is not supported",
+}
+
+_MEDIA_TYPES = frozenset({"AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"})
+_UINT64_LIMIT = 2**64  # RFC 8216 §4.2: decimal-integer is 0 .. 2^64-1
+_DECIMAL_INTEGER = re.compile(r"[0-9]{1,20}")
+_DURATION = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_BYTE_RANGE = re.compile(r"([0-9]{1,20})(?:@([0-9]{1,20}))?")
+_RESOLUTION = re.compile(r"([0-9]{1,9})[xX]([0-9]{1,9})")
+_IV = re.compile(r"0[xX][0-9a-fA-F]{1,32}")
+#: A segment may exceed the target duration by at most this much (RFC 8216 §4.3.3.1 rounding rule).
+_TARGET_SLACK = 0.5
+
+
+# --------------------------------------------------------------------------------------------------
+# Public value objects
+
+
+@attrs.frozen(kw_only=True)
+class Variant:
+    """One ``EXT-X-STREAM-INF`` entry of a master playlist.
+
+    ``audio``, ``video``, ``subtitles`` and ``closed_captions`` are the GROUP-IDs the variant refers to
+    (validated to exist in :attr:`MasterPlaylist.renditions`); ``closed_captions`` is None for ``NONE``.
+    """
+
+    index: int
+    rendition_id: str
+    url: str
+    bandwidth: int
+    average_bandwidth: int | None = None
+    resolution: tuple[int, int] | None = None
+    codecs: str | None = None
+    frame_rate: float | None = None
+    audio: str | None = None
+    video: str | None = None
+    subtitles: str | None = None
+    closed_captions: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AlternateRendition:
+    """One ``EXT-X-MEDIA`` entry: an alternative audio, video, subtitle or closed-caption rendition.
+
+    ``url`` is None when the rendition's media is carried inside the variant streams (always for
+    CLOSED-CAPTIONS, whose channel is named by ``instream_id``).
+    """
+
+    type: str
+    group_id: str
+    name: str
+    rendition_id: str
+    url: str | None = None
+    language: str | None = None
+    default: bool = False
+    autoselect: bool = False
+    forced: bool = False
+    instream_id: str | None = None
+    channels: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MasterPlaylist:
+    """A master (multivariant) playlist. ``variants`` keep playlist order; ``is_synthetic`` is True when
+    :func:`parse_playlist` was given a media playlist and made up a one-variant master for it."""
+
+    url: str
+    variants: tuple[Variant, ...]
+    renditions: tuple[AlternateRendition, ...] = ()
+    is_synthetic: bool = False
+
+    def variant_by_id(self, rendition_id: str) -> Variant | None:
+        """The variant whose rendition id is ``rendition_id``, or None."""
+        return next((v for v in self.variants if v.rendition_id == rendition_id), None)
+
+    def rendition_by_id(self, rendition_id: str) -> AlternateRendition | None:
+        """The EXT-X-MEDIA rendition whose rendition id is ``rendition_id``, or None."""
+        return next((r for r in self.renditions if r.rendition_id == rendition_id), None)
+
+    def renditions_in_group(self, media_type: str, group_id: str) -> tuple[AlternateRendition, ...]:
+        """The EXT-X-MEDIA renditions of TYPE ``media_type`` in GROUP-ID ``group_id``, in playlist order."""
+        return tuple(r for r in self.renditions if r.type == media_type and r.group_id == group_id)
+
+
+@attrs.frozen(kw_only=True)
+class MediaPlaylist:
+    """A media playlist of one rendition.
+
+    Invariant: ``segments[i].id == SegmentId(rendition, media_sequence + i)``. ``start`` times count
+    from the first segment of this playlist, unless the playlist came from
+    :attr:`LivePlaylistTracker.current`, which keeps one continuous timeline across refreshes.
+    """
+
+    url: str
+    rendition: str
+    target_duration: int
+    media_sequence: int
+    discontinuity_sequence: int
+    segments: tuple[Segment, ...]
+    end_list: bool
+    playlist_type: str | None = None
+
+    @property
+    def is_live(self) -> bool:
+        """True while the playlist may still grow (no ``EXT-X-ENDLIST`` yet)."""
+        return not self.end_list
+
+    @property
+    def first_sequence(self) -> int:
+        """Media sequence number of the first segment (``media_sequence``, even when empty)."""
+        return self.media_sequence
+
+    @property
+    def last_sequence(self) -> int:
+        """Media sequence number of the last segment; ``first_sequence - 1`` when there is none."""
+        return self.media_sequence + len(self.segments) - 1
+
+    @property
+    def total_duration(self) -> float:
+        """Sum of the segment durations, in seconds."""
+        return math.fsum(s.duration for s in self.segments)
+
+    def segment_by_sequence(self, sequence: int) -> Segment | None:
+        """The segment with media sequence number ``sequence``, or None if it is not in this window."""
+        index = sequence - self.media_sequence
+        if 0 <= index < len(self.segments):
+            return self.segments[index]
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class PlaylistUpdate:
+    """What one refresh changed, as seen by :meth:`LivePlaylistTracker.update`.
+
+    ``added`` are new segments (with their continuous ``start``), ``removed`` the ids that slid out of
+    the window, ``skipped`` the number of segments that were never seen because the playlist jumped
+    ahead past our last known segment, ``ended`` is True on the refresh where ``EXT-X-ENDLIST`` appeared.
+    """
+
+    added: tuple[Segment, ...] = ()
+    removed: tuple[SegmentId, ...] = ()
+    unchanged: bool = False
+    skipped: int = 0
+    ended: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass 1: the line scan
+
+
+class _Line(NamedTuple):
+    lineno: int
+    tag: str | None  # "#EXTINF", "#EXT-X-KEY", ...; None for a URI line
+    value: str | None  # text after the first ":" of a tag (None without ":"), or the URI itself
+
+
+class _Scan(NamedTuple):
+    lines: tuple[_Line, ...]
+    tags: Mapping[str, tuple[_Line, ...]]
+
+    def first(self, tags: Iterable[str]) -> _Line | None:
+        found = [line for tag in tags for line in self.tags.get(tag, ())]
+        return min(found, default=None)
+
+
+def _scan(text: str, url: str) -> tuple[str, _Scan]:
+    """Split ``text`` into classified lines; returns the text to hand to m3u8 and the scan."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise PlaylistError(url, "empty playlist")
+    lines: list[_Line] = []
+    tags: dict[str, list[_Line]] = {}
+    seen_header = False
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not seen_header:
+            if line != "#EXTM3U":
+                raise PlaylistError(url, f"does not start with #EXTM3U (line {lineno}: {line[:40]!r})")
+            seen_header = True
+            continue
+        if line.startswith("#EXT"):
+            name, colon, value = line.partition(":")
+            entry = _Line(lineno, name, value if colon else None)
+            tags.setdefault(name, []).append(entry)
+        elif line.startswith("#"):
+            continue  # a comment
+        else:
+            entry = _Line(lineno, None, line)
+        lines.append(entry)
+    for tag, reason in _UNSUPPORTED_TAGS.items():
+        if tag in tags:
+            raise PlaylistError(url, f"{reason} (line {tags[tag][0].lineno})")
+    return text, _Scan(tuple(lines), {k: tuple(v) for k, v in tags.items()})
+
+
+def _header_value(scan: _Scan, tag: str, url: str) -> str | None:
+    """The value of a tag that may appear at most once; repeating it with another value is an error."""
+    entries = scan.tags.get(tag, ())
+    if not entries:
+        return None
+    values = {(e.value or "").strip() for e in entries}
+    if len(values) > 1:
+        raise PlaylistError(url, f"{tag[1:]} appears {len(entries)} times with different values")
+    return values.pop()
+
+
+def _decimal_integer(raw: str | None, what: str, url: str) -> int:
+    if raw is None or not _DECIMAL_INTEGER.fullmatch(raw) or int(raw) >= _UINT64_LIMIT:
+        raise PlaylistError(url, f"{what} is not a decimal integer: {raw!r}")
+    return int(raw)
+
+
+def _duration(line: _Line, url: str) -> float:
+    raw = (line.value or "").split(",", 1)[0].strip()
+    if not _DURATION.fullmatch(raw):
+        raise PlaylistError(url, f"line {line.lineno}: EXTINF duration is not a number: {raw!r}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise PlaylistError(url, f"line {line.lineno}: EXTINF duration is not finite: {raw!r}")
+    if value < 0:
+        raise PlaylistError(url, f"line {line.lineno}: negative EXTINF duration {raw}")
+    return value
+
+
+def _media_structure(scan: _Scan, url: str) -> tuple[list[_Line], list[str]]:
+    """Pair each segment URI with its EXTINF. Returns (EXTINF lines, URIs) in segment order."""
+    infs: list[_Line] = []
+    uris: list[str] = []
+    pending_inf: _Line | None = None
+    pending_range: _Line | None = None
+    for line in scan.lines:
+        if line.tag is None:
+            if pending_inf is None:
+                raise PlaylistError(url, f"line {line.lineno}: segment URI without a preceding #EXTINF")
+            infs.append(pending_inf)
+            uris.append(line.value or "")
+            pending_inf = pending_range = None
+        elif line.tag == "#EXTINF":
+            if pending_inf is not None:
+                raise PlaylistError(url, f"line {pending_inf.lineno}: #EXTINF is not followed by a URI")
+            pending_inf = line
+        elif line.tag == "#EXT-X-BYTERANGE":
+            pending_range = line
+    if pending_inf is not None:
+        raise PlaylistError(url, f"line {pending_inf.lineno}: #EXTINF is not followed by a URI")
+    if pending_range is not None:
+        raise PlaylistError(url, f"line {pending_range.lineno}: #EXT-X-BYTERANGE without a segment")
+    return infs, uris
+
+
+def _master_structure(scan: _Scan, url: str) -> list[str]:
+    """Pair each variant URI with its EXT-X-STREAM-INF. Returns the URIs in order."""
+    uris: list[str] = []
+    pending: _Line | None = None
+    for line in scan.lines:
+        if line.tag is None:
+            if pending is None:
+                raise PlaylistError(url, f"line {line.lineno}: URI without a preceding #EXT-X-STREAM-INF")
+            uris.append(line.value or "")
+            pending = None
+        elif line.tag == "#EXT-X-STREAM-INF":
+            if pending is not None:
+                raise PlaylistError(url, f"line {pending.lineno}: #EXT-X-STREAM-INF is not followed by a URI")
+            pending = line
+    if pending is not None:
+        raise PlaylistError(url, f"line {pending.lineno}: #EXT-X-STREAM-INF is not followed by a URI")
+    return uris
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass 2: m3u8, at the boundary where everything is Any
+
+
+def _m3u8_parse(text: str, url: str) -> dict[str, Any]:
+    try:
+        data: object = m3u8.parse(text)
+    except Exception as exc:  # m3u8 raises ValueError, KeyError, OverflowError, ... on bad input
+        raise PlaylistError(url, f"malformed playlist ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, dict):  # pragma: no cover - m3u8 always returns a dict
+        raise PlaylistError(url, "malformed playlist (m3u8 returned no data)")
+    return data
+
+
+def _dicts(value: object, what: str, url: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise PlaylistError(url, f"malformed {what}")
+    return value
+
+
+def _opt_str(attrs_: Mapping[str, Any], key: str, what: str, url: str) -> str | None:
+    value = attrs_.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise PlaylistError(url, f"{what}: {key.upper().replace('_', '-')} is not a string")
+
+
+def _req_str(attrs_: Mapping[str, Any], key: str, what: str, url: str) -> str:
+    value = _opt_str(attrs_, key, what, url)
+    if not value:
+        raise PlaylistError(url, f"{what} has no {key.upper().replace('_', '-')}")
+    return value
+
+
+def _yes_no(attrs_: Mapping[str, Any], key: str, what: str, url: str) -> bool:
+    value = _opt_str(attrs_, key, what, url)
+    if value is None or value == "NO":
+        return False
+    if value == "YES":
+        return True
+    raise PlaylistError(url, f"{what}: {key.upper()} must be YES or NO, got {value!r}")
+
+
+def _resolve(base: str, ref: str, what: str) -> str:
+    if not ref:
+        raise PlaylistError(base, f"{what} has an empty URI")
+    try:
+        return urljoin(base, ref)
+    except ValueError as exc:  # e.g. "http://[::1" (invalid IPv6 literal)
+        raise PlaylistError(base, f"{what} has an invalid URI {ref!r}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# Pass 3: conversion
+
+
+def _byte_range(raw: str, what: str, url: str, *, default_offset: int | None) -> ByteRange:
+    """``<n>[@<o>]``; without ``@<o>`` the offset is ``default_offset`` (None: not allowed)."""
+    match = _BYTE_RANGE.fullmatch(raw.strip())
+    if match is None:
+        raise PlaylistError(url, f"{what}: bad byte range {raw!r}")
+    length = int(match[1])
+    if length == 0 or length >= _UINT64_LIMIT:
+        raise PlaylistError(url, f"{what}: bad byte range {raw!r} (length must be 1 .. 2^64-1)")
+    if match[2] is not None:
+        offset = int(match[2])
+        if offset >= _UINT64_LIMIT:
+            raise PlaylistError(url, f"{what}: bad byte range {raw!r} (offset too large)")
+    elif default_offset is None:
+        raise PlaylistError(url, f"{what}: byte range {raw!r} has no offset and no previous sub-range")
+    else:
+        offset = default_offset
+    return ByteRange(offset=offset, length=length)
+
+
+def _key(raw: Mapping[str, Any], url: str) -> KeyInfo | None:
+    method = _opt_str(raw, "method", "EXT-X-KEY", url)
+    if method is None:
+        raise PlaylistError(url, "EXT-X-KEY has no METHOD")
+    if method not in KEY_METHODS:
+        raise PlaylistError(url, f"unsupported EXT-X-KEY METHOD {method!r}")
+    if method == "NONE":
+        return None
+    uri = _req_str(raw, "uri", f"EXT-X-KEY METHOD={method}", url)
+    iv = _opt_str(raw, "iv", "EXT-X-KEY", url)
+    if iv is not None and not _IV.fullmatch(iv):
+        raise PlaylistError(url, f"EXT-X-KEY IV is not a 128-bit hexadecimal sequence: {iv!r}")
+    return KeyInfo(
+        method=method,
+        url=_resolve(url, uri, "EXT-X-KEY"),
+        iv=iv,
+        key_format=_opt_str(raw, "keyformat", "EXT-X-KEY", url),
+    )
+
+
+def _init_section(raw: Mapping[str, Any], url: str) -> InitSection:
+    uri = _req_str(raw, "uri", "EXT-X-MAP", url)
+    byte_range = _opt_str(raw, "byterange", "EXT-X-MAP", url)
+    return InitSection(
+        url=_resolve(url, uri, "EXT-X-MAP"),
+        # An EXT-X-MAP range has no previous sub-range to continue from: a missing offset means 0.
+        byte_range=None
+        if byte_range is None
+        else _byte_range(byte_range, "EXT-X-MAP", url, default_offset=0),
+    )
+
+
+def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlaylist:
+    master_tag = scan.first(_MASTER_TAGS)
+    if master_tag is not None:
+        raise PlaylistError(
+            url, f"master playlist tag {master_tag.tag} in a media playlist (line {master_tag.lineno})"
+        )
+    infs, uris = _media_structure(scan, url)
+
+    raw_target = _header_value(scan, "#EXT-X-TARGETDURATION", url)
+    if raw_target is None:
+        raise PlaylistError(url, "missing EXT-X-TARGETDURATION")
+    if not _DECIMAL_INTEGER.fullmatch(raw_target) or not 0 < int(raw_target) < _UINT64_LIMIT:
+        raise PlaylistError(url, f"invalid EXT-X-TARGETDURATION {raw_target!r} (need a positive integer)")
+    target = int(raw_target)
+    raw_sequence = _header_value(scan, "#EXT-X-MEDIA-SEQUENCE", url)
+    media_sequence = (
+        0 if raw_sequence is None else _decimal_integer(raw_sequence, "EXT-X-MEDIA-SEQUENCE", url)
+    )
+    raw_disc = _header_value(scan, "#EXT-X-DISCONTINUITY-SEQUENCE", url)
+    disc_sequence = 0 if raw_disc is None else _decimal_integer(raw_disc, "EXT-X-DISCONTINUITY-SEQUENCE", url)
+    playlist_type = _header_value(scan, "#EXT-X-PLAYLIST-TYPE", url)
+    if playlist_type not in (None, "VOD", "EVENT"):
+        raise PlaylistError(url, f"invalid EXT-X-PLAYLIST-TYPE {playlist_type!r}")
+    end_list = "#EXT-X-ENDLIST" in scan.tags
+    durations = [_duration(line, url) for line in infs]
+
+    data = _m3u8_parse(text, url)
+    raw_segments = _dicts(data.get("segments"), "segment list", url)
+    # m3u8 appends a URI-less "segment" for trailing LL-HLS parts (EXT-X-PART after the last segment);
+    # anything else without a URI means m3u8 and the scan disagree about the structure.
+    segment_dicts = [s for s in raw_segments if "uri" in s]
+    leftovers = [s for s in raw_segments if "uri" not in s]
+    if any("duration" in s for s in leftovers) or [s["uri"] for s in segment_dicts] != uris:
+        raise PlaylistError(url, "malformed playlist (segment lines could not be matched to their tags)")
+    # Validate every EXT-X-KEY / EXT-X-MAP, including ones that apply to no segment.
+    for raw_key in _dicts([k for k in data.get("keys") or () if k is not None], "EXT-X-KEY", url):
+        _key(raw_key, url)
+    for raw_map in _dicts(list(data.get("segment_map") or ()), "EXT-X-MAP", url):
+        _init_section(raw_map, url)
+
+    segments: list[Segment] = []
+    start = 0.0
+    discontinuity = disc_sequence
+    range_ends: dict[str, int] = {}  # absolute URL -> end of its last segment sub-range
+    for index, (raw, duration) in enumerate(zip(segment_dicts, durations, strict=True)):
+        sequence = media_sequence + index
+        what = f"segment {sequence} (line {infs[index].lineno})"
+        if duration > target + _TARGET_SLACK:
+            raise PlaylistError(url, f"{what}: duration {duration:g}s exceeds EXT-X-TARGETDURATION {target}s")
+        seg_url = _resolve(url, uris[index], what)
+        if raw.get("discontinuity"):
+            discontinuity += 1
+        byte_range: ByteRange | None = None
+        raw_range = _opt_str(raw, "byterange", what, url)
+        if raw_range is not None:
+            byte_range = _byte_range(raw_range, what, url, default_offset=range_ends.get(seg_url))
+            range_ends[seg_url] = byte_range.end
+        else:
+            range_ends.pop(seg_url, None)
+        seg_key = raw.get("key")
+        seg_map = raw.get("init_section")
+        segments.append(
+            Segment(
+                id=SegmentId(rendition, sequence),
+                url=seg_url,
+                duration=duration,
+                start=start,
+                byte_range=byte_range,
+                init_section=_init_section(seg_map, url) if isinstance(seg_map, dict) and seg_map else None,
+                key=_key(seg_key, url) if isinstance(seg_key, dict) and seg_key else None,
+                discontinuity_sequence=discontinuity,
+            )
+        )
+        start += duration
+
+    if not segments and end_list:
+        raise PlaylistError(url, "media playlist has no segments and is not live (EXT-X-ENDLIST)")
+    return MediaPlaylist(
+        url=url,
+        rendition=rendition,
+        target_duration=target,
+        media_sequence=media_sequence,
+        discontinuity_sequence=disc_sequence,
+        segments=tuple(segments),
+        end_list=end_list,
+        playlist_type=playlist_type,
+    )
+
+
+def _escape_id_part(text: str) -> str:
+    return text.replace("%", "%25").replace(":", "%3A")
+
+
+def _rendition(raw: Mapping[str, Any], url: str, lineno: int) -> AlternateRendition:
+    what = f"EXT-X-MEDIA (line {lineno})"
+    media_type = _req_str(raw, "type", what, url)
+    if media_type not in _MEDIA_TYPES:
+        raise PlaylistError(url, f"{what}: unknown TYPE {media_type!r}")
+    group_id = _req_str(raw, "group_id", what, url)
+    name = _req_str(raw, "name", what, url)
+    uri = _opt_str(raw, "uri", what, url)
+    if media_type == "SUBTITLES" and uri is None:
+        raise PlaylistError(url, f"{what}: a SUBTITLES rendition needs a URI")
+    if media_type == "CLOSED-CAPTIONS" and uri is not None:
+        raise PlaylistError(url, f"{what}: a CLOSED-CAPTIONS rendition must not have a URI")
+    return AlternateRendition(
+        type=media_type,
+        group_id=group_id,
+        name=name,
+        rendition_id=f"{media_type[0].lower()}:{_escape_id_part(group_id)}:{_escape_id_part(name)}",
+        url=None if uri is None else _resolve(url, uri, what),
+        language=_opt_str(raw, "language", what, url),
+        default=_yes_no(raw, "default", what, url),
+        autoselect=_yes_no(raw, "autoselect", what, url),
+        forced=_yes_no(raw, "forced", what, url),
+        instream_id=_opt_str(raw, "instream_id", what, url),
+        channels=_opt_str(raw, "channels", what, url),
+    )
+
+
+def _opt_int(info: Mapping[str, Any], key: str, what: str, url: str) -> int | None:
+    value = info.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _UINT64_LIMIT:
+        raise PlaylistError(url, f"{what}: invalid {key.upper().replace('_', '-')} {value!r}")
+    return value
+
+
+def _variant(
+    index: int, uri: str, raw: Mapping[str, Any], url: str, lineno: int, groups: set[tuple[str, str]]
+) -> Variant:
+    what = f"EXT-X-STREAM-INF (line {lineno})"
+    info = raw.get("stream_info")
+    if not isinstance(info, dict):
+        raise PlaylistError(url, f"{what}: malformed attributes")
+    bandwidth = _opt_int(info, "bandwidth", what, url)
+    if bandwidth is None:
+        raise PlaylistError(url, f"{what} has no BANDWIDTH")
+    resolution: tuple[int, int] | None = None
+    raw_resolution = _opt_str(info, "resolution", what, url)
+    if raw_resolution is not None:
+        match = _RESOLUTION.fullmatch(raw_resolution.strip().strip('"'))
+        if match is None:
+            raise PlaylistError(url, f"{what}: invalid RESOLUTION {raw_resolution!r}")
+        resolution = (int(match[1]), int(match[2]))
+    frame_rate = info.get("frame_rate")
+    if frame_rate is not None and (
+        not isinstance(frame_rate, float) or not math.isfinite(frame_rate) or frame_rate <= 0
+    ):
+        raise PlaylistError(url, f"{what}: invalid FRAME-RATE {frame_rate!r}")
+    refs: dict[str, str | None] = {}
+    for key, media_type in (
+        ("audio", "AUDIO"),
+        ("video", "VIDEO"),
+        ("subtitles", "SUBTITLES"),
+        ("closed_captions", "CLOSED-CAPTIONS"),
+    ):
+        group = _opt_str(info, key, what, url)
+        if group is not None and key == "closed_captions":
+            # m3u8 does not unquote CLOSED-CAPTIONS; the unquoted enumerated value NONE means "none".
+            group = None if group == "NONE" else group.strip('"')
+        if group is not None and (media_type, group) not in groups:
+            raise PlaylistError(url, f"{what}: {media_type} group {group!r} has no EXT-X-MEDIA")
+        refs[key] = group
+    return Variant(
+        index=index,
+        rendition_id=f"v{index}",
+        url=_resolve(url, uri, what),
+        bandwidth=bandwidth,
+        average_bandwidth=_opt_int(info, "average_bandwidth", what, url),
+        resolution=resolution,
+        codecs=_opt_str(info, "codecs", what, url),
+        frame_rate=frame_rate,
+        audio=refs["audio"],
+        video=refs["video"],
+        subtitles=refs["subtitles"],
+        closed_captions=refs["closed_captions"],
+    )
+
+
+def _parse_master(text: str, url: str, scan: _Scan) -> MasterPlaylist:
+    media_tag = scan.first(_MEDIA_TAGS)
+    if media_tag is not None:
+        raise PlaylistError(
+            url, f"media playlist tag {media_tag.tag} in a master playlist (line {media_tag.lineno})"
+        )
+    uris = _master_structure(scan, url)
+    if not uris:
+        raise PlaylistError(url, "master playlist has no variants (no EXT-X-STREAM-INF)")
+
+    data = _m3u8_parse(text, url)
+    raw_variants = _dicts(data.get("playlists"), "variant list", url)
+    if [v.get("uri") for v in raw_variants] != uris:
+        raise PlaylistError(url, "malformed playlist (variant lines could not be matched to their tags)")
+    raw_media = _dicts(data.get("media"), "EXT-X-MEDIA list", url)
+    media_lines = scan.tags.get("#EXT-X-MEDIA", ())
+    if len(raw_media) != len(media_lines):
+        raise PlaylistError(url, "malformed playlist (EXT-X-MEDIA lines could not be parsed)")
+
+    renditions = tuple(
+        _rendition(raw, url, line.lineno) for raw, line in zip(raw_media, media_lines, strict=True)
+    )
+    seen: set[str] = set()
+    for rendition in renditions:
+        if rendition.rendition_id in seen:
+            raise PlaylistError(
+                url,
+                f"duplicate EXT-X-MEDIA {rendition.type} {rendition.name!r} in group {rendition.group_id!r}",
+            )
+        seen.add(rendition.rendition_id)
+    groups = {(r.type, r.group_id) for r in renditions}
+    stream_lines = scan.tags["#EXT-X-STREAM-INF"]
+    variants = tuple(
+        _variant(index, uri, raw, url, line.lineno, groups)
+        for index, (uri, raw, line) in enumerate(zip(uris, raw_variants, stream_lines, strict=True))
+    )
+    return MasterPlaylist(url=url, variants=variants, renditions=renditions)
+
+
+# --------------------------------------------------------------------------------------------------
+# Public parsing API
+
+
+def parse_master(text: str, url: str) -> MasterPlaylist:
+    """Parse a master playlist fetched from ``url``. Raises :class:`PlaylistError` if it is malformed,
+    is a media playlist, or has no variants."""
+    text, scan = _scan(text, url)
+    return _parse_master(text, url, scan)
+
+
+def parse_media(text: str, url: str, *, rendition: str) -> MediaPlaylist:
+    """Parse the media playlist of ``rendition`` fetched from ``url``. Raises :class:`PlaylistError`
+    if it is malformed or is a master playlist."""
+    if not rendition:
+        raise UsageError("rendition must be a non-empty string")
+    text, scan = _scan(text, url)
+    return _parse_media(text, url, scan, rendition)
+
+
+def parse_playlist(text: str, url: str) -> MasterPlaylist:
+    """Parse either kind of playlist. A media playlist is fully validated and wrapped in a synthetic
+    master (``is_synthetic=True``) with one variant ``"v0"`` whose URL is ``url`` itself."""
+    text, scan = _scan(text, url)
+    master_tag = scan.first(_MASTER_TAGS)
+    media_tag = scan.first(_MEDIA_TAGS)
+    if master_tag is not None and media_tag is not None:
+        raise PlaylistError(
+            url,
+            f"mixes master tag {master_tag.tag} (line {master_tag.lineno}) "
+            f"and media tag {media_tag.tag} (line {media_tag.lineno})",
+        )
+    if master_tag is not None:
+        return _parse_master(text, url, scan)
+    if media_tag is None:
+        raise PlaylistError(url, "neither a master playlist (no EXT-X-STREAM-INF) nor a media playlist")
+    media = _parse_media(text, url, scan, "v0")
+    variant = Variant(index=0, rendition_id="v0", url=media.url, bandwidth=0)
+    return MasterPlaylist(url=url, variants=(variant,), is_synthetic=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Live tracking
+
+
+def _same_content(a: MediaPlaylist, b: MediaPlaylist) -> bool:
+    return (
+        a.media_sequence == b.media_sequence
+        and a.discontinuity_sequence == b.discontinuity_sequence
+        and a.target_duration == b.target_duration
+        and a.end_list == b.end_list
+        and a.playlist_type == b.playlist_type
+        and a.segments == b.segments
+    )
+
+
+class LivePlaylistTracker:
+    """Follows one live media playlist across refreshes (sans-IO: the caller fetches and parses).
+
+    :attr:`current` is the last good playlist, with segment ``start`` times on one continuous timeline:
+    a segment keeps the start it had when first seen, new segments continue from the end of the last
+    known one, and after a jump ahead each skipped segment is assumed to last ``target_duration``.
+    New segments' ``discontinuity_sequence`` is rebased onto the numbering already handed out (as
+    hls.js does), so a server that forgets EXT-X-DISCONTINUITY-SEQUENCE still yields a monotonic count.
+    """
+
+    def __init__(self, first: MediaPlaylist) -> None:
+        self._current = first
+        self._last_raw = first
+        self._timeline_end = first.segments[-1].end if first.segments else 0.0
+
+    @property
+    def current(self) -> MediaPlaylist:
+        """The last good playlist, on the tracker's continuous timeline."""
+        return self._current
+
+    def update(self, new: MediaPlaylist) -> PlaylistUpdate:
+        """Fold a freshly parsed refresh into :attr:`current` and report what changed.
+
+        Raises :class:`PlaylistError` (leaving :attr:`current` untouched) if ``new`` is for another
+        rendition, went backwards (lower media sequence, lost segments at the live edge, or a known
+        sequence number now names another URI) or changed after EXT-X-ENDLIST.
+        """
+        old = self._current
+        if new.rendition != old.rendition:
+            raise PlaylistError(
+                new.url, f"rendition mismatch: tracking {old.rendition!r}, got {new.rendition!r}"
+            )
+        if _same_content(new, self._last_raw):
+            return PlaylistUpdate(unchanged=True)
+        if old.end_list:
+            raise PlaylistError(new.url, "playlist changed after EXT-X-ENDLIST")
+        if new.first_sequence < old.first_sequence:
+            raise PlaylistError(
+                new.url,
+                f"playlist went backwards: EXT-X-MEDIA-SEQUENCE {new.first_sequence} "
+                f"< {old.first_sequence} seen before",
+            )
+        if new.last_sequence < old.last_sequence:
+            raise PlaylistError(
+                new.url,
+                f"playlist went backwards: it ends at segment {new.last_sequence} "
+                f"but segment {old.last_sequence} was seen before",
+            )
+        overlap_end = min(old.last_sequence, new.last_sequence)
+        for sequence in range(new.first_sequence, overlap_end + 1):
+            known = old.segments[sequence - old.media_sequence]  # both windows cover the overlap
+            fresh = new.segments[sequence - new.media_sequence]
+            if (known.url, known.byte_range) != (fresh.url, fresh.byte_range):
+                raise PlaylistError(
+                    new.url,
+                    f"playlist went backwards or was replaced: segment {sequence} was {known.url}, "
+                    f"now {fresh.url}",
+                )
+
+        kept = tuple(s for s in old.segments if s.id.sequence >= new.first_sequence)
+        removed = tuple(s.id for s in old.segments if s.id.sequence < new.first_sequence)
+        skipped = max(0, new.first_sequence - (old.last_sequence + 1))
+        fresh_segments = [s for s in new.segments if s.id.sequence > old.last_sequence]
+
+        if kept:
+            last_known = kept[-1]
+            twin = new.segments[last_known.id.sequence - new.media_sequence]
+            offset = last_known.discontinuity_sequence - twin.discontinuity_sequence
+        elif old.segments and fresh_segments:
+            offset = max(
+                0, old.segments[-1].discontinuity_sequence - fresh_segments[0].discontinuity_sequence
+            )
+        else:
+            offset = 0
+
+        start = self._timeline_end + skipped * new.target_duration
+        added: list[Segment] = []
+        for segment in fresh_segments:
+            added.append(
+                attrs.evolve(
+                    segment,
+                    start=start,
+                    discontinuity_sequence=segment.discontinuity_sequence + offset,
+                )
+            )
+            start += segment.duration
+
+        self._current = attrs.evolve(
+            new,
+            segments=kept + tuple(added),
+            discontinuity_sequence=new.discontinuity_sequence + offset,
+        )
+        self._last_raw = new
+        self._timeline_end = start
+        return PlaylistUpdate(
+            added=tuple(added),
+            removed=removed,
+            unchanged=False,
+            skipped=skipped,
+            ended=new.end_list,
+        )
+
+    def refresh_interval(self, changed: bool) -> float:
+        """Seconds to wait before the next reload (RFC 8216 §6.3.4): the target duration after a
+        change (or the first load), half of it when the playlist was unchanged. Stop reloading once
+        ``current.end_list`` is True."""
+        target = float(self._current.target_duration)
+        return target if changed else target / 2
+
+    def next_refresh_at(self, load_started_at: float, *, changed: bool) -> float:
+        """When to reload, on the caller's clock: RFC 8216 measures the wait from the moment the
+        previous load *began*, so pass that time (seconds), not the time it finished."""
+        return load_started_at + self.refresh_interval(changed)
