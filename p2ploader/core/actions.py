@@ -1,0 +1,132 @@
+"""Outputs of the scheduler: things the driver must do now, named in the imperative.
+
+The driver pulls them with :meth:`p2ploader.core.scheduler.Scheduler.actions_to_perform` and
+carries them out with real I/O (httpx, aiortc) or, in the simulator, with modelled transfers.
+Each fetch carries a ``request_id`` that the driver echoes in the events it reports back.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from p2ploader.core.segments import Segment, SegmentId
+
+__all__ = [
+    "AbortHttpFetch",
+    "Action",
+    "AnnounceSegments",
+    "CancelPeerRequest",
+    "DisconnectPeer",
+    "RequestFromPeer",
+    "SendSegmentAbsent",
+    "SendSegmentToPeer",
+    "StartHttpFetch",
+    "ValidateSegment",
+]
+
+
+@attrs.frozen(kw_only=True)
+class StartHttpFetch:
+    """Fetch ``segment`` from the origin, starting at byte ``resume_from`` of the segment.
+
+    ``resume_from`` > 0 means bytes before it are already held (a P2P download cut over to HTTP):
+    the driver asks for the rest with a ``Range`` request and reports where the body really starts
+    with :class:`~p2ploader.core.events.HttpResponseStarted`.
+    """
+
+    request_id: int
+    segment: Segment
+    resume_from: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class AbortHttpFetch:
+    """Stop an HTTP fetch; report nothing more for it."""
+
+    request_id: int
+
+
+@attrs.frozen(kw_only=True)
+class RequestFromPeer:
+    """Ask ``peer_id`` for a segment, from ``byte_offset`` on."""
+
+    request_id: int
+    peer_id: str
+    segment_id: SegmentId
+    byte_offset: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class CancelPeerRequest:
+    """Tell ``peer_id`` we no longer want the segment; report nothing more for the request."""
+
+    request_id: int
+    peer_id: str
+    segment_id: SegmentId
+
+
+@attrs.frozen(kw_only=True)
+class DisconnectPeer:
+    """Close the connection to a peer (it timed out or misbehaved)."""
+
+    peer_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class AnnounceSegments:
+    """Send our segment map (what we hold, and what we load over HTTP) to ``peer_id``, or to every
+    connected peer when ``peer_id`` is ``None``."""
+
+    loaded: tuple[SegmentId, ...]
+    loading_by_http: tuple[SegmentId, ...]
+    peer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SendSegmentToPeer:
+    """Upload segment bytes to a peer. ``data`` already starts at the requested ``byte_offset``;
+    ``total_bytes`` is the segment's full size."""
+
+    peer_id: str
+    segment_id: SegmentId
+    data: bytes
+    byte_offset: int
+    total_bytes: int
+    peer_request_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SendSegmentAbsent:
+    """Tell a peer we do not have the segment it asked for."""
+
+    peer_id: str
+    segment_id: SegmentId
+    peer_request_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ValidateSegment:
+    """Run the application's segment validator on finished bytes, then report
+    :class:`~p2ploader.core.events.SegmentValidated`."""
+
+    request_id: int
+    segment: Segment
+    data: bytes
+    method: Literal["http", "p2p"]
+    peer_id: str | None = None
+
+
+Action = (
+    StartHttpFetch
+    | AbortHttpFetch
+    | RequestFromPeer
+    | CancelPeerRequest
+    | DisconnectPeer
+    | AnnounceSegments
+    | SendSegmentToPeer
+    | SendSegmentAbsent
+    | ValidateSegment
+)

@@ -1,0 +1,219 @@
+"""Inputs to the scheduler: things that happened, named in the past tense.
+
+The I/O driver (or the simulator) turns whatever it observed into one of these and passes it to
+:meth:`p2ploader.core.scheduler.Scheduler.handle_event` together with the current time. Events are
+frozen value objects so that a session can be logged as ``(now, event)`` pairs and replayed.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from p2ploader.core.segments import Segment, SegmentId
+
+__all__ = [
+    "Event",
+    "HttpChunkReceived",
+    "HttpFetchCompleted",
+    "HttpFetchFailed",
+    "HttpResponseStarted",
+    "PeerAnnounced",
+    "PeerCancelledRequest",
+    "PeerChunkReceived",
+    "PeerConnected",
+    "PeerDisconnected",
+    "PeerRequestFailed",
+    "PeerRequestedSegment",
+    "PeerResponseStarted",
+    "PlaybackMoved",
+    "PlaylistUpdated",
+    "SegmentRequestCancelled",
+    "SegmentRequested",
+    "SegmentValidated",
+    "TrackerUpdated",
+]
+
+
+@attrs.frozen(kw_only=True)
+class PlaylistUpdated:
+    """The media playlist of the rendition being played now lists these segments, in order.
+
+    Replaces the previous list (a rendition switch sends the new rendition's segments). Segments
+    that are no longer listed and not cached cannot be loaded any more.
+    """
+
+    segments: tuple[Segment, ...]
+
+
+@attrs.frozen(kw_only=True)
+class PlaybackMoved:
+    """The playhead is at ``position`` seconds on the media timeline (see :attr:`Segment.start`)."""
+
+    position: float
+
+
+@attrs.frozen(kw_only=True)
+class SegmentRequested:
+    """The player wants this segment. It becomes the head of the download queue, and a
+    :class:`~p2ploader.core.notifications.SegmentReady` follows once its bytes are available.
+
+    An explicit request also forgets earlier HTTP failures of the segment, so it is tried at once.
+    """
+
+    segment_id: SegmentId
+
+
+@attrs.frozen(kw_only=True)
+class SegmentRequestCancelled:
+    """The player no longer waits for this segment (it gave up, or seeks elsewhere)."""
+
+    segment_id: SegmentId
+
+
+@attrs.frozen(kw_only=True)
+class HttpResponseStarted:
+    """The origin answered a fetch; its body starts at byte ``offset`` of the segment.
+
+    ``offset`` is the resume position the fetch asked for when the origin honoured the ``Range``
+    header (206), or 0 when it sent the whole segment (200), in which case bytes kept from an
+    earlier attempt are dropped.
+    """
+
+    request_id: int
+    offset: int
+
+
+@attrs.frozen(kw_only=True)
+class HttpChunkReceived:
+    """Body bytes of an HTTP fetch arrived."""
+
+    request_id: int
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class HttpFetchCompleted:
+    """The HTTP fetch delivered its whole body (the executor checked its length)."""
+
+    request_id: int
+
+
+@attrs.frozen(kw_only=True)
+class HttpFetchFailed:
+    """The HTTP fetch failed for good (after the executor's own retries). ``reason`` is for humans;
+    ``status`` is the HTTP status when there was one."""
+
+    request_id: int
+    reason: str
+    status: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PeerConnected:
+    """A data channel to ``peer_id`` is open."""
+
+    peer_id: str
+
+
+@attrs.frozen(kw_only=True)
+class PeerDisconnected:
+    """The connection to ``peer_id`` closed; its outstanding requests are dropped."""
+
+    peer_id: str
+
+
+@attrs.frozen(kw_only=True)
+class PeerAnnounced:
+    """``peer_id`` sent its full segment map: segments it holds and segments it is loading over HTTP.
+
+    Each announcement replaces the previous one from that peer.
+    """
+
+    peer_id: str
+    loaded: frozenset[SegmentId]
+    loading_by_http: frozenset[SegmentId] = frozenset()
+
+
+@attrs.frozen(kw_only=True)
+class PeerResponseStarted:
+    """A peer answered our request with a data header announcing ``total_bytes`` for the segment."""
+
+    request_id: int
+    total_bytes: int
+
+
+@attrs.frozen(kw_only=True)
+class PeerChunkReceived:
+    """Segment bytes from a peer arrived for one of our requests."""
+
+    request_id: int
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class PeerRequestFailed:
+    """A peer request ended without the segment.
+
+    ``absent`` means the peer said it does not have the segment (it is removed from that peer's map);
+    ``misbehaved`` means the peer broke the protocol and must be disconnected.
+    """
+
+    request_id: int
+    reason: str
+    absent: bool = False
+    misbehaved: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class PeerRequestedSegment:
+    """A peer asks us for a segment, starting at ``byte_offset``. ``peer_request_id`` is echoed back."""
+
+    peer_id: str
+    segment_id: SegmentId
+    byte_offset: int = 0
+    peer_request_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PeerCancelledRequest:
+    """A peer no longer wants a segment it asked us for."""
+
+    peer_id: str
+    segment_id: SegmentId
+
+
+@attrs.frozen(kw_only=True)
+class SegmentValidated:
+    """The application's segment validator judged the bytes of a finished request."""
+
+    request_id: int
+    valid: bool
+
+
+@attrs.frozen(kw_only=True)
+class TrackerUpdated:
+    """A tracker reported the swarm's size (``incomplete`` peers, including us when known)."""
+
+    incomplete: int
+
+
+Event = (
+    PlaylistUpdated
+    | PlaybackMoved
+    | SegmentRequested
+    | SegmentRequestCancelled
+    | HttpResponseStarted
+    | HttpChunkReceived
+    | HttpFetchCompleted
+    | HttpFetchFailed
+    | PeerConnected
+    | PeerDisconnected
+    | PeerAnnounced
+    | PeerResponseStarted
+    | PeerChunkReceived
+    | PeerRequestFailed
+    | PeerRequestedSegment
+    | PeerCancelledRequest
+    | SegmentValidated
+    | TrackerUpdated
+)

@@ -1,0 +1,100 @@
+"""What the scheduler tells the application: segments ready for the player, and a record of every
+load, failure, abort and byte by source (for statistics, logs and events)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from p2ploader.core.segments import Segment, SegmentId
+
+__all__ = [
+    "BytesReceived",
+    "BytesUploaded",
+    "Notification",
+    "SegmentAborted",
+    "SegmentLoadFailed",
+    "SegmentLoaded",
+    "SegmentReady",
+    "SegmentUnavailable",
+    "Source",
+]
+
+Source = Literal["http", "p2p"]
+
+
+@attrs.frozen(kw_only=True)
+class SegmentReady:
+    """A segment the player requested is available. ``source`` says how it was loaded
+    (``"cache"`` when it was already held when requested)."""
+
+    segment: Segment
+    data: bytes
+    source: Literal["http", "p2p", "cache"]
+
+
+@attrs.frozen(kw_only=True)
+class SegmentUnavailable:
+    """A requested segment can no longer be loaded (it left the live window, or the playlist
+    no longer lists it)."""
+
+    segment_id: SegmentId
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class SegmentLoaded:
+    """A segment finished loading and was stored (whether or not the player asked for it yet)."""
+
+    segment_id: SegmentId
+    source: Source
+    size: int
+    peer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SegmentLoadFailed:
+    """One attempt to load a segment failed; the scheduler will try again as its policy allows."""
+
+    segment_id: SegmentId
+    source: Source
+    reason: str
+    peer_id: str | None = None
+    status: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SegmentAborted:
+    """A download was dropped because its segment left the queue or was preempted."""
+
+    segment_id: SegmentId
+    source: Source
+
+
+@attrs.frozen(kw_only=True)
+class BytesReceived:
+    """Bytes arrived from ``source`` (bytes by source, as P2P Media Loader's piece events)."""
+
+    source: Source
+    size: int
+    peer_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BytesUploaded:
+    """Bytes were handed to the driver for upload to ``peer_id``."""
+
+    size: int
+    peer_id: str
+
+
+Notification = (
+    SegmentReady
+    | SegmentUnavailable
+    | SegmentLoaded
+    | SegmentLoadFailed
+    | SegmentAborted
+    | BytesReceived
+    | BytesUploaded
+)

@@ -1,0 +1,172 @@
+"""Download policies: the pluggable part of the scheduler that decides, per segment, HTTP or peer.
+
+The :class:`~p2ploader.core.scheduler.Scheduler` keeps the books (requests in flight, peers and
+their segment maps, the cache, failures); a :class:`DownloadPolicy` reads that state through a
+:class:`SchedulingContext` and starts or aborts downloads through it. Policies are registered by
+name so a config, a scenario file or the command line can pick one.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import attrs
+
+from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import ConfigError
+
+if TYPE_CHECKING:
+    import random
+
+    from p2ploader.config import LoaderConfig
+
+__all__ = [
+    "DownloadPolicy",
+    "QueueEntry",
+    "SchedulingContext",
+    "available_policies",
+    "create_policy",
+    "register_policy",
+]
+
+
+@attrs.frozen(kw_only=True)
+class QueueEntry:
+    """A segment in the download queue with its priority: its distance, in segments, from the
+    segment playing now (0 = needed now)."""
+
+    segment: Segment
+    priority: int
+
+    @property
+    def id(self) -> SegmentId:
+        return self.segment.id
+
+
+class SchedulingContext(Protocol):
+    """What a policy may read and do. Implemented by the scheduler."""
+
+    @property
+    def config(self) -> LoaderConfig: ...
+
+    @property
+    def rng(self) -> random.Random: ...
+
+    @property
+    def queue(self) -> Sequence[QueueEntry]:
+        """Queued segments in priority order (nearest first)."""
+        ...
+
+    @property
+    def http_active(self) -> int: ...
+
+    @property
+    def p2p_active(self) -> int: ...
+
+    @property
+    def connected_peers(self) -> int: ...
+
+    def is_cached(self, segment_id: SegmentId) -> bool: ...
+
+    def is_http_loading(self, segment_id: SegmentId) -> bool: ...
+
+    def is_p2p_loading(self, segment_id: SegmentId) -> bool: ...
+
+    def http_failed_recently(self, segment_id: SegmentId, *, now: float) -> bool: ...
+
+    def any_peer_has(self, segment_id: SegmentId) -> bool:
+        """Some connected peer announced the segment as loaded."""
+        ...
+
+    def any_peer_knows(self, segment_id: SegmentId) -> bool:
+        """Some connected peer announced the segment as loaded or as loading over HTTP."""
+        ...
+
+    def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
+        """Connected peers with no request of ours outstanding that announced the segment as
+        loaded, sorted by peer id (so random choices are reproducible)."""
+        ...
+
+    def start_http(self, segment_id: SegmentId, *, now: float, continue_p2p: bool) -> None:
+        """Start an HTTP download. A P2P download of the same segment is aborted first; with
+        ``continue_p2p`` and ``http_download_ranges`` on, its bytes are kept and HTTP fetches only
+        the rest."""
+        ...
+
+    def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None: ...
+
+    def abort_http(self, segment_id: SegmentId) -> None: ...
+
+    def abort_p2p(self, segment_id: SegmentId) -> None: ...
+
+
+class DownloadPolicy(abc.ABC):
+    """Base class of download policies.
+
+    ``schedule`` runs after every event that can change a decision; ``get_timer`` and
+    ``handle_timer`` give a policy its own periodic work (all times in seconds, passed in).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: LoaderConfig) -> None:
+        self.config = config
+
+    def start(self, *, now: float) -> None:
+        """Called once, when the queue first becomes non-empty (playback started)."""
+
+    @abc.abstractmethod
+    def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
+        """Start or abort downloads for the current queue."""
+
+    def get_timer(self) -> float | None:
+        """The next time ``handle_timer`` must run, or ``None``."""
+        return None
+
+    def handle_timer(self, ctx: SchedulingContext, *, now: float) -> None:
+        """Periodic work due at or before ``now``. ``schedule`` runs right after."""
+
+    def tracker_updated(self, *, incomplete: int, now: float) -> None:
+        """A tracker reported ``incomplete`` peers in the swarm."""
+
+
+_REGISTRY: dict[str, type[DownloadPolicy]] = {}
+
+
+def register_policy(cls: type[DownloadPolicy]) -> type[DownloadPolicy]:
+    """Class decorator: make a policy available by its ``name``."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"a download policy named {cls.name!r} is already registered")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available_policies() -> list[str]:
+    """Names of the registered policies, sorted."""
+    _load_builtin_policies()
+    return sorted(_REGISTRY)
+
+
+def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
+    """Instantiate the policy registered as ``name``; an unknown name raises :class:`ConfigError`
+    suggesting the closest one."""
+    _load_builtin_policies()
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown download policy {name!r}{hint} (available: {', '.join(sorted(_REGISTRY))})",
+            key="policy",
+            suggestion=close[0] if close else None,
+        ) from None
+    return cls(config)
+
+
+def _load_builtin_policies() -> None:
+    # Imported lazily: the built-in policies import this module to register themselves.
+    from p2ploader.core import p2pml06  # noqa: F401

@@ -1,0 +1,760 @@
+"""The sans-IO scheduler: decides, segment by segment, whether to load over HTTP or from a peer.
+
+Theory of operation
+-------------------
+The scheduler is a plain object. It never performs I/O, never reads a clock and never touches
+global randomness: the driver passes every observation in as an *event* with the current time
+(:meth:`Scheduler.handle_event`), pulls the *actions* it must perform
+(:meth:`Scheduler.actions_to_perform`) and the *notifications* for the application
+(:meth:`Scheduler.next_notification`), and arms one timer (:meth:`Scheduler.get_timer`, then
+:meth:`Scheduler.handle_timer` when it fires). Randomness comes from the ``random.Random`` handed in,
+so a run is reproducible from its seed, and ``(now, event)`` logs replay exactly.
+
+The **queue** is the list of segments worth loading now: from the earliest segment the player is
+waiting for (or the last one it requested) forward, ``forward_segment_count`` segments of the
+current playlist. A segment's **priority** is its distance, in segments, from the one playing now
+(0 = needed now), as in P2P Media Loader. The near part of the queue is the HTTP-filled *critical*
+window, the far part the P2P *prefetch* window; where the line falls and how the far part is
+filled is the :class:`~p2ploader.core.policy.DownloadPolicy`'s business.
+
+The scheduler keeps the books the policy reads: HTTP and P2P requests in flight, peers and their
+announced segment maps, HTTP failures, and the :class:`~p2ploader.core.cache.SegmentCache`. It
+enforces the invariants no policy may break: at most one download of a segment at a time, the
+simultaneous-download limits, one outstanding request per peer, no bytes past a segment's
+announced size, and nothing from a misbehaving peer reaching the player.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections import deque
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
+from p2ploader.core.cache import SegmentCache
+from p2ploader.core.policy import DownloadPolicy, QueueEntry, create_policy
+from p2ploader.core.segments import Segment, SegmentId
+
+__all__ = ["MAX_SEGMENT_SIZE", "CoreStatistics", "Scheduler"]
+
+MAX_SEGMENT_SIZE = 256 * 1024 * 1024
+"""Bytes. A peer announcing a bigger segment is treated as misbehaving (memory stays bounded)."""
+
+_DEFAULT_POLICY = "p2pml-0.6"
+
+
+@attrs.frozen(kw_only=True)
+class CoreStatistics:
+    """A snapshot of the scheduler's counters. Bytes are payload bytes."""
+
+    http_bytes: int
+    p2p_bytes: int
+    uploaded_bytes: int
+    http_segments: int
+    p2p_segments: int
+    http_failures: int
+    p2p_failures: int
+    aborted: int
+    peers: int
+    cached_segments: int
+    cached_bytes: int
+
+    @property
+    def p2p_ratio(self) -> float:
+        """P2P bytes / all downloaded bytes (0 when nothing was downloaded)."""
+        total = self.http_bytes + self.p2p_bytes
+        return self.p2p_bytes / total if total else 0.0
+
+
+@attrs.define(kw_only=True)
+class _Download:
+    request_id: int
+    segment: Segment
+    source: Literal["http", "p2p"]
+    peer_id: str | None = None
+    chunks: list[bytes] = attrs.Factory(list)
+    received: int = 0
+    resume_from: int = 0
+    total: int | None = None  # P2P: size announced by the peer's data header
+    header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
+    validating: bool = False
+
+    def take_bytes(self) -> bytes:
+        data = b"".join(self.chunks)
+        self.chunks = [data] if data else []
+        return data
+
+
+@attrs.define(kw_only=True)
+class _Peer:
+    peer_id: str
+    loaded: frozenset[SegmentId] = frozenset()
+    loading_by_http: frozenset[SegmentId] = frozenset()
+    busy_request: int | None = None
+
+
+class Scheduler:
+    """Events in with ``now``, actions and notifications out, one timer. See the module docstring."""
+
+    def __init__(
+        self,
+        config: LoaderConfig,
+        *,
+        rng: random.Random,
+        policy: DownloadPolicy | str | None = None,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        if policy is None:
+            policy = _DEFAULT_POLICY
+        self._policy = create_policy(policy, config) if isinstance(policy, str) else policy
+        self._validate = config.segment_validator is not None
+        self._context = _Context(self)
+
+        self._segments: list[Segment] = []
+        self._index: dict[SegmentId, int] = {}
+        self._starts: list[float] = []
+        self._position: float | None = None
+        self._head: SegmentId | None = None
+        self._wanted: set[SegmentId] = set()
+        self._queue: list[QueueEntry] = []
+        self._started = False
+
+        self._downloads: dict[int, _Download] = {}
+        self._http_by_segment: dict[SegmentId, int] = {}
+        self._p2p_by_segment: dict[SegmentId, int] = {}
+        self._peers: dict[str, _Peer] = {}
+        self._http_failed_until: dict[SegmentId, float] = {}
+        self._cache = SegmentCache()
+
+        self._actions: list[act.Action] = []
+        self._notifications: deque[nt.Notification] = deque()
+        self._announce_due = False
+        self._pass_due = False  # a download ended: its slot (and maybe its peer) is free again
+        self._next_request_id = 1
+
+        self._http_bytes = 0
+        self._p2p_bytes = 0
+        self._uploaded_bytes = 0
+        self._http_segments = 0
+        self._p2p_segments = 0
+        self._http_failures = 0
+        self._p2p_failures = 0
+        self._aborted = 0
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def config(self) -> LoaderConfig:
+        return self._config
+
+    @property
+    def policy(self) -> DownloadPolicy:
+        return self._policy
+
+    @property
+    def queue(self) -> Sequence[QueueEntry]:
+        """The current download queue, nearest segment first."""
+        return tuple(self._queue)
+
+    @property
+    def cache(self) -> SegmentCache:
+        return self._cache
+
+    def handle_event(self, event: ev.Event, *, now: float) -> None:
+        """Feed one observation. Chunk events only update books; every other event also runs a
+        scheduling pass."""
+        run_pass = True
+        match event:
+            case ev.PlaylistUpdated():
+                self._set_playlist(event.segments, now=now)
+            case ev.PlaybackMoved():
+                self._playback_moved(event.position, now=now)
+            case ev.SegmentRequested():
+                self._segment_requested(event.segment_id, now=now)
+            case ev.SegmentRequestCancelled():
+                self._wanted.discard(event.segment_id)
+                self._rebuild_queue(now=now)
+            case ev.HttpResponseStarted():
+                self._http_response_started(event, now=now)
+                run_pass = False
+            case ev.HttpChunkReceived():
+                self._http_chunk(event, now=now)
+                run_pass = False
+            case ev.HttpFetchCompleted():
+                self._http_completed(event, now=now)
+            case ev.HttpFetchFailed():
+                self._http_failed(event.request_id, event.reason, status=event.status, now=now)
+            case ev.PeerConnected():
+                self._peer_connected(event.peer_id)
+            case ev.PeerDisconnected():
+                self._drop_peer(event.peer_id, reason="peer disconnected", disconnect=False)
+            case ev.PeerAnnounced():
+                self._peer_announced(event)
+            case ev.PeerResponseStarted():
+                self._peer_response_started(event, now=now)
+                run_pass = False
+            case ev.PeerChunkReceived():
+                self._peer_chunk(event, now=now)
+                run_pass = False
+            case ev.PeerRequestFailed():
+                self._peer_request_failed(event)
+            case ev.PeerRequestedSegment():
+                self._serve_peer(event, now=now)
+                run_pass = False
+            case ev.PeerCancelledRequest():
+                run_pass = False  # uploads are fire-and-forget actions; the driver stops sending
+            case ev.SegmentValidated():
+                self._segment_validated(event, now=now)
+            case ev.TrackerUpdated():
+                self._policy.tracker_updated(incomplete=event.incomplete, now=now)
+        if run_pass or self._pass_due:
+            self._run_pass(now=now)
+
+    def handle_timer(self, *, now: float) -> None:
+        """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
+        for download in list(self._downloads.values()):
+            if download.header_deadline is not None and download.header_deadline <= now:
+                self._p2p_header_timeout(download)
+        for sid in [s for s, until in self._http_failed_until.items() if until <= now]:
+            del self._http_failed_until[sid]
+        self._policy.handle_timer(self._context, now=now)
+        self._run_pass(now=now)
+
+    def get_timer(self) -> float | None:
+        """The next time (seconds) :meth:`handle_timer` must run, or ``None``."""
+        deadlines: list[float] = []
+        policy_deadline = self._policy.get_timer()
+        if policy_deadline is not None:
+            deadlines.append(policy_deadline)
+        deadlines.extend(d.header_deadline for d in self._downloads.values() if d.header_deadline is not None)
+        # A failure that expires may let a queued segment go back to HTTP: wake up then.
+        queued = {e.id for e in self._queue}
+        deadlines.extend(until for sid, until in self._http_failed_until.items() if sid in queued)
+        return min(deadlines) if deadlines else None
+
+    def actions_to_perform(self, *, now: float) -> list[act.Action]:
+        """Actions to carry out now, in order. Clears the list."""
+        if self._announce_due:
+            self._announce_due = False
+            if self._config.use_p2p and not self._config.consume_only:
+                self._actions.append(self._announcement(peer_id=None))
+        out, self._actions = self._actions, []
+        return out
+
+    def next_notification(self) -> nt.Notification | None:
+        """The oldest pending notification for the application, or ``None``."""
+        return self._notifications.popleft() if self._notifications else None
+
+    def statistics(self) -> CoreStatistics:
+        return CoreStatistics(
+            http_bytes=self._http_bytes,
+            p2p_bytes=self._p2p_bytes,
+            uploaded_bytes=self._uploaded_bytes,
+            http_segments=self._http_segments,
+            p2p_segments=self._p2p_segments,
+            http_failures=self._http_failures,
+            p2p_failures=self._p2p_failures,
+            aborted=self._aborted,
+            peers=len(self._peers),
+            cached_segments=len(self._cache),
+            cached_bytes=self._cache.total_bytes,
+        )
+
+    def http_loading(self) -> frozenset[SegmentId]:
+        """Segments being loaded over HTTP now."""
+        return frozenset(self._http_by_segment)
+
+    def p2p_loading(self) -> dict[SegmentId, str]:
+        """Segments being loaded from peers now, with the peer asked."""
+        return {sid: self._downloads[rid].peer_id or "" for sid, rid in self._p2p_by_segment.items()}
+
+    # ------------------------------------------------------------------ playlist and queue
+
+    def _set_playlist(self, segments: tuple[Segment, ...], *, now: float) -> None:
+        self._segments = list(segments)
+        self._index = {s.id: i for i, s in enumerate(self._segments)}
+        self._starts = [s.start for s in self._segments]
+        for sid in sorted(self._wanted):
+            if sid not in self._index and sid not in self._cache:
+                self._wanted.discard(sid)
+                self._notify(nt.SegmentUnavailable(segment_id=sid, reason="no longer in the playlist"))
+        self._rebuild_queue(now=now)
+        self._clean_cache(now=now)
+
+    def _playback_moved(self, position: float, *, now: float) -> None:
+        self._position = position
+        # Segments the player waited for but that now lie wholly behind the playhead are useless.
+        for sid in sorted(self._wanted):
+            index = self._index.get(sid)
+            if index is not None and self._segments[index].end <= position:
+                self._wanted.discard(sid)
+                self._notify(nt.SegmentUnavailable(segment_id=sid, reason="playback moved past it"))
+        self._rebuild_queue(now=now)
+
+    def _segment_requested(self, segment_id: SegmentId, *, now: float) -> None:
+        self._http_failed_until.pop(segment_id, None)
+        entry = self._cache.get(segment_id, now=now)
+        if entry is not None:
+            self._notify(nt.SegmentReady(segment=entry.segment, data=entry.data, source="cache"))
+        elif segment_id not in self._index:
+            self._notify(nt.SegmentUnavailable(segment_id=segment_id, reason="not in the playlist"))
+            return
+        else:
+            self._wanted.add(segment_id)
+        self._head = segment_id
+        self._rebuild_queue(now=now)
+        self._clean_cache(now=now)
+
+    def _queue_start(self) -> int | None:
+        candidates = [self._index[s] for s in self._wanted if s in self._index]
+        if self._head is not None and self._head in self._index:
+            candidates.append(self._index[self._head])
+        return min(candidates) if candidates else None
+
+    def _playing_index(self, start: int) -> int:
+        if self._position is None:
+            return start
+        # The segment whose [start, end) holds the position; before the first: 0; after the last: len.
+        i = bisect.bisect_right(self._starts, self._position) - 1
+        if i < 0:
+            return 0
+        if self._position >= self._segments[i].end and i == len(self._segments) - 1:
+            return len(self._segments)
+        return i
+
+    def _rebuild_queue(self, *, now: float) -> None:
+        start = self._queue_start()
+        if start is None:
+            self._queue = []
+        else:
+            playing = self._playing_index(start)
+            window = self._segments[start : start + self._config.forward_segment_count]
+            self._queue = [
+                QueueEntry(segment=seg, priority=max(0, start + k - playing)) for k, seg in enumerate(window)
+            ]
+        if self._queue and not self._started:
+            self._started = True
+            self._policy.start(now=now)
+        # Downloads of segments that left the queue are dropped (P2P Media Loader's load() does so).
+        queued = {e.id for e in self._queue}
+        for sid in [s for s in self._http_by_segment if s not in queued and s not in self._wanted]:
+            self._abort_http(sid)
+        for sid in [s for s in self._p2p_by_segment if s not in queued and s not in self._wanted]:
+            self._abort_p2p(sid, keep_bytes=False)
+
+    def _clean_cache(self, *, now: float) -> None:
+        keep = {e.id for e in self._queue} | self._wanted
+        removed = self._cache.evict(
+            now=now,
+            expiration=self._config.cached_segment_expiration,
+            max_count=self._config.cached_segments_count,
+            keep=keep,
+        )
+        if removed:
+            self._announce_due = True
+
+    def _run_pass(self, *, now: float) -> None:
+        self._pass_due = False
+        if self._queue:
+            self._policy.schedule(self._context, now=now)
+
+    # ------------------------------------------------------------------ starting and stopping downloads
+
+    def _new_request_id(self) -> int:
+        rid = self._next_request_id
+        self._next_request_id += 1
+        return rid
+
+    def _segment(self, segment_id: SegmentId) -> Segment:
+        return self._segments[self._index[segment_id]]
+
+    def _start_http(self, segment_id: SegmentId, *, continue_p2p: bool) -> None:
+        if segment_id in self._http_by_segment or segment_id in self._cache:
+            raise RuntimeError(f"policy started a second download of {segment_id}")
+        if len(self._http_by_segment) >= self._config.simultaneous_http_downloads:
+            raise RuntimeError("policy exceeded simultaneous_http_downloads")
+        prefix = b""
+        if segment_id in self._p2p_by_segment:
+            keep = continue_p2p and self._config.http_download_ranges
+            prefix = self._abort_p2p(segment_id, keep_bytes=keep)
+        segment = self._segment(segment_id)
+        rid = self._new_request_id()
+        download = _Download(request_id=rid, segment=segment, source="http", resume_from=len(prefix))
+        if prefix:
+            download.chunks.append(prefix)
+            download.received = len(prefix)
+        self._downloads[rid] = download
+        self._http_by_segment[segment_id] = rid
+        self._actions.append(act.StartHttpFetch(request_id=rid, segment=segment, resume_from=len(prefix)))
+        self._announce_due = True
+
+    def _start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        peer = self._peers[peer_id]
+        if segment_id in self._p2p_by_segment or segment_id in self._http_by_segment:
+            raise RuntimeError(f"policy started a second download of {segment_id}")
+        if peer.busy_request is not None:
+            raise RuntimeError(f"policy asked busy peer {peer_id}")
+        if len(self._p2p_by_segment) >= self._config.simultaneous_p2p_downloads:
+            raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
+        rid = self._new_request_id()
+        self._downloads[rid] = _Download(
+            request_id=rid,
+            segment=self._segment(segment_id),
+            source="p2p",
+            peer_id=peer_id,
+            header_deadline=now + self._config.p2p_segment_download_timeout,
+        )
+        self._p2p_by_segment[segment_id] = rid
+        peer.busy_request = rid
+        self._actions.append(act.RequestFromPeer(request_id=rid, peer_id=peer_id, segment_id=segment_id))
+
+    def _forget(self, download: _Download) -> None:
+        del self._downloads[download.request_id]
+        self._pass_due = True
+        sid = download.segment.id
+        if download.source == "http":
+            del self._http_by_segment[sid]
+            self._announce_due = True  # it leaves our "loading over HTTP" list
+        else:
+            del self._p2p_by_segment[sid]
+            peer = self._peers.get(download.peer_id or "")
+            if peer is not None and peer.busy_request == download.request_id:
+                peer.busy_request = None
+
+    def _abort_http(self, segment_id: SegmentId) -> None:
+        download = self._downloads[self._http_by_segment[segment_id]]
+        self._forget(download)
+        self._aborted += 1
+        self._actions.append(act.AbortHttpFetch(request_id=download.request_id))
+        self._notify(nt.SegmentAborted(segment_id=segment_id, source="http"))
+
+    def _abort_p2p(self, segment_id: SegmentId, *, keep_bytes: bool) -> bytes:
+        """Cancel a P2P download; return the bytes received so far when asked to keep them."""
+        download = self._downloads[self._p2p_by_segment[segment_id]]
+        self._forget(download)
+        self._aborted += 1
+        self._actions.append(
+            act.CancelPeerRequest(
+                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=segment_id
+            )
+        )
+        self._notify(nt.SegmentAborted(segment_id=segment_id, source="p2p"))
+        if keep_bytes and not download.validating and download.total is not None:
+            return download.take_bytes()
+        return b""
+
+    # ------------------------------------------------------------------ HTTP events
+
+    def _http_download(self, request_id: int) -> _Download | None:
+        download = self._downloads.get(request_id)
+        # Events for a request we aborted may still arrive; they are ignored.
+        return download if download is not None and download.source == "http" else None
+
+    def _http_response_started(self, event: ev.HttpResponseStarted, *, now: float) -> None:
+        download = self._http_download(event.request_id)
+        if download is None:
+            return
+        if event.offset == 0 and download.received:
+            download.chunks.clear()  # the origin sent the whole segment: drop the kept prefix
+            download.received = 0
+        elif event.offset != download.received:
+            self._http_failed(
+                event.request_id,
+                f"response starts at byte {event.offset}, expected {download.received}",
+                status=None,
+                now=now,
+            )
+
+    def _http_chunk(self, event: ev.HttpChunkReceived, *, now: float) -> None:
+        download = self._http_download(event.request_id)
+        if download is None or not event.data:
+            return
+        download.chunks.append(event.data)
+        download.received += len(event.data)
+        self._http_bytes += len(event.data)
+        self._notify(nt.BytesReceived(source="http", size=len(event.data)))
+        expected = download.segment.byte_range.length if download.segment.byte_range else None
+        if (expected is not None and download.received > expected) or download.received > MAX_SEGMENT_SIZE:
+            self._http_failed(event.request_id, "more bytes than the segment's size", status=None, now=now)
+
+    def _http_completed(self, event: ev.HttpFetchCompleted, *, now: float) -> None:
+        download = self._http_download(event.request_id)
+        if download is None or download.validating:
+            return
+        data = download.take_bytes()
+        expected = download.segment.byte_range.length if download.segment.byte_range else None
+        if expected is not None and len(data) != expected:
+            self._http_failed(
+                event.request_id,
+                f"got {len(data)} bytes, the byte range has {expected}",
+                status=None,
+                now=now,
+            )
+            return
+        self._finish(download, data, now=now)
+
+    def _http_failed(self, request_id: int, reason: str, *, status: int | None, now: float) -> None:
+        download = self._http_download(request_id)
+        if download is None:
+            return
+        sid = download.segment.id
+        self._forget(download)
+        self._actions.append(act.AbortHttpFetch(request_id=request_id))
+        self._http_failures += 1
+        self._http_failed_until[sid] = now + self._config.http_failed_segment_timeout
+        self._notify(nt.SegmentLoadFailed(segment_id=sid, source="http", reason=reason, status=status))
+
+    # ------------------------------------------------------------------ peers
+
+    def _peer_connected(self, peer_id: str) -> None:
+        if peer_id in self._peers:
+            return
+        self._peers[peer_id] = _Peer(peer_id=peer_id)
+        if self._config.use_p2p and not self._config.consume_only:
+            self._actions.append(self._announcement(peer_id=peer_id))
+
+    def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        if disconnect:
+            self._actions.append(act.DisconnectPeer(peer_id=peer_id, reason=reason))
+        for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
+            self._forget(download)
+            self._p2p_failures += 1
+            self._notify(
+                nt.SegmentLoadFailed(
+                    segment_id=download.segment.id, source="p2p", reason=reason, peer_id=peer_id
+                )
+            )
+
+    def _peer_announced(self, event: ev.PeerAnnounced) -> None:
+        peer = self._peers.get(event.peer_id)
+        if peer is None:
+            return  # announcements only count from connected peers
+        peer.loaded = event.loaded
+        peer.loading_by_http = event.loading_by_http
+
+    def _p2p_download(self, request_id: int) -> _Download | None:
+        download = self._downloads.get(request_id)
+        return download if download is not None and download.source == "p2p" else None
+
+    def _peer_misbehaved(self, download: _Download, reason: str) -> None:
+        peer_id = download.peer_id or ""
+        self._actions.append(
+            act.CancelPeerRequest(
+                request_id=download.request_id, peer_id=peer_id, segment_id=download.segment.id
+            )
+        )
+        self._drop_peer(peer_id, reason=reason, disconnect=True)
+
+    def _peer_response_started(self, event: ev.PeerResponseStarted, *, now: float) -> None:
+        download = self._p2p_download(event.request_id)
+        if download is None:
+            return
+        expected = download.segment.byte_range.length if download.segment.byte_range else None
+        if download.total is not None:
+            self._peer_misbehaved(download, "second data header for one request")
+        elif event.total_bytes <= 0 or event.total_bytes > MAX_SEGMENT_SIZE:
+            self._peer_misbehaved(download, f"announced an impossible size ({event.total_bytes} bytes)")
+        elif expected is not None and event.total_bytes != expected:
+            self._peer_misbehaved(
+                download, f"announced {event.total_bytes} bytes, the byte range has {expected}"
+            )
+        else:
+            download.total = event.total_bytes
+            download.header_deadline = None
+
+    def _peer_chunk(self, event: ev.PeerChunkReceived, *, now: float) -> None:
+        download = self._p2p_download(event.request_id)
+        if download is None or not event.data:
+            return
+        if download.total is None:
+            self._peer_misbehaved(download, "sent data before its data header")
+            return
+        download.chunks.append(event.data)
+        download.received += len(event.data)
+        self._p2p_bytes += len(event.data)
+        self._notify(nt.BytesReceived(source="p2p", size=len(event.data), peer_id=download.peer_id))
+        if download.received > download.total:
+            self._peer_misbehaved(download, "sent more bytes than it announced")
+        elif download.received == download.total:
+            self._finish(download, download.take_bytes(), now=now)
+
+    def _peer_request_failed(self, event: ev.PeerRequestFailed) -> None:
+        download = self._p2p_download(event.request_id)
+        if download is None:
+            return
+        peer_id = download.peer_id or ""
+        sid = download.segment.id
+        if event.misbehaved:
+            self._peer_misbehaved(download, event.reason)
+            return
+        self._forget(download)
+        self._p2p_failures += 1
+        peer = self._peers.get(peer_id)
+        if event.absent and peer is not None:
+            peer.loaded = peer.loaded - {sid}
+        self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
+
+    def _p2p_header_timeout(self, download: _Download) -> None:
+        # As in 0.6: no data header within p2p_segment_download_timeout cancels and drops the peer.
+        self._peer_misbehaved(download, "no answer within p2p_segment_download_timeout")
+
+    def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
+        entry = None if self._config.consume_only else self._cache.get(event.segment_id, now=now)
+        if entry is None or not 0 <= event.byte_offset < len(entry.data):
+            self._actions.append(
+                act.SendSegmentAbsent(
+                    peer_id=event.peer_id, segment_id=event.segment_id, peer_request_id=event.peer_request_id
+                )
+            )
+            return
+        data = entry.data[event.byte_offset :]
+        self._uploaded_bytes += len(data)
+        self._actions.append(
+            act.SendSegmentToPeer(
+                peer_id=event.peer_id,
+                segment_id=event.segment_id,
+                data=data,
+                byte_offset=event.byte_offset,
+                total_bytes=len(entry.data),
+                peer_request_id=event.peer_request_id,
+            )
+        )
+        self._notify(nt.BytesUploaded(size=len(data), peer_id=event.peer_id))
+
+    # ------------------------------------------------------------------ finishing
+
+    def _finish(self, download: _Download, data: bytes, *, now: float) -> None:
+        if self._validate:
+            download.validating = True
+            download.header_deadline = None
+            self._actions.append(
+                act.ValidateSegment(
+                    request_id=download.request_id,
+                    segment=download.segment,
+                    data=data,
+                    method=download.source,
+                    peer_id=download.peer_id,
+                )
+            )
+            return
+        self._store(download, data, now=now)
+
+    def _segment_validated(self, event: ev.SegmentValidated, *, now: float) -> None:
+        download = self._downloads.get(event.request_id)
+        if download is None or not download.validating:
+            return
+        if event.valid:
+            self._store(download, download.take_bytes(), now=now)
+        elif download.source == "http":
+            self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
+        else:
+            self._peer_misbehaved(download, "segment validator rejected the bytes")
+
+    def _store(self, download: _Download, data: bytes, *, now: float) -> None:
+        self._forget(download)
+        segment = download.segment
+        self._cache.put(segment, data, now=now)
+        self._announce_due = True
+        if download.source == "http":
+            self._http_segments += 1
+        else:
+            self._p2p_segments += 1
+        self._notify(
+            nt.SegmentLoaded(
+                segment_id=segment.id, source=download.source, size=len(data), peer_id=download.peer_id
+            )
+        )
+        if segment.id in self._wanted:
+            self._wanted.discard(segment.id)
+            self._notify(nt.SegmentReady(segment=segment, data=data, source=download.source))
+            self._rebuild_queue(now=now)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _notify(self, notification: nt.Notification) -> None:
+        self._notifications.append(notification)
+
+    def _announcement(self, *, peer_id: str | None) -> act.AnnounceSegments:
+        return act.AnnounceSegments(
+            loaded=tuple(sorted(self._cache)),
+            loading_by_http=tuple(sorted(self._http_by_segment)),
+            peer_id=peer_id,
+        )
+
+
+class _Context:
+    """The scheduler as a policy sees it (implements :class:`SchedulingContext`)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+
+    @property
+    def config(self) -> LoaderConfig:
+        return self._s._config
+
+    @property
+    def rng(self) -> random.Random:
+        return self._s._rng
+
+    @property
+    def queue(self) -> Sequence[QueueEntry]:
+        return self._s._queue
+
+    @property
+    def http_active(self) -> int:
+        return len(self._s._http_by_segment)
+
+    @property
+    def p2p_active(self) -> int:
+        return len(self._s._p2p_by_segment)
+
+    @property
+    def connected_peers(self) -> int:
+        return len(self._s._peers)
+
+    def is_cached(self, segment_id: SegmentId) -> bool:
+        return segment_id in self._s._cache
+
+    def is_http_loading(self, segment_id: SegmentId) -> bool:
+        return segment_id in self._s._http_by_segment
+
+    def is_p2p_loading(self, segment_id: SegmentId) -> bool:
+        return segment_id in self._s._p2p_by_segment
+
+    def http_failed_recently(self, segment_id: SegmentId, *, now: float) -> bool:
+        until = self._s._http_failed_until.get(segment_id)
+        return until is not None and now < until
+
+    def any_peer_has(self, segment_id: SegmentId) -> bool:
+        return any(segment_id in p.loaded for p in self._s._peers.values())
+
+    def any_peer_knows(self, segment_id: SegmentId) -> bool:
+        return any(segment_id in p.loaded or segment_id in p.loading_by_http for p in self._s._peers.values())
+
+    def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
+        return sorted(
+            p.peer_id for p in self._s._peers.values() if p.busy_request is None and segment_id in p.loaded
+        )
+
+    def start_http(self, segment_id: SegmentId, *, now: float, continue_p2p: bool) -> None:
+        self._s._start_http(segment_id, continue_p2p=continue_p2p)
+
+    def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        self._s._start_p2p(segment_id, peer_id, now=now)
+
+    def abort_http(self, segment_id: SegmentId) -> None:
+        self._s._abort_http(segment_id)
+
+    def abort_p2p(self, segment_id: SegmentId) -> None:
+        self._s._abort_p2p(segment_id, keep_bytes=False)

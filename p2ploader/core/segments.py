@@ -1,0 +1,92 @@
+"""Value objects that describe HLS segments to the sans-IO core.
+
+:mod:`p2ploader.hls` builds these from playlists; the scheduler only reads them. A segment's identity
+(:class:`SegmentId`) is stable across playlist refreshes: the rendition it belongs to plus its media
+sequence number, which is what peers announce and request.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["ByteRange", "InitSection", "KeyInfo", "Segment", "SegmentId"]
+
+
+def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class ByteRange:
+    """A byte range of a resource: ``length`` bytes starting at ``offset`` (both in bytes)."""
+
+    offset: int = attrs.field(validator=_non_negative)
+    length: int = attrs.field(validator=_positive)
+
+    @property
+    def end(self) -> int:
+        """Offset one past the last byte (exclusive)."""
+        return self.offset + self.length
+
+    def http_range(self, skip: int = 0) -> str:
+        """The ``Range`` header value for this range, skipping its first ``skip`` bytes."""
+        return f"bytes={self.offset + skip}-{self.end - 1}"
+
+
+@attrs.frozen(order=True)
+class SegmentId:
+    """Stable identity of a segment: its rendition and its media sequence number."""
+
+    rendition: str
+    sequence: int
+
+    def __str__(self) -> str:
+        return f"{self.rendition}#{self.sequence}"
+
+
+@attrs.frozen(kw_only=True)
+class InitSection:
+    """An EXT-X-MAP initialisation section (fMP4 ``moov``, or a TS header)."""
+
+    url: str
+    byte_range: ByteRange | None = None
+
+
+@attrs.frozen(kw_only=True)
+class KeyInfo:
+    """An EXT-X-KEY entry. Only the description travels here; key bytes are fetched over HTTP only
+    and never offered to peers."""
+
+    method: str
+    url: str | None = None
+    iv: str | None = None
+    key_format: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Segment:
+    """One media segment, as the core sees it.
+
+    ``start`` is the segment's position on the media timeline in seconds (the sum of the durations
+    of the segments before it since the stream's first known segment); ``duration`` is in seconds.
+    """
+
+    id: SegmentId
+    url: str
+    duration: float
+    start: float = 0.0
+    byte_range: ByteRange | None = None
+    init_section: InitSection | None = None
+    key: KeyInfo | None = None
+    discontinuity_sequence: int = 0
+
+    @property
+    def end(self) -> float:
+        """Media time (seconds) at which this segment ends."""
+        return self.start + self.duration

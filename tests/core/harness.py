@@ -1,0 +1,141 @@
+"""A test harness that drives the sans-IO scheduler by hand: explicit time, explicit events."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
+from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.segments import Segment, SegmentId
+
+SEGMENT_SIZE = 1000
+
+
+def make_segments(
+    count: int, *, rendition: str = "v0", first: int = 0, duration: float = 2.0
+) -> tuple[Segment, ...]:
+    return tuple(
+        Segment(
+            id=SegmentId(rendition, first + i),
+            url=f"http://origin.test/{rendition}/seg_{first + i}.ts",
+            duration=duration,
+            start=(first + i) * duration,
+        )
+        for i in range(count)
+    )
+
+
+def sid(n: int, rendition: str = "v0") -> SegmentId:
+    return SegmentId(rendition, n)
+
+
+class Harness:
+    """Holds a scheduler, the current time and everything it emitted."""
+
+    def __init__(
+        self, config: LoaderConfig | None = None, *, seed: int = 1, segments: int = 30, **overrides: Any
+    ):
+        cfg = config if config is not None else LoaderConfig()
+        if overrides:
+            cfg = cfg.evolve(**overrides)
+        self.config = cfg
+        self.now = 0.0
+        self.scheduler = Scheduler(cfg, rng=random.Random(seed))
+        self.actions: list[act.Action] = []
+        self.notifications: list[nt.Notification] = []
+        self.segments = make_segments(segments)
+        self.send(ev.PlaylistUpdated(segments=self.segments))
+
+    # -- driving
+    def send(self, event: ev.Event) -> list[act.Action]:
+        self.scheduler.handle_event(event, now=self.now)
+        return self._collect()
+
+    def advance(self, seconds: float) -> list[act.Action]:
+        """Move time forward, firing every timer that falls due on the way."""
+        target = self.now + seconds
+        out: list[act.Action] = []
+        while True:
+            deadline = self.scheduler.get_timer()
+            if deadline is None or deadline > target:
+                break
+            self.now = max(self.now, deadline)
+            self.scheduler.handle_timer(now=self.now)
+            out += self._collect()
+        self.now = target
+        return out
+
+    def _collect(self) -> list[act.Action]:
+        new = self.scheduler.actions_to_perform(now=self.now)
+        self.actions += new
+        while (n := self.scheduler.next_notification()) is not None:
+            self.notifications.append(n)
+        return new
+
+    # -- shortcuts
+    def request(self, n: int) -> list[act.Action]:
+        return self.send(ev.SegmentRequested(segment_id=sid(n)))
+
+    def play_at(self, n: int) -> list[act.Action]:
+        """Put the playhead at the start of segment n."""
+        return self.send(ev.PlaybackMoved(position=self.segments[n].start))
+
+    def connect(self, peer: str, loaded: Iterable[int] = (), loading: Iterable[int] = ()) -> None:
+        self.send(ev.PeerConnected(peer_id=peer))
+        self.announce(peer, loaded, loading)
+
+    def announce(
+        self, peer: str, loaded: Iterable[int] = (), loading: Iterable[int] = ()
+    ) -> list[act.Action]:
+        return self.send(
+            ev.PeerAnnounced(
+                peer_id=peer,
+                loaded=frozenset(sid(n) for n in loaded),
+                loading_by_http=frozenset(sid(n) for n in loading),
+            )
+        )
+
+    def complete_http(
+        self, request_id: int, size: int = SEGMENT_SIZE, *, offset: int = 0
+    ) -> list[act.Action]:
+        self.send(ev.HttpResponseStarted(request_id=request_id, offset=offset))
+        self.send(ev.HttpChunkReceived(request_id=request_id, data=b"h" * (size - offset)))
+        return self.send(ev.HttpFetchCompleted(request_id=request_id))
+
+    def complete_p2p(self, request_id: int, size: int = SEGMENT_SIZE) -> list[act.Action]:
+        self.send(ev.PeerResponseStarted(request_id=request_id, total_bytes=size))
+        return self.send(ev.PeerChunkReceived(request_id=request_id, data=b"p" * size))
+
+    # -- inspection
+    def http_starts(self, actions: Iterable[act.Action] | None = None) -> list[act.StartHttpFetch]:
+        return [
+            a for a in (self.actions if actions is None else actions) if isinstance(a, act.StartHttpFetch)
+        ]
+
+    def p2p_requests(self, actions: Iterable[act.Action] | None = None) -> list[act.RequestFromPeer]:
+        return [
+            a for a in (self.actions if actions is None else actions) if isinstance(a, act.RequestFromPeer)
+        ]
+
+    def http_request_for(self, n: int) -> int:
+        return next(a.request_id for a in reversed(self.http_starts()) if a.segment.id == sid(n))
+
+    def p2p_request_for(self, n: int) -> int:
+        return next(a.request_id for a in reversed(self.p2p_requests()) if a.segment_id == sid(n))
+
+    def http_loading(self) -> set[int]:
+        return {s.sequence for s in self.scheduler.http_loading()}
+
+    def p2p_loading(self) -> dict[int, str]:
+        return {s.sequence: p for s, p in self.scheduler.p2p_loading().items()}
+
+    def ready(self) -> list[nt.SegmentReady]:
+        return [n for n in self.notifications if isinstance(n, nt.SegmentReady)]
+
+    def of_type(self, kind: type[Any]) -> list[Any]:
+        return [x for x in self.actions + self.notifications if isinstance(x, kind)]  # type: ignore[operator]
