@@ -1,0 +1,162 @@
+"""The driver: runs a sans-IO :class:`~p2ploader.core.scheduler.Scheduler` on an event loop.
+
+It feeds events in with the loop's time, carries out the actions through the executors it was
+given, hands notifications to the application, and keeps exactly one timer armed at the
+scheduler's next deadline. It needs from the loop only ``time()``, ``call_at()`` and
+``create_task()``, and imports no I/O library, so the simulator hosts this same class on its
+virtual-time loop with modelled executors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core.notifications import Notification
+from p2ploader.core.scheduler import Scheduler
+
+__all__ = ["Driver", "HttpFetcher", "PeerTransport"]
+
+logger = logging.getLogger(__name__)
+
+
+class HttpFetcher(Protocol):
+    """Carries out HTTP fetch actions and reports back through the driver's ``feed``."""
+
+    def start(self, action: act.StartHttpFetch) -> None: ...
+
+    def abort(self, request_id: int) -> None: ...
+
+
+class PeerTransport(Protocol):
+    """Carries out every peer action (requests, uploads, announcements, disconnects)."""
+
+    def perform(self, action: act.Action) -> None: ...
+
+
+class Driver:
+    """Glue between a scheduler and real (or modelled) I/O. Not thread-safe: use it on its loop."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        on_notification: Callable[[Notification], None],
+        config: LoaderConfig | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self._loop = loop
+        self._config = config if config is not None else scheduler.config
+        self._on_notification = on_notification
+        self.http: HttpFetcher | None = None
+        self.peers: PeerTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._pumping = False
+        self._validations: set[asyncio.Task[None]] = set()
+        self.event_log: list[tuple[float, ev.Event]] | None = None
+        """Set to a list to record every ``(now, event)`` fed, for replay in the simulator."""
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def feed(self, event: ev.Event) -> None:
+        """Pass one event to the scheduler now, then carry out what follows."""
+        if self._closed:
+            return
+        now = self._loop.time()
+        if self.event_log is not None:
+            self.event_log.append((now, event))
+        self.scheduler.handle_event(event, now=now)
+        self._pump()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in self._validations:
+            task.cancel()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        self.scheduler.handle_timer(now=self._loop.time())
+        self._pump()
+
+    def _pump(self) -> None:
+        # Executors may report synchronously (a fake or modelled transfer); never recurse.
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while True:
+                actions = self.scheduler.actions_to_perform(now=self._loop.time())
+                notification = self.scheduler.next_notification()
+                if not actions and notification is None:
+                    break
+                for action in actions:
+                    self._perform(action)
+                while notification is not None:
+                    self._on_notification(notification)
+                    notification = self.scheduler.next_notification()
+        finally:
+            self._pumping = False
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.scheduler.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and not self._closed:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _perform(self, action: act.Action) -> None:
+        match action:
+            case act.StartHttpFetch():
+                if self.http is None:
+                    raise RuntimeError("the driver has no HTTP fetcher")
+                self.http.start(action)
+            case act.AbortHttpFetch():
+                if self.http is not None:
+                    self.http.abort(action.request_id)
+            case act.ValidateSegment():
+                self._start_validation(action)
+            case _:
+                if self.peers is not None:
+                    self.peers.perform(action)
+
+    def _start_validation(self, action: act.ValidateSegment) -> None:
+        validator = self._config.segment_validator
+        if validator is None:  # nothing to ask: accept
+            self._loop.call_soon(self.feed, ev.SegmentValidated(request_id=action.request_id, valid=True))
+            return
+
+        async def run() -> None:
+            try:
+                verdict = validator(action.segment, action.data, action.method, action.peer_id)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+                valid = bool(verdict)
+            except Exception:  # a validator that raises rejects the bytes
+                logger.exception("segment validator raised for %s", action.segment.id)
+                valid = False
+            self.feed(ev.SegmentValidated(request_id=action.request_id, valid=valid))
+
+        task = self._loop.create_task(run())
+        self._validations.add(task)
+        task.add_done_callback(self._validations.discard)

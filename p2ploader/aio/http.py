@@ -1,0 +1,232 @@
+"""The HTTP executor: carries out the scheduler's fetch actions with httpx.
+
+Each :class:`~p2ploader.core.actions.StartHttpFetch` becomes one asyncio task that streams the
+segment and reports what happened as core events. Within one fetch, transient failures (connect
+errors, timeouts, truncated bodies, 5xx) are retried ``http_retries`` times with exponential
+back-off; a retry after partial data asks only for the missing bytes with a ``Range`` request and
+says where its body starts (:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is
+reported twice. Permanent failures (4xx, a wrong ``Content-Range``) and exhausted retries become one
+:class:`~p2ploader.core.events.HttpFetchFailed`; third-party exceptions never leak past this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable
+
+import attrs
+import httpx
+
+from p2ploader.config import LoaderConfig
+from p2ploader.core import events as ev
+from p2ploader.core.actions import StartHttpFetch
+from p2ploader.core.segments import ByteRange
+from p2ploader.errors import HttpStatusError, TransportError
+
+__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout"]
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def http_timeout(config: LoaderConfig) -> httpx.Timeout:
+    """httpx timeouts from the config (seconds)."""
+    return httpx.Timeout(
+        connect=config.http_connect_timeout,
+        read=config.http_read_timeout,
+        write=config.http_read_timeout,
+        pool=config.http_connect_timeout,
+    )
+
+
+@attrs.define
+class _Progress:
+    delivered: int
+
+
+class _Transient(Exception):
+    """A failure worth retrying within the same fetch."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class _Permanent(Exception):
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _map_httpx_error(exc: httpx.HTTPError) -> _Transient:
+    if isinstance(exc, httpx.TimeoutException):
+        return _Transient(f"timeout ({type(exc).__name__})")
+    return _Transient(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+async def fetch_bytes(client: httpx.AsyncClient, url: str, *, byte_range: ByteRange | None = None) -> bytes:
+    """GET a small resource (playlist, key, init section) whole; map failures to p2ploader errors."""
+    headers = {"Range": byte_range.http_range()} if byte_range else {}
+    try:
+        response = await client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        raise TransportError(url, _map_httpx_error(exc).reason) from exc
+    if response.status_code >= 400:
+        raise HttpStatusError(url, response.status_code)
+    data = response.content
+    if byte_range is not None:
+        if response.status_code == 200:
+            data = data[byte_range.offset : byte_range.end]
+        if len(data) != byte_range.length:
+            raise HttpStatusError(
+                url, response.status_code, f"expected {byte_range.length} bytes, got {len(data)}"
+            )
+    return data
+
+
+class HttpExecutor:
+    """Runs HTTP fetches as tasks; reports core events through ``report``."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        config: LoaderConfig,
+        report: Callable[[ev.Event], None],
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._report = report
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    def start(self, action: StartHttpFetch) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run(action), name=f"http-fetch-{action.request_id}"
+        )
+        self._tasks[action.request_id] = task
+        task.add_done_callback(functools.partial(self._forget_task, action.request_id))
+
+    def _forget_task(self, request_id: int, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(request_id) is task:
+            del self._tasks[request_id]
+
+    def abort(self, request_id: int) -> None:
+        task = self._tasks.pop(request_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self, action: StartHttpFetch) -> None:
+        rid = action.request_id
+        progress = _Progress(delivered=action.resume_from)  # segment bytes the scheduler holds
+        attempts = self._config.http_retries + 1
+        delay = self._config.http_retry_backoff
+        last: _Transient | None = None
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay *= 2
+            try:
+                await self._attempt(action, progress)
+            except _Transient as exc:
+                last = exc
+                continue
+            except _Permanent as exc:
+                self._report(ev.HttpFetchFailed(request_id=rid, reason=exc.reason, status=exc.status))
+                return
+            self._report(ev.HttpFetchCompleted(request_id=rid))
+            return
+        assert last is not None
+        self._report(
+            ev.HttpFetchFailed(
+                request_id=rid, reason=f"{last.reason} (after {attempts} attempts)", status=last.status
+            )
+        )
+
+    async def _attempt(self, action: StartHttpFetch, progress: _Progress) -> None:
+        """One GET. ``progress`` counts the segment bytes held, across attempts."""
+        delivered = progress.delivered
+        segment = action.segment
+        rid = action.request_id
+        br = segment.byte_range
+        headers = {"Accept-Encoding": "identity"}
+        if br is not None:
+            headers["Range"] = br.http_range(skip=delivered)
+        elif delivered:
+            headers["Range"] = f"bytes={delivered}-"
+        try:
+            async with self._client.stream("GET", segment.url, headers=headers) as response:
+                status = response.status_code
+                if status >= 500:
+                    raise _Transient(f"HTTP {status}", status)
+                if status >= 400 or status not in (200, 206):
+                    raise _Permanent(f"HTTP {status}", status)
+                skip, body_start, expected = self._plan_body(response, segment.url, br, delivered)
+                delivered = progress.delivered = body_start
+                self._report(ev.HttpResponseStarted(request_id=rid, offset=body_start))
+                async for chunk in response.aiter_bytes():
+                    if skip:
+                        cut = min(skip, len(chunk))
+                        chunk, skip = chunk[cut:], skip - cut
+                    if expected is not None:
+                        chunk = chunk[: max(0, expected - delivered)]
+                    if chunk:
+                        delivered += len(chunk)
+                        progress.delivered = delivered
+                        self._report(ev.HttpChunkReceived(request_id=rid, data=chunk))
+                    if expected is not None and delivered >= expected:
+                        break
+                if expected is not None and delivered < expected:
+                    raise _Transient(f"body truncated at {delivered} of {expected} bytes")
+        except httpx.HTTPError as exc:
+            raise _map_httpx_error(exc) from exc
+
+    @staticmethod
+    def _plan_body(
+        response: httpx.Response, url: str, br: ByteRange | None, delivered: int
+    ) -> tuple[int, int, int | None]:
+        """Decide how to read the body: (bytes to skip, segment offset the body starts at,
+        segment size to stop at or None when unknown)."""
+        status = response.status_code
+        length_header = response.headers.get("Content-Length")
+        content_length = int(length_header) if length_header and length_header.isdigit() else None
+        if response.headers.get("Content-Encoding", "identity") != "identity":
+            content_length = None  # the header then counts encoded bytes
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            want_start = (br.offset if br else 0) + delivered
+            if match is None or int(match.group(1)) != want_start:
+                raise _Permanent(
+                    f"wrong Content-Range {response.headers.get('Content-Range')!r} "
+                    f"for a request from byte {want_start}",
+                    status,
+                )
+            first, last = int(match.group(1)), int(match.group(2))
+            if br is not None:
+                if last != br.end - 1:
+                    raise _Permanent(f"Content-Range ends at {last}, the byte range at {br.end - 1}", status)
+                return 0, delivered, br.length
+            total = match.group(3)
+            size = int(total) if total != "*" else delivered + (last - first + 1)
+            return 0, delivered, size
+        # 200: the origin ignored Range and sends the whole resource.
+        if br is not None:
+            # Read through to the byte range (streamed, so memory stays bounded).
+            if content_length is not None and content_length < br.end:
+                raise _Permanent(
+                    f"resource has {content_length} bytes, the byte range ends at {br.end}", status
+                )
+            return br.offset + delivered, delivered, br.length
+        return 0, 0, content_length

@@ -1,0 +1,477 @@
+"""The public asyncio API a player embeds: :func:`open_loader` and :class:`HybridLoader`.
+
+A :class:`HybridLoader` follows one rendition's media playlist (refreshing a live one about every
+target duration), runs the scheduler through the :class:`~p2ploader.aio.driver.Driver`, and hands the
+player segments in play order. The player tells it where playback is (:meth:`report_playback`);
+priorities, and so the split between the HTTP critical window and the P2P prefetch window, follow
+from that.
+
+Keys (EXT-X-KEY) and init sections (EXT-X-MAP) are fetched over HTTP only; they never enter the
+segment cache, so they are never offered to peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Literal
+
+import attrs
+import httpx
+
+from p2ploader.aio.driver import Driver
+from p2ploader.aio.http import HttpExecutor, fetch_bytes, http_timeout
+from p2ploader.config import LoaderConfig
+from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
+from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import (
+    LoaderClosedError,
+    P2PLoaderError,
+    PlaylistError,
+    SegmentUnavailableError,
+    UsageError,
+)
+from p2ploader.hls import (
+    LivePlaylistTracker,
+    MasterPlaylist,
+    MediaPlaylist,
+    Variant,
+    parse_media,
+    parse_playlist,
+)
+
+__all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "open_loader"]
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[nt.Notification], None]
+
+
+@attrs.frozen(kw_only=True)
+class LoadedSegment:
+    """Segment bytes for the player, with where they came from."""
+
+    segment: Segment
+    data: bytes
+    source: Literal["http", "p2p", "cache"]
+
+    @property
+    def id(self) -> SegmentId:
+        return self.segment.id
+
+
+@attrs.frozen(kw_only=True)
+class LoaderStatistics:
+    """A snapshot of a loader's figures. Bytes are segment payload bytes."""
+
+    http_bytes: int
+    p2p_bytes: int
+    p2p_uploaded_bytes: int
+    peers_connected: int
+    stalls: int
+    http_segments: int
+    p2p_segments: int
+    http_failures: int
+    p2p_failures: int
+    aborted_downloads: int
+    cached_segments: int
+    cached_bytes: int
+    playlist_refresh_errors: int
+    rendition: str
+
+    @property
+    def total_bytes(self) -> int:
+        return self.http_bytes + self.p2p_bytes
+
+    @property
+    def peer_efficiency(self) -> float:
+        """P2P bytes / all downloaded bytes (0.0 before anything was downloaded)."""
+        return self.p2p_bytes / self.total_bytes if self.total_bytes else 0.0
+
+
+@contextlib.asynccontextmanager
+async def open_loader(
+    url: str,
+    *,
+    config: LoaderConfig | None = None,
+    rendition: str | int | None = None,
+    seed: int | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> AsyncIterator[HybridLoader]:
+    """Open a loader on a master (or media) playlist URL; close it on exit.
+
+    ``rendition`` picks a variant by rendition id (``"v1"``) or index; by default the first variant
+    of the master playlist. ``seed`` makes the scheduler's random choices reproducible.
+    """
+    loader = HybridLoader(url, config=config, seed=seed, http_client=http_client)
+    try:
+        await loader.start(rendition=rendition)
+        yield loader
+    finally:
+        await loader.aclose()
+
+
+class HybridLoader:
+    """Loads one stream's segments over HTTP and (with peers) P2P. Create with :func:`open_loader`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        config: LoaderConfig | None = None,
+        seed: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url
+        self.config = config if config is not None else LoaderConfig()
+        self._owns_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
+            timeout=http_timeout(self.config), follow_redirects=True
+        )
+        self._rng = random.Random(seed)
+        self._scheduler = Scheduler(self.config, rng=self._rng)
+        self._driver: Driver | None = None
+        self._http: HttpExecutor | None = None
+        self._master: MasterPlaylist | None = None
+        self._variant: Variant | None = None
+        self._tracker: LivePlaylistTracker | None = None
+        self._playlist: MediaPlaylist | None = None
+        self._playlist_changed = asyncio.Event()
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._waiters: dict[SegmentId, list[asyncio.Future[LoadedSegment]]] = {}
+        self._http_failures_while_waiting: dict[SegmentId, int] = {}
+        self._listeners: list[Listener] = []
+        self._keys: dict[str, bytes] = {}
+        self._init_sections: dict[tuple[str, int | None, int | None], bytes] = {}
+        self._stalls = 0
+        self._stalled = False
+        self._refresh_errors = 0
+        self._timeline_shift = 0.0
+        self._max_attempts: dict[SegmentId, int] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, *, rendition: str | int | None = None) -> None:
+        """Fetch the playlists and start following the chosen rendition."""
+        loop = asyncio.get_running_loop()
+        self._driver = Driver(self._scheduler, loop=loop, on_notification=self._on_notification)
+        self._http = HttpExecutor(self._client, self.config, self._driver.feed)
+        self._driver.http = self._http
+        text = await self._fetch_text(self.url)
+        self._master = parse_playlist(text, self.url)
+        await self.select_rendition(rendition if rendition is not None else 0)
+
+    async def aclose(self) -> None:
+        """Stop every download and refresh; pending :meth:`get_segment` calls raise
+        :class:`~p2ploader.errors.LoaderClosedError`. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh_task
+        if self._driver is not None:
+            self._driver.close()
+        if self._http is not None:
+            await self._http.aclose()
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(LoaderClosedError("the loader was closed"))
+        self._waiters.clear()
+        if self._owns_client:
+            await self._client.aclose()
+
+    # ------------------------------------------------------------------ playlists
+
+    @property
+    def master(self) -> MasterPlaylist:
+        if self._master is None:
+            raise UsageError("the loader is not started")
+        return self._master
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        """The renditions the stream offers, in master-playlist order."""
+        return self.master.variants
+
+    @property
+    def rendition(self) -> str:
+        """Rendition id of the variant being loaded."""
+        if self._variant is None:
+            raise UsageError("the loader is not started")
+        return self._variant.rendition_id
+
+    @property
+    def playlist(self) -> MediaPlaylist:
+        """The current media playlist (for live: the latest good refresh)."""
+        if self._playlist is None:
+            raise UsageError("the loader is not started")
+        return self._playlist
+
+    @property
+    def is_live(self) -> bool:
+        return self.playlist.is_live
+
+    async def select_rendition(self, rendition: str | int) -> None:
+        """Switch to another variant (by rendition id or index). Cached segments of the old one stay
+        cached; the queue moves to the new one at once."""
+        self._check_open()
+        variant = self._find_variant(rendition)
+        text = await self._fetch_text(variant.url)
+        playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
+        old = self._playlist
+        self._variant = variant
+        self._tracker = LivePlaylistTracker(playlist) if playlist.is_live else None
+        self._timeline_shift = _timeline_shift(playlist, old) if old is not None else 0.0
+        self._set_playlist(playlist)
+        if self._refresh_task is not None:
+            self._refresh_task.cancel()
+            self._refresh_task = None
+        if playlist.is_live:
+            self._refresh_task = asyncio.get_running_loop().create_task(
+                self._follow_live(), name=f"p2ploader-live-{variant.rendition_id}"
+            )
+
+    def _find_variant(self, rendition: str | int) -> Variant:
+        variants = self.master.variants
+        if isinstance(rendition, int):
+            if not 0 <= rendition < len(variants):
+                raise UsageError(f"rendition index {rendition} out of range (0..{len(variants) - 1})")
+            return variants[rendition]
+        for variant in variants:
+            if variant.rendition_id == rendition:
+                return variant
+        names = ", ".join(v.rendition_id for v in variants)
+        raise UsageError(f"no rendition {rendition!r}; the stream has {names}")
+
+    def _set_playlist(self, playlist: MediaPlaylist) -> None:
+        if self._timeline_shift:
+            shifted = tuple(attrs.evolve(s, start=s.start + self._timeline_shift) for s in playlist.segments)
+            playlist = attrs.evolve(playlist, segments=shifted)
+        self._playlist = playlist
+        self._feed(ev.PlaylistUpdated(segments=playlist.segments))
+        self._playlist_changed.set()
+        self._playlist_changed = asyncio.Event()
+
+    async def _follow_live(self) -> None:
+        changed = True
+        while not self._closed:
+            tracker = self._tracker
+            if tracker is None:
+                return
+            interval = self.config.live_refresh_interval
+            await asyncio.sleep(interval if interval is not None else tracker.refresh_interval(changed))
+            variant = self._variant
+            assert variant is not None
+            try:
+                text = await self._fetch_text(variant.url)
+                update = tracker.update(parse_media(text, variant.url, rendition=variant.rendition_id))
+            except P2PLoaderError as exc:  # keep the last good playlist and try again
+                self._refresh_errors += 1
+                logger.warning("live playlist refresh failed: %s", exc)
+                changed = False
+                continue
+            changed = not update.unchanged
+            if changed:
+                self._set_playlist(tracker.current)
+            if update.ended:
+                return
+
+    async def _fetch_text(self, url: str) -> str:
+        data = await fetch_bytes(self._client, url)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PlaylistError(url, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+    # ------------------------------------------------------------------ segments
+
+    def report_playback(self, position: float, *, stalled: bool = False) -> None:
+        """Tell the loader where playback is (seconds on the playlist's timeline) and whether the
+        player is stalled (buffer empty). Priorities are distances from this position."""
+        self._check_open()
+        if stalled and not self._stalled:
+            self._stalls += 1
+        self._stalled = stalled
+        self._feed(ev.PlaybackMoved(position=position))
+
+    async def get_segment(self, segment: SegmentId | Segment, *, max_attempts: int = 3) -> LoadedSegment:
+        """The bytes of one segment, from the cache, a peer or HTTP.
+
+        Raises :class:`~p2ploader.errors.SegmentUnavailableError` when the playlist no longer lists
+        it, when the origin answers 4xx, or after ``max_attempts`` failed HTTP fetches (each one
+        already retried transient errors ``http_retries`` times).
+        """
+        self._check_open()
+        segment_id = segment.id if isinstance(segment, Segment) else segment
+        future: asyncio.Future[LoadedSegment] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(segment_id, []).append(future)
+        self._http_failures_while_waiting.setdefault(segment_id, 0)
+        self._max_attempts[segment_id] = max_attempts
+        self._feed(ev.SegmentRequested(segment_id=segment_id))
+        try:
+            return await future
+        finally:
+            waiting = self._waiters.get(segment_id)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiters[segment_id]
+                    self._http_failures_while_waiting.pop(segment_id, None)
+                    self._max_attempts.pop(segment_id, None)
+
+    async def segments(
+        self, *, start_sequence: int | None = None, live_start_distance: int = 3
+    ) -> AsyncIterator[LoadedSegment]:
+        """Segments of the current rendition in play order.
+
+        VOD starts at the first segment, live ``live_start_distance`` segments from the live edge
+        (the usual player default is 3), unless ``start_sequence`` says otherwise. A live stream is
+        followed until it ends; segments that slid out of the window before they were asked for are
+        skipped. After :meth:`select_rendition` the next segment comes from the new rendition.
+        """
+        playlist = self.playlist
+        if start_sequence is None:
+            segs = playlist.segments
+            start_sequence = (
+                segs[max(0, len(segs) - live_start_distance)].id.sequence
+                if playlist.is_live
+                else segs[0].id.sequence
+            )
+        sequence = start_sequence
+        while True:
+            playlist = self.playlist
+            segment = _segment_at(playlist, sequence)
+            if segment is None:
+                if sequence < playlist.segments[0].id.sequence:
+                    sequence = playlist.segments[0].id.sequence  # fell behind the live window
+                    continue
+                if not playlist.is_live or (self._tracker is not None and self._tracker.current.end_list):
+                    return
+                await self._playlist_changed.wait()
+                continue
+            yield await self.get_segment(segment)
+            sequence += 1
+
+    async def fetch_key(self, segment: Segment) -> bytes | None:
+        """The decryption key of an encrypted segment, over HTTP only (cached in memory, never
+        shared with peers). ``None`` for clear segments or keys without a URI."""
+        key = segment.key
+        if key is None or key.url is None:
+            return None
+        if key.url not in self._keys:
+            self._keys[key.url] = await fetch_bytes(self._client, key.url)
+        return self._keys[key.url]
+
+    async def fetch_init_section(self, segment: Segment) -> bytes | None:
+        """The EXT-X-MAP initialisation section of a segment, over HTTP (cached), or ``None``."""
+        init = segment.init_section
+        if init is None:
+            return None
+        br = init.byte_range
+        cache_key = (init.url, br.offset if br else None, br.length if br else None)
+        if cache_key not in self._init_sections:
+            self._init_sections[cache_key] = await fetch_bytes(self._client, init.url, byte_range=br)
+        return self._init_sections[cache_key]
+
+    # ------------------------------------------------------------------ events and statistics
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with every scheduler notification (segment loaded, failed, aborted, bytes
+        by source, ...). Returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def statistics(self) -> LoaderStatistics:
+        core = self._scheduler.statistics()
+        return LoaderStatistics(
+            http_bytes=core.http_bytes,
+            p2p_bytes=core.p2p_bytes,
+            p2p_uploaded_bytes=core.uploaded_bytes,
+            peers_connected=core.peers,
+            stalls=self._stalls,
+            http_segments=core.http_segments,
+            p2p_segments=core.p2p_segments,
+            http_failures=core.http_failures,
+            p2p_failures=core.p2p_failures,
+            aborted_downloads=core.aborted,
+            cached_segments=core.cached_segments,
+            cached_bytes=core.cached_bytes,
+            playlist_refresh_errors=self._refresh_errors,
+            rendition=self._variant.rendition_id if self._variant else "",
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LoaderClosedError("the loader was closed")
+
+    def _feed(self, event: ev.Event) -> None:
+        if self._driver is None:
+            raise UsageError("the loader is not started")
+        self._driver.feed(event)
+
+    def _on_notification(self, notification: nt.Notification) -> None:
+        match notification:
+            case nt.SegmentReady():
+                self._resolve(
+                    notification.segment.id,
+                    LoadedSegment(
+                        segment=notification.segment, data=notification.data, source=notification.source
+                    ),
+                )
+            case nt.SegmentUnavailable():
+                self._reject(notification.segment_id, notification.reason)
+            case nt.SegmentLoadFailed(source="http") if notification.segment_id in self._waiters:
+                self._http_failed_while_waiting(notification)
+        for listener in list(self._listeners):
+            listener(notification)
+
+    def _http_failed_while_waiting(self, failure: nt.SegmentLoadFailed) -> None:
+        sid = failure.segment_id
+        count = self._http_failures_while_waiting.get(sid, 0) + 1
+        self._http_failures_while_waiting[sid] = count
+        permanent = failure.status is not None and 400 <= failure.status < 500
+        if permanent or count >= self._max_attempts.get(sid, 3):
+            self._reject(sid, failure.reason)
+        else:
+            # An explicit request forgets the failure, so the scheduler fetches it again now.
+            asyncio.get_running_loop().call_soon(self._rerequest, sid)
+
+    def _rerequest(self, segment_id: SegmentId) -> None:
+        if not self._closed and segment_id in self._waiters:
+            self._feed(ev.SegmentRequested(segment_id=segment_id))
+
+    def _resolve(self, segment_id: SegmentId, loaded: LoadedSegment) -> None:
+        for future in self._waiters.get(segment_id, []):
+            if not future.done():
+                future.set_result(loaded)
+
+    def _reject(self, segment_id: SegmentId, reason: str) -> None:
+        for future in self._waiters.get(segment_id, []):
+            if not future.done():
+                future.set_exception(SegmentUnavailableError(str(segment_id), reason))
+
+
+def _segment_at(playlist: MediaPlaylist, sequence: int) -> Segment | None:
+    first = playlist.segments[0].id.sequence if playlist.segments else 0
+    index = sequence - first
+    return playlist.segments[index] if 0 <= index < len(playlist.segments) else None
+
+
+def _timeline_shift(playlist: MediaPlaylist, reference: MediaPlaylist) -> float:
+    """Seconds to add to a new rendition's start times so that segments with the same media sequence
+    number start when they did in ``reference`` (HLS renditions are aligned by sequence number), and
+    the playback position stays meaningful across a switch."""
+    ref = {s.id.sequence: s.start for s in reference.segments}
+    common = next((s for s in playlist.segments if s.id.sequence in ref), None)
+    return ref[common.id.sequence] - common.start if common is not None else 0.0

@@ -1,0 +1,167 @@
+"""Error paths of the HTTP executor, with respx standing in for the origin.
+
+The happy paths and real truncation run against the real local origin in test_loader_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+
+from p2ploader.aio.http import HttpExecutor, fetch_bytes
+from p2ploader.config import LoaderConfig
+from p2ploader.core import events as ev
+from p2ploader.core.actions import StartHttpFetch
+from p2ploader.core.segments import ByteRange, Segment, SegmentId
+from p2ploader.errors import HttpStatusError, TransportError
+
+pytestmark = pytest.mark.anyio
+
+URL = "http://origin.test/seg.ts"
+BODY = bytes(range(256)) * 8  # 2048 bytes
+CONFIG = LoaderConfig(http_retries=2, http_retry_backoff=0.0, http_read_timeout=0.2, http_connect_timeout=0.2)
+
+
+def segment(byte_range: ByteRange | None = None) -> Segment:
+    return Segment(id=SegmentId("v0", 1), url=URL, duration=2.0, byte_range=byte_range)
+
+
+async def run(action: StartHttpFetch, config: LoaderConfig = CONFIG) -> list[ev.Event]:
+    events: list[ev.Event] = []
+    async with httpx.AsyncClient() as client:
+        executor = HttpExecutor(client, config, events.append)
+        executor.start(action)
+        for _ in range(200):
+            if events and isinstance(events[-1], ev.HttpFetchCompleted | ev.HttpFetchFailed):
+                break
+            await asyncio.sleep(0.01)
+        await executor.aclose()
+    return events
+
+
+def body_of(events: list[ev.Event]) -> bytes:
+    data = b""
+    for e in events:
+        if isinstance(e, ev.HttpResponseStarted):
+            data = data[: e.offset]
+        elif isinstance(e, ev.HttpChunkReceived):
+            data += e.data
+    return data
+
+
+@respx.mock
+async def test_404_fails_at_once_without_retries() -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(404))
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 404", status=404)
+    assert route.call_count == 1
+
+
+@respx.mock
+async def test_5xx_is_retried_then_succeeds() -> None:
+    route = respx.get(URL).mock(
+        side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(200, content=BODY)]
+    )
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert body_of(events) == BODY
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_persistent_5xx_fails_after_the_retries() -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(500))
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    failed = events[-1]
+    assert isinstance(failed, ev.HttpFetchFailed) and failed.status == 500 and "3 attempts" in failed.reason
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_timeouts_are_retried_and_reported() -> None:
+    respx.get(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    failed = events[-1]
+    assert isinstance(failed, ev.HttpFetchFailed) and "timeout" in failed.reason and failed.status is None
+
+
+@respx.mock
+async def test_connect_errors_are_transport_failures() -> None:
+    respx.get(URL).mock(side_effect=httpx.ConnectError("refused"))
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert isinstance(events[-1], ev.HttpFetchFailed)
+
+
+@respx.mock
+async def test_truncated_body_resumes_with_a_range_request() -> None:
+    truncated = httpx.Response(200, headers={"Content-Length": str(len(BODY))}, content=BODY[:700])
+    rest = httpx.Response(
+        206, headers={"Content-Range": f"bytes 700-{len(BODY) - 1}/{len(BODY)}"}, content=BODY[700:]
+    )
+    route = respx.get(URL).mock(side_effect=[truncated, rest])
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert route.calls[1].request.headers["Range"] == "bytes=700-"
+    assert [e.offset for e in events if isinstance(e, ev.HttpResponseStarted)] == [0, 700]
+    assert body_of(events) == BODY
+
+
+@respx.mock
+async def test_wrong_content_range_is_a_permanent_failure() -> None:
+    bad = httpx.Response(206, headers={"Content-Range": "bytes 0-99/2048"}, content=BODY[:100])
+    route = respx.get(URL).mock(return_value=bad)
+    events = await run(StartHttpFetch(request_id=1, segment=segment(ByteRange(offset=500, length=100))))
+    failed = events[-1]
+    assert isinstance(failed, ev.HttpFetchFailed) and "Content-Range" in failed.reason
+    assert route.call_count == 1
+    assert not any(isinstance(e, ev.HttpChunkReceived) for e in events)
+
+
+@respx.mock
+async def test_byte_range_segment_asks_for_its_range() -> None:
+    ok = httpx.Response(206, headers={"Content-Range": "bytes 500-599/2048"}, content=BODY[500:600])
+    route = respx.get(URL).mock(return_value=ok)
+    events = await run(StartHttpFetch(request_id=1, segment=segment(ByteRange(offset=500, length=100))))
+    assert route.calls[0].request.headers["Range"] == "bytes=500-599"
+    assert body_of(events) == BODY[500:600]
+
+
+@respx.mock
+async def test_byte_range_segment_from_an_origin_that_ignores_range() -> None:
+    respx.get(URL).mock(return_value=httpx.Response(200, content=BODY))
+    events = await run(StartHttpFetch(request_id=1, segment=segment(ByteRange(offset=500, length=100))))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert body_of(events) == BODY[500:600]
+
+
+@respx.mock
+async def test_resume_from_p2p_bytes_asks_only_for_the_rest() -> None:
+    rest = httpx.Response(206, headers={"Content-Range": f"bytes 1000-2047/{len(BODY)}"}, content=BODY[1000:])
+    route = respx.get(URL).mock(return_value=rest)
+    events = await run(StartHttpFetch(request_id=1, segment=segment(), resume_from=1000))
+    assert route.calls[0].request.headers["Range"] == "bytes=1000-"
+    assert events[0] == ev.HttpResponseStarted(request_id=1, offset=1000)
+    assert sum(len(e.data) for e in events if isinstance(e, ev.HttpChunkReceived)) == 1048
+
+
+@respx.mock
+async def test_resume_answered_with_200_restarts_at_zero() -> None:
+    respx.get(URL).mock(return_value=httpx.Response(200, content=BODY))
+    events = await run(StartHttpFetch(request_id=1, segment=segment(), resume_from=1000))
+    assert events[0] == ev.HttpResponseStarted(request_id=1, offset=0)
+    assert body_of(events) == BODY
+
+
+@respx.mock
+async def test_fetch_bytes_maps_errors_to_typed_exceptions() -> None:
+    respx.get("http://origin.test/missing.m3u8").mock(return_value=httpx.Response(404))
+    respx.get("http://origin.test/down.m3u8").mock(side_effect=httpx.ConnectError("refused"))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(HttpStatusError) as status:
+            await fetch_bytes(client, "http://origin.test/missing.m3u8")
+        assert status.value.status == 404 and status.value.url.endswith("missing.m3u8")
+        with pytest.raises(TransportError):
+            await fetch_bytes(client, "http://origin.test/down.m3u8")
