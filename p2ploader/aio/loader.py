@@ -327,9 +327,16 @@ class HybridLoader:
                     del self._waiters[segment_id]
                     self._http_failures_while_waiting.pop(segment_id, None)
                     self._max_attempts.pop(segment_id, None)
+                    if future.cancelled() and not self._closed:
+                        # Nobody waits any more: the segment stops holding the head of the queue.
+                        self._feed(ev.SegmentRequestCancelled(segment_id=segment_id))
 
     async def segments(
-        self, *, start_sequence: int | None = None, live_start_distance: int = 3
+        self,
+        *,
+        start_sequence: int | None = None,
+        live_start_distance: int = 3,
+        skip_unavailable: bool = False,
     ) -> AsyncIterator[LoadedSegment]:
         """Segments of the current rendition in play order.
 
@@ -337,6 +344,8 @@ class HybridLoader:
         (the usual player default is 3), unless ``start_sequence`` says otherwise. A live stream is
         followed until it ends; segments that slid out of the window before they were asked for are
         skipped. After :meth:`select_rendition` the next segment comes from the new rendition.
+        A segment that cannot be loaded raises :class:`~p2ploader.errors.SegmentUnavailableError`,
+        or is skipped with ``skip_unavailable`` (what a live player does).
         """
         playlist = self.playlist
         if start_sequence is None:
@@ -358,7 +367,15 @@ class HybridLoader:
                     return
                 await self._playlist_changed.wait()
                 continue
-            yield await self.get_segment(segment)
+            try:
+                loaded = await self.get_segment(segment)
+            except SegmentUnavailableError as exc:
+                if not skip_unavailable:
+                    raise
+                logger.warning("skipping %s: %s", segment.id, exc.reason)
+                sequence += 1
+                continue
+            yield loaded
             sequence += 1
 
     async def fetch_key(self, segment: Segment) -> bytes | None:

@@ -40,7 +40,9 @@ async def play(
 
     async def fetch() -> None:
         try:
-            async for loaded in loader.segments(start_sequence=first.id.sequence):
+            async for loaded in loader.segments(
+                start_sequence=first.id.sequence, skip_unavailable=playlist.is_live
+            ):
                 model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
                 if on_segment is not None:
                     on_segment(loaded)
@@ -50,7 +52,7 @@ async def play(
                 if done.is_set():
                     return
         except SegmentUnavailableError:
-            pass  # the player skips it: the model stalls until the next segment arrives
+            pass  # a VOD segment that cannot be loaded ends playback there, as in a real player
         model.end_of_stream(now=loop.time())
 
     async def report() -> None:

@@ -190,3 +190,17 @@ async def test_a_malformed_master_playlist_is_a_typed_error(tmp_path: Path) -> N
             async with open_loader(url):
                 pass
         assert info.value.url == url
+
+
+async def test_a_cancelled_wait_releases_the_queue_head() -> None:
+    root = sample_path("ts")
+    with OriginServer(root) as origin:
+        origin.inject("240p/seg_00005.ts", delay=2.0)
+        async with open_loader(origin.url_for("master.m3u8"), config=FAST) as loader:
+            segs = loader.playlist.segments
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(loader.get_segment(segs[5]), timeout=0.2)
+            # The player moved on: a later segment is loaded without waiting for segment 5.
+            loader.report_playback(segs[7].start)
+            got = await asyncio.wait_for(loader.get_segment(segs[7]), timeout=1.5)
+            assert got.data == (root / "240p/seg_00007.ts").read_bytes()
