@@ -19,6 +19,7 @@ __all__ = [
     "HttpStatusError",
     "LoaderClosedError",
     "P2PLoaderError",
+    "PeerProtocolError",
     "PlaylistError",
     "RemoteError",
     "SegmentUnavailableError",
@@ -92,3 +93,8 @@ class SegmentUnavailableError(P2PLoaderError):
         super().__init__(f"segment {segment} unavailable: {reason}")
         self.segment = segment
         self.reason = reason
+
+
+class PeerProtocolError(RemoteError):
+    """A peer sent bytes that break the wire protocol. The peer is disconnected; this never reaches
+    the caller of the public API."""
