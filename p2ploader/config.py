@@ -172,6 +172,8 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "http_retries": _int_rule(0),
     "http_retry_backoff": _number_rule(0),
     "live_refresh_interval": _optional_positive_number_rule,
+    "p2p_stall_timeout": _number_rule(0, exclusive=True),
+    "max_peers": _int_rule(0, 1000),
 }
 
 #: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
@@ -187,6 +189,7 @@ _SECONDS_FIELDS: Final = frozenset(
         "http_read_timeout",
         "http_retry_backoff",
         "live_refresh_interval",
+        "p2p_stall_timeout",
     }
 )
 #: Fields stored as float (times, and the probability).
@@ -440,6 +443,18 @@ class LoaderConfig:
     duration after a change, half of it when the playlist was unchanged). Ours.
     FAQ-style name: ``liveRefreshInterval`` (ms)."""
 
+    # --- our P2P settings (not in P2P Media Loader 0.6) ------------------------------------------
+
+    p2p_stall_timeout: float = attrs.field(default=2.0, validator=_validate)
+    """Seconds (> 0) without a byte from a peer, once its data header arrived, before the request is
+    dropped (the peer stays connected). Its bytes are kept: with ``http_download_ranges`` the
+    segment continues over HTTP from there. 0.6 has no such timeout (a slow peer held a segment
+    until it became required); 2.x uses 2 s (``p2pNotReceivingBytesTimeoutMs``). Ours.
+    FAQ-style name: ``p2pStallTimeout`` (ms)."""
+
+    max_peers: int = attrs.field(default=20, validator=_validate)
+    """Most peers connected at once per swarm (0..1000). Ours. FAQ-style name: ``maxPeers``."""
+
     def __attrs_post_init__(self) -> None:
         # Times and the probability accept ints (``cached_segment_expiration=300``) but are
         # stored as float, so that a config's values have one type whatever the caller passed.
@@ -586,6 +601,8 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpRetries", "http_retries", "int"),
         _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
+        _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
+        _FaqKey("maxPeers", "max_peers", "int"),
     )
 }
 

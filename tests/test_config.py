@@ -126,6 +126,8 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "http_retries": 2,
     "http_retry_backoff": 0.5,
     "live_refresh_interval": None,
+    "p2p_stall_timeout": 2.0,
+    "max_peers": 20,
 }
 
 FAQ_VOD_FIELDS: dict[str, Any] = {
@@ -201,7 +203,14 @@ def test_defaults_are_p2pml_062() -> None:
     assert config.rtc_config == DEFAULT_RTC_CONFIG
     faq = config.to_faq()
     flat = {**faq["segments"], **faq["loader"]}
-    ours = {"httpConnectTimeout": 10000, "httpReadTimeout": 10000, "httpRetries": 2, "httpRetryBackoff": 500}
+    ours = {
+        "httpConnectTimeout": 10000,
+        "httpReadTimeout": 10000,
+        "httpRetries": 2,
+        "httpRetryBackoff": 500,
+        "p2pStallTimeout": 2000,
+        "maxPeers": 20,
+    }
     assert flat == {**P2PML_062_DEFAULTS_MS, **ours}
     assert LoaderConfig.from_faq(P2PML_062_DEFAULTS_MS) == config
 
@@ -659,6 +668,8 @@ configs = st.builds(
     http_retries=st.integers(0, 20),
     http_retry_backoff=_ms(0),
     live_refresh_interval=st.none() | _ms(1),
+    p2p_stall_timeout=_ms(1),
+    max_peers=st.integers(0, 1000),
 )
 
 

@@ -84,6 +84,7 @@ class _Download:
     resume_from: int = 0
     total: int | None = None  # P2P: size announced by the peer's data header
     header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
+    last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
 
     def take_bytes(self) -> bytes:
@@ -132,6 +133,8 @@ class Scheduler:
         self._p2p_by_segment: dict[SegmentId, int] = {}
         self._peers: dict[str, _Peer] = {}
         self._http_failed_until: dict[SegmentId, float] = {}
+        # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
+        self._stalled_bytes: dict[SegmentId, bytes] = {}
         self._cache = SegmentCache()
 
         self._actions: list[act.Action] = []
@@ -223,6 +226,8 @@ class Scheduler:
         for download in list(self._downloads.values()):
             if download.header_deadline is not None and download.header_deadline <= now:
                 self._p2p_header_timeout(download)
+            elif (stall := self._stall_deadline(download)) is not None and stall <= now:
+                self._p2p_stalled(download)
         for sid in [s for s, until in self._http_failed_until.items() if until <= now]:
             del self._http_failed_until[sid]
         self._policy.handle_timer(self._context, now=now)
@@ -235,6 +240,7 @@ class Scheduler:
         if policy_deadline is not None:
             deadlines.append(policy_deadline)
         deadlines.extend(d.header_deadline for d in self._downloads.values() if d.header_deadline is not None)
+        deadlines.extend(t for d in self._downloads.values() if (t := self._stall_deadline(d)) is not None)
         # A failure that expires may let a queued segment go back to HTTP: wake up then.
         queued = {e.id for e in self._queue}
         deadlines.extend(until for sid, until in self._http_failed_until.items() if sid in queued)
@@ -349,6 +355,8 @@ class Scheduler:
             self._abort_http(sid)
         for sid in [s for s in self._p2p_by_segment if s not in queued and s not in self._wanted]:
             self._abort_p2p(sid, keep_bytes=False)
+        for sid in [s for s in self._stalled_bytes if s not in queued]:
+            del self._stalled_bytes[sid]
 
     def _clean_cache(self, *, now: float) -> None:
         keep = {e.id for e in self._queue} | self._wanted
@@ -381,9 +389,10 @@ class Scheduler:
             raise RuntimeError(f"policy started a second download of {segment_id}")
         if len(self._http_by_segment) >= self._config.simultaneous_http_downloads:
             raise RuntimeError("policy exceeded simultaneous_http_downloads")
-        prefix = b""
+        keep = continue_p2p and self._config.http_download_ranges
+        prefix = self._stalled_bytes.pop(segment_id, b"") if keep else b""
+        self._stalled_bytes.pop(segment_id, None)
         if segment_id in self._p2p_by_segment:
-            keep = continue_p2p and self._config.http_download_ranges
             prefix = self._abort_p2p(segment_id, keep_bytes=keep)
         segment = self._segment(segment_id)
         rid = self._new_request_id()
@@ -404,6 +413,7 @@ class Scheduler:
             raise RuntimeError(f"policy asked busy peer {peer_id}")
         if len(self._p2p_by_segment) >= self._config.simultaneous_p2p_downloads:
             raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
+        self._stalled_bytes.pop(segment_id, None)  # a peer sends the whole segment again
         rid = self._new_request_id()
         self._downloads[rid] = _Download(
             request_id=rid,
@@ -572,6 +582,7 @@ class Scheduler:
         else:
             download.total = event.total_bytes
             download.header_deadline = None
+            download.last_progress = now
 
     def _peer_chunk(self, event: ev.PeerChunkReceived, *, now: float) -> None:
         download = self._p2p_download(event.request_id)
@@ -582,6 +593,7 @@ class Scheduler:
             return
         download.chunks.append(event.data)
         download.received += len(event.data)
+        download.last_progress = now
         self._p2p_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="p2p", size=len(event.data), peer_id=download.peer_id))
         if download.received > download.total:
@@ -608,6 +620,33 @@ class Scheduler:
     def _p2p_header_timeout(self, download: _Download) -> None:
         # As in 0.6: no data header within p2p_segment_download_timeout cancels and drops the peer.
         self._peer_misbehaved(download, "no answer within p2p_segment_download_timeout")
+
+    def _stall_deadline(self, download: _Download) -> float | None:
+        if download.source != "p2p" or download.validating or download.last_progress is None:
+            return None
+        return download.last_progress + self._config.p2p_stall_timeout
+
+    def _p2p_stalled(self, download: _Download) -> None:
+        # The peer stays connected (it may just be slow); the request goes, its bytes are kept.
+        sid = download.segment.id
+        self._actions.append(
+            act.CancelPeerRequest(
+                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
+            )
+        )
+        data = download.take_bytes()
+        self._forget(download)
+        self._p2p_failures += 1
+        if data:
+            self._stalled_bytes[sid] = data
+        peer = self._peers.get(download.peer_id or "")
+        if peer is not None:  # do not ask it for this segment again until it announces it anew
+            peer.loaded = peer.loaded - {sid}
+        self._notify(
+            nt.SegmentLoadFailed(
+                segment_id=sid, source="p2p", reason="peer stopped sending", peer_id=download.peer_id
+            )
+        )
 
     def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
         entry = None if self._config.consume_only else self._cache.get(event.segment_id, now=now)

@@ -394,7 +394,7 @@ def test_p2p_segment_download_timeout_cancels_and_drops_a_silent_peer() -> None:
 
 
 def test_p2p_timeout_only_limits_the_wait_for_the_header() -> None:
-    h = Harness(QUIET, p2p_segment_download_timeout=5.0)
+    h = Harness(QUIET, p2p_segment_download_timeout=5.0, p2p_stall_timeout=1000.0)
     h.connect("A", loaded=[3])
     h.play_at(0)
     h.request(0)
@@ -647,3 +647,42 @@ def test_same_seed_and_events_give_the_same_trace() -> None:
 
     assert session(42) == session(42)
     assert session(42) != session(43)
+
+
+def test_p2p_stall_timeout_drops_the_request_and_http_continues_from_the_bytes_held() -> None:
+    h = Harness(QUIET, p2p_stall_timeout=2.0, http_download_ranges=True)
+    h.connect("A", loaded=[3])
+    h.play_at(0)
+    h.request(0)
+    rid = h.p2p_request_for(3)
+    h.send(ev.PeerResponseStarted(request_id=rid, total_bytes=SEGMENT_SIZE))
+    h.advance(1.5)
+    h.send(ev.PeerChunkReceived(request_id=rid, data=b"p" * 300))  # progress resets the stall clock
+    h.advance(1.9)
+    assert h.p2p_loading() == {3: "A"}
+    h.advance(0.2)  # two seconds without a byte
+    assert h.p2p_loading() == {}
+    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == rid for a in h.actions)
+    assert not any(isinstance(a, act.DisconnectPeer) for a in h.actions)  # slow is not misbehaving
+    h.complete_http(h.http_request_for(0))
+    h.complete_http(h.http_request_for(1))
+    h.play_at(2)  # segment 3 becomes required: HTTP continues at byte 300
+    start = h.http_starts()[-1]
+    assert start.segment.id == sid(3) and start.resume_from == 300
+    h.complete_http(start.request_id, offset=300)
+    assert h.scheduler.cache.get(sid(3), now=h.now).data == b"p" * 300 + b"h" * 700  # type: ignore[union-attr]
+
+
+def test_p2p_stall_without_ranges_refetches_the_whole_segment() -> None:
+    h = Harness(QUIET, p2p_stall_timeout=2.0, http_download_ranges=False)
+    h.connect("A", loaded=[3])
+    h.play_at(0)
+    h.request(0)
+    rid = h.p2p_request_for(3)
+    h.send(ev.PeerResponseStarted(request_id=rid, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=rid, data=b"p" * 300))
+    h.advance(2.1)
+    h.complete_http(h.http_request_for(0))
+    h.complete_http(h.http_request_for(1))
+    h.play_at(2)
+    assert h.http_starts()[-1].resume_from == 0
