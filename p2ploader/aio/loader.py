@@ -24,9 +24,12 @@ import httpx
 
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, http_timeout
+from p2ploader.aio.peers import PeerManager
+from p2ploader.aio.tracker_client import TrackerClient
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core import swarm
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import (
@@ -151,6 +154,10 @@ class HybridLoader:
         self._stalls = 0
         self._stalled = False
         self._refresh_errors = 0
+        self.peer_id = swarm.generate_peer_id(self._rng)
+        """Our 20-byte peer id (``-PY0001-`` and 12 random characters)."""
+        self._peers: PeerManager | None = None
+        self._tracker_client: TrackerClient | None = None
         self._timeline_shift = 0.0
         self._max_attempts: dict[SegmentId, int] = {}
         self._closed = False
@@ -177,6 +184,7 @@ class HybridLoader:
             self._refresh_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresh_task
+        await self._leave_swarm()
         if self._driver is not None:
             self._driver.close()
         if self._http is not None:
@@ -228,10 +236,15 @@ class HybridLoader:
         text = await self._fetch_text(variant.url)
         playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
         old = self._playlist
+        switching = self._variant is not None and self._variant.rendition_id != variant.rendition_id
+        if switching:
+            await self._leave_swarm()
         self._variant = variant
         self._tracker = LivePlaylistTracker(playlist) if playlist.is_live else None
         self._timeline_shift = _timeline_shift(playlist, old) if old is not None else 0.0
         self._set_playlist(playlist)
+        if self._peers is None:
+            await self._join_swarm(variant, playlist)
         if self._refresh_task is not None:
             self._refresh_task.cancel()
             self._refresh_task = None
@@ -239,6 +252,70 @@ class HybridLoader:
             self._refresh_task = asyncio.get_running_loop().create_task(
                 self._follow_live(), name=f"p2ploader-live-{variant.rendition_id}"
             )
+
+    # ------------------------------------------------------------------ the swarm
+
+    @property
+    def swarm_id(self) -> str:
+        """The swarm id peers must share: the master URL without its query, or ``config.swarm_id``."""
+        return swarm.swarm_id(self.url, custom=self.config.swarm_id)
+
+    def info_hash(self, rendition: str | None = None) -> bytes:
+        """The tracker info hash of a rendition's swarm (one swarm per rendition), as P2P Media Loader
+        2.3.1 computes it."""
+        rendition_id = rendition if rendition is not None else self.rendition
+        for stream in swarm.hlsjs_streams(self.master.variants, self.master.renditions):
+            if stream.rendition_id == rendition_id:
+                return stream.info_hash(self.swarm_id)
+        raise UsageError(f"no rendition {rendition_id!r}")
+
+    async def _join_swarm(self, variant: Variant, playlist: MediaPlaylist) -> None:
+        cfg = self.config
+        if not cfg.use_p2p or not cfg.tracker_announce or self._driver is None:
+            return
+        peers = PeerManager(
+            feed=self._driver.feed,
+            rendition=variant.rendition_id,
+            live=playlist.is_live,
+            first_sequence=playlist.media_sequence,
+            local_peer_id=self.peer_id.hex(),
+            rtc_config=cfg.rtc_config,
+            max_peers=cfg.max_peers,
+            max_message_size=cfg.web_rtc_max_message_size,
+            rng=self._rng,
+        )
+        driver = self._driver
+
+        def swarm_update(complete: int, incomplete: int) -> None:
+            driver.feed(ev.TrackerUpdated(incomplete=incomplete))
+
+        client = TrackerClient(
+            cfg.tracker_announce,
+            info_hash=self.info_hash(variant.rendition_id),
+            peer_id=self.peer_id,
+            make_offers=peers.make_offers,
+            on_offer=peers.on_offer,
+            on_answer=peers.on_answer,
+            on_offer_expired=peers.offer_expired,
+            on_swarm_update=swarm_update,
+            offers_per_announce=min(5, cfg.peer_requests_per_announce),
+            rng=self._rng,
+        )
+        self._peers = peers
+        self._tracker_client = client
+        driver.peers = peers
+        await client.start()
+
+    async def _leave_swarm(self) -> None:
+        client, peers = self._tracker_client, self._peers
+        self._tracker_client = None
+        self._peers = None
+        if self._driver is not None:
+            self._driver.peers = None
+        if client is not None:
+            await client.aclose()  # sends "stopped"
+        if peers is not None:
+            await peers.aclose()
 
     def _find_variant(self, rendition: str | int) -> Variant:
         variants = self.master.variants

@@ -118,6 +118,11 @@ class PeerLink:
         pc.on("connectionstatechange", self._connection_state_changed)
 
     @property
+    def closing(self) -> bool:
+        """Closed, or closing: nothing more is processed for this link."""
+        return self.closed or self._closing is not None
+
+    @property
     def max_message_size(self) -> int:
         """Largest message the remote accepts (its SDP ``a=max-message-size``; 65536 if absent)."""
         sctp = self.pc.sctp

@@ -1,0 +1,500 @@
+"""The peer manager: one swarm's WebRTC peers, speaking P2P Media Loader 2.x's wire protocol.
+
+It is the :class:`~p2ploader.aio.driver.PeerTransport` of the driver and the signalling side of the
+tracker client:
+
+* **Signalling.** ``make_offers`` pre-creates peer connections with complete (non-trickle) offers;
+  ``on_answer`` completes one; ``on_offer`` answers a remote offer. At most one link per remote peer
+  and ``max_peers`` links in all; a link that does not open within ``connect_timeout`` is closed.
+* **Core actions → wire.** Requests, cancels, announcements (filtered to this swarm's rendition),
+  uploads (header, data chunks with backpressure and an optional rate cap, completion) and absences.
+* **Wire → core events.** Connection and disconnection, announcements, data headers and chunks of
+  our one outstanding request per peer, absences, the remote's requests and cancels.
+
+Protocol checks follow the browser's receiver (a header or completion that does not match the
+outstanding request, data without a header, more or fewer bytes than announced, undecodable
+frames): the request fails as misbehaviour, which makes the scheduler disconnect the peer and load
+the segment elsewhere. Bytes arriving after we cancelled a request are dropped, not held against the
+peer (they were in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from p2ploader.aio.tracker_client import Offer
+from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core import swarm, wire
+from p2ploader.core.segments import SegmentId
+from p2ploader.errors import PeerProtocolError
+
+__all__ = ["PeerManager", "PeerManagerStats"]
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class PeerManagerStats:
+    links: int
+    pending_offers: int
+    connections_opened: int
+    protocol_errors: int
+    uploads: int
+    uploaded_bytes: int
+
+
+@attrs.define
+class _Download:
+    """Our one outstanding request to a peer."""
+
+    request_id: int
+    wire_segment: int
+    byte_offset: int
+    expected: int | None = None  # bytes announced by the data header
+    received: int = 0
+
+
+@attrs.define
+class _PeerState:
+    link: PeerLink
+    decoder: wire.WireDecoder
+    download: _Download | None = None
+    # Data, headers and completions of requests we cancelled may still be in flight: they are
+    # dropped until the header of our next request arrives.
+    discarding: bool = False
+    cancelled: set[tuple[int, int]] = attrs.Factory(set)  # (wire segment id, wire request id)
+    finished: tuple[int, int] | None = None  # all bytes in; its sending-completed is still to come
+    upload: asyncio.Task[None] | None = None
+    upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
+
+
+class PeerManager:
+    """Peers of one swarm (one rendition of one stream)."""
+
+    def __init__(
+        self,
+        *,
+        feed: Callable[[ev.Event], None],
+        rendition: str,
+        live: bool,
+        first_sequence: int,
+        local_peer_id: str,
+        rtc_config: Mapping[str, Any],
+        max_peers: int = 20,
+        max_message_size: int = 65535,
+        connect_timeout: float = 15.0,
+        upload_rate_limit: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._feed = feed
+        self.rendition = rendition
+        self._live = live
+        self._first_sequence = first_sequence
+        self.local_peer_id = local_peer_id
+        self._rtc_config = rtc_config
+        self._max_peers = max_peers
+        self._max_message_size = max_message_size
+        self._connect_timeout = connect_timeout
+        self._upload_rate_limit = upload_rate_limit
+        self._rng = rng or random.Random()
+        self._peers: dict[str, _PeerState] = {}
+        self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
+        self._timeouts: set[asyncio.Task[None]] = set()
+        self._opened = 0
+        self._protocol_errors = 0
+        self._uploads = 0
+        self._uploaded = 0
+        self._closed = False
+        self._upload_budget_at = 0.0  # loop time when the rate cap allows the next byte
+
+    # ------------------------------------------------------------------ ids
+
+    def _wire_id(self, segment_id: SegmentId) -> int:
+        return swarm.segment_wire_id(segment_id, live=self._live, first_sequence=self._first_sequence)
+
+    def _segment_id(self, wire_id: int) -> SegmentId:
+        return swarm.segment_id_from_wire(
+            self.rendition, wire_id, live=self._live, first_sequence=self._first_sequence
+        )
+
+    # ------------------------------------------------------------------ signalling (tracker client callbacks)
+
+    @property
+    def room(self) -> int:
+        """How many more peers we may connect."""
+        return max(0, self._max_peers - len(self._peers) - len(self._pending_offers))
+
+    async def make_offers(self, count: int) -> list[Offer]:
+        offers: list[Offer] = []
+        for _ in range(min(count, self.room)):
+            pc = create_connection(self._rtc_config)
+            channel = pc.createDataChannel(self._rng.randbytes(20).hex())
+            await pc.setLocalDescription(await pc.createOffer())
+            offer_id = self._rng.randbytes(20)
+            self._pending_offers[offer_id] = (pc, channel)
+            offers.append(Offer(offer_id=offer_id, sdp=pc.localDescription.sdp))
+        return offers
+
+    async def offer_expired(self, offer_id: bytes) -> None:
+        pending = self._pending_offers.pop(offer_id, None)
+        if pending is not None:
+            await pending[0].close()
+
+    async def on_answer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> None:
+        pending = self._pending_offers.pop(offer_id, None)
+        if pending is None:
+            return
+        pc, channel = pending
+        peer_id = remote_peer_id.hex()
+        if self._closed or peer_id == self.local_peer_id:
+            await pc.close()
+            return
+        if peer_id in self._peers:
+            if self._keep_existing_link(peer_id):
+                await pc.close()
+                return
+            replaced = self._peers.pop(peer_id).link
+            replaced.close()
+        link = self._new_link(pc, peer_id, initiator=True)
+        link.attach_channel(channel)
+        try:
+            await set_remote(pc, sdp, "answer")
+        except Exception as exc:  # a malformed SDP from the remote: drop this attempt
+            logger.info("peer %s: bad answer SDP: %s", peer_id, exc)
+            await link.aclose()
+            return
+        self._arm_connect_timeout(link)
+
+    async def on_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
+        peer_id = remote_peer_id.hex()
+        if self._closed or peer_id == self.local_peer_id or peer_id in self._peers or self.room == 0:
+            return None
+        pc = create_connection(self._rtc_config)
+        link = self._new_link(pc, peer_id, initiator=False)
+        pc.on("datachannel", link.attach_channel)
+        try:
+            await set_remote(pc, sdp, "offer")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            logger.info("peer %s: bad offer SDP: %s", peer_id, exc)
+            await link.aclose()
+            return None
+        self._arm_connect_timeout(link)
+        return str(pc.localDescription.sdp)
+
+    def _keep_existing_link(self, peer_id: str) -> bool:
+        """Both sides answered each other's offers: keep the connection whose offerer has the smaller
+        peer id (both sides reach the same verdict). ``True``: drop the new connection we offered."""
+        existing = self._peers[peer_id].link
+        existing_offerer = self.local_peer_id if existing.initiator else peer_id
+        return existing_offerer <= self.local_peer_id
+
+    def _new_link(self, pc: Any, peer_id: str, *, initiator: bool) -> PeerLink:
+        link = PeerLink(
+            pc,
+            peer_id=peer_id,
+            initiator=initiator,
+            on_open=self._link_opened,
+            on_message=self._link_message,
+            on_closed=self._link_closed,
+        )
+        self._peers[peer_id] = _PeerState(link=link, decoder=wire.WireDecoder())
+        return link
+
+    def _arm_connect_timeout(self, link: PeerLink) -> None:
+        async def expire() -> None:
+            await asyncio.sleep(self._connect_timeout)
+            if not link.is_open and not link.closed:
+                logger.info("peer %s: no connection within %.0f s", link.peer_id, self._connect_timeout)
+                await link.aclose()
+
+        task = asyncio.get_running_loop().create_task(expire())
+        self._timeouts.add(task)
+        task.add_done_callback(self._timeouts.discard)
+
+    # ------------------------------------------------------------------ link callbacks
+
+    def _link_opened(self, link: PeerLink) -> None:
+        self._opened += 1
+        self._feed(ev.PeerConnected(peer_id=link.peer_id))
+
+    def _link_closed(self, link: PeerLink) -> None:
+        state = self._peers.get(link.peer_id)
+        if state is None or state.link is not link:
+            return
+        del self._peers[link.peer_id]
+        if state.upload is not None:
+            state.upload.cancel()
+        if link.is_open:
+            self._feed(ev.PeerDisconnected(peer_id=link.peer_id))
+
+    def _link_message(self, link: PeerLink, message: bytes) -> None:
+        state = self._peers.get(link.peer_id)
+        if state is None or state.link is not link:
+            return
+        try:
+            items = state.decoder.receive(message)
+        except PeerProtocolError as exc:
+            self._violation(state, f"undecodable message: {exc}")
+            return
+        for item in items:
+            if link.closing:
+                return
+            try:
+                self._handle(state, item)
+            except PeerProtocolError as exc:
+                self._violation(state, str(exc))
+                return
+
+    def _handle(self, state: _PeerState, item: wire.Command | wire.DataChunk) -> None:
+        peer_id = state.link.peer_id
+        match item:
+            case wire.DataChunk():
+                self._data(state, item.data)
+            case wire.SegmentsAnnouncement():
+                self._feed(
+                    ev.PeerAnnounced(
+                        peer_id=peer_id,
+                        loaded=frozenset(self._segment_id(i) for i in item.loaded),
+                        loading_by_http=frozenset(self._segment_id(i) for i in item.loading_by_http),
+                    )
+                )
+            case wire.SegmentRequest():
+                self._stop_upload(state)  # a new request replaces the upload in progress
+                self._feed(
+                    ev.PeerRequestedSegment(
+                        peer_id=peer_id,
+                        segment_id=self._segment_id(item.segment_id),
+                        byte_offset=item.byte_offset,
+                        peer_request_id=item.request_id,
+                    )
+                )
+            case wire.CancelSegmentRequest():
+                if state.upload_key == (item.segment_id, item.request_id):
+                    self._stop_upload(state)
+                self._feed(
+                    ev.PeerCancelledRequest(peer_id=peer_id, segment_id=self._segment_id(item.segment_id))
+                )
+            case wire.SegmentData():
+                download = state.download
+                key = (item.segment_id, item.request_id)
+                if key in state.cancelled:
+                    state.discarding = True  # its data follows: drop it
+                    return
+                if download is None or key != (download.wire_segment, download.request_id):
+                    raise PeerProtocolError("data header does not match our request")
+                if download.expected is not None:
+                    raise PeerProtocolError("second data header for one request")
+                state.discarding = False
+                download.expected = item.size
+                self._feed(
+                    ev.PeerResponseStarted(
+                        request_id=download.request_id, total_bytes=download.byte_offset + item.size
+                    )
+                )
+            case wire.SegmentDataSendingCompleted():
+                key = (item.segment_id, item.request_id)
+                download = state.download
+                if key == state.finished:
+                    state.finished = None
+                elif key in state.cancelled:
+                    state.cancelled.discard(key)
+                elif download is not None and key == (download.wire_segment, download.request_id):
+                    raise PeerProtocolError(f"sent {download.received} bytes, announced {download.expected}")
+                else:
+                    raise PeerProtocolError("sending-completed does not match a request")
+            case wire.SegmentAbsent():
+                download = state.download
+                state.cancelled.discard((item.segment_id, item.request_id))
+                if download is not None and (item.segment_id, item.request_id) == (
+                    download.wire_segment,
+                    download.request_id,
+                ):
+                    state.download = None
+                    self._feed(
+                        ev.PeerRequestFailed(request_id=download.request_id, reason="absent", absent=True)
+                    )
+
+    def _data(self, state: _PeerState, data: bytes) -> None:
+        if state.discarding:
+            return
+        download = state.download
+        if download is None or download.expected is None:
+            raise PeerProtocolError("segment data without a data header")
+        download.received += len(data)
+        if download.received > download.expected:
+            raise PeerProtocolError("more bytes than the data header announced")
+        if download.received == download.expected:
+            # Complete: the scheduler may ask this peer for the next segment before the
+            # sending-completed of this one arrives, so the request is retired now.
+            state.finished = (download.wire_segment, download.request_id)
+            state.download = None
+        self._feed(ev.PeerChunkReceived(request_id=download.request_id, data=data))
+
+    def _violation(self, state: _PeerState, reason: str) -> None:
+        self._protocol_errors += 1
+        logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
+        download, state.download = state.download, None
+        if download is not None:
+            # The scheduler disconnects it (DisconnectPeer) and loads the segment elsewhere.
+            self._feed(ev.PeerRequestFailed(request_id=download.request_id, reason=reason, misbehaved=True))
+        if not state.link.closed:
+            state.link.close()
+
+    # ------------------------------------------------------------------ core actions (PeerTransport)
+
+    def perform(self, action: act.Action) -> None:
+        match action:
+            case act.RequestFromPeer():
+                self._request(action)
+            case act.CancelPeerRequest():
+                self._cancel(action)
+            case act.AnnounceSegments():
+                self._announce(action)
+            case act.SendSegmentToPeer():
+                self._start_upload(action)
+            case act.SendSegmentAbsent():
+                state = self._peers.get(action.peer_id)
+                if state is not None:
+                    self._send_command(
+                        state,
+                        wire.SegmentAbsent(
+                            segment_id=self._wire_id(action.segment_id),
+                            request_id=action.peer_request_id or 0,
+                        ),
+                    )
+            case act.DisconnectPeer():
+                state = self._peers.get(action.peer_id)
+                if state is not None:
+                    state.link.close()
+
+    def _request(self, action: act.RequestFromPeer) -> None:
+        state = self._peers.get(action.peer_id)
+        if state is None or not state.link.is_open:
+            asyncio.get_running_loop().call_soon(
+                self._feed, ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone")
+            )
+            return
+        wire_id = self._wire_id(action.segment_id)
+        state.download = _Download(
+            request_id=action.request_id, wire_segment=wire_id, byte_offset=action.byte_offset
+        )
+        self._send_command(
+            state,
+            wire.SegmentRequest(
+                segment_id=wire_id, request_id=action.request_id, byte_offset=action.byte_offset
+            ),
+        )
+
+    def _cancel(self, action: act.CancelPeerRequest) -> None:
+        state = self._peers.get(action.peer_id)
+        if state is None or state.download is None or state.download.request_id != action.request_id:
+            return
+        download, state.download = state.download, None
+        if download.expected is not None:
+            state.discarding = True  # its header came: data may be in flight
+        state.cancelled.add((download.wire_segment, download.request_id))
+        if len(state.cancelled) > 16:  # bounded: the oldest ones are long settled
+            state.cancelled.pop()
+        self._send_command(
+            state, wire.CancelSegmentRequest(segment_id=download.wire_segment, request_id=download.request_id)
+        )
+
+    def _announce(self, action: act.AnnounceSegments) -> None:
+        command = wire.SegmentsAnnouncement(
+            loaded=tuple(self._wire_id(s) for s in action.loaded if s.rendition == self.rendition),
+            loading_by_http=tuple(
+                self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition
+            ),
+        )
+        targets = (
+            [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
+        )
+        for state in targets:
+            if state is not None and state.link.is_open:
+                self._send_command(state, command)
+
+    def _send_command(self, state: _PeerState, command: wire.Command) -> None:
+        size = min(self._max_message_size, state.link.max_message_size)
+        for message in wire.encode_command(command, max_message_size=size):
+            if not state.link.send(message):
+                return
+
+    # ------------------------------------------------------------------ uploads
+
+    def _stop_upload(self, state: _PeerState) -> None:
+        if state.upload is not None:
+            state.upload.cancel()
+        state.upload = None
+        state.upload_key = None
+
+    def _start_upload(self, action: act.SendSegmentToPeer) -> None:
+        state = self._peers.get(action.peer_id)
+        if state is None or not state.link.is_open:
+            return
+        self._stop_upload(state)
+        key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
+        state.upload_key = key
+        state.upload = asyncio.get_running_loop().create_task(self._upload(state, key, action.data))
+
+    async def _upload(self, state: _PeerState, key: tuple[int, int], data: bytes) -> None:
+        link = state.link
+        segment_id, request_id = key
+        self._send_command(
+            state, wire.SegmentData(segment_id=segment_id, request_id=request_id, size=len(data))
+        )
+        size = min(self._max_message_size, link.max_message_size)
+        loop = asyncio.get_running_loop()
+        for chunk in wire.chunk_segment_data(data, max_message_size=size):
+            await link.wait_drained()
+            if self._upload_rate_limit:
+                # A simple pacer: each byte may leave no earlier than its share of the rate allows.
+                start = max(loop.time(), self._upload_budget_at)
+                self._upload_budget_at = start + len(chunk) / self._upload_rate_limit
+                delay = start - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if not link.send(chunk):
+                return
+            self._uploaded += len(chunk)
+        self._send_command(
+            state, wire.SegmentDataSendingCompleted(segment_id=segment_id, request_id=request_id)
+        )
+        self._uploads += 1
+        if state.upload_key == key:
+            state.upload = None
+            state.upload_key = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def statistics(self) -> PeerManagerStats:
+        return PeerManagerStats(
+            links=len(self._peers),
+            pending_offers=len(self._pending_offers),
+            connections_opened=self._opened,
+            protocol_errors=self._protocol_errors,
+            uploads=self._uploads,
+            uploaded_bytes=self._uploaded,
+        )
+
+    async def aclose(self) -> None:
+        """Close every link gracefully (queued data is flushed first) and every pending offer."""
+        self._closed = True
+        for task in list(self._timeouts):
+            task.cancel()
+        pending = [pc for pc, _ in self._pending_offers.values()]
+        self._pending_offers.clear()
+        links = [state.link for state in self._peers.values()]
+        for state in self._peers.values():
+            self._stop_upload(state)
+        await asyncio.gather(
+            *(link.aclose() for link in links), *(pc.close() for pc in pending), return_exceptions=True
+        )

@@ -1,0 +1,729 @@
+"""An embedded WebTorrent-compatible WebSocket tracker on ``websockets``' asyncio server.
+
+Theory of operation
+-------------------
+WebTorrent and P2P Media Loader peers find each other through a *tracker*: a WebSocket server that
+keeps, per swarm (``info_hash``), the peers currently announcing, and relays WebRTC offers and answers
+between them. Peers never learn each other's addresses from the tracker; they only exchange complete
+(non-trickle) SDPs through it. This module implements that server so tests, demos and small
+deployments do not need Node.js. The wire format follows ``docs/trackers.md`` and the upstream
+servers (npm ``bittorrent-tracker`` 11 and ``Novage/wt-tracker``); where the two differ, the server
+accepts what either's clients send and answers in the shape both kinds of client understand:
+
+* **Frames.** One JSON object per text frame (binary frames holding UTF-8 JSON are accepted too).
+  ``info_hash``, ``peer_id``, ``to_peer_id`` and ``offer_id`` are 20-byte binary ids carried as
+  20-character latin-1 strings; internally they stay in that string form. Outgoing JSON is written
+  like ``JSON.stringify`` (``ensure_ascii=False``, compact separators).
+* **Announce** (``{"action": "announce", "info_hash", "peer_id", "event"?, "numwant"?, "offers"?,
+  "left"?}``). ``event`` may be absent, ``started``, ``stopped``, ``completed``, ``update``,
+  ``paused`` or ``empty`` (bittorrent-tracker's set); anything else is answered with
+  ``failure reason: invalid event``. Any non-``stopped`` announce joins (or refreshes) the peer in the
+  swarm; ``left == 0`` or ``event: completed`` makes it a seed (``complete``), otherwise it counts as
+  ``incomplete``. The announcer gets ``{"action": "announce", "interval", "info_hash", "complete",
+  "incomplete"}`` (sent for ``stopped`` too, like bittorrent-tracker; wt-tracker clients do not wait
+  for it). Then each valid offer (at most ``max_offers_per_announce``, and at most ``numwant`` when
+  ``numwant`` is an integer) goes to a *different* peer drawn at random from the rest of the swarm:
+  ``{"action": "announce", "offer": {"type": "offer", "sdp"}, "offer_id", "peer_id": <offerer>,
+  "info_hash"}``. The offer object is rebuilt from its ``sdp`` (as wt-tracker does), so nothing but
+  the SDP is relayed. A peer never receives its own offers.
+* **Answer** (an announce carrying ``answer``, ``to_peer_id`` and ``offer_id``). It is relayed to
+  ``to_peer_id`` as ``{"action": "announce", "answer": {"type": "answer", "sdp"}, "offer_id",
+  "peer_id": <answerer>, "info_hash"}``. The answerer must be a member of the swarm on this
+  connection; an answer to an unknown or departed peer is dropped silently (bittorrent-tracker only
+  logs it; wt-tracker would close the socket). No announce response is sent for answers.
+* **Stopped** removes the peer from the swarm (only if it is this connection's peer). Closing the
+  WebSocket removes the connection's peers from every swarm. Peers that stop announcing are expired
+  after ``peer_timeout`` (default twice the interval, like wt-tracker), swept every half timeout.
+* **Scrape** (``{"action": "scrape", "info_hash"?}``, a string, a list, or absent for all swarms)
+  answers ``{"action": "scrape", "files": {<info_hash>: {"complete", "incomplete", "downloaded"}},
+  "flags": {"min_request_interval"}}``; ``downloaded`` equals ``complete`` (bittorrent-tracker's lower
+  bound).
+* **Errors.** A malformed request (not JSON, not an object, unknown ``action``, bad ids) is answered
+  ``{"failure reason": ...}`` without ``action``, exactly like bittorrent-tracker; JS clients then
+  reconnect. A refusal of a well-formed announce (swarm full, too many swarms, invalid event) carries
+  ``"action": "announce"`` and the ``info_hash``, so clients log it and retry later. After
+  ``max_protocol_errors`` malformed requests the connection is closed (code 1008).
+* **Bounds.** Frames over ``max_message_size`` (64 KiB by default, wt-tracker's limit) make
+  ``websockets`` close the connection with 1009. ``max_connections`` (HTTP 503 beyond it),
+  ``max_swarms``, ``max_peers_per_swarm`` (1000, bittorrent-tracker's LRU size) and
+  ``max_swarms_per_connection`` bound the state. Every connection has a bounded outbox drained by
+  its own writer task: a slow reader never blocks the relay for others, and messages to a peer
+  whose outbox is full are dropped (counted in :class:`TrackerStats`).
+* **Concurrency.** One handler task per connection reads frames and processes each one
+  synchronously (no ``await`` between reading the state and changing it), so no locks are needed.
+  ``GET /stats.json`` (without an Upgrade header) returns :meth:`TrackerServer.statistics` as JSON.
+
+Example::
+
+    async with TrackerServer() as tracker:      # binds 127.0.0.1 on a free port
+        url = tracker.url                       # ws://127.0.0.1:<port>
+        ...
+        print(tracker.statistics().messages_relayed)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final, Self
+
+import attrs
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from p2ploader.errors import UsageError
+
+__all__ = ["TrackerLimits", "TrackerServer", "TrackerStats", "run_tracker_forever", "serve_tracker"]
+
+logger = logging.getLogger(__name__)
+
+ID_LENGTH: Final = 20
+_ACCEPTED_EVENTS: Final = frozenset({"started", "stopped", "completed", "update", "paused", "empty"})
+_FLUSH_BEFORE_CLOSE: Final = 1.0  # seconds to let queued failure messages out before closing
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, not {value!r}")
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None and attribute.name in {"peer_timeout", "ping_interval"}:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class TrackerLimits:
+    """The tracker's timing and resource bounds. Every field is a keyword of :class:`TrackerServer`
+    and :func:`serve_tracker` too."""
+
+    interval: float = attrs.field(default=120.0, validator=_positive_seconds)
+    """Seconds between announces, sent to clients as ``interval`` (both upstream servers send 120)."""
+    peer_timeout: float | None = attrs.field(default=None, validator=_positive_seconds)
+    """Seconds without an announce after which a peer is dropped; ``None``: ``2 * interval``."""
+    max_peers_per_swarm: int = attrs.field(default=1000, validator=_at_least_one)
+    max_swarms: int = attrs.field(default=10_000, validator=_at_least_one)
+    max_swarms_per_connection: int = attrs.field(default=100, validator=_at_least_one)
+    max_connections: int = attrs.field(default=10_000, validator=_at_least_one)
+    max_message_size: int = attrs.field(default=64 * 1024, validator=_at_least_one)
+    """Bytes per incoming WebSocket message; a bigger one closes the connection (1009)."""
+    max_offers_per_announce: int = attrs.field(default=10, validator=_at_least_one)
+    max_scrape_hashes: int = attrs.field(default=100, validator=_at_least_one)
+    max_protocol_errors: int = attrs.field(default=20, validator=_at_least_one)
+    """Malformed requests tolerated per connection before it is closed (1008)."""
+    send_queue_size: int = attrs.field(default=256, validator=_at_least_one)
+    """Messages queued for one connection; beyond that, messages to it are dropped."""
+    ping_interval: float | None = attrs.field(default=20.0, validator=_positive_seconds)
+    """WebSocket keepalive ping interval (and timeout) in seconds; ``None`` disables pings."""
+
+    @property
+    def effective_peer_timeout(self) -> float:
+        return self.peer_timeout if self.peer_timeout is not None else 2 * self.interval
+
+
+@attrs.frozen(kw_only=True)
+class TrackerStats:
+    """A snapshot of the tracker's figures."""
+
+    connections: int
+    swarms: int
+    peers: int
+    messages_received: int
+    announces: int
+    answers: int
+    scrapes: int
+    offers_relayed: int
+    answers_relayed: int
+    answers_undeliverable: int
+    failures_sent: int
+    bad_requests: int
+    messages_dropped: int
+    peers_expired: int
+    connections_refused: int
+
+    @property
+    def messages_relayed(self) -> int:
+        """Offers plus answers forwarded from one peer to another."""
+        return self.offers_relayed + self.answers_relayed
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+
+@attrs.define(eq=False)
+class _Connection:
+    ws: ServerConnection
+    outbox: asyncio.Queue[str]
+    memberships: dict[str, str] = attrs.Factory(dict)  # info_hash -> this connection's peer_id there
+    protocol_errors: int = 0
+    closed: bool = False
+
+
+@attrs.define(eq=False)
+class _Peer:
+    peer_id: str
+    conn: _Connection
+    complete: bool
+    last_seen: float
+
+
+@attrs.define(eq=False)
+class _Swarm:
+    info_hash: str
+    peers: dict[str, _Peer] = attrs.Factory(dict)
+    complete: int = 0
+
+    @property
+    def incomplete(self) -> int:
+        return len(self.peers) - self.complete
+
+
+class _RequestError(Exception):
+    """A request the tracker answers with ``failure reason``.
+
+    ``protocol=True`` marks a malformed request (counted towards ``max_protocol_errors``); a refusal
+    of a well-formed one (swarm full) is not. With ``info_hash`` the failure carries ``action`` and
+    ``info_hash`` so that clients attribute it to their swarm.
+    """
+
+    def __init__(self, reason: str, *, info_hash: str | None = None, protocol: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.info_hash = info_hash
+        self.protocol = protocol
+
+
+def _is_id(value: object) -> bool:
+    """A 20-character latin-1 string (one character per byte of a 20-byte id)."""
+    if not isinstance(value, str) or len(value) != ID_LENGTH:
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _id_field(request: dict[str, Any], key: str, reason: str | None = None) -> str:
+    value = request.get(key)
+    if not _is_id(value):
+        raise _RequestError(reason or f"invalid {key}")
+    assert isinstance(value, str)
+    return value
+
+
+def _is_zero(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return value == 0
+    if isinstance(value, str):
+        try:
+            return float(value) == 0
+        except ValueError:
+            return False
+    return False
+
+
+def _numwant(value: object, default: int) -> int:
+    """``numwant`` as an integer; absent or unusable means "as many as there are offers"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(0, value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return default
+
+
+def _sdp_of(value: object) -> str | None:
+    if isinstance(value, dict):
+        sdp = value.get("sdp")
+        if isinstance(sdp, str):
+            return sdp
+    return None
+
+
+def _seconds_for_wire(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --------------------------------------------------------------------------------------------- server
+
+
+class TrackerServer:
+    """A WebTorrent-compatible WebSocket tracker.
+
+    ``await start()`` binds (``127.0.0.1`` and a free port by default); ``url`` is then
+    ``ws://host:port``; ``await aclose()`` closes every connection. It is also an async context
+    manager. Limits are :class:`TrackerLimits` fields, given as ``limits=`` or as keywords.
+    ``rng`` drives the random choice of offer recipients.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: TrackerLimits | None = None,
+        rng: random.Random | None = None,
+        **limit_overrides: Any,
+    ) -> None:
+        try:
+            self.limits = attrs.evolve(limits or TrackerLimits(), **limit_overrides)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"invalid tracker limits: {exc}") from exc
+        self.host = host
+        self._port = port
+        self._rng = rng or random.Random()
+        self._server: Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+        self._connections: set[_Connection] = set()
+        self._swarms: dict[str, _Swarm] = {}
+        self._peer_count = 0
+        self._counts: dict[str, int] = dict.fromkeys(
+            (
+                "messages_received",
+                "announces",
+                "answers",
+                "scrapes",
+                "offers_relayed",
+                "answers_relayed",
+                "answers_undeliverable",
+                "failures_sent",
+                "bad_requests",
+                "messages_dropped",
+                "peers_expired",
+                "connections_refused",
+            ),
+            0,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._server is not None or self._closed:
+            raise UsageError("a TrackerServer can be started once")
+        limits = self.limits
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._port,
+            max_size=limits.max_message_size,
+            compression=None,  # like bittorrent-tracker: no per-connection deflate state
+            process_request=self._process_request,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_interval,
+            close_timeout=2.0,
+        )
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop(), name="tracker-sweeper")
+        logger.info("tracker listening on %s", self.url)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise UsageError("the tracker is not started")
+        return int(next(iter(self._server.sockets)).getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of the bound socket (any path works too, e.g. ``/announce``)."""
+        if self._server is None:
+            raise UsageError("the tracker is not started")
+        host = str(next(iter(self._server.sockets)).getsockname()[0])
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}"
+
+    # ------------------------------------------------------------------ introspection
+
+    def statistics(self) -> TrackerStats:
+        return TrackerStats(
+            connections=len(self._connections),
+            swarms=len(self._swarms),
+            peers=self._peer_count,
+            **self._counts,
+        )
+
+    def peer_ids(self, info_hash: bytes) -> frozenset[bytes]:
+        """The peer ids currently in the swarm ``info_hash`` (raw 20-byte ids)."""
+        swarm = self._swarms.get(info_hash.decode("latin-1"))
+        if swarm is None:
+            return frozenset()
+        return frozenset(peer_id.encode("latin-1") for peer_id in swarm.peers)
+
+    # ------------------------------------------------------------------ connections
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path.rstrip("/").endswith("/stats.json") and "Upgrade" not in request.headers:
+            stats = self.statistics()
+            figures = {**attrs.asdict(stats), "messages_relayed": stats.messages_relayed}
+            body = json.dumps(figures, sort_keys=True).encode()
+            headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return Response(200, "OK", headers, body)
+        if len(self._connections) >= self.limits.max_connections:
+            self._counts["connections_refused"] += 1
+            return connection.respond(503, "tracker is full\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if len(self._connections) >= self.limits.max_connections:  # raced past the handshake check
+            self._counts["connections_refused"] += 1
+            await ws.close(1013, "tracker is full")
+            return
+        conn = _Connection(ws=ws, outbox=asyncio.Queue(self.limits.send_queue_size))
+        self._connections.add(conn)
+        writer = asyncio.get_running_loop().create_task(self._write_loop(conn))
+        try:
+            async for frame in ws:
+                try:
+                    self._on_frame(conn, frame)
+                except Exception:  # a bug here must not take the tracker down
+                    logger.exception("tracker: error while handling a request")
+                if conn.protocol_errors >= self.limits.max_protocol_errors:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(conn.outbox.join(), _FLUSH_BEFORE_CLOSE)
+                    await ws.close(1008, "too many invalid requests")
+                    break
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("tracker: connection handler failed")
+        finally:
+            conn.closed = True
+            self._connections.discard(conn)
+            self._leave_all(conn)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write_loop(self, conn: _Connection) -> None:
+        try:
+            while True:
+                text = await conn.outbox.get()
+                try:
+                    await conn.ws.send(text)
+                finally:
+                    conn.outbox.task_done()
+        except Exception as exc:  # ConnectionClosed, or anything else: nothing more can be sent
+            if not isinstance(exc, ConnectionClosed):
+                logger.exception("tracker: sending failed")
+            while not conn.outbox.empty():  # let a waiting flush finish
+                conn.outbox.get_nowait()
+                conn.outbox.task_done()
+
+    def _send(self, conn: _Connection, message: dict[str, Any]) -> bool:
+        if conn.closed:
+            return False
+        try:
+            conn.outbox.put_nowait(_dumps(message))
+        except asyncio.QueueFull:
+            self._counts["messages_dropped"] += 1
+            return False
+        return True
+
+    # ------------------------------------------------------------------ requests
+
+    def _on_frame(self, conn: _Connection, frame: str | bytes) -> None:
+        self._counts["messages_received"] += 1
+        try:
+            request = json.loads(frame)
+        except (ValueError, RecursionError):  # includes UnicodeDecodeError of a binary frame
+            self._fail(conn, _RequestError("invalid JSON"))
+            return
+        if not isinstance(request, dict):
+            self._fail(conn, _RequestError("invalid request: not a JSON object"))
+            return
+        try:
+            action = request.get("action")
+            if action == "announce":
+                self._announce(conn, request)
+            elif action == "scrape":
+                self._scrape(conn, request)
+            else:
+                raise _RequestError(f"invalid action in WS request: {_short(action)}")
+        except _RequestError as exc:
+            self._fail(conn, exc)
+
+    def _fail(self, conn: _Connection, error: _RequestError) -> None:
+        if error.protocol:
+            conn.protocol_errors += 1
+            self._counts["bad_requests"] += 1
+        message: dict[str, Any] = {"failure reason": error.reason}
+        if error.info_hash is not None:
+            message = {"action": "announce", "failure reason": error.reason, "info_hash": error.info_hash}
+        if self._send(conn, message):
+            self._counts["failures_sent"] += 1
+        logger.debug("tracker: failure %r", error.reason)
+
+    def _announce(self, conn: _Connection, request: dict[str, Any]) -> None:
+        info_hash = _id_field(request, "info_hash")
+        peer_id = _id_field(request, "peer_id")
+        if request.get("answer") is not None:
+            self._answer(conn, request, info_hash, peer_id)
+            return
+        self._counts["announces"] += 1
+        event = request.get("event")
+        if event is not None and event != "" and event not in _ACCEPTED_EVENTS:
+            raise _RequestError("invalid event", info_hash=info_hash)
+        if event == "stopped":
+            self._leave(conn, info_hash, peer_id)
+            self._send(conn, self._announce_response(info_hash))
+            return
+        offers = self._parse_offers(request.get("offers"), info_hash)
+        complete = event == "completed" or _is_zero(request.get("left"))
+        swarm = self._join(conn, info_hash, peer_id, complete=complete)
+        self._send(conn, self._announce_response(info_hash))
+        wanted = min(len(offers), _numwant(request.get("numwant"), len(offers)))
+        if wanted == 0:
+            return
+        others = [peer for pid, peer in swarm.peers.items() if pid != peer_id and not peer.conn.closed]
+        targets = self._rng.sample(others, min(wanted, len(others)))
+        for (offer_id, sdp), target in zip(offers, targets, strict=False):
+            relayed = {
+                "action": "announce",
+                "offer": {"type": "offer", "sdp": sdp},
+                "offer_id": offer_id,
+                "peer_id": peer_id,
+                "info_hash": info_hash,
+            }
+            if self._send(target.conn, relayed):
+                self._counts["offers_relayed"] += 1
+
+    def _parse_offers(self, offers: object, info_hash: str) -> list[tuple[str, str]]:
+        """Valid ``(offer_id, sdp)`` pairs, at most ``max_offers_per_announce``; bad entries are skipped."""
+        if offers is None:
+            return []
+        if not isinstance(offers, list):
+            raise _RequestError("invalid offers", info_hash=info_hash)
+        parsed: list[tuple[str, str]] = []
+        for entry in offers:
+            if len(parsed) >= self.limits.max_offers_per_announce:
+                break
+            if not isinstance(entry, dict):
+                continue
+            offer_id = entry.get("offer_id")
+            sdp = _sdp_of(entry.get("offer"))
+            if _is_id(offer_id) and sdp is not None:
+                assert isinstance(offer_id, str)
+                parsed.append((offer_id, sdp))
+        return parsed
+
+    def _announce_response(self, info_hash: str) -> dict[str, Any]:
+        swarm = self._swarms.get(info_hash)
+        return {
+            "action": "announce",
+            "interval": _seconds_for_wire(self.limits.interval),
+            "info_hash": info_hash,
+            "complete": swarm.complete if swarm else 0,
+            "incomplete": swarm.incomplete if swarm else 0,
+        }
+
+    def _join(self, conn: _Connection, info_hash: str, peer_id: str, *, complete: bool) -> _Swarm:
+        limits = self.limits
+        previous = conn.memberships.get(info_hash)
+        if previous is not None and previous != peer_id:  # this socket changed its peer id here
+            self._leave(conn, info_hash, previous)
+        swarm = self._swarms.get(info_hash)
+        if info_hash not in conn.memberships and len(conn.memberships) >= limits.max_swarms_per_connection:
+            raise _RequestError("too many swarms on this connection", info_hash=info_hash, protocol=False)
+        if swarm is None:
+            if len(self._swarms) >= limits.max_swarms:
+                raise _RequestError("tracker is full: too many swarms", info_hash=info_hash, protocol=False)
+            swarm = _Swarm(info_hash=info_hash)
+        peer = swarm.peers.get(peer_id)
+        now = asyncio.get_running_loop().time()
+        if peer is None:
+            if len(swarm.peers) >= limits.max_peers_per_swarm:
+                raise _RequestError("swarm is full", info_hash=info_hash, protocol=False)
+            peer = _Peer(peer_id=peer_id, conn=conn, complete=False, last_seen=now)
+            swarm.peers[peer_id] = peer
+            self._swarms[info_hash] = swarm
+            self._peer_count += 1
+        elif peer.conn is not conn:
+            # The same peer id on a new socket (a client that reconnected before its old socket was
+            # noticed dead): the newest connection wins, as in wt-tracker.
+            if peer.conn.memberships.get(info_hash) == peer_id:
+                del peer.conn.memberships[info_hash]
+            peer.conn = conn
+        conn.memberships[info_hash] = peer_id
+        peer.last_seen = now
+        if complete and not peer.complete:
+            peer.complete = True
+            swarm.complete += 1
+        return swarm
+
+    def _leave(self, conn: _Connection, info_hash: str, peer_id: str) -> None:
+        swarm = self._swarms.get(info_hash)
+        if swarm is None:
+            return
+        peer = swarm.peers.get(peer_id)
+        if peer is None or peer.conn is not conn:
+            return
+        self._remove(swarm, peer)
+
+    def _remove(self, swarm: _Swarm, peer: _Peer) -> None:
+        del swarm.peers[peer.peer_id]
+        self._peer_count -= 1
+        if peer.complete:
+            swarm.complete -= 1
+        if peer.conn.memberships.get(swarm.info_hash) == peer.peer_id:
+            del peer.conn.memberships[swarm.info_hash]
+        if not swarm.peers:
+            del self._swarms[swarm.info_hash]
+
+    def _leave_all(self, conn: _Connection) -> None:
+        for info_hash, peer_id in list(conn.memberships.items()):
+            self._leave(conn, info_hash, peer_id)
+        conn.memberships.clear()
+
+    def _answer(self, conn: _Connection, request: dict[str, Any], info_hash: str, peer_id: str) -> None:
+        to_peer_id = _id_field(request, "to_peer_id", "invalid `to_peer_id` (required with `answer`)")
+        offer_id = _id_field(request, "offer_id")
+        sdp = _sdp_of(request.get("answer"))
+        if sdp is None:
+            raise _RequestError("invalid answer", info_hash=info_hash)
+        self._counts["answers"] += 1
+        swarm = self._swarms.get(info_hash)
+        sender = swarm.peers.get(peer_id) if swarm else None
+        target = swarm.peers.get(to_peer_id) if swarm else None
+        if sender is None or sender.conn is not conn or target is None or target is sender:
+            self._counts["answers_undeliverable"] += 1
+            return
+        sender.last_seen = asyncio.get_running_loop().time()
+        relayed = {
+            "action": "announce",
+            "answer": {"type": "answer", "sdp": sdp},
+            "offer_id": offer_id,
+            "peer_id": peer_id,
+            "info_hash": info_hash,
+        }
+        if self._send(target.conn, relayed):
+            self._counts["answers_relayed"] += 1
+
+    def _scrape(self, conn: _Connection, request: dict[str, Any]) -> None:
+        self._counts["scrapes"] += 1
+        wanted = request.get("info_hash")
+        limit = self.limits.max_scrape_hashes
+        if wanted is None:
+            hashes = list(self._swarms)[:limit]
+        elif isinstance(wanted, str):
+            hashes = [wanted]
+        elif isinstance(wanted, list):
+            if len(wanted) > limit:
+                raise _RequestError(f"too many info_hash values (at most {limit})")
+            hashes = wanted
+        else:
+            raise _RequestError("invalid info_hash")
+        files: dict[str, dict[str, int]] = {}
+        for info_hash in hashes:
+            if not _is_id(info_hash):
+                raise _RequestError("invalid info_hash")
+            swarm = self._swarms.get(info_hash)
+            complete = swarm.complete if swarm else 0
+            files[info_hash] = {
+                "complete": complete,
+                "incomplete": swarm.incomplete if swarm else 0,
+                "downloaded": complete,
+            }
+        self._send(
+            conn,
+            {
+                "action": "scrape",
+                "files": files,
+                "flags": {"min_request_interval": _seconds_for_wire(self.limits.interval)},
+            },
+        )
+
+    # ------------------------------------------------------------------ expiry
+
+    async def _sweep_loop(self) -> None:
+        timeout = self.limits.effective_peer_timeout
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(timeout / 2)
+            try:
+                self._expire_silent_peers(loop.time() - timeout)
+            except Exception:
+                logger.exception("tracker: expiry sweep failed")
+
+    def _expire_silent_peers(self, deadline: float) -> None:
+        for swarm in list(self._swarms.values()):
+            for peer in list(swarm.peers.values()):
+                if peer.last_seen < deadline:
+                    self._remove(swarm, peer)
+                    self._counts["peers_expired"] += 1
+
+
+async def serve_tracker(host: str = "127.0.0.1", port: int = 0, **limits: Any) -> TrackerServer:
+    """Start a :class:`TrackerServer` and return it (close it with ``aclose()`` or ``async with``).
+
+    ``limits`` are :class:`TrackerLimits` fields (``max_peers_per_swarm=...``, ``interval=...``).
+    """
+    server = TrackerServer(host, port, **limits)
+    await server.start()
+    return server
+
+
+def _print_ready(server: TrackerServer) -> None:
+    print(f"tracker: {server.url}", flush=True)
+    print("Ctrl-C to stop", flush=True)
+
+
+async def run_tracker_forever(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    on_ready: Callable[[TrackerServer], None] | None = _print_ready,
+    **limits: Any,
+) -> None:
+    """Serve a tracker until cancelled (for ``p2ploader tracker --port``).
+
+    ``on_ready`` is called once the socket is bound (by default it prints the URL).
+    """
+    async with TrackerServer(host, port, **limits) as server:
+        if on_ready is not None:
+            on_ready(server)
+        await asyncio.Event().wait()

@@ -1,0 +1,140 @@
+"""End to end over real WebRTC: loaders on one machine share a live stream through the embedded
+tracker and aiortc data channels on 127.0.0.1, and every segment still equals the origin's bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
+from p2ploader.aio.loader import HybridLoader, LoadedSegment
+from p2ploader.aio.webrtc import restrict_ice_to_loopback
+from p2ploader.core import notifications as nt
+from p2ploader.hls import parse_media
+from p2ploader.origin import LiveSettings, OriginServer
+from p2ploader.sample import sample_path
+from p2ploader.tracker import TrackerServer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+ROOT = sample_path("ts")
+
+
+def vod_bytes(playlist_rel: str) -> list[bytes]:
+    path = ROOT / playlist_rel
+    playlist = parse_media(path.read_text(), path.as_uri(), rendition="x")
+    return [Path(s.url.removeprefix("file://")).read_bytes() for s in playlist.segments]
+
+
+WANT = vod_bytes("360p/index.m3u8")
+
+
+@pytest.fixture
+def loopback() -> Iterator[None]:
+    with restrict_ice_to_loopback():
+        yield
+
+
+@pytest.fixture
+async def tracker() -> AsyncIterator[TrackerServer]:
+    async with TrackerServer() as server:
+        yield server
+
+
+def p2p_config(tracker_url: str) -> LoaderConfig:
+    return LoaderConfig(
+        tracker_announce=(tracker_url,),
+        rtc_config={"iceServers": []},
+        http_retry_backoff=0.05,
+        live_refresh_interval=0.5,
+    )
+
+
+async def wait_for_peers(loaders: list[HybridLoader], count: int) -> None:
+    for _ in range(200):  # bounded: 10 s
+        if all(loader.statistics().peers_connected == count for loader in loaders):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError([loader.statistics().peers_connected for loader in loaders])
+
+
+async def view(loader: HybridLoader, seconds: float, out: list[LoadedSegment]) -> PlaybackReport:
+    """A real-time headless viewer 3 segments behind live, buffering up to 8 s ahead."""
+    return await play(loader, duration=seconds, forward_buffer=8.0, tick=0.1, on_segment=out.append)
+
+
+async def test_three_loaders_share_a_live_stream(loopback: None, tracker: TrackerServer) -> None:
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
+        url = origin.url_for("live/master.m3u8")
+        config = p2p_config(tracker.url)
+        async with (
+            open_loader(url, config=config, rendition="v1", seed=1) as first,
+            open_loader(url, config=config, rendition="v1", seed=2) as second,
+            open_loader(url, config=config, rendition="v1", seed=3) as third,
+        ):
+            loaders = [first, second, third]
+            assert len({loader.info_hash() for loader in loaders}) == 1
+            await wait_for_peers(loaders, 2)
+            got: list[list[LoadedSegment]] = [[], [], []]
+            # The first viewer starts a little earlier, as viewers do; the others find its segments.
+            first_view = asyncio.create_task(view(first, 14.0, got[0]))
+            await asyncio.sleep(2.0)
+            reports = await asyncio.wait_for(
+                asyncio.gather(first_view, view(second, 12.0, got[1]), view(third, 12.0, got[2])), timeout=40
+            )
+            stats = [loader.statistics() for loader in loaders]
+
+    for segments in got:
+        assert segments
+        for loaded in segments:
+            assert loaded.data == WANT[loaded.segment.id.sequence % len(WANT)], loaded.segment.id
+    assert [r.stalls for r in reports] == [0, 0, 0]
+    assert stats[1].p2p_bytes > 0 and stats[2].p2p_bytes > 0, stats
+    assert sum(s.p2p_uploaded_bytes for s in stats) >= stats[1].p2p_bytes + stats[2].p2p_bytes
+
+
+async def test_a_peer_that_leaves_mid_transfer_costs_no_stall(loopback: None, tracker: TrackerServer) -> None:
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
+        url = origin.url_for("live/master.m3u8")
+        config = p2p_config(tracker.url)
+        async with open_loader(url, config=config, rendition="v1", seed=4) as viewer:
+            seeder_cm = open_loader(url, config=config, rendition="v1", seed=5)
+            seeder = await seeder_cm.__aenter__()
+            try:
+                await wait_for_peers([viewer, seeder], 1)
+                seeded: list[LoadedSegment] = []
+                seeding = asyncio.create_task(view(seeder, 30.0, seeded))
+                await asyncio.sleep(2.0)
+                p2p_started = asyncio.Event()
+                viewer.add_listener(
+                    lambda n: (
+                        p2p_started.set() if isinstance(n, nt.BytesReceived) and n.source == "p2p" else None
+                    )
+                )
+                got: list[LoadedSegment] = []
+                watching = asyncio.create_task(view(viewer, 10.0, got))
+                await asyncio.wait_for(p2p_started.wait(), timeout=10)
+            finally:
+                # The seeder leaves while it is uploading to the viewer.
+                await seeder_cm.__aexit__(None, None, None)
+            seeding.cancel()
+            report = await asyncio.wait_for(watching, timeout=20)
+            stats = viewer.statistics()
+    assert report.stalls == 0
+    assert got and all(g.data == WANT[g.segment.id.sequence % len(WANT)] for g in got)
+    assert stats.p2p_bytes > 0 and stats.peers_connected == 0
+
+
+async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) -> None:
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10, segment_duration=0.5)) as origin:
+        # Nothing listens on this port: the tracker client keeps retrying in the background.
+        config = p2p_config("ws://127.0.0.1:9")
+        async with open_loader(origin.url_for("live/master.m3u8"), config=config, rendition="v1") as loader:
+            got: list[LoadedSegment] = []
+            report = await asyncio.wait_for(view(loader, 4.0, got), timeout=20)
+            stats = loader.statistics()
+    assert report.stalls == 0 and got
+    assert stats.http_bytes > 0 and stats.p2p_bytes == 0
