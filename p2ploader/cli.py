@@ -6,6 +6,7 @@ Subcommands:
   play it in real time with the loader, printing live figures and a final summary.
 * ``play URL``: play any HLS stream with the loader and print the same figures.
 * ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``) for players and tests.
+* ``tracker``: run the embedded WebTorrent-compatible tracker.
 """
 
 from __future__ import annotations
@@ -144,6 +145,17 @@ def _serve_origin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_tracker(args: argparse.Namespace) -> int:
+    from p2ploader.tracker import run_tracker_forever
+
+    limits = {"max_peers_per_swarm": args.max_peers_per_swarm} if args.max_peers_per_swarm else {}
+    try:
+        asyncio.run(run_tracker_forever(args.host, args.port, **limits))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def _add_player_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--duration",
@@ -214,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     origin.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     origin.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
     origin.add_argument("--window", type=int, default=6, help="segments in the live playlists (default: 6)")
+    tracker = sub.add_parser(
+        "tracker",
+        help="run the embedded WebTorrent-compatible tracker on 127.0.0.1",
+        description="Run the embedded WebTorrent-compatible tracker (WebSocket signalling "
+        "for peers of p2ploader and P2P Media Loader).",
+    )
+    tracker.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    tracker.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    tracker.add_argument("--max-peers-per-swarm", type=int, default=None, help="peers admitted per swarm")
     return parser
 
 
@@ -228,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_play_url(args.url, args))
         if args.command == "origin":
             return _serve_origin(args)
+        if args.command == "tracker":
+            return _serve_tracker(args)
     except P2PLoaderError as exc:
         print(f"p2ploader: error: {exc}", file=sys.stderr)
         return 1

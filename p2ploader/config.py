@@ -174,6 +174,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "live_refresh_interval": _optional_positive_number_rule,
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
+    "upload_rate_limit": _optional_positive_number_rule,
 }
 
 #: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
@@ -455,6 +456,10 @@ class LoaderConfig:
     max_peers: int = attrs.field(default=20, validator=_validate)
     """Most peers connected at once per swarm (0..1000). Ours. FAQ-style name: ``maxPeers``."""
 
+    upload_rate_limit: float | None = attrs.field(default=None, validator=_validate)
+    """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
+    (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
+
     def __attrs_post_init__(self) -> None:
         # Times and the probability accept ints (``cached_segment_expiration=300``) but are
         # stored as float, so that a config's values have one type whatever the caller passed.
@@ -603,6 +608,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
+        _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
     )
 }
 

@@ -128,6 +128,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "live_refresh_interval": None,
     "p2p_stall_timeout": 2.0,
     "max_peers": 20,
+    "upload_rate_limit": None,
 }
 
 FAQ_VOD_FIELDS: dict[str, Any] = {
@@ -670,6 +671,7 @@ configs = st.builds(
     live_refresh_interval=st.none() | _ms(1),
     p2p_stall_timeout=_ms(1),
     max_peers=st.integers(0, 1000),
+    upload_rate_limit=st.none() | st.integers(1, 10**9).map(float),
 )
 
 

@@ -282,6 +282,7 @@ class HybridLoader:
             rtc_config=cfg.rtc_config,
             max_peers=cfg.max_peers,
             max_message_size=cfg.web_rtc_max_message_size,
+            upload_rate_limit=cfg.upload_rate_limit,
             rng=self._rng,
         )
         driver = self._driver

@@ -138,3 +138,48 @@ async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) 
             stats = loader.statistics()
     assert report.stalls == 0 and got
     assert stats.http_bytes > 0 and stats.p2p_bytes == 0
+
+
+async def test_loaders_in_separate_processes_share_a_live_stream(tracker: TrackerServer) -> None:
+    import json
+    import sys
+
+    import attrs
+
+    from p2ploader.aio.viewer import ViewerSpec
+
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
+        config = p2p_config(tracker.url).to_faq()
+        specs = [
+            ViewerSpec(
+                url=origin.url_for("live/master.m3u8"),
+                config=config,
+                duration=12.0 - 2 * i,
+                forward_buffer=8.0,
+                rendition="v1",
+                seed=10 + i,
+                check_bytes_against=str(ROOT),
+            )
+            for i in range(3)
+        ]
+        procs = []
+        for spec in specs:
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "p2ploader.aio.viewer",
+                    json.dumps(attrs.asdict(spec)),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+            )
+            await asyncio.sleep(2.0)  # staggered joins
+        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=60)
+    results = []
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    assert all(r["mismatches"] == 0 and r["segments_played"] > 0 for r in results), results
+    assert all(r["stalls"] == 0 for r in results), results
+    assert results[1]["p2p_bytes"] > 0 and results[2]["p2p_bytes"] > 0, results
