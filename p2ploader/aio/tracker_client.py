@@ -90,6 +90,7 @@ logger = logging.getLogger(__name__)
 
 ID_LENGTH: Final = 20
 _MAX_PERIOD: Final = 3600.0  # a tracker's `min interval` is respected up to this many seconds
+_PRUNE_ENGAGED_AT: Final = 256  # remote peers remembered before expired entries are pruned
 
 
 def encode_id(raw: bytes) -> str:
@@ -483,7 +484,10 @@ class TrackerClient:
         return engagement
 
     def _engage(self, peer_id: bytes, role: Literal["offerer", "answerer"]) -> None:
-        until = self._now() + self.dedup_window
+        now = self._now()
+        until = now + self.dedup_window
+        if len(self._engaged) >= _PRUNE_ENGAGED_AT:  # peers seen once are otherwise never purged
+            self._engaged = {key: value for key, value in self._engaged.items() if value.until > now}
         engagement = self._engagement(peer_id)
         if engagement is None:
             self._engaged[peer_id] = _Engagement(roles={role}, until=until)

@@ -293,6 +293,7 @@ class TrackerServer:
         self._port = port
         self._rng = rng or random.Random()
         self._server: Server | None = None
+        self._bound: tuple[str, int] | None = None  # (host, port) of the listening socket
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._connections: set[_Connection] = set()
@@ -333,6 +334,8 @@ class TrackerServer:
             ping_timeout=limits.ping_interval,
             close_timeout=2.0,
         )
+        address = next(iter(self._server.sockets)).getsockname()
+        self._bound = (str(address[0]), int(address[1]))
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop(), name="tracker-sweeper")
         logger.info("tracker listening on %s", self.url)
 
@@ -362,19 +365,20 @@ class TrackerServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        """The bound port (the real one when ``port=0`` was asked for)."""
+        if self._bound is None:
             raise UsageError("the tracker is not started")
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        return self._bound[1]
 
     @property
     def url(self) -> str:
         """``ws://host:port`` of the bound socket (any path works too, e.g. ``/announce``)."""
-        if self._server is None:
+        if self._bound is None:
             raise UsageError("the tracker is not started")
-        host = str(next(iter(self._server.sockets)).getsockname()[0])
+        host, port = self._bound
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{self.port}"
+        return f"ws://{host}:{port}"
 
     # ------------------------------------------------------------------ introspection
 
