@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -149,10 +150,8 @@ def _serve_tracker(args: argparse.Namespace) -> int:
     from p2ploader.tracker import run_tracker_forever
 
     limits = {"max_peers_per_swarm": args.max_peers_per_swarm} if args.max_peers_per_swarm else {}
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_tracker_forever(args.host, args.port, **limits))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
