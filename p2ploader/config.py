@@ -142,6 +142,18 @@ def _swarm_id_rule(value: object) -> str | None:
     return None if value else "must not be empty (use None for the default swarm id)"
 
 
+def _regex_rule(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty regular expression string or None"
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"is not a valid regular expression ({exc})"
+    return None
+
+
 _RULES: Final[Mapping[str, _Rule]] = {
     "forward_segment_count": _int_rule(1),
     "cached_segment_expiration": _number_rule(0),
@@ -175,6 +187,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
     "upload_rate_limit": _optional_positive_number_rule,
+    "swarm_url_pattern": _regex_rule,
 }
 
 #: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
@@ -456,6 +469,13 @@ class LoaderConfig:
     max_peers: int = attrs.field(default=20, validator=_validate)
     """Most peers connected at once per swarm (0..1000). Ours. FAQ-style name: ``maxPeers``."""
 
+    swarm_url_pattern: str | None = attrs.field(default=None, validator=_validate)
+    """Peer5-style URL normalisation: a regular expression searched in the manifest URL (query
+    stripped); the swarm id is its capture groups joined (or the whole match), so viewers of one
+    stream behind different CDN hosts or tokens share a swarm. Ignored when ``swarm_id`` is set.
+    Browser peers only join the same swarm if their page passes the same string as ``swarmId``.
+    Ours. FAQ-style name: ``swarmUrlPattern``."""
+
     upload_rate_limit: float | None = attrs.field(default=None, validator=_validate)
     """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
     (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
@@ -609,6 +629,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
+        _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
     )
 }
 

@@ -129,6 +129,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "p2p_stall_timeout": 2.0,
     "max_peers": 20,
     "upload_rate_limit": None,
+    "swarm_url_pattern": None,
 }
 
 FAQ_VOD_FIELDS: dict[str, Any] = {
@@ -672,6 +673,7 @@ configs = st.builds(
     p2p_stall_timeout=_ms(1),
     max_peers=st.integers(0, 1000),
     upload_rate_limit=st.none() | st.integers(1, 10**9).map(float),
+    swarm_url_pattern=st.none() | st.sampled_from([r"^(https://cdn\.example\.com/)[^/]+/(.*)$", "live"]),
 )
 
 

@@ -258,7 +258,9 @@ class HybridLoader:
     @property
     def swarm_id(self) -> str:
         """The swarm id peers must share: the master URL without its query, or ``config.swarm_id``."""
-        return swarm.swarm_id(self.url, custom=self.config.swarm_id)
+        pattern = self.config.swarm_url_pattern
+        normalizer = swarm.UrlNormalizer(pattern=pattern) if pattern else None
+        return swarm.swarm_id(self.url, custom=self.config.swarm_id, normalizer=normalizer)
 
     def info_hash(self, rendition: str | None = None) -> bytes:
         """The tracker info hash of a rendition's swarm (one swarm per rendition), as P2P Media Loader
