@@ -456,10 +456,11 @@ class PeerManager:
         for chunk in wire.chunk_segment_data(data, max_message_size=size):
             await link.wait_drained()
             if self._upload_rate_limit:
-                # A simple pacer: each byte may leave no earlier than its share of the rate allows.
-                start = max(loop.time(), self._upload_budget_at)
-                self._upload_budget_at = start + len(chunk) / self._upload_rate_limit
-                delay = start - loop.time()
+                # Pacing over all uploads of this swarm: a chunk leaves at the end of its share of
+                # time, so N bytes never take less than N / rate seconds.
+                slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
+                self._upload_budget_at = slot_end
+                delay = slot_end - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
             if not link.send(chunk):

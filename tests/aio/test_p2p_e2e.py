@@ -61,9 +61,21 @@ async def wait_for_peers(loaders: list[HybridLoader], count: int) -> None:
     raise AssertionError([loader.statistics().peers_connected for loader in loaders])
 
 
-async def view(loader: HybridLoader, seconds: float, out: list[LoadedSegment]) -> PlaybackReport:
-    """A real-time headless viewer 3 segments behind live, buffering up to 8 s ahead."""
-    return await play(loader, duration=seconds, forward_buffer=8.0, tick=0.1, on_segment=out.append)
+async def view(
+    loader: HybridLoader, seconds: float, out: list[LoadedSegment], *, distance: int = 3
+) -> PlaybackReport:
+    """A real-time headless viewer ``distance`` segments behind live, buffering up to 8 s ahead.
+
+    Followers sit further behind live than the first viewer, so the segments they prefetch are ones
+    that viewer already holds: P2P then happens by construction, not by chance."""
+    return await play(
+        loader,
+        duration=seconds,
+        forward_buffer=8.0,
+        tick=0.1,
+        live_start_distance=distance,
+        on_segment=out.append,
+    )
 
 
 async def test_three_loaders_share_a_live_stream(loopback: None, tracker: TrackerServer) -> None:
@@ -83,7 +95,10 @@ async def test_three_loaders_share_a_live_stream(loopback: None, tracker: Tracke
             first_view = asyncio.create_task(view(first, 14.0, got[0]))
             await asyncio.sleep(2.0)
             reports = await asyncio.wait_for(
-                asyncio.gather(first_view, view(second, 12.0, got[1]), view(third, 12.0, got[2])), timeout=40
+                asyncio.gather(
+                    first_view, view(second, 12.0, got[1], distance=6), view(third, 12.0, got[2], distance=6)
+                ),
+                timeout=40,
             )
             stats = [loader.statistics() for loader in loaders]
 
@@ -115,7 +130,7 @@ async def test_a_peer_that_leaves_mid_transfer_costs_no_stall(loopback: None, tr
                     )
                 )
                 got: list[LoadedSegment] = []
-                watching = asyncio.create_task(view(viewer, 10.0, got))
+                watching = asyncio.create_task(view(viewer, 10.0, got, distance=7))
                 await asyncio.wait_for(p2p_started.wait(), timeout=10)
             finally:
                 # The seeder leaves while it is uploading to the viewer.

@@ -24,7 +24,7 @@ from p2ploader.aio.tracker_client import (
 )
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerServer
-from tests.node_tracker import NodeTracker, node_tracker  # noqa: F401  (node_tracker: the fixture)
+from tests.node_tracker import NodeTracker  # the node_tracker fixture comes from conftest
 
 pytestmark = pytest.mark.anyio
 
@@ -584,7 +584,7 @@ async def test_offers_made_while_closing_are_reported_expired() -> None:
 # ------------------------------------------------------------------------------ npm bittorrent-tracker
 
 
-async def test_interop_with_bittorrent_tracker(node_tracker: NodeTracker) -> None:  # noqa: F811
+async def test_interop_with_bittorrent_tracker(node_tracker: NodeTracker) -> None:
     info_hash = BINARY_HASH  # control characters and bytes above 0x7F in the latin-1 string
     a, b = FakePeer("a"), FakePeer("b", peer_id=bytes(range(0xE0, 0xF4)))
     async with a.client([node_tracker.url], info_hash=info_hash, max_announce_interval=0.5) as ca:
@@ -603,7 +603,7 @@ async def test_interop_with_bittorrent_tracker(node_tracker: NodeTracker) -> Non
 
 
 async def test_interop_several_trackers_including_bittorrent_tracker(
-    node_tracker: NodeTracker,  # noqa: F811
+    node_tracker: NodeTracker,
 ) -> None:
     info_hash = b"p2ploader-interop-02"
     async with TrackerServer(interval=0.2) as embedded:
