@@ -1,0 +1,175 @@
+"""The generated reference pages (docs/hooks.py) cover the code, and the hand-written references
+name every statistic and notification."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import attrs
+import pytest
+
+from p2ploader.aio.loader import LoaderStatistics
+from p2ploader.cli import build_parser
+from p2ploader.config import LoaderConfig
+from p2ploader.core import notifications
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def _load_hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("p2ploader_docs_hooks", DOCS / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # attrs classes in the module need it while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+hooks = _load_hooks()
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI reference
+# --------------------------------------------------------------------------------------------------
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_cli_page_documents_every_subcommand() -> None:
+    page = hooks.cli_reference_markdown()
+    subcommands = _subcommands(build_parser())
+    assert subcommands  # demo, play, origin, tracker, ...
+    for name, parser in subcommands.items():
+        assert f"## `p2ploader {name}` {{ #p2ploader-{name} }}" in page
+        assert f"usage: p2ploader {name}" in page
+        # Every option of the subcommand is in its help text.
+        for action in parser._actions:
+            for option in action.option_strings:
+                assert option in page, (name, option)
+    assert "usage: p2ploader [-h]" in page
+
+
+def test_cli_page_walks_nested_subcommands() -> None:
+    parser = argparse.ArgumentParser(prog="tool")
+    sub = parser.add_subparsers(dest="command")
+    outer = sub.add_parser("outer", help="the outer command")
+    inner = outer.add_subparsers(dest="inner").add_parser("inner", help="the inner command")
+    inner.add_argument("--flag", help="a flag of the inner command")
+
+    paths = [path for path, _, _ in hooks.iter_commands(parser)]
+    assert paths == [(), ("outer",), ("outer", "inner")]
+    page = hooks.cli_reference_markdown(parser)
+    assert "## `tool outer inner` { #tool-outer-inner }" in page
+    assert "a flag of the inner command" in page
+    assert "| [`tool outer`](#tool-outer) | the outer command |" in page
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration reference
+# --------------------------------------------------------------------------------------------------
+
+
+def test_config_page_documents_every_field_with_its_default() -> None:
+    page = hooks.config_reference_markdown()
+    faq_names = hooks.loader_config_faq_names()
+    for field in attrs.fields(LoaderConfig):
+        assert f"### `{field.name}` {{ #{field.name} }}" in page, field.name
+        default = hooks.format_default(field.default)
+        assert f"**Default:** `{default}`" in page, field.name
+        for faq in faq_names[field.name]:
+            assert f"`{faq.name}`" in page
+    # Spot checks of the rendering.
+    assert "**Default:** `300.0` (FAQ: `300000`)" in page  # cached_segment_expiration, seconds vs ms
+    assert "`httpUseRanges` / `httpDownloadRanges`" in page  # the primary name, then the alias
+    assert "## Player glue (the FAQ's `segments:` block)" in page  # sections from the source comments
+
+
+def test_every_loader_config_field_has_a_faq_name() -> None:
+    faq_names = hooks.loader_config_faq_names()
+    assert {f.name for f in attrs.fields(LoaderConfig)} == set(faq_names)
+
+
+def test_docstrings_are_read_from_the_source() -> None:
+    source = inspect.getsource(sys.modules[LoaderConfig.__module__])
+    docs = hooks.field_docs(source, "LoaderConfig")
+    assert list(docs) == [f.name for f in attrs.fields(LoaderConfig)]
+    assert docs["use_p2p"].docstring is not None
+    assert docs["use_p2p"].docstring.startswith("``False``: no peer id")
+    assert docs["rtc_config"].annotation == "Mapping[str, Any]"
+
+
+FAKE_SOURCE = textwrap.dedent(
+    '''
+    @attrs.frozen
+    class Fake:
+        # --- timing ---
+        delay: float = 1.5
+        """Seconds to wait."""
+
+        retries: int = 3
+        """Attempts. Uses :class:`~pkg.mod.Thing` and ``literal``."""
+    '''
+)
+
+
+@attrs.frozen
+class Fake:
+    delay: float = 1.5
+    retries: int = 3
+
+
+def test_generator_takes_any_attrs_class_and_its_source() -> None:
+    page = hooks.config_reference_markdown(Fake, source=FAKE_SOURCE, faq_names={}, title="Fake settings")
+    assert page.startswith("# Fake settings\n")
+    assert "## Timing" in page
+    assert "**Default:** `1.5`" in page and "**Default:** `3`" in page
+    assert "Seconds to wait." in page
+    assert "Uses `Thing` and `literal`." in page
+    assert "| seconds |" in page  # the unit, from the docstring's leading word
+
+
+def test_generator_raises_on_a_field_without_docstring() -> None:
+    source = FAKE_SOURCE.replace('    """Attempts. Uses :class:`~pkg.mod.Thing` and ``literal``."""\n', "")
+    with pytest.raises(hooks.MissingDocstringError, match="retries") as info:
+        hooks.config_reference_markdown(Fake, source=source, faq_names={})
+    assert info.value.fields == ("retries",)
+
+
+def test_generator_raises_on_a_field_missing_from_the_source() -> None:
+    source = FAKE_SOURCE.split("    retries")[0]
+    with pytest.raises(LookupError, match="retries"):
+        hooks.config_reference_markdown(Fake, source=source, faq_names={})
+
+
+# --------------------------------------------------------------------------------------------------
+# Hand-written references stay complete
+# --------------------------------------------------------------------------------------------------
+
+
+def test_statistics_page_names_every_field_and_notification() -> None:
+    page = (DOCS / "statistics.md").read_text(encoding="utf-8")
+    for field in attrs.fields(LoaderStatistics):
+        assert f"| `{field.name}` |" in page, field.name
+    for prop in ("total_bytes", "peer_efficiency"):
+        assert f"| `{prop}` |" in page
+    kinds = [n for n in notifications.__all__ if n not in ("Notification", "Source")]
+    assert kinds
+    for name in kinds:
+        assert f"### {name}\n" in page, name
+        for field in attrs.fields(getattr(notifications, name)):
+            section = page.split(f"### {name}\n", 1)[1].split("\n### ", 1)[0]
+            assert f"| `{field.name}` |" in section, (name, field.name)
+
+
+def test_generated_pages_are_not_committed_files() -> None:
+    for name in (hooks.CONFIG_PAGE, hooks.CLI_PAGE):
+        assert not (DOCS / name).exists(), f"docs/{name} is generated by docs/hooks.py"
