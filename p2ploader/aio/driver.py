@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
@@ -21,9 +21,25 @@ from p2ploader.core import events as ev
 from p2ploader.core.notifications import Notification
 from p2ploader.core.scheduler import Scheduler
 
-__all__ = ["Driver", "HttpFetcher", "PeerTransport"]
+__all__ = ["Driver", "EventLoopLike", "HttpFetcher", "PeerTransport", "TimerHandleLike"]
 
 logger = logging.getLogger(__name__)
+
+
+class TimerHandleLike(Protocol):
+    def cancel(self) -> None: ...
+
+
+class EventLoopLike(Protocol):
+    """What the driver needs from a loop: asyncio's, or the simulator's virtual-time loop."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> TimerHandleLike: ...
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> TimerHandleLike: ...
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]: ...
 
 
 class HttpFetcher(Protocol):
@@ -47,7 +63,7 @@ class Driver:
         self,
         scheduler: Scheduler,
         *,
-        loop: asyncio.AbstractEventLoop,
+        loop: EventLoopLike,
         on_notification: Callable[[Notification], None],
         config: LoaderConfig | None = None,
     ) -> None:
@@ -57,11 +73,11 @@ class Driver:
         self._on_notification = on_notification
         self.http: HttpFetcher | None = None
         self.peers: PeerTransport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: TimerHandleLike | None = None
         self._timer_at: float | None = None
         self._closed = False
         self._pumping = False
-        self._validations: set[asyncio.Task[None]] = set()
+        self._validations: set[asyncio.Future[None]] = set()
         self.event_log: list[tuple[float, ev.Event]] | None = None
         """Set to a list to record every ``(now, event)`` fed, for replay in the simulator."""
 

@@ -1,0 +1,79 @@
+"""A virtual-time event loop: the clock jumps from one scheduled callback to the next.
+
+It offers what :class:`p2ploader.aio.driver.Driver` needs from a loop (``time``, ``call_at``,
+``call_soon``) so the simulator hosts the very driver and scheduler that run for real. Callbacks
+due at the same time run in the order they were scheduled, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from p2ploader.errors import UsageError
+
+__all__ = ["VirtualHandle", "VirtualLoop"]
+
+
+class VirtualHandle:
+    """A scheduled callback; :meth:`cancel` keeps it from running."""
+
+    __slots__ = ("_args", "_callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.when = when
+        self._callback = callback
+        self._args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def _run(self) -> None:
+        self._callback(*self._args)
+
+
+class VirtualLoop:
+    """Seconds of virtual time; nothing ever sleeps."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._queue: list[tuple[float, int, VirtualHandle]] = []
+        self._seq = itertools.count()
+        self.callbacks_run = 0
+
+    def time(self) -> float:
+        return self._now
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> VirtualHandle:
+        handle = VirtualHandle(max(when, self._now), callback, args)
+        heapq.heappush(self._queue, (handle.when, next(self._seq), handle))
+        return handle
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> VirtualHandle:
+        return self.call_at(self._now + max(0.0, delay), callback, *args)
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> VirtualHandle:
+        return self.call_at(self._now, callback, *args)
+
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> Any:
+        coro.close()
+        raise UsageError("the simulator runs no coroutines (a segment validator is not simulated)")
+
+    def run_until(self, end: float) -> None:
+        """Run every callback due at or before ``end``, then set the clock to ``end``."""
+        queue = self._queue
+        while queue and queue[0][0] <= end:
+            when, _, handle = heapq.heappop(queue)
+            if handle.cancelled:
+                continue
+            self._now = when
+            self.callbacks_run += 1
+            handle._run()
+        self._now = max(self._now, end)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)

@@ -1,0 +1,335 @@
+"""Models of the world a simulated viewer lives in: the stream, the origin, links and peer links.
+
+Theory of operation
+-------------------
+Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler` inside the real
+:class:`~p2ploader.aio.driver.Driver`; only its executors are models:
+
+* :class:`ModelledHttp` turns a fetch into ``HttpResponseStarted`` after a round trip and the whole
+  body after ``size / rate``. The rate is fixed when the fetch starts: the viewer's downlink shared
+  with its other downloads, and the origin's bandwidth shared with every transfer in flight
+  (processor sharing sampled at the start; documented approximation).
+* :class:`ModelledPeers` carries the peer actions to other viewers through :class:`PeerNetwork`
+  with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
+  served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
+  after another, as a real data channel would. Loss costs throughput: ``rate * (1 - loss)``.
+* Payloads are real ``bytes`` objects shared by every viewer (one per segment), so the scheduler
+  counts real sizes while memory stays bounded by the stream, not by the audience.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.sim.loop import VirtualHandle, VirtualLoop
+
+__all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
+
+
+@attrs.frozen(kw_only=True)
+class LinkProfile:
+    """A viewer's access link. Bandwidths in bytes/s, latency and jitter in seconds (one way)."""
+
+    down: float
+    up: float
+    latency: float = 0.02
+    jitter: float = 0.005
+    loss: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class Rendition:
+    id: str
+    bitrate: float
+    """Bits per second of media; a segment has ``bitrate * duration / 8`` bytes."""
+
+
+class SimStream:
+    """A live or VOD stream: renditions of equal-duration segments, with shared payloads.
+
+    Live: segment ``k`` (media sequence ``k``) is published at ``k * duration`` seconds after the
+    stream started ``window`` segments before time 0; playlists list the last ``window``.
+    """
+
+    def __init__(
+        self,
+        *,
+        renditions: list[Rendition],
+        segment_duration: float,
+        live: bool,
+        window: int = 20,
+        vod_segments: int = 300,
+    ) -> None:
+        self.renditions = {r.id: r for r in renditions}
+        self.segment_duration = segment_duration
+        self.live = live
+        self.window = window
+        self.vod_segments = vod_segments
+        self._payloads: dict[tuple[str, int], bytes] = {}
+        self._segments: dict[tuple[str, int], Segment] = {}
+
+    def payload(self, segment_id: SegmentId) -> bytes:
+        key = (segment_id.rendition, segment_id.sequence)
+        data = self._payloads.get(key)
+        if data is None:
+            size = max(1, int(self.renditions[segment_id.rendition].bitrate * self.segment_duration / 8))
+            data = self._payloads[key] = bytes(size)
+        return data
+
+    def segment(self, rendition: str, sequence: int) -> Segment:
+        key = (rendition, sequence)
+        seg = self._segments.get(key)
+        if seg is None:
+            seg = self._segments[key] = Segment(
+                id=SegmentId(rendition, sequence),
+                url=f"sim://origin/{rendition}/{sequence}.ts",
+                duration=self.segment_duration,
+                start=sequence * self.segment_duration,
+            )
+        return seg
+
+    def last_published(self, now: float) -> int:
+        """Media sequence of the newest segment at ``now`` (live)."""
+        return self.window - 1 + int(now // self.segment_duration)
+
+    def playlist(self, rendition: str, now: float) -> tuple[Segment, ...]:
+        if not self.live:
+            return tuple(self.segment(rendition, i) for i in range(self.vod_segments))
+        last = self.last_published(now)
+        first = max(0, last - self.window + 1)
+        return tuple(self.segment(rendition, i) for i in range(first, last + 1))
+
+    def next_publication(self, now: float) -> float:
+        return (int(now // self.segment_duration) + 1) * self.segment_duration
+
+    def forget_before(self, sequence: int) -> None:
+        """Drop payloads of segments that no viewer can still need (bounded memory in long runs)."""
+        for key in [k for k in self._payloads if k[1] < sequence]:
+            del self._payloads[key]
+        for key in [k for k in self._segments if k[1] < sequence]:
+            del self._segments[key]
+
+
+class Origin:
+    """The origin/CDN: a total bandwidth (bytes/s) shared by the transfers in flight."""
+
+    def __init__(self, *, bandwidth: float, latency: float = 0.02) -> None:
+        self.bandwidth = bandwidth
+        self.latency = latency
+        self.active = 0
+        self.requests = 0
+        self.bytes_sent = 0
+
+
+class ModelledHttp:
+    """The HTTP executor of one simulated viewer."""
+
+    def __init__(
+        self,
+        *,
+        loop: VirtualLoop,
+        origin: Origin,
+        stream: SimStream,
+        link: LinkProfile,
+        feed: Callable[[ev.Event], None],
+        rng: random.Random,
+    ) -> None:
+        self._loop, self._origin, self._stream, self._link = loop, origin, stream, link
+        self._feed, self._rng = feed, rng
+        self._active: dict[int, VirtualHandle] = {}
+
+    def start(self, action: act.StartHttpFetch) -> None:
+        origin = self._origin
+        data = self._stream.payload(action.segment.id)
+        body = data[action.resume_from :] if action.resume_from else data
+        share_down = self._link.down / (len(self._active) + 1)
+        share_origin = origin.bandwidth / (origin.active + 1)
+        rate = min(share_down, share_origin) * (1.0 - self._link.loss)
+        rtt = 2 * (self._link.latency + origin.latency) + self._rng.random() * self._link.jitter
+        origin.active += 1
+        origin.requests += 1
+        rid = action.request_id
+        self._active[rid] = self._loop.call_later(
+            rtt + len(body) / rate, self._done, rid, action.resume_from, body
+        )
+
+    def _done(self, request_id: int, offset: int, body: bytes) -> None:
+        if self._active.pop(request_id, None) is None:
+            return
+        self._origin.active -= 1
+        self._origin.bytes_sent += len(body)
+        self._feed(ev.HttpResponseStarted(request_id=request_id, offset=offset))
+        self._feed(ev.HttpChunkReceived(request_id=request_id, data=body))
+        self._feed(ev.HttpFetchCompleted(request_id=request_id))
+
+    def abort(self, request_id: int) -> None:
+        handle = self._active.pop(request_id, None)
+        if handle is not None:
+            handle.cancel()
+            self._origin.active -= 1
+
+    def close(self) -> None:
+        for rid in list(self._active):
+            self.abort(rid)
+
+
+class PeerNetwork:
+    """Who is connected to whom, and message delivery between simulated viewers."""
+
+    def __init__(self, loop: VirtualLoop, rng: random.Random) -> None:
+        self.loop = loop
+        self.rng = rng
+        self.peers: dict[str, ModelledPeers] = {}
+
+    def latency(self, a: ModelledPeers, b: ModelledPeers) -> float:
+        return a.link.latency + b.link.latency + self.rng.random() * (a.link.jitter + b.link.jitter)
+
+    def connect(self, a: ModelledPeers, b: ModelledPeers) -> None:
+        if b.peer_id in a.neighbours or a is b or not (a.alive and b.alive):
+            return
+        a.neighbours[b.peer_id] = b
+        b.neighbours[a.peer_id] = a
+        a.feed(ev.PeerConnected(peer_id=b.peer_id))
+        b.feed(ev.PeerConnected(peer_id=a.peer_id))
+
+    def disconnect(self, a: ModelledPeers, b_id: str) -> None:
+        b = a.neighbours.pop(b_id, None)
+        if b is None:
+            return
+        b.neighbours.pop(a.peer_id, None)
+        a.drop_transfers_with(b_id)
+        b.drop_transfers_with(a.peer_id)
+        a.feed(ev.PeerDisconnected(peer_id=b_id))
+        if b.alive:
+            self.loop.call_later(self.latency(a, b), b.feed_if_alive, ev.PeerDisconnected(peer_id=a.peer_id))
+
+
+class ModelledPeers:
+    """The peer transport of one simulated viewer."""
+
+    def __init__(
+        self,
+        *,
+        peer_id: str,
+        swarm: str,
+        network: PeerNetwork,
+        link: LinkProfile,
+        feed: Callable[[ev.Event], None],
+        upload_cap: float | None = None,
+        max_peers: int = 10,
+    ) -> None:
+        self.peer_id = peer_id
+        self.swarm = swarm
+        self.network = network
+        self.link = link
+        self.feed = feed
+        self.max_peers = max_peers
+        self.alive = True
+        self.neighbours: dict[str, ModelledPeers] = {}
+        self.uploaded_bytes = 0
+        self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
+        self._uplink_free_at = 0.0
+        # Deliveries in flight that a cancel or a departure must stop: (peer, request id) -> handles.
+        self._transfers: dict[tuple[str, int], list[VirtualHandle]] = {}
+
+    def feed_if_alive(self, event: ev.Event) -> None:
+        if self.alive:
+            self.feed(event)
+
+    def perform(self, action: act.Action) -> None:
+        loop = self.network.loop
+        match action:
+            case act.RequestFromPeer():
+                target = self.neighbours.get(action.peer_id)
+                if target is None:
+                    loop.call_soon(
+                        self.feed_if_alive,
+                        ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone"),
+                    )
+                    return
+                request = ev.PeerRequestedSegment(
+                    peer_id=self.peer_id,
+                    segment_id=action.segment_id,
+                    byte_offset=action.byte_offset,
+                    peer_request_id=action.request_id,
+                )
+                handle = loop.call_later(self.network.latency(self, target), target.feed_if_alive, request)
+                target._transfers[(self.peer_id, action.request_id)] = [handle]
+            case act.CancelPeerRequest():
+                target = self.neighbours.get(action.peer_id)
+                if target is not None:
+                    for handle in target._transfers.pop((self.peer_id, action.request_id), []):
+                        handle.cancel()
+            case act.AnnounceSegments():
+                self._announce(action)
+            case act.SendSegmentToPeer():
+                self._upload(action)
+            case act.SendSegmentAbsent():
+                target = self.neighbours.get(action.peer_id)
+                if target is not None and action.peer_request_id is not None:
+                    failed = ev.PeerRequestFailed(
+                        request_id=action.peer_request_id, reason="absent", absent=True
+                    )
+                    loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)
+                    self._transfers.pop((action.peer_id, action.peer_request_id), None)
+            case act.DisconnectPeer():
+                self.network.disconnect(self, action.peer_id)
+            case _:
+                pass
+
+    def _announce(self, action: act.AnnounceSegments) -> None:
+        loaded = frozenset(s for s in action.loaded if s.rendition == self.swarm)
+        loading = frozenset(s for s in action.loading_by_http if s.rendition == self.swarm)
+        targets = (
+            ([self.neighbours[action.peer_id]] if action.peer_id in self.neighbours else [])
+            if action.peer_id is not None
+            else list(self.neighbours.values())
+        )
+        for target in targets:
+            announced = ev.PeerAnnounced(peer_id=self.peer_id, loaded=loaded, loading_by_http=loading)
+            self.network.loop.call_later(self.network.latency(self, target), target.feed_if_alive, announced)
+
+    def _upload(self, action: act.SendSegmentToPeer) -> None:
+        target = self.neighbours.get(action.peer_id)
+        rid = action.peer_request_id
+        if target is None or rid is None:
+            return
+        loop = self.network.loop
+        rate = min(self._up_rate, target.link.down) * (1.0 - max(self.link.loss, target.link.loss))
+        latency = self.network.latency(self, target)
+        start = max(loop.time(), self._uplink_free_at)
+        end = start + len(action.data) / rate
+        self._uplink_free_at = end
+        header = ev.PeerResponseStarted(request_id=rid, total_bytes=action.total_bytes)
+        chunk = ev.PeerChunkReceived(request_id=rid, data=action.data)
+        self._transfers[(action.peer_id, rid)] = [
+            loop.call_at(start + latency, target.feed_if_alive, header),
+            loop.call_at(end + latency, self._delivered, action.peer_id, rid, target, chunk),
+        ]
+
+    def _delivered(self, peer_id: str, rid: int, target: ModelledPeers, chunk: ev.PeerChunkReceived) -> None:
+        self._transfers.pop((peer_id, rid), None)
+        if target.alive:
+            self.uploaded_bytes += len(chunk.data)  # counted when delivered: cancelled uploads do not count
+            target.feed(chunk)
+
+    def drop_transfers_with(self, peer_id: str) -> None:
+        for key in [k for k in self._transfers if k[0] == peer_id]:
+            for handle in self._transfers.pop(key):
+                handle.cancel()
+
+    def leave(self) -> None:
+        """The viewer goes away: every neighbour sees it disconnect."""
+        for other in list(self.neighbours):
+            self.network.disconnect(self, other)
+        self.alive = False
+        for handles in self._transfers.values():
+            for handle in handles:
+                handle.cancel()
+        self._transfers.clear()

@@ -1,0 +1,285 @@
+"""Run a :class:`~p2ploader.sim.scenario.Scenario` in virtual time and measure it.
+
+Joins, departures and the tracker are modelled here: a joining viewer is introduced to up to
+``max_peers`` random viewers of its swarm that have room, each link opening after a connect delay;
+every 30 s (jittered) a viewer with free slots asks again, as a tracker re-announce does. Churn is
+a Poisson process: at ``churn_per_minute * viewers / 60`` departures per second a random viewer
+leaves and a new one joins in its place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import statistics
+from collections.abc import Callable
+
+import attrs
+
+from p2ploader.core import events as ev
+from p2ploader.sim.loop import VirtualLoop
+from p2ploader.sim.model import LinkProfile, Origin, PeerNetwork, Rendition, SimStream
+from p2ploader.sim.scenario import Scenario
+from p2ploader.sim.viewer import SimViewer, ViewerFigures
+
+__all__ = ["SimResult", "run_scenario"]
+
+_REANNOUNCE_S = 30.0
+_MBPS = 1_000_000 / 8  # bytes per second in one Mbit/s
+
+
+@attrs.frozen(kw_only=True)
+class SimResult:
+    scenario: Scenario
+    p2p: bool
+    viewers: tuple[ViewerFigures, ...]
+    origin_bytes: int
+    origin_requests: int
+    segments_published: int
+    mean_audience: float
+    trace_digest: str | None
+    callbacks_run: int
+
+    @property
+    def http_bytes(self) -> int:
+        return sum(v.http_bytes for v in self.viewers)
+
+    @property
+    def p2p_bytes(self) -> int:
+        return sum(v.p2p_bytes for v in self.viewers)
+
+    @property
+    def p2p_ratio(self) -> float:
+        total = self.http_bytes + self.p2p_bytes
+        return self.p2p_bytes / total if total else 0.0
+
+    @property
+    def best_ratio(self) -> float:
+        """The theoretical best P2P ratio ``1 - 1/N`` for the mean audience N."""
+        return max(0.0, 1.0 - 1.0 / self.mean_audience) if self.mean_audience >= 1 else 0.0
+
+    @property
+    def ratio_to_best(self) -> float:
+        return self.p2p_ratio / self.best_ratio if self.best_ratio else 0.0
+
+    @property
+    def stalls(self) -> int:
+        return sum(v.stalls for v in self.viewers)
+
+    @property
+    def rebuffer_time(self) -> float:
+        return sum(v.rebuffer_time for v in self.viewers)
+
+    @property
+    def startup_median(self) -> float | None:
+        times = [v.startup_time for v in self.viewers if v.startup_time is not None]
+        return statistics.median(times) if times else None
+
+    @property
+    def origin_bytes_per_segment(self) -> float:
+        return self.origin_bytes / self.segments_published if self.segments_published else 0.0
+
+    @property
+    def origin_requests_per_segment(self) -> float:
+        return self.origin_requests / self.segments_published if self.segments_published else 0.0
+
+    def upload_fairness(self) -> float:
+        """Jain's fairness index of upload per uploading-capable viewer (1 = perfectly even)."""
+        uploads = [v.uploaded_bytes for v in self.viewers if not v.download_only]
+        if not uploads or not any(uploads):
+            return 1.0
+        return sum(uploads) ** 2 / (len(uploads) * sum(u * u for u in uploads))
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        return {
+            "scenario": self.scenario.name,
+            "policy": self.scenario.policy,
+            "p2p": self.p2p,
+            "viewers_total": len(self.viewers),
+            "mean_audience": round(self.mean_audience, 2),
+            "p2p_ratio": round(self.p2p_ratio, 4),
+            "best_ratio": round(self.best_ratio, 4),
+            "ratio_to_best": round(self.ratio_to_best, 4),
+            "origin_bytes": self.origin_bytes,
+            "origin_requests_per_segment": round(self.origin_requests_per_segment, 3),
+            "origin_bytes_per_segment": round(self.origin_bytes_per_segment, 1),
+            "stalls": self.stalls,
+            "rebuffer_s": round(self.rebuffer_time, 3),
+            "startup_median_s": None if self.startup_median is None else round(self.startup_median, 3),
+            "upload_fairness": round(self.upload_fairness(), 4),
+        }
+
+
+class _World:
+    def __init__(self, scenario: Scenario, *, p2p: bool, trace: bool) -> None:
+        self.s = scenario
+        self.p2p = p2p
+        self.rng = random.Random(scenario.seed)
+        self.loop = VirtualLoop()
+        renditions = [
+            Rendition(id=f"v{i}", bitrate=kbps * 1000) for i, kbps in enumerate(scenario.renditions_kbps)
+        ]
+        self.stream = SimStream(
+            renditions=renditions,
+            segment_duration=scenario.segment_duration_s,
+            live=scenario.live,
+            window=scenario.window_segments,
+            vod_segments=scenario.vod_segments,
+        )
+        self.origin = Origin(
+            bandwidth=scenario.origin_mbps * _MBPS, latency=scenario.origin_latency_ms / 1000
+        )
+        self.network = PeerNetwork(self.loop, random.Random(self.rng.getrandbits(64)))
+        self.viewers: list[SimViewer] = []
+        self.alive: dict[str, SimViewer] = {}
+        self._next_id = 0
+        self._hash = hashlib.sha256() if trace else None
+        self._audience_area = 0.0
+        self._audience_since = 0.0
+
+    # --- audience
+    def _account_audience(self) -> None:
+        now = self.loop.time()
+        self._audience_area += len(self.alive) * (now - self._audience_since)
+        self._audience_since = now
+
+    def join(self) -> None:
+        s = self.s
+        self._account_audience()
+        rng = self.rng
+        peer_id = f"p{self._next_id:05d}"
+        self._next_id += 1
+        link = LinkProfile(
+            down=rng.uniform(*s.downlink_mbps) * _MBPS,
+            up=rng.uniform(*s.uplink_mbps) * _MBPS,
+            latency=rng.uniform(*s.latency_ms) / 1000,
+            jitter=s.jitter_ms / 1000,
+            loss=s.loss,
+        )
+        download_only = rng.random() < s.download_only_fraction
+        rendition = f"v{rng.randrange(len(s.renditions_kbps))}"
+        viewer = SimViewer(
+            peer_id=peer_id,
+            loop=self.loop,
+            stream=self.stream,
+            origin=self.origin,
+            network=self.network,
+            config=s.loader_config(p2p=self.p2p, download_only=download_only),
+            policy=s.policy,
+            link=link,
+            rendition=rendition,
+            seed=rng.getrandbits(64),
+            live_distance=s.latency_segments,
+            forward_buffer=s.forward_buffer_s,
+            startup_buffer=s.startup_buffer_s,
+        )
+        if self._hash is not None:
+            self._trace(viewer)
+        self.viewers.append(viewer)
+        self.alive[peer_id] = viewer
+        self.network.peers[peer_id] = viewer.peers
+        if self.p2p:
+            self._introduce(viewer)
+            self.loop.call_later(rng.uniform(0.5, 1.5) * _REANNOUNCE_S, self._reannounce, viewer)
+
+    def _trace(self, viewer: SimViewer) -> None:
+        digest = self._hash
+        assert digest is not None
+        feed = viewer.driver.feed
+        loop = self.loop
+        peer = viewer.peer_id.encode()
+
+        def traced(event: ev.Event) -> None:
+            digest.update(f"{loop.time():.9f}".encode() + peer + repr(event).encode())
+            feed(event)
+
+        viewer.driver.feed = traced  # type: ignore[method-assign]
+        viewer.http._feed = traced
+        viewer.peers.feed = traced
+
+    def _introduce(self, viewer: SimViewer) -> None:
+        """The tracker hands the viewer some peers of its swarm that have room."""
+        room = self.s.max_peers - len(viewer.peers.neighbours)
+        if room <= 0 or viewer.left is not None:
+            return
+        candidates = [
+            v
+            for v in self.alive.values()
+            if v is not viewer
+            and v.peers.swarm == viewer.peers.swarm
+            and v.peer_id not in viewer.peers.neighbours
+            and len(v.peers.neighbours) < self.s.max_peers
+        ]
+        for other in self.rng.sample(candidates, min(room, len(candidates))):
+            self.loop.call_later(
+                self.rng.uniform(*self.s.connect_delay_s), self.network.connect, viewer.peers, other.peers
+            )
+
+    def _reannounce(self, viewer: SimViewer) -> None:
+        if viewer.left is not None:
+            return
+        self._introduce(viewer)
+        self.loop.call_later(_REANNOUNCE_S * self.rng.uniform(0.9, 1.1), self._reannounce, viewer)
+
+    def churn(self) -> None:
+        if self.alive:
+            self._account_audience()
+            leaver = self.rng.choice(sorted(self.alive))
+            viewer = self.alive.pop(leaver)
+            viewer.leave()
+            self.network.peers.pop(leaver, None)
+            self.join()
+        self._schedule_churn()
+
+    def _schedule_churn(self) -> None:
+        rate = self.s.churn_per_minute * self.s.viewers / 60.0
+        if rate > 0:
+            self.loop.call_later(self.rng.expovariate(rate), self.churn)
+
+    def _forget_old_payloads(self) -> None:
+        if self.stream.live:
+            self.stream.forget_before(self.stream.last_published(self.loop.time()) - 3 * self.stream.window)
+        self.loop.call_later(60.0, self._forget_old_payloads)
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    p2p: bool = True,
+    trace: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
+    """Simulate ``scenario`` (P2P on or off). ``trace`` records a digest of every event fed to every
+    viewer's scheduler, to prove that a seed reproduces a run."""
+    world = _World(scenario, p2p=p2p, trace=trace)
+    loop = world.loop
+    for _ in range(scenario.viewers):
+        loop.call_at(world.rng.uniform(0.0, scenario.join_window_s), world.join)
+    world._schedule_churn()
+    loop.call_later(60.0, world._forget_old_payloads)
+    step = 10.0
+    t = 0.0
+    while t < scenario.duration_s:
+        t = min(scenario.duration_s, t + step)
+        loop.run_until(t)
+        if progress is not None:
+            progress(t)
+    world._account_audience()
+    for viewer in world.viewers:
+        viewer.model.update(now=loop.time())
+    published = (
+        world.stream.last_published(scenario.duration_s) - world.stream.last_published(0.0)
+        if scenario.live
+        else scenario.vod_segments
+    ) * len(scenario.renditions_kbps)
+    return SimResult(
+        scenario=scenario,
+        p2p=p2p,
+        viewers=tuple(v.figures() for v in world.viewers),
+        origin_bytes=world.origin.bytes_sent,
+        origin_requests=world.origin.requests,
+        segments_published=max(1, published),
+        mean_audience=world._audience_area / scenario.duration_s if scenario.duration_s else 0.0,
+        trace_digest=world._hash.hexdigest() if world._hash is not None else None,
+        callbacks_run=loop.callbacks_run,
+    )

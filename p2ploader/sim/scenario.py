@@ -1,0 +1,153 @@
+"""Scenarios as data: what to simulate, loaded from TOML or JSON, with named presets.
+
+A scenario names the stream (live or VOD, renditions, segment duration), the audience (how many
+viewers, how fast they join, churn, the share of download-only viewers, their links), the origin,
+the player (latency behind live, forward buffer) and the loader (policy and FAQ-style settings).
+Ranges such as ``uplink_mbps = [1, 20]`` are drawn uniformly per viewer from the scenario's seed.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from p2ploader.config import LoaderConfig
+from p2ploader.errors import ConfigError
+
+__all__ = ["PRESETS", "Scenario", "load_scenario"]
+
+
+def _range(value: Any) -> tuple[float, float]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (float(value), float(value))
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        lo, hi = float(value[0]), float(value[1])
+        if lo > hi:
+            raise ConfigError(f"range {value!r} goes downwards")
+        return (lo, hi)
+    raise ConfigError(f"expected a number or a [low, high] pair, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Scenario:
+    """Every field has a default; units are in the names."""
+
+    name: str = "custom"
+    seed: int = 1
+    duration_s: float = 120.0
+    live: bool = True
+    segment_duration_s: float = 5.0
+    window_segments: int = 20
+    vod_segments: int = 120
+    renditions_kbps: tuple[float, ...] = (1500.0,)
+    """One swarm per rendition; viewers pick one uniformly."""
+    viewers: int = 10
+    join_window_s: float = 10.0
+    """Initial viewers join uniformly within this many seconds (10 s or less is a flash crowd)."""
+    churn_per_minute: float = 0.0
+    """Fraction of the audience that leaves per minute; as many new viewers join."""
+    download_only_fraction: float = 0.0
+    uplink_mbps: tuple[float, float] = attrs.field(default=(5.0, 20.0), converter=_range)
+    downlink_mbps: tuple[float, float] = attrs.field(default=(20.0, 50.0), converter=_range)
+    latency_ms: tuple[float, float] = attrs.field(default=(10.0, 40.0), converter=_range)
+    """One-way latency to the network core per viewer."""
+    jitter_ms: float = 5.0
+    loss: float = 0.0
+    origin_mbps: float = 1000.0
+    origin_latency_ms: float = 20.0
+    latency_segments: int = 3
+    """How far behind the live edge viewers play (the usual player default is 3)."""
+    forward_buffer_s: float = 30.0
+    startup_buffer_s: float = 2.0
+    policy: str = "p2pml-0.6"
+    max_peers: int = 10
+    connect_delay_s: tuple[float, float] = attrs.field(default=(0.3, 1.5), converter=_range)
+    loader: Mapping[str, Any] = attrs.field(factory=dict)
+    """Loader settings in the FAQ spelling (camelCase, milliseconds), as ``LoaderConfig.from_faq``."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.viewers < 1 or self.duration_s <= 0 or self.segment_duration_s <= 0:
+            raise ConfigError("a scenario needs viewers >= 1 and positive durations")
+        if not 0 <= self.download_only_fraction <= 1 or not 0 <= self.loss < 1:
+            raise ConfigError("download_only_fraction must be in [0, 1] and loss in [0, 1)")
+        LoaderConfig.from_faq(self.loader)  # fail early on bad loader settings
+
+    def loader_config(self, *, p2p: bool = True, download_only: bool = False) -> LoaderConfig:
+        base = LoaderConfig.from_faq(self.loader) if self.loader else LoaderConfig()
+        return base.evolve(
+            use_p2p=p2p,
+            consume_only=download_only or base.consume_only,
+            max_peers=self.max_peers,
+            tracker_announce=(),
+            segment_validator=None,
+        )
+
+    def evolve(self, **changes: Any) -> Scenario:
+        """A copy with ``changes``; dotted keys (``loader.requiredSegmentsPriority``) set loader settings."""
+        direct: dict[str, Any] = {}
+        loader = dict(self.loader)
+        for key, value in changes.items():
+            if key.startswith("loader."):
+                loader[key.removeprefix("loader.")] = value
+            elif key in attrs.fields_dict(Scenario):
+                direct[key] = value
+            else:
+                raise ConfigError(f"unknown scenario setting {key!r}", key=key)
+        return attrs.evolve(self, **direct, loader=loader)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Scenario:
+        fields = attrs.fields_dict(cls)
+        unknown = [k for k in data if k not in fields]
+        if unknown:
+            raise ConfigError(f"unknown scenario settings: {', '.join(sorted(unknown))}", key=unknown[0])
+        values = dict(data)
+        if "renditions_kbps" in values:
+            values["renditions_kbps"] = tuple(float(v) for v in values["renditions_kbps"])
+        return cls(**values)
+
+
+PRESETS: Mapping[str, Scenario] = {
+    "small-live": Scenario(name="small-live", viewers=5, duration_s=120.0),
+    "live-10": Scenario(name="live-10", viewers=10, duration_s=180.0),
+    "live-200-churn": Scenario(
+        name="live-200-churn",
+        viewers=200,
+        duration_s=300.0,
+        churn_per_minute=0.2,
+        uplink_mbps=(1.0, 20.0),
+        join_window_s=60.0,
+    ),
+    "flash-crowd": Scenario(name="flash-crowd", viewers=100, join_window_s=10.0, duration_s=120.0),
+    "vod-20": Scenario(
+        name="vod-20",
+        live=False,
+        viewers=20,
+        join_window_s=120.0,
+        duration_s=300.0,
+        segment_duration_s=10.0,
+        vod_segments=60,
+    ),
+    "abr-3-renditions": Scenario(
+        name="abr-3-renditions", viewers=30, renditions_kbps=(600.0, 1500.0, 3000.0)
+    ),
+}
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A preset by name, or a ``.toml``/``.json`` file (a top-level table of Scenario fields)."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path)
+    if not path.exists():
+        raise ConfigError(
+            f"no scenario preset or file {name_or_path!r} (presets: {', '.join(sorted(PRESETS))})"
+        )
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    return Scenario.from_mapping(data)

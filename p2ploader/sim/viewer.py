@@ -1,0 +1,221 @@
+"""A simulated viewer: the real scheduler and driver, a player model, and modelled executors.
+
+The player follows :class:`~p2ploader.playback.PlaybackModel`: it asks for the next segment while
+less than ``forward_buffer`` seconds are buffered, reports the playhead at every segment boundary
+(priorities change only there), and stalls when the buffer runs dry. A live viewer reloads its
+playlist once per segment duration at its own phase, as players poll every target duration.
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+from p2ploader.aio.driver import Driver
+from p2ploader.config import LoaderConfig
+from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
+from p2ploader.core.scheduler import Scheduler
+from p2ploader.playback import PlaybackModel
+from p2ploader.sim.loop import VirtualHandle, VirtualLoop
+from p2ploader.sim.model import LinkProfile, ModelledHttp, ModelledPeers, Origin, PeerNetwork, SimStream
+
+__all__ = ["SimViewer", "ViewerFigures"]
+
+
+@attrs.frozen(kw_only=True)
+class ViewerFigures:
+    peer_id: str
+    joined: float
+    left: float | None
+    download_only: bool
+    http_bytes: int
+    p2p_bytes: int
+    uploaded_bytes: int
+    http_requests: int
+    stalls: int
+    rebuffer_time: float
+    startup_time: float | None
+    played: float
+    segments_played: int
+
+
+class SimViewer:
+    def __init__(
+        self,
+        *,
+        peer_id: str,
+        loop: VirtualLoop,
+        stream: SimStream,
+        origin: Origin,
+        network: PeerNetwork,
+        config: LoaderConfig,
+        policy: str,
+        link: LinkProfile,
+        rendition: str,
+        seed: int,
+        live_distance: int,
+        forward_buffer: float,
+        startup_buffer: float,
+    ) -> None:
+        self.peer_id = peer_id
+        self._loop = loop
+        self._stream = stream
+        self._rendition = rendition
+        self._forward_buffer = forward_buffer
+        self.download_only = config.consume_only
+        rng = random.Random(seed)
+        self.scheduler = Scheduler(config, rng=random.Random(rng.getrandbits(64)), policy=policy)
+        self.driver = Driver(self.scheduler, loop=loop, on_notification=self._on_notification)
+        self.http = ModelledHttp(
+            loop=loop,
+            origin=origin,
+            stream=stream,
+            link=link,
+            feed=self.driver.feed,
+            rng=random.Random(rng.getrandbits(64)),
+        )
+        self.peers = ModelledPeers(
+            peer_id=peer_id,
+            swarm=rendition,
+            network=network,
+            link=link,
+            feed=self.driver.feed,
+            upload_cap=config.upload_rate_limit,
+            max_peers=config.max_peers,
+        )
+        self.driver.http = self.http
+        self.driver.peers = self.peers
+        self.joined = loop.time()
+        self.left: float | None = None
+        self._refresh_phase = rng.random() * stream.segment_duration
+        playlist = stream.playlist(rendition, self.joined)
+        first = playlist[max(0, len(playlist) - live_distance)] if stream.live else playlist[0]
+        self.model = PlaybackModel(start_position=first.start, now=self.joined, startup_buffer=startup_buffer)
+        self._next_sequence = first.id.sequence
+        self._waiting = False  # a SegmentRequested is outstanding
+        self._boundary: VirtualHandle | None = None
+        self._refresh: VirtualHandle | None = None
+        self.segments_played = 0
+        self._known_last = playlist[-1].id.sequence  # newest segment of the last playlist reload
+        self.driver.feed(ev.PlaylistUpdated(segments=playlist))
+        self.driver.feed(ev.PlaybackMoved(position=first.start))
+        if stream.live:
+            self._schedule_refresh()
+        self._request_next()
+
+    # ---------------------------------------------------------------- player
+
+    def _request_next(self) -> None:
+        if self._waiting or self.left is not None:
+            return
+        now = self._loop.time()
+        if self.model.buffer_ahead(now=now) >= self._forward_buffer:
+            # Ask again when the buffer falls under the target.
+            self._loop.call_later(
+                self.model.buffer_ahead(now=now) - self._forward_buffer + 1e-6, self._request_next
+            )
+            return
+        if not self._stream.live and self._next_sequence >= self._stream.vod_segments:
+            self.model.end_of_stream(now=now)
+            return
+        if self._stream.live and self._next_sequence > self._known_last:
+            return  # not in our playlist yet: the next reload brings it
+        self._waiting = True
+        segment = self._stream.segment(self._rendition, self._next_sequence)
+        self.driver.feed(ev.SegmentRequested(segment_id=segment.id))
+
+    def _on_notification(self, notification: nt.Notification) -> None:
+        if isinstance(notification, nt.SegmentReady):
+            if notification.segment.id.sequence != self._next_sequence:
+                return
+            now = self._loop.time()
+            self.model.add_segment(notification.segment.start, notification.segment.duration, now=now)
+            self.segments_played += 1
+            self._next_sequence += 1
+            self._waiting = False
+            self._arm_boundary()
+            self._request_next()
+        elif (
+            isinstance(notification, nt.SegmentUnavailable)
+            and notification.segment_id.sequence == self._next_sequence
+        ):
+            self._next_sequence += 1  # it slid out of the live window: skip it, as players do
+            self._waiting = False
+            self._request_next()
+
+    def _arm_boundary(self) -> None:
+        """Wake up at the next segment boundary, or when the buffer runs dry."""
+        if self._boundary is not None:
+            self._boundary.cancel()
+        now = self._loop.time()
+        state = self.model.update(now=now)
+        if state != "playing":
+            return
+        duration = self._stream.segment_duration
+        next_boundary = (int(self.model.position / duration + 1e-9) + 1) * duration
+        wake = min(next_boundary, self.model.buffered_end) - self.model.position
+        self._boundary = self._loop.call_later(max(wake, 1e-6), self._on_boundary)
+
+    def _on_boundary(self) -> None:
+        self._boundary = None
+        if self.left is not None:
+            return
+        now = self._loop.time()
+        self.model.update(now=now)
+        self.driver.feed(ev.PlaybackMoved(position=self.model.position))
+        self._arm_boundary()
+        self._request_next()
+
+    def _schedule_refresh(self) -> None:
+        now = self._loop.time()
+        duration = self._stream.segment_duration
+        when = (int((now - self._refresh_phase) // duration) + 1) * duration + self._refresh_phase
+        while when <= now + 1e-9:  # float rounding may land the next reload on "now"
+            when += duration
+        self._refresh = self._loop.call_at(when, self._on_refresh)
+
+    def _on_refresh(self) -> None:
+        if self.left is not None:
+            return
+        now = self._loop.time()
+        playlist = self._stream.playlist(self._rendition, now)
+        self._known_last = playlist[-1].id.sequence
+        self.driver.feed(ev.PlaylistUpdated(segments=playlist))
+        self._schedule_refresh()
+        self._request_next()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def leave(self) -> None:
+        if self.left is not None:
+            return
+        self.left = self._loop.time()
+        self.model.update(now=self.left)
+        for handle in (self._boundary, self._refresh):
+            if handle is not None:
+                handle.cancel()
+        self.peers.leave()
+        self.http.close()
+        self.driver.close()
+
+    def figures(self) -> ViewerFigures:
+        now = self.left if self.left is not None else self._loop.time()
+        report = self.model.report(now=now)
+        stats = self.scheduler.statistics()
+        return ViewerFigures(
+            peer_id=self.peer_id,
+            joined=self.joined,
+            left=self.left,
+            download_only=self.download_only,
+            http_bytes=stats.http_bytes,
+            p2p_bytes=stats.p2p_bytes,
+            uploaded_bytes=self.peers.uploaded_bytes,
+            http_requests=stats.http_segments + stats.http_failures,
+            stalls=report.stalls,
+            rebuffer_time=report.rebuffer_time,
+            startup_time=report.startup_time,
+            played=report.played,
+            segments_played=self.segments_played,
+        )

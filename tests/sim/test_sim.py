@@ -1,0 +1,95 @@
+"""The simulator: reproducible, importable without network libraries, and behaving as modelled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from p2ploader.errors import ConfigError
+from p2ploader.sim import PRESETS, Scenario, load_scenario, run_scenario
+
+SMALL = Scenario(name="small", viewers=6, duration_s=90.0)
+
+
+def test_same_scenario_and_seed_give_the_same_trace() -> None:
+    first = run_scenario(SMALL, trace=True)
+    second = run_scenario(SMALL, trace=True)
+    assert first.trace_digest is not None
+    assert first.trace_digest == second.trace_digest
+    assert first.summary() == second.summary()
+    other = run_scenario(SMALL.evolve(seed=2), trace=True)
+    assert other.trace_digest != first.trace_digest
+
+
+def test_the_simulator_imports_no_network_library() -> None:
+    code = (
+        "import sys, p2ploader.sim\n"
+        "from p2ploader.sim import run_scenario, Scenario\n"
+        "run_scenario(Scenario(viewers=2, duration_s=20))\n"
+        "print(','.join(m for m in ('aiortc', 'httpx', 'websockets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_with_p2p_off_everything_comes_from_the_origin() -> None:
+    result = run_scenario(SMALL, p2p=False)
+    assert result.p2p_bytes == 0
+    assert result.origin_bytes == result.http_bytes > 0
+    assert result.stalls == 0
+
+
+def test_a_small_live_swarm_shares_and_does_not_stall() -> None:
+    on, off = run_scenario(SMALL), run_scenario(SMALL, p2p=False)
+    assert on.p2p_ratio > 0.3
+    assert on.stalls == 0
+    assert on.origin_bytes < 0.7 * off.origin_bytes
+    assert on.p2p_bytes == sum(v.uploaded_bytes for v in on.viewers)  # every P2P byte was uploaded by a peer
+
+
+def test_download_only_viewers_upload_nothing() -> None:
+    result = run_scenario(SMALL.evolve(download_only_fraction=0.5, seed=3))
+    download_only = [v for v in result.viewers if v.download_only]
+    assert download_only and all(v.uploaded_bytes == 0 for v in download_only)
+
+
+def test_renditions_are_separate_swarms() -> None:
+    result = run_scenario(Scenario(viewers=8, duration_s=60.0, renditions_kbps=(800.0, 2000.0)))
+    assert result.p2p_ratio > 0  # viewers of the same rendition still share
+    assert result.stalls == 0
+
+
+def test_churn_replaces_viewers() -> None:
+    result = run_scenario(SMALL.evolve(churn_per_minute=0.5, duration_s=120.0))
+    assert len(result.viewers) > SMALL.viewers
+    assert any(v.left is not None for v in result.viewers)
+
+
+def test_vod_scenario() -> None:
+    result = run_scenario(PRESETS["vod-20"].evolve(viewers=6, duration_s=90.0))
+    assert result.p2p_ratio > 0
+    assert result.stalls == 0
+
+
+def test_a_slow_origin_stalls_http_only_viewers_more_than_a_swarm() -> None:
+    slow = SMALL.evolve(origin_mbps=6.0, viewers=8)
+    on, off = run_scenario(slow), run_scenario(slow, p2p=False)
+    assert on.rebuffer_time <= off.rebuffer_time
+    assert off.stalls > 0
+
+
+def test_scenarios_load_from_files_and_reject_unknown_keys(tmp_path: pytest.TempPathFactory) -> None:
+    path = tmp_path / "s.toml"  # type: ignore[operator]
+    path.write_text('name = "t"\nviewers = 3\nuplink_mbps = [1, 2]\n[loader]\nrequiredSegmentsPriority = 2\n')
+    scenario = load_scenario(str(path))
+    assert scenario.viewers == 3 and scenario.uplink_mbps == (1.0, 2.0)
+    assert scenario.loader_config().required_segments_priority == 2
+    bad = tmp_path / "bad.json"  # type: ignore[operator]
+    bad.write_text('{"viewerz": 3}')
+    with pytest.raises(ConfigError, match="viewerz"):
+        load_scenario(str(bad))
+    with pytest.raises(ConfigError):
+        Scenario(loader={"requiredSegmentPriority": 2})
+    assert load_scenario("small-live") is PRESETS["small-live"]
