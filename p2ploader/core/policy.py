@@ -69,6 +69,17 @@ class SchedulingContext(Protocol):
     @property
     def connected_peers(self) -> int: ...
 
+    @property
+    def position(self) -> float | None:
+        """The playhead (seconds of media time) of the last ``PlaybackMoved`` event; ``None`` before
+        the first one."""
+        ...
+
+    def http_failures(self, segment_id: SegmentId) -> int:
+        """HTTP failures of the segment since the player last requested it explicitly (``0`` again
+        once it leaves the queue)."""
+        ...
+
     def is_cached(self, segment_id: SegmentId) -> bool: ...
 
     def is_http_loading(self, segment_id: SegmentId) -> bool: ...
@@ -169,4 +180,4 @@ def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
 
 def _load_builtin_policies() -> None:
     # Imported lazily: the built-in policies import this module to register themselves.
-    from p2ploader.core import p2pml06  # noqa: F401
+    from p2ploader.core import p2pml06, p2pml22  # noqa: F401

@@ -133,6 +133,8 @@ class Scheduler:
         self._p2p_by_segment: dict[SegmentId, int] = {}
         self._peers: dict[str, _Peer] = {}
         self._http_failed_until: dict[SegmentId, float] = {}
+        # HTTP failures per segment since it was last requested by the player (while it stays queued).
+        self._http_failure_counts: dict[SegmentId, int] = {}
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
         self._stalled_bytes: dict[SegmentId, bytes] = {}
         self._cache = SegmentCache()
@@ -307,6 +309,7 @@ class Scheduler:
 
     def _segment_requested(self, segment_id: SegmentId, *, now: float) -> None:
         self._http_failed_until.pop(segment_id, None)
+        self._http_failure_counts.pop(segment_id, None)
         entry = self._cache.get(segment_id, now=now)
         if entry is not None:
             self._notify(nt.SegmentReady(segment=entry.segment, data=entry.data, source="cache"))
@@ -357,6 +360,8 @@ class Scheduler:
             self._abort_p2p(sid, keep_bytes=False)
         for sid in [s for s in self._stalled_bytes if s not in queued]:
             del self._stalled_bytes[sid]
+        for sid in [s for s in self._http_failure_counts if s not in queued]:
+            del self._http_failure_counts[sid]
 
     def _clean_cache(self, *, now: float) -> None:
         keep = {e.id for e in self._queue} | self._wanted
@@ -520,6 +525,7 @@ class Scheduler:
         self._actions.append(act.AbortHttpFetch(request_id=request_id))
         self._http_failures += 1
         self._http_failed_until[sid] = now + self._config.http_failed_segment_timeout
+        self._http_failure_counts[sid] = self._http_failure_counts.get(sid, 0) + 1
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="http", reason=reason, status=status))
 
     # ------------------------------------------------------------------ peers
@@ -761,6 +767,13 @@ class _Context:
     @property
     def connected_peers(self) -> int:
         return len(self._s._peers)
+
+    @property
+    def position(self) -> float | None:
+        return self._s._position
+
+    def http_failures(self, segment_id: SegmentId) -> int:
+        return self._s._http_failure_counts.get(segment_id, 0)
 
     def is_cached(self, segment_id: SegmentId) -> bool:
         return segment_id in self._s._cache

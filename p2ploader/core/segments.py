@@ -39,12 +39,19 @@ class ByteRange:
         return f"bytes={self.offset + skip}-{self.end - 1}"
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)
 class SegmentId:
-    """Stable identity of a segment: its rendition and its media sequence number."""
+    """Stable identity of a segment: its rendition and its media sequence number.
+
+    Hashed often (every cache, queue and announcement lookup), so the hash is cached; sort with
+    :meth:`sort_key` where speed matters (attrs' generated comparisons are slow).
+    """
 
     rendition: str
     sequence: int
+
+    def sort_key(self) -> tuple[str, int]:
+        return (self.rendition, self.sequence)
 
     def __str__(self) -> str:
         return f"{self.rendition}#{self.sequence}"

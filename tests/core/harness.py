@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.policy import DownloadPolicy
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 
@@ -38,14 +39,24 @@ class Harness:
     """Holds a scheduler, the current time and everything it emitted."""
 
     def __init__(
-        self, config: LoaderConfig | None = None, *, seed: int = 1, segments: int = 30, **overrides: Any
+        self,
+        config: LoaderConfig | None = None,
+        *,
+        seed: int = 1,
+        segments: int = 30,
+        policy: str | DownloadPolicy | Callable[[LoaderConfig], DownloadPolicy] | None = None,
+        **overrides: Any,
     ):
+        """``policy``: a registered name, an instance, or a factory called with the final config
+        (``None``: the scheduler's default)."""
         cfg = config if config is not None else LoaderConfig()
         if overrides:
             cfg = cfg.evolve(**overrides)
         self.config = cfg
         self.now = 0.0
-        self.scheduler = Scheduler(cfg, rng=random.Random(seed))
+        if callable(policy) and not isinstance(policy, DownloadPolicy):
+            policy = policy(cfg)
+        self.scheduler = Scheduler(cfg, rng=random.Random(seed), policy=policy)
         self.actions: list[act.Action] = []
         self.notifications: list[nt.Notification] = []
         self.segments = make_segments(segments)

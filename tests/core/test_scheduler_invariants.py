@@ -1,8 +1,10 @@
 """Hypothesis state machine: random players, peers, transfers and failures against the scheduler.
 
 After every step: never two downloads of one segment, limits never exceeded, one request per peer,
-a required segment never waits on a peer while HTTP is allowed and a slot is free, and nothing
-arrives over P2P when no peer ever connected.
+an urgent segment never waits while an HTTP slot is free, and nothing arrives over P2P when no peer
+ever connected. The machine runs once per reference policy; "urgent" is each policy's notion: for
+0.6 a required segment (priority <= ``required_segments_priority``) while HTTP is allowed and it
+has not failed recently, for 2.2 a high-demand segment whose HTTP retries are not exhausted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
+from p2ploader.core.p2pml22 import P2PML22Policy, P2PML22Settings
 from p2ploader.core.policy import QueueEntry
 
 from .harness import SEGMENT_SIZE, Harness, sid
@@ -23,7 +26,26 @@ segment_numbers = st.integers(min_value=0, max_value=SEGMENTS - 1)
 segment_sets = st.frozensets(segment_numbers, max_size=8)
 
 
+def machine_config(
+    *, required: int, http_slots: int, p2p_slots: int, probability: float, ranges: bool, forward: int
+) -> LoaderConfig:
+    return LoaderConfig().evolve(
+        required_segments_priority=required,
+        simultaneous_http_downloads=http_slots,
+        simultaneous_p2p_downloads=p2p_slots,
+        http_download_probability=probability,
+        http_download_ranges=ranges,
+        forward_segment_count=forward,
+        p2p_segment_download_timeout=3.0,
+        http_failed_segment_timeout=2.0,
+    )
+
+
 class SchedulerMachine(RuleBasedStateMachine):
+    """Runs the default policy, P2P Media Loader 0.6."""
+
+    policy_name = "p2pml-0.6"
+
     def __init__(self) -> None:
         super().__init__()
         self.h: Harness | None = None
@@ -49,15 +71,13 @@ class SchedulerMachine(RuleBasedStateMachine):
         ranges: bool,
         forward: int,
     ) -> None:
-        cfg = LoaderConfig().evolve(
-            required_segments_priority=required,
-            simultaneous_http_downloads=http_slots,
-            simultaneous_p2p_downloads=p2p_slots,
-            http_download_probability=probability,
-            http_download_ranges=ranges,
-            forward_segment_count=forward,
-            p2p_segment_download_timeout=3.0,
-            http_failed_segment_timeout=2.0,
+        cfg = machine_config(
+            required=required,
+            http_slots=http_slots,
+            p2p_slots=p2p_slots,
+            probability=probability,
+            ranges=ranges,
+            forward=forward,
         )
         self.h = Harness(cfg, seed=seed, segments=SEGMENTS)
 
@@ -147,7 +167,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def required_segments_never_wait_on_peers_while_http_is_free(self) -> None:
-        if self.h is None:
+        if self.h is None or self.policy_name != "p2pml-0.6":
             return
         h = self.h
         sched = h.scheduler
@@ -170,6 +190,119 @@ class SchedulerMachine(RuleBasedStateMachine):
             assert self.h.scheduler.statistics().p2p_bytes == 0
             assert self.h.p2p_loading() == {}
 
+    @invariant()
+    def high_demand_segments_never_wait_while_http_is_free(self) -> None:
+        if self.h is None or self.policy_name != "p2pml-2.2":
+            return
+        h = self.h
+        sched = h.scheduler
+        policy = sched.policy
+        assert isinstance(policy, P2PML22Policy)
+        for entry in high_demand_2_2(h):
+            if entry.id in sched.cache or entry.id in sched.http_loading():
+                continue
+            if policy.http_attempts(entry.id, now=h.now) >= policy.settings.http_error_retries:
+                continue
+            assert len(sched.http_loading()) == h.config.simultaneous_http_downloads, (
+                f"high-demand {entry.id} waits while an HTTP slot is free"
+            )
+
+
+def high_demand_2_2(h: Harness) -> list[QueueEntry]:
+    """The high-demand segments of 2.2.2's queue, computed independently of the policy's code."""
+    sched = h.scheduler
+    policy = sched.policy
+    assert isinstance(policy, P2PML22Policy)
+    s = policy.settings
+    queue = list(sched.queue)
+    if not queue:
+        return []
+    position = sched._position if sched._position is not None else queue[0].segment.start
+    peers = sched._peers.values()  # read-only peek at the books
+
+    def overlaps(entry: QueueEntry, window: float) -> bool:
+        return entry.segment.start <= position + window * s.playback_rate and entry.segment.end >= position
+
+    def flags(entry: QueueEntry) -> tuple[bool, bool]:
+        known = any(entry.id in p.loaded or entry.id in p.loading_by_http for p in peers)
+        high = overlaps(entry, s.high_demand_time_window)
+        others = overlaps(entry, s.http_download_time_window) or (
+            known and overlaps(entry, s.p2p_download_time_window)
+        )
+        return high, high or others
+
+    out: list[QueueEntry] = []
+    high0, any0 = flags(queue[0])
+    if any0:
+        if high0:
+            out.append(queue[0])
+        rest = queue[1:]
+    else:  # just behind the playhead: urgent if the next segment has a flag
+        if len(queue) < 2 or not flags(queue[1])[1]:
+            return []
+        out.append(queue[0])
+        rest = queue[1:]
+    for entry in rest:
+        high, anything = flags(entry)
+        if not anything:
+            break
+        if high:
+            out.append(entry)
+    return out
+
+
+class SchedulerMachine22(SchedulerMachine):
+    """The same machine with P2P Media Loader 2.2.2's time-window policy and varied windows."""
+
+    policy_name = "p2pml-2.2"
+
+    @rule(
+        seed=st.integers(0, 2**16),
+        http_slots=st.integers(1, 3),
+        p2p_slots=st.integers(1, 3),
+        ranges=st.booleans(),
+        forward=st.integers(1, 12),
+        high_demand=st.sampled_from([0.0, 3.0, 15.0]),
+        http_window=st.sampled_from([0.0, 10.0, 3000.0]),
+        p2p_window=st.sampled_from([0.0, 20.0, 6000.0]),
+        retries=st.integers(1, 3),
+        rate=st.sampled_from([1.0, 2.0]),
+    )
+    @precondition(lambda self: self.h is None)
+    def start(
+        self,
+        seed: int,
+        http_slots: int,
+        p2p_slots: int,
+        ranges: bool,
+        forward: int,
+        high_demand: float,
+        http_window: float,
+        p2p_window: float,
+        retries: int,
+        rate: float,
+    ) -> None:
+        cfg = machine_config(
+            required=0,
+            http_slots=http_slots,
+            p2p_slots=p2p_slots,
+            probability=0.0,
+            ranges=ranges,
+            forward=forward,
+        )
+        windows = P2PML22Settings(
+            high_demand_time_window=high_demand,
+            http_download_time_window=http_window,
+            p2p_download_time_window=p2p_window,
+            http_error_retries=retries,
+            playback_rate=rate,
+        )
+        self.h = Harness(
+            cfg, seed=seed, segments=SEGMENTS, policy=lambda c: P2PML22Policy(c, settings=windows)
+        )
+
 
 SchedulerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 TestSchedulerInvariants = SchedulerMachine.TestCase
+SchedulerMachine22.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestSchedulerInvariantsP2PML22 = SchedulerMachine22.TestCase
