@@ -126,6 +126,7 @@ class Scheduler:
         self._head: SegmentId | None = None
         self._wanted: set[SegmentId] = set()
         self._queue: list[QueueEntry] = []
+        self._queued_ids: frozenset[SegmentId] = frozenset()
         self._started = False
 
         self._downloads: dict[int, _Download] = {}
@@ -202,7 +203,9 @@ class Scheduler:
             case ev.PeerDisconnected():
                 self._drop_peer(event.peer_id, reason="peer disconnected", disconnect=False)
             case ev.PeerAnnounced():
-                self._peer_announced(event)
+                # Passes ran after every other change, so only a newly available segment can start
+                # something: skip the pass otherwise (announcements are the most frequent event).
+                run_pass = self._peer_announced(event)
             case ev.PeerResponseStarted():
                 self._peer_response_started(event, now=now)
                 run_pass = False
@@ -244,8 +247,9 @@ class Scheduler:
         deadlines.extend(d.header_deadline for d in self._downloads.values() if d.header_deadline is not None)
         deadlines.extend(t for d in self._downloads.values() if (t := self._stall_deadline(d)) is not None)
         # A failure that expires may let a queued segment go back to HTTP: wake up then.
-        queued = {e.id for e in self._queue}
-        deadlines.extend(until for sid, until in self._http_failed_until.items() if sid in queued)
+        if self._http_failed_until:
+            queued = self._queued_ids
+            deadlines.extend(until for sid, until in self._http_failed_until.items() if sid in queued)
         return min(deadlines) if deadlines else None
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
@@ -353,7 +357,7 @@ class Scheduler:
             self._started = True
             self._policy.start(now=now)
         # Downloads of segments that left the queue are dropped (P2P Media Loader's load() does so).
-        queued = {e.id for e in self._queue}
+        queued = self._queued_ids = frozenset(e.id for e in self._queue)
         for sid in [s for s in self._http_by_segment if s not in queued and s not in self._wanted]:
             self._abort_http(sid)
         for sid in [s for s in self._p2p_by_segment if s not in queued and s not in self._wanted]:
@@ -552,12 +556,16 @@ class Scheduler:
                 )
             )
 
-    def _peer_announced(self, event: ev.PeerAnnounced) -> None:
+    def _peer_announced(self, event: ev.PeerAnnounced) -> bool:
+        """Record a peer's map; ``True`` when its availability of a queued segment changed (added or
+        removed, as loaded or as loading over HTTP): only then can a policy decide differently."""
         peer = self._peers.get(event.peer_id)
         if peer is None:
-            return  # announcements only count from connected peers
+            return False  # announcements only count from connected peers
+        changed = (event.loaded ^ peer.loaded) | (event.loading_by_http ^ peer.loading_by_http)
         peer.loaded = event.loaded
         peer.loading_by_http = event.loading_by_http
+        return not self._queued_ids.isdisjoint(changed)
 
     def _p2p_download(self, request_id: int) -> _Download | None:
         download = self._downloads.get(request_id)
@@ -732,8 +740,8 @@ class Scheduler:
 
     def _announcement(self, *, peer_id: str | None) -> act.AnnounceSegments:
         return act.AnnounceSegments(
-            loaded=tuple(sorted(self._cache)),
-            loading_by_http=tuple(sorted(self._http_by_segment)),
+            loaded=tuple(sorted(self._cache, key=SegmentId.sort_key)),
+            loading_by_http=tuple(sorted(self._http_by_segment, key=SegmentId.sort_key)),
             peer_id=peer_id,
         )
 
