@@ -42,6 +42,10 @@ class P2PML06Policy(DownloadPolicy):
     """The default policy: P2P Media Loader 0.6.2's ``HybridLoader`` algorithm."""
 
     name = "p2pml-0.6"
+    # A pass starts downloads from peers that list a segment as loaded, and aborts only to make
+    # room for such starts; "loading over HTTP" matters only to the random-HTTP timer's own tick.
+    passes_on_lost_availability = False
+    passes_on_http_loading = False
 
     def __init__(self, config: LoaderConfig) -> None:
         super().__init__(config)

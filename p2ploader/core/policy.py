@@ -123,6 +123,14 @@ class DownloadPolicy(abc.ABC):
 
     name: ClassVar[str]
 
+    passes_on_lost_availability: ClassVar[bool] = True
+    """Whether a peer *no longer* listing a queued segment can change :meth:`schedule`'s decisions.
+    ``False`` lets the scheduler skip the pass after such announcements (a large saving in big
+    swarms); keep ``True`` unless the policy only ever reacts to segments becoming available."""
+
+    passes_on_http_loading: ClassVar[bool] = True
+    """Whether a peer's "loading over HTTP" list can change :meth:`schedule`'s decisions."""
+
     def __init__(self, config: LoaderConfig) -> None:
         self.config = config
 

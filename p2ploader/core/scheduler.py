@@ -240,17 +240,21 @@ class Scheduler:
 
     def get_timer(self) -> float | None:
         """The next time (seconds) :meth:`handle_timer` must run, or ``None``."""
-        deadlines: list[float] = []
-        policy_deadline = self._policy.get_timer()
-        if policy_deadline is not None:
-            deadlines.append(policy_deadline)
-        deadlines.extend(d.header_deadline for d in self._downloads.values() if d.header_deadline is not None)
-        deadlines.extend(t for d in self._downloads.values() if (t := self._stall_deadline(d)) is not None)
+        best = self._policy.get_timer()
+        stall = self._config.p2p_stall_timeout
+        for d in self._downloads.values():
+            deadline = d.header_deadline
+            if deadline is None and d.last_progress is not None and d.source == "p2p" and not d.validating:
+                deadline = d.last_progress + stall
+            if deadline is not None and (best is None or deadline < best):
+                best = deadline
         # A failure that expires may let a queued segment go back to HTTP: wake up then.
         if self._http_failed_until:
             queued = self._queued_ids
-            deadlines.extend(until for sid, until in self._http_failed_until.items() if sid in queued)
-        return min(deadlines) if deadlines else None
+            for sid, until in self._http_failed_until.items():
+                if sid in queued and (best is None or until < best):
+                    best = until
+        return best
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
         """Actions to carry out now, in order. Clears the list."""
@@ -562,10 +566,28 @@ class Scheduler:
         peer = self._peers.get(event.peer_id)
         if peer is None:
             return False  # announcements only count from connected peers
-        changed = (event.loaded ^ peer.loaded) | (event.loading_by_http ^ peer.loading_by_http)
+        policy = self._policy
+        changed = (
+            (event.loaded ^ peer.loaded)
+            if policy.passes_on_lost_availability
+            else (event.loaded - peer.loaded)
+        )
+        if policy.passes_on_http_loading:
+            changed |= event.loading_by_http ^ peer.loading_by_http
         peer.loaded = event.loaded
         peer.loading_by_http = event.loading_by_http
-        return not self._queued_ids.isdisjoint(changed)
+        queued = self._queued_ids
+        return (
+            any(
+                sid in queued
+                and sid not in self._cache
+                and sid not in self._http_by_segment
+                and sid not in self._p2p_by_segment
+                for sid in changed
+            )
+            if not policy.passes_on_lost_availability
+            else not queued.isdisjoint(changed)
+        )
 
     def _p2p_download(self, request_id: int) -> _Download | None:
         download = self._downloads.get(request_id)
