@@ -75,6 +75,7 @@ class Driver:
         self.peers: PeerTransport | None = None
         self._timer: TimerHandleLike | None = None
         self._timer_at: float | None = None
+        self._timer_epoch = -1  # the scheduler's timer_epoch when the timer was last armed
         self._closed = False
         self._pumping = False
         self._validations: set[asyncio.Future[None]] = set()
@@ -105,6 +106,7 @@ class Driver:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
+        self._timer_epoch = -1
         if self._closed:
             return
         self.scheduler.handle_timer(now=self._loop.time())
@@ -115,22 +117,23 @@ class Driver:
         if self._pumping:
             return
         self._pumping = True
+        scheduler = self.scheduler
         try:
-            while True:
-                actions = self.scheduler.actions_to_perform(now=self._loop.time())
-                notification = self.scheduler.next_notification()
-                if not actions and notification is None:
-                    break
-                for action in actions:
+            while scheduler.has_output():
+                for action in scheduler.actions_to_perform(now=self._loop.time()):
                     self._perform(action)
+                notification = scheduler.next_notification()
                 while notification is not None:
                     self._on_notification(notification)
-                    notification = self.scheduler.next_notification()
+                    notification = scheduler.next_notification()
         finally:
             self._pumping = False
         self._arm_timer()
 
     def _arm_timer(self) -> None:
+        if self.scheduler.timer_epoch == self._timer_epoch:
+            return  # nothing that moves a deadline happened since the timer was armed
+        self._timer_epoch = self.scheduler.timer_epoch
         deadline = self.scheduler.get_timer()
         if deadline == self._timer_at:
             return

@@ -144,6 +144,8 @@ class Scheduler:
         self._notifications: deque[nt.Notification] = deque()
         self._announce_due = False
         self._pass_due = False  # a download ended: its slot (and maybe its peer) is free again
+        self.timer_epoch = 0
+        """Changes whenever :meth:`get_timer` may answer differently (drivers re-arm only then)."""
         self._next_request_id = 1
 
         self._http_bytes = 0
@@ -225,9 +227,12 @@ class Scheduler:
                 self._policy.tracker_updated(incomplete=event.incomplete, now=now)
         if run_pass or self._pass_due:
             self._run_pass(now=now)
+        if run_pass or not isinstance(event, ev.PeerAnnounced):
+            self.timer_epoch += 1  # only an announcement that needed no pass leaves every deadline alone
 
     def handle_timer(self, *, now: float) -> None:
         """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
+        self.timer_epoch += 1
         for download in list(self._downloads.values()):
             if download.header_deadline is not None and download.header_deadline <= now:
                 self._p2p_header_timeout(download)
@@ -264,6 +269,10 @@ class Scheduler:
                 self._actions.append(self._announcement(peer_id=None))
         out, self._actions = self._actions, []
         return out
+
+    def has_output(self) -> bool:
+        """Whether :meth:`actions_to_perform` or :meth:`next_notification` has anything."""
+        return bool(self._actions or self._notifications or self._announce_due)
 
     def next_notification(self) -> nt.Notification | None:
         """The oldest pending notification for the application, or ``None``."""

@@ -286,14 +286,26 @@ class ModelledPeers:
     def _announce(self, action: act.AnnounceSegments) -> None:
         loaded = frozenset(s for s in action.loaded if s.rendition == self.swarm)
         loading = frozenset(s for s in action.loading_by_http if s.rendition == self.swarm)
-        targets = (
-            ([self.neighbours[action.peer_id]] if action.peer_id in self.neighbours else [])
-            if action.peer_id is not None
-            else list(self.neighbours.values())
-        )
+        if action.peer_id is not None:
+            target = self.neighbours.get(action.peer_id)
+            targets = [target] if target is not None else []
+        else:
+            targets = list(self.neighbours.values())
+        if not targets:
+            return
+        # One delivery for all neighbours after the mean one-way latency (announcements are the
+        # bulk of a swarm's messages; per-neighbour timing would differ by a few milliseconds).
+        network = self.network
+        latency = self.link.latency + sum(t.link.latency for t in targets) / len(targets)
+        latency += network.rng.random() * self.link.jitter
+        announced = ev.PeerAnnounced(peer_id=self.peer_id, loaded=loaded, loading_by_http=loading)
+        network.loop.call_later(latency, self._deliver_announcement, targets, announced)
+
+    @staticmethod
+    def _deliver_announcement(targets: list[ModelledPeers], announced: ev.PeerAnnounced) -> None:
         for target in targets:
-            announced = ev.PeerAnnounced(peer_id=self.peer_id, loaded=loaded, loading_by_http=loading)
-            self.network.loop.call_later(self.network.latency(self, target), target.feed_if_alive, announced)
+            if target.alive and announced.peer_id in target.neighbours:
+                target.feed(announced)
 
     def _upload(self, action: act.SendSegmentToPeer) -> None:
         target = self.neighbours.get(action.peer_id)
