@@ -179,6 +179,13 @@ class Scheduler:
     def handle_event(self, event: ev.Event, *, now: float) -> None:
         """Feed one observation. Chunk events only update books; every other event also runs a
         scheduling pass."""
+        if type(event) is ev.PeerAnnounced:
+            # The most frequent event in a swarm, handled first: when the announcement changes
+            # nothing a policy reacts to, no pass runs and no deadline moves.
+            if self._peer_announced(event) or self._pass_due:
+                self._run_pass(now=now)
+                self.timer_epoch += 1
+            return
         run_pass = True
         match event:
             case ev.PlaylistUpdated():
@@ -204,10 +211,6 @@ class Scheduler:
                 self._peer_connected(event.peer_id)
             case ev.PeerDisconnected():
                 self._drop_peer(event.peer_id, reason="peer disconnected", disconnect=False)
-            case ev.PeerAnnounced():
-                # Passes ran after every other change, so only a newly available segment can start
-                # something: skip the pass otherwise (announcements are the most frequent event).
-                run_pass = self._peer_announced(event)
             case ev.PeerResponseStarted():
                 self._peer_response_started(event, now=now)
                 run_pass = False
@@ -227,8 +230,7 @@ class Scheduler:
                 self._policy.tracker_updated(incomplete=event.incomplete, now=now)
         if run_pass or self._pass_due:
             self._run_pass(now=now)
-        if run_pass or not isinstance(event, ev.PeerAnnounced):
-            self.timer_epoch += 1  # only an announcement that needed no pass leaves every deadline alone
+        self.timer_epoch += 1
 
     def handle_timer(self, *, now: float) -> None:
         """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
