@@ -24,3 +24,13 @@ def test_minimal_player_plays_the_sample() -> None:
 def test_faq_config_example() -> None:
     out = run_example("faq_config.py")
     assert "requiredSegmentsPriority" in out
+
+
+def test_pyav_decodes_every_frame_of_the_sample() -> None:
+    out = run_example("pyav_decode.py")
+    assert "decoded 480 video frames" in out  # 20 s at 24 fps
+
+
+def test_settings_from_a_toml_file() -> None:
+    out = run_example("settings_from_file.py")
+    assert "required_segments_priority=2 http_download_ranges=True p2p_stall_timeout=2.0s" in out
