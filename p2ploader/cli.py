@@ -2,11 +2,19 @@
 
 Subcommands:
 
-* ``demo``: serve the bundled sample stream as a live stream from a local origin on 127.0.0.1 and
-  play it in real time with the loader, printing live figures and a final summary.
-* ``play URL``: play any HLS stream with the loader and print the same figures.
-* ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``) for players and tests.
+* ``demo``: an origin serving the bundled sample as a live stream, the embedded tracker and a swarm
+  of viewer processes, all on 127.0.0.1; a live aggregate view, a summary and a plot.
+* ``view URL``: one viewer with a live terminal view; ``--json`` writes its final statistics.
+* ``swarm URL -n N``: N viewers in separate processes, staggered, with optional churn; a live
+  aggregate view, a final table, ``--plot`` and ``--json``.
+* ``play URL``: one viewer printing plain lines (``view`` without the terminal view).
+* ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``) or any HLS folder.
 * ``tracker``: run the embedded WebTorrent-compatible tracker.
+
+Adding a subcommand: write ``_add_<name>(sub)`` that creates its parser, gives every option a help
+text and sets ``handler`` (a function of the parsed arguments returning the exit status), then list
+it in ``_SUBCOMMANDS``. The work itself lives in other modules: :mod:`p2ploader.views` renders,
+:mod:`p2ploader.swarmrun` runs swarms, :mod:`p2ploader.plots` draws.
 """
 
 from __future__ import annotations
@@ -16,69 +24,82 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from p2ploader.config import PRESETS, LoaderConfig
 from p2ploader.errors import P2PLoaderError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from p2ploader.aio.loader import HybridLoader, LoaderStatistics
+    from p2ploader.playback import PlaybackReport
+    from p2ploader.swarmrun import SwarmResult
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+DEMO_PLOT = "p2ploader-demo.png"
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
 
 
 def _load_config(args: argparse.Namespace) -> LoaderConfig:
-    config = LoaderConfig.preset(args.preset) if args.preset else LoaderConfig()
-    if args.config:
+    config = LoaderConfig.preset(args.preset) if getattr(args, "preset", None) else LoaderConfig()
+    if getattr(args, "config", None):
         path = Path(args.config)
         text = path.read_text(encoding="utf-8")
-        loaded = (
+        config = (
             LoaderConfig.from_faq(json.loads(text))
             if path.suffix == ".json"
             else LoaderConfig.from_faq_text(text)
         )
-        config = loaded
     return config
 
 
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+def _number(kind: type[int] | type[float], *, minimum: float, strict: bool) -> Callable[[str], float]:
+    """An argparse ``type`` accepting ``kind`` values above (``strict``) or from ``minimum`` on."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum or (strict and value == minimum):
+            relation = ">" if strict else ">="
+            raise argparse.ArgumentTypeError(f"must be {relation} {minimum:g}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
-async def _play_url(url: str, args: argparse.Namespace, *, origin_stats: object | None = None) -> int:
-    from p2ploader.aio.loader import open_loader
-    from p2ploader.aio.player import play
-    from p2ploader.playback import PlaybackModel
+_POSITIVE_INT = _number(int, minimum=0, strict=True)
+_POSITIVE = _number(float, minimum=0, strict=True)
+_NON_NEGATIVE = _number(float, minimum=0, strict=False)
 
-    config = _load_config(args)
-    async with open_loader(url, config=config, rendition=args.rendition, seed=args.seed) as loader:
-        kind = "live" if loader.is_live else "VOD"
-        names = ", ".join(v.rendition_id for v in loader.variants)
-        print(f"playing {url} ({kind}, renditions {names}; loading {loader.rendition})", flush=True)
-        last_print = [0.0]
-        loop = asyncio.get_running_loop()
 
-        def on_tick(model: PlaybackModel) -> None:
-            now = loop.time()
-            if args.quiet or now - last_print[0] < 1.0:
-                return
-            last_print[0] = now
-            s = loader.statistics()
-            buffer = model.buffered_end - model.position
-            print(
-                f"  t={model.played:5.1f}s pos={model.position:6.1f}s buffer={buffer:4.1f}s "
-                f"state={model.state:8s} http={_format_bytes(s.http_bytes):>9s} "
-                f"p2p={_format_bytes(s.p2p_bytes):>9s} peers={s.peers_connected} stalls={s.stalls}",
-                flush=True,
-            )
+def _fancy(args: argparse.Namespace) -> bool:
+    """Use rich's live views: not with ``--quiet``, and only on a terminal."""
+    return not getattr(args, "quiet", False) and sys.stdout.isatty()
 
-        report = await play(
-            loader, duration=args.duration, forward_buffer=args.forward_buffer, on_tick=on_tick
-        )
-        stats = loader.statistics()
-    summary = {
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _summary(url: str, stats: LoaderStatistics, report: PlaybackReport) -> dict[str, Any]:
+    edge = report.live_edge_distance
+    return {
         "url": url,
         "rendition": stats.rendition,
         "http_bytes": stats.http_bytes,
@@ -93,7 +114,39 @@ async def _play_url(url: str, args: argparse.Namespace, *, origin_stats: object 
         "rebuffer_time_s": round(report.rebuffer_time, 3),
         "startup_time_s": None if report.startup_time is None else round(report.startup_time, 3),
         "played_s": round(report.played, 3),
+        "live_edge_distance_s": None if edge is None else round(edge, 3),
     }
+
+
+def _describe(url: str, loader: HybridLoader) -> str:
+    kind = "live" if loader.is_live else "VOD"
+    names = ", ".join(v.rendition_id for v in loader.variants)
+    return f"playing {url} ({kind}, renditions {names}; loading {loader.rendition})"
+
+
+# --------------------------------------------------------------------------------------------------
+# play and view: one viewer in this process
+
+
+async def _play(args: argparse.Namespace) -> int:
+    from p2ploader.aio.loader import open_loader
+    from p2ploader.aio.player import PlaybackSnapshot, play
+    from p2ploader.views import viewer_line
+
+    url = args.url
+    async with open_loader(
+        url, config=_load_config(args), rendition=args.rendition, seed=args.seed
+    ) as loader:
+        print(_describe(url, loader), flush=True)
+
+        def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+            if not args.quiet:
+                print("  " + viewer_line(snapshot), flush=True)
+
+        report = await play(
+            loader, duration=args.duration, forward_buffer=args.forward_buffer, on_snapshot=on_snapshot
+        )
+        summary = _summary(url, loader.statistics(), report)
     print("summary:")
     for key, value in summary.items():
         print(f"  {key:20s} {value}")
@@ -103,24 +156,215 @@ async def _play_url(url: str, args: argparse.Namespace, *, origin_stats: object 
     return 0
 
 
-def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+async def _view(args: argparse.Namespace) -> int:
+    from p2ploader.aio.loader import open_loader
+    from p2ploader.aio.player import PlaybackSnapshot, play
+    from p2ploader.aio.webrtc import restrict_ice_to_loopback
+    from p2ploader.views import LiveOutput, make_console, viewer_line, viewer_panel, viewer_summary
+
+    url = args.url
+    config = _load_config(args)
+    if args.tracker:
+        config = config.evolve(tracker_announce=tuple(args.tracker))
+    if args.no_p2p:
+        config = config.evolve(use_p2p=False)
+    loopback = args.loopback_ice
+    if loopback is None:
+        loopback = bool(config.tracker_announce) and all(_is_loopback(t) for t in config.tracker_announce)
+    if loopback:
+        config = config.evolve(rtc_config={"iceServers": []})
+    console = make_console()
+    fancy = _fancy(args)
+    with restrict_ice_to_loopback() if loopback else contextlib.nullcontext():
+        async with open_loader(url, config=config, rendition=args.rendition, seed=args.seed) as loader:
+            console.print(_describe(url, loader), highlight=False)
+            with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+
+                def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+                    out.show(
+                        lambda: viewer_panel(
+                            snapshot, url=url, forward_buffer=args.forward_buffer, duration=args.duration
+                        ),
+                        lambda: viewer_line(snapshot),
+                    )
+
+                report = await play(
+                    loader,
+                    duration=args.duration,
+                    forward_buffer=args.forward_buffer,
+                    startup_buffer=args.startup_buffer,
+                    live_start_distance=args.latency,
+                    abr=args.abr,
+                    on_snapshot=on_snapshot,
+                    snapshot_interval=0.5 if fancy else 1.0,
+                )
+            summary = _summary(url, loader.statistics(), report)
+    summary["abr"] = args.abr
+    console.print(viewer_summary(summary))
+    if args.json:
+        _write_json(Path(args.json), summary)
+        console.print(f"statistics written to {args.json}", highlight=False)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# swarm and demo: viewer processes
+
+
+async def _run_swarm(
+    args: argparse.Namespace,
+    *,
+    url: str,
+    trackers: Sequence[str],
+    title: str,
+    origin_bytes: Callable[[], int] | None = None,
+    check_bytes_against: str | None = None,
+) -> SwarmResult:
+    """Run the swarm ``args`` describe on ``url`` with a live view; print the final table."""
+    from p2ploader.aio.viewer import ViewerSpec
+    from p2ploader.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
+    from p2ploader.views import LiveOutput, make_console, swarm_line, swarm_table
+
+    config = _load_config(args).evolve(tracker_announce=tuple(trackers), rtc_config={"iceServers": []})
+    template = ViewerSpec(
+        url=url,
+        config=config.to_faq(),
+        live_start_distance=args.latency,
+        forward_buffer=args.forward_buffer,
+        rendition=args.rendition,
+        loopback_only=True,
+        check_bytes_against=check_bytes_against,
+        abr=args.abr,
+    )
+    churn = ChurnSettings(leave_per_minute=args.churn_leave, rejoin_per_minute=args.churn_rejoin)
+    sessions = churn_schedule(
+        args.viewers, duration=args.duration, stagger=args.stagger, churn=churn, seed=args.seed
+    )
+    runner = SwarmRunner(template, sessions, seed=args.seed, origin_bytes=origin_bytes)
+    fancy = _fancy(args)
+    console = make_console()
+    with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+
+        def update() -> None:
+            rows = runner.all_figures()
+            total = runner.total(rows)
+            out.show(
+                lambda: swarm_table(
+                    rows,
+                    total,
+                    elapsed=runner.elapsed,
+                    duration=args.duration,
+                    title=title,
+                    origin_bytes=origin_bytes() if origin_bytes is not None else None,
+                ),
+                lambda: swarm_line(rows, total, elapsed=runner.elapsed),
+            )
+
+        result = await runner.run(on_update=update, update_interval=0.5 if fancy else 1.0, handle_sigint=True)
+        if not fancy:
+            out.show(
+                lambda: "",
+                lambda: swarm_line(result.viewers, result.total, elapsed=runner.elapsed),
+                force=True,
+            )
+    return result
+
+
+def _finish_swarm(
+    args: argparse.Namespace, result: SwarmResult, *, origin_bytes: int | None, extra: dict[str, Any]
+) -> int:
+    from p2ploader.views import make_console, swarm_summary
+
+    console = make_console()
+    console.print(swarm_summary(result, origin_bytes=origin_bytes))
+    for run in result.sessions:
+        if run.status == "failed":
+            console.print(
+                f"viewer {run.session.viewer + 1} session {run.session.number + 1} failed: {run.error}",
+                highlight=False,
+                markup=False,
+            )
+    if args.plot:
+        from p2ploader.plots import plot_swarm
+
+        path = plot_swarm(result, args.plot)
+        console.print(f"plot: {path.resolve()}", highlight=False)
+    if args.json:
+        data = {**extra, **result.to_json(), "origin_segment_bytes": origin_bytes}
+        if args.plot:
+            data["plot"] = str(Path(args.plot).resolve())
+        _write_json(Path(args.json), data)
+        console.print(f"statistics written to {args.json}", highlight=False)
+    if result.stopped_early:
+        return 130
+    return 1 if result.total.failures else 0
+
+
+def _swarm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "viewers_requested": args.viewers,
+        "duration": args.duration,
+        "stagger": args.stagger,
+        "latency_segments": args.latency,
+        "rendition": args.rendition,
+        "churn_leave_per_minute": args.churn_leave,
+        "churn_rejoin_per_minute": args.churn_rejoin,
+        "seed": args.seed,
+    }
+
+
+async def _swarm(args: argparse.Namespace) -> int:
+    from p2ploader.tracker import TrackerServer
+
+    async with contextlib.AsyncExitStack() as stack:
+        trackers = list(args.tracker or [])
+        if not trackers:
+            tracker = await stack.enter_async_context(TrackerServer())
+            trackers = [tracker.url]
+            print(f"tracker: {tracker.url} (embedded)", flush=True)
+        print(f"swarm: {args.viewers} viewers of {args.url} for {args.duration:.0f} s", flush=True)
+        result = await _run_swarm(args, url=args.url, trackers=trackers, title="p2ploader swarm")
+    return _finish_swarm(args, result, origin_bytes=None, extra={"settings": _swarm_settings(args)})
 
 
 async def _demo(args: argparse.Namespace) -> int:
     from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.tracker import TrackerServer
 
-    live = LiveSettings(window_segments=args.window)
-    with OriginServer(sample_path("ts"), live=live) as origin:
-        url = origin.url_for("live/master.m3u8")
-        print(
-            f"origin: {origin.url} serves the bundled sample as a live stream ({args.window} segment window)"
-        )
-        code = await _play_url(url, args)
-        sent = origin.stats().segment_bytes_sent
-        print(f"  {'origin_segment_bytes':20s} {sent}")
-    return code
+    root = sample_path("ts")
+    with OriginServer(root, live=LiveSettings(window_segments=args.window)) as origin:
+        async with TrackerServer() as tracker:
+            url = origin.url_for("live/master.m3u8")
+            print(
+                f"origin:  {origin.url} serves the bundled sample as a live stream "
+                f"({args.window}-segment window): {url}",
+                flush=True,
+            )
+            print(f"tracker: {tracker.url}", flush=True)
+            print(
+                f"swarm:   {args.viewers} viewers joining {args.stagger:g} s apart, "
+                f"{args.latency} segments behind live, for {args.duration:.0f} s",
+                flush=True,
+            )
+
+            def sent() -> int:
+                return origin.stats().segment_bytes_sent
+
+            result = await _run_swarm(
+                args,
+                url=url,
+                trackers=[tracker.url],
+                title="p2ploader demo",
+                origin_bytes=sent,
+                check_bytes_against=str(root),
+            )
+            origin_bytes = sent()
+    return _finish_swarm(args, result, origin_bytes=origin_bytes, extra={"settings": _swarm_settings(args)})
+
+
+# --------------------------------------------------------------------------------------------------
+# origin and tracker
 
 
 def _serve_origin(args: argparse.Namespace) -> int:
@@ -129,20 +373,16 @@ def _serve_origin(args: argparse.Namespace) -> int:
     from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
 
+    root = Path(args.root) if args.root else sample_path(args.sample)
     with OriginServer(
-        sample_path(args.sample),
-        host=args.host,
-        port=args.port,
-        live=LiveSettings(window_segments=args.window),
+        root, host=args.host, port=args.port, live=LiveSettings(window_segments=args.window)
     ) as origin:
         print(f"VOD:  {origin.url_for('master.m3u8')}")
         print(f"live: {origin.url_for('live/master.m3u8')}")
         print("Ctrl-C to stop", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
@@ -155,13 +395,32 @@ def _serve_tracker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_player_options(parser: argparse.ArgumentParser) -> None:
+# --------------------------------------------------------------------------------------------------
+# The parser
+
+
+def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True) -> None:
+    if preset:
+        parser.add_argument(
+            "--preset", choices=sorted(PRESETS), default=None, help="start from a named configuration preset"
+        )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="loader settings: a JSON file or P2P Media Loader FAQ-style JavaScript object "
+        "(camelCase keys, milliseconds)",
+    )
+
+
+def _add_playback_options(parser: argparse.ArgumentParser, *, duration: float | None) -> None:
     parser.add_argument(
         "--duration",
         type=float,
-        default=None,
+        default=duration,
         metavar="SECONDS",
-        help="stop after this many seconds of wall time (default: until the stream ends)",
+        help="seconds of wall time to play"
+        + (f" (default: {duration:g})" if duration is not None else " (default: until the stream ends)"),
     )
     parser.add_argument(
         "--rendition",
@@ -175,56 +434,255 @@ def _add_player_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how far ahead the player buffers (default: 10)",
     )
+
+
+def _add_view_like_options(parser: argparse.ArgumentParser, *, latency: int) -> None:
     parser.add_argument(
-        "--preset", choices=sorted(PRESETS), default=None, help="start from a named configuration preset"
+        "--latency",
+        type=_POSITIVE_INT,
+        default=latency,
+        metavar="SEGMENTS",
+        help=f"live streams: start this many segments behind the live edge (default: {latency})",
     )
     parser.add_argument(
-        "--config",
-        default=None,
+        "--abr",
+        action="store_true",
+        help="adaptive bitrate: switch renditions by measured throughput and buffer level",
+    )
+    parser.add_argument(
+        "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no live terminal view: print a plain progress line now and then (also the default "
+        "when stdout is not a terminal)",
+    )
+
+
+def _add_swarm_options(
+    parser: argparse.ArgumentParser,
+    *,
+    viewers: int,
+    duration: float,
+    stagger: float,
+    plot: str | None,
+    rendition: str | None,
+) -> None:
+    parser.add_argument(
+        "-n",
+        "--viewers",
+        type=_POSITIVE_INT,
+        default=viewers,
+        metavar="N",
+        help=f"viewers, each in its own process (default: {viewers})",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_POSITIVE,
+        default=duration,
+        metavar="SECONDS",
+        help=f"length of the run in seconds (default: {duration:g})",
+    )
+    parser.add_argument(
+        "--stagger",
+        type=_NON_NEGATIVE,
+        default=stagger,
+        metavar="SECONDS",
+        help=f"seconds between two viewers' first joins (default: {stagger:g})",
+    )
+    parser.add_argument(
+        "--rendition",
+        default=rendition,
+        help="rendition id (v0, v1, ...) or index every viewer loads (default: "
+        + (f"{rendition})" if rendition else "the first variant)"),
+    )
+    parser.add_argument(
+        "--forward-buffer",
+        type=_POSITIVE,
+        default=10.0,
+        metavar="SECONDS",
+        help="how far ahead each viewer buffers (default: 10)",
+    )
+    parser.add_argument(
+        "--churn-leave",
+        type=_NON_NEGATIVE,
+        default=0.0,
+        metavar="RATE",
+        help="churn: each online viewer leaves at this rate per minute (exponential time online, "
+        "at least 5 s; default: 0, nobody leaves)",
+    )
+    parser.add_argument(
+        "--churn-rejoin",
+        type=_NON_NEGATIVE,
+        default=0.0,
+        metavar="RATE",
+        help="churn: a viewer that left comes back at this rate per minute (exponential time away; "
+        "default: 0, it does not come back); at most 10 sessions per viewer",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the churn schedule and the viewers' random choices (default: 0)",
+    )
+    parser.add_argument(
+        "--plot",
+        default=plot,
         metavar="FILE",
-        help="loader settings: a JSON file or P2P Media Loader FAQ-style JavaScript object "
-        "(camelCase keys, milliseconds)",
+        help="draw HTTP vs P2P bytes and buffer levels over time into this PNG file"
+        + (f" (default: {plot})" if plot else " (default: no plot)"),
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for the scheduler's random choices")
-    parser.add_argument("--json", default=None, metavar="FILE", help="write the final statistics as JSON")
-    parser.add_argument("--quiet", action="store_true", help="print only the summary")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="p2ploader",
-        description="Load HLS segments over HTTP and from other viewers (P2P Media Loader compatible).",
+    parser.add_argument(
+        "--interval",
+        type=_POSITIVE,
+        default=5.0,
+        metavar="SECONDS",
+        help="plain output: seconds between progress lines (default: 5)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser(
         "demo",
-        help="play the bundled sample from a local live origin and show the figures",
-        description="Start a local origin on 127.0.0.1 that serves the bundled sample stream "
-        "as a live stream, play it in real time and print live figures and a summary.",
+        help="a live origin, the tracker and a swarm of viewers on 127.0.0.1, with a live view",
+        description="Start a local origin on 127.0.0.1 serving the bundled sample as a live stream, "
+        "the embedded tracker, and a swarm of viewers in separate processes. Shows the swarm live "
+        "(the P2P ratio climbs as viewers share segments), then a summary per viewer and in total, "
+        "the origin's bytes against what the viewers downloaded, and a plot. No network needed.",
     )
-    _add_player_options(demo)
-    demo.add_argument("--window", type=int, default=6, help="segments in the live playlist (default: 6)")
-    demo.set_defaults(duration=30.0, rendition="v1")
+    _add_swarm_options(demo, viewers=8, duration=60.0, stagger=2.0, plot=DEMO_PLOT, rendition="v2")
+    _add_view_like_options(demo, latency=4)
+    _add_loader_options(demo)
+    demo.add_argument(
+        "--window",
+        type=int,
+        default=10,
+        metavar="SEGMENTS",
+        help="segments in the origin's live playlist (default: 10)",
+    )
+    demo.set_defaults(handler=lambda args: asyncio.run(_demo(args)))
 
+
+def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    view = sub.add_parser(
+        "view",
+        help="watch a stream as one viewer with a live terminal view",
+        description="Play an HLS stream (master or media playlist URL) in real time with the hybrid "
+        "loader, showing buffer, position, distance to the live edge, P2P ratio, peers, stalls and "
+        "bytes by source; then the final statistics.",
+    )
+    view.add_argument("url", help="master or media playlist URL")
+    _add_playback_options(view, duration=None)
+    _add_view_like_options(view, latency=3)
+    view.add_argument(
+        "--startup-buffer",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds buffered before playback starts or resumes (default: 2)",
+    )
+    view.add_argument(
+        "--tracker",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="WebTorrent tracker (ws:// or wss://) to announce to; repeat for several "
+        "(default: the configuration's trackers)",
+    )
+    view.add_argument("--no-p2p", action="store_true", help="load over HTTP only")
+    view.add_argument(
+        "--loopback-ice",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="offer only 127.0.0.1 ICE candidates, to join a swarm on this machine (default: on "
+        "when every tracker is on localhost)",
+    )
+    view.add_argument("--seed", type=int, default=None, help="seed for the scheduler's random choices")
+    view.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="plain output: seconds between progress lines (default: 2)",
+    )
+    _add_loader_options(view)
+    view.set_defaults(handler=lambda args: asyncio.run(_view(args)))
+
+
+def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    swarm = sub.add_parser(
+        "swarm",
+        help="run N viewers of a stream in separate processes, with a live aggregate view",
+        description="Run N viewers of an HLS stream, each in its own process, joining a few seconds "
+        "apart, optionally leaving and rejoining (churn). Shows every viewer and the total live, "
+        "then a table per viewer and in total; --plot draws HTTP vs P2P bytes and buffer levels "
+        "over time. Peers use 127.0.0.1 only (ICE on the loopback interface).",
+    )
+    swarm.add_argument("url", help="master or media playlist URL")
+    _add_swarm_options(swarm, viewers=5, duration=60.0, stagger=1.0, plot=None, rendition=None)
+    _add_view_like_options(swarm, latency=3)
+    swarm.add_argument(
+        "--tracker",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="WebTorrent tracker (ws://...) the viewers announce to; repeat for several "
+        "(default: start the embedded tracker on 127.0.0.1)",
+    )
+    _add_loader_options(swarm)
+    swarm.set_defaults(handler=lambda args: asyncio.run(_swarm(args)))
+
+
+def _add_play(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     play = sub.add_parser(
         "play",
-        help="play an HLS stream through the loader and print the figures",
+        help="play an HLS stream through the loader and print plain figures",
         description="Play an HLS stream (master or media playlist URL) in real time with the "
-        "hybrid loader, as a headless player would.",
+        "hybrid loader, as a headless player would, printing a line per second and a summary "
+        "(the plain form of 'view').",
     )
     play.add_argument("url", help="master or media playlist URL")
-    _add_player_options(play)
+    _add_playback_options(play, duration=None)
+    _add_loader_options(play)
+    play.add_argument("--seed", type=int, default=None, help="seed for the scheduler's random choices")
+    play.add_argument(
+        "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
+    )
+    play.add_argument("--quiet", action="store_true", help="print only the summary")
+    play.set_defaults(handler=lambda args: asyncio.run(_play(args)))
 
+
+def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     origin = sub.add_parser(
         "origin",
         help="serve the bundled sample stream (VOD and live) on 127.0.0.1",
-        description="Serve a bundled sample stream: VOD under /, live under /live/.",
+        description="Serve a bundled sample stream, or any folder of HLS playlists and segments: "
+        "VOD under /, live under /live/.",
     )
-    origin.add_argument("--sample", default="ts", choices=["ts", "byterange", "fmp4", "aes"])
+    source = origin.add_mutually_exclusive_group()
+    source.add_argument(
+        "--sample",
+        default="ts",
+        choices=["ts", "byterange", "fmp4", "aes"],
+        help="bundled sample to serve (default: ts, three MPEG-TS renditions)",
+    )
+    source.add_argument(
+        "--root", default=None, metavar="DIR", help="serve this folder instead of a bundled sample"
+    )
     origin.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     origin.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
-    origin.add_argument("--window", type=int, default=6, help="segments in the live playlists (default: 6)")
+    origin.add_argument(
+        "--window",
+        type=int,
+        default=6,
+        metavar="SEGMENTS",
+        help="segments in the live playlists (default: 6)",
+    )
+    origin.set_defaults(handler=_serve_origin)
+
+
+def _add_tracker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tracker = sub.add_parser(
         "tracker",
         help="run the embedded WebTorrent-compatible tracker on 127.0.0.1",
@@ -233,7 +691,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tracker.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     tracker.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    tracker.add_argument("--max-peers-per-swarm", type=int, default=None, help="peers admitted per swarm")
+    tracker.add_argument(
+        "--max-peers-per-swarm",
+        type=int,
+        default=None,
+        help="peers admitted per swarm (default: the tracker's limit, 1000)",
+    )
+    tracker.set_defaults(handler=_serve_tracker)
+
+
+_SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    _add_demo,
+    _add_view,
+    _add_swarm,
+    _add_play,
+    _add_origin,
+    _add_tracker,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="p2ploader",
+        description="Load HLS segments over HTTP and from other viewers (P2P Media Loader compatible).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _SUBCOMMANDS:
+        add(sub)
     return parser
 
 
@@ -241,21 +725,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "rendition", None) is not None and str(args.rendition).isdigit():
         args.rendition = int(args.rendition)
+    handler: Handler = args.handler
     try:
-        if args.command == "demo":
-            return asyncio.run(_demo(args))
-        if args.command == "play":
-            return asyncio.run(_play_url(args.url, args))
-        if args.command == "origin":
-            return _serve_origin(args)
-        if args.command == "tracker":
-            return _serve_tracker(args)
+        return handler(args)
     except P2PLoaderError as exc:
         print(f"p2ploader: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    raise AssertionError(f"unhandled command {args.command}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from p2ploader.cli import build_parser, main
-from p2ploader.origin import OriginServer
+from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.swarmrun import ChurnSettings, churn_schedule
+from p2ploader.tracker import TrackerServer
+
+SUBCOMMANDS = ("demo", "view", "swarm", "play", "origin", "tracker")
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -17,13 +32,37 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "play", "origin"):
+    for command in SUBCOMMANDS:
         assert command in out
-    for command in ("demo", "play", "origin"):
-        sub = build_parser()
-        with pytest.raises(SystemExit):
-            sub.parse_args([command, "--help"])
+    for command in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
         assert "--" in capsys.readouterr().out
+
+
+def test_every_subcommand_and_option_has_help_text() -> None:
+    parser = build_parser()
+    for name, sub in subparsers(parser).items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help and action.help.strip(), (name, action.option_strings or action.dest)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["swarm", "http://127.0.0.1:9/x.m3u8", "-n", "0"],
+        ["demo", "--churn-leave", "-1"],
+        ["demo", "--duration", "soon"],
+        ["view", "http://127.0.0.1:9/x.m3u8", "--latency", "0"],
+    ],
+)
+def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
 
 
 def test_play_a_vod_stream_and_write_statistics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +99,127 @@ def test_play_reports_a_bad_url_as_an_error(capsys: pytest.CaptureFixture[str]) 
     assert "HTTP 404" in capsys.readouterr().err
 
 
-def test_demo_runs_briefly(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--duration", "2", "--quiet"]) == 0
+def test_view_a_live_stream_with_abr_and_write_statistics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_file = tmp_path / "view.json"
+    with OriginServer(sample_path("ts"), live=LiveSettings(window_segments=10)) as origin:
+        code = main(
+            [
+                "view",
+                origin.url_for("live/master.m3u8"),
+                "--duration",
+                "4",
+                "--rendition",
+                "v0",
+                "--abr",
+                "--no-p2p",
+                "--interval",
+                "1",
+                "--json",
+                str(out_file),
+            ]
+        )
+    assert code == 0
+    stats = json.loads(out_file.read_text())
+    assert stats["stalls"] == 0 and stats["http_bytes"] > 0 and stats["p2p_bytes"] == 0
+    assert 0 < stats["live_edge_distance_s"] <= 20 and stats["abr"] is True
+    # Loopback throughput is far above every rendition: ABR stepped up from v0 at once.
+    assert stats["rendition"] in ("v1", "v2")
     out = capsys.readouterr().out
-    assert "origin_segment_bytes" in out and "stalls               0" in out
+    # Not a terminal: plain progress lines instead of the live view, then the summary.
+    assert "live-edge=" in out and "ratio=" in out and "summary" in out
+
+
+def test_demo_runs_a_small_swarm_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot, stats_file = tmp_path / "demo.png", tmp_path / "demo.json"
+    code = main(
+        [
+            "demo",
+            "--viewers",
+            "3",
+            "--duration",
+            "12",
+            "--quiet",
+            "--plot",
+            str(plot),
+            "--json",
+            str(stats_file),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    stats = json.loads(stats_file.read_text())
+    assert len(stats["viewers"]) == 3 and [v["viewer"] for v in stats["viewers"]] == [0, 1, 2]
+    total = stats["total"]
+    assert total["p2p_bytes"] > 0 and total["p2p_ratio"] > 0, total
+    assert total["stalls"] == 0 and total["mismatches"] == 0 and total["failures"] == 0, stats["viewers"]
+    assert all(v["segments_played"] > 0 and v["http_bytes"] + v["p2p_bytes"] > 0 for v in stats["viewers"])
+    assert stats["origin_segment_bytes"] > 0 and stats["timeline"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    assert "origin sent" in out and f"plot: {plot.resolve()}" in out and "per viewer and in total" in out
+
+
+@pytest.fixture
+def tracker_url() -> Iterator[str]:
+    """The embedded tracker on its own event loop in a thread (the CLI runs its own loop)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    urls: list[str] = []
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with TrackerServer() as tracker:
+            urls.append(tracker.url)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield urls[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+
+
+def test_swarm_with_churn_against_a_local_origin_and_tracker(
+    tmp_path: Path, tracker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stats_file = tmp_path / "swarm.json"
+    args = ["-n", "3", "--duration", "14", "--stagger", "1", "--churn-leave", "8", "--churn-rejoin", "30"]
+    with OriginServer(sample_path("ts"), live=LiveSettings(window_segments=10)) as origin:
+        code = main(
+            [
+                "swarm",
+                origin.url_for("live/master.m3u8"),
+                *args,
+                "--seed",
+                "2",
+                "--rendition",
+                "v1",
+                "--latency",
+                "4",
+                "--tracker",
+                tracker_url,
+                "--quiet",
+                "--json",
+                str(stats_file),
+            ]
+        )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    stats = json.loads(stats_file.read_text())
+    want = churn_schedule(
+        3, duration=14.0, stagger=1.0, churn=ChurnSettings(leave_per_minute=8, rejoin_per_minute=30), seed=2
+    )
+    assert len(want) > 3  # this seed makes someone leave and come back within the run
+    got = [(s["viewer"], s["number"], s["start"], s["end"]) for s in stats["sessions"]]
+    assert got == [(s.viewer, s.number, s.start, s.end) for s in want]
+    assert all(s["status"] == "done" for s in stats["sessions"]), stats["sessions"]
+    assert max(v["sessions"] for v in stats["viewers"]) >= 2
+    total = stats["total"]
+    assert total["failures"] == 0 and total["stalls"] == 0 and total["http_bytes"] > 0
+    assert "per viewer and in total" in out

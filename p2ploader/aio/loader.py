@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import httpx
@@ -286,6 +286,7 @@ class HybridLoader:
             max_message_size=cfg.web_rtc_max_message_size,
             upload_rate_limit=cfg.upload_rate_limit,
             rng=self._rng,
+            on_peer_gone=self._peer_gone,
         )
         driver = self._driver
 
@@ -308,6 +309,10 @@ class HybridLoader:
         self._tracker_client = client
         driver.peers = peers
         await client.start()
+
+    def _peer_gone(self, peer_id: str) -> None:
+        if self._tracker_client is not None:
+            self._tracker_client.forget_peer(bytes.fromhex(peer_id))
 
     async def _leave_swarm(self) -> None:
         client, peers = self._tracker_client, self._peers
@@ -465,7 +470,9 @@ class HybridLoader:
         if key is None or key.url is None:
             return None
         if key.url not in self._keys:
-            self._keys[key.url] = await fetch_bytes(self._client, key.url)
+            data = await fetch_bytes(self._client, key.url)
+            _bounded_put(self._keys, key.url, data)
+            return data
         return self._keys[key.url]
 
     async def fetch_init_section(self, segment: Segment) -> bytes | None:
@@ -476,7 +483,9 @@ class HybridLoader:
         br = init.byte_range
         cache_key = (init.url, br.offset if br else None, br.length if br else None)
         if cache_key not in self._init_sections:
-            self._init_sections[cache_key] = await fetch_bytes(self._client, init.url, byte_range=br)
+            data = await fetch_bytes(self._client, init.url, byte_range=br)
+            _bounded_put(self._init_sections, cache_key, data)
+            return data
         return self._init_sections[cache_key]
 
     # ------------------------------------------------------------------ events and statistics
@@ -557,6 +566,17 @@ class HybridLoader:
         for future in self._waiters.get(segment_id, []):
             if not future.done():
                 future.set_exception(SegmentUnavailableError(str(segment_id), reason))
+
+
+_SMALL_CACHE_ENTRIES = 32  # keys and init sections kept in memory (a stream rotates through few)
+
+
+def _bounded_put(cache: dict[Any, bytes], key: Any, data: bytes) -> None:
+    """Insert, dropping the oldest entries beyond :data:`_SMALL_CACHE_ENTRIES` (memory stays bounded
+    however often a stream rotates its keys)."""
+    cache[key] = data
+    while len(cache) > _SMALL_CACHE_ENTRIES:
+        del cache[next(iter(cache))]
 
 
 def _segment_at(playlist: MediaPlaylist, sequence: int) -> Segment | None:

@@ -93,6 +93,7 @@ class PeerManager:
         connect_timeout: float = 15.0,
         upload_rate_limit: float | None = None,
         rng: random.Random | None = None,
+        on_peer_gone: Callable[[str], None] | None = None,
     ) -> None:
         self._feed = feed
         self.rendition = rendition
@@ -105,6 +106,9 @@ class PeerManager:
         self._connect_timeout = connect_timeout
         self._upload_rate_limit = upload_rate_limit
         self._rng = rng or random.Random()
+        self._on_peer_gone = on_peer_gone
+        """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
+        it can reconnect, e.g. after a rendition switch brings it back to this swarm)."""
         self._peers: dict[str, _PeerState] = {}
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
@@ -233,6 +237,8 @@ class PeerManager:
         del self._peers[link.peer_id]
         if state.upload is not None:
             state.upload.cancel()
+        if self._on_peer_gone is not None:
+            self._on_peer_gone(link.peer_id)
         if link.is_open:
             self._feed(ev.PeerDisconnected(peer_id=link.peer_id))
 

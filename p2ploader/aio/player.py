@@ -2,20 +2,83 @@
 
 It asks for segments in play order while less than ``forward_buffer`` seconds are buffered, feeds
 them to a :class:`~p2ploader.playback.PlaybackModel`, and reports the position (and stalls) to the
-loader a few times a second, as a real player would. Used by ``p2ploader play``/``demo``, the
-examples and the end-to-end tests.
+loader a few times a second, as a real player would. For live streams it tells the model where the
+live edge is. With ``abr=True`` an :class:`~p2ploader.playback.AbrController` picks the rendition
+after every segment and the loop switches with ``loader.select_rendition``. ``on_snapshot`` gets a
+:class:`PlaybackSnapshot` every ``snapshot_interval`` seconds (the terminal views, the viewer
+processes' progress lines and the plots use them). Used by ``p2ploader play``/``view``/``swarm``/
+``demo``, the examples and the end-to-end tests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
-from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.errors import SegmentUnavailableError
-from p2ploader.playback import PlaybackModel, PlaybackReport
+import attrs
 
-__all__ = ["play"]
+from p2ploader.aio.loader import HybridLoader, LoadedSegment
+from p2ploader.errors import P2PLoaderError, SegmentUnavailableError
+from p2ploader.playback import AbrController, PlaybackModel, PlaybackReport, State
+
+__all__ = ["PlaybackSnapshot", "play", "snapshot_of"]
+
+logger = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class PlaybackSnapshot:
+    """The player and the loader at one moment. Times and positions in seconds, sizes in bytes."""
+
+    time: float
+    """Seconds since :func:`play` started."""
+    position: float
+    buffer: float
+    """Seconds buffered ahead of the position."""
+    state: State
+    live_edge_distance: float | None
+    """Seconds behind the live edge (None for VOD)."""
+    http_bytes: int
+    p2p_bytes: int
+    p2p_uploaded_bytes: int
+    peers: int
+    stalls: int
+    seeks: int
+    rendition: str
+
+    @property
+    def p2p_ratio(self) -> float:
+        """P2P bytes / all downloaded bytes (0.0 before anything was downloaded)."""
+        total = self.http_bytes + self.p2p_bytes
+        return self.p2p_bytes / total if total else 0.0
+
+
+def snapshot_of(loader: HybridLoader, model: PlaybackModel, *, time: float) -> PlaybackSnapshot:
+    """A :class:`PlaybackSnapshot` of ``loader`` and ``model`` (the model as of its last update)."""
+    stats = loader.statistics()
+    return PlaybackSnapshot(
+        time=time,
+        position=model.position,
+        buffer=model.buffer,
+        state=model.state,
+        live_edge_distance=model.live_edge_distance,
+        http_bytes=stats.http_bytes,
+        p2p_bytes=stats.p2p_bytes,
+        p2p_uploaded_bytes=stats.p2p_uploaded_bytes,
+        peers=stats.peers_connected,
+        stalls=model.stalls,
+        seeks=model.seeks,
+        rendition=stats.rendition,
+    )
+
+
+def _live_edge(loader: HybridLoader) -> float | None:
+    playlist = loader.playlist
+    if not playlist.is_live or not playlist.segments:
+        return None
+    last = playlist.segments[-1]
+    return last.start + last.duration
 
 
 async def play(
@@ -28,17 +91,51 @@ async def play(
     tick: float = 0.25,
     on_segment: Callable[[LoadedSegment], None] | None = None,
     on_tick: Callable[[PlaybackModel], None] | None = None,
+    abr: bool = False,
+    abr_controller: AbrController | None = None,
+    on_snapshot: Callable[[PlaybackSnapshot], None] | None = None,
+    snapshot_interval: float = 1.0,
+    stop: asyncio.Event | None = None,
 ) -> PlaybackReport:
-    """Play until ``duration`` seconds of wall time passed or the stream ended."""
+    """Play until ``duration`` seconds of wall time passed, the stream ended, or ``stop`` is set.
+
+    ``abr``: choose the rendition after every segment with ``abr_controller`` (by default an
+    :class:`~p2ploader.playback.AbrController` over the variants' bandwidths, starting from the
+    rendition being loaded). ``on_snapshot``: called with a :class:`PlaybackSnapshot` right after
+    start, every ``snapshot_interval`` seconds, and once more at the end.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     playlist = loader.playlist
     segments = playlist.segments
     first = segments[max(0, len(segments) - live_start_distance)] if playlist.is_live else segments[0]
     model = PlaybackModel(start_position=first.start, now=started, startup_buffer=startup_buffer)
+    model.set_live_edge(_live_edge(loader), now=started)
     done = asyncio.Event()
+    controller = abr_controller
+    if abr and controller is None:
+        variants = loader.variants
+        current = next((v.index for v in variants if v.rendition_id == loader.rendition), 0)
+        controller = AbrController([v.bandwidth or 1 for v in variants], current=current)
+
+    async def adapt(loaded: LoadedSegment, asked_at: float) -> None:
+        assert controller is not None
+        now = loop.time()
+        if loaded.source != "cache":
+            controller.add_sample(len(loaded.data), now - asked_at)
+        choice = controller.choose(buffer=model.buffer_ahead(now=now), now=now)
+        variant = loader.variants[choice]
+        if variant.rendition_id != loader.rendition:
+            try:
+                await loader.select_rendition(choice)
+            except P2PLoaderError as exc:  # keep playing the current one
+                logger.warning("rendition switch to %s failed: %s", variant.rendition_id, exc)
+                controller.current = next(
+                    (v.index for v in loader.variants if v.rendition_id == loader.rendition), choice
+                )
 
     async def fetch() -> None:
+        asked_at = loop.time()
         try:
             async for loaded in loader.segments(
                 start_sequence=first.id.sequence, skip_unavailable=playlist.is_live
@@ -46,25 +143,37 @@ async def play(
                 model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
                 if on_segment is not None:
                     on_segment(loaded)
+                if controller is not None:
+                    await adapt(loaded, asked_at)
                 # Like a real player, wait while the buffer is full (checked every tick).
                 while model.buffer_ahead(now=loop.time()) >= forward_buffer and not done.is_set():  # noqa: ASYNC110
                     await asyncio.sleep(tick)
                 if done.is_set():
                     return
+                asked_at = loop.time()
         except SegmentUnavailableError:
             pass  # a VOD segment that cannot be loaded ends playback there, as in a real player
         model.end_of_stream(now=loop.time())
 
     async def report() -> None:
+        next_snapshot = started
         while not done.is_set():
-            state = model.update(now=loop.time())
+            now = loop.time()
+            model.set_live_edge(_live_edge(loader), now=now)
+            state = model.update(now=now)
             loader.report_playback(model.position, stalled=state == "stalled")
             if on_tick is not None:
                 on_tick(model)
-            if state == "ended":
-                done.set()
-                return
-            if duration is not None and loop.time() - started >= duration:
+            if on_snapshot is not None and now >= next_snapshot:
+                on_snapshot(snapshot_of(loader, model, time=now - started))
+                next_snapshot += snapshot_interval
+                if next_snapshot < now:  # fell behind (a slow callback): no burst of catch-ups
+                    next_snapshot = now + snapshot_interval
+            if (
+                state == "ended"
+                or (duration is not None and now - started >= duration)
+                or (stop is not None and stop.is_set())
+            ):
                 done.set()
                 return
             await asyncio.sleep(tick)
@@ -75,4 +184,8 @@ async def play(
     finally:
         fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
-    return model.report(now=loop.time())
+    now = loop.time()
+    result = model.report(now=now)
+    if on_snapshot is not None:
+        on_snapshot(snapshot_of(loader, model, time=now - started))
+    return result

@@ -1,9 +1,22 @@
 """A headless viewer in its own process: play a stream with the loader, report JSON figures.
 
 ``python -m p2ploader.aio.viewer SPEC_JSON`` runs one viewer described by a :class:`ViewerSpec` (as
-JSON) and prints one JSON line with its figures when it ends. :func:`run_viewer` is the same in
-process. Used by the multi-process tests and the swarm benchmarks; separate processes are what make
-a swarm on one machine realistic (each viewer has its own event loop and CPU time).
+JSON) and prints JSON lines on stdout:
+
+* with ``tick_interval`` set, a progress line every ``tick_interval`` seconds:
+  ``{"type": "tick", "t", "position", "buffer", "state", "live_edge_distance", "http_bytes",
+  "p2p_bytes", "p2p_uploaded_bytes", "peers", "stalls", "seeks", "rendition"}`` (``t`` in seconds
+  since playback started);
+* always, as the **last line**, the result: ``{"type": "result", "http_bytes", "p2p_bytes",
+  "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
+  "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
+  "live_edge_distance", "abr_switches", "wall_time", "cpu_time"}``;
+* or, when the stream cannot be opened, ``{"type": "error", "error": "..."}`` and exit status 1.
+
+SIGTERM or SIGINT ends playback early and still prints the result (a viewer that leaves the swarm
+says goodbye to the tracker on the way out). :func:`run_viewer` is the same in process. Used by the
+multi-process tests, ``p2ploader swarm``/``demo`` and the swarm benchmarks; separate processes are
+what make a swarm on one machine realistic (each viewer has its own event loop and CPU time).
 """
 
 from __future__ import annotations
@@ -11,19 +24,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from p2ploader.aio.loader import open_loader
-from p2ploader.aio.player import play
+from p2ploader.aio.player import PlaybackSnapshot, play
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
+from p2ploader.errors import P2PLoaderError
+from p2ploader.playback import AbrController
 
-__all__ = ["ViewerSpec", "run_viewer"]
+__all__ = ["ViewerSpec", "run_viewer", "tick_line"]
 
 
 @attrs.frozen(kw_only=True)
@@ -34,42 +50,68 @@ class ViewerSpec:
     duration: float = 30.0
     live_start_distance: int = 3
     forward_buffer: float = 10.0
-    rendition: str | None = None
+    rendition: str | int | None = None
+    """Rendition id (``"v1"``) or index to load; None: the first variant."""
     seed: int | None = None
     loopback_only: bool = True
     """Offer only 127.0.0.1 ICE candidates (tests, benchmarks, the local demo)."""
     check_bytes_against: str | None = None
     """A directory of the VOD the live origin loops; each segment's bytes are compared with it."""
+    tick_interval: float | None = None
+    """Print a ``{"type": "tick"}`` progress line this often (seconds); None: only the result."""
+    abr: bool = False
+    """Adaptive bitrate: switch renditions with :class:`~p2ploader.playback.AbrController`."""
+    startup_buffer: float = 2.0
+    """Seconds buffered before playback starts (and resumes after a stall)."""
 
 
-async def run_viewer(spec: ViewerSpec) -> dict[str, Any]:
-    """Play ``spec`` and return its figures (JSON-serialisable)."""
+async def run_viewer(
+    spec: ViewerSpec,
+    *,
+    on_snapshot: Callable[[PlaybackSnapshot], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> dict[str, Any]:
+    """Play ``spec`` and return its figures (JSON-serialisable, the result line without ``type``).
+
+    ``on_snapshot`` is called every ``spec.tick_interval`` seconds (every second when that is None);
+    setting ``stop`` ends playback early."""
     config = LoaderConfig.from_faq(spec.config) if spec.config else LoaderConfig()
     mismatches = 0
     segments = 0
-    expected: list[bytes] | None = None
+    expected: dict[str, list[bytes]] = {}
     started = time.monotonic()
     cpu_started = time.process_time()
     with restrict_ice_to_loopback() if spec.loopback_only else contextlib.nullcontext():
         async with open_loader(spec.url, config=config, rendition=spec.rendition, seed=spec.seed) as loader:
-            if spec.check_bytes_against is not None:
-                expected = _vod_bytes(spec.check_bytes_against, loader.rendition)
 
             def on_segment(loaded: Any) -> None:
                 nonlocal mismatches, segments
                 segments += 1
-                if (
-                    expected is not None
-                    and loaded.data != expected[loaded.segment.id.sequence % len(expected)]
-                ):
+                if spec.check_bytes_against is None:
+                    return
+                rendition = loaded.segment.id.rendition
+                if rendition not in expected:  # per rendition: ABR may switch
+                    expected[rendition] = _vod_bytes(spec.check_bytes_against, rendition)
+                want = expected[rendition]
+                if loaded.data != want[loaded.segment.id.sequence % len(want)]:
                     mismatches += 1
 
+            controller: AbrController | None = None
+            if spec.abr:
+                variants = loader.variants
+                current = next((v.index for v in variants if v.rendition_id == loader.rendition), 0)
+                controller = AbrController([v.bandwidth or 1 for v in variants], current=current)
             report = await play(
                 loader,
                 duration=spec.duration,
                 forward_buffer=spec.forward_buffer,
+                startup_buffer=spec.startup_buffer,
                 live_start_distance=spec.live_start_distance,
                 on_segment=on_segment,
+                abr_controller=controller,
+                on_snapshot=on_snapshot,
+                snapshot_interval=spec.tick_interval or 1.0,
+                stop=stop,
             )
             stats = loader.statistics()
     return {
@@ -85,6 +127,10 @@ async def run_viewer(spec: ViewerSpec) -> dict[str, Any]:
         "rebuffer_time": report.rebuffer_time,
         "startup_time": report.startup_time,
         "played": report.played,
+        "seeks": report.seeks,
+        "rendition": stats.rendition,
+        "live_edge_distance": report.live_edge_distance,
+        "abr_switches": controller.switches if controller is not None else 0,
         "wall_time": time.monotonic() - started,
         "cpu_time": time.process_time() - cpu_started,
     }
@@ -108,15 +154,62 @@ def _vod_bytes(root: str, rendition: str) -> list[bytes]:
     return out
 
 
+def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
+    """The ``{"type": "tick"}`` progress line for ``snapshot``."""
+    edge = snapshot.live_edge_distance
+    return {
+        "type": "tick",
+        "t": round(snapshot.time, 3),
+        "position": round(snapshot.position, 3),
+        "buffer": round(snapshot.buffer, 3),
+        "state": snapshot.state,
+        "live_edge_distance": None if edge is None else round(edge, 3),
+        "http_bytes": snapshot.http_bytes,
+        "p2p_bytes": snapshot.p2p_bytes,
+        "p2p_uploaded_bytes": snapshot.p2p_uploaded_bytes,
+        "peers": snapshot.peers,
+        "stalls": snapshot.stalls,
+        "seeks": snapshot.seeks,
+        "rendition": snapshot.rendition,
+    }
+
+
+def _emit(line: dict[str, Any]) -> bool:
+    """Print one JSON line; False when nobody reads stdout any more."""
+    try:
+        print(json.dumps(line), flush=True)
+    except (BrokenPipeError, ValueError):
+        return False
+    return True
+
+
+async def _main(spec: ViewerSpec) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not on Windows
+            loop.add_signal_handler(signum, stop.set)
+
+    def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+        if not _emit(tick_line(snapshot)):
+            stop.set()  # the parent went away: stop playing
+
+    try:
+        result = await run_viewer(spec, on_snapshot=on_snapshot if spec.tick_interval else None, stop=stop)
+    except P2PLoaderError as exc:
+        _emit({"type": "error", "error": str(exc)})
+        return 1
+    _emit({"type": "result", **result})
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m p2ploader.aio.viewer SPEC_JSON", file=sys.stderr)
         return 2
     spec = ViewerSpec(**json.loads(args[0]))
-    result = asyncio.run(run_viewer(spec))
-    print(json.dumps(result), flush=True)
-    return 0
+    return asyncio.run(_main(spec))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,411 @@
+"""What the proxy serves, independent of HTTP: playlists, segments, keys and init sections, all
+through loaders, plus the playback position it infers and reports to them.
+
+* **Variants** (``v<i>``) go through the one :class:`~p2ploader.aio.loader.HybridLoader` the proxy
+  was opened with. A request for a variant the loader is not on switches it
+  (:meth:`~p2ploader.aio.loader.HybridLoader.select_rendition`) through a
+  :class:`~p2ploader.proxy.gate.RenditionGate`, so no request in flight is dropped by the switch.
+* **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles) cannot be
+  loaded by that loader, which follows variants only. The first request for one opens a second
+  loader on that rendition's media playlist (same config), kept until the proxy closes.
+* **Segments** come from ``loader.get_segment`` (cache, peers or HTTP). Before and after each request,
+  and a few times a second, the proxy reports the playhead estimated by a
+  :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
+* **Keys and init sections** come from ``loader.fetch_key`` / ``loader.fetch_init_section``: HTTP
+  only, never the segment cache, never peers.
+
+Every outcome that is not a body is a :class:`ProxyError` with the HTTP status to answer: 404 for a
+rendition, segment, key or init section the origin's playlists do not (or no longer) list, 502 when
+the origin failed, 503 once the proxy is closing, 504 when a segment took longer than
+``segment_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
+
+import attrs
+
+from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
+from p2ploader.config import LoaderConfig
+from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import (
+    LoaderClosedError,
+    P2PLoaderError,
+    SegmentUnavailableError,
+    UsageError,
+)
+from p2ploader.hls import MediaPlaylist
+from p2ploader.proxy import paths
+from p2ploader.proxy.gate import RenditionGate
+from p2ploader.proxy.paths import Token
+from p2ploader.proxy.playhead import PlayheadEstimator
+from p2ploader.proxy.playlists import render_master, render_media
+from p2ploader.proxy.resources import ResourceTable
+
+__all__ = ["Body", "ProxyBackend", "ProxyError", "ProxyStatistics", "ServedSegment"]
+
+logger = logging.getLogger(__name__)
+
+
+class ProxyError(Exception):
+    """A request the proxy answers with an error ``status`` and a short plain-text ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+@attrs.frozen(kw_only=True)
+class Body:
+    """A successful answer: bytes and their Content-Type."""
+
+    data: bytes
+    content_type: str
+    cache_control: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ServedSegment:
+    """A segment the proxy delivered to the player."""
+
+    rendition: str
+    """The proxy's rendition token (``"v1"``, ``"m0"``)."""
+    sequence: int
+    data: bytes
+    source: Literal["http", "p2p", "cache"]
+    segment: Segment
+
+
+@attrs.frozen(kw_only=True)
+class ProxyStatistics:
+    """A snapshot of a proxy's figures. ``loader`` is the main (variant) loader's statistics."""
+
+    loader: LoaderStatistics
+    playlist_requests: int
+    segment_requests: int
+    key_requests: int
+    init_requests: int
+    segments_served: int
+    segment_bytes_served: int
+    errors: int
+    """Requests answered with an error status (refusals by the request guard included)."""
+    refused: int
+    """Requests refused by the request guard (foreign Host 403, bad request target 400)."""
+    rendition_switches: int
+    alternate_loaders: int
+    """Loaders opened for EXT-X-MEDIA renditions."""
+    position: float | None
+    """The last playhead reported to the main loader (seconds on its timeline)."""
+
+
+@attrs.define
+class _Counters:
+    playlist_requests: int = 0
+    segment_requests: int = 0
+    key_requests: int = 0
+    init_requests: int = 0
+    segments_served: int = 0
+    segment_bytes_served: int = 0
+    errors: int = 0
+    refused: int = 0
+
+
+class _Source:
+    """One loader and what the player did with it."""
+
+    def __init__(self, loader: HybridLoader, gate: RenditionGate | None) -> None:
+        self.loader = loader
+        self.gate = gate
+        self.estimator = PlayheadEstimator()
+        self.last_position: float | None = None
+
+
+class ProxyBackend:
+    """Serves a stream's playlists, segments, keys and init sections through loaders.
+
+    ``loader`` is started and owned by the caller; alternate-rendition loaders opened here are
+    closed by :meth:`aclose`. ``lookahead`` is the number of segments the player is assumed to
+    fetch ahead of its playhead (``None``: ``config.required_segments_priority``, so no request waits
+    for peers); see :mod:`p2ploader.proxy.playhead`. With ``pin_rendition`` the master playlist
+    lists only the variant the loader is on when the backend is created, and the others are 404:
+    the loader never switches (for players that read every variant, such as ffmpeg, or a fixed
+    quality).
+    """
+
+    def __init__(
+        self,
+        loader: HybridLoader,
+        *,
+        lookahead: int | None = None,
+        segment_timeout: float = 30.0,
+        report_interval: float = 0.25,
+        pin_rendition: bool = False,
+    ) -> None:
+        if lookahead is not None and lookahead < 0:
+            raise UsageError(f"lookahead must be >= 0 segments, got {lookahead}")
+        if segment_timeout <= 0:
+            raise UsageError(f"segment_timeout must be > 0 seconds, got {segment_timeout}")
+        self.loader = loader
+        self.config: LoaderConfig = loader.config
+        self._lookahead = lookahead if lookahead is not None else self.config.required_segments_priority
+        self._segment_timeout = segment_timeout
+        self._report_interval = report_interval
+        self._pinned = loader.master.variant_by_id(loader.rendition) if pin_rendition else None
+        self._gate = RenditionGate(lambda: loader.rendition, loader.select_rendition)
+        self._main = _Source(loader, self._gate)
+        self._alternates: dict[int, _Source] = {}
+        self._alternate_locks: dict[int, asyncio.Lock] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._tables: dict[Token, ResourceTable] = {}
+        self._counters = _Counters()
+        self._listeners: list[Callable[[ServedSegment], None]] = []
+        self._reporter: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start reporting the estimated playhead to the loaders."""
+        if self._reporter is None:
+            self._reporter = asyncio.get_running_loop().create_task(
+                self._report_forever(), name="p2ploader-proxy-playhead"
+            )
+
+    async def aclose(self) -> None:
+        """Stop reporting and close the alternate-rendition loaders (not the main loader). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reporter is not None:
+            self._reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reporter
+        await self._gate.aclose()
+        await self._stack.aclose()
+
+    # ------------------------------------------------------------------ figures and listeners
+
+    def add_listener(self, listener: Callable[[ServedSegment], None]) -> Callable[[], None]:
+        """Call ``listener`` with every segment delivered to the player; returns a remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def count_refused(self, status: int) -> None:
+        self._counters.refused += 1
+        self._counters.errors += 1
+
+    def count_error(self) -> None:
+        self._counters.errors += 1
+
+    def statistics(self) -> ProxyStatistics:
+        c = self._counters
+        return ProxyStatistics(
+            loader=self.loader.statistics(),
+            playlist_requests=c.playlist_requests,
+            segment_requests=c.segment_requests,
+            key_requests=c.key_requests,
+            init_requests=c.init_requests,
+            segments_served=c.segments_served,
+            segment_bytes_served=c.segment_bytes_served,
+            errors=c.errors,
+            refused=c.refused,
+            rendition_switches=self._gate.switches,
+            alternate_loaders=len(self._alternates),
+            position=self._main.last_position,
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    def master(self) -> Body:
+        self._counters.playlist_requests += 1
+        self._check_open()
+        try:
+            master = self.loader.master
+        except UsageError as exc:
+            raise ProxyError(503, "the loader is not started") from exc
+        return Body(
+            data=render_master(master, only=self._pinned).encode(),
+            content_type=paths.PLAYLIST_CONTENT_TYPE,
+            cache_control="no-cache",
+        )
+
+    async def media_playlist(self, token: Token) -> Body:
+        self._counters.playlist_requests += 1
+        async with self._using(token) as source:
+            text = render_media(source.loader.playlist, token, self._table(token))
+        return Body(data=text.encode(), content_type=paths.PLAYLIST_CONTENT_TYPE, cache_control="no-cache")
+
+    async def segment(self, token: Token, sequence: int, extension: str) -> Body:
+        self._counters.segment_requests += 1
+        async with self._using(token) as source:
+            loader = source.loader
+            playlist = loader.playlist
+            segment = playlist.segment_by_sequence(sequence)
+            if segment is None:
+                raise ProxyError(404, _not_listed(playlist, sequence))
+            if paths.segment_extension(segment) != extension:
+                raise ProxyError(404, f"segment {sequence} is not a .{extension} file")
+            loaded = await self._load(source, playlist, segment)
+        self._counters.segments_served += 1
+        self._counters.segment_bytes_served += len(loaded.data)
+        served = ServedSegment(
+            rendition=str(token), sequence=sequence, data=loaded.data, source=loaded.source, segment=segment
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(served)
+            except Exception:  # an observer's bug must not cost the player its segment
+                logger.exception("proxy segment listener failed")
+        return Body(data=loaded.data, content_type=paths.content_type("segment", extension))
+
+    async def key(self, token: Token, number: int) -> Body:
+        self._counters.key_requests += 1
+        source = await self._source(token)
+        key = self._table(token).key(number)
+        if key is None:
+            raise ProxyError(404, f"no key {number} in rendition {token}")
+        probe = Segment(id=SegmentId(str(token), 0), url=key.url or "", duration=0.0, key=key)
+        data = await self._fetch(lambda: source.loader.fetch_key(probe), what=f"key {number}")
+        return Body(data=data, content_type=paths.KEY_CONTENT_TYPE, cache_control="no-store")
+
+    async def init_section(self, token: Token, number: int, extension: str) -> Body:
+        self._counters.init_requests += 1
+        source = await self._source(token)
+        init = self._table(token).init(number)
+        if init is None or paths.init_extension(init) != extension:
+            raise ProxyError(404, f"no init section {number}.{extension} in rendition {token}")
+        probe = Segment(id=SegmentId(str(token), 0), url=init.url, duration=0.0, init_section=init)
+        data = await self._fetch(
+            lambda: source.loader.fetch_init_section(probe), what=f"init section {number}"
+        )
+        return Body(data=data, content_type=paths.content_type("init", extension))
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProxyError(503, "the proxy is closing")
+
+    def _table(self, token: Token) -> ResourceTable:
+        table = self._tables.get(token)
+        if table is None:
+            table = self._tables[token] = ResourceTable()
+        return table
+
+    async def _source(self, token: Token) -> _Source:
+        self._check_open()
+        master = self.loader.master
+        if token.kind == "v":
+            if token.index >= len(master.variants) or (
+                self._pinned is not None and token.index != self._pinned.index
+            ):
+                raise ProxyError(404, f"no rendition {token}")
+            return self._main
+        if token.index >= len(master.renditions) or master.renditions[token.index].url is None:
+            raise ProxyError(404, f"no rendition {token}")
+        source = self._alternates.get(token.index)
+        if source is not None:
+            return source
+        lock = self._alternate_locks.setdefault(token.index, asyncio.Lock())
+        async with lock:
+            source = self._alternates.get(token.index)
+            if source is None:
+                url = master.renditions[token.index].url
+                assert url is not None
+                opening = open_loader(url, config=self.config)
+                try:
+                    loader = await opening.__aenter__()
+                except P2PLoaderError as exc:
+                    raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+                if self._closed:  # closed while we were opening it
+                    await opening.__aexit__(None, None, None)
+                    raise ProxyError(503, "the proxy is closing")
+                self._stack.push_async_exit(opening)
+                source = self._alternates[token.index] = _Source(loader, None)
+        return source
+
+    @contextlib.asynccontextmanager
+    async def _using(self, token: Token) -> AsyncIterator[_Source]:
+        """The source of ``token``, with the main loader held on that variant for the body."""
+        source = await self._source(token)
+        if source.gate is None:
+            yield source
+            return
+        rendition = self.loader.variants[token.index].rendition_id
+        try:
+            await source.gate.acquire(rendition)
+        except LoaderClosedError as exc:
+            raise ProxyError(503, "the proxy is closing") from exc
+        except P2PLoaderError as exc:  # the switch could not load the variant's playlist
+            raise ProxyError(502, f"cannot switch to rendition {token}: {exc}") from exc
+        try:
+            yield source
+        finally:
+            await source.gate.release()
+
+    async def _load(self, source: _Source, playlist: MediaPlaylist, segment: Segment) -> LoadedSegment:
+        loop = asyncio.get_running_loop()
+        index = segment.id.sequence - playlist.media_sequence
+        floor = playlist.segments[max(0, index - self._lookahead)].start
+        ticket = source.estimator.requested(segment.start, segment.end, floor=floor, now=loop.time())
+        self._report(source)
+        delivered = False
+        try:
+            async with asyncio.timeout(self._segment_timeout):
+                loaded = await source.loader.get_segment(segment)
+            delivered = True
+            return loaded
+        except TimeoutError as exc:
+            raise ProxyError(
+                504, f"segment {segment.id.sequence} took longer than {self._segment_timeout} s"
+            ) from exc
+        except LoaderClosedError as exc:
+            raise ProxyError(503, "the proxy is closing") from exc
+        except SegmentUnavailableError as exc:
+            now_listed = source.loader.playlist.segment_by_sequence(segment.id.sequence)
+            if now_listed is None:
+                raise ProxyError(404, _not_listed(source.loader.playlist, segment.id.sequence)) from exc
+            raise ProxyError(502, f"segment {segment.id.sequence}: {exc.reason}") from exc
+        finally:
+            source.estimator.finished(ticket, delivered=delivered, now=loop.time())
+            self._report(source)
+
+    async def _fetch(self, fetch: Callable[[], Awaitable[bytes | None]], *, what: str) -> bytes:
+        try:
+            data = await fetch()
+        except LoaderClosedError as exc:
+            raise ProxyError(503, "the proxy is closing") from exc
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"{what}: {exc}") from exc
+        if data is None:
+            raise ProxyError(404, f"{what} has nothing to fetch")
+        return data
+
+    def _report(self, source: _Source) -> None:
+        now = asyncio.get_running_loop().time()
+        position = source.estimator.position(now)
+        if position is None:
+            return
+        try:
+            source.loader.report_playback(position, stalled=source.estimator.stalled(now))
+        except UsageError:  # closed
+            return
+        source.last_position = position
+
+    async def _report_forever(self) -> None:
+        while True:
+            for source in [self._main, *self._alternates.values()]:
+                self._report(source)
+            await asyncio.sleep(self._report_interval)
+
+
+def _not_listed(playlist: MediaPlaylist, sequence: int) -> str:
+    if sequence < playlist.media_sequence:
+        return f"segment {sequence} left the live window (it starts at {playlist.media_sequence})"
+    return f"segment {sequence} is not in the playlist ({playlist.first_sequence}..{playlist.last_sequence})"
