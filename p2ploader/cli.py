@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +54,12 @@ def _load_config(args: argparse.Namespace) -> LoaderConfig:
     if getattr(args, "config", None):
         path = Path(args.config)
         text = path.read_text(encoding="utf-8")
-        config = (
-            LoaderConfig.from_faq(json.loads(text))
-            if path.suffix == ".json"
-            else LoaderConfig.from_faq_text(text)
-        )
+        if path.suffix == ".json":
+            config = LoaderConfig.from_faq(json.loads(text))
+        elif path.suffix == ".toml":
+            config = LoaderConfig.from_faq(tomllib.loads(text))
+        else:
+            config = LoaderConfig.from_faq_text(text)
     return config
 
 
@@ -386,6 +388,27 @@ def _serve_origin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_proxy(args: argparse.Namespace) -> int:
+    from p2ploader.proxy import run_proxy_forever
+
+    config = _load_config(args)
+    if args.tracker:
+        config = config.evolve(tracker_announce=tuple(args.tracker))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_proxy_forever(
+                args.url,
+                host=args.host,
+                port=args.port,
+                config=config,
+                rendition=args.rendition,
+                allow_remote=args.allow_remote,
+                pin_rendition=args.pin_rendition,
+            )
+        )
+    return 0
+
+
 def _serve_tracker(args: argparse.Namespace) -> int:
     from p2ploader.tracker import run_tracker_forever
 
@@ -408,7 +431,7 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         "--config",
         default=None,
         metavar="FILE",
-        help="loader settings: a JSON file or P2P Media Loader FAQ-style JavaScript object "
+        help="loader settings: a JSON or TOML file, or a P2P Media Loader FAQ-style JavaScript object "
         "(camelCase keys, milliseconds)",
     )
 
@@ -700,6 +723,35 @@ def _add_tracker(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     tracker.set_defaults(handler=_serve_tracker)
 
 
+def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    proxy = sub.add_parser(
+        "proxy",
+        help="serve a stream on 127.0.0.1 through the hybrid loader for any HLS player",
+        description="Serve a rewritten master playlist on 127.0.0.1 whose segments come through the hybrid "
+        "loader, so ffplay, mpv, VLC or any HLS player plays with P2P. The playback position is inferred "
+        "from what the player requests.",
+    )
+    proxy.add_argument("url", help="master or media playlist URL of the stream")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=8081, help="port (default: 8081; 0 picks a free one)")
+    proxy.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (anyone who can reach it can use your loader)",
+    )
+    proxy.add_argument("--rendition", default=None, help="rendition id (v0, v1, ...) to start with")
+    proxy.add_argument(
+        "--pin-rendition",
+        action="store_true",
+        help="list only the starting rendition, so players that probe every variant stay on one swarm",
+    )
+    proxy.add_argument(
+        "--tracker", action="append", default=[], metavar="URL", help="WebTorrent tracker (repeatable)"
+    )
+    _add_loader_options(proxy)
+    proxy.set_defaults(handler=_serve_proxy)
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_demo,
     _add_view,
@@ -707,6 +759,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     _add_play,
     _add_origin,
     _add_tracker,
+    _add_proxy,
 )
 
 

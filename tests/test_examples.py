@@ -9,8 +9,10 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name: str) -> str:
-    out = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120)
+def run_example(name: str, *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -34,3 +36,14 @@ def test_pyav_decodes_every_frame_of_the_sample() -> None:
 def test_settings_from_a_toml_file() -> None:
     out = run_example("settings_from_file.py")
     assert "required_segments_priority=2 http_download_ranges=True p2p_stall_timeout=2.0s" in out
+
+
+def test_a_player_plays_through_the_proxy() -> None:
+    import shutil
+
+    import pytest
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    out = run_example("player_through_proxy.py", "--player", "check")
+    assert "player exit 0" in out and "segments_served=10" in out
