@@ -99,11 +99,20 @@ def make_stream() -> Path:
 
 
 async def run_swarm(
-    root: Path, *, viewers: int, latency: int, duration: float, p2p: bool, stagger: float
+    root: Path,
+    *,
+    viewers: int,
+    latency: int,
+    duration: float,
+    p2p: bool,
+    stagger: float,
+    policy: str = "p2pml-0.6",
 ) -> dict[str, Any]:
     async with TrackerServer() as tracker:
         with OriginServer(root, live=LiveSettings(window_segments=20)) as origin:
-            config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []}, use_p2p=p2p)
+            config = LoaderConfig(
+                tracker_announce=(tracker.url,), rtc_config={"iceServers": []}, use_p2p=p2p, policy=policy
+            )
             procs = []
             for i in range(viewers):
                 spec = ViewerSpec(
@@ -155,31 +164,44 @@ async def main() -> None:
     parser.add_argument("--latencies", type=int, nargs="+", default=[3, 19])
     parser.add_argument("--duration", type=float, default=90.0, help="seconds each viewer plays")
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds between joins")
+    parser.add_argument(
+        "--policy", action="append", default=None, help="download policy (repeatable; default: p2pml-0.6)"
+    )
     args = parser.parse_args()
     root = make_stream()
     lines = []
     for n in args.viewers:
         for latency in args.latencies:
-            on = await run_swarm(
-                root, viewers=n, latency=latency, duration=args.duration, p2p=True, stagger=args.stagger
-            )
             off = await run_swarm(
                 root, viewers=n, latency=latency, duration=args.duration, p2p=False, stagger=args.stagger
             )
-            best = 1 - 1 / n
-            origin_ratio = on["origin_bytes"] / off["origin_bytes"] if off["origin_bytes"] else float("nan")
-            startup_ratio = on["startup"] / off["startup"] if off["startup"] else float("nan")
-            print(
-                f"N={n:3d} latency={latency:2d} seg: p2p_ratio={on['p2p_ratio']:.2f} (best {best:.2f}) "
-                f"origin_vs_nop2p={origin_ratio:.2f} stalls={on['stalls']} (off: {off['stalls']}) "
-                f"startup {on['startup']:.2f}s vs {off['startup']:.2f}s mismatches={on['mismatches']}",
-                flush=True,
-            )
-            lines.append(
-                f"RESULT swarm_offload n={n} latency_segments={latency} p2p_ratio={on['p2p_ratio']:.2f} "
-                f"origin_vs_nop2p={origin_ratio:.2f} best={best:.2f} stalls={on['stalls']} "
-                f"startup_ratio={startup_ratio:.2f}"
-            )
+            for policy in args.policy or ["p2pml-0.6"]:
+                on = await run_swarm(
+                    root,
+                    viewers=n,
+                    latency=latency,
+                    duration=args.duration,
+                    p2p=True,
+                    stagger=args.stagger,
+                    policy=policy,
+                )
+                best = 1 - 1 / n
+                origin_ratio = (
+                    on["origin_bytes"] / off["origin_bytes"] if off["origin_bytes"] else float("nan")
+                )
+                startup_ratio = on["startup"] / off["startup"] if off["startup"] else float("nan")
+                print(
+                    f"{policy} N={n:3d} latency={latency:2d} seg: p2p_ratio={on['p2p_ratio']:.2f} "
+                    f"(best {best:.2f}) origin_vs_nop2p={origin_ratio:.2f} stalls={on['stalls']} "
+                    f"(off: {off['stalls']}) startup {on['startup']:.2f}s vs {off['startup']:.2f}s "
+                    f"mismatches={on['mismatches']}",
+                    flush=True,
+                )
+                lines.append(
+                    f"RESULT swarm_offload policy={policy} n={n} latency_segments={latency} "
+                    f"p2p_ratio={on['p2p_ratio']:.2f} origin_vs_nop2p={origin_ratio:.2f} best={best:.2f} "
+                    f"stalls={on['stalls']} startup_ratio={startup_ratio:.2f}"
+                )
     for line in lines:
         print(line)
 

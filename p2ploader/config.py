@@ -142,6 +142,11 @@ def _swarm_id_rule(value: object) -> str | None:
     return None if value else "must not be empty (use None for the default swarm id)"
 
 
+def _policy_rule(value: object) -> str | None:
+    # Names are checked against the registry when the scheduler is built (plug-ins may register later).
+    return None if isinstance(value, str) and value else "must be a download policy name"
+
+
 def _regex_rule(value: object) -> str | None:
     if value is None:
         return None
@@ -188,6 +193,8 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "max_peers": _int_rule(0, 1000),
     "upload_rate_limit": _optional_positive_number_rule,
     "swarm_url_pattern": _regex_rule,
+    "max_concurrent_uploads": _int_rule(0),
+    "policy": _policy_rule,
 }
 
 #: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
@@ -476,6 +483,18 @@ class LoaderConfig:
     Browser peers only join the same swarm if their page passes the same string as ``swarmId``.
     Ours. FAQ-style name: ``swarmUrlPattern``."""
 
+    policy: str = attrs.field(default="p2pml-0.6", validator=_validate)
+    """Name of the download policy: ``"p2pml-0.6"`` (P2P Media Loader 0.6's algorithm, the FAQ
+    settings' meaning; the default), ``"p2pml-2.2"`` (2.2's time windows) or ``"p2ploader-live"``
+    (elected seeders for low live latency; experimental), or any registered plug-in. Ours.
+    FAQ-style name: ``policy``."""
+
+    max_concurrent_uploads: int = attrs.field(default=2, validator=_validate)
+    """Uploads served at once (0 = no limit). A request beyond it is answered "absent" (a standard
+    P2P Media Loader 2.x reply), so the requester turns to another holder: a new live segment then
+    spreads as a tree that doubles each round instead of queueing at its first holder. Ours.
+    FAQ-style name: ``maxConcurrentUploads``."""
+
     upload_rate_limit: float | None = attrs.field(default=None, validator=_validate)
     """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
     (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
@@ -630,6 +649,8 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("maxPeers", "max_peers", "int"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
         _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
+        _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),
+        _FaqKey("policy", "policy", "str"),
     )
 }
 

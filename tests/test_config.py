@@ -130,6 +130,8 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "max_peers": 20,
     "upload_rate_limit": None,
     "swarm_url_pattern": None,
+    "max_concurrent_uploads": 2,
+    "policy": "p2pml-0.6",
 }
 
 FAQ_VOD_FIELDS: dict[str, Any] = {
@@ -212,6 +214,8 @@ def test_defaults_are_p2pml_062() -> None:
         "httpRetryBackoff": 500,
         "p2pStallTimeout": 2000,
         "maxPeers": 20,
+        "maxConcurrentUploads": 2,
+        "policy": "p2pml-0.6",
     }
     assert flat == {**P2PML_062_DEFAULTS_MS, **ours}
     assert LoaderConfig.from_faq(P2PML_062_DEFAULTS_MS) == config
@@ -673,6 +677,8 @@ configs = st.builds(
     p2p_stall_timeout=_ms(1),
     max_peers=st.integers(0, 1000),
     upload_rate_limit=st.none() | st.integers(1, 10**9).map(float),
+    max_concurrent_uploads=st.integers(0, 50),
+    policy=st.sampled_from(["p2pml-0.6", "p2pml-2.2", "p2ploader-live"]),
     swarm_url_pattern=st.none() | st.sampled_from([r"^(https://cdn\.example\.com/)[^/]+/(.*)$", "live"]),
 )
 

@@ -452,8 +452,18 @@ class PeerManager:
         state.upload = asyncio.get_running_loop().create_task(self._upload(state, key, action.data))
 
     async def _upload(self, state: _PeerState, key: tuple[int, int], data: bytes) -> None:
+        sent = 0
+        try:
+            sent = await self._send_segment(state, key, data)
+        finally:
+            # Whatever ended it (done, cancelled, link gone), the scheduler's upload slot is free.
+            self._feed(ev.UploadFinished(peer_id=state.link.peer_id, peer_request_id=key[1], sent_bytes=sent))
+
+    async def _send_segment(self, state: _PeerState, key: tuple[int, int], data: bytes) -> int:
+        """Header, data chunks (paced and backpressured), completion; returns the bytes sent."""
         link = state.link
         segment_id, request_id = key
+        sent = 0
         self._send_command(
             state, wire.SegmentData(segment_id=segment_id, request_id=request_id, size=len(data))
         )
@@ -470,7 +480,8 @@ class PeerManager:
                 if delay > 0:
                     await asyncio.sleep(delay)
             if not link.send(chunk):
-                return
+                return sent
+            sent += len(chunk)
             self._uploaded += len(chunk)
         self._send_command(
             state, wire.SegmentDataSendingCompleted(segment_id=segment_id, request_id=request_id)
@@ -479,6 +490,7 @@ class PeerManager:
         if state.upload_key == key:
             state.upload = None
             state.upload_key = None
+        return sent
 
     # ------------------------------------------------------------------ lifecycle
 

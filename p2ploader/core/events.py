@@ -31,6 +31,7 @@ __all__ = [
     "SegmentRequested",
     "SegmentValidated",
     "TrackerUpdated",
+    "UploadFinished",
 ]
 
 
@@ -183,6 +184,16 @@ class PeerCancelledRequest:
 
 
 @attrs.frozen(kw_only=True)
+class UploadFinished:
+    """An upload to ``peer_id`` ended (all sent, cancelled, or the link closed); its slot is free.
+    ``sent_bytes`` is what actually left for the peer."""
+
+    peer_id: str
+    peer_request_id: int | None
+    sent_bytes: int = 0
+
+
+@attrs.frozen(kw_only=True)
 class SegmentValidated:
     """The application's segment validator judged the bytes of a finished request."""
 
@@ -216,4 +227,5 @@ Event = (
     | PeerCancelledRequest
     | SegmentValidated
     | TrackerUpdated
+    | UploadFinished
 )

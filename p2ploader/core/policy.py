@@ -188,4 +188,4 @@ def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
 
 def _load_builtin_policies() -> None:
     # Imported lazily: the built-in policies import this module to register themselves.
-    from p2ploader.core import p2pml06, p2pml22  # noqa: F401
+    from p2ploader.core import livepolicy, p2pml06, p2pml22  # noqa: F401

@@ -47,7 +47,7 @@ __all__ = ["MAX_SEGMENT_SIZE", "CoreStatistics", "Scheduler"]
 MAX_SEGMENT_SIZE = 256 * 1024 * 1024
 """Bytes. A peer announcing a bigger segment is treated as misbehaving (memory stays bounded)."""
 
-_DEFAULT_POLICY = "p2pml-0.6"
+_UPLOAD_STALE_AFTER = 120.0  # seconds after which an upload never reported finished is forgotten
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +114,7 @@ class Scheduler:
         self._config = config
         self._rng = rng
         if policy is None:
-            policy = _DEFAULT_POLICY
+            policy = config.policy
         self._policy = create_policy(policy, config) if isinstance(policy, str) else policy
         self._validate = config.segment_validator is not None
         self._context = _Context(self)
@@ -138,6 +138,9 @@ class Scheduler:
         self._http_failure_counts: dict[SegmentId, int] = {}
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
         self._stalled_bytes: dict[SegmentId, bytes] = {}
+        # Uploads being served: (peer, its request id) -> when it started (admission control).
+        self._uploads: dict[tuple[str, int | None], float] = {}
+        self._uploads_refused = 0
         self._cache = SegmentCache()
 
         self._actions: list[act.Action] = []
@@ -223,7 +226,10 @@ class Scheduler:
                 self._serve_peer(event, now=now)
                 run_pass = False
             case ev.PeerCancelledRequest():
-                run_pass = False  # uploads are fire-and-forget actions; the driver stops sending
+                run_pass = False  # the transport stops sending and reports UploadFinished
+            case ev.UploadFinished():
+                self._uploads.pop((event.peer_id, event.peer_request_id), None)
+                run_pass = False
             case ev.SegmentValidated():
                 self._segment_validated(event, now=now)
             case ev.TrackerUpdated():
@@ -557,6 +563,8 @@ class Scheduler:
             self._actions.append(self._announcement(peer_id=peer_id))
 
     def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
+        for key in [k for k in self._uploads if k[0] == peer_id]:
+            del self._uploads[key]
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
@@ -704,6 +712,22 @@ class Scheduler:
                 )
             )
             return
+        limit = self._config.max_concurrent_uploads
+        if limit:
+            # A transport that never reported an upload's end must not block uploading for good.
+            for key in [k for k, started in self._uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
+                del self._uploads[key]
+            if len(self._uploads) >= limit:
+                self._uploads_refused += 1
+                self._actions.append(
+                    act.SendSegmentAbsent(
+                        peer_id=event.peer_id,
+                        segment_id=event.segment_id,
+                        peer_request_id=event.peer_request_id,
+                    )
+                )
+                return
+            self._uploads[(event.peer_id, event.peer_request_id)] = now
         data = entry.data[event.byte_offset :]
         self._uploaded_bytes += len(data)
         self._actions.append(

@@ -264,8 +264,7 @@ class ModelledPeers:
             case act.CancelPeerRequest():
                 target = self.neighbours.get(action.peer_id)
                 if target is not None:
-                    for handle in target._transfers.pop((self.peer_id, action.request_id), []):
-                        handle.cancel()
+                    target._end_transfer((self.peer_id, action.request_id))
             case act.AnnounceSegments():
                 self._announce(action)
             case act.SendSegmentToPeer():
@@ -327,14 +326,24 @@ class ModelledPeers:
 
     def _delivered(self, peer_id: str, rid: int, target: ModelledPeers, chunk: ev.PeerChunkReceived) -> None:
         self._transfers.pop((peer_id, rid), None)
+        sent = 0
         if target.alive:
-            self.uploaded_bytes += len(chunk.data)  # counted when delivered: cancelled uploads do not count
+            sent = len(chunk.data)
+            self.uploaded_bytes += sent  # counted when delivered: cancelled uploads do not count
             target.feed(chunk)
+        self.feed_if_alive(ev.UploadFinished(peer_id=peer_id, peer_request_id=rid, sent_bytes=sent))
+
+    def _end_transfer(self, key: tuple[str, int]) -> None:
+        """Stop a delivery in flight; an upload's end is reported to our scheduler."""
+        handles = self._transfers.pop(key, [])
+        for handle in handles:
+            handle.cancel()
+        if len(handles) == 2:  # an upload (header + data), not a request on its way
+            self.feed_if_alive(ev.UploadFinished(peer_id=key[0], peer_request_id=key[1]))
 
     def drop_transfers_with(self, peer_id: str) -> None:
         for key in [k for k in self._transfers if k[0] == peer_id]:
-            for handle in self._transfers.pop(key):
-                handle.cancel()
+            self._end_transfer(key)
 
     def leave(self) -> None:
         """The viewer goes away: every neighbour sees it disconnect."""

@@ -198,7 +198,9 @@ class _World:
         viewer.peers.feed = traced
 
     def _introduce(self, viewer: SimViewer) -> None:
-        """The tracker hands the viewer some peers of its swarm that have room."""
+        """The tracker hands the viewer some peers of its swarm that have room, and the swarm's size."""
+        swarm_size = sum(1 for v in self.alive.values() if v.peers.swarm == viewer.peers.swarm)
+        viewer.driver.feed(ev.TrackerUpdated(incomplete=swarm_size))
         room = self.s.max_peers - len(viewer.peers.neighbours)
         if room <= 0 or viewer.left is not None:
             return

@@ -686,3 +686,22 @@ def test_p2p_stall_without_ranges_refetches_the_whole_segment() -> None:
     h.complete_http(h.http_request_for(1))
     h.play_at(2)
     assert h.http_starts()[-1].resume_from == 0
+
+
+def test_max_concurrent_uploads_answers_absent_when_busy() -> None:
+    h = Harness(QUIET, max_concurrent_uploads=1)
+    h.play_at(0)
+    h.request(0)
+    h.complete_http(h.http_request_for(0))
+    for peer in "ABC":
+        h.send(ev.PeerConnected(peer_id=peer))
+    h.send(ev.PeerRequestedSegment(peer_id="A", segment_id=sid(0), peer_request_id=1))
+    assert isinstance(h.actions[-1], act.SendSegmentToPeer)
+    h.send(ev.PeerRequestedSegment(peer_id="B", segment_id=sid(0), peer_request_id=2))
+    assert isinstance(h.actions[-1], act.SendSegmentAbsent)  # busy: B turns to another holder
+    h.send(ev.UploadFinished(peer_id="A", peer_request_id=1, sent_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerRequestedSegment(peer_id="C", segment_id=sid(0), peer_request_id=3))
+    assert isinstance(h.actions[-1], act.SendSegmentToPeer)
+    h.send(ev.PeerDisconnected(peer_id="C"))  # a peer that leaves frees its upload slot too
+    h.send(ev.PeerRequestedSegment(peer_id="B", segment_id=sid(0), peer_request_id=4))
+    assert isinstance(h.actions[-1], act.SendSegmentToPeer)
