@@ -752,6 +752,12 @@ def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     proxy.set_defaults(handler=_serve_proxy)
 
 
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from p2ploader.sim.command import add_simulate_parser
+
+    add_simulate_parser(sub)
+
+
 _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     _add_demo,
     _add_view,
@@ -760,6 +766,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     _add_origin,
     _add_tracker,
     _add_proxy,
+    _add_simulate,
 )
 
 
