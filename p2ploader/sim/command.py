@@ -34,19 +34,24 @@ import attrs
 from p2ploader.core.policy import available_policies
 from p2ploader.errors import ConfigError
 from p2ploader.sim.metrics import RunMetrics, compare_to_baseline, measure, peer_p2p_ratios
-from p2ploader.sim.run import run_scenario
+from p2ploader.sim.run import SimResult, run_scenario
 from p2ploader.sim.scenario import PRESETS, Scenario, load_scenario
 
 __all__ = [
     "SimTask",
     "TaskResult",
     "add_simulate_parser",
+    "check_policies",
+    "format_table",
     "parse_setting",
     "parse_sweep",
     "parse_value",
     "plan",
     "run_simulate",
     "run_tasks",
+    "simulate_task",
+    "summary_table",
+    "write_outputs",
 ]
 
 _MB = 1_000_000
@@ -157,7 +162,12 @@ def _evolve(scenario: Scenario, changes: Mapping[str, Any]) -> Scenario:
         if not isinstance(loader, Mapping):
             raise ConfigError(f"loader must be a table of FAQ settings, got {loader!r}", key="loader")
         scenario = attrs.evolve(scenario, loader=dict(loader))
-    return scenario.evolve(**fixed)
+    try:
+        return scenario.evolve(**fixed)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. viewers="many": a comparison with a number fails
+        raise ConfigError(f"bad scenario value in {changes!r}: {exc}") from exc
 
 
 def check_policies(policies: Sequence[str]) -> None:
@@ -200,7 +210,7 @@ def plan(
     return tasks
 
 
-def _viewer_rows(result: Any) -> tuple[dict[str, Any], ...]:
+def _viewer_rows(result: SimResult) -> tuple[dict[str, Any], ...]:
     rows = []
     ratios = iter(peer_p2p_ratios(result.viewers))
     for viewer in result.viewers:
@@ -485,7 +495,7 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
         "where segments came from, one column per policy. With --sweep, runs the grid in parallel "
         "processes and writes results.csv, results.json, viewers.csv and PNG plots.",
         epilog="Example: p2ploader simulate live-10 --policy p2pml-0.6 --policy p2pml-2.2 "
-        "--sweep latency_segments=3,8,19 --sweep loader.httpDownloadProbability=0.1,0.01 --out sweep/",
+        "--sweep latency_segments=3,8,19 --sweep loader.httpDownloadProbability=0.1,0.02 --out sweep/",
     )
     parser.add_argument(
         "scenario",

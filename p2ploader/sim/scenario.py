@@ -21,6 +21,8 @@ from p2ploader.errors import ConfigError
 
 __all__ = ["PRESETS", "Scenario", "load_scenario"]
 
+_MODEL_STALL_TIMEOUT = 60.0
+
 
 def _range(value: Any) -> tuple[float, float]:
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -65,7 +67,7 @@ class Scenario:
     forward_buffer_s: float = 30.0
     startup_buffer_s: float = 2.0
     policy: str = "p2pml-0.6"
-    max_peers: int = 10
+    max_peers: int = 20
     connect_delay_s: tuple[float, float] = attrs.field(default=(0.3, 1.5), converter=_range)
     loader: Mapping[str, Any] = attrs.field(factory=dict)
     """Loader settings in the FAQ spelling (camelCase, milliseconds), as ``LoaderConfig.from_faq``."""
@@ -79,12 +81,17 @@ class Scenario:
 
     def loader_config(self, *, p2p: bool = True, download_only: bool = False) -> LoaderConfig:
         base = LoaderConfig.from_faq(self.loader) if self.loader else LoaderConfig()
+        # Model limitation: a simulated upload delivers its bytes at its end, so a slow one would
+        # look stalled to the 2 s default stall timeout; unless the scenario sets one, use 60 s.
+        stall = base.p2p_stall_timeout if "p2pStallTimeout" in self.loader else _MODEL_STALL_TIMEOUT
         return base.evolve(
             use_p2p=p2p,
             consume_only=download_only or base.consume_only,
             max_peers=self.max_peers,
             tracker_announce=(),
             segment_validator=None,
+            policy=self.policy,
+            p2p_stall_timeout=stall,
         )
 
     def evolve(self, **changes: Any) -> Scenario:
@@ -92,7 +99,9 @@ class Scenario:
         direct: dict[str, Any] = {}
         loader = dict(self.loader)
         for key, value in changes.items():
-            if key.startswith("loader."):
+            if key == "loader":
+                loader = dict(value)
+            elif key.startswith("loader."):
                 loader[key.removeprefix("loader.")] = value
             elif key in attrs.fields_dict(Scenario):
                 direct[key] = value

@@ -105,6 +105,10 @@ def test_plan_checks_keys_and_policies_before_running() -> None:
         plan(base, policies=["nope"])
     with pytest.raises(ConfigError):
         plan(base, sweeps=[("loader.requiredSegmentsPriority", [-1])])
+    with pytest.raises(ConfigError, match="many"):
+        plan(base, sweeps=[("viewers", ["many"])])
+    with pytest.raises(ConfigError, match="once"):
+        plan(base, sweeps=[("viewers", [2]), ("viewers", [3])])
 
 
 # --------------------------------------------------------------------------------------------------
