@@ -20,6 +20,9 @@ def main() -> None:
     )
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--max-peers", type=int, default=20, help="peers per viewer (the loader's default: 20)"
+    )
     args = parser.parse_args()
     scenario = Scenario(
         name="sim-speed",
@@ -27,6 +30,7 @@ def main() -> None:
         duration_s=args.minutes * 60,
         join_window_s=60.0,
         uplink_mbps=(1.0, 20.0),
+        max_peers=args.max_peers,
     )
     started = time.perf_counter()
     cpu = time.process_time()
@@ -48,7 +52,7 @@ def main() -> None:
     )
     print(f"  p2p_ratio={result.p2p_ratio:.3f} best={result.best_ratio:.3f} stalls={result.stalls}")
     print(
-        f"RESULT sim_speed viewers={args.viewers} minutes={args.minutes:g} wall_s={wall:.1f} "
+        f"RESULT sim_speed viewers={args.viewers} minutes={args.minutes:g} max_peers={args.max_peers} wall_s={wall:.1f} "
         f"viewer_seconds_per_s={viewer_seconds / wall:.0f} events={result.callbacks_run} "
         f"p2p_ratio={result.p2p_ratio:.3f} stalls={result.stalls}"
     )
