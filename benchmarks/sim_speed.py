@@ -52,7 +52,8 @@ def main() -> None:
     )
     print(f"  p2p_ratio={result.p2p_ratio:.3f} best={result.best_ratio:.3f} stalls={result.stalls}")
     print(
-        f"RESULT sim_speed viewers={args.viewers} minutes={args.minutes:g} max_peers={args.max_peers} wall_s={wall:.1f} "
+        f"RESULT sim_speed viewers={args.viewers} minutes={args.minutes:g} max_peers={args.max_peers} "
+        f"wall_s={wall:.1f} "
         f"viewer_seconds_per_s={viewer_seconds / wall:.0f} events={result.callbacks_run} "
         f"p2p_ratio={result.p2p_ratio:.3f} stalls={result.stalls}"
     )
