@@ -140,18 +140,13 @@ def _vod_bytes(root: str, rendition: str) -> list[bytes]:
     """The segment bytes of the VOD media playlist behind ``rendition`` (``v<index>`` in the master)."""
     from pathlib import Path
 
-    from p2ploader.hls import parse_master, parse_media
+    from p2ploader.hls import parse_master
+    from p2ploader.sample import vod_segment_bytes
 
     base = Path(root)
     master = parse_master((base / "master.m3u8").read_text(), (base / "master.m3u8").as_uri())
     variant = next(v for v in master.variants if v.rendition_id == rendition)
-    path = Path(variant.url.removeprefix("file://"))
-    playlist = parse_media(path.read_text(), variant.url, rendition=rendition)
-    out = []
-    for seg in playlist.segments:
-        data = Path(seg.url.removeprefix("file://")).read_bytes()
-        out.append(data[seg.byte_range.offset : seg.byte_range.end] if seg.byte_range else data)
-    return out
+    return vod_segment_bytes(Path(variant.url.removeprefix("file://")))
 
 
 def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:

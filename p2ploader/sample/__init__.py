@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-__all__ = ["SAMPLE_NAMES", "SAMPLE_ROOT", "sample_path"]
+__all__ = ["SAMPLE_NAMES", "SAMPLE_ROOT", "sample_path", "vod_segment_bytes"]
 
 SAMPLE_ROOT: Final[Path] = Path(__file__).resolve().parent
 """The folder holding all sample streams (this package's directory)."""
@@ -45,3 +45,18 @@ def sample_path(name: str) -> Path:
         valid = ", ".join(repr(n) for n in SAMPLE_NAMES)
         raise ValueError(f"unknown sample stream {name!r}; valid names are {valid}")
     return SAMPLE_ROOT / name
+
+
+def vod_segment_bytes(playlist: Path) -> list[bytes]:
+    """The bytes of each segment of a VOD media playlist on disk, byte ranges applied: what an
+    origin serving that folder sends for each segment (tests and benchmarks compare against it)."""
+    from p2ploader.hls import parse_media
+
+    parsed = parse_media(playlist.read_text(encoding="utf-8"), playlist.resolve().as_uri(), rendition="vod")
+    out = []
+    for segment in parsed.segments:
+        data = Path(segment.url.removeprefix("file://")).read_bytes()
+        if segment.byte_range is not None:
+            data = data[segment.byte_range.offset : segment.byte_range.end]
+        out.append(data)
+    return out

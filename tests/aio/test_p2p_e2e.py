@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +12,8 @@ from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.core import notifications as nt
-from p2ploader.hls import parse_media
 from p2ploader.origin import LiveSettings, OriginServer
-from p2ploader.sample import sample_path
+from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -23,13 +21,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 ROOT = sample_path("ts")
 
 
-def vod_bytes(playlist_rel: str) -> list[bytes]:
-    path = ROOT / playlist_rel
-    playlist = parse_media(path.read_text(), path.as_uri(), rendition="x")
-    return [Path(s.url.removeprefix("file://")).read_bytes() for s in playlist.segments]
-
-
-WANT = vod_bytes("360p/index.m3u8")
+WANT = vod_segment_bytes(ROOT / "360p/index.m3u8")
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import HlsProxy, ServedSegment, open_proxy
 from p2ploader.proxy.playhead import PlayheadEstimator
 from p2ploader.proxy.security import HostPolicy, check_bind_host
-from p2ploader.sample import sample_path
+from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -42,15 +42,7 @@ needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installe
 
 def vod_segments(root: Path, playlist_rel: str) -> list[bytes]:
     """The bytes of each segment of a VOD media playlist, read from disk."""
-    path = root / playlist_rel
-    playlist = parse_media(path.read_text(), path.as_uri(), rendition="x")
-    out = []
-    for seg in playlist.segments:
-        data = Path(seg.url.removeprefix("file://")).read_bytes()
-        if seg.byte_range is not None:
-            data = data[seg.byte_range.offset : seg.byte_range.end]
-        out.append(data)
-    return out
+    return vod_segment_bytes(root / playlist_rel)
 
 
 async def get(client: httpx.AsyncClient, url: str) -> httpx.Response:
