@@ -10,7 +10,8 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
 
 * **VOD.** Every regular file under ``root`` is served as it is, at its path relative to ``root``
   (``root/v0/index.m3u8`` is ``/v0/index.m3u8``), with a content type chosen by suffix, HTTP/1.1
-  keep-alive, ``HEAD`` and single ``Range`` requests (RFC 9110: ``206`` with ``Content-Range``,
+  keep-alive, ``Access-Control-Allow-Origin: *`` (browser players on other local ports), ``HEAD`` and
+  single ``Range`` requests (RFC 9110: ``206`` with ``Content-Range``,
   ``416`` with ``Content-Range: bytes */size``, a malformed or multi-range ``Range`` is ignored and
   the whole file is sent with ``200``). Request paths are percent-decoded and split on ``/``
   first; a ``..`` segment is refused with ``403``, and a path whose real location (symlinks
@@ -891,6 +892,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             headers.append(("Content-Length", str(length)))
         headers.extend(resource.headers)
+        # Browser players on another local port (the browser interop tests) read the stream with
+        # fetch/XHR, as from a CDN: without this header the browser hides every response from them.
+        headers.append(("Access-Control-Allow-Origin", "*"))
         if status in (200, 206):
             self._origin._stats.served(kind)
         self.send_response(status)

@@ -15,12 +15,23 @@ Theory of operation (pitfalls from the aiortc notes this module works around):
   task per message); flow control is the protocol's one-request-per-peer rule.
 * **Loopback.** aioice never offers 127.0.0.1. :func:`restrict_ice_to_loopback` makes it offer only
   127.0.0.1, process-wide, for tests and the local demo, so no packet leaves the loopback interface.
+* **Browsers on the same host** (docs/browsers.md). Chromium offers 127.0.0.1 only with
+  ``--allow-loopback-in-peer-connection`` *and* camera/microphone permission for the page; without
+  the permission its host candidates are ``<uuid>.local`` mDNS names of its other addresses, which
+  a loopback-only peer cannot reach; nor can it reach the plain non-loopback addresses a page
+  without the permission offers with mDNS hiding off (both measured: no connection). In loopback
+  mode :func:`set_remote` therefore drops ``.local`` candidates before aiortc sees them (aioice
+  would otherwise spend up to 1 s per name on a multicast lookup inside ``setRemoteDescription``)
+  and logs a warning naming the cause when the SDP has no UDP candidate on 127.0.0.0/8.
+  Chromium's complete SDPs carry no ``a=end-of-candidates`` (checked with Chromium 156), so the
+  end-of-candidates call below is needed with browsers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -32,6 +43,7 @@ __all__ = [
     "BUFFERED_AMOUNT_LOW_THRESHOLD",
     "PeerLink",
     "create_connection",
+    "loopback_usable_sdp",
     "restrict_ice_to_loopback",
     "rtc_configuration",
 ]
@@ -42,6 +54,9 @@ BUFFERED_AMOUNT_LOW_THRESHOLD = 1 << 20
 """Bytes. Uploads pause while more than this is queued in the data channel."""
 
 _CLOSE_WAIT = 2.0  # seconds to let a closing channel flush before the connection is closed
+
+_loopback_depth = 0  # > 0 inside restrict_ice_to_loopback() (nested blocks count)
+_IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 def rtc_configuration(rtc_config: Mapping[str, Any]) -> RTCConfiguration:
@@ -68,12 +83,43 @@ def restrict_ice_to_loopback() -> Iterator[None]:
     For tests and the local demo: peers on one machine then talk over loopback only. Not for
     production, where viewers are on other machines.
     """
+    global _loopback_depth
     original = aioice.ice.get_host_addresses
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    _loopback_depth += 1
     try:
         yield
     finally:
+        _loopback_depth -= 1
         aioice.ice.get_host_addresses = original
+
+
+def loopback_usable_sdp(sdp: str) -> tuple[str, bool]:
+    """``sdp`` without its mDNS (``.local``) candidates, and whether it has a UDP candidate on
+    127.0.0.0/8, the only kind a peer restricted to 127.0.0.1 can reach.
+
+    A ``.local`` name stands for one of the remote's other addresses, and resolving it costs a
+    multicast lookup of up to 1 s each; other candidates are kept (harmless: their checks just
+    fail). Line endings are kept as they are.
+    """
+    kept: list[str] = []
+    usable = False
+    for line in sdp.splitlines(keepends=True):
+        fields = line.rstrip("\r\n").split(" ")
+        if line.startswith("a=candidate:") and len(fields) >= 8:
+            address = fields[4].lower()
+            if address.endswith(".local"):
+                continue
+            usable = usable or (fields[2].lower() == "udp" and _is_ipv4_loopback(address))
+        kept.append(line)
+    return "".join(kept), usable
+
+
+def _is_ipv4_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address) in _IPV4_LOOPBACK
+    except ValueError:
+        return False
 
 
 def create_connection(rtc_config: Mapping[str, Any]) -> RTCPeerConnection:
@@ -81,7 +127,19 @@ def create_connection(rtc_config: Mapping[str, Any]) -> RTCPeerConnection:
 
 
 async def set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
-    """Apply a complete remote SDP and signal end-of-candidates (harmless when it has the line)."""
+    """Apply a complete remote SDP and signal end-of-candidates (harmless when it has the line).
+
+    Inside :func:`restrict_ice_to_loopback`, mDNS candidates are dropped first (see the module notes).
+    """
+    if _loopback_depth:
+        sdp, usable = loopback_usable_sdp(sdp)
+        if not usable:
+            logger.warning(
+                "the remote %s has no UDP candidate on 127.0.0.1, the only address a loopback-only peer "
+                "reaches: a Chromium page offers it only with --allow-loopback-in-peer-connection and "
+                "camera/microphone permission",
+                kind,
+            )
     await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
     await pc.addIceCandidate(None)
 
