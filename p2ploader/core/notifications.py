@@ -12,7 +12,10 @@ from p2ploader.core.segments import Segment, SegmentId
 __all__ = [
     "BytesReceived",
     "BytesUploaded",
+    "IntegrityCheckFailed",
     "Notification",
+    "PeerBanned",
+    "PeerMisbehaved",
     "SegmentAborted",
     "SegmentLoadFailed",
     "SegmentLoaded",
@@ -89,6 +92,37 @@ class BytesUploaded:
     peer_id: str
 
 
+@attrs.frozen(kw_only=True)
+class PeerMisbehaved:
+    """A peer broke the protocol (a wrong size, an undecodable or oversized message, no answer in
+    time, bytes a validator rejected...) and was disconnected. ``reason`` is for humans."""
+
+    peer_id: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class IntegrityCheckFailed:
+    """Bytes of ``segment_id`` from ``peer_id`` failed an integrity check and were dropped: ``check``
+    is ``"sha256"`` (the hash the origin publishes) or ``"spot-check"`` (byte ranges compared with
+    the origin). The segment is loaded again; the peer is banned (:class:`PeerBanned`)."""
+
+    segment_id: SegmentId
+    peer_id: str
+    check: Literal["sha256", "spot-check"]
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class PeerBanned:
+    """``peer_id`` is banned from this swarm for ``seconds``: its connections are refused, even when
+    a tracker introduces it again."""
+
+    peer_id: str
+    reason: str
+    seconds: float
+
+
 Notification = (
     SegmentReady
     | SegmentUnavailable
@@ -97,4 +131,7 @@ Notification = (
     | SegmentAborted
     | BytesReceived
     | BytesUploaded
+    | PeerMisbehaved
+    | IntegrityCheckFailed
+    | PeerBanned
 )

@@ -1,0 +1,122 @@
+"""Peer scores and bans of one swarm, sans-IO (time is an argument).
+
+A peer caught sending bytes that fail an integrity check is banned at once: it lied about content,
+which no honest implementation does. Protocol violations (a wrong size, garbage frames, no answer)
+only cost it a *strike*; honest peers of another version or on a bad link can trip over those, so
+a peer is banned only after :data:`STRIKES_BEFORE_BAN` strikes within one ban period. A banned
+peer's connections are refused even when a tracker introduces it again.
+
+Memory is bounded: at most ``max_entries`` peers are remembered, expired entries go first, then the
+ones that expire soonest.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+__all__ = ["STRIKES_BEFORE_BAN", "CommandRate", "PeerBans"]
+
+STRIKES_BEFORE_BAN: Final = 3
+"""Protocol violations within one ban period that get a peer banned."""
+
+
+@attrs.define
+class _Record:
+    strikes: int = 0
+    first_strike_at: float = 0.0
+    banned_until: float | None = None
+    reason: str = ""
+
+
+class PeerBans:
+    """Strikes and bans of one swarm's peers. ``duration`` is the ban time in seconds."""
+
+    def __init__(self, *, duration: float, max_entries: int = 1024) -> None:
+        if duration < 0 or max_entries < 1:
+            raise ValueError("duration must be >= 0 and max_entries >= 1")
+        self.duration = duration
+        self.max_entries = max_entries
+        self._records: dict[str, _Record] = {}
+        self.bans = 0
+        """Bans imposed so far (a counter for statistics)."""
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def is_banned(self, peer_id: str, *, now: float) -> bool:
+        record = self._records.get(peer_id)
+        return record is not None and record.banned_until is not None and now < record.banned_until
+
+    def banned_until(self, peer_id: str) -> float | None:
+        record = self._records.get(peer_id)
+        return record.banned_until if record is not None else None
+
+    def ban(self, peer_id: str, *, now: float, reason: str) -> bool:
+        """Ban ``peer_id`` until ``now + duration``. ``True`` if it was not banned already."""
+        record = self._record(peer_id, now=now)
+        was_banned = record.banned_until is not None and now < record.banned_until
+        record.banned_until = now + self.duration
+        record.reason = reason
+        if not was_banned:
+            self.bans += 1
+        return not was_banned
+
+    def strike(self, peer_id: str, *, now: float, reason: str) -> bool:
+        """Count one protocol violation; ``True`` when it got the peer banned now."""
+        if self.is_banned(peer_id, now=now):
+            return False
+        record = self._record(peer_id, now=now)
+        if record.strikes == 0 or now - record.first_strike_at > self.duration:
+            record.strikes = 0
+            record.first_strike_at = now
+        record.strikes += 1
+        if record.strikes >= STRIKES_BEFORE_BAN:
+            record.strikes = 0
+            return self.ban(peer_id, now=now, reason=reason)
+        return False
+
+    def _record(self, peer_id: str, *, now: float) -> _Record:
+        record = self._records.get(peer_id)
+        if record is None:
+            if len(self._records) >= self.max_entries:
+                self._evict(now=now)
+            record = self._records[peer_id] = _Record()
+        return record
+
+    def _evict(self, *, now: float) -> None:
+        def expiry(item: tuple[str, _Record]) -> float:
+            record = item[1]
+            if record.banned_until is not None:
+                return record.banned_until
+            return record.first_strike_at + self.duration
+
+        for peer_id, _record in [item for item in self._records.items() if expiry(item) <= now]:
+            del self._records[peer_id]
+        while len(self._records) >= self.max_entries:
+            del self._records[min(self._records.items(), key=expiry)[0]]
+
+
+class CommandRate:
+    """A token bucket over one peer's commands: ``rate`` per second on average, bursts of ``burst``.
+
+    Honest peers send a request per segment and an announcement per change, a few per second; a
+    peer far above that floods us, and :meth:`allow` says so (the peer manager then drops it).
+    """
+
+    def __init__(self, *, rate: float = 100.0, burst: float = 400.0) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._at: float | None = None
+
+    def allow(self, *, now: float) -> bool:
+        """Spend one token; ``False`` when the bucket is empty (the peer sends too fast)."""
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
