@@ -71,6 +71,13 @@ class Scenario:
     connect_delay_s: tuple[float, float] = attrs.field(default=(0.3, 1.5), converter=_range)
     loader: Mapping[str, Any] = attrs.field(factory=dict)
     """Loader settings in the FAQ spelling (camelCase, milliseconds), as ``LoaderConfig.from_faq``."""
+    topology: str = "mesh"
+    """``"mesh"`` or ``"host-client"`` (OvenMediaEngine's one-level tree; docs/topologies.md)."""
+    host_fraction: float = 1 / 3
+    """Host-client only: the share of viewers eligible to host (desktop, not Linux, known client);
+    the others declare mobile devices and are clients. Assigned evenly in join order."""
+    max_client_peers_per_host_peer: int = 2
+    topology_rules: str = "ome"
 
     def __attrs_post_init__(self) -> None:
         if self.viewers < 1 or self.duration_s <= 0 or self.segment_duration_s <= 0:
@@ -78,6 +85,10 @@ class Scenario:
         if not 0 <= self.download_only_fraction <= 1 or not 0 <= self.loss < 1:
             raise ConfigError("download_only_fraction must be in [0, 1] and loss in [0, 1)")
         LoaderConfig.from_faq(self.loader)  # fail early on bad loader settings
+        if self.topology not in ("mesh", "host-client") or not 0 <= self.host_fraction <= 1:
+            raise ConfigError('topology must be "mesh" or "host-client" and host_fraction in [0, 1]')
+        if self.max_client_peers_per_host_peer < 1:
+            raise ConfigError("max_client_peers_per_host_peer must be >= 1")
 
     def loader_config(self, *, p2p: bool = True, download_only: bool = False) -> LoaderConfig:
         base = LoaderConfig.from_faq(self.loader) if self.loader else LoaderConfig()
@@ -141,6 +152,17 @@ PRESETS: Mapping[str, Scenario] = {
         duration_s=300.0,
         segment_duration_s=10.0,
         vod_segments=60,
+    ),
+    # OvenMediaEngine's host/client tree at scale: a third of the viewers host two clients each,
+    # so the origin serves about a third of the bytes (the documented "two-thirds offload").
+    "host-client-300": Scenario(
+        name="host-client-300",
+        viewers=300,
+        duration_s=120.0,
+        join_window_s=20.0,
+        topology="host-client",
+        host_fraction=1 / 3,
+        churn_per_minute=0.05,
     ),
     "abr-3-renditions": Scenario(
         name="abr-3-renditions", viewers=30, renditions_kbps=(600.0, 1500.0, 3000.0)

@@ -78,6 +78,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from p2ploader.core.topology import OME_RULES, HostClientTree, PeerAttributes, rules_named
 from p2ploader.errors import UsageError
 
 __all__ = ["TrackerLimits", "TrackerServer", "TrackerStats", "run_tracker_forever", "serve_tracker"]
@@ -149,6 +150,10 @@ class TrackerStats:
     messages_dropped: int
     peers_expired: int
     connections_refused: int
+    tree_introductions: int = 0
+    """Client offers relayed to the vacant host the tracker chose (host/client swarms)."""
+    tree_reattach_notices: int = 0
+    """Notices sent to clients to announce again: their host left, or a host has room now."""
 
     @property
     def messages_relayed(self) -> int:
@@ -181,6 +186,7 @@ class _Swarm:
     info_hash: str
     peers: dict[str, _Peer] = attrs.Factory(dict)
     complete: int = 0
+    tree: HostClientTree | None = None  # host/client roles, once a peer announced that topology
 
     @property
     def incomplete(self) -> int:
@@ -313,6 +319,8 @@ class TrackerServer:
                 "messages_dropped",
                 "peers_expired",
                 "connections_refused",
+                "tree_introductions",
+                "tree_reattach_notices",
             ),
             0,
         )
@@ -389,6 +397,17 @@ class TrackerServer:
             peers=self._peer_count,
             **self._counts,
         )
+
+    def host_client_tree(self, info_hash: bytes) -> dict[bytes, tuple[bytes, ...]]:
+        """Host/client swarms: each host's raw peer id and its clients' (empty for a mesh swarm)."""
+        swarm = self._swarms.get(info_hash.decode("latin-1"))
+        if swarm is None or swarm.tree is None:
+            return {}
+        tree = swarm.tree
+        return {
+            host.encode("latin-1"): tuple(c.encode("latin-1") for c in tree.clients_of(host))
+            for host in tree.hosts
+        }
 
     def peer_ids(self, info_hash: bytes) -> frozenset[bytes]:
         """The peer ids currently in the swarm ``info_hash`` (raw 20-byte ids)."""
@@ -519,12 +538,22 @@ class TrackerServer:
         offers = self._parse_offers(request.get("offers"), info_hash)
         complete = event == "completed" or _is_zero(request.get("left"))
         swarm = self._join(conn, info_hash, peer_id, complete=complete)
-        self._send(conn, self._announce_response(info_hash))
+        tree_target = self._tree_announce(swarm, peer_id, request.get("p2ploader"), bool(offers))
+        response = self._announce_response(info_hash)
+        if tree_target is not None:
+            response["p2ploader"] = tree_target[0]
+        self._send(conn, response)
         wanted = min(len(offers), _numwant(request.get("numwant"), len(offers)))
         if wanted == 0:
             return
-        others = [peer for pid, peer in swarm.peers.items() if pid != peer_id and not peer.conn.closed]
-        targets = self._rng.sample(others, min(wanted, len(others)))
+        if tree_target is not None:
+            # Host/client swarm: a client's offer goes to the one vacant host chosen for it, a
+            # host's offers to nobody (clients come to hosts).
+            targets = [tree_target[1]] if tree_target[1] is not None else []
+            self._counts["tree_introductions"] += len(targets)
+        else:
+            others = [peer for pid, peer in swarm.peers.items() if pid != peer_id and not peer.conn.closed]
+            targets = self._rng.sample(others, min(wanted, len(others)))
         for (offer_id, sdp), target in zip(offers, targets, strict=False):
             relayed = {
                 "action": "announce",
@@ -535,6 +564,68 @@ class TrackerServer:
             }
             if self._send(target.conn, relayed):
                 self._counts["offers_relayed"] += 1
+
+    def _tree_announce(
+        self, swarm: _Swarm, peer_id: str, extra: object, has_offers: bool
+    ) -> tuple[dict[str, Any], _Peer | None] | None:
+        """The host/client decision, as OvenMediaEngine's signalling server makes it, for a peer
+        that declared ``"p2ploader": {"topology": "host-client", ...}`` (plain trackers ignore the
+        key). Returns the ``p2ploader`` object for the response (role, host) and the host a client's
+        offer goes to; ``None`` for a mesh peer."""
+        if not isinstance(extra, dict) or extra.get("topology") != "host-client":
+            return None
+        attributes = PeerAttributes.from_json(extra) or PeerAttributes()
+        tree = swarm.tree
+        if tree is None:
+            name = extra.get("rules")
+            try:
+                rules = rules_named(name) if isinstance(name, str) else OME_RULES
+            except KeyError:
+                rules = OME_RULES
+            tree = swarm.tree = HostClientTree(rules)
+        max_clients = extra.get("max_clients")
+        new = peer_id not in tree
+        role = tree.add(
+            peer_id,
+            attributes,
+            max_clients=max_clients
+            if isinstance(max_clients, int) and not isinstance(max_clients, bool)
+            else 2,
+        )
+        host_peer: _Peer | None = None
+        if role == "host":
+            if new:
+                self._notify_waiting(swarm, peer_id)
+        else:
+            # No link to a host (never had one, or it failed): free the slot we may have given it,
+            # then, if it offers, introduce it again (maybe to the same host).
+            freed = None if _is_id(extra.get("host")) else tree.detach(peer_id)
+            if has_offers and tree.host_of(peer_id) is None:
+                chosen = tree.attach(peer_id)
+                host_peer = swarm.peers.get(chosen) if chosen is not None else None
+            if freed is not None:
+                self._notify_waiting(swarm, freed, exclude=peer_id)  # only if the slot is still free
+        host = tree.host_of(peer_id) if role == "client" else None
+        return {"role": role, "host": host}, host_peer
+
+    def _notify_waiting(self, swarm: _Swarm, host_id: str, *, exclude: str | None = None) -> None:
+        """A host has room: tell as many waiting compatible clients to announce again (but
+        ``exclude``, the client that just gave the slot up and announces by itself)."""
+        if swarm.tree is None:
+            return
+        for client_id in swarm.tree.waiting_for(host_id, exclude=exclude):
+            self._reattach(swarm, client_id)
+
+    def _reattach(self, swarm: _Swarm, client_id: str) -> None:
+        peer = swarm.peers.get(client_id)
+        if peer is None:
+            return
+        notice = {
+            **self._announce_response(swarm.info_hash),
+            "p2ploader": {"role": "client", "host": None, "reattach": True},
+        }
+        if self._send(peer.conn, notice):
+            self._counts["tree_reattach_notices"] += 1
 
     def _parse_offers(self, offers: object, info_hash: str) -> list[tuple[str, str]]:
         """Valid ``(offer_id, sdp)`` pairs, at most ``max_offers_per_announce``; bad entries are skipped."""
@@ -617,6 +708,18 @@ class TrackerServer:
             del peer.conn.memberships[swarm.info_hash]
         if not swarm.peers:
             del self._swarms[swarm.info_hash]
+            return
+        tree = swarm.tree
+        if tree is not None and peer.peer_id in tree:
+            was_host = tree.role(peer.peer_id) == "host"
+            affected = tree.remove(peer.peer_id)
+            if was_host:
+                # OME sends its clients "stop" and serves them itself; ours go back to HTTP on their
+                # own, and this notice makes them look for another vacant host at once.
+                for client_id in affected:
+                    self._reattach(swarm, client_id)
+            for host_id in () if was_host else affected:
+                self._notify_waiting(swarm, host_id)
 
     def _leave_all(self, conn: _Connection) -> None:
         for info_hash, peer_id in list(conn.memberships.items()):
