@@ -4,13 +4,11 @@ tracker and aiortc data channels on 127.0.0.1, and every segment still equals th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.core import notifications as nt
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
@@ -22,18 +20,6 @@ ROOT = sample_path("ts")
 
 
 WANT = vod_segment_bytes(ROOT / "360p/index.m3u8")
-
-
-@pytest.fixture
-def loopback() -> Iterator[None]:
-    with restrict_ice_to_loopback():
-        yield
-
-
-@pytest.fixture
-async def tracker() -> AsyncIterator[TrackerServer]:
-    async with TrackerServer() as server:
-        yield server
 
 
 def p2p_config(tracker_url: str) -> LoaderConfig:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.peers import PeerManager
-from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
@@ -48,12 +47,6 @@ class Side:
 
     def loaded(self) -> list[nt.SegmentLoaded]:
         return [n for n in self.notifications if isinstance(n, nt.SegmentLoaded)]
-
-
-@pytest.fixture
-def loopback() -> Iterator[None]:
-    with restrict_ice_to_loopback():
-        yield
 
 
 async def connect(seeder: Side, downloader: Side) -> None:
