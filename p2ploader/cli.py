@@ -752,6 +752,35 @@ def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     proxy.set_defaults(handler=_serve_proxy)
 
 
+def _hash_playlist(args: argparse.Namespace) -> int:
+    from p2ploader.hashplaylist import hash_playlists
+
+    report = hash_playlists(args.playlist, check=args.check)
+    verb = "checked" if args.check else "hashed"
+    for path in report.playlists:
+        print(f"{verb} {path}")
+    print(f"{report.segments} segments in {len(report.playlists)} media playlists {verb}")
+    return 0
+
+
+def _add_hash_playlist(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hashing = sub.add_parser(
+        "hash-playlist",
+        help="publish each segment's SHA-256 in a stream's media playlists (for integrity_sha256)",
+        description="Add an #EXT-X-P2PLOADER-SHA256:<hex> tag before every segment URI of the media "
+        "playlists of a master (or of one media playlist) on disk, replacing tags already there. Players "
+        "ignore the tag; loaders with integrity_sha256 on reject P2P segments whose bytes differ. "
+        "Each playlist is replaced atomically, only after all its digests were computed.",
+    )
+    hashing.add_argument("playlist", help="master or media playlist file")
+    hashing.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail if a published digest is missing or does not match its segment",
+    )
+    hashing.set_defaults(handler=_hash_playlist)
+
+
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from p2ploader.sim.command import add_simulate_parser
 
@@ -766,6 +795,7 @@ _SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser
     _add_origin,
     _add_tracker,
     _add_proxy,
+    _add_hash_playlist,
     _add_simulate,
 )
 

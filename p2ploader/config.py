@@ -37,6 +37,7 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 
 from p2ploader.core.segments import Segment
+from p2ploader.core.topology import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.errors import ConfigError
 
 __all__ = [
@@ -159,6 +160,24 @@ def _regex_rule(value: object) -> str | None:
     return None
 
 
+def _topology_rule(value: object) -> str | None:
+    return None if value in ("mesh", "host-client") else 'must be "mesh" or "host-client"'
+
+
+def _topology_rules_rule(value: object) -> str | None:
+    # Names are checked against the registry when the loader starts (apps may register rule sets).
+    return None if isinstance(value, str) and value else "must be a topology rule set name"
+
+
+def _attribute_rule(choices: Mapping[str, str], *, optional: bool = False) -> _Rule:
+    def rule(value: object) -> str | None:
+        if value is None and optional:
+            return None
+        return None if value in choices else f"must be one of {', '.join(sorted(choices))}"
+
+    return rule
+
+
 _RULES: Final[Mapping[str, _Rule]] = {
     "forward_segment_count": _int_rule(1),
     "cached_segment_expiration": _number_rule(0),
@@ -195,6 +214,20 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "swarm_url_pattern": _regex_rule,
     "max_concurrent_uploads": _int_rule(0),
     "policy": _policy_rule,
+    "topology": _topology_rule,
+    "max_client_peers_per_host_peer": _int_rule(1, 100),
+    "topology_rules": _topology_rules_rule,
+    "peer_device": _attribute_rule(DEVICES),
+    "peer_os": _attribute_rule(OPERATING_SYSTEMS, optional=True),
+    "peer_client": _attribute_rule(CLIENT_KINDS),
+    "upload_min_buffer": _optional_positive_number_rule,
+    "swarm_join_delay": _optional_positive_number_rule,
+    "rendition_linger": _number_rule(0),
+    "integrity_sha256": _bool_rule,
+    "integrity_spot_checks": _int_rule(0, 64),
+    "integrity_spot_check_bytes": _int_rule(1, 65536),
+    "integrity_spot_check_probability": _number_rule(0, hi=1),
+    "peer_ban_time": _number_rule(0),
 }
 
 #: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
@@ -211,10 +244,14 @@ _SECONDS_FIELDS: Final = frozenset(
         "http_retry_backoff",
         "live_refresh_interval",
         "p2p_stall_timeout",
+        "upload_min_buffer",
+        "swarm_join_delay",
+        "rendition_linger",
+        "peer_ban_time",
     }
 )
 #: Fields stored as float (times, and the probability).
-_FLOAT_FIELDS: Final = _SECONDS_FIELDS | {"http_download_probability"}
+_FLOAT_FIELDS: Final = _SECONDS_FIELDS | {"http_download_probability", "integrity_spot_check_probability"}
 
 
 def _validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -499,6 +536,95 @@ class LoaderConfig:
     """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
     (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
 
+    # --- integrity (ours; docs/security.md) -------------------------------------------------------
+
+    integrity_sha256: bool = attrs.field(default=False, validator=_validate)
+    """``True``: every segment loaded from a peer is checked against the SHA-256 the origin publishes
+    in the media playlist (an ``#EXT-X-P2PLOADER-SHA256`` tag before the segment URI; add them with
+    ``p2ploader hash-playlist``) before it is stored, played or shared. On a mismatch the bytes are
+    dropped, the peer is banned for ``peer_ban_time`` and the segment is loaded again (over HTTP
+    when no other peer has it). Costs one SHA-256 per P2P segment and no request. A segment without
+    a published hash falls back to spot checks (``integrity_spot_checks``) or, with those off, is
+    accepted unchecked. Ours. FAQ-style name: ``integritySha256``."""
+
+    integrity_spot_checks: int = attrs.field(default=0, validator=_validate)
+    """Byte ranges (0..64; 0 = off) of a P2P segment without a published hash compared with the
+    origin through small ``Range`` requests before the segment is accepted. One range always ends at
+    the last byte, so the origin's ``Content-Range`` total also checks the size. A mismatch bans the
+    peer for ``peer_ban_time`` and the segment is loaded again; an origin that cannot answer makes
+    the check inconclusive and the segment is accepted. Ours. FAQ-style name: ``integritySpotChecks``."""
+
+    integrity_spot_check_bytes: int = attrs.field(default=64, validator=_validate)
+    """Bytes per spot-check range (1..65536). A segment no larger than
+    ``integrity_spot_checks * integrity_spot_check_bytes`` is compared whole, in one request. Ours.
+    FAQ-style name: ``integritySpotCheckBytes``."""
+
+    integrity_spot_check_probability: float = attrs.field(default=1.0, validator=_validate)
+    """Probability in [0, 1] that a P2P segment without a published hash is spot-checked at all
+    (each segment drawn independently): the request budget is about
+    ``probability * integrity_spot_checks`` small requests per P2P segment. A liar is caught within
+    about ``1 / probability`` corrupted segments. Ours. FAQ-style name:
+    ``integritySpotCheckProbability``."""
+
+    peer_ban_time: float = attrs.field(default=600.0, validator=_validate)
+    """Seconds a peer stays banned from the swarm: after one failed integrity check, or after three
+    protocol violations within this time. A banned peer's connections are refused even when a
+    tracker introduces it again. Ours. FAQ-style name: ``peerBanTime`` (ms)."""
+
+    # --- topology and upload policy (ours; docs/topologies.md) -----------------------------------
+
+    topology: str = attrs.field(default="mesh", validator=_validate)
+    """``"mesh"`` (the default: every peer may exchange with every peer of its swarm, as P2P Media
+    Loader does) or ``"host-client"`` (OvenMediaEngine's one-level tree: *hosts*, chosen by
+    ``topology_rules`` from the declared ``peer_*`` attributes, load from the origin and upload to
+    at most ``max_client_peers_per_host_peer`` *clients*; a client never uploads). A host loads its
+    whole queue over HTTP at once (it has no peer to load from); a client runs as ``consume_only``.
+    Browser peers declare no attributes and take no part in a host-client swarm. Ours. FAQ-style
+    name: ``topology``."""
+
+    max_client_peers_per_host_peer: int = attrs.field(default=2, validator=_validate)
+    """Clients a host serves at most (1..100), OvenMediaEngine's ``<MaxClientPeersPerHostPeer>``
+    (default 2: one host and two clients make the documented two-thirds offload). Only with
+    ``topology="host-client"``. Ours. FAQ-style name: ``maxClientPeersPerHostPeer``."""
+
+    topology_rules: str = attrs.field(default="ome", validator=_validate)
+    """Rule set classifying peers as hosts or clients: ``"ome"`` (OvenMediaEngine's documented
+    rules: a host is not mobile, not Linux, its client is not MS Edge and not unknown; a client
+    attaches to a host of the same client kind), ``"headless-linux"`` (the same, but desktop Linux
+    may host), or any set registered with ``p2ploader.core.topology.register_rules``. Ours.
+    FAQ-style name: ``topologyRules``."""
+
+    peer_device: str = attrs.field(default="desktop", validator=_validate)
+    """This peer's device class as the embedding application declares it: ``"desktop"``,
+    ``"mobile"`` or ``"unknown"``. Used by ``topology_rules``. Ours. FAQ-style name: ``peerDevice``."""
+
+    peer_os: str | None = attrs.field(default=None, validator=_validate)
+    """This peer's operating system: ``"windows"``, ``"macos"``, ``"linux"``, ``"android"``,
+    ``"ios"``, ``"other"`` or ``"unknown"``; ``None`` reads it from ``platform.system()``. Ours.
+    FAQ-style name: ``peerOs``."""
+
+    peer_client: str = attrs.field(default="p2ploader", validator=_validate)
+    """This peer's client kind: ``"p2ploader"`` (the default), or a browser family (``"chrome"``,
+    ``"safari"``, ``"firefox"``, ``"edge"``, ``"other"``, ``"unknown"``) for an application that
+    relays a browser's identity. Clients only attach to hosts of the same kind. Ours. FAQ-style
+    name: ``peerClient``."""
+
+    upload_min_buffer: float | None = attrs.field(default=None, validator=_validate)
+    """Seconds (> 0): upload only while this peer's own forward buffer (contiguous cached media
+    ahead of the playback position) holds at least this much; below it every request is answered
+    "absent" (a standard P2P Media Loader 2.x reply) so the uplink is left to our own downloads.
+    ``None``: no condition. Ours. FAQ-style name: ``uploadMinBuffer`` (ms)."""
+
+    swarm_join_delay: float | None = attrs.field(default=2.0, validator=_validate)
+    """Seconds (> 0): join the swarm (announce to the trackers) once the first segment has been
+    loaded, or at the latest this long after the loader starts, so that connecting to peers never
+    competes with startup. ``None``: join at once. Ours. FAQ-style name: ``swarmJoinDelay`` (ms)."""
+
+    rendition_linger: float = attrs.field(default=30.0, validator=_validate)
+    """Seconds a loader keeps seeding the swarm of the rendition it switched away from (P2P Media
+    Loader 2.x keeps an inactive loader 30 s); then it leaves that swarm. 0 leaves at once. Ours.
+    FAQ-style name: ``renditionLinger`` (ms)."""
+
     def __attrs_post_init__(self) -> None:
         # Times and the probability accept ints (``cached_segment_expiration=300``) but are
         # stored as float, so that a config's values have one type whatever the caller passed.
@@ -651,6 +777,20 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
         _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),
         _FaqKey("policy", "policy", "str"),
+        _FaqKey("topology", "topology", "str"),
+        _FaqKey("maxClientPeersPerHostPeer", "max_client_peers_per_host_peer", "int"),
+        _FaqKey("topologyRules", "topology_rules", "str"),
+        _FaqKey("peerDevice", "peer_device", "str"),
+        _FaqKey("peerOs", "peer_os", "str"),
+        _FaqKey("peerClient", "peer_client", "str"),
+        _FaqKey("uploadMinBuffer", "upload_min_buffer", "ms"),
+        _FaqKey("swarmJoinDelay", "swarm_join_delay", "ms"),
+        _FaqKey("renditionLinger", "rendition_linger", "ms"),
+        _FaqKey("integritySha256", "integrity_sha256", "bool"),
+        _FaqKey("integritySpotChecks", "integrity_spot_checks", "int"),
+        _FaqKey("integritySpotCheckBytes", "integrity_spot_check_bytes", "int"),
+        _FaqKey("integritySpotCheckProbability", "integrity_spot_check_probability", "number"),
+        _FaqKey("peerBanTime", "peer_ban_time", "ms"),
     )
 }
 

@@ -132,6 +132,20 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "swarm_url_pattern": None,
     "max_concurrent_uploads": 2,
     "policy": "p2pml-0.6",
+    "integrity_sha256": False,
+    "integrity_spot_checks": 0,
+    "integrity_spot_check_bytes": 64,
+    "integrity_spot_check_probability": 1.0,
+    "peer_ban_time": 600.0,
+    "topology": "mesh",
+    "max_client_peers_per_host_peer": 2,
+    "topology_rules": "ome",
+    "peer_device": "desktop",
+    "peer_os": None,
+    "peer_client": "p2ploader",
+    "upload_min_buffer": None,
+    "swarm_join_delay": 2.0,
+    "rendition_linger": 30.0,
 }
 
 FAQ_VOD_FIELDS: dict[str, Any] = {
@@ -216,6 +230,18 @@ def test_defaults_are_p2pml_062() -> None:
         "maxPeers": 20,
         "maxConcurrentUploads": 2,
         "policy": "p2pml-0.6",
+        "integritySha256": False,
+        "integritySpotChecks": 0,
+        "integritySpotCheckBytes": 64,
+        "integritySpotCheckProbability": 1.0,
+        "peerBanTime": 600000,
+        "topology": "mesh",
+        "maxClientPeersPerHostPeer": 2,
+        "topologyRules": "ome",
+        "peerDevice": "desktop",
+        "peerClient": "p2ploader",
+        "swarmJoinDelay": 2000,
+        "renditionLinger": 30000,
     }
     assert flat == {**P2PML_062_DEFAULTS_MS, **ours}
     assert LoaderConfig.from_faq(P2PML_062_DEFAULTS_MS) == config

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -24,14 +24,20 @@ import httpx
 
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, http_timeout
+from p2ploader.aio.integrity import IntegrityChecker, IntegrityStats, integrity_enabled
 from p2ploader.aio.peers import PeerManager
+from p2ploader.aio.swarms import SwarmSet
+from p2ploader.aio.topology import TreeMembership
 from p2ploader.aio.tracker_client import TrackerClient
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
+from p2ploader.core.bans import PeerBans
+from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
 from p2ploader.errors import (
     LoaderClosedError,
     P2PLoaderError,
@@ -86,6 +92,10 @@ class LoaderStatistics:
     cached_bytes: int
     playlist_refresh_errors: int
     rendition: str
+    uploaded_bytes_by_peer: Mapping[str, int] = attrs.field(factory=dict)
+    """Bytes handed to each peer (hex peer id) for upload, over the loader's life."""
+    topology_role: str = "mesh"
+    """``"mesh"``, or this peer's role in a host/client swarm: ``"host"`` or ``"client"``."""
 
     @property
     def total_bytes(self) -> int:
@@ -137,7 +147,26 @@ class HybridLoader:
             timeout=http_timeout(self.config), follow_redirects=True
         )
         self._rng = random.Random(seed)
-        self._scheduler = Scheduler(self.config, rng=self._rng)
+        # Integrity checks run as the scheduler's segment validator, wrapping the application's;
+        # they draw from their own generator so the scheduler's choices stay those of its seed.
+        self._integrity = IntegrityChecker(
+            self._client,
+            self.config,
+            rng=random.Random(None if seed is None else seed + 1),
+            on_failure=self._integrity_failed,
+        )
+        scheduler_config = self.config
+        if integrity_enabled(self.config):
+            scheduler_config = self.config.evolve(
+                segment_validator=self._integrity.validator(self.config.segment_validator)
+            )
+        self._membership = TreeMembership(self.config) if self.config.topology == "host-client" else None
+        if self._membership is not None:
+            # Hosts load from the origin at once, clients never upload (depth 1).
+            role_config = host_config if self._membership.role == "host" else client_config
+            scheduler_config = role_config(scheduler_config)
+        self._scheduler = Scheduler(scheduler_config, rng=self._rng)
+        self._bans: dict[str, PeerBans] = {}  # per rendition (one swarm each), kept across switches
         self._driver: Driver | None = None
         self._http: HttpExecutor | None = None
         self._master: MasterPlaylist | None = None
@@ -146,6 +175,9 @@ class HybridLoader:
         self._playlist: MediaPlaylist | None = None
         self._playlist_changed = asyncio.Event()
         self._refresh_task: asyncio.Task[None] | None = None
+        # Set when the first segment has been loaded: the swarm is joined then (swarm_join_delay).
+        self._first_segment_loaded = asyncio.Event()
+        self._join_task: asyncio.Task[None] | None = None
         self._waiters: dict[SegmentId, list[asyncio.Future[LoadedSegment]]] = {}
         self._http_failures_while_waiting: dict[SegmentId, int] = {}
         self._listeners: list[Listener] = []
@@ -155,8 +187,14 @@ class HybridLoader:
         self._stalled = False
         self._refresh_errors = 0
         self.peer_id = swarm.generate_peer_id(self._rng)
-        """Our 20-byte peer id (``-PY0001-`` and 12 random characters)."""
+        """Our 20-byte peer id (``-PY0001-`` and 12 random characters; in a host/client swarm
+        characters 8-12 carry our declared attributes)."""
+        if self._membership is not None:
+            self.peer_id = encode_peer_id_attributes(self.peer_id, self._membership.attributes)
         self._peers: PeerManager | None = None
+        self._swarms: SwarmSet | None = None
+        self._lingering: dict[str, asyncio.Task[None]] = {}  # rendition -> its swarm's linger task
+        self._uploaded_by_peer: dict[str, int] = {}
         self._tracker_client: TrackerClient | None = None
         self._timeline_shift = 0.0
         self._max_attempts: dict[SegmentId, int] = {}
@@ -168,6 +206,8 @@ class HybridLoader:
         """Fetch the playlists and start following the chosen rendition."""
         loop = asyncio.get_running_loop()
         self._driver = Driver(self._scheduler, loop=loop, on_notification=self._on_notification)
+        self._swarms = SwarmSet(self._driver.feed)
+        self._driver.peers = self._swarms
         self._http = HttpExecutor(self._client, self.config, self._driver.feed)
         self._driver.http = self._http
         text = await self._fetch_text(self.url)
@@ -180,11 +220,14 @@ class HybridLoader:
         if self._closed:
             return
         self._closed = True
-        if self._refresh_task is not None:
-            self._refresh_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresh_task
+        for task in (self._refresh_task, self._join_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._leave_swarm()
+        for rendition in list(self._lingering):
+            await self._end_lingering(rendition)
         if self._driver is not None:
             self._driver.close()
         if self._http is not None:
@@ -235,10 +278,11 @@ class HybridLoader:
         variant = self._find_variant(rendition)
         text = await self._fetch_text(variant.url)
         playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
+        self._publish_hashes(text, variant)
         old = self._playlist
         switching = self._variant is not None and self._variant.rendition_id != variant.rendition_id
         if switching:
-            await self._leave_swarm()
+            await self._retire_swarm()
         self._variant = variant
         self._tracker = LivePlaylistTracker(playlist) if playlist.is_live else None
         self._timeline_shift = _timeline_shift(playlist, old) if old is not None else 0.0
@@ -273,10 +317,12 @@ class HybridLoader:
 
     async def _join_swarm(self, variant: Variant, playlist: MediaPlaylist) -> None:
         cfg = self.config
-        if not cfg.use_p2p or not cfg.tracker_announce or self._driver is None:
+        if not cfg.use_p2p or not cfg.tracker_announce or self._driver is None or self._swarms is None:
             return
+        await self._end_lingering(variant.rendition_id)  # switching back: one swarm per rendition
+        membership = self._membership
         peers = PeerManager(
-            feed=self._driver.feed,
+            feed=self._swarms.feed_for(variant.rendition_id),
             rendition=variant.rendition_id,
             live=playlist.is_live,
             first_sequence=playlist.media_sequence,
@@ -287,6 +333,12 @@ class HybridLoader:
             upload_rate_limit=cfg.upload_rate_limit,
             rng=self._rng,
             on_peer_gone=self._peer_gone,
+            bans=self._bans_of(variant.rendition_id),
+            on_misbehaved=lambda peer_id, reason: self._on_notification(
+                nt.PeerMisbehaved(peer_id=peer_id, reason=reason)
+            ),
+            admit=membership.admit if membership is not None else None,
+            wants_offers=membership.wants_offers if membership is not None else None,
         )
         driver = self._driver
 
@@ -302,24 +354,129 @@ class HybridLoader:
             on_answer=peers.on_answer,
             on_offer_expired=peers.offer_expired,
             on_swarm_update=swarm_update,
+            announce_extra=(lambda: membership.announce_extra(peers.linked)) if membership else None,
+            on_tracker_extra=(
+                (lambda extra: membership.on_tracker(extra, client.announce_now)) if membership else None
+            ),
             offers_per_announce=min(5, cfg.peer_requests_per_announce),
             rng=self._rng,
         )
         self._peers = peers
         self._tracker_client = client
-        driver.peers = peers
-        await client.start()
+        self._swarms.add(peers)
+        delay = cfg.swarm_join_delay
+        if delay is None or self._first_segment_loaded.is_set():
+            await client.start()
+        else:
+            self._join_task = asyncio.get_running_loop().create_task(
+                self._join_after_first_segment(client, delay), name="p2ploader-join-swarm"
+            )
+
+    async def _join_after_first_segment(self, client: TrackerClient, delay: float) -> None:
+        """Announce to the tracker once the first segment is in, or after ``delay`` seconds: the
+        WebRTC set-up of a joining peer (offers, answers, DTLS handshakes) costs CPU that would
+        otherwise compete with the first segment's download, i.e. with startup."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_segment_loaded.wait(), delay)
+        if not self._closed and self._tracker_client is client:
+            await client.start()
+
+    @property
+    def lingering_renditions(self) -> tuple[str, ...]:
+        """Renditions switched away from whose swarms we still seed (``rendition_linger``)."""
+        return tuple(self._lingering)
+
+    async def _retire_swarm(self) -> None:
+        """A rendition switch: the old swarm keeps seeding for ``rendition_linger`` seconds (viewers
+        who stay on it keep a source), then it is left; 0 leaves at once."""
+        client, peers = self._tracker_client, self._peers
+        if client is None or peers is None or self._swarms is None or self.config.rendition_linger <= 0:
+            await self._leave_swarm()
+            return
+        self._tracker_client = None
+        self._peers = None
+        self._swarms.retire(peers.rendition)
+        self._lingering[peers.rendition] = asyncio.get_running_loop().create_task(
+            self._linger(client, peers), name=f"p2ploader-linger-{peers.rendition}"
+        )
+
+    async def _linger(self, client: TrackerClient, peers: PeerManager) -> None:
+        try:
+            await asyncio.sleep(self.config.rendition_linger)
+        finally:
+            # Expired or cancelled (loader closed, or switched back): leave the swarm either way.
+            if self._lingering.get(peers.rendition) is asyncio.current_task():
+                del self._lingering[peers.rendition]
+            if self._swarms is not None:
+                self._swarms.remove(peers.rendition)
+            await client.aclose()  # sends "stopped"
+            await peers.aclose()
+
+    async def _end_lingering(self, rendition: str) -> None:
+        task = self._lingering.pop(rendition, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _bans_of(self, rendition: str) -> PeerBans:
+        bans = self._bans.get(rendition)
+        if bans is None:
+            bans = self._bans[rendition] = PeerBans(duration=self.config.peer_ban_time)
+        return bans
+
+    def _publish_hashes(self, text: str, variant: Variant) -> None:
+        """Hand the SHA-256 digests the media playlist publishes to the integrity checker (only when
+        ``integrity_sha256`` is on: parsing costs nothing otherwise). A malformed tag is a
+        :class:`~p2ploader.errors.PlaylistError`, like any malformed playlist."""
+        if self.config.integrity_sha256:
+            self._integrity.publish(variant.rendition_id, parse_hash_tags(text, variant.url))
+
+    def _integrity_failed(
+        self, segment: Segment, peer_id: str, check: Literal["sha256", "spot-check"], reason: str
+    ) -> None:
+        """A peer's bytes failed an integrity check: it lied about content, so it is banned at once
+        (the scheduler disconnects it and loads the segment again when the validator says no)."""
+        self._on_notification(
+            nt.IntegrityCheckFailed(segment_id=segment.id, peer_id=peer_id, check=check, reason=reason)
+        )
+        bans = self._bans_of(segment.id.rendition)
+        if bans.ban(peer_id, now=asyncio.get_running_loop().time(), reason=reason):
+            self._on_notification(nt.PeerBanned(peer_id=peer_id, reason=reason, seconds=bans.duration))
+
+    def _peer_struck(self, peer_id: str, reason: str) -> None:
+        """A protocol violation: one strike; enough of them ban the peer from the current swarm."""
+        if self._variant is None:
+            return
+        bans = self._bans_of(self._variant.rendition_id)
+        if bans.strike(peer_id, now=asyncio.get_running_loop().time(), reason=reason):
+            self._on_notification(nt.PeerBanned(peer_id=peer_id, reason=reason, seconds=bans.duration))
+
+    def is_banned(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now."""
+        if self._variant is None:
+            return False
+        bans = self._bans.get(self._variant.rendition_id)
+        return bans is not None and bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
+
+    def integrity_statistics(self) -> IntegrityStats:
+        """What the integrity checks did and cost (all zero when they are off)."""
+        return self._integrity.statistics()
 
     def _peer_gone(self, peer_id: str) -> None:
         if self._tracker_client is not None:
             self._tracker_client.forget_peer(bytes.fromhex(peer_id))
+            if self._membership is not None and self._membership.role == "client":
+                # Our host left (or an attempt failed): HTTP covers us meanwhile; look for a vacant
+                # host now rather than an announce interval later.
+                self._tracker_client.announce_now()
 
     async def _leave_swarm(self) -> None:
         client, peers = self._tracker_client, self._peers
         self._tracker_client = None
         self._peers = None
-        if self._driver is not None:
-            self._driver.peers = None
+        if self._swarms is not None and peers is not None:
+            self._swarms.remove(peers.rendition)
         if client is not None:
             await client.aclose()  # sends "stopped"
         if peers is not None:
@@ -359,6 +516,7 @@ class HybridLoader:
             try:
                 text = await self._fetch_text(variant.url)
                 update = tracker.update(parse_media(text, variant.url, rendition=variant.rendition_id))
+                self._publish_hashes(text, variant)
             except P2PLoaderError as exc:  # keep the last good playlist and try again
                 self._refresh_errors += 1
                 logger.warning("live playlist refresh failed: %s", exc)
@@ -455,6 +613,10 @@ class HybridLoader:
             try:
                 loaded = await self.get_segment(segment)
             except SegmentUnavailableError as exc:
+                if self._variant is not None and segment.id.rendition != self._variant.rendition_id:
+                    # A rendition switch replaced the playlist while we waited: the same sequence
+                    # number from the new rendition, not a hole in playback.
+                    continue
                 if not skip_unavailable:
                     raise
                 logger.warning("skipping %s: %s", segment.id, exc.reason)
@@ -513,6 +675,8 @@ class HybridLoader:
             cached_bytes=core.cached_bytes,
             playlist_refresh_errors=self._refresh_errors,
             rendition=self._variant.rendition_id if self._variant else "",
+            uploaded_bytes_by_peer=dict(self._uploaded_by_peer),
+            topology_role=self._membership.role if self._membership is not None else "mesh",
         )
 
     # ------------------------------------------------------------------ internals
@@ -528,6 +692,8 @@ class HybridLoader:
 
     def _on_notification(self, notification: nt.Notification) -> None:
         match notification:
+            case nt.SegmentLoaded():
+                self._first_segment_loaded.set()
             case nt.SegmentReady():
                 self._resolve(
                     notification.segment.id,
@@ -539,8 +705,13 @@ class HybridLoader:
                 self._reject(notification.segment_id, notification.reason)
             case nt.SegmentLoadFailed(source="http") if notification.segment_id in self._waiters:
                 self._http_failed_while_waiting(notification)
+            case nt.BytesUploaded():
+                peer = notification.peer_id
+                self._uploaded_by_peer[peer] = self._uploaded_by_peer.get(peer, 0) + notification.size
         for listener in list(self._listeners):
             listener(notification)
+        if isinstance(notification, nt.PeerMisbehaved):
+            self._peer_struck(notification.peer_id, notification.reason)
 
     def _http_failed_while_waiting(self, failure: nt.SegmentLoadFailed) -> None:
         sid = failure.segment_id

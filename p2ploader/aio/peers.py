@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import attrs
@@ -33,6 +33,7 @@ from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import swarm, wire
+from p2ploader.core.bans import CommandRate, PeerBans
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PeerProtocolError
 
@@ -74,6 +75,7 @@ class _PeerState:
     finished: tuple[int, int] | None = None  # all bytes in; its sending-completed is still to come
     upload: asyncio.Task[None] | None = None
     upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
+    commands: CommandRate = attrs.Factory(CommandRate)  # flood guard
 
 
 class PeerManager:
@@ -94,6 +96,10 @@ class PeerManager:
         upload_rate_limit: float | None = None,
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
+        bans: PeerBans | None = None,
+        on_misbehaved: Callable[[str, str], None] | None = None,
+        admit: Callable[[str, Collection[str]], bool] | None = None,
+        wants_offers: Callable[[Collection[str]], bool] | None = None,
     ) -> None:
         self._feed = feed
         self.rendition = rendition
@@ -109,6 +115,17 @@ class PeerManager:
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
         it can reconnect, e.g. after a rendition switch brings it back to this swarm)."""
+        self._bans = bans
+        """This swarm's banned peers: their offers and answers are refused."""
+        self._on_misbehaved = on_misbehaved
+        """Called with ``(peer_id, reason)`` for a violation the scheduler does not see (no request
+        of ours was outstanding); the scheduler reports the others as ``PeerMisbehaved``."""
+        self._admit = admit
+        """Topology gate (host/client tree): ``admit(peer_id, linked_peer_ids)`` decides whether a
+        new link to ``peer_id`` is accepted; ``None`` accepts everyone (mesh)."""
+        self._wants_offers = wants_offers
+        """``wants_offers(linked_peer_ids)``: ``False`` makes no offers (a host waits for clients, a
+        client with its host needs no more); ``None``: always offer (mesh)."""
         self._peers: dict[str, _PeerState] = {}
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
@@ -136,8 +153,20 @@ class PeerManager:
         """How many more peers we may connect."""
         return max(0, self._max_peers - len(self._peers) - len(self._pending_offers))
 
+    @property
+    def linked(self) -> tuple[str, ...]:
+        """Peer ids (hex) with a link, open or still connecting."""
+        return tuple(self._peers)
+
+    def _admitted(self, peer_id: str) -> bool:
+        if self._admit is None or peer_id in self._peers:
+            return True  # mesh; or glare on a link already admitted
+        return self._admit(peer_id, tuple(self._peers))
+
     async def make_offers(self, count: int) -> list[Offer]:
         offers: list[Offer] = []
+        if self._wants_offers is not None and not self._wants_offers(tuple(self._peers)):
+            return offers
         for _ in range(min(count, self.room)):
             pc = create_connection(self._rtc_config)
             channel = pc.createDataChannel(self._rng.randbytes(20).hex())
@@ -158,7 +187,12 @@ class PeerManager:
             return
         pc, channel = pending
         peer_id = remote_peer_id.hex()
-        if self._closed or peer_id == self.local_peer_id:
+        if (
+            self._closed
+            or peer_id == self.local_peer_id
+            or self._banned(peer_id)
+            or not self._admitted(peer_id)
+        ):
             await pc.close()
             return
         if peer_id in self._peers:
@@ -179,7 +213,14 @@ class PeerManager:
 
     async def on_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
         peer_id = remote_peer_id.hex()
-        if self._closed or peer_id == self.local_peer_id or peer_id in self._peers or self.room == 0:
+        if (
+            self._closed
+            or peer_id == self.local_peer_id
+            or peer_id in self._peers
+            or self.room == 0
+            or self._banned(peer_id)
+            or not self._admitted(peer_id)
+        ):
             return None
         pc = create_connection(self._rtc_config)
         link = self._new_link(pc, peer_id, initiator=False)
@@ -193,6 +234,9 @@ class PeerManager:
             return None
         self._arm_connect_timeout(link)
         return str(pc.localDescription.sdp)
+
+    def _banned(self, peer_id: str) -> bool:
+        return self._bans is not None and self._bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
 
     def _keep_existing_link(self, peer_id: str) -> bool:
         """Both sides answered each other's offers: keep the connection whose offerer has the smaller
@@ -244,14 +288,20 @@ class PeerManager:
 
     def _link_message(self, link: PeerLink, message: bytes) -> None:
         state = self._peers.get(link.peer_id)
-        if state is None or state.link is not link:
+        # A link closing after a violation may still deliver queued messages: they are ignored, so
+        # one incident is reported (and counted against the peer) once.
+        if state is None or state.link is not link or link.closing:
             return
         try:
             items = state.decoder.receive(message)
         except PeerProtocolError as exc:
             self._violation(state, f"undecodable message: {exc}")
             return
+        now = asyncio.get_running_loop().time()
         for item in items:
+            if not isinstance(item, wire.DataChunk) and not state.commands.allow(now=now):
+                self._violation(state, "flooded us with commands")
+                return
             if link.closing:
                 return
             try:
@@ -350,8 +400,10 @@ class PeerManager:
         logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
         download, state.download = state.download, None
         if download is not None:
-            # The scheduler disconnects it (DisconnectPeer) and loads the segment elsewhere.
+            # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
             self._feed(ev.PeerRequestFailed(request_id=download.request_id, reason=reason, misbehaved=True))
+        elif self._on_misbehaved is not None:
+            self._on_misbehaved(state.link.peer_id, reason)
         if not state.link.closed:
             state.link.close()
 

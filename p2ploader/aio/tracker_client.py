@@ -64,7 +64,7 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -90,6 +90,7 @@ logger = logging.getLogger(__name__)
 
 ID_LENGTH: Final = 20
 _MAX_PERIOD: Final = 3600.0  # a tracker's `min interval` is respected up to this many seconds
+_MIN_FORCED_GAP: Final = 1.0  # seconds between announces forced by announce_now()
 _PRUNE_ENGAGED_AT: Final = 256  # remote peers remembered before expired entries are pruned
 
 
@@ -248,6 +249,8 @@ class TrackerClient:
         on_answer: Callable[[bytes, bytes, str], Awaitable[None]],
         on_offer_expired: Callable[[bytes], Awaitable[None]] | None = None,
         on_swarm_update: Callable[[int, int], None] | None = None,
+        announce_extra: Callable[[], Mapping[str, Any]] | None = None,
+        on_tracker_extra: Callable[[Mapping[str, Any]], None] | None = None,
         offers_per_announce: int = 5,
         max_pending_offers: int = 50,
         offer_timeout: float = 50.0,
@@ -304,6 +307,10 @@ class TrackerClient:
         self._on_answer = on_answer
         self._on_offer_expired = on_offer_expired
         self._on_swarm_update = on_swarm_update
+        # Extension fields (host/client topology): merged into every announce but "stopped"; plain
+        # trackers ignore unknown keys. The tracker's ``p2ploader`` object goes to on_tracker_extra.
+        self._announce_extra = announce_extra
+        self._on_tracker_extra = on_tracker_extra
         self.offers_per_announce = offers_per_announce
         self.max_pending_offers = max_pending_offers
         self.offer_timeout = offer_timeout
@@ -386,6 +393,17 @@ class TrackerClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def announce_now(self) -> None:
+        """Announce (with fresh offers) as soon as possible on every connected tracker, but not
+        sooner than ``_MIN_FORCED_GAP`` after the previous announce: e.g. a client whose host left
+        looks for another one at once instead of a whole interval later."""
+        if self._loop is None or self._closing:
+            return
+        now = self._loop.time()
+        for session in self._sessions:
+            if session.ws is not None:
+                session._reschedule(max(now, session._last_announce_at + _MIN_FORCED_GAP))
 
     def forget_peer(self, peer_id: bytes) -> None:
         """Stop suppressing offers and answers from ``peer_id`` (e.g. its connection failed)."""
@@ -798,6 +816,13 @@ class _Session:
         }
         if not self._joined:
             message["event"] = "started"
+        if client._announce_extra is not None:
+            try:
+                extra = client._announce_extra()
+            except Exception:  # the caller's bug must not stop announcing
+                logger.exception("tracker %s: announce_extra failed", self.url)
+            else:
+                message.update((k, v) for k, v in extra.items() if k not in message)
         message["offers"] = [
             {"offer": {"type": "offer", "sdp": offer.sdp}, "offer_id": encode_id(offer.offer_id)}
             for offer in offers
@@ -900,6 +925,12 @@ class _Session:
             assert isinstance(complete, int) and isinstance(incomplete, int)
             self.complete, self.incomplete = complete, incomplete
             client._swarm_update(complete, incomplete)
+        extra = data.get("p2ploader")
+        if isinstance(extra, dict) and client._on_tracker_extra is not None:
+            try:
+                client._on_tracker_extra(extra)
+            except Exception:
+                logger.exception("tracker %s: on_tracker_extra failed", self.url)
 
 
 def _seconds(value: object) -> float | None:

@@ -86,6 +86,7 @@ class _Download:
     header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
     last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
+    started: float | None = None  # P2P: when the request went out (the peer's measured throughput)
 
     def take_bytes(self) -> bytes:
         data = b"".join(self.chunks)
@@ -99,6 +100,12 @@ class _Peer:
     loaded: frozenset[SegmentId] = frozenset()
     loading_by_http: frozenset[SegmentId] = frozenset()
     busy_request: int | None = None
+    throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
+
+
+# Weight of the newest sample in a peer's throughput average: recent enough to follow a peer's
+# changing upload load, smooth enough that one lucky transfer does not make it a favourite.
+_THROUGHPUT_WEIGHT = 0.5
 
 
 class Scheduler:
@@ -140,6 +147,10 @@ class Scheduler:
         self._stalled_bytes: dict[SegmentId, bytes] = {}
         # Uploads being served: (peer, its request id) -> when it started (admission control).
         self._uploads: dict[tuple[str, int | None], float] = {}
+        # Every upload in progress: when it started, and the media seconds and bytes it carries;
+        # its end measures how fast we upload (upload_speed, in media seconds per second).
+        self._upload_books: dict[tuple[str, int | None], tuple[float, float, int]] = {}
+        self._upload_speed: float | None = None
         self._uploads_refused = 0
         self._cache = SegmentCache()
 
@@ -229,6 +240,7 @@ class Scheduler:
                 run_pass = False  # the transport stops sending and reports UploadFinished
             case ev.UploadFinished():
                 self._uploads.pop((event.peer_id, event.peer_request_id), None)
+                self._measure_upload(event, now=now)
                 run_pass = False
             case ev.SegmentValidated():
                 self._segment_validated(event, now=now)
@@ -451,6 +463,7 @@ class Scheduler:
             source="p2p",
             peer_id=peer_id,
             header_deadline=now + self._config.p2p_segment_download_timeout,
+            started=now,
         )
         self._p2p_by_segment[segment_id] = rid
         peer.busy_request = rid
@@ -565,6 +578,8 @@ class Scheduler:
     def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
         for key in [k for k in self._uploads if k[0] == peer_id]:
             del self._uploads[key]
+        for key in [k for k in self._upload_books if k[0] == peer_id]:
+            del self._upload_books[key]
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
@@ -585,28 +600,27 @@ class Scheduler:
         peer = self._peers.get(event.peer_id)
         if peer is None:
             return False  # announcements only count from connected peers
+        old_loaded, old_loading = peer.loaded, peer.loading_by_http
+        new_loaded, new_loading = event.loaded, event.loading_by_http
+        peer.loaded = new_loaded
+        peer.loading_by_http = new_loading
         policy = self._policy
-        changed = (
-            (event.loaded ^ peer.loaded)
-            if policy.passes_on_lost_availability
-            else (event.loaded - peer.loaded)
-        )
-        if policy.passes_on_http_loading:
-            changed |= event.loading_by_http ^ peer.loading_by_http
-        peer.loaded = event.loaded
-        peer.loading_by_http = event.loading_by_http
-        queued = self._queued_ids
-        return (
-            any(
-                sid in queued
-                and sid not in self._cache
-                and sid not in self._http_by_segment
-                and sid not in self._p2p_by_segment
-                for sid in changed
-            )
-            if not policy.passes_on_lost_availability
-            else not queued.isdisjoint(changed)
-        )
+        lost_counts = policy.passes_on_lost_availability
+        http_counts = policy.passes_on_http_loading
+        # Walk the queue (a few entries) rather than the difference of the two maps (dozens):
+        # this runs once per announcement per neighbour, the simulator's hottest path.
+        for sid in self._queued_ids:
+            in_new = sid in new_loaded
+            changed = (in_new != (sid in old_loaded)) if lost_counts else (in_new and sid not in old_loaded)
+            if not changed and http_counts:
+                changed = (sid in new_loading) != (sid in old_loading)
+            if not changed:
+                continue
+            if lost_counts or not (
+                sid in self._cache or sid in self._http_by_segment or sid in self._p2p_by_segment
+            ):
+                return True
+        return False
 
     def _p2p_download(self, request_id: int) -> _Download | None:
         download = self._downloads.get(request_id)
@@ -614,6 +628,8 @@ class Scheduler:
 
     def _peer_misbehaved(self, download: _Download, reason: str) -> None:
         peer_id = download.peer_id or ""
+        if peer_id in self._peers:  # the application hears why the peer is dropped (once)
+            self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
         self._actions.append(
             act.CancelPeerRequest(
                 request_id=download.request_id, peer_id=peer_id, segment_id=download.segment.id
@@ -668,7 +684,10 @@ class Scheduler:
         self._forget(download)
         self._p2p_failures += 1
         peer = self._peers.get(peer_id)
-        if event.absent and peer is not None:
+        if peer is not None:
+            # Absent or failed ("peer gone" while its link closes): not asked for this segment again
+            # until it announces it anew. Otherwise a transport that fails at once makes a
+            # request/failure loop at one instant (found by the simulator soak, benchmarks/soak.py).
             peer.loaded = peer.loaded - {sid}
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
 
@@ -705,7 +724,7 @@ class Scheduler:
 
     def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
         entry = None if self._config.consume_only else self._cache.get(event.segment_id, now=now)
-        if entry is None or not 0 <= event.byte_offset < len(entry.data):
+        if entry is None or not 0 <= event.byte_offset < len(entry.data) or self._buffer_too_thin():
             self._actions.append(
                 act.SendSegmentAbsent(
                     peer_id=event.peer_id, segment_id=event.segment_id, peer_request_id=event.peer_request_id
@@ -729,6 +748,10 @@ class Scheduler:
                 return
             self._uploads[(event.peer_id, event.peer_request_id)] = now
         data = entry.data[event.byte_offset :]
+        books = self._upload_books
+        for key in [k for k, (started, _, _) in books.items() if now - started > _UPLOAD_STALE_AFTER]:
+            del books[key]
+        books[(event.peer_id, event.peer_request_id)] = (now, entry.segment.duration, len(entry.data))
         self._uploaded_bytes += len(data)
         self._actions.append(
             act.SendSegmentToPeer(
@@ -741,6 +764,25 @@ class Scheduler:
             )
         )
         self._notify(nt.BytesUploaded(size=len(data), peer_id=event.peer_id))
+
+    def _buffer_too_thin(self) -> bool:
+        """``upload_min_buffer``: our own playback comes first. While less than that many seconds
+        of contiguous media ahead of the playhead are cached, requests are answered "absent" and the
+        requester turns to another holder or to HTTP."""
+        minimum = self._config.upload_min_buffer
+        if minimum is None:
+            return False
+        position = self._position
+        if position is None or not self._segments:
+            return True  # not playing yet: nothing buffered
+        buffered = 0.0
+        for segment in self._segments[self._playing_index(0) :]:
+            if segment.id not in self._cache:
+                break
+            buffered += segment.end - max(segment.start, position)
+            if buffered >= minimum:
+                return False
+        return True
 
     # ------------------------------------------------------------------ finishing
 
@@ -780,6 +822,7 @@ class Scheduler:
             self._http_segments += 1
         else:
             self._p2p_segments += 1
+            self._measure_peer(download, len(data), now=now)
         self._notify(
             nt.SegmentLoaded(
                 segment_id=segment.id, source=download.source, size=len(data), peer_id=download.peer_id
@@ -789,6 +832,25 @@ class Scheduler:
             self._wanted.discard(segment.id)
             self._notify(nt.SegmentReady(segment=segment, data=data, source=download.source))
             self._rebuild_queue(now=now)
+
+    def _measure_upload(self, event: ev.UploadFinished, *, now: float) -> None:
+        """Fold a finished upload into our upload speed: media seconds sent per second."""
+        books = self._upload_books.pop((event.peer_id, event.peer_request_id), None)
+        if books is None or event.sent_bytes <= 0:
+            return
+        started, duration, total = books
+        speed = (event.sent_bytes / max(total, 1)) * duration / max(now - started, 1e-3)
+        old = self._upload_speed
+        self._upload_speed = speed if old is None else old + _THROUGHPUT_WEIGHT * (speed - old)
+
+    def _measure_peer(self, download: _Download, size: int, *, now: float) -> None:
+        """Fold a finished P2P download into its peer's throughput (request to last byte)."""
+        peer = self._peers.get(download.peer_id or "")
+        if peer is None or download.started is None:
+            return
+        rate = size / max(now - download.started, 1e-3)
+        old = peer.throughput
+        peer.throughput = rate if old is None else old + _THROUGHPUT_WEIGHT * (rate - old)
 
     # ------------------------------------------------------------------ helpers
 
@@ -860,9 +922,20 @@ class _Context:
         return any(segment_id in p.loaded or segment_id in p.loading_by_http for p in self._s._peers.values())
 
     def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
-        return sorted(
-            p.peer_id for p in self._s._peers.values() if p.busy_request is None and segment_id in p.loaded
-        )
+        found = [
+            p.peer_id for p in self._s._peers.values() if segment_id in p.loaded and p.busy_request is None
+        ]
+        if len(found) > 1:
+            found.sort()  # a stable order, so that a seeded choice does not depend on connection order
+        return found
+
+    @property
+    def upload_speed(self) -> float | None:
+        return self._s._upload_speed
+
+    def peer_throughput(self, peer_id: str) -> float | None:
+        peer = self._s._peers.get(peer_id)
+        return peer.throughput if peer is not None else None
 
     def start_http(self, segment_id: SegmentId, *, now: float, continue_p2p: bool) -> None:
         self._s._start_http(segment_id, continue_p2p=continue_p2p)

@@ -16,10 +16,13 @@ from collections.abc import Callable
 
 import attrs
 
+from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
+from p2ploader.core.topology import host_config, rules_named
 from p2ploader.sim.loop import VirtualLoop
 from p2ploader.sim.model import LinkProfile, Origin, PeerNetwork, Rendition, SimStream
 from p2ploader.sim.scenario import Scenario
+from p2ploader.sim.tree import CLIENT_ATTRIBUTES, HOST_ATTRIBUTES, TreeTracker
 from p2ploader.sim.viewer import SimViewer, ViewerFigures
 
 __all__ = ["SimResult", "run_scenario"]
@@ -39,6 +42,8 @@ class SimResult:
     mean_audience: float
     trace_digest: str | None
     callbacks_run: int
+    max_clients_per_host: int | None = None
+    """Host-client scenarios: the most clients any host was linked to at once (``None``: mesh)."""
 
     @property
     def http_bytes(self) -> int:
@@ -107,6 +112,11 @@ class SimResult:
             "rebuffer_s": round(self.rebuffer_time, 3),
             "startup_median_s": None if self.startup_median is None else round(self.startup_median, 3),
             "upload_fairness": round(self.upload_fairness(), 4),
+            **(
+                {}
+                if self.max_clients_per_host is None
+                else {"max_clients_per_host": self.max_clients_per_host}
+            ),
         }
 
 
@@ -134,6 +144,16 @@ class _World:
         self.alive: dict[str, SimViewer] = {}
         self._next_id = 0
         self._hash = hashlib.sha256() if trace else None
+        self.tree: TreeTracker | None = None
+        if scenario.topology == "host-client":
+            self.tree = TreeTracker(
+                rules=rules_named(scenario.topology_rules),
+                max_clients=scenario.max_client_peers_per_host_peer,
+                loop=self.loop,
+                network=self.network,
+                rng=self.rng,
+                connect_delay=lambda: self.rng.uniform(*scenario.connect_delay_s),
+            )
         self._audience_area = 0.0
         self._audience_since = 0.0
 
@@ -157,6 +177,13 @@ class _World:
             loss=s.loss,
         )
         download_only = rng.random() < s.download_only_fraction
+        attributes = None
+        if self.tree is not None:
+            # Evenly spread hosts: viewer n is a host when floor((n + 1) * f) > floor(n * f).
+            n = self._next_id - 1
+            eligible = int((n + 1) * s.host_fraction) > int(n * s.host_fraction)
+            attributes = HOST_ATTRIBUTES if eligible else CLIENT_ATTRIBUTES
+            download_only = download_only or self.tree.role(attributes) == "client"  # clients never upload
         rendition = f"v{rng.randrange(len(s.renditions_kbps))}"
         viewer = SimViewer(
             peer_id=peer_id,
@@ -164,7 +191,7 @@ class _World:
             stream=self.stream,
             origin=self.origin,
             network=self.network,
-            config=s.loader_config(p2p=self.p2p, download_only=download_only),
+            config=self._config(download_only=download_only, host=attributes is HOST_ATTRIBUTES),
             policy=s.policy,
             link=link,
             rendition=rendition,
@@ -177,10 +204,16 @@ class _World:
             self._trace(viewer)
         self.viewers.append(viewer)
         self.alive[peer_id] = viewer
-        self.network.peers[peer_id] = viewer.peers
-        if self.p2p:
+        self.network.register(viewer.peers)
+        if self.p2p and self.tree is not None and attributes is not None:
+            self.tree.join(viewer, attributes)
+        elif self.p2p:
             self._introduce(viewer)
             self.loop.call_later(rng.uniform(0.5, 1.5) * _REANNOUNCE_S, self._reannounce, viewer)
+
+    def _config(self, *, download_only: bool, host: bool) -> LoaderConfig:
+        config = self.s.loader_config(p2p=self.p2p, download_only=download_only)
+        return host_config(config) if host else config
 
     def _trace(self, viewer: SimViewer) -> None:
         digest = self._hash
@@ -199,23 +232,19 @@ class _World:
 
     def _introduce(self, viewer: SimViewer) -> None:
         """The tracker hands the viewer some peers of its swarm that have room, and the swarm's size."""
-        swarm_size = sum(1 for v in self.alive.values() if v.peers.swarm == viewer.peers.swarm)
-        viewer.driver.feed(ev.TrackerUpdated(incomplete=swarm_size))
-        room = self.s.max_peers - len(viewer.peers.neighbours)
+        peers = viewer.peers
+        network = self.network
+        viewer.driver.feed(ev.TrackerUpdated(incomplete=network.swarm_sizes[peers.swarm]))
+        room = self.s.max_peers - len(peers.neighbours)
         if room <= 0 or viewer.left is not None:
             return
         candidates = [
-            v
-            for v in self.alive.values()
-            if v is not viewer
-            and v.peers.swarm == viewer.peers.swarm
-            and v.peer_id not in viewer.peers.neighbours
-            and len(v.peers.neighbours) < self.s.max_peers
+            other
+            for other in network.with_room[peers.swarm].values()
+            if other is not peers and other.peer_id not in peers.neighbours
         ]
         for other in self.rng.sample(candidates, min(room, len(candidates))):
-            self.loop.call_later(
-                self.rng.uniform(*self.s.connect_delay_s), self.network.connect, viewer.peers, other.peers
-            )
+            self.loop.call_later(self.rng.uniform(*self.s.connect_delay_s), network.connect, peers, other)
 
     def _reannounce(self, viewer: SimViewer) -> None:
         if viewer.left is not None:
@@ -229,7 +258,9 @@ class _World:
             leaver = self.rng.choice(sorted(self.alive))
             viewer = self.alive.pop(leaver)
             viewer.leave()
-            self.network.peers.pop(leaver, None)
+            if self.tree is not None:
+                self.tree.leave(viewer)
+            self.network.unregister(viewer.peers)
             self.join()
         self._schedule_churn()
 
@@ -268,7 +299,8 @@ def run_scenario(
             progress(t)
     world._account_audience()
     for viewer in world.viewers:
-        viewer.model.update(now=loop.time())
+        if viewer.left is None:  # a viewer that left stopped playing then: no rebuffering after it
+            viewer.model.update(now=loop.time())
     published = (
         world.stream.last_published(scenario.duration_s) - world.stream.last_published(0.0)
         if scenario.live
@@ -284,4 +316,5 @@ def run_scenario(
         mean_audience=world._audience_area / scenario.duration_s if scenario.duration_s else 0.0,
         trace_digest=world._hash.hexdigest() if world._hash is not None else None,
         callbacks_run=loop.callbacks_run,
+        max_clients_per_host=world.tree.max_clients_seen if world.tree is not None else None,
     )
