@@ -92,8 +92,13 @@ class Driver:
         now = self._loop.time()
         if self.event_log is not None:
             self.event_log.append((now, event))
-        self.scheduler.handle_event(event, now=now)
-        self._pump()
+        scheduler = self.scheduler
+        epoch = scheduler.timer_epoch
+        scheduler.handle_event(event, now=now)
+        # Most events in a swarm are announcements that change nothing: no action, no notification,
+        # no deadline moved. Skip the pump then (it would find nothing to do and keep the timer).
+        if scheduler.timer_epoch != epoch or scheduler.has_output():
+            self._pump()
 
     def close(self) -> None:
         self._closed = True
@@ -116,8 +121,8 @@ class Driver:
         # Executors may report synchronously (a fake or modelled transfer); never recurse.
         if self._pumping:
             return
-        self._pumping = True
         scheduler = self.scheduler
+        self._pumping = True
         try:
             while scheduler.has_output():
                 for action in scheduler.actions_to_perform(now=self._loop.time()):

@@ -186,6 +186,28 @@ class PeerNetwork:
         self.loop = loop
         self.rng = rng
         self.peers: dict[str, ModelledPeers] = {}
+        # Per swarm, the alive peers with room for another neighbour, in a stable order: what
+        # the tracker introduces. Kept up to date on every (dis)connection so that introducing a
+        # viewer costs the size of this set, not the size of the audience.
+        self.with_room: dict[str, dict[str, ModelledPeers]] = {}
+        self.swarm_sizes: dict[str, int] = {}
+
+    def register(self, peers: ModelledPeers) -> None:
+        self.peers[peers.peer_id] = peers
+        self.swarm_sizes[peers.swarm] = self.swarm_sizes.get(peers.swarm, 0) + 1
+        self._update_room(peers)
+
+    def unregister(self, peers: ModelledPeers) -> None:
+        self.peers.pop(peers.peer_id, None)
+        self.swarm_sizes[peers.swarm] -= 1
+        self.with_room.get(peers.swarm, {}).pop(peers.peer_id, None)
+
+    def _update_room(self, peers: ModelledPeers) -> None:
+        room = self.with_room.setdefault(peers.swarm, {})
+        if peers.alive and len(peers.neighbours) < peers.max_peers:
+            room[peers.peer_id] = peers
+        else:
+            room.pop(peers.peer_id, None)
 
     def latency(self, a: ModelledPeers, b: ModelledPeers) -> float:
         return a.link.latency + b.link.latency + self.rng.random() * (a.link.jitter + b.link.jitter)
@@ -195,6 +217,8 @@ class PeerNetwork:
             return
         a.neighbours[b.peer_id] = b
         b.neighbours[a.peer_id] = a
+        self._update_room(a)
+        self._update_room(b)
         a.feed(ev.PeerConnected(peer_id=b.peer_id))
         b.feed(ev.PeerConnected(peer_id=a.peer_id))
 
@@ -203,6 +227,8 @@ class PeerNetwork:
         if b is None:
             return
         b.neighbours.pop(a.peer_id, None)
+        self._update_room(a)
+        self._update_room(b)
         a.drop_transfers_with(b_id)
         b.drop_transfers_with(a.peer_id)
         a.feed(ev.PeerDisconnected(peer_id=b_id))
