@@ -15,9 +15,11 @@ from the origin the moment it appears, and everybody else takes it from peers:
   viewer whose hash of the segment falls under ``seeders_per_segment / swarm size`` (the swarm size
   from the tracker, or the peers we know). The hash is salted per viewer from the scheduler's seeded
   random source, so the choice needs no coordination and is reproducible; the seeder announces the
-  segment as loading over HTTP at once, which keeps its neighbours from electing themselves.
+  segment as loading over HTTP at once, which keeps its neighbours from electing themselves. A
+  viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
 * **Everything else from peers**, from an idle peer that announced it loaded, up to
-  ``simultaneous_p2p_downloads`` at a time, preferring peers that served us fastest.
+  ``simultaneous_p2p_downloads`` at a time, preferring the peer that served us fastest lately (a
+  peer not measured yet counts as fastest, so every peer is tried).
 
 Wire compatibility: it sends nothing P2P Media Loader 2.x peers do not understand (announcements with
 ``l`` and ``p``, ordinary requests).
@@ -66,6 +68,11 @@ class LivePolicySettings:
     http_lead_time: float = attrs.field(default=3.0)
     """Seconds: a missing segment needed within this time from the playhead goes to HTTP."""
 
+    seeder_min_upload_speed: float = attrs.field(default=2.0)
+    """A viewer whose measured upload speed (media seconds uploaded per second) is below this does
+    not volunteer as a seeder: everything downstream of a seeder waits for its uplink. A viewer
+    that has not uploaded yet may volunteer. 0 turns the rule off."""
+
     def __attrs_post_init__(self) -> None:
         if self.seeders_per_segment <= 0 or self.http_lead_time < 0:
             raise ValueError("seeders_per_segment must be > 0 and http_lead_time >= 0")
@@ -106,7 +113,11 @@ class LivePolicy(DownloadPolicy):
         assert self._salt is not None
         key = _mix(self._salt ^ _mix(segment_id.sequence ^ (zlib.crc32(segment_id.rendition.encode()) << 32)))
         settings = self.settings
-        chance = max(settings.seeders_per_segment / swarm, settings.neighbourhood_share / (peers + 1))
+        # The neighbourhood a viewer will have, not the one it has: a viewer that just joined knows
+        # few peers yet, and would otherwise elect itself for nearly every segment while its future
+        # neighbours already hold them.
+        neighbourhood = max(peers, min(self.config.max_peers, swarm - 1))
+        chance = max(settings.seeders_per_segment / swarm, settings.neighbourhood_share / (neighbourhood + 1))
         return key / float(1 << 64) < chance
 
     def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
@@ -146,9 +157,14 @@ class LivePolicy(DownloadPolicy):
                 http_ok
                 and not ctx.any_peer_knows(sid)
                 and ctx.http_active < cfg.simultaneous_http_downloads
+                and self._uplink_fit(ctx)
                 and self.is_seeder(sid, swarm=swarm, peers=ctx.connected_peers)
             ):
                 ctx.start_http(sid, now=now, continue_p2p=False)
+
+    def _uplink_fit(self, ctx: SchedulingContext) -> bool:
+        speed = ctx.upload_speed
+        return speed is None or speed >= self.settings.seeder_min_upload_speed
 
     @staticmethod
     def _abort_last_http_after(ctx: SchedulingContext, k: int) -> None:
@@ -161,4 +177,14 @@ class LivePolicy(DownloadPolicy):
     def _start_p2p(ctx: SchedulingContext, entry: QueueEntry, *, now: float) -> None:
         peers = ctx.idle_peers_with(entry.id)
         if peers:
-            ctx.start_p2p(entry.id, ctx.rng.choice(peers), now=now)
+            ctx.start_p2p(entry.id, LivePolicy.fastest_peer(ctx, peers), now=now)
+
+    @staticmethod
+    def fastest_peer(ctx: SchedulingContext, peers: list[str]) -> str:
+        """The peer expected to deliver soonest: the best measured throughput, a peer never measured
+        counting as the best (so that every peer gets tried, and a new one is not starved); ties
+        are broken at random."""
+        rates = [ctx.peer_throughput(p) for p in peers]
+        best = max((r if r is not None else float("inf")) for r in rates)
+        top = [p for p, r in zip(peers, rates, strict=True) if (r if r is not None else float("inf")) == best]
+        return top[0] if len(top) == 1 else ctx.rng.choice(top)

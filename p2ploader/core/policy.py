@@ -101,6 +101,17 @@ class SchedulingContext(Protocol):
         loaded, sorted by peer id (so random choices are reproducible)."""
         ...
 
+    @property
+    def upload_speed(self) -> float | None:
+        """How fast we upload, in media seconds per second (a moving average over finished uploads;
+        2.0 means a 4 s segment leaves in 2 s), or ``None`` before the first."""
+        ...
+
+    def peer_throughput(self, peer_id: str) -> float | None:
+        """Bytes per second at which the peer served us recently (a moving average over its finished
+        uploads to us, request to last byte), or ``None`` before its first."""
+        ...
+
     def start_http(self, segment_id: SegmentId, *, now: float, continue_p2p: bool) -> None:
         """Start an HTTP download. A P2P download of the same segment is aborted first; with
         ``continue_p2p`` and ``http_download_ranges`` on, its bytes are kept and HTTP fetches only
