@@ -1,15 +1,17 @@
 """Swarm offload on loopback: N viewers in separate processes watch a live stream.
 
-The stream has 5 s segments, 20 in the live playlist (made once with ffmpeg into
-benchmarks/.cache/). Every viewer is held a fixed distance behind the live edge: 3 segments (the
-usual player default) and 19 (what P2P Media Loader's hls.js engine picks). For each N and latency
-the same swarm runs twice, with P2P and with P2P off, and the script prints side by side:
+The stream has 5 s segments (``--segment-seconds`` for others), 20 in the live playlist (made
+once per segment length with ffmpeg into benchmarks/.cache/). Every viewer is held a fixed
+distance behind the live edge: 3 segments (the usual player default) and 19 (what P2P Media
+Loader's hls.js engine picks). For each N and latency the same swarm runs twice, with P2P and
+with P2P off, and the script prints side by side:
 
 * p2p_ratio: P2P bytes / all bytes the viewers downloaded;
 * origin_vs_nop2p: segment bytes the origin sent, against the same swarm with P2P off;
 * best: the best case 1 - 1/N; stalls; startup_ratio: median startup time against P2P off.
 
     python benchmarks/swarm_offload.py [--viewers 5 10] [--latencies 3 19] [--duration 90]
+        [--segment-seconds 5] [--policy NAME ...]
 """
 
 from __future__ import annotations
@@ -31,22 +33,24 @@ from p2ploader.config import LoaderConfig
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
-CACHE = Path(__file__).resolve().parent / ".cache" / "live5s"
-SEGMENT_SECONDS = 5
-SEGMENTS = 24
+CACHE = Path(__file__).resolve().parent / ".cache"
+STREAM_SECONDS = 120
 
 
-def make_stream() -> Path:
-    """A 120 s, 5 s-segment, ~600 kbit/s H.264/AAC stream (one rendition), made once."""
-    master = CACHE / "master.m3u8"
+def make_stream(segment_seconds: int = 5) -> Path:
+    """A 120 s, ~600 kbit/s H.264/AAC stream (one rendition) cut into ``segment_seconds`` segments
+    (a key frame at each), made once per segment length."""
+    root = CACHE / f"live{segment_seconds}s"
+    master = root / "master.m3u8"
     if master.exists():
-        return CACHE
+        return root
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         sys.exit("swarm_offload needs ffmpeg (apt-get install ffmpeg)")
-    out = CACHE / "v0"
+    out = root / "v0"
     out.mkdir(parents=True, exist_ok=True)
-    seconds = SEGMENT_SECONDS * SEGMENTS
+    seconds = STREAM_SECONDS
+    gop = str(24 * segment_seconds)  # 24 fps: one key frame per segment
     subprocess.run(
         [
             ffmpeg,
@@ -73,9 +77,9 @@ def make_stream() -> Path:
             "-bufsize",
             "1200k",
             "-g",
-            "120",
+            gop,
             "-keyint_min",
-            "120",
+            gop,
             "-sc_threshold",
             "0",
             "-c:a",
@@ -85,7 +89,7 @@ def make_stream() -> Path:
             "-f",
             "hls",
             "-hls_time",
-            str(SEGMENT_SECONDS),
+            str(segment_seconds),
             "-hls_playlist_type",
             "vod",
             "-hls_segment_filename",
@@ -95,7 +99,7 @@ def make_stream() -> Path:
         check=True,
     )
     master.write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=700000,RESOLUTION=640x360\nv0/index.m3u8\n")
-    return CACHE
+    return root
 
 
 async def run_swarm(
@@ -167,8 +171,9 @@ async def main() -> None:
     parser.add_argument(
         "--policy", action="append", default=None, help="download policy (repeatable; default: p2pml-0.6)"
     )
+    parser.add_argument("--segment-seconds", type=int, default=5, help="segment duration of the stream")
     args = parser.parse_args()
-    root = make_stream()
+    root = make_stream(args.segment_seconds)
     lines = []
     for n in args.viewers:
         for latency in args.latencies:
@@ -198,7 +203,8 @@ async def main() -> None:
                     flush=True,
                 )
                 lines.append(
-                    f"RESULT swarm_offload policy={policy} n={n} latency_segments={latency} "
+                    f"RESULT swarm_offload policy={policy} n={n} segment_s={args.segment_seconds} "
+                    f"latency_segments={latency} "
                     f"p2p_ratio={on['p2p_ratio']:.2f} origin_vs_nop2p={origin_ratio:.2f} best={best:.2f} "
                     f"stalls={on['stalls']} startup_ratio={startup_ratio:.2f}"
                 )
