@@ -8,7 +8,8 @@ it. This policy splits the work so that about ``seeders_per_segment`` viewers fe
 from the origin the moment it appears, and everybody else takes it from peers:
 
 * **Critical window, strictly HTTP.** A missing segment needed within ``http_lead_time`` seconds
-  (measured from the playhead) goes to HTTP at once, cutting over a P2P download of it (keeping its
+  (measured from the playhead; more when the origin proves slow, ``http_lead_factor``) goes to HTTP
+  at once, cutting over a P2P download of it (keeping its
   bytes with ``http_download_ranges``) and preempting a later HTTP download when the slots are full.
   Playback never waits on a peer; with no peers at all this is a plain HTTP player.
 * **Seeder election.** A segment that no peer holds or loads is fetched over HTTP right away by a
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["LivePolicy", "LivePolicySettings"]
 
 _MASK = (1 << 64) - 1
+_TOLERANCE = 1e-3  # seconds
 
 
 def _mix(value: int) -> int:
@@ -67,6 +69,11 @@ class LivePolicySettings:
 
     http_lead_time: float = attrs.field(default=3.0)
     """Seconds: a missing segment needed within this time from the playhead goes to HTTP."""
+
+    http_lead_factor: float = attrs.field(default=3.0)
+    """The critical window widens for a slow origin: it is at least this many times the measured
+    HTTP download time of the segment (``SchedulingContext.http_fetch_time`` x its duration), so that
+    a segment still arrives over HTTP in time when the origin is loaded or far away."""
 
     seeder_min_upload_speed: float = attrs.field(default=2.0)
     """A viewer whose measured upload speed (media seconds uploaded per second) is below this does
@@ -129,13 +136,19 @@ class LivePolicy(DownloadPolicy):
             return
         position = self._playhead(ctx, now)
         swarm = max(self._swarm_size, ctx.connected_peers + 1)
-        lead = self.settings.http_lead_time
+        settings = self.settings
+        fetch_time = ctx.http_fetch_time
         self._wake = None
         for k, entry in enumerate(queue):
             sid = entry.id
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
-            critical = entry.segment.start - position <= lead or entry.priority == 0
+            lead = settings.http_lead_time
+            if fetch_time is not None:
+                lead = max(lead, settings.http_lead_factor * fetch_time * entry.segment.duration)
+            # The tolerance keeps a rounding error of the extrapolated playhead from arming a
+            # wake-up a femtosecond away, again and again at one instant.
+            critical = entry.segment.start - position <= lead + _TOLERANCE or entry.priority == 0
             if not critical:
                 # Wake up when it enters the critical window, in case nothing else happens first.
                 enters = now + (entry.segment.start - position - lead)

@@ -102,6 +102,12 @@ class SchedulingContext(Protocol):
         ...
 
     @property
+    def http_fetch_time(self) -> float | None:
+        """Seconds our HTTP downloads took per second of media (a moving average over downloads a
+        policy started; 0.1 means a 4 s segment arrives in 0.4 s), or ``None`` before the first."""
+        ...
+
+    @property
     def upload_speed(self) -> float | None:
         """How fast we upload, in media seconds per second (a moving average over finished uploads;
         2.0 means a 4 s segment leaves in 2 s), or ``None`` before the first."""

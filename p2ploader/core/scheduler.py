@@ -151,6 +151,8 @@ class Scheduler:
         # its end measures how fast we upload (upload_speed, in media seconds per second).
         self._upload_books: dict[tuple[str, int | None], tuple[float, float, int]] = {}
         self._upload_speed: float | None = None
+        # Seconds an HTTP download took per second of media (moving average): how slow the origin is.
+        self._http_fetch_time: float | None = None
         self._uploads_refused = 0
         self._cache = SegmentCache()
 
@@ -820,6 +822,10 @@ class Scheduler:
         self._announce_due = True
         if download.source == "http":
             self._http_segments += 1
+            if download.started is not None and segment.duration > 0:
+                sample = (now - download.started) / segment.duration
+                old = self._http_fetch_time
+                self._http_fetch_time = sample if old is None else old + _THROUGHPUT_WEIGHT * (sample - old)
         else:
             self._p2p_segments += 1
             self._measure_peer(download, len(data), now=now)
@@ -937,8 +943,14 @@ class _Context:
         peer = self._s._peers.get(peer_id)
         return peer.throughput if peer is not None else None
 
+    @property
+    def http_fetch_time(self) -> float | None:
+        return self._s._http_fetch_time
+
     def start_http(self, segment_id: SegmentId, *, now: float, continue_p2p: bool) -> None:
-        self._s._start_http(segment_id, continue_p2p=continue_p2p)
+        s = self._s
+        s._start_http(segment_id, continue_p2p=continue_p2p)
+        s._downloads[s._http_by_segment[segment_id]].started = now  # times the origin
 
     def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
         self._s._start_p2p(segment_id, peer_id, now=now)

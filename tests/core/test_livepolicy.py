@@ -84,3 +84,30 @@ def test_a_new_viewer_in_a_big_swarm_is_rarely_elected() -> None:
     assert 0.07 < elected < 0.12  # 2 / 21, not 2 / 3
     small = sum(policy.is_seeder(s, swarm=3, peers=2) for s in ids) / len(ids)
     assert small > 0.5  # a tiny swarm: every viewer is a likely seeder
+
+
+def test_the_critical_window_widens_when_the_origin_proves_slow() -> None:
+    h = live_harness()
+    h.connect("A", loading=range(2, 30))  # a peer loads them: nobody needs to volunteer as seeder
+    first, second = h.http_request_for(0), h.http_request_for(1)
+    h.advance(2.0)  # a slow origin: a 2 s segment takes 2 s
+    h.complete_http(first)
+    h.complete_http(second)
+    assert h.scheduler._context.http_fetch_time == 1.0
+    # The playhead is at 2 s. Segment 3 starts 4 s ahead: outside the default 3 s window, inside
+    # 3 x 1.0 x 2 s = 6 s, so it goes to HTTP now rather than wait for a peer.
+    assert h.http_loading() == {2, 3}
+
+
+def test_a_fast_origin_keeps_the_default_critical_window() -> None:
+    h = live_harness()
+    h.connect("A", loading=range(2, 30))
+    first, second = h.http_request_for(0), h.http_request_for(1)
+    h.advance(0.1)
+    h.complete_http(first)
+    h.complete_http(second)
+    # Segment 2 starts 3.9 s ahead of the playhead: not critical yet. At 1.1 s it is (2.9 s ahead);
+    # segment 3 (4.9 s ahead) is not.
+    assert h.http_loading() == set()
+    h.advance(1.0)
+    assert h.http_loading() == {2}
