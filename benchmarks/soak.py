@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from p2ploader.aio.viewer import ViewerSpec
+from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
@@ -243,16 +243,7 @@ async def real_soak(*, minutes: float = 2.0, viewers: int = 5, stagger: float = 
                     live_start_distance=3 if index == 0 else 6,
                     check_bytes_against=str(root),
                 )
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        "-m",
-                        "p2ploader.aio.viewer",
-                        json.dumps(attrs.asdict(spec)),
-                        stdout=asyncio.subprocess.PIPE,
-                        stderr=asyncio.subprocess.DEVNULL,
-                    )
-                )
+                procs.append(await start_viewer_process(spec, stderr=asyncio.subprocess.DEVNULL))
                 await asyncio.sleep(stagger)
             reading = [asyncio.create_task(p.communicate()) for p in procs]
             peak = [0] * viewers

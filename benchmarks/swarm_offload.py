@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import subprocess
@@ -26,9 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from p2ploader.aio.viewer import ViewerSpec
+from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
@@ -128,16 +125,7 @@ async def run_swarm(
                     seed=i,
                     check_bytes_against=str(root),
                 )
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        sys.executable,
-                        "-m",
-                        "p2ploader.aio.viewer",
-                        json.dumps(attrs.asdict(spec)),
-                        stdout=asyncio.subprocess.PIPE,
-                        stderr=asyncio.subprocess.PIPE,
-                    )
-                )
+                procs.append(await start_viewer_process(spec))
                 await asyncio.sleep(stagger)
             outputs = await asyncio.wait_for(
                 asyncio.gather(*(p.communicate() for p in procs)), timeout=duration + stagger * viewers + 120
@@ -147,7 +135,7 @@ async def run_swarm(
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:
             raise RuntimeError(f"viewer failed: {err.decode()[-2000:]}")
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        results.append(last_line(out))
     http = sum(r["http_bytes"] for r in results)
     p2p_bytes = sum(r["p2p_bytes"] for r in results)
     return {

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import attrs
 
-from p2ploader.aio.viewer import ViewerSpec
+from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
 
 __all__ = [
     "ChurnSettings",
@@ -580,14 +580,10 @@ class SwarmRunner:
         run.status = "starting"
         run.started_at = self.elapsed
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "p2ploader.aio.viewer",
-                json.dumps(attrs.asdict(spec)),
+            proc = await start_viewer_process(
+                spec,
+                python=self.python,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
                 start_new_session=os.name == "posix",
             )
         except OSError as exc:

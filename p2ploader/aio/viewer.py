@@ -39,7 +39,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.errors import P2PLoaderError
 from p2ploader.playback import AbrController
 
-__all__ = ["ViewerSpec", "run_viewer", "tick_line"]
+__all__ = ["ViewerSpec", "last_line", "run_viewer", "start_viewer_process", "tick_line"]
 
 
 @attrs.frozen(kw_only=True)
@@ -167,6 +167,29 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
         "seeks": snapshot.seeks,
         "rendition": snapshot.rendition,
     }
+
+
+async def start_viewer_process(
+    spec: ViewerSpec, *, python: str | None = None, stderr: int = asyncio.subprocess.PIPE, **options: Any
+) -> asyncio.subprocess.Process:
+    """Start ``python -m p2ploader.aio.viewer`` for ``spec`` (with ``python``, by default this
+    interpreter); its stdout is a pipe of the JSON lines above. ``options`` go to
+    :func:`asyncio.create_subprocess_exec` (e.g. ``stdin``, ``start_new_session``)."""
+    return await asyncio.create_subprocess_exec(
+        python or sys.executable,
+        "-m",
+        "p2ploader.aio.viewer",
+        json.dumps(attrs.asdict(spec)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        **options,
+    )
+
+
+def last_line(stdout: bytes) -> dict[str, Any]:
+    """The last JSON line a viewer process printed: its result, or its error."""
+    line: dict[str, Any] = json.loads(stdout.decode().strip().splitlines()[-1])
+    return line
 
 
 def _emit(line: dict[str, Any]) -> bool:

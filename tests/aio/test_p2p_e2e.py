@@ -134,12 +134,8 @@ async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) 
 
 
 async def test_loaders_in_separate_processes_share_a_live_stream(tracker: TrackerServer) -> None:
-    import json
-    import sys
 
-    import attrs
-
-    from p2ploader.aio.viewer import ViewerSpec
+    from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
 
     with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
         config = p2p_config(tracker.url).to_faq()
@@ -157,22 +153,13 @@ async def test_loaders_in_separate_processes_share_a_live_stream(tracker: Tracke
         ]
         procs = []
         for spec in specs:
-            procs.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "p2ploader.aio.viewer",
-                    json.dumps(attrs.asdict(spec)),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-            )
+            procs.append(await start_viewer_process(spec))
             await asyncio.sleep(2.0)  # staggered joins
         outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=60)
     results = []
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+        results.append(last_line(out))
     assert all(r["mismatches"] == 0 and r["segments_played"] > 0 for r in results), results
     assert all(r["stalls"] == 0 for r in results), results
     assert results[1]["p2p_bytes"] > 0 and results[2]["p2p_bytes"] > 0, results

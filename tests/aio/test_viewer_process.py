@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 
-import attrs
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec
+from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
@@ -30,17 +28,6 @@ RESULT_KEYS = {
 }
 
 
-async def start_viewer(spec: ViewerSpec) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "p2ploader.aio.viewer",
-        json.dumps(attrs.asdict(spec)),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 def http_only_spec(url: str, **changes: object) -> ViewerSpec:
     return ViewerSpec(
         url=url,
@@ -54,7 +41,7 @@ def http_only_spec(url: str, **changes: object) -> ViewerSpec:
 async def test_ticks_every_interval_then_the_result_line_last() -> None:
     with OriginServer(sample_path("ts"), live=LiveSettings(window_segments=10)) as origin:
         spec = http_only_spec(origin.url_for("live/master.m3u8"), duration=3.0, tick_interval=0.5)
-        proc = await start_viewer(spec)
+        proc = await start_viewer_process(spec)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
     lines = [json.loads(line) for line in out.decode().strip().splitlines()]
@@ -69,7 +56,7 @@ async def test_ticks_every_interval_then_the_result_line_last() -> None:
 
 async def test_without_ticks_only_the_result_is_printed() -> None:
     with OriginServer(sample_path("ts")) as origin:
-        proc = await start_viewer(http_only_spec(origin.url_for("master.m3u8"), duration=1.0))
+        proc = await start_viewer_process(http_only_spec(origin.url_for("master.m3u8"), duration=1.0))
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 0, err.decode()
     lines = out.decode().strip().splitlines()
@@ -79,7 +66,7 @@ async def test_without_ticks_only_the_result_is_printed() -> None:
 async def test_sigterm_ends_playback_early_and_still_reports() -> None:
     with OriginServer(sample_path("ts"), live=LiveSettings(window_segments=10)) as origin:
         spec = http_only_spec(origin.url_for("live/master.m3u8"), duration=60.0, tick_interval=0.5)
-        proc = await start_viewer(spec)
+        proc = await start_viewer_process(spec)
         assert proc.stdout is not None
         first = json.loads(await asyncio.wait_for(proc.stdout.readline(), timeout=20))
         assert first["type"] == "tick"
@@ -88,14 +75,14 @@ async def test_sigterm_ends_playback_early_and_still_reports() -> None:
         out, err = await asyncio.wait_for(proc.communicate(), timeout=15)
         took = time.monotonic() - sent
     assert proc.returncode == 0, err.decode()
-    result = json.loads(out.decode().strip().splitlines()[-1])
+    result = last_line(out)
     assert result["type"] == "result" and result["wall_time"] < 30 and took < 5
 
 
 async def test_a_stream_that_cannot_be_opened_is_an_error_line() -> None:
     with OriginServer(sample_path("ts")) as origin:
-        proc = await start_viewer(http_only_spec(origin.url_for("nope.m3u8"), duration=1.0))
+        proc = await start_viewer_process(http_only_spec(origin.url_for("nope.m3u8"), duration=1.0))
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 1
-    line = json.loads(out.decode().strip().splitlines()[-1])
+    line = last_line(out)
     assert line["type"] == "error" and "404" in line["error"]

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec
+from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.hls import parse_master, parse_media
 from p2ploader.origin import LiveSettings, OriginServer
@@ -108,16 +105,7 @@ async def run_real(root: Path, join_times: list[float]) -> list[dict[str, Any]]:
                         seed=i,
                         check_bytes_against=str(root),
                     )
-                    procs.append(
-                        await asyncio.create_subprocess_exec(
-                            sys.executable,
-                            "-m",
-                            "p2ploader.aio.viewer",
-                            json.dumps(attrs.asdict(spec)),
-                            stdout=asyncio.subprocess.PIPE,
-                            stderr=asyncio.subprocess.PIPE,
-                        )
-                    )
+                    procs.append(await start_viewer_process(spec))
                 outputs = await asyncio.wait_for(
                     asyncio.gather(*(p.communicate() for p in procs)), timeout=DURATION + 40
                 )
@@ -130,7 +118,7 @@ async def run_real(root: Path, join_times: list[float]) -> list[dict[str, Any]]:
     results = []
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()[-2000:]
-        line = json.loads(out.decode().strip().splitlines()[-1])
+        line = last_line(out)
         assert line["type"] == "result", line
         results.append(line)
     return results
