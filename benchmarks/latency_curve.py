@@ -34,24 +34,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import attrs
+from live_policies import RECOMMENDED, add_common_arguments, live_scenario, plan_with_recommended
+from live_policies import label as policy_label
 
-from p2ploader.config import LoaderConfig
-from p2ploader.sim import Scenario
-from p2ploader.sim.command import TaskResult, format_table, plan, run_tasks
+from p2ploader.sim.command import TaskResult, format_table, run_tasks
 from p2ploader.sim.plots import plot_sweep
 
 POLICIES = ("p2pml-0.6", "p2pml-2.2", "p2ploader-live")
-RECOMMENDED_LIVE = {"httpDownloadProbability": 0.02}
-"""0.6's defaults except the random-HTTP probability (0.1 by default): see docs/simulator.md."""
-RECOMMENDED = "p2pml-0.6+rec"
 OFF = "p2p-off"
 
 
 def label(result: TaskResult) -> str:
-    if not result.task.p2p:
-        return OFF
-    return RECOMMENDED if result.task.scenario.name.endswith("recommended") else result.metrics.policy
+    return policy_label(result, off=OFF)
 
 
 def latency_of(result: TaskResult) -> int:
@@ -66,50 +60,19 @@ def main() -> None:
     parser.add_argument(
         "--latencies", type=int, nargs="+", default=[2, 3, 4, 6, 10, 19], help="segments behind live"
     )
-    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
-    parser.add_argument("--join-window", type=float, default=60.0, help="seconds over which viewers join")
     parser.add_argument("--churn", type=float, default=0.2, help="share of the audience leaving per minute")
     parser.add_argument(
         "--policy", action="append", default=None, help=f"policy (repeatable; default: {', '.join(POLICIES)})"
     )
-    parser.add_argument("--no-recommended", action="store_true", help=f"leave out the {RECOMMENDED} curve")
-    parser.add_argument(
-        "--model-stall-timeout",
-        type=float,
-        default=60.0,
-        help="p2pStallTimeout in seconds for every run (model workaround, see above; 0: the default)",
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=None, help="processes (default: the CPU count)")
+    add_common_arguments(parser, recommended_help=f"leave out the {RECOMMENDED} curve")
     parser.add_argument("--plot", type=Path, default=Path("latency_curve.png"), help="PNG to write")
     args = parser.parse_args()
 
     policies: list[str] = args.policy or list(POLICIES)
     latencies: list[int] = sorted(set(args.latencies))
-    base = Scenario(
-        name="latency-curve",
-        seed=args.seed,
-        duration_s=args.duration,
-        live=True,
-        segment_duration_s=5.0,
-        window_segments=20,
-        renditions_kbps=(1500.0,),
-        viewers=args.viewers,
-        join_window_s=args.join_window,
-        churn_per_minute=args.churn,
-        uplink_mbps=(1.0, 20.0),
-        downlink_mbps=(20.0, 50.0),
-        max_peers=LoaderConfig().max_peers,
-        loader={"p2pStallTimeout": args.model_stall_timeout * 1000} if args.model_stall_timeout else {},
-    )
-    sweeps = [("latency_segments", latencies)]
-    tasks = plan(base, sweeps=sweeps, policies=policies, compare_p2p_off=True)
-    if not args.no_recommended:
-        tuned = attrs.evolve(
-            base, name="latency-curve-recommended", loader={**base.loader, **RECOMMENDED_LIVE}
-        )
-        extra = plan(tuned, sweeps=sweeps, policies=["p2pml-0.6"], compare_p2p_off=False)
-        tasks += [attrs.evolve(t, index=len(tasks) + i) for i, t in enumerate(extra)]
+    base = live_scenario("latency-curve", args, viewers=args.viewers, churn_per_minute=args.churn)
+    sweeps: list[tuple[str, list[Any]]] = [("latency_segments", latencies)]
+    tasks = plan_with_recommended(base, sweeps=sweeps, policies=policies, recommended=not args.no_recommended)
     labels = [*policies, *([] if args.no_recommended else [RECOMMENDED]), OFF]
     print(
         f"{len(tasks)} simulator runs: {args.viewers} viewers, {args.duration:g} s live, 5 s segments, "

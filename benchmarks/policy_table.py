@@ -35,23 +35,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
-import attrs
+from live_policies import (
+    RECOMMENDED,
+    RECOMMENDED_LIVE,
+    add_common_arguments,
+    label,
+    live_scenario,
+    plan_with_recommended,
+)
 
-from p2ploader.config import LoaderConfig
 from p2ploader.core.policy import available_policies
-from p2ploader.sim import Scenario
-from p2ploader.sim.command import TaskResult, format_table, plan, run_tasks
-
-RECOMMENDED_LIVE = {"httpDownloadProbability": 0.02}
-"""0.6's defaults except the random-HTTP probability (0.1 by default): see docs/simulator.md."""
-RECOMMENDED = "p2pml-0.6+rec"
-
-
-def label(result: TaskResult) -> str:
-    if not result.task.p2p:
-        return "P2P off"
-    return RECOMMENDED if result.task.scenario.name.endswith("recommended") else result.metrics.policy
+from p2ploader.sim.command import TaskResult, format_table, run_tasks
 
 
 def main() -> None:
@@ -60,45 +56,16 @@ def main() -> None:
     )
     parser.add_argument("--viewers", type=int, nargs="+", default=[5, 10, 50, 200])
     parser.add_argument("--latencies", type=int, nargs="+", default=[3, 19], help="segments behind live")
-    parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
-    parser.add_argument("--join-window", type=float, default=60.0, help="seconds over which viewers join")
     parser.add_argument(
         "--policy", action="append", default=None, help="policy to compare (repeatable; default: all)"
     )
-    parser.add_argument("--no-recommended", action="store_true", help=f"leave out the {RECOMMENDED} row")
-    parser.add_argument(
-        "--model-stall-timeout",
-        type=float,
-        default=60.0,
-        help="p2pStallTimeout in seconds for every run (model workaround, see above; 0: the default)",
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=None, help="processes (default: the CPU count)")
+    add_common_arguments(parser, recommended_help=f"leave out the {RECOMMENDED} row")
     args = parser.parse_args()
 
     policies = args.policy or sorted(available_policies(), key=lambda p: (p != "p2pml-0.6", p))
-    base = Scenario(
-        name="policy-table",
-        seed=args.seed,
-        duration_s=args.duration,
-        live=True,
-        segment_duration_s=5.0,
-        window_segments=20,
-        renditions_kbps=(1500.0,),
-        join_window_s=args.join_window,
-        uplink_mbps=(1.0, 20.0),
-        downlink_mbps=(20.0, 50.0),
-        max_peers=LoaderConfig().max_peers,
-        loader={"p2pStallTimeout": args.model_stall_timeout * 1000} if args.model_stall_timeout else {},
-    )
-    sweeps = [("viewers", args.viewers), ("latency_segments", args.latencies)]
-    tasks = plan(base, sweeps=sweeps, policies=policies, compare_p2p_off=True)
-    if not args.no_recommended:
-        tuned = attrs.evolve(
-            base, name="policy-table-recommended", loader={**base.loader, **RECOMMENDED_LIVE}
-        )
-        extra = plan(tuned, sweeps=sweeps, policies=["p2pml-0.6"], compare_p2p_off=False)
-        tasks += [attrs.evolve(t, index=len(tasks) + i) for i, t in enumerate(extra)]
+    base = live_scenario("policy-table", args)
+    sweeps: list[tuple[str, list[Any]]] = [("viewers", args.viewers), ("latency_segments", args.latencies)]
+    tasks = plan_with_recommended(base, sweeps=sweeps, policies=policies, recommended=not args.no_recommended)
     started = time.perf_counter()
     print(
         f"{len(tasks)} simulator runs: {args.duration:g} s live, 5 s segments, uplinks 1-20 Mbit/s, "
