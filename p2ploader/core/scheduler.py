@@ -103,9 +103,14 @@ class _Peer:
     throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
 
 
-# Weight of the newest sample in a peer's throughput average: recent enough to follow a peer's
-# changing upload load, smooth enough that one lucky transfer does not make it a favourite.
+# Weight of the newest sample in the measurements' moving averages (peer throughput, our upload
+# speed, HTTP fetch time): recent enough to follow a changing load, smooth enough that one lucky
+# transfer does not make a peer a favourite.
 _THROUGHPUT_WEIGHT = 0.5
+
+
+def _moving_average(average: float | None, sample: float) -> float:
+    return sample if average is None else average + _THROUGHPUT_WEIGHT * (sample - average)
 
 
 class Scheduler:
@@ -145,11 +150,10 @@ class Scheduler:
         self._http_failure_counts: dict[SegmentId, int] = {}
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
         self._stalled_bytes: dict[SegmentId, bytes] = {}
-        # Uploads being served: (peer, its request id) -> when it started (admission control).
-        self._uploads: dict[tuple[str, int | None], float] = {}
-        # Every upload in progress: when it started, and the media seconds and bytes it carries;
-        # its end measures how fast we upload (upload_speed, in media seconds per second).
-        self._upload_books: dict[tuple[str, int | None], tuple[float, float, int]] = {}
+        # Uploads being served: (peer, its request id) -> (when it started, the media seconds and
+        # the bytes of its segment). Their count is the admission control; their ends measure how
+        # fast we upload (upload_speed, in media seconds per second).
+        self._uploads: dict[tuple[str, int | None], tuple[float, float, int]] = {}
         self._upload_speed: float | None = None
         # Seconds an HTTP download took per second of media (moving average): how slow the origin is.
         self._http_fetch_time: float | None = None
@@ -241,7 +245,6 @@ class Scheduler:
             case ev.PeerCancelledRequest():
                 run_pass = False  # the transport stops sending and reports UploadFinished
             case ev.UploadFinished():
-                self._uploads.pop((event.peer_id, event.peer_request_id), None)
                 self._measure_upload(event, now=now)
                 run_pass = False
             case ev.SegmentValidated():
@@ -580,8 +583,6 @@ class Scheduler:
     def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
         for key in [k for k in self._uploads if k[0] == peer_id]:
             del self._uploads[key]
-        for key in [k for k in self._upload_books if k[0] == peer_id]:
-            del self._upload_books[key]
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
@@ -726,34 +727,23 @@ class Scheduler:
 
     def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
         entry = None if self._config.consume_only else self._cache.get(event.segment_id, now=now)
+        absent = act.SendSegmentAbsent(
+            peer_id=event.peer_id, segment_id=event.segment_id, peer_request_id=event.peer_request_id
+        )
         if entry is None or not 0 <= event.byte_offset < len(entry.data) or self._buffer_too_thin():
-            self._actions.append(
-                act.SendSegmentAbsent(
-                    peer_id=event.peer_id, segment_id=event.segment_id, peer_request_id=event.peer_request_id
-                )
-            )
+            self._actions.append(absent)
             return
+        uploads = self._uploads
+        # A transport that never reported an upload's end must not block uploading for good.
+        for key in [k for k, (started, _, _) in uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
+            del uploads[key]
         limit = self._config.max_concurrent_uploads
-        if limit:
-            # A transport that never reported an upload's end must not block uploading for good.
-            for key in [k for k, started in self._uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
-                del self._uploads[key]
-            if len(self._uploads) >= limit:
-                self._uploads_refused += 1
-                self._actions.append(
-                    act.SendSegmentAbsent(
-                        peer_id=event.peer_id,
-                        segment_id=event.segment_id,
-                        peer_request_id=event.peer_request_id,
-                    )
-                )
-                return
-            self._uploads[(event.peer_id, event.peer_request_id)] = now
+        if limit and len(uploads) >= limit:
+            self._uploads_refused += 1
+            self._actions.append(absent)
+            return
+        uploads[(event.peer_id, event.peer_request_id)] = (now, entry.segment.duration, len(entry.data))
         data = entry.data[event.byte_offset :]
-        books = self._upload_books
-        for key in [k for k, (started, _, _) in books.items() if now - started > _UPLOAD_STALE_AFTER]:
-            del books[key]
-        books[(event.peer_id, event.peer_request_id)] = (now, entry.segment.duration, len(entry.data))
         self._uploaded_bytes += len(data)
         self._actions.append(
             act.SendSegmentToPeer(
@@ -824,8 +814,7 @@ class Scheduler:
             self._http_segments += 1
             if download.started is not None and segment.duration > 0:
                 sample = (now - download.started) / segment.duration
-                old = self._http_fetch_time
-                self._http_fetch_time = sample if old is None else old + _THROUGHPUT_WEIGHT * (sample - old)
+                self._http_fetch_time = _moving_average(self._http_fetch_time, sample)
         else:
             self._p2p_segments += 1
             self._measure_peer(download, len(data), now=now)
@@ -841,22 +830,19 @@ class Scheduler:
 
     def _measure_upload(self, event: ev.UploadFinished, *, now: float) -> None:
         """Fold a finished upload into our upload speed: media seconds sent per second."""
-        books = self._upload_books.pop((event.peer_id, event.peer_request_id), None)
-        if books is None or event.sent_bytes <= 0:
+        upload = self._uploads.pop((event.peer_id, event.peer_request_id), None)
+        if upload is None or event.sent_bytes <= 0:
             return
-        started, duration, total = books
+        started, duration, total = upload
         speed = (event.sent_bytes / max(total, 1)) * duration / max(now - started, 1e-3)
-        old = self._upload_speed
-        self._upload_speed = speed if old is None else old + _THROUGHPUT_WEIGHT * (speed - old)
+        self._upload_speed = _moving_average(self._upload_speed, speed)
 
     def _measure_peer(self, download: _Download, size: int, *, now: float) -> None:
         """Fold a finished P2P download into its peer's throughput (request to last byte)."""
         peer = self._peers.get(download.peer_id or "")
         if peer is None or download.started is None:
             return
-        rate = size / max(now - download.started, 1e-3)
-        old = peer.throughput
-        peer.throughput = rate if old is None else old + _THROUGHPUT_WEIGHT * (rate - old)
+        peer.throughput = _moving_average(peer.throughput, size / max(now - download.started, 1e-3))
 
     # ------------------------------------------------------------------ helpers
 
