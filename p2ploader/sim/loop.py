@@ -65,13 +65,18 @@ class VirtualLoop:
     def run_until(self, end: float) -> None:
         """Run every callback due at or before ``end``, then set the clock to ``end``."""
         queue = self._queue
-        while queue and queue[0][0] <= end:
-            when, _, handle = heapq.heappop(queue)
-            if handle.cancelled:
-                continue
-            self._now = when
-            self.callbacks_run += 1
-            handle._run()
+        heappop = heapq.heappop
+        run = 0
+        try:
+            while queue and queue[0][0] <= end:
+                when, _, handle = heappop(queue)
+                if handle.cancelled:
+                    continue
+                self._now = when
+                run += 1
+                handle._callback(*handle._args)
+        finally:
+            self.callbacks_run += run
         self._now = max(self._now, end)
 
     @property

@@ -19,6 +19,7 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
 
 from __future__ import annotations
 
+import operator
 import random
 from collections.abc import Callable
 
@@ -30,6 +31,9 @@ from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 
 __all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
+
+_rendition_of = operator.attrgetter("rendition")
+_EMPTY: frozenset[SegmentId] = frozenset()
 
 
 @attrs.frozen(kw_only=True)
@@ -73,6 +77,7 @@ class SimStream:
         self.vod_segments = vod_segments
         self._payloads: dict[tuple[str, int], bytes] = {}
         self._segments: dict[tuple[str, int], Segment] = {}
+        self._playlists: dict[tuple[str, int], tuple[Segment, ...]] = {}
 
     def payload(self, segment_id: SegmentId) -> bytes:
         key = (segment_id.rendition, segment_id.sequence)
@@ -102,8 +107,14 @@ class SimStream:
         if not self.live:
             return tuple(self.segment(rendition, i) for i in range(self.vod_segments))
         last = self.last_published(now)
-        first = max(0, last - self.window + 1)
-        return tuple(self.segment(rendition, i) for i in range(first, last + 1))
+        key = (rendition, last)
+        playlist = self._playlists.get(key)
+        if playlist is None:  # every viewer reloads it once per segment: build it once
+            first = max(0, last - self.window + 1)
+            playlist = self._playlists[key] = tuple(
+                self.segment(rendition, i) for i in range(first, last + 1)
+            )
+        return playlist
 
     def next_publication(self, now: float) -> float:
         return (int(now // self.segment_duration) + 1) * self.segment_duration
@@ -114,6 +125,8 @@ class SimStream:
             del self._payloads[key]
         for key in [k for k in self._segments if k[1] < sequence]:
             del self._segments[key]
+        for key in [k for k in self._playlists if k[1] < sequence]:
+            del self._playlists[key]
 
 
 class Origin:
@@ -213,10 +226,21 @@ class PeerNetwork:
         return a.link.latency + b.link.latency + self.rng.random() * (a.link.jitter + b.link.jitter)
 
     def connect(self, a: ModelledPeers, b: ModelledPeers) -> None:
+        """Link ``a`` and ``b`` unless either already has ``max_peers`` links.
+
+        The tracker's introductions only promise room at the moment they are made; by the time a
+        link opens (``connect_delay_s`` later) either side may have filled up, and the real
+        transport then refuses it (``PeerManager.on_offer`` answers no offer when it has no room left,
+        and an offer holds a slot while pending). Without this check viewers ended up with about
+        37 links on average (48 at most) under ``max_peers = 20``.
+        """
         if b.peer_id in a.neighbours or a is b or not (a.alive and b.alive):
+            return
+        if len(a.neighbours) >= a.max_peers or len(b.neighbours) >= b.max_peers:
             return
         a.neighbours[b.peer_id] = b
         b.neighbours[a.peer_id] = a
+        a.broadcast = b.broadcast = None
         self._update_room(a)
         self._update_room(b)
         a.feed(ev.PeerConnected(peer_id=b.peer_id))
@@ -227,6 +251,7 @@ class PeerNetwork:
         if b is None:
             return
         b.neighbours.pop(a.peer_id, None)
+        a.broadcast = b.broadcast = None
         self._update_room(a)
         self._update_room(b)
         a.drop_transfers_with(b_id)
@@ -258,6 +283,9 @@ class ModelledPeers:
         self.max_peers = max_peers
         self.alive = True
         self.neighbours: dict[str, ModelledPeers] = {}
+        self.broadcast: tuple[list[ModelledPeers], float] | None = None
+        """Every neighbour and the sum of their latencies, for announcements (``None``: stale).
+        :class:`PeerNetwork` resets it whenever it changes ``neighbours``; never mutated."""
         self.uploaded_bytes = 0
         self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
         self._uplink_free_at = 0.0
@@ -308,28 +336,42 @@ class ModelledPeers:
             case _:
                 pass
 
+    def _swarm_only(self, ids: tuple[SegmentId, ...]) -> frozenset[SegmentId]:
+        """The ids of our swarm's segments (a swarm's links carry only that rendition's map)."""
+        swarm = self.swarm
+        # Usually every id is of our swarm: check that in C, and build the set without a filter.
+        if not ids or set(map(_rendition_of, ids)) == {swarm}:
+            return frozenset(ids)
+        return frozenset(s for s in ids if s.rendition == swarm)
+
     def _announce(self, action: act.AnnounceSegments) -> None:
-        loaded = frozenset(s for s in action.loaded if s.rendition == self.swarm)
-        loading = frozenset(s for s in action.loading_by_http if s.rendition == self.swarm)
+        loaded = self._swarm_only(action.loaded)
+        loading = self._swarm_only(action.loading_by_http) if action.loading_by_http else _EMPTY
         if action.peer_id is not None:
             target = self.neighbours.get(action.peer_id)
-            targets = [target] if target is not None else []
+            if target is None:
+                return
+            targets, latencies = [target], target.link.latency
         else:
-            targets = list(self.neighbours.values())
-        if not targets:
-            return
+            if self.broadcast is None:  # neighbours change far less often than we announce
+                everyone = list(self.neighbours.values())
+                self.broadcast = (everyone, sum(t.link.latency for t in everyone))
+            targets, latencies = self.broadcast
+            if not targets:
+                return
         # One delivery for all neighbours after the mean one-way latency (announcements are the
         # bulk of a swarm's messages; per-neighbour timing would differ by a few milliseconds).
         network = self.network
-        latency = self.link.latency + sum(t.link.latency for t in targets) / len(targets)
+        latency = self.link.latency + latencies / len(targets)
         latency += network.rng.random() * self.link.jitter
         announced = ev.PeerAnnounced(peer_id=self.peer_id, loaded=loaded, loading_by_http=loading)
         network.loop.call_later(latency, self._deliver_announcement, targets, announced)
 
     @staticmethod
     def _deliver_announcement(targets: list[ModelledPeers], announced: ev.PeerAnnounced) -> None:
+        sender = announced.peer_id
         for target in targets:
-            if target.alive and announced.peer_id in target.neighbours:
+            if target.alive and sender in target.neighbours:
                 target.feed(announced)
 
     def _upload(self, action: act.SendSegmentToPeer) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from p2ploader.errors import ConfigError
 from p2ploader.sim import PRESETS, Scenario, load_scenario, run_scenario
+from p2ploader.sim.run import _World
 
 SMALL = Scenario(name="small", viewers=6, duration_s=90.0)
 
@@ -47,6 +48,24 @@ def test_a_small_live_swarm_shares_and_does_not_stall() -> None:
     assert on.stalls == 0
     assert on.origin_bytes < 0.7 * off.origin_bytes
     assert on.p2p_bytes == sum(v.uploaded_bytes for v in on.viewers)  # every P2P byte was uploaded by a peer
+
+
+def test_no_viewer_has_more_than_max_peers_links() -> None:
+    # Links introduced during a connect delay must not push a viewer past max_peers (the real
+    # transport refuses offers with no room left); they once did, to about twice max_peers.
+    scenario = Scenario(viewers=40, duration_s=60.0, join_window_s=5.0, churn_per_minute=0.2, max_peers=5)
+    world = _World(scenario, p2p=True, trace=False)
+    for _ in range(scenario.viewers):
+        world.loop.call_at(world.rng.uniform(0.0, scenario.join_window_s), world.join)
+    world._schedule_churn()
+    most = 0
+    for t in range(1, 61):
+        world.loop.run_until(float(t))
+        most = max(most, *(len(v.peers.neighbours) for v in world.alive.values()))
+    assert most == scenario.max_peers
+    for viewer in world.alive.values():
+        for other in viewer.peers.neighbours.values():  # links stay symmetric
+            assert other.neighbours[viewer.peer_id] is viewer.peers
 
 
 def test_download_only_viewers_upload_nothing() -> None:
