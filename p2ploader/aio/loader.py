@@ -161,11 +161,16 @@ class HybridLoader:
                 segment_validator=self._integrity.validator(self.config.segment_validator)
             )
         self._membership = TreeMembership(self.config) if self.config.topology == "host-client" else None
+        self.peer_id = swarm.generate_peer_id(self._rng)
+        """Our 20-byte peer id (``-PY0001-`` and 12 random characters; in a host/client swarm
+        characters 8-12 carry our declared attributes)."""
         if self._membership is not None:
+            self.peer_id = encode_peer_id_attributes(self.peer_id, self._membership.attributes)
             # Hosts load from the origin at once, clients never upload (depth 1).
             role_config = host_config if self._membership.role == "host" else client_config
             scheduler_config = role_config(scheduler_config)
-        self._scheduler = Scheduler(scheduler_config, rng=self._rng)
+        # The policy ranks us among our peers by this id (p2ploader-live's seeder election).
+        self._scheduler = Scheduler(scheduler_config, rng=self._rng, peer_id=self.peer_id.hex())
         self._bans: dict[str, PeerBans] = {}  # per rendition (one swarm each), kept across switches
         self._driver: Driver | None = None
         self._http: HttpExecutor | None = None
@@ -186,11 +191,6 @@ class HybridLoader:
         self._stalls = 0
         self._stalled = False
         self._refresh_errors = 0
-        self.peer_id = swarm.generate_peer_id(self._rng)
-        """Our 20-byte peer id (``-PY0001-`` and 12 random characters; in a host/client swarm
-        characters 8-12 carry our declared attributes)."""
-        if self._membership is not None:
-            self.peer_id = encode_peer_id_attributes(self.peer_id, self._membership.attributes)
         self._peers: PeerManager | None = None
         self._swarms: SwarmSet | None = None
         self._lingering: dict[str, asyncio.Task[None]] = {}  # rendition -> its swarm's linger task

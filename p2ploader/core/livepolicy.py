@@ -12,15 +12,24 @@ from the origin the moment it appears, and everybody else takes it from peers:
   at once, cutting over a P2P download of it (keeping its
   bytes with ``http_download_ranges``) and preempting a later HTTP download when the slots are full.
   Playback never waits on a peer; with no peers at all this is a plain HTTP player.
-* **Seeder election.** A segment that no peer holds or loads is fetched over HTTP right away by a
-  viewer whose hash of the segment falls under ``seeders_per_segment / swarm size`` (the swarm size
-  from the tracker, or the peers we know). The hash is salted per viewer from the scheduler's seeded
-  random source, so the choice needs no coordination and is reproducible; the seeder announces the
-  segment as loading over HTTP at once, which keeps its neighbours from electing themselves. A
-  viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
+* **Seeder election by rendezvous hashing.** Every viewer scores each (segment, peer id) pair with
+  the same hash, so viewers that know the same peers agree on the segment's ranking without
+  talking. A viewer fetches a new segment that no peer holds or loads when its rank among its
+  neighbourhood is below the neighbourhood's quota: ``seeders_per_segment`` when the viewer knows
+  the whole swarm, at least ``neighbourhood_share`` in a big swarm's partial overlay. Peers not
+  connected yet count by expectation (a joiner is not elected for everything). The seeder
+  announces the segment as loading over HTTP at once, which keeps the others from fetching it.
+  **Fallback timer:** when the elected viewers are slow or gone, the next in rank fetches it a
+  segment duration plus ``seeder_fallback_delay`` after the segment appeared, the one after that a
+  delay later. A viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
 * **Everything else from peers**, from an idle peer that announced it loaded, up to
   ``simultaneous_p2p_downloads`` at a time, preferring the peer that served us fastest lately (a
   peer not measured yet counts as fastest, so every peer is tried).
+* **Slow uploaders step aside near the live edge.** A viewer whose uploads proved slower than
+  ``uploader_min_speed`` answers most requests for the newest ``slow_uploader_horizon`` segments
+  "absent" (a standard reply), so that its neighbours turn to faster holders instead of waiting
+  past the segment's deadline; it still serves ``slow_uploader_probe`` of them, which measures it
+  again, and every request for older segments.
 
 Wire compatibility: it sends nothing P2P Media Loader 2.x peers do not understand (announcements with
 ``l`` and ``p``, ordinary requests).
@@ -34,7 +43,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from p2ploader.core.policy import DownloadPolicy, QueueEntry, SchedulingContext, register_policy
-from p2ploader.core.segments import SegmentId
+from p2ploader.core.segments import Segment, SegmentId
 
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig
@@ -43,6 +52,8 @@ __all__ = ["LivePolicy", "LivePolicySettings"]
 
 _MASK = (1 << 64) - 1
 _TOLERANCE = 1e-3  # seconds
+# Segment durations a fallback copy is given to spread before the critical window.
+_FALLBACK_SPREAD_SEGMENTS = 2.0
 
 
 def _mix(value: int) -> int:
@@ -58,31 +69,58 @@ def _mix(value: int) -> int:
 class LivePolicySettings:
     """Settings of the ``p2ploader-live`` policy (seconds where times)."""
 
-    seeders_per_segment: float = attrs.field(default=2.0)
-    """Expected number of viewers that fetch a new segment from the origin at once (> 0). More is
-    safer against slow or departing seeders, fewer saves origin traffic."""
+    seeders_per_segment: float = attrs.field(default=1.0)
+    """Viewers of the whole swarm that fetch a new segment from the origin at once (> 0). More is
+    safer against slow or departing seeders, fewer saves origin traffic; the fallback timer covers
+    a seeder that does not start."""
 
     neighbourhood_share: float = attrs.field(default=2.0)
-    """Expected seeders per neighbourhood (a viewer and its connected peers), so that in a big swarm
-    every part of the overlay has a nearby first copy; the election probability is the larger of
-    ``seeders_per_segment / swarm`` and ``neighbourhood_share / (peers + 1)``."""
+    """Seeders per neighbourhood (a viewer and the peers it will be connected to) when the viewer
+    knows only part of the swarm, so that every part of a big swarm's overlay has a nearby first
+    copy. A viewer connected to the whole swarm uses ``seeders_per_segment`` alone."""
+
+    seeder_fallback_delay: float = attrs.field(default=1.0)
+    """The fallback timer's step (seconds): when nobody we know holds or loads a new segment one
+    segment duration after it appeared in our playlist (the elected may reload its playlist that
+    much later), the viewer next in rank fetches it after one more step, the one after it after
+    two, and so on (the elected seeder is slow, gone, or not connected to us)."""
 
     http_lead_time: float = attrs.field(default=3.0)
     """Seconds: a missing segment needed within this time from the playhead goes to HTTP."""
 
-    http_lead_factor: float = attrs.field(default=3.0)
+    http_lead_factor: float = attrs.field(default=2.0)
     """The critical window widens for a slow origin: it is at least this many times the measured
     HTTP download time of the segment (``SchedulingContext.http_fetch_time`` x its duration), so that
-    a segment still arrives over HTTP in time when the origin is loaded or far away."""
+    a segment still arrives over HTTP in time when the origin is loaded or far away. Not much more
+    than 2: a wide window sends more viewers to a congested origin at once, which slows it further
+    (at 3, a swarm starting against an origin at 1.1 x demand could end up loading nearly
+    everything over HTTP, and stall)."""
 
-    seeder_min_upload_speed: float = attrs.field(default=2.0)
+    seeder_min_upload_speed: float = attrs.field(default=4.0)
     """A viewer whose measured upload speed (media seconds uploaded per second) is below this does
     not volunteer as a seeder: everything downstream of a seeder waits for its uplink. A viewer
     that has not uploaded yet may volunteer. 0 turns the rule off."""
 
+    uploader_min_speed: float = attrs.field(default=3.0)
+    """A viewer whose measured upload speed (media seconds per second) is below this answers most
+    requests "absent", so that requesters turn to faster holders: a slow upload holds its
+    requester past the segment's deadline, which then comes over HTTP anyway. 0 turns it off."""
+
+    slow_uploader_horizon: float = attrs.field(default=6.0)
+    """Segments from the playlist's end (the live edge) within which a slow uploader steps aside:
+    requests for older segments come from viewers further behind live, who can wait for it."""
+
+    slow_uploader_probe: float = attrs.field(default=0.1)
+    """Share of requests a slow uploader still serves, so that its speed is measured again (links
+    get faster)."""
+
     def __attrs_post_init__(self) -> None:
-        if self.seeders_per_segment <= 0 or self.http_lead_time < 0:
-            raise ValueError("seeders_per_segment must be > 0 and http_lead_time >= 0")
+        if self.seeders_per_segment <= 0 or self.http_lead_time < 0 or self.seeder_fallback_delay <= 0:
+            raise ValueError(
+                "seeders_per_segment and seeder_fallback_delay must be > 0 and http_lead_time >= 0"
+            )
+        if not 0.0 <= self.slow_uploader_probe <= 1.0:
+            raise ValueError("slow_uploader_probe must be between 0 and 1")
 
 
 @register_policy
@@ -94,8 +132,12 @@ class LivePolicy(DownloadPolicy):
     def __init__(self, config: LoaderConfig, settings: LivePolicySettings | None = None) -> None:
         super().__init__(config)
         self.settings = settings if settings is not None else LivePolicySettings()
-        self._salt: int | None = None
-        self._swarm_size = 1
+        self._own_key: int | None = None
+        self._peer_keys: dict[str, int] = {}
+        # When each queued segment was first seen (the fallback timer counts from there).
+        self._first_seen: dict[SegmentId, float] = {}
+        # From the tracker; None until its first answer (we have not joined the swarm yet).
+        self._swarm_size: int | None = None
         # The playhead moves in real time between reports: (position, time of the report).
         self._anchor: tuple[float, float] | None = None
         self._wake: float | None = None
@@ -115,32 +157,65 @@ class LivePolicy(DownloadPolicy):
     def tracker_updated(self, *, incomplete: int, now: float) -> None:
         self._swarm_size = max(1, incomplete)
 
-    def is_seeder(self, segment_id: SegmentId, *, swarm: int, peers: int) -> bool:
-        """Whether this viewer is elected to fetch ``segment_id`` from the origin first."""
-        assert self._salt is not None
-        key = _mix(self._salt ^ _mix(segment_id.sequence ^ (zlib.crc32(segment_id.rendition.encode()) << 32)))
-        settings = self.settings
+    def swarm_estimate(self, ctx: SchedulingContext) -> int:
+        """Viewers in the swarm, us included: the tracker's count, or the peers we know if more.
+        Before the tracker answers the swarm is unknown, not empty: we count on a full
+        neighbourhood, or a viewer starting up would elect itself for every segment its future
+        peers hold."""
+        known = self._swarm_size if self._swarm_size is not None else self.config.max_peers + 1
+        return max(known, ctx.connected_peers + 1)
+
+    def _peer_key(self, peer_id: str) -> int:
+        key = self._peer_keys.get(peer_id)
+        if key is None:
+            if len(self._peer_keys) > 4096:  # bounded: peers come and go in a long session
+                self._peer_keys.clear()
+            key = self._peer_keys[peer_id] = _mix(zlib.crc32(peer_id.encode()))
+        return key
+
+    def seeder_rank(
+        self, segment_id: SegmentId, ctx: SchedulingContext, *, swarm: int
+    ) -> tuple[float, float]:
+        """``(rank, quota)`` of this viewer for fetching ``segment_id`` first: how many viewers of
+        its neighbourhood rank before it (peers not connected yet counted by expectation), and how
+        many the neighbourhood should have. Elected at once when ``rank < quota``."""
+        if self._own_key is None:
+            own = ctx.peer_id if ctx.peer_id is not None else f"anonymous-{ctx.rng.getrandbits(64)}"
+            self._own_key = self._peer_key(own)
+        segment_key = _mix(segment_id.sequence ^ (zlib.crc32(segment_id.rendition.encode()) << 32))
+        mine = _mix(segment_key ^ self._own_key)
+        peers = ctx.connected_peer_ids()
+        above = sum(1 for p in peers if _mix(segment_key ^ self._peer_key(p)) > mine)
         # The neighbourhood a viewer will have, not the one it has: a viewer that just joined knows
-        # few peers yet, and would otherwise elect itself for nearly every segment while its future
-        # neighbours already hold them.
-        neighbourhood = max(peers, min(self.config.max_peers, swarm - 1))
-        chance = max(settings.seeders_per_segment / swarm, settings.neighbourhood_share / (neighbourhood + 1))
-        return key / float(1 << 64) < chance
+        # few peers yet, and would otherwise rank first for nearly every segment while its future
+        # neighbours already hold them. Each unknown peer ranks before us with probability
+        # 1 - (our score's quantile).
+        expected = max(len(peers), min(self.config.max_peers, swarm - 1))
+        rank = above + (expected - len(peers)) * (1.0 - mine / float(1 << 64))
+        settings = self.settings
+        if expected + 1 >= swarm:
+            quota = settings.seeders_per_segment
+        else:
+            quota = max(settings.seeders_per_segment * (expected + 1) / swarm, settings.neighbourhood_share)
+        return rank, quota
 
     def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
         cfg = self.config
-        if self._salt is None:
-            self._salt = ctx.rng.getrandbits(64)
         queue = ctx.queue
         if not queue:
             return
+        first_seen = self._first_seen
+        if len(first_seen) > 2 * len(queue) + 16:
+            queued = {entry.id for entry in queue}
+            self._first_seen = first_seen = {k: v for k, v in first_seen.items() if k in queued}
         position = self._playhead(ctx, now)
-        swarm = max(self._swarm_size, ctx.connected_peers + 1)
+        swarm = self.swarm_estimate(ctx)
         settings = self.settings
         fetch_time = ctx.http_fetch_time
         self._wake = None
         for k, entry in enumerate(queue):
             sid = entry.id
+            seen = first_seen.setdefault(sid, now)
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
             lead = settings.http_lead_time
@@ -149,9 +224,9 @@ class LivePolicy(DownloadPolicy):
             # The tolerance keeps a rounding error of the extrapolated playhead from arming a
             # wake-up a femtosecond away, again and again at one instant.
             critical = entry.segment.start - position <= lead + _TOLERANCE or entry.priority == 0
+            enters = now + (entry.segment.start - position - lead)  # the critical window
             if not critical:
                 # Wake up when it enters the critical window, in case nothing else happens first.
-                enters = now + (entry.segment.start - position - lead)
                 self._wake = enters if self._wake is None else min(self._wake, enters)
             http_ok = not ctx.http_failed_recently(sid, now=now)
             if critical and http_ok:
@@ -166,14 +241,49 @@ class LivePolicy(DownloadPolicy):
                 if ctx.p2p_active < cfg.simultaneous_p2p_downloads:
                     self._start_p2p(ctx, entry, now=now)
                 continue
-            if (
-                http_ok
-                and not ctx.any_peer_knows(sid)
-                and ctx.http_active < cfg.simultaneous_http_downloads
-                and self._uplink_fit(ctx)
-                and self.is_seeder(sid, swarm=swarm, peers=ctx.connected_peers)
-            ):
-                ctx.start_http(sid, now=now, continue_p2p=False)
+            if http_ok and not ctx.any_peer_knows(sid) and ctx.http_active < cfg.simultaneous_http_downloads:
+                self._elect(ctx, entry, seen=seen, critical_at=enters, swarm=swarm, now=now)
+
+    def _elect(
+        self,
+        ctx: SchedulingContext,
+        entry: QueueEntry,
+        *,
+        seen: float,
+        critical_at: float,
+        swarm: int,
+        now: float,
+    ) -> None:
+        """Fetch a segment nobody we know holds or loads if we are elected now, or arm the wake-up
+        at which the fallback timer elects us."""
+        sid = entry.id
+        rank, quota = self.seeder_rank(sid, ctx, swarm=swarm)
+        if rank < quota and self._uplink_fit(ctx):
+            ctx.start_http(sid, now=now, continue_p2p=False)
+            return
+        # Viewers reload the playlist at different moments, up to a segment duration apart: the
+        # elected may see the segment that much later than we did. A segment needed much later
+        # waits longer: a first copy elsewhere in the swarm has time to reach us (far behind live
+        # an early fallback only duplicates it). Then the next in rank, one fallback delay per
+        # place behind the quota.
+        duration = entry.segment.duration
+        places = int(max(rank - quota, 0.0)) + 1
+        start = max(seen + duration, critical_at - _FALLBACK_SPREAD_SEGMENTS * duration)
+        due = start + places * self.settings.seeder_fallback_delay
+        if due <= now + _TOLERANCE:
+            ctx.start_http(sid, now=now, continue_p2p=False)
+        else:
+            self._wake = due if self._wake is None else min(self._wake, due)
+
+    def accepts_upload(self, ctx: SchedulingContext, segment: Segment, *, now: float) -> bool:
+        settings = self.settings
+        speed = ctx.upload_speed
+        if speed is None or speed >= settings.uploader_min_speed:
+            return True
+        end = ctx.playlist_end
+        if end is not None and end - segment.start > settings.slow_uploader_horizon * segment.duration:
+            return True  # far behind the live edge: whoever asks has the time to wait for us
+        return ctx.rng.random() < settings.slow_uploader_probe
 
     def _uplink_fit(self, ctx: SchedulingContext) -> bool:
         speed = ctx.upload_speed

@@ -70,6 +70,21 @@ class SchedulingContext(Protocol):
     def connected_peers(self) -> int: ...
 
     @property
+    def peer_id(self) -> str | None:
+        """Our own peer id as other peers see it (hex), or ``None`` when the scheduler was not told."""
+        ...
+
+    def connected_peer_ids(self) -> list[str]:
+        """The ids of the connected peers, sorted."""
+        ...
+
+    @property
+    def playlist_end(self) -> float | None:
+        """Where the newest segment of the playlist ends (seconds of media time; a live stream's
+        edge), or ``None`` before the first playlist."""
+        ...
+
+    @property
     def position(self) -> float | None:
         """The playhead (seconds of media time) of the last ``PlaybackMoved`` event; ``None`` before
         the first one."""
@@ -167,6 +182,12 @@ class DownloadPolicy(abc.ABC):
 
     def tracker_updated(self, *, incomplete: int, now: float) -> None:
         """A tracker reported ``incomplete`` peers in the swarm."""
+
+    def accepts_upload(self, ctx: SchedulingContext, segment: Segment, *, now: float) -> bool:
+        """Whether to serve a peer's request for ``segment``, which we hold (``False`` answers
+        "absent", a standard reply after which the peer turns to another holder). Every request by
+        default."""
+        return True
 
 
 _REGISTRY: dict[str, type[DownloadPolicy]] = {}

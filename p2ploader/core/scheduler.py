@@ -122,9 +122,11 @@ class Scheduler:
         *,
         rng: random.Random,
         policy: DownloadPolicy | str | None = None,
+        peer_id: str | None = None,
     ) -> None:
         self._config = config
         self._rng = rng
+        self._peer_id = peer_id
         if policy is None:
             policy = config.policy
         self._policy = create_policy(policy, config) if isinstance(policy, str) else policy
@@ -609,19 +611,23 @@ class Scheduler:
         peer.loading_by_http = new_loading
         policy = self._policy
         lost_counts = policy.passes_on_lost_availability
-        http_counts = policy.passes_on_http_loading
-        # Walk the queue (a few entries) rather than the difference of the two maps (dozens):
-        # this runs once per announcement per neighbour, the simulator's hottest path.
-        for sid in self._queued_ids:
-            in_new = sid in new_loaded
-            changed = (in_new != (sid in old_loaded)) if lost_counts else (in_new and sid not in old_loaded)
-            if not changed and http_counts:
-                changed = (sid in new_loading) != (sid in old_loading)
-            if not changed:
-                continue
-            if lost_counts or not (
-                sid in self._cache or sid in self._http_by_segment or sid in self._p2p_by_segment
-            ):
+        # This runs once per announcement per neighbour, the simulator's hottest path. The set
+        # operations run in C on the hashes the sets already store (no SegmentId.__hash__ calls):
+        # the queued segments the peer gained (or, when losses count too, gained or lost).
+        queued = self._queued_ids
+        if lost_counts:
+            changed = queued.intersection(new_loaded.symmetric_difference(old_loaded))
+        else:
+            changed = queued.intersection(new_loaded).difference(old_loaded)
+        if policy.passes_on_http_loading and new_loading != old_loading:
+            changed |= queued.intersection(new_loading.symmetric_difference(old_loading))
+        if not changed:
+            return False
+        if lost_counts:
+            return True
+        cache, http, p2p = self._cache, self._http_by_segment, self._p2p_by_segment
+        for sid in changed:  # noqa: SIM110 (usually one segment: a plain loop, no generator frame)
+            if sid not in cache and sid not in http and sid not in p2p:
                 return True
         return False
 
@@ -738,7 +744,9 @@ class Scheduler:
         for key in [k for k, (started, _, _) in uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
             del uploads[key]
         limit = self._config.max_concurrent_uploads
-        if limit and len(uploads) >= limit:
+        if (limit and len(uploads) >= limit) or not self._policy.accepts_upload(
+            self._context, entry.segment, now=now
+        ):
             self._uploads_refused += 1
             self._actions.append(absent)
             return
@@ -886,6 +894,18 @@ class _Context:
     @property
     def connected_peers(self) -> int:
         return len(self._s._peers)
+
+    @property
+    def peer_id(self) -> str | None:
+        return self._s._peer_id
+
+    def connected_peer_ids(self) -> list[str]:
+        return sorted(self._s._peers)
+
+    @property
+    def playlist_end(self) -> float | None:
+        segments = self._s._segments
+        return segments[-1].end if segments else None
 
     @property
     def position(self) -> float | None:

@@ -66,7 +66,9 @@ class SimViewer:
         self._forward_buffer = forward_buffer
         self.download_only = config.consume_only
         rng = random.Random(seed)
-        self.scheduler = Scheduler(config, rng=random.Random(rng.getrandbits(64)), policy=policy)
+        self.scheduler = Scheduler(
+            config, rng=random.Random(rng.getrandbits(64)), policy=policy, peer_id=peer_id
+        )
         self.driver = Driver(self.scheduler, loop=loop, on_notification=self._on_notification)
         self.http = ModelledHttp(
             loop=loop,

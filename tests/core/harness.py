@@ -45,6 +45,7 @@ class Harness:
         seed: int = 1,
         segments: int = 30,
         policy: str | DownloadPolicy | Callable[[LoaderConfig], DownloadPolicy] | None = None,
+        peer_id: str | None = None,
         **overrides: Any,
     ):
         """``policy``: a registered name, an instance, or a factory called with the final config
@@ -56,7 +57,7 @@ class Harness:
         self.now = 0.0
         if callable(policy) and not isinstance(policy, DownloadPolicy):
             policy = policy(cfg)
-        self.scheduler = Scheduler(cfg, rng=random.Random(seed), policy=policy)
+        self.scheduler = Scheduler(cfg, rng=random.Random(seed), policy=policy, peer_id=peer_id)
         self.actions: list[act.Action] = []
         self.notifications: list[nt.Notification] = []
         self.segments = make_segments(segments)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
 from p2ploader.core.segments import SegmentId
@@ -74,16 +77,158 @@ def test_a_viewer_with_a_slow_uplink_does_not_volunteer_as_seeder() -> None:
     assert off._uplink_fit(_Ctx(0.1))  # type: ignore[arg-type]
 
 
+class _MeshCtx:
+    """What the election reads: our id, the connected peers' ids, a random source."""
+
+    def __init__(self, peer_id: str, peers: list[str]) -> None:
+        self.peer_id = peer_id
+        self._peers = sorted(peers)
+        self.rng = random.Random(0)
+        self.connected_peers = len(peers)
+
+    def connected_peer_ids(self) -> list[str]:
+        return self._peers
+
+
+def _elected(policy: LivePolicy, ctx: _MeshCtx, segment: SegmentId) -> bool:
+    rank, quota = policy.seeder_rank(segment, ctx, swarm=policy.swarm_estimate(ctx))  # type: ignore[arg-type]
+    return rank < quota
+
+
+@pytest.mark.parametrize("seeders", [1, 2])
+def test_viewers_that_know_the_whole_swarm_agree_on_exactly_the_seeders(seeders: int) -> None:
+    # Rendezvous hashing: ten viewers connected to each other rank every segment the same way, so
+    # exactly `seeders` of them fetch it, with no message exchanged; the role rotates.
+    ids = [f"viewer-{n}" for n in range(10)]
+    config = Harness().config
+    policies = {}
+    for me in ids:
+        policy = LivePolicy(config, LivePolicySettings(seeders_per_segment=seeders))
+        policy.tracker_updated(incomplete=10, now=0.0)
+        policies[me] = (policy, _MeshCtx(me, [p for p in ids if p != me]))
+    counts = dict.fromkeys(ids, 0)
+    for n in range(300):
+        elected = [me for me, (policy, ctx) in policies.items() if _elected(policy, ctx, SegmentId("v0", n))]
+        assert len(elected) == seeders, f"segment {n}: {elected}"
+        for me in elected:
+            counts[me] += 1
+    assert all(10 <= c <= 60 * seeders for c in counts.values()), counts
+
+
 def test_a_new_viewer_in_a_big_swarm_is_rarely_elected() -> None:
     # The election counts the neighbourhood a viewer will have (max_peers, bounded by the swarm),
     # not the two peers it happens to know right after joining.
-    policy = LivePolicy(Harness().config)  # max_peers 20, seeders 2, neighbourhood share 2
-    policy._salt = random.Random(3).getrandbits(64)
-    ids = [SegmentId("v0", n) for n in range(2000)]
-    elected = sum(policy.is_seeder(s, swarm=200, peers=2) for s in ids) / len(ids)
-    assert 0.07 < elected < 0.12  # 2 / 21, not 2 / 3
-    small = sum(policy.is_seeder(s, swarm=3, peers=2) for s in ids) / len(ids)
-    assert small > 0.5  # a tiny swarm: every viewer is a likely seeder
+    policy = LivePolicy(Harness().config)  # max_peers 20, neighbourhood share 2
+    policy.tracker_updated(incomplete=200, now=0.0)
+    ctx = _MeshCtx("newcomer", ["peer-a", "peer-b"])
+    segments = [SegmentId("v0", n) for n in range(2000)]
+    share = sum(_elected(policy, ctx, s) for s in segments) / len(segments)
+    assert 0.07 < share < 0.12  # about 2 / 21, not 2 / 3
+
+
+def test_an_unknown_swarm_is_not_taken_for_an_empty_one() -> None:
+    # Before the tracker's first answer a viewer must not think itself alone: it would fetch every
+    # new segment over HTTP while its future peers hold them.
+    policy = LivePolicy(Harness().config)
+    lonely = _MeshCtx("newcomer", [])
+    assert policy.swarm_estimate(lonely) == 21  # type: ignore[arg-type]
+    segments = [SegmentId("v0", n) for n in range(1000)]
+    assert sum(_elected(policy, lonely, s) for s in segments) < 100  # about 1 / 21
+    policy.tracker_updated(incomplete=1, now=0.0)  # the tracker says: alone indeed
+    assert all(_elected(policy, lonely, s) for s in segments[:50])
+
+
+def _segment_where_a_ranks_first(policy: LivePolicy) -> int:
+    for n in range(8, 20):
+        rank, quota = policy.seeder_rank(sid(n), _MeshCtx("me", ["A"]), swarm=2)  # type: ignore[arg-type]
+        if rank >= quota:
+            return n
+    raise AssertionError("no such segment")
+
+
+def _a_silent_elected_peer() -> tuple[Harness, int]:
+    """Us and peer A, a swarm of two, playing from segment 0 (loaded). A loads every segment but
+    one, n, for which A ranks first: A is elected to fetch it, and stays silent. No critical
+    window, so that only the election decides what goes to HTTP."""
+    settings = LivePolicySettings(http_lead_time=0.0)
+    h = Harness(policy=lambda cfg: LivePolicy(cfg, settings), segments=30, peer_id="me")
+    policy = h.scheduler.policy
+    assert isinstance(policy, LivePolicy)
+    n = _segment_where_a_ranks_first(policy)
+    h.send(ev.TrackerUpdated(incomplete=2))
+    h.connect("A", loading=[m for m in range(1, 30) if m != n])
+    h.play_at(0)
+    h.request(0)
+    h.complete_http(h.http_request_for(0))
+    return h, n
+
+
+def _play_until(h: Harness, until: float, *, keep: int) -> None:
+    """Advance in small steps, completing every HTTP download but segment ``keep``'s (the
+    segments A only pretends to load turn critical as the playhead passes)."""
+    while h.now < until - 1e-9:
+        h.advance(min(0.1, until - h.now))
+        for m in h.http_loading() - {keep}:
+            h.complete_http(h.http_request_for(m))
+
+
+def test_the_next_in_rank_fetches_a_segment_the_elected_seeder_does_not() -> None:
+    h, n = _a_silent_elected_peer()
+    assert n not in h.http_loading(), "A is elected for it: we wait"
+    # Segment n (2 s segments) turns critical at 2n s (a little earlier: the window widens with
+    # the measured HTTP time); the fallback gives a copy two segment durations to spread before
+    # that, plus one fallback step (1 s) for our place in the ranking.
+    due = 2 * n - 2 * 2 + 1
+    _play_until(h, due - 0.5, keep=n)
+    assert n not in h.http_loading()
+    _play_until(h, due + 0.1, keep=n)
+    assert n in h.http_loading(), "the fallback timer elects us"
+
+
+def test_no_fallback_when_the_elected_seeder_starts() -> None:
+    h, n = _a_silent_elected_peer()
+    h.advance(1.0)
+    h.announce("A", loading=range(1, 30))  # A reloaded its playlist and fetches it
+    _play_until(h, 2 * n - 1, keep=n)
+    assert n not in h.http_loading()
+
+
+def _serve(h: Harness, peer: str, request_id: int, segment: int) -> act.Action:
+    actions = h.send(
+        ev.PeerRequestedSegment(
+            peer_id=peer, segment_id=sid(segment), byte_offset=0, peer_request_id=request_id
+        )
+    )
+    (answer,) = [a for a in actions if isinstance(a, act.SendSegmentToPeer | act.SendSegmentAbsent)]
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("seconds", "horizon", "served"),
+    [
+        (0.5, 6.0, True),  # fast: 4 media seconds per second
+        (2.0, 6.0, False),  # slow (1 per second), and the segment is 4 segments from the live edge
+        (2.0, 3.0, True),  # slow, but the segment is older than the horizon: the requester can wait
+    ],
+)
+def test_a_slow_uploader_steps_aside_near_the_live_edge(seconds: float, horizon: float, served: bool) -> None:
+    # One measured upload of a 2 s segment taking `seconds`, against uploader_min_speed 3; the
+    # playlist ends at 60 s, segment 26 starts at 52 s. No probes in this test.
+    settings = LivePolicySettings(slow_uploader_probe=0.0, slow_uploader_horizon=horizon)
+    h = Harness(policy=lambda cfg: LivePolicy(cfg, settings), segments=30)
+    h.play_at(26)
+    h.request(26)
+    h.complete_http(h.http_request_for(26))
+    h.send(ev.PeerConnected(peer_id="C"))
+    assert isinstance(_serve(h, "C", 1, 26), act.SendSegmentToPeer)  # not measured yet: served
+    h.advance(seconds)
+    h.send(ev.UploadFinished(peer_id="C", peer_request_id=1, sent_bytes=1000))
+    answers = []
+    for rid in range(2, 12):
+        answers.append(_serve(h, "C", rid, 26))
+        h.send(ev.UploadFinished(peer_id="C", peer_request_id=rid, sent_bytes=0))  # no measurement
+    kinds = {type(a) for a in answers}
+    assert kinds == ({act.SendSegmentToPeer} if served else {act.SendSegmentAbsent})
 
 
 def test_the_critical_window_widens_when_the_origin_proves_slow() -> None:
@@ -95,7 +240,7 @@ def test_the_critical_window_widens_when_the_origin_proves_slow() -> None:
     h.complete_http(second)
     assert h.scheduler._context.http_fetch_time == 1.0
     # The playhead is at 2 s. Segment 3 starts 4 s ahead: outside the default 3 s window, inside
-    # 3 x 1.0 x 2 s = 6 s, so it goes to HTTP now rather than wait for a peer.
+    # 2 x 1.0 x 2 s = 4 s, so it goes to HTTP now rather than wait for a peer.
     assert h.http_loading() == {2, 3}
 
 
