@@ -37,6 +37,7 @@ Wire compatibility: it sends nothing P2P Media Loader 2.x peers do not understan
 
 from __future__ import annotations
 
+import string
 import zlib
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
 __all__ = ["LivePolicy", "LivePolicySettings"]
 
 _MASK = (1 << 64) - 1
+# p2ploader's peer ids as peers see them (20 bytes in hex) begin with "-PY" in hex.
+_OUR_IDS_HEX = b"-PY".hex()
+_HEX_DIGITS = frozenset(string.hexdigits)
 _TOLERANCE = 1e-3  # seconds
 # Segment durations a fallback copy is given to spread before the critical window.
 _FALLBACK_SPREAD_SEGMENTS = 2.0
@@ -173,6 +177,16 @@ class LivePolicy(DownloadPolicy):
             key = self._peer_keys[peer_id] = _mix(zlib.crc32(peer_id.encode()))
         return key
 
+    @staticmethod
+    def takes_part_in_elections(peer_id: str) -> bool:
+        """Whether a peer runs this election too: another p2ploader (its 20-byte id in hex begins
+        with ``-PY``), or a peer named otherwise (the simulator's viewers). Browsers running P2P
+        Media Loader fetch by their own rules: ranking one first would leave the segment to the
+        fallback timer."""
+        if len(peer_id) == 40 and _HEX_DIGITS.issuperset(peer_id):
+            return peer_id.startswith(_OUR_IDS_HEX)
+        return True
+
     def seeder_rank(
         self, segment_id: SegmentId, ctx: SchedulingContext, *, swarm: int
     ) -> tuple[float, float]:
@@ -184,19 +198,25 @@ class LivePolicy(DownloadPolicy):
             self._own_key = self._peer_key(own)
         segment_key = _mix(segment_id.sequence ^ (zlib.crc32(segment_id.rendition.encode()) << 32))
         mine = _mix(segment_key ^ self._own_key)
-        peers = ctx.connected_peer_ids()
+        connected = ctx.connected_peer_ids()
+        peers = [p for p in connected if self.takes_part_in_elections(p)]
         above = sum(1 for p in peers if _mix(segment_key ^ self._peer_key(p)) > mine)
         # The neighbourhood a viewer will have, not the one it has: a viewer that just joined knows
         # few peers yet, and would otherwise rank first for nearly every segment while its future
         # neighbours already hold them. Each unknown peer ranks before us with probability
         # 1 - (our score's quantile).
-        expected = max(len(peers), min(self.config.max_peers, swarm - 1))
+        # Connected peers that do not take part (browsers) count neither way.
+        others = len(connected) - len(peers)
+        electors = max(swarm - others, len(peers) + 1)  # us included
+        expected = max(len(peers), min(self.config.max_peers - others, electors - 1))
         rank = above + (expected - len(peers)) * (1.0 - mine / float(1 << 64))
         settings = self.settings
-        if expected + 1 >= swarm:
+        if expected + 1 >= electors:
             quota = settings.seeders_per_segment
         else:
-            quota = max(settings.seeders_per_segment * (expected + 1) / swarm, settings.neighbourhood_share)
+            quota = max(
+                settings.seeders_per_segment * (expected + 1) / electors, settings.neighbourhood_share
+            )
         return rank, quota
 
     def schedule(self, ctx: SchedulingContext, *, now: float) -> None:

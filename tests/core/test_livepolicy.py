@@ -115,6 +115,25 @@ def test_viewers_that_know_the_whole_swarm_agree_on_exactly_the_seeders(seeders:
     assert all(10 <= c <= 60 * seeders for c in counts.values()), counts
 
 
+def test_browser_peers_are_left_out_of_the_election() -> None:
+    # Two p2ploader viewers and two P2P Media Loader browsers, all connected. The browsers fetch by
+    # their own rules, so exactly one of the two p2ploader viewers is elected for each segment;
+    # counting a browser first would leave the segment to the fallback timer.
+    ours = [("-PY0001-" + f"{n:012d}").encode().hex() for n in range(2)]
+    browsers = [("-PM0203-" + f"{n:012d}").encode().hex() for n in range(2)]
+    assert all(LivePolicy.takes_part_in_elections(p) for p in ours)
+    assert not any(LivePolicy.takes_part_in_elections(p) for p in browsers)
+    config = Harness().config
+    viewers = []
+    for me in ours:
+        policy = LivePolicy(config)
+        policy.tracker_updated(incomplete=4, now=0.0)
+        viewers.append((policy, _MeshCtx(me, [p for p in ours + browsers if p != me])))
+    for n in range(200):
+        elected = [_elected(policy, ctx, SegmentId("v0", n)) for policy, ctx in viewers]
+        assert elected.count(True) == 1, n
+
+
 def test_a_new_viewer_in_a_big_swarm_is_rarely_elected() -> None:
     # The election counts the neighbourhood a viewer will have (max_peers, bounded by the swarm),
     # not the two peers it happens to know right after joining.
