@@ -184,8 +184,8 @@ async def main() -> None:
                 )
                 startup_ratio = on["startup"] / off["startup"] if off["startup"] else float("nan")
                 print(
-                    f"{policy} N={n:3d} latency={latency:2d} seg: p2p_ratio={on['p2p_ratio']:.2f} "
-                    f"(best {best:.2f}) origin_vs_nop2p={origin_ratio:.2f} stalls={on['stalls']} "
+                    f"{policy} N={n:3d} latency={latency:2d} seg: p2p_ratio={on['p2p_ratio']:.3f} "
+                    f"(best {best:.2f}) origin_vs_nop2p={origin_ratio:.3f} stalls={on['stalls']} "
                     f"(off: {off['stalls']}) startup {on['startup']:.2f}s vs {off['startup']:.2f}s "
                     f"mismatches={on['mismatches']}",
                     flush=True,
@@ -193,7 +193,7 @@ async def main() -> None:
                 lines.append(
                     f"RESULT swarm_offload policy={policy} n={n} segment_s={args.segment_seconds} "
                     f"latency_segments={latency} "
-                    f"p2p_ratio={on['p2p_ratio']:.2f} origin_vs_nop2p={origin_ratio:.2f} best={best:.2f} "
+                    f"p2p_ratio={on['p2p_ratio']:.3f} origin_vs_nop2p={origin_ratio:.3f} best={best:.2f} "
                     f"stalls={on['stalls']} startup_ratio={startup_ratio:.2f}"
                 )
     for line in lines:
