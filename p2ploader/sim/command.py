@@ -420,7 +420,7 @@ _SIDE_BY_SIDE: tuple[tuple[str, str, str], ...] = (
     ("upload per peer, max MB", "upload_max_bytes", "mb"),
     ("upload fairness (Jain)", "upload_fairness", ""),
     ("P2P copies / segment", "p2p_copies_per_segment", ""),
-    ("uploaders / segment (est.)", "uploaders_per_segment_est", ""),
+    ("uploaders / segment", "uploaders_per_segment", ""),
 )
 
 _SWEEP_COLUMNS: tuple[tuple[str, str, str], ...] = (

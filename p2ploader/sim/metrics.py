@@ -19,8 +19,8 @@ left):
   **Jain's fairness index** ``(Σu)² / (n·Σu²)``: 1 when everybody uploads the same, ``1/n`` when
   one viewer uploads everything.
 * **Segment sources** (:class:`SegmentSources`): per published segment, how many viewers fetched
-  it from the origin, how many copies went peer to peer, and an *estimate* of how many distinct
-  viewers uploaded it (see there: the simulator does not record who served which segment).
+  it from the origin, how many copies went peer to peer, and how many distinct viewers delivered
+  at least one copy of it.
 """
 
 from __future__ import annotations
@@ -138,12 +138,10 @@ class SegmentSources:
     * ``p2p_copies``: segment copies that travelled peer to peer, per segment (P2P bytes divided by
       the segment size).
     * ``uploaders``: viewers that uploaded anything during the run.
-    * ``uploaders_per_segment``: an **estimate** of the distinct viewers that served each segment:
-      viewer ``i`` served ``cᵢ = uploadedᵢ / (segment size × segments of its rendition)`` copies of
-      an average segment, and counts as ``min(1, cᵢ)`` of an uploader, assuming uploads are spread
-      evenly over the segments. It is an upper bound of the true mean when a few uploaders serve
-      each segment many times. The exact figure needs a record of (segment, uploader) pairs, which
-      :class:`~p2ploader.sim.run.SimResult` does not keep.
+    * ``uploaders_per_segment``: the distinct viewers that delivered at least one copy of a
+      segment, per published segment (exact: the simulator records who delivered which segment,
+      :attr:`~p2ploader.sim.run.SimResult.segment_uploaders`). Against ``p2p_copies`` it shows how
+      the load spreads: 40 copies from 40 uploaders is a wide tree, 40 from 2 a star.
     """
 
     http_fetches: float
@@ -156,16 +154,11 @@ def segment_sources(result: SimResult) -> SegmentSources:
     """The :class:`SegmentSources` of ``result``."""
     size = segment_bytes(result)
     published = max(1, result.segments_published)
-    per_rendition = published / len(result.scenario.renditions_kbps)
-    uploads = [v.uploaded_bytes for v in result.viewers if v.uploaded_bytes > 0]
-    estimate = sum(min(1.0, u / (size * per_rendition)) for u in uploads) / len(
-        result.scenario.renditions_kbps
-    )
     return SegmentSources(
         http_fetches=result.origin_requests / published,
         p2p_copies=result.p2p_bytes / size / published,
-        uploaders=len(uploads),
-        uploaders_per_segment=estimate,
+        uploaders=sum(1 for v in result.viewers if v.uploaded_bytes > 0),
+        uploaders_per_segment=result.segment_uploaders / published,
     )
 
 
@@ -211,7 +204,7 @@ class RunMetrics:
     """Jain's index of upload per upload-capable viewer."""
     p2p_copies_per_segment: float
     uploaders: int
-    uploaders_per_segment_est: float
+    uploaders_per_segment: float
     origin_vs_nop2p: float | None = None
     """Origin bytes / origin bytes of the same scenario with P2P off (lower is better)."""
     origin_saving: float | None = None
@@ -268,7 +261,7 @@ def measure(result: SimResult) -> RunMetrics:
         upload_fairness=jain_index(uploads),
         p2p_copies_per_segment=sources.p2p_copies,
         uploaders=sources.uploaders,
-        uploaders_per_segment_est=sources.uploaders_per_segment,
+        uploaders_per_segment=sources.uploaders_per_segment,
     )
 
 

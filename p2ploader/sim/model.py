@@ -204,6 +204,24 @@ class PeerNetwork:
         # viewer costs the size of this set, not the size of the audience.
         self.with_room: dict[str, dict[str, ModelledPeers]] = {}
         self.swarm_sizes: dict[str, int] = {}
+        # Who delivered each segment, for the exact "uploaders per segment" figure: per segment the
+        # viewers that delivered at least one copy of it. Segments too old to be asked for again
+        # are folded into ``segment_uploaders`` and forgotten (memory stays bounded).
+        self._uploaders: dict[SegmentId, set[str]] = {}
+        self._forgotten_uploaders = 0
+
+    def record_delivery(self, segment_id: SegmentId, uploader: str) -> None:
+        self._uploaders.setdefault(segment_id, set()).add(uploader)
+
+    def forget_uploads_before(self, sequence: int) -> None:
+        for segment_id in [s for s in self._uploaders if s.sequence < sequence]:
+            self._forgotten_uploaders += len(self._uploaders.pop(segment_id))
+
+    @property
+    def segment_uploaders(self) -> int:
+        """Distinct (segment, uploader) pairs over the run: summed over segments, the viewers that
+        delivered at least one copy of each."""
+        return self._forgotten_uploaders + sum(len(u) for u in self._uploaders.values())
 
     def register(self, peers: ModelledPeers) -> None:
         self.peers[peers.peer_id] = peers
@@ -389,15 +407,25 @@ class ModelledPeers:
         chunk = ev.PeerChunkReceived(request_id=rid, data=action.data)
         self._transfers[(action.peer_id, rid)] = [
             loop.call_at(start + latency, target.feed_if_alive, header),
-            loop.call_at(end + latency, self._delivered, action.peer_id, rid, target, chunk),
+            loop.call_at(
+                end + latency, self._delivered, action.peer_id, rid, target, chunk, action.segment_id
+            ),
         ]
 
-    def _delivered(self, peer_id: str, rid: int, target: ModelledPeers, chunk: ev.PeerChunkReceived) -> None:
+    def _delivered(
+        self,
+        peer_id: str,
+        rid: int,
+        target: ModelledPeers,
+        chunk: ev.PeerChunkReceived,
+        segment_id: SegmentId,
+    ) -> None:
         self._transfers.pop((peer_id, rid), None)
         sent = 0
         if target.alive:
             sent = len(chunk.data)
             self.uploaded_bytes += sent  # counted when delivered: cancelled uploads do not count
+            self.network.record_delivery(segment_id, self.peer_id)
             target.feed(chunk)
         self.feed_if_alive(ev.UploadFinished(peer_id=peer_id, peer_request_id=rid, sent_bytes=sent))
 

@@ -44,6 +44,9 @@ class SimResult:
     callbacks_run: int
     max_clients_per_host: int | None = None
     """Host-client scenarios: the most clients any host was linked to at once (``None``: mesh)."""
+    segment_uploaders: int = 0
+    """Distinct (segment, uploader) pairs: summed over the segments, the viewers that delivered
+    at least one copy of each (see :func:`p2ploader.sim.metrics.segment_sources`)."""
 
     @property
     def http_bytes(self) -> int:
@@ -271,7 +274,9 @@ class _World:
 
     def _forget_old_payloads(self) -> None:
         if self.stream.live:
-            self.stream.forget_before(self.stream.last_published(self.loop.time()) - 3 * self.stream.window)
+            oldest = self.stream.last_published(self.loop.time()) - 3 * self.stream.window
+            self.stream.forget_before(oldest)
+            self.network.forget_uploads_before(oldest)
         self.loop.call_later(60.0, self._forget_old_payloads)
 
 
@@ -317,4 +322,5 @@ def run_scenario(
         trace_digest=world._hash.hexdigest() if world._hash is not None else None,
         callbacks_run=loop.callbacks_run,
         max_clients_per_host=world.tree.max_clients_seen if world.tree is not None else None,
+        segment_uploaders=world.network.segment_uploaders,
     )

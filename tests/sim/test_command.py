@@ -248,6 +248,7 @@ def hand_made(*, p2p: bool = True) -> SimResult:
         mean_audience=4.0,
         trace_digest=None,
         callbacks_run=0,
+        segment_uploaders=30,
     )
 
 
@@ -281,7 +282,7 @@ def test_metrics_of_a_hand_made_result() -> None:
     assert sources.http_fetches == 1.5
     assert sources.p2p_copies == pytest.approx(40 / 20)  # 40 segments' worth of P2P bytes over 20
     assert sources.uploaders == 2
-    # a served 1.5 copies per segment (counts once), b served 0.5: 1.5 uploaders per segment.
+    # 30 distinct (segment, uploader) pairs over 20 published segments.
     assert sources.uploaders_per_segment == pytest.approx(1.5)
     assert m.origin_vs_nop2p is None and m.origin_saving is None
     off = measure(
@@ -303,5 +304,5 @@ def test_metrics_of_a_hand_made_result() -> None:
         "p2p_ratio",
         "origin_saving",
         "upload_fairness",
-        "uploaders_per_segment_est",
+        "uploaders_per_segment",
     }

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
 import pytest
 
+from p2ploader.core.segments import SegmentId
 from p2ploader.errors import ConfigError
 from p2ploader.sim import PRESETS, Scenario, load_scenario, run_scenario
+from p2ploader.sim.loop import VirtualLoop
+from p2ploader.sim.metrics import segment_sources
+from p2ploader.sim.model import PeerNetwork
 from p2ploader.sim.run import _World
 
 SMALL = Scenario(name="small", viewers=6, duration_s=90.0)
@@ -48,6 +53,28 @@ def test_a_small_live_swarm_shares_and_does_not_stall() -> None:
     assert on.stalls == 0
     assert on.origin_bytes < 0.7 * off.origin_bytes
     assert on.p2p_bytes == sum(v.uploaded_bytes for v in on.viewers)  # every P2P byte was uploaded by a peer
+
+
+def test_uploaders_per_segment_are_counted_exactly() -> None:
+    result = run_scenario(SMALL)
+    sources = segment_sources(result)
+    copies, uploaders = sources.p2p_copies, sources.uploaders_per_segment
+    # Every uploader of a segment delivered at least one copy of it, and no viewer serves itself.
+    assert 0 < uploaders <= copies
+    assert uploaders <= SMALL.viewers - 1
+    assert sources.uploaders <= SMALL.viewers
+
+
+def test_the_uploader_record_forgets_old_segments_but_keeps_their_count() -> None:
+    network = PeerNetwork(VirtualLoop(), random.Random(1))
+    for uploader in ("a", "b", "a"):  # "a" delivered segment 1 twice: one pair
+        network.record_delivery(SegmentId("v0", 1), uploader)
+    network.record_delivery(SegmentId("v0", 5), "c")
+    assert network.segment_uploaders == 3
+    network.forget_uploads_before(5)
+    assert network.segment_uploaders == 3
+    network.record_delivery(SegmentId("v0", 5), "c")
+    assert network.segment_uploaders == 3
 
 
 def test_no_viewer_has_more_than_max_peers_links() -> None:
