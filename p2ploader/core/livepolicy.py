@@ -8,10 +8,11 @@ it. This policy splits the work so that about ``seeders_per_segment`` viewers fe
 from the origin the moment it appears, and everybody else takes it from peers:
 
 * **Critical window, strictly HTTP.** A missing segment needed within ``http_lead_time`` seconds
-  (measured from the playhead; more when the origin proves slow, ``http_lead_factor``) goes to HTTP
-  at once, cutting over a P2P download of it (keeping its
-  bytes with ``http_download_ranges``) and preempting a later HTTP download when the slots are full.
-  Playback never waits on a peer; with no peers at all this is a plain HTTP player.
+  (measured from the playhead, 1 s; ``slow_origin_lead_time``, 3 s, until the origin proves fast,
+  and at least ``http_lead_factor`` times the measured download time) goes to HTTP at once,
+  cutting over a P2P download of it (keeping its bytes with ``http_download_ranges``) and
+  preempting a later HTTP download when the slots are full. Playback never waits on a peer; with
+  no peers at all this is a plain HTTP player.
 * **Seeder election by rendezvous hashing.** Every viewer scores each (segment, peer id) pair with
   the same hash, so viewers that know the same peers agree on the segment's ranking without
   talking. A viewer fetches a new segment that no peer holds or loads when its rank among its
@@ -89,8 +90,21 @@ class LivePolicySettings:
     much later), the viewer next in rank fetches it after one more step, the one after it after
     two, and so on (the elected seeder is slow, gone, or not connected to us)."""
 
-    http_lead_time: float = attrs.field(default=3.0)
-    """Seconds: a missing segment needed within this time from the playhead goes to HTTP."""
+    http_lead_time: float = attrs.field(default=1.0)
+    """Seconds: a missing segment needed within this time from the playhead goes to HTTP, once the
+    origin has proved fast (see ``fast_origin_fetch_time``). Every second taken from the critical
+    window is a second more for a new segment to spread peer to peer: at 3 segments behind live a
+    segment has about 9 s between its publication and its deadline."""
+
+    slow_origin_lead_time: float = attrs.field(default=3.0)
+    """Seconds: the critical window's floor before the first HTTP download is measured, and while
+    the origin is slow. A congested origin needs the wider window: segments that go to HTTP late
+    arrive late, and a burst of them slows the origin further."""
+
+    fast_origin_fetch_time: float = attrs.field(default=0.1)
+    """Seconds of HTTP download per second of media (``SchedulingContext.http_fetch_time``) up to
+    which the origin counts as fast, and the critical window narrows to ``http_lead_time`` (0.1: a
+    5 s segment in half a second)."""
 
     http_lead_factor: float = attrs.field(default=2.0)
     """The critical window widens for a slow origin: it is at least this many times the measured
@@ -119,10 +133,10 @@ class LivePolicySettings:
     get faster)."""
 
     def __attrs_post_init__(self) -> None:
-        if self.seeders_per_segment <= 0 or self.http_lead_time < 0 or self.seeder_fallback_delay <= 0:
-            raise ValueError(
-                "seeders_per_segment and seeder_fallback_delay must be > 0 and http_lead_time >= 0"
-            )
+        if self.seeders_per_segment <= 0 or self.seeder_fallback_delay <= 0:
+            raise ValueError("seeders_per_segment and seeder_fallback_delay must be > 0")
+        if min(self.http_lead_time, self.slow_origin_lead_time, self.fast_origin_fetch_time) < 0:
+            raise ValueError("http_lead_time, slow_origin_lead_time and fast_origin_fetch_time must be >= 0")
         if not 0.0 <= self.slow_uploader_probe <= 1.0:
             raise ValueError("slow_uploader_probe must be between 0 and 1")
 
@@ -230,7 +244,6 @@ class LivePolicy(DownloadPolicy):
             self._first_seen = first_seen = {k: v for k, v in first_seen.items() if k in queued}
         position = self._playhead(ctx, now)
         swarm = self.swarm_estimate(ctx)
-        settings = self.settings
         fetch_time = ctx.http_fetch_time
         self._wake = None
         for k, entry in enumerate(queue):
@@ -238,9 +251,7 @@ class LivePolicy(DownloadPolicy):
             seen = first_seen.setdefault(sid, now)
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
-            lead = settings.http_lead_time
-            if fetch_time is not None:
-                lead = max(lead, settings.http_lead_factor * fetch_time * entry.segment.duration)
+            lead = self.critical_window(fetch_time, entry.segment.duration)
             # The tolerance keeps a rounding error of the extrapolated playhead from arming a
             # wake-up a femtosecond away, again and again at one instant.
             critical = entry.segment.start - position <= lead + _TOLERANCE or entry.priority == 0
@@ -263,6 +274,22 @@ class LivePolicy(DownloadPolicy):
                 continue
             if http_ok and not ctx.any_peer_knows(sid) and ctx.http_active < cfg.simultaneous_http_downloads:
                 self._elect(ctx, entry, seen=seen, critical_at=enters, swarm=swarm, now=now)
+
+    def critical_window(self, fetch_time: float | None, duration: float) -> float:
+        """Seconds before its start within which a missing segment of ``duration`` seconds goes to
+        HTTP, given the origin's measured ``fetch_time`` (seconds per media second, ``None`` before
+        the first download): ``http_lead_time`` with a fast origin, ``slow_origin_lead_time``
+        before it is measured or when it is slow, and never less than ``http_lead_factor`` times
+        the segment's expected download time."""
+        settings = self.settings
+        if fetch_time is None:
+            return settings.slow_origin_lead_time
+        floor = (
+            settings.http_lead_time
+            if fetch_time <= settings.fast_origin_fetch_time
+            else settings.slow_origin_lead_time
+        )
+        return max(floor, settings.http_lead_factor * fetch_time * duration)
 
     def _elect(
         self,

@@ -17,7 +17,7 @@ from tests.core.harness import Harness, sid
 def live_harness(**overrides: object) -> Harness:
     h = Harness(policy="p2ploader-live", segments=30, **overrides)  # 2 s segments
     h.play_at(0)
-    h.request(0)  # segments 0 and 1 start within http_lead_time (3 s): HTTP; the rest is P2P
+    h.request(0)  # segments 0 and 1 start within slow_origin_lead_time (3 s): HTTP; the rest is P2P
     return h
 
 
@@ -258,20 +258,48 @@ def test_the_critical_window_widens_when_the_origin_proves_slow() -> None:
     h.complete_http(first)
     h.complete_http(second)
     assert h.scheduler._context.http_fetch_time == 1.0
-    # The playhead is at 2 s. Segment 3 starts 4 s ahead: outside the default 3 s window, inside
+    # The playhead is at 2 s. Segment 3 starts 4 s ahead: outside the slow origin's 3 s window, inside
     # 2 x 1.0 x 2 s = 4 s, so it goes to HTTP now rather than wait for a peer.
     assert h.http_loading() == {2, 3}
 
 
-def test_a_fast_origin_keeps_the_default_critical_window() -> None:
+def test_a_fast_origin_narrows_the_critical_window_to_http_lead_time() -> None:
     h = live_harness()
     h.connect("A", loading=range(2, 30))
     first, second = h.http_request_for(0), h.http_request_for(1)
     h.advance(0.1)
     h.complete_http(first)
     h.complete_http(second)
-    # Segment 2 starts 3.9 s ahead of the playhead: not critical yet. At 1.1 s it is (2.9 s ahead);
-    # segment 3 (4.9 s ahead) is not.
+    assert h.scheduler._context.http_fetch_time == pytest.approx(0.05)  # fast: the 1 s window
+    # Segment 2 starts 3.9 s ahead of the playhead: not critical, nor at 2.9 s (inside the 3 s an
+    # unmeasured origin gets). At 1.1 s ahead it is; segment 3 (3.1 s ahead) is not.
     assert h.http_loading() == set()
     h.advance(1.0)
+    assert h.http_loading() == set()
+    h.advance(1.9)
     assert h.http_loading() == {2}
+
+
+def test_the_critical_window_is_narrow_only_with_an_origin_measured_fast() -> None:
+    policy = LivePolicy(Harness().config)  # 1 s fast, 3 s slow or unmeasured, factor 2, fast <= 0.1
+    assert policy.critical_window(None, 2.0) == 3.0
+    assert policy.critical_window(0.05, 2.0) == 1.0
+    assert policy.critical_window(0.2, 2.0) == 3.0  # slow: the wide floor
+    assert policy.critical_window(1.0, 2.0) == 4.0  # slower still: twice the expected download time
+    with pytest.raises(ValueError, match="slow_origin_lead_time"):
+        LivePolicySettings(slow_origin_lead_time=-1.0)
+
+
+@pytest.mark.parametrize(("http_seconds", "segment_2_source"), [(0.05, "p2p"), (1.0, "http")])
+def test_a_fast_origin_leaves_more_of_the_buffer_to_peers(http_seconds: float, segment_2_source: str) -> None:
+    h = Harness(policy="p2ploader-live", segments=30)  # 2 s segments
+    h.play_at(0)
+    h.request(0)
+    assert h.http_loading() == {0, 1}, "unmeasured origin: 3 s of critical window"
+    h.advance(http_seconds)
+    h.complete_http(h.http_request_for(0))
+    h.complete_http(h.http_request_for(1))
+    h.advance(1.5 - http_seconds)  # the playhead moves on: segment 2 starts 2.5 s away
+    h.connect("A", loaded=range(2, 30))
+    source = "http" if 2 in h.http_loading() else "p2p" if 2 in h.p2p_loading() else None
+    assert source == segment_2_source
