@@ -292,9 +292,7 @@ def test_the_critical_window_is_narrow_only_with_an_origin_measured_fast() -> No
 
 @pytest.mark.parametrize(("http_seconds", "segment_2_source"), [(0.05, "p2p"), (1.0, "http")])
 def test_a_fast_origin_leaves_more_of_the_buffer_to_peers(http_seconds: float, segment_2_source: str) -> None:
-    h = Harness(policy="p2ploader-live", segments=30)  # 2 s segments
-    h.play_at(0)
-    h.request(0)
+    h = live_harness()
     assert h.http_loading() == {0, 1}, "unmeasured origin: 3 s of critical window"
     h.advance(http_seconds)
     h.complete_http(h.http_request_for(0))
