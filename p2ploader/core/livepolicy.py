@@ -272,7 +272,13 @@ class LivePolicy(DownloadPolicy):
                 if ctx.p2p_active < cfg.simultaneous_p2p_downloads:
                     self._start_p2p(ctx, entry, now=now)
                 continue
-            if http_ok and not ctx.any_peer_knows(sid) and ctx.http_active < cfg.simultaneous_http_downloads:
+            if (
+                http_ok
+                and ctx.http_active < cfg.simultaneous_http_downloads
+                and not ctx.any_peer_knows(sid)
+                # A holder that was busy when we asked still spreads it: no reason to seed it.
+                and not ctx.any_peer_refused(sid)
+            ):
                 self._elect(ctx, entry, seen=seen, critical_at=enters, swarm=swarm, now=now)
 
     def critical_window(self, fetch_time: float | None, duration: float) -> float:

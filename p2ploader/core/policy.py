@@ -111,6 +111,12 @@ class SchedulingContext(Protocol):
         """Some connected peer announced the segment as loaded or as loading over HTTP."""
         ...
 
+    def any_peer_refused(self, segment_id: SegmentId) -> bool:
+        """Some connected peer announced the segment as loaded, then answered "absent" when we asked
+        for it (it was busy, or has dropped it), and has not announced anything since. Such a peer
+        is not asked again until its next announcement, but the segment is in the swarm."""
+        ...
+
     def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
         """Connected peers with no request of ours outstanding that announced the segment as
         loaded, sorted by peer id (so random choices are reproducible)."""

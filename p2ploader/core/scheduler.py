@@ -100,6 +100,10 @@ class _Peer:
     loaded: frozenset[SegmentId] = frozenset()
     loading_by_http: frozenset[SegmentId] = frozenset()
     busy_request: int | None = None
+    # Segments it announced as loaded and then answered "absent" for (busy, or evicted since) after
+    # its last announcement: not asked for again until announced anew, but a sign that the segment
+    # is in the swarm (SchedulingContext.any_peer_refused).
+    refused: frozenset[SegmentId] = frozenset()
     throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
 
 
@@ -609,6 +613,8 @@ class Scheduler:
         new_loaded, new_loading = event.loaded, event.loading_by_http
         peer.loaded = new_loaded
         peer.loading_by_http = new_loading
+        if peer.refused:
+            peer.refused = frozenset()
         policy = self._policy
         lost_counts = policy.passes_on_lost_availability
         # This runs once per announcement per neighbour, the simulator's hottest path. The set
@@ -693,11 +699,12 @@ class Scheduler:
         self._forget(download)
         self._p2p_failures += 1
         peer = self._peers.get(peer_id)
-        if peer is not None:
-            # Absent or failed ("peer gone" while its link closes): not asked for this segment again
-            # until it announces it anew. Otherwise a transport that fails at once makes a
-            # request/failure loop at one instant (found by the simulator soak, benchmarks/soak.py).
+        # Absent or failed ("peer gone" while its link closes): not asked for this segment again
+        # until it announces it anew. Otherwise a transport that fails at once makes a
+        # request/failure loop at one instant (found by the simulator soak, benchmarks/soak.py).
+        if peer is not None and sid in peer.loaded:
             peer.loaded = peer.loaded - {sid}
+            peer.refused = peer.refused | {sid}
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
 
     def _p2p_header_timeout(self, download: _Download) -> None:
@@ -932,6 +939,9 @@ class _Context:
 
     def any_peer_knows(self, segment_id: SegmentId) -> bool:
         return any(segment_id in p.loaded or segment_id in p.loading_by_http for p in self._s._peers.values())
+
+    def any_peer_refused(self, segment_id: SegmentId) -> bool:
+        return any(segment_id in p.refused for p in self._s._peers.values())
 
     def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
         found = [

@@ -301,3 +301,30 @@ def test_a_fast_origin_leaves_more_of_the_buffer_to_peers(http_seconds: float, s
     h.connect("A", loaded=range(2, 30))
     source = "http" if 2 in h.http_loading() else "p2p" if 2 in h.p2p_loading() else None
     assert source == segment_2_source
+
+
+def test_a_holder_that_was_busy_keeps_us_from_seeding_the_segment() -> None:
+    # A swarm of two, us and A. We rank first for segment n, so we would fetch it over HTTP the
+    # moment nobody held or loaded it. A holds it, and answers "absent" (busy) when we ask: it is
+    # in the swarm and spreading, so we wait for A's next announcement or the critical window.
+    settings = LivePolicySettings(http_lead_time=0.0, slow_origin_lead_time=0.0)
+    h = Harness(policy=lambda cfg: LivePolicy(cfg, settings), segments=30, peer_id="me")
+    policy = h.scheduler.policy
+    assert isinstance(policy, LivePolicy)
+    n = next(
+        m
+        for m in range(8, 20)
+        if (lambda rq: rq[0] < rq[1])(policy.seeder_rank(sid(m), _MeshCtx("me", ["A"]), swarm=2))  # type: ignore[arg-type]
+    )
+    h.send(ev.TrackerUpdated(incomplete=2))
+    others = [m for m in range(1, 30) if m != n]  # A loads the rest: nothing else to seed
+    h.connect("A", loaded=[n], loading=others)
+    h.play_at(0)
+    h.request(0)
+    h.complete_http(h.http_request_for(0))
+    assert h.http_loading() == set()
+    rid = h.p2p_request_for(n)
+    h.send(ev.PeerRequestFailed(request_id=rid, reason="absent", absent=True))
+    assert n not in h.http_loading() and n not in h.p2p_loading()
+    h.announce("A", loaded=[n], loading=others)  # a new announcement: asked again
+    assert h.p2p_loading() == {n: "A"}

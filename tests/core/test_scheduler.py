@@ -412,6 +412,13 @@ def test_peer_absent_removes_the_segment_from_its_map() -> None:
     h.send(ev.PeerRequestFailed(request_id=h.p2p_request_for(3), reason="absent", absent=True))
     assert h.p2p_loading() == {}
     assert h.scheduler.statistics().peers == 1
+    ctx = h.scheduler._context
+    # Not asked again, and not "known" in P2P Media Loader's sense (its map lost the segment), but
+    # remembered as refused until the peer announces anew: the segment is in the swarm.
+    assert not ctx.any_peer_has(sid(3)) and not ctx.any_peer_knows(sid(3))
+    assert ctx.any_peer_refused(sid(3))
+    h.announce("A", loaded=[3, 4])
+    assert not ctx.any_peer_refused(sid(3)) and ctx.any_peer_has(sid(3))
 
 
 def test_a_peer_sending_too_many_bytes_is_disconnected_and_nothing_reaches_the_player() -> None:
