@@ -127,7 +127,7 @@ def _trackers_rule(value: object) -> str | None:
     return None
 
 
-def _rtc_rule(value: object) -> str | None:
+def _mapping_rule(value: object) -> str | None:
     return None if isinstance(value, MappingProxyType) else "must be a mapping"
 
 
@@ -200,7 +200,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "consume_only": _bool_rule,
     "tracker_announce": _trackers_rule,
     "peer_requests_per_announce": _int_rule(1, 10),
-    "rtc_config": _rtc_rule,
+    "rtc_config": _mapping_rule,
     "segment_validator": _validator_rule,
     "swarm_id": _swarm_id_rule,
     "http_connect_timeout": _number_rule(0, exclusive=True),
@@ -214,6 +214,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "swarm_url_pattern": _regex_rule,
     "max_concurrent_uploads": _int_rule(0),
     "policy": _policy_rule,
+    "policy_settings": _mapping_rule,
     "topology": _topology_rule,
     "max_client_peers_per_host_peer": _int_rule(1, 100),
     "topology_rules": _topology_rules_rule,
@@ -263,8 +264,8 @@ def _validate(_instance: object, attribute: attrs.Attribute[Any], value: object)
 
 
 # --------------------------------------------------------------------------------------------------
-# rtc_config: stored deep-frozen (dicts -> MappingProxyType, lists -> tuples) so a shared config
-# cannot be changed behind the scheduler's back.
+# rtc_config and policy_settings: stored deep-frozen (dicts -> MappingProxyType, lists -> tuples)
+# so a shared config cannot be changed behind the scheduler's back.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +292,7 @@ def _freeze_json(value: object, where: str, key: str) -> object:
     )
 
 
-def _freeze_rtc_config(value: Mapping[str, Any], key: str = "rtc_config") -> Mapping[str, Any]:
+def _freeze_mapping(value: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping, got {value!r}", key=key)
     frozen = _freeze_json(value, key, key)
@@ -301,7 +302,12 @@ def _freeze_rtc_config(value: Mapping[str, Any], key: str = "rtc_config") -> Map
 
 def _to_rtc_config(value: Mapping[str, Any]) -> Mapping[str, Any]:
     """attrs converter for ``rtc_config``."""
-    return _freeze_rtc_config(value)
+    return _freeze_mapping(value, "rtc_config")
+
+
+def _to_policy_settings(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """attrs converter for ``policy_settings``."""
+    return _freeze_mapping(value, "policy_settings")
 
 
 def _thaw_json(value: object) -> object:
@@ -313,14 +319,15 @@ def _thaw_json(value: object) -> object:
     return value
 
 
-DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_rtc_config(
+DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_mapping(
     {
         "iceServers": [
             {"urls": "stun:stun.l.google.com:19302"},
             {"urls": "stun:global.stun.twilio.com:3478?transport=udp"},
         ],
         "sdpSemantics": "unified-plan",
-    }
+    },
+    "rtc_config",
 )
 """The ``rtcConfig`` of the published P2P Media Loader 0.6.2 bundle (simple-peer's default), read-only."""
 
@@ -526,6 +533,17 @@ class LoaderConfig:
     (elected seeders for low live latency; experimental), or any registered plug-in. Ours.
     FAQ-style name: ``policy``."""
 
+    policy_settings: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_to_policy_settings, validator=_validate, hash=False
+    )
+    """Settings of the chosen ``policy`` that have no FAQ counterpart, by their documented names
+    (snake_case, seconds), e.g. ``{"http_lead_time": 1.5}`` for ``p2ploader-live``
+    (``LivePolicySettings``) or ``{"high_demand_time_window": 20}`` for ``p2pml-2.2``
+    (``P2PML22Settings``); empty: the policy's defaults. Checked when the scheduler builds the
+    policy: an unknown name, a value of the wrong type or out of range, or settings for a policy
+    that has none raise ``ConfigError``. Stored as a read-only copy. Ours. FAQ-style name:
+    ``policySettings`` (an object with the same snake_case names)."""
+
     max_concurrent_uploads: int = attrs.field(default=2, validator=_validate)
     """Uploads served at once (0 = no limit). A request beyond it is answered "absent" (a standard
     P2P Media Loader 2.x reply), so the requester turns to another holder: a new live segment then
@@ -715,7 +733,7 @@ class LoaderConfig:
                 value = _seconds_to_ms(value)
             elif spec.kind == "trackers":
                 value = list(value)
-            elif spec.kind == "rtc":
+            elif spec.kind == "json":
                 value = _thaw_json(value)
             out[spec.block][spec.name] = value
         return dict(out)
@@ -725,7 +743,7 @@ class LoaderConfig:
 # The FAQ spelling: key table, conversion, suggestions
 # --------------------------------------------------------------------------------------------------
 
-_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "rtc", "callable", "str"]
+_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "json", "callable", "str"]
 
 
 @attrs.frozen
@@ -763,7 +781,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("webRtcMaxMessageSize", "web_rtc_max_message_size", "int"),
         _FaqKey("trackerAnnounce", "tracker_announce", "trackers"),
         _FaqKey("peerRequestsPerAnnounce", "peer_requests_per_announce", "int"),
-        _FaqKey("rtcConfig", "rtc_config", "rtc"),
+        _FaqKey("rtcConfig", "rtc_config", "json"),
         _FaqKey("segmentValidator", "segment_validator", "callable"),
         # Ours: settings of our HTTP executor, ignored by a browser P2P Media Loader.
         _FaqKey("httpConnectTimeout", "http_connect_timeout", "ms"),
@@ -777,6 +795,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
         _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),
         _FaqKey("policy", "policy", "str"),
+        _FaqKey("policySettings", "policy_settings", "json"),
         _FaqKey("topology", "topology", "str"),
         _FaqKey("maxClientPeersPerHostPeer", "max_client_peers_per_host_peer", "int"),
         _FaqKey("topologyRules", "topology_rules", "str"),
@@ -886,10 +905,10 @@ def _convert_faq_value(spec: _FaqKey, key: str, value: object) -> object:
         if isinstance(value, list | tuple) and all(isinstance(url, str) for url in value):
             return tuple(value)
         raise wrong("a URL string or a list of URL strings")
-    if spec.kind == "rtc":
+    if spec.kind == "json":
         if not isinstance(value, Mapping):
             raise wrong("an object (mapping)")
-        return _freeze_rtc_config(value, key)
+        return _freeze_mapping(value, key)
     # callable
     if not callable(value):
         raise wrong("a callable")

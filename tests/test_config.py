@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -132,6 +133,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "swarm_url_pattern": None,
     "max_concurrent_uploads": 2,
     "policy": "p2pml-0.6",
+    "policy_settings": MappingProxyType({}),
     "integrity_sha256": False,
     "integrity_spot_checks": 0,
     "integrity_spot_check_bytes": 64,
@@ -230,6 +232,7 @@ def test_defaults_are_p2pml_062() -> None:
         "maxPeers": 20,
         "maxConcurrentUploads": 2,
         "policy": "p2pml-0.6",
+        "policySettings": {},
         "integritySha256": False,
         "integritySpotChecks": 0,
         "integritySpotCheckBytes": 64,
@@ -705,6 +708,7 @@ configs = st.builds(
     upload_rate_limit=st.none() | st.integers(1, 10**9).map(float),
     max_concurrent_uploads=st.integers(0, 50),
     policy=st.sampled_from(["p2pml-0.6", "p2pml-2.2", "p2ploader-live"]),
+    policy_settings=st.dictionaries(st.text(max_size=8), _json_values, max_size=2),
     swarm_url_pattern=st.none() | st.sampled_from([r"^(https://cdn\.example\.com/)[^/]+/(.*)$", "live"]),
 )
 

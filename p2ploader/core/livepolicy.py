@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from p2ploader.core.policy import DownloadPolicy, QueueEntry, SchedulingContext, register_policy
+from p2ploader.core.policy import (
+    DownloadPolicy,
+    QueueEntry,
+    SchedulingContext,
+    register_policy,
+    settings_from_mapping,
+)
 from p2ploader.core.segments import Segment, SegmentId
 
 if TYPE_CHECKING:
@@ -159,6 +165,11 @@ class LivePolicy(DownloadPolicy):
         # The playhead moves in real time between reports: (position, time of the report).
         self._anchor: tuple[float, float] | None = None
         self._wake: float | None = None
+
+    @classmethod
+    def from_config(cls, config: LoaderConfig) -> LivePolicy:
+        """The policy with ``config.policy_settings`` as its :class:`LivePolicySettings`."""
+        return cls(config, settings_from_mapping(LivePolicySettings, config.policy_settings, policy=cls.name))
 
     def get_timer(self) -> float | None:
         return self._wake

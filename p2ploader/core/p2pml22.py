@@ -104,7 +104,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from p2ploader.core.policy import DownloadPolicy, QueueEntry, SchedulingContext, register_policy
+from p2ploader.core.policy import (
+    DownloadPolicy,
+    QueueEntry,
+    SchedulingContext,
+    register_policy,
+    settings_from_mapping,
+)
 from p2ploader.core.segments import Segment, SegmentId
 
 if TYPE_CHECKING:
@@ -195,6 +201,11 @@ class P2PML22Policy(DownloadPolicy):
         self._attempts: dict[SegmentId, _Attempts] = {}
         self._last_position: float | None = None
         self._start_immediately: SegmentId | None = None
+
+    @classmethod
+    def from_config(cls, config: LoaderConfig) -> P2PML22Policy:
+        """The policy with ``config.policy_settings`` as its :class:`P2PML22Settings`."""
+        return cls(config, settings_from_mapping(P2PML22Settings, config.policy_settings, policy=cls.name))
 
     # ------------------------------------------------------------------ read-only views
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import abc
 import difflib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 import attrs
 
@@ -30,7 +30,10 @@ __all__ = [
     "available_policies",
     "create_policy",
     "register_policy",
+    "settings_from_mapping",
 ]
+
+_S = TypeVar("_S")
 
 
 @attrs.frozen(kw_only=True)
@@ -172,6 +175,19 @@ class DownloadPolicy(abc.ABC):
     def __init__(self, config: LoaderConfig) -> None:
         self.config = config
 
+    @classmethod
+    def from_config(cls, config: LoaderConfig) -> Self:
+        """The policy for ``config``, as :func:`create_policy` builds it. A policy with settings of
+        its own overrides this to build them from ``config.policy_settings``
+        (:func:`settings_from_mapping`); this default has none, and refuses any."""
+        if config.policy_settings:
+            raise ConfigError(
+                f"download policy {cls.name!r} has no settings of its own, got policy_settings "
+                f"{dict(config.policy_settings)!r}",
+                key="policy_settings",
+            )
+        return cls(config)
+
     def start(self, *, now: float) -> None:
         """Called once, when the queue first becomes non-empty (playback started)."""
 
@@ -227,7 +243,54 @@ def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
             key="policy",
             suggestion=close[0] if close else None,
         ) from None
-    return cls(config)
+    return cls.from_config(config)
+
+
+def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *, policy: str) -> _S:
+    """Build a policy's attrs settings class from ``LoaderConfig.policy_settings``: every name must
+    be a field of ``settings_class`` (the closest one is suggested otherwise), numbers stay numbers
+    and whole numbers where the default is one, and the class's own checks apply. Any fault raises
+    :class:`ConfigError` naming ``policy_settings``."""
+    fields = attrs.fields_dict(settings_class)  # type: ignore[arg-type]
+    for name, value in values.items():
+        field = fields.get(name)
+        if field is None:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"download policy {policy!r} has no setting {name!r}{hint} (settings: {', '.join(fields)})",
+                key="policy_settings",
+                suggestion=close[0] if close else None,
+            )
+        default = field.default
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = number and float(value).is_integer()
+        else:
+            ok = number
+        if not ok:
+            kind = (
+                "true or false"
+                if isinstance(default, bool)
+                else "a whole number"
+                if isinstance(default, int)
+                else "a number"
+            )
+            raise ConfigError(
+                f"policy_settings[{name!r}] of download policy {policy!r} must be {kind}, got {value!r}",
+                key="policy_settings",
+            )
+    converted = {
+        name: int(value) if type(fields[name].default) is int else value for name, value in values.items()
+    }
+    try:
+        return settings_class(**converted)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"policy_settings of download policy {policy!r}: {exc}", key="policy_settings"
+        ) from exc
 
 
 def _load_builtin_policies() -> None:

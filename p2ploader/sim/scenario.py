@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from p2ploader.config import LoaderConfig
+from p2ploader.core.policy import create_policy
 from p2ploader.errors import ConfigError
 
 __all__ = ["PRESETS", "Scenario", "load_scenario"]
@@ -84,7 +85,8 @@ class Scenario:
             raise ConfigError("a scenario needs viewers >= 1 and positive durations")
         if not 0 <= self.download_only_fraction <= 1 or not 0 <= self.loss < 1:
             raise ConfigError("download_only_fraction must be in [0, 1] and loss in [0, 1)")
-        LoaderConfig.from_faq(self.loader)  # fail early on bad loader settings
+        # Fail early on bad loader settings, an unknown policy or settings it does not take.
+        create_policy(self.policy, self.loader_config())
         if self.topology not in ("mesh", "host-client") or not 0 <= self.host_fraction <= 1:
             raise ConfigError('topology must be "mesh" or "host-client" and host_fraction in [0, 1]')
         if self.max_client_peers_per_host_peer < 1:
