@@ -33,7 +33,7 @@ __all__ = [
     "settings_from_mapping",
 ]
 
-_S = TypeVar("_S")
+_S = TypeVar("_S", bound=attrs.AttrsInstance)
 
 
 @attrs.frozen(kw_only=True)
@@ -248,10 +248,11 @@ def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
 
 def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *, policy: str) -> _S:
     """Build a policy's attrs settings class from ``LoaderConfig.policy_settings``: every name must
-    be a field of ``settings_class`` (the closest one is suggested otherwise), numbers stay numbers
-    and whole numbers where the default is one, and the class's own checks apply. Any fault raises
-    :class:`ConfigError` naming ``policy_settings``."""
-    fields = attrs.fields_dict(settings_class)  # type: ignore[arg-type]
+    be a field of ``settings_class`` (the closest one is suggested otherwise), each value of its
+    default's kind (true or false, a whole number, a number), and the class's own checks apply.
+    Any fault raises :class:`ConfigError` naming ``policy_settings``."""
+    fields = attrs.fields_dict(settings_class)
+    converted: dict[str, Any] = {}
     for name, value in values.items():
         field = fields.get(name)
         if field is None:
@@ -262,35 +263,31 @@ def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *
                 key="policy_settings",
                 suggestion=close[0] if close else None,
             )
-        default = field.default
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = number and float(value).is_integer()
-        else:
-            ok = number
-        if not ok:
-            kind = (
-                "true or false"
-                if isinstance(default, bool)
-                else "a whole number"
-                if isinstance(default, int)
-                else "a number"
-            )
+        wanted = _setting_kind_fault(value, field.default)
+        if wanted is not None:
             raise ConfigError(
-                f"policy_settings[{name!r}] of download policy {policy!r} must be {kind}, got {value!r}",
+                f"policy_settings[{name!r}] of download policy {policy!r} must be {wanted}, got {value!r}",
                 key="policy_settings",
             )
-    converted = {
-        name: int(value) if type(fields[name].default) is int else value for name, value in values.items()
-    }
+        # JSON and JavaScript have no integer type: 2.0 is a fine whole number.
+        is_whole = type(field.default) is int
+        converted[name] = int(value) if is_whole else value
     try:
         return settings_class(**converted)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"policy_settings of download policy {policy!r}: {exc}", key="policy_settings"
         ) from exc
+
+
+def _setting_kind_fault(value: object, default: object) -> str | None:
+    """What a setting's value must be when it is not of its default's kind, else ``None``."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    whole = isinstance(default, int)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "a whole number" if whole else "a number"
+    return "a whole number" if whole and not float(value).is_integer() else None
 
 
 def _load_builtin_policies() -> None:
