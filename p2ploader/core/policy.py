@@ -236,14 +236,21 @@ def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
     try:
         cls = _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"unknown download policy {name!r}{hint} (available: {', '.join(sorted(_REGISTRY))})",
-            key="policy",
-            suggestion=close[0] if close else None,
+        raise _unknown_name(
+            f"unknown download policy {name!r}", name, sorted(_REGISTRY), listing="available", key="policy"
         ) from None
     return cls.from_config(config)
+
+
+def _unknown_name(message: str, name: str, choices: list[str], *, listing: str, key: str) -> ConfigError:
+    """``message`` about the unknown ``name``, suggesting the closest of ``choices`` and listing them."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(
+        f"{message}{hint} ({listing}: {', '.join(choices)})",
+        key=key,
+        suggestion=close[0] if close else None,
+    )
 
 
 def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *, policy: str) -> _S:
@@ -256,12 +263,12 @@ def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *
     for name, value in values.items():
         field = fields.get(name)
         if field is None:
-            close = difflib.get_close_matches(name, list(fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"download policy {policy!r} has no setting {name!r}{hint} (settings: {', '.join(fields)})",
+            raise _unknown_name(
+                f"download policy {policy!r} has no setting {name!r}",
+                name,
+                list(fields),
+                listing="settings",
                 key="policy_settings",
-                suggestion=close[0] if close else None,
             )
         wanted = _setting_kind_fault(value, field.default)
         if wanted is not None:
