@@ -536,13 +536,15 @@ class LoaderConfig:
     policy_settings: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_to_policy_settings, validator=_validate, hash=False
     )
-    """Settings of the chosen ``policy`` that have no FAQ counterpart, by their documented names
-    (snake_case, seconds), e.g. ``{"http_lead_time": 1.5}`` for ``p2ploader-live``
-    (``LivePolicySettings``) or ``{"high_demand_time_window": 20}`` for ``p2pml-2.2``
-    (``P2PML22Settings``); empty: the policy's defaults. Checked when the scheduler builds the
-    policy: an unknown name, a value of the wrong type or out of range, or settings for a policy
-    that has none raise ``ConfigError``. Stored as a read-only copy. Ours. FAQ-style name:
-    ``policySettings`` (an object with the same snake_case names)."""
+    """Download policies' own settings (those with no FAQ counterpart), per policy name, by their
+    documented names (snake_case, seconds): e.g. ``{"p2ploader-live": {"http_lead_time": 1.5}}``
+    (``LivePolicySettings``) or ``{"p2pml-2.2": {"high_demand_time_window": 20}}``
+    (``P2PML22Settings``). A policy without an entry keeps its defaults; entries for other policies
+    than ``policy`` wait for a run that picks them (the simulator compares policies on one
+    config). Checked when the scheduler builds its policy, every entry: an unknown policy or
+    setting name, a value of the wrong kind or out of range, or settings for a policy that has none
+    raise ``ConfigError``. Stored as a read-only copy. Ours. FAQ-style name: ``policySettings``
+    (an object of objects, with the same names)."""
 
     max_concurrent_uploads: int = attrs.field(default=2, validator=_validate)
     """Uploads served at once (0 = no limit). A request beyond it is answered "absent" (a standard

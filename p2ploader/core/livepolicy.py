@@ -168,8 +168,9 @@ class LivePolicy(DownloadPolicy):
 
     @classmethod
     def from_config(cls, config: LoaderConfig) -> LivePolicy:
-        """The policy with ``config.policy_settings`` as its :class:`LivePolicySettings`."""
-        return cls(config, settings_from_mapping(LivePolicySettings, config.policy_settings, policy=cls.name))
+        """The policy with its entry in ``config.policy_settings`` as its :class:`LivePolicySettings`."""
+        own = config.policy_settings.get(cls.name, {})
+        return cls(config, settings_from_mapping(LivePolicySettings, own, policy=cls.name))
 
     def get_timer(self) -> float | None:
         return self._wake

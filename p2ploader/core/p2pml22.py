@@ -204,8 +204,9 @@ class P2PML22Policy(DownloadPolicy):
 
     @classmethod
     def from_config(cls, config: LoaderConfig) -> P2PML22Policy:
-        """The policy with ``config.policy_settings`` as its :class:`P2PML22Settings`."""
-        return cls(config, settings_from_mapping(P2PML22Settings, config.policy_settings, policy=cls.name))
+        """The policy with its entry in ``config.policy_settings`` as its :class:`P2PML22Settings`."""
+        own = config.policy_settings.get(cls.name, {})
+        return cls(config, settings_from_mapping(P2PML22Settings, own, policy=cls.name))
 
     # ------------------------------------------------------------------ read-only views
 

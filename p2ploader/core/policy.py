@@ -178,12 +178,12 @@ class DownloadPolicy(abc.ABC):
     @classmethod
     def from_config(cls, config: LoaderConfig) -> Self:
         """The policy for ``config``, as :func:`create_policy` builds it. A policy with settings of
-        its own overrides this to build them from ``config.policy_settings``
+        its own overrides this to build them from its entry in ``config.policy_settings``
         (:func:`settings_from_mapping`); this default has none, and refuses any."""
-        if config.policy_settings:
+        own = config.policy_settings.get(cls.name)
+        if own:
             raise ConfigError(
-                f"download policy {cls.name!r} has no settings of its own, got policy_settings "
-                f"{dict(config.policy_settings)!r}",
+                f"download policy {cls.name!r} has no settings of its own, got {dict(own)!r}",
                 key="policy_settings",
             )
         return cls(config)
@@ -230,16 +230,29 @@ def available_policies() -> list[str]:
 
 
 def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
-    """Instantiate the policy registered as ``name``; an unknown name raises :class:`ConfigError`
-    suggesting the closest one."""
+    """Instantiate the policy registered as ``name`` with its settings from
+    ``config.policy_settings``. Every entry there is checked too, for whichever policy it names, so
+    a comparison of several policies fails at once on any bad setting. An unknown name raises
+    :class:`ConfigError` suggesting the closest one."""
     _load_builtin_policies()
+    for other, values in config.policy_settings.items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                f"policy_settings[{other!r}] must be a mapping of setting names to values, got {values!r}",
+                key="policy_settings",
+            )
+        if other != name:
+            _registered(other, key="policy_settings").from_config(config)
+    return _registered(name, key="policy").from_config(config)
+
+
+def _registered(name: str, *, key: str) -> type[DownloadPolicy]:
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise _unknown_name(
-            f"unknown download policy {name!r}", name, sorted(_REGISTRY), listing="available", key="policy"
+            f"unknown download policy {name!r}", name, sorted(_REGISTRY), listing="available", key=key
         ) from None
-    return cls.from_config(config)
 
 
 def _unknown_name(message: str, name: str, choices: list[str], *, listing: str, key: str) -> ConfigError:
@@ -254,7 +267,8 @@ def _unknown_name(message: str, name: str, choices: list[str], *, listing: str, 
 
 
 def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *, policy: str) -> _S:
-    """Build a policy's attrs settings class from ``LoaderConfig.policy_settings``: every name must
+    """Build a policy's attrs settings class from its entry in ``LoaderConfig.policy_settings``
+    (``config.policy_settings.get(policy, {})``): every name must
     be a field of ``settings_class`` (the closest one is suggested otherwise), each value of its
     default's kind (true or false, a whole number, a number), and the class's own checks apply.
     Any fault raises :class:`ConfigError` naming ``policy_settings``."""

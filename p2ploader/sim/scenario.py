@@ -36,6 +36,9 @@ def _range(value: Any) -> tuple[float, float]:
     raise ConfigError(f"expected a number or a [low, high] pair, got {value!r}")
 
 
+_POLICY_SETTING = "loader.policySettings."
+
+
 @attrs.frozen(kw_only=True)
 class Scenario:
     """Every field has a default; units are in the names."""
@@ -108,12 +111,19 @@ class Scenario:
         )
 
     def evolve(self, **changes: Any) -> Scenario:
-        """A copy with ``changes``; dotted keys (``loader.requiredSegmentsPriority``) set loader settings."""
+        """A copy with ``changes``; dotted keys (``loader.requiredSegmentsPriority``) set loader settings,
+        ``loader.policySettings.<policy>.<name>`` one of a policy's own settings."""
         direct: dict[str, Any] = {}
         loader = dict(self.loader)
         for key, value in changes.items():
             if key == "loader":
                 loader = dict(value)
+            elif key.startswith(_POLICY_SETTING):
+                # Policy names have dots of their own ("p2pml-0.6"); setting names have none.
+                policy, _, name = key.removeprefix(_POLICY_SETTING).rpartition(".")
+                settings = {k: dict(v) for k, v in loader.get("policySettings", {}).items()}
+                settings.setdefault(policy, {})[name] = value
+                loader["policySettings"] = settings
             elif key.startswith("loader."):
                 loader[key.removeprefix("loader.")] = value
             elif key in attrs.fields_dict(Scenario):
