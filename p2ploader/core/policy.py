@@ -268,10 +268,10 @@ def _unknown_name(message: str, name: str, choices: list[str], *, listing: str, 
 
 def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *, policy: str) -> _S:
     """Build a policy's attrs settings class from its entry in ``LoaderConfig.policy_settings``
-    (``config.policy_settings.get(policy, {})``): every name must
-    be a field of ``settings_class`` (the closest one is suggested otherwise), each value of its
-    default's kind (true or false, a whole number, a number), and the class's own checks apply.
-    Any fault raises :class:`ConfigError` naming ``policy_settings``."""
+    (``config.policy_settings.get(policy, {})``): every name must be a field of ``settings_class``
+    (the closest one is suggested otherwise), each value of its default's kind (true or false, a
+    whole number, a number), and the class's own checks apply. Any fault raises
+    :class:`ConfigError` naming ``policy_settings``."""
     fields = attrs.fields_dict(settings_class)
     converted: dict[str, Any] = {}
     for name, value in values.items():
@@ -287,7 +287,7 @@ def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *
         wanted = _setting_kind_fault(value, field.default)
         if wanted is not None:
             raise ConfigError(
-                f"policy_settings[{name!r}] of download policy {policy!r} must be {wanted}, got {value!r}",
+                f"policy_settings[{policy!r}][{name!r}] must be {wanted}, got {value!r}",
                 key="policy_settings",
             )
         # JSON and JavaScript have no integer type: 2.0 is a fine whole number.
