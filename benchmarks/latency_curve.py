@@ -13,11 +13,6 @@ its ratio to the best and the stalls (all viewers); P2P off shows its stalls onl
 ``--plot`` draws the P2P ratio (the best case dashed), the stalls and the median startup time
 against the latency, one line per policy (p2p_ratio is 0 for P2P off by definition).
 
-Model workaround, as in benchmarks/policy_table.py: the simulator delivers a peer's segment in one
-piece at the end of its transfer, so any upload longer than ``p2pStallTimeout`` (2 s) would be
-cancelled as stalled, which a real data channel never is. Every run sets ``p2pStallTimeout`` to
-``--model-stall-timeout`` (60 s); pass 0 to keep the loader's default.
-
     python benchmarks/latency_curve.py [--viewers 200] [--duration 600] [--latencies 2 3 4 6 10 19]
         [--policy NAME ...] [--no-recommended] [--churn 0.2] [--seed 1] [--jobs N]
         [--plot latency_curve.png]

@@ -22,12 +22,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, recommended_help: s
     parser.add_argument("--duration", type=float, default=600.0, help="simulated seconds")
     parser.add_argument("--join-window", type=float, default=60.0, help="seconds over which viewers join")
     parser.add_argument("--no-recommended", action="store_true", help=recommended_help)
-    parser.add_argument(
-        "--model-stall-timeout",
-        type=float,
-        default=60.0,
-        help="p2pStallTimeout in seconds for every run (model workaround, see above; 0: the default)",
-    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=None, help="processes (default: the CPU count)")
 
@@ -47,7 +41,6 @@ def live_scenario(name: str, args: argparse.Namespace, **fields: Any) -> Scenari
         uplink_mbps=(1.0, 20.0),
         downlink_mbps=(20.0, 50.0),
         max_peers=LoaderConfig().max_peers,
-        loader={"p2pStallTimeout": args.model_stall_timeout * 1000} if args.model_stall_timeout else {},
         **fields,
     )
 

@@ -17,12 +17,6 @@ the settings docs/simulator.md recommends for live streams played 19 segments be
 (``httpDownloadProbability: 0.02``, everything else default). For reference, Peer5 reported a 50 %
 P2P ratio at 5 viewers and 70 % at 20; the best case is 1 - 1/N.
 
-Model workaround: the simulator delivers a peer's segment in one piece at the end of its transfer,
-so any upload longer than ``p2pStallTimeout`` (2 s; a 937 kB segment from an uplink under
-3.75 Mbit/s) would be cancelled as stalled, which a real data channel sending 64 kB messages never
-is. Every run here sets ``p2pStallTimeout`` to ``--model-stall-timeout`` (60 s) to undo that; pass
-0 to keep the loader's default and see the artifact.
-
     python benchmarks/policy_table.py [--viewers 5 10 50 200] [--latencies 3 19] [--duration 600]
         [--policy NAME ...] [--seed 1] [--jobs N]
 

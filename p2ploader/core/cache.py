@@ -53,6 +53,16 @@ class SegmentCache:
         self._entries[segment.id] = CachedSegment(segment=segment, data=data, last_accessed=now)
         self._total_bytes += len(data)
 
+    def share(self, segment_id: SegmentId, data: bytes) -> bool:
+        """Hold ``data`` instead of the equal bytes cached for ``segment_id`` (not an access), so
+        that caches in one process can share one copy of a payload. ``False`` when the segment is
+        not cached or its bytes differ."""
+        entry = self._entries.get(segment_id)
+        if entry is None or entry.data is data or entry.data != data:
+            return entry is not None and entry.data is data
+        entry.data = data
+        return True
+
     def get(self, segment_id: SegmentId, *, now: float) -> CachedSegment | None:
         """Return the entry and mark it accessed, or ``None``."""
         entry = self._entries.get(segment_id)

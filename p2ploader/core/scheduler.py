@@ -309,6 +309,12 @@ class Scheduler:
         """The oldest pending notification for the application, or ``None``."""
         return self._notifications.popleft() if self._notifications else None
 
+    def share_payload(self, segment_id: SegmentId, data: bytes) -> bool:
+        """Keep ``data``, an object equal to the cached bytes of ``segment_id``, in their place:
+        a process hosting many schedulers (the simulator) then holds one copy of each payload
+        rather than one per reassembled download. ``False`` when it is not cached or differs."""
+        return self._cache.share(segment_id, data)
+
     def statistics(self) -> CoreStatistics:
         return CoreStatistics(
             http_bytes=self._http_bytes,

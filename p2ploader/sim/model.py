@@ -13,12 +13,17 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
   with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
   served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
   after another, as a real data channel would. Loss costs throughput: ``rate * (1 - loss)``.
+  The body arrives in pieces, one at least every :data:`PIECE_SECONDS` of transfer time (at most
+  64), so a slow upload shows progress to the receiver's stall timeout and a cut-over to HTTP can
+  keep the bytes already received, as with a real data channel's chunks.
 * Payloads are real ``bytes`` objects shared by every viewer (one per segment), so the scheduler
-  counts real sizes while memory stays bounded by the stream, not by the audience.
+  counts real sizes while memory stays bounded by the stream, not by the audience. A segment put
+  together from pieces is swapped for the shared payload once whole (``on_reassembled``).
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import random
 from collections.abc import Callable
@@ -34,6 +39,47 @@ __all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwor
 
 _rendition_of = operator.attrgetter("rendition")
 _EMPTY: frozenset[SegmentId] = frozenset()
+
+PIECE_SECONDS = 1.0
+"""A simulated upload arrives in pieces at least this often (seconds of transfer time)."""
+_MAX_PIECES = 64
+
+
+@attrs.define
+class _Request:
+    """A request on its way to the peer asked."""
+
+    handle: VirtualHandle
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+@attrs.define(kw_only=True, eq=False)
+class _Upload:
+    """An upload in flight: its header, then its pieces one after another at the link's rate."""
+
+    target: ModelledPeers
+    peer_id: str
+    request_id: int
+    segment_id: SegmentId
+    data: bytes
+    piece_size: int
+    rate: float
+    start: float
+    """When the header reaches the receiver; piece k arrives ``k * piece_size / rate`` later."""
+    sent: int = 0
+    handle: VirtualHandle | None = None
+    next_piece: VirtualHandle | None = None
+
+    def due(self) -> float:
+        """When the next piece reaches the receiver."""
+        return self.start + min(self.sent + self.piece_size, len(self.data)) / self.rate
+
+    def cancel(self) -> None:
+        for handle in (self.handle, self.next_piece):
+            if handle is not None:
+                handle.cancel()
 
 
 @attrs.frozen(kw_only=True)
@@ -152,9 +198,12 @@ class ModelledHttp:
         link: LinkProfile,
         feed: Callable[[ev.Event], None],
         rng: random.Random,
+        on_reassembled: Callable[[SegmentId], object] | None = None,
     ) -> None:
         self._loop, self._origin, self._stream, self._link = loop, origin, stream, link
         self._feed, self._rng = feed, rng
+        self._on_reassembled = on_reassembled  # as ModelledPeers': after a resumed fetch
+        self._segments: dict[int, SegmentId] = {}
         self._active: dict[int, VirtualHandle] = {}
 
     def start(self, action: act.StartHttpFetch) -> None:
@@ -168,6 +217,8 @@ class ModelledHttp:
         origin.active += 1
         origin.requests += 1
         rid = action.request_id
+        if action.resume_from:
+            self._segments[rid] = action.segment.id
         self._active[rid] = self._loop.call_later(
             rtt + len(body) / rate, self._done, rid, action.resume_from, body
         )
@@ -180,9 +231,13 @@ class ModelledHttp:
         self._feed(ev.HttpResponseStarted(request_id=request_id, offset=offset))
         self._feed(ev.HttpChunkReceived(request_id=request_id, data=body))
         self._feed(ev.HttpFetchCompleted(request_id=request_id))
+        resumed = self._segments.pop(request_id, None)
+        if resumed is not None and self._on_reassembled is not None:
+            self._on_reassembled(resumed)
 
     def abort(self, request_id: int) -> None:
         handle = self._active.pop(request_id, None)
+        self._segments.pop(request_id, None)
         if handle is not None:
             handle.cancel()
             self._origin.active -= 1
@@ -292,8 +347,12 @@ class ModelledPeers:
         feed: Callable[[ev.Event], None],
         upload_cap: float | None = None,
         max_peers: int = 10,
+        on_reassembled: Callable[[SegmentId], object] | None = None,
     ) -> None:
         self.peer_id = peer_id
+        self.on_reassembled = on_reassembled
+        """Called after a segment that arrived in several pieces was delivered whole, so that the
+        receiving viewer can drop its reassembled copy for the stream's shared payload."""
         self.swarm = swarm
         self.network = network
         self.link = link
@@ -307,8 +366,9 @@ class ModelledPeers:
         self.uploaded_bytes = 0
         self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
         self._uplink_free_at = 0.0
-        # Deliveries in flight that a cancel or a departure must stop: (peer, request id) -> handles.
-        self._transfers: dict[tuple[str, int], list[VirtualHandle]] = {}
+        # Deliveries in flight that a cancel or a departure must stop, by (peer, request id): a
+        # request on its way to us, or one of our uploads.
+        self._transfers: dict[tuple[str, int], _Request | _Upload] = {}
 
     def feed_if_alive(self, event: ev.Event) -> None:
         if self.alive:
@@ -332,7 +392,7 @@ class ModelledPeers:
                     peer_request_id=action.request_id,
                 )
                 handle = loop.call_later(self.network.latency(self, target), target.feed_if_alive, request)
-                target._transfers[(self.peer_id, action.request_id)] = [handle]
+                target._transfers[(self.peer_id, action.request_id)] = _Request(handle)
             case act.CancelPeerRequest():
                 target = self.neighbours.get(action.peer_id)
                 if target is not None:
@@ -401,40 +461,55 @@ class ModelledPeers:
         rate = min(self._up_rate, target.link.down) * (1.0 - max(self.link.loss, target.link.loss))
         latency = self.network.latency(self, target)
         start = max(loop.time(), self._uplink_free_at)
-        end = start + len(action.data) / rate
-        self._uplink_free_at = end
+        data = action.data
+        self._uplink_free_at = start + len(data) / rate
+        # Pieces at least every PIECE_SECONDS of transfer: a slow upload shows its progress (the
+        # stall timeout, a cut-over keeping the bytes received) as a data channel's chunks would.
+        pieces = max(1, min(_MAX_PIECES, math.ceil(len(data) / rate / PIECE_SECONDS)))
+        upload = _Upload(
+            target=target,
+            peer_id=action.peer_id,
+            request_id=rid,
+            segment_id=action.segment_id,
+            data=data,
+            piece_size=math.ceil(len(data) / pieces),
+            rate=rate,
+            start=start + latency,
+        )
         header = ev.PeerResponseStarted(request_id=rid, total_bytes=action.total_bytes)
-        chunk = ev.PeerChunkReceived(request_id=rid, data=action.data)
-        self._transfers[(action.peer_id, rid)] = [
-            loop.call_at(start + latency, target.feed_if_alive, header),
-            loop.call_at(
-                end + latency, self._delivered, action.peer_id, rid, target, chunk, action.segment_id
-            ),
-        ]
+        upload.handle = loop.call_at(upload.start, target.feed_if_alive, header)
+        upload.next_piece = loop.call_at(upload.due(), self._send_piece, upload)
+        self._transfers[(action.peer_id, rid)] = upload
 
-    def _delivered(
-        self,
-        peer_id: str,
-        rid: int,
-        target: ModelledPeers,
-        chunk: ev.PeerChunkReceived,
-        segment_id: SegmentId,
-    ) -> None:
-        self._transfers.pop((peer_id, rid), None)
-        sent = 0
+    def _send_piece(self, upload: _Upload) -> None:
+        """Deliver the next piece of an upload; the last one completes it."""
+        piece = upload.data[upload.sent : upload.sent + upload.piece_size]
+        upload.sent += len(piece)
+        target = upload.target
         if target.alive:
-            sent = len(chunk.data)
-            self.uploaded_bytes += sent  # counted when delivered: cancelled uploads do not count
-            self.network.record_delivery(segment_id, self.peer_id)
-            target.feed(chunk)
-        self.feed_if_alive(ev.UploadFinished(peer_id=peer_id, peer_request_id=rid, sent_bytes=sent))
+            self.uploaded_bytes += len(piece)  # counted when delivered: cancelled bytes do not count
+            whole = upload.sent >= len(upload.data)
+            if whole:
+                self.network.record_delivery(upload.segment_id, self.peer_id)
+            target.feed(ev.PeerChunkReceived(request_id=upload.request_id, data=piece))
+            if whole and upload.piece_size < len(upload.data) and target.on_reassembled is not None:
+                target.on_reassembled(upload.segment_id)
+        if upload.sent < len(upload.data):
+            upload.next_piece = self.network.loop.call_at(upload.due(), self._send_piece, upload)
+            return
+        self._transfers.pop((upload.peer_id, upload.request_id), None)
+        delivered = upload.sent if target.alive else 0
+        self.feed_if_alive(
+            ev.UploadFinished(peer_id=upload.peer_id, peer_request_id=upload.request_id, sent_bytes=delivered)
+        )
 
     def _end_transfer(self, key: tuple[str, int]) -> None:
         """Stop a delivery in flight; an upload's end is reported to our scheduler."""
-        handles = self._transfers.pop(key, [])
-        for handle in handles:
-            handle.cancel()
-        if len(handles) == 2:  # an upload (header + data), not a request on its way
+        transfer = self._transfers.pop(key, None)
+        if transfer is None:
+            return
+        transfer.cancel()
+        if isinstance(transfer, _Upload):  # not a request still on its way to us
             self.feed_if_alive(ev.UploadFinished(peer_id=key[0], peer_request_id=key[1]))
 
     def drop_transfers_with(self, peer_id: str) -> None:
@@ -446,7 +521,6 @@ class ModelledPeers:
         for other in list(self.neighbours):
             self.network.disconnect(self, other)
         self.alive = False
-        for handles in self._transfers.values():
-            for handle in handles:
-                handle.cancel()
+        for transfer in self._transfers.values():
+            transfer.cancel()
         self._transfers.clear()

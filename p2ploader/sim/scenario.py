@@ -22,8 +22,6 @@ from p2ploader.errors import ConfigError
 
 __all__ = ["PRESETS", "Scenario", "load_scenario"]
 
-_MODEL_STALL_TIMEOUT = 60.0
-
 
 def _range(value: Any) -> tuple[float, float]:
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -97,9 +95,6 @@ class Scenario:
 
     def loader_config(self, *, p2p: bool = True, download_only: bool = False) -> LoaderConfig:
         base = LoaderConfig.from_faq(self.loader) if self.loader else LoaderConfig()
-        # Model limitation: a simulated upload delivers its bytes at its end, so a slow one would
-        # look stalled to the 2 s default stall timeout; unless the scenario sets one, use 60 s.
-        stall = base.p2p_stall_timeout if "p2pStallTimeout" in self.loader else _MODEL_STALL_TIMEOUT
         return base.evolve(
             use_p2p=p2p,
             consume_only=download_only or base.consume_only,
@@ -107,7 +102,6 @@ class Scenario:
             tracker_announce=(),
             segment_validator=None,
             policy=self.policy,
-            p2p_stall_timeout=stall,
         )
 
     def evolve(self, **changes: Any) -> Scenario:

@@ -17,6 +17,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.segments import SegmentId
 from p2ploader.playback import PlaybackModel
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 from p2ploader.sim.model import LinkProfile, ModelledHttp, ModelledPeers, Origin, PeerNetwork, SimStream
@@ -66,6 +67,13 @@ class SimViewer:
         self._forward_buffer = forward_buffer
         self.download_only = config.consume_only
         rng = random.Random(seed)
+
+        def share_payload(segment_id: SegmentId) -> None:
+            # Memory: a segment put together from pieces (P2P pieces, or a P2P prefix and an HTTP
+            # range) is held as the stream's one shared payload, not as this viewer's copy; a big
+            # audience would otherwise hold gigabytes.
+            self.scheduler.share_payload(segment_id, stream.payload(segment_id))
+
         self.scheduler = Scheduler(
             config, rng=random.Random(rng.getrandbits(64)), policy=policy, peer_id=peer_id
         )
@@ -77,6 +85,7 @@ class SimViewer:
             link=link,
             feed=self.driver.feed,
             rng=random.Random(rng.getrandbits(64)),
+            on_reassembled=share_payload,
         )
         self.peers = ModelledPeers(
             peer_id=peer_id,
@@ -86,6 +95,7 @@ class SimViewer:
             feed=self.driver.feed,
             upload_cap=config.upload_rate_limit,
             max_peers=config.max_peers,
+            on_reassembled=share_payload,
         )
         self.driver.http = self.http
         self.driver.peers = self.peers
