@@ -18,8 +18,11 @@ from the origin the moment it appears, and everybody else takes it from peers:
   talking. A viewer fetches a new segment that no peer holds or loads when its rank among its
   neighbourhood is below the neighbourhood's quota: ``seeders_per_segment`` when the viewer knows
   the whole swarm, at least ``neighbourhood_share`` in a big swarm's partial overlay. Peers not
-  connected yet count by expectation (a joiner is not elected for everything). The seeder
-  announces the segment as loading over HTTP at once, which keeps the others from fetching it.
+  connected yet count by expectation (a joiner is not elected for everything), and only segments
+  new to the swarm are elected at once: one already behind the live edge in the queue a viewer
+  starts with most likely had its seeders before it came, and waits 2 s for the peers being
+  connected to announce it. The seeder announces the segment as loading over HTTP at once, which
+  keeps the others from fetching it.
   **Fallback timer:** when the elected viewers are slow or gone, the next in rank fetches it a
   segment duration plus ``seeder_fallback_delay`` after the segment appeared, the one after that a
   delay later. A viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
@@ -65,6 +68,8 @@ _HEX_DIGITS = frozenset(string.hexdigits)
 _TOLERANCE = 1e-3  # seconds
 # Segment durations a fallback copy is given to spread before the critical window.
 _FALLBACK_SPREAD_SEGMENTS = 2.0
+# Seconds a joiner gives the peers it connects to to announce the segments it starts with.
+_JOIN_GRACE = 2.0
 
 
 def _mix(value: int) -> int:
@@ -160,6 +165,11 @@ class LivePolicy(DownloadPolicy):
         self._peer_keys: dict[str, int] = {}
         # When each queued segment was first seen (the fallback timer counts from there).
         self._first_seen: dict[SegmentId, float] = {}
+        # When we first had something to schedule, and the segments queued within a segment
+        # duration of it that were already behind the live edge: published before we came, so the
+        # swarm had its seeders for them; never elected at once.
+        self._arrived: float | None = None
+        self._seen_late: set[SegmentId] = set()
         # From the tracker; None until its first answer (we have not joined the swarm yet).
         self._swarm_size: int | None = None
         # The playhead moves in real time between reports: (position, time of the report).
@@ -254,13 +264,26 @@ class LivePolicy(DownloadPolicy):
         if len(first_seen) > 2 * len(queue) + 16:
             queued = {entry.id for entry in queue}
             self._first_seen = first_seen = {k: v for k, v in first_seen.items() if k in queued}
+            self._seen_late &= queued
+        edge = ctx.playlist_end
+        if self._arrived is None:
+            self._arrived = now
+        arrived = self._arrived
         position = self._playhead(ctx, now)
         swarm = self.swarm_estimate(ctx)
         fetch_time = ctx.http_fetch_time
         self._wake = None
         for k, entry in enumerate(queue):
             sid = entry.id
-            seen = first_seen.setdefault(sid, now)
+            seen = first_seen.get(sid)
+            if seen is None:
+                seen = first_seen[sid] = now
+                segment = entry.segment
+                # Later, a segment entering our queue enters the queues of the viewers at our
+                # latency too (far behind live, none of them sees it at the edge): it is new to them.
+                joining = now - arrived <= segment.duration
+                if joining and edge is not None and edge - (segment.start + segment.duration) > _TOLERANCE:
+                    self._seen_late.add(sid)
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
             lead = self.critical_window(fetch_time, entry.segment.duration)
@@ -324,7 +347,14 @@ class LivePolicy(DownloadPolicy):
         sid = entry.id
         rank, quota = self.seeder_rank(sid, ctx, swarm=swarm)
         if rank < quota and self._uplink_fit(ctx):
-            ctx.start_http(sid, now=now, continue_p2p=False)
+            # A segment already behind the live edge when we came most likely had its seeders
+            # before us: the peers we are connecting to will announce it. Elected only if none
+            # has after a grace period (a swarm that is itself new may not have it).
+            grace_end = seen + _JOIN_GRACE
+            if sid not in self._seen_late or now >= grace_end - _TOLERANCE:
+                ctx.start_http(sid, now=now, continue_p2p=False)
+            else:
+                self._wake = grace_end if self._wake is None else min(self._wake, grace_end)
             return
         # Viewers reload the playlist at different moments, up to a segment duration apart: the
         # elected may see the segment that much later than we did. A segment needed much later

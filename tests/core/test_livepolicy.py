@@ -11,7 +11,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
 from p2ploader.core.segments import SegmentId
-from tests.core.harness import Harness, sid
+from tests.core.harness import Harness, make_segments, sid
 
 
 def live_harness(**overrides: object) -> Harness:
@@ -328,3 +328,44 @@ def test_a_holder_that_was_busy_keeps_us_from_seeding_the_segment() -> None:
     assert n not in h.http_loading() and n not in h.p2p_loading()
     h.announce("A", loaded=[n], loading=others)  # a new announcement: asked again
     assert h.p2p_loading() == {n: "A"}
+
+
+def _joiner_alone_in_its_swarm() -> Harness:
+    """A viewer that joins a live stream (2 s segments, 0-9 published, the edge at 20 s) 5
+    segments behind live; the tracker says it is alone, so it is elected for every new segment.
+    Its critical segments (4, 5) and the newest (9) came over HTTP."""
+    h = Harness(policy="p2ploader-live", segments=10, peer_id="me")
+    h.send(ev.TrackerUpdated(incomplete=1))
+    h.play_at(4)
+    h.request(4)
+    assert h.http_loading() == {4, 5}, "within the critical window (3 s before the origin is measured)"
+    h.complete_http(h.http_request_for(4))
+    h.complete_http(h.http_request_for(5))
+    assert h.http_loading() == {9}, "the newest segment; not 6, 7 and 8"
+    h.complete_http(h.http_request_for(9))
+    return h
+
+
+def test_a_joiner_waits_for_its_peers_to_announce_the_segments_published_before_it_came() -> None:
+    # Segments already behind the live edge in a joiner's first queue had their seeders before it
+    # came: it gives the peers it is connecting to 2 s to announce them. A segment that appears
+    # later is new, and fetched at once.
+    h = _joiner_alone_in_its_swarm()
+    h.advance(1.0)
+    h.connect("A", loaded=[6, 7, 8])
+    h.advance(1.5)
+    assert h.http_loading() == set() and set(h.p2p_loading()) <= {6, 7, 8}
+    live = make_segments(11)  # segment 10 is published
+    h.segments = live
+    h.send(ev.PlaylistUpdated(segments=live))
+    assert h.http_loading() == {10}
+
+
+def test_a_joiner_seeds_what_nobody_announced_within_the_grace_period() -> None:
+    # A swarm that is itself new may not hold them: after 2 s with nobody announcing them, the
+    # election applies as for any segment.
+    h = _joiner_alone_in_its_swarm()
+    h.advance(1.9)
+    assert h.http_loading() == set()
+    h.advance(0.2)
+    assert h.http_loading() == {6, 7}, "two HTTP slots"

@@ -130,7 +130,7 @@ def test_churn_does_not_stall(seed: int) -> None:
     assert len(result.viewers) > CHURN.viewers + 20  # the churn happened: about 32 replacements
     assert_no_stall(result)
     assert_everybody_played(result)
-    # Measured 0.808-0.880 over seeds 1-8 (best 1 - 1/N = 0.974).
+    # Measured 0.873-0.900 over seeds 1-8 (best 1 - 1/N = 0.974).
     assert result.p2p_ratio >= 0.75
 
 
@@ -139,7 +139,7 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS, seed)
     assert_no_stall(result)
     assert_everybody_played(result)
-    # No P2P floor: 3 segments behind live, uplinks this slow share almost nothing (1.1-2.1 % P2P
+    # No P2P floor: 3 segments behind live, uplinks this slow share almost nothing (3.6-4.6 % P2P
     # over seeds 1-8): no viewer is fast enough to seed, and the critical window takes every
     # segment to HTTP first (reported on issue 6).
 
@@ -148,8 +148,10 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
 def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS_19, seed)
     assert_no_stall(result)
-    # Measured 0.268-0.338 over seeds 1-8 (best 0.97).
-    assert result.p2p_ratio >= 0.2
+    # Measured 0.216-0.321 over seeds 1-8 (best 0.97); 0.316-0.356 before a joiner gave its peers
+    # 2 s to announce the segments it starts with: in this 45 s run the whole swarm is new, and
+    # nobody holds them.
+    assert result.p2p_ratio >= 0.15
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -157,7 +159,7 @@ def test_slow_origin_does_not_stall(seed: int) -> None:
     result = run(SLOW_ORIGIN, seed)
     assert_no_stall(result)
     assert_everybody_played(result)
-    # Measured 0.696-0.807 over seeds 1-8 (best 0.965). With http_lead_factor 3 (until it became
+    # Measured 0.671-0.824 over seeds 1-8 (best 0.965). With http_lead_factor 3 (until it became
     # 2) seed 2 stalled once, and once links were capped at max_peers in the simulator seeds 4 and
     # 7 talked themselves into loading nearly everything over HTTP, and stalled.
     assert result.p2p_ratio >= 0.6
@@ -169,7 +171,7 @@ def test_flash_crowd_does_not_stall(seed: int) -> None:
     assert FLASH_CROWD.join_window_s <= 10.0 and len(result.viewers) == FLASH_VIEWERS
     assert_no_stall(result)
     assert_everybody_played(result)
-    # Measured 0.871-0.898 over seeds 1-8 (best 0.983).
+    # Measured 0.901-0.915 over seeds 1-8 (best 0.983).
     assert result.p2p_ratio >= 0.8
 
 
