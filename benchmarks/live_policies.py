@@ -28,7 +28,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, recommended_help: s
 
 def live_scenario(name: str, args: argparse.Namespace, **fields: Any) -> Scenario:
     """Live, 5 s segments (20 in the playlist) at 1.5 Mbit/s, uplinks 1-20 Mbit/s, downlinks 20-50
-    Mbit/s, the loader's peers per viewer; ``fields`` add to or override it."""
+    Mbit/s, the loader's peers per viewer, HTTP Range continuation on; ``fields`` add to or
+    override it.
+
+    ``httpDownloadRanges`` is on for every policy: the origin answers Range requests, as CDNs do,
+    so a P2P download cut over to HTTP keeps its bytes. P2P Media Loader 2.x always does this, and
+    the FAQ's example config turns it on for 0.6."""
     return Scenario(
         name=name,
         seed=args.seed,
@@ -41,6 +46,7 @@ def live_scenario(name: str, args: argparse.Namespace, **fields: Any) -> Scenari
         uplink_mbps=(1.0, 20.0),
         downlink_mbps=(20.0, 50.0),
         max_peers=LoaderConfig().max_peers,
+        loader={"httpDownloadRanges": True},
         **fields,
     )
 
