@@ -12,7 +12,8 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
 * :class:`ModelledPeers` carries the peer actions to other viewers through :class:`PeerNetwork`
   with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
   served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
-  after another, as a real data channel would. Loss costs throughput: ``rate * (1 - loss)``.
+  after another, as a real data channel would; a cancelled upload frees the uplink time it had
+  left, and the uploads queued behind it move up. Loss costs throughput: ``rate * (1 - loss)``.
   The body arrives in pieces, one at least every :data:`PIECE_SECONDS` of transfer time (at most
   64), so a slow upload shows progress to the receiver's stall timeout and a cut-over to HTTP can
   keep the bytes already received, as with a real data channel's chunks.
@@ -64,22 +65,36 @@ class _Upload:
     request_id: int
     segment_id: SegmentId
     data: bytes
+    total_bytes: int
+    """The segment's size, announced in the header (``data`` starts at the requested offset)."""
     piece_size: int
     rate: float
+    latency: float
     start: float
     """When the header reaches the receiver; piece k arrives ``k * piece_size / rate`` later."""
     sent: int = 0
     handle: VirtualHandle | None = None
     next_piece: VirtualHandle | None = None
+    cancelled: bool = False
 
     def due(self) -> float:
         """When the next piece reaches the receiver."""
         return self.start + min(self.sent + self.piece_size, len(self.data)) / self.rate
 
-    def cancel(self) -> None:
+    def uplink_span(self) -> tuple[float, float]:
+        """When the uploader's link starts and stops sending it."""
+        begin = self.start - self.latency
+        return begin, begin + len(self.data) / self.rate
+
+    def disarm(self) -> None:
+        """Stop its pending header and piece (to arm them anew, or for good)."""
         for handle in (self.handle, self.next_piece):
             if handle is not None:
                 handle.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.disarm()
 
 
 @attrs.frozen(kw_only=True)
@@ -366,6 +381,8 @@ class ModelledPeers:
         self.uploaded_bytes = 0
         self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
         self._uplink_free_at = 0.0
+        # Our uploads not fully sent, in the order the uplink sends them.
+        self._uplink_queue: list[_Upload] = []
         # Deliveries in flight that a cancel or a departure must stop, by (peer, request id): a
         # request on its way to us, or one of our uploads.
         self._transfers: dict[tuple[str, int], _Request | _Upload] = {}
@@ -472,14 +489,42 @@ class ModelledPeers:
             request_id=rid,
             segment_id=action.segment_id,
             data=data,
+            total_bytes=action.total_bytes,
             piece_size=math.ceil(len(data) / pieces),
             rate=rate,
+            latency=latency,
             start=start + latency,
         )
-        header = ev.PeerResponseStarted(request_id=rid, total_bytes=action.total_bytes)
-        upload.handle = loop.call_at(upload.start, target.feed_if_alive, header)
-        upload.next_piece = loop.call_at(upload.due(), self._send_piece, upload)
+        self._schedule(upload)
         self._transfers[(action.peer_id, rid)] = upload
+        self._uplink_queue.append(upload)
+
+    def _schedule(self, upload: _Upload) -> None:
+        """Arm the upload's header and first piece."""
+        loop = self.network.loop
+        header = ev.PeerResponseStarted(request_id=upload.request_id, total_bytes=upload.total_bytes)
+        upload.handle = loop.call_at(upload.start, upload.target.feed_if_alive, header)
+        upload.next_piece = loop.call_at(upload.due(), self._send_piece, upload)
+
+    def _release_uplink(self, cancelled: _Upload) -> None:
+        """A cancelled upload frees the uplink time it had left: the uploads queued behind it move
+        up (a real uploader stops sending it at once)."""
+        queue = self._uplink_queue
+        try:
+            index = queue.index(cancelled)
+        except ValueError:
+            return
+        del queue[index]
+        now = self.network.loop.time()
+        begin, end = cancelled.uplink_span()
+        freed = end - max(now, begin)
+        if freed <= 0:
+            return
+        self._uplink_free_at = max(now, self._uplink_free_at - freed)
+        for upload in queue[index:]:
+            upload.disarm()
+            upload.start -= freed
+            self._schedule(upload)
 
     def _send_piece(self, upload: _Upload) -> None:
         """Deliver the next piece of an upload; the last one completes it."""
@@ -494,10 +539,16 @@ class ModelledPeers:
             target.feed(ev.PeerChunkReceived(request_id=upload.request_id, data=piece))
             if whole and upload.piece_size < len(upload.data) and target.on_reassembled is not None:
                 target.on_reassembled(upload.segment_id)
+            if upload.cancelled:  # the receiver cancelled it on this very piece
+                return
         if upload.sent < len(upload.data):
             upload.next_piece = self.network.loop.call_at(upload.due(), self._send_piece, upload)
             return
         self._transfers.pop((upload.peer_id, upload.request_id), None)
+        if self._uplink_queue and self._uplink_queue[0] is upload:
+            self._uplink_queue.pop(0)
+        else:
+            self._uplink_queue.remove(upload)
         delivered = upload.sent if target.alive else 0
         self.feed_if_alive(
             ev.UploadFinished(peer_id=upload.peer_id, peer_request_id=upload.request_id, sent_bytes=delivered)
@@ -510,6 +561,7 @@ class ModelledPeers:
             return
         transfer.cancel()
         if isinstance(transfer, _Upload):  # not a request still on its way to us
+            self._release_uplink(transfer)
             self.feed_if_alive(ev.UploadFinished(peer_id=key[0], peer_request_id=key[1]))
 
     def drop_transfers_with(self, peer_id: str) -> None:
@@ -524,3 +576,4 @@ class ModelledPeers:
         for transfer in self._transfers.values():
             transfer.cancel()
         self._transfers.clear()
+        self._uplink_queue.clear()

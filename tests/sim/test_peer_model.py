@@ -111,6 +111,42 @@ def test_a_cancelled_upload_stops_and_counts_only_what_was_delivered() -> None:
     assert pair.reassembled == []
 
 
+def test_a_cancelled_upload_frees_the_uplink_for_the_uploads_queued_behind_it() -> None:
+    pair = Pair(up=200_000.0)
+    pair.upload(b"1" * 1_000_000, request_id=1)  # 5 s of the uplink
+    pair.upload(b"2" * 200_000, request_id=2)  # queued behind it: 5-6 s
+    pair.loop.run_until(2.5)
+    pair.receiver.perform(act.CancelPeerRequest(request_id=1, peer_id="up", segment_id=SEGMENT))
+    pair.loop.run_until(60.0)
+
+    headers = [(t, e.request_id) for t, e in pair.fed["down"] if isinstance(e, ev.PeerResponseStarted)]
+    assert headers[-1] == (pytest.approx(2.5 + 0.02), 2), "it starts the moment the first stops"
+    last_piece = max(
+        t for t, e in pair.fed["down"] if isinstance(e, ev.PeerChunkReceived) and e.request_id == 2
+    )
+    assert last_piece == pytest.approx(2.5 + 1.0 + 0.02)
+    assert pair.uploader.uploaded_bytes == 400_000 + 200_000
+
+
+def test_an_upload_cancelled_on_a_piece_sends_nothing_more() -> None:
+    # The receiver's scheduler may cancel a request on the very piece it receives (it moved the
+    # download to another peer): no later piece may follow.
+    pair = Pair(up=200_000.0)
+    receiver = pair.receiver
+    cancel = act.CancelPeerRequest(request_id=1, peer_id="up", segment_id=SEGMENT)
+
+    def feed(event: ev.Event) -> None:
+        pair.fed["down"].append((pair.loop.time(), event))
+        if isinstance(event, ev.PeerChunkReceived):
+            receiver.perform(cancel)
+
+    receiver.feed = feed
+    pair.upload(b"y" * 1_000_000)
+    pair.loop.run_until(60.0)
+    assert [len(piece) for _, piece in pair.chunks()] == [200_000]
+    assert len(pair.finished()) == 1
+
+
 def test_a_departing_receiver_stops_the_upload() -> None:
     data = b"z" * 1_000_000
     pair = Pair(up=200_000.0)
