@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DownloadPolicy",
+    "P2PProgress",
     "QueueEntry",
     "SchedulingContext",
     "available_policies",
@@ -34,6 +35,21 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound=attrs.AttrsInstance)
+
+
+@attrs.frozen(kw_only=True)
+class P2PProgress:
+    """A P2P download in flight, as :meth:`SchedulingContext.p2p_progress` reports it."""
+
+    peer_id: str
+    started: float
+    """When the request went out."""
+    received: int
+    """Bytes held, those of an earlier attempt it resumed from included."""
+    resumed_from: int
+    """Bytes held when the request went out (asked for with the protocol's byte offset)."""
+    total: int | None
+    """The segment's size from the peer's data header, ``None`` until the header arrives."""
 
 
 @attrs.frozen(kw_only=True)
@@ -148,7 +164,20 @@ class SchedulingContext(Protocol):
         the rest."""
         ...
 
-    def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None: ...
+    def p2p_progress(self, segment_id: SegmentId) -> P2PProgress | None:
+        """The P2P download of the segment in flight, or ``None``."""
+        ...
+
+    def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        """Ask an idle peer for a segment. Bytes kept from an earlier attempt (a stalled or moved
+        download) are not fetched again: the request carries the protocol's byte offset."""
+        ...
+
+    def move_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        """Move a P2P download in flight to another idle peer: the request is cancelled, its bytes
+        are kept and the new peer is asked for the rest. The first peer's throughput is measured
+        on what it delivered."""
+        ...
 
     def abort_http(self, segment_id: SegmentId) -> None: ...
 

@@ -39,7 +39,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.cache import SegmentCache
-from p2ploader.core.policy import DownloadPolicy, QueueEntry, create_policy
+from p2ploader.core.policy import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.segments import Segment, SegmentId
 
 __all__ = ["MAX_SEGMENT_SIZE", "CoreStatistics", "Scheduler"]
@@ -472,19 +472,45 @@ class Scheduler:
             raise RuntimeError(f"policy asked busy peer {peer_id}")
         if len(self._p2p_by_segment) >= self._config.simultaneous_p2p_downloads:
             raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
-        self._stalled_bytes.pop(segment_id, None)  # a peer sends the whole segment again
+        # Bytes of an earlier attempt (a stalled or moved download) are not fetched again: the
+        # protocol's byte offset asks for the rest.
+        prefix = self._stalled_bytes.pop(segment_id, b"")
         rid = self._new_request_id()
-        self._downloads[rid] = _Download(
+        download = _Download(
             request_id=rid,
             segment=self._segment(segment_id),
             source="p2p",
             peer_id=peer_id,
+            resume_from=len(prefix),
             header_deadline=now + self._config.p2p_segment_download_timeout,
             started=now,
         )
+        if prefix:
+            download.chunks.append(prefix)
+            download.received = len(prefix)
+        self._downloads[rid] = download
         self._p2p_by_segment[segment_id] = rid
         peer.busy_request = rid
-        self._actions.append(act.RequestFromPeer(request_id=rid, peer_id=peer_id, segment_id=segment_id))
+        self._actions.append(
+            act.RequestFromPeer(
+                request_id=rid, peer_id=peer_id, segment_id=segment_id, byte_offset=len(prefix)
+            )
+        )
+
+    def _move_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        rid = self._p2p_by_segment.get(segment_id)
+        if rid is None:
+            raise RuntimeError(f"policy moved {segment_id}, which no peer is sending")
+        target = self._peers.get(peer_id)
+        if target is None or target.busy_request is not None:
+            raise RuntimeError(f"policy moved {segment_id} to a busy or unknown peer {peer_id}")
+        download = self._downloads[rid]
+        # What the first peer delivered is its throughput to us (nothing at all in a while: zero).
+        self._measure_peer(download, download.received - download.resume_from, now=now)
+        prefix = self._abort_p2p(segment_id, keep_bytes=True)
+        if prefix:
+            self._stalled_bytes[segment_id] = prefix
+        self._start_p2p(segment_id, peer_id, now=now)
 
     def _forget(self, download: _Download) -> None:
         del self._downloads[download.request_id]
@@ -671,6 +697,25 @@ class Scheduler:
             self._peer_misbehaved(
                 download, f"announced {event.total_bytes} bytes, the byte range has {expected}"
             )
+        elif event.total_bytes <= download.received:
+            # Smaller than the bytes we resumed from: one of the two sources is wrong, and we
+            # cannot tell which. Neither is blamed; the kept bytes go and the segment starts over.
+            sid = download.segment.id
+            self._forget(download)
+            self._p2p_failures += 1
+            self._actions.append(
+                act.CancelPeerRequest(
+                    request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
+                )
+            )
+            self._notify(
+                nt.SegmentLoadFailed(
+                    segment_id=download.segment.id,
+                    source="p2p",
+                    reason="size disagrees with the bytes resumed from",
+                    peer_id=download.peer_id,
+                )
+            )
         else:
             download.total = event.total_bytes
             download.header_deadline = None
@@ -823,6 +868,19 @@ class Scheduler:
             self._store(download, download.take_bytes(), now=now)
         elif download.source == "http":
             self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
+        elif download.resume_from:
+            # The bytes resumed from came from another source: the fault cannot be pinned on this
+            # peer. The segment starts over (usually over HTTP, its deadline being near by now).
+            self._forget(download)
+            self._p2p_failures += 1
+            self._notify(
+                nt.SegmentLoadFailed(
+                    segment_id=download.segment.id,
+                    source="p2p",
+                    reason="segment validator rejected the resumed bytes",
+                    peer_id=download.peer_id,
+                )
+            )
         else:
             self._peer_misbehaved(download, "segment validator rejected the bytes")
 
@@ -838,7 +896,7 @@ class Scheduler:
                 self._http_fetch_time = _moving_average(self._http_fetch_time, sample)
         else:
             self._p2p_segments += 1
-            self._measure_peer(download, len(data), now=now)
+            self._measure_peer(download, len(data) - download.resume_from, now=now)
         self._notify(
             nt.SegmentLoaded(
                 segment_id=segment.id, source=download.source, size=len(data), peer_id=download.peer_id
@@ -976,6 +1034,23 @@ class _Context:
 
     def start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
         self._s._start_p2p(segment_id, peer_id, now=now)
+
+    def p2p_progress(self, segment_id: SegmentId) -> P2PProgress | None:
+        s = self._s
+        rid = s._p2p_by_segment.get(segment_id)
+        if rid is None:
+            return None
+        download = s._downloads[rid]
+        return P2PProgress(
+            peer_id=download.peer_id or "",
+            started=download.started if download.started is not None else 0.0,
+            received=download.received,
+            resumed_from=download.resume_from,
+            total=download.total,
+        )
+
+    def move_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
+        self._s._move_p2p(segment_id, peer_id, now=now)
 
     def abort_http(self, segment_id: SegmentId) -> None:
         self._s._abort_http(segment_id)

@@ -95,6 +95,29 @@ async def test_a_segment_travels_exactly(pair: tuple[Side, Side]) -> None:
     assert seeder.peers.statistics().uploaded_bytes == len(PAYLOAD)
 
 
+async def test_a_download_resumes_at_a_byte_offset_over_the_wire(loopback: None) -> None:
+    # The bytes an earlier, interrupted attempt left (a stalled or moved download) are kept: the
+    # request carries the protocol's byte offset, and the peer sends only the rest.
+    config = LoaderConfig(http_download_probability=0.0)
+    seeder, downloader = Side("a", config), Side("b", config)
+    seeder.scheduler.cache.put(SEGMENTS[3], PAYLOAD, now=asyncio.get_running_loop().time())
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+    downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 is queued, no peer yet
+    held = 40_000
+    downloader.scheduler._stalled_bytes[SEGMENTS[3].id] = PAYLOAD[:held]  # the interrupted attempt
+    try:
+        await connect(seeder, downloader)
+        await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
+        entry = downloader.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+        assert entry is not None and entry.data == PAYLOAD
+        assert downloader.scheduler.statistics().p2p_bytes == len(PAYLOAD) - held
+        assert seeder.peers.statistics().uploaded_bytes == len(PAYLOAD) - held
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
 @pytest.mark.parametrize("pair", [{"upload_rate_limit": 200_000.0}], indirect=True)
 async def test_upload_rate_limit_paces_uploads(pair: tuple[Side, Side]) -> None:
     _, downloader = pair

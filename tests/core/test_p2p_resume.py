@@ -1,0 +1,133 @@
+"""P2P downloads that resume where an earlier attempt stopped: a download moved to another peer, or
+one that stalled, asks the next peer for the rest with the protocol's byte offset.
+
+A policy that does nothing on its own lets each test make the moves itself; the clock is driven
+by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
+from p2ploader.core.policy import DownloadPolicy, SchedulingContext
+
+from .harness import SEGMENT_SIZE, Harness, sid
+
+
+class _Idle(DownloadPolicy):
+    """Starts nothing: the test drives the downloads through the scheduler's context."""
+
+    name = "test-idle"
+
+    def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
+        pass
+
+
+def _harness(**overrides: object) -> Harness:
+    h = Harness(policy=_Idle(LoaderConfig()), **overrides)
+    h.play_at(0)
+    h.request(0)  # segments 0-... are queued (forward_segment_count), so none is aborted
+    for peer in "ABC":
+        h.connect(peer, loaded=[3])
+    return h
+
+
+def _start(h: Harness, peer: str) -> int:
+    h.scheduler._context.start_p2p(sid(3), peer, now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))  # flush the actions
+    return h.p2p_request_for(3)
+
+
+def test_a_moved_download_keeps_its_bytes_and_asks_the_new_peer_for_the_rest() -> None:
+    h = _harness()
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
+    h.advance(1.0)
+    ctx = h.scheduler._context
+    progress = ctx.p2p_progress(sid(3))
+    assert progress is not None
+    assert (progress.peer_id, progress.received, progress.resumed_from, progress.total) == ("A", 300, 0, 1000)
+
+    ctx.move_p2p(sid(3), "B", now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))
+    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == first for a in h.actions)
+    (request,) = [r for r in h.p2p_requests() if r.peer_id == "B"]
+    assert request.byte_offset == 300
+    assert ctx.peer_throughput("A") == pytest.approx(300 / 1.0), "measured on what it delivered"
+    moved = ctx.p2p_progress(sid(3))
+    assert moved is not None and (moved.peer_id, moved.received, moved.resumed_from) == ("B", 300, 300)
+
+    h.advance(0.5)
+    h.send(ev.PeerResponseStarted(request_id=request.request_id, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=request.request_id, data=b"b" * 700))
+    assert h.scheduler.cache.get(sid(3), now=h.now).data == b"a" * 300 + b"b" * 700  # type: ignore[union-attr]
+    assert ctx.peer_throughput("B") == pytest.approx(700 / 0.5), "only the bytes it sent"
+    assert not h.of_type(act.DisconnectPeer)
+
+
+def test_a_stalled_download_resumes_from_the_next_peer() -> None:
+    h = _harness(p2p_stall_timeout=2.0)
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 400))
+    h.advance(2.1)
+    assert h.p2p_loading() == {}
+    second = _start(h, "B")
+    assert h.p2p_requests()[-1].byte_offset == 400
+    h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=second, data=b"b" * 600))
+    assert h.scheduler.cache.get(sid(3), now=h.now).data == b"a" * 400 + b"b" * 600  # type: ignore[union-attr]
+
+
+def test_a_size_below_the_bytes_held_fails_the_segment_without_blaming_a_peer() -> None:
+    h = _harness()
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
+    h.scheduler._context.move_p2p(sid(3), "B", now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))
+    second = h.p2p_requests()[-1].request_id
+    h.send(ev.PeerResponseStarted(request_id=second, total_bytes=200))  # A or B is wrong
+    assert h.p2p_loading() == {}
+    assert not h.of_type(act.DisconnectPeer) and not h.of_type(nt.PeerMisbehaved)
+    (failed,) = [n for n in h.of_type(nt.SegmentLoadFailed) if n.peer_id == "B"]
+    assert failed.reason == "size disagrees with the bytes resumed from"
+    _start(h, "C")
+    assert h.p2p_requests()[-1].byte_offset == 0, "the kept bytes went with the failure"
+
+
+def test_a_validator_rejecting_resumed_bytes_blames_nobody() -> None:
+    h = Harness(policy=_Idle(LoaderConfig()), segment_validator=lambda segment, data, method, peer: False)
+    h.play_at(0)
+    h.request(0)
+    for peer in "AB":
+        h.connect(peer, loaded=[3])
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
+    h.scheduler._context.move_p2p(sid(3), "B", now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))
+    second = h.p2p_requests()[-1].request_id
+    h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=second, data=b"b" * 700))
+    h.send(ev.SegmentValidated(request_id=second, valid=False))
+    assert sid(3) not in h.scheduler.cache
+    assert not h.of_type(act.DisconnectPeer), "the bad bytes may have come from A or from B"
+    assert h.p2p_loading() == {}
+
+
+def test_moving_to_a_busy_peer_or_a_segment_not_loading_is_a_policy_bug() -> None:
+    h = _harness()
+    ctx = h.scheduler._context
+    with pytest.raises(RuntimeError, match="no peer is sending"):
+        ctx.move_p2p(sid(3), "B", now=h.now)
+    _start(h, "A")
+    with pytest.raises(RuntimeError, match="busy or unknown"):
+        ctx.move_p2p(sid(3), "A", now=h.now)
+    with pytest.raises(RuntimeError, match="busy or unknown"):
+        ctx.move_p2p(sid(3), "Z", now=h.now)
