@@ -19,16 +19,21 @@ from the origin the moment it appears, and everybody else takes it from peers:
   neighbourhood is below the neighbourhood's quota: ``seeders_per_segment`` when the viewer knows
   the whole swarm, at least ``neighbourhood_share`` in a big swarm's partial overlay. Peers not
   connected yet count by expectation (a joiner is not elected for everything), and only segments
-  new to the swarm are elected at once: one already behind the live edge in the queue a viewer
-  starts with most likely had its seeders before it came, and waits 2 s for the peers being
-  connected to announce it. The seeder announces the segment as loading over HTTP at once, which
-  keeps the others from fetching it.
+  new to the swarm are elected at once: one already in the playlist a viewer starts with (the
+  live edge's segment included) most likely had its seeders before it came, and waits 2 s for the
+  peers being connected to announce it. The seeder announces the segment as loading over HTTP at
+  once, which keeps the others from fetching it.
   **Fallback timer:** when the elected viewers are slow or gone, the next in rank fetches it a
   segment duration plus ``seeder_fallback_delay`` after the segment appeared, the one after that a
   delay later. A viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
 * **Everything else from peers**, from an idle peer that announced it loaded, up to
   ``simultaneous_p2p_downloads`` at a time, preferring the peer that served us fastest lately (a
   peer not measured yet counts as fastest, so every peer is tried).
+* **Keeping pace.** A P2P download whose pace so far (judged after ``pace_patience``) would finish
+  it after the segment enters the critical window moves, with the bytes it has, to an idle holder
+  expected to be faster: the new peer is asked for the rest with the protocol's byte offset. A
+  download that has received nothing yet is left alone: its peer is still sending to others, and
+  a move would only join another queue.
 * **Slow uploaders step aside near the live edge.** A viewer whose uploads proved slower than
   ``uploader_min_speed`` answers most requests for the newest ``slow_uploader_horizon`` segments
   "absent" (a standard reply), so that its neighbours turn to faster holders instead of waiting
@@ -70,6 +75,8 @@ _TOLERANCE = 1e-3  # seconds
 _FALLBACK_SPREAD_SEGMENTS = 2.0
 # Seconds a joiner gives the peers it connects to to announce the segments it starts with.
 _JOIN_GRACE = 2.0
+# Times a P2P download of one segment moves to another peer before HTTP takes it over.
+_MAX_MOVES = 2
 
 
 def _mix(value: int) -> int:
@@ -143,11 +150,19 @@ class LivePolicySettings:
     """Share of requests a slow uploader still serves, so that its speed is measured again (links
     get faster)."""
 
+    pace_patience: float = attrs.field(default=0.5)
+    """Seconds a P2P download runs before its pace is judged. One whose pace would finish it after
+    the segment enters the critical window moves, with the bytes it has, to an idle holder expected
+    to be faster (a peer not measured yet counting as fast), at most twice per segment. 0 turns it
+    off."""
+
     def __attrs_post_init__(self) -> None:
         if self.seeders_per_segment <= 0 or self.seeder_fallback_delay <= 0:
             raise ValueError("seeders_per_segment and seeder_fallback_delay must be > 0")
         if min(self.http_lead_time, self.slow_origin_lead_time, self.fast_origin_fetch_time) < 0:
             raise ValueError("http_lead_time, slow_origin_lead_time and fast_origin_fetch_time must be >= 0")
+        if self.pace_patience < 0:
+            raise ValueError("pace_patience must be >= 0")
         if not 0.0 <= self.slow_uploader_probe <= 1.0:
             raise ValueError("slow_uploader_probe must be between 0 and 1")
 
@@ -165,9 +180,8 @@ class LivePolicy(DownloadPolicy):
         self._peer_keys: dict[str, int] = {}
         # When each queued segment was first seen (the fallback timer counts from there).
         self._first_seen: dict[SegmentId, float] = {}
-        # When we first had something to schedule, and the segments queued within a segment
-        # duration of it that were already behind the live edge: published before we came, so the
-        # swarm had its seeders for them; never elected at once.
+        # When we first had something to schedule, and the segments queued then: published before
+        # we came, so the swarm had its seeders for them; never elected at once.
         self._arrived: float | None = None
         self._seen_late: set[SegmentId] = set()
         # From the tracker; None until its first answer (we have not joined the swarm yet).
@@ -175,6 +189,8 @@ class LivePolicy(DownloadPolicy):
         # The playhead moves in real time between reports: (position, time of the report).
         self._anchor: tuple[float, float] | None = None
         self._wake: float | None = None
+        # P2P downloads moved to another peer, by segment (bounded).
+        self._moves: dict[SegmentId, int] = {}
 
     @classmethod
     def from_config(cls, config: LoaderConfig) -> LivePolicy:
@@ -265,7 +281,6 @@ class LivePolicy(DownloadPolicy):
             queued = {entry.id for entry in queue}
             self._first_seen = first_seen = {k: v for k, v in first_seen.items() if k in queued}
             self._seen_late &= queued
-        edge = ctx.playlist_end
         if self._arrived is None:
             self._arrived = now
         arrived = self._arrived
@@ -278,11 +293,9 @@ class LivePolicy(DownloadPolicy):
             seen = first_seen.get(sid)
             if seen is None:
                 seen = first_seen[sid] = now
-                segment = entry.segment
-                # Later, a segment entering our queue enters the queues of the viewers at our
-                # latency too (far behind live, none of them sees it at the edge): it is new to them.
-                joining = now - arrived <= segment.duration
-                if joining and edge is not None and edge - (segment.start + segment.duration) > _TOLERANCE:
+                # A segment entering our queue later is new to the swarm: it enters the queues of
+                # the viewers at our latency at about the same time.
+                if now - arrived <= _TOLERANCE:
                     self._seen_late.add(sid)
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
@@ -302,6 +315,7 @@ class LivePolicy(DownloadPolicy):
                     ctx.start_http(sid, now=now, continue_p2p=True)
                     continue
             if ctx.is_p2p_loading(sid):
+                self._keep_pace(ctx, entry, deadline=enters, now=now)
                 continue
             if ctx.any_peer_has(sid):
                 if ctx.p2p_active < cfg.simultaneous_p2p_downloads:
@@ -347,8 +361,8 @@ class LivePolicy(DownloadPolicy):
         sid = entry.id
         rank, quota = self.seeder_rank(sid, ctx, swarm=swarm)
         if rank < quota and self._uplink_fit(ctx):
-            # A segment already behind the live edge when we came most likely had its seeders
-            # before us: the peers we are connecting to will announce it. Elected only if none
+            # A segment already in the playlist when we came most likely had its seeders before
+            # us: the peers we are connecting to will announce it. Elected only if none
             # has after a grace period (a swarm that is itself new may not have it).
             grace_end = seen + _JOIN_GRACE
             if sid not in self._seen_late or now >= grace_end - _TOLERANCE:
@@ -369,6 +383,52 @@ class LivePolicy(DownloadPolicy):
             ctx.start_http(sid, now=now, continue_p2p=False)
         else:
             self._wake = due if self._wake is None else min(self._wake, due)
+
+    def _keep_pace(self, ctx: SchedulingContext, entry: QueueEntry, *, deadline: float, now: float) -> None:
+        """Move a P2P download that, at its pace so far, would still be running at ``deadline``
+        (when the segment enters the critical window and HTTP takes it over) to an idle holder
+        expected to be faster; or arm the wake-up at which its pace would show that, if no more
+        bytes came meanwhile."""
+        sid = entry.id
+        progress = ctx.p2p_progress(sid)
+        patience = self.settings.pace_patience
+        if progress is None or patience <= 0:
+            return
+        moves = self._moves.get(sid, 0)
+        if moves >= _MAX_MOVES:
+            return
+        judged_from = progress.started + patience
+        fresh = progress.received - progress.resumed_from
+        if progress.total is None or fresh <= 0:
+            # Not a byte yet (the header is on its way, or the peer is sending to others first): no
+            # pace to judge, and moving such a request only sends it to the back of another queue.
+            # Look again once it has had its patience.
+            if now < judged_from - _TOLERANCE:
+                self._wake = judged_from if self._wake is None else min(self._wake, judged_from)
+            return
+        remaining = progress.total - progress.received
+        elapsed = now - progress.started
+        projected = now + remaining * elapsed / fresh
+        if projected <= deadline + _TOLERANCE or now < judged_from - _TOLERANCE:
+            # With no more bytes, the pace shows a miss at t: t + remaining * (t - started) / fresh
+            # = deadline.
+            t = (deadline * fresh + remaining * progress.started) / (fresh + remaining)
+            t = max(t, judged_from, now + _TOLERANCE)
+            self._wake = t if self._wake is None else min(self._wake, t)
+            return
+        if deadline - now < patience:
+            return  # too close to the critical window for another peer to help: HTTP takes it over
+        candidates = ctx.idle_peers_with(sid)
+        if not candidates:
+            return
+        peer = self.fastest_peer(ctx, candidates)
+        rate = ctx.peer_throughput(peer)  # None: not measured yet, worth a try
+        if rate is not None and (rate <= 0 or now + remaining / rate >= projected):
+            return
+        if len(self._moves) > 256:  # bounded: only segments near the playhead move
+            self._moves.clear()
+        self._moves[sid] = moves + 1
+        ctx.move_p2p(sid, peer, now=now)
 
     def accepts_upload(self, ctx: SchedulingContext, segment: Segment, *, now: float) -> bool:
         settings = self.settings

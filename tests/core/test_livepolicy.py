@@ -333,7 +333,7 @@ def test_a_holder_that_was_busy_keeps_us_from_seeding_the_segment() -> None:
 def _joiner_alone_in_its_swarm() -> Harness:
     """A viewer that joins a live stream (2 s segments, 0-9 published, the edge at 20 s) 5
     segments behind live; the tracker says it is alone, so it is elected for every new segment.
-    Its critical segments (4, 5) and the newest (9) came over HTTP."""
+    Its critical segments (4, 5) came over HTTP."""
     h = Harness(policy="p2ploader-live", segments=10, peer_id="me")
     h.send(ev.TrackerUpdated(incomplete=1))
     h.play_at(4)
@@ -341,20 +341,19 @@ def _joiner_alone_in_its_swarm() -> Harness:
     assert h.http_loading() == {4, 5}, "within the critical window (3 s before the origin is measured)"
     h.complete_http(h.http_request_for(4))
     h.complete_http(h.http_request_for(5))
-    assert h.http_loading() == {9}, "the newest segment; not 6, 7 and 8"
-    h.complete_http(h.http_request_for(9))
+    assert h.http_loading() == set(), "6-9, the live edge's segment included, were published before"
     return h
 
 
 def test_a_joiner_waits_for_its_peers_to_announce_the_segments_published_before_it_came() -> None:
-    # Segments already behind the live edge in a joiner's first queue had their seeders before it
-    # came: it gives the peers it is connecting to 2 s to announce them. A segment that appears
+    # The segments of a joiner's first playlist, the live edge's included, had their seeders before
+    # it came: it gives the peers it is connecting to 2 s to announce them. A segment that appears
     # later is new, and fetched at once.
     h = _joiner_alone_in_its_swarm()
     h.advance(1.0)
-    h.connect("A", loaded=[6, 7, 8])
+    h.connect("A", loaded=[6, 7, 8, 9])
     h.advance(1.5)
-    assert h.http_loading() == set() and set(h.p2p_loading()) <= {6, 7, 8}
+    assert h.http_loading() == set() and set(h.p2p_loading()) <= {6, 7, 8, 9}
     live = make_segments(11)  # segment 10 is published
     h.segments = live
     h.send(ev.PlaylistUpdated(segments=live))
@@ -369,3 +368,64 @@ def test_a_joiner_seeds_what_nobody_announced_within_the_grace_period() -> None:
     assert h.http_loading() == set()
     h.advance(0.2)
     assert h.http_loading() == {6, 7}, "two HTTP slots"
+
+
+def _pace_harness(**settings: float) -> Harness:
+    """10 s segments, playing from 0; peer A holds everything. Segment 0 comes over HTTP and
+    segment 1 from A (one P2P download at a time); segment 1 enters the critical window at 9 s."""
+    policy_settings = LivePolicySettings(slow_origin_lead_time=1.0, **settings)
+    h = Harness(
+        policy=lambda cfg: LivePolicy(cfg, policy_settings),
+        peer_id="me",
+        simultaneous_p2p_downloads=1,
+        p2p_stall_timeout=100.0,  # slow, not stalled
+    )
+    h.segments = make_segments(30, duration=10.0)
+    h.send(ev.PlaylistUpdated(segments=h.segments))
+    h.connect("A", loaded=range(30))
+    h.play_at(0)
+    h.request(0)
+    assert h.http_loading() == {0} and h.p2p_loading() == {1: "A"}
+    h.connect("B", loaded=[1])  # idle, not measured yet
+    h.send(ev.PeerResponseStarted(request_id=h.p2p_request_for(1), total_bytes=1000))
+    return h
+
+
+def test_a_download_behind_pace_moves_with_its_bytes_to_an_idle_holder() -> None:
+    h = _pace_harness()
+    first = h.p2p_request_for(1)
+    h.advance(0.2)
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 10))  # 990 bytes to go at 50 B/s
+    assert h.p2p_loading() == {1: "A"}, "judged after pace_patience (0.5 s)"
+    h.advance(0.31)
+    assert h.p2p_loading() == {1: "B"}
+    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == first for a in h.actions)
+    assert h.p2p_requests()[-1].byte_offset == 10
+    assert not h.http_starts()[1:], "still P2P: the critical window is 8.5 s away"
+
+
+def test_a_download_on_pace_stays_until_its_pace_shows_a_miss() -> None:
+    h = _pace_harness()
+    h.advance(0.2)
+    h.send(ev.PeerChunkReceived(request_id=h.p2p_request_for(1), data=b"a" * 600))
+    # On pace: 400 bytes to go. With no more bytes the pace shows a miss of the 9 s mark at
+    # t = 9 * 600 / 1000 = 5.4 s (t + 400 * t / 600 = 9).
+    h.advance(5.19)
+    assert h.p2p_loading() == {1: "A"}
+    h.advance(0.02)
+    assert h.p2p_loading() == {1: "B"} and h.p2p_requests()[-1].byte_offset == 600
+
+
+def test_a_download_without_a_byte_yet_is_not_moved() -> None:
+    # Its peer is still sending to others first: a move would only join another queue.
+    h = _pace_harness()
+    h.advance(8.4)
+    assert h.p2p_loading() == {1: "A"}
+
+
+def test_pace_patience_zero_keeps_every_download_where_it_started() -> None:
+    h = _pace_harness(pace_patience=0.0)
+    h.advance(0.2)
+    h.send(ev.PeerChunkReceived(request_id=h.p2p_request_for(1), data=b"a" * 10))
+    h.advance(8.0)
+    assert h.p2p_loading() == {1: "A"}
