@@ -95,7 +95,7 @@ def main() -> None:
         for name in labels:
             m = by_case[(name, latency)].metrics
             row.append(
-                str(m.stalls) if name == OFF else f"{m.p2p_ratio:.3f} ({m.ratio_to_best:.2f}) {m.stalls}"
+                str(m.stalls) if name == OFF else f"{m.p2p_ratio:.3f} ({m.ratio_to_best:.3f}) {m.stalls}"
             )
         rows.append(row)
     headers = ["latency (segments)", "latency (s)", "best", *labels]
