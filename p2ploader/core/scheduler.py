@@ -627,13 +627,17 @@ class Scheduler:
         if disconnect:
             self._actions.append(act.DisconnectPeer(peer_id=peer_id, reason=reason))
         for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
-            self._forget(download)
-            self._p2p_failures += 1
-            self._notify(
-                nt.SegmentLoadFailed(
-                    segment_id=download.segment.id, source="p2p", reason=reason, peer_id=peer_id
-                )
+            self._p2p_given_up(download, reason)
+
+    def _p2p_given_up(self, download: _Download, reason: str) -> None:
+        """A P2P download ends without its segment; a policy may try again from another source."""
+        self._forget(download)
+        self._p2p_failures += 1
+        self._notify(
+            nt.SegmentLoadFailed(
+                segment_id=download.segment.id, source="p2p", reason=reason, peer_id=download.peer_id
             )
+        )
 
     def _peer_announced(self, event: ev.PeerAnnounced) -> bool:
         """Record a peer's map; ``True`` when its availability of a queued segment changed (added or
@@ -700,22 +704,14 @@ class Scheduler:
         elif event.total_bytes <= download.received:
             # Smaller than the bytes we resumed from: one of the two sources is wrong, and we
             # cannot tell which. Neither is blamed; the kept bytes go and the segment starts over.
-            sid = download.segment.id
-            self._forget(download)
-            self._p2p_failures += 1
             self._actions.append(
                 act.CancelPeerRequest(
-                    request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
-                )
-            )
-            self._notify(
-                nt.SegmentLoadFailed(
+                    request_id=download.request_id,
+                    peer_id=download.peer_id or "",
                     segment_id=download.segment.id,
-                    source="p2p",
-                    reason="size disagrees with the bytes resumed from",
-                    peer_id=download.peer_id,
                 )
             )
+            self._p2p_given_up(download, "size disagrees with the bytes resumed from")
         else:
             download.total = event.total_bytes
             download.header_deadline = None
@@ -871,16 +867,7 @@ class Scheduler:
         elif download.resume_from:
             # The bytes resumed from came from another source: the fault cannot be pinned on this
             # peer. The segment starts over (usually over HTTP, its deadline being near by now).
-            self._forget(download)
-            self._p2p_failures += 1
-            self._notify(
-                nt.SegmentLoadFailed(
-                    segment_id=download.segment.id,
-                    source="p2p",
-                    reason="segment validator rejected the resumed bytes",
-                    peer_id=download.peer_id,
-                )
-            )
+            self._p2p_given_up(download, "segment validator rejected the resumed bytes")
         else:
             self._peer_misbehaved(download, "segment validator rejected the bytes")
 

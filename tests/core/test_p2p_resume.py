@@ -42,6 +42,16 @@ def _start(h: Harness, peer: str) -> int:
     return h.p2p_request_for(3)
 
 
+def _moved_after_300_bytes(h: Harness) -> int:
+    """A sends 300 bytes of segment 3, the download moves to B: B's request id."""
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
+    h.scheduler._context.move_p2p(sid(3), "B", now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))
+    return h.p2p_requests()[-1].request_id
+
+
 def test_a_moved_download_keeps_its_bytes_and_asks_the_new_peer_for_the_rest() -> None:
     h = _harness()
     first = _start(h, "A")
@@ -86,12 +96,7 @@ def test_a_stalled_download_resumes_from_the_next_peer() -> None:
 
 def test_a_size_below_the_bytes_held_fails_the_segment_without_blaming_a_peer() -> None:
     h = _harness()
-    first = _start(h, "A")
-    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
-    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
-    h.scheduler._context.move_p2p(sid(3), "B", now=h.now)
-    h.send(ev.PlaybackMoved(position=0.0))
-    second = h.p2p_requests()[-1].request_id
+    second = _moved_after_300_bytes(h)
     h.send(ev.PeerResponseStarted(request_id=second, total_bytes=200))  # A or B is wrong
     assert h.p2p_loading() == {}
     assert not h.of_type(act.DisconnectPeer) and not h.of_type(nt.PeerMisbehaved)
@@ -102,17 +107,8 @@ def test_a_size_below_the_bytes_held_fails_the_segment_without_blaming_a_peer() 
 
 
 def test_a_validator_rejecting_resumed_bytes_blames_nobody() -> None:
-    h = Harness(policy=_Idle(LoaderConfig()), segment_validator=lambda segment, data, method, peer: False)
-    h.play_at(0)
-    h.request(0)
-    for peer in "AB":
-        h.connect(peer, loaded=[3])
-    first = _start(h, "A")
-    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
-    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
-    h.scheduler._context.move_p2p(sid(3), "B", now=h.now)
-    h.send(ev.PlaybackMoved(position=0.0))
-    second = h.p2p_requests()[-1].request_id
+    h = _harness(segment_validator=lambda segment, data, method, peer: False)
+    second = _moved_after_300_bytes(h)
     h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))
     h.send(ev.PeerChunkReceived(request_id=second, data=b"b" * 700))
     h.send(ev.SegmentValidated(request_id=second, valid=False))
