@@ -7,7 +7,8 @@ tracker client:
   ``on_answer`` completes one; ``on_offer`` answers a remote offer. At most one link per remote peer
   and ``max_peers`` links in all; a link that does not open within ``connect_timeout`` is closed.
 * **Core actions → wire.** Requests, cancels, announcements (filtered to this swarm's rendition),
-  uploads (header, data chunks with backpressure and an optional rate cap, completion) and absences.
+  uploads (header, data chunks with backpressure and an optional rate cap, completion; one upload
+  at a time, first come first served) and absences.
 * **Wire → core events.** Connection and disconnection, announcements, data headers and chunks of
   our one outstanding request per peer, absences, the remote's requests and cancels.
 
@@ -135,6 +136,9 @@ class PeerManager:
         self._uploaded = 0
         self._closed = False
         self._upload_budget_at = 0.0  # loop time when the rate cap allows the next byte
+        # Our uploads take turns on the uplink, first come first served: each one finishes as early
+        # as it can instead of all finishing late together (asyncio.Lock wakes waiters in order).
+        self._uplink_turn = asyncio.Lock()
 
     # ------------------------------------------------------------------ ids
 
@@ -512,7 +516,14 @@ class PeerManager:
             self._feed(ev.UploadFinished(peer_id=state.link.peer_id, peer_request_id=key[1], sent_bytes=sent))
 
     async def _send_segment(self, state: _PeerState, key: tuple[int, int], data: bytes) -> int:
-        """Header, data chunks (paced and backpressured), completion; returns the bytes sent."""
+        """Header, data chunks (paced and backpressured), completion; returns the bytes sent.
+
+        It waits for its turn on the uplink first: the uploads queued before it are sent whole (or
+        cancelled) before it sends its header."""
+        async with self._uplink_turn:
+            return await self._send_segment_now(state, key, data)
+
+    async def _send_segment_now(self, state: _PeerState, key: tuple[int, int], data: bytes) -> int:
         link = state.link
         segment_id, request_id = key
         sent = 0

@@ -12,8 +12,9 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
 * :class:`ModelledPeers` carries the peer actions to other viewers through :class:`PeerNetwork`
   with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
   served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
-  after another, as a real data channel would; a cancelled upload frees the uplink time it had
-  left, and the uploads queued behind it move up. Loss costs throughput: ``rate * (1 - loss)``.
+  after another, as the real transport (:mod:`p2ploader.aio.peers`) does; a cancelled upload
+  frees the uplink time it had left, and the uploads queued behind it move up. Loss costs
+  throughput: ``rate * (1 - loss)``.
   The body arrives in pieces, one at least every :data:`PIECE_SECONDS` of transfer time (at most
   64), so a slow upload shows progress to the receiver's stall timeout and a cut-over to HTTP can
   keep the bytes already received, as with a real data channel's chunks.

@@ -1,11 +1,12 @@
-"""Two real peer managers connected over aiortc on 127.0.0.1 (no tracker): uploads, the rate cap,
-and a peer that breaks the protocol."""
+"""Real peer managers connected over aiortc on 127.0.0.1 (no tracker): uploads, the rate cap,
+uploads taking turns, and a peer that breaks the protocol."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -50,13 +51,14 @@ class Side:
 
 
 async def connect(seeder: Side, downloader: Side) -> None:
+    expected = (seeder.scheduler.statistics().peers + 1, downloader.scheduler.statistics().peers + 1)
     (offer,) = await seeder.peers.make_offers(1)
     seeder_id = bytes.fromhex(seeder.peers.local_peer_id)
     answer = await downloader.peers.on_offer(seeder_id, offer.offer_id, offer.sdp)
     assert answer is not None
     await seeder.peers.on_answer(bytes.fromhex(downloader.peers.local_peer_id), offer.offer_id, answer)
     for _ in range(200):
-        if downloader.scheduler.statistics().peers == 1 and seeder.scheduler.statistics().peers == 1:
+        if (seeder.scheduler.statistics().peers, downloader.scheduler.statistics().peers) == expected:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("peers did not connect")
@@ -128,6 +130,52 @@ async def test_upload_rate_limit_paces_uploads(pair: tuple[Side, Side]) -> None:
     await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
     # 102,400 bytes at 200,000 B/s cannot arrive in less than about half a second.
     assert loop.time() - started >= 0.9 * len(PAYLOAD) / 200_000
+
+
+async def test_uploads_to_different_peers_take_turns_first_come_first_served(loopback: None) -> None:
+    # Two viewers ask one seeder for the same segment at once. The seeder sends one upload whole
+    # before it starts the other (first come, first served, as the simulator models it), so the
+    # first finishes in half the time sharing would take.
+    config = LoaderConfig(http_download_probability=0.0, upload_rate_limit=200_000.0)
+    seeder, first, second = Side("a", config), Side("b", config), Side("c", config)
+    seeder.scheduler.cache.put(SEGMENTS[3], PAYLOAD, now=asyncio.get_running_loop().time())
+    log: list[tuple[str, str]] = []
+    try:
+        await connect(seeder, first)
+        await connect(seeder, second)
+        manager = seeder.peers
+        feed, send_command = manager._feed, manager._send_command
+
+        def record_feed(event: ev.Event) -> None:
+            if isinstance(event, ev.PeerRequestedSegment):
+                log.append(("request", event.peer_id))
+            feed(event)
+
+        def record_command(state: Any, command: wire.Command) -> None:
+            if isinstance(command, wire.SegmentData | wire.SegmentDataSendingCompleted):
+                log.append((type(command).__name__, state.link.peer_id))
+            send_command(state, command)
+
+        manager._feed = record_feed  # type: ignore[method-assign]
+        manager._send_command = record_command  # type: ignore[method-assign]
+        for viewer in (first, second):
+            viewer.driver.feed(ev.PlaybackMoved(position=0.0))
+            viewer.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 from the seeder
+        for viewer in (first, second):
+            await wait_until(lambda v=viewer: any(n.segment_id == SEGMENTS[3].id for n in v.loaded()))  # type: ignore[misc]
+            entry = viewer.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+            assert entry is not None and entry.data == PAYLOAD
+
+        served = [peer for kind, peer in log if kind == "SegmentData"]
+        assert len(served) == 2 and set(served) == {first.peers.local_peer_id, second.peers.local_peer_id}
+        done_first = log.index(("SegmentDataSendingCompleted", served[0]))
+        # Both requests were waiting before the first upload ended: the turn-taking was exercised.
+        assert sum(kind == "request" for kind, _ in log[:done_first]) == 2
+        assert log.index(("SegmentData", served[1])) > done_first, "the second waited for its turn"
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), first.peers.aclose(), second.peers.aclose())
+        for side in (seeder, first, second):
+            side.driver.close()
 
 
 async def test_a_peer_sending_data_without_a_header_is_disconnected(pair: tuple[Side, Side]) -> None:
