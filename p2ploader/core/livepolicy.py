@@ -12,7 +12,9 @@ from the origin the moment it appears, and everybody else takes it from peers:
   and at least ``http_lead_factor`` times the measured download time) goes to HTTP at once,
   cutting over a P2P download of it (keeping its bytes with ``http_download_ranges``) and
   preempting a later HTTP download when the slots are full. Playback never waits on a peer; with
-  no peers at all this is a plain HTTP player.
+  no peers at all this is a plain HTTP player. With a fast origin, an election (below) waits
+  while a missing earlier segment is so close that, sharing the downlink with the seeding fetch,
+  its own HTTP fetch would take too long (the window computed for one more download in flight).
 * **Seeder election by rendezvous hashing.** Every viewer scores each (segment, peer id) pair with
   the same hash, so viewers that know the same peers agree on the segment's ranking without
   talking. A viewer fetches a new segment that no peer holds or loads when its rank among its
@@ -288,6 +290,8 @@ class LivePolicy(DownloadPolicy):
         swarm = self.swarm_estimate(ctx)
         fetch_time = ctx.http_fetch_time
         self._wake = None
+        defer_elections = False
+        downlink_bound = fetch_time is not None and fetch_time <= self.settings.fast_origin_fetch_time
         for k, entry in enumerate(queue):
             sid = entry.id
             seen = first_seen.get(sid)
@@ -314,6 +318,16 @@ class LivePolicy(DownloadPolicy):
                 if ctx.http_active < cfg.simultaneous_http_downloads:
                     ctx.start_http(sid, now=now, continue_p2p=True)
                     continue
+            # A seeding fetch started now would share the downlink with this segment's fetch should
+            # it go to HTTP: while it would then be late, seeding waits (a later segment's
+            # election must not stall an earlier one). Only with a fast origin: the downlink bounds
+            # a fetch then, and the critical window is narrow. A slow origin gives each fetch its
+            # own share, and waiting would only delay the swarm's first copies, sending more
+            # viewers to the congested origin (a spiral: nearly everything over HTTP, and stalls).
+            if downlink_bound:
+                shared = self.critical_window(fetch_time, entry.segment.duration, sharing=ctx.http_active + 1)
+                if entry.segment.start - position <= shared + _TOLERANCE:
+                    defer_elections = True
             if ctx.is_p2p_loading(sid):
                 self._keep_pace(ctx, entry, deadline=enters, now=now)
                 continue
@@ -327,15 +341,17 @@ class LivePolicy(DownloadPolicy):
                 and not ctx.any_peer_knows(sid)
                 # A holder that was busy when we asked still spreads it: no reason to seed it.
                 and not ctx.any_peer_refused(sid)
+                and not defer_elections
             ):
                 self._elect(ctx, entry, seen=seen, critical_at=enters, swarm=swarm, now=now)
 
-    def critical_window(self, fetch_time: float | None, duration: float) -> float:
+    def critical_window(self, fetch_time: float | None, duration: float, *, sharing: int = 0) -> float:
         """Seconds before its start within which a missing segment of ``duration`` seconds goes to
         HTTP, given the origin's measured ``fetch_time`` (seconds per media second, ``None`` before
         the first download): ``http_lead_time`` with a fast origin, ``slow_origin_lead_time``
         before it is measured or when it is slow, and never less than ``http_lead_factor`` times
-        the segment's expected download time."""
+        the segment's expected download time, that time multiplied by ``1 + sharing`` when
+        ``sharing`` other HTTP downloads would share the downlink with it."""
         settings = self.settings
         if fetch_time is None:
             return settings.slow_origin_lead_time
@@ -344,7 +360,7 @@ class LivePolicy(DownloadPolicy):
             if fetch_time <= settings.fast_origin_fetch_time
             else settings.slow_origin_lead_time
         )
-        return max(floor, settings.http_lead_factor * fetch_time * duration)
+        return max(floor, settings.http_lead_factor * fetch_time * duration * (1 + sharing))
 
     def _elect(
         self,

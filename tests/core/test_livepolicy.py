@@ -429,3 +429,40 @@ def test_pace_patience_zero_keeps_every_download_where_it_started() -> None:
     h.send(ev.PeerChunkReceived(request_id=h.p2p_request_for(1), data=b"a" * 10))
     h.advance(8.0)
     assert h.p2p_loading() == {1: "A"}
+
+
+@pytest.mark.parametrize("origin", ["fast", "slow"])
+def test_an_election_waits_while_an_earlier_segment_would_become_critical_sharing_the_downlink(
+    origin: str,
+) -> None:
+    # We are elected to seed a new segment (10). Segment 1 is still coming from a peer, without a
+    # byte yet. Alone, segment 1 goes to HTTP 1 s before it plays (twice the 0.5 s its fetch takes,
+    # the origin measured at 0.25 s per media second); sharing the downlink with the seeding fetch
+    # it would take twice as long, so the election waits until segment 1 is safe. Not so with an
+    # origin counted slow (it, not the downlink, bounds each fetch): the seeding fetch goes at once.
+    fast = {"fast": 0.3, "slow": 0.2}[origin]
+    settings = LivePolicySettings(http_lead_time=0.0, slow_origin_lead_time=0.0, fast_origin_fetch_time=fast)
+    probe = LivePolicy(Harness().config, settings)
+    peer = next(
+        name for name in (f"peer-{i}" for i in range(100)) if _elected(probe, _MeshCtx("me", [name]), sid(10))
+    )
+    h = Harness(policy=lambda cfg: LivePolicy(cfg, settings), segments=10, peer_id="me")
+    h.send(ev.TrackerUpdated(incomplete=2))
+    h.connect(peer, loaded=[1], loading=range(2, 10))
+    h.play_at(0)
+    h.request(0)
+    assert h.http_loading() == {0} and h.p2p_loading() == {1: peer}
+    h.advance(0.5)
+    h.complete_http(h.http_request_for(0))
+    assert h.scheduler._context.http_fetch_time == pytest.approx(0.25)
+    h.segments = make_segments(11)  # segment 10 is published; the peer does not know of it yet
+    h.send(ev.PlaylistUpdated(segments=h.segments))
+    if origin == "slow":
+        assert h.http_loading() == {10}
+        return
+    # Segment 1 starts 1.5 s ahead: outside its 1 s window, inside the 2 s one of a shared downlink.
+    assert h.http_loading() == set(), "the seeding fetch waits"
+    h.advance(0.5)
+    assert h.http_loading() == {1}, "segment 1 enters its critical window"
+    h.complete_http(h.http_request_for(1))
+    assert h.http_loading() == {10}, "segment 1 is safe: the election goes ahead"
