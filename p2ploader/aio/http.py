@@ -7,12 +7,16 @@ back-off; a retry after partial data asks only for the missing bytes with a ``Ra
 says where its body starts (:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is
 reported twice. Permanent failures (4xx, a wrong ``Content-Range``) and exhausted retries become one
 :class:`~p2ploader.core.events.HttpFetchFailed`; third-party exceptions never leak past this module.
+Every fetch ends with an event: an exception nobody foresaw (httpx's stream errors are not
+``httpx.HTTPError``s) is logged and reported as a failure too, because a fetch task that died
+silently would leave the scheduler, and whoever awaits the segment, waiting for it for good.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import re
 from collections.abc import Callable
 
@@ -26,6 +30,8 @@ from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, TransportError
 
 __all__ = ["HttpExecutor", "fetch_bytes", "http_timeout"]
+
+logger = logging.getLogger(__name__)
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
@@ -145,6 +151,11 @@ class HttpExecutor:
                 continue
             except _Permanent as exc:
                 self._report(ev.HttpFetchFailed(request_id=rid, reason=exc.reason, status=exc.status))
+                return
+            except Exception as exc:  # not retried: nothing says it is transient
+                logger.exception("HTTP fetch of %s failed unexpectedly", action.segment.url)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                self._report(ev.HttpFetchFailed(request_id=rid, reason=reason, status=None))
                 return
             self._report(ev.HttpFetchCompleted(request_id=rid))
             return

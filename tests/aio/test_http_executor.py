@@ -61,6 +61,21 @@ async def test_404_fails_at_once_without_retries() -> None:
 
 
 @respx.mock
+async def test_an_unforeseen_exception_ends_the_fetch_with_a_failure_not_silence(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # httpx's stream errors (e.g. StreamClosed) are RuntimeErrors, not httpx.HTTPErrors; a task that
+    # died of one without an event would leave its segment waiting for good.
+    route = respx.get(URL).mock(side_effect=httpx.StreamClosed())
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    failed = events[-1]
+    assert isinstance(failed, ev.HttpFetchFailed) and failed.status is None
+    assert "StreamClosed" in failed.reason
+    assert route.call_count == 1, "not retried: nothing says it is transient"
+    assert "failed unexpectedly" in caplog.text
+
+
+@respx.mock
 async def test_5xx_is_retried_then_succeeds() -> None:
     route = respx.get(URL).mock(
         side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(200, content=BODY)]
