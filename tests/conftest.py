@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import gc
+import sys
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
@@ -9,6 +13,33 @@ from p2ploader.tracker import TrackerServer
 
 # One bittorrent-tracker node process per session, shared by every module that uses it.
 pytest_plugins = ("tests.node_tracker",)
+
+
+# A test still running after this many seconds gets the stacks of its event loops' tasks printed
+# to stderr (shown with its failure when pytest-timeout then fails it): pytest-timeout's own dump
+# shows threads only, and a hung asyncio test's thread just waits in select().
+_TASK_DUMP_AFTER = 600.0
+
+
+def _dump_asyncio_tasks() -> None:
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
+    for loop in loops:
+        print(f"==== tasks of {loop!r} ====", file=sys.stderr)
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"--- {task!r}", file=sys.stderr)
+            task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    watchdog = threading.Timer(_TASK_DUMP_AFTER, _dump_asyncio_tasks)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return (yield)
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture
