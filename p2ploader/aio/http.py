@@ -186,7 +186,7 @@ class HttpExecutor:
                     raise _Permanent(f"HTTP {status}", status)
                 skip, body_start, expected = self._plan_body(response, segment.url, br, delivered)
                 delivered = progress.delivered = body_start
-                self._report(ev.HttpResponseStarted(request_id=rid, offset=body_start))
+                self._report(ev.HttpResponseStarted(request_id=rid, offset=body_start, total_bytes=expected))
                 async for chunk in response.aiter_bytes():
                     if skip:
                         cut = min(skip, len(chunk))

@@ -42,6 +42,9 @@ __all__ = ["PeerManager", "PeerManagerStats"]
 
 logger = logging.getLogger(__name__)
 
+GROWING_UPLOAD_PATIENCE = 30.0
+"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up."""
+
 
 @attrs.frozen(kw_only=True)
 class PeerManagerStats:
@@ -64,6 +67,24 @@ class _Download:
     received: int = 0
 
 
+class _UploadData:
+    """The bytes of one upload. A growing one (cut-through: the segment is still arriving over
+    HTTP) gets more pieces until it holds ``length`` bytes; its sender waits for them."""
+
+    def __init__(self, data: bytes, *, length: int) -> None:
+        self.pieces = [data] if data else []
+        self.length = length
+        self.received = len(data)
+        self.more = asyncio.Event()
+
+    def extend(self, data: bytes) -> None:
+        data = data[: max(0, self.length - self.received)]  # never past the announced size
+        if data:
+            self.pieces.append(data)
+            self.received += len(data)
+            self.more.set()
+
+
 @attrs.define
 class _PeerState:
     link: PeerLink
@@ -76,6 +97,7 @@ class _PeerState:
     finished: tuple[int, int] | None = None  # all bytes in; its sending-completed is still to come
     upload: asyncio.Task[None] | None = None
     upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
+    upload_data: _UploadData | None = None
     commands: CommandRate = attrs.Factory(CommandRate)  # flood guard
 
 
@@ -423,6 +445,25 @@ class PeerManager:
                 self._announce(action)
             case act.SendSegmentToPeer():
                 self._start_upload(action)
+            case act.ExtendUpload():
+                state = self._peers.get(action.peer_id)
+                key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
+                if state is not None and state.upload_key == key and state.upload_data is not None:
+                    state.upload_data.extend(action.data)
+            case act.AbortUpload():
+                state = self._peers.get(action.peer_id)
+                if state is not None:
+                    if state.upload_key == (self._wire_id(action.segment_id), action.peer_request_id or 0):
+                        self._stop_upload(state)
+                    # After a data header, "absent" ends the transfer for a p2ploader receiver,
+                    # which keeps the bytes it has (P2P Media Loader drops the segment).
+                    self._send_command(
+                        state,
+                        wire.SegmentAbsent(
+                            segment_id=self._wire_id(action.segment_id),
+                            request_id=action.peer_request_id or 0,
+                        ),
+                    )
             case act.SendSegmentAbsent():
                 state = self._peers.get(action.peer_id)
                 if state is not None:
@@ -497,6 +538,7 @@ class PeerManager:
             state.upload.cancel()
         state.upload = None
         state.upload_key = None
+        state.upload_data = None
 
     def _start_upload(self, action: act.SendSegmentToPeer) -> None:
         state = self._peers.get(action.peer_id)
@@ -504,55 +546,76 @@ class PeerManager:
             return
         self._stop_upload(state)
         key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
+        length = action.total_bytes - action.byte_offset if action.growing else len(action.data)
+        data = _UploadData(action.data, length=length)
         state.upload_key = key
-        state.upload = asyncio.get_running_loop().create_task(self._upload(state, key, action.data))
+        state.upload_data = data
+        state.upload = asyncio.get_running_loop().create_task(self._upload(state, key, data))
 
-    async def _upload(self, state: _PeerState, key: tuple[int, int], data: bytes) -> None:
+    async def _upload(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> None:
         sent = 0
         try:
             sent = await self._send_segment(state, key, data)
         finally:
+            if state.upload_key == key:
+                state.upload = None
+                state.upload_key = None
+                state.upload_data = None
             # Whatever ended it (done, cancelled, link gone), the scheduler's upload slot is free.
             self._feed(ev.UploadFinished(peer_id=state.link.peer_id, peer_request_id=key[1], sent_bytes=sent))
 
-    async def _send_segment(self, state: _PeerState, key: tuple[int, int], data: bytes) -> int:
+    async def _send_segment(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> int:
         """Header, data chunks (paced and backpressured), completion; returns the bytes sent.
 
         It waits for its turn on the uplink first: the uploads queued before it are sent whole (or
-        cancelled) before it sends its header."""
+        cancelled) before it sends its header. A growing upload keeps its turn while it waits for
+        the origin's next bytes (usually faster than the uplink)."""
         async with self._uplink_turn:
             return await self._send_segment_now(state, key, data)
 
-    async def _send_segment_now(self, state: _PeerState, key: tuple[int, int], data: bytes) -> int:
+    async def _send_segment_now(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> int:
         link = state.link
         segment_id, request_id = key
         sent = 0
         self._send_command(
-            state, wire.SegmentData(segment_id=segment_id, request_id=request_id, size=len(data))
+            state, wire.SegmentData(segment_id=segment_id, request_id=request_id, size=data.length)
         )
         size = min(self._max_message_size, link.max_message_size)
         loop = asyncio.get_running_loop()
-        for chunk in wire.chunk_segment_data(data, max_message_size=size):
-            await link.wait_drained()
-            if self._upload_rate_limit:
-                # Pacing over all uploads of this swarm: a chunk leaves at the end of its share of
-                # time, so N bytes never take less than N / rate seconds.
-                slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
-                self._upload_budget_at = slot_end
-                delay = slot_end - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if not link.send(chunk):
-                return sent
-            sent += len(chunk)
-            self._uploaded += len(chunk)
+        index = 0
+        while sent < data.length:
+            if index == len(data.pieces):
+                data.more.clear()
+                try:
+                    await asyncio.wait_for(data.more.wait(), GROWING_UPLOAD_PATIENCE)
+                except TimeoutError:
+                    # The scheduler stops a relay whose HTTP download ends without the segment;
+                    # this bound only keeps a lost one from holding the uplink for ever.
+                    logger.info(
+                        "upload to %s got no new bytes in %g s", link.peer_id, GROWING_UPLOAD_PATIENCE
+                    )
+                    return sent
+                continue
+            piece = data.pieces[index]
+            index += 1
+            for chunk in wire.chunk_segment_data(piece, max_message_size=size):
+                await link.wait_drained()
+                if self._upload_rate_limit:
+                    # Pacing over all uploads of this swarm: a chunk leaves at the end of its share
+                    # of time, so N bytes never take less than N / rate seconds.
+                    slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
+                    self._upload_budget_at = slot_end
+                    delay = slot_end - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if not link.send(chunk):
+                    return sent
+                sent += len(chunk)
+                self._uploaded += len(chunk)
         self._send_command(
             state, wire.SegmentDataSendingCompleted(segment_id=segment_id, request_id=request_id)
         )
         self._uploads += 1
-        if state.upload_key == key:
-            state.upload = None
-            state.upload_key = None
         return sent
 
     # ------------------------------------------------------------------ lifecycle

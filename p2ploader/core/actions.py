@@ -15,10 +15,12 @@ from p2ploader.core.segments import Segment, SegmentId
 
 __all__ = [
     "AbortHttpFetch",
+    "AbortUpload",
     "Action",
     "AnnounceSegments",
     "CancelPeerRequest",
     "DisconnectPeer",
+    "ExtendUpload",
     "RequestFromPeer",
     "SendSegmentAbsent",
     "SendSegmentToPeer",
@@ -88,13 +90,41 @@ class AnnounceSegments:
 @attrs.frozen(kw_only=True)
 class SendSegmentToPeer:
     """Upload segment bytes to a peer. ``data`` already starts at the requested ``byte_offset``;
-    ``total_bytes`` is the segment's full size."""
+    ``total_bytes`` is the segment's full size.
+
+    ``growing`` (cut-through): the segment is still arriving over HTTP and ``data`` is what has come
+    so far; the rest follows in :class:`ExtendUpload` actions until ``byte_offset`` plus all the
+    bytes given reaches ``total_bytes``, unless an :class:`AbortUpload` ends it first. The data
+    header announces the whole size at once, so the peer sees one ordinary transfer."""
 
     peer_id: str
     segment_id: SegmentId
     data: bytes
     byte_offset: int
     total_bytes: int
+    peer_request_id: int | None = None
+    growing: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ExtendUpload:
+    """More bytes of a ``growing`` :class:`SendSegmentToPeer` upload, next in order. Ignored when
+    that upload has already ended (the peer cancelled it or the link closed)."""
+
+    peer_id: str
+    segment_id: SegmentId
+    data: bytes
+    peer_request_id: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AbortUpload:
+    """A ``growing`` upload cannot be completed (its HTTP download failed or was given up): stop
+    it, if it started, and tell the peer the segment is absent. The scheduler frees the upload
+    slot itself; a later ``UploadFinished`` for it is ignored."""
+
+    peer_id: str
+    segment_id: SegmentId
     peer_request_id: int | None = None
 
 
@@ -127,6 +157,8 @@ Action = (
     | DisconnectPeer
     | AnnounceSegments
     | SendSegmentToPeer
+    | ExtendUpload
+    | AbortUpload
     | SendSegmentAbsent
     | ValidateSegment
 )

@@ -82,6 +82,10 @@ class HttpResponseStarted:
 
     request_id: int
     offset: int
+    total_bytes: int | None = None
+    """The segment's full size when the response tells it (``Content-Length``, ``Content-Range``
+    or the byte range asked for), else ``None``. Known, it lets peers be served the segment while
+    it arrives (cut-through)."""
 
 
 @attrs.frozen(kw_only=True)

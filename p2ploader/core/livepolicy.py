@@ -28,6 +28,10 @@ from the origin the moment it appears, and everybody else takes it from peers:
   **Fallback timer:** when the elected viewers are slow or gone, the next in rank fetches it a
   segment duration plus ``seeder_fallback_delay`` after the segment appeared, the one after that a
   delay later. A viewer whose uploads proved slow (``seeder_min_upload_speed``) does not volunteer.
+* **Cut-through.** With ``cut_through`` (on by default) a peer that announced a segment as loading
+  over HTTP counts as a holder and is asked like one: a p2ploader peer sends the segment while it
+  arrives from the origin, so a seeder's copy spreads from its first bytes. A P2P Media Loader peer
+  answers "absent", and is not asked for that segment again until its next announcement.
 * **Everything else from peers**, from an idle peer that announced it loaded, up to
   ``simultaneous_p2p_downloads`` at a time, preferring the peer that served us fastest lately (a
   peer not measured yet counts as fastest, so every peer is tried).
@@ -158,6 +162,12 @@ class LivePolicySettings:
     to be faster (a peer not measured yet counting as fast), at most twice per segment. 0 turns it
     off."""
 
+    cut_through: bool = attrs.field(default=True)
+    """Ask peers that announced a segment as loading over HTTP for it, as well as those holding it:
+    a p2ploader peer sends a segment while it arrives from the origin (cut-through), so the first
+    copies spread without waiting for whole downloads. A peer that cannot (P2P Media Loader) answers
+    "absent" and is not asked for that segment again until its next announcement."""
+
     def __attrs_post_init__(self) -> None:
         if self.seeders_per_segment <= 0 or self.seeder_fallback_delay <= 0:
             raise ValueError("seeders_per_segment and seeder_fallback_delay must be > 0")
@@ -275,6 +285,7 @@ class LivePolicy(DownloadPolicy):
 
     def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
         cfg = self.config
+        cut_through = self.settings.cut_through
         queue = ctx.queue
         if not queue:
             return
@@ -331,9 +342,9 @@ class LivePolicy(DownloadPolicy):
             if ctx.is_p2p_loading(sid):
                 self._keep_pace(ctx, entry, deadline=enters, now=now)
                 continue
-            if ctx.any_peer_has(sid):
+            if ctx.any_peer_has(sid, loading=cut_through):
                 if ctx.p2p_active < cfg.simultaneous_p2p_downloads:
-                    self._start_p2p(ctx, entry, now=now)
+                    self._start_p2p(ctx, entry, loading=cut_through, now=now)
                 continue
             if (
                 http_ok
@@ -434,7 +445,7 @@ class LivePolicy(DownloadPolicy):
             return
         if deadline - now < patience:
             return  # too close to the critical window for another peer to help: HTTP takes it over
-        candidates = ctx.idle_peers_with(sid)
+        candidates = ctx.idle_peers_with(sid, loading=self.settings.cut_through)
         if not candidates:
             return
         peer = self.fastest_peer(ctx, candidates)
@@ -468,8 +479,8 @@ class LivePolicy(DownloadPolicy):
                 return
 
     @staticmethod
-    def _start_p2p(ctx: SchedulingContext, entry: QueueEntry, *, now: float) -> None:
-        peers = ctx.idle_peers_with(entry.id)
+    def _start_p2p(ctx: SchedulingContext, entry: QueueEntry, *, loading: bool, now: float) -> None:
+        peers = ctx.idle_peers_with(entry.id, loading=loading)
         if peers:
             ctx.start_p2p(entry.id, LivePolicy.fastest_peer(ctx, peers), now=now)
 

@@ -122,8 +122,10 @@ class SchedulingContext(Protocol):
 
     def http_failed_recently(self, segment_id: SegmentId, *, now: float) -> bool: ...
 
-    def any_peer_has(self, segment_id: SegmentId) -> bool:
-        """Some connected peer announced the segment as loaded."""
+    def any_peer_has(self, segment_id: SegmentId, *, loading: bool = False) -> bool:
+        """Some connected peer announced the segment as loaded (with ``loading``, or as loading over
+        HTTP: a p2ploader peer sends such a segment as it arrives, cut-through; others answer
+        "absent")."""
         ...
 
     def any_peer_knows(self, segment_id: SegmentId) -> bool:
@@ -136,9 +138,10 @@ class SchedulingContext(Protocol):
         is not asked again until its next announcement, but the segment is in the swarm."""
         ...
 
-    def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
+    def idle_peers_with(self, segment_id: SegmentId, *, loading: bool = False) -> list[str]:
         """Connected peers with no request of ours outstanding that announced the segment as
-        loaded, sorted by peer id (so random choices are reproducible)."""
+        loaded (with ``loading``, or as loading over HTTP), sorted by peer id (so random choices
+        are reproducible)."""
         ...
 
     @property

@@ -82,7 +82,7 @@ class _Download:
     chunks: list[bytes] = attrs.Factory(list)
     received: int = 0
     resume_from: int = 0
-    total: int | None = None  # P2P: size announced by the peer's data header
+    total: int | None = None  # the size the peer's data header or the HTTP response announced
     header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
     last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
@@ -105,6 +105,18 @@ class _Peer:
     # is in the swarm (SchedulingContext.any_peer_refused).
     refused: frozenset[SegmentId] = frozenset()
     throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
+
+
+@attrs.define(kw_only=True)
+class _Relay:
+    """A peer's request for a segment we are still downloading over HTTP, served as its bytes
+    arrive (cut-through). Until the response tells the segment's size it waits (``sent_upto`` is
+    ``None``); then its upload starts with the bytes already here and grows with every chunk."""
+
+    segment_id: SegmentId
+    byte_offset: int
+    total: int | None = None
+    sent_upto: int | None = None  # segment position handed to the transport so far
 
 
 # Weight of the newest sample in the measurements' moving averages (peer throughput, our upload
@@ -160,6 +172,10 @@ class Scheduler:
         # the bytes of its segment). Their count is the admission control; their ends measure how
         # fast we upload (upload_speed, in media seconds per second).
         self._uploads: dict[tuple[str, int | None], tuple[float, float, int]] = {}
+        # Uploads of segments still arriving over HTTP (cut-through), by the same key; each also
+        # holds a slot in _uploads. Their HTTP downloads' ends are settled in actions_to_perform.
+        self._relays: dict[tuple[str, int | None], _Relay] = {}
+        self._relays_to_settle: set[SegmentId] = set()
         self._upload_speed: float | None = None
         # Seconds an HTTP download took per second of media (moving average): how slow the origin is.
         self._http_fetch_time: float | None = None
@@ -249,7 +265,10 @@ class Scheduler:
                 self._serve_peer(event, now=now)
                 run_pass = False
             case ev.PeerCancelledRequest():
-                run_pass = False  # the transport stops sending and reports UploadFinished
+                # The transport stops sending and reports UploadFinished; a relay still waiting
+                # for its response's size has nothing sending, so its slot is freed here.
+                self._drop_relays(event.peer_id, segment_id=event.segment_id, waiting_only=False)
+                run_pass = False
             case ev.UploadFinished():
                 self._measure_upload(event, now=now)
                 run_pass = False
@@ -294,6 +313,8 @@ class Scheduler:
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
         """Actions to carry out now, in order. Clears the list."""
+        if self._relays_to_settle:
+            self._settle_relays(now=now)
         if self._announce_due:
             self._announce_due = False
             if self._config.use_p2p and not self._config.consume_only:
@@ -519,6 +540,8 @@ class Scheduler:
         if download.source == "http":
             del self._http_by_segment[sid]
             self._announce_due = True  # it leaves our "loading over HTTP" list
+            if self._relays:
+                self._relays_to_settle.add(sid)
         else:
             del self._p2p_by_segment[sid]
             peer = self._peers.get(download.peer_id or "")
@@ -568,6 +591,10 @@ class Scheduler:
                 status=None,
                 now=now,
             )
+            return
+        download.total = event.total_bytes
+        if self._relays:
+            self._start_relays(download)
 
     def _http_chunk(self, event: ev.HttpChunkReceived, *, now: float) -> None:
         download = self._http_download(event.request_id)
@@ -577,6 +604,8 @@ class Scheduler:
         download.received += len(event.data)
         self._http_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="http", size=len(event.data)))
+        if self._relays:
+            self._extend_relays(download, event.data)
         expected = download.segment.byte_range.length if download.segment.byte_range else None
         if (expected is not None and download.received > expected) or download.received > MAX_SEGMENT_SIZE:
             self._http_failed(event.request_id, "more bytes than the segment's size", status=None, now=now)
@@ -621,6 +650,7 @@ class Scheduler:
     def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
         for key in [k for k in self._uploads if k[0] == peer_id]:
             del self._uploads[key]
+            self._relays.pop(key, None)
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
@@ -743,14 +773,19 @@ class Scheduler:
         if event.misbehaved:
             self._peer_misbehaved(download, event.reason)
             return
+        if download.total is not None and download.received > download.resume_from:
+            # It stopped part-way (a relayed HTTP download of the peer's failed): the next source
+            # continues from here, as after a stall.
+            self._stalled_bytes[sid] = download.take_bytes()
         self._forget(download)
         self._p2p_failures += 1
         peer = self._peers.get(peer_id)
         # Absent or failed ("peer gone" while its link closes): not asked for this segment again
         # until it announces it anew. Otherwise a transport that fails at once makes a
         # request/failure loop at one instant (found by the simulator soak, benchmarks/soak.py).
-        if peer is not None and sid in peer.loaded:
+        if peer is not None and (sid in peer.loaded or sid in peer.loading_by_http):
             peer.loaded = peer.loaded - {sid}
+            peer.loading_by_http = peer.loading_by_http - {sid}
             peer.refused = peer.refused | {sid}
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
 
@@ -786,38 +821,182 @@ class Scheduler:
         )
 
     def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
-        entry = None if self._config.consume_only else self._cache.get(event.segment_id, now=now)
-        absent = act.SendSegmentAbsent(
-            peer_id=event.peer_id, segment_id=event.segment_id, peer_request_id=event.peer_request_id
-        )
-        if entry is None or not 0 <= event.byte_offset < len(entry.data) or self._buffer_too_thin():
-            self._actions.append(absent)
+        # A new request from a peer replaces its upload in progress (the transport stops it).
+        self._drop_relays(event.peer_id, segment_id=None, waiting_only=True)
+        sid = event.segment_id
+        entry = None if self._config.consume_only else self._cache.get(sid, now=now)
+        relay = entry is None and not self._config.consume_only and sid in self._http_by_segment
+        size = len(entry.data) if entry is not None else None
+        if (
+            (entry is None and not relay)
+            or (size is not None and not 0 <= event.byte_offset < size)
+            or self._buffer_too_thin()
+        ):
+            self._send_absent(event.peer_id, sid, event.peer_request_id)
             return
         uploads = self._uploads
         # A transport that never reported an upload's end must not block uploading for good.
         for key in [k for k, (started, _, _) in uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
-            del uploads[key]
+            if key in self._relays:
+                self._abort_relay(key)  # a growing upload must not wait for bytes for ever
+            else:
+                del uploads[key]
+        segment = entry.segment if entry is not None else self._segment(sid)
         limit = self._config.max_concurrent_uploads
         if (limit and len(uploads) >= limit) or not self._policy.accepts_upload(
-            self._context, entry.segment, now=now
+            self._context, segment, now=now
         ):
             self._uploads_refused += 1
-            self._actions.append(absent)
+            self._send_absent(event.peer_id, sid, event.peer_request_id)
             return
-        uploads[(event.peer_id, event.peer_request_id)] = (now, entry.segment.duration, len(entry.data))
+        key = (event.peer_id, event.peer_request_id)
+        if entry is None:
+            # Cut-through: the segment is still arriving over HTTP. A relayed upload's time
+            # includes waiting for the origin, so it is not a measure of our upload speed (0 bytes).
+            uploads[key] = (now, segment.duration, 0)
+            self._relays[key] = _Relay(segment_id=sid, byte_offset=event.byte_offset)
+            self._start_relays(self._downloads[self._http_by_segment[sid]])
+            return
+        uploads[key] = (now, segment.duration, len(entry.data))
         data = entry.data[event.byte_offset :]
-        self._uploaded_bytes += len(data)
+        self._upload(key, sid, data, byte_offset=event.byte_offset, total=len(entry.data))
+
+    def _upload(
+        self,
+        key: tuple[str, int | None],
+        segment_id: SegmentId,
+        data: bytes,
+        *,
+        byte_offset: int,
+        total: int,
+        growing: bool = False,
+    ) -> None:
+        peer_id, peer_request_id = key
         self._actions.append(
             act.SendSegmentToPeer(
-                peer_id=event.peer_id,
-                segment_id=event.segment_id,
+                peer_id=peer_id,
+                segment_id=segment_id,
                 data=data,
-                byte_offset=event.byte_offset,
-                total_bytes=len(entry.data),
-                peer_request_id=event.peer_request_id,
+                byte_offset=byte_offset,
+                total_bytes=total,
+                peer_request_id=peer_request_id,
+                growing=growing,
             )
         )
-        self._notify(nt.BytesUploaded(size=len(data), peer_id=event.peer_id))
+        self._count_upload(peer_id, len(data))
+
+    def _count_upload(self, peer_id: str, size: int) -> None:
+        if size:
+            self._uploaded_bytes += size
+            self._notify(nt.BytesUploaded(size=size, peer_id=peer_id))
+
+    def _send_absent(self, peer_id: str, segment_id: SegmentId, peer_request_id: int | None) -> None:
+        self._actions.append(
+            act.SendSegmentAbsent(peer_id=peer_id, segment_id=segment_id, peer_request_id=peer_request_id)
+        )
+
+    # ------------------------------------------------------------------ cut-through relays
+
+    def _start_relays(self, download: _Download) -> None:
+        """Start the waiting relays of ``download``'s segment once its size is known; stop those
+        whose announced size the response contradicts (the origin changed the segment)."""
+        total = download.total
+        if total is None:
+            return  # no size yet: they wait (and are served from the cache if it never comes)
+        sid = download.segment.id
+        for key, relay in list(self._relays.items()):
+            if relay.segment_id != sid:
+                continue
+            if relay.sent_upto is not None:
+                if relay.total != total:
+                    self._abort_relay(key)
+                continue
+            if relay.byte_offset >= total:
+                del self._relays[key]
+                self._uploads.pop(key, None)
+                self._send_absent(key[0], sid, key[1])
+                continue
+            have = download.take_bytes() if download.received > relay.byte_offset else b""
+            relay.total = total
+            relay.sent_upto = max(relay.byte_offset, download.received)
+            self._upload(
+                key, sid, have[relay.byte_offset :], byte_offset=relay.byte_offset, total=total, growing=True
+            )
+
+    def _extend_relays(self, download: _Download, chunk: bytes) -> None:
+        """Pass an HTTP chunk on to the started relays of its segment (each from where it is)."""
+        sid = download.segment.id
+        end = download.received
+        begin = end - len(chunk)
+        for key, relay in self._relays.items():
+            if relay.segment_id != sid or relay.sent_upto is None or relay.sent_upto >= end:
+                continue
+            # The chunks run contiguously from where the relay started, so sent_upto >= begin
+            # (after a response restarted from byte 0 it is further on: the repeat is skipped).
+            data = chunk[relay.sent_upto - begin :] if relay.sent_upto > begin else chunk
+            relay.sent_upto = end
+            self._actions.append(
+                act.ExtendUpload(peer_id=key[0], segment_id=sid, data=data, peer_request_id=key[1])
+            )
+            self._count_upload(key[0], len(data))
+
+    def _settle_relays(self, *, now: float) -> None:
+        """The HTTP downloads of these segments ended: complete their relays from the cache (a
+        waiting relay becomes an ordinary upload), or abort them when the segment did not come.
+        A segment whose HTTP download started again keeps its relays: they continue with it."""
+        for sid in self._relays_to_settle:
+            if sid in self._http_by_segment:
+                continue
+            entry = self._cache.get(sid, now=now)
+            for key, relay in list(self._relays.items()):
+                if relay.segment_id != sid:
+                    continue
+                if entry is None or (relay.total is not None and relay.total != len(entry.data)):
+                    self._abort_relay(key)
+                    continue
+                del self._relays[key]
+                if relay.sent_upto is None:  # never started: the whole thing, from the cache
+                    if relay.byte_offset >= len(entry.data):
+                        self._uploads.pop(key, None)
+                        self._send_absent(key[0], sid, key[1])
+                        continue
+                    self._uploads[key] = (self._uploads.get(key, (now, 0.0, 0))[0], entry.segment.duration, 0)
+                    self._upload(
+                        key,
+                        sid,
+                        entry.data[relay.byte_offset :],
+                        byte_offset=relay.byte_offset,
+                        total=len(entry.data),
+                    )
+                elif relay.sent_upto < len(entry.data):  # cannot happen with a whole body; just in case
+                    rest = entry.data[relay.sent_upto :]
+                    self._actions.append(
+                        act.ExtendUpload(peer_id=key[0], segment_id=sid, data=rest, peer_request_id=key[1])
+                    )
+                    self._count_upload(key[0], len(rest))
+        self._relays_to_settle.clear()
+
+    def _abort_relay(self, key: tuple[str, int | None]) -> None:
+        relay = self._relays.pop(key)
+        self._uploads.pop(key, None)
+        self._actions.append(
+            act.AbortUpload(peer_id=key[0], segment_id=relay.segment_id, peer_request_id=key[1])
+        )
+
+    def _drop_relays(self, peer_id: str, *, segment_id: SegmentId | None, waiting_only: bool) -> None:
+        """Forget ``peer_id``'s relays (of ``segment_id`` only, if given) that the peer replaced or
+        cancelled. A started one's slot is freed by the transport's UploadFinished; a waiting one
+        has nothing sending, so its slot is freed here."""
+        if not self._relays:
+            return
+        for key, relay in list(self._relays.items()):
+            if key[0] != peer_id or (segment_id is not None and relay.segment_id != segment_id):
+                continue
+            if relay.sent_upto is None:
+                del self._relays[key]
+                self._uploads.pop(key, None)
+            elif not waiting_only:
+                del self._relays[key]
 
     def _buffer_too_thin(self) -> bool:
         """``upload_min_buffer``: our own playback comes first. While less than that many seconds
@@ -896,10 +1075,14 @@ class Scheduler:
 
     def _measure_upload(self, event: ev.UploadFinished, *, now: float) -> None:
         """Fold a finished upload into our upload speed: media seconds sent per second."""
-        upload = self._uploads.pop((event.peer_id, event.peer_request_id), None)
+        key = (event.peer_id, event.peer_request_id)
+        upload = self._uploads.pop(key, None)
+        self._relays.pop(key, None)
         if upload is None or event.sent_bytes <= 0:
             return
         started, duration, total = upload
+        if total <= 0:
+            return  # a relay: its time includes waiting for the origin
         speed = (event.sent_bytes / max(total, 1)) * duration / max(now - started, 1e-3)
         self._upload_speed = _moving_average(self._upload_speed, speed)
 
@@ -985,7 +1168,9 @@ class _Context:
         until = self._s._http_failed_until.get(segment_id)
         return until is not None and now < until
 
-    def any_peer_has(self, segment_id: SegmentId) -> bool:
+    def any_peer_has(self, segment_id: SegmentId, *, loading: bool = False) -> bool:
+        if loading:
+            return self.any_peer_knows(segment_id)
         return any(segment_id in p.loaded for p in self._s._peers.values())
 
     def any_peer_knows(self, segment_id: SegmentId) -> bool:
@@ -994,9 +1179,12 @@ class _Context:
     def any_peer_refused(self, segment_id: SegmentId) -> bool:
         return any(segment_id in p.refused for p in self._s._peers.values())
 
-    def idle_peers_with(self, segment_id: SegmentId) -> list[str]:
+    def idle_peers_with(self, segment_id: SegmentId, *, loading: bool = False) -> list[str]:
         found = [
-            p.peer_id for p in self._s._peers.values() if segment_id in p.loaded and p.busy_request is None
+            p.peer_id
+            for p in self._s._peers.values()
+            if p.busy_request is None
+            and (segment_id in p.loaded or (loading and segment_id in p.loading_by_http))
         ]
         if len(found) > 1:
             found.sort()  # a stable order, so that a seeded choice does not depend on connection order

@@ -5,16 +5,18 @@ Theory of operation
 Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler` inside the real
 :class:`~p2ploader.aio.driver.Driver`; only its executors are models:
 
-* :class:`ModelledHttp` turns a fetch into ``HttpResponseStarted`` after a round trip and the whole
-  body after ``size / rate``. The rate is fixed when the fetch starts: the viewer's downlink shared
-  with its other downloads, and the origin's bandwidth shared with every transfer in flight
+* :class:`ModelledHttp` turns a fetch into ``HttpResponseStarted`` (with the segment's size) after a
+  round trip and the body in pieces over ``size / rate`` (one at least every
+  :data:`HTTP_PIECE_SECONDS`). The rate is fixed when the fetch starts: the viewer's downlink
+  shared with its other downloads, and the origin's bandwidth shared with every transfer in flight
   (processor sharing sampled at the start; documented approximation).
 * :class:`ModelledPeers` carries the peer actions to other viewers through :class:`PeerNetwork`
   with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
   served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
   after another, as the real transport (:mod:`p2ploader.aio.peers`) does; a cancelled upload
   frees the uplink time it had left, and the uploads queued behind it move up. Loss costs
-  throughput: ``rate * (1 - loss)``.
+  throughput: ``rate * (1 - loss)``. A growing upload (cut-through) sends a piece no earlier than
+  its bytes reach the uploader; it keeps the uplink time reserved at its start (approximation).
   The body arrives in pieces, one at least every :data:`PIECE_SECONDS` of transfer time (at most
   64), so a slow upload shows progress to the receiver's stall timeout and a cut-over to HTTP can
   keep the bytes already received, as with a real data channel's chunks.
@@ -44,6 +46,9 @@ _EMPTY: frozenset[SegmentId] = frozenset()
 
 PIECE_SECONDS = 1.0
 """A simulated upload arrives in pieces at least this often (seconds of transfer time)."""
+HTTP_PIECE_SECONDS = 0.1
+"""A simulated HTTP body arrives in pieces at least this often (seconds of transfer time): finely
+enough that a segment relayed while it arrives (cut-through) follows the origin's pace."""
 _MAX_PIECES = 64
 
 
@@ -58,6 +63,20 @@ class _Request:
 
 
 @attrs.define(kw_only=True, eq=False)
+class _Fetch:
+    """An HTTP fetch in flight: its response header after a round trip, then its body in pieces."""
+
+    request_id: int
+    offset: int
+    body: bytes
+    total: int
+    piece_size: int
+    rate: float
+    start: float
+    sent: int = 0
+
+
+@attrs.define(kw_only=True, eq=False)
 class _Upload:
     """An upload in flight: its header, then its pieces one after another at the link's rate."""
 
@@ -66,6 +85,10 @@ class _Upload:
     request_id: int
     segment_id: SegmentId
     data: bytes
+    """The bytes to send, from the requested offset; of a growing upload (cut-through), those
+    the uploader has so far."""
+    length: int
+    """How many bytes it sends in all: ``total_bytes`` minus the requested offset."""
     total_bytes: int
     """The segment's size, announced in the header (``data`` starts at the requested offset)."""
     piece_size: int
@@ -77,15 +100,17 @@ class _Upload:
     handle: VirtualHandle | None = None
     next_piece: VirtualHandle | None = None
     cancelled: bool = False
+    starved: bool = False
+    """A growing upload whose next piece had not arrived at the uploader when it was due."""
 
     def due(self) -> float:
         """When the next piece reaches the receiver."""
-        return self.start + min(self.sent + self.piece_size, len(self.data)) / self.rate
+        return self.start + min(self.sent + self.piece_size, self.length) / self.rate
 
     def uplink_span(self) -> tuple[float, float]:
         """When the uploader's link starts and stops sending it."""
         begin = self.start - self.latency
-        return begin, begin + len(self.data) / self.rate
+        return begin, begin + self.length / self.rate
 
     def disarm(self) -> None:
         """Stop its pending header and piece (to arm them anew, or for good)."""
@@ -233,23 +258,47 @@ class ModelledHttp:
         origin.active += 1
         origin.requests += 1
         rid = action.request_id
-        if action.resume_from:
+        pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
+        if action.resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
-        self._active[rid] = self._loop.call_later(
-            rtt + len(body) / rate, self._done, rid, action.resume_from, body
+        fetch = _Fetch(
+            request_id=rid,
+            offset=action.resume_from,
+            body=body,
+            total=len(data),
+            piece_size=math.ceil(len(body) / pieces),
+            rate=rate,
+            start=self._loop.time() + rtt,
+        )
+        self._active[rid] = self._loop.call_at(fetch.start, self._started, fetch)
+
+    def _started(self, fetch: _Fetch) -> None:
+        self._next_piece(fetch)  # armed first: the response's handler may abort the fetch
+        self._feed(
+            ev.HttpResponseStarted(request_id=fetch.request_id, offset=fetch.offset, total_bytes=fetch.total)
         )
 
-    def _done(self, request_id: int, offset: int, body: bytes) -> None:
-        if self._active.pop(request_id, None) is None:
+    def _next_piece(self, fetch: _Fetch) -> None:
+        due = fetch.start + min(fetch.sent + fetch.piece_size, len(fetch.body)) / fetch.rate
+        self._active[fetch.request_id] = self._loop.call_at(due, self._piece, fetch)
+
+    def _piece(self, fetch: _Fetch) -> None:
+        rid = fetch.request_id
+        piece = fetch.body[fetch.sent : fetch.sent + fetch.piece_size]
+        fetch.sent += len(piece)
+        self._origin.bytes_sent += len(piece)
+        if fetch.sent < len(fetch.body):
+            self._next_piece(fetch)  # armed first: the chunk's handler may abort the fetch
+            self._feed(ev.HttpChunkReceived(request_id=rid, data=piece))
+            return
+        if self._active.pop(rid, None) is None:
             return
         self._origin.active -= 1
-        self._origin.bytes_sent += len(body)
-        self._feed(ev.HttpResponseStarted(request_id=request_id, offset=offset))
-        self._feed(ev.HttpChunkReceived(request_id=request_id, data=body))
-        self._feed(ev.HttpFetchCompleted(request_id=request_id))
-        resumed = self._segments.pop(request_id, None)
-        if resumed is not None and self._on_reassembled is not None:
-            self._on_reassembled(resumed)
+        self._feed(ev.HttpChunkReceived(request_id=rid, data=piece))
+        self._feed(ev.HttpFetchCompleted(request_id=rid))
+        reassembled = self._segments.pop(rid, None)
+        if reassembled is not None and self._on_reassembled is not None:
+            self._on_reassembled(reassembled)
 
     def abort(self, request_id: int) -> None:
         handle = self._active.pop(request_id, None)
@@ -419,6 +468,16 @@ class ModelledPeers:
                 self._announce(action)
             case act.SendSegmentToPeer():
                 self._upload(action)
+            case act.ExtendUpload():
+                self._extend(action)
+            case act.AbortUpload():
+                self._end_transfer((action.peer_id, action.peer_request_id or 0))
+                target = self.neighbours.get(action.peer_id)
+                if target is not None and action.peer_request_id is not None:
+                    failed = ev.PeerRequestFailed(
+                        request_id=action.peer_request_id, reason="absent", absent=True
+                    )
+                    loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)
             case act.SendSegmentAbsent():
                 target = self.neighbours.get(action.peer_id)
                 if target is not None and action.peer_request_id is not None:
@@ -480,18 +539,20 @@ class ModelledPeers:
         latency = self.network.latency(self, target)
         start = max(loop.time(), self._uplink_free_at)
         data = action.data
-        self._uplink_free_at = start + len(data) / rate
+        length = action.total_bytes - action.byte_offset if action.growing else len(data)
+        self._uplink_free_at = start + length / rate
         # Pieces at least every PIECE_SECONDS of transfer: a slow upload shows its progress (the
         # stall timeout, a cut-over keeping the bytes received) as a data channel's chunks would.
-        pieces = max(1, min(_MAX_PIECES, math.ceil(len(data) / rate / PIECE_SECONDS)))
+        pieces = max(1, min(_MAX_PIECES, math.ceil(length / rate / PIECE_SECONDS)))
         upload = _Upload(
             target=target,
             peer_id=action.peer_id,
             request_id=rid,
             segment_id=action.segment_id,
             data=data,
+            length=length,
             total_bytes=action.total_bytes,
-            piece_size=math.ceil(len(data) / pieces),
+            piece_size=math.ceil(length / pieces),
             rate=rate,
             latency=latency,
             start=start + latency,
@@ -499,6 +560,17 @@ class ModelledPeers:
         self._schedule(upload)
         self._transfers[(action.peer_id, rid)] = upload
         self._uplink_queue.append(upload)
+
+    def _extend(self, action: act.ExtendUpload) -> None:
+        """More bytes of a growing upload reached us: a starved upload sends on as they come."""
+        upload = self._transfers.get((action.peer_id, action.peer_request_id or 0))
+        if not isinstance(upload, _Upload) or upload.cancelled:
+            return
+        upload.data = upload.data + action.data
+        if upload.starved:
+            upload.starved = False
+            at = max(upload.due(), self.network.loop.time() + upload.latency)
+            upload.next_piece = self.network.loop.call_at(at, self._send_piece, upload)
 
     def _schedule(self, upload: _Upload) -> None:
         """Arm the upload's header and first piece."""
@@ -528,21 +600,26 @@ class ModelledPeers:
             self._schedule(upload)
 
     def _send_piece(self, upload: _Upload) -> None:
-        """Deliver the next piece of an upload; the last one completes it."""
+        """Deliver the next piece of an upload; the last one completes it. A growing upload whose
+        next bytes have not reached us yet waits for them (``extend``)."""
         piece = upload.data[upload.sent : upload.sent + upload.piece_size]
+        if not piece and upload.sent < upload.length:
+            upload.starved = True
+            upload.next_piece = None
+            return
         upload.sent += len(piece)
         target = upload.target
         if target.alive:
             self.uploaded_bytes += len(piece)  # counted when delivered: cancelled bytes do not count
-            whole = upload.sent >= len(upload.data)
+            whole = upload.sent >= upload.length
             if whole:
                 self.network.record_delivery(upload.segment_id, self.peer_id)
             target.feed(ev.PeerChunkReceived(request_id=upload.request_id, data=piece))
-            if whole and upload.piece_size < len(upload.data) and target.on_reassembled is not None:
+            if whole and len(piece) < upload.length and target.on_reassembled is not None:
                 target.on_reassembled(upload.segment_id)
             if upload.cancelled:  # the receiver cancelled it on this very piece
                 return
-        if upload.sent < len(upload.data):
+        if upload.sent < upload.length:
             upload.next_piece = self.network.loop.call_at(upload.due(), self._send_piece, upload)
             return
         self._transfers.pop((upload.peer_id, upload.request_id), None)

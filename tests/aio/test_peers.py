@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from p2ploader.aio.driver import Driver
+from p2ploader.aio.http import HttpExecutor
 from p2ploader.aio.peers import PeerManager
 from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +34,7 @@ PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 
 
 class Side:
-    def __init__(self, name: str, config: LoaderConfig) -> None:
+    def __init__(self, name: str, config: LoaderConfig, segments: tuple[Segment, ...] = SEGMENTS) -> None:
         loop = asyncio.get_running_loop()
         self.notifications: list[nt.Notification] = []
         self.scheduler = Scheduler(config, rng=random.Random(1))
@@ -44,7 +49,7 @@ class Side:
             upload_rate_limit=config.upload_rate_limit,
         )
         self.driver.peers = self.peers
-        self.driver.feed(ev.PlaylistUpdated(segments=SEGMENTS))
+        self.driver.feed(ev.PlaylistUpdated(segments=segments))
 
     def loaded(self) -> list[nt.SegmentLoaded]:
         return [n for n in self.notifications if isinstance(n, nt.SegmentLoaded)]
@@ -187,3 +192,120 @@ async def test_a_peer_sending_data_without_a_header_is_disconnected(pair: tuple[
     await wait_until(lambda: downloader.scheduler.statistics().peers == 0)
     assert downloader.peers.statistics().protocol_errors == 1
     await wait_until(lambda: seeder.scheduler.statistics().peers == 0)  # the link is closed on both ends
+
+
+class _HandFedHttp:
+    """An HTTP executor the test drives: it records the fetches; the test feeds their bytes."""
+
+    def __init__(self) -> None:
+        self.started: list[act.StartHttpFetch] = []
+
+    def start(self, action: act.StartHttpFetch) -> None:
+        self.started.append(action)
+
+    def abort(self, request_id: int) -> None:
+        pass
+
+
+async def _relay_setup(loopback: None) -> tuple[Side, Side, int]:
+    """The seeder fetches segment 3 over HTTP (hand-fed, response started, 40,000 bytes in); the
+    downloader asks it for segment 3 (as the live policy does of a peer loading it over HTTP)."""
+    config = LoaderConfig(http_download_probability=0.0)
+    seeder, downloader = Side("a", config), Side("b", config)
+    http = _HandFedHttp()
+    seeder.driver.http = http
+    seeder.driver.feed(ev.PlaybackMoved(position=SEGMENTS[3].start))
+    seeder.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[3].id))
+    rid = next(a.request_id for a in http.started if a.segment.id == SEGMENTS[3].id)
+    seeder.driver.feed(ev.HttpResponseStarted(request_id=rid, offset=0, total_bytes=len(PAYLOAD)))
+    seeder.driver.feed(ev.HttpChunkReceived(request_id=rid, data=PAYLOAD[:40_000]))
+    await connect(seeder, downloader)
+    downloader.driver.http = _HandFedHttp()
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+    downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 is queued too
+    now = asyncio.get_running_loop().time()
+    downloader.scheduler._context.start_p2p(SEGMENTS[3].id, seeder.peers.local_peer_id, now=now)
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))  # performs the request
+    await wait_until(lambda: downloader.scheduler.statistics().p2p_bytes == 40_000)
+    return seeder, downloader, rid
+
+
+async def test_a_segment_still_arriving_over_http_is_relayed_as_it_comes(loopback: None) -> None:
+    seeder, downloader, rid = await _relay_setup(loopback)
+    try:
+        assert not downloader.loaded()  # 40,000 bytes of 102,400: the upload waits for the rest
+        seeder.driver.feed(ev.HttpChunkReceived(request_id=rid, data=PAYLOAD[40_000:90_000]))
+        await wait_until(lambda: downloader.scheduler.statistics().p2p_bytes == 90_000)
+        seeder.driver.feed(ev.HttpChunkReceived(request_id=rid, data=PAYLOAD[90_000:]))
+        seeder.driver.feed(ev.HttpFetchCompleted(request_id=rid))
+        await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
+        entry = downloader.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+        assert entry is not None and entry.data == PAYLOAD
+        assert seeder.peers.statistics().uploaded_bytes == len(PAYLOAD)
+        assert seeder.peers.statistics().uploads == 1 and downloader.peers.statistics().protocol_errors == 0
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
+async def test_a_relay_whose_http_download_fails_ends_with_absent_and_keeps_the_peer(loopback: None) -> None:
+    seeder, downloader, rid = await _relay_setup(loopback)
+    try:
+        seeder.driver.feed(ev.HttpFetchFailed(request_id=rid, reason="HTTP 503", status=503))
+        await wait_until(lambda: not downloader.scheduler.p2p_loading())
+        failed = [n for n in downloader.notifications if isinstance(n, nt.SegmentLoadFailed)]
+        assert [n.reason for n in failed] == ["absent"]
+        assert downloader.peers.statistics().protocol_errors == 0
+        assert downloader.scheduler.statistics().peers == 1  # still connected
+        # The 40,000 bytes stay for the next source (here: asked of the same peer once it has it).
+        assert downloader.scheduler._stalled_bytes[SEGMENTS[3].id] == PAYLOAD[:40_000]
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
+async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
+    loopback: None, tmp_path: Path
+) -> None:
+    # The seeder's fetch of segment 3 from the real origin waits 1 s for its answer, then the
+    # connection breaks after 30,000 bytes and the HTTP executor asks for the rest with Range. The
+    # downloader's request arrives during the wait: it is held until the response tells the size,
+    # then served as the bytes come, across the retry, and the segment arrives exactly.
+    for i in range(6):
+        (tmp_path / f"s{i}.ts").write_bytes(PAYLOAD)
+    config = LoaderConfig(http_download_probability=0.0, http_retry_backoff=0.2)
+    with OriginServer(tmp_path) as origin:
+        segments = tuple(
+            Segment(id=SegmentId("v0", i), url=origin.url_for(f"s{i}.ts"), duration=2.0, start=2.0 * i)
+            for i in range(6)
+        )
+        seeder, downloader = Side("a", config, segments), Side("b", config, segments)
+        downloader_http = _HandFedHttp()
+        downloader.driver.http = downloader_http
+        async with httpx.AsyncClient() as client:
+            seeder.driver.http = HttpExecutor(client, config, seeder.driver.feed)
+            try:
+                await connect(seeder, downloader)
+                origin.inject("s3.ts", delay=1.0, truncate_to=30_000, times=1)
+                seeder.driver.feed(ev.PlaybackMoved(position=segments[3].start))
+                seeder.driver.feed(ev.SegmentRequested(segment_id=segments[3].id))
+                downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+                downloader.driver.feed(ev.SegmentRequested(segment_id=segments[2].id))
+                now = asyncio.get_running_loop().time()
+                downloader.scheduler._context.start_p2p(segments[3].id, seeder.peers.local_peer_id, now=now)
+                downloader.driver.feed(ev.PlaybackMoved(position=0.0))  # performs the request
+                await wait_until(lambda: any(n.segment_id == segments[3].id for n in downloader.loaded()))
+                entry = downloader.scheduler.cache.get(segments[3].id, now=0.0)
+                assert entry is not None and entry.data == PAYLOAD
+                assert [n.source for n in downloader.loaded() if n.segment_id == segments[3].id] == ["p2p"]
+                assert all(f.segment.id != segments[3].id for f in downloader_http.started)
+                # Our one request was answered (not "absent", then asked again once the seeder had it).
+                assert downloader.scheduler.statistics().p2p_failures == 0
+                stats = origin.stats()
+                assert stats.requests_for("/s3.ts") == 2  # the cut-off answer and the rest
+            finally:
+                await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+                seeder.driver.close()
+                downloader.driver.close()

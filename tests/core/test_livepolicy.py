@@ -307,7 +307,8 @@ def test_a_holder_that_was_busy_keeps_us_from_seeding_the_segment() -> None:
     # A swarm of two, us and A. We rank first for segment n, so we would fetch it over HTTP the
     # moment nobody held or loaded it. A holds it, and answers "absent" (busy) when we ask: it is
     # in the swarm and spreading, so we wait for A's next announcement or the critical window.
-    settings = LivePolicySettings(http_lead_time=0.0, slow_origin_lead_time=0.0)
+    # (Without cut-through, so that we do not ask A for the segments it is loading.)
+    settings = LivePolicySettings(http_lead_time=0.0, slow_origin_lead_time=0.0, cut_through=False)
     h = Harness(policy=lambda cfg: LivePolicy(cfg, settings), segments=30, peer_id="me")
     policy = h.scheduler.policy
     assert isinstance(policy, LivePolicy)

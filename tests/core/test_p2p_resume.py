@@ -127,3 +127,19 @@ def test_moving_to_a_busy_peer_or_a_segment_not_loading_is_a_policy_bug() -> Non
         ctx.move_p2p(sid(3), "A", now=h.now)
     with pytest.raises(RuntimeError, match="busy or unknown"):
         ctx.move_p2p(sid(3), "Z", now=h.now)
+
+
+def test_a_peer_that_says_absent_part_way_leaves_its_bytes_for_the_next_source() -> None:
+    # A was relaying segment 3 while fetching it over HTTP (cut-through), and its fetch failed
+    # after 300 bytes: it says "absent". The bytes stay; B is asked for the rest.
+    h = _harness()
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
+    h.send(ev.PeerRequestFailed(request_id=first, reason="absent", absent=True))
+    second = _start(h, "B")
+    assert h.p2p_requests()[-1].byte_offset == 300
+    h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=second, data=b"b" * (SEGMENT_SIZE - 300)))
+    entry = h.scheduler.cache.get(sid(3), now=h.now)
+    assert entry is not None and entry.data == b"a" * 300 + b"b" * (SEGMENT_SIZE - 300)
