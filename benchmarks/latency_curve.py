@@ -15,7 +15,7 @@ against the latency, one line per policy (p2p_ratio is 0 for P2P off by definiti
 
     python benchmarks/latency_curve.py [--viewers 200] [--duration 600] [--latencies 2 3 4 6 10 19]
         [--policy NAME ...] [--no-recommended] [--churn 0.2] [--seed 1] [--jobs N]
-        [--plot latency_curve.png]
+        [--kbps 1500] [--live-setting NAME=VALUE ...] [--plot latency_curve.png]
 
 Ends with one ``RESULT latency_curve policy=... latency_segments=... p2p_ratio=... ratio_to_best=...
 stalls=...`` line per case (``policy=p2p-off`` for the reference runs).
@@ -71,7 +71,7 @@ def main() -> None:
     labels = [*policies, *([] if args.no_recommended else [RECOMMENDED]), OFF]
     print(
         f"{len(tasks)} simulator runs: {args.viewers} viewers, {args.duration:g} s live, 5 s segments, "
-        f"1.5 Mbit/s, uplinks 1-20 Mbit/s, churn {args.churn:g}/min, seed {args.seed}, "
+        f"{args.kbps / 1000:g} Mbit/s, uplinks 1-20 Mbit/s, churn {args.churn:g}/min, seed {args.seed}, "
         f"loader {dict(base.loader)} for every run",
         flush=True,
     )
@@ -114,9 +114,9 @@ def main() -> None:
         "latency_segments",
         args.plot,
         title=(
-            f"P2P ratio against live latency: {args.viewers} viewers, 5 s segments, 1.5 Mbit/s, "
-            f"uplinks 1-20 Mbit/s,\n{args.churn:.0%}/min churn, {args.duration / 60:g} simulated minutes, "
-            f"seed {args.seed}"
+            f"P2P ratio against live latency: {args.viewers} viewers, 5 s segments, "
+            f"{args.kbps / 1000:g} Mbit/s, uplinks 1-20 Mbit/s,\n{args.churn:.0%}/min churn, "
+            f"{args.duration / 60:g} simulated minutes, seed {args.seed}"
         ),
     )
     print(f"\nplot: {path} ({time.perf_counter() - started:.0f} s)\n")

@@ -18,7 +18,7 @@ the settings docs/simulator.md recommends for live streams played 19 segments be
 P2P ratio at 5 viewers and 70 % at 20; the best case is 1 - 1/N.
 
     python benchmarks/policy_table.py [--viewers 5 10 50 200] [--latencies 3 19] [--duration 600]
-        [--policy NAME ...] [--seed 1] [--jobs N]
+        [--policy NAME ...] [--seed 1] [--jobs N] [--kbps 1500] [--live-setting NAME=VALUE ...]
 
 Ends with one ``RESULT policy_table policy=... n=... latency_segments=... p2p_ratio=...
 origin_vs_nop2p=... best=... stalls=...`` line per case and policy.
