@@ -450,30 +450,18 @@ class PeerManager:
                 key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
                 if state is not None and state.upload_key == key and state.upload_data is not None:
                     state.upload_data.extend(action.data)
-            case act.AbortUpload():
+            case act.SendSegmentAbsent() | act.AbortUpload():
                 state = self._peers.get(action.peer_id)
                 if state is not None:
-                    if state.upload_key == (self._wire_id(action.segment_id), action.peer_request_id or 0):
+                    absent = wire.SegmentAbsent(
+                        segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
+                    )
+                    # An aborted upload stops first. After a data header, "absent" ends the transfer
+                    # for a p2ploader receiver, which keeps the bytes it has (P2P Media Loader
+                    # drops the segment).
+                    if state.upload_key == (absent.segment_id, absent.request_id):
                         self._stop_upload(state)
-                    # After a data header, "absent" ends the transfer for a p2ploader receiver,
-                    # which keeps the bytes it has (P2P Media Loader drops the segment).
-                    self._send_command(
-                        state,
-                        wire.SegmentAbsent(
-                            segment_id=self._wire_id(action.segment_id),
-                            request_id=action.peer_request_id or 0,
-                        ),
-                    )
-            case act.SendSegmentAbsent():
-                state = self._peers.get(action.peer_id)
-                if state is not None:
-                    self._send_command(
-                        state,
-                        wire.SegmentAbsent(
-                            segment_id=self._wire_id(action.segment_id),
-                            request_id=action.peer_request_id or 0,
-                        ),
-                    )
+                    self._send_command(state, absent)
             case act.DisconnectPeer():
                 state = self._peers.get(action.peer_id)
                 if state is not None:

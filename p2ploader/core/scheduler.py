@@ -912,9 +912,7 @@ class Scheduler:
                     self._abort_relay(key)
                 continue
             if relay.byte_offset >= total:
-                del self._relays[key]
-                self._uploads.pop(key, None)
-                self._send_absent(key[0], sid, key[1])
+                self._refuse_relay(key)
                 continue
             have = download.take_bytes() if download.received > relay.byte_offset else b""
             relay.total = total
@@ -948,33 +946,33 @@ class Scheduler:
             if sid in self._http_by_segment:
                 continue
             entry = self._cache.get(sid, now=now)
+            size = len(entry.data) if entry is not None else None
             for key, relay in list(self._relays.items()):
                 if relay.segment_id != sid:
                     continue
-                if entry is None or (relay.total is not None and relay.total != len(entry.data)):
+                if relay.sent_upto is not None:
+                    # Started: every chunk was passed on, so it is complete if the segment came
+                    # whole at the size it announced; otherwise it must stop.
+                    if relay.sent_upto == relay.total == size:
+                        del self._relays[key]  # its slot goes with the transport's UploadFinished
+                    else:
+                        self._abort_relay(key)
+                elif size is None:
                     self._abort_relay(key)
-                    continue
-                del self._relays[key]
-                if relay.sent_upto is None:  # never started: the whole thing, from the cache
-                    if relay.byte_offset >= len(entry.data):
-                        self._uploads.pop(key, None)
-                        self._send_absent(key[0], sid, key[1])
-                        continue
-                    self._uploads[key] = (self._uploads.get(key, (now, 0.0, 0))[0], entry.segment.duration, 0)
-                    self._upload(
-                        key,
-                        sid,
-                        entry.data[relay.byte_offset :],
-                        byte_offset=relay.byte_offset,
-                        total=len(entry.data),
-                    )
-                elif relay.sent_upto < len(entry.data):  # cannot happen with a whole body; just in case
-                    rest = entry.data[relay.sent_upto :]
-                    self._actions.append(
-                        act.ExtendUpload(peer_id=key[0], segment_id=sid, data=rest, peer_request_id=key[1])
-                    )
-                    self._count_upload(key[0], len(rest))
+                elif relay.byte_offset >= size:
+                    self._refuse_relay(key)
+                else:  # it waited for a size that never came: the whole thing, from the cache
+                    assert entry is not None
+                    del self._relays[key]  # it keeps its slot (relay-like: not measured)
+                    data = entry.data[relay.byte_offset :]
+                    self._upload(key, sid, data, byte_offset=relay.byte_offset, total=size)
         self._relays_to_settle.clear()
+
+    def _refuse_relay(self, key: tuple[str, int | None]) -> None:
+        """A waiting relay asked for bytes past the segment's end: "absent", as for a cached one."""
+        relay = self._relays.pop(key)
+        self._uploads.pop(key, None)
+        self._send_absent(key[0], relay.segment_id, key[1])
 
     def _abort_relay(self, key: tuple[str, int | None]) -> None:
         relay = self._relays.pop(key)

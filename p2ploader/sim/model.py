@@ -470,22 +470,15 @@ class ModelledPeers:
                 self._upload(action)
             case act.ExtendUpload():
                 self._extend(action)
-            case act.AbortUpload():
-                self._end_transfer((action.peer_id, action.peer_request_id or 0))
+            case act.SendSegmentAbsent() | act.AbortUpload():
                 target = self.neighbours.get(action.peer_id)
                 if target is not None and action.peer_request_id is not None:
+                    # The request's record goes; an aborted upload stops and frees the uplink.
+                    self._end_transfer((action.peer_id, action.peer_request_id))
                     failed = ev.PeerRequestFailed(
                         request_id=action.peer_request_id, reason="absent", absent=True
                     )
                     loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)
-            case act.SendSegmentAbsent():
-                target = self.neighbours.get(action.peer_id)
-                if target is not None and action.peer_request_id is not None:
-                    failed = ev.PeerRequestFailed(
-                        request_id=action.peer_request_id, reason="absent", absent=True
-                    )
-                    loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)
-                    self._transfers.pop((action.peer_id, action.peer_request_id), None)
             case act.DisconnectPeer():
                 self.network.disconnect(self, action.peer_id)
             case _:
