@@ -21,9 +21,19 @@ pytest_plugins = ("tests.node_tracker",)
 _TASK_DUMP_AFTER = 600.0
 
 
+def _running_loops() -> list[asyncio.AbstractEventLoop]:
+    loops = []
+    for o in gc.get_objects():
+        try:
+            if isinstance(o, asyncio.AbstractEventLoop) and o.is_running():
+                loops.append(o)
+        except ReferenceError:  # a weak proxy whose object is gone
+            continue
+    return loops
+
+
 def _dump_asyncio_tasks() -> None:
-    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
-    for loop in loops:
+    for loop in _running_loops():
         print(f"==== tasks of {loop!r} ====", file=sys.stderr)
         for task in list(asyncio.all_tasks(loop)):
             print(f"--- {task!r}", file=sys.stderr)

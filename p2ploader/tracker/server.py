@@ -88,6 +88,7 @@ logger = logging.getLogger(__name__)
 ID_LENGTH: Final = 20
 _ACCEPTED_EVENTS: Final = frozenset({"started", "stopped", "completed", "update", "paused", "empty"})
 _FLUSH_BEFORE_CLOSE: Final = 1.0  # seconds to let queued failure messages out before closing
+_CLOSE_WAIT: Final = 5.0  # seconds aclose() waits for connection handlers (close_timeout is 2 s)
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -303,6 +304,7 @@ class TrackerServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._connections: set[_Connection] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()  # connection handlers running
         self._swarms: dict[str, _Swarm] = {}
         self._peer_count = 0
         self._counts: dict[str, int] = dict.fromkeys(
@@ -357,7 +359,16 @@ class TrackerServer:
                 await self._sweeper
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            # Bounded: a connection handler that does not return within the close handshake's
+            # time is cancelled rather than holding aclose() (and its caller) for ever.
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), _CLOSE_WAIT)
+            except TimeoutError:
+                logger.warning("tracker: %d connection handlers outlived the close", len(self._handlers))
+                for task in list(self._handlers):
+                    task.cancel()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._server.wait_closed(), _CLOSE_WAIT)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -438,6 +449,9 @@ class TrackerServer:
             return
         conn = _Connection(ws=ws, outbox=asyncio.Queue(self.limits.send_queue_size))
         self._connections.add(conn)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         writer = asyncio.get_running_loop().create_task(self._write_loop(conn))
         try:
             async for frame in ws:
@@ -457,6 +471,8 @@ class TrackerServer:
         finally:
             conn.closed = True
             self._connections.discard(conn)
+            if handler is not None:
+                self._handlers.discard(handler)
             self._leave_all(conn)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
