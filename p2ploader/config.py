@@ -475,8 +475,9 @@ class LoaderConfig:
     )
     """WebRTC configuration in the browser's ``RTCConfiguration`` JSON shape (``iceServers``...).
     Stored as a deep-frozen copy: mappings become read-only ``MappingProxyType`` and lists become
-    tuples; values must be JSON-like. Compared by ``==`` but left out of ``hash()``.
-    FAQ: ``rtcConfig``."""
+    tuples; values must be JSON-like. Compared by ``==`` but left out of ``hash()``. ICE server URIs
+    aiortc cannot take are converted or left out when a connection is made (see
+    :func:`p2ploader.aio.webrtc.rtc_configuration`). FAQ: ``rtcConfig``."""
 
     segment_validator: SegmentValidator | None = attrs.field(default=None, validator=_validate, eq=False)
     """``validator(segment, data, method, peer_id)`` returning ``bool`` or an awaitable of one;

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "loopback_usable_sdp",
     "restrict_ice_to_loopback",
     "rtc_configuration",
+    "usable_ice_uri",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,20 +62,106 @@ _IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 def rtc_configuration(rtc_config: Mapping[str, Any]) -> RTCConfiguration:
-    """An aiortc configuration from a browser-style ``{"iceServers": [...]}`` mapping."""
-    servers = []
+    """An aiortc configuration from a browser-style ``{"iceServers": [...]}`` mapping.
+
+    Browsers accept ICE server URIs that aiortc refuses or ignores; aiortc raises on some of them
+    when a connection gathers candidates, which would stop every offer and answer. Each URI goes
+    through :func:`usable_ice_uri`: a URI aiortc cannot take is converted (``stun:...?transport=udp``
+    loses its query) or left out, and aiortc uses one STUN and one TURN server, so the first
+    usable of each is kept and the rest are left out. Each converted or left-out URI is logged
+    once per process, not once per connection.
+    """
+    servers: list[RTCIceServer] = []
+    have: set[str] = set()  # "stun", "turn": aiortc takes one of each
     for server in rtc_config.get("iceServers", ()) or ():
         urls = server.get("urls")
         if urls is None:
             continue
-        servers.append(
-            RTCIceServer(
-                urls=list(urls) if isinstance(urls, list | tuple) else urls,
-                username=server.get("username"),
-                credential=server.get("credential"),
-            )
+        username, credential = server.get("username"), server.get("credential")
+        # aiortc knows the "password" credential type only (the browser default; OAuth is gone).
+        has_credentials = (
+            username is not None
+            and credential is not None
+            and server.get("credentialType", "password") == "password"
         )
+        kept: list[str] = []
+        for uri in list(urls) if isinstance(urls, list | tuple) else [urls]:
+            usable, reason = usable_ice_uri(uri, has_credentials=has_credentials)
+            if usable is None:
+                _report_once(uri, logging.WARNING, "ICE server %r left out: %s", uri, reason)
+                continue
+            kind = "stun" if usable.startswith("stun:") else "turn"
+            if kind in have:
+                _report_once(
+                    uri,
+                    logging.INFO,
+                    "ICE server %r not used: aiortc uses the first %s server only",
+                    uri,
+                    kind,
+                )
+                continue
+            if usable != uri:
+                _report_once(uri, logging.INFO, "ICE server %r used as %r: %s", uri, usable, reason)
+            have.add(kind)
+            kept.append(usable)
+        if kept:
+            servers.append(RTCIceServer(urls=kept, username=username, credential=credential))
     return RTCConfiguration(iceServers=servers)
+
+
+_STUN_TURN_URI = re.compile(
+    r"(?P<scheme>stuns?|turns?):(?P<host>[^?:\[\]/@]+)(?::(?P<port>[0-9]{1,5}))?(?:\?transport=(?P<transport>[a-z]+))?",
+    re.IGNORECASE,
+)
+
+_reported_uris: set[str] = set()
+
+
+def usable_ice_uri(uri: object, *, has_credentials: bool) -> tuple[str | None, str]:
+    """The form of ``uri`` aiortc takes (``None``: none), and why it differs from ``uri``.
+
+    aiortc (1.16) takes ``stun:host[:port]`` (UDP), ``turn:host[:port][?transport=udp|tcp]`` and
+    ``turns:host[:port][?transport=tcp]`` with a username and credential. It refuses a ``stun:``
+    URI with a ``transport`` (RFC 7064 defines none, yet the P2P Media Loader default has
+    ``?transport=udp``), so that query is dropped: STUN over UDP is what it asks for. ``stuns:``
+    (STUN over TLS), TCP STUN, other transports, IPv6 literals and ports outside 1-65535 cannot be
+    used: ``None``.
+    """
+    if not isinstance(uri, str):
+        return None, "not a string"
+    match = _STUN_TURN_URI.fullmatch(uri)
+    if match is None:
+        return None, "not a stun:/turn:/turns: URI aiortc can parse (an IPv6 literal is not supported)"
+    scheme, host, port, transport = (
+        match["scheme"].lower(),
+        match["host"],
+        match["port"],
+        (match["transport"] or "").lower(),
+    )
+    if port is not None and not 0 < int(port) < 65536:
+        return None, "port out of range"
+    address = f"{host}:{port}" if port is not None else host
+    if scheme == "stuns":
+        return None, "aiortc has no STUN over TLS"
+    if scheme == "stun":
+        if transport not in ("", "udp"):
+            return None, "aiortc has STUN over UDP only"
+        canonical = f"stun:{address}"
+        return canonical, ("STUN URIs take no transport (RFC 7064); aiortc refuses one" if transport else "")
+    if not has_credentials:
+        return None, "a TURN server needs a username and a password credential"
+    allowed = ("", "udp", "tcp") if scheme == "turn" else ("", "tcp")
+    if transport not in allowed:
+        return None, f"aiortc has no {scheme}: over {transport}"
+    canonical = f"{scheme}:{address}" + (f"?transport={transport}" if transport else "")
+    return canonical, ("spelt as aiortc parses it" if canonical != uri else "")
+
+
+def _report_once(uri: object, level: int, message: str, *args: object) -> None:
+    key = repr(uri)
+    if key not in _reported_uris:
+        _reported_uris.add(key)
+        logger.log(level, message, *args)
 
 
 @contextlib.contextmanager
