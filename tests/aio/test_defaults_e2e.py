@@ -22,6 +22,7 @@ connection on a network that swallows STUN.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 from pathlib import Path
 
@@ -82,20 +83,6 @@ async def test_two_loaders_with_default_settings_share_segments(tracker: Tracker
     assert stats[0].p2p_uploaded_bytes >= stats[1].p2p_bytes
 
 
-def test_rtc_config_overrides_have_a_defaults_test() -> None:
-    """The rule made visible: while tests override ``rtc_config``, a test of its default exists."""
-    tests = Path(__file__).resolve().parents[1]
-    overriding = [
-        p.relative_to(tests)
-        for p in sorted(tests.rglob("*.py"))
-        if p.resolve() != Path(__file__).resolve() and re.search(r"\brtc_config\s*=", p.read_text())
-    ]
-    assert overriding  # if none is left, this check can go
-    source = Path(__file__).read_text()
-    assert "LoaderConfig(tracker_announce=(tracker.url,))" in source
-    assert "async def test_two_loaders_with_default_settings_share_segments" in source
-
-
 @needs_an_interface
 async def test_the_proxy_with_default_settings_connects_to_a_peer(tracker: TrackerServer) -> None:
     config = LoaderConfig(tracker_announce=(tracker.url,))
@@ -106,5 +93,25 @@ async def test_the_proxy_with_default_settings_connects_to_a_peer(tracker: Track
             open_proxy(url, config=config, rendition="v1", seed=2, pin_rendition=True) as proxy,
         ):
             # Neither plays: each joins the swarm after swarm_join_delay (2 s by default), so the
-            # link below needs an offer and an answer made with the default rtc_config.
+            # link below needs an offer and an answer made with the default ICE servers.
             await wait_for_peers([viewer, proxy.loader], 1)
+
+
+def test_rtc_config_overrides_have_a_defaults_test() -> None:
+    """The rule made visible: while tests override ``rtc_config``, the defaults tests above exist
+    and override nothing themselves (no ``rtc_config``, no loopback restriction)."""
+    tests = Path(__file__).resolve().parents[1]
+    overriding = [
+        p.relative_to(tests)
+        for p in sorted(tests.rglob("*.py"))
+        if p.resolve() != Path(__file__).resolve() and re.search(r"\brtc_config\s*=", p.read_text())
+    ]
+    assert overriding  # if none is left, this check can go
+    for test in (
+        test_two_loaders_with_default_settings_share_segments,
+        test_the_proxy_with_default_settings_connects_to_a_peer,
+    ):
+        source = inspect.getsource(test)
+        assert "LoaderConfig(tracker_announce=(tracker.url,))" in source, test.__name__
+        assert "rtc_config" not in source and "loopback" not in source, test.__name__
+        assert "loopback" not in inspect.signature(test).parameters, test.__name__
