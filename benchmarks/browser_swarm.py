@@ -70,7 +70,7 @@ async def py_viewer(
 
 async def run_case(setup: BrowserSetup, browsers_n: int, py_n: int, duration: float, py_distance: int) -> str:
     with (
-        OriginServer(STREAM, live=LiveSettings(window_segments=WINDOW_SEGMENTS)) as origin,
+        OriginServer(STREAM, live=LiveSettings(window_segments=WINDOW_SEGMENTS), cors=True) as origin,
         StaticServer(setup.node_modules) as static,
     ):
         url = origin.url_for("live/master.m3u8")

@@ -376,8 +376,11 @@ def _serve_origin(args: argparse.Namespace) -> int:
     from p2ploader.sample import sample_path
 
     root = Path(args.root) if args.root else sample_path(args.sample)
+    # A bundled sample is public test video: a browser page on any port may read it. A folder of
+    # the user's own files is readable by other websites only when asked (--cors).
+    cors = args.cors if args.cors is not None else args.root is None
     with OriginServer(
-        root, host=args.host, port=args.port, live=LiveSettings(window_segments=args.window)
+        root, host=args.host, port=args.port, live=LiveSettings(window_segments=args.window), cors=cors
     ) as origin:
         print(f"VOD:  {origin.url_for('master.m3u8')}")
         print(f"live: {origin.url_for('live/master.m3u8')}")
@@ -701,6 +704,13 @@ def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=6,
         metavar="SEGMENTS",
         help="segments in the live playlists (default: 6)",
+    )
+    origin.add_argument(
+        "--cors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send Access-Control-Allow-Origin: * so that pages from any website can read the files "
+        "(default: on for a bundled --sample, off for --root)",
     )
     origin.set_defaults(handler=_serve_origin)
 

@@ -208,6 +208,9 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "http_retries": _int_rule(0),
     "http_retry_backoff": _number_rule(0),
     "live_refresh_interval": _optional_positive_number_rule,
+    "max_playlist_bytes": _int_rule(1024),
+    "max_playlist_segments": _int_rule(1),
+    "max_init_section_bytes": _int_rule(1024),
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
     "upload_rate_limit": _optional_positive_number_rule,
@@ -475,8 +478,9 @@ class LoaderConfig:
     )
     """WebRTC configuration in the browser's ``RTCConfiguration`` JSON shape (``iceServers``...).
     Stored as a deep-frozen copy: mappings become read-only ``MappingProxyType`` and lists become
-    tuples; values must be JSON-like. Compared by ``==`` but left out of ``hash()``.
-    FAQ: ``rtcConfig``."""
+    tuples; values must be JSON-like. Compared by ``==`` but left out of ``hash()``. ICE server URIs
+    aiortc cannot take are converted or left out when a connection is made (see
+    :func:`p2ploader.aio.webrtc.rtc_configuration`). FAQ: ``rtcConfig``."""
 
     segment_validator: SegmentValidator | None = attrs.field(default=None, validator=_validate, eq=False)
     """``validator(segment, data, method, peer_id)`` returning ``bool`` or an awaitable of one;
@@ -507,6 +511,24 @@ class LoaderConfig:
     """Seconds between reloads of a live media playlist; ``None`` follows RFC 8216 (the target
     duration after a change, half of it when the playlist was unchanged). Ours.
     FAQ-style name: ``liveRefreshInterval`` (ms)."""
+
+    max_playlist_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_validate)
+    """Bytes (>= 1024) a master or media playlist may have; 16 MiB by default. Reading stops at the
+    cap (whatever ``Content-Length`` says) with :class:`~p2ploader.errors.PlaylistTooLargeError`; a
+    live refresh that hits it keeps the last good playlist. Ours. FAQ-style name:
+    ``maxPlaylistBytes``."""
+
+    max_playlist_segments: int = attrs.field(default=50_000, validator=_validate)
+    """Segments (``#EXTINF`` lines, >= 1) a media playlist may list, counted before it is parsed:
+    parsing costs about 0.1 ms and 0.5 KiB per segment (50,000, a day of 2-second segments with
+    room to spare: ~6 s on a busy 2-core machine). More raises
+    :class:`~p2ploader.errors.PlaylistTooLargeError`. Ours. FAQ-style name:
+    ``maxPlaylistSegments``."""
+
+    max_init_section_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_validate)
+    """Bytes (>= 1024) an ``EXT-X-MAP`` initialisation section may have; 16 MiB by default (real ones
+    are kilobytes). Reading stops at the cap with :class:`~p2ploader.errors.ResponseTooLargeError`.
+    Ours. FAQ-style name: ``maxInitSectionBytes``."""
 
     # --- our P2P settings (not in P2P Media Loader 0.6) ------------------------------------------
 
@@ -791,6 +813,9 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpRetries", "http_retries", "int"),
         _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
+        _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
+        _FaqKey("maxPlaylistSegments", "max_playlist_segments", "int"),
+        _FaqKey("maxInitSectionBytes", "max_init_section_bytes", "int"),
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),

@@ -21,7 +21,9 @@ __all__ = [
     "P2PLoaderError",
     "PeerProtocolError",
     "PlaylistError",
+    "PlaylistTooLargeError",
     "RemoteError",
+    "ResponseTooLargeError",
     "SegmentUnavailableError",
     "TransportError",
     "UsageError",
@@ -98,3 +100,23 @@ class SegmentUnavailableError(P2PLoaderError):
 class PeerProtocolError(RemoteError):
     """A peer sent bytes that break the wire protocol. The peer is disconnected; this never reaches
     the caller of the public API."""
+
+
+class ResponseTooLargeError(HttpStatusError):
+    """A response body (a decryption key, an init section) passed its size cap. Reading stopped at
+    the cap: nothing past it was read, whatever ``Content-Length`` said. ``limit`` is in bytes."""
+
+    def __init__(self, url: str, status: int, *, what: str, limit: int) -> None:
+        super().__init__(url, status, f"{what} larger than its cap of {limit} bytes")
+        self.what = what
+        self.limit = limit
+
+
+class PlaylistTooLargeError(PlaylistError):
+    """A playlist passed a size cap: ``limit`` ``unit`` (``"bytes"``, read no further, or
+    ``"segments"``, counted before parsing)."""
+
+    def __init__(self, url: str, *, limit: int, unit: str) -> None:
+        super().__init__(url, f"playlist larger than its cap of {limit} {unit}")
+        self.limit = limit
+        self.unit = unit

@@ -10,7 +10,7 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
 
 * **VOD.** Every regular file under ``root`` is served as it is, at its path relative to ``root``
   (``root/v0/index.m3u8`` is ``/v0/index.m3u8``), with a content type chosen by suffix, HTTP/1.1
-  keep-alive, ``Access-Control-Allow-Origin: *`` (browser players on other local ports), ``HEAD`` and
+  keep-alive, ``HEAD`` and
   single ``Range`` requests (RFC 9110: ``206`` with ``Content-Range``,
   ``416`` with ``Content-Range: bytes */size``, a malformed or multi-range ``Range`` is ignored and
   the whole file is sent with ``200``). Request paths are percent-decoded and split on ``/``
@@ -34,6 +34,10 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
 * **Stats.** Every body byte written to a socket is counted under a lock as segment, playlist or
   other bytes (by what was served, see :func:`resource_kind`), so truncated and ranged responses
   count what actually left the server; :meth:`OriginServer.stats` returns a frozen snapshot.
+* **CORS.** Off unless ``cors=True``: then every response carries
+  ``Access-Control-Allow-Origin: *``, which lets a page from *any* website read every file under
+  ``root`` through the user's browser. Browser players on another local port (the browser interop
+  tests) need it; a folder of the user's own files should not get it by default.
 
 Example::
 
@@ -892,9 +896,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             headers.append(("Content-Length", str(length)))
         headers.extend(resource.headers)
-        # Browser players on another local port (the browser interop tests) read the stream with
-        # fetch/XHR, as from a CDN: without this header the browser hides every response from them.
-        headers.append(("Access-Control-Allow-Origin", "*"))
+        if self._origin.cors:
+            # Browser players on another local port (the browser interop tests) read the stream with
+            # fetch/XHR, as from a CDN: without this header the browser hides every response from them.
+            headers.append(("Access-Control-Allow-Origin", "*"))
         if status in (200, 206):
             self._origin._stats.served(kind)
         self.send_response(status)
@@ -955,6 +960,8 @@ class OriginServer:
         clock: Seconds since the live stream started, for the live edge. Defaults to
             ``time.monotonic()`` minus the time :meth:`start` was called. Tests pass a callable
             they control. It is called from the server's threads.
+        cors: Send ``Access-Control-Allow-Origin: *`` with every response, so that pages from
+            other origins (any website, not only local players) can read the files. Off by default.
 
     Use it as a context manager (``with OriginServer(root) as origin: ...``) or call
     :meth:`start` and :meth:`stop`. It cannot be restarted once stopped.
@@ -968,6 +975,7 @@ class OriginServer:
         port: int = 0,
         live: LiveSettings | None = None,
         clock: Callable[[], float] | None = None,
+        cors: bool = False,
     ) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -980,6 +988,8 @@ class OriginServer:
         self._port = port
         self._live = live
         self._clock = clock if clock is not None else self._default_clock
+        self.cors = cors
+        """Whether responses carry ``Access-Control-Allow-Origin: *`` (see the class docstring)."""
         self._started_at: float | None = None
         self._httpd: _HTTPServer | None = None
         self._address: tuple[str, int] | None = None  # bound (host, port), kept after stop()

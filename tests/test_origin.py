@@ -982,3 +982,63 @@ def test_root_may_be_a_symlink(tmp_path: Path, root: Path, client: httpx.Client)
     os.symlink(root, link, target_is_directory=True)
     with OriginServer(link) as server:
         assert client.get(server.url_for("v0/seg0.ts")).content == seg_bytes("v0", 0)
+
+
+# -- CORS: off unless asked ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["master.m3u8", "v0/seg0.ts", "keys/key.bin", "missing.ts"])
+def test_no_cors_header_by_default(origin: OriginServer, client: httpx.Client, path: str) -> None:
+    # With "*" any website the user visits could read every file under root through the browser.
+    response = client.get(origin.url_for(path), headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_when_asked(root: Path, client: httpx.Client) -> None:
+    with OriginServer(root, cors=True) as server:
+        for path in ("master.m3u8", "v0/seg0.ts", "missing.ts"):
+            response = client.get(server.url_for(path), headers={"Origin": "https://elsewhere.example"})
+            assert response.headers["access-control-allow-origin"] == "*"
+
+
+def _serve_with_cli(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> httpx.Response:
+    """Run ``p2ploader <argv>`` as typed, GET its VOD master once it serves, then Ctrl-C it."""
+    from p2ploader.cli import main
+
+    got: list[httpx.Response] = []
+
+    def instead_of_waiting(seconds: float) -> None:
+        url = capsys.readouterr().out.split("VOD:", 1)[1].split()[0]
+        got.append(httpx.get(url, headers={"Origin": "https://elsewhere.example"}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", instead_of_waiting)
+    assert main(argv) == 0
+    (response,) = got
+    assert response.status_code == 200
+    return response
+
+
+@pytest.mark.parametrize(
+    ("options", "cors"),
+    [
+        (["--root", "{root}"], False),
+        (["--root", "{root}", "--cors"], True),
+        (["--root", "{root}", "--no-cors"], False),
+        ([], True),  # the bundled sample: public test video (see docs/origin.md)
+        (["--sample", "fmp4", "--no-cors"], False),
+    ],
+    ids=["root", "root-cors", "root-no-cors", "sample", "sample-no-cors"],
+)
+def test_the_origin_command_sends_cors_only_when_asked_or_for_a_sample(
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    cors: bool,
+) -> None:
+    argv = ["origin", "--port", "0", *(o.replace("{root}", str(root)) for o in options)]
+    response = _serve_with_cli(argv, capsys, monkeypatch)
+    assert ("access-control-allow-origin" in response.headers) is cors

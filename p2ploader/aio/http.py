@@ -27,7 +27,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.segments import ByteRange
-from p2ploader.errors import HttpStatusError, TransportError
+from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
 __all__ = ["HttpExecutor", "fetch_bytes", "http_timeout"]
 
@@ -73,24 +73,75 @@ def _map_httpx_error(exc: httpx.HTTPError) -> _Transient:
     return _Transient(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
-async def fetch_bytes(client: httpx.AsyncClient, url: str, *, byte_range: ByteRange | None = None) -> bytes:
-    """GET a small resource (playlist, key, init section) whole; map failures to p2ploader errors."""
+async def fetch_bytes(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    what: str,
+    byte_range: ByteRange | None = None,
+) -> bytes:
+    """GET a small resource (playlist, key, init section) whole; map failures to p2ploader errors.
+
+    The body is streamed and reading stops as soon as it passes ``max_bytes`` (bytes; within one
+    network read of the cap), whatever ``Content-Length`` says, or when it announces more: an
+    endless or huge body raises :class:`~p2ploader.errors.ResponseTooLargeError` naming ``what``,
+    the URL and the cap, without being read. With ``byte_range``, nothing past the range is read
+    either (an origin that ignores ``Range`` is read up to the range's end).
+    """
     headers = {"Range": byte_range.http_range()} if byte_range else {}
     try:
-        response = await client.get(url, headers=headers)
+        async with client.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status >= 400:
+                raise HttpStatusError(url, status)
+            data = await _read_capped(
+                response, url, status, max_bytes=max_bytes, what=what, byte_range=byte_range
+            )
     except httpx.HTTPError as exc:
         raise TransportError(url, _map_httpx_error(exc).reason) from exc
-    if response.status_code >= 400:
-        raise HttpStatusError(url, response.status_code)
-    data = response.content
     if byte_range is not None:
-        if response.status_code == 200:
+        if status == 200:
             data = data[byte_range.offset : byte_range.end]
         if len(data) != byte_range.length:
-            raise HttpStatusError(
-                url, response.status_code, f"expected {byte_range.length} bytes, got {len(data)}"
-            )
+            raise HttpStatusError(url, status, f"expected {byte_range.length} bytes, got {len(data)}")
     return data
+
+
+async def _read_capped(
+    response: httpx.Response,
+    url: str,
+    status: int,
+    *,
+    max_bytes: int,
+    what: str,
+    byte_range: ByteRange | None,
+) -> bytes:
+    """The body, or as much of it as a byte range needs; never more than ``max_bytes``."""
+    if byte_range is None:
+        need = None
+    else:  # the origin may ignore Range (200) and send the resource from its first byte
+        need = byte_range.end if status == 200 else byte_range.length
+        if need > max_bytes:
+            raise ResponseTooLargeError(url, status, what=what, limit=max_bytes)
+    length_header = response.headers.get("Content-Length", "")
+    if (
+        need is None
+        and length_header.isdigit()
+        and response.headers.get("Content-Encoding", "identity") == "identity"
+        and int(length_header) > max_bytes
+    ):
+        raise ResponseTooLargeError(url, status, what=what, limit=max_bytes)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        received += len(chunk)
+        if need is not None and received >= need:
+            break
+        if received > max_bytes:
+            raise ResponseTooLargeError(url, status, what=what, limit=max_bytes)
+    return b"".join(chunks)
 
 
 class HttpExecutor:

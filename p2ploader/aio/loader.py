@@ -39,9 +39,12 @@ from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
 from p2ploader.errors import (
+    HttpStatusError,
     LoaderClosedError,
     P2PLoaderError,
     PlaylistError,
+    PlaylistTooLargeError,
+    ResponseTooLargeError,
     SegmentUnavailableError,
     UsageError,
 )
@@ -529,11 +532,20 @@ class HybridLoader:
                 return
 
     async def _fetch_text(self, url: str) -> str:
-        data = await fetch_bytes(self._client, url)
+        """A playlist's text, within ``max_playlist_bytes`` and ``max_playlist_segments``."""
+        cfg = self.config
         try:
-            return data.decode("utf-8")
+            data = await fetch_bytes(self._client, url, max_bytes=cfg.max_playlist_bytes, what="playlist")
+        except ResponseTooLargeError as exc:
+            raise PlaylistTooLargeError(url, limit=exc.limit, unit="bytes") from exc
+        try:
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PlaylistError(url, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        # Counted before parsing, which costs ~0.1 ms per segment (a million took a minute).
+        if text.count("#EXTINF") > cfg.max_playlist_segments:
+            raise PlaylistTooLargeError(url, limit=cfg.max_playlist_segments, unit="segments")
+        return text
 
     # ------------------------------------------------------------------ segments
 
@@ -632,7 +644,9 @@ class HybridLoader:
         if key is None or key.url is None:
             return None
         if key.url not in self._keys:
-            data = await fetch_bytes(self._client, key.url)
+            data = await fetch_bytes(self._client, key.url, max_bytes=MAX_KEY_BYTES, what="key")
+            if key.method in _SIXTEEN_BYTE_KEYS and key.key_format in (None, "identity") and len(data) != 16:
+                raise HttpStatusError(key.url, 200, f"an {key.method} key is 16 bytes, got {len(data)}")
             _bounded_put(self._keys, key.url, data)
             return data
         return self._keys[key.url]
@@ -645,7 +659,13 @@ class HybridLoader:
         br = init.byte_range
         cache_key = (init.url, br.offset if br else None, br.length if br else None)
         if cache_key not in self._init_sections:
-            data = await fetch_bytes(self._client, init.url, byte_range=br)
+            data = await fetch_bytes(
+                self._client,
+                init.url,
+                max_bytes=self.config.max_init_section_bytes,
+                what="init section",
+                byte_range=br,
+            )
             _bounded_put(self._init_sections, cache_key, data)
             return data
         return self._init_sections[cache_key]
@@ -740,6 +760,11 @@ class HybridLoader:
 
 
 _SMALL_CACHE_ENTRIES = 32  # keys and init sections kept in memory (a stream rotates through few)
+
+MAX_KEY_BYTES = 1024
+"""Bytes a decryption key response may have (an AES key is 16; not a setting)."""
+
+_SIXTEEN_BYTE_KEYS = frozenset({"AES-128", "SAMPLE-AES"})  # RFC 8216 4.3.2.4: a 16-octet key
 
 
 def _bounded_put(cache: dict[Any, bytes], key: Any, data: bytes) -> None:

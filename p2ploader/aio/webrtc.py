@@ -20,9 +20,15 @@ Theory of operation (pitfalls from the aiortc notes this module works around):
   the permission its host candidates are ``<uuid>.local`` mDNS names of its other addresses, which
   a loopback-only peer cannot reach; nor can it reach the plain non-loopback addresses a page
   without the permission offers with mDNS hiding off (both measured: no connection). In loopback
-  mode :func:`set_remote` therefore drops ``.local`` candidates before aiortc sees them (aioice
-  would otherwise spend up to 1 s per name on a multicast lookup inside ``setRemoteDescription``)
-  and logs a warning naming the cause when the SDP has no UDP candidate on 127.0.0.0/8.
+  mode :func:`set_remote` therefore keeps only candidates on 127.0.0.0/8 (aioice would otherwise
+  spend up to 1 s per ``.local`` name on a multicast lookup inside ``setRemoteDescription``) and
+  logs a warning naming the cause when the SDP has no UDP candidate on 127.0.0.0/8.
+* **Remote candidates are screened** (:func:`screen_remote_candidates`) before aiortc sees them:
+  every candidate it keeps costs connectivity checks sent to an address and port the remote chose,
+  so at most :data:`MAX_REMOTE_CANDIDATES` per SDP are kept, and none on unusable or privileged
+  addresses and ports.
+* **ICE servers.** aiortc takes fewer ICE server URIs than browsers and raises on some;
+  :func:`rtc_configuration` converts or leaves them out (see its docstring).
   Chromium's complete SDPs carry no ``a=end-of-candidates`` (checked with Chromium 156), so the
   end-of-candidates call below is needed with browsers.
 """
@@ -33,19 +39,25 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import aioice.ice
+import attrs
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 __all__ = [
     "BUFFERED_AMOUNT_LOW_THRESHOLD",
+    "MAX_REMOTE_CANDIDATES",
+    "MIN_REMOTE_PORT",
     "PeerLink",
+    "ScreenedSdp",
     "create_connection",
-    "loopback_usable_sdp",
     "restrict_ice_to_loopback",
     "rtc_configuration",
+    "screen_remote_candidates",
+    "usable_ice_uri",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,23 +69,110 @@ _CLOSE_WAIT = 2.0  # seconds to let a closing channel flush before the connectio
 
 _loopback_depth = 0  # > 0 inside restrict_ice_to_loopback() (nested blocks count)
 _IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+_IPV4_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def rtc_configuration(rtc_config: Mapping[str, Any]) -> RTCConfiguration:
-    """An aiortc configuration from a browser-style ``{"iceServers": [...]}`` mapping."""
-    servers = []
+    """An aiortc configuration from a browser-style ``{"iceServers": [...]}`` mapping.
+
+    Browsers accept ICE server URIs that aiortc refuses or ignores; aiortc raises on some of them
+    when a connection gathers candidates, which would stop every offer and answer. Each URI goes
+    through :func:`usable_ice_uri`: a URI aiortc cannot take is converted (``stun:...?transport=udp``
+    loses its query) or left out, and aiortc uses one STUN and one TURN server, so the first
+    usable of each is kept and the rest are left out. Each converted or left-out URI is logged
+    once per process, not once per connection.
+    """
+    servers: list[RTCIceServer] = []
+    have: set[str] = set()  # "stun", "turn": aiortc takes one of each
     for server in rtc_config.get("iceServers", ()) or ():
         urls = server.get("urls")
         if urls is None:
             continue
-        servers.append(
-            RTCIceServer(
-                urls=list(urls) if isinstance(urls, list | tuple) else urls,
-                username=server.get("username"),
-                credential=server.get("credential"),
-            )
+        username, credential = server.get("username"), server.get("credential")
+        # aiortc knows the "password" credential type only (the browser default; OAuth is gone).
+        has_credentials = (
+            username is not None
+            and credential is not None
+            and server.get("credentialType", "password") == "password"
         )
+        kept: list[str] = []
+        for uri in list(urls) if isinstance(urls, list | tuple) else [urls]:
+            usable, reason = usable_ice_uri(uri, has_credentials=has_credentials)
+            if usable is None:
+                _report_once(uri, logging.WARNING, "ICE server %r left out: %s", uri, reason)
+                continue
+            kind = "stun" if usable.startswith("stun:") else "turn"
+            if kind in have:
+                _report_once(
+                    uri,
+                    logging.INFO,
+                    "ICE server %r not used: aiortc uses the first %s server only",
+                    uri,
+                    kind,
+                )
+                continue
+            if usable != uri:
+                _report_once(uri, logging.INFO, "ICE server %r used as %r: %s", uri, usable, reason)
+            have.add(kind)
+            kept.append(usable)
+        if kept:
+            servers.append(RTCIceServer(urls=kept, username=username, credential=credential))
     return RTCConfiguration(iceServers=servers)
+
+
+_STUN_TURN_URI = re.compile(
+    r"(?P<scheme>stuns?|turns?):(?P<host>[^?:\[\]/@]+)(?::(?P<port>[0-9]{1,5}))?(?:\?transport=(?P<transport>[a-z]+))?",
+    re.IGNORECASE,
+)
+
+_reported_uris: set[str] = set()
+
+
+def usable_ice_uri(uri: object, *, has_credentials: bool) -> tuple[str | None, str]:
+    """The form of ``uri`` aiortc takes (``None``: none), and why it differs from ``uri``.
+
+    aiortc (1.16) takes ``stun:host[:port]`` (UDP), ``turn:host[:port][?transport=udp|tcp]`` and
+    ``turns:host[:port][?transport=tcp]`` with a username and credential. It refuses a ``stun:``
+    URI with a ``transport`` (RFC 7064 defines none, yet the P2P Media Loader default has
+    ``?transport=udp``), so that query is dropped: STUN over UDP is what it asks for. ``stuns:``
+    (STUN over TLS), TCP STUN, other transports, IPv6 literals and ports outside 1-65535 cannot be
+    used: ``None``.
+    """
+    if not isinstance(uri, str):
+        return None, "not a string"
+    match = _STUN_TURN_URI.fullmatch(uri)
+    if match is None:
+        return None, "not a stun:/turn:/turns: URI aiortc can parse (an IPv6 literal is not supported)"
+    scheme, host, port, transport = (
+        match["scheme"].lower(),
+        match["host"],
+        match["port"],
+        (match["transport"] or "").lower(),
+    )
+    if port is not None and not 0 < int(port) < 65536:
+        return None, "port out of range"
+    address = f"{host}:{port}" if port is not None else host
+    if scheme == "stuns":
+        return None, "aiortc has no STUN over TLS"
+    if scheme == "stun":
+        if transport not in ("", "udp"):
+            return None, "aiortc has STUN over UDP only"
+        canonical = f"stun:{address}"
+        return canonical, ("STUN URIs take no transport (RFC 7064); aiortc refuses one" if transport else "")
+    if not has_credentials:
+        return None, "a TURN server needs a username and a password credential"
+    allowed = ("", "udp", "tcp") if scheme == "turn" else ("", "tcp")
+    if transport not in allowed:
+        return None, f"aiortc has no {scheme}: over {transport}"
+    canonical = f"{scheme}:{address}" + (f"?transport={transport}" if transport else "")
+    return canonical, ("spelt as aiortc parses it" if canonical != uri else "")
+
+
+def _report_once(uri: object, level: int, message: str, *args: object) -> None:
+    key = repr(uri)
+    if key not in _reported_uris:
+        _reported_uris.add(key)
+        logger.log(level, message, *args)
 
 
 @contextlib.contextmanager
@@ -94,54 +193,125 @@ def restrict_ice_to_loopback() -> Iterator[None]:
         aioice.ice.get_host_addresses = original
 
 
-def loopback_usable_sdp(sdp: str) -> tuple[str, bool]:
-    """``sdp`` without its mDNS (``.local``) candidates, and whether it has a UDP candidate on
-    127.0.0.0/8, the only kind a peer restricted to 127.0.0.1 can reach.
+MAX_REMOTE_CANDIDATES = 10
+"""Remote ICE candidates used per offer or answer; the rest are dropped.
 
-    A ``.local`` name stands for one of the remote's other addresses, and resolving it costs a
-    multicast lookup of up to 1 s each; other candidates are kept (harmless: their checks just
-    fail). Line endings are kept as they are.
+aioice checks every remote candidate against every local one, each check retransmitted for
+seconds: a peer listing 200 candidates made its victim send tens of thousands of UDP packets to
+addresses and ports the peer chose. A browser offers one host candidate per interface and address
+family, plus one server-reflexive and one relay candidate per STUN/TURN server: well under 10."""
+
+MIN_REMOTE_PORT = 1024
+"""Lowest port a remote candidate may name. No WebRTC stack gathers candidates on privileged
+ports; below this are the services (DNS 53, NTP 123, HTTPS/QUIC 443...) that candidate spraying
+would aim connectivity checks at."""
+
+
+@attrs.frozen
+class ScreenedSdp:
+    """A remote SDP with the candidates aiortc is allowed to see, and counts of the others."""
+
+    sdp: str
+    """The SDP to apply: unusable and surplus ``a=candidate`` lines removed, the rest verbatim."""
+    kept: int
+    """Candidates left in :attr:`sdp`."""
+    dropped: Mapping[str, int]
+    """Candidates removed, by reason."""
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+def screen_remote_candidates(sdp: str, *, loopback_only: bool = False) -> ScreenedSdp:
+    """Keep the remote candidates worth a connectivity check, at most :data:`MAX_REMOTE_CANDIDATES`.
+
+    Dropped: non-UDP candidates and types aioice never pairs (it would not use them); addresses
+    that are not IP addresses or ``.local`` mDNS names; unspecified, multicast, broadcast and
+    reserved addresses; ports below :data:`MIN_REMOTE_PORT`; loopback addresses (on another
+    machine's peer they name *our* loopback), except with ``loopback_only`` (inside
+    :func:`restrict_ice_to_loopback`), where *only* UDP candidates on 127.0.0.0/8 are kept (an mDNS
+    name costs a multicast lookup of up to 1 s and names an address a loopback-only peer cannot
+    reach). The first candidates in SDP order that pass are kept (browsers list host candidates
+    first). Line endings are kept as they are.
     """
-    kept: list[str] = []
-    usable = False
+    kept_lines: list[str] = []
+    kept = 0
+    dropped: dict[str, int] = {}
     for line in sdp.splitlines(keepends=True):
-        fields = line.rstrip("\r\n").split(" ")
-        if line.startswith("a=candidate:") and len(fields) >= 8:
-            address = fields[4].lower()
-            if address.endswith(".local"):
+        if line.startswith("a=candidate:"):
+            reason = _unusable_candidate(line.rstrip("\r\n"), loopback_only=loopback_only)
+            if reason is None and kept >= MAX_REMOTE_CANDIDATES:
+                reason = f"over the cap of {MAX_REMOTE_CANDIDATES}"
+            if reason is not None:
+                dropped[reason] = dropped.get(reason, 0) + 1
                 continue
-            usable = usable or (fields[2].lower() == "udp" and _is_ipv4_loopback(address))
-        kept.append(line)
-    return "".join(kept), usable
+            kept += 1
+        kept_lines.append(line)
+    return ScreenedSdp(sdp="".join(kept_lines), kept=kept, dropped=dropped)
 
 
-def _is_ipv4_loopback(address: str) -> bool:
+def _unusable_candidate(line: str, *, loopback_only: bool) -> str | None:
+    """Why the candidate ``line`` (``a=candidate:F C transport priority address port typ type ...``)
+    is not used, or ``None``."""
+    fields = line.split(" ")
+    if len(fields) < 8 or fields[6] != "typ":
+        return "malformed"
+    transport, address, port_text, kind = fields[2].lower(), fields[4].lower(), fields[5], fields[7]
+    if transport != "udp":
+        return "not UDP"
+    if kind not in ("host", "srflx", "relay"):
+        return "not a host, srflx or relay candidate"
+    if not port_text.isdigit() or not MIN_REMOTE_PORT <= int(port_text) <= 65535:
+        return f"port outside {MIN_REMOTE_PORT}-65535"
+    if address.endswith(".local"):
+        return "an mDNS name, in loopback mode" if loopback_only else None
     try:
-        return ipaddress.ip_address(address) in _IPV4_LOOPBACK
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
+        return "not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if loopback_only:
+        return None if ip in _IPV4_LOOPBACK else "not on 127.0.0.0/8, in loopback mode"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip == _IPV4_BROADCAST:
+        return "an unspecified, multicast, broadcast or reserved address"
+    return None
 
 
 def create_connection(rtc_config: Mapping[str, Any]) -> RTCPeerConnection:
     return RTCPeerConnection(rtc_configuration(rtc_config))
 
 
-async def set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
+async def set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> ScreenedSdp:
     """Apply a complete remote SDP and signal end-of-candidates (harmless when it has the line).
 
-    Inside :func:`restrict_ice_to_loopback`, mDNS candidates are dropped first (see the module notes).
+    Its candidates are screened first (:func:`screen_remote_candidates`; loopback ones only inside
+    :func:`restrict_ice_to_loopback`); one log line names what was dropped. Returns the screening,
+    so a caller can count the drops.
     """
-    if _loopback_depth:
-        sdp, usable = loopback_usable_sdp(sdp)
-        if not usable:
-            logger.warning(
-                "the remote %s has no UDP candidate on 127.0.0.1, the only address a loopback-only peer "
-                "reaches: a Chromium page offers it only with --allow-loopback-in-peer-connection and "
-                "camera/microphone permission",
-                kind,
-            )
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    screened = screen_remote_candidates(sdp, loopback_only=_loopback_depth > 0)
+    if screened.dropped:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(screened.dropped.items()))
+        logger.info(
+            "remote %s: %d ICE candidates dropped (%s), %d kept",
+            kind,
+            screened.dropped_total,
+            reasons,
+            screened.kept,
+        )
+    if _loopback_depth and screened.kept == 0:
+        logger.warning(
+            "the remote %s has no UDP candidate on 127.0.0.1, the only address a loopback-only peer "
+            "reaches: a Chromium page offers it only with --allow-loopback-in-peer-connection and "
+            "camera/microphone permission",
+            kind,
+        )
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=screened.sdp, type=kind))
     await pc.addIceCandidate(None)
+    return screened
 
 
 class PeerLink:

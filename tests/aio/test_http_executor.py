@@ -177,7 +177,7 @@ async def test_fetch_bytes_maps_errors_to_typed_exceptions() -> None:
     respx.get("http://origin.test/down.m3u8").mock(side_effect=httpx.ConnectError("refused"))
     async with httpx.AsyncClient() as client:
         with pytest.raises(HttpStatusError) as status:
-            await fetch_bytes(client, "http://origin.test/missing.m3u8")
+            await fetch_bytes(client, "http://origin.test/missing.m3u8", max_bytes=1024, what="playlist")
         assert status.value.status == 404 and status.value.url.endswith("missing.m3u8")
         with pytest.raises(TransportError):
-            await fetch_bytes(client, "http://origin.test/down.m3u8")
+            await fetch_bytes(client, "http://origin.test/down.m3u8", max_bytes=1024, what="playlist")

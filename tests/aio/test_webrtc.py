@@ -1,6 +1,6 @@
-"""Remote SDPs from browsers on the same host, in loopback mode: mDNS candidates are dropped before
-aiortc sees them, the connection still opens over 127.0.0.1, and an SDP with nothing reachable over
-loopback is named in a warning (see docs/browsers.md)."""
+"""Remote SDPs from browsers on the same host, in loopback mode: only loopback candidates reach
+aiortc (mDNS names are dropped), the connection still opens over 127.0.0.1, and an SDP with
+nothing reachable over loopback is named in a warning (see docs/browsers.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from p2ploader.aio import webrtc
-from p2ploader.aio.webrtc import create_connection, loopback_usable_sdp, restrict_ice_to_loopback, set_remote
+from p2ploader.aio.webrtc import (
+    create_connection,
+    restrict_ice_to_loopback,
+    screen_remote_candidates,
+    set_remote,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -39,12 +44,16 @@ def sdp_with(*candidates: str) -> str:
     return "\r\n".join([*head, *candidates, "a=sctp-port:5000", ""])
 
 
-def test_mdns_candidates_are_dropped_and_the_rest_is_kept_verbatim() -> None:
+def test_in_loopback_mode_only_udp_loopback_candidates_are_kept_verbatim() -> None:
     sdp = sdp_with(MDNS_UDP, ETH0_UDP, LOOPBACK_UDP, LOOPBACK_TCP)
-    cleaned, usable = loopback_usable_sdp(sdp)
-    assert usable
-    assert ".local" not in cleaned
-    assert cleaned == sdp.replace(MDNS_UDP + "\r\n", "")
+    screened = screen_remote_candidates(sdp, loopback_only=True)
+    assert screened.kept == 1
+    assert screened.sdp == sdp_with(LOOPBACK_UDP)
+    assert screened.dropped == {
+        "an mDNS name, in loopback mode": 1,
+        "not on 127.0.0.0/8, in loopback mode": 1,
+        "not UDP": 1,
+    }
 
 
 @pytest.mark.parametrize(
@@ -53,10 +62,9 @@ def test_mdns_candidates_are_dropped_and_the_rest_is_kept_verbatim() -> None:
     ids=["mdns-only", "mdns-and-tcp", "other-address-only", "none"],
 )
 def test_nothing_usable_without_a_udp_loopback_address(candidates: tuple[str, ...]) -> None:
-    sdp = sdp_with(*candidates)
-    cleaned, usable = loopback_usable_sdp(sdp)
-    assert not usable
-    assert cleaned == "".join(line for line in sdp.splitlines(keepends=True) if ".local" not in line)
+    screened = screen_remote_candidates(sdp_with(*candidates), loopback_only=True)
+    assert screened.kept == 0
+    assert screened.sdp == sdp_with()
 
 
 def test_the_loopback_mode_nests() -> None:

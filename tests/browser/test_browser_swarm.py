@@ -127,7 +127,7 @@ async def test_browser_and_p2ploader_swap_segments_both_ways(
     setup: BrowserSetup, loopback: None, tracker_url: str
 ) -> None:
     with (
-        OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin,
+        OriginServer(ROOT, live=LiveSettings(window_segments=10), cors=True) as origin,
         StaticServer(setup.node_modules) as static,
     ):
         url = origin.url_for("live/master.m3u8")

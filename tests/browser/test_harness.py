@@ -74,8 +74,9 @@ def test_a_missing_package_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_the_origin_lets_a_page_on_another_port_read_the_stream() -> None:
-    # Without this header the browser hides every playlist and segment response from the player.
-    with OriginServer(sample_path("ts")) as origin:
+    # Without this header the browser hides every playlist and segment response from the player;
+    # the browser tests ask for it (cors=True), as it is off by default.
+    with OriginServer(sample_path("ts"), cors=True) as origin:
         response = httpx.get(origin.url_for("master.m3u8"))
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
