@@ -6,8 +6,12 @@ come first (the tracker answers one connection's requests in order)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import random
+import socket
+import struct
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -234,7 +238,7 @@ async def test_completed_and_left_zero_count_as_seeds(tracker: TrackerServer) ->
     response = await c.announce(event="completed", offers=0)
     assert (response["complete"], response["incomplete"]) == (3, 0)
     await c.announce(event="stopped")
-    await a.send({"action": "scrape"})  # no info_hash: every swarm
+    await a.send({"action": "scrape", "info_hash": HASH_A})
     assert (await a.recv())["files"][HASH_A] == {"complete": 2, "incomplete": 0, "downloaded": 2}
 
 
@@ -360,18 +364,52 @@ async def test_ids_in_ensure_ascii_and_raw_form_are_the_same(tracker: TrackerSer
     assert tracker.peer_ids(HASH_B.encode("latin-1")) == {a.peer_id.encode("latin-1"), b.peer_id.encode()}
 
 
-async def test_same_peer_id_on_a_new_connection_replaces_the_old_one(tracker: TrackerServer) -> None:
-    old, other = await join(tracker, 1), await join(tracker, 2)
-    await old.announce()
+async def test_a_peer_id_belongs_to_the_connection_that_announced_it(tracker: TrackerServer) -> None:
+    owner, other = await join(tracker, 1), await join(tracker, 2)
+    await owner.announce()
     await other.announce()
-    new = Peer(await connect(tracker.url), old.peer_id)
-    assert (await new.announce())["incomplete"] == 2
+    thief = Peer(await connect(tracker.url), owner.peer_id)
+    assert await thief.announce() == {
+        "action": "announce",
+        "failure reason": "peer_id is in use by another connection",
+        "info_hash": HASH_A,
+    }
+    # Nor can it remove the owner with "stopped", or answer in its name.
+    await thief.announce(event="stopped")
+    await thief.answer(other, oid(3))
+    assert tracker.peer_ids(HASH_A.encode()) == {owner.peer_id.encode(), other.peer_id.encode()}
     await other.announce(offers=1, event=None)
-    assert (await new.recv())["offer_id"] == oid(0)
-    await old.nothing_pending()
-    await old.ws.close()  # the old socket's close no longer removes the peer
-    await wait_until(lambda: tracker.statistics().connections == 2)
-    assert tracker.peer_ids(HASH_A.encode()) == {old.peer_id.encode(), other.peer_id.encode()}
+    assert (await owner.recv())["offer_id"] == oid(0)  # offers still go to the owner
+    await other.nothing_pending()  # the thief's answer was not relayed
+    await thief.nothing_pending()
+    assert tracker.statistics().peer_id_refusals == 1
+    # Once the owner's connection is gone, the id is free (a client that reconnected gets it back).
+    await owner.ws.close()
+    await wait_until(lambda: tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode()})
+    assert (await thief.announce(event=None))["incomplete"] == 2
+    assert tracker.peer_ids(HASH_A.encode()) == {owner.peer_id.encode(), other.peer_id.encode()}
+
+
+async def test_a_connection_holds_a_bounded_number_of_peer_ids(tracker: TrackerServer) -> None:
+    assert tracker.limits.max_peer_ids_per_connection == 8
+    peer, other = await join(tracker, 1), await join(tracker, 2)
+    await other.announce(HASH_A)
+    hashes = [f"swarm-{n:014d}" for n in range(9)]
+    for n, info_hash in enumerate(hashes[:8]):  # one id per swarm, as P2P Media Loader 2.x does
+        peer.peer_id = pid(100 + n)
+        assert (await peer.announce(info_hash))["incomplete"] == 1
+    peer.peer_id = pid(108)
+    refused = await peer.announce(hashes[8])
+    assert refused["failure reason"] == "too many peer ids on this connection"
+    peer.peer_id = pid(100)  # an id it holds already is fine in another swarm
+    assert (await peer.announce(hashes[8]))["incomplete"] == 1
+    # Changing its id inside a swarm replaces the old one: fresh ids do not pile up in a swarm.
+    churner = await join(tracker, 3)
+    for n in range(12):
+        churner.peer_id = pid(200 + n)
+        assert (await churner.announce(HASH_A, event=None))["incomplete"] == 2
+    assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode(), pid(211).encode()}
+    assert tracker.statistics().peer_id_refusals == 1
 
 
 async def test_silent_peers_expire() -> None:
@@ -441,3 +479,259 @@ def test_limits_are_validated() -> None:
     assert TrackerLimits().max_message_size == 64 * 1024
     with pytest.raises(UsageError):
         _ = TrackerServer().url  # not started
+
+
+# ------------------------------------------------------------------------------- abuse resistance
+
+
+class Clock:
+    """A tracker clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def swarm_hash(n: int) -> str:
+    return f"swarm-{n:014d}"
+
+
+async def test_announces_are_rate_limited_per_connection_with_default_limits() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert (tracker.limits.interval, tracker.limits.announces_per_interval) == (120, 20)
+        peer = await join(tracker, 1)
+        for _ in range(20):  # the burst: 20 announces at once
+            assert "failure reason" not in await peer.announce(event=None)
+        refused = await peer.announce(offers=2, event=None)
+        assert refused == {
+            "action": "announce",
+            "failure reason": "announce rate limit exceeded, retry in 6 s",  # 20 per 120 s
+            "info_hash": HASH_A,
+        }
+        clock.now += 5.9
+        assert "failure reason" in await peer.announce(event=None)
+        clock.now += 0.1
+        assert "failure reason" not in await peer.announce(event=None)
+        stats = tracker.statistics()
+        assert (stats.requests_rate_limited, stats.bad_requests) == (2, 0)  # a refusal, not garbage
+        # "stopped" is free: a client can always leave.
+        assert (await peer.announce(event="stopped"))["incomplete"] == 0
+
+
+async def test_announces_are_rate_limited_per_source_address() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.address_announces_per_interval == 200
+        peers = [await join(tracker, n) for n in range(11)]
+        for peer in peers[:10]:  # 10 sockets x 20 announces: all that 127.0.0.1 gets
+            for _ in range(20):
+                assert "failure reason" not in await peer.announce(event=None)
+        refused = await peers[10].announce()  # a fresh socket buys nothing
+        assert refused["failure reason"] == "announce rate limit exceeded, retry in 1 s"
+        clock.now += 0.6  # 200 per 120 s: one every 0.6 s for the address
+        assert (await peers[10].announce())["incomplete"] == 11
+
+
+async def test_swarm_creation_is_rate_limited_per_connection_and_address() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        limits = tracker.limits
+        assert (limits.swarms_created_per_interval, limits.address_swarms_created_per_interval) == (10, 100)
+        creators = [await join(tracker, n) for n in range(11)]
+        for i, peer in enumerate(creators[:10]):
+            for n in range(10):
+                assert (await peer.announce(swarm_hash(10 * i + n)))["incomplete"] == 1
+        refused = await creators[0].announce(swarm_hash(500))
+        assert refused["failure reason"] == "swarm creation rate limit exceeded, retry in 12 s"
+        assert (await creators[0].announce(HASH_A))["failure reason"].startswith("swarm creation")
+        # The eleventh socket from the same address may not create any, but it may join.
+        assert (await creators[10].announce(HASH_B))["failure reason"].startswith("swarm creation")
+        assert (await creators[10].announce(swarm_hash(0)))["incomplete"] == 2
+        assert tracker.statistics().swarms == 100  # 100 sockets could fill 10,000 in a second before
+        clock.now += 1.2  # the address earns one creation per 1.2 s; that socket has its own burst
+        assert (await creators[10].announce(HASH_B))["incomplete"] == 1
+        assert "failure reason" in await creators[10].announce(HASH_A)
+
+
+async def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
+    """Fifty P2P Media Loader 2.x viewers behind one NAT, an hour of defaults: each has one socket,
+    one peer id per swarm (video and audio), announces each swarm once per interval, switches level
+    once (stops the old swarm, starts a new one) and answers offers."""
+    clock = Clock()
+    async with TrackerServer(clock=clock, rng=random.Random(1)) as tracker:
+        viewers = [await join(tracker, n) for n in range(50)]
+        video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
+        responses: list[dict[str, Any]] = []
+
+        async def announce(viewer: Peer, info_hash: str, *, n: int, **extra: Any) -> None:
+            viewer.peer_id = pid(1000 * n + viewers.index(viewer))  # one id per swarm
+            responses.append(await viewer.announce(info_hash, **extra))
+            while "offer" in responses[-1]:  # an offer relayed to us came first: answer it
+                offer = responses.pop()
+                await viewer.send(
+                    {
+                        "action": "announce",
+                        "info_hash": info_hash,
+                        "peer_id": viewer.peer_id,
+                        "to_peer_id": offer["peer_id"],
+                        "answer": {"type": "answer", "sdp": "answer"},
+                        "offer_id": offer["offer_id"],
+                    }
+                )
+                responses.append(await viewer.recv())
+
+        for viewer in viewers:
+            await announce(viewer, video, n=1, offers=5)
+            await announce(viewer, audio, n=2, offers=5)
+        for minute in range(2, 62, 2):  # every interval (120 s)
+            clock.now += 120
+            for viewer in viewers:
+                if minute == 30:
+                    await announce(viewer, video, n=1, event="stopped")
+                    await announce(viewer, higher, n=3, offers=5)
+                else:
+                    await announce(
+                        viewer, higher if minute > 30 else video, n=3 if minute > 30 else 1, event=None
+                    )
+                await announce(viewer, audio, n=2, offers=5, event=None)
+        assert [r for r in responses if "failure reason" in r] == []
+        assert tracker.statistics().requests_rate_limited == 0
+        assert tracker.statistics().peers == 100
+
+
+async def test_answers_are_rate_limited_per_connection() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.answers_per_interval == 100
+        victim, spammer = await join(tracker, 1), await join(tracker, 2)
+        await victim.announce()
+        await spammer.announce()
+        for n in range(100):
+            await spammer.answer(victim, oid(n))
+        await spammer.answer(victim, oid(100))
+        assert (await spammer.recv())["failure reason"] == "answer rate limit exceeded"
+        for n in range(100):
+            assert (await victim.recv())["offer_id"] == oid(n)
+        await victim.nothing_pending()
+
+
+@pytest.mark.parametrize(
+    "numwant",
+    [-1, 1.5, True, "9" * 5000, "12x", "", "１２", [], {}],
+    ids=lambda v: _short_id(v),
+)
+async def test_malformed_numwant_gets_a_typed_reply_and_no_traceback(
+    numwant: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TrackerServer(max_protocol_errors=100) as tracker:
+        peer, other = await join(tracker, 1), await join(tracker, 2)
+        await other.announce()
+        with caplog.at_level("DEBUG", logger="p2ploader.tracker"):
+            for _ in range(20):
+                assert await peer.announce(offers=1, numwant=numwant) == {
+                    "action": "announce",
+                    "failure reason": "invalid numwant",
+                    "info_hash": HASH_A,
+                }
+        assert not [r for r in caplog.records if r.exc_info]
+        assert len(caplog.records) <= 1  # one short line for twenty malformed messages
+        assert all(len(r.getMessage()) < 300 for r in caplog.records)
+        await other.nothing_pending()  # nothing was relayed
+        assert tracker.statistics().bad_requests == 20
+        assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode()}
+        assert (await peer.announce(offers=1, numwant="1"))["incomplete"] == 2  # digits are fine
+
+
+def _short_id(value: object) -> str:
+    return repr(value)[:12]
+
+
+async def test_a_scrape_must_name_its_info_hashes(tracker: TrackerServer) -> None:
+    a, b = await join(tracker, 1), await join(tracker, 2)
+    await a.announce(HASH_A)
+    await b.announce(HASH_B)
+    await b.send({"action": "scrape"})  # bittorrent-tracker would list every swarm
+    assert await b.recv() == {"failure reason": "scrape needs info_hash: listing every swarm is not offered"}
+    await b.send({"action": "scrape", "info_hash": [HASH_A]})
+    assert (await b.recv())["files"] == {HASH_A: {"complete": 0, "incomplete": 1, "downloaded": 0}}
+
+
+class NonReader:
+    """A WebSocket client that completes the handshake, sends what it is told, and never reads
+    again: its kernel receive buffer fills, then the tracker's socket buffer, then its outbox."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> NonReader:
+        host, port = url.removeprefix("ws://").split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fills sooner
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """One masked text frame (clients must mask)."""
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        if len(payload) < 126:
+            header = struct.pack("!BB", 0x81, 0x80 | len(payload))
+        else:
+            header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
+        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+async def test_a_slow_reader_is_dropped_and_its_queue_freed() -> None:
+    async with TrackerServer() as tracker:
+        assert tracker.limits.max_outbox_bytes == 256 * 1024
+        hashes = [swarm_hash(n) for n in range(8)]
+        stuck = await NonReader.open(tracker.url)
+        for info_hash in hashes:  # one peer in eight swarms, that reads nothing from now on
+            stuck.send({"action": "announce", "info_hash": info_hash, "peer_id": pid(1), "event": "started"})
+        await wait_until(lambda: tracker.statistics().peers == len(hashes))
+        # Eight sockets, one per swarm, announce twenty times each with one 40 KB offer: 6.4 MB of
+        # offers for the peer that does not read (defaults: no limit is raised).
+        flooders = [await join(tracker, 10 + n) for n in range(len(hashes))]
+        sdp = "v=0 " + "a" * 40_000
+        peak = used = 0
+        flooding = list(zip(flooders, hashes, strict=True))
+        for flooder, info_hash in flooding:
+            used += 1
+            for n in range(20):
+                offer = {"offer": {"type": "offer", "sdp": sdp}, "offer_id": oid(n)}
+                await flooder.send(
+                    {
+                        "action": "announce",
+                        "info_hash": info_hash,
+                        "peer_id": flooder.peer_id,
+                        "offers": [offer],
+                    }
+                )
+                assert "failure reason" not in await flooder.recv()
+                peak = max(peak, sum(c.outbox_bytes for c in tracker._connections))
+            if tracker.statistics().slow_readers_dropped:
+                break
+        assert tracker.statistics().slow_readers_dropped == 1
+        assert peak <= 256 * 1024  # one outbox's worth at most, never megabytes
+        # Its peers leave every swarm, its connection is gone, and the others are served as before.
+        await wait_until(lambda: tracker.statistics().connections == len(flooders))
+        assert tracker.statistics().peers == used
+        assert all(tracker.peer_ids(h.encode()) == {f.peer_id.encode()} for f, h in flooding[:used])
+        assert (await (await join(tracker, 99)).announce(hashes[0]))["incomplete"] == 2
+        stuck.close()
