@@ -110,6 +110,7 @@ ID_LENGTH: Final = 20
 _ACCEPTED_EVENTS: Final = frozenset({"started", "stopped", "completed", "update", "paused", "empty"})
 _FLUSH_BEFORE_CLOSE: Final = 1.0  # seconds to let queued failure messages out before closing
 _CLOSE_WAIT: Final = 5.0  # seconds aclose() waits for connection handlers (close_timeout is 2 s)
+_HANDSHAKE_DONE: Final = Request("/", Headers())
 _LOG_EVERY: Final = 10.0  # seconds: at most one line about refused requests (and one about bugs) per period
 
 
@@ -225,7 +226,10 @@ class TrackerStats:
 @attrs.define(eq=False)
 class _Connection:
     ws: ServerConnection
-    outbox: asyncio.Queue[str]
+    # What waits to be written, and the task writing it: made when a message is queued, dropped once
+    # it is all written, so that an idle connection costs neither a queue nor a task.
+    outbox: asyncio.Queue[str] | None = None
+    writer: asyncio.Task[None] | None = None
     memberships: dict[str, str] = attrs.Factory(dict)  # info_hash -> this connection's peer_id there
     protocol_errors: int = 0
     closed: bool = False
@@ -580,23 +584,25 @@ class TrackerServer:
             self._counts["connections_refused"] += 1
             await ws.close(1013, "tracker is full")
             return
-        conn = _Connection(
-            ws=ws, outbox=asyncio.Queue(self.limits.send_queue_size), address=address_key(ws.remote_address)
-        )
+        conn = _Connection(ws=ws, address=address_key(ws.remote_address))
+        # The handshake's request and response (their headers) are not needed any more: a few KiB
+        # per connection. ``websockets`` reads ``request is None`` as "handshake not done", so a
+        # shared empty request takes its place.
+        ws.request, ws.response = _HANDSHAKE_DONE, None
         self._address_state(conn.address).connections += 1
         self._connections.add(conn)
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
-        writer = asyncio.get_running_loop().create_task(self._write_loop(conn))
         try:
             async for frame in ws:
                 self._on_frame(conn, frame)
                 if conn.closed:  # dropped as a slow reader while we handled its request
                     break
                 if conn.protocol_errors >= self.limits.max_protocol_errors:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(conn.outbox.join(), _FLUSH_BEFORE_CLOSE)
+                    if conn.outbox is not None:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(conn.outbox.join(), _FLUSH_BEFORE_CLOSE)
                     await ws.close(1008, "too many invalid requests")
                     break
         except ConnectionClosed:
@@ -612,29 +618,38 @@ class TrackerServer:
             if handler is not None:
                 self._handlers.discard(handler)
             self._leave_all(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            writer = conn.writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
 
     async def _write_loop(self, conn: _Connection) -> None:
+        """Write what is queued for ``conn``, then end (``_send`` starts another when needed)."""
         try:
-            while True:
-                text = await conn.outbox.get()
+            while (outbox := conn.outbox) is not None and not outbox.empty():
+                text = outbox.get_nowait()
                 conn.outbox_bytes -= len(text)
                 try:
                     await conn.ws.send(text)
                 finally:
-                    conn.outbox.task_done()
+                    outbox.task_done()
         except Exception as exc:  # ConnectionClosed, or anything else: nothing more can be sent
             if not isinstance(exc, ConnectionClosed):
                 logger.exception("tracker: sending failed")
             self._empty_outbox(conn)
+        finally:
+            # No await between the emptiness check above and here: a message queued from now on
+            # finds no writer and starts one.
+            conn.writer = None
+            if conn.outbox is not None and conn.outbox.empty():
+                conn.outbox = None
 
     @staticmethod
     def _empty_outbox(conn: _Connection) -> int:
         """Discard what is queued for ``conn`` (also lets a waiting flush finish); the count."""
         discarded = 0
-        while not conn.outbox.empty():
+        while conn.outbox is not None and not conn.outbox.empty():
             conn.outbox.get_nowait()
             conn.outbox.task_done()
             discarded += 1
@@ -645,16 +660,21 @@ class TrackerServer:
         if conn.closed:
             return False
         text = _dumps(message)
+        outbox = conn.outbox
+        if outbox is None:
+            outbox = conn.outbox = asyncio.Queue(self.limits.send_queue_size)
         if (
-            conn.outbox.full()
+            outbox.full()
             # One message always fits (frames are bounded anyway); beyond that, the byte budget.
-            or (conn.outbox_bytes + len(text) > self.limits.max_outbox_bytes and not conn.outbox.empty())
+            or (conn.outbox_bytes + len(text) > self.limits.max_outbox_bytes and not outbox.empty())
         ):
             self._drop_slow_reader(conn)
             self._counts["messages_dropped"] += 1
             return False
-        conn.outbox.put_nowait(text)
+        outbox.put_nowait(text)
         conn.outbox_bytes += len(text)
+        if conn.writer is None:
+            conn.writer = asyncio.get_running_loop().create_task(self._write_loop(conn))
         return True
 
     def _drop_slow_reader(self, conn: _Connection) -> None:
