@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
+from p2ploader.tracker.server import _Connection, address_key
 
 pytestmark = pytest.mark.anyio
 
@@ -524,15 +525,15 @@ async def test_announces_are_rate_limited_per_connection_with_default_limits() -
 async def test_announces_are_rate_limited_per_source_address() -> None:
     clock = Clock()
     async with TrackerServer(clock=clock) as tracker:
-        assert tracker.limits.address_announces_per_interval == 200
-        peers = [await join(tracker, n) for n in range(11)]
-        for peer in peers[:10]:  # 10 sockets x 20 announces: all that 127.0.0.1 gets
+        assert tracker.limits.address_announces_per_interval == 1000
+        peers = [await join(tracker, n) for n in range(51)]
+        for peer in peers[:50]:  # 50 sockets x 20 announces: all that 127.0.0.1 gets
             for _ in range(20):
                 assert "failure reason" not in await peer.announce(event=None)
-        refused = await peers[10].announce()  # a fresh socket buys nothing
+        refused = await peers[50].announce()  # a fresh socket buys nothing
         assert refused["failure reason"] == "announce rate limit exceeded, retry in 1 s"
-        clock.now += 0.6  # 200 per 120 s: one every 0.6 s for the address
-        assert (await peers[10].announce())["incomplete"] == 11
+        clock.now += 0.12  # 1000 per 120 s: one every 0.12 s for the address
+        assert (await peers[50].announce())["incomplete"] == 51
 
 
 async def test_swarm_creation_is_rate_limited_per_connection_and_address() -> None:
@@ -556,50 +557,77 @@ async def test_swarm_creation_is_rate_limited_per_connection_and_address() -> No
         assert "failure reason" in await creators[10].announce(HASH_A)
 
 
+class RecordingWs:
+    """A stand-in for a server-side WebSocket: records what the tracker writes to it."""
+
+    remote_address = ("203.0.113.7", 50000)  # every viewer behind the same NAT address
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> None:
+        self.received.append(json.loads(text))
+
+
 async def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
-    """Fifty P2P Media Loader 2.x viewers behind one NAT, an hour of defaults: each has one socket,
-    one peer id per swarm (video and audio), announces each swarm once per interval, switches level
-    once (stops the old swarm, starts a new one) and answers offers."""
+    """Five hundred P2P Media Loader 2.x viewers behind one NAT, 20 minutes of tracker time, default
+    limits, driven directly (no sockets): each has one connection and one peer id per swarm (video
+    and audio), announces each swarm once per interval with five offers, answers every offer it
+    gets, and switches level once (stops the old swarm, starts a new one)."""
     clock = Clock()
-    async with TrackerServer(clock=clock, rng=random.Random(1)) as tracker:
-        viewers = [await join(tracker, n) for n in range(50)]
-        video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
-        responses: list[dict[str, Any]] = []
+    tracker = TrackerServer(clock=clock, rng=random.Random(1))
+    viewers = [
+        _Connection(ws=RecordingWs(), address=address_key(RecordingWs.remote_address)) for _ in range(500)
+    ]
+    video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
 
-        async def announce(viewer: Peer, info_hash: str, *, n: int, **extra: Any) -> None:
-            viewer.peer_id = pid(1000 * n + viewers.index(viewer))  # one id per swarm
-            responses.append(await viewer.announce(info_hash, **extra))
-            while "offer" in responses[-1]:  # an offer relayed to us came first: answer it
-                offer = responses.pop()
-                await viewer.send(
-                    {
-                        "action": "announce",
-                        "info_hash": info_hash,
-                        "peer_id": viewer.peer_id,
-                        "to_peer_id": offer["peer_id"],
-                        "answer": {"type": "answer", "sdp": "answer"},
-                        "offer_id": offer["offer_id"],
-                    }
-                )
-                responses.append(await viewer.recv())
+    def announce(index: int, info_hash: str, kind: int, **extra: Any) -> None:
+        offers = [{"offer": {"type": "offer", "sdp": "sdp"}, "offer_id": oid(n)} for n in range(5)]
+        message = {"action": "announce", "info_hash": info_hash, "peer_id": pid(1000 * kind + index)}
+        tracker._on_frame(viewers[index], json.dumps({"numwant": 5, "offers": offers, **message, **extra}))
 
-        for viewer in viewers:
-            await announce(viewer, video, n=1, offers=5)
-            await announce(viewer, audio, n=2, offers=5)
-        for minute in range(2, 62, 2):  # every interval (120 s)
-            clock.now += 120
-            for viewer in viewers:
-                if minute == 30:
-                    await announce(viewer, video, n=1, event="stopped")
-                    await announce(viewer, higher, n=3, offers=5)
-                else:
-                    await announce(
-                        viewer, higher if minute > 30 else video, n=3 if minute > 30 else 1, event=None
+    async def answer_offers() -> None:
+        await asyncio.sleep(0)  # let the writers run
+        for index, viewer in enumerate(viewers):
+            ws = viewer.ws
+            assert isinstance(ws, RecordingWs)
+            for got in ws.received:
+                if "offer" in got:
+                    kind = {video: 1, audio: 2, higher: 3}[got["info_hash"]]
+                    answer = {"type": "answer", "sdp": "answer"}
+                    tracker._on_frame(
+                        viewer,
+                        json.dumps(
+                            {
+                                "action": "announce",
+                                "info_hash": got["info_hash"],
+                                "peer_id": pid(1000 * kind + index),
+                                "to_peer_id": got["peer_id"],
+                                "offer_id": got["offer_id"],
+                                "answer": answer,
+                            }
+                        ),
                     )
-                await announce(viewer, audio, n=2, offers=5, event=None)
-        assert [r for r in responses if "failure reason" in r] == []
-        assert tracker.statistics().requests_rate_limited == 0
-        assert tracker.statistics().peers == 100
+            ws.received.clear()
+        await asyncio.sleep(0)
+
+    for index in range(500):
+        announce(index, video, 1, event="started")
+        announce(index, audio, 2, event="started")
+    await answer_offers()
+    for minute in range(2, 22, 2):  # every interval (120 s)
+        clock.now += 120
+        for index in range(500):
+            if minute == 10:
+                announce(index, video, 1, event="stopped", offers=[])
+                announce(index, higher, 3, event="started")
+            else:
+                announce(index, higher if minute > 10 else video, 3 if minute > 10 else 1)
+            announce(index, audio, 2)
+        await answer_offers()
+    stats = tracker.statistics()
+    assert (stats.requests_rate_limited, stats.failures_sent, stats.peer_id_refusals) == (0, 0, 0)
+    assert stats.answers_relayed > 5_000 and stats.peers == 1000 and stats.swarms == 2
 
 
 async def test_answers_are_rate_limited_per_connection() -> None:

@@ -161,10 +161,10 @@ class TrackerLimits:
     announces_per_interval: int = attrs.field(default=20, validator=_at_least_one)
     """Announces (``stopped`` and answers excluded) per connection: a burst of this many, refilled at
     this many per ``interval``. An honest client announces each swarm once per interval."""
-    address_announces_per_interval: int = attrs.field(default=200, validator=_at_least_one)
+    address_announces_per_interval: int = attrs.field(default=1000, validator=_at_least_one)
     """The same, for all connections from one source address (an IPv6 /64 counts as one), so that
-    opening more sockets does not buy more announces. Leaves room for a hundred viewers of two
-    swarms each behind one NAT."""
+    opening more sockets does not buy more announces. Leaves room for five hundred viewers of two
+    swarms each behind one NAT (an office watching an event)."""
     swarms_created_per_interval: int = attrs.field(default=10, validator=_at_least_one)
     """New swarms one connection may create: a burst of this many, refilled at this many per
     ``interval``. Joining an existing swarm creates nothing."""
