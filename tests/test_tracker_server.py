@@ -404,13 +404,30 @@ async def test_a_connection_holds_a_bounded_number_of_peer_ids(tracker: TrackerS
     assert refused["failure reason"] == "too many peer ids on this connection"
     peer.peer_id = pid(100)  # an id it holds already is fine in another swarm
     assert (await peer.announce(hashes[8]))["incomplete"] == 1
-    # Changing its id inside a swarm replaces the old one: fresh ids do not pile up in a swarm.
-    churner = await join(tracker, 3)
-    for n in range(12):
-        churner.peer_id = pid(200 + n)
-        assert (await churner.announce(HASH_A, event=None))["incomplete"] == 2
-    assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode(), pid(211).encode()}
     assert tracker.statistics().peer_id_refusals == 1
+
+
+async def test_one_socket_cannot_churn_through_fresh_peer_ids() -> None:
+    """The eclipse attack: one WebSocket announcing a fresh self-chosen peer id every 100 ms."""
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.peer_ids_per_interval == 8
+        other, churner = await join(tracker, 1), await join(tracker, 2)
+        await other.announce()
+        for n in range(8):  # a fresh id in a swarm replaces the old one there: no pile-up
+            churner.peer_id = pid(200 + n)
+            assert (await churner.announce(offers=1, event=None))["incomplete"] == 2
+            assert (await other.recv())["peer_id"] == churner.peer_id
+        assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode(), pid(207).encode()}
+        churner.peer_id = pid(208)
+        refused = await churner.announce(offers=1, event=None)
+        assert refused["failure reason"] == "new peer id rate limit exceeded, retry in 15 s"
+        churner.peer_id = pid(203)  # an id it used lately costs nothing new
+        assert (await churner.announce(event=None))["incomplete"] == 2
+        clock.now += 15  # eight per 120 s
+        churner.peer_id = pid(208)
+        assert (await churner.announce(event=None))["incomplete"] == 2
+        await other.nothing_pending()  # the refused announce relayed nothing
 
 
 async def test_silent_peers_expire() -> None:

@@ -36,7 +36,7 @@ accepts what either's clients send and answers in the shape both kinds of client
   the first one lives; ``stopped`` and answers act only for the connection's own peer. So nobody can
   take over another peer's id and remove it from its swarm. A connection holds at most
   ``max_peer_ids_per_connection`` distinct ids at once; announcing a new id in a swarm replaces its
-  old one there.
+  old one there, and ids it has not used lately cost a token (``peer_ids_per_interval``).
 * **Stopped** removes the peer from the swarm (only if it is this connection's peer). Closing the
   WebSocket removes the connection's peers from every swarm. Peers that stop announcing are expired
   after ``peer_timeout`` (default twice the interval, like wt-tracker), swept every half timeout.
@@ -110,6 +110,7 @@ ID_LENGTH: Final = 20
 _ACCEPTED_EVENTS: Final = frozenset({"started", "stopped", "completed", "update", "paused", "empty"})
 _FLUSH_BEFORE_CLOSE: Final = 1.0  # seconds to let queued failure messages out before closing
 _CLOSE_WAIT: Final = 5.0  # seconds aclose() waits for connection handlers (close_timeout is 2 s)
+_RECENT_IDS_PER_CONNECTION: Final = 16  # peer ids a connection may come back to without paying again
 _HANDSHAKE_DONE: Final = Request("/", Headers())
 _LOG_EVERY: Final = 10.0  # seconds: at most one line about refused requests (and one about bugs) per period
 
@@ -171,6 +172,11 @@ class TrackerLimits:
     address_swarms_created_per_interval: int = attrs.field(default=100, validator=_at_least_one)
     """New swarms all connections from one source address may create (burst and refill per
     ``interval``)."""
+    peer_ids_per_interval: int = attrs.field(default=8, validator=_at_least_one)
+    """Peer ids one connection may start using (burst and refill per ``interval``); going back to
+    one of the 16 it used last is free. P2P Media Loader 2.x takes one id per swarm and keeps it
+    for that swarm; a socket announcing a fresh id every 100 ms (to fill viewers' peer slots) gets
+    eight, then one per 15 s."""
     answers_per_interval: int = attrs.field(default=100, validator=_at_least_one)
     """Answers one connection may relay (burst and refill per ``interval``); an honest peer answers
     only the offers it received."""
@@ -238,6 +244,8 @@ class _Connection:
     announces: TokenBucket | None = None  # the per-connection buckets, made on first use
     creations: TokenBucket | None = None
     answers: TokenBucket | None = None
+    new_ids: TokenBucket | None = None
+    recent_ids: dict[str, None] = attrs.Factory(dict)  # the peer ids it used lately, oldest first
 
 
 @attrs.define(eq=False)
@@ -910,7 +918,11 @@ class TrackerServer:
         full = swarm is not None and len(swarm.peers) >= limits.max_peers_per_swarm
         if peer is None and full and not replacing:
             raise _refusal("swarm is full", info_hash)
-        self._take_tokens(conn, info_hash, now, create=swarm is None)
+        self._take_tokens(conn, info_hash, now, create=swarm is None, new_id=peer_id not in conn.recent_ids)
+        conn.recent_ids.pop(peer_id, None)
+        conn.recent_ids[peer_id] = None  # the most recent last
+        while len(conn.recent_ids) > _RECENT_IDS_PER_CONNECTION:
+            del conn.recent_ids[next(iter(conn.recent_ids))]
         if replacing:  # this socket changed its peer id here
             assert previous is not None
             self._leave(conn, info_hash, previous)
@@ -947,25 +959,30 @@ class TrackerServer:
             self._addresses[address] = state
         return state
 
-    def _take_tokens(self, conn: _Connection, info_hash: str, now: float, *, create: bool) -> None:
-        """Charge one announce (and, for a new swarm, one creation) to the connection and to its
-        source address, or refuse the announce with the seconds to wait."""
+    def _take_tokens(
+        self, conn: _Connection, info_hash: str, now: float, *, create: bool, new_id: bool
+    ) -> None:
+        """Charge one announce (and, for a new swarm, one creation; for a peer id the connection
+        has not used lately, one new id) to the connection and to its source address, or refuse the
+        announce, naming the limit and the seconds to wait. Nothing is charged on a refusal."""
         limits = self.limits
         if conn.announces is None:
             conn.announces = TokenBucket.full(*self._per_interval(limits.announces_per_interval), now)
         if conn.creations is None:
             conn.creations = TokenBucket.full(*self._per_interval(limits.swarms_created_per_interval), now)
+        if conn.new_ids is None:
+            conn.new_ids = TokenBucket.full(*self._per_interval(limits.peer_ids_per_interval), now)
         address = self._address_state(conn.address)
-        buckets = [conn.announces, address.announces]
-        what = "announce"
+        buckets = [("announce", conn.announces), ("announce", address.announces)]
         if create:
-            buckets += [conn.creations, address.creations]
-            what = "swarm creation"
-        wait = max(bucket.wait_for(now) for bucket in buckets)
+            buckets += [("swarm creation", conn.creations), ("swarm creation", address.creations)]
+        if new_id:
+            buckets.append(("new peer id", conn.new_ids))
+        wait, what = max((bucket.wait_for(now), what) for what, bucket in buckets)
         if wait > 0:
             reason = f"{what} rate limit exceeded, retry in {max(1, round(wait))} s"
             raise _refusal(reason, info_hash, "requests_rate_limited")
-        for bucket in buckets:
+        for _, bucket in buckets:
             bucket.take(now)
 
     def _leave(self, conn: _Connection, info_hash: str, peer_id: str) -> None:
