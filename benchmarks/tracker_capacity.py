@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.connections, args.workers, args.seconds = min(args.connections, 200), 10, 1.0
-        args.slow_readers, args.flood_mib, args.flood_seconds = 10, 4.0, 15.0
+        args.slow_readers, args.flood_mib, args.flood_seconds = 10, 12.0, 15.0
     limit = raise_fd_limit(2 * args.connections + 256)
     if limit < 2 * args.connections + 64:
         args.connections = max(10, (limit - 64) // 2)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-KIB_PER_CONNECTION_BUDGET = 48.0  # measured about 17 KiB; websockets + asyncio per connection
-FLOOD_GROWTH_BUDGET_MIB = 40.0  # outboxes are bounded (256 KiB each); it grew by ~790 MB before
+KIB_PER_CONNECTION_BUDGET = 32.0  # measured 13-14 KiB (20.5 before idle connections were slimmed)
+FLOOD_GROWTH_BUDGET_MIB = 40.0  # outboxes are bounded (256 KiB each); --quick grew it by 96 MiB before
 
 
 def parse_results(output: str) -> list[dict[str, str]]:
@@ -54,7 +54,7 @@ def test_quick_capacity_run_prints_results_within_budgets() -> None:
         assert int(node["connections"]) == 200
         assert float(node["announces_per_s"]) > 0 and float(node["kib_per_connection"]) > 0
     (slow,) = (r for r in results if r.get("case") == "slow_readers")
-    assert float(slow["sent_mib"]) >= 10
+    assert float(slow["sent_mib"]) >= 100
     assert float(slow["rss_peak_mib"]) - float(slow["rss_before_mib"]) < FLOOD_GROWTH_BUDGET_MIB
     (table,) = (r for r in results if r.get("case") == "swarm_table")
     assert int(table["sockets"]) == 100
