@@ -6,8 +6,12 @@ come first (the tracker answers one connection's requests in order)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import random
+import socket
+import struct
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -18,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
+from p2ploader.tracker.server import _Connection, address_key
 
 pytestmark = pytest.mark.anyio
 
@@ -234,7 +239,7 @@ async def test_completed_and_left_zero_count_as_seeds(tracker: TrackerServer) ->
     response = await c.announce(event="completed", offers=0)
     assert (response["complete"], response["incomplete"]) == (3, 0)
     await c.announce(event="stopped")
-    await a.send({"action": "scrape"})  # no info_hash: every swarm
+    await a.send({"action": "scrape", "info_hash": HASH_A})
     assert (await a.recv())["files"][HASH_A] == {"complete": 2, "incomplete": 0, "downloaded": 2}
 
 
@@ -360,18 +365,69 @@ async def test_ids_in_ensure_ascii_and_raw_form_are_the_same(tracker: TrackerSer
     assert tracker.peer_ids(HASH_B.encode("latin-1")) == {a.peer_id.encode("latin-1"), b.peer_id.encode()}
 
 
-async def test_same_peer_id_on_a_new_connection_replaces_the_old_one(tracker: TrackerServer) -> None:
-    old, other = await join(tracker, 1), await join(tracker, 2)
-    await old.announce()
+async def test_a_peer_id_belongs_to_the_connection_that_announced_it(tracker: TrackerServer) -> None:
+    owner, other = await join(tracker, 1), await join(tracker, 2)
+    await owner.announce()
     await other.announce()
-    new = Peer(await connect(tracker.url), old.peer_id)
-    assert (await new.announce())["incomplete"] == 2
+    thief = Peer(await connect(tracker.url), owner.peer_id)
+    assert await thief.announce() == {
+        "action": "announce",
+        "failure reason": "peer_id is in use by another connection",
+        "info_hash": HASH_A,
+    }
+    # Nor can it remove the owner with "stopped", or answer in its name.
+    await thief.announce(event="stopped")
+    await thief.answer(other, oid(3))
+    assert tracker.peer_ids(HASH_A.encode()) == {owner.peer_id.encode(), other.peer_id.encode()}
     await other.announce(offers=1, event=None)
-    assert (await new.recv())["offer_id"] == oid(0)
-    await old.nothing_pending()
-    await old.ws.close()  # the old socket's close no longer removes the peer
-    await wait_until(lambda: tracker.statistics().connections == 2)
-    assert tracker.peer_ids(HASH_A.encode()) == {old.peer_id.encode(), other.peer_id.encode()}
+    assert (await owner.recv())["offer_id"] == oid(0)  # offers still go to the owner
+    await other.nothing_pending()  # the thief's answer was not relayed
+    await thief.nothing_pending()
+    assert tracker.statistics().peer_id_refusals == 1
+    # Once the owner's connection is gone, the id is free (a client that reconnected gets it back).
+    await owner.ws.close()
+    await wait_until(lambda: tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode()})
+    assert (await thief.announce(event=None))["incomplete"] == 2
+    assert tracker.peer_ids(HASH_A.encode()) == {owner.peer_id.encode(), other.peer_id.encode()}
+
+
+async def test_a_connection_holds_a_bounded_number_of_peer_ids(tracker: TrackerServer) -> None:
+    assert tracker.limits.max_peer_ids_per_connection == 8
+    peer, other = await join(tracker, 1), await join(tracker, 2)
+    await other.announce(HASH_A)
+    hashes = [f"swarm-{n:014d}" for n in range(9)]
+    for n, info_hash in enumerate(hashes[:8]):  # one id per swarm, as P2P Media Loader 2.x does
+        peer.peer_id = pid(100 + n)
+        assert (await peer.announce(info_hash))["incomplete"] == 1
+    peer.peer_id = pid(108)
+    refused = await peer.announce(hashes[8])
+    assert refused["failure reason"] == "too many peer ids on this connection"
+    peer.peer_id = pid(100)  # an id it holds already is fine in another swarm
+    assert (await peer.announce(hashes[8]))["incomplete"] == 1
+    assert tracker.statistics().peer_id_refusals == 1
+
+
+async def test_one_socket_cannot_churn_through_fresh_peer_ids() -> None:
+    """The eclipse attack: one WebSocket announcing a fresh self-chosen peer id every 100 ms."""
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.peer_ids_per_interval == 8
+        other, churner = await join(tracker, 1), await join(tracker, 2)
+        await other.announce()
+        for n in range(8):  # a fresh id in a swarm replaces the old one there: no pile-up
+            churner.peer_id = pid(200 + n)
+            assert (await churner.announce(offers=1, event=None))["incomplete"] == 2
+            assert (await other.recv())["peer_id"] == churner.peer_id
+        assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode(), pid(207).encode()}
+        churner.peer_id = pid(208)
+        refused = await churner.announce(offers=1, event=None)
+        assert refused["failure reason"] == "new peer id rate limit exceeded, retry in 15 s"
+        churner.peer_id = pid(203)  # an id it used lately costs nothing new
+        assert (await churner.announce(event=None))["incomplete"] == 2
+        clock.now += 15  # eight per 120 s
+        churner.peer_id = pid(208)
+        assert (await churner.announce(event=None))["incomplete"] == 2
+        await other.nothing_pending()  # the refused announce relayed nothing
 
 
 async def test_silent_peers_expire() -> None:
@@ -441,3 +497,286 @@ def test_limits_are_validated() -> None:
     assert TrackerLimits().max_message_size == 64 * 1024
     with pytest.raises(UsageError):
         _ = TrackerServer().url  # not started
+
+
+# ------------------------------------------------------------------------------- abuse resistance
+
+
+class Clock:
+    """A tracker clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def swarm_hash(n: int) -> str:
+    return f"swarm-{n:014d}"
+
+
+async def test_announces_are_rate_limited_per_connection_with_default_limits() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert (tracker.limits.interval, tracker.limits.announces_per_interval) == (120, 20)
+        peer = await join(tracker, 1)
+        for _ in range(20):  # the burst: 20 announces at once
+            assert "failure reason" not in await peer.announce(event=None)
+        refused = await peer.announce(offers=2, event=None)
+        assert refused == {
+            "action": "announce",
+            "failure reason": "announce rate limit exceeded, retry in 6 s",  # 20 per 120 s
+            "info_hash": HASH_A,
+        }
+        clock.now += 5.9
+        assert "failure reason" in await peer.announce(event=None)
+        clock.now += 0.1
+        assert "failure reason" not in await peer.announce(event=None)
+        stats = tracker.statistics()
+        assert (stats.requests_rate_limited, stats.bad_requests) == (2, 0)  # a refusal, not garbage
+        # "stopped" is free: a client can always leave.
+        assert (await peer.announce(event="stopped"))["incomplete"] == 0
+
+
+async def test_announces_are_rate_limited_per_source_address() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.address_announces_per_interval == 1000
+        peers = [await join(tracker, n) for n in range(51)]
+        for peer in peers[:50]:  # 50 sockets x 20 announces: all that 127.0.0.1 gets
+            for _ in range(20):
+                assert "failure reason" not in await peer.announce(event=None)
+        refused = await peers[50].announce()  # a fresh socket buys nothing
+        assert refused["failure reason"] == "announce rate limit exceeded, retry in 1 s"
+        clock.now += 0.12  # 1000 per 120 s: one every 0.12 s for the address
+        assert (await peers[50].announce())["incomplete"] == 51
+
+
+async def test_swarm_creation_is_rate_limited_per_connection_and_address() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        limits = tracker.limits
+        assert (limits.swarms_created_per_interval, limits.address_swarms_created_per_interval) == (10, 100)
+        creators = [await join(tracker, n) for n in range(11)]
+        for i, peer in enumerate(creators[:10]):
+            for n in range(10):
+                assert (await peer.announce(swarm_hash(10 * i + n)))["incomplete"] == 1
+        refused = await creators[0].announce(swarm_hash(500))
+        assert refused["failure reason"] == "swarm creation rate limit exceeded, retry in 12 s"
+        assert (await creators[0].announce(HASH_A))["failure reason"].startswith("swarm creation")
+        # The eleventh socket from the same address may not create any, but it may join.
+        assert (await creators[10].announce(HASH_B))["failure reason"].startswith("swarm creation")
+        assert (await creators[10].announce(swarm_hash(0)))["incomplete"] == 2
+        assert tracker.statistics().swarms == 100  # 100 sockets could fill 10,000 in a second before
+        clock.now += 1.2  # the address earns one creation per 1.2 s; that socket has its own burst
+        assert (await creators[10].announce(HASH_B))["incomplete"] == 1
+        assert "failure reason" in await creators[10].announce(HASH_A)
+
+
+class RecordingWs:
+    """A stand-in for a server-side WebSocket: records what the tracker writes to it."""
+
+    remote_address = ("203.0.113.7", 50000)  # every viewer behind the same NAT address
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, text: str) -> None:
+        self.received.append(json.loads(text))
+
+
+async def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
+    """Five hundred P2P Media Loader 2.x viewers behind one NAT, 20 minutes of tracker time, default
+    limits, driven directly (no sockets): each has one connection and one peer id per swarm (video
+    and audio), announces each swarm once per interval with five offers, answers every offer it
+    gets, and switches level once (stops the old swarm, starts a new one)."""
+    clock = Clock()
+    tracker = TrackerServer(clock=clock, rng=random.Random(1))
+    viewers = [
+        _Connection(ws=RecordingWs(), address=address_key(RecordingWs.remote_address)) for _ in range(500)
+    ]
+    video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
+
+    def announce(index: int, info_hash: str, kind: int, **extra: Any) -> None:
+        offers = [{"offer": {"type": "offer", "sdp": "sdp"}, "offer_id": oid(n)} for n in range(5)]
+        message = {"action": "announce", "info_hash": info_hash, "peer_id": pid(1000 * kind + index)}
+        tracker._on_frame(viewers[index], json.dumps({"numwant": 5, "offers": offers, **message, **extra}))
+
+    async def answer_offers() -> None:
+        await asyncio.sleep(0)  # let the writers run
+        for index, viewer in enumerate(viewers):
+            ws = viewer.ws
+            assert isinstance(ws, RecordingWs)
+            for got in ws.received:
+                if "offer" in got:
+                    kind = {video: 1, audio: 2, higher: 3}[got["info_hash"]]
+                    answer = {"type": "answer", "sdp": "answer"}
+                    tracker._on_frame(
+                        viewer,
+                        json.dumps(
+                            {
+                                "action": "announce",
+                                "info_hash": got["info_hash"],
+                                "peer_id": pid(1000 * kind + index),
+                                "to_peer_id": got["peer_id"],
+                                "offer_id": got["offer_id"],
+                                "answer": answer,
+                            }
+                        ),
+                    )
+            ws.received.clear()
+        await asyncio.sleep(0)
+
+    for index in range(500):
+        announce(index, video, 1, event="started")
+        announce(index, audio, 2, event="started")
+    await answer_offers()
+    for minute in range(2, 22, 2):  # every interval (120 s)
+        clock.now += 120
+        for index in range(500):
+            if minute == 10:
+                announce(index, video, 1, event="stopped", offers=[])
+                announce(index, higher, 3, event="started")
+            else:
+                announce(index, higher if minute > 10 else video, 3 if minute > 10 else 1)
+            announce(index, audio, 2)
+        await answer_offers()
+    stats = tracker.statistics()
+    assert (stats.requests_rate_limited, stats.failures_sent, stats.peer_id_refusals) == (0, 0, 0)
+    assert stats.answers_relayed > 5_000 and stats.peers == 1000 and stats.swarms == 2
+
+
+async def test_answers_are_rate_limited_per_connection() -> None:
+    clock = Clock()
+    async with TrackerServer(clock=clock) as tracker:
+        assert tracker.limits.answers_per_interval == 100
+        victim, spammer = await join(tracker, 1), await join(tracker, 2)
+        await victim.announce()
+        await spammer.announce()
+        for n in range(100):
+            await spammer.answer(victim, oid(n))
+        await spammer.answer(victim, oid(100))
+        assert (await spammer.recv())["failure reason"] == "answer rate limit exceeded"
+        for n in range(100):
+            assert (await victim.recv())["offer_id"] == oid(n)
+        await victim.nothing_pending()
+
+
+@pytest.mark.parametrize(
+    "numwant",
+    [-1, 1.5, True, "9" * 5000, "12x", "", "１２", [], {}],
+    ids=lambda v: _short_id(v),
+)
+async def test_malformed_numwant_gets_a_typed_reply_and_no_traceback(
+    numwant: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TrackerServer(max_protocol_errors=100) as tracker:
+        peer, other = await join(tracker, 1), await join(tracker, 2)
+        await other.announce()
+        with caplog.at_level("DEBUG", logger="p2ploader.tracker"):
+            for _ in range(20):
+                assert await peer.announce(offers=1, numwant=numwant) == {
+                    "action": "announce",
+                    "failure reason": "invalid numwant",
+                    "info_hash": HASH_A,
+                }
+        assert not [r for r in caplog.records if r.exc_info]
+        assert len(caplog.records) <= 1  # one short line for twenty malformed messages
+        assert all(len(r.getMessage()) < 300 for r in caplog.records)
+        await other.nothing_pending()  # nothing was relayed
+        assert tracker.statistics().bad_requests == 20
+        assert tracker.peer_ids(HASH_A.encode()) == {other.peer_id.encode()}
+        assert (await peer.announce(offers=1, numwant="1"))["incomplete"] == 2  # digits are fine
+
+
+def _short_id(value: object) -> str:
+    return repr(value)[:12]
+
+
+async def test_a_scrape_must_name_its_info_hashes(tracker: TrackerServer) -> None:
+    a, b = await join(tracker, 1), await join(tracker, 2)
+    await a.announce(HASH_A)
+    await b.announce(HASH_B)
+    await b.send({"action": "scrape"})  # bittorrent-tracker would list every swarm
+    assert await b.recv() == {"failure reason": "scrape needs info_hash: listing every swarm is not offered"}
+    await b.send({"action": "scrape", "info_hash": [HASH_A]})
+    assert (await b.recv())["files"] == {HASH_A: {"complete": 0, "incomplete": 1, "downloaded": 0}}
+
+
+class NonReader:
+    """A WebSocket client that completes the handshake, sends what it is told, and never reads
+    again: its kernel receive buffer fills, then the tracker's socket buffer, then its outbox."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> NonReader:
+        host, port = url.removeprefix("ws://").split(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fills sooner
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """One masked text frame (clients must mask)."""
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        if len(payload) < 126:
+            header = struct.pack("!BB", 0x81, 0x80 | len(payload))
+        else:
+            header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
+        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+async def test_a_slow_reader_is_dropped_and_its_queue_freed() -> None:
+    async with TrackerServer() as tracker:
+        assert tracker.limits.max_outbox_bytes == 256 * 1024
+        hashes = [swarm_hash(n) for n in range(8)]
+        stuck = await NonReader.open(tracker.url)
+        for info_hash in hashes:  # one peer in eight swarms, that reads nothing from now on
+            stuck.send({"action": "announce", "info_hash": info_hash, "peer_id": pid(1), "event": "started"})
+        await wait_until(lambda: tracker.statistics().peers == len(hashes))
+        # Eight sockets, one per swarm, announce twenty times each with one 40 KB offer: 6.4 MB of
+        # offers for the peer that does not read (defaults: no limit is raised).
+        flooders = [await join(tracker, 10 + n) for n in range(len(hashes))]
+        sdp = "v=0 " + "a" * 40_000
+        peak = used = 0
+        flooding = list(zip(flooders, hashes, strict=True))
+        for flooder, info_hash in flooding:
+            used += 1
+            for n in range(20):
+                offer = {"offer": {"type": "offer", "sdp": sdp}, "offer_id": oid(n)}
+                await flooder.send(
+                    {
+                        "action": "announce",
+                        "info_hash": info_hash,
+                        "peer_id": flooder.peer_id,
+                        "offers": [offer],
+                    }
+                )
+                assert "failure reason" not in await flooder.recv()
+                peak = max(peak, sum(c.outbox_bytes for c in tracker._connections))
+            if tracker.statistics().slow_readers_dropped:
+                break
+        assert tracker.statistics().slow_readers_dropped == 1
+        assert peak <= 256 * 1024  # one outbox's worth at most, never megabytes
+        # Its peers leave every swarm, its connection is gone, and the others are served as before.
+        await wait_until(lambda: tracker.statistics().connections == len(flooders))
+        assert tracker.statistics().peers == used
+        assert all(tracker.peer_ids(h.encode()) == {f.peer_id.encode()} for f, h in flooding[:used])
+        assert (await (await join(tracker, 99)).announce(hashes[0]))["incomplete"] == 2
+        stuck.close()
