@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from p2ploader.aio import webrtc
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor
 from p2ploader.aio.peers import PeerManager
@@ -222,6 +223,40 @@ async def test_a_receiver_that_stops_acknowledging_loses_its_upload_and_the_link
         assert seeder.scheduler._uploads == {}  # the slot is free
         assert not seeder.peers._uplink_turn.locked()  # and the turn
         await wait_until(lambda: seeder.scheduler.statistics().peers == 0)
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
+async def test_a_slow_receiver_keeps_its_upload(loopback: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other side of the stall rule: a receiver that takes bytes slowly (its SCTP stack spends
+    # 5 ms on every DATA chunk, about 200 KB/s) keeps shrinking the queue, so its upload goes on
+    # to the end however long it waits for the queue to drain. A smaller backpressure threshold
+    # (128 KiB) keeps the transfer short.
+    monkeypatch.setattr(webrtc, "BUFFERED_AMOUNT_LOW_THRESHOLD", 128 * 1024)
+    config = LoaderConfig(http_download_probability=0.0, upload_stall_timeout=1.5)
+    seeder, downloader = Side("a", config), Side("b", config)
+    payload = PAYLOAD * 6  # 614,400 bytes: several times the threshold
+    seeder.scheduler.cache.put(SEGMENTS[3], payload, now=asyncio.get_running_loop().time())
+    try:
+        await connect(seeder, downloader)
+        state = downloader.peers._peers[seeder.peers.local_peer_id]
+        sctp = state.link.pc.sctp
+        assert sctp is not None
+        receive = sctp._receive_data_chunk
+
+        async def slowly(chunk: Any) -> None:
+            await asyncio.sleep(0.005)
+            await receive(chunk)
+
+        sctp._receive_data_chunk = slowly
+        downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+        downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 from the seeder
+        await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()), steps=1500)
+        entry = downloader.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+        assert entry is not None and entry.data == payload
+        assert seeder.peers.statistics().protocol_errors == 0
     finally:
         await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
         seeder.driver.close()
