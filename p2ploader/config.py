@@ -214,6 +214,9 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
     "upload_rate_limit": _optional_positive_number_rule,
+    "upload_stall_timeout": _number_rule(0, exclusive=True),
+    "upload_budget_rate": _optional_positive_number_rule,
+    "upload_budget_burst": _number_rule(0, exclusive=True),
     "swarm_url_pattern": _regex_rule,
     "max_concurrent_uploads": _int_rule(0),
     "policy": _policy_rule,
@@ -252,6 +255,8 @@ _SECONDS_FIELDS: Final = frozenset(
         "swarm_join_delay",
         "rendition_linger",
         "peer_ban_time",
+        "upload_stall_timeout",
+        "upload_budget_burst",
     }
 )
 #: Fields stored as float (times, and the probability).
@@ -578,6 +583,26 @@ class LoaderConfig:
     """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
     (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
 
+    upload_stall_timeout: float = attrs.field(default=5.0, validator=_validate)
+    """Seconds (> 0) an upload waits for the peer to take queued bytes (the data channel's buffer
+    not shrinking at all) before it gives up: a receiver that stops reading would otherwise hold
+    the swarm's upload turn for ever. The peer is disconnected and gets a strike. An honest peer
+    cancels its own download after 2 s without bytes (``p2p_stall_timeout``, 2.x's
+    ``p2pNotReceivingBytesTimeoutMs``), long before this. Ours. FAQ-style name:
+    ``uploadStallTimeout`` (ms)."""
+
+    upload_budget_rate: float | None = attrs.field(default=4.0, validator=_validate)
+    """Media seconds per second (> 0) one peer may take from us on average; ``None``: no budget.
+    Each upload costs the media time it carries (a whole 4 s segment costs 4); a request while the
+    peer's budget is spent is answered "absent" (counted in ``uploads_over_budget``). A viewer
+    plays 1 media second per second, so 4 only binds a peer asking for far more than it can play.
+    Ours. FAQ-style name: ``uploadBudgetRate``."""
+
+    upload_budget_burst: float = attrs.field(default=600.0, validator=_validate)
+    """Media seconds (> 0) one peer may take at once before ``upload_budget_rate`` binds (a joining
+    viewer's forward buffer, a browser's prefetch window: the ``faq-vod`` preset prefetches 50
+    segments, 500 s of 10 s segments). Ours. FAQ-style name: ``uploadBudgetBurst`` (ms)."""
+
     # --- integrity (ours; docs/security.md) -------------------------------------------------------
 
     integrity_sha256: bool = attrs.field(default=False, validator=_validate)
@@ -819,6 +844,9 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
+        _FaqKey("uploadStallTimeout", "upload_stall_timeout", "ms"),
+        _FaqKey("uploadBudgetRate", "upload_budget_rate", "number"),
+        _FaqKey("uploadBudgetBurst", "upload_budget_burst", "ms"),
         _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
         _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),
         _FaqKey("policy", "policy", "str"),

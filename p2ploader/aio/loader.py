@@ -35,7 +35,8 @@ from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.core.bans import PeerBans
 from p2ploader.core.integrity import parse_hash_tags
-from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
+from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
 from p2ploader.errors import (
@@ -334,6 +335,13 @@ class HybridLoader:
             max_peers=cfg.max_peers,
             max_message_size=cfg.web_rtc_max_message_size,
             upload_rate_limit=cfg.upload_rate_limit,
+            upload_stall_timeout=cfg.upload_stall_timeout,
+            max_segment_size=segment_size_limit(
+                bandwidth=variant.bandwidth,
+                target_duration=playlist.target_duration,
+                fallback=MAX_SEGMENT_SIZE,
+            ),
+            max_announced_ids=announcement_id_limit(len(playlist.segments)),
             rng=self._rng,
             on_peer_gone=self._peer_gone,
             bans=self._bans_of(variant.rendition_id),
@@ -502,6 +510,8 @@ class HybridLoader:
             shifted = tuple(attrs.evolve(s, start=s.start + self._timeline_shift) for s in playlist.segments)
             playlist = attrs.evolve(playlist, segments=shifted)
         self._playlist = playlist
+        if self._peers is not None:
+            self._peers.set_playlist_window(len(playlist.segments))
         self._feed(ev.PlaylistUpdated(segments=playlist.segments))
         self._playlist_changed.set()
         self._playlist_changed = asyncio.Event()

@@ -16,7 +16,13 @@ Protocol checks follow the browser's receiver (a header or completion that does 
 outstanding request, data without a header, more or fewer bytes than announced, undecodable
 frames): the request fails as misbehaviour, which makes the scheduler disconnect the peer and load
 the segment elsewhere. Bytes arriving after we cancelled a request are dropped, not held against the
-peer (they were in flight).
+peer while they are bytes it announced (they were in flight); more than that is a violation.
+
+What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
+more than the stream's bitrate allows is refused before its bytes come, an announcement with more
+ids than the playlist's window allows is refused while it is decoded, and an upload whose receiver
+stops taking bytes for ``upload_stall_timeout`` seconds gives the uplink turn up (the peer is
+disconnected with a strike).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import swarm, wire
 from p2ploader.core.bans import CommandRate, PeerBans
+from p2ploader.core.peer_limits import announcement_id_limit
+from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PeerProtocolError
 
@@ -95,6 +103,9 @@ class _PeerState:
     discarding: bool = False
     cancelled: set[tuple[int, int]] = attrs.Factory(set)  # (wire segment id, wire request id)
     finished: tuple[int, int] | None = None  # all bytes in; its sending-completed is still to come
+    # Bytes of cancelled requests the peer may still send (what their headers announced and had
+    # not arrived yet); data beyond it while discarding is a flood, not bytes in flight.
+    discard_allowance: int = 0
     upload: asyncio.Task[None] | None = None
     upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
     upload_data: _UploadData | None = None
@@ -117,6 +128,9 @@ class PeerManager:
         max_message_size: int = 65535,
         connect_timeout: float = 15.0,
         upload_rate_limit: float | None = None,
+        upload_stall_timeout: float | None = 5.0,
+        max_segment_size: int = MAX_SEGMENT_SIZE,
+        max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
         bans: PeerBans | None = None,
@@ -134,6 +148,12 @@ class PeerManager:
         self._max_message_size = max_message_size
         self._connect_timeout = connect_timeout
         self._upload_rate_limit = upload_rate_limit
+        self._upload_stall_timeout = upload_stall_timeout
+        """Seconds an upload waits for a receiver that takes no bytes at all; ``None``: for ever."""
+        self._max_segment_size = max_segment_size
+        """Bytes a data header may announce (the stream's bitrate allows no more)."""
+        self._max_announced_ids = max_announced_ids
+        """Ids one announcement may carry (the playlist's window allows no more)."""
         self._rng = rng or random.Random()
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
@@ -171,6 +191,13 @@ class PeerManager:
         return swarm.segment_id_from_wire(
             self.rendition, wire_id, live=self._live, first_sequence=self._first_sequence
         )
+
+    def set_playlist_window(self, segments: int) -> None:
+        """The playlist now lists ``segments`` segments: bound the announcements of every peer by it
+        (:func:`~p2ploader.core.peer_limits.announcement_id_limit`)."""
+        self._max_announced_ids = announcement_id_limit(segments)
+        for state in self._peers.values():
+            state.decoder.max_announced_ids = self._max_announced_ids
 
     # ------------------------------------------------------------------ signalling (tracker client callbacks)
 
@@ -280,7 +307,9 @@ class PeerManager:
             on_message=self._link_message,
             on_closed=self._link_closed,
         )
-        self._peers[peer_id] = _PeerState(link=link, decoder=wire.WireDecoder())
+        self._peers[peer_id] = _PeerState(
+            link=link, decoder=wire.WireDecoder(max_announced_ids=self._max_announced_ids)
+        )
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -368,14 +397,22 @@ class PeerManager:
             case wire.SegmentData():
                 download = state.download
                 key = (item.segment_id, item.request_id)
+                if item.size > self._max_segment_size:
+                    # Refused before a byte of it comes: the stream's bitrate allows no such segment.
+                    raise PeerProtocolError(
+                        f"announced an impossible size ({item.size} bytes, "
+                        f"more than {self._max_segment_size} the stream allows)"
+                    )
                 if key in state.cancelled:
                     state.discarding = True  # its data follows: drop it
+                    state.discard_allowance += item.size
                     return
                 if download is None or key != (download.wire_segment, download.request_id):
                     raise PeerProtocolError("data header does not match our request")
                 if download.expected is not None:
                     raise PeerProtocolError("second data header for one request")
                 state.discarding = False
+                state.discard_allowance = 0  # what cancelled requests still had to send is stale now
                 download.expected = item.size
                 self._feed(
                     ev.PeerResponseStarted(
@@ -407,6 +444,10 @@ class PeerManager:
 
     def _data(self, state: _PeerState, data: bytes) -> None:
         if state.discarding:
+            # In flight after our cancel: dropped, and counted against what those headers announced.
+            state.discard_allowance -= len(data)
+            if state.discard_allowance < 0:
+                raise PeerProtocolError("kept sending data after we cancelled the request")
             return
         download = state.download
         if download is None or download.expected is None:
@@ -492,6 +533,7 @@ class PeerManager:
         download, state.download = state.download, None
         if download.expected is not None:
             state.discarding = True  # its header came: data may be in flight
+            state.discard_allowance += download.expected - download.received
         state.cancelled.add((download.wire_segment, download.request_id))
         if len(state.cancelled) > 16:  # bounded: the oldest ones are long settled
             state.cancelled.pop()
@@ -500,12 +542,15 @@ class PeerManager:
         )
 
     def _announce(self, action: act.AnnounceSegments) -> None:
-        command = wire.SegmentsAnnouncement(
-            loaded=tuple(self._wire_id(s) for s in action.loaded if s.rendition == self.rendition),
-            loading_by_http=tuple(
-                self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition
-            ),
-        )
+        loaded = [self._wire_id(s) for s in action.loaded if s.rendition == self.rendition]
+        loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition]
+        excess = len(loaded) + len(loading) - self._max_announced_ids
+        if excess > 0:
+            # Peers refuse announcements longer than the playlist's window allows (so do we): the
+            # oldest cached segments (the scheduler lists them first) go unannounced.
+            loaded = loaded[excess:]
+            loading = loading[: self._max_announced_ids]
+        command = wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading))
         targets = (
             [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
         )
@@ -587,7 +632,13 @@ class PeerManager:
             piece = data.pieces[index]
             index += 1
             for chunk in wire.chunk_segment_data(piece, max_message_size=size):
-                await link.wait_drained()
+                if not await link.wait_drained(stall_timeout=self._upload_stall_timeout):
+                    # It takes nothing it was sent (a stalled or hostile receiver): the uplink turn
+                    # goes to the next upload, and the peer goes, with a strike.
+                    self._violation(
+                        state, f"stopped reading: took no data for {self._upload_stall_timeout:g} s"
+                    )
+                    return sent
                 if self._upload_rate_limit:
                     # Pacing over all uploads of this swarm: a chunk leaves at the end of its share
                     # of time, so N bytes never take less than N / rate seconds.

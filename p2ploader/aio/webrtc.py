@@ -382,14 +382,26 @@ class PeerLink:
             return False
         return True
 
-    async def wait_drained(self) -> None:
-        """Wait while more than the low threshold is queued (upload backpressure)."""
+    async def wait_drained(self, *, stall_timeout: float | None = None) -> bool:
+        """Wait while more than the low threshold is queued (upload backpressure).
+
+        ``False`` when the queue did not shrink at all for ``stall_timeout`` seconds: the remote
+        stopped acknowledging data (it stopped reading). ``None`` waits as long as it takes.
+        """
         channel = self.channel
         while (
             channel is not None and not self.closed and channel.bufferedAmount > BUFFERED_AMOUNT_LOW_THRESHOLD
         ):
+            queued = channel.bufferedAmount
             self._drained.clear()
-            await self._drained.wait()
+            try:
+                await asyncio.wait_for(self._drained.wait(), stall_timeout)
+            except TimeoutError:
+                # The low-threshold event comes only when the queue crosses it; a slow reader
+                # still takes bytes in between (the queue shrank), a stalled one takes none.
+                if not self.closed and channel.bufferedAmount >= queued:
+                    return False
+        return True
 
     def close(self) -> None:
         """Close gracefully in the background (channel first, so queued data is flushed)."""

@@ -39,6 +39,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.cache import SegmentCache
+from p2ploader.core.peer_limits import UploadBudget
 from p2ploader.core.policy import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.segments import Segment, SegmentId
 
@@ -48,6 +49,11 @@ MAX_SEGMENT_SIZE = 256 * 1024 * 1024
 """Bytes. A peer announcing a bigger segment is treated as misbehaving (memory stays bounded)."""
 
 _UPLOAD_STALE_AFTER = 120.0  # seconds after which an upload never reported finished is forgotten
+
+REPEATS_BEFORE_STRIKE = 16
+"""Requests for a segment we answered "absent", asked again before we announced anything new, that
+make a peer's flood a strike. Honest peers (P2P Media Loader 2.x, p2ploader) drop a segment from
+their view of us on "absent" and ask again only after our next announcement."""
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +71,8 @@ class CoreStatistics:
     peers: int
     cached_segments: int
     cached_bytes: int
+    uploads_over_budget: int = 0
+    """Peer requests answered "absent" because the peer had spent its upload budget."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -105,6 +113,11 @@ class _Peer:
     # is in the swarm (SchedulingContext.any_peer_refused).
     refused: frozenset[SegmentId] = frozenset()
     throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
+    # Its requests as an uploader sees them: what it may still take (upload_budget_rate), and the
+    # segments we answered "absent" since our last announcement to it (asking again is a flood).
+    upload_budget: UploadBudget | None = None
+    absent_since_announcement: set[SegmentId] = attrs.Factory(set)
+    repeated_requests: int = 0
 
 
 @attrs.define(kw_only=True)
@@ -180,6 +193,7 @@ class Scheduler:
         # Seconds an HTTP download took per second of media (moving average): how slow the origin is.
         self._http_fetch_time: float | None = None
         self._uploads_refused = 0
+        self._uploads_over_budget = 0
         self._cache = SegmentCache()
 
         self._actions: list[act.Action] = []
@@ -349,6 +363,7 @@ class Scheduler:
             peers=len(self._peers),
             cached_segments=len(self._cache),
             cached_bytes=self._cache.total_bytes,
+            uploads_over_budget=self._uploads_over_budget,
         )
 
     def http_loading(self) -> frozenset[SegmentId]:
@@ -643,7 +658,9 @@ class Scheduler:
     def _peer_connected(self, peer_id: str) -> None:
         if peer_id in self._peers:
             return
-        self._peers[peer_id] = _Peer(peer_id=peer_id)
+        rate = self._config.upload_budget_rate
+        budget = UploadBudget(rate=rate, burst=self._config.upload_budget_burst) if rate else None
+        self._peers[peer_id] = _Peer(peer_id=peer_id, upload_budget=budget)
         if self._config.use_p2p and not self._config.consume_only:
             self._actions.append(self._announcement(peer_id=peer_id))
 
@@ -824,6 +841,12 @@ class Scheduler:
         # A new request from a peer replaces its upload in progress (the transport stops it).
         self._drop_relays(event.peer_id, segment_id=None, waiting_only=True)
         sid = event.segment_id
+        requester = self._peers.get(event.peer_id)
+        if requester is None:  # dropped (its link is closing) or never connected: nothing to serve
+            self._send_absent(event.peer_id, sid, event.peer_request_id)
+            return
+        if self._asked_again(requester, sid):
+            return
         entry = None if self._config.consume_only else self._cache.get(sid, now=now)
         relay = entry is None and not self._config.consume_only and sid in self._http_by_segment
         size = len(entry.data) if entry is not None else None
@@ -842,6 +865,13 @@ class Scheduler:
             else:
                 del uploads[key]
         segment = entry.segment if entry is not None else self._segment(sid)
+        # Its budget pays for the media time the upload carries (a resumed one: its share).
+        cost = segment.duration * ((size - event.byte_offset) / size if size else 1.0)
+        budget = requester.upload_budget
+        if budget is not None and not budget.take(cost, now=now):
+            self._uploads_over_budget += 1
+            self._send_absent(event.peer_id, sid, event.peer_request_id)
+            return
         limit = self._config.max_concurrent_uploads
         if (limit and len(uploads) >= limit) or not self._policy.accepts_upload(
             self._context, segment, now=now
@@ -890,7 +920,24 @@ class Scheduler:
             self._uploaded_bytes += size
             self._notify(nt.BytesUploaded(size=size, peer_id=peer_id))
 
+    def _asked_again(self, peer: _Peer, segment_id: SegmentId) -> bool:
+        """Count a request for a segment we answered "absent" since our last announcement to the
+        peer; ``True`` when there were :data:`REPEATS_BEFORE_STRIKE` of them since that
+        announcement: a flood (a strike, and the peer is dropped)."""
+        if segment_id not in peer.absent_since_announcement:
+            return False
+        peer.repeated_requests += 1
+        if peer.repeated_requests < REPEATS_BEFORE_STRIKE:
+            return False
+        reason = "asked again and again for segments we answered absent"
+        self._notify(nt.PeerMisbehaved(peer_id=peer.peer_id, reason=reason))
+        self._drop_peer(peer.peer_id, reason=reason, disconnect=True)
+        return True
+
     def _send_absent(self, peer_id: str, segment_id: SegmentId, peer_request_id: int | None) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.absent_since_announcement.add(segment_id)
         self._actions.append(
             act.SendSegmentAbsent(peer_id=peer_id, segment_id=segment_id, peer_request_id=peer_request_id)
         )
@@ -1097,6 +1144,10 @@ class Scheduler:
         self._notifications.append(notification)
 
     def _announcement(self, *, peer_id: str | None) -> act.AnnounceSegments:
+        # Whatever it was told "absent" for, the peer may ask again after this announcement.
+        for peer in self._peers.values() if peer_id is None else filter(None, [self._peers.get(peer_id)]):
+            peer.absent_since_announcement.clear()
+            peer.repeated_requests = 0
         return act.AnnounceSegments(
             loaded=tuple(sorted(self._cache, key=SegmentId.sort_key)),
             loading_by_http=tuple(sorted(self._http_by_segment, key=SegmentId.sort_key)),

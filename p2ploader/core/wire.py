@@ -584,6 +584,17 @@ class WireDecoder:
         self._partial: bytearray | None = None
 
     @property
+    def max_announced_ids(self) -> int:
+        """Most ids (both lists) an announcement may carry; more is a :class:`PeerProtocolError`,
+        raised while the ids are read, before they are all built. Settable (a playlist window
+        that grows raises it)."""
+        return self._max_announced_ids
+
+    @max_announced_ids.setter
+    def max_announced_ids(self, value: int) -> None:
+        self._max_announced_ids = _positive_int("max_announced_ids", value)
+
+    @property
     def pending_command_bytes(self) -> int | None:
         """Bytes buffered for a command whose last chunk has not arrived, or ``None``."""
         return None if self._partial is None else len(self._partial)

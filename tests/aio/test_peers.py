@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from p2ploader.aio import webrtc
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor
 from p2ploader.aio.peers import PeerManager
@@ -47,6 +48,7 @@ class Side:
             local_peer_id=name * 20,
             rtc_config={"iceServers": []},
             upload_rate_limit=config.upload_rate_limit,
+            upload_stall_timeout=config.upload_stall_timeout,
         )
         self.driver.peers = self.peers
         self.driver.feed(ev.PlaylistUpdated(segments=segments))
@@ -192,6 +194,90 @@ async def test_a_peer_sending_data_without_a_header_is_disconnected(pair: tuple[
     await wait_until(lambda: downloader.scheduler.statistics().peers == 0)
     assert downloader.peers.statistics().protocol_errors == 1
     await wait_until(lambda: seeder.scheduler.statistics().peers == 0)  # the link is closed on both ends
+
+
+async def test_a_receiver_that_stops_acknowledging_loses_its_upload_and_the_link(loopback: None) -> None:
+    # The downloader's SCTP stack drops every DATA chunk from now on (no delivery, no SACK): the
+    # seeder's queue fills past the backpressure threshold and stops draining. After
+    # upload_stall_timeout the upload ends (its uplink turn and upload slot are free again) and the
+    # peer is disconnected as a violation.
+    config = LoaderConfig(http_download_probability=0.0, upload_stall_timeout=1.0)
+    seeder, downloader = Side("a", config), Side("b", config)
+    big = PAYLOAD * 30  # 3 MB: more than the 1 MiB threshold
+    seeder.scheduler.cache.put(SEGMENTS[3], big, now=asyncio.get_running_loop().time())
+    try:
+        await connect(seeder, downloader)
+        state = downloader.peers._peers[seeder.peers.local_peer_id]
+        sctp = state.link.pc.sctp
+        assert sctp is not None
+
+        async def drop(chunk: object) -> None:
+            return None
+
+        sctp._receive_data_chunk = drop
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        downloader.peers._send_command(state, wire.SegmentRequest(segment_id=3, request_id=1))
+        await wait_until(lambda: seeder.peers.statistics().protocol_errors == 1)
+        assert loop.time() - asked >= 1.0
+        assert seeder.scheduler._uploads == {}  # the slot is free
+        assert not seeder.peers._uplink_turn.locked()  # and the turn
+        await wait_until(lambda: seeder.scheduler.statistics().peers == 0)
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
+async def test_a_slow_receiver_keeps_its_upload(loopback: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other side of the stall rule: a receiver that takes bytes slowly (its SCTP stack spends
+    # 5 ms on every DATA chunk, about 200 KB/s) keeps shrinking the queue, so its upload goes on
+    # to the end however long it waits for the queue to drain. A smaller backpressure threshold
+    # (128 KiB) keeps the transfer short.
+    monkeypatch.setattr(webrtc, "BUFFERED_AMOUNT_LOW_THRESHOLD", 128 * 1024)
+    config = LoaderConfig(http_download_probability=0.0, upload_stall_timeout=1.5)
+    seeder, downloader = Side("a", config), Side("b", config)
+    payload = PAYLOAD * 6  # 614,400 bytes: several times the threshold
+    seeder.scheduler.cache.put(SEGMENTS[3], payload, now=asyncio.get_running_loop().time())
+    try:
+        await connect(seeder, downloader)
+        state = downloader.peers._peers[seeder.peers.local_peer_id]
+        sctp = state.link.pc.sctp
+        assert sctp is not None
+        receive = sctp._receive_data_chunk
+
+        async def slowly(chunk: Any) -> None:
+            await asyncio.sleep(0.005)
+            await receive(chunk)
+
+        sctp._receive_data_chunk = slowly
+        downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+        downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 from the seeder
+        await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()), steps=1500)
+        entry = downloader.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+        assert entry is not None and entry.data == payload
+        assert seeder.peers.statistics().protocol_errors == 0
+    finally:
+        await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
+        seeder.driver.close()
+        downloader.driver.close()
+
+
+async def test_announcements_are_bounded_by_the_playlist_window(pair: tuple[Side, Side]) -> None:
+    seeder, downloader = pair
+    many = tuple(SegmentId("v0", i) for i in range(400))
+    # Ours are trimmed to what a peer accepts (the newest kept): 2 x 6 + 256 = 268 ids.
+    seeder.peers.set_playlist_window(len(SEGMENTS))
+    downloader.peers.set_playlist_window(len(SEGMENTS))
+    seeder.peers.perform(act.AnnounceSegments(loaded=many, loading_by_http=()))
+    peer = downloader.scheduler._peers
+    await wait_until(lambda: len(peer[seeder.peers.local_peer_id].loaded) == 268)
+    assert max(s.sequence for s in peer[seeder.peers.local_peer_id].loaded) == 399
+    # A longer one is refused while it is decoded: a violation, the link goes.
+    seeder.peers.set_playlist_window(1000)
+    seeder.peers.perform(act.AnnounceSegments(loaded=many, loading_by_http=()))
+    await wait_until(lambda: downloader.peers.statistics().protocol_errors == 1)
+    await wait_until(lambda: downloader.scheduler.statistics().peers == 0)
 
 
 class _HandFedHttp:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from p2ploader.origin import OriginServer
 from p2ploader.playback import PlaybackReport
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.tracker import TrackerServer
+from tests.hostile.scripted import CHUNK as CHUNK_SIZE
 from tests.hostile.scripted import Refused, ScriptedPeer, honest, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -375,7 +377,9 @@ async def test_floods(tracker: TrackerServer, kind: str) -> None:
             if kind == "announcements":
                 s.peer.announce([index % 10, (index + 1) % 10])
             else:
-                s.peer.send(wire.SegmentRequest(segment_id=s.peer.wire_id(index % 10), request_id=index))
+                # Each for another segment: asking again for one answered "absent" is a flood of
+                # its own (the upload desk's), caught sooner; this is the command-rate guard.
+                s.peer.send(wire.SegmentRequest(segment_id=s.peer.wire_id(index), request_id=index))
             if index % 100 == 0:
                 await asyncio.sleep(0)
         await wait_until(lambda: s.misbehaved(), what="flood reported")
@@ -518,3 +522,204 @@ async def test_a_rejecting_segment_validator_drops_the_peer(tracker: TrackerServ
         assert_played_well(s, report, got)
         assert s.misbehaved() == ["segment validator rejected the bytes"]
         assert s.loader.statistics().p2p_segments == 0
+
+
+# --------------------------------------------------------------------------- what a peer may cost us
+
+
+def stop_acknowledging(peer: ScriptedPeer) -> None:
+    """From now on the peer's SCTP stack drops every DATA chunk it receives: nothing is delivered and
+    nothing acknowledged (no SACK), as a receiver that stops reading does. Its own sending, and the
+    association's heartbeats, go on, so the connection stays up."""
+    assert peer.pc is not None and peer.pc.sctp is not None
+
+    async def drop(chunk: object) -> None:
+        return None
+
+    peer.pc.sctp._receive_data_chunk = drop  # type: ignore[method-assign]
+
+
+def cache_everything(loader: HybridLoader) -> None:
+    """The seeder holds every segment of the rendition (as after watching it)."""
+    now = asyncio.get_running_loop().time()
+    for segment in loader.playlist.segments:
+        loader._scheduler.cache.put(segment, WANT[segment.id.sequence], now=now)
+
+
+async def download_each_once(peer: ScriptedPeer, sequences: list[int], *, within: float) -> int:
+    """An honest viewer: asks for each segment in turn, the next once the last one is whole (or
+    absent); returns the data bytes it got within ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    for request_id, sequence in enumerate(sequences):
+        peer.send(wire.SegmentRequest(segment_id=peer.wire_id(sequence), request_id=request_id))
+
+        def answered(rid: int = request_id) -> bool:
+            return any(
+                isinstance(i, wire.SegmentDataSendingCompleted | wire.SegmentAbsent) and i.request_id == rid
+                for i in peer.received
+            )
+
+        try:
+            await wait_until(answered, within=max(0.0, deadline - loop.time()), what="an answer")
+        except AssertionError:
+            break  # out of time
+    return sum(len(i.data) for i in peer.received if isinstance(i, wire.DataChunk))
+
+
+async def test_a_peer_that_stops_reading_loses_the_upload_turn(tracker: TrackerServer) -> None:
+    """It asks for cached segments and acknowledges nothing: once its data channel's queue stops
+    draining for upload_stall_timeout (the default, 5 s) its upload gives the uplink turn up, and it
+    is disconnected with a strike. A second viewer then gets its segments."""
+    async with session(tracker, announce=False) as s:
+        assert s.loader.config.upload_stall_timeout == 5.0
+        cache_everything(s.loader)
+        stop_acknowledging(s.peer)
+        # Enough requests to queue more than the 1 MiB backpressure threshold, then silence: the
+        # last upload waits for the queue to drain, holding the swarm's upload turn.
+        for request_id in range(25):
+            s.peer.send(
+                wire.SegmentRequest(segment_id=s.peer.wire_id(request_id % len(WANT)), request_id=request_id)
+            )
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(0.5)
+        viewer = ScriptedPeer(s.loader, {})
+        await viewer.connect()
+        try:
+            got = await download_each_once(viewer, sorted(ALL), within=15.0)
+        finally:
+            await viewer.close()
+        print(f"\nFIGURE stalled-receiver second_viewer_bytes={got} in 15 s (wanted {sum(map(len, WANT))})")
+        assert got == sum(map(len, WANT))
+        assert any("stopped reading" in r for r in s.misbehaved()), s.misbehaved()
+        await wait_until(lambda: not s.connected(), what="the non-reader disconnected")
+
+
+async def test_a_small_request_flood_is_bounded_by_the_upload_budget(tracker: TrackerServer) -> None:
+    """17-byte requests at 90/s (under the command-rate guard) for cached segments, reading all it
+    gets: a budget of 20 media seconds plus 1 per second bounds what it takes, requests beyond it
+    are answered "absent", and asking again for those is a strike."""
+    async with session(
+        tracker, announce=False, upload_budget_rate=1.0, upload_budget_burst=20.0, max_concurrent_uploads=0
+    ) as s:
+        cache_everything(s.loader)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        request_id = 0
+        while loop.time() - start < 6.0 and s.connected():
+            s.peer.send(
+                wire.SegmentRequest(segment_id=s.peer.wire_id(request_id % len(WANT)), request_id=request_id)
+            )
+            request_id += 1
+            await asyncio.sleep(1 / 90)
+        window = loop.time() - start
+        await asyncio.sleep(0.5)
+        received = sum(len(i.data) for i in s.peer.received if isinstance(i, wire.DataChunk))
+        biggest = max(map(len, WANT))
+        bound = (20.0 + 1.0 * window) / 2.0 * biggest + biggest  # 2 s segments, plus one in debt
+        print(
+            f"\nFIGURE request-flood requests={request_id} window={window:.1f}s received_bytes={received} "
+            f"bound={bound:.0f} asked_for={request_id * sum(map(len, WANT)) // len(WANT)}"
+        )
+        assert 0 < received <= bound
+        assert s.loader._scheduler.statistics().uploads_over_budget > 0
+        assert "asked again and again for segments we answered absent" in s.misbehaved()
+        await wait_until(lambda: not s.connected(), what="the flooder disconnected")
+
+
+async def test_a_segment_bigger_than_the_bitrate_allows_is_refused_before_its_bytes(
+    tracker: TrackerServer,
+) -> None:
+    """A data header announcing 100 MB for a 2 s segment of a 343 kbit/s stream: a strike and a
+    disconnect at the header; none of the junk that follows is taken."""
+
+    async def huge(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+        peer.send(
+            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=100_000_000)
+        )
+        junk = b"\x00" * CHUNK_SIZE
+        for _ in range(200):  # 3.2 MB of it
+            peer.send_raw(junk)
+            await asyncio.sleep(0)
+
+    async with session(tracker, huge) as s:
+        report, got = await play_and_wait(s, lambda: s.misbehaved(), "misbehaviour reported")
+        assert_played_well(s, report, got)
+        assert any("impossible size" in r and "the stream allows" in r for r in s.misbehaved()), (
+            s.misbehaved()
+        )
+        assert s.loader.statistics().p2p_bytes == 0  # not one junk byte absorbed
+        assert not s.connected()
+
+
+async def test_bytes_sent_after_a_cancel_count(tracker: TrackerServer) -> None:
+    """A peer sends half a segment, stalls until we cancel, then keeps sending: bytes in flight up
+    to what its header announced are dropped quietly; beyond that it is a violation (a strike and
+    a disconnect), not megabytes silently thrown away. (Were it to answer our next request with a
+    header, the bytes would count towards that one, which a sender-side excess already catches.)"""
+    sent_after_cancel: list[int] = []
+
+    async def keeps_sending(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+        if len(peer.requests) > 1:
+            return  # the next request gets no header: its data would be the cancelled one's
+        data = peer.data_for(request)
+        assert data is not None
+        peer.send(
+            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=len(data))
+        )
+        peer.send_raw(data[: len(data) // 2])
+        await wait_until(
+            lambda: any(isinstance(i, wire.CancelSegmentRequest) for i in peer.received), what="our cancel"
+        )
+        junk = b"\x00" * CHUNK_SIZE
+        for _ in range(320):  # 5 MB
+            if peer.closed.is_set():
+                break
+            peer.send_raw(junk)
+            sent_after_cancel.append(len(junk))
+            await asyncio.sleep(0.001)
+
+    async with session(tracker, keeps_sending) as s:
+        report, got = await play_and_wait(
+            s,
+            lambda: any("after we cancelled" in r for r in s.misbehaved()),
+            "the flood noticed",
+            seconds=6.0,
+        )
+        assert_played_well(s, report, got)
+        await wait_until(lambda: not s.connected(), what="disconnected")
+
+
+async def test_an_announcement_bigger_than_the_playlist_is_refused_cheaply(tracker: TrackerServer) -> None:
+    """20,000 ids for a playlist of a few dozen segments, 95 times a second: refused at the first,
+    while it is decoded (no id set is built), with a strike and a disconnect."""
+    async with session(tracker) as s:
+        manager = s.loader._peers
+        assert manager is not None
+        state = manager._peers[s.peer.hex_id]
+        spent = [0.0]
+        handler = state.link._on_message
+
+        def timed(link: Any, message: bytes) -> None:
+            begin = time.process_time()
+            try:
+                handler(link, message)
+            finally:
+                spent[0] += time.process_time() - begin
+
+        state.link._on_message = timed
+        (message,) = wire.encode_command(wire.SegmentsAnnouncement(loaded=tuple(range(20_000))))
+        for _ in range(190):  # two seconds of it
+            if s.peer.closed.is_set():
+                break
+            s.peer.send_raw(message)
+            await asyncio.sleep(1 / 95)
+        await wait_until(lambda: s.misbehaved(), what="misbehaviour reported")
+        print(
+            f"\nFIGURE announcement-flood victim_cpu_s={spent[0]:.4f} for up to 190 x 20,000-id announcements"
+        )
+        assert any("announcement limit" in r for r in s.misbehaved()), s.misbehaved()
+        assert spent[0] < 0.5
+        await wait_until(lambda: not s.connected(), what="disconnected")
+        report, got = await watch(s, 3.0)
+        assert_played_well(s, report, got)
