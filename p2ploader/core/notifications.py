@@ -104,12 +104,14 @@ class PeerMisbehaved:
 @attrs.frozen(kw_only=True)
 class IntegrityCheckFailed:
     """Bytes of ``segment_id`` from ``peer_id`` failed an integrity check and were dropped: ``check``
-    is ``"sha256"`` (the hash the origin publishes) or ``"spot-check"`` (byte ranges compared with
-    the origin). The segment is loaded again; the peer is banned (:class:`PeerBanned`)."""
+    is ``"sha256"`` (the hash the origin publishes), ``"spot-check"`` (byte ranges compared with
+    the origin) or ``"origin-bytes"`` (bytes a peer sent before it stalled, compared with the same
+    bytes when the segment then came whole over HTTP). The segment is loaded again; the peer is
+    banned (:class:`PeerBanned`)."""
 
     segment_id: SegmentId
     peer_id: str
-    check: Literal["sha256", "spot-check"]
+    check: Literal["sha256", "spot-check", "origin-bytes"]
     reason: str
 
 
