@@ -14,9 +14,10 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2ploader.aio.integrity import IntegrityChecker
+from p2ploader.aio.integrity import IntegrityChecker, integrity_enabled
 from p2ploader.cli import main
 from p2ploader.config import LoaderConfig
+from p2ploader.core.actions import PeerByteRange, ValidateSegment
 from p2ploader.core.bans import STRIKES_BEFORE_BAN, CommandRate, PeerBans
 from p2ploader.core.integrity import (
     HASH_TAG,
@@ -272,6 +273,57 @@ async def test_sha256_needs_no_request_and_probability_zero_skips_spot_checks() 
         assert checker.statistics().unchecked == 1
         checker.publish("v0", {i: b"\x00" * 32 for i in range(20_000)})
         assert checker.digests_held <= 8192  # bounded on a long live stream
+
+
+def _validation(
+    segment: Segment, data: bytes, ranges: tuple[tuple[str, int, int], ...], *, method: str = "p2p"
+) -> ValidateSegment:
+    return ValidateSegment(
+        request_id=1,
+        segment=segment,
+        data=data,
+        method=method,  # type: ignore[arg-type]
+        peer_id=ranges[0][0] if ranges else None,
+        peer_ranges=tuple(PeerByteRange(peer_id=p, offset=o, length=n) for p, o, n in ranges),
+    )
+
+
+@pytest.mark.anyio
+async def test_the_validation_hook_blames_every_sender_and_says_what_it_verified() -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: pytest.fail("no request expected"))
+    ) as client:
+        blamed: list[str] = []
+        checker = IntegrityChecker(
+            client, LoaderConfig(), rng=random.Random(1), on_failure=lambda s, p, c, w: blamed.append(p)
+        )
+        checker.publish("v0", {0: hashlib.sha256(SEGMENT_BYTES).digest()})
+        user_calls: list[tuple[str, str | None]] = []
+        validate = checker.validation(lambda s, d, m, p: user_calls.append((m, p)) is None)
+        segment = _segment("http://o/s.ts")
+        # A prefix from A, the rest from B (a moved download) and the origin (a Range request).
+        mixed = (("A", 0, 3000), ("B", 3000, 4000))
+        assert await validate(_validation(segment, SEGMENT_BYTES, mixed)) == (True, True)
+        assert user_calls == [("p2p", "A")], "the application's validator runs after the checks"
+        wrong = b"?" + SEGMENT_BYTES[1:]
+        assert await validate(_validation(segment, wrong, mixed)) == (False, False)
+        assert blamed == ["A", "B"], "which of them lied cannot be told: both are blamed"
+        # A segment without a published digest and no spot checks: accepted, not verified.
+        other = Segment(id=SegmentId("v0", 1), url="http://o/s.ts", duration=2.0)
+        assert await validate(_validation(other, b"x", (("A", 0, 1),))) == (True, False)
+        # Wholly from the origin: no integrity check, only the application's validator.
+        assert await validate(_validation(segment, wrong, (), method="http")) == (True, False)
+        assert checker.statistics().sha256_checks == 2
+
+
+@pytest.mark.anyio
+async def test_integrity_sha256_false_ignores_published_digests() -> None:
+    async with httpx.AsyncClient() as client:
+        checker = IntegrityChecker(client, LoaderConfig(integrity_sha256=False), rng=random.Random(1))
+        checker.publish("v0", {0: hashlib.sha256(SEGMENT_BYTES).digest()})
+        assert await checker.verify(_segment("http://o/s.ts"), b"wrong", "A") == "unverified"
+        assert not integrity_enabled(LoaderConfig(integrity_sha256=False))
+        assert integrity_enabled(LoaderConfig()), "automatic: on whenever digests are published"
 
 
 # --------------------------------------------------------------------------- bans and the flood guard

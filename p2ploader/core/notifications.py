@@ -54,6 +54,12 @@ class SegmentLoaded:
     source: Source
     size: int
     peer_id: str | None = None
+    peer_bytes: int = 0
+    """Bytes of it that came from peers (all of a P2P segment's; some of an HTTP one that
+    continued a peer's bytes with a Range request)."""
+    verified: bool = False
+    """An integrity check proved its peer bytes right (the published SHA-256, or spot checks that
+    all answered)."""
 
 
 @attrs.frozen(kw_only=True)

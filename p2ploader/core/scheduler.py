@@ -1157,7 +1157,11 @@ class Scheduler:
         self._stalled_bytes.pop(sid, None)
         self._p2p_failures += 1
         self._rejected_peer_bytes += sum(r.length for r in download.peer_ranges)
-        reason = "segment failed its checks" if blame else "it holds bytes of a peer dropped for misbehaving"
+        reason = (
+            "segment validator rejected the bytes"
+            if blame
+            else "it holds bytes of a peer dropped for misbehaving"
+        )
         if download.source == "http":
             reason += " (continued over HTTP)"
         self._notify(
@@ -1195,7 +1199,12 @@ class Scheduler:
             self._measure_peer(download, len(data) - download.resume_from, now=now)
         self._notify(
             nt.SegmentLoaded(
-                segment_id=segment.id, source=download.source, size=len(data), peer_id=download.peer_id
+                segment_id=segment.id,
+                source=download.source,
+                size=len(data),
+                peer_id=download.peer_id,
+                peer_bytes=peer_bytes,
+                verified=verified and peer_bytes > 0,
             )
         )
         if download.compare_with is not None:
