@@ -106,6 +106,47 @@ def test_spot_check_plans_stay_inside_the_segment(size: int, count: int, length:
     assert sum(r.length for r in plan) <= max(size, count * length)
 
 
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(
+    st.integers(2000, 10**7),
+    st.integers(2, 16),
+    st.integers(1, 256),
+    st.integers(0, 2**32),
+    st.floats(0.0, 0.99),
+    st.integers(1, 600),
+)
+def test_focused_spot_checks_cover_the_peers_bytes(
+    size: int, count: int, length: int, seed: int, where: float, peer_bytes: int
+) -> None:
+    # A peer sent peer_bytes bytes from `start` (a prefix continued over HTTP, or a moved download).
+    start = int(where * (size - peer_bytes))
+    plan = plan_spot_checks(
+        size, count=count, length=length, rng=random.Random(seed), focus=[(start, peer_bytes)]
+    )
+    if size <= count * length:
+        return
+    assert plan[-1].end == size
+    drawn = [r for r in plan if r.end != size]
+    assert all(r.offset >= 0 and r.end <= size for r in plan)
+    assert all(r.offset < start + peer_bytes and r.end > start for r in drawn), "each covers a peer byte"
+
+
+def test_focused_spot_checks_catch_a_flipped_prefix_byte_far_more_often() -> None:
+    # 1 MB segment, 640 bytes from a peer: 3 ranges of 64 bytes. Unfocused: about 3 * 64 / 2**20.
+    size, flipped = 2**20, 100
+    rng = random.Random(7)
+
+    def caught(focus: list[tuple[int, int]]) -> float:
+        hits = 0
+        for _ in range(2000):
+            plan = plan_spot_checks(size, count=3, length=64, rng=rng, focus=focus)
+            hits += any(r.offset <= flipped < r.end for r in plan)
+        return hits / 2000
+
+    assert caught([(0, 640)]) > 0.15  # about 2 * 64 / 640 = 0.2
+    assert caught([]) < 0.01
+
+
 # --------------------------------------------------------------------------- hash-playlist
 
 

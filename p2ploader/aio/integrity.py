@@ -143,7 +143,8 @@ class IntegrityChecker:
         async def validate(action: act.ValidateSegment) -> tuple[bool, bool]:
             verdict: Verdict = "unverified"
             if action.method == "p2p":
-                verdict = await self.verify(action.segment, action.data, action.peer_ids)
+                spans = [(r.offset, r.length) for r in action.peer_ranges]
+                verdict = await self.verify(action.segment, action.data, action.peer_ids, focus=spans)
                 if verdict == "failed":
                     return False, False
             if user is not None:
@@ -160,8 +161,16 @@ class IntegrityChecker:
         """``False`` when ``data`` (from ``peer_ids``) is proven wrong (``on_failure`` was called)."""
         return await self.verify(segment, data, peer_ids) != "failed"
 
-    async def verify(self, segment: Segment, data: bytes, peer_ids: str | Sequence[str]) -> Verdict:
-        """Check ``data``, a segment whose bytes came (at least in part) from ``peer_ids``. On
+    async def verify(
+        self,
+        segment: Segment,
+        data: bytes,
+        peer_ids: str | Sequence[str],
+        *,
+        focus: Sequence[tuple[int, int]] = (),
+    ) -> Verdict:
+        """Check ``data``, a segment whose bytes came (at least in part) from ``peer_ids``; spot
+        checks aim at the ``focus`` spans (``(offset, length)``: the peers' bytes) when given. On
         ``"failed"``, ``on_failure`` was called once for each of them."""
         peers = (peer_ids,) if isinstance(peer_ids, str) else tuple(peer_ids)
         config = self._config
@@ -182,6 +191,7 @@ class IntegrityChecker:
             count=config.integrity_spot_checks,
             length=config.integrity_spot_check_bytes,
             rng=self._rng,
+            focus=focus,
         )
         results = await asyncio.gather(
             *(self._check_range(segment, data, r) for r in plan), return_exceptions=True

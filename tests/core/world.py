@@ -223,6 +223,7 @@ class World:
             count=self.config.integrity_spot_checks,
             length=self.config.integrity_spot_check_bytes,
             rng=self._spot_rng,
+            focus=[(r.offset, r.length) for r in action.peer_ranges],
         )
         ok = len(action.data) == len(truth) and all(
             action.data[r.offset : r.end] == truth[r.offset : r.end] for r in plan
