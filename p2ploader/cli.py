@@ -779,8 +779,9 @@ def _add_hash_playlist(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="publish each segment's SHA-256 in a stream's media playlists (for integrity_sha256)",
         description="Add an #EXT-X-P2PLOADER-SHA256:<hex> tag before every segment URI of the media "
         "playlists of a master (or of one media playlist) on disk, replacing tags already there. Players "
-        "ignore the tag; loaders with integrity_sha256 on reject P2P segments whose bytes differ. "
-        "Each playlist is replaced atomically, only after all its digests were computed.",
+        "ignore the tag; loaders reject P2P segments whose bytes differ (integrity_sha256 is on by "
+        "default wherever digests are published). Each playlist is replaced atomically, only after "
+        "all its digests were computed.",
     )
     hashing.add_argument("playlist", help="master or media playlist file")
     hashing.add_argument(

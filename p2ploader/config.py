@@ -116,6 +116,10 @@ def _bool_rule(value: object) -> str | None:
     return None if isinstance(value, bool) else "must be True or False"
 
 
+def _auto_bool_rule(value: object) -> str | None:
+    return None if value is None or isinstance(value, bool) else "must be None (automatic), True or False"
+
+
 _TRACKER_URL = re.compile(r"wss?://[^\s/?#]+\S*", re.IGNORECASE)
 
 
@@ -230,7 +234,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "upload_min_buffer": _optional_positive_number_rule,
     "swarm_join_delay": _optional_positive_number_rule,
     "rendition_linger": _number_rule(0),
-    "integrity_sha256": _bool_rule,
+    "integrity_sha256": _auto_bool_rule,
     "integrity_spot_checks": _int_rule(0, 64),
     "integrity_spot_check_bytes": _int_rule(1, 65536),
     "integrity_spot_check_probability": _number_rule(0, hi=1),
@@ -605,14 +609,17 @@ class LoaderConfig:
 
     # --- integrity (ours; docs/security.md) -------------------------------------------------------
 
-    integrity_sha256: bool = attrs.field(default=False, validator=_validate)
-    """``True``: every segment loaded from a peer is checked against the SHA-256 the origin publishes
-    in the media playlist (an ``#EXT-X-P2PLOADER-SHA256`` tag before the segment URI; add them with
-    ``p2ploader hash-playlist``) before it is stored, played or shared. On a mismatch the bytes are
-    dropped, the peer is banned for ``peer_ban_time`` and the segment is loaded again (over HTTP
-    when no other peer has it). Costs one SHA-256 per P2P segment and no request. A segment without
-    a published hash falls back to spot checks (``integrity_spot_checks``) or, with those off, is
-    accepted unchecked. Ours. FAQ-style name: ``integritySha256``."""
+    integrity_sha256: bool | None = attrs.field(default=None, validator=_validate)
+    """Whether every segment holding bytes from a peer is checked against the SHA-256 the origin
+    publishes in the media playlist (an ``#EXT-X-P2PLOADER-SHA256`` tag before the segment URI; add
+    them with ``p2ploader hash-playlist``) before it is stored, played or shared. ``None`` (the
+    default): on whenever the playlist publishes digests; ``True``: the same, stated; ``False``:
+    off, digests or not. A segment counts as P2P if even one byte came from a peer (an HTTP Range
+    request that continues a peer's bytes included). On a mismatch the bytes are dropped, every
+    peer that sent any of them is banned for ``peer_ban_time`` and the segment is loaded again
+    whole over HTTP. Costs one SHA-256 per P2P segment and no request. A segment without a
+    published hash falls back to spot checks (``integrity_spot_checks``) or, with those off, is
+    accepted unchecked. Ours. FAQ-style name: ``integritySha256`` (``null``: automatic)."""
 
     integrity_spot_checks: int = attrs.field(default=0, validator=_validate)
     """Byte ranges (0..64; 0 = off) of a P2P segment without a published hash compared with the

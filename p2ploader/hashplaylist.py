@@ -3,8 +3,9 @@
 Given a master or media playlist on disk, every media playlist it names gets one
 ``#EXT-X-P2PLOADER-SHA256:<hex>`` tag right before each segment URI (the format is documented in
 :mod:`p2ploader.core.integrity` and ``docs/security.md``). Tags already present are replaced, so
-running it again after segments changed brings the digests up to date. Loaders with
-``integrity_sha256`` on then reject any P2P segment whose bytes differ.
+running it again after segments changed brings the digests up to date. Loaders then reject any
+P2P segment whose bytes differ (``integrity_sha256`` is on by default wherever digests are
+published; only ``integrity_sha256=False`` turns it off).
 
 Safety: nothing is written until every digest of a playlist was computed; each playlist is written
 to a temporary file next to it and moved over the original in one ``os.replace``, so an interrupted

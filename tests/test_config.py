@@ -140,7 +140,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "max_concurrent_uploads": 2,
     "policy": "p2pml-0.6",
     "policy_settings": MappingProxyType({}),
-    "integrity_sha256": False,
+    "integrity_sha256": None,
     "integrity_spot_checks": 0,
     "integrity_spot_check_bytes": 64,
     "integrity_spot_check_probability": 1.0,
@@ -245,7 +245,7 @@ def test_defaults_are_p2pml_062() -> None:
         "uploadBudgetBurst": 600000,
         "policy": "p2pml-0.6",
         "policySettings": {},
-        "integritySha256": False,
+        # integritySha256 is automatic (None): not written, like every unset value.
         "integritySpotChecks": 0,
         "integritySpotCheckBytes": 64,
         "integritySpotCheckProbability": 1.0,
@@ -260,6 +260,22 @@ def test_defaults_are_p2pml_062() -> None:
     }
     assert flat == {**P2PML_062_DEFAULTS_MS, **ours}
     assert LoaderConfig.from_faq(P2PML_062_DEFAULTS_MS) == config
+
+
+@pytest.mark.parametrize(("value", "faq"), [(None, None), (True, True), (False, False)])
+def test_integrity_sha256_is_automatic_by_default_and_round_trips(
+    value: bool | None, faq: bool | None
+) -> None:
+    assert LoaderConfig().integrity_sha256 is None, "on whenever the playlist publishes digests"
+    config = LoaderConfig(integrity_sha256=value)
+    written = config.to_faq()["loader"]
+    assert written.get("integritySha256") is faq
+    assert LoaderConfig.from_faq(config.to_faq()) == config
+    assert LoaderConfig.from_faq_text("integritySha256: null").integrity_sha256 is None
+    for name, preset in PRESETS.items():
+        assert preset.integrity_sha256 is None, name
+    with pytest.raises(ConfigError, match="integrity_sha256"):
+        LoaderConfig(integrity_sha256="auto")  # type: ignore[arg-type]
 
 
 def test_presets() -> None:

@@ -14,9 +14,10 @@ import respx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2ploader.aio.integrity import IntegrityChecker
+from p2ploader.aio.integrity import IntegrityChecker, integrity_enabled
 from p2ploader.cli import main
 from p2ploader.config import LoaderConfig
+from p2ploader.core.actions import PeerByteRange, ValidateSegment
 from p2ploader.core.bans import STRIKES_BEFORE_BAN, CommandRate, PeerBans
 from p2ploader.core.integrity import (
     HASH_TAG,
@@ -103,6 +104,47 @@ def test_spot_check_plans_stay_inside_the_segment(size: int, count: int, length:
     assert all(r.offset >= 0 and r.end <= size and r.length >= 1 for r in plan)
     assert plan[-1].end == size  # the last byte is always checked (the size check)
     assert sum(r.length for r in plan) <= max(size, count * length)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(
+    st.integers(2000, 10**7),
+    st.integers(2, 16),
+    st.integers(1, 256),
+    st.integers(0, 2**32),
+    st.floats(0.0, 0.99),
+    st.integers(1, 600),
+)
+def test_focused_spot_checks_cover_the_peers_bytes(
+    size: int, count: int, length: int, seed: int, where: float, peer_bytes: int
+) -> None:
+    # A peer sent peer_bytes bytes from `start` (a prefix continued over HTTP, or a moved download).
+    start = int(where * (size - peer_bytes))
+    plan = plan_spot_checks(
+        size, count=count, length=length, rng=random.Random(seed), focus=[(start, peer_bytes)]
+    )
+    if size <= count * length:
+        return
+    assert plan[-1].end == size
+    drawn = [r for r in plan if r.end != size]
+    assert all(r.offset >= 0 and r.end <= size for r in plan)
+    assert all(r.offset < start + peer_bytes and r.end > start for r in drawn), "each covers a peer byte"
+
+
+def test_focused_spot_checks_catch_a_flipped_prefix_byte_far_more_often() -> None:
+    # 1 MB segment, 640 bytes from a peer: 3 ranges of 64 bytes. Unfocused: about 3 * 64 / 2**20.
+    size, flipped = 2**20, 100
+    rng = random.Random(7)
+
+    def caught(focus: list[tuple[int, int]]) -> float:
+        hits = 0
+        for _ in range(2000):
+            plan = plan_spot_checks(size, count=3, length=64, rng=rng, focus=focus)
+            hits += any(r.offset <= flipped < r.end for r in plan)
+        return hits / 2000
+
+    assert caught([(0, 640)]) > 0.15  # about 2 * 64 / 640 = 0.2
+    assert caught([]) < 0.01
 
 
 # --------------------------------------------------------------------------- hash-playlist
@@ -272,6 +314,57 @@ async def test_sha256_needs_no_request_and_probability_zero_skips_spot_checks() 
         assert checker.statistics().unchecked == 1
         checker.publish("v0", {i: b"\x00" * 32 for i in range(20_000)})
         assert checker.digests_held <= 8192  # bounded on a long live stream
+
+
+def _validation(
+    segment: Segment, data: bytes, ranges: tuple[tuple[str, int, int], ...], *, method: str = "p2p"
+) -> ValidateSegment:
+    return ValidateSegment(
+        request_id=1,
+        segment=segment,
+        data=data,
+        method=method,  # type: ignore[arg-type]
+        peer_id=ranges[0][0] if ranges else None,
+        peer_ranges=tuple(PeerByteRange(peer_id=p, offset=o, length=n) for p, o, n in ranges),
+    )
+
+
+@pytest.mark.anyio
+async def test_the_validation_hook_blames_every_sender_and_says_what_it_verified() -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: pytest.fail("no request expected"))
+    ) as client:
+        blamed: list[str] = []
+        checker = IntegrityChecker(
+            client, LoaderConfig(), rng=random.Random(1), on_failure=lambda s, p, c, w: blamed.append(p)
+        )
+        checker.publish("v0", {0: hashlib.sha256(SEGMENT_BYTES).digest()})
+        user_calls: list[tuple[str, str | None]] = []
+        validate = checker.validation(lambda s, d, m, p: user_calls.append((m, p)) is None)
+        segment = _segment("http://o/s.ts")
+        # A prefix from A, the rest from B (a moved download) and the origin (a Range request).
+        mixed = (("A", 0, 3000), ("B", 3000, 4000))
+        assert await validate(_validation(segment, SEGMENT_BYTES, mixed)) == (True, True)
+        assert user_calls == [("p2p", "A")], "the application's validator runs after the checks"
+        wrong = b"?" + SEGMENT_BYTES[1:]
+        assert await validate(_validation(segment, wrong, mixed)) == (False, False)
+        assert blamed == ["A", "B"], "which of them lied cannot be told: both are blamed"
+        # A segment without a published digest and no spot checks: accepted, not verified.
+        other = Segment(id=SegmentId("v0", 1), url="http://o/s.ts", duration=2.0)
+        assert await validate(_validation(other, b"x", (("A", 0, 1),))) == (True, False)
+        # Wholly from the origin: no integrity check, only the application's validator.
+        assert await validate(_validation(segment, wrong, (), method="http")) == (True, False)
+        assert checker.statistics().sha256_checks == 2
+
+
+@pytest.mark.anyio
+async def test_integrity_sha256_false_ignores_published_digests() -> None:
+    async with httpx.AsyncClient() as client:
+        checker = IntegrityChecker(client, LoaderConfig(integrity_sha256=False), rng=random.Random(1))
+        checker.publish("v0", {0: hashlib.sha256(SEGMENT_BYTES).digest()})
+        assert await checker.verify(_segment("http://o/s.ts"), b"wrong", "A") == "unverified"
+        assert not integrity_enabled(LoaderConfig(integrity_sha256=False))
+        assert integrity_enabled(LoaderConfig()), "automatic: on whenever digests are published"
 
 
 # --------------------------------------------------------------------------- bans and the flood guard

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from p2ploader.config import LoaderConfig
@@ -73,6 +73,9 @@ class Driver:
         self._on_notification = on_notification
         self.http: HttpFetcher | None = None
         self.peers: PeerTransport | None = None
+        self.validate: Callable[[act.ValidateSegment], Awaitable[tuple[bool, bool]]] | None = None
+        """Runs the checks of a finished download (the loader's integrity checks, then the
+        application's validator): ``(accept, verified)``. ``None``: ``segment_validator`` alone."""
         self._timer: TimerHandleLike | None = None
         self._timer_at: float | None = None
         self._timer_epoch = -1  # the scheduler's timer_epoch when the timer was last armed
@@ -165,21 +168,27 @@ class Driver:
                     self.peers.perform(action)
 
     def _start_validation(self, action: act.ValidateSegment) -> None:
+        hook = self.validate
         validator = self._config.segment_validator
-        if validator is None:  # nothing to ask: accept
+        if hook is None and validator is None:  # nothing to ask: accept
             self._loop.call_soon(self.feed, ev.SegmentValidated(request_id=action.request_id, valid=True))
             return
 
         async def run() -> None:
+            verified = False
             try:
-                verdict = validator(action.segment, action.data, action.method, action.peer_id)
-                if inspect.isawaitable(verdict):
-                    verdict = await verdict
-                valid = bool(verdict)
+                if hook is not None:
+                    valid, verified = await hook(action)
+                else:
+                    assert validator is not None
+                    verdict = validator(action.segment, action.data, action.method, action.peer_id)
+                    if inspect.isawaitable(verdict):
+                        verdict = await verdict
+                    valid = bool(verdict)
             except Exception:  # a validator that raises rejects the bytes
                 logger.exception("segment validator raised for %s", action.segment.id)
-                valid = False
-            self.feed(ev.SegmentValidated(request_id=action.request_id, valid=valid))
+                valid = verified = False
+            self.feed(ev.SegmentValidated(request_id=action.request_id, valid=valid, verified=verified))
 
         task = self._loop.create_task(run())
         self._validations.add(task)

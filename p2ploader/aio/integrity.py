@@ -1,19 +1,22 @@
 """Integrity checks of P2P segments, with I/O: published SHA-256 digests and origin spot checks.
 
-:class:`IntegrityChecker` wraps the application's ``segment_validator`` (if any) into the validator
-the scheduler runs before storing a download (``ValidateSegment``). For a segment that came from a
-peer it:
+:class:`IntegrityChecker` runs the checks the scheduler asks for before storing a download
+(``ValidateSegment``), then the application's ``segment_validator`` (if any). For a segment holding
+even one byte from a peer (a P2P download, or an HTTP Range request that continued a peer's bytes)
+it:
 
 1. compares its SHA-256 with the digest the origin published in the media playlist
-   (``integrity_sha256``; format in :mod:`p2ploader.core.integrity`), or else
+   (``integrity_sha256``: by default whenever the playlist publishes one; format in
+   :mod:`p2ploader.core.integrity`), or else
 2. with probability ``integrity_spot_check_probability``, fetches ``integrity_spot_checks`` small
    byte ranges of it from the origin (``Range`` requests, concurrently) and compares them.
 
-A mismatch rejects the bytes (the scheduler disconnects the peer and loads the segment again) and
-calls ``on_failure`` so the loader can ban the peer and tell the application. An origin that cannot
-answer a spot check (an error status, a wrong ``Content-Range``, a timeout) proves nothing against
-the peer: the check is *inconclusive* and the segment is accepted, because the HTTP fallback would
-hit the same failing origin. Segments loaded over HTTP are not checked: they come from the origin.
+A mismatch rejects the bytes (the scheduler disconnects every peer that sent any of them and loads
+the segment again whole over HTTP) and calls ``on_failure`` once per such peer so the loader can ban
+it and tell the application. An origin that cannot answer a spot check (an error status, a wrong
+``Content-Range``, a timeout) proves nothing against the peer: the check is *inconclusive* and the
+segment is accepted (unverified), because the HTTP fallback would hit the same failing origin.
+Segments wholly loaded over HTTP are not checked: they come from the origin.
 """
 
 from __future__ import annotations
@@ -22,34 +25,43 @@ import asyncio
 import inspect
 import random
 import re
-from collections.abc import Callable, Mapping
-from typing import Literal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Literal
 
 import attrs
 import httpx
 
 from p2ploader.config import LoaderConfig, SegmentValidator
+from p2ploader.core import actions as act
 from p2ploader.core.integrity import SpotCheckRange, digest_matches, plan_spot_checks
 from p2ploader.core.segments import Segment, SegmentId
 
-__all__ = ["IntegrityChecker", "IntegrityStats", "integrity_enabled"]
+__all__ = ["IntegrityChecker", "IntegrityStats", "Validation", "Verdict", "integrity_enabled"]
 
 Check = Literal["sha256", "spot-check"]
 FailureCallback = Callable[[Segment, str, Check, str], None]
-"""``on_failure(segment, peer_id, check, reason)``."""
+"""``on_failure(segment, peer_id, check, reason)``, once per peer that sent bytes of the segment."""
+
+Verdict = Literal["verified", "unverified", "failed"]
+"""What the checks found: proven right, not proven (no check ran, or one was inconclusive), wrong."""
+
+Validation = Callable[[act.ValidateSegment], Coroutine[Any, Any, tuple[bool, bool]]]
+"""The driver's validation hook: ``(accept, verified)`` for a finished download's bytes."""
 
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _MAX_DIGESTS = 8192  # published digests remembered (a live stream publishes new ones forever)
 
 
 def integrity_enabled(config: LoaderConfig) -> bool:
-    """Whether the config asks for any integrity check of P2P segments."""
-    return config.integrity_sha256 or config.integrity_spot_checks > 0
+    """Whether the config may check P2P segments: spot checks are on, or ``integrity_sha256`` is
+    not turned off (automatic: on for every segment whose playlist publishes a digest)."""
+    return config.integrity_sha256 is not False or config.integrity_spot_checks > 0
 
 
 @attrs.frozen(kw_only=True)
 class IntegrityStats:
-    """What the checks did and cost. Bytes are body bytes of spot-check responses."""
+    """What the checks did and cost. ``spot_check_bytes`` are body bytes of spot-check responses;
+    the ``p2p_bytes_*`` figures are segment bytes that came from peers."""
 
     sha256_checks: int
     spot_checked_segments: int
@@ -58,6 +70,12 @@ class IntegrityStats:
     failures: int
     inconclusive: int
     unchecked: int
+    p2p_bytes_verified: int = 0
+    """Peer bytes of accepted segments that a SHA-256 or conclusive spot check proved right."""
+    p2p_bytes_unverified: int = 0
+    """Peer bytes of accepted segments that no check proved (see :class:`LoaderStatistics`)."""
+    p2p_bytes_rejected: int = 0
+    """Peer bytes of segments that failed a check (dropped)."""
 
 
 class _Lie(Exception):
@@ -118,65 +136,88 @@ class IntegrityChecker:
 
     # ------------------------------------------------------------------ the validator
 
-    def validator(self, user: SegmentValidator | None) -> SegmentValidator:
-        """The validator the scheduler runs: these checks for P2P bytes, then ``user``'s."""
+    def validation(self, user: SegmentValidator | None) -> Validation:
+        """The driver's validation hook: these checks for segments holding peer bytes, then
+        ``user``'s validator (for every segment). Returns ``(accept, verified)``."""
 
-        async def validate(segment: Segment, data: bytes, method: str, peer_id: str | None) -> bool:
-            if method == "p2p" and not await self.check(segment, data, peer_id or ""):
-                return False
-            if user is None:
-                return True
-            verdict = user(segment, data, method, peer_id)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-            return bool(verdict)
+        async def validate(action: act.ValidateSegment) -> tuple[bool, bool]:
+            verdict: Verdict = "unverified"
+            if action.method == "p2p":
+                spans = [(r.offset, r.length) for r in action.peer_ranges]
+                verdict = await self.verify(action.segment, action.data, action.peer_ids, focus=spans)
+                if verdict == "failed":
+                    return False, False
+            if user is not None:
+                accepted = user(action.segment, action.data, action.method, action.peer_id)
+                if inspect.isawaitable(accepted):
+                    accepted = await accepted
+                if not accepted:
+                    return False, False
+            return True, verdict == "verified"
 
         return validate
 
-    async def check(self, segment: Segment, data: bytes, peer_id: str) -> bool:
-        """``False`` when ``data`` from ``peer_id`` is proven wrong (``on_failure`` was called)."""
+    async def check(self, segment: Segment, data: bytes, peer_ids: str | Sequence[str]) -> bool:
+        """``False`` when ``data`` (from ``peer_ids``) is proven wrong (``on_failure`` was called)."""
+        return await self.verify(segment, data, peer_ids) != "failed"
+
+    async def verify(
+        self,
+        segment: Segment,
+        data: bytes,
+        peer_ids: str | Sequence[str],
+        *,
+        focus: Sequence[tuple[int, int]] = (),
+    ) -> Verdict:
+        """Check ``data``, a segment whose bytes came (at least in part) from ``peer_ids``; spot
+        checks aim at the ``focus`` spans (``(offset, length)``: the peers' bytes) when given. On
+        ``"failed"``, ``on_failure`` was called once for each of them."""
+        peers = (peer_ids,) if isinstance(peer_ids, str) else tuple(peer_ids)
         config = self._config
         counters = self._counters
-        digest = self._digests.get(segment.id) if config.integrity_sha256 else None
+        digest = self._digests.get(segment.id) if config.integrity_sha256 is not False else None
         if digest is not None:
             counters.sha256_checks += 1
             if digest_matches(data, digest):
-                return True
-            self._fail(segment, peer_id, "sha256", "SHA-256 differs from the digest the origin publishes")
-            return False
+                return "verified"
+            self._fail(segment, peers, "sha256", "SHA-256 differs from the digest the origin publishes")
+            return "failed"
         if config.integrity_spot_checks <= 0 or self._rng.random() >= config.integrity_spot_check_probability:
             counters.unchecked += 1
-            return True
+            return "unverified"
         counters.spot_checked_segments += 1
         plan = plan_spot_checks(
             len(data),
             count=config.integrity_spot_checks,
             length=config.integrity_spot_check_bytes,
             rng=self._rng,
+            focus=focus,
         )
         results = await asyncio.gather(
             *(self._check_range(segment, data, r) for r in plan), return_exceptions=True
         )
         lies = [r for r in results if isinstance(r, _Lie)]
         if lies:
-            self._fail(segment, peer_id, "spot-check", str(lies[0]))
-            return False
+            self._fail(segment, peers, "spot-check", str(lies[0]))
+            return "failed"
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, _Inconclusive):
                 raise result  # a bug, not a verdict: the driver rejects the bytes and logs it
         if any(isinstance(r, _Inconclusive) for r in results):
             counters.inconclusive += 1
-        return True
+            return "unverified"
+        return "verified"
 
     def statistics(self) -> IntegrityStats:
         return IntegrityStats(**attrs.asdict(self._counters))
 
     # ------------------------------------------------------------------ internals
 
-    def _fail(self, segment: Segment, peer_id: str, check: Check, reason: str) -> None:
+    def _fail(self, segment: Segment, peer_ids: tuple[str, ...], check: Check, reason: str) -> None:
         self._counters.failures += 1
         if self._on_failure is not None:
-            self._on_failure(segment, peer_id, check, reason)
+            for peer_id in peer_ids:  # which of them lied cannot be told: every sender is to blame
+                self._on_failure(segment, peer_id, check, reason)
 
     async def _check_range(self, segment: Segment, data: bytes, span: SpotCheckRange) -> None:
         """Compare bytes ``span`` of ``data`` with the origin; raise :class:`_Lie` or

@@ -96,6 +96,12 @@ class LoaderStatistics:
     cached_bytes: int
     playlist_refresh_errors: int
     rendition: str
+    p2p_bytes_verified: int = 0
+    """Bytes from peers, in segments accepted after an integrity check proved them right (the
+    published SHA-256, or spot checks that all answered)."""
+    p2p_bytes_unverified: int = 0
+    """Bytes from peers, in segments accepted with no check proving them: integrity checks off, no
+    digest published for the segment and no spot check drawn, or a spot check inconclusive."""
     uploaded_bytes_by_peer: Mapping[str, int] = attrs.field(factory=dict)
     """Bytes handed to each peer (hex peer id) for upload, over the loader's life."""
     topology_role: str = "mesh"
@@ -160,10 +166,6 @@ class HybridLoader:
             on_failure=self._integrity_failed,
         )
         scheduler_config = self.config
-        if integrity_enabled(self.config):
-            scheduler_config = self.config.evolve(
-                segment_validator=self._integrity.validator(self.config.segment_validator)
-            )
         self._membership = TreeMembership(self.config) if self.config.topology == "host-client" else None
         self.peer_id = swarm.generate_peer_id(self._rng)
         """Our 20-byte peer id (``-PY0001-`` and 12 random characters; in a host/client swarm
@@ -174,7 +176,14 @@ class HybridLoader:
             role_config = host_config if self._membership.role == "host" else client_config
             scheduler_config = role_config(scheduler_config)
         # The policy ranks us among our peers by this id (p2ploader-live's seeder election).
-        self._scheduler = Scheduler(scheduler_config, rng=self._rng, peer_id=self.peer_id.hex())
+        # Segments holding peer bytes are checked (ValidateSegment) whenever a check may apply; the
+        # driver runs them (IntegrityChecker.validation) with the application's validator.
+        self._scheduler = Scheduler(
+            scheduler_config,
+            rng=self._rng,
+            peer_id=self.peer_id.hex(),
+            validate_p2p=integrity_enabled(self.config),
+        )
         self._bans: dict[str, PeerBans] = {}  # per rendition (one swarm each), kept across switches
         self._driver: Driver | None = None
         self._http: HttpExecutor | None = None
@@ -210,6 +219,7 @@ class HybridLoader:
         """Fetch the playlists and start following the chosen rendition."""
         loop = asyncio.get_running_loop()
         self._driver = Driver(self._scheduler, loop=loop, on_notification=self._on_notification)
+        self._driver.validate = self._integrity.validation(self.config.segment_validator)
         self._swarms = SwarmSet(self._driver.feed)
         self._driver.peers = self._swarms
         self._http = HttpExecutor(self._client, self.config, self._driver.feed)
@@ -437,23 +447,29 @@ class HybridLoader:
         return bans
 
     def _publish_hashes(self, text: str, variant: Variant) -> None:
-        """Hand the SHA-256 digests the media playlist publishes to the integrity checker (only when
-        ``integrity_sha256`` is on: parsing costs nothing otherwise). A malformed tag is a
+        """Hand the SHA-256 digests the media playlist publishes to the integrity checker (unless
+        ``integrity_sha256`` is turned off: then nothing is parsed). A malformed tag is a
         :class:`~p2ploader.errors.PlaylistError`, like any malformed playlist."""
-        if self.config.integrity_sha256:
+        if self.config.integrity_sha256 is not False:
             self._integrity.publish(variant.rendition_id, parse_hash_tags(text, variant.url))
 
     def _integrity_failed(
         self, segment: Segment, peer_id: str, check: Literal["sha256", "spot-check"], reason: str
     ) -> None:
-        """A peer's bytes failed an integrity check: it lied about content, so it is banned at once
-        (the scheduler disconnects it and loads the segment again when the validator says no)."""
+        """A peer's bytes failed an integrity check (the scheduler disconnects it and loads the
+        segment again when the validator says no); :meth:`_banned_for_lying` bans it."""
         self._on_notification(
             nt.IntegrityCheckFailed(segment_id=segment.id, peer_id=peer_id, check=check, reason=reason)
         )
-        bans = self._bans_of(segment.id.rendition)
-        if bans.ban(peer_id, now=asyncio.get_running_loop().time(), reason=reason):
-            self._on_notification(nt.PeerBanned(peer_id=peer_id, reason=reason, seconds=bans.duration))
+
+    def _banned_for_lying(self, failure: nt.IntegrityCheckFailed) -> None:
+        """A peer sent bytes that differ from the origin's: it lied about content, so it is banned
+        at once (from the swarm of the segment's rendition)."""
+        bans = self._bans_of(failure.segment_id.rendition)
+        if bans.ban(failure.peer_id, now=asyncio.get_running_loop().time(), reason=failure.reason):
+            self._on_notification(
+                nt.PeerBanned(peer_id=failure.peer_id, reason=failure.reason, seconds=bans.duration)
+            )
 
     def _peer_struck(self, peer_id: str, reason: str) -> None:
         """A protocol violation: one strike; enough of them ban the peer from the current swarm."""
@@ -471,8 +487,15 @@ class HybridLoader:
         return bans is not None and bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
 
     def integrity_statistics(self) -> IntegrityStats:
-        """What the integrity checks did and cost (all zero when they are off)."""
-        return self._integrity.statistics()
+        """What the integrity checks did and cost (all zero when they are off), with the peer bytes
+        of accepted segments split into verified and unverified."""
+        core = self._scheduler.statistics()
+        return attrs.evolve(
+            self._integrity.statistics(),
+            p2p_bytes_verified=core.p2p_bytes_verified,
+            p2p_bytes_unverified=core.p2p_bytes_unverified,
+            p2p_bytes_rejected=core.p2p_bytes_rejected,
+        )
 
     def _peer_gone(self, peer_id: str) -> None:
         if self._tracker_client is not None:
@@ -705,6 +728,8 @@ class HybridLoader:
             cached_bytes=core.cached_bytes,
             playlist_refresh_errors=self._refresh_errors,
             rendition=self._variant.rendition_id if self._variant else "",
+            p2p_bytes_verified=core.p2p_bytes_verified,
+            p2p_bytes_unverified=core.p2p_bytes_unverified,
             uploaded_bytes_by_peer=dict(self._uploaded_by_peer),
             topology_role=self._membership.role if self._membership is not None else "mesh",
         )
@@ -742,6 +767,8 @@ class HybridLoader:
             listener(notification)
         if isinstance(notification, nt.PeerMisbehaved):
             self._peer_struck(notification.peer_id, notification.reason)
+        elif isinstance(notification, nt.IntegrityCheckFailed):
+            self._banned_for_lying(notification)
 
     def _http_failed_while_waiting(self, failure: nt.SegmentLoadFailed) -> None:
         sid = failure.segment_id

@@ -21,6 +21,7 @@ __all__ = [
     "CancelPeerRequest",
     "DisconnectPeer",
     "ExtendUpload",
+    "PeerByteRange",
     "RequestFromPeer",
     "SendSegmentAbsent",
     "SendSegmentToPeer",
@@ -138,15 +139,43 @@ class SendSegmentAbsent:
 
 
 @attrs.frozen(kw_only=True)
+class PeerByteRange:
+    """Bytes ``[offset, offset + length)`` of a download that ``peer_id`` sent (not the origin)."""
+
+    peer_id: str
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@attrs.frozen(kw_only=True)
 class ValidateSegment:
-    """Run the application's segment validator on finished bytes, then report
-    :class:`~p2ploader.core.events.SegmentValidated`."""
+    """Check finished bytes (integrity checks, the application's segment validator), then report
+    :class:`~p2ploader.core.events.SegmentValidated`.
+
+    ``method`` is ``"p2p"`` whenever any byte came from a peer, even when HTTP fetched the rest
+    (a Range request continuing a peer's bytes); ``peer_ranges`` says which peer sent which bytes
+    and ``peer_id`` names the peer that sent the most of them (``None``: all from the origin)."""
 
     request_id: int
     segment: Segment
     data: bytes
     method: Literal["http", "p2p"]
     peer_id: str | None = None
+    peer_ranges: tuple[PeerByteRange, ...] = ()
+
+    @property
+    def peer_ids(self) -> tuple[str, ...]:
+        """Every peer that sent bytes of the segment, in the order their bytes come."""
+        return tuple(dict.fromkeys(r.peer_id for r in self.peer_ranges))
+
+    @property
+    def peer_bytes(self) -> int:
+        """Bytes of the segment that came from peers."""
+        return sum(r.length for r in self.peer_ranges)
 
 
 Action = (

@@ -199,10 +199,15 @@ class UploadFinished:
 
 @attrs.frozen(kw_only=True)
 class SegmentValidated:
-    """The application's segment validator judged the bytes of a finished request."""
+    """The checks of a finished request's bytes are done (:class:`~p2ploader.core.actions.ValidateSegment`).
+
+    ``valid``: accept them. ``verified``: an integrity check (the published SHA-256, or spot checks
+    that all answered) proved the peers' bytes right; ``False`` when none ran or one was
+    inconclusive (the P2P bytes then count as unverified in the statistics)."""
 
     request_id: int
     valid: bool
+    verified: bool = False
 
 
 @attrs.frozen(kw_only=True)

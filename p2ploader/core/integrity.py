@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import attrs
@@ -182,18 +182,42 @@ class SpotCheckRange:
         return self.offset + self.length
 
 
-def plan_spot_checks(size: int, *, count: int, length: int, rng: random.Random) -> tuple[SpotCheckRange, ...]:
+def plan_spot_checks(
+    size: int,
+    *,
+    count: int,
+    length: int,
+    rng: random.Random,
+    focus: Sequence[tuple[int, int]] = (),
+) -> tuple[SpotCheckRange, ...]:
     """``count`` ranges of up to ``length`` bytes in a segment of ``size`` bytes, sorted by offset.
 
     The first range always ends at the segment's last byte, so the origin's ``Content-Range`` total
     also checks the segment's size; the others are drawn uniformly. A segment smaller than the
     budget is checked whole in one range.
+
+    ``focus``: ``(offset, length)`` spans of the segment that came from peers (the rest came from
+    the origin and needs no check); the drawn ranges then each cover a byte drawn uniformly from
+    those spans. A flip of one byte among ``P`` peer bytes is caught with a probability of about
+    ``(count - 1) * length / P``, plus the last range's share, instead of ``count * length / size``.
     """
     if size <= 0 or count <= 0 or length <= 0:
         return ()
     if size <= count * length:
         return (SpotCheckRange(offset=0, length=size),)
     ranges = {SpotCheckRange(offset=size - length, length=length)}
+    spans = [(max(0, o), min(size, o + n)) for o, n in focus if n > 0 and o < size]
+    peer_bytes = sum(end - start for start, end in spans)
     for _ in range(count - 1):
-        ranges.add(SpotCheckRange(offset=rng.randrange(0, size - length + 1), length=length))
+        if peer_bytes <= 0:
+            offset = rng.randrange(0, size - length + 1)
+        else:
+            target = rng.randrange(peer_bytes)  # the peer byte this range must cover
+            for start, end in spans:
+                if target < end - start:
+                    target += start
+                    break
+                target -= end - start
+            offset = min(max(0, target - rng.randrange(length)), size - length)
+        ranges.add(SpotCheckRange(offset=offset, length=length))
     return tuple(sorted(ranges, key=lambda r: r.offset))

@@ -54,6 +54,12 @@ class SegmentLoaded:
     source: Source
     size: int
     peer_id: str | None = None
+    peer_bytes: int = 0
+    """Bytes of it that came from peers (all of a P2P segment's; some of an HTTP one that
+    continued a peer's bytes with a Range request)."""
+    verified: bool = False
+    """An integrity check proved its peer bytes right (the published SHA-256, or spot checks that
+    all answered)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -104,12 +110,14 @@ class PeerMisbehaved:
 @attrs.frozen(kw_only=True)
 class IntegrityCheckFailed:
     """Bytes of ``segment_id`` from ``peer_id`` failed an integrity check and were dropped: ``check``
-    is ``"sha256"`` (the hash the origin publishes) or ``"spot-check"`` (byte ranges compared with
-    the origin). The segment is loaded again; the peer is banned (:class:`PeerBanned`)."""
+    is ``"sha256"`` (the hash the origin publishes), ``"spot-check"`` (byte ranges compared with
+    the origin) or ``"origin-bytes"`` (bytes a peer sent before it stalled, compared with the same
+    bytes when the segment then came whole over HTTP). The segment is loaded again; the peer is
+    banned (:class:`PeerBanned`)."""
 
     segment_id: SegmentId
     peer_id: str
-    check: Literal["sha256", "spot-check"]
+    check: Literal["sha256", "spot-check", "origin-bytes"]
     reason: str
 
 

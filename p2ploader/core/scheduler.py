@@ -62,6 +62,7 @@ class CoreStatistics:
 
     http_bytes: int
     p2p_bytes: int
+    """Every byte received from peers, including bytes later rejected or dropped."""
     uploaded_bytes: int
     http_segments: int
     p2p_segments: int
@@ -73,6 +74,13 @@ class CoreStatistics:
     cached_bytes: int
     uploads_over_budget: int = 0
     """Peer requests answered "absent" because the peer had spent its upload budget."""
+    p2p_bytes_verified: int = 0
+    """Peer bytes of accepted segments that an integrity check proved right."""
+    p2p_bytes_unverified: int = 0
+    """Peer bytes of accepted segments that no integrity check proved (checks off, no published
+    digest and no spot check drawn, or an inconclusive spot check)."""
+    p2p_bytes_rejected: int = 0
+    """Peer bytes of segments that failed their checks (dropped; their senders disconnected)."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -95,11 +103,62 @@ class _Download:
     last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
     started: float | None = None  # P2P: when the request went out (the peer's measured throughput)
+    # Which peer sent which bytes, this request's and those it resumed from (an HTTP download
+    # continuing a peer's bytes with a Range request has some too): the peers blamed if the
+    # segment fails its checks.
+    peer_ranges: list[act.PeerByteRange] = attrs.Factory(list)
+    # HTTP: peers' bytes of an earlier attempt that this download does not continue (it fetches
+    # the whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
+    # bytes and then stalled is caught even though its bytes were never used.
+    compare_with: _Partial | None = None
+    # It holds bytes of a peer since dropped for misbehaving: they are discarded when it ends.
+    tainted: bool = False
 
     def take_bytes(self) -> bytes:
         data = b"".join(self.chunks)
         self.chunks = [data] if data else []
         return data
+
+    def add_bytes(self, data: bytes, *, peer_id: str | None) -> None:
+        """Append ``data``; ``peer_id`` sent it (``None``: the origin)."""
+        if peer_id is not None:
+            last = self.peer_ranges[-1] if self.peer_ranges else None
+            if last is not None and last.peer_id == peer_id and last.end == self.received:
+                self.peer_ranges[-1] = attrs.evolve(last, length=last.length + len(data))
+            else:
+                self.peer_ranges.append(
+                    act.PeerByteRange(peer_id=peer_id, offset=self.received, length=len(data))
+                )
+        self.chunks.append(data)
+        self.received += len(data)
+
+    def resume(self, partial: _Partial | None) -> None:
+        """Start from the bytes an earlier attempt left (``resume_from``)."""
+        if partial is None or not partial.data:
+            return
+        self.chunks.append(partial.data)
+        self.received = self.resume_from = len(partial.data)
+        self.peer_ranges = list(partial.peer_ranges)
+
+    def partial(self) -> _Partial:
+        """What it received so far, with who sent it, for the next attempt to continue."""
+        return _Partial(data=self.take_bytes(), peer_ranges=tuple(self.peer_ranges))
+
+    def top_peer(self) -> str | None:
+        """The peer that sent the most bytes (``None``: all came from the origin)."""
+        sizes: dict[str, int] = {}
+        for r in self.peer_ranges:
+            sizes[r.peer_id] = sizes.get(r.peer_id, 0) + r.length
+        return max(sizes, key=lambda p: sizes[p]) if sizes else None
+
+
+@attrs.frozen(kw_only=True)
+class _Partial:
+    """Bytes of a segment an attempt left behind (a stalled or moved P2P download), with the peers
+    that sent them: they travel with the bytes into the next attempt and its checks."""
+
+    data: bytes
+    peer_ranges: tuple[act.PeerByteRange, ...] = ()
 
 
 @attrs.define(kw_only=True)
@@ -152,14 +211,20 @@ class Scheduler:
         rng: random.Random,
         policy: DownloadPolicy | str | None = None,
         peer_id: str | None = None,
+        validate_p2p: bool = False,
     ) -> None:
+        """``validate_p2p``: have every segment holding a peer's bytes checked
+        (:class:`~p2ploader.core.actions.ValidateSegment`) even without a ``segment_validator``
+        (the loader's integrity checks)."""
         self._config = config
         self._rng = rng
         self._peer_id = peer_id
         if policy is None:
             policy = config.policy
         self._policy = create_policy(policy, config) if isinstance(policy, str) else policy
-        self._validate = config.segment_validator is not None
+        # ValidateSegment for segments holding peer bytes (integrity checks, run by the driver) and,
+        # with an application validator, for every segment.
+        self._validate_p2p = validate_p2p or config.segment_validator is not None
         self._context = _Context(self)
 
         self._segments: list[Segment] = []
@@ -180,7 +245,7 @@ class Scheduler:
         # HTTP failures per segment since it was last requested by the player (while it stays queued).
         self._http_failure_counts: dict[SegmentId, int] = {}
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
-        self._stalled_bytes: dict[SegmentId, bytes] = {}
+        self._stalled_bytes: dict[SegmentId, _Partial] = {}
         # Uploads being served: (peer, its request id) -> (when it started, the media seconds and
         # the bytes of its segment). Their count is the admission control; their ends measure how
         # fast we upload (upload_speed, in media seconds per second).
@@ -212,6 +277,9 @@ class Scheduler:
         self._http_failures = 0
         self._p2p_failures = 0
         self._aborted = 0
+        self._p2p_bytes_verified = 0
+        self._p2p_bytes_unverified = 0
+        self._rejected_peer_bytes = 0
 
     # ------------------------------------------------------------------ public surface
 
@@ -364,6 +432,9 @@ class Scheduler:
             cached_segments=len(self._cache),
             cached_bytes=self._cache.total_bytes,
             uploads_over_budget=self._uploads_over_budget,
+            p2p_bytes_verified=self._p2p_bytes_verified,
+            p2p_bytes_unverified=self._p2p_bytes_unverified,
+            p2p_bytes_rejected=self._rejected_peer_bytes,
         )
 
     def http_loading(self) -> frozenset[SegmentId]:
@@ -485,19 +556,21 @@ class Scheduler:
         if len(self._http_by_segment) >= self._config.simultaneous_http_downloads:
             raise RuntimeError("policy exceeded simultaneous_http_downloads")
         keep = continue_p2p and self._config.http_download_ranges
-        prefix = self._stalled_bytes.pop(segment_id, b"") if keep else b""
-        self._stalled_bytes.pop(segment_id, None)
+        prefix = self._stalled_bytes.pop(segment_id, None)
         if segment_id in self._p2p_by_segment:
-            prefix = self._abort_p2p(segment_id, keep_bytes=keep)
+            prefix = self._abort_p2p(segment_id, keep_bytes=True)
         segment = self._segment(segment_id)
         rid = self._new_request_id()
-        download = _Download(request_id=rid, segment=segment, source="http", resume_from=len(prefix))
-        if prefix:
-            download.chunks.append(prefix)
-            download.received = len(prefix)
+        download = _Download(request_id=rid, segment=segment, source="http")
+        if keep:
+            download.resume(prefix)
+        elif prefix is not None and prefix.peer_ranges:
+            download.compare_with = prefix
         self._downloads[rid] = download
         self._http_by_segment[segment_id] = rid
-        self._actions.append(act.StartHttpFetch(request_id=rid, segment=segment, resume_from=len(prefix)))
+        self._actions.append(
+            act.StartHttpFetch(request_id=rid, segment=segment, resume_from=download.resume_from)
+        )
         self._announce_due = True
 
     def _start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
@@ -510,26 +583,23 @@ class Scheduler:
             raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
         # Bytes of an earlier attempt (a stalled or moved download) are not fetched again: the
         # protocol's byte offset asks for the rest.
-        prefix = self._stalled_bytes.pop(segment_id, b"")
+        prefix = self._stalled_bytes.pop(segment_id, None)
         rid = self._new_request_id()
         download = _Download(
             request_id=rid,
             segment=self._segment(segment_id),
             source="p2p",
             peer_id=peer_id,
-            resume_from=len(prefix),
             header_deadline=now + self._config.p2p_segment_download_timeout,
             started=now,
         )
-        if prefix:
-            download.chunks.append(prefix)
-            download.received = len(prefix)
+        download.resume(prefix)
         self._downloads[rid] = download
         self._p2p_by_segment[segment_id] = rid
         peer.busy_request = rid
         self._actions.append(
             act.RequestFromPeer(
-                request_id=rid, peer_id=peer_id, segment_id=segment_id, byte_offset=len(prefix)
+                request_id=rid, peer_id=peer_id, segment_id=segment_id, byte_offset=download.resume_from
             )
         )
 
@@ -544,7 +614,7 @@ class Scheduler:
         # What the first peer delivered is its throughput to us (nothing at all in a while: zero).
         self._measure_peer(download, download.received - download.resume_from, now=now)
         prefix = self._abort_p2p(segment_id, keep_bytes=True)
-        if prefix:
+        if prefix is not None:
             self._stalled_bytes[segment_id] = prefix
         self._start_p2p(segment_id, peer_id, now=now)
 
@@ -570,7 +640,7 @@ class Scheduler:
         self._actions.append(act.AbortHttpFetch(request_id=download.request_id))
         self._notify(nt.SegmentAborted(segment_id=segment_id, source="http"))
 
-    def _abort_p2p(self, segment_id: SegmentId, *, keep_bytes: bool) -> bytes:
+    def _abort_p2p(self, segment_id: SegmentId, *, keep_bytes: bool) -> _Partial | None:
         """Cancel a P2P download; return the bytes received so far when asked to keep them."""
         download = self._downloads[self._p2p_by_segment[segment_id]]
         self._forget(download)
@@ -581,9 +651,9 @@ class Scheduler:
             )
         )
         self._notify(nt.SegmentAborted(segment_id=segment_id, source="p2p"))
-        if keep_bytes and not download.validating and download.total is not None:
-            return download.take_bytes()
-        return b""
+        if keep_bytes and not download.validating and download.total is not None and download.received:
+            return download.partial()
+        return None
 
     # ------------------------------------------------------------------ HTTP events
 
@@ -597,8 +667,12 @@ class Scheduler:
         if download is None:
             return
         if event.offset == 0 and download.received:
-            download.chunks.clear()  # the origin sent the whole segment: drop the kept prefix
-            download.received = 0
+            # The origin sent the whole segment: the kept prefix goes (compared at the end).
+            if download.peer_ranges:
+                download.compare_with = download.partial()
+            download.chunks.clear()
+            download.received = download.resume_from = 0
+            download.peer_ranges.clear()
         elif event.offset != download.received:
             self._http_failed(
                 event.request_id,
@@ -615,8 +689,7 @@ class Scheduler:
         download = self._http_download(event.request_id)
         if download is None or not event.data:
             return
-        download.chunks.append(event.data)
-        download.received += len(event.data)
+        download.add_bytes(event.data, peer_id=None)
         self._http_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="http", size=len(event.data)))
         if self._relays:
@@ -673,6 +746,15 @@ class Scheduler:
             return
         if disconnect:
             self._actions.append(act.DisconnectPeer(peer_id=peer_id, reason=reason))
+            # Dropped for misbehaving: no later attempt continues from bytes it sent, and those
+            # that already do are discarded when they end (see _finish).
+            for sid in [
+                s for s, p in self._stalled_bytes.items() if any(r.peer_id == peer_id for r in p.peer_ranges)
+            ]:
+                del self._stalled_bytes[sid]
+            for download in self._downloads.values():
+                if any(r.peer_id == peer_id for r in download.peer_ranges):
+                    download.tainted = True
         for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
             self._p2p_given_up(download, reason)
 
@@ -771,8 +853,7 @@ class Scheduler:
         if download.total is None:
             self._peer_misbehaved(download, "sent data before its data header")
             return
-        download.chunks.append(event.data)
-        download.received += len(event.data)
+        download.add_bytes(event.data, peer_id=download.peer_id or "")
         download.last_progress = now
         self._p2p_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="p2p", size=len(event.data), peer_id=download.peer_id))
@@ -793,7 +874,7 @@ class Scheduler:
         if download.total is not None and download.received > download.resume_from:
             # It stopped part-way (a relayed HTTP download of the peer's failed): the next source
             # continues from here, as after a stall.
-            self._stalled_bytes[sid] = download.take_bytes()
+            self._stalled_bytes[sid] = download.partial()
         self._forget(download)
         self._p2p_failures += 1
         peer = self._peers.get(peer_id)
@@ -823,11 +904,11 @@ class Scheduler:
                 request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
             )
         )
-        data = download.take_bytes()
+        partial = download.partial()
         self._forget(download)
         self._p2p_failures += 1
-        if data:
-            self._stalled_bytes[sid] = data
+        if partial.data:
+            self._stalled_bytes[sid] = partial
         peer = self._peers.get(download.peer_id or "")
         if peer is not None:  # do not ask it for this segment again until it announces it anew
             peer.loaded = peer.loaded - {sid}
@@ -848,7 +929,14 @@ class Scheduler:
         if self._asked_again(requester, sid):
             return
         entry = None if self._config.consume_only else self._cache.get(sid, now=now)
-        relay = entry is None and not self._config.consume_only and sid in self._http_by_segment
+        # Cut-through relays pass on HTTP bytes before the download is checked, so a download that
+        # continues a peer's bytes (unchecked until it ends) is not relayed.
+        relay = (
+            entry is None
+            and not self._config.consume_only
+            and sid in self._http_by_segment
+            and not self._downloads[self._http_by_segment[sid]].peer_ranges
+        )
         size = len(entry.data) if entry is not None else None
         if (
             (entry is None and not relay)
@@ -951,6 +1039,12 @@ class Scheduler:
         if total is None:
             return  # no size yet: they wait (and are served from the cache if it never comes)
         sid = download.segment.id
+        if download.peer_ranges:
+            # It continues a peer's unchecked bytes: nothing of it is passed on before its checks.
+            for key, relay in list(self._relays.items()):
+                if relay.segment_id == sid:
+                    self._abort_relay(key)
+            return
         for key, relay in list(self._relays.items()):
             if relay.segment_id != sid:
                 continue
@@ -1065,7 +1159,13 @@ class Scheduler:
     # ------------------------------------------------------------------ finishing
 
     def _finish(self, download: _Download, data: bytes, *, now: float) -> None:
-        if self._validate:
+        # A segment holding even one peer byte is checked as a P2P one, whichever source finished
+        # it: an HTTP Range request continuing a liar's bytes must not launder them.
+        if download.tainted:
+            self._reject_peer_bytes(download, now=now, blame=False)
+            return
+        from_peers = bool(download.peer_ranges)
+        if (from_peers and self._validate_p2p) or self._config.segment_validator is not None:
             download.validating = True
             download.header_deadline = None
             self._actions.append(
@@ -1073,30 +1173,66 @@ class Scheduler:
                     request_id=download.request_id,
                     segment=download.segment,
                     data=data,
-                    method=download.source,
-                    peer_id=download.peer_id,
+                    method="p2p" if from_peers else "http",
+                    peer_id=download.top_peer(),
+                    peer_ranges=tuple(download.peer_ranges),
                 )
             )
             return
-        self._store(download, data, now=now)
+        self._store(download, data, now=now, verified=False)
 
     def _segment_validated(self, event: ev.SegmentValidated, *, now: float) -> None:
         download = self._downloads.get(event.request_id)
         if download is None or not download.validating:
             return
         if event.valid:
-            self._store(download, download.take_bytes(), now=now)
-        elif download.source == "http":
-            self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
-        elif download.resume_from:
-            # The bytes resumed from came from another source: the fault cannot be pinned on this
-            # peer. The segment starts over (usually over HTTP, its deadline being near by now).
-            self._p2p_given_up(download, "segment validator rejected the resumed bytes")
+            self._store(download, download.take_bytes(), now=now, verified=event.verified)
+        elif download.peer_ranges:
+            self._reject_peer_bytes(download, now=now, blame=True)
         else:
-            self._peer_misbehaved(download, "segment validator rejected the bytes")
+            self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
 
-    def _store(self, download: _Download, data: bytes, *, now: float) -> None:
+    def _reject_peer_bytes(self, download: _Download, *, now: float, blame: bool) -> None:
+        """The checks rejected a segment holding peers' bytes (``blame``), or it holds bytes of a
+        peer dropped for misbehaving since. With ``blame`` the origin's bytes are taken to be right,
+        so every peer that sent any is to blame (which of them lied cannot be told): each is
+        reported as misbehaving and disconnected. The bytes go, and the segment is loaded again
+        whole over HTTP (never continued from the rejected bytes) when a slot is free."""
+        sid = download.segment.id
+        blamed = list(dict.fromkeys(r.peer_id for r in download.peer_ranges)) if blame else []
         self._forget(download)
+        self._stalled_bytes.pop(sid, None)
+        self._p2p_failures += 1
+        self._rejected_peer_bytes += sum(r.length for r in download.peer_ranges)
+        reason = (
+            "segment validator rejected the bytes"
+            if blame
+            else "it holds bytes of a peer dropped for misbehaving"
+        )
+        if download.source == "http":
+            reason += " (continued over HTTP)"
+        self._notify(
+            nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=reason, peer_id=download.top_peer())
+        )
+        for peer_id in blamed:
+            if peer_id in self._peers:  # the application hears why the peer is dropped (once)
+                self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+            self._drop_peer(peer_id, reason=reason, disconnect=True)
+        if (
+            (sid in self._queued_ids or sid in self._wanted)
+            and sid not in self._http_by_segment
+            and sid not in self._p2p_by_segment
+            and len(self._http_by_segment) < self._config.simultaneous_http_downloads
+        ):
+            self._context.start_http(sid, now=now, continue_p2p=False)
+
+    def _store(self, download: _Download, data: bytes, *, now: float, verified: bool) -> None:
+        self._forget(download)
+        peer_bytes = sum(r.length for r in download.peer_ranges)
+        if verified:
+            self._p2p_bytes_verified += peer_bytes
+        else:
+            self._p2p_bytes_unverified += peer_bytes
         segment = download.segment
         self._cache.put(segment, data, now=now)
         self._announce_due = True
@@ -1110,13 +1246,40 @@ class Scheduler:
             self._measure_peer(download, len(data) - download.resume_from, now=now)
         self._notify(
             nt.SegmentLoaded(
-                segment_id=segment.id, source=download.source, size=len(data), peer_id=download.peer_id
+                segment_id=segment.id,
+                source=download.source,
+                size=len(data),
+                peer_id=download.peer_id,
+                peer_bytes=peer_bytes,
+                verified=verified and peer_bytes > 0,
             )
         )
+        if download.compare_with is not None:
+            self._compare_with_origin(segment, download.compare_with, data)
         if segment.id in self._wanted:
             self._wanted.discard(segment.id)
             self._notify(nt.SegmentReady(segment=segment, data=data, source=download.source))
             self._rebuild_queue(now=now)
+
+    def _compare_with_origin(self, segment: Segment, partial: _Partial, origin: bytes) -> None:
+        """Blame the peers whose unused bytes of ``segment`` (an earlier attempt's) differ from the
+        origin's: proof they lied, though their bytes never reached the player."""
+        liars: dict[str, act.PeerByteRange] = {}
+        for span in partial.peer_ranges:
+            sent = partial.data[span.offset : span.end]
+            if sent != origin[span.offset : span.end] and span.peer_id not in liars:
+                liars[span.peer_id] = span
+        for peer_id, span in liars.items():
+            reason = f"bytes {span.offset}-{span.end - 1} differ from the origin's"
+            self._notify(
+                nt.IntegrityCheckFailed(
+                    segment_id=segment.id, peer_id=peer_id, check="origin-bytes", reason=reason
+                )
+            )
+            self._rejected_peer_bytes += span.length
+            if peer_id in self._peers:
+                self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+                self._drop_peer(peer_id, reason=reason, disconnect=True)
 
     def _measure_upload(self, event: ev.UploadFinished, *, now: float) -> None:
         """Fold a finished upload into our upload speed: media seconds sent per second."""

@@ -21,7 +21,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
-from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.origin import OriginServer
 
@@ -113,7 +113,8 @@ async def test_a_download_resumes_at_a_byte_offset_over_the_wire(loopback: None)
     downloader.driver.feed(ev.PlaybackMoved(position=0.0))
     downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 is queued, no peer yet
     held = 40_000
-    downloader.scheduler._stalled_bytes[SEGMENTS[3].id] = PAYLOAD[:held]  # the interrupted attempt
+    # The interrupted attempt (its bytes, with no peer to blame for them).
+    downloader.scheduler._stalled_bytes[SEGMENTS[3].id] = _Partial(data=PAYLOAD[:held])
     try:
         await connect(seeder, downloader)
         await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
@@ -345,7 +346,7 @@ async def test_a_relay_whose_http_download_fails_ends_with_absent_and_keeps_the_
         assert downloader.peers.statistics().protocol_errors == 0
         assert downloader.scheduler.statistics().peers == 1  # still connected
         # The 40,000 bytes stay for the next source (here: asked of the same peer once it has it).
-        assert downloader.scheduler._stalled_bytes[SEGMENTS[3].id] == PAYLOAD[:40_000]
+        assert downloader.scheduler._stalled_bytes[SEGMENTS[3].id].data == PAYLOAD[:40_000]
     finally:
         await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
         seeder.driver.close()

@@ -46,10 +46,12 @@ class Harness:
         segments: int = 30,
         policy: str | DownloadPolicy | Callable[[LoaderConfig], DownloadPolicy] | None = None,
         peer_id: str | None = None,
+        validate_p2p: bool = False,
         **overrides: Any,
     ):
         """``policy``: a registered name, an instance, or a factory called with the final config
-        (``None``: the scheduler's default)."""
+        (``None``: the scheduler's default). ``validate_p2p``: the scheduler asks for checks of
+        every segment holding peer bytes (as the loader's integrity checks make it)."""
         cfg = config if config is not None else LoaderConfig()
         if overrides:
             cfg = cfg.evolve(**overrides)
@@ -57,7 +59,9 @@ class Harness:
         self.now = 0.0
         if callable(policy) and not isinstance(policy, DownloadPolicy):
             policy = policy(cfg)
-        self.scheduler = Scheduler(cfg, rng=random.Random(seed), policy=policy, peer_id=peer_id)
+        self.scheduler = Scheduler(
+            cfg, rng=random.Random(seed), policy=policy, peer_id=peer_id, validate_p2p=validate_p2p
+        )
         self.actions: list[act.Action] = []
         self.notifications: list[nt.Notification] = []
         self.segments = make_segments(segments)

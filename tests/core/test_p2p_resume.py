@@ -106,15 +106,24 @@ def test_a_size_below_the_bytes_held_fails_the_segment_without_blaming_a_peer() 
     assert h.p2p_requests()[-1].byte_offset == 0, "the kept bytes went with the failure"
 
 
-def test_a_validator_rejecting_resumed_bytes_blames_nobody() -> None:
+def test_a_validator_rejecting_resumed_bytes_blames_every_sender_and_refetches_whole() -> None:
+    # Which of A and B lied cannot be told, so both are blamed (the honest one reconnects and is
+    # forgiven after peer_ban_time); the segment comes again whole over HTTP, not from byte 300.
     h = _harness(segment_validator=lambda segment, data, method, peer: False)
     second = _moved_after_300_bytes(h)
     h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))
     h.send(ev.PeerChunkReceived(request_id=second, data=b"b" * 700))
+    (check,) = h.of_type(act.ValidateSegment)
+    assert check.method == "p2p" and check.peer_id == "B", "B sent the most"
+    assert [(r.peer_id, r.offset, r.length) for r in check.peer_ranges] == [("A", 0, 300), ("B", 300, 700)]
     h.send(ev.SegmentValidated(request_id=second, valid=False))
     assert sid(3) not in h.scheduler.cache
-    assert not h.of_type(act.DisconnectPeer), "the bad bytes may have come from A or from B"
+    assert {d.peer_id for d in h.of_type(act.DisconnectPeer)} == {"A", "B"}
+    assert {n.peer_id for n in h.of_type(nt.PeerMisbehaved)} == {"A", "B"}
     assert h.p2p_loading() == {}
+    (refetch,) = [a for a in h.http_starts() if a.segment.id == sid(3)]
+    assert refetch.resume_from == 0
+    assert h.scheduler.statistics().p2p_bytes_rejected == SEGMENT_SIZE
 
 
 def test_moving_to_a_busy_peer_or_a_segment_not_loading_is_a_policy_bug() -> None:
