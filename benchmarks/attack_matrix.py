@@ -91,6 +91,7 @@ from typing import Any
 
 # Run as a script (``python benchmarks/attack_matrix.py``): the project root holds ``p2ploader`` and
 # the hostile peers in ``tests/hostile``.
+SCRIPT = str(Path(__file__).resolve())
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
@@ -113,7 +114,7 @@ from p2ploader.tracker import TrackerServer  # noqa: E402
 from tests.hostile.counting_peer import CountingPeer  # noqa: E402
 from tests.hostile.scripted import CHUNK, Refused, ScriptedPeer, honest  # noqa: E402
 
-FULL_DURATION = 25.0
+FULL_DURATION = 30.0
 """Seconds of playback per case by default."""
 QUICK_DURATION = 4.0
 """Seconds of playback per case with ``--quick``."""
@@ -265,6 +266,16 @@ def _process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set in MiB: ``VmHWM`` (its own address space's high-water mark;
+    ``ru_maxrss`` would include the parent's, which Linux carries over ``fork`` and ``exec``)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -285,6 +296,7 @@ async def victim_main(spec: dict[str, Any]) -> None:
     go, stop = asyncio.Event(), asyncio.Event()
     p2p_by_peer: dict[str, int] = {}
     banned: list[str] = []
+    strike_reasons: dict[str, int] = {}
     counts = {"misbehaved": 0, "integrity_failures": 0, "segments": 0, "wrong": 0}
     tasks: set[asyncio.Task[None]] = set()
 
@@ -295,6 +307,9 @@ async def victim_main(spec: dict[str, Any]) -> None:
             banned.append(event.peer_id)
         elif isinstance(event, nt.PeerMisbehaved):
             counts["misbehaved"] += 1
+            reason = event.reason[:60]
+            if reason in strike_reasons or len(strike_reasons) < 8:
+                strike_reasons[reason] = strike_reasons.get(reason, 0) + 1
         elif isinstance(event, nt.IntegrityCheckFailed):
             counts["integrity_failures"] += 1
 
@@ -381,9 +396,10 @@ async def victim_main(spec: dict[str, Any]) -> None:
                 "uploaded_by_peer": dict(stats.uploaded_bytes_by_peer),
                 "banned": banned,
                 "misbehaved": counts["misbehaved"],
+                "strike_reasons": strike_reasons,
                 "integrity_failures": counts["integrity_failures"],
                 "victim_cpu_s": cpu,
-                "victim_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                "victim_rss_mb": _peak_rss_mb(),
             }
         }
     )
@@ -433,7 +449,7 @@ class RemoteVictim:
         with stderr_path.open("wb") as stderr:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(Path(__file__).resolve()),
+                SCRIPT,
                 "--victim",
                 json.dumps(spec),
                 stdin=asyncio.subprocess.PIPE,
@@ -555,19 +571,69 @@ class Context:
                 sent = sequences
             await asyncio.sleep(1.0)
 
-    async def connect(self, peer: CountingPeer) -> bool:
+    async def connect(self, peer: CountingPeer, role: str) -> bool:
+        """Connect ``peer``; on a refusal count ``<role>_refused``, on a failure to connect (a
+        timeout) ``<role>_connect_failed``, and return False."""
         try:
             await peer.connect(within=10.0)
-        except (Refused, TimeoutError, ConnectionError):
+        except (Refused, TimeoutError, ConnectionError) as exc:
             await peer.close()
-            self.add("refused_connections", 1)
+            self.add(f"{role}_{'refused' if isinstance(exc, Refused) else 'connect_failed'}", 1)
             return False
         return True
 
 
+async def poll_until(condition: Callable[[], object], *, within: float, interval: float = 0.02) -> bool:
+    """Check ``condition`` every ``interval`` seconds for at most ``within`` seconds; its last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
 async def sleep_until_stopped(ctx: Context, peer: ScriptedPeer) -> None:
-    while ctx.running() and not peer.closed.is_set():
-        await asyncio.sleep(0.2)
+    await poll_until(
+        lambda: not ctx.running() or peer.closed.is_set(), within=ctx.duration + 120, interval=0.2
+    )
+
+
+async def tracker_presence(ctx: Context, peer_id: bytes) -> None:
+    """Be a member of the victim's swarm at the tracker, as a peer found through it would be:
+    announce ``peer_id`` (no offers) every 5 s, reading and dropping whatever the tracker relays.
+    The tracker's peer count tells the victim it is not alone (``faq-vod``'s initial P2P mode)."""
+    info_hash = bytes.fromhex(ctx.victim.info["info_hash"]).decode("latin-1")
+    message = {
+        "action": "announce",
+        "info_hash": info_hash,
+        "peer_id": peer_id.decode("latin-1"),
+        "numwant": 0,
+        "uploaded": 0,
+        "downloaded": 0,
+        "left": 1,
+        "event": "started",
+        "offers": [],
+    }
+    with contextlib.suppress(OSError, websockets.ConnectionClosed):
+        async with websockets.connect(ctx.tracker.url, max_size=1 << 20) as ws:
+
+            async def drain() -> None:
+                async for _ in ws:
+                    pass
+
+            reader = asyncio.get_running_loop().create_task(drain())
+            try:
+                for _ in range(int((ctx.duration + 300) / 5.0)):
+                    if not ctx.running():
+                        break
+                    await ws.send(json.dumps(message))
+                    message["event"] = "update"
+                    await asyncio.sleep(5.0)
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
 
 
 # Responders: how a hostile peer answers the victim's requests.
@@ -608,11 +674,14 @@ async def silent(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
     return None
 
 
-async def send_junk(ctx: Context, peer: CountingPeer, budget: int) -> int:
-    """Send up to ``budget`` bytes of junk data chunks, paced by the channel's buffer."""
+async def send_junk(
+    ctx: Context, peer: CountingPeer, budget: int, *, until: Callable[[], bool] = lambda: False
+) -> int:
+    """Send up to ``budget`` bytes of junk data chunks, paced by the channel's buffer, until
+    ``until()`` is true."""
     junk = os.urandom(CHUNK)
     sent = 0
-    while sent < budget and ctx.running() and await peer.send_paced(junk, within=5.0):
+    while sent < budget and ctx.running() and not until() and await peer.send_paced(junk, within=5.0):
         sent += len(junk)
         if sent % (64 * CHUNK) == 0:
             await asyncio.sleep(0)
@@ -641,14 +710,20 @@ def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], 
         size = len(data) if data else 100_000
         key = (request.segment_id, request.request_id)
         peer.send(wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=size))
-        while key not in peer.cancelled and ctx.running() and not peer.closed.is_set():
-            await asyncio.sleep(0.02)
+        await poll_until(
+            lambda: key in peer.cancelled or not ctx.running() or peer.closed.is_set(), within=30.0
+        )
         if key not in peer.cancelled or blasting["now"] or budget["left"] <= 0:
             return
         ctx.add("cancels_seen", 1)
         blasting["now"] = True
+        requests = peer.request_count
         try:
-            budget["left"] -= await send_junk(ctx, peer, budget["left"])
+            # Junk until the victim sends another request: bytes after that would land in the new
+            # request and count against us (a strike), which is not this attack.
+            budget["left"] -= await send_junk(
+                ctx, peer, budget["left"], until=lambda: peer.request_count != requests
+            )
         finally:
             blasting["now"] = False
 
@@ -663,12 +738,10 @@ async def honest_seeder(ctx: Context) -> None:
     origin's bytes of every segment it announces."""
     while ctx.running():
         peer = ctx.peer(honest, peer_id=ctx.honest_id)
-        if await ctx.connect(peer):
+        if await ctx.connect(peer, "seeder"):
             ctx.add("seeder_connections", 1)
             await ctx.keep_announcing(peer)
             await peer.close()
-        else:
-            ctx.add("seeder_refused", 1)
         await asyncio.sleep(1.0)
 
 
@@ -678,7 +751,7 @@ async def honest_requester(ctx: Context) -> None:
     request_ids = itertools.count(1)
     while ctx.running():
         peer = ctx.peer(holds=False)
-        if not await ctx.connect(peer):
+        if not await ctx.connect(peer, "requester"):
             await asyncio.sleep(1.0)
             continue
         turn = 0
@@ -731,41 +804,56 @@ class Responder(Attack):
     async def setup(self, ctx: Context) -> None:
         respond = self.make(ctx) if self.make is not None else self.respond
         self.peer = ctx.peer(respond)
-        if await ctx.connect(self.peer):
+        self.presence = asyncio.get_running_loop().create_task(tracker_presence(ctx, self.peer.peer_id))
+        if await ctx.connect(self.peer, "attacker"):
             sequences = ctx.announced_sequences()
             if sequences:
                 self.peer.announce(sequences)
 
     async def during(self, ctx: Context) -> None:
-        await ctx.keep_announcing(self.peer)
+        try:
+            await ctx.keep_announcing(self.peer)
+            await sleep_until_stopped(ctx, self.peer)
+        finally:
+            self.presence.cancel()
+            await asyncio.gather(self.presence, return_exceptions=True)
 
 
 async def cached_sequences(ctx: Context, peer: CountingPeer) -> list[int]:
-    while ctx.running() and peer.is_open and not peer.announced:
-        await asyncio.sleep(0.1)
+    await poll_until(
+        lambda: peer.announced or not (ctx.running() and peer.is_open), within=60.0, interval=0.1
+    )
     return sorted(peer.announced)
 
 
 class NonReader(Attack):
+    """Requests the victim's cached segments and never reads: its SCTP stack drops the data
+    unacknowledged, so the victim's send buffer towards it only grows. It requests until more than
+    the victim's 1 MiB drain threshold must be queued (an upload then waits for the drain), and then
+    stays quiet: another request would cancel the waiting upload."""
+
+    requests = 24
+    interval = 0.25
+
     async def setup(self, ctx: Context) -> None:
         self.peer = ctx.peer(holds=False)
-        await ctx.connect(self.peer)
+        await ctx.connect(self.peer, "attacker")
 
     async def during(self, ctx: Context) -> None:
         peer = self.peer
-        if not await cached_sequences(ctx, peer):
+        await poll_until(lambda: len(peer.announced) >= 3 or not ctx.running(), within=60.0, interval=0.1)
+        cached = sorted(peer.announced)
+        if not cached:
             return
-        peer.stop_reading()
-        request_ids = itertools.count(1)
-        # One request at a time; another only if the victim said "absent" (no upload slot then).
-        while peer.is_open and ctx.running():
-            request_id = next(request_ids)
-            sequence = sorted(peer.announced)[-1]
+        peer.stop_reading()  # from here on it sees nothing the victim sends
+        for request_id in range(1, self.requests + 1):
+            if not (peer.is_open and ctx.running()):
+                break
+            sequence = cached[request_id % len(cached)]
             peer.send(wire.SegmentRequest(segment_id=peer.wire_id(sequence), request_id=request_id))
             ctx.add("attacker_requests", 1)
-            while request_id not in peer.ended and peer.is_open and ctx.running():
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(self.interval)
+        await sleep_until_stopped(ctx, peer)
 
 
 class RequestFlood(Attack):
@@ -773,7 +861,7 @@ class RequestFlood(Attack):
 
     async def setup(self, ctx: Context) -> None:
         self.peer = ctx.peer(holds=False)
-        await ctx.connect(self.peer)
+        await ctx.connect(self.peer, "attacker")
 
     async def during(self, ctx: Context) -> None:
         peer = self.peer
@@ -804,7 +892,7 @@ class AnnounceFlood(Attack):
     async def setup(self, ctx: Context) -> None:
         self.peers = [ctx.peer() for _ in range(self.peers_count)]
         for peer in self.peers:
-            await ctx.connect(peer)
+            await ctx.connect(peer, "attacker")
         first = ctx.announced_sequences()[0] if ctx.stream.live and ctx.announced_sequences() else 0
         ids = tuple(self.peers[0].wire_id(first + i) for i in range(self.ids))
         self.messages = wire.encode_command(wire.SegmentsAnnouncement(loaded=ids))
@@ -831,7 +919,7 @@ class Sybils(Attack):
 
     async def setup(self, ctx: Context) -> None:
         for _ in range(self.count):
-            if await ctx.connect(ctx.peer(silent, holds=False)):
+            if await ctx.connect(ctx.peer(silent, holds=False), "sybil"):
                 ctx.add("sybils_connected", 1)
 
 
@@ -848,10 +936,11 @@ class OfferSpam(Attack):
         self.sdp = self.pc.localDescription.sdp
         self.task = asyncio.get_running_loop().create_task(self.spam(ctx))
         # Let the victim join the tracker and the spam reach it before the seeder tries.
-        loop = asyncio.get_running_loop()
-        until = loop.time() + min(8.0, max(2.0, ctx.duration / 2))
-        while loop.time() < until and ctx.victim.status.get("room", 1) > 0:
-            await asyncio.sleep(0.1)
+        await poll_until(
+            lambda: ctx.victim.status.get("room", 1) == 0,
+            within=min(8.0, max(2.0, ctx.duration / 2)),
+            interval=0.1,
+        )
         ctx.figures["room_when_seeder_starts"] = ctx.victim.status.get("room")
 
     async def spam(self, ctx: Context) -> None:
@@ -906,8 +995,14 @@ class Impersonator(Attack):
 
     async def setup(self, ctx: Context) -> None:
         for _ in range(STRIKES_BEFORE_BAN):
-            peer = ctx.peer(holds=False, peer_id=ctx.honest_id)
-            if not await ctx.connect(peer):
+            # The victim refuses the id while the previous link is still being torn down (or once
+            # the id is banned): a few tries, half a second apart.
+            for _attempt in range(6):
+                peer = ctx.peer(holds=False, peer_id=ctx.honest_id)
+                if await ctx.connect(peer, "impersonator"):
+                    break
+                await asyncio.sleep(0.5)
+            else:
                 break
             peer.send_raw(b"\x47" * 100)  # segment data without a header: one strike
             ctx.add("impersonator_strikes_sent", 1)
@@ -1081,6 +1176,7 @@ def detail_line(case: Case, result: dict[str, Any], wall: float) -> str:
         f"bans={len(result['banned'])}",
         f"honest_banned={result['banned_honest']}",
         f"strikes={result['misbehaved']}",
+        f"strike_reasons={json.dumps(result['strike_reasons'], separators=(',', ':')).replace(' ', '_')}",
         f"integrity_failures={result['integrity_failures']}",
     ]
     for key, value in sorted(result["figures"].items()):
