@@ -674,14 +674,11 @@ async def silent(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
     return None
 
 
-async def send_junk(
-    ctx: Context, peer: CountingPeer, budget: int, *, until: Callable[[], bool] = lambda: False
-) -> int:
-    """Send up to ``budget`` bytes of junk data chunks, paced by the channel's buffer, until
-    ``until()`` is true."""
+async def send_junk(ctx: Context, peer: CountingPeer, budget: int) -> int:
+    """Send up to ``budget`` bytes of junk data chunks, paced by the channel's buffer."""
     junk = os.urandom(CHUNK)
     sent = 0
-    while sent < budget and ctx.running() and not until() and await peer.send_paced(junk, within=5.0):
+    while sent < budget and ctx.running() and await peer.send_paced(junk, within=5.0):
         sent += len(junk)
         if sent % (64 * CHUNK) == 0:
             await asyncio.sleep(0)
@@ -701,11 +698,17 @@ def oversized(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], Awa
 
 
 def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], Awaitable[None]]:
+    """A data header, then nothing until the victim cancels (its stall timeout), then junk, which
+    the victim drops as the tail of a cancelled transfer. While it sends junk it answers new
+    requests "absent": a data header would make the junk count towards that request."""
     budget = {"left": 150 * MIB}
     blasting = {"now": False}
 
     async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         assert isinstance(peer, CountingPeer)
+        if blasting["now"] or budget["left"] <= 0:
+            peer.send(wire.SegmentAbsent(segment_id=request.segment_id, request_id=request.request_id))
+            return
         data = peer.data_for(request)
         size = len(data) if data else 100_000
         key = (request.segment_id, request.request_id)
@@ -713,17 +716,12 @@ def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], 
         await poll_until(
             lambda: key in peer.cancelled or not ctx.running() or peer.closed.is_set(), within=30.0
         )
-        if key not in peer.cancelled or blasting["now"] or budget["left"] <= 0:
+        if key not in peer.cancelled or blasting["now"]:
             return
         ctx.add("cancels_seen", 1)
         blasting["now"] = True
-        requests = peer.request_count
         try:
-            # Junk until the victim sends another request: bytes after that would land in the new
-            # request and count against us (a strike), which is not this attack.
-            budget["left"] -= await send_junk(
-                ctx, peer, budget["left"], until=lambda: peer.request_count != requests
-            )
+            budget["left"] -= await send_junk(ctx, peer, budget["left"])
         finally:
             blasting["now"] = False
 

@@ -92,16 +92,24 @@ class CountingPeer(ScriptedPeer):
     def is_open(self) -> bool:
         return self.channel is not None and self.channel.readyState == "open" and not self.closed.is_set()
 
-    async def send_paced(self, message: bytes, *, high_water: int = 4 << 20, within: float = 30.0) -> bool:
+    async def send_paced(
+        self,
+        message: bytes,
+        *,
+        high_water: int = 4 << 20,
+        within: float = 30.0,
+        unless: Callable[[], bool] = lambda: False,
+    ) -> bool:
         """Send ``message`` once fewer than ``high_water`` bytes wait in the channel's buffer (checked
-        every 5 ms, for at most ``within`` seconds). ``False``: the channel closed or stayed full."""
+        every 5 ms, for at most ``within`` seconds), unless ``unless()`` became true meanwhile.
+        ``False``: not sent (the channel closed, stayed full, or ``unless``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while self.is_open and self.channel is not None and self.channel.bufferedAmount > high_water:
             if loop.time() > deadline:
                 return False
             await asyncio.sleep(0.005)
-        if not self.is_open:
+        if not self.is_open or unless():
             return False
         self.send_raw(message)
         return True
