@@ -700,9 +700,11 @@ def oversized(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], Awa
 def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], Awaitable[None]]:
     """A data header, then nothing until the victim cancels (its stall timeout), then junk, which
     the victim drops as the tail of a cancelled transfer. While it sends junk it answers new
-    requests "absent": a data header would make the junk count towards that request."""
+    requests "absent", and it only starts while no other request of the victim has a header from
+    it: a data header would make the junk count towards that request (a strike, not this attack)."""
     budget = {"left": 150 * MIB}
     blasting = {"now": False}
+    open_headers = {"count": 0}
 
     async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         assert isinstance(peer, CountingPeer)
@@ -713,10 +715,14 @@ def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], 
         size = len(data) if data else 100_000
         key = (request.segment_id, request.request_id)
         peer.send(wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=size))
-        await poll_until(
-            lambda: key in peer.cancelled or not ctx.running() or peer.closed.is_set(), within=30.0
-        )
-        if key not in peer.cancelled or blasting["now"]:
+        open_headers["count"] += 1
+        try:
+            await poll_until(
+                lambda: key in peer.cancelled or not ctx.running() or peer.closed.is_set(), within=30.0
+            )
+        finally:
+            open_headers["count"] -= 1
+        if key not in peer.cancelled or blasting["now"] or open_headers["count"]:
             return
         ctx.add("cancels_seen", 1)
         blasting["now"] = True
