@@ -11,7 +11,10 @@ peak, Python and aiortc included, so the ``honest`` case is the floor). The host
 :class:`tests.hostile.counting_peer.CountingPeer` scripts in this process, linked to the victim over
 real aiortc on 127.0.0.1: they make the offer, the victim's real peer manager answers it (the
 signalling a tracker would relay, passed over the child's stdin/stdout). Only the offer-spamming case
-goes through the tracker, as its finding is about the tracker.
+goes through the tracker for its attack, as its finding is about the tracker; the peers answering
+requests their own way also announce themselves to the tracker (no offers), so that the victim's
+tracker counts them as it would a real attacker (``faq-vod``'s initial P2P mode ends at once in a
+swarm of one).
 
 Per case, one line at the end::
 
