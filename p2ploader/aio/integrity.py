@@ -11,9 +11,13 @@ it:
 2. with probability ``integrity_spot_check_probability``, fetches ``integrity_spot_checks`` small
    byte ranges of it from the origin (``Range`` requests, concurrently) and compares them.
 
-A mismatch rejects the bytes (the scheduler disconnects every peer that sent any of them and loads
-the segment again whole over HTTP) and calls ``on_failure`` once per such peer so the loader can ban
-it and tell the application. An origin that cannot answer a spot check (an error status, a wrong
+A mismatch rejects the bytes (the scheduler loads the segment again whole over HTTP). When one peer
+sent them, it calls ``on_failure`` for that peer so the loader can ban it and tell the application
+(the scheduler disconnects it). When several did (one stalled, another continued), a digest cannot
+tell which lied, and blaming all would let a liar get an honest peer banned by stalling just before
+it: nobody is blamed here; the scheduler compares each one's bytes with the origin's when the
+segment comes again and blames those that differ (``IntegrityCheckFailed``, check
+``"origin-bytes"``). An origin that cannot answer a spot check (an error status, a wrong
 ``Content-Range``, a timeout) proves nothing against the peer: the check is *inconclusive* and the
 segment is accepted (unverified), because the HTTP fallback would hit the same failing origin.
 Segments wholly loaded over HTTP are not checked: they come from the origin.
@@ -40,7 +44,7 @@ __all__ = ["IntegrityChecker", "IntegrityStats", "Validation", "Verdict", "integ
 
 Check = Literal["sha256", "spot-check"]
 FailureCallback = Callable[[Segment, str, Check, str], None]
-"""``on_failure(segment, peer_id, check, reason)``, once per peer that sent bytes of the segment."""
+"""``on_failure(segment, peer_id, check, reason)``, for the one peer that sent bytes of the segment."""
 
 Verdict = Literal["verified", "unverified", "failed"]
 """What the checks found: proven right, not proven (no check ran, or one was inconclusive), wrong."""
@@ -171,7 +175,7 @@ class IntegrityChecker:
     ) -> Verdict:
         """Check ``data``, a segment whose bytes came (at least in part) from ``peer_ids``; spot
         checks aim at the ``focus`` spans (``(offset, length)``: the peers' bytes) when given. On
-        ``"failed"``, ``on_failure`` was called once for each of them."""
+        ``"failed"``, ``on_failure`` was called for the sender if there was only one."""
         peers = (peer_ids,) if isinstance(peer_ids, str) else tuple(peer_ids)
         config = self._config
         counters = self._counters
@@ -215,9 +219,10 @@ class IntegrityChecker:
 
     def _fail(self, segment: Segment, peer_ids: tuple[str, ...], check: Check, reason: str) -> None:
         self._counters.failures += 1
-        if self._on_failure is not None:
-            for peer_id in peer_ids:  # which of them lied cannot be told: every sender is to blame
-                self._on_failure(segment, peer_id, check, reason)
+        # With several senders, which of them lied cannot be told here: the scheduler finds out
+        # from the origin's bytes (see the module docstring).
+        if self._on_failure is not None and len(peer_ids) == 1:
+            self._on_failure(segment, peer_ids[0], check, reason)
 
     async def _check_range(self, segment: Segment, data: bytes, span: SpotCheckRange) -> None:
         """Compare bytes ``span`` of ``data`` with the origin; raise :class:`_Lie` or

@@ -111,8 +111,9 @@ class _Download:
     # the whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
     # bytes and then stalled is caught even though its bytes were never used.
     compare_with: _Partial | None = None
-    # It holds bytes of a peer since dropped for misbehaving: they are discarded when it ends.
-    tainted: bool = False
+    # It holds bytes of peers since dropped for misbehaving (these): they are discarded when it
+    # ends, and the other senders' bytes are compared with the origin's later.
+    tainted_by: set[str] = attrs.Factory(set)
 
     def take_bytes(self) -> bytes:
         data = b"".join(self.chunks)
@@ -246,6 +247,10 @@ class Scheduler:
         self._http_failure_counts: dict[SegmentId, int] = {}
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
         self._stalled_bytes: dict[SegmentId, _Partial] = {}
+        # Rejected bytes that several peers sent (which of them lied, a digest cannot tell): kept
+        # to be compared with the origin's bytes when the segment next comes whole over HTTP, so
+        # only the peers whose bytes differ are blamed. Never resumed from.
+        self._suspect_bytes: dict[SegmentId, list[tuple[_Partial, bool]]] = {}
         # Uploads being served: (peer, its request id) -> (when it started, the media seconds and
         # the bytes of its segment). Their count is the admission control; their ends measure how
         # fast we upload (upload_speed, in media seconds per second).
@@ -521,6 +526,8 @@ class Scheduler:
             self._abort_p2p(sid, keep_bytes=False)
         for sid in [s for s in self._stalled_bytes if s not in queued]:
             del self._stalled_bytes[sid]
+        for sid in [s for s in self._suspect_bytes if s not in queued and s not in self._wanted]:
+            del self._suspect_bytes[sid]
         for sid in [s for s in self._http_failure_counts if s not in queued]:
             del self._http_failure_counts[sid]
 
@@ -751,15 +758,19 @@ class Scheduler:
             for sid in [
                 s for s, p in self._stalled_bytes.items() if any(r.peer_id == peer_id for r in p.peer_ranges)
             ]:
-                del self._stalled_bytes[sid]
+                self._suspect(sid, self._stalled_bytes.pop(sid), counted=False, dropped={peer_id})
             for download in self._downloads.values():
                 if any(r.peer_id == peer_id for r in download.peer_ranges):
-                    download.tainted = True
+                    download.tainted_by.add(peer_id)
         for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
             self._p2p_given_up(download, reason)
 
     def _p2p_given_up(self, download: _Download, reason: str) -> None:
         """A P2P download ends without its segment; a policy may try again from another source."""
+        if download.peer_ranges:
+            # The bytes it resumed from (another peer's) go; they are still compared with the
+            # origin's once the segment is stored, so the peer that sent them answers for them.
+            self._suspect(download.segment.id, download.partial(), counted=False, dropped=download.tainted_by)
         self._forget(download)
         self._p2p_failures += 1
         self._notify(
@@ -1161,7 +1172,7 @@ class Scheduler:
     def _finish(self, download: _Download, data: bytes, *, now: float) -> None:
         # A segment holding even one peer byte is checked as a P2P one, whichever source finished
         # it: an HTTP Range request continuing a liar's bytes must not launder them.
-        if download.tainted:
+        if download.tainted_by:
             self._reject_peer_bytes(download, now=now, blame=False)
             return
         from_peers = bool(download.peer_ranges)
@@ -1194,12 +1205,20 @@ class Scheduler:
 
     def _reject_peer_bytes(self, download: _Download, *, now: float, blame: bool) -> None:
         """The checks rejected a segment holding peers' bytes (``blame``), or it holds bytes of a
-        peer dropped for misbehaving since. With ``blame`` the origin's bytes are taken to be right,
-        so every peer that sent any is to blame (which of them lied cannot be told): each is
-        reported as misbehaving and disconnected. The bytes go, and the segment is loaded again
-        whole over HTTP (never continued from the rejected bytes) when a slot is free."""
+        peer dropped for misbehaving since. With ``blame`` the origin's bytes are taken to be right:
+        the one peer that sent any is reported as misbehaving and disconnected; when several did,
+        their bytes are compared with the origin's once the segment is stored again, and those
+        whose bytes differ are blamed. The bytes go, and the segment is loaded again whole over
+        HTTP (never continued from the rejected bytes) when a slot is free."""
         sid = download.segment.id
         blamed = list(dict.fromkeys(r.peer_id for r in download.peer_ranges)) if blame else []
+        if len(blamed) > 1 or not blame:
+            # Several peers sent bytes (one stalled, another continued): blaming all of them would
+            # let a liar get an honest peer banned by stalling just before it. The origin's bytes,
+            # when the segment comes again over HTTP, name the liars (_compare_with_origin); so
+            # they do for the other senders of bytes held with a dropped liar's.
+            self._suspect(sid, download.partial(), counted=True, dropped=download.tainted_by)
+            blamed = []
         self._forget(download)
         self._stalled_bytes.pop(sid, None)
         self._p2p_failures += 1
@@ -1256,14 +1275,32 @@ class Scheduler:
         )
         if download.compare_with is not None:
             self._compare_with_origin(segment, download.compare_with, data)
+        suspects = self._suspect_bytes.pop(segment.id, ())
+        if verified or not download.peer_ranges:
+            # Bytes known to be the origin's (all from it, or verified): they tell which of the
+            # senders of a rejected attempt lied (see _reject_peer_bytes).
+            for suspect, counted in suspects:
+                self._compare_with_origin(segment, suspect, data, counted=counted)
         if segment.id in self._wanted:
             self._wanted.discard(segment.id)
             self._notify(nt.SegmentReady(segment=segment, data=data, source=download.source))
             self._rebuild_queue(now=now)
 
-    def _compare_with_origin(self, segment: Segment, partial: _Partial, origin: bytes) -> None:
+    def _suspect(self, segment_id: SegmentId, partial: _Partial, *, counted: bool, dropped: set[str]) -> None:
+        """Keep the bytes of ``partial`` that peers other than ``dropped`` (already blamed) sent, to
+        compare with the origin's when the segment is next stored from known-good bytes.
+        ``counted``: they are already among the rejected bytes."""
+        ranges = tuple(r for r in partial.peer_ranges if r.peer_id not in dropped)
+        if ranges:
+            kept = _Partial(data=partial.data, peer_ranges=ranges)
+            self._suspect_bytes.setdefault(segment_id, []).append((kept, counted))
+
+    def _compare_with_origin(
+        self, segment: Segment, partial: _Partial, origin: bytes, *, counted: bool = False
+    ) -> None:
         """Blame the peers whose unused bytes of ``segment`` (an earlier attempt's) differ from the
-        origin's: proof they lied, though their bytes never reached the player."""
+        origin's: proof they lied, though their bytes never reached the player. ``counted``: the
+        bytes are already among the rejected ones (the checks rejected them)."""
         liars: dict[str, act.PeerByteRange] = {}
         for span in partial.peer_ranges:
             sent = partial.data[span.offset : span.end]
@@ -1276,7 +1313,8 @@ class Scheduler:
                     segment_id=segment.id, peer_id=peer_id, check="origin-bytes", reason=reason
                 )
             )
-            self._rejected_peer_bytes += span.length
+            if not counted:
+                self._rejected_peer_bytes += span.length
             if peer_id in self._peers:
                 self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
                 self._drop_peer(peer_id, reason=reason, disconnect=True)

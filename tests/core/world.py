@@ -16,6 +16,8 @@ import random
 from collections.abc import Callable
 from typing import Literal
 
+import attrs
+
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
@@ -26,9 +28,27 @@ from p2ploader.core.scheduler import Scheduler
 from .harness import make_segments
 
 Integrity = Literal["off", "digests", "spot-checks"]
-# How a scripted peer answers a request: the bytes it sends from the offset asked for, or None to
-# send nothing at all (not even a data header).
-Answer = Callable[[int, int, bytes], bytes | None]  # (sequence, byte_offset, truth) -> bytes
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """A scripted answer spread over time (the plain ``bytes`` answer is ``Reply(chunks=(data,))``).
+
+    ``total_bytes``: the size its data header announces (``None``: the segment's true size).
+    ``absent``: it answers "absent" and nothing else. ``chunks`` are sent one every ``interval``
+    seconds after the header; then the peer ``departs`` (its link closes: ``PeerDisconnected``)
+    or, by default, just stops sending."""
+
+    total_bytes: int | None = None
+    absent: bool = False
+    chunks: tuple[bytes, ...] = ()
+    interval: float = 0.0
+    departs: bool = False
+
+
+# How a scripted peer answers a request: the bytes it sends from the offset asked for, None to
+# send nothing at all (not even a data header), or a Reply.
+Answer = Callable[[int, int, bytes], "bytes | Reply | None"]  # (sequence, byte_offset, truth)
 
 
 def silent(sequence: int, offset: int, truth: bytes) -> bytes | None:
@@ -39,6 +59,58 @@ def silent(sequence: int, offset: int, truth: bytes) -> bytes | None:
 def liar_then_stall(sequence: int, offset: int, truth: bytes) -> bytes:
     """A correct data header, then size-1 wrong bytes, then nothing (the reported bypass)."""
     return bytes(b ^ 0xFF for b in truth[offset:-1])
+
+
+def honest(sequence: int, offset: int, truth: bytes) -> bytes:
+    """Sends the origin's bytes from the offset asked for."""
+    return truth[offset:]
+
+
+def liar(sequence: int, offset: int, truth: bytes) -> bytes:
+    """Sends every byte wrong (each one flipped), with the right size."""
+    return bytes(b ^ 0xFF for b in truth[offset:])
+
+
+def trickler(bytes_per_second: int, *, step: float = 0.25) -> Answer:
+    """Sends the right bytes, ``bytes_per_second`` of them, one small chunk every ``step`` seconds
+    (never long enough apart to look stalled)."""
+    per_step = max(1, int(bytes_per_second * step))
+
+    def answer(sequence: int, offset: int, truth: bytes) -> Reply:
+        rest = truth[offset:]
+        chunks = tuple(rest[i : i + per_step] for i in range(0, len(rest), per_step))
+        return Reply(chunks=chunks, interval=step)
+
+    return answer
+
+
+def short(sequence: int, offset: int, truth: bytes) -> Reply:
+    """Announces the true size, sends the first half of what was asked (right bytes), then stops."""
+    rest = truth[offset:]
+    return Reply(chunks=(rest[: len(rest) // 2],))
+
+
+def wrong_size(delta: int) -> Answer:
+    """Announces the true size plus ``delta`` bytes and sends that many: the origin's bytes cut
+    short (``delta`` < 0) or followed by junk (``delta`` > 0)."""
+
+    def answer(sequence: int, offset: int, truth: bytes) -> Reply:
+        total = len(truth) + delta
+        data = (truth + b"\x00" * max(0, delta))[offset:total]
+        return Reply(total_bytes=total, chunks=(data,))
+
+    return answer
+
+
+def absent_liar(sequence: int, offset: int, truth: bytes) -> Reply:
+    """Announces every segment and answers "absent" to every request."""
+    return Reply(absent=True)
+
+
+def departs(sequence: int, offset: int, truth: bytes) -> Reply:
+    """Sends the first half of what was asked (right bytes), then its link closes."""
+    rest = truth[offset:]
+    return Reply(chunks=(rest[: len(rest) // 2],), departs=True)
 
 
 class World:
@@ -70,6 +142,7 @@ class World:
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self.peers: dict[str, Answer] = {}
+        self.bytes_sent: dict[str, int] = {}  # peer id -> bytes it delivered to the viewer
         self.notifications: list[nt.Notification] = []
         self.actions: list[act.Action] = []
         self._aborted_http: set[int] = set()
@@ -178,6 +251,8 @@ class World:
                 self.peers.pop(action.peer_id, None)
             case act.ValidateSegment():
                 valid, verified = self._check(action)
+                if not valid:
+                    self._integrity_failed(action)
                 self._at(
                     self.now,
                     lambda: self._feed(
@@ -202,12 +277,48 @@ class World:
             return
         n = action.segment_id.sequence
         truth = self.truth[n]
-        data = answer(n, action.byte_offset, truth)
-        if data is None:
+        reply = answer(n, action.byte_offset, truth)
+        if reply is None:
             return
-        self._feed(ev.PeerResponseStarted(request_id=action.request_id, total_bytes=len(truth)))
-        if data:
+        if not isinstance(reply, Reply):
+            reply = Reply(chunks=(reply,))
+        rid = action.request_id
+        if reply.absent:
+            self._feed(ev.PeerRequestFailed(request_id=rid, reason="absent", absent=True))
+            return
+        total = len(truth) if reply.total_bytes is None else reply.total_bytes
+        self._feed(ev.PeerResponseStarted(request_id=rid, total_bytes=total))
+        for i, chunk in enumerate(reply.chunks):
+            if i == 0:  # with the header, as one message would bring them
+                self._peer_chunk(action, chunk)
+            else:
+                self._at(self.now + i * reply.interval, lambda chunk=chunk: self._peer_chunk(action, chunk))
+        if reply.departs:
+            self._at(
+                self.now + len(reply.chunks) * reply.interval, lambda: self._peer_departs(action.peer_id)
+            )
+
+    def _peer_chunk(self, action: act.RequestFromPeer, data: bytes) -> None:
+        # Nothing arrives after a cancel or from a peer no longer connected.
+        if data and action.peer_id in self.peers and action.request_id not in self._cancelled_p2p:
+            self.bytes_sent[action.peer_id] = self.bytes_sent.get(action.peer_id, 0) + len(data)
             self._feed(ev.PeerChunkReceived(request_id=action.request_id, data=data))
+
+    def _peer_departs(self, peer_id: str) -> None:
+        if self.peers.pop(peer_id, None) is not None:
+            self._feed(ev.PeerDisconnected(peer_id=peer_id))
+
+    def _integrity_failed(self, action: act.ValidateSegment) -> None:
+        """As the loader's IntegrityChecker: a failure names the peer that sent the bytes (the
+        loader bans it), and nobody when several did (the scheduler then asks the origin's bytes)."""
+        check: Literal["sha256", "spot-check"] = "sha256" if self.integrity == "digests" else "spot-check"
+        if len(action.peer_ids) == 1:
+            (peer_id,) = action.peer_ids
+            self.notifications.append(
+                nt.IntegrityCheckFailed(
+                    segment_id=action.segment.id, peer_id=peer_id, check=check, reason="bytes differ"
+                )
+            )
 
     def _check(self, action: act.ValidateSegment) -> tuple[bool, bool]:
         """What the loader's IntegrityChecker answers, with the origin's bytes at hand."""
