@@ -21,12 +21,17 @@ Theory of operation (after ``HybridLoader`` in p2p-media-loader-core 0.6.2):
   allowed, or when the tracker reports at most one peer in the swarm. A timer re-runs the pass
   ``per_segment + 0.1`` s after start and then every ``per_segment`` s.
 
-  Ours, unlike 0.6: the mode never holds back the segment needed now (priority 0, the one at
-  the playhead, or the first one before playback starts). With nothing buffered it has no slack
-  to wait for a peer, so it goes to HTTP at once (cutting over a P2P download of it), while the
-  mode goes on holding the segments after it. In 0.6 a peer that announces everything and never
-  answers held start-up for the whole per-segment allowance (17 s with the FAQ's VOD example
-  against 2 s over HTTP); so start-up with peers is never slower than without.
+  Ours, unlike 0.6: the mode never holds back a required segment that is *due*: the one needed
+  now (priority 0, the one at the playhead, or the first one before playback starts), or one
+  whose start the playhead reaches within twice its expected HTTP download time plus
+  ``_DUE_MARGIN`` (the expected time from ``http_fetch_time``, once the first HTTP download has
+  measured it). A due segment has no slack left to wait for a peer, so it goes to
+  HTTP at once (cutting over a P2P download of it), while the mode goes on holding the segments
+  after it; a timer wakes the pass when the next held required segment falls due. In 0.6 a peer
+  that announces everything and never answers held start-up for the whole per-segment allowance
+  (17 s with the FAQ's VOD example against 2 s over HTTP), and then each later segment until it
+  was needed now, so every one of them stalled; here playback with such a peer is never slower
+  than without.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ __all__ = ["P2PML06Policy"]
 
 # 0.6 arms the first initial-mode check 100 ms after the per-segment allowance.
 _INITIAL_FIRST_TICK_DELAY = 0.1
+# Seconds added to twice the expected HTTP download time when deciding whether a held segment is
+# due: room for the request's round trip and for a playhead report that is a little stale.
+_DUE_MARGIN = 0.5
 
 
 @register_policy
@@ -61,6 +69,7 @@ class P2PML06Policy(DownloadPolicy):
             config.http_download_initial_timeout > 0 and config.http_download_initial_timeout_per_segment > 0
         )
         self._initial_tick: float | None = None
+        self._due_tick: float | None = None  # when the next held required segment falls due
         self._random_tick: float | None = None
 
     @property
@@ -78,7 +87,8 @@ class P2PML06Policy(DownloadPolicy):
             self._random_tick = now + self.config.http_download_probability_interval
 
     def get_timer(self) -> float | None:
-        deadlines = [t for t in (self._initial_tick if self._initial_mode else None, self._random_tick) if t]
+        held = (self._initial_tick, self._due_tick) if self._initial_mode else ()
+        deadlines = [t for t in (*held, self._random_tick) if t is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, ctx: SchedulingContext, *, now: float) -> None:
@@ -87,6 +97,8 @@ class P2PML06Policy(DownloadPolicy):
             # The tick itself only re-runs the pass (which the scheduler does after this call).
             while self._initial_tick <= now:
                 self._initial_tick += cfg.http_download_initial_timeout_per_segment
+        if self._due_tick is not None and now >= self._due_tick:
+            self._due_tick = None  # the pass after this call sends the due segment to HTTP
         if self._random_tick is not None and now >= self._random_tick:
             while self._random_tick <= now:
                 self._random_tick += cfg.http_download_probability_interval
@@ -100,6 +112,20 @@ class P2PML06Policy(DownloadPolicy):
     def _end_initial_mode(self) -> None:
         self._initial_mode = False
         self._initial_tick = None
+        self._due_tick = None
+
+    def _due_in(self, ctx: SchedulingContext, entry: QueueEntry) -> float:
+        """Seconds until ``entry`` falls due (0 or less: due now; see the module docstring)."""
+        if entry.priority <= 0:
+            return 0.0
+        position, fetch_time = ctx.position, ctx.http_fetch_time
+        if position is None or fetch_time is None:
+            # Before playback starts only the first segment is needed now; before the first HTTP
+            # download is measured (it is under way: the first segment is due) the pass that
+            # follows its arrival judges the rest.
+            return float("inf")
+        expected_http = fetch_time * entry.segment.duration
+        return entry.segment.start - position - (2 * expected_http + _DUE_MARGIN)
 
     def _http_allowed(self, ctx: SchedulingContext, *, now: float) -> bool:
         if not self._initial_mode:
@@ -120,14 +146,21 @@ class P2PML06Policy(DownloadPolicy):
         cfg = self.config
         http_allowed = self._http_allowed(ctx, now=now)
         queue = ctx.queue
+        self._due_tick = None
         for k, entry in enumerate(queue):
             sid = entry.id
             if ctx.is_cached(sid) or ctx.is_http_loading(sid):
                 continue
             required = entry.priority <= cfg.required_segments_priority
-            # Needed now: no buffer left to wait for a peer with (see the module docstring).
-            needed_now = entry.priority <= 0
-            if required and (http_allowed or needed_now) and not ctx.http_failed_recently(sid, now=now):
+            # Due: too little buffer left to wait for a peer (see the module docstring).
+            due = False
+            if required and not http_allowed:
+                due_in = self._due_in(ctx, entry)
+                due = due_in <= 0
+                if not due and due_in != float("inf"):
+                    wake = now + due_in
+                    self._due_tick = wake if self._due_tick is None else min(self._due_tick, wake)
+            if required and (http_allowed or due) and not ctx.http_failed_recently(sid, now=now):
                 if ctx.http_active >= cfg.simultaneous_http_downloads:
                     self._abort_last_later(ctx, k, http=True)
                 if ctx.http_active < cfg.simultaneous_http_downloads:
