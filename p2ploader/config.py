@@ -210,6 +210,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "live_refresh_interval": _optional_positive_number_rule,
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
+    "peer_idle_grace": _number_rule(0),
     "upload_rate_limit": _optional_positive_number_rule,
     "swarm_url_pattern": _regex_rule,
     "max_concurrent_uploads": _int_rule(0),
@@ -249,6 +250,7 @@ _SECONDS_FIELDS: Final = frozenset(
         "swarm_join_delay",
         "rendition_linger",
         "peer_ban_time",
+        "peer_idle_grace",
     }
 )
 #: Fields stored as float (times, and the probability).
@@ -518,7 +520,16 @@ class LoaderConfig:
     FAQ-style name: ``p2pStallTimeout`` (ms)."""
 
     max_peers: int = attrs.field(default=20, validator=_validate)
-    """Most peers connected at once per swarm (0..1000). Ours. FAQ-style name: ``maxPeers``."""
+    """Most peers connected at once per swarm (0..1000). When they are all connected, a new peer
+    takes the slot of one that, ``peer_idle_grace`` seconds after connecting, has neither delivered
+    bytes nor taken an upload in the last 30 s nor announces a segment we still need (see
+    docs/p2p.md). Ours. FAQ-style name: ``maxPeers``."""
+
+    peer_idle_grace: float = attrs.field(default=15.0, validator=_validate)
+    """Seconds (>= 0) after a peer's channel opened during which it keeps its slot whatever it does;
+    after that, a peer that delivers nothing, takes nothing from us and announces nothing we need
+    gives its slot up to a newcomer when all ``max_peers`` are taken (idle Sybils cannot hold the
+    swarm). Ours. FAQ-style name: ``peerIdleGrace`` (ms)."""
 
     swarm_url_pattern: str | None = attrs.field(default=None, validator=_validate)
     """Peer5-style URL normalisation: a regular expression searched in the manifest URL (query
@@ -793,6 +804,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
+        _FaqKey("peerIdleGrace", "peer_idle_grace", "ms"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
         _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
         _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -33,6 +33,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
+from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.bans import PeerBans
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.scheduler import Scheduler
@@ -339,6 +340,8 @@ class HybridLoader:
             ),
             admit=membership.admit if membership is not None else None,
             wants_offers=membership.wants_offers if membership is not None else None,
+            admission=AdmissionLimits(max_peers=cfg.max_peers, idle_grace=cfg.peer_idle_grace),
+            wants=self._wants_any,
         )
         driver = self._driver
 
@@ -418,6 +421,12 @@ class HybridLoader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _wants_any(self, segment_ids: Collection[SegmentId]) -> bool:
+        """Whether any of ``segment_ids`` is queued and not cached: a peer announcing it is worth
+        its slot (until its requests fail)."""
+        cache = self._scheduler.cache
+        return any(entry.id in segment_ids and entry.id not in cache for entry in self._scheduler.queue)
 
     def _bans_of(self, rendition: str) -> PeerBans:
         bans = self._bans.get(rendition)

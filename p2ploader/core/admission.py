@@ -1,0 +1,258 @@
+"""Peer admission of one swarm, sans-IO (time is an argument): who gets a peer slot, who loses it.
+
+Peer ids are chosen by the peers themselves and a tracker relays offers from anyone, so one
+attacker can appear as any number of peers (Sybils) and try to fill every slot (an *eclipse*).
+Refusing newcomers when slots are full hands the swarm to whoever came first; this module keeps
+slots for peers that deliver instead:
+
+* **Open peers** hold at most ``max_peers`` slots. A peer is *useful* while it is in its grace period
+  (``idle_grace`` seconds after its channel opened), has delivered bytes to us or taken an upload
+  from us within ``idle_timeout`` seconds, or has announced segments we may still need (its
+  requests have not failed since). A seeder's leechers never deliver to it, but take uploads: they
+  stay. A peer that does none of these (it connects and stays silent) is *idle*.
+* **Eviction.** When slots are full and a new peer's link opens, the idle peer that was useful
+  longest ago is closed to make room; with no idle peer the newcomer is closed instead.
+* **Connecting links** (an offer we answered, an answer we accepted, not open yet) are capped
+  separately at ``max_connecting``: a fake offer that never connects cannot take an open slot. When
+  that cap is full, a remote offer replaces the oldest connecting link we answered if that one is
+  older than ``connecting_hold`` seconds (an honest connection opens well within it), else it is
+  declined: spam arriving faster than connections open gets a bounded share, never all of it.
+* **Offer budget.** Remote offers answered are capped at ``offer_budget`` per ``offer_window``
+  seconds (a token bucket): each answer costs a peer connection and ICE gathering, so a spammer
+  cannot make us spend without bound. Declined offers are counted.
+
+The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
+:meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
+:meth:`~Admission.admit_open`). Memory is bounded by the links: records go with their link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import attrs
+
+from p2ploader.core.segments import SegmentId
+from p2ploader.errors import UsageError
+
+__all__ = ["Admission", "AdmissionLimits", "AdmissionStats"]
+
+
+@attrs.frozen(kw_only=True)
+class AdmissionLimits:
+    """Limits of :class:`Admission`. Times in seconds."""
+
+    max_peers: int = 20
+    """Open links at most."""
+    max_connecting: int = 8
+    """Links still connecting at most (offers answered or answers accepted, channel not open)."""
+    connecting_hold: float = 3.0
+    """A connecting link we answered keeps its place against newer offers for this long."""
+    idle_grace: float = 15.0
+    """After its channel opened, a peer is useful for this long whatever it does."""
+    idle_timeout: float = 30.0
+    """Bytes delivered (or an upload taken) within this long make a peer useful."""
+    offer_budget: int = 40
+    """Remote offers answered per ``offer_window`` at most."""
+    offer_window: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_peers < 0 or self.max_connecting < 1 or self.offer_budget < 1:
+            raise UsageError("max_peers must be >= 0, max_connecting and offer_budget >= 1")
+        if min(self.connecting_hold, self.idle_grace, self.idle_timeout) < 0 or self.offer_window <= 0:
+            raise UsageError("admission times must be >= 0 (offer_window > 0)")
+
+
+@attrs.frozen(kw_only=True)
+class AdmissionStats:
+    evicted: int
+    """Idle peers closed to make room for a newcomer."""
+    refused_full: int
+    """Newly opened links closed because every slot held a useful peer."""
+    offers_over_budget: int
+    """Remote offers declined by the offer budget."""
+    offers_busy: int
+    """Remote offers declined because the connecting links were all recent."""
+    connecting_replaced: int
+    """Connecting links closed to make room for a newer offer."""
+
+
+@attrs.define
+class _Peer:
+    created_at: float
+    answered: bool  # we answered its offer (it did not answer ours)
+    opened_at: float | None = None
+    useful_at: float | None = None  # last delivery to us or upload taken from us
+    announced: Collection[SegmentId] = ()
+    announcement_failed: bool = False  # a request failed since its bytes last came
+
+
+class Admission:
+    """Slot accounting and eviction of one swarm (see the module doc)."""
+
+    def __init__(self, limits: AdmissionLimits | None = None) -> None:
+        self.limits = limits or AdmissionLimits()
+        self._peers: dict[str, _Peer] = {}
+        self._tokens = float(self.limits.offer_budget)
+        self._tokens_at: float | None = None
+        self._evicted = 0
+        self._refused_full = 0
+        self._over_budget = 0
+        self._busy = 0
+        self._replaced = 0
+
+    # ------------------------------------------------------------------ counts
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for peer in self._peers.values() if peer.opened_at is not None)
+
+    @property
+    def connecting_count(self) -> int:
+        return sum(1 for peer in self._peers.values() if peer.opened_at is None)
+
+    def is_open(self, peer_id: str) -> bool:
+        peer = self._peers.get(peer_id)
+        return peer is not None and peer.opened_at is not None
+
+    def room(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> int:
+        """How many more links are worth trying now: free open slots (counting the idle peers a
+        newcomer would replace), bounded by the free connecting places."""
+        free = self.limits.max_peers - len(self._peers) + len(self._idle(now=now, wants=wants))
+        return max(0, min(free, self.limits.max_connecting - self.connecting_count))
+
+    def has_slot(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+        """Whether a newcomer could get an open slot (a free one, or an idle peer's); connecting
+        links do not count here, they have their own cap."""
+        free = self.limits.max_peers - self.open_count
+        return free > 0 or bool(self._idle(now=now, wants=wants))
+
+    # ------------------------------------------------------------------ what happened
+
+    def link_created(self, peer_id: str, *, now: float, answered: bool) -> None:
+        self._peers[peer_id] = _Peer(created_at=now, answered=answered)
+
+    def opened(self, peer_id: str, *, now: float) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.opened_at = now
+
+    def closed(self, peer_id: str) -> None:
+        self._peers.pop(peer_id, None)
+
+    def delivered(self, peer_id: str, *, now: float) -> None:
+        """The peer sent us segment bytes: useful, and its announcement is credible again."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.useful_at = now
+            peer.announcement_failed = False
+
+    def served(self, peer_id: str, *, now: float) -> None:
+        """The peer took segment bytes from us (a leecher: a seeder's peers never deliver)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.useful_at = now
+
+    def announced(self, peer_id: str, segments: Collection[SegmentId]) -> None:
+        """The peer's latest map of segments it holds (kept by reference, read at eviction time)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.announced = segments
+
+    def request_failed(self, peer_id: str) -> None:
+        """A request to the peer failed: its announcement no longer makes it useful until it
+        delivers again (re-announcing does not restore it, or a liar would stay for ever)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.announcement_failed = True
+
+    # ------------------------------------------------------------------ decisions
+
+    def useful(self, peer_id: str, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+        """Whether an open peer earns its slot (see the module doc); connecting links: ``True``."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.opened_at is None:
+            return True
+        limits = self.limits
+        if now - peer.opened_at < limits.idle_grace:
+            return True
+        if peer.useful_at is not None and now - peer.useful_at < limits.idle_timeout:
+            return True
+        return bool(peer.announced) and not peer.announcement_failed and wants(peer.announced)
+
+    def _idle(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> list[str]:
+        """Open peers that do not earn their slot, the longest idle first."""
+
+        def idle_since(item: tuple[str, _Peer]) -> float:
+            peer = item[1]
+            assert peer.opened_at is not None
+            return max(peer.opened_at, peer.useful_at or peer.opened_at)
+
+        idle = [
+            item
+            for item in self._peers.items()
+            if item[1].opened_at is not None and not self.useful(item[0], now=now, wants=wants)
+        ]
+        return [peer_id for peer_id, _ in sorted(idle, key=idle_since)]
+
+    def admit_open(
+        self, peer_id: str, *, now: float, wants: Callable[[Collection[SegmentId]], bool]
+    ) -> tuple[bool, str | None]:
+        """A link just opened. Returns ``(keep, evict)``: whether to keep it, and an idle peer to
+        close for it (``None``: there was a free slot, or nobody to evict and ``keep`` is False)."""
+        self.opened(peer_id, now=now)
+        if self.open_count <= self.limits.max_peers:
+            return True, None
+        idle = [p for p in self._idle(now=now, wants=wants) if p != peer_id]
+        if idle:
+            self._evicted += 1
+            return True, idle[0]
+        self._refused_full += 1
+        return False, None
+
+    def may_answer(self, *, now: float) -> tuple[bool, str | None]:
+        """A remote offer arrived (checks of the peer itself passed). Returns ``(answer, replace)``:
+        whether to answer it, and a connecting link to close for it first."""
+        if not self._take_offer_token(now=now):
+            self._over_budget += 1
+            return False, None
+        if self.connecting_count < self.limits.max_connecting:
+            return True, None
+        oldest = min(
+            (item for item in self._peers.items() if item[1].opened_at is None and item[1].answered),
+            key=lambda item: item[1].created_at,
+            default=None,
+        )
+        if oldest is not None and now - oldest[1].created_at >= self.limits.connecting_hold:
+            self._replaced += 1
+            return True, oldest[0]
+        self._busy += 1
+        return False, None
+
+    def may_accept_answer(self) -> bool:
+        """An answer to our own offer arrived: it may connect unless the connecting cap is full
+        (our offers are few, so this rarely says no)."""
+        if self.connecting_count < self.limits.max_connecting:
+            return True
+        self._busy += 1
+        return False
+
+    def _take_offer_token(self, *, now: float) -> bool:
+        limits = self.limits
+        if self._tokens_at is not None:
+            refill = (now - self._tokens_at) * limits.offer_budget / limits.offer_window
+            self._tokens = min(float(limits.offer_budget), self._tokens + refill)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def statistics(self) -> AdmissionStats:
+        return AdmissionStats(
+            evicted=self._evicted,
+            refused_full=self._refused_full,
+            offers_over_budget=self._over_budget,
+            offers_busy=self._busy,
+            connecting_replaced=self._replaced,
+        )
