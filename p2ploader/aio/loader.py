@@ -357,6 +357,7 @@ class HybridLoader:
             on_answer=peers.on_answer,
             on_offer_expired=peers.offer_expired,
             on_swarm_update=swarm_update,
+            wants_peers=peers.wants_peers,
             announce_extra=(lambda: membership.announce_extra(peers.linked)) if membership else None,
             on_tracker_extra=(
                 (lambda extra: membership.on_tracker(extra, client.announce_now)) if membership else None

@@ -212,6 +212,15 @@ class PeerManager:
         room = self._admission.room(now=self._now(), wants=self._wanted)
         return max(0, room - len(self._pending_offers))
 
+    def wants_peers(self, swarm_size: int) -> bool:
+        """Whether to look for peers sooner than the tracker's interval (``TrackerClient``'s
+        ``wants_peers``): no peer delivers to us or takes from us, the swarm of ``swarm_size`` peers
+        (us included) has some we are not linked with, and one of them could get a slot."""
+        if self._closed or swarm_size - 1 <= self._admission.open_count:
+            return False
+        now = self._now()
+        return self._admission.earning(now=now, wants=self._wanted) == 0 and self.room > 0
+
     @property
     def linked(self) -> tuple[str, ...]:
         """Peer ids (hex) with a link, open or still connecting."""

@@ -20,6 +20,12 @@ URL gets its own session task holding one WebSocket:
 * **Interval.** ``default_interval`` (30 s, the JS client's) until the tracker answers; then the
   tracker's ``interval`` (or ``min interval``) clamped to ``[min_announce_interval,
   max_announce_interval]``; a ``min interval`` larger than that is respected (up to one hour).
+* **Looking for peers sooner.** When ``wants_peers(swarm_size)`` says so after an announce response
+  (the caller has no peer that delivers while the swarm has others: e.g. idle Sybils hold its
+  links, or its offers went to them), the next announce, with fresh offers, comes after
+  ``min_announce_interval``, doubling each time it is still wanted, up to the interval (and never
+  sooner than the tracker's ``min interval``). Offers go to random peers of the swarm, so more
+  rounds find the honest ones among Sybils sooner; the back-off bounds the tracker's load.
 * **Relayed offers** from other peers (``offer`` + ``offer_id`` + ``peer_id``) go to ``on_offer``; an
   answer SDP it returns goes back through the same tracker with ``to_peer_id`` and the same
   ``offer_id``; ``None`` declines. An answer produced later than ``offer_timeout`` after the offer
@@ -226,6 +232,8 @@ class TrackerClient:
     * ``on_offer_expired(offer_id)``: that offer will never be answered; close its connection.
     * ``on_swarm_update(complete, incomplete)``: the counts of each tracker's announce responses, as
       they arrive (P2P Media Loader 0.6 reads ``incomplete``).
+    * ``wants_peers(swarm_size)``: after each announce response, whether to announce again sooner
+      than the interval (see "Looking for peers sooner" in the module doc).
 
     Options: ``offers_per_announce`` (0-10, browsers send 5; ``numwant`` on the wire is the number
     of offers actually sent), ``max_pending_offers`` (unanswered offers across trackers),
@@ -251,6 +259,7 @@ class TrackerClient:
         on_swarm_update: Callable[[int, int], None] | None = None,
         announce_extra: Callable[[], Mapping[str, Any]] | None = None,
         on_tracker_extra: Callable[[Mapping[str, Any]], None] | None = None,
+        wants_peers: Callable[[int], bool] | None = None,
         offers_per_announce: int = 5,
         max_pending_offers: int = 50,
         offer_timeout: float = 50.0,
@@ -311,6 +320,7 @@ class TrackerClient:
         # trackers ignore unknown keys. The tracker's ``p2ploader`` object goes to on_tracker_extra.
         self._announce_extra = announce_extra
         self._on_tracker_extra = on_tracker_extra
+        self._wants_peers = wants_peers
         self.offers_per_announce = offers_per_announce
         self.max_pending_offers = max_pending_offers
         self.offer_timeout = offer_timeout
@@ -647,6 +657,8 @@ class _Session:
         self._joined = False  # the tracker accepted an announce on the current connection
         self._healthy = False  # ... at least once since the last reconnect back-off
         self._refusals = 0  # consecutive `failure reason` refusals on this connection
+        self._early = 0  # consecutive early announces (looking for peers), for the back-off
+        self._min_interval = 0.0  # the tracker's `min interval`, seconds
         self._last_offers: list[bytes] = []  # offer ids of the latest announce
         self._stopping = False
         self.connects = 0
@@ -902,6 +914,25 @@ class _Session:
         self._reschedule(asyncio.get_running_loop().time() + delay)
         return True
 
+    def _maybe_announce_early(self) -> None:
+        client = self.client
+        if client._wants_peers is None or self.complete is None or self.incomplete is None:
+            return
+        try:
+            wanted = client._wants_peers(self.complete + self.incomplete)
+        except Exception:  # the caller's bug must not stop announcing
+            logger.exception("tracker %s: wants_peers failed", self.url)
+            wanted = False
+        if not wanted:
+            if self._early:
+                self._early = 0
+                self._reschedule(self._last_announce_at + self.period)
+            return
+        delay = client.min_announce_interval * 2.0 ** min(self._early, 30)
+        delay = max(min(delay, self.period), self._min_interval)
+        self._early += 1
+        self._reschedule(self._last_announce_at + delay)
+
     def _on_announce_response(self, data: dict[str, Any]) -> None:
         client = self.client
         self.responses += 1
@@ -916,6 +947,7 @@ class _Session:
             period = min(max(period, client.min_announce_interval), client.max_announce_interval)
             if min_interval is not None:
                 period = max(period, min(min_interval, _MAX_PERIOD))
+                self._min_interval = min(min_interval, _MAX_PERIOD)
             if period != self.period:
                 self.period = period
                 self._reschedule(self._last_announce_at + period)
@@ -925,6 +957,7 @@ class _Session:
             assert isinstance(complete, int) and isinstance(incomplete, int)
             self.complete, self.incomplete = complete, incomplete
             client._swarm_update(complete, incomplete)
+        self._maybe_announce_early()
         extra = data.get("p2ploader")
         if isinstance(extra, dict) and client._on_tracker_extra is not None:
             try:

@@ -180,6 +180,19 @@ class Admission:
             return True
         return bool(peer.announced) and not peer.announcement_failed and wants(peer.announced)
 
+    def earning(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> int:
+        """Open peers useful by what they do (deliver, take uploads, announce what we need), not
+        merely by being in their grace period."""
+        limits = self.limits
+        count = 0
+        for peer in self._peers.values():
+            if peer.opened_at is None:
+                continue
+            recent = peer.useful_at is not None and now - peer.useful_at < limits.idle_timeout
+            if recent or (peer.announced and not peer.announcement_failed and wants(peer.announced)):
+                count += 1
+        return count
+
     def _idle(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> list[str]:
         """Open peers that do not earn their slot, the longest idle first."""
 

@@ -163,3 +163,12 @@ def test_bindings_are_bounded() -> None:
     for i in range(1000):
         bans.bind(f"p{i}", f"c{i}")
     assert len(bans._identities) <= 8
+
+
+def test_earning_counts_what_peers_do_not_their_grace() -> None:
+    admission = full_of(AdmissionLimits(max_peers=3, idle_grace=10.0, idle_timeout=20.0))
+    assert admission.earning(now=1.0, wants=wants) == 0  # in grace, but nothing done yet
+    admission.served("p0", now=2.0)
+    admission.announced("p1", frozenset({NEEDED}))
+    assert admission.earning(now=3.0, wants=wants) == 2
+    assert admission.earning(now=30.0, wants=wants) == 1  # p0's upload is long ago
