@@ -43,6 +43,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection
 from websockets.asyncio.client import ClientConnection, connect
 
 from p2ploader import LoaderConfig, open_loader, play
+from p2ploader.aio.loader import HybridLoader
 from p2ploader.aio.tracker_client import Offer, TrackerClient, encode_id
 from p2ploader.aio.webrtc import restrict_ice_to_loopback, rtc_configuration, set_remote
 from p2ploader.core import swarm, wire
@@ -55,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.swarm_offload import make_stream
 
 RTC: dict[str, Any] = {"iceServers": []}
+VERBOSE = bool(os.environ.get("ECLIPSE_VERBOSE"))
 
 
 # --------------------------------------------------------------------------- trackers
@@ -110,8 +112,11 @@ class RawPeer:
     def _pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(rtc_configuration(RTC))
         self.pcs.append(pc)
-        while len(self.pcs) > 40:  # bounded: the oldest go
-            old = self.pcs.pop(0)
+        # Bounded: the oldest connections that never connected go; connected ones stay (an idle
+        # Sybil keeps its slots).
+        stale = [p for p in self.pcs if p.connectionState in ("new", "connecting", "failed", "closed")]
+        for old in stale[: max(0, len(self.pcs) - 40)]:
+            self.pcs.remove(old)
             asyncio.get_running_loop().create_task(old.close())
         return pc
 
@@ -121,7 +126,7 @@ class RawPeer:
 
     async def _make_offers(self, count: int) -> list[Offer]:
         offers = []
-        for _ in range(count):
+        for _ in range(min(count, 10 - len(self._pending))):
             pc = self._pc()
             channel = pc.createDataChannel("x")
             channel.on("open", lambda channel=channel: self._channel(channel))
@@ -258,6 +263,50 @@ def config_for(trackers: tuple[str, ...]) -> LoaderConfig:
     return LoaderConfig(tracker_announce=trackers, rtc_config=RTC, integrity_sha256=True)
 
 
+async def attack(
+    case: str, tracker_url: str, info_hash: bytes, seeder_id: bytes, wire_ids: dict[int, int]
+) -> None:
+    """Run one attack until cancelled (in its own process: attackers have their own machines)."""
+    stop = asyncio.Event()
+    attackers: list[RawPeer] = []
+    try:
+        if case == "sybils":
+            attackers = [RawPeer(tracker_url, info_hash) for _ in range(20)]
+        elif case == "impersonator":
+            attackers = [
+                RawPeer(tracker_url, info_hash, peer_id=seeder_id, on_channel=liar_channel(wire_ids))
+            ]
+        for attacker in attackers:
+            await attacker.start()
+        if case in ("spam", "spam-sockets"):
+            await spam(tracker_url, info_hash, sockets=case == "spam-sockets", stop=stop)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        stop.set()
+        await asyncio.gather(*(a.stop() for a in attackers), return_exceptions=True)
+
+
+async def attacker_process(case: str, tracker_url: str, seeder: HybridLoader) -> asyncio.subprocess.Process:
+    playlist = seeder.playlist
+    wire_ids = {
+        swarm.segment_wire_id(
+            SegmentId(seeder.rendition, s.id.sequence), live=False, first_sequence=playlist.media_sequence
+        ): len(await seeder.get_segment(s))
+        for s in playlist.segments
+    }
+    spec = {
+        "case": case,
+        "tracker_url": tracker_url,
+        "info_hash": seeder.info_hash().hex(),
+        "seeder_id": seeder.peer_id.hex(),
+        "wire_ids": wire_ids,
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--attacker", json.dumps(spec), stdin=asyncio.subprocess.PIPE
+    )
+
+
 async def run(root: Path, case: str, *, attacked: bool, duration: float, tracker_kind: str) -> int:
     """Bytes the honest seeder uploaded to the victim while it played ``duration`` seconds."""
     async with contextlib.AsyncExitStack() as stack:
@@ -268,35 +317,11 @@ async def run(root: Path, case: str, *, attacked: bool, duration: float, tracker
         seeder = await stack.enter_async_context(open_loader(url, config=config_for((honest_url,)), seed=1))
         for segment in seeder.playlist.segments:  # the seeder holds the whole stream
             await seeder.get_segment(segment)
-        info_hash = seeder.info_hash()
-        stop = asyncio.Event()
-        attackers: list[RawPeer] = []
-        tasks: list[asyncio.Task[None]] = []
+        # The impersonator comes through a second (hostile) tracker the victim also uses.
         victim_trackers = (honest_url, second_url) if case == "impersonator" else (honest_url,)
-        if attacked and case == "sybils":
-            attackers = [RawPeer(honest_url, info_hash) for _ in range(20)]
-        elif attacked and case == "impersonator":
-            playlist = seeder.playlist
-            wire_ids = {
-                swarm.segment_wire_id(
-                    SegmentId(seeder.rendition, s.id.sequence),
-                    live=False,
-                    first_sequence=playlist.media_sequence,
-                ): len(await seeder.get_segment(s))
-                for s in playlist.segments
-            }
-            attackers = [
-                RawPeer(second_url, info_hash, peer_id=seeder.peer_id, on_channel=liar_channel(wire_ids))
-            ]
-        elif attacked and case in ("spam", "spam-sockets"):
-            tasks.append(
-                asyncio.get_running_loop().create_task(
-                    spam(honest_url, info_hash, sockets=case == "spam-sockets", stop=stop)
-                )
-            )
-        for attacker in attackers:
-            await attacker.start()
+        process = None
         if attacked:
+            process = await attacker_process(case, victim_trackers[-1], seeder)
             await asyncio.sleep(5.0)  # the attack is on before the victim joins
         try:
             victim = await stack.enter_async_context(
@@ -304,16 +329,38 @@ async def run(root: Path, case: str, *, attacked: bool, duration: float, tracker
             )
             await play(victim, duration=duration, forward_buffer=30.0, tick=0.25)
             got = seeder.statistics().uploaded_bytes_by_peer.get(victim.peer_id.hex(), 0)
+            if VERBOSE:
+                for name, loader in (("victim", victim), ("seeder", seeder)):
+                    manager, client = loader._peers, loader._tracker_client
+                    print(
+                        f"  {case} attacked={attacked} {name}: links={manager and manager.statistics()} "
+                        f"tracker={client and client.statistics()}",
+                        file=sys.stderr,
+                    )
         finally:
-            stop.set()
-            for task in tasks:
-                with contextlib.suppress(Exception):
-                    await task
-            await asyncio.gather(*(a.stop() for a in attackers), return_exceptions=True)
+            if process is not None:
+                process.terminate()
+                await process.wait()
         return int(got)
 
 
 async def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--attacker":
+        spec = json.loads(sys.argv[2])
+        with restrict_ice_to_loopback(), contextlib.suppress(asyncio.CancelledError):
+            await attack(
+                spec["case"],
+                spec["tracker_url"],
+                bytes.fromhex(spec["info_hash"]),
+                bytes.fromhex(spec["seeder_id"]),
+                {int(k): v for k, v in spec["wire_ids"].items()},
+            )
+        return
+    if VERBOSE:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(relativeCreated)d %(name)s %(message)s")
+        logging.getLogger("p2ploader.aio.peers").setLevel(logging.DEBUG)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -337,9 +384,10 @@ async def main() -> None:
                 base, hit = [], []
                 for _ in range(args.repeat):
                     kw: dict[str, Any] = {"duration": args.duration, "tracker_kind": args.tracker}
-                    base.append(await run(root, case, attacked=False, **kw))
+                    if not os.environ.get("ECLIPSE_ATTACK_ONLY"):
+                        base.append(await run(root, case, attacked=False, **kw))
                     hit.append(await run(root, case, attacked=True, **kw))
-                b, h = statistics.median(base), statistics.median(hit)
+                b, h = statistics.median(base or [0]), statistics.median(hit)
                 ratio = h / b if b else float("nan")
                 print(
                     f"{case}: seeder to victim {h / 1e6:.2f} MB under attack, {b / 1e6:.2f} MB without "

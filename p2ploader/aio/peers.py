@@ -214,12 +214,12 @@ class PeerManager:
 
     def wants_peers(self, swarm_size: int) -> bool:
         """Whether to look for peers sooner than the tracker's interval (``TrackerClient``'s
-        ``wants_peers``): no peer delivers to us or takes from us, the swarm of ``swarm_size`` peers
-        (us included) has some we are not linked with, and one of them could get a slot."""
-        if self._closed or swarm_size - 1 <= self._admission.open_count:
+        ``wants_peers``): no linked peer delivers to us, takes from us or holds what we need, a
+        newcomer could get a slot, and we are not alone (the tracker counts ``swarm_size`` peers,
+        us included, or peers are linked)."""
+        if self._closed or (swarm_size <= 1 and self._admission.open_count == 0):
             return False
-        now = self._now()
-        return self._admission.earning(now=now, wants=self._wanted) == 0 and self.room > 0
+        return self._admission.earning(now=self._now(), wants=self._wanted) == 0 and self.room > 0
 
     @property
     def linked(self) -> tuple[str, ...]:
@@ -273,6 +273,7 @@ class PeerManager:
             self._admission.closed(peer_id)
             replaced.close()
         elif not self._admission.may_accept_answer():
+            logger.debug("peer %s: answer dropped: too many links connecting", peer_id)
             await pc.close()
             return
         link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
@@ -299,12 +300,15 @@ class PeerManager:
             return None
         now = self._now()
         if not self._admission.has_slot(now=now, wants=self._wanted):
+            logger.debug("peer %s: offer declined: every slot holds a useful peer", peer_id)
             return None
         answer, replace = self._admission.may_answer(now=now)
         if not answer:
+            logger.debug("peer %s: offer declined: over the offer budget or too many connecting", peer_id)
             return None
         if replace is not None:
             logger.info("peer %s: still connecting; its place goes to a newer offer", replace)
+            self._admission.closed(replace)
             self._close_link(replace)
         pc = create_connection(self._rtc_config)
         link = self._new_link(pc, peer_id, initiator=False, certificate=certificate)
@@ -377,6 +381,7 @@ class PeerManager:
         keep, evict = self._admission.admit_open(link.peer_id, now=self._now(), wants=self._wanted)
         if evict is not None:
             logger.info("peer %s: evicted (delivers nothing, takes nothing) for %s", evict, link.peer_id)
+            self._admission.closed(evict)  # its slot is free now, not once its close completes
             self._close_link(evict)
         if not keep:
             logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
@@ -557,6 +562,10 @@ class PeerManager:
                 self._request_peer[action.request_id] = action.peer_id
             case act.SendSegmentToPeer():
                 self._admission.served(action.peer_id, now=self._now())
+            case act.CancelPeerRequest():
+                # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
+                # until it delivers again (a peer announcing and then stalling must not stay useful).
+                self._admission.request_failed(action.peer_id)
             case act.AnnounceSegments() if action.peer_id is None:
                 self._own_loaded = frozenset(action.loaded)
             case _:

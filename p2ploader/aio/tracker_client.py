@@ -20,12 +20,13 @@ URL gets its own session task holding one WebSocket:
 * **Interval.** ``default_interval`` (30 s, the JS client's) until the tracker answers; then the
   tracker's ``interval`` (or ``min interval``) clamped to ``[min_announce_interval,
   max_announce_interval]``; a ``min interval`` larger than that is respected (up to one hour).
-* **Looking for peers sooner.** When ``wants_peers(swarm_size)`` says so after an announce response
-  (the caller has no peer that delivers while the swarm has others: e.g. idle Sybils hold its
-  links, or its offers went to them), the next announce, with fresh offers, comes after
-  ``min_announce_interval``, doubling each time it is still wanted, up to the interval (and never
-  sooner than the tracker's ``min interval``). Offers go to random peers of the swarm, so more
-  rounds find the honest ones among Sybils sooner; the back-off bounds the tracker's load.
+* **Looking for peers sooner.** ``wants_peers(swarm_size)`` (the swarm's size from the latest
+  response, 0 before one) is asked ``min_announce_interval`` after each announce and then at that
+  pace. While it says ``True`` (the caller has no peer that delivers or takes uploads: e.g. idle
+  Sybils hold its links, or its offers went to them), it announces with fresh offers, the gap
+  doubling each time, up to the interval and never below the tracker's ``min interval``; a
+  ``False`` restarts the back-off. Offers go to random peers of the swarm, so more rounds find
+  the honest ones among Sybils sooner; the back-off bounds the tracker's load.
 * **Relayed offers** from other peers (``offer`` + ``offer_id`` + ``peer_id``) go to ``on_offer``; an
   answer SDP it returns goes back through the same tracker with ``to_peer_id`` and the same
   ``offer_id``; ``None`` declines. An answer produced later than ``offer_timeout`` after the offer
@@ -658,6 +659,7 @@ class _Session:
         self._healthy = False  # ... at least once since the last reconnect back-off
         self._refusals = 0  # consecutive `failure reason` refusals on this connection
         self._early = 0  # consecutive early announces (looking for peers), for the back-off
+        self._check_at: float | None = None  # when to ask wants_peers next (loop time)
         self._min_interval = 0.0  # the tracker's `min interval`, seconds
         self._last_offers: list[bytes] = []  # offer ids of the latest announce
         self._stopping = False
@@ -734,6 +736,8 @@ class _Session:
         self.connects += 1
         self._joined = False
         self._refusals = 0
+        self._early = 0
+        self._check_at = None
         self.period = self.client.default_interval
         self._next_at = loop.time()
         announcer = self._announcer = loop.create_task(self._announce_loop(), name=f"announce {self.url}")
@@ -800,12 +804,22 @@ class _Session:
     async def _announce_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            delay = self._next_at - loop.time()
-            if delay > 0:
+            now = loop.time()
+            wake = self._next_at
+            if self._check_at is not None and self._joined and not self._refusals:
+                wake = min(wake, self._check_at)
+            if wake > now:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                    await asyncio.wait_for(self._wakeup.wait(), wake - now)
                 continue
+            if now < self._next_at and not self._wants_peers_now():
+                # Not looking for peers: poll again after the shortest gap; the back-off restarts.
+                self._early = 0
+                self._check_at = now + self._early_delay()
+                continue
+            if now < self._next_at:
+                self._early += 1
             try:
                 await self._announce()
             except asyncio.CancelledError:
@@ -813,6 +827,27 @@ class _Session:
             except Exception:
                 logger.exception("tracker %s: announce failed", self.url)
                 self._next_at = loop.time() + self.period
+            if self.client._wants_peers is not None:
+                self._check_at = self._last_announce_at + self._early_delay()
+
+    def _early_delay(self) -> float:
+        """Seconds after an announce before the next one while peers are wanted: the minimum
+        interval, doubling with each early announce, at most the interval, never below the tracker's
+        ``min interval``."""
+        delay = self.client.min_announce_interval * 2.0 ** min(self._early, 30)
+        return max(min(delay, self.period), self._min_interval)
+
+    def _wants_peers_now(self) -> bool:
+        client = self.client
+        if client._wants_peers is None:
+            return False
+        known = self.complete is not None and self.incomplete is not None
+        size = (self.complete or 0) + (self.incomplete or 0) if known else 0
+        try:
+            return bool(client._wants_peers(size))
+        except Exception:  # the caller's bug must not stop announcing
+            logger.exception("tracker %s: wants_peers failed", self.url)
+            return False
 
     async def _announce(self) -> None:
         client = self.client
@@ -914,25 +949,6 @@ class _Session:
         self._reschedule(asyncio.get_running_loop().time() + delay)
         return True
 
-    def _maybe_announce_early(self) -> None:
-        client = self.client
-        if client._wants_peers is None or self.complete is None or self.incomplete is None:
-            return
-        try:
-            wanted = client._wants_peers(self.complete + self.incomplete)
-        except Exception:  # the caller's bug must not stop announcing
-            logger.exception("tracker %s: wants_peers failed", self.url)
-            wanted = False
-        if not wanted:
-            if self._early:
-                self._early = 0
-                self._reschedule(self._last_announce_at + self.period)
-            return
-        delay = client.min_announce_interval * 2.0 ** min(self._early, 30)
-        delay = max(min(delay, self.period), self._min_interval)
-        self._early += 1
-        self._reschedule(self._last_announce_at + delay)
-
     def _on_announce_response(self, data: dict[str, Any]) -> None:
         client = self.client
         self.responses += 1
@@ -957,7 +973,6 @@ class _Session:
             assert isinstance(complete, int) and isinstance(incomplete, int)
             self.complete, self.incomplete = complete, incomplete
             client._swarm_update(complete, incomplete)
-        self._maybe_announce_early()
         extra = data.get("p2ploader")
         if isinstance(extra, dict) and client._on_tracker_extra is not None:
             try:

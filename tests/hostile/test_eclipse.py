@@ -148,3 +148,18 @@ async def test_fake_offers_cannot_fill_the_slots(tracker: TrackerServer) -> None
                 newcomer = ScriptedPeer(s.loader, ALL, honest)
         s.peer = newcomer
         await wait_until(lambda: is_linked_open(s, newcomer), what="the honest newcomer linked")
+
+
+async def test_a_loader_without_earning_peers_wants_more_unless_alone() -> None:
+    manager = PeerManager(
+        feed=lambda event: None,
+        rendition="v0",
+        live=False,
+        first_sequence=0,
+        local_peer_id="aa" * 20,
+        rtc_config={"iceServers": []},
+    )
+    assert not manager.wants_peers(1)  # alone in the swarm: nobody to find
+    assert manager.wants_peers(5)  # others exist and none delivers to us
+    await manager.aclose()
+    assert not manager.wants_peers(5)
