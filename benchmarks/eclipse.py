@@ -292,7 +292,7 @@ async def attacker_process(case: str, tracker_url: str, seeder: HybridLoader) ->
     wire_ids = {
         swarm.segment_wire_id(
             SegmentId(seeder.rendition, s.id.sequence), live=False, first_sequence=playlist.media_sequence
-        ): len(await seeder.get_segment(s))
+        ): len((await seeder.get_segment(s)).data)
         for s in playlist.segments
     }
     spec = {
