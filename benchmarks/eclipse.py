@@ -14,11 +14,16 @@ baseline (median of ``--repeat`` runs each):
   embedded tracker of this version accepts on one socket).
 * ``spam-sockets``: the same through a new WebSocket per peer id (50 kept open): what a tracker that
   binds one id per connection still lets through.
+* ``spam-leaving``: as ``spam``, but each id sends ``stopped`` right after its offers went out: the
+  fake offers still arrive, the tracker's swarm does not fill with fake ids. ``spam`` and
+  ``spam-sockets`` also dilute the swarm (every announce's offers go to random members, so the
+  honest seeder and the victim rarely draw each other), which no client-side rule undoes; this case
+  measures the client's own defence (slots, connecting cap, offer budget).
 * ``impersonator``: a raw aiortc peer using the honest seeder's peer id, through a second tracker the
   victim also uses (a hostile tracker: the honest one would let the impersonator take the id over,
   which is the tracker's business); it announces every segment and sends wrong bytes.
 
-    python benchmarks/eclipse.py [--cases sybils spam spam-sockets impersonator] [--duration 40]
+    python benchmarks/eclipse.py [--cases sybils spam spam-sockets spam-leaving impersonator] [--duration 40]
         [--repeat 1] [--tracker embedded|node]
 
 Output: one ``RESULT eclipse case=NAME p2p_vs_honest=R`` line per case (R = attacked / baseline).
@@ -207,13 +212,13 @@ async def fake_offer_sdp() -> str:
     return sdp
 
 
-def spam_announce(info_hash: bytes, sdp: str) -> str:
+def spam_announce(info_hash: bytes, sdp: str, peer_id: bytes) -> str:
     return json.dumps(
         {
             "action": "announce",
             "event": "started",
             "info_hash": encode_id(info_hash),
-            "peer_id": encode_id(os.urandom(20)),
+            "peer_id": encode_id(peer_id),
             "numwant": 5,
             "uploaded": 0,
             "downloaded": 0,
@@ -232,8 +237,17 @@ async def drain(ws: ClientConnection) -> None:
             pass
 
 
-async def spam(tracker_url: str, info_hash: bytes, *, sockets: bool, stop: asyncio.Event) -> None:
-    """A fresh peer id with 5 fake offers every 100 ms: on one socket, or a new socket each."""
+def stopped(info_hash: bytes, peer_id: bytes) -> str:
+    message = {"action": "announce", "event": "stopped", "info_hash": encode_id(info_hash)}
+    return json.dumps({**message, "peer_id": encode_id(peer_id), "numwant": 0}, ensure_ascii=False)
+
+
+async def spam(
+    tracker_url: str, info_hash: bytes, *, sockets: bool, stop: asyncio.Event, leave: bool = False
+) -> None:
+    """A fresh peer id with 5 fake offers every 100 ms: on one socket, or a new socket each;
+    ``leave``: each id sends ``stopped`` right after its offers went out, so the swarm stays small
+    (the offers aim at peer slots, not at diluting the tracker's swarm)."""
     sdp = await fake_offer_sdp()
     opened: list[tuple[ClientConnection, asyncio.Task[None]]] = []
     try:
@@ -241,8 +255,12 @@ async def spam(tracker_url: str, info_hash: bytes, *, sockets: bool, stop: async
             if sockets or not opened:
                 ws = await connect(tracker_url, max_size=None)
                 opened.append((ws, asyncio.get_running_loop().create_task(drain(ws))))
+            peer_id = os.urandom(20)
             with contextlib.suppress(Exception):
-                await opened[-1][0].send(spam_announce(info_hash, sdp))
+                await opened[-1][0].send(spam_announce(info_hash, sdp, peer_id))
+                if leave:
+                    await asyncio.sleep(0.02)
+                    await opened[-1][0].send(stopped(info_hash, peer_id))
             while len(opened) > 50:
                 old, task = opened.pop(0)
                 task.cancel()
@@ -278,8 +296,14 @@ async def attack(
             ]
         for attacker in attackers:
             await attacker.start()
-        if case in ("spam", "spam-sockets"):
-            await spam(tracker_url, info_hash, sockets=case == "spam-sockets", stop=stop)
+        if case in ("spam", "spam-sockets", "spam-leaving"):
+            await spam(
+                tracker_url,
+                info_hash,
+                sockets=case == "spam-sockets",
+                stop=stop,
+                leave=case == "spam-leaving",
+            )
         else:
             await asyncio.Event().wait()
     finally:
@@ -367,7 +391,7 @@ async def main() -> None:
     parser.add_argument(
         "--cases",
         nargs="+",
-        default=["sybils", "spam", "spam-sockets", "impersonator"],
+        default=["sybils", "spam", "spam-sockets", "spam-leaving", "impersonator"],
         help="attacks to run",
     )
     parser.add_argument("--duration", type=float, default=40.0, help="seconds the victim plays")
