@@ -302,7 +302,7 @@ class PeerManager:
         if not self._admission.has_slot(now=now, wants=self._wanted):
             logger.debug("peer %s: offer declined: every slot holds a useful peer", peer_id)
             return None
-        answer, replace = self._admission.may_answer(now=now)
+        answer, replace = self._admission.may_answer(now=now, peer_id=peer_id)
         if not answer:
             logger.debug("peer %s: offer declined: over the offer budget or too many connecting", peer_id)
             return None

@@ -12,14 +12,22 @@ slots for peers that deliver instead:
   stay. A peer that does none of these (it connects and stays silent) is *idle*.
 * **Eviction.** When slots are full and a new peer's link opens, the idle peer that was useful
   longest ago is closed to make room; with no idle peer the newcomer is closed instead.
-* **Connecting links** (an offer we answered, an answer we accepted, not open yet) are capped
-  separately at ``max_connecting``: a fake offer that never connects cannot take an open slot. When
+* **Connecting links** of remote offers we answered (not open yet) are capped separately at
+  ``max_connecting``: a fake offer that never connects cannot take an open slot. Links of our own
+  offers are bounded by the offers we make (:meth:`Admission.room`), so fakes cannot stop us. When
   that cap is full, a remote offer replaces the oldest connecting link we answered if that one is
   older than ``connecting_hold`` seconds (an honest connection opens well within it), else it is
   declined: spam arriving faster than connections open gets a bounded share, never all of it.
 * **Offer budget.** Remote offers answered are capped at ``offer_budget`` per ``offer_window``
   seconds (a token bucket): each answer costs a peer connection and ICE gathering, so a spammer
   cannot make us spend without bound. Declined offers are counted.
+* **Returning peers.** A spammer drawing a fresh peer id for every offer drains that budget, and the
+  honest peers' offers would be declined with its own. An honest peer offers again under the same
+  id in its next announce; an offer from an id that already offered at least ``returning_after``
+  seconds earlier (one of the last 512 ids) is therefore answered from a second bucket of the same
+  size, at most once per ``returning_after`` per id, and may take the place of the oldest
+  connecting link we answered however young it is. A spammer must hold many ids over time (with a
+  tracker binding one id per connection: many connections) to drain that bucket too.
 
 The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
 :meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
@@ -55,6 +63,8 @@ class AdmissionLimits:
     offer_budget: int = 40
     """Remote offers answered per ``offer_window`` at most."""
     offer_window: float = 30.0
+    returning_after: float = 5.0
+    """An id that offered this long ago or earlier is a returning peer (see the module doc)."""
 
     def __attrs_post_init__(self) -> None:
         if self.max_peers < 0 or self.max_connecting < 1 or self.offer_budget < 1:
@@ -75,6 +85,8 @@ class AdmissionStats:
     """Remote offers declined because the connecting links were all recent."""
     connecting_replaced: int
     """Connecting links closed to make room for a newer offer."""
+    returning_answered: int = 0
+    """Offers of returning peers answered from their own budget."""
 
 
 @attrs.define
@@ -95,6 +107,10 @@ class Admission:
         self._peers: dict[str, _Peer] = {}
         self._tokens = float(self.limits.offer_budget)
         self._tokens_at: float | None = None
+        self._returning_tokens = float(self.limits.offer_budget)
+        self._returning_at: float | None = None
+        self._offered: dict[str, tuple[float, float]] = {}  # id -> (first offer, last returning answer)
+        self._returning = 0
         self._evicted = 0
         self._refused_full = 0
         self._over_budget = 0
@@ -116,10 +132,11 @@ class Admission:
         return peer is not None and peer.opened_at is not None
 
     def room(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> int:
-        """How many more links are worth trying now: free open slots (counting the idle peers a
-        newcomer would replace), bounded by the free connecting places."""
-        free = self.limits.max_peers - len(self._peers) + len(self._idle(now=now, wants=wants))
-        return max(0, min(free, self.limits.max_connecting - self.connecting_count))
+        """How many more offers of ours are worth making now: free open slots (counting the idle
+        peers a newcomer would replace) minus the links of our offers still connecting. Links of
+        remote offers do not count: fake offers must not stop us looking for peers ourselves."""
+        ours = sum(1 for peer in self._peers.values() if peer.opened_at is None and not peer.answered)
+        return max(0, self.limits.max_peers - self.open_count + len(self._idle(now=now, wants=wants)) - ours)
 
     def has_slot(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
         """Whether a newcomer could get an open slot (a free one, or an idle peer's); connecting
@@ -223,12 +240,31 @@ class Admission:
         self._refused_full += 1
         return False, None
 
-    def may_answer(self, *, now: float) -> tuple[bool, str | None]:
-        """A remote offer arrived (checks of the peer itself passed). Returns ``(answer, replace)``:
-        whether to answer it, and a connecting link to close for it first."""
-        if not self._take_offer_token(now=now):
+    def _returning_peer(self, peer_id: str, *, now: float) -> bool:
+        """Record an offer from ``peer_id``; ``True`` when it is a returning peer's (module doc)."""
+        wait = self.limits.returning_after
+        seen = self._offered.pop(peer_id, None)  # re-inserted last: the oldest ids go first
+        if seen is None:
+            if len(self._offered) >= 512:
+                del self._offered[next(iter(self._offered))]
+            self._offered[peer_id] = (now, -wait)
+            return False
+        first, last_answer = seen
+        returning = now - first >= wait and now - last_answer >= wait
+        self._offered[peer_id] = (first, now if returning else last_answer)
+        return returning
+
+    def may_answer(self, *, now: float, peer_id: str = "") -> tuple[bool, str | None]:
+        """A remote offer from ``peer_id`` arrived (checks of the peer itself passed). Returns
+        ``(answer, replace)``: whether to answer it, and a connecting link to close for it first."""
+        returning = bool(peer_id) and self._returning_peer(peer_id, now=now)
+        if returning and self._take_token(now=now, returning=True):
+            self._returning += 1
+        elif not self._take_token(now=now, returning=False):
             self._over_budget += 1
             return False, None
+        else:
+            returning = False
         if self.connecting_count < self.limits.max_connecting:
             return True, None
         oldest = min(
@@ -236,30 +272,35 @@ class Admission:
             key=lambda item: item[1].created_at,
             default=None,
         )
-        if oldest is not None and now - oldest[1].created_at >= self.limits.connecting_hold:
+        if oldest is not None and (returning or now - oldest[1].created_at >= self.limits.connecting_hold):
             self._replaced += 1
             return True, oldest[0]
         self._busy += 1
         return False, None
 
     def may_accept_answer(self) -> bool:
-        """An answer to our own offer arrived: it may connect unless the connecting cap is full
-        (our offers are few, so this rarely says no)."""
-        if self.connecting_count < self.limits.max_connecting:
-            return True
-        self._busy += 1
-        return False
-
-    def _take_offer_token(self, *, now: float) -> bool:
-        limits = self.limits
-        if self._tokens_at is not None:
-            refill = (now - self._tokens_at) * limits.offer_budget / limits.offer_window
-            self._tokens = min(float(limits.offer_budget), self._tokens + refill)
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
+        """An answer to our own offer arrived: it may connect. Our offers are bounded by
+        :meth:`room` (and the tracker client's pending-offer cap), not by the connecting cap, which
+        remote offers (fake ones included) fill."""
         return True
+
+    def _take_token(self, *, now: float, returning: bool) -> bool:
+        limits = self.limits
+        tokens, at = (
+            (self._returning_tokens, self._returning_at) if returning else (self._tokens, self._tokens_at)
+        )
+        if at is not None:
+            tokens = min(
+                float(limits.offer_budget), tokens + (now - at) * limits.offer_budget / limits.offer_window
+            )
+        taken = tokens >= 1.0
+        if taken:
+            tokens -= 1.0
+        if returning:
+            self._returning_tokens, self._returning_at = tokens, now
+        else:
+            self._tokens, self._tokens_at = tokens, now
+        return taken
 
     def statistics(self) -> AdmissionStats:
         return AdmissionStats(
@@ -268,4 +309,5 @@ class Admission:
             offers_over_budget=self._over_budget,
             offers_busy=self._busy,
             connecting_replaced=self._replaced,
+            returning_answered=self._returning,
         )

@@ -95,9 +95,10 @@ def test_connecting_links_have_their_own_cap_and_old_ones_make_way() -> None:
     assert admission.may_answer(now=1.0) == (False, None)  # all recent: declined
     assert admission.may_answer(now=2.0) == (True, "fake0")  # the oldest made way
     assert admission.statistics().offers_busy == 1 and admission.statistics().connecting_replaced == 1
-    assert admission.room(now=2.0, wants=wants) == 0
-    # Answers to our own offers are not replaced (they are ours and few), only capped.
-    assert not admission.may_accept_answer()
+    # Fake offers in the connecting places do not stop our own offers and their answers.
+    assert admission.room(now=2.0, wants=wants) == 20 and admission.may_accept_answer()
+    admission.link_created("ours", now=2.0, answered=False)
+    assert admission.room(now=2.0, wants=wants) == 19
 
 
 def test_offers_answered_are_capped_per_window() -> None:
@@ -113,6 +114,24 @@ def test_room_counts_idle_peers_a_newcomer_would_replace() -> None:
     admission = full_of(limits)
     assert admission.room(now=1.0, wants=wants) == 0 and not admission.has_slot(now=1.0, wants=wants)
     assert admission.room(now=11.0, wants=wants) == 2 and admission.has_slot(now=11.0, wants=wants)
+
+
+def test_a_returning_peer_is_answered_when_fresh_ids_drained_the_budget() -> None:
+    limits = AdmissionLimits(offer_budget=5, offer_window=30.0, max_connecting=3, returning_after=5.0)
+    admission = Admission(limits)
+    for i in range(50):  # a spammer: a fresh id per offer, filling the connecting places too
+        answer, replace = admission.may_answer(now=0.1, peer_id=f"fresh{i}")
+        if answer:
+            admission.link_created(f"fresh{i}", now=0.1, answered=True)
+    assert admission.may_answer(now=1.0, peer_id="honest") == (False, None)  # first sighting: no budget
+    answer, replace = admission.may_answer(now=6.0, peer_id="honest")  # its next announce
+    assert answer and replace is not None and replace.startswith("fresh")
+    assert admission.statistics().returning_answered == 1
+    for i in range(10):  # the spam goes on, taking what the main bucket refilled
+        admission.may_answer(now=6.2, peer_id=f"more{i}")
+    assert admission.may_answer(now=6.5, peer_id="honest") == (False, None)  # once per 5 s per id
+    # A spammer re-using ids gets the second bucket only as fast as it holds ids for 5 s.
+    assert admission.may_answer(now=6.0, peer_id="fresh49")[0]
 
 
 def test_limits_are_checked() -> None:
