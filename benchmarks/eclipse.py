@@ -10,15 +10,15 @@ baseline (median of ``--repeat`` runs each):
 
 * ``sybils``: 20 raw aiortc peers announce, offer and answer through the tracker (every 3 s), connect
   and then do nothing (announce nothing, request nothing, send nothing).
-* ``spam``: one WebSocket announcing a fresh peer id with 5 fake offers every 100 ms (what the
-  embedded tracker of this version accepts on one socket).
+* ``spam``: one WebSocket announcing a fresh peer id with 5 fake offers every 100 ms. The embedded
+  tracker keeps one id per socket in its swarm (measured: the swarm stays at 2 + the victim) but
+  relays every announce's offers, so seeder and victim each get ~10 fake offers a second.
 * ``spam-sockets``: the same through a new WebSocket per peer id (50 kept open): what a tracker that
   binds one id per connection still lets through.
-* ``spam-leaving``: as ``spam``, but each id sends ``stopped`` right after its offers went out: the
-  fake offers still arrive, the tracker's swarm does not fill with fake ids. ``spam`` and
-  ``spam-sockets`` also dilute the swarm (every announce's offers go to random members, so the
-  honest seeder and the victim rarely draw each other), which no client-side rule undoes; this case
-  measures the client's own defence (slots, connecting cap, offer budget).
+* ``spam-leaving``: as ``spam``, but each id sends ``stopped`` right after its offers went out.
+  ``spam-sockets`` also dilutes the swarm (every announce's offers go to random members, so the
+  honest seeder and the victim rarely draw each other), which no client-side rule undoes; ``spam``
+  and ``spam-leaving`` measure the client's own defence (slots, connecting cap, offer budget).
 * ``impersonator``: a raw aiortc peer using the honest seeder's peer id, through a second tracker the
   victim also uses (a hostile tracker: the honest one would let the impersonator take the id over,
   which is the tracker's business); it announces every segment and sends wrong bytes.
