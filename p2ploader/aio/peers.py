@@ -208,7 +208,8 @@ class PeerManager:
     @property
     def room(self) -> int:
         """How many more peers are worth an offer now: free slots, counting idle peers a newcomer
-        would replace, within the cap on connecting links, minus our offers still pending."""
+        would replace, minus the links and offers of ours still pending (remote offers' connecting
+        links do not count: fake offers must not stop our own search)."""
         room = self._admission.room(now=self._now(), wants=self._wanted)
         return max(0, room - len(self._pending_offers))
 
@@ -272,10 +273,6 @@ class PeerManager:
             replaced = self._peers.pop(peer_id).link
             self._admission.closed(peer_id)
             replaced.close()
-        elif not self._admission.may_accept_answer():
-            logger.debug("peer %s: answer dropped: too many links connecting", peer_id)
-            await pc.close()
-            return
         link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
         link.attach_channel(channel)
         try:

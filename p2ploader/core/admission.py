@@ -278,12 +278,6 @@ class Admission:
         self._busy += 1
         return False, None
 
-    def may_accept_answer(self) -> bool:
-        """An answer to our own offer arrived: it may connect. Our offers are bounded by
-        :meth:`room` (and the tracker client's pending-offer cap), not by the connecting cap, which
-        remote offers (fake ones included) fill."""
-        return True
-
     def _take_token(self, *, now: float, returning: bool) -> bool:
         limits = self.limits
         tokens, at = (
