@@ -31,7 +31,8 @@ slots for peers that deliver instead:
 
 The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
 :meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
-:meth:`~Admission.admit_open`). Memory is bounded by the links: records go with their link.
+:meth:`~Admission.admit_open`). Memory is bounded: records go with their link, and at most 512 ids
+that offered are remembered.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class AdmissionLimits:
     max_peers: int = 20
     """Open links at most."""
     max_connecting: int = 8
-    """Links still connecting at most (offers answered or answers accepted, channel not open)."""
+    """Links of remote offers we answered that are still connecting, at most."""
     connecting_hold: float = 3.0
     """A connecting link we answered keeps its place against newer offers for this long."""
     idle_grace: float = 15.0
