@@ -217,6 +217,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "max_init_section_bytes": _int_rule(1024),
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
+    "peer_idle_grace": _number_rule(0),
     "upload_rate_limit": _optional_positive_number_rule,
     "upload_stall_timeout": _number_rule(0, exclusive=True),
     "upload_budget_rate": _optional_positive_number_rule,
@@ -261,6 +262,7 @@ _SECONDS_FIELDS: Final = frozenset(
         "peer_ban_time",
         "upload_stall_timeout",
         "upload_budget_burst",
+        "peer_idle_grace",
     }
 )
 #: Fields stored as float (times, and the probability).
@@ -549,7 +551,16 @@ class LoaderConfig:
     FAQ-style name: ``p2pStallTimeout`` (ms)."""
 
     max_peers: int = attrs.field(default=20, validator=_validate)
-    """Most peers connected at once per swarm (0..1000). Ours. FAQ-style name: ``maxPeers``."""
+    """Most peers connected at once per swarm (0..1000). When they are all connected, a new peer
+    takes the slot of one that, ``peer_idle_grace`` seconds after connecting, has neither delivered
+    bytes nor taken an upload in the last 30 s nor announces a segment we still need (see
+    docs/p2p.md). Ours. FAQ-style name: ``maxPeers``."""
+
+    peer_idle_grace: float = attrs.field(default=15.0, validator=_validate)
+    """Seconds (>= 0) after a peer's channel opened during which it keeps its slot whatever it does;
+    after that, a peer that delivers nothing, takes nothing from us and announces nothing we need
+    gives its slot up to a newcomer when all ``max_peers`` are taken (idle Sybils cannot hold the
+    swarm). Ours. FAQ-style name: ``peerIdleGrace`` (ms)."""
 
     swarm_url_pattern: str | None = attrs.field(default=None, validator=_validate)
     """Peer5-style URL normalisation: a regular expression searched in the manifest URL (query
@@ -850,6 +861,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("maxInitSectionBytes", "max_init_section_bytes", "int"),
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
+        _FaqKey("peerIdleGrace", "peer_idle_grace", "ms"),
         _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
         _FaqKey("uploadStallTimeout", "upload_stall_timeout", "ms"),
         _FaqKey("uploadBudgetRate", "upload_budget_rate", "number"),

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -33,6 +33,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
+from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.bans import PeerBans
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
@@ -360,6 +361,8 @@ class HybridLoader:
             ),
             admit=membership.admit if membership is not None else None,
             wants_offers=membership.wants_offers if membership is not None else None,
+            admission=AdmissionLimits(max_peers=cfg.max_peers, idle_grace=cfg.peer_idle_grace),
+            wants=self._wants_any,
         )
         driver = self._driver
 
@@ -375,6 +378,7 @@ class HybridLoader:
             on_answer=peers.on_answer,
             on_offer_expired=peers.offer_expired,
             on_swarm_update=swarm_update,
+            wants_peers=peers.wants_peers,
             announce_extra=(lambda: membership.announce_extra(peers.linked)) if membership else None,
             on_tracker_extra=(
                 (lambda extra: membership.on_tracker(extra, client.announce_now)) if membership else None
@@ -439,6 +443,12 @@ class HybridLoader:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _wants_any(self, segment_ids: Collection[SegmentId]) -> bool:
+        """Whether any of ``segment_ids`` is queued and not cached: a peer announcing it is worth
+        its slot (until its requests fail)."""
+        cache = self._scheduler.cache
+        return any(entry.id in segment_ids and entry.id not in cache for entry in self._scheduler.queue)
 
     def _bans_of(self, rendition: str) -> PeerBans:
         bans = self._bans.get(rendition)

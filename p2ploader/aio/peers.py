@@ -4,8 +4,15 @@ It is the :class:`~p2ploader.aio.driver.PeerTransport` of the driver and the sig
 tracker client:
 
 * **Signalling.** ``make_offers`` pre-creates peer connections with complete (non-trickle) offers;
-  ``on_answer`` completes one; ``on_offer`` answers a remote offer. At most one link per remote peer
-  and ``max_peers`` links in all; a link that does not open within ``connect_timeout`` is closed.
+  ``on_answer`` completes one; ``on_offer`` answers a remote offer. At most one link per remote peer;
+  a link that does not open within ``connect_timeout`` is closed.
+* **Admission** (:mod:`p2ploader.core.admission`). ``max_peers`` open links, a separate small cap on
+  links still connecting, a budget of remote offers answered per time window; when slots are full
+  a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
+  (past its grace period), or is closed. An open link is never replaced by a second connection
+  claiming the same peer id; bans fall on the remote's DTLS certificate
+  (:func:`~p2ploader.core.bans.certificate_identity`), not on the id alone, so a peer cannot be
+  framed by someone using its id.
 * **Core actions → wire.** Requests, cancels, announcements (filtered to this swarm's rendition),
   uploads (header, data chunks with backpressure and an optional rate cap, completion; one upload
   at a time, first come first served) and absences.
@@ -40,7 +47,8 @@ from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import swarm, wire
-from p2ploader.core.bans import CommandRate, PeerBans
+from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStats
+from p2ploader.core.bans import CommandRate, PeerBans, certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
@@ -62,6 +70,8 @@ class PeerManagerStats:
     protocol_errors: int
     uploads: int
     uploaded_bytes: int
+    admission: AdmissionStats | None = None
+    """Evictions and declined offers (see :mod:`p2ploader.core.admission`)."""
 
 
 @attrs.define
@@ -110,6 +120,7 @@ class _PeerState:
     upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
     upload_data: _UploadData | None = None
     commands: CommandRate = attrs.Factory(CommandRate)  # flood guard
+    admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
 
 
 class PeerManager:
@@ -137,8 +148,10 @@ class PeerManager:
         on_misbehaved: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
         wants_offers: Callable[[Collection[str]], bool] | None = None,
+        admission: AdmissionLimits | None = None,
+        wants: Callable[[Collection[SegmentId]], bool] | None = None,
     ) -> None:
-        self._feed = feed
+        self._feed_core = feed
         self.rendition = rendition
         self._live = live
         self._first_sequence = first_sequence
@@ -169,6 +182,15 @@ class PeerManager:
         self._wants_offers = wants_offers
         """``wants_offers(linked_peer_ids)``: ``False`` makes no offers (a host waits for clients, a
         client with its host needs no more); ``None``: always offer (mesh)."""
+        self._admission = Admission(admission or AdmissionLimits(max_peers=max_peers))
+        """Slots, eviction of idle peers, caps on connecting links and on offers answered."""
+        self._wants = wants
+        """``wants(segment_ids)``: whether any of them is a segment we may still need (queued, not
+        cached); a peer announcing such segments keeps its slot until its requests fail. ``None``:
+        any segment we did not announce ourselves counts."""
+        self._own_loaded: frozenset[SegmentId] = frozenset()  # our latest announcement
+        self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
+        self._peer_request: dict[str, int] = {}
         self._peers: dict[str, _PeerState] = {}
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
@@ -201,10 +223,31 @@ class PeerManager:
 
     # ------------------------------------------------------------------ signalling (tracker client callbacks)
 
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _wanted(self, segments: Collection[SegmentId]) -> bool:
+        if self._wants is not None:
+            return self._wants(segments)
+        own = self._own_loaded
+        return any(segment not in own for segment in segments)
+
     @property
     def room(self) -> int:
-        """How many more peers we may connect."""
-        return max(0, self._max_peers - len(self._peers) - len(self._pending_offers))
+        """How many more peers are worth an offer now: free slots, counting idle peers a newcomer
+        would replace, minus the links and offers of ours still pending (remote offers' connecting
+        links do not count: fake offers must not stop our own search)."""
+        room = self._admission.room(now=self._now(), wants=self._wanted)
+        return max(0, room - len(self._pending_offers))
+
+    def wants_peers(self, swarm_size: int) -> bool:
+        """Whether to look for peers sooner than the tracker's interval (``TrackerClient``'s
+        ``wants_peers``): no linked peer delivers to us, takes from us or holds what we need, a
+        newcomer could get a slot, and we are not alone (the tracker counts ``swarm_size`` peers,
+        us included, or peers are linked)."""
+        if self._closed or (swarm_size <= 1 and self._admission.open_count == 0):
+            return False
+        return self._admission.earning(now=self._now(), wants=self._wanted) == 0 and self.room > 0
 
     @property
     def linked(self) -> tuple[str, ...]:
@@ -240,10 +283,12 @@ class PeerManager:
             return
         pc, channel = pending
         peer_id = remote_peer_id.hex()
+        certificate = certificate_identity(sdp)
         if (
             self._closed
             or peer_id == self.local_peer_id
-            or self._banned(peer_id)
+            or certificate is None
+            or self._banned(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             await pc.close()
@@ -253,8 +298,9 @@ class PeerManager:
                 await pc.close()
                 return
             replaced = self._peers.pop(peer_id).link
+            self._admission.closed(peer_id)
             replaced.close()
-        link = self._new_link(pc, peer_id, initiator=True)
+        link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
         link.attach_channel(channel)
         try:
             await set_remote(pc, sdp, "answer")
@@ -266,17 +312,30 @@ class PeerManager:
 
     async def on_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
         peer_id = remote_peer_id.hex()
+        certificate = certificate_identity(sdp)
         if (
             self._closed
             or peer_id == self.local_peer_id
             or peer_id in self._peers
-            or self.room == 0
-            or self._banned(peer_id)
+            or certificate is None
+            or self._banned(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             return None
+        now = self._now()
+        if not self._admission.has_slot(now=now, wants=self._wanted):
+            logger.debug("peer %s: offer declined: every slot holds a useful peer", peer_id)
+            return None
+        answer, replace = self._admission.may_answer(now=now, peer_id=peer_id)
+        if not answer:
+            logger.debug("peer %s: offer declined: over the offer budget or too many connecting", peer_id)
+            return None
+        if replace is not None:
+            logger.info("peer %s: still connecting; its place goes to a newer offer", replace)
+            self._admission.closed(replace)
+            self._close_link(replace)
         pc = create_connection(self._rtc_config)
-        link = self._new_link(pc, peer_id, initiator=False)
+        link = self._new_link(pc, peer_id, initiator=False, certificate=certificate)
         pc.on("datachannel", link.attach_channel)
         try:
             await set_remote(pc, sdp, "offer")
@@ -288,17 +347,29 @@ class PeerManager:
         self._arm_connect_timeout(link)
         return str(pc.localDescription.sdp)
 
-    def _banned(self, peer_id: str) -> bool:
-        return self._bans is not None and self._bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
+    def _banned(self, peer_id: str, certificate: str) -> bool:
+        bans = self._bans
+        return bans is not None and bans.is_banned(peer_id, now=self._now(), certificate=certificate)
 
     def _keep_existing_link(self, peer_id: str) -> bool:
-        """Both sides answered each other's offers: keep the connection whose offerer has the smaller
-        peer id (both sides reach the same verdict). ``True``: drop the new connection we offered."""
+        """A second connection with ``peer_id`` answered our offer. ``True``: drop it.
+
+        An open link is always kept: peer ids are self-asserted, and anyone claiming the id of a
+        connected peer must not replace or close it. While the existing link is still connecting,
+        both sides answered each other's offers (glare): keep the connection whose offerer has the
+        smaller peer id (both sides reach the same verdict)."""
         existing = self._peers[peer_id].link
+        if existing.is_open:
+            return True
         existing_offerer = self.local_peer_id if existing.initiator else peer_id
         return existing_offerer <= self.local_peer_id
 
-    def _new_link(self, pc: Any, peer_id: str, *, initiator: bool) -> PeerLink:
+    def _close_link(self, peer_id: str) -> None:
+        state = self._peers.get(peer_id)
+        if state is not None and not state.link.closing:
+            state.link.close()
+
+    def _new_link(self, pc: Any, peer_id: str, *, initiator: bool, certificate: str) -> PeerLink:
         link = PeerLink(
             pc,
             peer_id=peer_id,
@@ -310,6 +381,9 @@ class PeerManager:
         self._peers[peer_id] = _PeerState(
             link=link, decoder=wire.WireDecoder(max_announced_ids=self._max_announced_ids)
         )
+        self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
+        if self._bans is not None:
+            self._bans.bind(peer_id, certificate)  # strikes and bans under this id hit this certificate
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -326,7 +400,20 @@ class PeerManager:
     # ------------------------------------------------------------------ link callbacks
 
     def _link_opened(self, link: PeerLink) -> None:
+        state = self._peers.get(link.peer_id)
+        if state is None or state.link is not link or link.closing:
+            return
         self._opened += 1
+        keep, evict = self._admission.admit_open(link.peer_id, now=self._now(), wants=self._wanted)
+        if evict is not None:
+            logger.info("peer %s: evicted (delivers nothing, takes nothing) for %s", evict, link.peer_id)
+            self._admission.closed(evict)  # its slot is free now, not once its close completes
+            self._close_link(evict)
+        if not keep:
+            logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
+            link.close()
+            return
+        state.admitted = True
         self._feed(ev.PeerConnected(peer_id=link.peer_id))
 
     def _link_closed(self, link: PeerLink) -> None:
@@ -334,12 +421,37 @@ class PeerManager:
         if state is None or state.link is not link:
             return
         del self._peers[link.peer_id]
+        self._admission.closed(link.peer_id)
+        request_id = self._peer_request.pop(link.peer_id, None)
+        if request_id is not None:
+            self._request_peer.pop(request_id, None)
         if state.upload is not None:
             state.upload.cancel()
         if self._on_peer_gone is not None:
             self._on_peer_gone(link.peer_id)
-        if link.is_open:
+        if state.admitted:
             self._feed(ev.PeerDisconnected(peer_id=link.peer_id))
+
+    def _feed(self, event: ev.Event) -> None:
+        """Every event to the core passes here: the admission policy learns which peers deliver
+        (or take uploads, or announce segments we need) on the way."""
+        now = self._now()
+        match event:
+            case ev.PeerChunkReceived() if event.data:
+                peer_id = self._request_peer.get(event.request_id)
+                if peer_id is not None:
+                    self._admission.delivered(peer_id, now=now)
+            case ev.PeerRequestFailed():
+                peer_id = self._request_peer.get(event.request_id)
+                if peer_id is not None and event.reason != "peer gone":
+                    self._admission.request_failed(peer_id)
+            case ev.PeerAnnounced():
+                self._admission.announced(event.peer_id, event.loaded)
+            case ev.UploadFinished() if event.sent_bytes > 0:
+                self._admission.served(event.peer_id, now=now)
+            case _:
+                pass
+        self._feed_core(event)
 
     def _link_message(self, link: PeerLink, message: bytes) -> None:
         state = self._peers.get(link.peer_id)
@@ -476,7 +588,29 @@ class PeerManager:
 
     # ------------------------------------------------------------------ core actions (PeerTransport)
 
+    def _observe(self, action: act.Action) -> None:
+        """What admission needs from the core's actions: whom we ask (their bytes then count as
+        delivered), whom we serve, and what we hold ourselves."""
+        match action:
+            case act.RequestFromPeer() if action.peer_id in self._peers:
+                previous = self._peer_request.get(action.peer_id)
+                if previous is not None:
+                    self._request_peer.pop(previous, None)
+                self._peer_request[action.peer_id] = action.request_id
+                self._request_peer[action.request_id] = action.peer_id
+            case act.SendSegmentToPeer():
+                self._admission.served(action.peer_id, now=self._now())
+            case act.CancelPeerRequest():
+                # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
+                # until it delivers again (a peer announcing and then stalling must not stay useful).
+                self._admission.request_failed(action.peer_id)
+            case act.AnnounceSegments() if action.peer_id is None:
+                self._own_loaded = frozenset(action.loaded)
+            case _:
+                pass
+
     def perform(self, action: act.Action) -> None:
+        self._observe(action)
         match action:
             case act.RequestFromPeer():
                 self._request(action)
@@ -667,6 +801,7 @@ class PeerManager:
             protocol_errors=self._protocol_errors,
             uploads=self._uploads,
             uploaded_bytes=self._uploaded,
+            admission=self._admission.statistics(),
         )
 
     async def aclose(self) -> None:

@@ -20,6 +20,13 @@ URL gets its own session task holding one WebSocket:
 * **Interval.** ``default_interval`` (30 s, the JS client's) until the tracker answers; then the
   tracker's ``interval`` (or ``min interval``) clamped to ``[min_announce_interval,
   max_announce_interval]``; a ``min interval`` larger than that is respected (up to one hour).
+* **Looking for peers sooner.** ``wants_peers(swarm_size)`` (the swarm's size from the latest
+  response, 0 before one) is asked ``min_announce_interval`` after each announce and then at that
+  pace. While it says ``True`` (the caller has no peer that delivers or takes uploads: e.g. idle
+  Sybils hold its links, or its offers went to them), it announces with fresh offers, the gap
+  doubling each time, up to the interval and never below the tracker's ``min interval``; a
+  ``False`` restarts the back-off. Offers go to random peers of the swarm, so more rounds find
+  the honest ones among Sybils sooner; the back-off bounds the tracker's load.
 * **Relayed offers** from other peers (``offer`` + ``offer_id`` + ``peer_id``) go to ``on_offer``; an
   answer SDP it returns goes back through the same tracker with ``to_peer_id`` and the same
   ``offer_id``; ``None`` declines. An answer produced later than ``offer_timeout`` after the offer
@@ -226,6 +233,8 @@ class TrackerClient:
     * ``on_offer_expired(offer_id)``: that offer will never be answered; close its connection.
     * ``on_swarm_update(complete, incomplete)``: the counts of each tracker's announce responses, as
       they arrive (P2P Media Loader 0.6 reads ``incomplete``).
+    * ``wants_peers(swarm_size)``: after each announce response, whether to announce again sooner
+      than the interval (see "Looking for peers sooner" in the module doc).
 
     Options: ``offers_per_announce`` (0-10, browsers send 5; ``numwant`` on the wire is the number
     of offers actually sent), ``max_pending_offers`` (unanswered offers across trackers),
@@ -251,6 +260,7 @@ class TrackerClient:
         on_swarm_update: Callable[[int, int], None] | None = None,
         announce_extra: Callable[[], Mapping[str, Any]] | None = None,
         on_tracker_extra: Callable[[Mapping[str, Any]], None] | None = None,
+        wants_peers: Callable[[int], bool] | None = None,
         offers_per_announce: int = 5,
         max_pending_offers: int = 50,
         offer_timeout: float = 50.0,
@@ -311,6 +321,7 @@ class TrackerClient:
         # trackers ignore unknown keys. The tracker's ``p2ploader`` object goes to on_tracker_extra.
         self._announce_extra = announce_extra
         self._on_tracker_extra = on_tracker_extra
+        self._wants_peers = wants_peers
         self.offers_per_announce = offers_per_announce
         self.max_pending_offers = max_pending_offers
         self.offer_timeout = offer_timeout
@@ -647,6 +658,9 @@ class _Session:
         self._joined = False  # the tracker accepted an announce on the current connection
         self._healthy = False  # ... at least once since the last reconnect back-off
         self._refusals = 0  # consecutive `failure reason` refusals on this connection
+        self._early = 0  # consecutive early announces (looking for peers), for the back-off
+        self._check_at: float | None = None  # when to ask wants_peers next (loop time)
+        self._min_interval = 0.0  # the tracker's `min interval`, seconds
         self._last_offers: list[bytes] = []  # offer ids of the latest announce
         self._stopping = False
         self.connects = 0
@@ -722,6 +736,8 @@ class _Session:
         self.connects += 1
         self._joined = False
         self._refusals = 0
+        self._early = 0
+        self._check_at = None
         self.period = self.client.default_interval
         self._next_at = loop.time()
         announcer = self._announcer = loop.create_task(self._announce_loop(), name=f"announce {self.url}")
@@ -788,12 +804,22 @@ class _Session:
     async def _announce_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            delay = self._next_at - loop.time()
-            if delay > 0:
+            now = loop.time()
+            wake = self._next_at
+            if self._check_at is not None and self._joined and not self._refusals:
+                wake = min(wake, self._check_at)
+            if wake > now:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                    await asyncio.wait_for(self._wakeup.wait(), wake - now)
                 continue
+            if now < self._next_at and not self._wants_peers_now():
+                # Not looking for peers: poll again after the shortest gap; the back-off restarts.
+                self._early = 0
+                self._check_at = now + self._early_delay()
+                continue
+            if now < self._next_at:
+                self._early += 1
             try:
                 await self._announce()
             except asyncio.CancelledError:
@@ -801,6 +827,27 @@ class _Session:
             except Exception:
                 logger.exception("tracker %s: announce failed", self.url)
                 self._next_at = loop.time() + self.period
+            if self.client._wants_peers is not None:
+                self._check_at = self._last_announce_at + self._early_delay()
+
+    def _early_delay(self) -> float:
+        """Seconds after an announce before the next one while peers are wanted: the minimum
+        interval, doubling with each early announce, at most the interval, never below the tracker's
+        ``min interval``."""
+        delay = self.client.min_announce_interval * 2.0 ** min(self._early, 30)
+        return max(min(delay, self.period), self._min_interval)
+
+    def _wants_peers_now(self) -> bool:
+        client = self.client
+        if client._wants_peers is None:
+            return False
+        known = self.complete is not None and self.incomplete is not None
+        size = (self.complete or 0) + (self.incomplete or 0) if known else 0
+        try:
+            return bool(client._wants_peers(size))
+        except Exception:  # the caller's bug must not stop announcing
+            logger.exception("tracker %s: wants_peers failed", self.url)
+            return False
 
     async def _announce(self) -> None:
         client = self.client
@@ -916,6 +963,7 @@ class _Session:
             period = min(max(period, client.min_announce_interval), client.max_announce_interval)
             if min_interval is not None:
                 period = max(period, min(min_interval, _MAX_PERIOD))
+                self._min_interval = min(min_interval, _MAX_PERIOD)
             if period != self.period:
                 self.period = period
                 self._reschedule(self._last_announce_at + period)

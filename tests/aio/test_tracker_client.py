@@ -625,3 +625,47 @@ async def test_interop_several_trackers_including_bittorrent_tracker(
                 assert all(t.failures == 0 for t in client.statistics().trackers)
         finally:
             await asyncio.gather(*(client.aclose() for client in clients))
+
+
+async def test_announces_come_sooner_while_peers_are_wanted_and_back_off() -> None:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def respond(message: dict[str, Any]) -> list[Any]:
+        if message.get("event") == "stopped" or "answer" in message:
+            return []
+        times.append(loop.time())
+        reply = {"action": "announce", "info_hash": message["info_hash"], "interval": 1.5}
+        return [{**reply, "complete": 1, "incomplete": 4}]
+
+    asked: list[int] = []
+
+    def wants_peers(swarm_size: int) -> bool:
+        asked.append(swarm_size)
+        return len(asked) <= 3  # no peer delivers for three rounds, then one does
+
+    async with ScriptedTracker(respond) as fake:
+        peer = FakePeer("w")
+        async with peer.client([fake.url], min_announce_interval=0.2, wants_peers=wants_peers):
+            await wait_until(lambda: len(times) >= 5, within=10.0)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert asked[0] == 5  # the swarm's size: complete + incomplete
+    # 0.2 s, then doubling (0.4, 0.8) while wanted; then the tracker's interval again.
+    assert 0.15 <= gaps[0] < 0.4 and 0.35 <= gaps[1] < 0.7 and 0.75 <= gaps[2] < 1.2
+    assert gaps[3] >= 1.4
+    assert all(len(a.get("offers", ())) == 5 for a in fake.announces()[:5])  # fresh offers each time
+
+
+async def test_without_wants_peers_announces_keep_the_interval() -> None:
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    def respond(message: dict[str, Any]) -> list[Any]:
+        if message.get("event") == "stopped" or "answer" in message:
+            return []
+        times.append(loop.time())
+        return [{"action": "announce", "info_hash": message["info_hash"], "interval": 0.5, "incomplete": 9}]
+
+    async with ScriptedTracker(respond) as fake, FakePeer("n").client([fake.url], min_announce_interval=0.1):
+        await wait_until(lambda: len(times) >= 3, within=10.0)
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))

@@ -58,8 +58,14 @@ class ScriptedPeer:
     def sequence_of(self, wire_id: int) -> int:
         return self.manager._segment_id(wire_id).sequence
 
-    async def connect(self, within: float = 10.0) -> None:
+    async def connect(self, within: float = 10.0, *, certificate_of: ScriptedPeer | None = None) -> None:
+        """Offer to the loader and wait for the channel to open. ``certificate_of``: connect with that
+        peer's DTLS certificate (the same identity), not a fresh one (aiortc makes one per
+        connection)."""
         pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
+        if certificate_of is not None:
+            assert certificate_of.pc is not None
+            pc._RTCPeerConnection__certificates = certificate_of.pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
         self.pc = pc
         channel = pc.createDataChannel("scripted")
         self.channel = channel

@@ -193,11 +193,13 @@ async def test_wrong_bytes_are_caught_by_the_published_sha256(
         assert s.loader.is_banned(s.peer.hex_id)
         assert s.loader.integrity_statistics().sha256_checks >= 1
         assert s.loader.statistics().p2p_segments == 0  # its bytes were never stored
-        # A tracker introducing it again changes nothing: the offer is refused.
+        # A tracker introducing it again changes nothing: the offer is refused. The ban is on its
+        # certificate: a fresh certificate is a fresh identity (bans cost an attacker, the slot
+        # policy is what holds), so only the framing-proof part is asserted here.
         again = ScriptedPeer(s.loader, ALL, liar)
         again.peer_id = s.peer.peer_id
         with pytest.raises(Refused):
-            await again.connect()
+            await again.connect(certificate_of=s.peer)
 
 
 async def test_an_honest_peer_passes_the_sha256_check(tracker: TrackerServer, hashed_root: Path) -> None:
@@ -459,7 +461,7 @@ async def test_repeated_protocol_violations_get_a_peer_banned(tracker: TrackerSe
                 await s.peer.close()
                 again = ScriptedPeer(s.loader, ALL)
                 again.peer_id = peer_id
-                await again.connect()
+                await again.connect(certificate_of=s.peer)  # the same peer: same id, same certificate
                 s.peer = again
             s.peer.send_raw(b"\x47" * 100)  # data without a header: one strike
             await wait_until(lambda: not s.connected(), what="disconnected")
@@ -468,12 +470,14 @@ async def test_repeated_protocol_violations_get_a_peer_banned(tracker: TrackerSe
         retry = ScriptedPeer(s.loader, ALL)
         retry.peer_id = peer_id
         with pytest.raises(Refused):
-            await retry.connect()
+            await retry.connect(certificate_of=s.peer)
         # Nor does its answer to one of our offers (the other way a tracker brings peers together).
         manager = s.loader._peers
         assert manager is not None
         (offer,) = await manager.make_offers(1)
         pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
+        assert s.peer.pc is not None
+        pc._RTCPeerConnection__certificates = s.peer.pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
         try:
             await set_remote(pc, offer.sdp, "offer")
             await pc.setLocalDescription(await pc.createAnswer())

@@ -1,0 +1,308 @@
+"""Peer admission of one swarm, sans-IO (time is an argument): who gets a peer slot, who loses it.
+
+Peer ids are chosen by the peers themselves and a tracker relays offers from anyone, so one
+attacker can appear as any number of peers (Sybils) and try to fill every slot (an *eclipse*).
+Refusing newcomers when slots are full hands the swarm to whoever came first; this module keeps
+slots for peers that deliver instead:
+
+* **Open peers** hold at most ``max_peers`` slots. A peer is *useful* while it is in its grace period
+  (``idle_grace`` seconds after its channel opened), has delivered bytes to us or taken an upload
+  from us within ``idle_timeout`` seconds, or has announced segments we may still need (its
+  requests have not failed since). A seeder's leechers never deliver to it, but take uploads: they
+  stay. A peer that does none of these (it connects and stays silent) is *idle*.
+* **Eviction.** When slots are full and a new peer's link opens, the idle peer that was useful
+  longest ago is closed to make room; with no idle peer the newcomer is closed instead.
+* **Connecting links** of remote offers we answered (not open yet) are capped separately at
+  ``max_connecting``: a fake offer that never connects cannot take an open slot. Links of our own
+  offers are bounded by the offers we make (:meth:`Admission.room`), so fakes cannot stop us. When
+  that cap is full, a remote offer replaces the oldest connecting link we answered if that one is
+  older than ``connecting_hold`` seconds (an honest connection opens well within it), else it is
+  declined: spam arriving faster than connections open gets a bounded share, never all of it.
+* **Offer budget.** Remote offers answered are capped at ``offer_budget`` per ``offer_window``
+  seconds (a token bucket): each answer costs a peer connection and ICE gathering, so a spammer
+  cannot make us spend without bound. Declined offers are counted.
+* **Returning peers.** A spammer drawing a fresh peer id for every offer drains that budget, and the
+  honest peers' offers would be declined with its own. An honest peer offers again under the same
+  id in its next announce; an offer from an id that already offered at least ``returning_after``
+  seconds earlier (one of the last 512 ids) is therefore answered from a second bucket of the same
+  size, at most once per ``returning_after`` per id, and may take the place of the oldest
+  connecting link we answered however young it is. A spammer must hold many ids over time (with a
+  tracker binding one id per connection: many connections) to drain that bucket too.
+
+The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
+:meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
+:meth:`~Admission.admit_open`). Memory is bounded: records go with their link, and at most 512 ids
+that offered are remembered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import attrs
+
+from p2ploader.core.segments import SegmentId
+from p2ploader.errors import UsageError
+
+__all__ = ["Admission", "AdmissionLimits", "AdmissionStats"]
+
+
+@attrs.frozen(kw_only=True)
+class AdmissionLimits:
+    """Limits of :class:`Admission`. Times in seconds."""
+
+    max_peers: int = 20
+    """Open links at most."""
+    max_connecting: int = 8
+    """Links of remote offers we answered that are still connecting, at most."""
+    connecting_hold: float = 3.0
+    """A connecting link we answered keeps its place against newer offers for this long."""
+    idle_grace: float = 15.0
+    """After its channel opened, a peer is useful for this long whatever it does."""
+    idle_timeout: float = 30.0
+    """Bytes delivered (or an upload taken) within this long make a peer useful."""
+    offer_budget: int = 40
+    """Remote offers answered per ``offer_window`` at most."""
+    offer_window: float = 30.0
+    returning_after: float = 5.0
+    """An id that offered this long ago or earlier is a returning peer (see the module doc)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_peers < 0 or self.max_connecting < 1 or self.offer_budget < 1:
+            raise UsageError("max_peers must be >= 0, max_connecting and offer_budget >= 1")
+        if min(self.connecting_hold, self.idle_grace, self.idle_timeout) < 0 or self.offer_window <= 0:
+            raise UsageError("admission times must be >= 0 (offer_window > 0)")
+
+
+@attrs.frozen(kw_only=True)
+class AdmissionStats:
+    evicted: int
+    """Idle peers closed to make room for a newcomer."""
+    refused_full: int
+    """Newly opened links closed because every slot held a useful peer."""
+    offers_over_budget: int
+    """Remote offers declined by the offer budget."""
+    offers_busy: int
+    """Remote offers declined because the connecting links were all recent."""
+    connecting_replaced: int
+    """Connecting links closed to make room for a newer offer."""
+    returning_answered: int = 0
+    """Offers of returning peers answered from their own budget."""
+
+
+@attrs.define
+class _Peer:
+    created_at: float
+    answered: bool  # we answered its offer (it did not answer ours)
+    opened_at: float | None = None
+    useful_at: float | None = None  # last delivery to us or upload taken from us
+    announced: Collection[SegmentId] = ()
+    announcement_failed: bool = False  # a request failed since its bytes last came
+
+
+class Admission:
+    """Slot accounting and eviction of one swarm (see the module doc)."""
+
+    def __init__(self, limits: AdmissionLimits | None = None) -> None:
+        self.limits = limits or AdmissionLimits()
+        self._peers: dict[str, _Peer] = {}
+        self._tokens = float(self.limits.offer_budget)
+        self._tokens_at: float | None = None
+        self._returning_tokens = float(self.limits.offer_budget)
+        self._returning_at: float | None = None
+        self._offered: dict[str, tuple[float, float]] = {}  # id -> (first offer, last returning answer)
+        self._returning = 0
+        self._evicted = 0
+        self._refused_full = 0
+        self._over_budget = 0
+        self._busy = 0
+        self._replaced = 0
+
+    # ------------------------------------------------------------------ counts
+
+    @property
+    def open_count(self) -> int:
+        return sum(1 for peer in self._peers.values() if peer.opened_at is not None)
+
+    @property
+    def connecting_count(self) -> int:
+        return sum(1 for peer in self._peers.values() if peer.opened_at is None)
+
+    def is_open(self, peer_id: str) -> bool:
+        peer = self._peers.get(peer_id)
+        return peer is not None and peer.opened_at is not None
+
+    def room(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> int:
+        """How many more offers of ours are worth making now: free open slots (counting the idle
+        peers a newcomer would replace) minus the links of our offers still connecting. Links of
+        remote offers do not count: fake offers must not stop us looking for peers ourselves."""
+        ours = sum(1 for peer in self._peers.values() if peer.opened_at is None and not peer.answered)
+        return max(0, self.limits.max_peers - self.open_count + len(self._idle(now=now, wants=wants)) - ours)
+
+    def has_slot(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+        """Whether a newcomer could get an open slot (a free one, or an idle peer's); connecting
+        links do not count here, they have their own cap."""
+        free = self.limits.max_peers - self.open_count
+        return free > 0 or bool(self._idle(now=now, wants=wants))
+
+    # ------------------------------------------------------------------ what happened
+
+    def link_created(self, peer_id: str, *, now: float, answered: bool) -> None:
+        self._peers[peer_id] = _Peer(created_at=now, answered=answered)
+
+    def opened(self, peer_id: str, *, now: float) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.opened_at = now
+
+    def closed(self, peer_id: str) -> None:
+        self._peers.pop(peer_id, None)
+
+    def delivered(self, peer_id: str, *, now: float) -> None:
+        """The peer sent us segment bytes: useful, and its announcement is credible again."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.useful_at = now
+            peer.announcement_failed = False
+
+    def served(self, peer_id: str, *, now: float) -> None:
+        """The peer took segment bytes from us (a leecher: a seeder's peers never deliver)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.useful_at = now
+
+    def announced(self, peer_id: str, segments: Collection[SegmentId]) -> None:
+        """The peer's latest map of segments it holds (kept by reference, read at eviction time)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.announced = segments
+
+    def request_failed(self, peer_id: str) -> None:
+        """A request to the peer failed: its announcement no longer makes it useful until it
+        delivers again (re-announcing does not restore it, or a liar would stay for ever)."""
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            peer.announcement_failed = True
+
+    # ------------------------------------------------------------------ decisions
+
+    def useful(self, peer_id: str, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+        """Whether an open peer earns its slot (see the module doc); connecting links: ``True``."""
+        peer = self._peers.get(peer_id)
+        if peer is None or peer.opened_at is None:
+            return True
+        limits = self.limits
+        if now - peer.opened_at < limits.idle_grace:
+            return True
+        if peer.useful_at is not None and now - peer.useful_at < limits.idle_timeout:
+            return True
+        return bool(peer.announced) and not peer.announcement_failed and wants(peer.announced)
+
+    def earning(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> int:
+        """Open peers useful by what they do (deliver, take uploads, announce what we need), not
+        merely by being in their grace period."""
+        limits = self.limits
+        count = 0
+        for peer in self._peers.values():
+            if peer.opened_at is None:
+                continue
+            recent = peer.useful_at is not None and now - peer.useful_at < limits.idle_timeout
+            if recent or (peer.announced and not peer.announcement_failed and wants(peer.announced)):
+                count += 1
+        return count
+
+    def _idle(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> list[str]:
+        """Open peers that do not earn their slot, the longest idle first."""
+
+        def idle_since(item: tuple[str, _Peer]) -> float:
+            peer = item[1]
+            assert peer.opened_at is not None
+            return max(peer.opened_at, peer.useful_at or peer.opened_at)
+
+        idle = [
+            item
+            for item in self._peers.items()
+            if item[1].opened_at is not None and not self.useful(item[0], now=now, wants=wants)
+        ]
+        return [peer_id for peer_id, _ in sorted(idle, key=idle_since)]
+
+    def admit_open(
+        self, peer_id: str, *, now: float, wants: Callable[[Collection[SegmentId]], bool]
+    ) -> tuple[bool, str | None]:
+        """A link just opened. Returns ``(keep, evict)``: whether to keep it, and an idle peer to
+        close for it (``None``: there was a free slot, or nobody to evict and ``keep`` is False)."""
+        self.opened(peer_id, now=now)
+        if self.open_count <= self.limits.max_peers:
+            return True, None
+        idle = [p for p in self._idle(now=now, wants=wants) if p != peer_id]
+        if idle:
+            self._evicted += 1
+            return True, idle[0]
+        self._refused_full += 1
+        return False, None
+
+    def _returning_peer(self, peer_id: str, *, now: float) -> bool:
+        """Record an offer from ``peer_id``; ``True`` when it is a returning peer's (module doc)."""
+        wait = self.limits.returning_after
+        seen = self._offered.pop(peer_id, None)  # re-inserted last: the oldest ids go first
+        if seen is None:
+            if len(self._offered) >= 512:
+                del self._offered[next(iter(self._offered))]
+            self._offered[peer_id] = (now, -wait)
+            return False
+        first, last_answer = seen
+        returning = now - first >= wait and now - last_answer >= wait
+        self._offered[peer_id] = (first, now if returning else last_answer)
+        return returning
+
+    def may_answer(self, *, now: float, peer_id: str = "") -> tuple[bool, str | None]:
+        """A remote offer from ``peer_id`` arrived (checks of the peer itself passed). Returns
+        ``(answer, replace)``: whether to answer it, and a connecting link to close for it first."""
+        returning = bool(peer_id) and self._returning_peer(peer_id, now=now)
+        if returning and self._take_token(now=now, returning=True):
+            self._returning += 1
+        elif not self._take_token(now=now, returning=False):
+            self._over_budget += 1
+            return False, None
+        else:
+            returning = False
+        if self.connecting_count < self.limits.max_connecting:
+            return True, None
+        oldest = min(
+            (item for item in self._peers.items() if item[1].opened_at is None and item[1].answered),
+            key=lambda item: item[1].created_at,
+            default=None,
+        )
+        if oldest is not None and (returning or now - oldest[1].created_at >= self.limits.connecting_hold):
+            self._replaced += 1
+            return True, oldest[0]
+        self._busy += 1
+        return False, None
+
+    def _take_token(self, *, now: float, returning: bool) -> bool:
+        limits = self.limits
+        tokens, at = (
+            (self._returning_tokens, self._returning_at) if returning else (self._tokens, self._tokens_at)
+        )
+        if at is not None:
+            tokens = min(
+                float(limits.offer_budget), tokens + (now - at) * limits.offer_budget / limits.offer_window
+            )
+        taken = tokens >= 1.0
+        if taken:
+            tokens -= 1.0
+        if returning:
+            self._returning_tokens, self._returning_at = tokens, now
+        else:
+            self._tokens, self._tokens_at = tokens, now
+        return taken
+
+    def statistics(self) -> AdmissionStats:
+        return AdmissionStats(
+            evicted=self._evicted,
+            refused_full=self._refused_full,
+            offers_over_budget=self._over_budget,
+            offers_busy=self._busy,
+            connecting_replaced=self._replaced,
+            returning_answered=self._returning,
+        )
