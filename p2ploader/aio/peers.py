@@ -263,10 +263,24 @@ class PeerManager:
         offers: list[Offer] = []
         if self._wants_offers is not None and not self._wants_offers(tuple(self._peers)):
             return offers
+        links = []
         for _ in range(min(count, self.room)):
             pc = create_connection(self._rtc_config)
-            channel = pc.createDataChannel(self._rng.randbytes(20).hex())
+            links.append((pc, pc.createDataChannel(self._rng.randbytes(20).hex())))
+
+        async def describe(pc: Any) -> None:
             await pc.setLocalDescription(await pc.createOffer())
+
+        # Gathered side by side: each gathering may wait up to 5 s for a STUN server that does not
+        # answer (a network that drops STUN), so one after another an announce of 10 offers
+        # would wait about 50 s for its offers.
+        try:
+            await asyncio.gather(*(describe(pc) for pc, _ in links))
+        except BaseException:
+            for pc, _ in links:
+                await pc.close()
+            raise
+        for pc, channel in links:
             offer_id = self._rng.randbytes(20)
             self._pending_offers[offer_id] = (pc, channel)
             offers.append(Offer(offer_id=offer_id, sdp=pc.localDescription.sdp))

@@ -396,3 +396,67 @@ async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
                 await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
                 seeder.driver.close()
                 downloader.driver.close()
+
+
+class _SlowGatheringConnection:
+    """A stand-in for RTCPeerConnection whose ICE gathering (``setLocalDescription``) waits until
+    released, as aioice's does for a STUN server that never answers (up to 5 s)."""
+
+    in_flight = 0
+    most_in_flight = 0
+
+    def __init__(self, release: asyncio.Event) -> None:
+        self._release = release
+        self.localDescription: Any = None
+        self.closed = False
+
+    def createDataChannel(self, label: str) -> object:
+        return object()
+
+    async def createOffer(self) -> str:
+        return "v=0"
+
+    async def setLocalDescription(self, sdp: str) -> None:
+        cls = type(self)
+        cls.in_flight += 1
+        cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+        await self._release.wait()
+        cls.in_flight -= 1
+        self.localDescription = type("Description", (), {"sdp": sdp})()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_offers_are_gathered_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With defaults on a network that drops STUN, each gathering waits up to 5 s: one after another,
+    # an announce's 10 offers took about 50 s.
+    release = asyncio.Event()
+    made: list[_SlowGatheringConnection] = []
+
+    def create(rtc_config: Any) -> _SlowGatheringConnection:
+        made.append(_SlowGatheringConnection(release))
+        return made[-1]
+
+    monkeypatch.setattr("p2ploader.aio.peers.create_connection", create)
+    config = LoaderConfig()
+    scheduler = Scheduler(config, rng=random.Random(1))
+    driver = Driver(scheduler, loop=asyncio.get_running_loop(), on_notification=lambda n: None)
+    manager = PeerManager(
+        feed=driver.feed,
+        rendition="v0",
+        live=True,
+        first_sequence=0,
+        local_peer_id="c" * 20,
+        rtc_config=config.rtc_config,
+    )
+    task = asyncio.ensure_future(manager.make_offers(config.peer_requests_per_announce))
+    for _ in range(100):
+        if _SlowGatheringConnection.in_flight == config.peer_requests_per_announce:
+            break
+        await asyncio.sleep(0)
+    assert _SlowGatheringConnection.most_in_flight == config.peer_requests_per_announce
+    release.set()
+    offers = await task
+    assert len(offers) == config.peer_requests_per_announce
+    assert len({o.offer_id for o in offers}) == len(offers)

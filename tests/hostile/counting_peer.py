@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection
 from aiortc.rtcsctptransport import DataChunk as SctpDataChunk
 
 from p2ploader.aio.loader import HybridLoader
-from p2ploader.aio.webrtc import rtc_configuration, set_remote
 from p2ploader.core import wire
 from p2ploader.errors import PeerProtocolError
-from tests.hostile.scripted import Refused, Respond, ScriptedPeer
+from tests.hostile.scripted import Respond, ScriptedPeer
 
 KEPT_COMMANDS = 1000
 """Commands kept in :attr:`CountingPeer.received` (the newest ones)."""
@@ -58,35 +55,6 @@ class CountingPeer(ScriptedPeer):
         """(wire segment id, request id) of the loader's cancellations, newest last."""
         self.ended: dict[int, str] = {}
         """Our request id -> "completed" or "absent", once the loader ended it (bounded)."""
-
-    async def connect(self, within: float = 10.0) -> None:
-        pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
-        self.pc = pc
-        try:
-            channel = pc.createDataChannel("scripted")
-            self.channel = channel
-            opened = asyncio.Event()
-            channel.on("open", opened.set)
-            channel.on("message", self._on_message)
-            channel.on("close", self.closed.set)
-
-            @pc.on("connectionstatechange")
-            def _state() -> None:
-                if pc.connectionState in ("failed", "closed"):
-                    self.closed.set()
-
-            await pc.setLocalDescription(await pc.createOffer())
-            answer = await asyncio.wait_for(
-                self.manager.on_offer(self.peer_id, os.urandom(20), pc.localDescription.sdp), within
-            )
-            if answer is None:
-                raise Refused(self.hex_id)
-            await set_remote(pc, answer, "answer")
-            await asyncio.wait_for(opened.wait(), within)
-        except BaseException:
-            await pc.close()
-            self.closed.set()
-            raise
 
     @property
     def is_open(self) -> bool:

@@ -67,25 +67,32 @@ class ScriptedPeer:
             assert certificate_of.pc is not None
             pc._RTCPeerConnection__certificates = certificate_of.pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
         self.pc = pc
-        channel = pc.createDataChannel("scripted")
-        self.channel = channel
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        channel.on("message", self._on_message)
-        channel.on("close", self.closed.set)
+        try:
+            channel = pc.createDataChannel("scripted")
+            self.channel = channel
+            opened = asyncio.Event()
+            channel.on("open", opened.set)
+            channel.on("message", self._on_message)
+            channel.on("close", self.closed.set)
 
-        @pc.on("connectionstatechange")
-        def _state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                self.closed.set()
+            @pc.on("connectionstatechange")
+            def _state() -> None:
+                if pc.connectionState in ("failed", "closed"):
+                    self.closed.set()
 
-        await pc.setLocalDescription(await pc.createOffer())
-        answer = await self.manager.on_offer(self.peer_id, os.urandom(20), pc.localDescription.sdp)
-        if answer is None:
+            await pc.setLocalDescription(await pc.createOffer())
+            answer = await asyncio.wait_for(
+                self.manager.on_offer(self.peer_id, os.urandom(20), pc.localDescription.sdp), within
+            )
+            if answer is None:
+                raise Refused(self.hex_id)
+            await set_remote(pc, answer, "answer")
+            await asyncio.wait_for(opened.wait(), within)
+        except BaseException:
+            # Refused, timed out or cancelled: nothing of this attempt stays open.
             await pc.close()
-            raise Refused(self.hex_id)
-        await set_remote(pc, answer, "answer")
-        await asyncio.wait_for(opened.wait(), within)
+            self.closed.set()
+            raise
 
     def send(self, command: wire.Command) -> None:
         for message in wire.encode_command(command):
