@@ -556,7 +556,7 @@ class LoaderConfig:
     bytes nor taken an upload in the last 30 s nor announces a segment we still need (see
     docs/p2p.md). Ours. FAQ-style name: ``maxPeers``."""
 
-    peer_idle_grace: float = attrs.field(default=15.0, validator=_validate)
+    peer_idle_grace: float = attrs.field(default=5.0, validator=_validate)
     """Seconds (>= 0) after a peer's channel opened during which it keeps its slot whatever it does;
     after that, a peer that delivers nothing, takes nothing from us and announces nothing we need
     gives its slot up to a newcomer when all ``max_peers`` are taken (idle Sybils cannot hold the

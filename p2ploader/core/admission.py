@@ -57,7 +57,7 @@ class AdmissionLimits:
     """Links of remote offers we answered that are still connecting, at most."""
     connecting_hold: float = 3.0
     """A connecting link we answered keeps its place against newer offers for this long."""
-    idle_grace: float = 15.0
+    idle_grace: float = 5.0
     """After its channel opened, a peer is useful for this long whatever it does."""
     idle_timeout: float = 30.0
     """Bytes delivered (or an upload taken) within this long make a peer useful."""

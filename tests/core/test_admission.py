@@ -39,14 +39,14 @@ def test_defaults() -> None:
     assert (limits.max_peers, limits.max_connecting, limits.idle_grace, limits.idle_timeout) == (
         20,
         8,
-        15.0,
+        5.0,
         30.0,
     )
     assert (limits.offer_budget, limits.offer_window, limits.connecting_hold) == (40, 30.0, 3.0)
     # With the defaults, 20 idle peers lose their slots to newcomers once their grace is over.
     admission = full_of(limits)
-    assert newcomer(admission, now=14.9) == (False, None)
-    assert newcomer(admission, now=15.0) == (True, "p0")
+    assert newcomer(admission, now=4.9) == (False, None)
+    assert newcomer(admission, now=5.0) == (True, "p0")
 
 
 def test_an_idle_peer_is_evicted_only_after_its_grace_period() -> None:
