@@ -444,7 +444,7 @@ class LoaderConfig:
     http_download_ranges: bool = attrs.field(default=False, validator=_validate)
     """``True``: when a P2P download is cut over to HTTP (it became required), request only the
     missing tail with ``Range: bytes=<received>-`` and prepend the pieces already received.
-    FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both accepted)."""
+    FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both read, the FAQ's written)."""
 
     # --- P2P -------------------------------------------------------------------------------------
 
@@ -784,8 +784,9 @@ class LoaderConfig:
         """The FAQ spelling: ``{"segments": {...}, "loader": {...}}``, camelCase, milliseconds.
 
         JSON-serialisable; ``segment_validator`` is left out (callables cannot be serialised) and
-        so is ``swarmId`` when it is ``None``. Range continuation is written ``httpUseRanges``, the
-        name 0.6's code reads. ``LoaderConfig.from_faq(cfg.to_faq()) == cfg``: exact for every time
+        so is ``swarmId`` when it is ``None``. Every key is written with the FAQ's own name (range
+        continuation is ``httpDownloadRanges``; 0.6's ``httpUseRanges`` is still read, not written).
+        ``LoaderConfig.from_faq(cfg.to_faq()) == cfg``: exact for every time
         that is a whole number of milliseconds (anything read from a FAQ config) and for nearly all
         others; the rare time with no exact binary64 millisecond counterpart moves by about an ulp.
         """
@@ -840,8 +841,9 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpDownloadMaxPriority", "http_download_max_priority", "int"),
         _FaqKey("httpDownloadInitialTimeout", "http_download_initial_timeout", "ms"),
         _FaqKey("httpDownloadInitialTimeoutPerSegment", "http_download_initial_timeout_per_segment", "ms"),
-        _FaqKey("httpUseRanges", "http_download_ranges", "bool"),
-        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool", emit=False),
+        # The FAQ's name is written; 0.6's code reads httpUseRanges, still accepted on input.
+        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool"),
+        _FaqKey("httpUseRanges", "http_download_ranges", "bool", emit=False),
         _FaqKey("simultaneousP2PDownloads", "simultaneous_p2p_downloads", "int"),
         _FaqKey("p2pDownloadMaxPriority", "p2p_download_max_priority", "int"),
         _FaqKey("p2pSegmentDownloadTimeout", "p2p_segment_download_timeout", "ms"),

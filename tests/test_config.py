@@ -82,7 +82,7 @@ P2PML_062_DEFAULTS_MS: dict[str, Any] = {
     "httpDownloadMaxPriority": 20,
     "httpDownloadInitialTimeout": 0,
     "httpDownloadInitialTimeoutPerSegment": 4000,
-    "httpUseRanges": False,
+    "httpDownloadRanges": False,
     "simultaneousP2PDownloads": 3,
     "p2pDownloadMaxPriority": 20,
     "p2pSegmentDownloadTimeout": 60000,
@@ -680,9 +680,32 @@ def test_to_faq_shape() -> None:
     assert faq["segments"] == {"forwardSegmentCount": 50, "swarmId": "my-swarm"}
     assert faq["loader"]["cachedSegmentExpiration"] == 86400000
     assert faq["loader"]["httpDownloadInitialTimeoutPerSegment"] == 17000
-    assert faq["loader"]["httpUseRanges"] is True
-    assert "httpDownloadRanges" not in faq["loader"]
+    assert faq["loader"]["httpDownloadRanges"] is True  # the FAQ's own name
+    assert "httpUseRanges" not in faq["loader"]
     assert json.loads(json.dumps(faq)) == faq
+
+
+@pytest.mark.parametrize("name", ["defaults", *PRESETS])
+def test_every_preset_and_the_defaults_round_trip_through_to_faq(name: str) -> None:
+    config = LoaderConfig() if name == "defaults" else PRESETS[name]
+    assert LoaderConfig.from_faq(config.to_faq()) == config
+
+
+def test_to_faq_of_the_faq_vod_example_writes_the_faqs_own_names_and_values() -> None:
+    from p2ploader.config import _JsObjectParser
+
+    example = _JsObjectParser(FAQ_VOD_TEXT).parse()  # the FAQ's keys and values, as written
+    faq = LoaderConfig.from_faq_text(FAQ_VOD_TEXT).to_faq()
+    flat = {**faq["segments"], **faq["loader"]}
+    for block in ("segments", "loader"):
+        for key, value in example[block].items():
+            assert flat.get(key) == value, key
+    assert "httpUseRanges" not in flat
+
+
+def test_old_range_spelling_is_still_read() -> None:
+    assert LoaderConfig.from_faq({"httpUseRanges": True}).http_download_ranges is True
+    assert LoaderConfig.from_faq({"httpDownloadRanges": True}).http_download_ranges is True
 
 
 # Times that are whole milliseconds: everything a FAQ config can express.

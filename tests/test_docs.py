@@ -89,7 +89,7 @@ def test_config_page_documents_every_field_with_its_default() -> None:
             assert f"`{faq.name}`" in page
     # Spot checks of the rendering.
     assert "**Default:** `300.0` (FAQ: `300000`)" in page  # cached_segment_expiration, seconds vs ms
-    assert "`httpUseRanges` / `httpDownloadRanges`" in page  # the primary name, then the alias
+    assert "`httpDownloadRanges` / `httpUseRanges`" in page  # the primary name, then the alias
     assert "## Player glue (the FAQ's `segments:` block)" in page  # sections from the source comments
 
 
