@@ -444,7 +444,7 @@ class LoaderConfig:
     http_download_ranges: bool = attrs.field(default=False, validator=_validate)
     """``True``: when a P2P download is cut over to HTTP (it became required), request only the
     missing tail with ``Range: bytes=<received>-`` and prepend the pieces already received.
-    FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both accepted)."""
+    FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both read, the FAQ's written)."""
 
     # --- P2P -------------------------------------------------------------------------------------
 
@@ -765,11 +765,32 @@ class LoaderConfig:
           do: upstream 0.6 sets only the P2P one, because of a copy-paste bug.
         * ``xhrSetup``, ``segmentUrlBuilder``, ``segmentsStorage`` and ``assetsStorage`` are
           JavaScript hooks with no Python equivalent yet, and are rejected.
+        * A P2P Media Loader 2.x config, ``{"core": {...}}``, is read by :meth:`from_p2pml2`
+          (``core`` cannot be mixed with 0.6 settings).
 
         Unknown keys raise :class:`ConfigError` naming the key and suggesting the closest valid
         one (also for snake_case names: those belong to ``LoaderConfig(...)``, in seconds).
         """
         return _from_faq(mapping)
+
+    @classmethod
+    def from_p2pml2(cls, mapping: Mapping[str, Any], base: LoaderConfig | None = None) -> LoaderConfig:
+        """Build a config from P2P Media Loader 2.x's settings object: ``{"core": {...}}`` as given
+        to ``p2p-media-loader-hlsjs``, or the ``CoreConfig`` itself (p2p-media-loader-core 2.3.1's
+        names; windows in seconds, ``...Ms`` timeouts in milliseconds). The result is ``base``
+        (default ``LoaderConfig()``) with the ``"p2pml-2.2"`` policy selected and the given settings
+        mapped onto its policy settings and the loader's fields; unset keys keep ``base``'s values.
+        :meth:`from_faq` and :meth:`from_faq_text` call this when they see a ``core`` block.
+
+        Functions (``validateP2PSegment``, ``httpRequestSetup``...) and 1.0.x's removed cache
+        settings are refused; ``p2pErrorRetries``, ``trackerClientVersionPrefix`` and
+        ``segmentMemoryStorageLimit`` are ignored; ``secondaryStream`` values must equal the main
+        stream's. Unknown keys raise :class:`ConfigError` suggesting the closest 2.x name. The full
+        table is in docs/configuration.md (and :data:`p2ploader.p2pml2_config.P2PML2_KEYS`).
+        """
+        from p2ploader.p2pml2_config import config_from_p2pml2
+
+        return config_from_p2pml2(mapping, base)
 
     @classmethod
     def from_faq_text(cls, text: str) -> LoaderConfig:
@@ -784,8 +805,9 @@ class LoaderConfig:
         """The FAQ spelling: ``{"segments": {...}, "loader": {...}}``, camelCase, milliseconds.
 
         JSON-serialisable; ``segment_validator`` is left out (callables cannot be serialised) and
-        so is ``swarmId`` when it is ``None``. Range continuation is written ``httpUseRanges``, the
-        name 0.6's code reads. ``LoaderConfig.from_faq(cfg.to_faq()) == cfg``: exact for every time
+        so is ``swarmId`` when it is ``None``. Every key is written with the FAQ's own name (range
+        continuation is ``httpDownloadRanges``; 0.6's ``httpUseRanges`` is still read, not written).
+        ``LoaderConfig.from_faq(cfg.to_faq()) == cfg``: exact for every time
         that is a whole number of milliseconds (anything read from a FAQ config) and for nearly all
         others; the rare time with no exact binary64 millisecond counterpart moves by about an ulp.
         """
@@ -840,8 +862,9 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpDownloadMaxPriority", "http_download_max_priority", "int"),
         _FaqKey("httpDownloadInitialTimeout", "http_download_initial_timeout", "ms"),
         _FaqKey("httpDownloadInitialTimeoutPerSegment", "http_download_initial_timeout_per_segment", "ms"),
-        _FaqKey("httpUseRanges", "http_download_ranges", "bool"),
-        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool", emit=False),
+        # The FAQ's name is written; 0.6's code reads httpUseRanges, still accepted on input.
+        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool"),
+        _FaqKey("httpUseRanges", "http_download_ranges", "bool", emit=False),
         _FaqKey("simultaneousP2PDownloads", "simultaneous_p2p_downloads", "int"),
         _FaqKey("p2pDownloadMaxPriority", "p2p_download_max_priority", "int"),
         _FaqKey("p2pSegmentDownloadTimeout", "p2p_segment_download_timeout", "ms"),
@@ -1053,6 +1076,11 @@ def _check_range(key: str, field: str, converted: object, raw: object) -> None:
 
 
 def _from_faq(mapping: Mapping[str, Any]) -> LoaderConfig:
+    if isinstance(mapping, Mapping) and "core" in mapping:
+        # P2P Media Loader 2.x's {"core": {...}}: another spelling with its own rules.
+        from p2ploader.p2pml2_config import config_from_p2pml2
+
+        return config_from_p2pml2(mapping)
     collected = _collect(mapping)
     kwargs: dict[str, Any] = {}
     for key, (raw, _where) in collected.items():

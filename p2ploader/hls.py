@@ -56,6 +56,7 @@ __all__ = [
     "MediaPlaylist",
     "PlaylistUpdate",
     "Variant",
+    "low_latency_tags",
     "parse_master",
     "parse_media",
     "parse_playlist",
@@ -875,3 +876,38 @@ class LivePlaylistTracker:
         """When to reload, on the caller's clock: RFC 8216 measures the wait from the moment the
         previous load *began*, so pass that time (seconds), not the time it finished."""
         return load_started_at + self.refresh_interval(changed)
+
+
+# --------------------------------------------------------------------------------------------------
+# LL-HLS: parts are not loaded yet
+# --------------------------------------------------------------------------------------------------
+
+#: The LL-HLS tags that announce parts (RFC 8216bis §4.4.4.9, §4.4.3.7, §4.4.5.3, §4.4.3.8), in the
+#: order :func:`low_latency_tags` reports them. ``EXT-X-SERVER-CONTROL`` only counts with
+#: ``PART-HOLD-BACK``: without it the tag is about blocking reloads or skips, not parts.
+LOW_LATENCY_TAGS: tuple[str, ...] = (
+    "EXT-X-PART-INF",
+    "EXT-X-PART",
+    "EXT-X-PRELOAD-HINT",
+    "EXT-X-SERVER-CONTROL",
+)
+
+
+def low_latency_tags(text: str) -> tuple[str, ...]:
+    """The LL-HLS part tags a media playlist's ``text`` carries (names without ``#``, in
+    :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. Parsing ignores parts and keeps
+    the whole segments, so a caller can say so (the loader logs it once per playlist URL)."""
+    if "#EXT-X-P" not in text and "PART-HOLD-BACK" not in text:
+        return ()  # the common case, without splitting the text
+    found: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("#EXT-X-"):
+            continue
+        name, _, attributes = line.strip().partition(":")
+        tag = name[1:]
+        if tag == "EXT-X-SERVER-CONTROL":
+            if "PART-HOLD-BACK=" in attributes:
+                found.add(tag)
+        elif tag in LOW_LATENCY_TAGS:
+            found.add(tag)
+    return tuple(tag for tag in LOW_LATENCY_TAGS if tag in found)

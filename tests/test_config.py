@@ -82,7 +82,7 @@ P2PML_062_DEFAULTS_MS: dict[str, Any] = {
     "httpDownloadMaxPriority": 20,
     "httpDownloadInitialTimeout": 0,
     "httpDownloadInitialTimeoutPerSegment": 4000,
-    "httpUseRanges": False,
+    "httpDownloadRanges": False,
     "simultaneousP2PDownloads": 3,
     "p2pDownloadMaxPriority": 20,
     "p2pSegmentDownloadTimeout": 60000,
@@ -680,9 +680,32 @@ def test_to_faq_shape() -> None:
     assert faq["segments"] == {"forwardSegmentCount": 50, "swarmId": "my-swarm"}
     assert faq["loader"]["cachedSegmentExpiration"] == 86400000
     assert faq["loader"]["httpDownloadInitialTimeoutPerSegment"] == 17000
-    assert faq["loader"]["httpUseRanges"] is True
-    assert "httpDownloadRanges" not in faq["loader"]
+    assert faq["loader"]["httpDownloadRanges"] is True  # the FAQ's own name
+    assert "httpUseRanges" not in faq["loader"]
     assert json.loads(json.dumps(faq)) == faq
+
+
+@pytest.mark.parametrize("name", ["defaults", *PRESETS])
+def test_every_preset_and_the_defaults_round_trip_through_to_faq(name: str) -> None:
+    config = LoaderConfig() if name == "defaults" else PRESETS[name]
+    assert LoaderConfig.from_faq(config.to_faq()) == config
+
+
+def test_to_faq_of_the_faq_vod_example_writes_the_faqs_own_names_and_values() -> None:
+    from p2ploader.config import _JsObjectParser
+
+    example = _JsObjectParser(FAQ_VOD_TEXT).parse()  # the FAQ's keys and values, as written
+    faq = LoaderConfig.from_faq_text(FAQ_VOD_TEXT).to_faq()
+    flat = {**faq["segments"], **faq["loader"]}
+    for block in ("segments", "loader"):
+        for key, value in example[block].items():
+            assert flat.get(key) == value, key
+    assert "httpUseRanges" not in flat
+
+
+def test_old_range_spelling_is_still_read() -> None:
+    assert LoaderConfig.from_faq({"httpUseRanges": True}).http_download_ranges is True
+    assert LoaderConfig.from_faq({"httpDownloadRanges": True}).http_download_ranges is True
 
 
 # Times that are whole milliseconds: everything a FAQ config can express.
@@ -859,3 +882,161 @@ def test_deep_nesting_is_a_config_error() -> None:
 def test_text_must_be_str() -> None:
     with pytest.raises(ConfigError):
         LoaderConfig.from_faq_text(b"loader: {}")  # type: ignore[arg-type]
+
+
+# --- P2P Media Loader 2.x's {"core": {...}} -----------------------------------------------------
+
+# p2p-media-loader-core 2.3.1's Core.DEFAULT_STREAM_CONFIG and DEFAULT_COMMON_CORE_CONFIG
+# (src/core.ts), written out; the functions are undefined there, so null here.
+P2PML_231_DEFAULTS: dict[str, Any] = {
+    "segmentMemoryStorageLimit": None,
+    "customSegmentStorageFactory": None,
+    "isP2PUploadDisabled": False,
+    "isP2PDisabled": False,
+    "simultaneousHttpDownloads": 2,
+    "simultaneousP2PDownloads": 3,
+    "highDemandTimeWindow": 15,
+    "httpDownloadInitialTimeoutMs": 0,
+    "httpDownloadTimeWindow": 3000,
+    "p2pDownloadTimeWindow": 6000,
+    "webRtcMaxMessageSize": 64 * 1024 - 1,
+    "p2pNotReceivingBytesTimeoutMs": 2000,
+    "p2pInactiveLoaderDestroyTimeoutMs": 30 * 1000,
+    "httpNotReceivingBytesTimeoutMs": 3000,
+    "httpErrorRetries": 3,
+    "p2pErrorRetries": 3,
+    "trackerClientVersionPrefix": "-PM0203-",
+    "announceTrackers": ["wss://tracker.novage.com.ua", "wss://tracker.openwebtorrent.com"],
+    "rtcConfig": {
+        "iceServers": [{"urls": "stun:stun.l.google.com:19302"}, {"urls": "stun:global.stun.twilio.com:3478"}]
+    },
+    "validateP2PSegment": None,
+    "validateHTTPSegment": None,
+    "httpRequestSetup": None,
+    "swarmId": None,
+}
+
+# The "advanced video stream" example of CoreConfig's documentation (src/types.ts), as JavaScript.
+P2PML_231_ADVANCED_EXAMPLE = """
+core: {
+ // Configuration for both streams
+ highDemandTimeWindow: 20,
+ httpDownloadTimeWindow: 3000,
+ p2pDownloadTimeWindow: 6000,
+ mainStream: {
+  // Optional configuration for the main stream
+  swarmId: "custom swarm ID for video stream",
+ },
+}
+"""
+
+
+def test_p2pml2_defaults_map_onto_the_22_policy_and_the_loaders_fields() -> None:
+    config = LoaderConfig.from_p2pml2({"core": P2PML_231_DEFAULTS})
+    assert config.policy == "p2pml-2.2"
+    assert _plain(config.policy_settings) == {
+        "p2pml-2.2": {
+            "high_demand_time_window": 15.0,
+            "http_download_time_window": 3000.0,
+            "p2p_download_time_window": 6000.0,
+            "http_error_retries": 3,
+        }
+    }
+    assert config.simultaneous_http_downloads == 2
+    assert config.simultaneous_p2p_downloads == 3
+    assert config.web_rtc_max_message_size == 65535
+    assert config.p2p_stall_timeout == 2.0
+    assert config.rendition_linger == 30.0
+    assert config.http_read_timeout == 3.0  # milliseconds -> seconds
+    assert config.tracker_announce == ("wss://tracker.novage.com.ua", "wss://tracker.openwebtorrent.com")
+    assert _plain(config.rtc_config) == P2PML_231_DEFAULTS["rtcConfig"]
+    assert config.use_p2p is True
+    assert config.consume_only is False
+    assert config.swarm_id is None
+    # The same object without the wrapper, and through from_faq, give the same config.
+    assert LoaderConfig.from_p2pml2(P2PML_231_DEFAULTS) == config
+    assert LoaderConfig.from_faq({"core": P2PML_231_DEFAULTS}) == config
+
+
+def test_p2pml2_documented_example_through_from_faq_text() -> None:
+    config = LoaderConfig.from_faq_text(P2PML_231_ADVANCED_EXAMPLE)
+    assert config.policy == "p2pml-2.2"
+    assert config.swarm_id == "custom swarm ID for video stream"
+    assert config.policy_settings["p2pml-2.2"]["high_demand_time_window"] == 20.0
+    # Unset keys keep the base's values.
+    assert config.evolve(policy="p2pml-0.6", policy_settings={}, swarm_id=None) == LoaderConfig()
+    base = PRESETS["faq-vod"]
+    refined = LoaderConfig.from_p2pml2({"core": {"simultaneousP2PDownloads": 7}}, base=base)
+    assert refined == base.evolve(policy="p2pml-2.2", simultaneous_p2p_downloads=7)
+
+
+def test_p2pml2_booleans_are_inverted_where_the_meaning_is() -> None:
+    config = LoaderConfig.from_p2pml2({"core": {"isP2PDisabled": True, "isP2PUploadDisabled": True}})
+    assert config.use_p2p is False
+    assert config.consume_only is True
+
+
+def test_p2pml2_main_stream_overrides_and_secondary_stream_is_checked_not_applied(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="p2ploader.p2pml2_config"):
+        config = LoaderConfig.from_p2pml2(
+            {"core": {"simultaneousHttpDownloads": 4, "mainStream": {"simultaneousHttpDownloads": 5},
+                      "secondaryStream": {"simultaneousHttpDownloads": 6, "swarmId": "audio"}}}
+        )  # fmt: skip
+    assert config.simultaneous_http_downloads == 5
+    assert config.swarm_id is None
+    assert "not applied (one config for every stream): simultaneousHttpDownloads, swarmId" in caplog.text
+    with pytest.raises(ConfigError, match=r"core\.secondaryStream\.webRtcMaxMessageSize") as info:
+        LoaderConfig.from_p2pml2({"core": {"secondaryStream": {"webRtcMaxMessageSize": -1}}})
+    assert info.value.key == "webRtcMaxMessageSize"
+
+
+@pytest.mark.parametrize(
+    ("core", "pattern", "key", "suggestion"),
+    [
+        ({"highDemandTimeWindw": 10}, r"unknown P2P Media Loader 2\.x setting 'core\.highDemandTimeWindw'",
+         "highDemandTimeWindw", "highDemandTimeWindow"),
+        ({"mainStream": {"simultaneousP2pDownload": 1}}, r"'core\.mainStream\.simultaneousP2pDownload'",
+         "simultaneousP2pDownload", "simultaneousP2PDownloads"),
+        ({"trackerAnnounce": ["ws://x"]}, r"0\.6's name; 2\.x calls it 'announceTrackers'",
+         "trackerAnnounce", "announceTrackers"),
+        ({"cachedSegmentsCount": 30}, r"not a P2P Media Loader 2\.x setting", "cachedSegmentsCount", None),
+        ({"cachedSegmentExpiration": 30}, r"2\.0 removed it", "cachedSegmentExpiration", None),
+        ({"validateP2PSegment": lambda *a: True}, r"JavaScript function.*segment_validator",
+         "validateP2PSegment", None),
+        ({"httpRequestSetup": "f"}, r"JavaScript function", "httpRequestSetup", None),
+        ({"secondaryStream": {"validateHTTPSegment": print}}, r"secondaryStream\.validateHTTPSegment is a",
+         "validateHTTPSegment", None),
+        ({"httpDownloadInitialTimeoutMs": 3000}, r"must be 0", "httpDownloadInitialTimeoutMs", None),
+        ({"httpErrorRetries": 0}, r"core\.httpErrorRetries is out of range", "httpErrorRetries", None),
+        ({"highDemandTimeWindow": -1}, r"core\.highDemandTimeWindow", "highDemandTimeWindow", None),
+        ({"p2pNotReceivingBytesTimeoutMs": 0}, r"core\.p2pNotReceivingBytesTimeoutMs must be > 0.*milli",
+         "p2pNotReceivingBytesTimeoutMs", None),
+        ({"simultaneousHttpDownloads": "2"}, r"must be an integer", None, None),
+        ({"mainStream": {"segmentMemoryStorageLimit": 100}}, r"common to all streams",
+         "segmentMemoryStorageLimit", None),
+    ],
+)  # fmt: skip
+def test_p2pml2_refusals_name_the_key(
+    core: dict[str, Any], pattern: str, key: str | None, suggestion: str | None
+) -> None:
+    with pytest.raises(ConfigError, match=pattern) as info:
+        LoaderConfig.from_p2pml2({"core": core})
+    if key is not None:
+        assert info.value.key == key
+    assert info.value.suggestion == suggestion
+
+
+def test_p2pml2_core_cannot_be_mixed_with_06_blocks() -> None:
+    with pytest.raises(ConfigError, match=r"only a 'core' block; got also loader"):
+        LoaderConfig.from_faq({"core": {}, "loader": {"cachedSegmentsCount": 3}})
+
+
+def test_p2pml2_ignored_settings_are_type_checked_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="p2ploader.p2pml2_config"):
+        config = LoaderConfig.from_p2pml2({"core": {"p2pErrorRetries": 5, "segmentMemoryStorageLimit": 512}})
+    assert config == LoaderConfig(policy="p2pml-2.2")
+    assert "p2pErrorRetries, segmentMemoryStorageLimit" in caplog.text
+    with pytest.raises(ConfigError, match="must be an integer"):
+        LoaderConfig.from_p2pml2({"core": {"p2pErrorRetries": "x"}})

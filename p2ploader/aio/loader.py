@@ -55,6 +55,7 @@ from p2ploader.hls import (
     MasterPlaylist,
     MediaPlaylist,
     Variant,
+    low_latency_tags,
     parse_media,
     parse_playlist,
 )
@@ -212,6 +213,7 @@ class HybridLoader:
         self._tracker_client: TrackerClient | None = None
         self._timeline_shift = 0.0
         self._max_attempts: dict[SegmentId, int] = {}
+        self._low_latency_warned: set[str] = set()  # media playlist URLs already warned about
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -293,6 +295,7 @@ class HybridLoader:
         variant = self._find_variant(rendition)
         text = await self._fetch_text(variant.url)
         playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
+        self._warn_once_if_low_latency(text, variant.url)
         self._publish_hashes(text, variant)
         old = self._playlist
         switching = self._variant is not None and self._variant.rendition_id != variant.rendition_id
@@ -562,6 +565,7 @@ class HybridLoader:
             try:
                 text = await self._fetch_text(variant.url)
                 update = tracker.update(parse_media(text, variant.url, rendition=variant.rendition_id))
+                self._warn_once_if_low_latency(text, variant.url)
                 self._publish_hashes(text, variant)
             except P2PLoaderError as exc:  # keep the last good playlist and try again
                 self._refresh_errors += 1
@@ -573,6 +577,21 @@ class HybridLoader:
                 self._set_playlist(tracker.current)
             if update.ended:
                 return
+
+    def _warn_once_if_low_latency(self, text: str, url: str) -> None:
+        """Say once per media playlist URL that its LL-HLS parts are ignored (until LL-HLS is
+        supported): the stream still plays, from whole segments, with regular HLS latency."""
+        if url in self._low_latency_warned:
+            return
+        tags = low_latency_tags(text)
+        if tags:
+            self._low_latency_warned.add(url)
+            logger.warning(
+                "%s is a low-latency HLS playlist (%s): LL-HLS is not supported yet, so its parts are"
+                " ignored and segments are loaded whole (regular HLS latency)",
+                url,
+                ", ".join(tags),
+            )
 
     async def _fetch_text(self, url: str) -> str:
         """A playlist's text, within ``max_playlist_bytes`` and ``max_playlist_segments``."""
