@@ -4,6 +4,8 @@ through the proxy; without them the loader sends httpx's usual headers."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -112,4 +114,21 @@ async def test_proxy_backend_requests_carry_the_options(
             assert segment.status_code == 200 and segment.content
     paths = [path for path, _ in requests_seen]
     assert "/master.m3u8" in paths and any(path.endswith(".ts") for path in paths)
+    _assert_options_on_every_request(requests_seen)
+
+
+async def test_viewer_process_requests_carry_the_options(
+    requests_seen: list[tuple[str, dict[str, str]]],
+) -> None:
+    """``swarm`` hands its viewer processes the config in the FAQ spelling; the options survive it."""
+    from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
+
+    with OriginServer(sample_path("ts")) as origin:
+        spec = ViewerSpec(
+            url=origin.url_for("master.m3u8"), config=OPTIONS.to_faq(), rendition="v0", duration=1.0
+        )
+        proc = await start_viewer_process(spec)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert any(path.endswith(".ts") for path, _ in requests_seen)
     _assert_options_on_every_request(requests_seen)
