@@ -60,7 +60,27 @@ def _load_config(args: argparse.Namespace) -> LoaderConfig:
             config = LoaderConfig.from_faq(tomllib.loads(text))
         else:
             config = LoaderConfig.from_faq_text(text)
-    return config
+    return _with_http_options(config, args)
+
+
+def _with_http_options(config: LoaderConfig, args: argparse.Namespace) -> LoaderConfig:
+    """``--http-header``, ``--http-cookie`` and ``--user-agent`` on top of the preset and file."""
+    changes: dict[str, Any] = {}
+    if getattr(args, "http_header", None):
+        changes["http_headers"] = {**config.http_headers, **dict(args.http_header)}
+    if getattr(args, "http_cookie", None):
+        changes["http_cookies"] = {**config.http_cookies, **dict(args.http_cookie)}
+    if getattr(args, "user_agent", None) is not None:
+        changes["user_agent"] = args.user_agent
+    return config.evolve(**changes) if changes else config
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    """argparse type for ``NAME=VALUE`` (the value may contain ``=``; it is checked by the config)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
 
 
 def _number(kind: type[int] | type[float], *, minimum: float, strict: bool) -> Callable[[str], float]:
@@ -436,6 +456,29 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         metavar="FILE",
         help="loader settings: a JSON or TOML file, or a P2P Media Loader FAQ-style JavaScript object "
         "(camelCase keys, milliseconds)",
+    )
+    parser.add_argument(
+        "--http-header",
+        action="append",
+        type=_name_value,
+        default=None,
+        metavar="NAME=VALUE",
+        help="extra header on every HTTP request to the origin (playlists, segments, keys, init "
+        "sections), never sent to peers; repeatable",
+    )
+    parser.add_argument(
+        "--http-cookie",
+        action="append",
+        type=_name_value,
+        default=None,
+        metavar="NAME=VALUE",
+        help="cookie sent with every HTTP request to the origin, never to peers; repeatable",
+    )
+    parser.add_argument(
+        "--user-agent",
+        default=None,
+        metavar="UA",
+        help="User-Agent of HTTP requests to the origin (default: httpx's, python-httpx/<version>)",
     )
 
 

@@ -17,7 +17,8 @@ glue's ``segments`` defaults, converted to seconds. The meaning of every setting
 scheduler implements, modelled on 0.6.2's ``HybridLoader``; ``docs/configuration.md`` has the table.
 
 A few settings are ours, not P2P Media Loader's: ``http_connect_timeout``, ``http_read_timeout``,
-``http_retries`` and ``http_retry_backoff`` tune our HTTP executor. They have FAQ-style names too
+``http_retries``, ``http_retry_backoff``, ``http_headers``, ``http_cookies`` and ``user_agent`` tune
+our HTTP executor. They have FAQ-style names too
 (``httpConnectTimeout`` … in milliseconds) so that :meth:`LoaderConfig.to_faq` round-trips, but a
 browser P2P Media Loader ignores them.
 
@@ -43,6 +44,7 @@ from p2ploader.errors import ConfigError
 __all__ = [
     "DEFAULT_RTC_CONFIG",
     "DEFAULT_TRACKER_ANNOUNCE",
+    "FORBIDDEN_HTTP_HEADERS",
     "PRESETS",
     "LoaderConfig",
     "SegmentValidator",
@@ -182,6 +184,14 @@ def _attribute_rule(choices: Mapping[str, str], *, optional: bool = False) -> _R
     return rule
 
 
+def _user_agent_rule(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or not re.fullmatch(r"[\t\x20-\x7e]+", value):
+        return "must be None or a non-empty string of printable ASCII without CR or LF"
+    return None
+
+
 _RULES: Final[Mapping[str, _Rule]] = {
     "forward_segment_count": _int_rule(1),
     "cached_segment_expiration": _number_rule(0),
@@ -211,6 +221,9 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "http_read_timeout": _number_rule(0, exclusive=True),
     "http_retries": _int_rule(0),
     "http_retry_backoff": _number_rule(0),
+    "http_headers": _mapping_rule,
+    "http_cookies": _mapping_rule,
+    "user_agent": _user_agent_rule,
     "live_refresh_interval": _optional_positive_number_rule,
     "max_playlist_bytes": _int_rule(1024),
     "max_playlist_segments": _int_rule(1),
@@ -331,6 +344,100 @@ def _thaw_json(value: object) -> object:
     if isinstance(value, tuple):
         return [_thaw_json(v) for v in value]
     return value
+
+
+# --------------------------------------------------------------------------------------------------
+# http_headers, http_cookies and user_agent: what the loader adds to its own HTTP requests (playlists,
+# segments, keys, init sections, integrity spot checks). Checked here so that a bad value is a
+# ConfigError when the config is built, not a malformed request (or a header injection) later.
+# --------------------------------------------------------------------------------------------------
+
+#: RFC 9110 ``token``: the characters a header or cookie name may have.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Header value: visible ASCII, space and tab (RFC 9110 ``field-value`` without obs-text); no CR/LF.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+#: RFC 6265 ``cookie-value`` octets: visible ASCII but for ``"`` ``,`` ``;`` and ``\``.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+
+#: Headers ``http_headers`` may not set (compared case-insensitively): hop-by-hop headers (RFC 9110
+#: 7.6.1), which belong to one connection and which the HTTP client manages; those the loader sets
+#: per request (``Range``, ``If-Range``, ``Accept-Encoding``), or that describe the request itself
+#: (``Host``, ``Content-Length``); and ``Cookie`` and ``User-Agent``, which have their own settings.
+FORBIDDEN_HTTP_HEADERS: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "range",
+        "if-range",
+        "accept-encoding",
+        "cookie",
+        "user-agent",
+    }
+)
+
+
+def _to_http_pairs(value: Mapping[str, str], key: str, what: str) -> Mapping[str, str]:
+    """Check a name -> value mapping of strings and store a read-only copy, or raise naming ``key``."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping of {what} names to values, got {value!r}", key=key)
+    frozen: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, text in value.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ConfigError(
+                f"{key}: {what} name {name!r} is not a valid token (letters, digits and !#$%&'*+-.^_`|~)",
+                key=key,
+            )
+        if not isinstance(text, str):
+            raise ConfigError(f"{key}[{name!r}] must be a string, got {text!r}", key=key)
+        if name.lower() in seen:
+            raise ConfigError(f"{key}: {what} {name!r} is given twice (names are case-insensitive)", key=key)
+        seen.add(name.lower())
+        frozen[name] = text
+    return MappingProxyType(frozen)
+
+
+def _to_http_headers(value: Mapping[str, str]) -> Mapping[str, str]:
+    """attrs converter for ``http_headers``: checked, read-only."""
+    headers = _to_http_pairs(value, "http_headers", "header")
+    for name, text in headers.items():
+        lowered = name.lower()
+        if lowered in FORBIDDEN_HTTP_HEADERS:
+            if lowered == "cookie":
+                why = "use http_cookies"
+            elif lowered == "user-agent":
+                why = "use user_agent"
+            else:
+                why = "the HTTP client or the loader sets it"
+            raise ConfigError(f"http_headers may not set {name!r} ({why})", key="http_headers")
+        if not _HEADER_VALUE.fullmatch(text):
+            raise ConfigError(
+                f"http_headers[{name!r}] must be printable ASCII without CR or LF, got {text!r}",
+                key="http_headers",
+            )
+    return headers
+
+
+def _to_http_cookies(value: Mapping[str, str]) -> Mapping[str, str]:
+    """attrs converter for ``http_cookies``: checked, read-only."""
+    cookies = _to_http_pairs(value, "http_cookies", "cookie")
+    for name, text in cookies.items():
+        if not _COOKIE_VALUE.fullmatch(text):
+            raise ConfigError(
+                f"http_cookies[{name!r}] may not contain spaces, control characters, "
+                f"non-ASCII, a double quote, a comma, a semicolon or a backslash, got {text!r}",
+                key="http_cookies",
+            )
+    return cookies
 
 
 DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_mapping(
@@ -517,6 +624,28 @@ class LoaderConfig:
     http_retry_backoff: float = attrs.field(default=0.5, validator=_validate)
     """Seconds to wait before the first retry, doubled before each further one. Ours.
     FAQ-style name: ``httpRetryBackoff`` (ms)."""
+
+    http_headers: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_http_headers, validator=_validate, hash=False
+    )
+    """Extra request headers (name -> value) for every HTTP request of the loader: playlists,
+    segments, keys, init sections and integrity spot checks; never sent to peers or trackers. Names
+    are RFC 9110 tokens, values printable ASCII (no CR/LF); hop-by-hop headers, ``Host``,
+    ``Content-Length``, ``Range``, ``If-Range``, ``Accept-Encoding``, ``Cookie`` and ``User-Agent``
+    are refused (see :data:`FORBIDDEN_HTTP_HEADERS`). Stored as a read-only copy; compared by ``==``
+    but left out of ``hash()``. Ours. FAQ-style name: ``httpHeaders``."""
+
+    http_cookies: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_http_cookies, validator=_validate, hash=False
+    )
+    """Cookies (name -> value) sent with every HTTP request of the loader (as ``http_headers``),
+    for any host, on top of those the origin sets. Values are RFC 6265 cookie octets. Stored as a
+    read-only copy; compared by ``==`` but left out of ``hash()``. Ours. FAQ-style name:
+    ``httpCookies``."""
+
+    user_agent: str | None = attrs.field(default=None, validator=_validate)
+    """``User-Agent`` of the loader's HTTP requests (printable ASCII); ``None`` keeps httpx's
+    (``python-httpx/<version>``). Ours. FAQ-style name: ``userAgent``."""
 
     live_refresh_interval: float | None = attrs.field(default=None, validator=_validate)
     """Seconds between reloads of a live media playlist; ``None`` follows RFC 8216 (the target
@@ -878,6 +1007,9 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpReadTimeout", "http_read_timeout", "ms"),
         _FaqKey("httpRetries", "http_retries", "int"),
         _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
+        _FaqKey("httpHeaders", "http_headers", "json"),
+        _FaqKey("httpCookies", "http_cookies", "json"),
+        _FaqKey("userAgent", "user_agent", "str"),
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
         _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
         _FaqKey("maxPlaylistSegments", "max_playlist_segments", "int"),

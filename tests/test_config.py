@@ -126,6 +126,9 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "http_read_timeout": 10.0,
     "http_retries": 2,
     "http_retry_backoff": 0.5,
+    "http_headers": MappingProxyType({}),
+    "http_cookies": MappingProxyType({}),
+    "user_agent": None,
     "live_refresh_interval": None,
     "max_playlist_bytes": 16 * 1024 * 1024,
     "max_playlist_segments": 50_000,
@@ -235,6 +238,9 @@ def test_defaults_are_p2pml_062() -> None:
         "httpReadTimeout": 10000,
         "httpRetries": 2,
         "httpRetryBackoff": 500,
+        "httpHeaders": {},
+        "httpCookies": {},
+        # userAgent is None (httpx's own): not written.
         "maxPlaylistBytes": 16 * 1024 * 1024,
         "maxPlaylistSegments": 50_000,
         "maxInitSectionBytes": 16 * 1024 * 1024,
@@ -758,6 +764,11 @@ configs = st.builds(
     http_read_timeout=_ms(1),
     http_retries=st.integers(0, 20),
     http_retry_backoff=_ms(0),
+    http_headers=st.dictionaries(
+        st.sampled_from(["X-Token", "Referer", "Origin"]), st.text("ab =/", max_size=6)
+    ),
+    http_cookies=st.dictionaries(st.sampled_from(["session", "cdn_auth"]), st.text("ab=/", max_size=6)),
+    user_agent=st.none() | st.sampled_from(["VLC/3.0.20 LibVLC/3.0.20", "Mozilla/5.0 (X11)"]),
     live_refresh_interval=st.none() | _ms(1),
     max_playlist_bytes=st.integers(1024, 2**40),
     max_playlist_segments=st.integers(1, 10**7),

@@ -29,7 +29,7 @@ from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
-__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout"]
+__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,21 @@ def http_timeout(config: LoaderConfig) -> httpx.Timeout:
         read=config.http_read_timeout,
         write=config.http_read_timeout,
         pool=config.http_connect_timeout,
+    )
+
+
+def open_http_client(config: LoaderConfig) -> httpx.AsyncClient:
+    """The loader's HTTP client: the config's timeouts, ``http_headers``, ``http_cookies`` and
+    ``user_agent`` on every request it makes (playlists, segments, keys, init sections, integrity
+    spot checks). Peers and trackers never see them: those speak WebRTC and WebSocket elsewhere."""
+    headers = dict(config.http_headers)
+    if config.user_agent is not None:
+        headers["User-Agent"] = config.user_agent
+    return httpx.AsyncClient(
+        timeout=http_timeout(config),
+        follow_redirects=True,
+        headers=headers,
+        cookies=dict(config.http_cookies),
     )
 
 

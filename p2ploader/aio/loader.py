@@ -23,7 +23,7 @@ import attrs
 import httpx
 
 from p2ploader.aio.driver import Driver
-from p2ploader.aio.http import HttpExecutor, fetch_bytes, http_timeout
+from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStats, integrity_enabled
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.swarms import SwarmSet
@@ -41,6 +41,7 @@ from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
 from p2ploader.errors import (
+    ConfigError,
     HttpStatusError,
     LoaderClosedError,
     P2PLoaderError,
@@ -132,6 +133,9 @@ async def open_loader(
 
     ``rendition`` picks a variant by rendition id (``"v1"``) or index; by default the first variant
     of the master playlist. ``seed`` makes the scheduler's random choices reproducible.
+    ``http_client`` replaces the loader's own client and is used as it is: the config's timeouts do
+    not apply to it, and a config that sets ``http_headers``, ``http_cookies`` or ``user_agent``
+    with it raises :class:`~p2ploader.errors.ConfigError` (set them on the client instead).
     """
     loader = HybridLoader(url, config=config, seed=seed, http_client=http_client)
     try:
@@ -155,9 +159,16 @@ class HybridLoader:
         self.url = url
         self.config = config if config is not None else LoaderConfig()
         self._owns_client = http_client is None
-        self._client = http_client or httpx.AsyncClient(
-            timeout=http_timeout(self.config), follow_redirects=True
-        )
+        if http_client is not None and (
+            self.config.http_headers or self.config.http_cookies or self.config.user_agent is not None
+        ):
+            # Silently dropping them would send requests the origin refuses, with no hint why.
+            raise ConfigError(
+                "http_headers, http_cookies and user_agent apply to the loader's own HTTP client; "
+                "with http_client=..., set them on that client",
+                key="http_headers",
+            )
+        self._client = http_client or open_http_client(self.config)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.
