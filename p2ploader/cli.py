@@ -486,7 +486,7 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         default=None,
         metavar="FILE",
         help="loader settings: a JSON or TOML file, or a P2P Media Loader FAQ-style JavaScript object "
-        "(camelCase keys, milliseconds)",
+        "(camelCase keys, milliseconds); with --preset, the file's keys refine the preset",
     )
 
 
