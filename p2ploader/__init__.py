@@ -18,7 +18,9 @@ from p2ploader.core.policy import DownloadPolicy, available_policies, register_p
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
 from p2ploader.errors import (
+    BindError,
     ConfigError,
+    ConfigFileError,
     HttpStatusError,
     LoaderClosedError,
     P2PLoaderError,
@@ -58,8 +60,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PRESETS",
+    "BindError",
     "ByteRange",
     "ConfigError",
+    "ConfigFileError",
     "DownloadPolicy",
     "HttpStatusError",
     "HybridLoader",

@@ -30,19 +30,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import attrs
+
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.errors import P2PLoaderError
+from p2ploader.errors import BindError, ConfigError, ConfigFileError, P2PLoaderError
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
     from p2ploader.playback import PlaybackReport
     from p2ploader.swarmrun import SwarmResult
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "error_line", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
 DEMO_PLOT = "p2ploader-demo.png"
+
+#: Exit statuses of every command: 0 success, 1 an error reported as one line on stderr (a port
+#: in use, a missing config file, a stream that failed or played nothing), 2 a bad command line
+#: (argparse), 130 interrupted (Ctrl-C).
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 
 # --------------------------------------------------------------------------------------------------
@@ -50,16 +59,10 @@ DEMO_PLOT = "p2ploader-demo.png"
 
 
 def _load_config(args: argparse.Namespace) -> LoaderConfig:
+    """``--preset`` (or the defaults), refined by the settings ``--config`` names."""
     config = LoaderConfig.preset(args.preset) if getattr(args, "preset", None) else LoaderConfig()
     if getattr(args, "config", None):
-        path = Path(args.config)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            config = LoaderConfig.from_faq(json.loads(text))
-        elif path.suffix == ".toml":
-            config = LoaderConfig.from_faq(tomllib.loads(text))
-        else:
-            config = LoaderConfig.from_faq_text(text)
+        config = _refine(config, _read_config_file(Path(args.config)))
     return _with_http_options(config, args)
 
 
@@ -81,6 +84,44 @@ def _name_value(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name.strip(), value
+
+
+def _read_config_file(path: Path) -> LoaderConfig:
+    """The settings in ``path`` (JSON, TOML, or the FAQ's JavaScript object) over the defaults.
+    Any failure to read or parse it is a :class:`ConfigFileError` naming the path and the reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(str(path), "no such file") from None
+    except IsADirectoryError:
+        raise ConfigFileError(str(path), "is a directory, not a file") from None
+    except PermissionError:
+        raise ConfigFileError(str(path), "permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigFileError(str(path), exc.strerror or str(exc)) from None
+    try:
+        if path.suffix == ".json":
+            return LoaderConfig.from_faq(json.loads(text))
+        if path.suffix == ".toml":
+            return LoaderConfig.from_faq(tomllib.loads(text))
+        return LoaderConfig.from_faq_text(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, ConfigError) as exc:
+        raise ConfigFileError(str(path), str(exc)) from None
+
+
+def _refine(base: LoaderConfig, settings: LoaderConfig) -> LoaderConfig:
+    """``base`` with every setting that ``settings`` changed from the defaults applied on top, so
+    that ``--config`` refines ``--preset`` rather than replacing it. A file setting a key to its
+    default value cannot be told from a file that leaves it out: the preset's value stays."""
+    defaults = LoaderConfig()
+    changed = {
+        name: getattr(settings, name)
+        for name in attrs.fields_dict(LoaderConfig)
+        if getattr(settings, name) != getattr(defaults, name)
+    }
+    return base.evolve(**changed) if changed else base
 
 
 def _number(kind: type[int] | type[float], *, minimum: float, strict: bool) -> Callable[[str], float]:
@@ -150,6 +191,16 @@ def _describe(url: str, loader: HybridLoader) -> str:
 # play and view: one viewer in this process
 
 
+def _played_status(command: str, summary: dict[str, Any]) -> int:
+    """The exit status of ``play``/``view`` from their :func:`_summary`: :data:`EXIT_ERROR` when
+    no media played at all (every segment failed, or the stream ended before starting)."""
+    if summary["played_s"] > 0:
+        return EXIT_OK
+    failures = summary["http_failures"]
+    print(f"p2ploader {command}: nothing played ({failures} failed HTTP downloads)", file=sys.stderr)
+    return EXIT_ERROR
+
+
 async def _play(args: argparse.Namespace) -> int:
     from p2ploader.aio.loader import open_loader
     from p2ploader.aio.player import PlaybackSnapshot, play
@@ -175,7 +226,7 @@ async def _play(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(Path(args.json), summary)
         print(f"statistics written to {args.json}")
-    return 0
+    return _played_status("play", summary)
 
 
 async def _view(args: argparse.Namespace) -> int:
@@ -226,7 +277,7 @@ async def _view(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(Path(args.json), summary)
         console.print(f"statistics written to {args.json}", highlight=False)
-    return 0
+    return _played_status("view", summary)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -455,7 +506,7 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         default=None,
         metavar="FILE",
         help="loader settings: a JSON or TOML file, or a P2P Media Loader FAQ-style JavaScript object "
-        "(camelCase keys, milliseconds)",
+        "(camelCase keys, milliseconds); with --preset, the file's keys refine the preset",
     )
     parser.add_argument(
         "--http-header",
@@ -865,7 +916,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(command: str, exc: P2PLoaderError) -> str:
+    """The one line ``p2ploader COMMAND`` prints on stderr for ``exc`` (no traceback)."""
+    if isinstance(exc, BindError):
+        return f"p2ploader {command}: cannot listen on {exc.url}: {exc.reason}"
+    return f"p2ploader {command}: error: {exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (see :data:`EXIT_ERROR`)."""
     args = build_parser().parse_args(argv)
     if getattr(args, "rendition", None) is not None and str(args.rendition).isdigit():
         args.rendition = int(args.rendition)
@@ -873,10 +932,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except P2PLoaderError as exc:
-        print(f"p2ploader: error: {exc}", file=sys.stderr)
-        return 1
+        print(error_line(args.command, exc), file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,8 +14,12 @@ This module is part of the sans-IO core's vocabulary and imports nothing but the
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
+    "BindError",
     "ConfigError",
+    "ConfigFileError",
     "HttpStatusError",
     "LoaderClosedError",
     "P2PLoaderError",
@@ -49,6 +53,16 @@ class ConfigError(UsageError, ValueError):
         super().__init__(message)
         self.key = key
         self.suggestion = suggestion
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file could not be read or parsed. ``path`` names it, ``reason`` says why
+    (``"no such file"``, ``"permission denied"``, a parser's message)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"config file {path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class LoaderClosedError(UsageError):
@@ -120,3 +134,29 @@ class PlaylistTooLargeError(PlaylistError):
         super().__init__(url, f"playlist larger than its cap of {limit} {unit}")
         self.limit = limit
         self.unit = unit
+
+
+# Reasons worded for a person; anything else falls back to the OS's own text (strerror).
+_BIND_REASONS = {
+    errno.EADDRINUSE: "address already in use",
+    errno.EACCES: "permission denied",
+    errno.EADDRNOTAVAIL: "address not available on this machine",
+}
+
+
+class BindError(TransportError):
+    """A server (origin, tracker, proxy) could not listen on ``host``:``port``; ``reason`` says why,
+    e.g. ``"address already in use"``. ``errno`` is the OS error number when there was one."""
+
+    def __init__(self, host: str, port: int, reason: str, *, errno: int | None = None) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"{shown}:{port}", reason)
+        self.host = host
+        self.port = port
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(cls, host: str, port: int, exc: OSError) -> BindError:
+        """The bind error for ``exc``, raised by ``bind()`` or ``listen()`` on ``host``:``port``."""
+        reason = _BIND_REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
+        return cls(host, port, reason, errno=exc.errno)

@@ -72,7 +72,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import attrs
 
-from p2ploader.errors import ConfigError, UsageError
+from p2ploader.errors import BindError, ConfigError, UsageError
 
 __all__ = ["LiveSettings", "OriginServer", "OriginStats", "ResourceKind", "content_type_for", "resource_kind"]
 
@@ -1010,12 +1010,15 @@ class OriginServer:
 
         Raises:
             UsageError: If the server was already started (or stopped).
-            OSError: If the address cannot be bound.
+            BindError: If the address cannot be bound (``reason`` says why, e.g. address already in use).
         """
         if self._httpd is not None or self._stopped:
             raise UsageError("OriginServer.start() can be called only once")
         server_class = _HTTPServer6 if ":" in self._host else _HTTPServer
-        self._httpd = server_class((self._host, self._port), self)
+        try:
+            self._httpd = server_class((self._host, self._port), self)
+        except OSError as exc:
+            raise BindError.from_os_error(self._host, self._port, exc) from exc
         bound = self._httpd.socket.getsockname()
         self._address = (str(bound[0]), int(bound[1]))
         self._started_at = time.monotonic()

@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from p2ploader.cli import build_parser, main
+from p2ploader.cli import EXIT_ERROR, _load_config, build_parser, error_line, main
+from p2ploader.config import LoaderConfig
+from p2ploader.errors import BindError, P2PLoaderError
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.swarmrun import ChurnSettings, churn_schedule
@@ -223,3 +229,141 @@ def test_swarm_with_churn_against_a_local_origin_and_tracker(
     total = stats["total"]
     assert total["failures"] == 0 and total["stalls"] == 0 and total["http_bytes"] > 0
     assert "per viewer and in total" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors and exit codes
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another socket is listening on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        yield int(blocker.getsockname()[1])
+
+
+def _run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``p2ploader ARGV`` in a fresh interpreter, as a user types it (no pytest log capture)."""
+    code = "import sys; from p2ploader.cli import main; sys.exit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.mark.parametrize("command", ["origin", "tracker", "proxy"])
+def test_every_server_command_reports_a_port_in_use_as_one_line(command: str, busy_port: int) -> None:
+    with OriginServer(sample_path("ts")) as origin:
+        argv = [command, "--port", str(busy_port)]
+        if command == "proxy":
+            argv = [command, origin.url_for("master.m3u8"), "--port", str(busy_port)]
+        result = _run_cli(*argv)
+    assert result.returncode == EXIT_ERROR == 1
+    assert result.stderr.splitlines() == [
+        f"p2ploader {command}: cannot listen on 127.0.0.1:{busy_port}: address already in use"
+    ]
+
+
+def test_a_missing_config_file_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.js"
+    assert main(["play", "http://127.0.0.1:9/master.m3u8", "--config", str(missing)]) == EXIT_ERROR
+    assert capsys.readouterr().err.splitlines() == [
+        f"p2ploader play: error: config file {missing}: no such file"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("folder.json", None, "is a directory"),
+        ("bad.json", "{not json", "Expecting property name"),
+        ("bad.toml", "a = = 1", "Invalid value"),
+        ("bad.js", "{ forwardSegmentCount: }", "line 1"),
+        ("unknown.js", "{ forwardSegmentCont: 3 }", "did you mean"),
+        ("latin1.js", b"{ \xe9 }", "not UTF-8 text"),
+    ],
+)
+def test_an_unreadable_config_file_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str | bytes | None, reason: str
+) -> None:
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    assert main(["view", "http://127.0.0.1:9/master.m3u8", "--config", str(path)]) == EXIT_ERROR
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"p2ploader view: error: config file {path}: ") and reason in lines[0]
+
+
+def _config_of(*argv: str) -> LoaderConfig:
+    return _load_config(build_parser().parse_args(["play", "http://127.0.0.1:9/m.m3u8", *argv]))
+
+
+def test_config_refines_the_preset(tmp_path: Path) -> None:
+    refinement = tmp_path / "refine.js"
+    refinement.write_text(
+        "{ segments: { forwardSegmentCount: 60 },\n  loader: { simultaneousP2PDownloads: 5 } }"
+    )
+    preset = LoaderConfig.preset("faq-vod")
+    refined = _config_of("--preset", "faq-vod", "--config", str(refinement))
+    assert refined == preset.evolve(forward_segment_count=60, simultaneous_p2p_downloads=5)
+    # The preset's other settings stay (the file alone would leave them at the defaults).
+    assert refined.cached_segments_count == preset.cached_segments_count == 1000
+    assert _config_of("--preset", "faq-vod") == preset
+    alone = _config_of("--config", str(refinement))
+    assert alone == LoaderConfig().evolve(forward_segment_count=60, simultaneous_p2p_downloads=5)
+    assert _config_of() == LoaderConfig()
+
+
+def test_config_refines_the_preset_from_json_and_toml(tmp_path: Path) -> None:
+    as_json = tmp_path / "refine.json"
+    as_json.write_text(json.dumps({"loader": {"simultaneousHttpDownloads": 1}}))
+    as_toml = tmp_path / "refine.toml"
+    as_toml.write_text("[loader]\nsimultaneousHttpDownloads = 1\n")
+    expected = LoaderConfig.preset("faq-vod").evolve(simultaneous_http_downloads=1)
+    assert _config_of("--preset", "faq-vod", "--config", str(as_json)) == expected
+    assert _config_of("--preset", "faq-vod", "--config", str(as_toml)) == expected
+
+
+def test_view_exits_non_zero_on_a_stream_that_404s(capsys: pytest.CaptureFixture[str]) -> None:
+    with OriginServer(sample_path("ts")) as origin:
+        code = main(["view", origin.url_for("nope.m3u8"), "--quiet", "--no-p2p"])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("p2ploader view: error: ") and "HTTP 404" in err[0]
+
+
+@pytest.mark.parametrize("command", ["play", "view"])
+def test_play_and_view_exit_non_zero_when_no_segment_can_be_loaded(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A VOD playlist whose segments all 404 from the real local origin: nothing can play.
+    (tmp_path / "media.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        + "".join(f"#EXTINF:2.0,\nmissing{i}.ts\n" for i in range(3))
+        + "#EXT-X-ENDLIST\n"
+    )
+    extra = ["--no-p2p"] if command == "view" else []
+    with OriginServer(tmp_path) as origin:
+        code = main([command, origin.url_for("media.m3u8"), "--quiet", "--duration", "3", *extra])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err.splitlines()
+    # How many downloads failed in 3 s depends on the retry timing; at least one did.
+    expected = rf"p2ploader {command}: nothing played \(\d+ failed HTTP downloads\)"
+    assert len(err) == 1 and re.fullmatch(expected, err[0]), err
+    assert not err[0].endswith("(0 failed HTTP downloads)")
+
+
+def test_error_line_for_a_bind_error_names_the_address() -> None:
+    assert (
+        error_line("origin", BindError("::1", 8080, "address already in use"))
+        == "p2ploader origin: cannot listen on [::1]:8080: address already in use"
+    )
+    assert error_line("play", P2PLoaderError("boom")) == "p2ploader play: error: boom"

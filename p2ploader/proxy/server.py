@@ -21,7 +21,7 @@ import uvicorn
 
 from p2ploader.aio.loader import HybridLoader, open_loader
 from p2ploader.config import LoaderConfig
-from p2ploader.errors import UsageError
+from p2ploader.errors import BindError, UsageError
 from p2ploader.proxy import paths
 from p2ploader.proxy.app import create_app
 from p2ploader.proxy.backend import ProxyBackend, ProxyStatistics, ServedSegment
@@ -106,7 +106,7 @@ class HlsProxy:
 
     async def start(self) -> None:
         """Open the loader, then listen. Raises what the loader raises (bad URL, playlist errors),
-        and OSError when the address cannot be bound."""
+        and :class:`~p2ploader.errors.BindError` when the address cannot be bound (a port in use)."""
         if self._state != "new":
             raise UsageError(f"the proxy was already started ({self._state})")
         self._state = "starting"
@@ -154,7 +154,7 @@ class HlsProxy:
             failure = task.exception() if task.done() else None
             if failure is not None:
                 raise failure
-            raise OSError(f"the proxy did not start listening on {self._host}:{self._requested_port}")
+            raise BindError(self._host, self._requested_port, f"not listening after {_START_TIMEOUT:g} s")
         sockets = [s for srv in server.servers for s in (srv.sockets or ())]
         address = sockets[0].getsockname()
         # A name such as "localhost" may bind several addresses (each with its own port when
@@ -243,10 +243,26 @@ class HlsProxy:
 
 
 async def _serve(server: uvicorn.Server) -> None:
+    host, port = server.config.host, server.config.port
     try:
         await server.serve()
     except SystemExit as exc:  # uvicorn exits when it cannot bind; never let that reach the loop
-        raise OSError(f"the proxy could not listen on {server.config.host}:{server.config.port}") from exc
+        # uvicorn calls sys.exit() inside its ``except OSError``: the bind failure is the context.
+        cause = exc.__context__
+        if isinstance(cause, OSError):
+            raise BindError.from_os_error(host, port, cause) from cause
+        raise BindError(host, port, "the server stopped while starting") from exc
+
+
+class _DropBindFailureLog(logging.Filter):
+    """uvicorn logs a failed bind (the ``OSError`` itself as the message) before exiting; the proxy
+    raises it as :class:`BindError` instead, so that the caller decides what is shown, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not isinstance(record.msg, OSError)
+
+
+logging.getLogger("uvicorn.error").addFilter(_DropBindFailureLog())
 
 
 @contextlib.asynccontextmanager

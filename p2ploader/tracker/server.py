@@ -99,7 +99,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from p2ploader.core.topology import OME_RULES, HostClientTree, PeerAttributes, rules_named
-from p2ploader.errors import UsageError
+from p2ploader.errors import BindError, UsageError
 from p2ploader.tracker.ratelimit import TokenBucket
 
 __all__ = ["TrackerLimits", "TrackerServer", "TrackerStats", "run_tracker_forever", "serve_tracker"]
@@ -404,7 +404,8 @@ def _short_text(text: str, limit: int = 160) -> str:
 class TrackerServer:
     """A WebTorrent-compatible WebSocket tracker.
 
-    ``await start()`` binds (``127.0.0.1`` and a free port by default); ``url`` is then
+    ``await start()`` binds (``127.0.0.1`` and a free port by default; :class:`~p2ploader.errors.BindError`
+    when the address cannot be bound, e.g. a port in use); ``url`` is then
     ``ws://host:port``; ``await aclose()`` closes every connection. It is also an async context
     manager. Limits are :class:`TrackerLimits` fields, given as ``limits=`` or as keywords.
     ``rng`` drives the random choice of offer recipients; ``clock`` (seconds, monotonic; the event
@@ -478,17 +479,20 @@ class TrackerServer:
         if self._server is not None or self._closed:
             raise UsageError("a TrackerServer can be started once")
         limits = self.limits
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self._port,
-            max_size=limits.max_message_size,
-            compression=None,  # like bittorrent-tracker: no per-connection deflate state
-            process_request=self._process_request,
-            ping_interval=limits.ping_interval,
-            ping_timeout=limits.ping_interval,
-            close_timeout=2.0,
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.host,
+                self._port,
+                max_size=limits.max_message_size,
+                compression=None,  # like bittorrent-tracker: no per-connection deflate state
+                process_request=self._process_request,
+                ping_interval=limits.ping_interval,
+                ping_timeout=limits.ping_interval,
+                close_timeout=2.0,
+            )
+        except OSError as exc:
+            raise BindError.from_os_error(self.host, self._port, exc) from exc
         address = next(iter(self._server.sockets)).getsockname()
         self._bound = (str(address[0]), int(address[1]))
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop(), name="tracker-sweeper")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from p2ploader import LoaderConfig, UsageError, open_loader, play
+from p2ploader import BindError, LoaderConfig, P2PLoaderError, UsageError, open_loader, play
 from p2ploader.aio.loader import HybridLoader
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.hls import MediaPlaylist, parse_master, parse_media
@@ -576,3 +578,19 @@ async def test_ffmpeg_plays_live_through_the_proxy_in_a_swarm(loopback: None) ->
     # The proxy's loader took part in the swarm: segments came from the other viewers.
     assert stats.loader.p2p_bytes > 0, stats
     assert sum(o.p2p_uploaded_bytes for o in others) > 0
+
+
+async def test_open_proxy_on_a_port_in_use_raises_bind_error() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker,
+        OriginServer(sample_path("ts")) as origin,
+    ):
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = int(blocker.getsockname()[1])
+        with pytest.raises(BindError) as info:
+            async with open_proxy(origin.url_for("master.m3u8"), config=FAST, port=port):
+                pytest.fail("the proxy started on a port in use")
+    assert isinstance(info.value, P2PLoaderError)
+    assert (info.value.host, info.value.port, info.value.errno) == ("127.0.0.1", port, errno.EADDRINUSE)
+    assert str(info.value) == f"127.0.0.1:{port}: address already in use"
