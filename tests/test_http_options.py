@@ -207,7 +207,7 @@ def test_cli_forbidden_header_is_a_one_line_error(capsys: pytest.CaptureFixture[
     assert code == 1
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "p2ploader: error: http_headers may not set 'Range' (the HTTP client or the loader sets it)"
+        "p2ploader play: error: http_headers may not set 'Range' (the HTTP client or the loader sets it)"
     ]
 
 
