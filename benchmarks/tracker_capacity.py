@@ -63,6 +63,7 @@ if str(ROOT_DIR) not in sys.path:  # run as a script from anywhere: the node tra
     sys.path.insert(0, str(ROOT_DIR))
 
 from tests.node_tracker import ensure_installed, node_tracker_dir, start_node_tracker  # noqa: E402
+from tests.raw_websocket import NonReader  # noqa: E402
 
 START_TIMEOUT = 30.0  # seconds for a tracker process to listen
 STEP_TIMEOUT = 10.0  # seconds for one connect or one answer
@@ -324,46 +325,6 @@ async def capacity(tracker: TrackerProcess, *, connections: int, workers: int, s
     )
 
 
-class NonReader:
-    """A WebSocket client that announces, then never reads (raw socket, masked frames)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, url: str) -> NonReader:
-        import base64
-        import socket
-
-        host, port = url.removeprefix("ws://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, int(port))), STEP_TIMEOUT)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), STEP_TIMEOUT)
-        return cls(reader, writer)
-
-    def send(self, text: str) -> None:
-        import struct
-
-        payload = text.encode()
-        mask = os.urandom(4)
-        if len(payload) < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | len(payload))
-        else:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
-        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def close(self) -> None:
-        self.writer.transport.abort()
-
-
 @attrs.define
 class SlowReaders:
     tracker: str
@@ -391,7 +352,7 @@ async def slow_readers(
     ``seconds`` pass."""
     info_hash = _id("flood-", 0)
     before = await settle_rss(tracker, 0.5)
-    stuck = [await NonReader.open(tracker.url) for _ in range(sockets)]
+    stuck = [await NonReader.open(tracker.url, step_seconds=STEP_TIMEOUT) for _ in range(sockets)]
     for n, peer in enumerate(stuck):
         peer.send(announce(info_hash, _id("-SLOW-", n), event="started"))
     flooders = [await connect(tracker.url, compression=None, max_queue=None) for _ in range(10)]

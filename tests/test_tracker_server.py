@@ -6,12 +6,8 @@ come first (the tracker answers one connection's requests in order)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import random
-import socket
-import struct
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
 from p2ploader.tracker.server import _Connection, address_key
+from tests.raw_websocket import NonReader
 
 pytestmark = pytest.mark.anyio
 
@@ -702,44 +699,6 @@ async def test_a_scrape_must_name_its_info_hashes(tracker: TrackerServer) -> Non
     assert await b.recv() == {"failure reason": "scrape needs info_hash: listing every swarm is not offered"}
     await b.send({"action": "scrape", "info_hash": [HASH_A]})
     assert (await b.recv())["files"] == {HASH_A: {"complete": 0, "incomplete": 1, "downloaded": 0}}
-
-
-class NonReader:
-    """A WebSocket client that completes the handshake, sends what it is told, and never reads
-    again: its kernel receive buffer fills, then the tracker's socket buffer, then its outbox."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, url: str) -> NonReader:
-        host, port = url.removeprefix("ws://").split(":")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: fills sooner
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-        reader, writer = await asyncio.open_connection(sock=sock)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return cls(reader, writer)
-
-    def send(self, message: dict[str, Any]) -> None:
-        """One masked text frame (clients must mask)."""
-        payload = json.dumps(message).encode()
-        mask = os.urandom(4)
-        if len(payload) < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | len(payload))
-        else:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, len(payload))
-        self.writer.write(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def close(self) -> None:
-        self.writer.transport.abort()
 
 
 async def test_a_slow_reader_is_dropped_and_its_queue_freed() -> None:

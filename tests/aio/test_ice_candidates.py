@@ -18,23 +18,13 @@ from p2ploader.aio.webrtc import (
     screen_remote_candidates,
     set_remote,
 )
+from tests.aio.test_webrtc import sdp_with
 
 pytestmark = pytest.mark.anyio
 
 
 def candidate(address: str, port: int, *, transport: str = "udp", kind: str = "host", n: int = 1) -> str:
     return f"a=candidate:{n} 1 {transport} 2122194687 {address} {port} typ {kind} generation 0"
-
-
-def sdp_with(*candidates: str) -> str:
-    head = [
-        "v=0",
-        "o=- 1 2 IN IP4 127.0.0.1",
-        "s=-",
-        "t=0 0",
-        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-    ]
-    return "\r\n".join([*head, *candidates, "a=sctp-port:5000", ""])
 
 
 @pytest.mark.parametrize(
