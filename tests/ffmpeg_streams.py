@@ -1,0 +1,134 @@
+"""Streams made here with ffmpeg, shaped like those real services publish.
+
+The bundled sample (``p2ploader/sample``) muxes audio into every variant. Real services often keep
+audio apart (``EXT-X-MEDIA`` groups in several languages), add subtitles, and decorate live playlists
+with tags. :func:`make_av_stream` encodes, once per test session and directory, a folder with
+
+* ``video/index.m3u8``: video only, H.264 in MPEG-TS, 2 s segments;
+* ``audio_en/index.m3u8`` and ``audio_fr/index.m3u8``: AAC-only renditions (440 Hz and 660 Hz tones);
+* ``subs_en/index.m3u8``: WebVTT subtitles, one cue per 2 s segment (written here: subtitles are text);
+* ``master.m3u8``: one variant referring to audio group ``aud`` (English default, French) and
+  subtitles group ``subs``.
+
+Tests that need a tag (gaps, program date-time, date ranges, a start offset, an I-frame playlist)
+rewrite a copy of these playlists with :func:`rewrite_media` rather than encoding again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SEGMENT_SECONDS = 2
+FPS = 24
+AUDIO_TONES = {"en": 440, "fr": 660}
+
+MASTER = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-INDEPENDENT-SEGMENTS
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="audio_en/index.m3u8"
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="Francais",LANGUAGE="fr",DEFAULT=NO,AUTOSELECT=YES,URI="audio_fr/index.m3u8"
+#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="subs",NAME="English",LANGUAGE="en",DEFAULT=NO,AUTOSELECT=YES,URI="subs_en/index.m3u8"
+#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180,CODECS="avc1.4d400d,mp4a.40.2",AUDIO="aud",SUBTITLES="subs"
+video/index.m3u8
+"""
+
+
+def ffmpeg_or_skip() -> str:
+    """The ffmpeg binary; the test is skipped where there is none (CI installs it)."""
+    binary = shutil.which("ffmpeg")
+    if binary is None:
+        pytest.skip("ffmpeg is not installed")
+    return binary
+
+
+def _run(*parts: list[str]) -> None:
+    args = [arg for part in parts for arg in part]
+    subprocess.run(args, check=True, capture_output=True, timeout=120)
+
+
+def _hls_args(folder: Path) -> list[str]:
+    return [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_SECONDS),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_filename",
+        str(folder / "seg_%03d.ts"),
+        str(folder / "index.m3u8"),
+    ]
+
+
+def _encode_video(ffmpeg: str, folder: Path, seconds: int) -> None:
+    folder.mkdir(parents=True)
+    gop = FPS * SEGMENT_SECONDS
+    _run(
+        [ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={FPS}", "-t", str(seconds)],
+        ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-profile:v", "main"],
+        ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-b:v", "200k"],
+        _hls_args(folder),
+    )
+
+
+def _encode_audio(ffmpeg: str, folder: Path, seconds: int, tone: int) -> None:
+    folder.mkdir(parents=True)
+    _run(
+        [ffmpeg, "-v", "error", "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=48000"],
+        # A hair short of ``seconds``: AAC frames (1024 samples) would otherwise spill a last,
+        # 21 ms segment past the video's end.
+        ["-t", f"{seconds - 0.02:.2f}", "-c:a", "aac", "-b:a", "64k", "-ac", "1"],
+        _hls_args(folder),
+    )
+
+
+def _write_subtitles(folder: Path, seconds: int) -> None:
+    folder.mkdir(parents=True)
+    lines = [
+        "#EXTM3U",
+        f"#EXT-X-TARGETDURATION:{SEGMENT_SECONDS}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+    ]
+    for index in range(seconds // SEGMENT_SECONDS):
+        start = index * SEGMENT_SECONDS
+        cue = (
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n\n"
+            f"00:00:{start:02d}.000 --> 00:00:{start + SEGMENT_SECONDS:02d}.000\nsegment {index}\n"
+        )
+        (folder / f"seg_{index:03d}.vtt").write_text(cue)
+        lines += [f"#EXTINF:{SEGMENT_SECONDS}.000,", f"seg_{index:03d}.vtt"]
+    lines.append("#EXT-X-ENDLIST")
+    (folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+
+
+def make_av_stream(root: Path, *, seconds: int = 12) -> Path:
+    """Encode the separate-audio stream described above into ``root`` (made if missing) once; later
+    calls with the same ``root`` return it as it is. Returns ``root``."""
+    if (root / "master.m3u8").exists():
+        return root
+    ffmpeg = ffmpeg_or_skip()
+    root.mkdir(parents=True, exist_ok=True)
+    _encode_video(ffmpeg, root / "video", seconds)
+    for language, tone in AUDIO_TONES.items():
+        _encode_audio(ffmpeg, root / f"audio_{language}", seconds, tone)
+    _write_subtitles(root / "subs_en", seconds)
+    (root / "master.m3u8").write_text(MASTER)
+    return root
+
+
+def rewrite_media(path: Path, rewrite: Callable[[list[str]], list[str]]) -> None:
+    """Rewrite a media playlist's lines in place (to add the tags a test is about)."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(rewrite(lines)) + "\n")
+
+
+@pytest.fixture(scope="session")
+def av_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The separate-audio stream, encoded once per session. Copy it before rewriting playlists."""
+    return make_av_stream(tmp_path_factory.mktemp("av_stream"))
