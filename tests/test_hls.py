@@ -787,9 +787,7 @@ MEDIA_ERRORS = [
     pytest.param(
         media_text([(4.0, "http://[::1/a.ts")]), "invalid URI 'http://[::1/a.ts'", id="bad-segment-uri"
     ),
-    pytest.param(
-        media_text(header="#EXT-X-KEY:METHOD=AES-128,URI"), "malformed playlist", id="m3u8-raises"
-    ),
+    pytest.param(media_text(header="#EXT-X-KEY:METHOD=AES-128,URI"), "malformed playlist", id="m3u8-raises"),
 ]
 
 
