@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from p2ploader import LoaderConfig, UsageError, open_loader
+from p2ploader import LoaderConfig, PlaybackModel, UsageError, open_loader, play
+from p2ploader.aio.player import PlaybackSnapshot
 from p2ploader.aio.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
 from p2ploader.hls import DateRange, IFrameVariant, StartOffset, parse_master, parse_media
 from p2ploader.origin import LiveSettings, OriginServer
@@ -310,3 +311,32 @@ async def test_three_viewers_share_the_dated_live_stream_without_stalls(
     assert all(r["mismatches"] == 0 and r["segments_played"] > 0 for r in results), results
     assert all(r["stalls"] == 0 for r in results), results
     assert sum(r["p2p_bytes"] for r in results[1:]) > 0, results
+
+
+async def test_a_precise_start_plays_from_inside_the_segment(tagged: Path, tmp_path: Path) -> None:
+    root = tmp_path / "stream"
+    shutil.copytree(tagged, root)
+    rewrite_media(
+        root / "video/index.m3u8",
+        lambda lines: [x.replace("TIME-OFFSET=4", "TIME-OFFSET=5,PRECISE=YES") for x in lines],
+    )
+    snapshots: list[PlaybackSnapshot] = []
+    played: list[int] = []
+    with OriginServer(root) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY) as loader:
+            report = await play(
+                loader,
+                duration=1.5,
+                on_snapshot=snapshots.append,
+                on_segment=lambda loaded: played.append(loaded.segment.id.sequence),
+            )
+    assert played[0] == 2  # 4 s .. 6 s holds 5 s
+    assert snapshots[0].position == 5.0
+    assert report.stalls == 0 and 5.0 < report.position < 7.0
+
+
+def test_the_playback_model_starts_inside_the_first_segment() -> None:
+    model = PlaybackModel(start_position=5.0, now=0.0, startup_buffer=0.5)
+    model.add_segment(4.0, 2.0, now=0.0)  # the segment holding 5 s
+    assert model.buffer == 1.0 and model.update(now=0.0) == "playing"
+    assert model.update(now=0.9) == "playing" and model.position == 5.9
