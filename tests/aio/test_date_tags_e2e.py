@@ -340,3 +340,28 @@ def test_the_playback_model_starts_inside_the_first_segment() -> None:
     model.add_segment(4.0, 2.0, now=0.0)  # the segment holding 5 s
     assert model.buffer == 1.0 and model.update(now=0.0) == "playing"
     assert model.update(now=0.9) == "playing" and model.position == 5.9
+
+
+async def test_the_proxy_re_serves_the_live_dates_and_ffmpeg_plays_them(tagged: Path) -> None:
+    config = LoaderConfig(
+        use_p2p=False, tracker_announce=(), http_retry_backoff=0.01, live_refresh_interval=0.2
+    )
+    with OriginServer(tagged, live=LiveSettings(window_segments=8)) as origin:
+        async with (
+            open_proxy(origin.url_for("live/master.m3u8"), config=config) as proxy,
+            httpx.AsyncClient(timeout=20) as client,
+        ):
+            url = f"{proxy.base_url}/r/v0/index.m3u8"
+            seen: dict[int, datetime | None] = {}
+            for _ in range(2):  # two refreshes: a segment keeps its date
+                video = parse_media((await client.get(url)).text, url, rendition="v0")
+                for segment in video.segments:
+                    assert seen.setdefault(segment.id.sequence, segment.program_date_time) == (
+                        segment.program_date_time
+                    )
+                await asyncio.sleep(2.1)
+            # Live segment n is VOD segment n % 6, and every loop adds 12 s: n is 2n seconds in.
+            assert seen == {n: T0 + timedelta(seconds=2 * n) for n in seen}
+            assert video.date_ranges and all(r.id.startswith("ad-1") for r in video.date_ranges)
+            code, _, err = await _ffmpeg("-i", proxy.url, "-t", "3", "-f", "null", "-")
+            assert code == 0, err.decode()
