@@ -27,6 +27,13 @@ of its TYPE in lower case (``a``, ``v``, ``s``, ``c``), with ``%`` and ``:`` per
 group and name. A segment is :class:`~p2ploader.core.segments.SegmentId` ``(rendition, media sequence
 number)``, stable across refreshes of a live playlist.
 
+Dates and start. ``EXT-X-PROGRAM-DATE-TIME``, ``EXT-X-DATERANGE``, ``EXT-X-START`` and
+``EXT-X-I-FRAME-STREAM-INF`` are parsed by our own attribute-list parser, before m3u8 sees the text
+(m3u8 drops or loosely converts them), so every malformed value is a :class:`PlaylistError` naming
+its line. Once any segment is dated, every segment gets a ``program_date_time``: given, or
+extrapolated from the nearest tag (RFC 8216 §4.3.2.6). :func:`choose_start` turns an
+``EXT-X-START`` into the segment a player starts with.
+
 Live playlists. :class:`LivePlaylistTracker` folds successive refreshes of one media playlist into a
 single view whose segments keep the ``start`` time they had when first seen, so the timeline is
 continuous while the window slides; it reports what was added, removed and skipped, and rejects a
@@ -608,7 +615,7 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
     end_list = "#EXT-X-ENDLIST" in scan.tags
     durations = [_duration(line, url) for line in infs]
     # Validated here, before m3u8 sees them, so that errors name their line.
-    program_dates = _extrapolate_dates(_segment_dates(scan, url), durations)
+    program_dates = _extrapolate_dates(_segment_dates(scan, url), durations, url)
     date_ranges = _date_ranges(scan, url)
     start_offset = _start_offset(scan, url)
 
@@ -917,9 +924,14 @@ def _date_time(raw: str, what: str, url: str) -> datetime:
         sign = -1 if zone[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
     try:
-        return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
+        value = datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
     except ValueError as exc:  # month 13, February 30, hour 24, ...
         raise PlaylistError(url, f"{what}: invalid date-time {raw[:40]!r} ({exc})") from exc
+    try:
+        value.astimezone(UTC)  # comparing dates converts them to UTC: 0001-01-01T00:00+01:00 cannot be
+    except OverflowError as exc:
+        raise PlaylistError(url, f"{what}: date-time {raw[:40]!r} is out of range in UTC") from exc
+    return value
 
 
 def _segment_dates(scan: _Scan, url: str) -> list[datetime | None]:
@@ -935,13 +947,22 @@ def _segment_dates(scan: _Scan, url: str) -> list[datetime | None]:
     return dates
 
 
-def _extrapolate_dates(given: list[datetime | None], durations: list[float]) -> list[datetime | None]:
+def _extrapolate_dates(
+    given: list[datetime | None], durations: list[float], url: str
+) -> list[datetime | None]:
     """Every segment's program date-time (RFC 8216 §4.3.2.6): a segment without a tag follows the
     previous one (its date plus its duration), segments before the first tag count back from it,
     and each tag (after a discontinuity, say) takes over from there. All None without any tag."""
     first = next((index for index, date in enumerate(given) if date is not None), None)
     if first is None:
         return list(given)
+    try:
+        return _extrapolated(given, durations, first)
+    except OverflowError as exc:  # 9999-12-31T23:59:59Z followed by another segment
+        raise PlaylistError(url, "EXT-X-PROGRAM-DATE-TIME: extrapolated dates leave years 1 to 9999") from exc
+
+
+def _extrapolated(given: list[datetime | None], durations: list[float], first: int) -> list[datetime | None]:
     dates = list(given)
     for index in range(first + 1, len(dates)):
         previous = dates[index - 1]
@@ -997,6 +1018,11 @@ def _date_range(range_id: str, lineno: int, attributes: Mapping[str, str], url: 
     if end is not None and end < start:
         raise PlaylistError(url, f"{what}: END-DATE {raw_end} is before START-DATE {raw_start}")
     duration = _decimal_float(attributes, "DURATION", what, url, signed=False)
+    try:
+        if duration is not None:
+            start + timedelta(seconds=duration)  # known_end must be computable
+    except OverflowError as exc:
+        raise PlaylistError(url, f"{what}: START-DATE + DURATION is past year 9999") from exc
     if (
         end is not None
         and duration is not None
@@ -1196,7 +1222,10 @@ def _following_date(segment: Segment, previous: Segment | None) -> datetime | No
         return segment.program_date_time
     if previous is None or previous.program_date_time is None:
         return None
-    return previous.program_date_time + timedelta(seconds=previous.duration)
+    try:
+        return previous.program_date_time + timedelta(seconds=previous.duration)
+    except OverflowError:  # dated up to year 9999: the new segment cannot be dated
+        return None
 
 
 def _live_date_ranges(
@@ -1225,6 +1254,10 @@ class LivePlaylistTracker:
     known one, and after a jump ahead each skipped segment is assumed to last ``target_duration``.
     New segments' ``discontinuity_sequence`` is rebased onto the numbering already handed out (as
     hls.js does), so a server that forgets EXT-X-DISCONTINUITY-SEQUENCE still yields a monotonic count.
+    A segment keeps the ``program_date_time`` it had when first seen; a new one takes its refresh's,
+    or follows the previous segment when the refresh has no date tag left. ``date_ranges`` keeps the
+    ranges the refresh lists plus the earlier ones that still overlap the window (see
+    :func:`_live_date_ranges`).
     """
 
     def __init__(self, first: MediaPlaylist) -> None:

@@ -584,7 +584,10 @@ def _parse_media(lines: list[str], vod_url_path: str) -> _MediaPlaylist:
             discontinuities.append(discontinuities[-1] + int(segment.discontinuity))
     if target is None:
         target = math.ceil(max(s.duration for s in segments))
-    dated = _dated(segments)
+    try:
+        dated = _dated(segments)
+    except OverflowError:
+        return _unusable("its EXT-X-PROGRAM-DATE-TIME dates leave years 1 to 9999")
     span: timedelta | None = None
     first_date, last = dated[0].date, dated[-1]
     if first_date is not None and last.date is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import attrs
 import pytest
 
 from p2ploader.errors import PlaylistError, UsageError
@@ -118,6 +119,27 @@ def test_malformed_dates_are_errors_with_their_line(raw: str, fragment: str) -> 
     reason = error_of(media(segs(4, 4, pdt={1: raw})))
     assert reason.startswith("line 7: EXT-X-PROGRAM-DATE-TIME")
     assert fragment in reason
+
+
+def test_dates_that_would_leave_the_calendar_are_errors() -> None:
+    reason = error_of(media(segs(4, 4, pdt={0: "9999-12-31T23:59:59Z"})))
+    assert reason == "EXT-X-PROGRAM-DATE-TIME: extrapolated dates leave years 1 to 9999"
+    reason = error_of(media(segs(4, pdt={0: "0001-01-01T00:00:00+01:00"})))
+    assert "out of range in UTC" in reason
+    ad = '#EXT-X-DATERANGE:ID="x",START-DATE="9999-12-31T23:59:59Z",DURATION=99999999999'
+    assert "START-DATE + DURATION is past year 9999" in error_of(
+        media([ad, *segs(4, pdt={0: "2026-12-07T03:00:00Z"})])
+    )
+
+
+def test_the_tracker_leaves_a_segment_past_year_9999_undated() -> None:
+    # m3u8 refuses such a playlist text, so the model is built by hand.
+    first = parse(media(segs(4, pdt={0: "2026-12-07T03:00:00Z"}), end=False))
+    last_date = datetime(9999, 12, 31, 23, 59, 58, tzinfo=UTC)
+    first = attrs.evolve(first, segments=(attrs.evolve(first.segments[0], program_date_time=last_date),))
+    tracker = LivePlaylistTracker(first)
+    tracker.update(parse(media(segs(4, first=1), sequence=1, end=False)))
+    assert tracker.current.segments[0].program_date_time is None
 
 
 # --------------------------------------------------------------------------------------------------
