@@ -32,7 +32,8 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
   loop, and each loop adds the VOD's span (first date to the end of the last segment), so dates
   only ever grow. An ``EXT-X-DATERANGE`` is listed in front of the segment it preceded in the VOD
   while that segment is in the window, its dates moved by the same span and its ID suffixed with
-  ``~<loop>`` from the second loop on (one ID, one range).
+  ``~<loop>`` from the second loop on (one ID, one range). A live master leaves out the I-frame
+  playlists that cannot be served live (byte-range ones).
 * **Faults.** :meth:`OriginServer.inject` arms a rule for request paths ending with a suffix:
   a status code, a delay, a body cut after some bytes (the full ``Content-Length`` is still
   announced, then the connection is closed) or a wrong ``Content-Range``. :meth:`freeze_live`
@@ -651,8 +652,11 @@ def _live_date_range(attributes: tuple[tuple[str, str], ...], loop: int, shift: 
     return _render_tag("EXT-X-DATERANGE", out)
 
 
-def _rewrite_master(text: str, vod_url_path: str) -> str:
-    """The live copy of the master playlist served at ``vod_url_path``."""
+def _rewrite_master(
+    text: str, vod_url_path: str, live_capable: Callable[[str], bool] = lambda _: True
+) -> str:
+    """The live copy of the master playlist served at ``vod_url_path``. An I-frame playlist whose
+    URI ``live_capable`` rejects (its live copy would be a 404) is left out."""
     out: list[str] = []
     variant_uri_next = False
     for raw in text.lstrip("\ufeff").splitlines():
@@ -666,6 +670,12 @@ def _rewrite_master(text: str, vod_url_path: str) -> str:
         name, sep, value = line[1:].partition(":")
         if name == "EXT-X-STREAM-INF":
             variant_uri_next = True
+        elif (
+            sep
+            and name == "EXT-X-I-FRAME-STREAM-INF"
+            and not live_capable(_attribute(_attributes(value), "URI") or "")
+        ):
+            continue
         elif sep and name in {"EXT-X-MEDIA", "EXT-X-I-FRAME-STREAM-INF"}:
             line = _rewrite_uri_attribute(name, value, "URI", lambda u: _uri_to_live(u, vod_url_path))
         elif sep and name in {"EXT-X-SESSION-KEY", "EXT-X-SESSION-DATA"}:
@@ -1390,7 +1400,20 @@ class OriginServer:
         if isinstance(playlist, _NotAPlaylist):
             return _error(404, f"{shown}: the VOD file is not an HLS playlist: {playlist.reason}")
         if isinstance(playlist, _MasterPlaylist):
-            body = _rewrite_master(playlist.text, vod_url_path).encode()
+
+            def live_capable(uri: str) -> bool:
+                target = urljoin(vod_url_path, uri)
+                if not uri or _is_external(target):
+                    return True  # not ours to judge
+                target_parts = [unquote(part) for part in urlsplit(target).path.split("/") if part]
+                found = self._load(target_parts)
+                return (
+                    isinstance(found, tuple)
+                    and isinstance(found[0], _MediaPlaylist)
+                    and _live_problem(found[0], settings) is None
+                )
+
+            body = _rewrite_master(playlist.text, vod_url_path, live_capable).encode()
             return _Resource(
                 content_type=_CONTENT_TYPES[".m3u8"], kind="playlist", data=body, headers=no_cache
             )

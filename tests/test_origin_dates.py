@@ -89,3 +89,25 @@ def test_an_undated_vod_gets_no_dates(tmp_path: Path, at: float) -> None:
     text, playlist = live_playlist(tmp_path, at, window=3)
     assert "PROGRAM-DATE-TIME" not in text
     assert all(s.program_date_time is None for s in playlist.segments)
+
+
+def test_the_live_master_keeps_only_i_frame_playlists_it_can_serve_live(tmp_path: Path) -> None:
+    vod(tmp_path / "v", SEGMENTS)
+    (tmp_path / "v" / "files.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXT-X-I-FRAMES-ONLY\n#EXTINF:2,\ns0.ts\n#EXTINF:2,\ns1.ts\n#EXT-X-ENDLIST\n"
+    )
+    (tmp_path / "v" / "ranges.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXT-X-I-FRAMES-ONLY\n#EXTINF:2,\n#EXT-X-BYTERANGE:100@0\ns0.ts\n"
+        "#EXT-X-ENDLIST\n"
+    )
+    (tmp_path / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv/index.m3u8\n"
+        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI="v/files.m3u8"\n'
+        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=2,URI="v/ranges.m3u8"\n'
+        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=3,URI="https://elsewhere.example.net/if.m3u8"\n'
+    )
+    with OriginServer(tmp_path, live=LiveSettings(window_segments=3)) as origin, httpx.Client() as client:
+        text = client.get(origin.url_for("live/master.m3u8")).text
+    assert 'URI="v/files.m3u8"' in text
+    assert "ranges.m3u8" not in text
+    assert 'URI="https://elsewhere.example.net/if.m3u8"' in text

@@ -263,6 +263,11 @@ async def test_the_live_origin_dates_every_loop_consistently(tagged: Path) -> No
         async with httpx.AsyncClient(timeout=20) as client:
             clock[0] = 14.0  # 8 + 7 published: the window spans the wrap to the second loop
             text = (await client.get(url)).text
+            # The byte-range I-frame playlist has no live copy, so the live master leaves it out.
+            assert (await client.get(origin.url_for("live/video/iframes.m3u8"))).status_code == 404
+            live_master = parse_master((await client.get(origin.url_for("live/master.m3u8"))).text, url)
+            assert live_master.i_frame_variants == () and len(live_master.variants) == 1
+            assert live_master.start == StartOffset(time_offset=-2.0)
     playlist = parse_media(text, url, rendition="v0")
     assert "#EXT-X-DISCONTINUITY" in text
     segments = playlist.segments
