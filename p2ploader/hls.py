@@ -27,6 +27,13 @@ of its TYPE in lower case (``a``, ``v``, ``s``, ``c``), with ``%`` and ``:`` per
 group and name. A segment is :class:`~p2ploader.core.segments.SegmentId` ``(rendition, media sequence
 number)``, stable across refreshes of a live playlist.
 
+Dates and start. ``EXT-X-PROGRAM-DATE-TIME``, ``EXT-X-DATERANGE``, ``EXT-X-START`` and
+``EXT-X-I-FRAME-STREAM-INF`` are parsed by our own attribute-list parser, before m3u8 sees the text
+(m3u8 drops or loosely converts them), so every malformed value is a :class:`PlaylistError` naming
+its line. Once any segment is dated, every segment gets a ``program_date_time``: given, or
+extrapolated from the nearest tag (RFC 8216 §4.3.2.6). :func:`choose_start` turns an
+``EXT-X-START`` into the segment a player starts with.
+
 Live playlists. :class:`LivePlaylistTracker` folds successive refreshes of one media playlist into a
 single view whose segments keep the ``start`` time they had when first seen, so the timeline is
 continuous while the window slides; it reports what was added, removed and skipped, and rejects a
@@ -38,7 +45,9 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple
 from urllib.parse import urljoin
 
@@ -51,11 +60,16 @@ from p2ploader.errors import PlaylistError, UsageError
 __all__ = [
     "KEY_METHODS",
     "AlternateRendition",
+    "DateRange",
+    "IFrameVariant",
     "LivePlaylistTracker",
     "MasterPlaylist",
     "MediaPlaylist",
     "PlaylistUpdate",
+    "StartOffset",
+    "StartPoint",
     "Variant",
+    "choose_start",
     "low_latency_tags",
     "parse_master",
     "parse_media",
@@ -118,6 +132,17 @@ _DURATION = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _BYTE_RANGE = re.compile(r"([0-9]{1,20})(?:@([0-9]{1,20}))?")
 _RESOLUTION = re.compile(r"([0-9]{1,9})[xX]([0-9]{1,9})")
 _IV = re.compile(r"0[xX][0-9a-fA-F]{1,32}")
+_HEX_SEQUENCE = re.compile(r"0[xX][0-9a-fA-F]+")
+_UNSIGNED_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+#: One AttributeName=AttributeValue pair of an attribute list (RFC 8216 §4.2).
+_ATTRIBUTE_PAIR = re.compile(r'([A-Z0-9-]+)=("[^"\r\n]*"|[^",\s]+)')
+#: An ISO 8601 date-time as HLS writes it (RFC 8216 §4.3.2.6): date, time, optional fraction and zone.
+_DATE_TIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,12}))?"
+    r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+#: END-DATE and START-DATE + DURATION may differ by this much (seconds) and still count as equal.
+_DATE_SLACK = 0.001
 #: A segment may exceed the target duration by at most this much (RFC 8216 §4.3.3.1 rounding rule).
 _TARGET_SLACK = 0.5
 
@@ -170,6 +195,75 @@ class AlternateRendition:
 
 
 @attrs.frozen(kw_only=True)
+class StartOffset:
+    """An ``EXT-X-START`` tag (RFC 8216 §4.3.5.2): where a player should start playing.
+
+    ``time_offset`` is in seconds: positive from the start of the playlist, negative from the end
+    of its last segment. ``precise`` (PRECISE=YES): start exactly there; otherwise start at the
+    beginning of the segment that contains that point.
+    """
+
+    time_offset: float
+    precise: bool = False
+
+
+def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
+    return types.MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class DateRange:
+    """An ``EXT-X-DATERANGE`` tag (RFC 8216 §4.3.2.7): a range of wall-clock time with attributes,
+    such as an ad break.
+
+    Dates are timezone-aware; ``duration`` and ``planned_duration`` are in seconds. The SCTE-35
+    attributes are the raw hexadecimal sequences (``0x...``) as the playlist wrote them;
+    ``client_attributes`` maps each ``X-`` attribute name to its raw value text as written
+    (a quoted string keeps its quotes, so it can be re-served exactly). Several tags with the
+    same ID in one playlist are merged into one (RFC: their common attributes must agree).
+    """
+
+    id: str
+    start_date: datetime
+    class_name: str | None = None
+    end_date: datetime | None = None
+    duration: float | None = None
+    planned_duration: float | None = None
+    end_on_next: bool = False
+    scte35_cmd: str | None = None
+    scte35_out: str | None = None
+    scte35_in: str | None = None
+    client_attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
+
+    @property
+    def known_end(self) -> datetime | None:
+        """END-DATE, else START-DATE + DURATION, else None (open, or ended by the next range)."""
+        if self.end_date is not None:
+            return self.end_date
+        if self.duration is not None:
+            return self.start_date + timedelta(seconds=self.duration)
+        return None
+
+
+@attrs.frozen(kw_only=True)
+class IFrameVariant:
+    """One ``EXT-X-I-FRAME-STREAM-INF`` entry: an I-frame (trick play) media playlist.
+
+    ``rendition_id`` is ``"i<index>"`` (its position among the master's I-frame entries). Trick-play
+    playlists are for players (fast forward, thumbnails): the loader never loads them into a swarm.
+    """
+
+    index: int
+    rendition_id: str
+    url: str
+    bandwidth: int
+    average_bandwidth: int | None = None
+    codecs: str | None = None
+    resolution: tuple[int, int] | None = None
+    video: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class MasterPlaylist:
     """A master (multivariant) playlist. ``variants`` keep playlist order; ``is_synthetic`` is True when
     :func:`parse_playlist` was given a media playlist and made up a one-variant master for it."""
@@ -178,6 +272,8 @@ class MasterPlaylist:
     variants: tuple[Variant, ...]
     renditions: tuple[AlternateRendition, ...] = ()
     is_synthetic: bool = False
+    i_frame_variants: tuple[IFrameVariant, ...] = ()
+    start: StartOffset | None = None
 
     def variant_by_id(self, rendition_id: str) -> Variant | None:
         """The variant whose rendition id is ``rendition_id``, or None."""
@@ -209,6 +305,12 @@ class MediaPlaylist:
     segments: tuple[Segment, ...]
     end_list: bool
     playlist_type: str | None = None
+    date_ranges: tuple[DateRange, ...] = ()
+    """EXT-X-DATERANGE tags, one per ID, in the order their IDs first appear."""
+    start: StartOffset | None = None
+    i_frames_only: bool = False
+    """EXT-X-I-FRAMES-ONLY: each segment is one I-frame (usually an EXT-X-BYTERANGE of a media
+    segment), lasting until the next one."""
 
     @property
     def is_live(self) -> bool:
@@ -512,6 +614,10 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
         raise PlaylistError(url, f"invalid EXT-X-PLAYLIST-TYPE {playlist_type!r}")
     end_list = "#EXT-X-ENDLIST" in scan.tags
     durations = [_duration(line, url) for line in infs]
+    # Validated here, before m3u8 sees them, so that errors name their line.
+    program_dates = _extrapolate_dates(_segment_dates(scan, url), durations, url)
+    date_ranges = _date_ranges(scan, url)
+    start_offset = _start_offset(scan, url)
 
     data = _m3u8_parse(text, url)
     raw_segments = _dicts(data.get("segments"), "segment list", url)
@@ -564,6 +670,11 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
 
     if not segments and end_list:
         raise PlaylistError(url, "media playlist has no segments and is not live (EXT-X-ENDLIST)")
+    if any(date is not None for date in program_dates):
+        segments = [
+            attrs.evolve(segment, program_date_time=date)
+            for segment, date in zip(segments, program_dates, strict=True)
+        ]
     return MediaPlaylist(
         url=url,
         rendition=rendition,
@@ -573,6 +684,9 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
         segments=tuple(segments),
         end_list=end_list,
         playlist_type=playlist_type,
+        date_ranges=date_ranges,
+        start=start_offset,
+        i_frames_only="#EXT-X-I-FRAMES-ONLY" in scan.tags,
     )
 
 
@@ -677,6 +791,9 @@ def _parse_master(text: str, url: str, scan: _Scan) -> MasterPlaylist:
     uris = _master_structure(scan, url)
     if not uris:
         raise PlaylistError(url, "master playlist has no variants (no EXT-X-STREAM-INF)")
+    # Before m3u8, so that errors name their line.
+    start_offset = _start_offset(scan, url)
+    i_frame_variants = _i_frame_variants(scan, url)
 
     data = _m3u8_parse(text, url)
     raw_variants = _dicts(data.get("playlists"), "variant list", url)
@@ -699,12 +816,338 @@ def _parse_master(text: str, url: str, scan: _Scan) -> MasterPlaylist:
             )
         seen.add(rendition.rendition_id)
     groups = {(r.type, r.group_id) for r in renditions}
+    for i_frame in i_frame_variants:
+        if i_frame.video is not None and ("VIDEO", i_frame.video) not in groups:
+            lineno = scan.tags["#EXT-X-I-FRAME-STREAM-INF"][i_frame.index].lineno
+            raise PlaylistError(
+                url,
+                f"line {lineno}: EXT-X-I-FRAME-STREAM-INF: VIDEO group {i_frame.video!r} has no EXT-X-MEDIA",
+            )
     stream_lines = scan.tags["#EXT-X-STREAM-INF"]
     variants = tuple(
         _variant(index, uri, raw, url, line.lineno, groups)
         for index, (uri, raw, line) in enumerate(zip(uris, raw_variants, stream_lines, strict=True))
     )
-    return MasterPlaylist(url=url, variants=variants, renditions=renditions)
+    return MasterPlaylist(
+        url=url,
+        variants=variants,
+        renditions=renditions,
+        i_frame_variants=i_frame_variants,
+        start=start_offset,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Dates, date ranges, start offsets and I-frame variants (our own attribute-list parser: m3u8 drops
+# or loosely converts these values)
+
+
+def _attribute_list(line: _Line, what: str, url: str) -> dict[str, str]:
+    """The attribute list of ``line`` as ``{name: raw value}``, values as written (quoted strings
+    keep their quotes). Malformed lists and repeated names are errors."""
+    text = (line.value or "").strip()
+    attributes: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _ATTRIBUTE_PAIR.match(text, position)
+        if match is None:
+            raise PlaylistError(
+                url, f"{what}: malformed attribute list at {text[position : position + 40]!r}"
+            )
+        name, value = match[1], match[2]
+        if name in attributes:
+            raise PlaylistError(url, f"{what}: attribute {name} appears twice")
+        attributes[name] = value
+        position = match.end()
+        if position < len(text):
+            if text[position] != "," or position + 1 == len(text):
+                raise PlaylistError(
+                    url, f"{what}: malformed attribute list at {text[position : position + 40]!r}"
+                )
+            position += 1
+    return attributes
+
+
+def _quoted_string(attributes: Mapping[str, str], name: str, what: str, url: str) -> str | None:
+    value = attributes.get(name)
+    if value is None:
+        return None
+    if len(value) < 2 or not value.startswith('"') or not value.endswith('"'):
+        raise PlaylistError(url, f"{what}: {name} must be a quoted string, got {value!r}")
+    return value[1:-1]
+
+
+def _required_quoted(attributes: Mapping[str, str], name: str, what: str, url: str) -> str:
+    value = _quoted_string(attributes, name, what, url)
+    if not value:
+        raise PlaylistError(url, f"{what} has no {name}")
+    return value
+
+
+def _decimal_float(
+    attributes: Mapping[str, str], name: str, what: str, url: str, *, signed: bool
+) -> float | None:
+    raw = attributes.get(name)
+    if raw is None:
+        return None
+    text = raw[1:] if signed and raw.startswith("-") else raw
+    if not _UNSIGNED_DECIMAL.fullmatch(text) or not math.isfinite(float(raw)):
+        kind = "a decimal number" if signed else "a non-negative decimal number"
+        raise PlaylistError(url, f"{what}: {name} is not {kind}: {raw!r}")
+    return float(raw)
+
+
+def _attribute_yes_no(attributes: Mapping[str, str], name: str, what: str, url: str) -> bool:
+    raw = attributes.get(name)
+    if raw is None or raw == "NO":
+        return False
+    if raw == "YES":
+        return True
+    raise PlaylistError(url, f"{what}: {name} must be YES or NO, got {raw!r}")
+
+
+def _date_time(raw: str, what: str, url: str) -> datetime:
+    """An ISO 8601 date-time, timezone-aware. Without a zone the date is taken as UTC (RFC 8216
+    only says it SHOULD have one); digits beyond microseconds are dropped."""
+    match = _DATE_TIME.fullmatch(raw.strip())
+    if match is None:
+        raise PlaylistError(url, f"{what}: not an ISO 8601 date-time: {raw[:40]!r}")
+    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
+    microsecond = int((match[7] or "").ljust(6, "0")[:6])
+    zone = match[8]
+    tz = UTC
+    if zone and zone not in "Zz":
+        digits = zone[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:] or "0")
+        if hours > 23 or minutes > 59:
+            raise PlaylistError(url, f"{what}: bad time zone offset in {raw[:40]!r}")
+        sign = -1 if zone[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    try:
+        value = datetime(year, month, day, hour, minute, second, microsecond, tzinfo=tz)
+    except ValueError as exc:  # month 13, February 30, hour 24, ...
+        raise PlaylistError(url, f"{what}: invalid date-time {raw[:40]!r} ({exc})") from exc
+    try:
+        value.astimezone(UTC)  # comparing dates converts them to UTC: 0001-01-01T00:00+01:00 cannot be
+    except OverflowError as exc:
+        raise PlaylistError(url, f"{what}: date-time {raw[:40]!r} is out of range in UTC") from exc
+    return value
+
+
+def _segment_dates(scan: _Scan, url: str) -> list[datetime | None]:
+    """The EXT-X-PROGRAM-DATE-TIME given for each segment, in segment order (None: no tag)."""
+    dates: list[datetime | None] = []
+    pending: datetime | None = None
+    for line in scan.lines:
+        if line.tag is None:
+            dates.append(pending)
+            pending = None
+        elif line.tag == "#EXT-X-PROGRAM-DATE-TIME":
+            pending = _date_time(line.value or "", f"line {line.lineno}: EXT-X-PROGRAM-DATE-TIME", url)
+    return dates
+
+
+def _extrapolate_dates(
+    given: list[datetime | None], durations: list[float], url: str
+) -> list[datetime | None]:
+    """Every segment's program date-time (RFC 8216 §4.3.2.6): a segment without a tag follows the
+    previous one (its date plus its duration), segments before the first tag count back from it,
+    and each tag (after a discontinuity, say) takes over from there. All None without any tag."""
+    first = next((index for index, date in enumerate(given) if date is not None), None)
+    if first is None:
+        return list(given)
+    try:
+        return _extrapolated(given, durations, first)
+    except OverflowError as exc:  # 9999-12-31T23:59:59Z followed by another segment
+        raise PlaylistError(url, "EXT-X-PROGRAM-DATE-TIME: extrapolated dates leave years 1 to 9999") from exc
+
+
+def _extrapolated(given: list[datetime | None], durations: list[float], first: int) -> list[datetime | None]:
+    dates = list(given)
+    for index in range(first + 1, len(dates)):
+        previous = dates[index - 1]
+        if dates[index] is None and previous is not None:
+            dates[index] = previous + timedelta(seconds=durations[index - 1])
+    for index in range(first - 1, -1, -1):
+        following = dates[index + 1]
+        assert following is not None
+        dates[index] = following - timedelta(seconds=durations[index])
+    return dates
+
+
+_DATERANGE_KNOWN = frozenset(
+    {"ID", "CLASS", "START-DATE", "END-DATE", "DURATION", "PLANNED-DURATION", "END-ON-NEXT"}
+)
+
+
+def _date_ranges(scan: _Scan, url: str) -> tuple[DateRange, ...]:
+    """The playlist's EXT-X-DATERANGE tags (RFC 8216 §4.3.2.7), tags with the same ID merged."""
+    lines = scan.tags.get("#EXT-X-DATERANGE", ())
+    if not lines:
+        return ()
+    merged: dict[str, tuple[int, dict[str, str]]] = {}  # ID -> (first line, attributes)
+    for line in lines:
+        what = f"line {line.lineno}: EXT-X-DATERANGE"
+        attributes = _attribute_list(line, what, url)
+        range_id = _required_quoted(attributes, "ID", what, url)
+        first_line, known = merged.setdefault(range_id, (line.lineno, {}))
+        for name, value in attributes.items():
+            if known.get(name, value) != value:
+                raise PlaylistError(
+                    url,
+                    f"{what}: ID {range_id!r} has {name}={value} here but {known[name]} on line {first_line}",
+                )
+            known[name] = value
+    if "#EXT-X-PROGRAM-DATE-TIME" not in scan.tags:
+        raise PlaylistError(
+            url, f"line {lines[0].lineno}: EXT-X-DATERANGE in a playlist without EXT-X-PROGRAM-DATE-TIME"
+        )
+    return tuple(
+        _date_range(range_id, first, attributes, url) for range_id, (first, attributes) in merged.items()
+    )
+
+
+def _date_range(range_id: str, lineno: int, attributes: Mapping[str, str], url: str) -> DateRange:
+    what = f"line {lineno}: EXT-X-DATERANGE {range_id!r}"
+    raw_start = _quoted_string(attributes, "START-DATE", what, url)
+    if raw_start is None:
+        raise PlaylistError(url, f"{what} has no START-DATE")
+    start = _date_time(raw_start, f"{what} START-DATE", url)
+    raw_end = _quoted_string(attributes, "END-DATE", what, url)
+    end = None if raw_end is None else _date_time(raw_end, f"{what} END-DATE", url)
+    if end is not None and end < start:
+        raise PlaylistError(url, f"{what}: END-DATE {raw_end} is before START-DATE {raw_start}")
+    duration = _decimal_float(attributes, "DURATION", what, url, signed=False)
+    try:
+        if duration is not None:
+            start + timedelta(seconds=duration)  # known_end must be computable
+    except OverflowError as exc:
+        raise PlaylistError(url, f"{what}: START-DATE + DURATION is past year 9999") from exc
+    if (
+        end is not None
+        and duration is not None
+        and abs((end - start).total_seconds() - duration) > _DATE_SLACK
+    ):
+        raise PlaylistError(url, f"{what}: END-DATE is not START-DATE + DURATION ({duration:g} s)")
+    class_name = _quoted_string(attributes, "CLASS", what, url)
+    end_on_next = attributes.get("END-ON-NEXT")
+    if end_on_next is not None:
+        if end_on_next != "YES":
+            raise PlaylistError(url, f"{what}: END-ON-NEXT must be YES, got {end_on_next!r}")
+        if class_name is None:
+            raise PlaylistError(url, f"{what}: END-ON-NEXT needs a CLASS")
+        if end is not None or duration is not None:
+            raise PlaylistError(url, f"{what}: END-ON-NEXT with END-DATE or DURATION")
+    scte35: dict[str, str | None] = {}
+    for name in ("SCTE35-CMD", "SCTE35-OUT", "SCTE35-IN"):
+        raw = attributes.get(name)
+        if raw is not None and not _HEX_SEQUENCE.fullmatch(raw):
+            raise PlaylistError(url, f"{what}: {name} is not a hexadecimal sequence: {raw[:40]!r}")
+        scte35[name] = raw
+    # Other attributes (CUE and later additions) are ignored, as RFC 8216 §6.3.1 tells clients to.
+    return DateRange(
+        id=range_id,
+        start_date=start,
+        class_name=class_name,
+        end_date=end,
+        duration=duration,
+        planned_duration=_decimal_float(attributes, "PLANNED-DURATION", what, url, signed=False),
+        end_on_next=end_on_next is not None,
+        scte35_cmd=scte35["SCTE35-CMD"],
+        scte35_out=scte35["SCTE35-OUT"],
+        scte35_in=scte35["SCTE35-IN"],
+        client_attributes={name: value for name, value in attributes.items() if name.startswith("X-")},
+    )
+
+
+def _start_offset(scan: _Scan, url: str) -> StartOffset | None:
+    lines = scan.tags.get("#EXT-X-START", ())
+    if not lines:
+        return None
+    if len(lines) > 1:
+        raise PlaylistError(url, f"line {lines[1].lineno}: EXT-X-START appears more than once")
+    what = f"line {lines[0].lineno}: EXT-X-START"
+    attributes = _attribute_list(lines[0], what, url)
+    offset = _decimal_float(attributes, "TIME-OFFSET", what, url, signed=True)
+    if offset is None:
+        raise PlaylistError(url, f"{what} has no TIME-OFFSET")
+    return StartOffset(time_offset=offset, precise=_attribute_yes_no(attributes, "PRECISE", what, url))
+
+
+def _i_frame_variants(scan: _Scan, url: str) -> tuple[IFrameVariant, ...]:
+    """The master's EXT-X-I-FRAME-STREAM-INF entries (their VIDEO groups are checked by the caller)."""
+    variants: list[IFrameVariant] = []
+    for index, line in enumerate(scan.tags.get("#EXT-X-I-FRAME-STREAM-INF", ())):
+        what = f"line {line.lineno}: EXT-X-I-FRAME-STREAM-INF"
+        attributes = _attribute_list(line, what, url)
+        raw_bandwidth = attributes.get("BANDWIDTH")
+        if raw_bandwidth is None:
+            raise PlaylistError(url, f"{what} has no BANDWIDTH")
+        raw_average = attributes.get("AVERAGE-BANDWIDTH")
+        resolution: tuple[int, int] | None = None
+        raw_resolution = attributes.get("RESOLUTION")
+        if raw_resolution is not None:
+            match = _RESOLUTION.fullmatch(raw_resolution)
+            if match is None:
+                raise PlaylistError(url, f"{what}: invalid RESOLUTION {raw_resolution!r}")
+            resolution = (int(match[1]), int(match[2]))
+        video = _quoted_string(attributes, "VIDEO", what, url)
+        variants.append(
+            IFrameVariant(
+                index=index,
+                rendition_id=f"i{index}",
+                url=_resolve(url, _required_quoted(attributes, "URI", what, url), what),
+                bandwidth=_decimal_integer(raw_bandwidth, f"{what} BANDWIDTH", url),
+                average_bandwidth=None
+                if raw_average is None
+                else _decimal_integer(raw_average, f"{what} AVERAGE-BANDWIDTH", url),
+                codecs=_quoted_string(attributes, "CODECS", what, url),
+                resolution=resolution,
+                video=video,
+            )
+        )
+    return tuple(variants)
+
+
+@attrs.frozen(kw_only=True)
+class StartPoint:
+    """Where playback starts: the first segment to load and the position (seconds on the
+    playlist's timeline) to start playing from, inside that segment."""
+
+    segment: Segment
+    position: float
+
+
+def choose_start(
+    playlist: MediaPlaylist, *, start: StartOffset | None = None, live_start_distance: int = 3
+) -> StartPoint:
+    """Where a player starts ``playlist``.
+
+    With ``start`` (an EXT-X-START tag; pass the media playlist's, else the master's), the segment
+    containing its TIME-OFFSET, counted from the start of the playlist (positive) or from the end of
+    its last segment (negative); an offset beyond the playlist means its end or its beginning
+    (RFC 8216 §4.3.5.2). With PRECISE=YES the position is the offset itself, otherwise the start of
+    that segment. Without ``start``: the first segment of a VOD playlist, and the segment
+    ``live_start_distance`` segments from the live edge of a live one. Raises
+    :class:`~p2ploader.errors.UsageError` for a playlist without segments.
+    """
+    segments = playlist.segments
+    if not segments:
+        raise UsageError("the playlist has no segments yet")
+    if start is None:
+        live_edge = segments[max(0, len(segments) - live_start_distance)]
+        segment = live_edge if playlist.is_live else segments[0]
+        return StartPoint(segment=segment, position=segment.start)
+    total = playlist.total_duration
+    offset = start.time_offset
+    point = min(max(offset if offset >= 0 else total + offset, 0.0), total)
+    elapsed = 0.0
+    for segment in segments:
+        if elapsed + segment.duration > point or segment is segments[-1]:
+            into = min(max(point - elapsed, 0.0), segment.duration) if start.precise else 0.0
+            return StartPoint(segment=segment, position=segment.start + into)
+        elapsed += segment.duration
+    raise AssertionError("unreachable: the loop returns at the last segment")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------------
@@ -760,7 +1203,47 @@ def _same_content(a: MediaPlaylist, b: MediaPlaylist) -> bool:
         and a.end_list == b.end_list
         and a.playlist_type == b.playlist_type
         and a.segments == b.segments
+        and a.date_ranges == b.date_ranges
+        and a.start == b.start
     )
+
+
+def _with_date_from(known: Segment, fresh: Segment) -> Segment:
+    """A segment already seen keeps its program date-time; it gets one if it had none."""
+    if known.program_date_time is not None or fresh.program_date_time is None:
+        return known
+    return attrs.evolve(known, program_date_time=fresh.program_date_time)
+
+
+def _following_date(segment: Segment, previous: Segment | None) -> datetime | None:
+    """A new segment's program date-time: what its refresh says (given or extrapolated), else, when
+    the refresh has no tag left, the previous segment's date plus its duration."""
+    if segment.program_date_time is not None:
+        return segment.program_date_time
+    if previous is None or previous.program_date_time is None:
+        return None
+    try:
+        return previous.program_date_time + timedelta(seconds=previous.duration)
+    except OverflowError:  # dated up to year 9999: the new segment cannot be dated
+        return None
+
+
+def _live_date_ranges(
+    old: tuple[DateRange, ...], new: tuple[DateRange, ...], segments: tuple[Segment, ...]
+) -> tuple[DateRange, ...]:
+    """The date ranges of a live playlist after a refresh: every range the refresh lists (its
+    version wins over an earlier one with the same ID), plus the earlier ones that still overlap the
+    window, i.e. whose end (END-DATE, or START-DATE + DURATION, or START-DATE when the end is not
+    known) is not before the window's first program date-time."""
+    listed = {date_range.id: date_range for date_range in new}
+    window_start = segments[0].program_date_time if segments else None
+    kept: list[DateRange] = []
+    for date_range in old:
+        if date_range.id in listed:
+            kept.append(listed.pop(date_range.id))
+        elif window_start is not None and (date_range.known_end or date_range.start_date) >= window_start:
+            kept.append(date_range)
+    return (*kept, *listed.values())
 
 
 class LivePlaylistTracker:
@@ -771,6 +1254,10 @@ class LivePlaylistTracker:
     known one, and after a jump ahead each skipped segment is assumed to last ``target_duration``.
     New segments' ``discontinuity_sequence`` is rebased onto the numbering already handed out (as
     hls.js does), so a server that forgets EXT-X-DISCONTINUITY-SEQUENCE still yields a monotonic count.
+    A segment keeps the ``program_date_time`` it had when first seen; a new one takes its refresh's,
+    or follows the previous segment when the refresh has no date tag left. ``date_ranges`` keeps the
+    ranges the refresh lists plus the earlier ones that still overlap the window (see
+    :func:`_live_date_ranges`).
     """
 
     def __init__(self, first: MediaPlaylist) -> None:
@@ -822,7 +1309,11 @@ class LivePlaylistTracker:
                     f"now {fresh.url}",
                 )
 
-        kept = tuple(s for s in old.segments if s.id.sequence >= new.first_sequence)
+        kept = tuple(
+            _with_date_from(s, new.segments[s.id.sequence - new.media_sequence])
+            for s in old.segments
+            if s.id.sequence >= new.first_sequence
+        )
         removed = tuple(s.id for s in old.segments if s.id.sequence < new.first_sequence)
         skipped = max(0, new.first_sequence - (old.last_sequence + 1))
         fresh_segments = [s for s in new.segments if s.id.sequence > old.last_sequence]
@@ -840,20 +1331,26 @@ class LivePlaylistTracker:
 
         start = self._timeline_end + skipped * new.target_duration
         added: list[Segment] = []
+        # The segment just before the first new one, when we know it (no jump ahead).
+        previous: Segment | None = old.segments[-1] if old.segments and not skipped else None
         for segment in fresh_segments:
             added.append(
                 attrs.evolve(
                     segment,
                     start=start,
                     discontinuity_sequence=segment.discontinuity_sequence + offset,
+                    program_date_time=_following_date(segment, previous),
                 )
             )
+            previous = added[-1]
             start += segment.duration
 
+        segments = kept + tuple(added)
         self._current = attrs.evolve(
             new,
-            segments=kept + tuple(added),
+            segments=segments,
             discontinuity_sequence=new.discontinuity_sequence + offset,
+            date_ranges=_live_date_ranges(old.date_ranges, new.date_ranges, segments),
         )
         self._last_raw = new
         self._timeline_end = start

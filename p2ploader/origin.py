@@ -27,6 +27,13 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
   request for ``seg_<msn>.<ext>`` is served from the VOD file while ``msn`` is published and not
   more than ``window_segments`` older than the window. Durations are exact fractions, and a
   boundary counts as reached 1 µs early so decimal clock values hit it despite float rounding.
+  When the VOD playlist dates its segments (``EXT-X-PROGRAM-DATE-TIME``), every live segment is
+  dated: VOD segment ``i`` keeps its date (given or extrapolated, RFC 8216 §4.3.2.6) in the first
+  loop, and each loop adds the VOD's span (first date to the end of the last segment), so dates
+  only ever grow. An ``EXT-X-DATERANGE`` is listed in front of the segment it preceded in the VOD
+  while that segment is in the window, its dates moved by the same span and its ID suffixed with
+  ``~<loop>`` from the second loop on (one ID, one range). A live master leaves out the I-frame
+  playlists that cannot be served live (byte-range ones).
 * **Faults.** :meth:`OriginServer.inject` arms a rule for request paths ending with a suffix:
   a status code, a delay, a body cut after some bytes (the full ``Content-Length`` is still
   announced, then the connection is closed) or a wrong ``Content-Range``. :meth:`freeze_live`
@@ -64,6 +71,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -120,6 +128,7 @@ _STOP_GRACE: Final = 2.0
 _IDLE_TIMEOUT: Final = 30.0
 
 _SEGMENT_NAME: Final = re.compile(r"seg_(0|[1-9][0-9]{0,17})(.*)", re.ASCII | re.DOTALL)
+_UTC_SUFFIX: Final = "+00:00"
 _RANGE_SPEC: Final = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
 _ATTRIBUTE: Final = re.compile(r'([A-Za-z0-9-]+)=("[^"]*"|[^",]*)')
 
@@ -414,6 +423,8 @@ class _VodSegment:
     keys: tuple[str, ...]  # EXT-X-KEY lines in effect, rewritten for the live path (IV made explicit)
     init: str | None  # EXT-X-MAP line in effect, rewritten for the live path
     extra: tuple[str, ...]  # other tags in front of this segment, verbatim
+    date: datetime | None = None  # EXT-X-PROGRAM-DATE-TIME, given or extrapolated (None: undated)
+    date_ranges: tuple[tuple[tuple[str, str], ...], ...] = ()  # EXT-X-DATERANGE attributes in front
 
 
 @attrs.frozen(kw_only=True)
@@ -424,6 +435,7 @@ class _MediaPlaylist:
     problem: str | None  # why it cannot be served live, or None
     prefix: tuple[Fraction, ...]  # prefix[i] = sum of the first i durations
     discontinuities: tuple[int, ...]  # [i] = VOD discontinuity tags in front of segments 1..i
+    date_span: timedelta | None = None  # first date to the end of the last segment (dated VODs)
 
 
 @attrs.frozen
@@ -491,6 +503,8 @@ def _parse_media(lines: list[str], vod_url_path: str) -> _MediaPlaylist:
     key_tags: list[list[tuple[str, str]]] = []
     new_key_tags: list[list[tuple[str, str]]] | None = None
     init: str | None = None
+    date: datetime | None = None
+    date_ranges: list[tuple[tuple[str, str], ...]] = []
     for line in lines:
         if not line.startswith("#"):
             if extinf is None:
@@ -512,9 +526,11 @@ def _parse_media(lines: list[str], vod_url_path: str) -> _MediaPlaylist:
                     keys=_key_lines(key_tags, vod_url_path, msn),
                     init=init,
                     extra=tuple(extra),
+                    date=date,
+                    date_ranges=tuple(date_ranges),
                 )
             )
-            extinf, discontinuity, extra = None, False, []
+            extinf, discontinuity, extra, date, date_ranges = None, False, [], None, []
             continue
         if not line.startswith("#EXT"):
             continue  # a comment
@@ -546,6 +562,10 @@ def _parse_media(lines: list[str], vod_url_path: str) -> _MediaPlaylist:
                 target = int(value)
             elif name == "EXT-X-MEDIA-SEQUENCE":
                 media_sequence = int(value)
+            elif name == "EXT-X-PROGRAM-DATE-TIME":
+                date = _parse_date(value)
+            elif name == "EXT-X-DATERANGE":
+                date_ranges.append(tuple(_attributes(value)))
             elif name in _DROPPED_TAGS:
                 pass
             elif name in _HEADER_TAGS:
@@ -565,18 +585,78 @@ def _parse_media(lines: list[str], vod_url_path: str) -> _MediaPlaylist:
             discontinuities.append(discontinuities[-1] + int(segment.discontinuity))
     if target is None:
         target = math.ceil(max(s.duration for s in segments))
+    try:
+        dated = _dated(segments)
+    except OverflowError:
+        return _unusable("its EXT-X-PROGRAM-DATE-TIME dates leave years 1 to 9999")
+    span: timedelta | None = None
+    first_date, last = dated[0].date, dated[-1]
+    if first_date is not None and last.date is not None:
+        span = last.date + _seconds(last.duration) - first_date
     return _MediaPlaylist(
         header=tuple(header),
         target_duration=target,
-        segments=tuple(segments),
+        segments=tuple(dated),
         problem=None,
         prefix=tuple(prefix),
         discontinuities=tuple(discontinuities),
+        date_span=span,
     )
 
 
-def _rewrite_master(text: str, vod_url_path: str) -> str:
-    """The live copy of the master playlist served at ``vod_url_path``."""
+def _parse_date(text: str) -> datetime:
+    """An EXT-X-PROGRAM-DATE-TIME value, timezone-aware (UTC without a zone); ValueError if bad."""
+    value = datetime.fromisoformat(text.strip())
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _seconds(duration: Fraction) -> timedelta:
+    return timedelta(seconds=float(duration))
+
+
+def _dated(segments: list[_VodSegment]) -> list[_VodSegment]:
+    """Every segment dated from the nearest EXT-X-PROGRAM-DATE-TIME (forward by adding durations,
+    backward before the first tag), as RFC 8216 §4.3.2.6 says; unchanged without any tag."""
+    first = next((i for i, segment in enumerate(segments) if segment.date is not None), None)
+    if first is None:
+        return segments
+    out = list(segments)
+    for i in range(first + 1, len(out)):
+        previous = out[i - 1]
+        if out[i].date is None and previous.date is not None:
+            out[i] = attrs.evolve(out[i], date=previous.date + _seconds(previous.duration))
+    for i in range(first - 1, -1, -1):
+        following = out[i + 1].date
+        assert following is not None
+        out[i] = attrs.evolve(out[i], date=following - _seconds(out[i].duration))
+    return out
+
+
+def _format_date(value: datetime) -> str:
+    text = value.isoformat(timespec="milliseconds" if value.microsecond % 1000 == 0 else "microseconds")
+    return text.removesuffix(_UTC_SUFFIX) + "Z" if text.endswith(_UTC_SUFFIX) else text
+
+
+def _live_date_range(attributes: tuple[tuple[str, str], ...], loop: int, shift: timedelta) -> str:
+    """A VOD EXT-X-DATERANGE in loop ``loop`` (counted from 0): dates moved by ``shift``, the ID
+    suffixed from the second loop on. A date that does not parse is left as it is."""
+    out = list(attributes)
+    for name in ("START-DATE", "END-DATE"):
+        value = _attribute(out, name)
+        if value is not None and loop:
+            with contextlib.suppress(ValueError):
+                out = _with_attribute(out, name, '"' + _format_date(_parse_date(value) + shift) + '"')
+    range_id = _attribute(out, "ID")
+    if range_id is not None and loop:
+        out = _with_attribute(out, "ID", f'"{range_id}~{loop}"')
+    return _render_tag("EXT-X-DATERANGE", out)
+
+
+def _rewrite_master(
+    text: str, vod_url_path: str, live_capable: Callable[[str], bool] = lambda _: True
+) -> str:
+    """The live copy of the master playlist served at ``vod_url_path``. An I-frame playlist whose
+    URI ``live_capable`` rejects (its live copy would be a 404) is left out."""
     out: list[str] = []
     variant_uri_next = False
     for raw in text.lstrip("\ufeff").splitlines():
@@ -590,6 +670,12 @@ def _rewrite_master(text: str, vod_url_path: str) -> str:
         name, sep, value = line[1:].partition(":")
         if name == "EXT-X-STREAM-INF":
             variant_uri_next = True
+        elif (
+            sep
+            and name == "EXT-X-I-FRAME-STREAM-INF"
+            and not live_capable(_attribute(_attributes(value), "URI") or "")
+        ):
+            continue
         elif sep and name in {"EXT-X-MEDIA", "EXT-X-I-FRAME-STREAM-INF"}:
             line = _rewrite_uri_attribute(name, value, "URI", lambda u: _uri_to_live(u, vod_url_path))
         elif sep and name in {"EXT-X-SESSION-KEY", "EXT-X-SESSION-DATA"}:
@@ -689,6 +775,11 @@ def _render_live(media: _MediaPlaylist, settings: LiveSettings, window: _Window,
             lines.extend(wanted or (_KEY_NONE,))
         keys = wanted
         lines.extend(segment.extra)
+        if segment.date is not None and media.date_span is not None:
+            loop = msn // count if settings.loop else 0
+            shift = media.date_span * loop
+            lines.extend(_live_date_range(attributes, loop, shift) for attributes in segment.date_ranges)
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_format_date(segment.date + shift)}")
         lines.append(segment.extinf)
         lines.append(f"{name_prefix}seg_{msn}{quote(segment.ext)}")
     if window.ended:
@@ -1309,7 +1400,20 @@ class OriginServer:
         if isinstance(playlist, _NotAPlaylist):
             return _error(404, f"{shown}: the VOD file is not an HLS playlist: {playlist.reason}")
         if isinstance(playlist, _MasterPlaylist):
-            body = _rewrite_master(playlist.text, vod_url_path).encode()
+
+            def live_capable(uri: str) -> bool:
+                target = urljoin(vod_url_path, uri)
+                if not uri or _is_external(target):
+                    return True  # not ours to judge
+                target_parts = [unquote(part) for part in urlsplit(target).path.split("/") if part]
+                found = self._load(target_parts)
+                return (
+                    isinstance(found, tuple)
+                    and isinstance(found[0], _MediaPlaylist)
+                    and _live_problem(found[0], settings) is None
+                )
+
+            body = _rewrite_master(playlist.text, vod_url_path, live_capable).encode()
             return _Resource(
                 content_type=_CONTENT_TYPES[".m3u8"], kind="playlist", data=body, headers=no_cache
             )

@@ -54,6 +54,10 @@ class PlaybackReport:
 
 
 class PlaybackModel:
+    """See the module docstring. ``start_position`` (seconds on the playlist's timeline) may lie
+    inside the first segment fed (an EXT-X-START with PRECISE=YES): playback starts there, and only
+    the rest of that segment counts as buffered."""
+
     def __init__(self, *, start_position: float, now: float, startup_buffer: float = 2.0) -> None:
         if startup_buffer < 0:
             raise ValueError("startup_buffer must be >= 0")

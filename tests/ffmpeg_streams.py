@@ -16,6 +16,7 @@ rewrite a copy of these playlists with :func:`rewrite_media` rather than encodin
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -132,3 +133,56 @@ def rewrite_media(path: Path, rewrite: Callable[[list[str]], list[str]]) -> None
 def av_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The separate-audio stream, encoded once per session. Copy it before rewriting playlists."""
     return make_av_stream(tmp_path_factory.mktemp("av_stream"))
+
+
+def keyframe_ranges(segment: Path) -> list[tuple[int, int, float]]:
+    """The video keyframes of an MPEG-TS ``segment`` found with ffprobe: ``(offset, length,
+    pts_time)`` with ``offset`` the byte position of the keyframe's first TS packet and ``length``
+    the bytes up to the next packet in decode order (the file's end for the last), in bytes."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        pytest.skip("ffprobe is not installed")
+    args = [ffprobe, "-v", "error", "-select_streams", "v:0", "-show_packets"]
+    args += ["-show_entries", "packet=pos,flags,pts_time", "-of", "json", str(segment)]
+    probed = subprocess.run(args, check=True, capture_output=True, timeout=60)
+    packets = json.loads(probed.stdout)["packets"]
+    size = segment.stat().st_size
+    ranges = []
+    for index, packet in enumerate(packets):
+        if "K" not in packet["flags"]:
+            continue
+        offset = int(packet["pos"])
+        end = int(packets[index + 1]["pos"]) if index + 1 < len(packets) else size
+        ranges.append((offset, end - offset, float(packet["pts_time"])))
+    return ranges
+
+
+def write_i_frame_playlist(video: Path, *, name: str = "iframes.m3u8") -> list[tuple[str, int, int]]:
+    """Write ``video/<name>``, an I-frame playlist (EXT-X-I-FRAMES-ONLY) of the video-only TS
+    playlist ``video/index.m3u8``: one EXT-X-BYTERANGE per keyframe, at the byte offsets ffprobe
+    reports, each lasting until the next keyframe, after an EXT-X-MAP holding the first segment's
+    PAT/PMT (the bytes in front of its first keyframe). Returns ``(file, offset, length)`` per
+    I-frame, in playlist order."""
+    files = [
+        line for line in (video / "index.m3u8").read_text().splitlines() if line and not line.startswith("#")
+    ]
+    frames: list[tuple[str, int, int, float]] = []
+    for file in files:
+        frames += [(file, offset, length, pts) for offset, length, pts in keyframe_ranges(video / file)]
+    header_bytes = frames[0][1]
+    end_pts = frames[0][3] + SEGMENT_SECONDS * len(files)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:4",
+        f"#EXT-X-TARGETDURATION:{SEGMENT_SECONDS}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-I-FRAMES-ONLY",
+        f'#EXT-X-MAP:URI="{files[0]}",BYTERANGE="{header_bytes}@0"',
+    ]
+    for index, (file, offset, length, pts) in enumerate(frames):
+        following = frames[index + 1][3] if index + 1 < len(frames) else end_pts
+        lines += [f"#EXTINF:{following - pts:.6f},", f"#EXT-X-BYTERANGE:{length}@{offset}", file]
+    lines.append("#EXT-X-ENDLIST")
+    (video / name).write_text("\n".join(lines) + "\n")
+    return [(file, offset, length) for file, offset, length, _ in frames]

@@ -52,10 +52,14 @@ from p2ploader.errors import (
     UsageError,
 )
 from p2ploader.hls import (
+    IFrameVariant,
     LivePlaylistTracker,
     MasterPlaylist,
     MediaPlaylist,
+    StartOffset,
+    StartPoint,
     Variant,
+    choose_start,
     low_latency_tags,
     parse_media,
     parse_playlist,
@@ -298,6 +302,56 @@ class HybridLoader:
     @property
     def is_live(self) -> bool:
         return self.playlist.is_live
+
+    @property
+    def start_offset(self) -> StartOffset | None:
+        """The stream's EXT-X-START: the media playlist's, else the master's (None: neither has one)."""
+        return self.playlist.start or self.master.start
+
+    def start_point(self, *, live_start_distance: int = 3) -> StartPoint:
+        """Where playback of the current rendition starts: the segment holding the EXT-X-START
+        offset (:attr:`start_offset`), else the first segment of a VOD playlist or the one
+        ``live_start_distance`` segments from a live edge. See :func:`p2ploader.hls.choose_start`."""
+        return choose_start(self.playlist, start=self.start_offset, live_start_distance=live_start_distance)
+
+    # ------------------------------------------------------------------ trick play
+
+    @property
+    def i_frame_variants(self) -> tuple[IFrameVariant, ...]:
+        """The master's I-frame (trick play) playlists, EXT-X-I-FRAME-STREAM-INF, in master order.
+
+        They are for players (fast forward, scrubbing thumbnails) and never join a swarm: fetch one
+        with :meth:`i_frame_playlist` and its I-frames with :meth:`fetch_i_frame`, over HTTP only."""
+        return self.master.i_frame_variants
+
+    async def i_frame_playlist(self, variant: IFrameVariant | str | int) -> MediaPlaylist:
+        """The media playlist of an I-frame variant (by object, rendition id ``"i<k>"`` or index),
+        fetched now (a live one changes: fetch it again when needed). Its segments' ids use the
+        variant's rendition id."""
+        self._check_open()
+        found = self._find_i_frame_variant(variant)
+        text = await self._fetch_text(found.url)
+        return parse_media(text, found.url, rendition=found.rendition_id)
+
+    async def fetch_i_frame(self, segment: Segment) -> bytes:
+        """The bytes of one segment of an I-frame playlist (its EXT-X-BYTERANGE, or the whole
+        resource), over HTTP only: not cached, never from or to peers."""
+        self._check_open()
+        return await fetch_bytes(
+            self._client,
+            segment.url,
+            max_bytes=MAX_SEGMENT_SIZE,
+            what="I-frame",
+            byte_range=segment.byte_range,
+        )
+
+    def _find_i_frame_variant(self, variant: IFrameVariant | str | int) -> IFrameVariant:
+        variants = self.master.i_frame_variants
+        for candidate in variants:
+            if variant in (candidate, candidate.rendition_id, candidate.index):
+                return candidate
+        names = ", ".join(v.rendition_id for v in variants) or "none"
+        raise UsageError(f"no I-frame playlist {variant!r}; the stream has {names}")
 
     async def select_rendition(self, rendition: str | int) -> None:
         """Switch to another variant (by rendition id or index). Cached segments of the old one stay
@@ -668,21 +722,17 @@ class HybridLoader:
     ) -> AsyncIterator[LoadedSegment]:
         """Segments of the current rendition in play order.
 
-        VOD starts at the first segment, live ``live_start_distance`` segments from the live edge
-        (the usual player default is 3), unless ``start_sequence`` says otherwise. A live stream is
-        followed until it ends; segments that slid out of the window before they were asked for are
-        skipped. After :meth:`select_rendition` the next segment comes from the new rendition.
-        A segment that cannot be loaded raises :class:`~p2ploader.errors.SegmentUnavailableError`,
-        or is skipped with ``skip_unavailable`` (what a live player does).
+        Without ``start_sequence``, the first segment is :meth:`start_point`'s: the one holding the
+        stream's EXT-X-START offset if it has one, else the first segment of a VOD playlist and the
+        one ``live_start_distance`` segments from the live edge of a live one (the usual player
+        default is 3). A live stream is followed until it ends; segments that slid out of the window
+        before they were asked for are skipped. After :meth:`select_rendition` the next segment
+        comes from the new rendition. A segment that cannot be loaded raises
+        :class:`~p2ploader.errors.SegmentUnavailableError`, or is skipped with ``skip_unavailable``
+        (what a live player does).
         """
-        playlist = self.playlist
         if start_sequence is None:
-            segs = playlist.segments
-            start_sequence = (
-                segs[max(0, len(segs) - live_start_distance)].id.sequence
-                if playlist.is_live
-                else segs[0].id.sequence
-            )
+            start_sequence = self.start_point(live_start_distance=live_start_distance).segment.id.sequence
         sequence = start_sequence
         while True:
             playlist = self.playlist

@@ -99,6 +99,9 @@ async def play(
 ) -> PlaybackReport:
     """Play until ``duration`` seconds of wall time passed, the stream ended, or ``stop`` is set.
 
+    Playback starts at ``loader.start_point()``: the stream's EXT-X-START if it has one, else the
+    first segment (VOD) or ``live_start_distance`` segments from the live edge.
+
     ``abr``: choose the rendition after every segment with ``abr_controller`` (by default an
     :class:`~p2ploader.playback.AbrController` over the variants' bandwidths, starting from the
     rendition being loaded). ``on_snapshot``: called with a :class:`PlaybackSnapshot` right after
@@ -107,9 +110,10 @@ async def play(
     loop = asyncio.get_running_loop()
     started = loop.time()
     playlist = loader.playlist
-    segments = playlist.segments
-    first = segments[max(0, len(segments) - live_start_distance)] if playlist.is_live else segments[0]
-    model = PlaybackModel(start_position=first.start, now=started, startup_buffer=startup_buffer)
+    # Where EXT-X-START says (PRECISE=YES: inside the first segment), else the usual defaults.
+    start = loader.start_point(live_start_distance=live_start_distance)
+    first = start.segment
+    model = PlaybackModel(start_position=start.position, now=started, startup_buffer=startup_buffer)
     model.set_live_edge(_live_edge(loader), now=started)
     done = asyncio.Event()
     controller = abr_controller

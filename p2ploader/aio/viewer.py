@@ -10,7 +10,9 @@ JSON) and prints JSON lines on stdout:
 * always, as the **last line**, the result: ``{"type": "result", "http_bytes", "p2p_bytes",
   "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
   "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
-  "live_edge_distance", "abr_switches", "wall_time", "cpu_time"}``;
+  "live_edge_distance", "abr_switches", "wall_time", "cpu_time", "first_sequence"}``
+  (``first_sequence``: the media sequence number of the first segment played, where EXT-X-START
+  or the live start distance put it; None when nothing played);
 * or, when the stream cannot be opened, ``{"type": "error", "error": "..."}`` and exit status 1.
 
 SIGTERM or SIGINT ends playback early and still prints the result (a viewer that leaves the swarm
@@ -78,6 +80,7 @@ async def run_viewer(
     config = LoaderConfig.from_faq(spec.config) if spec.config else LoaderConfig()
     mismatches = 0
     segments = 0
+    first_sequence: int | None = None
     expected: dict[str, list[bytes]] = {}
     started = time.monotonic()
     cpu_started = time.process_time()
@@ -85,8 +88,10 @@ async def run_viewer(
         async with open_loader(spec.url, config=config, rendition=spec.rendition, seed=spec.seed) as loader:
 
             def on_segment(loaded: Any) -> None:
-                nonlocal mismatches, segments
+                nonlocal mismatches, segments, first_sequence
                 segments += 1
+                if first_sequence is None:
+                    first_sequence = loaded.segment.id.sequence
                 if spec.check_bytes_against is None:
                     return
                 rendition = loaded.segment.id.rendition
@@ -133,6 +138,7 @@ async def run_viewer(
         "abr_switches": controller.switches if controller is not None else 0,
         "wall_time": time.monotonic() - started,
         "cpu_time": time.process_time() - cpu_started,
+        "first_sequence": first_sequence,
     }
 
 

@@ -7,6 +7,8 @@ sequence number, which is what peers announce and request.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import attrs
 
 __all__ = ["ByteRange", "InitSection", "KeyInfo", "Segment", "SegmentId"]
@@ -92,6 +94,10 @@ class Segment:
     init_section: InitSection | None = None
     key: KeyInfo | None = None
     discontinuity_sequence: int = 0
+    program_date_time: datetime | None = None
+    """Wall-clock date and time (timezone-aware) of the segment's first sample: the playlist's
+    ``EXT-X-PROGRAM-DATE-TIME`` for this segment, or extrapolated from the nearest one (RFC 8216
+    §4.3.2.6). None on every segment of a playlist without the tag."""
 
     @property
     def end(self) -> float:

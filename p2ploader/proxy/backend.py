@@ -13,6 +13,10 @@ through loaders, plus the playback position it infers and reports to them.
   :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
 * **Keys and init sections** come from ``loader.fetch_key`` / ``loader.fetch_init_section``: HTTP
   only, never the segment cache, never peers.
+* **I-frame playlists** (``i<i>``, trick play) are fetched with ``loader.i_frame_playlist`` (once for
+  a VOD playlist, on every request for a live one) and each I-frame with ``loader.fetch_i_frame``:
+  exactly its byte range, over HTTP only, never through a swarm. They count as playlist and
+  segment requests, not as segments served (those are the loaders' segments).
 
 Every outcome that is not a body is a :class:`ProxyError` with the HTTP status to answer: 404 for a
 rendition, segment, key or init section the origin's playlists do not (or no longer) list, 502 when
@@ -161,6 +165,7 @@ class ProxyBackend:
         self._main = _Source(loader, self._gate)
         self._alternates: dict[int, _Source] = {}
         self._alternate_locks: dict[int, asyncio.Lock] = {}
+        self._i_frame_playlists: dict[int, MediaPlaylist] = {}
         self._stack = contextlib.AsyncExitStack()
         self._tables: dict[Token, ResourceTable] = {}
         self._counters = _Counters()
@@ -237,12 +242,17 @@ class ProxyBackend:
 
     async def media_playlist(self, token: Token) -> Body:
         self._counters.playlist_requests += 1
-        async with self._using(token) as source:
-            text = render_media(source.loader.playlist, token, self._table(token))
+        if token.kind == "i":
+            text = render_media(await self._i_frame_playlist(token, refresh=True), token, self._table(token))
+        else:
+            async with self._using(token) as source:
+                text = render_media(source.loader.playlist, token, self._table(token))
         return Body(data=text.encode(), content_type=paths.PLAYLIST_CONTENT_TYPE, cache_control="no-cache")
 
     async def segment(self, token: Token, sequence: int, extension: str) -> Body:
         self._counters.segment_requests += 1
+        if token.kind == "i":
+            return await self._i_frame(token, sequence, extension)
         async with self._using(token) as source:
             loader = source.loader
             playlist = loader.playlist
@@ -298,9 +308,43 @@ class ProxyBackend:
             table = self._tables[token] = ResourceTable()
         return table
 
+    async def _i_frame_playlist(self, token: Token, *, refresh: bool = False) -> MediaPlaylist:
+        """The I-frame playlist of ``token``: fetched on the first request, and again on a playlist
+        request (``refresh``) while it is live."""
+        self._check_open()
+        if token.index >= len(self.loader.master.i_frame_variants):
+            raise ProxyError(404, f"no rendition {token}")
+        known = self._i_frame_playlists.get(token.index)
+        if known is not None and (known.end_list or not refresh):
+            return known
+        try:
+            playlist = await self.loader.i_frame_playlist(token.index)
+        except LoaderClosedError as exc:
+            raise ProxyError(503, "the proxy is closing") from exc
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+        self._i_frame_playlists[token.index] = playlist
+        return playlist
+
+    async def _i_frame(self, token: Token, sequence: int, extension: str) -> Body:
+        playlist = await self._i_frame_playlist(token)
+        segment = playlist.segment_by_sequence(sequence)
+        if segment is None:
+            raise ProxyError(404, _not_listed(playlist, sequence))
+        if paths.segment_extension(segment) != extension:
+            raise ProxyError(404, f"segment {sequence} is not a .{extension} file")
+        data = await self._fetch(lambda: self.loader.fetch_i_frame(segment), what=f"I-frame {sequence}")
+        return Body(data=data, content_type=paths.content_type("segment", extension))
+
     async def _source(self, token: Token) -> _Source:
         self._check_open()
         master = self.loader.master
+        if token.kind == "i":
+            # Keys and init sections of an I-frame playlist: over HTTP by the main loader, which
+            # fetches them for nobody else (no swarm involved).
+            if token.index >= len(master.i_frame_variants):
+                raise ProxyError(404, f"no rendition {token}")
+            return self._main
         if token.kind == "v":
             if token.index >= len(master.variants) or (
                 self._pinned is not None and token.index != self._pinned.index

@@ -9,10 +9,12 @@ Every URL the proxy hands a player is one of::
     /r/<token>/init/<n>.<ext>             an EXT-X-MAP init section, whole
 
 ``<token>`` names a rendition: ``v<i>`` is variant ``i`` of the master playlist (the loader's
-rendition id), ``m<i>`` is its ``i``-th EXT-X-MEDIA entry. ``<sequence>`` is the segment's media
-sequence number, ``<n>`` an index the proxy assigned to a key or init section when it rendered a
-playlist. Nothing in a path is ever a URL or a file name: the proxy looks every part up in what the
-origin's playlists listed, so a request can only name something the origin offered.
+rendition id), ``m<i>`` is its ``i``-th EXT-X-MEDIA entry, ``i<i>`` its ``i``-th
+EXT-X-I-FRAME-STREAM-INF (trick play; each I-frame is served as exactly its byte range).
+``<sequence>`` is the segment's media sequence number, ``<n>`` an index the proxy assigned to a key
+or init section when it rendered a playlist. Nothing in a path is ever a URL or a file name: the
+proxy looks every part up in what the origin's playlists listed, so a request can only name
+something the origin offered.
 
 The parsers are strict (no signs, no leading zeros, bounded lengths, known extensions) and raise
 :class:`MalformedPathError` for a part that does not have the shape of one the proxy builds. Players
@@ -85,7 +87,7 @@ PLAYLIST_CONTENT_TYPE: Final = "application/vnd.apple.mpegurl"
 KEY_CONTENT_TYPE: Final = "application/octet-stream"
 
 _UINT64_LIMIT: Final = 2**64
-_TOKEN: Final = re.compile(r"([vm])(0|[1-9][0-9]{0,5})", re.ASCII)
+_TOKEN: Final = re.compile(r"([vmi])(0|[1-9][0-9]{0,5})", re.ASCII)
 _SEQUENCE: Final = r"(0|[1-9][0-9]{0,19})"
 _INDEX: Final = r"(0|[1-9][0-9]{0,8})"
 _SEGMENT_NAME: Final = re.compile(_SEQUENCE + r"\.([a-z0-9]{1,8})", re.ASCII)
@@ -99,10 +101,10 @@ class MalformedPathError(ValueError):
 
 @attrs.frozen
 class Token:
-    """A rendition of the proxied stream: ``kind`` ``"v"`` (a variant) or ``"m"`` (an EXT-X-MEDIA
-    rendition) and its index in the master playlist."""
+    """A rendition of the proxied stream: ``kind`` ``"v"`` (a variant), ``"m"`` (an EXT-X-MEDIA
+    rendition) or ``"i"`` (an I-frame playlist) and its index in the master playlist."""
 
-    kind: Literal["v", "m"]
+    kind: Literal["v", "m", "i"]
     index: int
 
     def __str__(self) -> str:
@@ -113,8 +115,8 @@ def parse_token(text: str) -> Token:
     match = _TOKEN.fullmatch(text)
     if match is None:
         raise MalformedPathError(f"not a rendition token: {text[:40]!r}")
-    kind: Literal["v", "m"] = "v" if match[1] == "v" else "m"
-    return Token(kind, int(match[2]))
+    kinds: dict[str, Literal["v", "m", "i"]] = {"v": "v", "m": "m", "i": "i"}
+    return Token(kinds[match[1]], int(match[2]))
 
 
 def parse_segment_name(text: str) -> tuple[int, str]:

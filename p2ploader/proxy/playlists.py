@@ -8,8 +8,10 @@ Master playlist
     Every variant (EXT-X-STREAM-INF with BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE,
     CODECS and its AUDIO/VIDEO/SUBTITLES/CLOSED-CAPTIONS groups) points at ``/r/v<i>/index.m3u8``;
     every EXT-X-MEDIA rendition with a URI points at ``/r/m<i>/index.m3u8``; renditions carried in
-    the variant streams (no URI, closed captions) are copied without one. I-frame playlists,
-    session keys and content steering are left out: they would send the player around the proxy.
+    the variant streams (no URI, closed captions) are copied without one. Every
+    EXT-X-I-FRAME-STREAM-INF (BANDWIDTH, AVERAGE-BANDWIDTH, CODECS, RESOLUTION, VIDEO) points at
+    ``/r/i<i>/index.m3u8``; EXT-X-START (TIME-OFFSET, PRECISE) is kept. Session keys and content
+    steering are left out: they would send the player around the proxy.
 
 Media playlist
     The same media sequence, discontinuity sequence, target duration, playlist type and durations
@@ -19,19 +21,31 @@ Media playlist
     the media sequence numbers are kept) and ``EXT-X-MAP`` whenever they change. No
     ``EXT-X-BYTERANGE``: the proxy serves exactly each segment's bytes, and an init section with a
     byte range whole. Key and init URIs that are not http(s) (``skd:``, ``data:``: for a CDM, not
-    for HTTP) are copied as they are.
+    for HTTP) are copied as they are. ``EXT-X-PROGRAM-DATE-TIME`` on every segment once the origin
+    dates any (the model's dates: given or extrapolated), every ``EXT-X-DATERANGE`` the model holds
+    (its ``X-`` attributes copied as written: a URI in one, such as ``X-ASSET-URI``, is not
+    rewritten and still names the origin), ``EXT-X-START`` and ``EXT-X-I-FRAMES-ONLY``. An I-frame
+    playlist's byte-range segments become whole proxy segments, each exactly its range.
 
-Tags the model does not keep (EXT-X-PROGRAM-DATE-TIME, EXT-X-DATERANGE, EXT-X-START, EXT-X-GAP,
-KEYFORMATVERSIONS, ...) are not passed on.
+Tags the model does not keep (EXT-X-GAP, KEYFORMATVERSIONS, ...) are not passed on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from p2ploader.core.segments import InitSection, KeyInfo, Segment
-from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
+from p2ploader.hls import (
+    AlternateRendition,
+    DateRange,
+    IFrameVariant,
+    MasterPlaylist,
+    MediaPlaylist,
+    StartOffset,
+    Variant,
+)
 from p2ploader.proxy import paths
 from p2ploader.proxy.paths import Token
 from p2ploader.proxy.resources import ResourceTable
@@ -96,17 +110,77 @@ def _stream_inf(variant: Variant) -> str:
     )
 
 
+def _number(value: float) -> str:
+    """A decimal-floating-point attribute value, without trailing zeros (``4``, ``-4.5``)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def _date(value: datetime) -> str:
+    """An ISO 8601 date-time with milliseconds (microseconds when it has them), UTC as ``Z``."""
+    text = value.isoformat(timespec="milliseconds" if value.microsecond % 1000 == 0 else "microseconds")
+    return text.removesuffix("+00:00") + "Z" if value.utcoffset() == timedelta(0) else text
+
+
+def _start_tag(start: StartOffset) -> str:
+    return f"#EXT-X-START:TIME-OFFSET={_number(start.time_offset)}" + (
+        ",PRECISE=YES" if start.precise else ""
+    )
+
+
+def _i_frame_stream_inf(variant: IFrameVariant) -> str:
+    resolution = variant.resolution
+    return "#EXT-X-I-FRAME-STREAM-INF:" + _attributes(
+        [
+            ("BANDWIDTH", str(variant.bandwidth)),
+            (
+                "AVERAGE-BANDWIDTH",
+                None if variant.average_bandwidth is None else str(variant.average_bandwidth),
+            ),
+            ("CODECS", None if variant.codecs is None else _quoted(variant.codecs)),
+            ("RESOLUTION", None if resolution is None else f"{resolution[0]}x{resolution[1]}"),
+            ("VIDEO", None if variant.video is None else _quoted(variant.video)),
+            ("URI", _quoted(paths.playlist_path(Token("i", variant.index)))),
+        ]
+    )
+
+
+def _date_range_tag(date_range: DateRange) -> str:
+    return "#EXT-X-DATERANGE:" + _attributes(
+        [
+            ("ID", _quoted(date_range.id)),
+            ("CLASS", None if date_range.class_name is None else _quoted(date_range.class_name)),
+            ("START-DATE", _quoted(_date(date_range.start_date))),
+            ("END-DATE", None if date_range.end_date is None else _quoted(_date(date_range.end_date))),
+            ("DURATION", None if date_range.duration is None else _number(date_range.duration)),
+            (
+                "PLANNED-DURATION",
+                None if date_range.planned_duration is None else _number(date_range.planned_duration),
+            ),
+            # Client attributes as the origin wrote them (URIs in them are not rewritten).
+            *date_range.client_attributes.items(),
+            ("SCTE35-CMD", date_range.scte35_cmd),
+            ("SCTE35-OUT", date_range.scte35_out),
+            ("SCTE35-IN", date_range.scte35_in),
+            ("END-ON-NEXT", "YES" if date_range.end_on_next else None),
+        ]
+    )
+
+
 def render_master(master: MasterPlaylist, *, only: Variant | None = None) -> str:
-    """The proxy's master playlist for the origin's ``master`` (with ``only``: that variant alone)."""
+    """The proxy's master playlist for the origin's ``master`` (with ``only``: that variant alone;
+    the I-frame playlists are listed either way)."""
     lines = ["#EXTM3U"]
     if any((r.instream_id or "").startswith("SERVICE") for r in master.renditions):
         lines.append("#EXT-X-VERSION:7")  # INSTREAM-ID SERVICEn needs version 7
+    if master.start is not None:
+        lines.append(_start_tag(master.start))
     lines.extend(_media_tag(index, rendition) for index, rendition in enumerate(master.renditions))
     for variant in master.variants:
         if only is not None and variant.index != only.index:
             continue
         lines.append(_stream_inf(variant))
         lines.append(paths.playlist_path(Token("v", variant.index)))
+    lines.extend(_i_frame_stream_inf(variant) for variant in master.i_frame_variants)
     return "\n".join(lines) + "\n"
 
 
@@ -143,8 +217,8 @@ def _map_tag(token: Token, init: InitSection, resources: ResourceTable) -> str:
     return f"#EXT-X-MAP:URI={_quoted(paths.init_path(token, resources.init_number(init), init))}"
 
 
-def _version(segments: Iterable[Segment]) -> int:
-    version = 3  # decimal EXTINF durations
+def _version(segments: Iterable[Segment], *, i_frames_only: bool = False) -> int:
+    version = 4 if i_frames_only else 3  # decimal EXTINF durations; EXT-X-I-FRAMES-ONLY needs 4
     for segment in segments:
         if segment.init_section is not None:
             version = max(version, 6)
@@ -159,13 +233,18 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
     first_discontinuity = segments[0].discontinuity_sequence if segments else playlist.discontinuity_sequence
     lines = [
         "#EXTM3U",
-        f"#EXT-X-VERSION:{_version(segments)}",
+        f"#EXT-X-VERSION:{_version(segments, i_frames_only=playlist.i_frames_only)}",
         f"#EXT-X-TARGETDURATION:{playlist.target_duration}",
         f"#EXT-X-MEDIA-SEQUENCE:{playlist.media_sequence}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{first_discontinuity}",
     ]
     if playlist.playlist_type is not None:
         lines.append(f"#EXT-X-PLAYLIST-TYPE:{playlist.playlist_type}")
+    if playlist.i_frames_only:
+        lines.append("#EXT-X-I-FRAMES-ONLY")
+    if playlist.start is not None:
+        lines.append(_start_tag(playlist.start))
+    lines.extend(_date_range_tag(date_range) for date_range in playlist.date_ranges)
     previous: Segment | None = None
     for segment in segments:
         discontinuity = previous is not None and (
@@ -180,6 +259,8 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
             previous is not None and segment.key != previous.key
         ):
             lines.append(_key_tag(token, segment.key, resources))
+        if segment.program_date_time is not None:
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(segment.program_date_time)}")
         lines.append(f"#EXTINF:{_duration(segment.duration)},")
         lines.append(paths.segment_path(token, segment))
         previous = segment
