@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from p2ploader import DecryptionError, P2PLoaderError, RemoteError, UnsupportedEncryptionError
 from p2ploader.core.segments import KeyInfo, Segment, SegmentId
-from p2ploader.decryption import decrypt_segment, decryptable_key, segment_iv
+from p2ploader.decryption import decrypt_in_steps, decrypt_segment, decryptable_key, segment_iv
 
 KEY = bytes(range(16))
 IV = bytes(range(15, -1, -1))
@@ -120,3 +120,32 @@ def test_other_methods_and_key_formats_are_a_typed_error(key: KeyInfo, shown: st
     assert info.value.method == key.method and info.value.key_format == key.key_format
     assert info.value.segment == "v0#3"
     assert isinstance(info.value, DecryptionError) and isinstance(info.value, P2PLoaderError)
+
+
+@pytest.mark.parametrize(
+    ("size", "step", "pauses"),
+    # 2 MiB of plaintext is 2 MiB + 16 bytes of ciphertext (a whole padding block): 9 steps, a
+    # pause between each two and one before the pieces are joined.
+    [(100, 64, 2), (2 * 1024 * 1024, 256 * 1024, 9), (32, 1000, 0)],
+)
+def test_decrypting_in_steps_pauses_between_steps_and_gives_the_same_bytes(
+    size: int, step: int, pauses: int
+) -> None:
+    plain = bytes(i % 249 for i in range(size))
+    seg = segment(9, key=aes())
+    data = encrypt(plain, KEY, segment_iv(seg))
+    steps = decrypt_in_steps(seg, data, KEY, step_bytes=step)
+    stops = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result = done.value
+            break
+        stops += 1
+    assert result == plain and stops == pauses  # steps of whole blocks: 64 -> 64, 100 -> 112 bytes
+
+
+def test_decrypting_in_steps_checks_before_the_first_step() -> None:
+    with pytest.raises(DecryptionError, match="16 bytes"):
+        next(decrypt_in_steps(segment(key=aes()), bytes(64), bytes(8)))
