@@ -1,10 +1,12 @@
 """Decode segments straight from the loader with PyAV: no player, no temporary files.
 
-    python examples/pyav_decode.py [URL]
+    python examples/pyav_decode.py [URL | --sample fmp4|aes]
 
-Without a URL it plays the bundled fMP4 sample from a local origin. Each segment is decoded with
-its init section (EXT-X-MAP) in front, as a player's demuxer would see it; the script prints the
-frames decoded per segment and where the bytes came from.
+Without a URL it plays a bundled sample from a local origin: fMP4 by default, or with
+``--sample aes`` the AES-128 encrypted MPEG-TS one. Decryption is on (``LoaderConfig(decrypt=True)``),
+so an encrypted stream's segments arrive as plaintext; clear ones are unchanged. Each segment is
+decoded with its init section (EXT-X-MAP) in front, as a player's demuxer would see it; the script
+prints the frames decoded per segment and where the bytes came from.
 """
 
 from __future__ import annotations
@@ -34,22 +36,27 @@ def decode(data: bytes) -> tuple[int, int]:
 
 async def run(url: str) -> int:
     total = 0
-    async with open_loader(url, config=LoaderConfig(use_p2p=False)) as loader:
+    # decrypt=True: AES-128 segments come out as plaintext (the loader fetches each key once, over
+    # HTTP); what it caches and would share with peers stays encrypted.
+    async with open_loader(url, config=LoaderConfig(use_p2p=False, decrypt=True)) as loader:
         async for loaded in loader.segments():
             init = await loader.fetch_init_section(loaded.segment) or b""
             video, audio = decode(init + loaded.data)
             total += video
             loader.report_playback(loaded.segment.end)
-            print(f"{loaded.id}: {video:3d} video / {audio:3d} audio frames ({loaded.source})")
+            state = "decrypted" if loaded.decrypted else "clear"
+            print(f"{loaded.id}: {video:3d} video / {audio:3d} audio frames ({loaded.source}, {state})")
     print(f"decoded {total} video frames")
     return total
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        asyncio.run(run(sys.argv[1]))
+    args = sys.argv[1:]
+    if args and args[0] != "--sample":
+        asyncio.run(run(args[0]))
         return
-    with OriginServer(sample_path("fmp4")) as origin:
+    sample = args[1] if len(args) > 1 else "fmp4"
+    with OriginServer(sample_path(sample)) as origin:
         asyncio.run(run(origin.url_for("master.m3u8")))
 
 

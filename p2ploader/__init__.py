@@ -21,6 +21,7 @@ from p2ploader.errors import (
     BindError,
     ConfigError,
     ConfigFileError,
+    DecryptionError,
     HttpStatusError,
     LoaderClosedError,
     P2PLoaderError,
@@ -30,6 +31,7 @@ from p2ploader.errors import (
     ResponseTooLargeError,
     SegmentUnavailableError,
     TransportError,
+    UnsupportedEncryptionError,
     UsageError,
 )
 from p2ploader.playback import PlaybackModel, PlaybackReport
@@ -64,6 +66,7 @@ __all__ = [
     "ByteRange",
     "ConfigError",
     "ConfigFileError",
+    "DecryptionError",
     "DownloadPolicy",
     "HttpStatusError",
     "HybridLoader",
@@ -85,6 +88,7 @@ __all__ = [
     "SegmentId",
     "SegmentUnavailableError",
     "TransportError",
+    "UnsupportedEncryptionError",
     "UsageError",
     "__version__",
     "available_policies",

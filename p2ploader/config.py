@@ -228,6 +228,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "max_playlist_bytes": _int_rule(1024),
     "max_playlist_segments": _int_rule(1),
     "max_init_section_bytes": _int_rule(1024),
+    "decrypt": _bool_rule,
     "p2p_stall_timeout": _number_rule(0, exclusive=True),
     "max_peers": _int_rule(0, 1000),
     "peer_idle_grace": _number_rule(0),
@@ -670,6 +671,17 @@ class LoaderConfig:
     are kilobytes). Reading stops at the cap with :class:`~p2ploader.errors.ResponseTooLargeError`.
     Ours. FAQ-style name: ``maxInitSectionBytes``."""
 
+    # --- what the player is handed (ours; docs/decryption.md) ------------------------------------
+
+    decrypt: bool = attrs.field(default=False, validator=_validate)
+    """Whether the player is handed plaintext. With ``True``, ``get_segment()`` and ``segments()``
+    decrypt ``AES-128`` segments (``EXT-X-KEY``), hand clear ones over unchanged, and
+    ``SAMPLE-AES``, ``SAMPLE-AES-CTR`` or a non-``identity`` ``KEYFORMAT`` raise
+    :class:`~p2ploader.errors.UnsupportedEncryptionError`. The cache, the peers and the integrity
+    checks keep the encrypted bytes as published; keys come over HTTP only, once per key URI.
+    ``False`` (the default) hands over the bytes as published. Either call can override it with
+    its ``decrypt=`` argument. Ours. FAQ-style name: ``decrypt``."""
+
     # --- our P2P settings (not in P2P Media Loader 0.6) ------------------------------------------
 
     p2p_stall_timeout: float = attrs.field(default=2.0, validator=_validate)
@@ -1014,6 +1026,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
         _FaqKey("maxPlaylistSegments", "max_playlist_segments", "int"),
         _FaqKey("maxInitSectionBytes", "max_init_section_bytes", "int"),
+        _FaqKey("decrypt", "decrypt", "bool"),
         _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
         _FaqKey("maxPeers", "max_peers", "int"),
         _FaqKey("peerIdleGrace", "peer_idle_grace", "ms"),

@@ -20,6 +20,7 @@ __all__ = [
     "BindError",
     "ConfigError",
     "ConfigFileError",
+    "DecryptionError",
     "HttpStatusError",
     "LoaderClosedError",
     "P2PLoaderError",
@@ -30,6 +31,7 @@ __all__ = [
     "ResponseTooLargeError",
     "SegmentUnavailableError",
     "TransportError",
+    "UnsupportedEncryptionError",
     "UsageError",
 ]
 
@@ -134,6 +136,29 @@ class PlaylistTooLargeError(PlaylistError):
         super().__init__(url, f"playlist larger than its cap of {limit} {unit}")
         self.limit = limit
         self.unit = unit
+
+
+class DecryptionError(RemoteError):
+    """An encrypted segment could not be decrypted: its key is not 16 bytes, its length is not a
+    whole number of AES blocks, or its PKCS#7 padding is wrong (a wrong key or IV, or corrupt
+    bytes). ``segment`` names it, ``reason`` says why. No byte of it reaches the player."""
+
+    def __init__(self, segment: str, reason: str) -> None:
+        super().__init__(f"segment {segment} cannot be decrypted: {reason}")
+        self.segment = segment
+        self.reason = reason
+
+
+class UnsupportedEncryptionError(DecryptionError):
+    """Decryption was asked for a segment encrypted in a way p2ploader does not decrypt: ``method``
+    is ``SAMPLE-AES`` or ``SAMPLE-AES-CTR`` (encryption inside the media samples, for a DRM-capable
+    player), or ``AES-128`` with a ``KEYFORMAT`` other than ``identity`` (``key_format``)."""
+
+    def __init__(self, segment: str, method: str, key_format: str | None = None) -> None:
+        shown = method if key_format in (None, "identity") else f"{method} with KEYFORMAT {key_format!r}"
+        super().__init__(segment, f"{shown} is not supported (only AES-128 with an identity key)")
+        self.method = method
+        self.key_format = key_format
 
 
 # Reasons worded for a person; anything else falls back to the OS's own text (strerror).

@@ -54,7 +54,7 @@ from urllib.parse import urljoin
 import attrs
 import m3u8
 
-from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
+from p2ploader.core.segments import IV_BYTES, ByteRange, InitSection, KeyInfo, Segment, SegmentId
 from p2ploader.errors import PlaylistError, UsageError
 
 __all__ = [
@@ -572,7 +572,8 @@ def _key(raw: Mapping[str, Any], url: str) -> KeyInfo | None:
     return KeyInfo(
         method=method,
         url=_resolve(url, uri, "EXT-X-KEY"),
-        iv=iv,
+        # A shorter hexadecimal sequence is the same 128-bit integer: zero-padded on the left.
+        iv=None if iv is None else int(iv[2:], 16).to_bytes(IV_BYTES, "big"),
         key_format=_opt_str(raw, "keyformat", "EXT-X-KEY", url),
     )
 

@@ -186,3 +186,99 @@ def write_i_frame_playlist(video: Path, *, name: str = "iframes.m3u8") -> list[t
     lines.append("#EXT-X-ENDLIST")
     (video / name).write_text("\n".join(lines) + "\n")
     return [(file, offset, length) for file, offset, length, _ in frames]
+
+
+# --------------------------------------------------------------------------------------------------
+# AES-128 with key rotation and no IV attribute
+
+#: The two public test keys of :func:`make_rotating_aes_stream` (``key0.bin``, then ``key1.bin``).
+ROTATING_AES_KEYS = (bytes(range(16)), bytes(range(16, 32)))
+
+
+def _ffmpeg_iv(line: str) -> int:
+    """The IV ffmpeg wrote on an ``#EXT-X-KEY`` line, as an integer."""
+    return int(line.split("IV=0x", 1)[1].split(",", 1)[0], 16)
+
+
+def make_rotating_aes_stream(root: Path, *, seconds: int = 12) -> Path:
+    """Encode, with ffmpeg, an AES-128 stream whose key changes halfway and whose ``EXT-X-KEY`` tags
+    carry no ``IV``: each segment's IV is its media sequence number (RFC 8216 §5.2). Once per
+    ``root``; returns ``root``.
+
+    ``video/index.m3u8`` lists ``seconds / 2`` segments of 2 s (video only, H.264 in MPEG-TS):
+    the first half under ``key0.bin``, the second under ``key1.bin`` (:data:`ROTATING_AES_KEYS`);
+    ``master.m3u8`` names it as the one variant. ffmpeg is given key info files whose IV line is
+    empty and ``-hls_flags periodic_rekey``, so it encrypts every segment with its sequence
+    number as IV; it also writes that IV into the playlist, and the attribute is dropped here
+    (after checking it is the sequence number) to leave the derivation to the reader.
+    """
+    if (root / "master.m3u8").exists():
+        return root
+    ffmpeg = ffmpeg_or_skip()
+    folder = root / "video"
+    folder.mkdir(parents=True)
+    half = seconds // 2
+    per_half = half // SEGMENT_SECONDS
+    gop = FPS * SEGMENT_SECONDS
+    header: list[str] = []
+    body: list[str] = []
+    for part, key in enumerate(ROTATING_AES_KEYS):
+        key_name = f"key{part}.bin"
+        (folder / key_name).write_bytes(key)
+        # Key info file: the URI written in the playlist, the key file, and an empty IV line.
+        key_info = root / f"key{part}.keyinfo"
+        key_info.write_text(f"{key_name}\n{folder / key_name}\n\n")
+        part_playlist = root / f"part{part}.m3u8"
+        _run(
+            [
+                ffmpeg,
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size=320x180:rate={FPS}",
+                "-t",
+                str(half),
+            ],
+            ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-profile:v", "main"],
+            ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-b:v", "200k"],
+            ["-output_ts_offset", str(part * half)],  # the second encode continues the timeline
+            ["-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_playlist_type", "vod"],
+            ["-start_number", str(part * per_half), "-hls_flags", "periodic_rekey"],
+            ["-hls_key_info_file", str(key_info)],
+            ["-hls_segment_filename", str(folder / "seg_%03d.ts"), str(part_playlist)],
+        )
+        lines = part_playlist.read_text().splitlines()
+        first_entry = next(i for i, line in enumerate(lines) if line.startswith(("#EXT-X-KEY", "#EXTINF")))
+        if not header:
+            header = [line for line in lines[:first_entry] if not line.startswith("#EXT-X-MEDIA-SEQUENCE")]
+        sequence = part * per_half
+        key_written = False
+        for line in lines[first_entry:]:
+            if line.startswith("#EXT-X-KEY"):
+                if _ffmpeg_iv(line) != sequence:
+                    raise AssertionError(f"ffmpeg used IV {_ffmpeg_iv(line)} for segment {sequence}")
+                if not key_written:  # one tag per key: it applies until the next one
+                    body.append(f'#EXT-X-KEY:METHOD=AES-128,URI="{key_name}"')
+                    key_written = True
+            elif line.startswith("#EXT-X-ENDLIST"):
+                continue
+            else:
+                body.append(line)
+                if line and not line.startswith("#"):
+                    sequence += 1
+    (folder / "index.m3u8").write_text(
+        "\n".join([*header, "#EXT-X-MEDIA-SEQUENCE:0", *body, "#EXT-X-ENDLIST"]) + "\n"
+    )
+    (root / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n"
+        '#EXT-X-STREAM-INF:BANDWIDTH=300000,RESOLUTION=320x180,CODECS="avc1.4d400d"\nvideo/index.m3u8\n'
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def rotating_aes_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The key-rotating AES-128 stream without IV attributes, encoded once per session."""
+    return make_rotating_aes_stream(tmp_path_factory.mktemp("rotating_aes"))

@@ -31,6 +31,13 @@ def test_faq_config_example() -> None:
 def test_pyav_decodes_every_frame_of_the_sample() -> None:
     out = run_example("pyav_decode.py")
     assert "decoded 480 video frames" in out  # 20 s at 24 fps
+    assert out.count(", clear)") == 10  # decryption on leaves a clear stream as it is
+
+
+def test_pyav_decodes_every_frame_of_the_encrypted_sample() -> None:
+    out = run_example("pyav_decode.py", "--sample", "aes")
+    assert out.count(", decrypted)") == 10  # every AES-128 segment was handed over as plaintext
+    assert "decoded 480 video frames" in out  # the same 20 s at 24 fps as the clear TS sample
 
 
 def test_settings_from_a_toml_file() -> None:

@@ -617,7 +617,7 @@ f.ts
     k1 = KeyInfo(
         method="AES-128",
         url="https://cdn.example.com/show/video/720p/keys/k1.bin",
-        iv="0x0f0e0d0c0b0a09080706050403020100",
+        iv=bytes.fromhex("0f0e0d0c0b0a09080706050403020100"),
     )
     k2 = KeyInfo(method="AES-128", url="https://keys.example/k2?id=2")
     assert keys == [
@@ -644,6 +644,8 @@ f.ts
         ("#EXT-X-KEY:", "EXT-X-KEY has no METHOD"),
         ('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=12345', "IV is not a 128-bit hexadecimal"),
         ('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0x' + "0" * 33, "IV is not a 128-bit hexadecimal"),
+        ('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0x', "IV is not a 128-bit hexadecimal"),
+        ('#EXT-X-KEY:METHOD=AES-128,URI="k",IV=0x0g', "IV is not a 128-bit hexadecimal"),
         ("#EXT-X-KEY:METHOD", "malformed playlist"),
     ],
 )
@@ -651,6 +653,27 @@ def test_key_errors(tag: str, fragment: str) -> None:
     with pytest.raises(PlaylistError) as excinfo:
         parse(media_text(header=tag))
     assert fragment in reason_of(excinfo, MEDIA_URL)
+
+
+@pytest.mark.parametrize(
+    ("written", "iv"),
+    [
+        ("0x0f0e0d0c0b0a09080706050403020100", bytes.fromhex("0f0e0d0c0b0a09080706050403020100")),
+        ("0X0F0E0D0C0B0A09080706050403020100", bytes.fromhex("0f0e0d0c0b0a09080706050403020100")),
+        ("0x1", bytes(15) + b"\x01"),  # a shorter sequence is the same 128-bit integer
+        ("0x" + "f" * 32, b"\xff" * 16),
+    ],
+)
+def test_key_iv_is_parsed_to_sixteen_bytes(written: str, iv: bytes) -> None:
+    segment = parse(media_text(header=f'#EXT-X-KEY:METHOD=AES-128,URI="k",IV={written}')).segments[0]
+    assert segment.key is not None and segment.key.iv == iv
+    assert segment.key.iv_hex == "0x" + iv.hex()
+
+
+@pytest.mark.parametrize("iv", ["0x01", b"\x01" * 15, b"\x01" * 17, bytearray(16)])
+def test_key_info_refuses_an_iv_that_is_not_sixteen_bytes(iv: object) -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        KeyInfo(method="AES-128", url="http://k", iv=iv)  # type: ignore[arg-type]
 
 
 def test_unsupported_key_method_on_a_later_unused_tag_is_still_rejected() -> None:
@@ -1182,7 +1205,7 @@ def test_sample_streams_parse(name: str) -> None:
                 assert _file_path(segment.init_section.url).is_file()
             if segment.key is not None:
                 assert segment.key.method == "AES-128"
-                assert segment.key.iv == "0x0f0e0d0c0b0a09080706050403020100"
+                assert segment.key.iv == bytes.fromhex("0f0e0d0c0b0a09080706050403020100")
                 assert segment.key.url is not None
                 assert _file_path(segment.key.url).name == "key.bin"
         if name == "byterange":

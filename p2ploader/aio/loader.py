@@ -7,7 +7,9 @@ priorities, and so the split between the HTTP critical window and the P2P prefet
 from that.
 
 Keys (EXT-X-KEY) and init sections (EXT-X-MAP) are fetched over HTTP only; they never enter the
-segment cache, so they are never offered to peers.
+segment cache, so they are never offered to peers. With decryption asked (``LoaderConfig.decrypt``
+or ``decrypt=True``), only the player's copy of an AES-128 segment is decrypted; the cache and the
+swarm keep the bytes as published.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
+from p2ploader.decryption import AES_KEY_BYTES, decrypt_in_steps, decryptable_key
 from p2ploader.errors import (
     ConfigError,
     HttpStatusError,
@@ -78,7 +81,11 @@ class LoadedSegment:
 
     segment: Segment
     data: bytes
+    """The segment's bytes: as published, or their plaintext when ``decrypted``."""
     source: Literal["http", "p2p", "cache"]
+    decrypted: bool = False
+    """True when ``data`` is the plaintext of an AES-128 segment (decryption asked); False for
+    bytes as published (a clear segment, or decryption not asked)."""
 
     @property
     def id(self) -> SegmentId:
@@ -217,6 +224,8 @@ class HybridLoader:
         self._http_failures_while_waiting: dict[SegmentId, int] = {}
         self._listeners: list[Listener] = []
         self._keys: dict[str, bytes] = {}
+        # A key's first fetch, shared by every caller that wants the key before it arrives.
+        self._key_fetches: dict[str, asyncio.Task[bytes]] = {}
         self._init_sections: dict[tuple[str, int | None, int | None], bytes] = {}
         self._stalls = 0
         self._stalled = False
@@ -252,10 +261,10 @@ class HybridLoader:
         if self._closed:
             return
         self._closed = True
-        for task in (self._refresh_task, self._join_task):
+        for task in (self._refresh_task, self._join_task, *self._key_fetches.values()):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, P2PLoaderError):
                     await task
         await self._leave_swarm()
         for rendition in list(self._lingering):
@@ -685,12 +694,20 @@ class HybridLoader:
         self._stalled = stalled
         self._feed(ev.PlaybackMoved(position=position))
 
-    async def get_segment(self, segment: SegmentId | Segment, *, max_attempts: int = 3) -> LoadedSegment:
+    async def get_segment(
+        self, segment: SegmentId | Segment, *, max_attempts: int = 3, decrypt: bool | None = None
+    ) -> LoadedSegment:
         """The bytes of one segment, from the cache, a peer or HTTP.
 
         Raises :class:`~p2ploader.errors.SegmentUnavailableError` when the playlist no longer lists
         it, when the origin answers 4xx, or after ``max_attempts`` failed HTTP fetches (each one
         already retried transient errors ``http_retries`` times).
+
+        ``decrypt`` (default: ``config.decrypt``) hands over an AES-128 segment's plaintext (see
+        :mod:`p2ploader.decryption`); the key is fetched over HTTP once per key URI. It raises
+        :class:`~p2ploader.errors.UnsupportedEncryptionError` for SAMPLE-AES and other methods,
+        :class:`~p2ploader.errors.DecryptionError` when the bytes do not decrypt, and the key's
+        HTTP errors; a clear segment is handed over unchanged.
         """
         self._check_open()
         segment_id = segment.id if isinstance(segment, Segment) else segment
@@ -700,7 +717,7 @@ class HybridLoader:
         self._max_attempts[segment_id] = max_attempts
         self._feed(ev.SegmentRequested(segment_id=segment_id))
         try:
-            return await future
+            loaded = await future
         finally:
             waiting = self._waiters.get(segment_id)
             if waiting is not None and future in waiting:
@@ -712,6 +729,28 @@ class HybridLoader:
                     if future.cancelled() and not self._closed:
                         # Nobody waits any more: the segment stops holding the head of the queue.
                         self._feed(ev.SegmentRequestCancelled(segment_id=segment_id))
+        if self.config.decrypt if decrypt is None else decrypt:
+            return await self._decrypted(loaded)
+        return loaded
+
+    async def _decrypted(self, loaded: LoadedSegment) -> LoadedSegment:
+        """The player's copy of ``loaded``: an AES-128 segment's plaintext; anything else as it is
+        (``loaded`` itself, the cache's bytes, is never changed)."""
+        key_info = decryptable_key(loaded.segment)
+        if key_info is None:
+            return loaded
+        key = await self.fetch_key(loaded.segment)
+        assert key is not None  # decryptable_key() guarantees a key URI
+        # In steps of DECRYPT_STEP_BYTES, letting other tasks (peers, playback) run in between:
+        # each pause stays ~0.1 ms however large the segment (see decrypt_in_steps).
+        steps = decrypt_in_steps(loaded.segment, loaded.data, key)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                plain: bytes = done.value
+                return attrs.evolve(loaded, data=plain, decrypted=True)
+            await asyncio.sleep(0)
 
     async def segments(
         self,
@@ -719,6 +758,7 @@ class HybridLoader:
         start_sequence: int | None = None,
         live_start_distance: int = 3,
         skip_unavailable: bool = False,
+        decrypt: bool | None = None,
     ) -> AsyncIterator[LoadedSegment]:
         """Segments of the current rendition in play order.
 
@@ -729,7 +769,8 @@ class HybridLoader:
         before they were asked for are skipped. After :meth:`select_rendition` the next segment
         comes from the new rendition. A segment that cannot be loaded raises
         :class:`~p2ploader.errors.SegmentUnavailableError`, or is skipped with ``skip_unavailable``
-        (what a live player does).
+        (what a live player does). ``decrypt`` is :meth:`get_segment`'s: a segment that cannot be
+        decrypted raises, skipped or not.
         """
         if start_sequence is None:
             start_sequence = self.start_point(live_start_distance=live_start_distance).segment.id.sequence
@@ -746,7 +787,7 @@ class HybridLoader:
                 await self._playlist_changed.wait()
                 continue
             try:
-                loaded = await self.get_segment(segment)
+                loaded = await self.get_segment(segment, decrypt=decrypt)
             except SegmentUnavailableError as exc:
                 if self._variant is not None and segment.id.rendition != self._variant.rendition_id:
                     # A rendition switch replaced the playlist while we waited: the same sequence
@@ -762,17 +803,37 @@ class HybridLoader:
 
     async def fetch_key(self, segment: Segment) -> bytes | None:
         """The decryption key of an encrypted segment, over HTTP only (cached in memory, never
-        shared with peers). ``None`` for clear segments or keys without a URI."""
+        shared with peers). ``None`` for clear segments or keys without a URI.
+
+        One request per key URI: callers that ask while the first fetch is under way share it,
+        and a failed fetch is tried again by the next caller."""
         key = segment.key
         if key is None or key.url is None:
             return None
-        if key.url not in self._keys:
-            data = await fetch_bytes(self._client, key.url, max_bytes=MAX_KEY_BYTES, what="key")
-            if key.method in _SIXTEEN_BYTE_KEYS and key.key_format in (None, "identity") and len(data) != 16:
-                raise HttpStatusError(key.url, 200, f"an {key.method} key is 16 bytes, got {len(data)}")
-            _bounded_put(self._keys, key.url, data)
-            return data
-        return self._keys[key.url]
+        cached = self._keys.get(key.url)
+        if cached is not None:
+            return cached
+        url = key.url
+        fetch = self._key_fetches.get(url)
+        if fetch is None:
+            fetch = asyncio.create_task(self._fetch_key_once(url, key.method, key.key_format))
+            self._key_fetches[url] = fetch
+            fetch.add_done_callback(lambda done: self._key_fetch_done(url, done))
+        # Shielded: a caller that gives up does not cancel the fetch the others wait for.
+        return await asyncio.shield(fetch)
+
+    async def _fetch_key_once(self, url: str, method: str, key_format: str | None) -> bytes:
+        data = await fetch_bytes(self._client, url, max_bytes=MAX_KEY_BYTES, what="key")
+        if method in _SIXTEEN_BYTE_KEYS and key_format in (None, "identity") and len(data) != AES_KEY_BYTES:
+            raise HttpStatusError(url, 200, f"an {method} key is {AES_KEY_BYTES} bytes, got {len(data)}")
+        _bounded_put(self._keys, url, data)
+        return data
+
+    def _key_fetch_done(self, url: str, fetch: asyncio.Task[bytes]) -> None:
+        if self._key_fetches.get(url) is fetch:
+            del self._key_fetches[url]
+        if not fetch.cancelled():
+            fetch.exception()  # retrieved here: every waiter may have gone (no "never retrieved")
 
     async def fetch_init_section(self, segment: Segment) -> bytes | None:
         """The EXT-X-MAP initialisation section of a segment, over HTTP (cached), or ``None``."""

@@ -11,12 +11,20 @@ from datetime import datetime
 
 import attrs
 
-__all__ = ["ByteRange", "InitSection", "KeyInfo", "Segment", "SegmentId"]
+__all__ = ["IV_BYTES", "ByteRange", "InitSection", "KeyInfo", "Segment", "SegmentId"]
+
+IV_BYTES = 16
+"""Length in bytes of an AES-128 initialisation vector (EXT-X-KEY ``IV``, RFC 8216 §4.3.2.4)."""
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+def _iv_bytes(_instance: object, attribute: attrs.Attribute[bytes | None], value: bytes | None) -> None:
+    if value is not None and (not isinstance(value, bytes) or len(value) != IV_BYTES):
+        raise ValueError(f"{attribute.name} must be None or {IV_BYTES} bytes, got {value!r}")
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -70,12 +78,22 @@ class InitSection:
 @attrs.frozen(kw_only=True)
 class KeyInfo:
     """An EXT-X-KEY entry. Only the description travels here; key bytes are fetched over HTTP only
-    and never offered to peers."""
+    and never offered to peers.
+
+    ``iv`` is the tag's ``IV`` attribute as its 16 bytes (the 128-bit hexadecimal integer, most
+    significant byte first), or ``None`` when the tag has none: the segment's media sequence number
+    is then the IV (RFC 8216 §5.2; see :func:`p2ploader.decryption.segment_iv`).
+    """
 
     method: str
     url: str | None = None
-    iv: str | None = None
+    iv: bytes | None = attrs.field(default=None, validator=_iv_bytes)
     key_format: str | None = None
+
+    @property
+    def iv_hex(self) -> str | None:
+        """``iv`` as a playlist writes it (``0x`` and 32 hexadecimal digits), or ``None``."""
+        return None if self.iv is None else "0x" + self.iv.hex()
 
 
 @attrs.frozen(kw_only=True)

@@ -12,7 +12,8 @@ through loaders, plus the playback position it infers and reports to them.
   and a few times a second, the proxy reports the playhead estimated by a
   :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
 * **Keys and init sections** come from ``loader.fetch_key`` / ``loader.fetch_init_section``: HTTP
-  only, never the segment cache, never peers.
+  only, never the segment cache, never peers. Segments are served as published (encrypted ones
+  stay encrypted, ``LoaderConfig.decrypt`` notwithstanding): the player decrypts them.
 * **I-frame playlists** (``i<i>``, trick play) are fetched with ``loader.i_frame_playlist`` (once for
   a VOD playlist, on every request for a live one) and each I-frame with ``loader.fetch_i_frame``:
   exactly its byte range, over HTTP only, never through a swarm. They count as playlist and
@@ -402,7 +403,9 @@ class ProxyBackend:
         delivered = False
         try:
             async with asyncio.timeout(self._segment_timeout):
-                loaded = await source.loader.get_segment(segment)
+                # The bytes as published, whatever config.decrypt says: the re-served playlist
+                # keeps EXT-X-KEY and the player decrypts with the key it gets from us.
+                loaded = await source.loader.get_segment(segment, decrypt=False)
             delivered = True
             return loaded
         except TimeoutError as exc:

@@ -202,7 +202,7 @@ def _key_tag(token: Token, key: KeyInfo | None, resources: ResourceTable) -> str
         [
             ("METHOD", key.method),
             ("URI", None if uri is None else _quoted(uri)),
-            ("IV", key.iv),
+            ("IV", key.iv_hex),
             ("KEYFORMAT", None if key.key_format is None else _quoted(key.key_format)),
         ]
     )
