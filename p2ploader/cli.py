@@ -67,12 +67,15 @@ def _load_config(args: argparse.Namespace) -> LoaderConfig:
 
 
 def _with_http_options(config: LoaderConfig, args: argparse.Namespace) -> LoaderConfig:
-    """``--http-header``, ``--http-cookie`` and ``--user-agent`` on top of the preset and file."""
+    """``--http-header``, ``--http-cookie``, ``--http-headers-host`` and ``--user-agent`` on top of
+    the preset and file."""
     changes: dict[str, Any] = {}
     if getattr(args, "http_header", None):
         changes["http_headers"] = {**config.http_headers, **dict(args.http_header)}
     if getattr(args, "http_cookie", None):
         changes["http_cookies"] = {**config.http_cookies, **dict(args.http_cookie)}
+    if getattr(args, "http_headers_host", None):
+        changes["http_headers_hosts"] = (*config.http_headers_hosts, *args.http_headers_host)
     if getattr(args, "user_agent", None) is not None:
         changes["user_agent"] = args.user_agent
     return config.evolve(**changes) if changes else config
@@ -514,8 +517,8 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         type=_name_value,
         default=None,
         metavar="NAME=VALUE",
-        help="extra header on every HTTP request to the origin (playlists, segments, keys, init "
-        "sections), never sent to peers; repeatable",
+        help="extra header on HTTP requests to the stream's host (playlists, segments, keys, init "
+        "sections), never sent to other hosts (see --http-headers-host) or to peers; repeatable",
     )
     parser.add_argument(
         "--http-cookie",
@@ -523,7 +526,16 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         type=_name_value,
         default=None,
         metavar="NAME=VALUE",
-        help="cookie sent with every HTTP request to the origin, never to peers; repeatable",
+        help="cookie sent with HTTP requests to the stream's host, never to other hosts (see "
+        "--http-headers-host) or to peers; repeatable",
+    )
+    parser.add_argument(
+        "--http-headers-host",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="another origin (scheme://host[:port]) that also gets --http-header and --http-cookie, "
+        "e.g. the CDN the playlist points to; '*' for every host; repeatable",
     )
     parser.add_argument(
         "--user-agent",

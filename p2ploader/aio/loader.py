@@ -168,7 +168,7 @@ class HybridLoader:
                 "with http_client=..., set them on that client",
                 key="http_headers",
             )
-        self._client = http_client or open_http_client(self.config)
+        self._client = http_client or open_http_client(self.config, stream_url=url)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.
