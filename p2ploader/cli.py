@@ -34,6 +34,7 @@ import attrs
 
 from p2ploader.config import PRESETS, LoaderConfig
 from p2ploader.errors import BindError, ConfigError, ConfigFileError, P2PLoaderError
+from p2ploader.status import tracker_summary, tracker_warning
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
@@ -181,7 +182,22 @@ def _summary(url: str, stats: LoaderStatistics, report: PlaybackReport) -> dict[
         "startup_time_s": None if report.startup_time is None else round(report.startup_time, 3),
         "played_s": round(report.played, 3),
         "live_edge_distance_s": None if edge is None else round(edge, 3),
+        "trackers": tracker_summary(stats.trackers),
     }
+
+
+class _WarnOnce:
+    """Prints "P2P is off: no tracker reachable: ..." once, as one line, the first time a status
+    carries it (without it a broken tracker shows only as 0 % P2P)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self.said = False
+
+    def __call__(self, warning: str | None) -> None:
+        if warning is not None and not self.said:
+            self.said = True
+            self._say(f"warning: {warning}")
 
 
 def _describe(url: str, loader: HybridLoader) -> str:
@@ -215,14 +231,19 @@ async def _play(args: argparse.Namespace) -> int:
     ) as loader:
         print(_describe(url, loader), flush=True)
 
+        warn = _WarnOnce(lambda line: print(line, flush=True))
+
         def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+            warn(snapshot.tracker_warning)
             if not args.quiet:
                 print("  " + viewer_line(snapshot), flush=True)
 
         report = await play(
             loader, duration=args.duration, forward_buffer=args.forward_buffer, on_snapshot=on_snapshot
         )
-        summary = _summary(url, loader.statistics(), report)
+        stats = loader.statistics()
+        summary = _summary(url, stats, report)
+    warn(tracker_warning(stats.trackers))
     print("summary:")
     for key, value in summary.items():
         print(f"  {key:20s} {value}")
@@ -255,8 +276,12 @@ async def _view(args: argparse.Namespace) -> int:
         async with open_loader(url, config=config, rendition=args.rendition, seed=args.seed) as loader:
             console.print(_describe(url, loader), highlight=False)
             with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+                warn = _WarnOnce(
+                    lambda line: console.print(line, style="bold red", highlight=False, markup=False)
+                )
 
                 def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+                    warn(snapshot.tracker_warning)
                     out.show(
                         lambda: viewer_panel(
                             snapshot, url=url, forward_buffer=args.forward_buffer, duration=args.duration
@@ -274,7 +299,9 @@ async def _view(args: argparse.Namespace) -> int:
                     on_snapshot=on_snapshot,
                     snapshot_interval=0.5 if fancy else 1.0,
                 )
-            summary = _summary(url, loader.statistics(), report)
+            stats = loader.statistics()
+            summary = _summary(url, stats, report)
+    warn(tracker_warning(stats.trackers))
     summary["abr"] = args.abr
     console.print(viewer_summary(summary))
     if args.json:
@@ -320,10 +347,12 @@ async def _run_swarm(
     fancy = _fancy(args)
     console = make_console()
     with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+        warn = _WarnOnce(lambda line: console.print(line, style="bold red", highlight=False, markup=False))
 
         def update() -> None:
             rows = runner.all_figures()
             total = runner.total(rows)
+            warn(total.tracker_warning)
             out.show(
                 lambda: swarm_table(
                     rows,

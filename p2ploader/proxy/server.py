@@ -26,6 +26,7 @@ from p2ploader.proxy import paths
 from p2ploader.proxy.app import create_app
 from p2ploader.proxy.backend import ProxyBackend, ProxyStatistics, ServedSegment
 from p2ploader.proxy.security import HostPolicy, check_bind_host
+from p2ploader.status import tracker_summary, tracker_warning
 
 __all__ = ["HlsProxy", "open_proxy", "run_proxy_forever"]
 
@@ -331,10 +332,18 @@ async def run_proxy_forever(
         print_line(f"  ffplay {proxy.url}")
         print_line(f"  mpv {proxy.url}")
         print_line(f"  vlc {proxy.url}")
+        warned: str | None = None
         while True:
             await asyncio.sleep(stats_interval)
             s = proxy.statistics()
+            trackers = s.loader.trackers
             print_line(
                 f"  segments={s.segments_served} http={s.loader.http_bytes} p2p={s.loader.p2p_bytes} "
-                f"peers={s.loader.peers_connected} rendition={s.loader.rendition} errors={s.errors}"
+                f"peers={s.loader.peers_connected} rendition={s.loader.rendition} errors={s.errors} "
+                f"trackers={tracker_summary(trackers).replace(' ', '-')}"
             )
+            # Said once while it lasts (the player still plays, over HTTP: only P2P is off).
+            warning = tracker_warning(trackers)
+            if warning is not None and warned is None:
+                print_line(f"warning: {warning}")
+            warned = warning
