@@ -76,8 +76,9 @@ def tracker_summary(trackers: Mapping[str, TrackerState]) -> str:
 
 def public_services(config: LoaderConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The public trackers and public STUN servers (this package's defaults) ``config`` uses:
-    ``(tracker URLs, STUN URIs)``, both empty when P2P is off or the defaults were replaced."""
-    if not config.use_p2p:
+    ``(tracker URLs, STUN URIs)``, both empty when P2P is off (or has no tracker: then no WebRTC
+    connection is ever made) or the defaults were replaced."""
+    if not config.use_p2p or not config.tracker_announce:
         return (), ()
     trackers = tuple(url for url in config.tracker_announce if url in DEFAULT_TRACKER_ANNOUNCE)
     default_stun = set(_ice_uris(DEFAULT_RTC_CONFIG))

@@ -200,3 +200,22 @@ def test_swarm_warns_when_its_viewers_reach_no_tracker(
     assert warning_lines == [f"warning: {expected}", expected], out
     viewer = json.loads(stats_file.read_text())["viewers"][0]
     assert viewer["trackers"] == "none reachable" and viewer["tracker_warning"] == expected
+
+
+def test_public_services_of_a_config() -> None:
+    from p2ploader import LoaderConfig
+    from p2ploader.config import DEFAULT_TRACKER_ANNOUNCE
+    from p2ploader.status import public_services, public_services_message
+
+    trackers, stun = public_services(LoaderConfig())
+    assert trackers == DEFAULT_TRACKER_ANNOUNCE
+    assert stun == ("stun:stun.l.google.com:19302", "stun:global.stun.twilio.com:3478?transport=udp")
+    own_tracker = LoaderConfig(tracker_announce="ws://127.0.0.1:8000")
+    assert public_services(own_tracker) == ((), stun)
+    message = public_services_message(own_tracker)
+    assert message is not None and message.startswith("using public STUN servers stun:stun.l.google.com")
+    mixed = LoaderConfig(tracker_announce=("ws://127.0.0.1:8000", DEFAULT_TRACKER_ANNOUNCE[1]))
+    assert public_services(mixed)[0] == (DEFAULT_TRACKER_ANNOUNCE[1],)
+    assert public_services(LoaderConfig(use_p2p=False)) == ((), ())
+    assert public_services(LoaderConfig(tracker_announce=())) == ((), ())
+    assert public_services_message(own_tracker.evolve(rtc_config={"iceServers": []})) is None
