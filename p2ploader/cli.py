@@ -25,7 +25,7 @@ import contextlib
 import json
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -34,7 +34,7 @@ import attrs
 
 from p2ploader.config import PRESETS, LoaderConfig
 from p2ploader.errors import BindError, ConfigError, ConfigFileError, P2PLoaderError
-from p2ploader.status import tracker_summary, tracker_warning
+from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
@@ -184,6 +184,15 @@ def _summary(url: str, stats: LoaderStatistics, report: PlaybackReport) -> dict[
         "live_edge_distance_s": None if edge is None else round(edge, 3),
         "trackers": tracker_summary(stats.trackers),
     }
+
+
+def _showing_status(
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: argparse.Namespace
+) -> int:
+    """Run a command that prints the "P2P is off" warning itself (:class:`_WarnOnce`): the loader's
+    log record of it is dropped meanwhile, so it is one line, not two."""
+    with warning_shown_by_caller():
+        return asyncio.run(command(args))
 
 
 class _WarnOnce:
@@ -768,7 +777,7 @@ def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plain output: seconds between progress lines (default: 2)",
     )
     _add_loader_options(view)
-    view.set_defaults(handler=lambda args: asyncio.run(_view(args)))
+    view.set_defaults(handler=lambda args: _showing_status(_view, args))
 
 
 def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -811,7 +820,7 @@ def _add_play(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
     )
     play.add_argument("--quiet", action="store_true", help="print only the summary")
-    play.set_defaults(handler=lambda args: asyncio.run(_play(args)))
+    play.set_defaults(handler=lambda args: _showing_status(_play, args))
 
 
 def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

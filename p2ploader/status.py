@@ -8,7 +8,9 @@ terminal views, ``swarm``'s viewer processes and the proxy all word it the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
@@ -16,12 +18,14 @@ import attrs
 from p2ploader.config import DEFAULT_RTC_CONFIG, DEFAULT_TRACKER_ANNOUNCE, LoaderConfig
 
 __all__ = [
+    "P2P_OFF_LOG_MARK",
     "TrackerConnection",
     "TrackerState",
     "public_services",
     "public_services_message",
     "tracker_summary",
     "tracker_warning",
+    "warning_shown_by_caller",
 ]
 
 TrackerConnection: TypeAlias = Literal["idle", "connecting", "connected", "failed", "closed"]
@@ -58,6 +62,27 @@ def tracker_warning(trackers: Mapping[str, TrackerState]) -> str | None:
         return None
     causes = ", ".join(f"{t.url} ({t.last_error or t.state})" for t in trackers.values())
     return f"P2P is off: no tracker reachable: {causes}"
+
+
+P2P_OFF_LOG_MARK: Final = "p2ploader_p2p_off"
+"""Attribute set on the loader's "P2P is off" log record (see :func:`warning_shown_by_caller`)."""
+
+
+@contextlib.contextmanager
+def warning_shown_by_caller(logger_name: str = "p2ploader.aio.loader") -> Iterator[None]:
+    """While active, the loaders' "P2P is off: no tracker reachable" log record is dropped: the
+    caller (a command with its own display) shows that line itself, so the user reads it once, not
+    once on stdout and again through logging on stderr."""
+    source = logging.getLogger(logger_name)
+
+    def not_p2p_off(record: logging.LogRecord) -> bool:
+        return not getattr(record, P2P_OFF_LOG_MARK, False)
+
+    source.addFilter(not_p2p_off)
+    try:
+        yield
+    finally:
+        source.removeFilter(not_p2p_off)
 
 
 def tracker_summary(trackers: Mapping[str, TrackerState]) -> str:

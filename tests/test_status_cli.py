@@ -30,7 +30,7 @@ def closed_port_url() -> str:
 @pytest.mark.e2e
 @pytest.mark.parametrize("command", ["view", "play"])
 def test_unreachable_tracker_prints_one_warning_line(
-    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     tracker = closed_port_url()
     config = tmp_path / "join-at-once.json"
@@ -49,11 +49,15 @@ def test_unreachable_tracker_prints_one_warning_line(
     expected = f"warning: P2P is off: no tracker reachable: {tracker} (connection refused)"
     assert [line.strip() for line in out.splitlines() if "P2P is off" in line] == [expected]
     assert json.loads(out_file.read_text())["trackers"] == "none reachable"
+    # The loader's own log record of it was held back (else stderr would repeat the line).
+    assert not [r for r in caplog.records if "P2P is off" in r.getMessage()]
 
 
 @pytest.mark.e2e
 @pytest.mark.anyio
-async def test_proxy_status_lines_carry_the_trackers_and_the_warning() -> None:
+async def test_proxy_status_lines_carry_the_trackers_and_the_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from p2ploader import LoaderConfig
 
     tracker = closed_port_url()
@@ -84,6 +88,7 @@ async def test_proxy_status_lines_carry_the_trackers_and_the_warning() -> None:
     assert status[-1].rstrip().endswith("trackers=none-reachable")
     warnings = [line for line in lines if "P2P is off" in line]
     assert warnings == [f"warning: P2P is off: no tracker reachable: {tracker} (connection refused)"]
+    assert not [r for r in caplog.records if "P2P is off" in r.getMessage()]
 
 
 # --- the wording, without sockets ------------------------------------------------------------------

@@ -60,7 +60,7 @@ from p2ploader.hls import (
     parse_media,
     parse_playlist,
 )
-from p2ploader.status import TrackerState, public_services_message, tracker_warning
+from p2ploader.status import P2P_OFF_LOG_MARK, TrackerState, public_services_message, tracker_warning
 
 __all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "open_loader"]
 
@@ -822,7 +822,7 @@ class HybridLoader:
             # Said once (until a tracker connects): segments still come over HTTP, so without this
             # line the only symptom is 0 % P2P.
             self._p2p_off_warned = True
-            logger.warning("%s", warning)
+            logger.warning("%s", warning, extra={P2P_OFF_LOG_MARK: True})
 
     def _peer_status(self, peer_id: str, connected: bool, reason: str | None) -> None:
         if connected:
