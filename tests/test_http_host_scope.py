@@ -170,3 +170,12 @@ async def test_hook_keeps_the_origin_cookies_and_strips_ours_on_a_cross_host_red
     assert segment["Cookie"] == "jar=2; s=1"  # the origin's cookie, then ours
     assert str(seen[2].url) == "http://evil.invalid/steal"
     assert "X-Token" not in redirected and "s=1" not in redirected.get("Cookie", "")
+
+
+def test_cli_refuses_a_host_that_is_not_an_origin_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from p2ploader.cli import EXIT_ERROR, main
+
+    code = main(["play", "http://127.0.0.1:9/m.m3u8", "--http-headers-host", "cdn.example.com"])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("p2ploader play: error: ") and "http_headers_hosts" in err[0]
