@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from p2ploader.aio.http import open_http_client, with_credential_origin
+from p2ploader.aio.http import open_http_client
 from p2ploader.cli import _load_config, build_parser
 from p2ploader.config import LoaderConfig
 from p2ploader.core.hostscope import HostScope, http_origin, origin_problem
@@ -112,12 +112,6 @@ def test_cli_option_adds_to_the_file_and_preset() -> None:
     config = _load_config(args)
     assert config.http_headers_hosts == ("https://cdn.example.com", "http://127.0.0.1:8081")
     assert _load_config(build_parser().parse_args(["play", "http://x/m.m3u8"])).http_headers_hosts == ()
-
-
-def test_with_credential_origin_adds_the_origin_once() -> None:
-    config = with_credential_origin(LoaderConfig(), "http://127.0.0.1:8080/master.m3u8")
-    assert config.http_headers_hosts == ("http://127.0.0.1:8080",)
-    assert with_credential_origin(config, "http://127.0.0.1:8080/other.m3u8") is config
 
 
 # --- the client's hook --------------------------------------------------------------------------------

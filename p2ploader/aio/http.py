@@ -26,11 +26,11 @@ import httpx
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
-from p2ploader.core.hostscope import HostScope, http_origin
+from p2ploader.core.hostscope import HostScope
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
-__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client", "with_credential_origin"]
+__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +63,6 @@ def open_http_client(config: LoaderConfig, *, stream_url: str) -> httpx.AsyncCli
         )
         client.event_hooks["request"].append(credentials.apply)
     return client
-
-
-def with_credential_origin(config: LoaderConfig, url: str) -> LoaderConfig:
-    """``config`` with ``url``'s origin added to ``http_headers_hosts``: for a loader opened on a
-    part of a stream (an alternate rendition's playlist) that should send the credentials where the
-    stream's own loader sends them."""
-    origin = http_origin(url)
-    if origin is None or origin in config.http_headers_hosts:
-        return config
-    return config.evolve(http_headers_hosts=(*config.http_headers_hosts, origin))
 
 
 class _ScopedCredentials:

@@ -133,6 +133,7 @@ async def open_loader(
     rendition: str | int | None = None,
     seed: int | None = None,
     http_client: httpx.AsyncClient | None = None,
+    credentials_url: str | None = None,
 ) -> AsyncIterator[HybridLoader]:
     """Open a loader on a master (or media) playlist URL; close it on exit.
 
@@ -141,8 +142,13 @@ async def open_loader(
     ``http_client`` replaces the loader's own client and is used as it is: the config's timeouts do
     not apply to it, and a config that sets ``http_headers``, ``http_cookies`` or ``user_agent``
     with it raises :class:`~p2ploader.errors.ConfigError` (set them on the client instead).
+    ``credentials_url`` names the stream whose host gets ``http_headers`` and ``http_cookies``
+    (default ``url``): a loader on a part of a stream (an alternate rendition's playlist, which may
+    be on any host the master names) passes the stream's own URL.
     """
-    loader = HybridLoader(url, config=config, seed=seed, http_client=http_client)
+    loader = HybridLoader(
+        url, config=config, seed=seed, http_client=http_client, credentials_url=credentials_url
+    )
     try:
         await loader.start(rendition=rendition)
         yield loader
@@ -160,8 +166,11 @@ class HybridLoader:
         config: LoaderConfig | None = None,
         seed: int | None = None,
         http_client: httpx.AsyncClient | None = None,
+        credentials_url: str | None = None,
     ) -> None:
         self.url = url
+        self.credentials_url = credentials_url if credentials_url is not None else url
+        """The URL whose origin (and ``http_headers_hosts``) gets ``http_headers`` and ``http_cookies``."""
         self.config = config if config is not None else LoaderConfig()
         self._owns_client = http_client is None
         if http_client is not None and (
@@ -173,7 +182,7 @@ class HybridLoader:
                 "with http_client=..., set them on that client",
                 key="http_headers",
             )
-        self._client = http_client or open_http_client(self.config, stream_url=url)
+        self._client = http_client or open_http_client(self.config, stream_url=self.credentials_url)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.

@@ -30,7 +30,6 @@ from typing import Literal
 
 import attrs
 
-from p2ploader.aio.http import with_credential_origin
 from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
 from p2ploader.config import LoaderConfig
 from p2ploader.core.segments import Segment, SegmentId
@@ -319,9 +318,9 @@ class ProxyBackend:
             if source is None:
                 url = master.renditions[token.index].url
                 assert url is not None
-                # The rendition is part of the stream the user named: its credentials may go where
-                # the main loader's go (the stream's host), whatever host this playlist is on.
-                opening = open_loader(url, config=with_credential_origin(self.config, self.loader.url))
+                # The rendition is part of the stream the user named: its credentials go where the
+                # main loader's go (the stream's host), not to whatever host the master names here.
+                opening = open_loader(url, config=self.config, credentials_url=self.loader.credentials_url)
                 try:
                     loader = await opening.__aenter__()
                 except P2PLoaderError as exc:

@@ -180,3 +180,40 @@ async def test_a_redirect_to_an_allowed_host_keeps_them(
             await anext(aiter(loader.segments()))
         on_b = _at(requests_seen, host_b)
     assert on_b and all(_carries_credentials(headers) for _, headers in on_b)
+
+
+async def test_the_proxy_sends_no_credentials_to_an_alternate_rendition_on_another_host(
+    stream_root: Path, requests_seen: Seen
+) -> None:
+    """The master on A names an audio rendition on B: the proxy's loader for that rendition is
+    scoped to the stream's host (A), not to the host the master names."""
+    import re
+
+    import httpx
+
+    from p2ploader.proxy import open_proxy
+
+    with OriginServer(stream_root) as host_a, OriginServer(stream_root) as host_b:
+        audio = host_b.url_for("240p/index.m3u8")  # any media playlist will do as the "audio"
+        (stream_root / "alt.m3u8").write_text(
+            "#EXTM3U\n#EXT-X-VERSION:6\n"
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",URI="{audio}"\n'
+            '#EXT-X-STREAM-INF:BANDWIDTH=400000,AUDIO="aud"\n240p/index.m3u8\n'
+        )
+        async with (
+            open_proxy(host_a.url_for("alt.m3u8"), config=CREDENTIALS) as proxy,
+            httpx.AsyncClient(timeout=30) as player,
+        ):
+            master = await player.get(proxy.url)
+            match = re.search(r'TYPE=AUDIO[^\n]*URI="([^"]+)"', master.text)
+            assert match is not None, master.text
+            playlist = await player.get(str(master.url.join(match.group(1))))
+            assert playlist.status_code == 200
+            uri = next(line for line in playlist.text.splitlines() if line and not line.startswith("#"))
+            segment = await player.get(str(playlist.url.join(uri)))
+            assert segment.status_code == 200 and segment.content
+        on_a, on_b = _at(requests_seen, host_a), _at(requests_seen, host_b)
+    assert on_a and all(_carries_credentials(headers) for _, headers in on_a)
+    assert any(path.endswith(".ts") for path, _ in on_b)
+    for path, headers in on_b:
+        assert _has_no_credentials(headers), path
