@@ -25,7 +25,7 @@ import contextlib
 import json
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ import attrs
 
 from p2ploader.config import PRESETS, LoaderConfig
 from p2ploader.errors import BindError, ConfigError, ConfigFileError, P2PLoaderError
+from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
@@ -67,12 +68,15 @@ def _load_config(args: argparse.Namespace) -> LoaderConfig:
 
 
 def _with_http_options(config: LoaderConfig, args: argparse.Namespace) -> LoaderConfig:
-    """``--http-header``, ``--http-cookie`` and ``--user-agent`` on top of the preset and file."""
+    """``--http-header``, ``--http-cookie``, ``--http-headers-host`` and ``--user-agent`` on top of
+    the preset and file."""
     changes: dict[str, Any] = {}
     if getattr(args, "http_header", None):
         changes["http_headers"] = {**config.http_headers, **dict(args.http_header)}
     if getattr(args, "http_cookie", None):
         changes["http_cookies"] = {**config.http_cookies, **dict(args.http_cookie)}
+    if getattr(args, "http_headers_host", None):
+        changes["http_headers_hosts"] = (*config.http_headers_hosts, *args.http_headers_host)
     if getattr(args, "user_agent", None) is not None:
         changes["user_agent"] = args.user_agent
     return config.evolve(**changes) if changes else config
@@ -178,7 +182,31 @@ def _summary(url: str, stats: LoaderStatistics, report: PlaybackReport) -> dict[
         "startup_time_s": None if report.startup_time is None else round(report.startup_time, 3),
         "played_s": round(report.played, 3),
         "live_edge_distance_s": None if edge is None else round(edge, 3),
+        "trackers": tracker_summary(stats.trackers),
     }
+
+
+def _showing_status(
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: argparse.Namespace
+) -> int:
+    """Run a command that prints the "P2P is off" warning itself (:class:`_WarnOnce`): the loader's
+    log record of it is dropped meanwhile, so it is one line, not two."""
+    with warning_shown_by_caller():
+        return asyncio.run(command(args))
+
+
+class _WarnOnce:
+    """Prints "P2P is off: no tracker reachable: ..." once, as one line, the first time a status
+    carries it (without it a broken tracker shows only as 0 % P2P)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self.said = False
+
+    def __call__(self, warning: str | None) -> None:
+        if warning is not None and not self.said:
+            self.said = True
+            self._say(f"warning: {warning}")
 
 
 def _describe(url: str, loader: HybridLoader) -> str:
@@ -212,14 +240,19 @@ async def _play(args: argparse.Namespace) -> int:
     ) as loader:
         print(_describe(url, loader), flush=True)
 
+        warn = _WarnOnce(lambda line: print(line, flush=True))
+
         def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+            warn(snapshot.tracker_warning)
             if not args.quiet:
                 print("  " + viewer_line(snapshot), flush=True)
 
         report = await play(
             loader, duration=args.duration, forward_buffer=args.forward_buffer, on_snapshot=on_snapshot
         )
-        summary = _summary(url, loader.statistics(), report)
+        stats = loader.statistics()
+        summary = _summary(url, stats, report)
+    warn(tracker_warning(stats.trackers))
     print("summary:")
     for key, value in summary.items():
         print(f"  {key:20s} {value}")
@@ -252,8 +285,12 @@ async def _view(args: argparse.Namespace) -> int:
         async with open_loader(url, config=config, rendition=args.rendition, seed=args.seed) as loader:
             console.print(_describe(url, loader), highlight=False)
             with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+                warn = _WarnOnce(
+                    lambda line: console.print(line, style="bold red", highlight=False, markup=False)
+                )
 
                 def on_snapshot(snapshot: PlaybackSnapshot) -> None:
+                    warn(snapshot.tracker_warning)
                     out.show(
                         lambda: viewer_panel(
                             snapshot, url=url, forward_buffer=args.forward_buffer, duration=args.duration
@@ -271,7 +308,9 @@ async def _view(args: argparse.Namespace) -> int:
                     on_snapshot=on_snapshot,
                     snapshot_interval=0.5 if fancy else 1.0,
                 )
-            summary = _summary(url, loader.statistics(), report)
+            stats = loader.statistics()
+            summary = _summary(url, stats, report)
+    warn(tracker_warning(stats.trackers))
     summary["abr"] = args.abr
     console.print(viewer_summary(summary))
     if args.json:
@@ -317,10 +356,12 @@ async def _run_swarm(
     fancy = _fancy(args)
     console = make_console()
     with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
+        warn = _WarnOnce(lambda line: console.print(line, style="bold red", highlight=False, markup=False))
 
         def update() -> None:
             rows = runner.all_figures()
             total = runner.total(rows)
+            warn(total.tracker_warning)
             out.show(
                 lambda: swarm_table(
                     rows,
@@ -514,8 +555,8 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         type=_name_value,
         default=None,
         metavar="NAME=VALUE",
-        help="extra header on every HTTP request to the origin (playlists, segments, keys, init "
-        "sections), never sent to peers; repeatable",
+        help="extra header on HTTP requests to the stream's host (playlists, segments, keys, init "
+        "sections), never sent to other hosts (see --http-headers-host) or to peers; repeatable",
     )
     parser.add_argument(
         "--http-cookie",
@@ -523,7 +564,16 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
         type=_name_value,
         default=None,
         metavar="NAME=VALUE",
-        help="cookie sent with every HTTP request to the origin, never to peers; repeatable",
+        help="cookie sent with HTTP requests to the stream's host, never to other hosts (see "
+        "--http-headers-host) or to peers; repeatable",
+    )
+    parser.add_argument(
+        "--http-headers-host",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="another origin (scheme://host[:port]) that also gets --http-header and --http-cookie, "
+        "e.g. the CDN the playlist points to; '*' for every host; repeatable",
     )
     parser.add_argument(
         "--user-agent",
@@ -727,7 +777,7 @@ def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plain output: seconds between progress lines (default: 2)",
     )
     _add_loader_options(view)
-    view.set_defaults(handler=lambda args: asyncio.run(_view(args)))
+    view.set_defaults(handler=lambda args: _showing_status(_view, args))
 
 
 def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -770,7 +820,7 @@ def _add_play(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
     )
     play.add_argument("--quiet", action="store_true", help="print only the summary")
-    play.set_defaults(handler=lambda args: asyncio.run(_play(args)))
+    play.set_defaults(handler=lambda args: _showing_status(_play, args))
 
 
 def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,8 +17,8 @@ glue's ``segments`` defaults, converted to seconds. The meaning of every setting
 scheduler implements, modelled on 0.6.2's ``HybridLoader``; ``docs/configuration.md`` has the table.
 
 A few settings are ours, not P2P Media Loader's: ``http_connect_timeout``, ``http_read_timeout``,
-``http_retries``, ``http_retry_backoff``, ``http_headers``, ``http_cookies`` and ``user_agent`` tune
-our HTTP executor. They have FAQ-style names too
+``http_retries``, ``http_retry_backoff``, ``http_headers``, ``http_cookies``, ``http_headers_hosts``
+and ``user_agent`` tune our HTTP executor. They have FAQ-style names too
 (``httpConnectTimeout`` … in milliseconds) so that :meth:`LoaderConfig.to_faq` round-trips, but a
 browser P2P Media Loader ignores them.
 
@@ -37,6 +37,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
+from p2ploader.core.hostscope import origin_problem
 from p2ploader.core.segments import Segment
 from p2ploader.core.topology import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.errors import ConfigError
@@ -133,6 +134,16 @@ def _trackers_rule(value: object) -> str | None:
     return None
 
 
+def _hosts_rule(value: object) -> str | None:
+    if not isinstance(value, tuple) or not all(isinstance(entry, str) for entry in value):
+        return "must be a tuple of strings ('*' or origins such as 'https://cdn.example.com')"
+    for entry in value:
+        problem = origin_problem(entry)
+        if problem is not None:
+            return f"entry {entry!r} {problem}"
+    return None
+
+
 def _mapping_rule(value: object) -> str | None:
     return None if isinstance(value, MappingProxyType) else "must be a mapping"
 
@@ -223,6 +234,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "http_retry_backoff": _number_rule(0),
     "http_headers": _mapping_rule,
     "http_cookies": _mapping_rule,
+    "http_headers_hosts": _hosts_rule,
     "user_agent": _user_agent_rule,
     "live_refresh_interval": _optional_positive_number_rule,
     "max_playlist_bytes": _int_rule(1024),
@@ -454,6 +466,18 @@ DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_mapping(
 """The ``rtcConfig`` of the published P2P Media Loader 0.6.2 bundle (simple-peer's default), read-only."""
 
 
+def _to_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
+    """attrs converter for ``http_headers_hosts``: one string, or a list/tuple of them."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise ConfigError(
+        f"http_headers_hosts must be a string or a list/tuple of strings, got {value!r}",
+        key="http_headers_hosts",
+    )
+
+
 def _to_trackers(value: str | Sequence[str]) -> tuple[str, ...]:
     """attrs converter for ``tracker_announce``: one URL string, or a list/tuple of them."""
     if isinstance(value, str):
@@ -629,8 +653,10 @@ class LoaderConfig:
     http_headers: Mapping[str, str] = attrs.field(
         factory=dict, converter=_to_http_headers, validator=_validate, hash=False
     )
-    """Extra request headers (name -> value) for every HTTP request of the loader: playlists,
-    segments, keys, init sections and integrity spot checks; never sent to peers or trackers. Names
+    """Extra request headers (name -> value) for the loader's HTTP requests to the stream's host:
+    playlists, segments, keys, init sections and integrity spot checks whose URL has the origin
+    (scheme, host and port) of the URL given to the loader, or one ``http_headers_hosts`` adds;
+    never to another host a playlist or a redirect names, never to peers or trackers. Names
     are RFC 9110 tokens, values printable ASCII (no CR/LF); hop-by-hop headers, ``Host``,
     ``Content-Length``, ``Range``, ``If-Range``, ``Accept-Encoding``, ``Cookie`` and ``User-Agent``
     are refused (see :data:`FORBIDDEN_HTTP_HEADERS`). Stored as a read-only copy; compared by ``==``
@@ -639,10 +665,18 @@ class LoaderConfig:
     http_cookies: Mapping[str, str] = attrs.field(
         factory=dict, converter=_to_http_cookies, validator=_validate, hash=False
     )
-    """Cookies (name -> value) sent with every HTTP request of the loader (as ``http_headers``),
-    for any host, on top of those the origin sets. Values are RFC 6265 cookie octets. Stored as a
-    read-only copy; compared by ``==`` but left out of ``hash()``. Ours. FAQ-style name:
-    ``httpCookies``."""
+    """Cookies (name -> value) sent with the loader's HTTP requests to the stream's host (the same
+    requests as ``http_headers``), on top of those the origin sets. Values are RFC 6265 cookie
+    octets. Stored as a read-only copy; compared by ``==`` but left out of ``hash()``. Ours.
+    FAQ-style name: ``httpCookies``."""
+
+    http_headers_hosts: tuple[str, ...] = attrs.field(default=(), converter=_to_hosts, validator=_validate)
+    """Origins besides the stream's own that receive ``http_headers`` and ``http_cookies``: entries
+    ``scheme://host[:port]`` (http or https; the port defaults to the scheme's), or ``"*"`` for every
+    host (a playlist or a redirect can then send the credentials to any server it names). Empty
+    by default: only the origin of the URL given to the loader gets them, also after a redirect
+    (a hop to another origin goes without them). ``user_agent`` goes everywhere. Ours.
+    FAQ-style name: ``httpHeadersHosts``."""
 
     user_agent: str | None = attrs.field(default=None, validator=_validate)
     """``User-Agent`` of the loader's HTTP requests (printable ASCII); ``None`` keeps httpx's
@@ -961,7 +995,7 @@ class LoaderConfig:
                 continue
             if spec.kind == "ms":
                 value = _seconds_to_ms(value)
-            elif spec.kind == "trackers":
+            elif spec.kind in ("trackers", "strings"):
                 value = list(value)
             elif spec.kind == "json":
                 value = _thaw_json(value)
@@ -973,7 +1007,7 @@ class LoaderConfig:
 # The FAQ spelling: key table, conversion, suggestions
 # --------------------------------------------------------------------------------------------------
 
-_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "json", "callable", "str"]
+_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "strings", "json", "callable", "str"]
 
 
 @attrs.frozen
@@ -1021,6 +1055,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
         _FaqKey("httpHeaders", "http_headers", "json"),
         _FaqKey("httpCookies", "http_cookies", "json"),
+        _FaqKey("httpHeadersHosts", "http_headers_hosts", "strings"),
         _FaqKey("userAgent", "user_agent", "str"),
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
         _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
@@ -1147,6 +1182,12 @@ def _convert_faq_value(spec: _FaqKey, key: str, value: object) -> object:
         if isinstance(value, list | tuple) and all(isinstance(url, str) for url in value):
             return tuple(value)
         raise wrong("a URL string or a list of URL strings")
+    if spec.kind == "strings":
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise wrong("a string or a list of strings")
     if spec.kind == "json":
         if not isinstance(value, Mapping):
             raise wrong("an object (mapping)")

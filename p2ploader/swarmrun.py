@@ -151,6 +151,10 @@ class ViewerTick:
     peers: int
     stalls: int
     rendition: str
+    trackers: str = ""
+    """The viewer's trackers in short (``"1/1 connected"``, ``"none reachable"``...)."""
+    tracker_warning: str | None = None
+    """The viewer's "P2P is off: no tracker reachable: ..." line, while it applies."""
 
     @classmethod
     def from_line(cls, line: dict[str, Any], *, t: float) -> ViewerTick:
@@ -166,7 +170,13 @@ class ViewerTick:
             peers=int(line.get("peers", 0)),
             stalls=int(line.get("stalls", 0)),
             rendition=str(line.get("rendition", "")),
+            trackers=str(line.get("trackers", "")),
+            tracker_warning=_optional_str(line.get("tracker_warning")),
         )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 SessionStatus = Literal["waiting", "starting", "playing", "done", "failed", "cancelled"]
@@ -229,6 +239,12 @@ class ViewerFigures:
     cpu_time: float
     failures: int
     rendition: str
+    trackers: str = ""
+    """The viewer's trackers in short, from its latest tick (the total: how many online viewers
+    have a tracker connected, ``"2/3 viewers connected"``)."""
+    tracker_warning: str | None = None
+    """While the viewer reports that no tracker is reachable, its one-line warning (the total:
+    set when every online viewer that reported says so)."""
 
     @property
     def total_bytes(self) -> int:
@@ -403,6 +419,7 @@ class SwarmRunner:
         else:
             state = "done" if latest.session.end >= self.duration else "left"
         first_result = next((r.result for r in started if r.result is not None), None)
+        latest_result = (latest.result if latest is not None else None) or {}
         return ViewerFigures(
             viewer=viewer,
             sessions=len(started),
@@ -423,6 +440,13 @@ class SwarmRunner:
             failures=sum(1 for r in started if r.status == "failed"),
             rendition=(last.rendition if last is not None else "")
             or str((latest.result or {}).get("rendition", "") if latest is not None else ""),
+            # Online: the latest tick; offline: what its latest session reported at the end.
+            trackers=last.trackers if last is not None else str(latest_result.get("trackers") or ""),
+            tracker_warning=(
+                last.tracker_warning
+                if last is not None
+                else _optional_str(latest_result.get("tracker_warning"))
+            ),
         )
 
     def all_figures(self) -> list[ViewerFigures]:
@@ -454,6 +478,8 @@ class SwarmRunner:
             cpu_time=sum(r.cpu_time for r in rows),
             failures=sum(r.failures for r in rows),
             rendition="",
+            trackers=_trackers_total(rows),
+            tracker_warning=_warning_total(rows),
         )
 
     def buffers(self) -> dict[int, list[tuple[float, float]]]:
@@ -657,3 +683,22 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+def _trackers_total(rows: Sequence[ViewerFigures]) -> str:
+    """How many online viewers that reported have a tracker connected."""
+    reporting = [r for r in rows if r.online and r.trackers]
+    if not reporting:
+        return ""
+    connected = sum(1 for r in reporting if "connected" in r.trackers)
+    return f"{connected}/{len(reporting)} viewers connected"
+
+
+def _warning_total(rows: Sequence[ViewerFigures]) -> str | None:
+    """The first viewer's warning when every online viewer that reported has one: the swarm as a
+    whole cannot reach a tracker (one viewer alone failing is in its row)."""
+    reporting = [r for r in rows if r.online and r.trackers]
+    warnings = [r.tracker_warning for r in reporting]
+    if not reporting or any(w is None for w in warnings):
+        return None
+    return warnings[0]

@@ -100,7 +100,8 @@ def viewer_line(snapshot: PlaybackSnapshot) -> str:
         + f"state={snapshot.state:8s} http={format_bytes(snapshot.http_bytes):>9s} "
         f"p2p={format_bytes(snapshot.p2p_bytes):>9s} "
         f"ratio={_ratio(snapshot.p2p_bytes, snapshot.http_bytes):>4s} "
-        f"peers={snapshot.peers} stalls={snapshot.stalls} rendition={snapshot.rendition}"
+        f"peers={snapshot.peers} stalls={snapshot.stalls} rendition={snapshot.rendition} "
+        f"trackers={snapshot.trackers.replace(' ', '-')}"
     )
 
 
@@ -124,6 +125,9 @@ def viewer_panel(
         table.add_row("behind live edge", f"{snapshot.live_edge_distance:.1f} s")
     table.add_row("P2P ratio", _ratio(snapshot.p2p_bytes, snapshot.http_bytes))
     table.add_row("peers", str(snapshot.peers))
+    table.add_row("trackers", snapshot.trackers)
+    if snapshot.tracker_warning is not None:
+        table.add_row("warning", Text(snapshot.tracker_warning, style="bold red"))
     table.add_row("stalls", Text(str(snapshot.stalls), style="bold red" if snapshot.stalls else "green"))
     table.add_row(
         "bytes",
@@ -166,6 +170,7 @@ def swarm_line(rows: Sequence[ViewerFigures], total: ViewerFigures, *, elapsed: 
         f"t={elapsed:5.1f}s online={total.online}/{len(rows)} http={format_bytes(total.http_bytes):>9s} "
         f"p2p={format_bytes(total.p2p_bytes):>9s} ratio={_ratio(total.p2p_bytes, total.http_bytes):>4s} "
         f"peers/viewer={total.peers} stalls={total.stalls} buffers=[{buffers}]"
+        + (f" trackers={total.trackers.replace(' ', '-')}" if total.trackers else "")
     )
 
 
@@ -233,7 +238,12 @@ def swarm_table(
         f"   origin sent {format_bytes(origin_bytes)}" if origin_bytes is not None else "",
     )
     bar = ProgressBar(total=1.0, completed=ratio, width=40, complete_style="green")
-    return Group(header, bar, _swarm_rows_table(rows, total, title=title, final=False))
+    lines: list[RenderableType] = [header, bar]
+    if total.trackers:
+        lines.append(Text(f"trackers: {total.trackers}"))
+    if total.tracker_warning is not None:
+        lines.append(Text(total.tracker_warning, style="bold red"))
+    return Group(*lines, _swarm_rows_table(rows, total, title=title, final=False))
 
 
 def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> RenderableType:
@@ -256,6 +266,9 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
                 f"downloaded (without P2P it would have sent all of it)"
             )
         )
+    warning = _swarm_warning(result)
+    if warning is not None:
+        lines.append(Text(warning, style="bold red"))
     cores = _cpu_count()
     busy = result.cpu_time / result.wall_time / cores if result.wall_time else 0.0
     processes = (
@@ -270,6 +283,14 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
         )
     )
     return Group(*lines)
+
+
+def _swarm_warning(result: SwarmResult) -> str | None:
+    """A viewer's "P2P is off: no tracker reachable" line when every session that finished said so."""
+    warnings = [run.result.get("tracker_warning") for run in result.sessions if run.result is not None]
+    if not warnings or not all(isinstance(w, str) for w in warnings):
+        return None
+    return str(warnings[0])
 
 
 def _cpu_count() -> int:

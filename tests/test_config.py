@@ -128,6 +128,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "http_retry_backoff": 0.5,
     "http_headers": MappingProxyType({}),
     "http_cookies": MappingProxyType({}),
+    "http_headers_hosts": (),
     "user_agent": None,
     "live_refresh_interval": None,
     "max_playlist_bytes": 16 * 1024 * 1024,
@@ -241,6 +242,7 @@ def test_defaults_are_p2pml_062() -> None:
         "httpRetryBackoff": 500,
         "httpHeaders": {},
         "httpCookies": {},
+        "httpHeadersHosts": [],
         # userAgent is None (httpx's own): not written.
         "maxPlaylistBytes": 16 * 1024 * 1024,
         "maxPlaylistSegments": 50_000,
@@ -770,6 +772,9 @@ configs = st.builds(
         st.sampled_from(["X-Token", "Referer", "Origin"]), st.text("ab =/", max_size=6)
     ),
     http_cookies=st.dictionaries(st.sampled_from(["session", "cdn_auth"]), st.text("ab=/", max_size=6)),
+    http_headers_hosts=st.lists(
+        st.sampled_from(["*", "https://cdn.example.com", "http://127.0.0.1:8080"]), max_size=3
+    ).map(tuple),
     user_agent=st.none() | st.sampled_from(["VLC/3.0.20 LibVLC/3.0.20", "Mozilla/5.0 (X11)"]),
     live_refresh_interval=st.none() | _ms(1),
     max_playlist_bytes=st.integers(1024, 2**40),

@@ -108,7 +108,7 @@ async def _sent_headers(config: LoaderConfig) -> httpx.Headers:
         seen.append(request)
         return httpx.Response(200, content=b"ok")
 
-    client = open_http_client(config)
+    client = open_http_client(config, stream_url="http://origin.invalid/master.m3u8")
     client._transport = httpx.MockTransport(handler)  # the same client, its socket replaced
     async with client:
         await client.get("http://origin.invalid/a.ts", headers={"Range": "bytes=0-1"})

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import attrs
 import httpx
@@ -26,6 +26,7 @@ import httpx
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
+from p2ploader.core.hostscope import HostScope
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
@@ -46,19 +47,75 @@ def http_timeout(config: LoaderConfig) -> httpx.Timeout:
     )
 
 
-def open_http_client(config: LoaderConfig) -> httpx.AsyncClient:
-    """The loader's HTTP client: the config's timeouts, ``http_headers``, ``http_cookies`` and
-    ``user_agent`` on every request it makes (playlists, segments, keys, init sections, integrity
-    spot checks). Peers and trackers never see them: those speak WebRTC and WebSocket elsewhere."""
-    headers = dict(config.http_headers)
-    if config.user_agent is not None:
-        headers["User-Agent"] = config.user_agent
-    return httpx.AsyncClient(
-        timeout=http_timeout(config),
-        follow_redirects=True,
-        headers=headers,
-        cookies=dict(config.http_cookies),
-    )
+def open_http_client(config: LoaderConfig, *, stream_url: str) -> httpx.AsyncClient:
+    """The loader's HTTP client: the config's timeouts and ``user_agent`` on every request it makes
+    (playlists, segments, keys, init sections, integrity spot checks); ``http_headers`` and
+    ``http_cookies`` only on requests to ``stream_url``'s origin (scheme, host and port) and to the
+    origins ``http_headers_hosts`` adds, at every hop of a redirect (a redirect to another host
+    drops them). Peers and trackers never see any of them: those speak WebRTC and WebSocket
+    elsewhere."""
+    headers = {"User-Agent": config.user_agent} if config.user_agent is not None else {}
+    client = httpx.AsyncClient(timeout=http_timeout(config), follow_redirects=True, headers=headers)
+    if config.http_headers or config.http_cookies:
+        scope = HostScope.for_stream(stream_url, config.http_headers_hosts)
+        credentials = _ScopedCredentials(
+            scope, config.http_headers, config.http_cookies, defaults=httpx.Headers(client.headers)
+        )
+        client.event_hooks["request"].append(credentials.apply)
+    return client
+
+
+class _ScopedCredentials:
+    """Adds ``http_headers`` and ``http_cookies`` to a request whose origin is in scope, and takes
+    them off one that is not.
+
+    A request hook, because httpx runs request hooks at every hop of a redirect: the header and
+    cookie decision is made for each URL actually contacted. Taking them off matters as much as
+    adding them: httpx builds a redirect's request by copying the previous hop's headers (it
+    re-derives ``Cookie`` from its jar, which never holds ours)."""
+
+    def __init__(
+        self,
+        scope: HostScope,
+        headers: Mapping[str, str],
+        cookies: Mapping[str, str],
+        *,
+        defaults: httpx.Headers,
+    ) -> None:
+        self._scope = scope
+        self._headers = dict(headers)
+        self._cookie_pairs = [f"{name}={value}" for name, value in cookies.items()]
+        self._defaults = defaults  # the client's own headers, put back where ours replaced them
+
+    async def apply(self, request: httpx.Request) -> None:
+        if self._scope.allows(str(request.url)):
+            self._add(request.headers)
+        else:
+            self._remove(request.headers)
+
+    def _add(self, headers: httpx.Headers) -> None:
+        headers.update(self._headers)
+        if self._cookie_pairs:
+            # Next to the cookies the origin set (httpx's jar, already in the header).
+            jar = [pair for pair in _cookie_pairs(headers) if pair not in self._cookie_pairs]
+            headers["Cookie"] = "; ".join([*jar, *self._cookie_pairs])
+
+    def _remove(self, headers: httpx.Headers) -> None:
+        for name, value in self._headers.items():
+            if headers.get(name) == value:
+                del headers[name]
+                if name in self._defaults:
+                    headers[name] = self._defaults[name]
+        if self._cookie_pairs and "Cookie" in headers:
+            kept = [pair for pair in _cookie_pairs(headers) if pair not in self._cookie_pairs]
+            if kept:
+                headers["Cookie"] = "; ".join(kept)
+            else:
+                del headers["Cookie"]
+
+
+def _cookie_pairs(headers: httpx.Headers) -> list[str]:
+    return [pair.strip() for pair in headers.get("Cookie", "").split(";") if pair.strip()]
 
 
 @attrs.define

@@ -67,6 +67,7 @@ from p2ploader.hls import (
     parse_media,
     parse_playlist,
 )
+from p2ploader.status import P2P_OFF_LOG_MARK, TrackerState, public_services_message, tracker_warning
 
 __all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "open_loader"]
 
@@ -120,6 +121,10 @@ class LoaderStatistics:
     """Bytes handed to each peer (hex peer id) for upload, over the loader's life."""
     topology_role: str = "mesh"
     """``"mesh"``, or this peer's role in a host/client swarm: ``"host"`` or ``"client"``."""
+    trackers: Mapping[str, TrackerState] = attrs.field(factory=dict)
+    """The current swarm's trackers by URL: connection state, last error, swarm counts,
+    reconnects. Empty when P2P is off. :func:`p2ploader.status.tracker_warning` words the case
+    where none is reachable."""
 
     @property
     def total_bytes(self) -> int:
@@ -139,6 +144,7 @@ async def open_loader(
     rendition: str | int | None = None,
     seed: int | None = None,
     http_client: httpx.AsyncClient | None = None,
+    credentials_url: str | None = None,
 ) -> AsyncIterator[HybridLoader]:
     """Open a loader on a master (or media) playlist URL; close it on exit.
 
@@ -147,8 +153,13 @@ async def open_loader(
     ``http_client`` replaces the loader's own client and is used as it is: the config's timeouts do
     not apply to it, and a config that sets ``http_headers``, ``http_cookies`` or ``user_agent``
     with it raises :class:`~p2ploader.errors.ConfigError` (set them on the client instead).
+    ``credentials_url`` names the stream whose host gets ``http_headers`` and ``http_cookies``
+    (default ``url``): a loader on a part of a stream (an alternate rendition's playlist, which may
+    be on any host the master names) passes the stream's own URL.
     """
-    loader = HybridLoader(url, config=config, seed=seed, http_client=http_client)
+    loader = HybridLoader(
+        url, config=config, seed=seed, http_client=http_client, credentials_url=credentials_url
+    )
     try:
         await loader.start(rendition=rendition)
         yield loader
@@ -166,8 +177,11 @@ class HybridLoader:
         config: LoaderConfig | None = None,
         seed: int | None = None,
         http_client: httpx.AsyncClient | None = None,
+        credentials_url: str | None = None,
     ) -> None:
         self.url = url
+        self.credentials_url = credentials_url if credentials_url is not None else url
+        """The URL whose origin (and ``http_headers_hosts``) gets ``http_headers`` and ``http_cookies``."""
         self.config = config if config is not None else LoaderConfig()
         self._owns_client = http_client is None
         if http_client is not None and (
@@ -179,7 +193,7 @@ class HybridLoader:
                 "with http_client=..., set them on that client",
                 key="http_headers",
             )
-        self._client = http_client or open_http_client(self.config)
+        self._client = http_client or open_http_client(self.config, stream_url=self.credentials_url)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.
@@ -238,6 +252,7 @@ class HybridLoader:
         self._timeline_shift = 0.0
         self._max_attempts: dict[SegmentId, int] = {}
         self._low_latency_warned: set[str] = set()  # media playlist URLs already warned about
+        self._p2p_off_warned = False  # "no tracker reachable" logged, not yet followed by a connection
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -245,6 +260,9 @@ class HybridLoader:
     async def start(self, *, rendition: str | int | None = None) -> None:
         """Fetch the playlists and start following the chosen rendition."""
         loop = asyncio.get_running_loop()
+        public = public_services_message(self.config)
+        if public is not None:
+            logger.info("%s", public)
         self._driver = Driver(self._scheduler, loop=loop, on_notification=self._on_notification)
         self._driver.validate = self._integrity.validation(self.config.segment_validator)
         self._swarms = SwarmSet(self._driver.feed)
@@ -432,6 +450,7 @@ class HybridLoader:
             max_announced_ids=announcement_id_limit(len(playlist.segments)),
             rng=self._rng,
             on_peer_gone=self._peer_gone,
+            on_peer_status=self._peer_status,
             bans=self._bans_of(variant.rendition_id),
             on_misbehaved=lambda peer_id, reason: self._on_notification(
                 nt.PeerMisbehaved(peer_id=peer_id, reason=reason)
@@ -456,6 +475,8 @@ class HybridLoader:
             on_offer_expired=peers.offer_expired,
             on_swarm_update=swarm_update,
             wants_peers=peers.wants_peers,
+            on_connected=lambda url: self._tracker_connected(client, url),
+            on_failed=lambda url, reason, retry_in: self._tracker_failed(client, url, reason, retry_in),
             announce_extra=(lambda: membership.announce_extra(peers.linked)) if membership else None,
             on_tracker_extra=(
                 (lambda extra: membership.on_tracker(extra, client.announce_now)) if membership else None
@@ -857,8 +878,10 @@ class HybridLoader:
     # ------------------------------------------------------------------ events and statistics
 
     def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with every scheduler notification (segment loaded, failed, aborted, bytes
-        by source, ...). Returns a function that removes it."""
+        """Call ``listener`` with every notification (:mod:`p2ploader.core.notifications`): the
+        scheduler's (segment loaded, failed, aborted, bytes by source, ...), the trackers'
+        (``TrackerConnected``, ``TrackerFailed`` with the URL and a reason) and the peers'
+        (``PeerConnected``, ``PeerGone`` with a reason). Returns a function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
@@ -883,7 +906,49 @@ class HybridLoader:
             p2p_bytes_unverified=core.p2p_bytes_unverified,
             uploaded_bytes_by_peer=dict(self._uploaded_by_peer),
             topology_role=self._membership.role if self._membership is not None else "mesh",
+            trackers=self._tracker_states(),
         )
+
+    def _tracker_states(self) -> dict[str, TrackerState]:
+        client = self._tracker_client
+        if client is None:
+            return {}
+        return {
+            t.url: TrackerState(
+                url=t.url,
+                state=t.state,
+                last_error=t.last_error,
+                complete=t.complete,
+                incomplete=t.incomplete,
+                reconnects=t.reconnects,
+            )
+            for t in client.statistics().trackers
+        }
+
+    def _tracker_connected(self, client: TrackerClient, url: str) -> None:
+        if client is not self._tracker_client:  # a lingering swarm's: the status is the current one's
+            return
+        if self._p2p_off_warned:
+            self._p2p_off_warned = False
+            logger.info("tracker %s reachable: P2P is on again", url)
+        self._on_notification(nt.TrackerConnected(url=url))
+
+    def _tracker_failed(self, client: TrackerClient, url: str, reason: str, retry_in: float) -> None:
+        if client is not self._tracker_client:
+            return
+        self._on_notification(nt.TrackerFailed(url=url, reason=reason, retry_in=retry_in))
+        warning = tracker_warning(self._tracker_states())
+        if warning is not None and not self._p2p_off_warned:
+            # Said once (until a tracker connects): segments still come over HTTP, so without this
+            # line the only symptom is 0 % P2P.
+            self._p2p_off_warned = True
+            logger.warning("%s", warning, extra={P2P_OFF_LOG_MARK: True})
+
+    def _peer_status(self, peer_id: str, connected: bool, reason: str | None) -> None:
+        if connected:
+            self._on_notification(nt.PeerConnected(peer_id=peer_id))
+        else:
+            self._on_notification(nt.PeerGone(peer_id=peer_id, reason=reason or "unknown"))
 
     # ------------------------------------------------------------------ internals
 

@@ -118,6 +118,7 @@ class _PeerState:
     discard_allowance: int = 0
     upload: asyncio.Task[None] | None = None
     upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
+    close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
     upload_data: _UploadData | None = None
     commands: CommandRate = attrs.Factory(CommandRate)  # flood guard
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
@@ -144,6 +145,7 @@ class PeerManager:
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
+        on_peer_status: Callable[[str, bool, str | None], None] | None = None,
         bans: PeerBans | None = None,
         on_misbehaved: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
@@ -171,6 +173,9 @@ class PeerManager:
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
         it can reconnect, e.g. after a rendition switch brings it back to this swarm)."""
+        self._on_peer_status = on_peer_status
+        """``on_peer_status(peer_id, connected, reason)``: a peer got a slot (``True``, ``None``) or
+        the link of such a peer closed (``False``, why)."""
         self._bans = bans
         """This swarm's banned peers: their offers and answers are refused."""
         self._on_misbehaved = on_misbehaved
@@ -347,7 +352,7 @@ class PeerManager:
         if replace is not None:
             logger.info("peer %s: still connecting; its place goes to a newer offer", replace)
             self._admission.closed(replace)
-            self._close_link(replace)
+            self._close_link(replace, "still connecting when a newer offer came")
         pc = create_connection(self._rtc_config)
         link = self._new_link(pc, peer_id, initiator=False, certificate=certificate)
         pc.on("datachannel", link.attach_channel)
@@ -378,10 +383,10 @@ class PeerManager:
         existing_offerer = self.local_peer_id if existing.initiator else peer_id
         return existing_offerer <= self.local_peer_id
 
-    def _close_link(self, peer_id: str) -> None:
+    def _close_link(self, peer_id: str, reason: str) -> None:
         state = self._peers.get(peer_id)
         if state is not None and not state.link.closing:
-            state.link.close()
+            _close_with_reason(state, reason)
 
     def _new_link(self, pc: Any, peer_id: str, *, initiator: bool, certificate: str) -> PeerLink:
         link = PeerLink(
@@ -422,13 +427,15 @@ class PeerManager:
         if evict is not None:
             logger.info("peer %s: evicted (delivers nothing, takes nothing) for %s", evict, link.peer_id)
             self._admission.closed(evict)  # its slot is free now, not once its close completes
-            self._close_link(evict)
+            self._close_link(evict, "evicted: it delivered nothing and took nothing")
         if not keep:
             logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
             link.close()
             return
         state.admitted = True
         self._feed(ev.PeerConnected(peer_id=link.peer_id))
+        if self._on_peer_status is not None:
+            self._on_peer_status(link.peer_id, True, None)
 
     def _link_closed(self, link: PeerLink) -> None:
         state = self._peers.get(link.peer_id)
@@ -445,6 +452,8 @@ class PeerManager:
             self._on_peer_gone(link.peer_id)
         if state.admitted:
             self._feed(ev.PeerDisconnected(peer_id=link.peer_id))
+            if self._on_peer_status is not None:
+                self._on_peer_status(link.peer_id, False, state.close_reason or _remote_reason(link))
 
     def _feed(self, event: ev.Event) -> None:
         """Every event to the core passes here: the admission policy learns which peers deliver
@@ -598,7 +607,7 @@ class PeerManager:
         elif self._on_misbehaved is not None:
             self._on_misbehaved(state.link.peer_id, reason)
         if not state.link.closed:
-            state.link.close()
+            _close_with_reason(state, f"protocol violation: {reason}")
 
     # ------------------------------------------------------------------ core actions (PeerTransport)
 
@@ -654,7 +663,7 @@ class PeerManager:
             case act.DisconnectPeer():
                 state = self._peers.get(action.peer_id)
                 if state is not None:
-                    state.link.close()
+                    _close_with_reason(state, action.reason)
 
     def _request(self, action: act.RequestFromPeer) -> None:
         state = self._peers.get(action.peer_id)
@@ -827,7 +836,21 @@ class PeerManager:
         self._pending_offers.clear()
         links = [state.link for state in self._peers.values()]
         for state in self._peers.values():
+            state.close_reason = state.close_reason or "we left the swarm"
             self._stop_upload(state)
         await asyncio.gather(
             *(link.aclose() for link in links), *(pc.close() for pc in pending), return_exceptions=True
         )
+
+
+def _close_with_reason(state: _PeerState, reason: str) -> None:
+    """Close a peer's link, remembering the first reason given (for :class:`PeerGone`)."""
+    if state.close_reason is None:
+        state.close_reason = reason
+    state.link.close()
+
+
+def _remote_reason(link: PeerLink) -> str:
+    """Why a link we did not close ended."""
+    state = getattr(link.pc, "connectionState", None)
+    return "connection failed" if state == "failed" else "closed by the peer"

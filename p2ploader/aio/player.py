@@ -21,6 +21,7 @@ import attrs
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.errors import P2PLoaderError, SegmentUnavailableError
 from p2ploader.playback import AbrController, PlaybackModel, PlaybackReport, State
+from p2ploader.status import tracker_summary, tracker_warning
 
 __all__ = ["PlaybackSnapshot", "play", "snapshot_of"]
 
@@ -46,6 +47,10 @@ class PlaybackSnapshot:
     stalls: int
     seeks: int
     rendition: str
+    trackers: str = "none"
+    """The trackers' state in short (:func:`p2ploader.status.tracker_summary`): ``"1/2 connected"``..."""
+    tracker_warning: str | None = None
+    """``"P2P is off: no tracker reachable: ..."`` while every tracker fails, else ``None``."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -70,6 +75,8 @@ def snapshot_of(loader: HybridLoader, model: PlaybackModel, *, time: float) -> P
         stalls=model.stalls,
         seeks=model.seeks,
         rendition=stats.rendition,
+        trackers=tracker_summary(stats.trackers),
+        tracker_warning=tracker_warning(stats.trackers),
     )
 
 

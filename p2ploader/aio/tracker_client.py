@@ -79,7 +79,9 @@ import attrs
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from p2ploader.aio.tracker_reasons import describe_close, describe_connect_error, describe_connection_closed
 from p2ploader.errors import UsageError
+from p2ploader.status import TrackerConnection
 
 __all__ = [
     "ID_LENGTH",
@@ -172,6 +174,11 @@ class TrackerStatus:
     complete: int | None
     incomplete: int | None
     last_error: str | None
+    """Why the latest attempt failed or the latest connection ended, in words (see
+    :mod:`p2ploader.aio.tracker_reasons`)."""
+    state: TrackerConnection = "idle"
+    reconnects: int = 0
+    """Connection attempts after the first."""
 
 
 @attrs.frozen(kw_only=True)
@@ -235,6 +242,10 @@ class TrackerClient:
       they arrive (P2P Media Loader 0.6 reads ``incomplete``).
     * ``wants_peers(swarm_size)``: after each announce response, whether to announce again sooner
       than the interval (see "Looking for peers sooner" in the module doc).
+    * ``on_connected(url)``: the WebSocket to ``url`` opened.
+    * ``on_failed(url, reason, retry_in)``: a connection attempt to ``url`` failed, or its
+      connection ended (not by :meth:`aclose`); ``reason`` is in words, the next attempt comes in
+      ``retry_in`` seconds.
 
     Options: ``offers_per_announce`` (0-10, browsers send 5; ``numwant`` on the wire is the number
     of offers actually sent), ``max_pending_offers`` (unanswered offers across trackers),
@@ -261,6 +272,8 @@ class TrackerClient:
         announce_extra: Callable[[], Mapping[str, Any]] | None = None,
         on_tracker_extra: Callable[[Mapping[str, Any]], None] | None = None,
         wants_peers: Callable[[int], bool] | None = None,
+        on_connected: Callable[[str], None] | None = None,
+        on_failed: Callable[[str, str, float], None] | None = None,
         offers_per_announce: int = 5,
         max_pending_offers: int = 50,
         offer_timeout: float = 50.0,
@@ -322,6 +335,8 @@ class TrackerClient:
         self._announce_extra = announce_extra
         self._on_tracker_extra = on_tracker_extra
         self._wants_peers = wants_peers
+        self._on_connected = on_connected
+        self._on_failed = on_failed
         self.offers_per_announce = offers_per_announce
         self.max_pending_offers = max_pending_offers
         self.offer_timeout = offer_timeout
@@ -671,6 +686,10 @@ class _Session:
         self.complete: int | None = None
         self.incomplete: int | None = None
         self.last_error: str | None = None
+        self.state: TrackerConnection = "idle"
+        self.reconnects = 0
+        self._end_reason: str | None = None  # why the current connection ended, set by _serve
+        self._refused = False  # ... and whether the tracker refused us (a fatal failure reason)
 
     def status(self) -> TrackerStatus:
         return TrackerStatus(
@@ -685,14 +704,30 @@ class _Session:
             complete=self.complete,
             incomplete=self.incomplete,
             last_error=self.last_error,
+            state=self.state,
+            reconnects=self.reconnects,
         )
+
+    def _report(self, callback: Callable[..., None] | None, *args: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(self.url, *args)
+        except Exception:  # the caller's bug must not end the session
+            logger.exception("tracker %s: status callback failed", self.url)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         client = self.client
         attempt = 0
+        first = True
         while not self._stopping:
+            if first:
+                self.state = "connecting"
+            else:
+                self.reconnects += 1
+            first = False
             try:
                 ws = await connect(
                     self.url,
@@ -704,17 +739,27 @@ class _Session:
                 raise
             except Exception as exc:
                 self.connect_failures += 1
-                self.last_error = f"connect: {exc!r}"
-                logger.info("tracker %s: cannot connect: %s", self.url, exc)
+                self.state = "failed"
+                self.last_error = describe_connect_error(exc, timeout=client.connect_timeout)
+                logger.info("tracker %s: cannot connect: %s (%r)", self.url, self.last_error, exc)
             else:
                 self._healthy = False
+                self._end_reason = None
+                self._refused = False
+                self.state = "connected"
+                self._report(client._on_connected)
                 try:
                     await self._serve(ws)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    self.last_error = repr(exc)
+                    self._end_reason = f"session failed: {type(exc).__name__}: {exc}"
                     logger.exception("tracker %s: session failed", self.url)
+                if self._stopping:
+                    self.state = "closed"
+                    break
+                self.state = "failed" if self._refused else "closed"
+                self.last_error = self._end_reason or _describe_end(ws)
                 if self._healthy:
                     attempt = 0
             if self._stopping:
@@ -728,6 +773,7 @@ class _Session:
             )
             attempt += 1
             logger.info("tracker %s: reconnecting in %.1f s", self.url, delay)
+            self._report(client._on_failed, self.last_error or "unknown", delay)
             await asyncio.sleep(delay)
 
     async def _serve(self, ws: ClientConnection) -> None:
@@ -751,7 +797,7 @@ class _Session:
                 if not keep_open:
                     break
         except ConnectionClosed as exc:
-            self.last_error = f"closed: {exc}"
+            self._end_reason = describe_connection_closed(exc)
             logger.info("tracker %s: connection closed: %s", self.url, exc)
         finally:
             self.ws = None
@@ -930,6 +976,8 @@ class _Session:
         self.last_error = f"failure reason: {str(failure)[:200]}"
         if action is None:
             logger.warning("tracker %s: %s; reconnecting", self.url, self.last_error)
+            self._refused = True
+            self._end_reason = f"refused by the tracker: {str(failure)[:200]}"
             return False
         if data.get("info_hash") not in (None, self.client._info_hash_str):
             self.client._ignore(self.url, "failure for another swarm")
@@ -979,6 +1027,14 @@ class _Session:
                 client._on_tracker_extra(extra)
             except Exception:
                 logger.exception("tracker %s: on_tracker_extra failed", self.url)
+
+
+def _describe_end(ws: ClientConnection) -> str:
+    """Why a connection whose reading loop ended without an exception ended."""
+    received = ws.protocol.close_rcvd
+    if received is None:
+        return describe_close(None, "", received=False)
+    return describe_close(received.code, received.reason, received=True)
 
 
 def _seconds(value: object) -> float | None:

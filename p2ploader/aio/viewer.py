@@ -40,6 +40,7 @@ from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
 from p2ploader.errors import P2PLoaderError
 from p2ploader.playback import AbrController
+from p2ploader.status import tracker_summary, tracker_warning
 
 __all__ = ["ViewerSpec", "last_line", "run_viewer", "start_viewer_process", "tick_line"]
 
@@ -120,6 +121,8 @@ async def run_viewer(
             )
             stats = loader.statistics()
     return {
+        "trackers": tracker_summary(stats.trackers),
+        "tracker_warning": tracker_warning(stats.trackers),
         "http_bytes": stats.http_bytes,
         "p2p_bytes": stats.p2p_bytes,
         "p2p_uploaded_bytes": stats.p2p_uploaded_bytes,
@@ -172,6 +175,8 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
         "stalls": snapshot.stalls,
         "seeks": snapshot.seeks,
         "rendition": snapshot.rendition,
+        "trackers": snapshot.trackers,
+        "tracker_warning": snapshot.tracker_warning,
     }
 
 

@@ -15,6 +15,8 @@ __all__ = [
     "IntegrityCheckFailed",
     "Notification",
     "PeerBanned",
+    "PeerConnected",
+    "PeerGone",
     "PeerMisbehaved",
     "SegmentAborted",
     "SegmentLoadFailed",
@@ -22,6 +24,8 @@ __all__ = [
     "SegmentReady",
     "SegmentUnavailable",
     "Source",
+    "TrackerConnected",
+    "TrackerFailed",
 ]
 
 Source = Literal["http", "p2p"]
@@ -131,6 +135,43 @@ class PeerBanned:
     seconds: float
 
 
+@attrs.frozen(kw_only=True)
+class TrackerConnected:
+    """The WebSocket to tracker ``url`` is open (the first one, or again after a failure): the loader
+    announces there and can meet peers through it."""
+
+    url: str
+
+
+@attrs.frozen(kw_only=True)
+class TrackerFailed:
+    """Tracker ``url`` could not be reached, or its connection ended. ``reason`` is for humans:
+    ``"DNS failure (...)"``, ``"connection refused"``, ``"timed out after 10 s"``, ``"TLS: ..."``,
+    ``"rate limited (HTTP 429)"``, ``"closed by server (code 1008: ...)"``, ``"refused by the
+    tracker: ..."``... The client tries again after ``retry_in`` seconds."""
+
+    url: str
+    reason: str
+    retry_in: float
+
+
+@attrs.frozen(kw_only=True)
+class PeerConnected:
+    """A peer's data channel opened and it got a slot: segments can flow both ways."""
+
+    peer_id: str
+
+
+@attrs.frozen(kw_only=True)
+class PeerGone:
+    """A connected peer's link closed. ``reason`` says why when we closed it (evicted, a protocol
+    violation, a timeout, we left the swarm...); ``"closed by the peer"`` or ``"connection failed"``
+    otherwise."""
+
+    peer_id: str
+    reason: str
+
+
 Notification = (
     SegmentReady
     | SegmentUnavailable
@@ -142,4 +183,8 @@ Notification = (
     | PeerMisbehaved
     | IntegrityCheckFailed
     | PeerBanned
+    | TrackerConnected
+    | TrackerFailed
+    | PeerConnected
+    | PeerGone
 )

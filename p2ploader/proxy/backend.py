@@ -363,7 +363,9 @@ class ProxyBackend:
             if source is None:
                 url = master.renditions[token.index].url
                 assert url is not None
-                opening = open_loader(url, config=self.config)
+                # The rendition is part of the stream the user named: its credentials go where the
+                # main loader's go (the stream's host), not to whatever host the master names here.
+                opening = open_loader(url, config=self.config, credentials_url=self.loader.credentials_url)
                 try:
                     loader = await opening.__aenter__()
                 except P2PLoaderError as exc:

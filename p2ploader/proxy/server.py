@@ -26,6 +26,7 @@ from p2ploader.proxy import paths
 from p2ploader.proxy.app import create_app
 from p2ploader.proxy.backend import ProxyBackend, ProxyStatistics, ServedSegment
 from p2ploader.proxy.security import HostPolicy, check_bind_host
+from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
 __all__ = ["HlsProxy", "open_proxy", "run_proxy_forever"]
 
@@ -315,26 +316,43 @@ async def run_proxy_forever(
     """Run a proxy until cancelled (for a ``p2ploader proxy`` command): print the URL to open in a
     player, then a line of figures every ``stats_interval`` seconds. The keyword arguments are
     :class:`HlsProxy`'s; errors opening the stream or binding the address are raised."""
-    async with open_proxy(
-        url,
-        config=config,
-        host=host,
-        port=port,
-        rendition=rendition,
-        allow_remote=allow_remote,
-        pin_rendition=pin_rendition,
-        lookahead=lookahead,
-    ) as proxy:
-        kind = "live" if proxy.loader.is_live else "VOD"
-        print_line(f"p2ploader proxy for {url} ({kind})")
-        print_line(f"open in a player: {proxy.url}")
-        print_line(f"  ffplay {proxy.url}")
-        print_line(f"  mpv {proxy.url}")
-        print_line(f"  vlc {proxy.url}")
-        while True:
-            await asyncio.sleep(stats_interval)
-            s = proxy.statistics()
-            print_line(
-                f"  segments={s.segments_served} http={s.loader.http_bytes} p2p={s.loader.p2p_bytes} "
-                f"peers={s.loader.peers_connected} rendition={s.loader.rendition} errors={s.errors}"
-            )
+    with warning_shown_by_caller():  # the status lines print it, as one line
+        async with open_proxy(
+            url,
+            config=config,
+            host=host,
+            port=port,
+            rendition=rendition,
+            allow_remote=allow_remote,
+            pin_rendition=pin_rendition,
+            lookahead=lookahead,
+        ) as proxy:
+            kind = "live" if proxy.loader.is_live else "VOD"
+            print_line(f"p2ploader proxy for {url} ({kind})")
+            print_line(f"open in a player: {proxy.url}")
+            print_line(f"  ffplay {proxy.url}")
+            print_line(f"  mpv {proxy.url}")
+            print_line(f"  vlc {proxy.url}")
+            await _print_status_forever(proxy, print_line, stats_interval)
+
+
+async def _print_status_forever(
+    proxy: HlsProxy, print_line: Callable[[str], None], stats_interval: float
+) -> None:
+    """A line of figures every ``stats_interval`` seconds, and the "P2P is off" warning once while
+    it lasts."""
+    warned: str | None = None
+    while True:
+        await asyncio.sleep(stats_interval)
+        s = proxy.statistics()
+        trackers = s.loader.trackers
+        print_line(
+            f"  segments={s.segments_served} http={s.loader.http_bytes} p2p={s.loader.p2p_bytes} "
+            f"peers={s.loader.peers_connected} rendition={s.loader.rendition} errors={s.errors} "
+            f"trackers={tracker_summary(trackers).replace(' ', '-')}"
+        )
+        # Said once while it lasts (the player still plays, over HTTP: only P2P is off).
+        warning = tracker_warning(trackers)
+        if warning is not None and warned is None:
+            print_line(f"warning: {warning}")
+        warned = warning
