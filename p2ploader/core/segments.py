@@ -82,6 +82,9 @@ class Segment:
 
     ``start`` is the segment's position on the media timeline in seconds (the sum of the durations
     of the segments before it since the stream's first known segment); ``duration`` is in seconds.
+    ``gap`` is True for a segment marked ``EXT-X-GAP`` (RFC 8216bis §4.4.4.7): its media is absent,
+    so it is never fetched, over HTTP or from peers, and never announced; a player skips its
+    ``duration`` without waiting for bytes.
     """
 
     id: SegmentId
@@ -92,6 +95,7 @@ class Segment:
     init_section: InitSection | None = None
     key: KeyInfo | None = None
     discontinuity_sequence: int = 0
+    gap: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @property
     def end(self) -> float:

@@ -16,12 +16,14 @@ Media playlist
     as the loader's current playlist (for a live stream the loader refreshes it), ``EXT-X-ENDLIST``
     once the stream has ended, ``EXT-X-DISCONTINUITY`` where the discontinuity count steps,
     ``EXT-X-KEY`` (METHOD, IV, KEYFORMAT; an implicit IV stays implicit, which is correct because
-    the media sequence numbers are kept) and ``EXT-X-MAP`` whenever they change. No
+    the media sequence numbers are kept) and ``EXT-X-MAP`` whenever they change, and
+    ``EXT-X-GAP`` before every segment the model marks as a gap (its URI is a proxy path too, which
+    answers 404: a gap has no media). No
     ``EXT-X-BYTERANGE``: the proxy serves exactly each segment's bytes, and an init section with a
     byte range whole. Key and init URIs that are not http(s) (``skd:``, ``data:``: for a CDM, not
     for HTTP) are copied as they are.
 
-Tags the model does not keep (EXT-X-PROGRAM-DATE-TIME, EXT-X-DATERANGE, EXT-X-START, EXT-X-GAP,
+Tags the model does not keep (EXT-X-PROGRAM-DATE-TIME, EXT-X-DATERANGE, EXT-X-START,
 KEYFORMATVERSIONS, ...) are not passed on.
 """
 
@@ -180,6 +182,8 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
             previous is not None and segment.key != previous.key
         ):
             lines.append(_key_tag(token, segment.key, resources))
+        if segment.gap:
+            lines.append("#EXT-X-GAP")
         lines.append(f"#EXTINF:{_duration(segment.duration)},")
         lines.append(paths.segment_path(token, segment))
         previous = segment
