@@ -15,7 +15,6 @@ from p2ploader.core import notifications as nt
 from p2ploader.errors import LivePlaylistStuckError, PlaylistError, UsageError
 from p2ploader.hls import StalePlaylistWatch
 from p2ploader.origin import LiveSettings, OriginServer
-from p2ploader.sample import sample_path
 from tests.ffmpeg_streams import av_stream, rewrite_media  # noqa: F401
 
 TARGET = 2.0  # the stream's EXT-X-TARGETDURATION, seconds
@@ -99,9 +98,13 @@ async def test_segments_notify_then_raise_with_the_default_limit(cut_stream: Pat
         async with open_loader(url, config=config) as loader:
             assert loader.is_live
             loader.add_listener(lambda n: notes.append(n) if isinstance(n, nt.LivePlaylistStale) else None)
-            with pytest.raises(LivePlaylistStuckError) as caught:
+
+            async def consume() -> None:
                 async for loaded in loader.segments():
                     got.append(loaded.id.sequence)
+
+            with pytest.raises(LivePlaylistStuckError) as caught:
+                await consume()
     assert got == [3, 4, 5]  # live: from 3 segments before the edge, then nothing more
     assert notes == [nt.LivePlaylistStale(url=url, unchanged_reloads=3, limit=6)]
     assert caught.value.url == url and caught.value.unchanged_reloads == 6
