@@ -831,7 +831,15 @@ class LivePlaylistTracker:
                     f"now {fresh.url}",
                 )
 
-        kept = tuple(s for s in old.segments if s.id.sequence >= new.first_sequence)
+        # Known segments keep their start, except that a segment the server has since marked
+        # EXT-X-GAP (its media lost, e.g. after an encoder failover) must not be fetched any more.
+        kept = tuple(
+            s
+            if s.gap == (gap := new.segments[s.id.sequence - new.media_sequence].gap)
+            else attrs.evolve(s, gap=gap)
+            for s in old.segments
+            if s.id.sequence >= new.first_sequence
+        )
         removed = tuple(s.id for s in old.segments if s.id.sequence < new.first_sequence)
         skipped = max(0, new.first_sequence - (old.last_sequence + 1))
         fresh_segments = [s for s in new.segments if s.id.sequence > old.last_sequence]

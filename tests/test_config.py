@@ -242,6 +242,7 @@ def test_defaults_are_p2pml_062() -> None:
         "httpHeaders": {},
         "httpCookies": {},
         # userAgent is None (httpx's own): not written.
+        "livePlaylistStuckReloads": 6,
         "maxPlaylistBytes": 16 * 1024 * 1024,
         "maxPlaylistSegments": 50_000,
         "maxInitSectionBytes": 16 * 1024 * 1024,

@@ -16,7 +16,7 @@ import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.hls import parse_media
+from p2ploader.hls import LivePlaylistTracker, parse_media
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.playback import PlaybackModel
 from p2ploader.proxy import open_proxy
@@ -68,6 +68,33 @@ def _live_gap_paths(stats_paths: dict[str, int], vod_count: int, gaps: set[int])
 
 # --------------------------------------------------------------------------------------------------
 # The model and the origin
+
+
+GAP_PLAYLIST = """#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:10
+#EXTINF:2,
+a.ts
+#EXT-X-GAP
+#EXTINF:2,
+b.ts
+#EXTINF:2,
+c.ts
+"""
+
+
+def test_ext_x_gap_marks_only_the_next_segment() -> None:
+    media = parse_media(GAP_PLAYLIST, "http://o.test/v.m3u8", rendition="v0")
+    assert [(s.id.sequence, s.gap) for s in media.segments] == [(10, False), (11, True), (12, False)]
+    assert media.segments[1].url == "http://o.test/b.ts" and media.segments[1].start == 2.0
+
+
+def test_a_refresh_that_only_marks_a_gap_is_a_change() -> None:
+    plain = parse_media(GAP_PLAYLIST.replace("#EXT-X-GAP\n", ""), "http://o.test/v.m3u8", rendition="v0")
+    tracker = LivePlaylistTracker(plain)
+    update = tracker.update(parse_media(GAP_PLAYLIST, "http://o.test/v.m3u8", rendition="v0"))
+    assert not update.unchanged
+    assert [s.gap for s in tracker.current.segments] == [False, True, False]
 
 
 def test_the_stream_has_gaps_and_the_model_marks_them(gap_stream: Path) -> None:
