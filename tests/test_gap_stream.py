@@ -151,6 +151,21 @@ async def test_a_live_player_plays_through_gaps_and_never_requests_them(gap_stre
     assert _live_gap_paths(dict(stats.path_requests), 6, {4}) == {}
 
 
+async def test_a_headless_viewer_counts_gaps_apart_from_played_segments(gap_stream: Path) -> None:
+    from p2ploader.aio.viewer import ViewerSpec, run_viewer
+
+    with OriginServer(gap_stream) as origin:
+        spec = ViewerSpec(
+            url=origin.url_for("master.m3u8"),
+            config=HTTP_ONLY.to_faq(),
+            duration=30.0,
+            check_bytes_against=str(gap_stream),
+        )
+        result = await run_viewer(spec)
+    assert (result["gaps"], result["segments_played"], result["mismatches"]) == (1, 5, 0)
+    assert result["stalls"] == 0 and result["played"] == pytest.approx(12.0, abs=0.5)
+
+
 def test_the_playback_model_moves_through_a_gap_without_a_stall() -> None:
     model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0)
     model.add_segment(0.0, 2.0, now=0.0)
