@@ -456,6 +456,11 @@ class Scheduler:
         self._segments = list(segments)
         self._index = {s.id: i for i, s in enumerate(self._segments)}
         self._starts = [s.start for s in self._segments]
+        for segment in self._segments:
+            # A segment the server has since marked EXT-X-GAP (its media withdrawn) is neither
+            # announced nor uploaded any more, even if we hold bytes of it.
+            if segment.gap and self._cache.discard(segment.id):
+                self._announce_due = True
         for sid in sorted(self._wanted):
             if sid not in self._index and sid not in self._cache:
                 self._wanted.discard(sid)

@@ -91,3 +91,19 @@ def test_a_player_plays_through_gaps_without_a_stall_and_no_gap_is_loaded(preset
     assert not loads & GAPS
     assert {n for n in GAPS if world.ready.get(n) == b""} == GAPS
     assert not world.wrong_segments() or set(world.wrong_segments()) == GAPS  # gaps carry no bytes
+
+
+def test_a_cached_segment_later_marked_as_a_gap_is_no_longer_announced_or_uploaded() -> None:
+    h = Harness(LoaderConfig(), segments=10)
+    h.connect("a")
+    h.request(2)
+    h.complete_http(h.http_request_for(2))
+    assert sid(2) in h.scheduler.cache
+    h.send(ev.PlaylistUpdated(segments=with_gaps(h.segments, frozenset({2}))))
+    assert sid(2) not in h.scheduler.cache
+    last = h.of_type(act.AnnounceSegments)[-1]
+    assert sid(2) not in last.loaded
+    h.send(ev.PeerRequestedSegment(peer_id="a", segment_id=sid(2), byte_offset=0, peer_request_id=7))
+    assert not h.of_type(act.SendSegmentToPeer)
+    h.request(2)
+    assert h.ready()[-1].source == "gap"
