@@ -204,6 +204,21 @@ async def test_the_proxy_reserves_gap_tags_and_answers_404_for_a_gap(gap_stream:
     assert stats.requests_for("/video/seg_004.ts") == 0
 
 
+def test_the_proxy_playhead_moves_through_a_gap_the_player_skips() -> None:
+    from p2ploader.proxy.playhead import PlayheadEstimator
+
+    def estimate(*, with_gap: bool) -> float | None:
+        est = PlayheadEstimator()
+        est.finished(est.requested(0.0, 2.0, floor=0.0, now=0.0), delivered=True, now=0.0)
+        if with_gap:
+            est.gap(2.0, 4.0, now=0.0)  # [2, 4) is EXT-X-GAP: the player never asks for it
+        est.finished(est.requested(4.0, 6.0, floor=2.0, now=0.5), delivered=True, now=0.5)
+        return est.position(5.0)
+
+    assert estimate(with_gap=True) == pytest.approx(5.0)  # played through the gap in real time
+    assert estimate(with_gap=False) == pytest.approx(2.0)  # without it: held at the hole's start
+
+
 async def _ffmpeg(*args: str) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         ffmpeg_or_skip(), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

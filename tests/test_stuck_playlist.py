@@ -135,16 +135,19 @@ async def test_a_frozen_live_origin_is_reported_and_an_advancing_one_is_not(cut_
                 await play(loader, duration=30.0)
 
 
-def test_the_play_command_exits_non_zero_with_one_line(
-    cut_stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["play", "view"])
+def test_the_play_and_view_commands_exit_non_zero_with_one_line(
+    command: str, cut_stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "config.json"
     config.write_text('{"useP2P": false, "liveRefreshInterval": 100, "livePlaylistStuckReloads": 2}')
     with OriginServer(cut_stream) as origin:
         url = origin.url_for("video/index.m3u8")
-        code = main(["play", url, "--config", str(config), "--quiet", "--duration", "30"])
+        code = main([command, url, "--config", str(config), "--quiet", "--duration", "30"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == EXIT_ERROR
-    assert err[-1].startswith(f"p2ploader play: error: {url}: live playlist stuck: unchanged after 2 reloads")
+    assert err[-1].startswith(
+        f"p2ploader {command}: error: {url}: live playlist stuck: unchanged after 2 reloads"
+    )
     assert not any("Traceback" in line for line in err)
     assert len([line for line in err if "stuck" in line]) == 1  # the error, not also a log line

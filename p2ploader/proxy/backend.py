@@ -360,6 +360,13 @@ class ProxyBackend:
         index = segment.id.sequence - playlist.media_sequence
         floor = playlist.segments[max(0, index - self._lookahead)].start
         ticket = source.estimator.requested(segment.start, segment.end, floor=floor, now=loop.time())
+        # The EXT-X-GAP segments around it are never requested (a player skips them): they must not
+        # hold the estimated playhead at their start.
+        for neighbours in (playlist.segments[index + 1 :], reversed(playlist.segments[:index])):
+            for near in neighbours:
+                if not near.gap:
+                    break
+                source.estimator.gap(near.start, near.end, now=loop.time())
         self._report(source)
         delivered = False
         try:
