@@ -47,6 +47,7 @@ def gap_stream(av_stream: Path, tmp_path: Path) -> Path:  # noqa: F811
     root = tmp_path / "gaps"
     shutil.copytree(av_stream, root)
     rewrite_media(root / "video" / "index.m3u8", _add_gaps)
+    rewrite_media(root / "audio_en" / "index.m3u8", _add_gaps)  # a separate audio rendition too
     return root
 
 
@@ -195,6 +196,10 @@ async def test_the_proxy_reserves_gap_tags_and_answers_404_for_a_gap(gap_stream:
             gap_uri = lines[gap_line + 2]
             response = await client.get(f"{proxy.base_url}{gap_uri}", timeout=20)
             other = await client.get(media.segments[3].url, timeout=20)
+            # The English audio rendition (EXT-X-MEDIA, its own loader in the proxy) likewise.
+            audio_url = f"{proxy.base_url}/r/m0/index.m3u8"
+            audio = parse_media((await client.get(audio_url, timeout=20)).text, audio_url, rendition="m0")
+            audio_gap = await client.get(audio.segments[4].url, timeout=20)
         stats = origin.stats()
     assert {s.id.sequence for s in media.segments if s.gap} == {4}
     assert lines[gap_line + 1].startswith("#EXTINF:") and gap_uri.startswith("/r/v0/seg/")
@@ -202,6 +207,23 @@ async def test_the_proxy_reserves_gap_tags_and_answers_404_for_a_gap(gap_stream:
     assert response.status_code == 404 and "EXT-X-GAP" in response.text
     assert other.status_code == 200
     assert stats.requests_for("/video/seg_004.ts") == 0
+    assert [s.gap for s in audio.segments] == [False, False, False, False, True, False]
+    assert audio_gap.status_code == 404 and stats.requests_for("/audio_en/seg_004.ts") == 0
+
+
+async def test_the_proxy_reserves_gap_tags_in_a_live_window(gap_stream: Path) -> None:
+    with OriginServer(gap_stream, live=LiveSettings(window_segments=12, initial_segments=12)) as origin:
+        async with (
+            open_proxy(origin.url_for("live/master.m3u8"), config=HTTP_ONLY) as proxy,
+            httpx.AsyncClient() as client,
+        ):
+            url = f"{proxy.base_url}/r/v0/index.m3u8"
+            media = parse_media((await client.get(url, timeout=20)).text, url, rendition="v0")
+        stats = origin.stats()
+    gaps = {s.id.sequence for s in media.segments if s.gap}
+    assert len(gaps) == 2 and all(sequence % 6 == 4 for sequence in gaps)
+    assert all(s.url.startswith(f"{proxy.base_url}/r/v0/seg/") for s in media.segments)
+    assert _live_gap_paths(dict(stats.path_requests), 6, {4}) == {}
 
 
 def test_the_proxy_playhead_moves_through_a_gap_the_player_skips() -> None:
