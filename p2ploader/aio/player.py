@@ -107,9 +107,9 @@ async def play(
     ``EXT-X-GAP`` segments come from the loader as gap markers; the model skips them
     (:meth:`~p2ploader.playback.PlaybackModel.add_gap`): playback moves through their duration
     without a stall and without waiting for bytes. ``on_segment`` sees the markers too
-    (``loaded.gap``). Raises :class:`~p2ploader.errors.LivePlaylistStuckError` (or any other
-    :class:`~p2ploader.errors.P2PLoaderError` that ended the segment loop, other than an unavailable
-    segment, which ends playback there) instead of returning a report.
+    (``loaded.gap``). Raises :class:`~p2ploader.errors.LivePlaylistStuckError` (or any other error
+    that ended the segment loop, except an unavailable segment, which ends playback there) instead
+    of returning a report.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -198,9 +198,9 @@ async def play(
         fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
     failure = None if fetcher.cancelled() else fetcher.exception()
-    if isinstance(failure, P2PLoaderError):
+    if failure is not None:
         # The segment loop ended on an error the caller must hear about (a live playlist that
-        # stopped changing): raised, not reported as a normal end of playback.
+        # stopped changing, or a bug): raised, not reported as a normal end of playback.
         raise failure
     now = loop.time()
     result = model.report(now=now)
