@@ -200,7 +200,7 @@ _UNIT_LEADS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^Probability\b"), "probability"),
     (re.compile(r"^Segments\b"), "segments"),
 )
-_UNIT_WORDS = re.compile(r"\b(segments|downloads|peers|attempts)\b", re.IGNORECASE)
+_UNIT_WORDS = re.compile(r"\b(segments|downloads|peers|attempts|reloads)\b", re.IGNORECASE)
 
 
 def unit_of(doc: str, *, seconds: bool = False) -> str:

@@ -237,6 +237,7 @@ _RULES: Final[Mapping[str, _Rule]] = {
     "http_headers_hosts": _hosts_rule,
     "user_agent": _user_agent_rule,
     "live_refresh_interval": _optional_positive_number_rule,
+    "live_playlist_stuck_reloads": _int_rule(0),
     "max_playlist_bytes": _int_rule(1024),
     "max_playlist_segments": _int_rule(1),
     "max_init_section_bytes": _int_rule(1024),
@@ -687,6 +688,21 @@ class LoaderConfig:
     duration after a change, half of it when the playlist was unchanged). Ours.
     FAQ-style name: ``liveRefreshInterval`` (ms)."""
 
+    live_playlist_stuck_reloads: int = attrs.field(default=6, validator=_validate)
+    """Reloads in a row (>= 0; 0: never give up) that may find a live media playlist (no
+    ``EXT-X-ENDLIST``) unchanged before the loader reports it stuck: at half of them (rounded down,
+    at least 1) it sends a :class:`~p2ploader.core.notifications.LivePlaylistStale` notification
+    (and logs a warning); at all of them it stops reloading and ``segments()``, past the last
+    listed segment, raises :class:`~p2ploader.errors.LivePlaylistStuckError`. The default, 6, comes
+    from RFC 8216: a server must add a segment within 1.5 target durations (§6.2.1) and a client
+    reloads an unchanged playlist every half target duration (§6.3.4), so with RFC timing the
+    warning (3 unchanged reloads) comes 2 target durations after the last change, already past
+    the server's deadline, and the error (6) after 3.5, once a player that started 3 segments
+    from the live edge has played everything it had. Reloads are counted at that RFC pace
+    whatever ``live_refresh_interval`` is (see :class:`~p2ploader.hls.StalePlaylistWatch`), so the
+    time to the report is ``target duration × (1 + (n - 1) / 2)`` seconds. Ours. FAQ-style name:
+    ``livePlaylistStuckReloads``."""
+
     max_playlist_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_validate)
     """Bytes (>= 1024) a master or media playlist may have; 16 MiB by default. Reading stops at the
     cap (whatever ``Content-Length`` says) with :class:`~p2ploader.errors.PlaylistTooLargeError`; a
@@ -1058,6 +1074,7 @@ _FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
         _FaqKey("httpHeadersHosts", "http_headers_hosts", "strings"),
         _FaqKey("userAgent", "user_agent", "str"),
         _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
+        _FaqKey("livePlaylistStuckReloads", "live_playlist_stuck_reloads", "int"),
         _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
         _FaqKey("maxPlaylistSegments", "max_playlist_segments", "int"),
         _FaqKey("maxInitSectionBytes", "max_init_section_bytes", "int"),

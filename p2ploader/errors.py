@@ -22,6 +22,7 @@ __all__ = [
     "ConfigFileError",
     "DecryptionError",
     "HttpStatusError",
+    "LivePlaylistStuckError",
     "LoaderClosedError",
     "P2PLoaderError",
     "PeerProtocolError",
@@ -159,6 +160,22 @@ class UnsupportedEncryptionError(DecryptionError):
         super().__init__(segment, f"{shown} is not supported (only AES-128 with an identity key)")
         self.method = method
         self.key_format = key_format
+
+
+class LivePlaylistStuckError(PlaylistError):
+    """A live media playlist (no ``EXT-X-ENDLIST``) stopped changing: ``unchanged_reloads`` reloads
+    in a row, over about ``seconds`` seconds, found it the same, so no new segment will come (an
+    encoder that stopped, a VOD playlist cut before its end). Raised by ``segments()`` and by the
+    waits for segments past the end of the playlist once ``live_playlist_stuck_reloads`` is reached."""
+
+    def __init__(self, url: str, *, unchanged_reloads: int, seconds: float) -> None:
+        super().__init__(
+            url,
+            f"live playlist stuck: unchanged after {unchanged_reloads} reloads ({seconds:.1f} s)"
+            " and no EXT-X-ENDLIST",
+        )
+        self.unchanged_reloads = unchanged_reloads
+        self.seconds = seconds
 
 
 # Reasons worded for a person; anything else falls back to the OS's own text (strerror).

@@ -14,9 +14,10 @@ came from (after redirects). Parsing runs in three passes, and nothing leaves th
    ``float("nan")`` and ``"1_0"`` as durations, ``"+5"`` as a media sequence, lower-cases the playlist
    type, and silently drops or merges lines it cannot place.
 2. **m3u8** (``m3u8.parse``, the tokenizer that returns plain dicts) parses attribute lists: variant
-   and rendition attributes, ``EXT-X-KEY``, ``EXT-X-MAP``, ``EXT-X-BYTERANGE``, discontinuities. Any
-   exception it raises becomes :class:`~p2ploader.errors.PlaylistError`. Its segment and variant URIs are
-   cross-checked against the scan, so the two passes can never disagree silently.
+   and rendition attributes, ``EXT-X-KEY``, ``EXT-X-MAP``, ``EXT-X-BYTERANGE``, discontinuities,
+   ``EXT-X-GAP``. Any exception it raises becomes :class:`~p2ploader.errors.PlaylistError`. Its
+   segment and variant URIs are cross-checked against the scan, so the two passes can never
+   disagree silently.
 3. **Conversion** turns m3u8's untyped dicts into our frozen attrs types, validating every value on the
    way (key methods, byte ranges and the implicit-offset rule, target-duration rule, group references)
    and resolving every URI against the playlist URL with :func:`urllib.parse.urljoin`.
@@ -39,6 +40,10 @@ single view whose segments keep the ``start`` time they had when first seen, so 
 continuous while the window slides; it reports what was added, removed and skipped, and rejects a
 refresh that went backwards (stale CDN copy, restarted encoder) while keeping the last good playlist.
 It has no clock: :meth:`LivePlaylistTracker.next_refresh_at` takes the time the caller started loading.
+:class:`StalePlaylistWatch` (also clockless) counts the reloads that found a live playlist
+unchanged, at RFC 8216's reload pace whatever the caller's, so that a playlist that stops changing
+without ``EXT-X-ENDLIST`` (an encoder that died, a VOD playlist cut before its end) is reported
+after ``LoaderConfig.live_playlist_stuck_reloads`` of them.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urljoin
 
 import attrs
@@ -66,6 +71,8 @@ __all__ = [
     "MasterPlaylist",
     "MediaPlaylist",
     "PlaylistUpdate",
+    "StalePlaylistWatch",
+    "StaleVerdict",
     "StartOffset",
     "StartPoint",
     "Variant",
@@ -665,6 +672,8 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
                 init_section=_init_section(seg_map, url) if isinstance(seg_map, dict) and seg_map else None,
                 key=_key(seg_key, url) if isinstance(seg_key, dict) and seg_key else None,
                 discontinuity_sequence=discontinuity,
+                # EXT-X-GAP (RFC 8216bis §4.4.4.7) applies to the next segment; m3u8 marks it.
+                gap=raw.get("gap_tag") is True,
             )
         )
         start += duration
@@ -1216,6 +1225,12 @@ def _with_date_from(known: Segment, fresh: Segment) -> Segment:
     return attrs.evolve(known, program_date_time=fresh.program_date_time)
 
 
+def _with_gap_from(known: Segment, fresh: Segment) -> Segment:
+    """A segment already seen becomes a gap when a refresh marks it so (and stops being one when
+    the server takes the mark back)."""
+    return known if known.gap == fresh.gap else attrs.evolve(known, gap=fresh.gap)
+
+
 def _following_date(segment: Segment, previous: Segment | None) -> datetime | None:
     """A new segment's program date-time: what its refresh says (given or extrapolated), else, when
     the refresh has no tag left, the previous segment's date plus its duration."""
@@ -1310,10 +1325,13 @@ class LivePlaylistTracker:
                     f"now {fresh.url}",
                 )
 
+        # Known segments keep their start and date, except that a segment the server has since
+        # marked EXT-X-GAP (its media lost, e.g. after an encoder failover) must not be fetched any more.
         kept = tuple(
-            _with_date_from(s, new.segments[s.id.sequence - new.media_sequence])
+            _with_gap_from(_with_date_from(s, fresh), fresh)
             for s in old.segments
             if s.id.sequence >= new.first_sequence
+            for fresh in (new.segments[s.id.sequence - new.media_sequence],)
         )
         removed = tuple(s.id for s in old.segments if s.id.sequence < new.first_sequence)
         skipped = max(0, new.first_sequence - (old.last_sequence + 1))
@@ -1374,6 +1392,54 @@ class LivePlaylistTracker:
         """When to reload, on the caller's clock: RFC 8216 measures the wait from the moment the
         previous load *began*, so pass that time (seconds), not the time it finished."""
         return load_started_at + self.refresh_interval(changed)
+
+
+StaleVerdict = Literal["stale", "stuck"]
+
+
+class StalePlaylistWatch:
+    """Tells when a live media playlist that stopped changing must be reported (sans-IO: the
+    caller passes its clock's time, in seconds, and the playlist's target duration, in seconds).
+
+    Unchanged reloads are counted at RFC 8216's pace (§6.3.4), whatever the caller's reload
+    interval: the first one counts once a target duration has passed since the last change (or
+    the first load), each further one once half a target duration has passed since the previous
+    counted one. So a loader reloading every 0.1 s and one following the RFC report a stuck
+    playlist after the same time: ``target × (1 + (limit - 1) / 2)`` seconds. At half of
+    ``limit`` counted reloads (rounded down, at least 1) :meth:`unchanged` says ``"stale"`` (once;
+    never with a limit of 1), at ``limit`` ``"stuck"``. ``limit`` 0 never reports.
+    """
+
+    _TOLERANCE = 0.001  # seconds: a reload due "at" a pace boundary counts despite float rounding
+
+    def __init__(self, limit: int, *, now: float, target_duration: float) -> None:
+        if limit < 0:
+            raise UsageError(f"limit must be >= 0 reloads, got {limit}")
+        self.limit = limit
+        self.counted = 0
+        """Unchanged reloads counted since the last change."""
+        self._next_count_at = now + target_duration
+        self.since = now
+        """When the playlist last changed (or was first loaded), on the caller's clock."""
+
+    def changed(self, *, now: float, target_duration: float) -> None:
+        """A reload brought a new playlist: the count starts again."""
+        self.counted = 0
+        self.since = now
+        self._next_count_at = now + target_duration
+
+    def unchanged(self, *, now: float, target_duration: float) -> StaleVerdict | None:
+        """A reload found the playlist unchanged at ``now``: ``"stale"`` when the count reaches
+        half the limit, ``"stuck"`` when it reaches the limit, else None."""
+        if not self.limit or now + self._TOLERANCE < self._next_count_at:
+            return None
+        self.counted += 1
+        self._next_count_at = now + target_duration / 2
+        if self.counted >= self.limit:
+            return "stuck"
+        if self.counted == max(1, self.limit // 2):
+            return "stale"
+        return None
 
 
 # --------------------------------------------------------------------------------------------------

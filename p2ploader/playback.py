@@ -7,7 +7,9 @@ Times are seconds on the caller's clock (``now``), positions seconds on the play
     the stream ended), consumes media in real time, and stalls when the position reaches the end of
     the buffer; it resumes once ``startup_buffer`` seconds are buffered again. Segments are appended
     in play order; a segment that starts after the buffer's end (a live window that moved on) makes
-    playback jump to it, as players do. :meth:`PlaybackModel.seek` empties the buffer, moves the
+    playback jump to it, as players do. An ``EXT-X-GAP`` segment is fed with
+    :meth:`PlaybackModel.add_gap`: it needs no bytes, and the playhead moves through it.
+    :meth:`PlaybackModel.seek` empties the buffer, moves the
     position and waits for ``startup_buffer`` seconds again, in the ``"seeking"`` state: that wait
     is counted as a seek (``seeks``, ``seek_time``), never as a stall. For live streams the caller
     reports the live edge (:meth:`PlaybackModel.set_live_edge`) and the model reports how far
@@ -51,6 +53,10 @@ class PlaybackReport:
     """Seconds buffered ahead of the position."""
     live_edge_distance: float | None = None
     """Seconds between the position and the live edge (None: VOD, or no edge reported)."""
+    gaps: int = 0
+    """EXT-X-GAP segments skipped (:meth:`PlaybackModel.add_gap`)."""
+    gap_time: float = 0.0
+    """Seconds of EXT-X-GAP segments skipped (included in ``played``: the playhead moved through)."""
 
 
 class PlaybackModel:
@@ -71,6 +77,10 @@ class PlaybackModel:
         self.startup_time: float | None = None
         self.seeks = 0
         self.seek_time = 0.0
+        self.gaps = 0
+        """EXT-X-GAP segments skipped (:meth:`add_gap`)."""
+        self.gap_time = 0.0
+        """Seconds of EXT-X-GAP segments skipped."""
         self.live_edge: float | None = None
         """End of the newest segment of the live playlist (None: VOD or not reported)."""
         self._session_start = now
@@ -106,6 +116,15 @@ class PlaybackModel:
             self.buffered_end = start
         self.buffered_end = max(self.buffered_end, start + duration)
         self._maybe_start(now)
+
+    def add_gap(self, start: float, duration: float, *, now: float) -> None:
+        """An ``EXT-X-GAP`` segment (no media) from ``start`` for ``duration`` seconds reached the
+        player. As hls.js does, the player skips it: the playhead moves through the gap as through
+        buffered media, with no stall and no bytes to wait for. Counted in ``gaps`` and
+        ``gap_time``."""
+        self.gaps += 1
+        self.gap_time += duration
+        self.add_segment(start, duration, now=now)
 
     def end_of_stream(self, *, now: float) -> None:
         """No more segments will come."""
@@ -173,6 +192,8 @@ class PlaybackModel:
             seek_time=self.seek_time,
             buffer=self.buffer,
             live_edge_distance=self.live_edge_distance,
+            gaps=self.gaps,
+            gap_time=self.gap_time,
         )
 
 

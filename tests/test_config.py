@@ -131,6 +131,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "http_headers_hosts": (),
     "user_agent": None,
     "live_refresh_interval": None,
+    "live_playlist_stuck_reloads": 6,
     "max_playlist_bytes": 16 * 1024 * 1024,
     "max_playlist_segments": 50_000,
     "max_init_section_bytes": 16 * 1024 * 1024,
@@ -244,6 +245,7 @@ def test_defaults_are_p2pml_062() -> None:
         "httpCookies": {},
         "httpHeadersHosts": [],
         # userAgent is None (httpx's own): not written.
+        "livePlaylistStuckReloads": 6,
         "maxPlaylistBytes": 16 * 1024 * 1024,
         "maxPlaylistSegments": 50_000,
         "maxInitSectionBytes": 16 * 1024 * 1024,
@@ -777,6 +779,7 @@ configs = st.builds(
     ).map(tuple),
     user_agent=st.none() | st.sampled_from(["VLC/3.0.20 LibVLC/3.0.20", "Mozilla/5.0 (X11)"]),
     live_refresh_interval=st.none() | _ms(1),
+    live_playlist_stuck_reloads=st.integers(0, 1000),
     max_playlist_bytes=st.integers(1024, 2**40),
     max_playlist_segments=st.integers(1, 10**7),
     max_init_section_bytes=st.integers(1024, 2**40),

@@ -46,6 +46,7 @@ from p2ploader.decryption import AES_KEY_BYTES, decrypt_in_steps, decryptable_ke
 from p2ploader.errors import (
     ConfigError,
     HttpStatusError,
+    LivePlaylistStuckError,
     LoaderClosedError,
     P2PLoaderError,
     PlaylistError,
@@ -59,6 +60,8 @@ from p2ploader.hls import (
     LivePlaylistTracker,
     MasterPlaylist,
     MediaPlaylist,
+    StalePlaylistWatch,
+    StaleVerdict,
     StartOffset,
     StartPoint,
     Variant,
@@ -78,12 +81,18 @@ Listener = Callable[[nt.Notification], None]
 
 @attrs.frozen(kw_only=True)
 class LoadedSegment:
-    """Segment bytes for the player, with where they came from."""
+    """Segment bytes for the player, with where they came from.
+
+    A **gap marker** stands for a segment marked ``EXT-X-GAP`` (RFC 8216bis §4.4.4.7: its media is
+    absent): :attr:`gap` is True, ``data`` is empty and ``source`` is ``"gap"``. Nothing was
+    loaded for it, over HTTP or from peers; a player skips ``segment.duration`` seconds there (as
+    hls.js does) instead of waiting for bytes, and must not hand the empty data to a decoder.
+    """
 
     segment: Segment
     data: bytes
-    """The segment's bytes: as published, or their plaintext when ``decrypted``."""
-    source: Literal["http", "p2p", "cache"]
+    """The segment's bytes: as published, or their plaintext when ``decrypted``; empty for a gap."""
+    source: Literal["http", "p2p", "cache", "gap"]
     decrypted: bool = False
     """True when ``data`` is the plaintext of an AES-128 segment (decryption asked); False for
     bytes as published (a clear segment, or decryption not asked)."""
@@ -91,6 +100,11 @@ class LoadedSegment:
     @property
     def id(self) -> SegmentId:
         return self.segment.id
+
+    @property
+    def gap(self) -> bool:
+        """True for a gap marker (``segment.gap``): no media, skip ``segment.duration`` seconds."""
+        return self.segment.gap
 
 
 @attrs.frozen(kw_only=True)
@@ -253,6 +267,8 @@ class HybridLoader:
         self._max_attempts: dict[SegmentId, int] = {}
         self._low_latency_warned: set[str] = set()  # media playlist URLs already warned about
         self._p2p_off_warned = False  # "no tracker reachable" logged, not yet followed by a connection
+        # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
+        self._stuck: LivePlaylistStuckError | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -394,6 +410,7 @@ class HybridLoader:
         if switching:
             await self._retire_swarm()
         self._variant = variant
+        self._stuck = None
         self._tracker = LivePlaylistTracker(playlist) if playlist.is_live else None
         self._timeline_shift = _timeline_shift(playlist, old) if old is not None else 0.0
         self._set_playlist(playlist)
@@ -649,6 +666,13 @@ class HybridLoader:
 
     async def _follow_live(self) -> None:
         changed = True
+        loop = asyncio.get_running_loop()
+        assert self._tracker is not None
+        watch = StalePlaylistWatch(
+            self.config.live_playlist_stuck_reloads,
+            now=loop.time(),
+            target_duration=self._tracker.current.target_duration,
+        )
         while not self._closed:
             tracker = self._tracker
             if tracker is None:
@@ -668,10 +692,39 @@ class HybridLoader:
                 changed = False
                 continue
             changed = not update.unchanged
+            target = tracker.current.target_duration
             if changed:
+                watch.changed(now=loop.time(), target_duration=target)
                 self._set_playlist(tracker.current)
+            elif self._live_playlist_stuck(
+                variant.url, watch, watch.unchanged(now=loop.time(), target_duration=target)
+            ):
+                return
             if update.ended:
                 return
+
+    def _live_playlist_stuck(self, url: str, watch: StalePlaylistWatch, verdict: StaleVerdict | None) -> bool:
+        """After an unchanged reload: warn at half of ``live_playlist_stuck_reloads``, give up at
+        all of them (True: stop reloading). Giving up wakes ``segments()``, which raises
+        :class:`~p2ploader.errors.LivePlaylistStuckError` once past the last listed segment."""
+        if verdict == "stale":
+            logger.warning(
+                "live playlist %s unchanged after %d reloads (no EXT-X-ENDLIST); giving up after %d",
+                url,
+                watch.counted,
+                watch.limit,
+            )
+            self._on_notification(
+                nt.LivePlaylistStale(url=url, unchanged_reloads=watch.counted, limit=watch.limit)
+            )
+        if verdict != "stuck":
+            return False
+        seconds = asyncio.get_running_loop().time() - watch.since
+        self._stuck = LivePlaylistStuckError(url, unchanged_reloads=watch.counted, seconds=seconds)
+        logger.info("%s", self._stuck)  # raised to the caller: not a warning too
+        self._playlist_changed.set()  # wake segments() waiting for a segment that will not come
+        self._playlist_changed = asyncio.Event()
+        return True
 
     def _warn_once_if_low_latency(self, text: str, url: str) -> None:
         """Say once per media playlist URL that its LL-HLS parts are ignored (until LL-HLS is
@@ -720,6 +773,9 @@ class HybridLoader:
     ) -> LoadedSegment:
         """The bytes of one segment, from the cache, a peer or HTTP.
 
+        For an ``EXT-X-GAP`` segment it returns a gap marker (:attr:`LoadedSegment.gap`, empty
+        ``data``, ``source="gap"``) at once, without any request to the origin or to peers.
+
         Raises :class:`~p2ploader.errors.SegmentUnavailableError` when the playlist no longer lists
         it, when the origin answers 4xx, or after ``max_attempts`` failed HTTP fetches (each one
         already retried transient errors ``http_retries`` times).
@@ -732,6 +788,9 @@ class HybridLoader:
         """
         self._check_open()
         segment_id = segment.id if isinstance(segment, Segment) else segment
+        listed = self._playlist.segment_by_sequence(segment_id.sequence) if self._playlist else None
+        if listed is not None and listed.id == segment_id and listed.gap:
+            return LoadedSegment(segment=listed, data=b"", source="gap")
         future: asyncio.Future[LoadedSegment] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(segment_id, []).append(future)
         self._http_failures_while_waiting.setdefault(segment_id, 0)
@@ -791,7 +850,11 @@ class HybridLoader:
         comes from the new rendition. A segment that cannot be loaded raises
         :class:`~p2ploader.errors.SegmentUnavailableError`, or is skipped with ``skip_unavailable``
         (what a live player does). ``decrypt`` is :meth:`get_segment`'s: a segment that cannot be
-        decrypted raises, skipped or not.
+        decrypted raises, skipped or not. An ``EXT-X-GAP`` segment comes as a gap marker
+        (:attr:`LoadedSegment.gap`: empty ``data``, nothing loaded) in its place, so the player can
+        skip its duration. A live playlist that stopped changing (``live_playlist_stuck_reloads``
+        unchanged reloads, no ``EXT-X-ENDLIST``) raises
+        :class:`~p2ploader.errors.LivePlaylistStuckError` once its last segment was handed over.
         """
         if start_sequence is None:
             start_sequence = self.start_point(live_start_distance=live_start_distance).segment.id.sequence
@@ -805,6 +868,8 @@ class HybridLoader:
                     continue
                 if not playlist.is_live or (self._tracker is not None and self._tracker.current.end_list):
                     return
+                if self._stuck is not None:
+                    raise self._stuck
                 await self._playlist_changed.wait()
                 continue
             try:

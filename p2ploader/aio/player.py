@@ -113,6 +113,13 @@ async def play(
     :class:`~p2ploader.playback.AbrController` over the variants' bandwidths, starting from the
     rendition being loaded). ``on_snapshot``: called with a :class:`PlaybackSnapshot` right after
     start, every ``snapshot_interval`` seconds, and once more at the end.
+
+    ``EXT-X-GAP`` segments come from the loader as gap markers; the model skips them
+    (:meth:`~p2ploader.playback.PlaybackModel.add_gap`): playback moves through their duration
+    without a stall and without waiting for bytes. ``on_segment`` sees the markers too
+    (``loaded.gap``). Raises :class:`~p2ploader.errors.LivePlaylistStuckError` (or any other error
+    that ended the segment loop, except an unavailable segment, which ends playback there) instead
+    of returning a report.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -151,10 +158,13 @@ async def play(
             async for loaded in loader.segments(
                 start_sequence=first.id.sequence, skip_unavailable=playlist.is_live
             ):
-                model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
+                if loaded.gap:  # EXT-X-GAP: nothing to wait for, the playhead moves through it
+                    model.add_gap(loaded.segment.start, loaded.segment.duration, now=loop.time())
+                else:
+                    model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
                 if on_segment is not None:
                     on_segment(loaded)
-                if controller is not None:
+                if controller is not None and not loaded.gap:
                     await adapt(loaded, asked_at)
                 # Like a real player, wait while the buffer is full (checked every tick).
                 while model.buffer_ahead(now=loop.time()) >= forward_buffer and not done.is_set():  # noqa: ASYNC110
@@ -164,6 +174,9 @@ async def play(
                 asked_at = loop.time()
         except SegmentUnavailableError:
             pass  # a VOD segment that cannot be loaded ends playback there, as in a real player
+        except BaseException:
+            done.set()  # e.g. LivePlaylistStuckError: play() raises it once the reporter stops
+            raise
         model.end_of_stream(now=loop.time())
 
     async def report() -> None:
@@ -195,6 +208,11 @@ async def play(
     finally:
         fetcher.cancel()
         await asyncio.gather(fetcher, return_exceptions=True)
+    failure = None if fetcher.cancelled() else fetcher.exception()
+    if failure is not None:
+        # The segment loop ended on an error the caller must hear about (a live playlist that
+        # stopped changing, or a bug): raised, not reported as a normal end of playback.
+        raise failure
     now = loop.time()
     result = model.report(now=now)
     if on_snapshot is not None:

@@ -10,9 +10,10 @@ JSON) and prints JSON lines on stdout:
 * always, as the **last line**, the result: ``{"type": "result", "http_bytes", "p2p_bytes",
   "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
   "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
-  "live_edge_distance", "abr_switches", "wall_time", "cpu_time", "first_sequence"}``
-  (``first_sequence``: the media sequence number of the first segment played, where EXT-X-START
-  or the live start distance put it; None when nothing played);
+  "live_edge_distance", "abr_switches", "gaps", "wall_time", "cpu_time", "first_sequence"}``
+  (``segments_played`` counts segments with media; ``gaps`` the EXT-X-GAP segments skipped, which
+  have none; ``first_sequence``: the media sequence number of the first segment played, where
+  EXT-X-START or the live start distance put it; None when nothing played);
 * or, when the stream cannot be opened, ``{"type": "error", "error": "..."}`` and exit status 1.
 
 SIGTERM or SIGINT ends playback early and still prints the result (a viewer that leaves the swarm
@@ -90,6 +91,8 @@ async def run_viewer(
 
             def on_segment(loaded: Any) -> None:
                 nonlocal mismatches, segments, first_sequence
+                if loaded.gap:  # EXT-X-GAP: no bytes to count or compare
+                    return
                 segments += 1
                 if first_sequence is None:
                     first_sequence = loaded.segment.id.sequence
@@ -139,6 +142,7 @@ async def run_viewer(
         "rendition": stats.rendition,
         "live_edge_distance": report.live_edge_distance,
         "abr_switches": controller.switches if controller is not None else 0,
+        "gaps": report.gaps,
         "wall_time": time.monotonic() - started,
         "cpu_time": time.process_time() - cpu_started,
         "first_sequence": first_sequence,

@@ -86,6 +86,13 @@ class SegmentCache:
                 removed.append(sid)
         return removed
 
+    def discard(self, segment_id: SegmentId) -> bool:
+        """Drop ``segment_id`` if held; returns whether it was."""
+        if segment_id not in self._entries:
+            return False
+        self._drop(segment_id)
+        return True
+
     def _drop(self, segment_id: SegmentId) -> None:
         entry = self._entries.pop(segment_id)
         self._total_bytes -= len(entry.data)

@@ -13,6 +13,7 @@ __all__ = [
     "BytesReceived",
     "BytesUploaded",
     "IntegrityCheckFailed",
+    "LivePlaylistStale",
     "Notification",
     "PeerBanned",
     "PeerConnected",
@@ -34,11 +35,13 @@ Source = Literal["http", "p2p"]
 @attrs.frozen(kw_only=True)
 class SegmentReady:
     """A segment the player requested is available. ``source`` says how it was loaded
-    (``"cache"`` when it was already held when requested)."""
+    (``"cache"`` when it was already held when requested). For an ``EXT-X-GAP`` segment
+    (``segment.gap``) it comes at once with ``source="gap"`` and empty ``data``: nothing was loaded,
+    and the player skips the segment's duration."""
 
     segment: Segment
     data: bytes
-    source: Literal["http", "p2p", "cache"]
+    source: Literal["http", "p2p", "cache", "gap"]
 
 
 @attrs.frozen(kw_only=True)
@@ -172,6 +175,18 @@ class PeerGone:
     reason: str
 
 
+@attrs.frozen(kw_only=True)
+class LivePlaylistStale:
+    """A live media playlist at ``url`` (no ``EXT-X-ENDLIST``) was reloaded ``unchanged_reloads``
+    times in a row and found unchanged; at ``limit`` such reloads (``live_playlist_stuck_reloads``)
+    the loader gives up with :class:`~p2ploader.errors.LivePlaylistStuckError`. Sent by the loader
+    (not the scheduler) once, when half the limit is reached."""
+
+    url: str
+    unchanged_reloads: int
+    limit: int
+
+
 Notification = (
     SegmentReady
     | SegmentUnavailable
@@ -187,4 +202,5 @@ Notification = (
     | TrackerFailed
     | PeerConnected
     | PeerGone
+    | LivePlaylistStale
 )

@@ -456,6 +456,11 @@ class Scheduler:
         self._segments = list(segments)
         self._index = {s.id: i for i, s in enumerate(self._segments)}
         self._starts = [s.start for s in self._segments]
+        for segment in self._segments:
+            # A segment the server has since marked EXT-X-GAP (its media withdrawn) is neither
+            # announced nor uploaded any more, even if we hold bytes of it.
+            if segment.gap and self._cache.discard(segment.id):
+                self._announce_due = True
         for sid in sorted(self._wanted):
             if sid not in self._index and sid not in self._cache:
                 self._wanted.discard(sid)
@@ -476,6 +481,14 @@ class Scheduler:
     def _segment_requested(self, segment_id: SegmentId, *, now: float) -> None:
         self._http_failed_until.pop(segment_id, None)
         self._http_failure_counts.pop(segment_id, None)
+        index = self._index.get(segment_id)
+        if index is not None and self._segments[index].gap:
+            # EXT-X-GAP: there is nothing to load; the player gets the marker at once and the queue
+            # moves on past it (the segment itself is never queued, see _rebuild_queue).
+            self._notify(nt.SegmentReady(segment=self._segments[index], data=b"", source="gap"))
+            self._head = segment_id
+            self._rebuild_queue(now=now)
+            return
         entry = self._cache.get(segment_id, now=now)
         if entry is not None:
             self._notify(nt.SegmentReady(segment=entry.segment, data=entry.data, source="cache"))
@@ -512,8 +525,12 @@ class Scheduler:
         else:
             playing = self._playing_index(start)
             window = self._segments[start : start + self._config.forward_segment_count]
+            # EXT-X-GAP segments are absent (RFC 8216bis 4.4.4.7): never queued, so no policy
+            # fetches them over HTTP or asks a peer for them (even one that announces them).
             self._queue = [
-                QueueEntry(segment=seg, priority=max(0, start + k - playing)) for k, seg in enumerate(window)
+                QueueEntry(segment=seg, priority=max(0, start + k - playing))
+                for k, seg in enumerate(window)
+                if not seg.gap
             ]
         if self._queue and not self._started:
             self._started = True
@@ -560,6 +577,8 @@ class Scheduler:
     def _start_http(self, segment_id: SegmentId, *, continue_p2p: bool) -> None:
         if segment_id in self._http_by_segment or segment_id in self._cache:
             raise RuntimeError(f"policy started a second download of {segment_id}")
+        if self._segment(segment_id).gap:
+            raise RuntimeError(f"policy started a download of {segment_id}, an EXT-X-GAP segment")
         if len(self._http_by_segment) >= self._config.simultaneous_http_downloads:
             raise RuntimeError("policy exceeded simultaneous_http_downloads")
         keep = continue_p2p and self._config.http_download_ranges
@@ -586,6 +605,8 @@ class Scheduler:
             raise RuntimeError(f"policy started a second download of {segment_id}")
         if peer.busy_request is not None:
             raise RuntimeError(f"policy asked busy peer {peer_id}")
+        if self._segment(segment_id).gap:
+            raise RuntimeError(f"policy asked {peer_id} for {segment_id}, an EXT-X-GAP segment")
         if len(self._p2p_by_segment) >= self._config.simultaneous_p2p_downloads:
             raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
         # Bytes of an earlier attempt (a stalled or moved download) are not fetched again: the
@@ -1160,7 +1181,8 @@ class Scheduler:
             return True  # not playing yet: nothing buffered
         buffered = 0.0
         for segment in self._segments[self._playing_index(0) :]:
-            if segment.id not in self._cache:
+            # A gap needs no bytes: the playhead moves through it as through buffered media.
+            if segment.id not in self._cache and not segment.gap:
                 break
             buffered += segment.end - max(segment.start, position)
             if buffered >= minimum:

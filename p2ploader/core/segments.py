@@ -102,6 +102,9 @@ class Segment:
 
     ``start`` is the segment's position on the media timeline in seconds (the sum of the durations
     of the segments before it since the stream's first known segment); ``duration`` is in seconds.
+    ``gap`` is True for a segment marked ``EXT-X-GAP`` (RFC 8216bis §4.4.4.7): its media is absent,
+    so it is never fetched, over HTTP or from peers, and never announced; a player skips its
+    ``duration`` without waiting for bytes.
     """
 
     id: SegmentId
@@ -116,6 +119,7 @@ class Segment:
     """Wall-clock date and time (timezone-aware) of the segment's first sample: the playlist's
     ``EXT-X-PROGRAM-DATE-TIME`` for this segment, or extrapolated from the nearest one (RFC 8216
     §4.3.2.6). None on every segment of a playlist without the tag."""
+    gap: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @property
     def end(self) -> float:

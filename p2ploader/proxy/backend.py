@@ -20,7 +20,8 @@ through loaders, plus the playback position it infers and reports to them.
   segment requests, not as segments served (those are the loaders' segments).
 
 Every outcome that is not a body is a :class:`ProxyError` with the HTTP status to answer: 404 for a
-rendition, segment, key or init section the origin's playlists do not (or no longer) list, 502 when
+rendition, segment, key or init section the origin's playlists do not (or no longer) list and for
+an ``EXT-X-GAP`` segment (no media: neither the origin nor a peer is asked), 502 when
 the origin failed, 503 once the proxy is closing, 504 when a segment took longer than
 ``segment_timeout``.
 """
@@ -262,7 +263,12 @@ class ProxyBackend:
                 raise ProxyError(404, _not_listed(playlist, sequence))
             if paths.segment_extension(segment) != extension:
                 raise ProxyError(404, f"segment {sequence} is not a .{extension} file")
+            if segment.gap:
+                # EXT-X-GAP: the media is absent; neither the origin nor the swarm is asked.
+                raise ProxyError(404, _gap(sequence))
             loaded = await self._load(source, playlist, segment)
+        if loaded.source == "gap":  # a refresh marked it as a gap while we waited
+            raise ProxyError(404, _gap(sequence))
         self._counters.segments_served += 1
         self._counters.segment_bytes_served += len(loaded.data)
         served = ServedSegment(
@@ -401,6 +407,13 @@ class ProxyBackend:
         index = segment.id.sequence - playlist.media_sequence
         floor = playlist.segments[max(0, index - self._lookahead)].start
         ticket = source.estimator.requested(segment.start, segment.end, floor=floor, now=loop.time())
+        # The EXT-X-GAP segments around it are never requested (a player skips them): they must not
+        # hold the estimated playhead at their start.
+        for neighbours in (playlist.segments[index + 1 :], reversed(playlist.segments[:index])):
+            for near in neighbours:
+                if not near.gap:
+                    break
+                source.estimator.gap(near.start, near.end, now=loop.time())
         self._report(source)
         delivered = False
         try:
@@ -452,6 +465,10 @@ class ProxyBackend:
             for source in [self._main, *self._alternates.values()]:
                 self._report(source)
             await asyncio.sleep(self._report_interval)
+
+
+def _gap(sequence: int) -> str:
+    return f"segment {sequence} is a gap (EXT-X-GAP): it has no media"
 
 
 def _not_listed(playlist: MediaPlaylist, sequence: int) -> str:

@@ -19,6 +19,9 @@ something. :class:`PlayheadEstimator` combines two rules and one safety clamp:
 3. **Never past a waiting request.** The estimate never passes the start of a segment a request is
    still waiting for: the loader gives up on segments the playhead has passed.
 
+``EXT-X-GAP`` segments count as delivered (:meth:`PlayheadEstimator.gap`): a player skips them
+without a request, so the playhead moves through them.
+
 A request that starts before the estimate (the player went back) or well after everything requested
 so far (the player jumped ahead) starts a new run. Times are seconds on the caller's clock (``now``),
 positions seconds on the loader's playlist timeline.
@@ -90,7 +93,18 @@ class PlayheadEstimator:
         if span is None or run is None or not delivered:
             return
         self._advance(run, now)
-        start, end = span
+        self._delivered(run, *span, now=now)
+
+    def gap(self, start: float, end: float, *, now: float) -> None:
+        """The segment ``[start, end)`` is an ``EXT-X-GAP``: a player skips it without asking, so
+        the playhead moves through it as through delivered media (and does not stop at its start)."""
+        run = self._run
+        if run is None:
+            return
+        self._advance(run, now)
+        self._delivered(run, start, end, now=now)
+
+    def _delivered(self, run: _Run, start: float, end: float, *, now: float) -> None:
         if end <= run.anchor + _EPSILON or start < run.anchor - _EPSILON:
             return
         if start <= run.contiguous_end + _EPSILON:

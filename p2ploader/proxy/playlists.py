@@ -18,7 +18,9 @@ Media playlist
     as the loader's current playlist (for a live stream the loader refreshes it), ``EXT-X-ENDLIST``
     once the stream has ended, ``EXT-X-DISCONTINUITY`` where the discontinuity count steps,
     ``EXT-X-KEY`` (METHOD, IV, KEYFORMAT; an implicit IV stays implicit, which is correct because
-    the media sequence numbers are kept) and ``EXT-X-MAP`` whenever they change. No
+    the media sequence numbers are kept) and ``EXT-X-MAP`` whenever they change, and
+    ``EXT-X-GAP`` before every segment the model marks as a gap (its URI is a proxy path too, which
+    answers 404: a gap has no media). No
     ``EXT-X-BYTERANGE``: the proxy serves exactly each segment's bytes, and an init section with a
     byte range whole. Key and init URIs that are not http(s) (``skd:``, ``data:``: for a CDM, not
     for HTTP) are copied as they are. ``EXT-X-PROGRAM-DATE-TIME`` on every segment once the origin
@@ -27,7 +29,7 @@ Media playlist
     rewritten and still names the origin), ``EXT-X-START`` and ``EXT-X-I-FRAMES-ONLY``. An I-frame
     playlist's byte-range segments become whole proxy segments, each exactly its range.
 
-Tags the model does not keep (EXT-X-GAP, KEYFORMATVERSIONS, ...) are not passed on.
+Tags the model does not keep (KEYFORMATVERSIONS, ...) are not passed on.
 """
 
 from __future__ import annotations
@@ -261,6 +263,8 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
             lines.append(_key_tag(token, segment.key, resources))
         if segment.program_date_time is not None:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(segment.program_date_time)}")
+        if segment.gap:
+            lines.append("#EXT-X-GAP")
         lines.append(f"#EXTINF:{_duration(segment.duration)},")
         lines.append(paths.segment_path(token, segment))
         previous = segment

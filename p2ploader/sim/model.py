@@ -146,6 +146,8 @@ class SimStream:
 
     Live: segment ``k`` (media sequence ``k``) is published at ``k * duration`` seconds after the
     stream started ``window`` segments before time 0; playlists list the last ``window``.
+    ``gap_every``: segments ``k`` with ``k % gap_every == gap_every - 1`` are marked ``EXT-X-GAP``
+    (None: no gaps); set it before the first segment is built.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class SimStream:
         self.live = live
         self.window = window
         self.vod_segments = vod_segments
+        self.gap_every: int | None = None
         self._payloads: dict[tuple[str, int], bytes] = {}
         self._segments: dict[tuple[str, int], Segment] = {}
         self._playlists: dict[tuple[str, int], tuple[Segment, ...]] = {}
@@ -183,6 +186,7 @@ class SimStream:
                 url=f"sim://origin/{rendition}/{sequence}.ts",
                 duration=self.segment_duration,
                 start=sequence * self.segment_duration,
+                gap=self.gap_every is not None and sequence % self.gap_every == self.gap_every - 1,
             )
         return seg
 

@@ -1,7 +1,8 @@
 """A simulated viewer: the real scheduler and driver, a player model, and modelled executors.
 
 The player follows :class:`~p2ploader.playback.PlaybackModel`: it asks for the next segment while
-less than ``forward_buffer`` seconds are buffered, reports the playhead at every segment boundary
+less than ``forward_buffer`` seconds are buffered (an ``EXT-X-GAP`` segment is answered at once
+with no bytes, and skipped), reports the playhead at every segment boundary
 (priorities change only there), and stalls when the buffer runs dry. A live viewer reloads its
 playlist once per segment duration at its own phase, as players poll every target duration.
 """
@@ -143,8 +144,12 @@ class SimViewer:
             if notification.segment.id.sequence != self._next_sequence:
                 return
             now = self._loop.time()
-            self.model.add_segment(notification.segment.start, notification.segment.duration, now=now)
-            self.segments_played += 1
+            segment = notification.segment
+            if segment.gap:  # EXT-X-GAP: the scheduler answered at once, with no bytes; skip it
+                self.model.add_gap(segment.start, segment.duration, now=now)
+            else:
+                self.model.add_segment(segment.start, segment.duration, now=now)
+                self.segments_played += 1
             self._next_sequence += 1
             self._waiting = False
             self._arm_boundary()

@@ -139,3 +139,18 @@ def test_scenarios_load_from_files_and_reject_unknown_keys(tmp_path: pytest.Temp
     with pytest.raises(ConfigError):
         Scenario(loader={"requiredSegmentPriority": 2})
     assert load_scenario("small-live") is PRESETS["small-live"]
+
+
+def test_viewers_play_through_ext_x_gap_segments_without_a_stall() -> None:
+    # Every 5th segment is a gap: the scheduler raises if a policy ever starts a download of one,
+    # so a run that completes fetched none; the players skip them without a stall.
+    world = _World(SMALL.evolve(duration_s=60.0), p2p=True, trace=False)
+    world.stream.gap_every = 5
+    for _ in range(SMALL.viewers):
+        world.loop.call_at(world.rng.uniform(0.0, SMALL.join_window_s), world.join)
+    world.loop.run_until(60.0)
+    reports = [v.model.report(now=60.0) for v in world.viewers]
+    assert reports and all(r.gaps >= 2 for r in reports)
+    assert sum(r.stalls for r in reports) == 0
+    assert sum(v.scheduler.statistics().p2p_bytes for v in world.viewers) > 0
+    assert not [s for v in world.viewers for s in v.scheduler.cache if s.sequence % 5 == 4]
