@@ -19,10 +19,12 @@ async def run(url: str) -> None:
     async with open_loader(url, config=LoaderConfig.preset("faq-live")) as loader:
         position = 0.0
         async for segment in loader.segments():
-            # A real player would decode segment.data here; we only advance the playhead.
+            # A real player would decode segment.data here (or, for an EXT-X-GAP marker, whose
+            # data is empty, skip its duration); we only advance the playhead.
             position = segment.segment.end
             loader.report_playback(position)
-            print(f"{segment.id}: {len(segment.data):7d} bytes from {segment.source}")
+            what = "gap (no media)" if segment.gap else f"{len(segment.data):7d} bytes from {segment.source}"
+            print(f"{segment.id}: {what}")
         stats = loader.statistics()
         print(f"HTTP {stats.http_bytes} B, P2P {stats.p2p_bytes} B, efficiency {stats.peer_efficiency:.0%}")
 

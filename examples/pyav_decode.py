@@ -40,6 +40,10 @@ async def run(url: str) -> int:
     # HTTP); what it caches and would share with peers stays encrypted.
     async with open_loader(url, config=LoaderConfig(use_p2p=False, decrypt=True)) as loader:
         async for loaded in loader.segments():
+            if loaded.gap:  # EXT-X-GAP: no media to decode; a player skips its duration
+                loader.report_playback(loaded.segment.end)
+                print(f"{loaded.id}: gap of {loaded.segment.duration:.3f} s")
+                continue
             init = await loader.fetch_init_section(loaded.segment) or b""
             video, audio = decode(init + loaded.data)
             total += video

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -332,3 +334,19 @@ async def test_three_viewers_share_a_live_stream_with_gaps_without_a_stall(
         assert {s.id.sequence % len(want) for s in segments if s.gap} == {4}
     assert stats[1].p2p_bytes + stats[2].p2p_bytes > 0
     assert _live_gap_paths(dict(origin_stats.path_requests), len(want), {4}) == {}
+
+
+def test_the_pyav_example_skips_gap_markers(gap_stream: Path) -> None:
+    """examples/pyav_decode.py, as a user runs it, decodes the stream around its gap (6 segments,
+    the 5th a gap) instead of handing the decoder a gap marker's empty bytes."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "pyav_decode.py"
+    with OriginServer(gap_stream) as origin:
+        out = subprocess.run(
+            [sys.executable, str(example), origin.url_for("video/index.m3u8")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(": gap of 2.000 s") == 1
+    assert "decoded 240 video frames" in out.stdout  # 5 segments of 2 s at 24 fps
