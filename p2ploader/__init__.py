@@ -5,7 +5,8 @@ the sans-IO scheduler, ``p2ploader.hls`` for the playlist model, ``p2ploader.ori
 test origin) but only the names below are promised to stay.
 
 The asyncio names (``open_loader``, ``HybridLoader``, ``play``, ...) are imported on first use, so
-``import p2ploader.core`` or the simulator never pulls in httpx or aiortc.
+``import p2ploader.core`` or the simulator never pulls in httpx or aiortc. None of these names
+needs an extra: ``pip install p2ploader`` is enough (see :mod:`p2ploader.extras`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from p2ploader.errors import (
     DecryptionError,
     HttpStatusError,
     LoaderClosedError,
+    MissingExtraError,
     P2PLoaderError,
     PlaylistError,
     PlaylistTooLargeError,
@@ -76,6 +78,7 @@ __all__ = [
     "LoaderClosedError",
     "LoaderConfig",
     "LoaderStatistics",
+    "MissingExtraError",
     "P2PLoaderError",
     "PlaybackModel",
     "PlaybackReport",

@@ -23,6 +23,7 @@ __all__ = [
     "DecryptionError",
     "HttpStatusError",
     "LoaderClosedError",
+    "MissingExtraError",
     "P2PLoaderError",
     "PeerProtocolError",
     "PlaylistError",
@@ -69,6 +70,27 @@ class ConfigFileError(ConfigError):
 
 class LoaderClosedError(UsageError):
     """The loader was used after :meth:`aclose`."""
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional dependency group (an *extra*) that is not installed.
+
+    ``feature`` names what was asked for (``"p2ploader.proxy"``, ``"play"``), ``extras`` the extras
+    to install (``("proxy",)``) and ``modules`` the importable names that are missing
+    (``("starlette", "uvicorn")``). The message says the ``pip install`` line. It is also an
+    :class:`ImportError`, so ``except ImportError`` around an optional import keeps working.
+    """
+
+    def __init__(self, feature: str, extras: tuple[str, ...], modules: tuple[str, ...]) -> None:
+        noun = (
+            f"the '{extras[0]}' extra"
+            if len(extras) == 1
+            else ("the " + " and ".join(f"'{e}'" for e in extras) + " extras")
+        )
+        super().__init__(f"{feature} needs {noun}: pip install 'p2ploader[{','.join(extras)}]'")
+        self.feature = feature
+        self.extras = extras
+        self.modules = modules
 
 
 class RemoteError(P2PLoaderError):
