@@ -28,6 +28,7 @@ __all__ = [
     "PeerProtocolError",
     "PlaylistError",
     "PlaylistTooLargeError",
+    "PolicyError",
     "RemoteError",
     "ResponseTooLargeError",
     "SegmentUnavailableError",
@@ -70,6 +71,16 @@ class ConfigFileError(ConfigError):
 
 class LoaderClosedError(UsageError):
     """The loader was used after :meth:`aclose`."""
+
+
+class PolicyError(UsageError):
+    """A download policy was misused: an unknown policy name, a name registered twice, a policy
+    class that is not a :class:`~p2ploader.core.policy.DownloadPolicy`, or a policy setting it does
+    not accept. ``policy`` names the policy when there is one."""
+
+    def __init__(self, message: str, *, policy: str | None = None) -> None:
+        super().__init__(message)
+        self.policy = policy
 
 
 class MissingExtraError(UsageError, ImportError):
