@@ -8,7 +8,8 @@ real local origin started here (P2P off): what an embedding player does. The com
 names the extra a command needs instead of a traceback.
 
 The environment is built once per session and its cost is reported (``-rP`` shows it): 16 s (wheel 2 s,
-venv and install 14 s) on a 2-core machine with a warm pip cache, about 30 s with a cold one.
+venv and install 14 s) on a 2-core machine, with or without a pip cache; 31 s the first time.
+``-m "not install"`` leaves these tests out where no package index is reachable.
 """
 
 from __future__ import annotations
