@@ -4,8 +4,8 @@
     python3 dev.py demo [options]   # run the demo (see `python3 dev.py demo --help`)
     python3 dev.py test [pytest args]  # ruff, ruff format --check, mypy --strict, mkdocs --strict, pytest
 
-Both create ``.venv`` and install the package with its dev extras into it on first use, and again
-whenever ``pyproject.toml`` changes. Standard library only.
+Both create ``.venv`` and install the package into it with every optional extra and the dev tools
+(``.[dev,all]``) on first use, and again whenever ``pyproject.toml`` changes. Standard library only.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def ensure_venv() -> None:
     python = BIN / "python"
     if _run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip") != 0:
         sys.exit("pip upgrade failed")
-    if _run(python, "-m", "pip", "install", "--quiet", "-e", ".[dev]") != 0:
+    if _run(python, "-m", "pip", "install", "--quiet", "-e", ".[dev,all]") != 0:
         sys.exit("installing p2ploader and its dev dependencies failed")
     STAMP.write_text(wanted + "\n")
 

@@ -5,16 +5,29 @@ the sans-IO scheduler, ``p2ploader.hls`` for the playlist model, ``p2ploader.ori
 test origin) but only the names below are promised to stay.
 
 The asyncio names (``open_loader``, ``HybridLoader``, ``play``, ...) are imported on first use, so
-``import p2ploader.core`` or the simulator never pulls in httpx or aiortc.
+``import p2ploader.core`` or the simulator never pulls in httpx or aiortc. None of these names
+needs an extra: ``pip install p2ploader`` is enough (see :mod:`p2ploader.extras`).
+
+Everything a policy author uses is here too (``DownloadPolicy``, ``SchedulingContext``,
+``QueueEntry``, ``P2PProgress``, ``register_policy``, ``settings_from_mapping``, ``PolicyError``);
+tests/test_public_api.py keeps ``__all__`` complete and sorted.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# No ``from __future__ import annotations`` and private aliases for the helpers: every public
+# name of this module is in ``__all__`` (checked by tests/test_public_api.py).
+import importlib as _importlib
+import typing as _typing
 
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.core.policy import DownloadPolicy, available_policies, register_policy
+from p2ploader.core.policy import (
+    DownloadPolicy,
+    P2PProgress,
+    QueueEntry,
+    SchedulingContext,
+    available_policies,
+    register_policy,
+    settings_from_mapping,
+)
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
 from p2ploader.errors import (
@@ -25,9 +38,11 @@ from p2ploader.errors import (
     HttpStatusError,
     LivePlaylistStuckError,
     LoaderClosedError,
+    MissingExtraError,
     P2PLoaderError,
     PlaylistError,
     PlaylistTooLargeError,
+    PolicyError,
     RemoteError,
     ResponseTooLargeError,
     SegmentUnavailableError,
@@ -37,7 +52,7 @@ from p2ploader.errors import (
 )
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
     from p2ploader.aio.player import play
 
@@ -52,11 +67,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'p2ploader' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -78,14 +93,19 @@ __all__ = [
     "LoaderClosedError",
     "LoaderConfig",
     "LoaderStatistics",
+    "MissingExtraError",
     "P2PLoaderError",
+    "P2PProgress",
     "PlaybackModel",
     "PlaybackReport",
     "PlaylistError",
     "PlaylistTooLargeError",
+    "PolicyError",
+    "QueueEntry",
     "RemoteError",
     "ResponseTooLargeError",
     "Scheduler",
+    "SchedulingContext",
     "Segment",
     "SegmentId",
     "SegmentUnavailableError",
@@ -97,4 +117,5 @@ __all__ = [
     "open_loader",
     "play",
     "register_policy",
+    "settings_from_mapping",
 ]

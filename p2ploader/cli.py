@@ -33,7 +33,8 @@ from urllib.parse import urlsplit
 import attrs
 
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.errors import BindError, ConfigError, ConfigFileError, P2PLoaderError
+from p2ploader.errors import BindError, ConfigError, ConfigFileError, MissingExtraError, P2PLoaderError
+from p2ploader.extras import require_extras
 from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
 if TYPE_CHECKING:
@@ -966,8 +967,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The extras (pyproject.toml, p2ploader/extras.py) each command needs, checked before it starts so a
+# missing one costs no run: the terminal views need rich; `proxy` needs starlette and uvicorn. A
+# plot (`--plot`, on by default in `demo`; `simulate --sweep`) needs matplotlib on top.
+_COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "demo": ("cli",),
+    "view": ("cli",),
+    "swarm": ("cli",),
+    "play": ("cli",),
+    "proxy": ("proxy",),
+}
+
+
+def _needed_extras(args: argparse.Namespace) -> tuple[str, ...]:
+    plots = bool(getattr(args, "plot", None) or getattr(args, "sweep", None))
+    return _COMMAND_EXTRAS.get(args.command, ()) + (("plot",) if plots else ())
+
+
 def error_line(command: str, exc: P2PLoaderError) -> str:
     """The one line ``p2ploader COMMAND`` prints on stderr for ``exc`` (no traceback)."""
+    if isinstance(exc, MissingExtraError):
+        return f"p2ploader: error: {exc}"
     if isinstance(exc, BindError):
         return f"p2ploader {command}: cannot listen on {exc.url}: {exc.reason}"
     return f"p2ploader {command}: error: {exc}"
@@ -980,6 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.rendition = int(args.rendition)
     handler: Handler = args.handler
     try:
+        require_extras(args.command, *_needed_extras(args))
         return handler(args)
     except P2PLoaderError as exc:
         print(error_line(args.command, exc), file=sys.stderr)

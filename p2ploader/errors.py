@@ -24,10 +24,12 @@ __all__ = [
     "HttpStatusError",
     "LivePlaylistStuckError",
     "LoaderClosedError",
+    "MissingExtraError",
     "P2PLoaderError",
     "PeerProtocolError",
     "PlaylistError",
     "PlaylistTooLargeError",
+    "PolicyError",
     "RemoteError",
     "ResponseTooLargeError",
     "SegmentUnavailableError",
@@ -70,6 +72,37 @@ class ConfigFileError(ConfigError):
 
 class LoaderClosedError(UsageError):
     """The loader was used after :meth:`aclose`."""
+
+
+class PolicyError(UsageError):
+    """A download policy was misused: an unknown policy name, a name registered twice, a policy
+    class that is not a :class:`~p2ploader.core.policy.DownloadPolicy`, or a policy setting it does
+    not accept. ``policy`` names the policy when there is one."""
+
+    def __init__(self, message: str, *, policy: str | None = None) -> None:
+        super().__init__(message)
+        self.policy = policy
+
+
+class MissingExtraError(UsageError, ImportError):
+    """A feature needs an optional dependency group (an *extra*) that is not installed.
+
+    ``feature`` names what was asked for (``"p2ploader.proxy"``, ``"play"``), ``extras`` the extras
+    to install (``("proxy",)``) and ``modules`` the importable names that are missing
+    (``("starlette", "uvicorn")``). The message says the ``pip install`` line. It is also an
+    :class:`ImportError`, so ``except ImportError`` around an optional import keeps working.
+    """
+
+    def __init__(self, feature: str, extras: tuple[str, ...], modules: tuple[str, ...]) -> None:
+        noun = (
+            f"the '{extras[0]}' extra"
+            if len(extras) == 1
+            else ("the " + " and ".join(f"'{e}'" for e in extras) + " extras")
+        )
+        super().__init__(f"{feature} needs {noun}: pip install 'p2ploader[{','.join(extras)}]'")
+        self.feature = feature
+        self.extras = extras
+        self.modules = modules
 
 
 class RemoteError(P2PLoaderError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from p2ploader.extras import require_extras
 from p2ploader.swarmrun import SwarmResult
 
 __all__ = ["plot_swarm"]
@@ -18,6 +19,7 @@ _MB = 1_000_000
 
 def plot_swarm(result: SwarmResult, path: str | Path, *, title: str | None = None) -> Path:
     """Draw ``result`` into the PNG file ``path`` (its folder must exist); returns the path."""
+    require_extras("plot_swarm", "plot")
     # Figure + the Agg canvas directly: no pyplot, no global state, no GUI backend is ever loaded.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -26,7 +26,6 @@ from p2ploader.core.topology import (
     decode_peer_id_attributes,
     rules_named,
 )
-from p2ploader.errors import ConfigError
 
 __all__ = ["TreeMembership", "local_os"]
 
@@ -42,10 +41,8 @@ class TreeMembership:
     """Role and link admission of one loader in a host/client swarm."""
 
     def __init__(self, config: LoaderConfig) -> None:
-        try:
-            self.rules: TopologyRules = rules_named(config.topology_rules)
-        except KeyError as exc:
-            raise ConfigError(str(exc.args[0]), key="topology_rules") from None
+        # An unknown name raises ConfigError (key "topology_rules").
+        self.rules: TopologyRules = rules_named(config.topology_rules)
         self.attributes = PeerAttributes(
             device=config.peer_device, os=config.peer_os or local_os(), client=config.peer_client
         )

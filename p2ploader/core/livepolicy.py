@@ -66,6 +66,7 @@ from p2ploader.core.policy import (
     settings_from_mapping,
 )
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import PolicyError
 
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig
@@ -170,13 +171,18 @@ class LivePolicySettings:
 
     def __attrs_post_init__(self) -> None:
         if self.seeders_per_segment <= 0 or self.seeder_fallback_delay <= 0:
-            raise ValueError("seeders_per_segment and seeder_fallback_delay must be > 0")
+            raise PolicyError(
+                "seeders_per_segment and seeder_fallback_delay must be > 0", policy=LivePolicy.name
+            )
         if min(self.http_lead_time, self.slow_origin_lead_time, self.fast_origin_fetch_time) < 0:
-            raise ValueError("http_lead_time, slow_origin_lead_time and fast_origin_fetch_time must be >= 0")
+            raise PolicyError(
+                "http_lead_time, slow_origin_lead_time and fast_origin_fetch_time must be >= 0",
+                policy=LivePolicy.name,
+            )
         if self.pace_patience < 0:
-            raise ValueError("pace_patience must be >= 0")
+            raise PolicyError("pace_patience must be >= 0", policy=LivePolicy.name)
         if not 0.0 <= self.slow_uploader_probe <= 1.0:
-            raise ValueError("slow_uploader_probe must be between 0 and 1")
+            raise PolicyError("slow_uploader_probe must be between 0 and 1", policy=LivePolicy.name)
 
 
 @register_policy

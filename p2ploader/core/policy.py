@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 import attrs
 
 from p2ploader.core.segments import Segment, SegmentId
-from p2ploader.errors import ConfigError
+from p2ploader.errors import ConfigError, PolicyError
 
 if TYPE_CHECKING:
     import random
@@ -248,9 +248,16 @@ _REGISTRY: dict[str, type[DownloadPolicy]] = {}
 
 
 def register_policy(cls: type[DownloadPolicy]) -> type[DownloadPolicy]:
-    """Class decorator: make a policy available by its ``name``."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError(f"a download policy named {cls.name!r} is already registered")
+    """Class decorator: make a policy available by its ``name``. Raises :class:`PolicyError` when
+    ``cls`` is not a :class:`DownloadPolicy` subclass with a non-empty ``name``, or another class
+    holds that name already."""
+    if not (isinstance(cls, type) and issubclass(cls, DownloadPolicy)):
+        raise PolicyError(f"register_policy takes a DownloadPolicy subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PolicyError(f"download policy {cls.__qualname__} needs a non-empty str name, got {name!r}")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise PolicyError(f"a download policy named {name!r} is already registered", policy=name)
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -327,7 +334,7 @@ def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *
         converted[name] = int(value) if is_whole else value
     try:
         return settings_class(**converted)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, PolicyError) as exc:
         raise ConfigError(
             f"policy_settings of download policy {policy!r}: {exc}", key="policy_settings"
         ) from exc

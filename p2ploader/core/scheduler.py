@@ -42,6 +42,7 @@ from p2ploader.core.cache import SegmentCache
 from p2ploader.core.peer_limits import UploadBudget
 from p2ploader.core.policy import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import PolicyError
 
 __all__ = ["MAX_SEGMENT_SIZE", "CoreStatistics", "Scheduler"]
 
@@ -576,11 +577,13 @@ class Scheduler:
 
     def _start_http(self, segment_id: SegmentId, *, continue_p2p: bool) -> None:
         if segment_id in self._http_by_segment or segment_id in self._cache:
-            raise RuntimeError(f"policy started a second download of {segment_id}")
+            raise PolicyError(f"policy started a second download of {segment_id}", policy=self._policy.name)
         if self._segment(segment_id).gap:
-            raise RuntimeError(f"policy started a download of {segment_id}, an EXT-X-GAP segment")
+            raise PolicyError(
+                f"policy started a download of {segment_id}, an EXT-X-GAP segment", policy=self._policy.name
+            )
         if len(self._http_by_segment) >= self._config.simultaneous_http_downloads:
-            raise RuntimeError("policy exceeded simultaneous_http_downloads")
+            raise PolicyError("policy exceeded simultaneous_http_downloads", policy=self._policy.name)
         keep = continue_p2p and self._config.http_download_ranges
         prefix = self._stalled_bytes.pop(segment_id, None)
         if segment_id in self._p2p_by_segment:
@@ -602,13 +605,15 @@ class Scheduler:
     def _start_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
         peer = self._peers[peer_id]
         if segment_id in self._p2p_by_segment or segment_id in self._http_by_segment:
-            raise RuntimeError(f"policy started a second download of {segment_id}")
+            raise PolicyError(f"policy started a second download of {segment_id}", policy=self._policy.name)
         if peer.busy_request is not None:
-            raise RuntimeError(f"policy asked busy peer {peer_id}")
+            raise PolicyError(f"policy asked busy peer {peer_id}", policy=self._policy.name)
         if self._segment(segment_id).gap:
-            raise RuntimeError(f"policy asked {peer_id} for {segment_id}, an EXT-X-GAP segment")
+            raise PolicyError(
+                f"policy asked {peer_id} for {segment_id}, an EXT-X-GAP segment", policy=self._policy.name
+            )
         if len(self._p2p_by_segment) >= self._config.simultaneous_p2p_downloads:
-            raise RuntimeError("policy exceeded simultaneous_p2p_downloads")
+            raise PolicyError("policy exceeded simultaneous_p2p_downloads", policy=self._policy.name)
         # Bytes of an earlier attempt (a stalled or moved download) are not fetched again: the
         # protocol's byte offset asks for the rest.
         prefix = self._stalled_bytes.pop(segment_id, None)
@@ -634,10 +639,14 @@ class Scheduler:
     def _move_p2p(self, segment_id: SegmentId, peer_id: str, *, now: float) -> None:
         rid = self._p2p_by_segment.get(segment_id)
         if rid is None:
-            raise RuntimeError(f"policy moved {segment_id}, which no peer is sending")
+            raise PolicyError(
+                f"policy moved {segment_id}, which no peer is sending", policy=self._policy.name
+            )
         target = self._peers.get(peer_id)
         if target is None or target.busy_request is not None:
-            raise RuntimeError(f"policy moved {segment_id} to a busy or unknown peer {peer_id}")
+            raise PolicyError(
+                f"policy moved {segment_id} to a busy or unknown peer {peer_id}", policy=self._policy.name
+            )
         download = self._downloads[rid]
         # What the first peer delivered is its throughput to us (nothing at all in a while: zero).
         self._measure_peer(download, download.received - download.resume_from, now=now)

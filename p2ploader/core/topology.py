@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
+from p2ploader.errors import ConfigError
+
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig
 
@@ -179,10 +181,14 @@ def register_rules(rules: TopologyRules) -> None:
 
 
 def rules_named(name: str) -> TopologyRules:
+    """The rule set registered as ``name``; an unknown name is a :class:`ConfigError` naming the
+    ``topology_rules`` setting and listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"no topology rule set {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+        raise ConfigError(
+            f"no topology rule set {name!r} (known: {', '.join(sorted(_REGISTRY))})", key="topology_rules"
+        ) from None
 
 
 def rule_set_names() -> tuple[str, ...]:

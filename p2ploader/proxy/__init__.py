@@ -20,7 +20,14 @@ Modules, one job each: :mod:`~p2ploader.proxy.server` (lifecycle: :class:`HlsPro
 
 from __future__ import annotations
 
-from p2ploader.proxy.backend import ProxyStatistics, ServedSegment
-from p2ploader.proxy.server import HlsProxy, open_proxy, run_proxy_forever
+from p2ploader.extras import require_extras
+
+# Before the imports below, which need starlette and uvicorn: without them, importing the proxy
+# raises MissingExtraError (an ImportError) naming the 'proxy' extra instead of a bare
+# ModuleNotFoundError.
+require_extras("p2ploader.proxy", "proxy")
+
+from p2ploader.proxy.backend import ProxyStatistics, ServedSegment  # noqa: E402
+from p2ploader.proxy.server import HlsProxy, open_proxy, run_proxy_forever  # noqa: E402
 
 __all__ = ["HlsProxy", "ProxyStatistics", "ServedSegment", "open_proxy", "run_proxy_forever"]

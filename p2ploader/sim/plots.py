@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from p2ploader.extras import require_extras
+
 __all__ = ["plot_sweep", "sweep_points"]
 
 _PANELS = (
@@ -63,6 +65,7 @@ def plot_sweep(
     """Draw ``rows`` (run figures with a ``key`` column, ``policy``, ``p2p_ratio``, ``best_ratio``,
     ``stalls`` and ``startup_median_s``; P2P-on runs only) against ``key`` into the PNG ``path``
     (its folder must exist); returns the path."""
+    require_extras("plot_sweep", "plot")
     # Figure + the Agg canvas directly: no pyplot, no global state, no GUI backend is ever loaded.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

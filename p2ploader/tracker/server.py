@@ -99,7 +99,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from p2ploader.core.topology import OME_RULES, HostClientTree, PeerAttributes, rules_named
-from p2ploader.errors import BindError, UsageError
+from p2ploader.errors import BindError, ConfigError, UsageError
 from p2ploader.tracker.ratelimit import TokenBucket
 
 __all__ = ["TrackerLimits", "TrackerServer", "TrackerStats", "run_tracker_forever", "serve_tracker"]
@@ -819,7 +819,7 @@ class TrackerServer:
             name = extra.get("rules")
             try:
                 rules = rules_named(name) if isinstance(name, str) else OME_RULES
-            except KeyError:
+            except ConfigError:
                 rules = OME_RULES
             tree = swarm.tree = HostClientTree(rules)
         max_clients = extra.get("max_clients")

@@ -11,6 +11,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
 from p2ploader.core.segments import SegmentId
+from p2ploader.errors import PolicyError
 from tests.core.harness import Harness, make_segments, sid
 
 
@@ -286,7 +287,7 @@ def test_the_critical_window_is_narrow_only_with_an_origin_measured_fast() -> No
     assert policy.critical_window(0.05, 2.0) == 1.0
     assert policy.critical_window(0.2, 2.0) == 3.0  # slow: the wide floor
     assert policy.critical_window(1.0, 2.0) == 4.0  # slower still: twice the expected download time
-    with pytest.raises(ValueError, match="slow_origin_lead_time"):
+    with pytest.raises(PolicyError, match="slow_origin_lead_time"):
         LivePolicySettings(slow_origin_lead_time=-1.0)
 
 

@@ -14,6 +14,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.policy import DownloadPolicy, SchedulingContext
+from p2ploader.errors import PolicyError
 
 from .harness import SEGMENT_SIZE, Harness, sid
 
@@ -150,12 +151,12 @@ def test_a_segment_rejected_with_two_lying_senders_blames_both() -> None:
 def test_moving_to_a_busy_peer_or_a_segment_not_loading_is_a_policy_bug() -> None:
     h = _harness()
     ctx = h.scheduler._context
-    with pytest.raises(RuntimeError, match="no peer is sending"):
+    with pytest.raises(PolicyError, match="no peer is sending"):
         ctx.move_p2p(sid(3), "B", now=h.now)
     _start(h, "A")
-    with pytest.raises(RuntimeError, match="busy or unknown"):
+    with pytest.raises(PolicyError, match="busy or unknown"):
         ctx.move_p2p(sid(3), "A", now=h.now)
-    with pytest.raises(RuntimeError, match="busy or unknown"):
+    with pytest.raises(PolicyError, match="busy or unknown"):
         ctx.move_p2p(sid(3), "Z", now=h.now)
 
 

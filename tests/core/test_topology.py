@@ -72,7 +72,7 @@ def test_rule_sets_are_pluggable_and_named() -> None:
     register_rules(Everyone())
     assert rules_named("everyone-hosts-test").can_host(PHONE_PY)
     assert rules_named("headless-linux") is HEADLESS_LINUX_RULES
-    with pytest.raises(KeyError, match="no topology rule set"):
+    with pytest.raises(ConfigError, match="no topology rule set"):
         rules_named("nope")
 
 
