@@ -1,0 +1,182 @@
+"""The audio and subtitles companions of a loader: EXT-X-MEDIA renditions loaded with the variant.
+
+A stream that keeps its audio apart (``#EXT-X-MEDIA:TYPE=AUDIO`` groups, a video-only variant) only
+plays when the player loads both. :class:`AlternateTracks` gives a
+:class:`~p2ploader.aio.loader.HybridLoader` one companion loader per extra media type:
+
+* **Own swarm.** The audio companion is a loader of its own (scheduler, cache, tracker client, peer
+  id), announcing with the info hash P2P Media Loader 2.3.1 gives that audio track (a
+  ``secondary`` stream, :func:`p2ploader.core.swarm.hlsjs_streams`), so browser peers playing the
+  same track share it. 2.3.1 also gives each stream its own peer id. Everything else is shared
+  with the parent: the HTTP client (with its headers, cookies and user agent) and the settings.
+* **Same timeline.** Its segments' ``start`` times are aligned on the variant's by media sequence
+  number (as a rendition switch aligns two variants), and the parent hands every reported playback
+  position on, so both prioritise the segments around the same playhead.
+* **Switches.** A variant switch to one naming another audio group moves the companion to the
+  matching rendition of that group (same language and name; see
+  :func:`p2ploader.renditions.equivalent_in_group`); its segments go on from the same sequence.
+* **Subtitles** are loaded over HTTP only: a cue file is a few hundred bytes, and P2P Media Loader
+  never puts subtitles in a swarm, so there would be no browser peers to share them with.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from p2ploader.hls import AlternateRendition, MasterPlaylist, Variant
+from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
+
+if TYPE_CHECKING:
+    from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind
+    from p2ploader.core import notifications as nt
+
+__all__ = ["AlternateTracks", "as_track"]
+
+_KINDS: dict[MediaType, MediaKind] = {"AUDIO": "audio", "SUBTITLES": "subtitles"}
+
+
+def as_track(master: MasterPlaylist, rendition: AlternateRendition, variant: Variant) -> Variant:
+    """``rendition`` as the variant-like record a loader follows. Its bandwidth is ``variant``'s,
+    which covers all of the variant's media: it only bounds the segment size a peer may send."""
+    assert rendition.url is not None  # only renditions with a URI are chosen
+    return Variant(
+        index=master.renditions.index(rendition),
+        rendition_id=rendition.rendition_id,
+        url=rendition.url,
+        bandwidth=variant.bandwidth,
+    )
+
+
+class AlternateTracks:
+    """The audio and subtitles companions of ``parent`` (see the module docstring)."""
+
+    def __init__(self, parent: HybridLoader) -> None:
+        self._parent = parent
+        self._loaders: dict[MediaType, HybridLoader] = {}
+        self._chosen: dict[MediaType, AlternateRendition] = {}
+
+    @property
+    def audio(self) -> HybridLoader | None:
+        return self._loaders.get("AUDIO")
+
+    @property
+    def subtitles(self) -> HybridLoader | None:
+        return self._loaders.get("SUBTITLES")
+
+    async def open(self, variant: Variant, *, audio: MediaChoice, subtitles: MediaChoice) -> None:
+        """Choose and start the renditions of ``variant``'s groups (a bad choice raises
+        :class:`~p2ploader.errors.RenditionNotFoundError` before anything starts)."""
+        master = self._parent.master
+        choices: dict[MediaType, MediaChoice] = {"AUDIO": audio, "SUBTITLES": subtitles}
+        chosen = {
+            media_type: choose_alternate(master, variant, media_type, choice)
+            for media_type, choice in choices.items()
+        }
+        for media_type, rendition in chosen.items():
+            if rendition is not None:
+                await self._load(media_type, rendition, variant)
+
+    async def select(self, media_type: MediaType, choice: MediaChoice) -> None:
+        """Load another rendition of ``media_type`` (or none, with ``False``)."""
+        variant = self._parent._variant
+        assert variant is not None
+        rendition = choose_alternate(self._parent.master, variant, media_type, choice)
+        if rendition is None:
+            await self._drop(media_type)
+        elif rendition != self._chosen.get(media_type):
+            await self._load(media_type, rendition, variant)
+
+    async def variant_changed(self, variant: Variant) -> None:
+        """The parent switched to ``variant``: keep each media type going in its group."""
+        master = self._parent.master
+        for media_type, current in list(self._chosen.items()):
+            rendition = equivalent_in_group(master, variant, media_type, current)
+            if rendition is None:
+                await self._drop(media_type)  # the new variant carries this media itself
+            elif rendition != current:
+                await self._load(media_type, rendition, variant)
+
+    def report_playback(self, position: float) -> None:
+        """The playhead moved (seconds on the shared timeline)."""
+        for loader in self._loaders.values():
+            loader.report_playback(position)
+
+    def combine(self, own: LoaderStatistics) -> LoaderStatistics:
+        """``own`` (the parent's figures) with the companions' added to the totals and
+        ``by_media_type``."""
+        parts = [own, *(loader._own_statistics() for loader in self._loaders.values())]
+        uploaded: dict[str, int] = {}
+        for part in parts:
+            for peer, size in part.uploaded_bytes_by_peer.items():
+                uploaded[peer] = uploaded.get(peer, 0) + size
+        by_media_type = {kind: figures for part in parts for kind, figures in part.by_media_type.items()}
+        return attrs.evolve(
+            own,
+            http_bytes=sum(p.http_bytes for p in parts),
+            p2p_bytes=sum(p.p2p_bytes for p in parts),
+            p2p_uploaded_bytes=sum(p.p2p_uploaded_bytes for p in parts),
+            peers_connected=sum(p.peers_connected for p in parts),
+            http_segments=sum(p.http_segments for p in parts),
+            p2p_segments=sum(p.p2p_segments for p in parts),
+            http_failures=sum(p.http_failures for p in parts),
+            p2p_failures=sum(p.p2p_failures for p in parts),
+            aborted_downloads=sum(p.aborted_downloads for p in parts),
+            cached_segments=sum(p.cached_segments for p in parts),
+            cached_bytes=sum(p.cached_bytes for p in parts),
+            playlist_refresh_errors=sum(p.playlist_refresh_errors for p in parts),
+            p2p_bytes_verified=sum(p.p2p_bytes_verified for p in parts),
+            p2p_bytes_unverified=sum(p.p2p_bytes_unverified for p in parts),
+            uploaded_bytes_by_peer=uploaded,
+            by_media_type=by_media_type,
+        )
+
+    async def aclose(self) -> None:
+        for media_type in list(self._loaders):
+            await self._drop(media_type)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _load(self, media_type: MediaType, rendition: AlternateRendition, variant: Variant) -> None:
+        master = self._parent.master
+        track = as_track(master, rendition, variant)
+        loader = self._loaders.get(media_type)
+        if loader is not None:
+            # Another rendition of the same type: a switch within the companion (its own swarm
+            # lingers and is left like a variant's; its segments go on from the same sequence).
+            await loader._follow(track)
+        else:
+            loader = self._companion(_KINDS[media_type])
+            try:
+                await loader._start_following(master, track, align_with=self._parent.playlist)
+            except BaseException:
+                await loader.aclose()
+                raise
+            self._loaders[media_type] = loader
+        self._chosen[media_type] = rendition
+
+    async def _drop(self, media_type: MediaType) -> None:
+        self._chosen.pop(media_type, None)
+        loader = self._loaders.pop(media_type, None)
+        if loader is not None:
+            await loader.aclose()
+
+    def _companion(self, kind: MediaKind) -> HybridLoader:
+        parent = self._parent
+        # The shared client already sends the configured headers, cookies and user agent.
+        config = attrs.evolve(parent.config, http_headers={}, http_cookies={}, user_agent=None)
+        if kind == "subtitles":
+            config = attrs.evolve(config, use_p2p=False)
+        loader = type(parent)(
+            parent.url, config=config, seed=parent._rng.randrange(2**32), http_client=parent._client
+        )
+        loader.media_type = kind
+
+        def forward(notification: nt.Notification) -> None:
+            # The parent's listeners hear every media type (segment ids name the rendition).
+            for listener in list(parent._listeners):
+                listener(notification)
+
+        loader.add_listener(forward)
+        return loader
