@@ -11,7 +11,10 @@ Times are seconds on the caller's clock (``now``), positions seconds on the play
     position and waits for ``startup_buffer`` seconds again, in the ``"seeking"`` state: that wait
     is counted as a seek (``seeks``, ``seek_time``), never as a stall. For live streams the caller
     reports the live edge (:meth:`PlaybackModel.set_live_edge`) and the model reports how far
-    behind it playback is (:attr:`PlaybackModel.live_edge_distance`).
+    behind it playback is (:attr:`PlaybackModel.live_edge_distance`). With several ``tracks``
+    (video and a separate audio rendition) each track is buffered on its own and playback has
+    what every track has: the buffer ends where the shortest track's does, so it stalls when
+    either lacks data at the playhead.
 
 :class:`AbrController`
     Chooses a rendition from the measured delivery throughput and the buffer level; see its
@@ -53,13 +56,29 @@ class PlaybackReport:
     """Seconds between the position and the live edge (None: VOD, or no edge reported)."""
 
 
+_CONTIGUOUS = 0.001  # seconds: a segment starting later than this after the buffer's end leaves a hole
+
+
 class PlaybackModel:
-    def __init__(self, *, start_position: float, now: float, startup_buffer: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        start_position: float,
+        now: float,
+        startup_buffer: float = 2.0,
+        tracks: Sequence[str] = ("main",),
+    ) -> None:
         if startup_buffer < 0:
             raise ValueError("startup_buffer must be >= 0")
+        if not tracks:
+            raise ValueError("a player has at least one track")
         self.startup_buffer = startup_buffer
         self.position = start_position
         self.buffered_end = start_position
+        self.tracks = tuple(tracks)
+        # Per track: where its contiguous buffered run starts and ends (seconds on the timeline).
+        self._track_from = dict.fromkeys(self.tracks, start_position)
+        self._track_end = dict.fromkeys(self.tracks, start_position)
         self.state: State = "starting"
         self.stalls = 0
         self.rebuffer_time = 0.0
@@ -87,20 +106,33 @@ class PlaybackModel:
         self.update(now=now)
         return self.buffer
 
+    def track_buffer_ahead(self, track: str, *, now: float) -> float:
+        """Seconds of ``track`` buffered ahead of the position (a player paces each track's
+        downloads by its own buffer)."""
+        self.update(now=now)
+        return max(0.0, self._track_end[track] - self.position)
+
     def set_live_edge(self, edge: float | None, *, now: float) -> None:
         """The live playlist's newest segment ends at ``edge`` (None: the stream is VOD)."""
         self.update(now=now)
         self.live_edge = edge
 
-    def add_segment(self, start: float, duration: float, *, now: float) -> None:
-        """A segment starting at ``start`` seconds was handed to the player."""
+    def add_segment(self, start: float, duration: float, *, now: float, track: str = "main") -> None:
+        """A segment of ``track`` starting at ``start`` seconds was handed to the player."""
         self.update(now=now)
-        if start > self.buffered_end + 0.001:
+        if start > self._track_end[track] + _CONTIGUOUS:
+            self._track_from[track] = start  # this track's data resumes after a hole
+        self._track_end[track] = max(self._track_end[track], start + duration)
+        playable_from = max(self._track_from.values())
+        playable_end = min(self._track_end.values())
+        if playable_end <= playable_from:
+            return  # some track has nothing there yet
+        if playable_from > self.buffered_end + _CONTIGUOUS:
             # A gap: the player skips to the new segment (a live window that moved on).
             if self.buffered_end <= self.position or self.state != "playing":
-                self.position = start
-            self.buffered_end = start
-        self.buffered_end = max(self.buffered_end, start + duration)
+                self.position = playable_from
+            self.buffered_end = playable_from
+        self.buffered_end = max(self.buffered_end, playable_end)
         self._maybe_start(now)
 
     def end_of_stream(self, *, now: float) -> None:
@@ -118,6 +150,8 @@ class PlaybackModel:
         self.seeks += 1
         self.position = position
         self.buffered_end = position
+        self._track_from = dict.fromkeys(self.tracks, position)
+        self._track_end = dict.fromkeys(self.tracks, position)
         self._input_ended = False
         self.state = "seeking"
 

@@ -39,7 +39,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -48,6 +48,7 @@ from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
 
 __all__ = [
     "ChurnSettings",
+    "MediaFigures",
     "Session",
     "SessionRun",
     "SwarmResult",
@@ -137,6 +138,49 @@ def churn_schedule(
 
 
 @attrs.frozen(kw_only=True)
+class MediaFigures:
+    """Bytes of one media type (``"video"``, ``"audio"``, ``"subtitles"``), from the viewers'
+    ``media`` figures (:func:`p2ploader.aio.viewer.media_figures`)."""
+
+    http_bytes: int = 0
+    p2p_bytes: int = 0
+    p2p_uploaded_bytes: int = 0
+
+    @property
+    def p2p_ratio(self) -> float:
+        total = self.http_bytes + self.p2p_bytes
+        return self.p2p_bytes / total if total else 0.0
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> dict[str, MediaFigures]:
+        """The ``media`` object of a tick or result line, read defensively (lines come from
+        another process)."""
+        return {
+            str(kind): MediaFigures(
+                http_bytes=int(figures.get("http_bytes", 0) or 0),
+                p2p_bytes=int(figures.get("p2p_bytes", 0) or 0),
+                p2p_uploaded_bytes=int(figures.get("p2p_uploaded_bytes", 0) or 0),
+            )
+            for kind, figures in data.items()
+            if isinstance(figures, Mapping)
+        }
+
+    @staticmethod
+    def add(parts: Iterable[Mapping[str, MediaFigures]]) -> dict[str, MediaFigures]:
+        """The sum of ``parts`` per media type."""
+        out: dict[str, MediaFigures] = {}
+        for part in parts:
+            for kind, figures in part.items():
+                have = out.get(kind, MediaFigures())
+                out[kind] = MediaFigures(
+                    http_bytes=have.http_bytes + figures.http_bytes,
+                    p2p_bytes=have.p2p_bytes + figures.p2p_bytes,
+                    p2p_uploaded_bytes=have.p2p_uploaded_bytes + figures.p2p_uploaded_bytes,
+                )
+        return out
+
+
+@attrs.frozen(kw_only=True)
 class ViewerTick:
     """One progress line of a viewer process, stamped ``t`` seconds after the swarm started."""
 
@@ -151,6 +195,7 @@ class ViewerTick:
     peers: int
     stalls: int
     rendition: str
+    media: Mapping[str, MediaFigures] = attrs.field(factory=dict)
 
     @classmethod
     def from_line(cls, line: dict[str, Any], *, t: float) -> ViewerTick:
@@ -166,6 +211,7 @@ class ViewerTick:
             peers=int(line.get("peers", 0)),
             stalls=int(line.get("stalls", 0)),
             rendition=str(line.get("rendition", "")),
+            media=MediaFigures.from_json(line.get("media") or {}),
         )
 
 
@@ -202,6 +248,13 @@ class SessionRun:
             return 0
         return int(getattr(last, {"peers_connected": "peers"}.get(key, key), 0))
 
+    def media(self) -> dict[str, MediaFigures]:
+        """Bytes per media type: from the result once there is one, else from the last tick."""
+        if self.result is not None:
+            return MediaFigures.from_json(self.result.get("media") or {})
+        last = self.last
+        return dict(last.media) if last is not None else {}
+
 
 @attrs.frozen(kw_only=True)
 class ViewerFigures:
@@ -229,6 +282,9 @@ class ViewerFigures:
     cpu_time: float
     failures: int
     rendition: str
+    media: Mapping[str, MediaFigures] = attrs.field(factory=dict)
+    """Bytes per media type (``"video"``, and ``"audio"`` with a separate audio rendition); the
+    totals above add them up."""
 
     @property
     def total_bytes(self) -> int:
@@ -241,6 +297,10 @@ class ViewerFigures:
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
         data["p2p_ratio"] = round(self.p2p_ratio, 4)
+        data["media"] = {
+            kind: {**attrs.asdict(figures), "p2p_ratio": round(figures.p2p_ratio, 4)}
+            for kind, figures in self.media.items()
+        }
         for key in ("rebuffer_time", "buffer", "live_edge_distance", "startup_time", "cpu_time"):
             if data[key] is not None:
                 data[key] = round(data[key], 3)
@@ -423,6 +483,7 @@ class SwarmRunner:
             failures=sum(1 for r in started if r.status == "failed"),
             rendition=(last.rendition if last is not None else "")
             or str((latest.result or {}).get("rendition", "") if latest is not None else ""),
+            media=MediaFigures.add(r.media() for r in started),
         )
 
     def all_figures(self) -> list[ViewerFigures]:
@@ -454,6 +515,7 @@ class SwarmRunner:
             cpu_time=sum(r.cpu_time for r in rows),
             failures=sum(r.failures for r in rows),
             rendition="",
+            media=MediaFigures.add(r.media for r in rows),
         )
 
     def buffers(self) -> dict[int, list[tuple[float, float]]]:

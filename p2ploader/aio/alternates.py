@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from p2ploader.hls import AlternateRendition, MasterPlaylist, Variant
+from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind
     from p2ploader.core import notifications as nt
 
-__all__ = ["AlternateTracks", "as_track"]
+__all__ = ["AlternateTracks", "as_track", "sequence_at"]
 
 _KINDS: dict[MediaType, MediaKind] = {"AUDIO": "audio", "SUBTITLES": "subtitles"}
 
@@ -180,3 +180,16 @@ class AlternateTracks:
 
         loader.add_listener(forward)
         return loader
+
+
+def sequence_at(playlist: MediaPlaylist, position: float) -> int:
+    """The media sequence number of ``playlist``'s segment that covers ``position`` (seconds on the
+    shared timeline): where a companion starts so that its media plays with the variant's. Before
+    the window: its first segment; past it: its last."""
+    segments = playlist.segments
+    if not segments:
+        return playlist.media_sequence
+    for segment in segments:
+        if position < segment.start + segment.duration:
+            return segment.id.sequence
+    return segments[-1].id.sequence

@@ -8,18 +8,24 @@ after every segment and the loop switches with ``loader.select_rendition``. ``on
 :class:`PlaybackSnapshot` every ``snapshot_interval`` seconds (the terminal views, the viewer
 processes' progress lines and the plots use them). Used by ``p2ploader play``/``view``/``swarm``/
 ``demo``, the examples and the end-to-end tests.
+
+A stream with separate audio (``loader.audio``, an EXT-X-MEDIA rendition) is played as two tracks:
+the audio's segments are asked for alongside the video's, from the one covering the same start
+position, each paced by its own buffer; the model plays what both have, so it stalls when either
+lacks data at the playhead. ``on_segment`` gets the segments of both (their ids name the rendition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import attrs
 
-from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.errors import P2PLoaderError, SegmentUnavailableError
+from p2ploader.aio.alternates import sequence_at
+from p2ploader.aio.loader import HybridLoader, LoadedSegment, MediaKind, MediaStatistics
+from p2ploader.errors import LoaderClosedError, P2PLoaderError, SegmentUnavailableError
 from p2ploader.playback import AbrController, PlaybackModel, PlaybackReport, State
 
 __all__ = ["PlaybackSnapshot", "play", "snapshot_of"]
@@ -46,6 +52,9 @@ class PlaybackSnapshot:
     stalls: int
     seeks: int
     rendition: str
+    by_media_type: Mapping[MediaKind, MediaStatistics] = attrs.field(factory=dict)
+    """The loader's figures per media type (``"video"``, ``"audio"``, ...); the totals above add
+    them up."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -70,6 +79,7 @@ def snapshot_of(loader: HybridLoader, model: PlaybackModel, *, time: float) -> P
         stalls=model.stalls,
         seeks=model.seeks,
         rendition=stats.rendition,
+        by_media_type=stats.by_media_type,
     )
 
 
@@ -109,7 +119,13 @@ async def play(
     playlist = loader.playlist
     segments = playlist.segments
     first = segments[max(0, len(segments) - live_start_distance)] if playlist.is_live else segments[0]
-    model = PlaybackModel(start_position=first.start, now=started, startup_buffer=startup_buffer)
+    separate_audio = loader.audio is not None
+    model = PlaybackModel(
+        start_position=first.start,
+        now=started,
+        startup_buffer=startup_buffer,
+        tracks=("main", "audio") if separate_audio else ("main",),
+    )
     model.set_live_edge(_live_edge(loader), now=started)
     done = asyncio.Event()
     controller = abr_controller
@@ -134,26 +150,74 @@ async def play(
                     (v.index for v in loader.variants if v.rendition_id == loader.rendition), choice
                 )
 
+    tracks_running = len(model.tracks)
+
+    def track_ended() -> None:
+        nonlocal tracks_running
+        tracks_running -= 1
+        if tracks_running == 0:
+            model.end_of_stream(now=loop.time())
+
+    async def fetch_audio() -> None:
+        """The separate audio track, from the segment covering the video's start, paced by its own
+        buffer. A variant switch may replace the audio loader (another group): it goes on from the
+        playhead with the new one."""
+        audio = loader.audio
+        sequence: int | None = None
+        try:
+            while audio is not None and not done.is_set():
+                if sequence is None:
+                    sequence = sequence_at(audio.playlist, max(model.position, first.start))
+                try:
+                    async for loaded in audio.segments(
+                        start_sequence=sequence, skip_unavailable=playlist.is_live
+                    ):
+                        model.add_segment(
+                            loaded.segment.start, loaded.segment.duration, now=loop.time(), track="audio"
+                        )
+                        sequence = loaded.segment.id.sequence + 1
+                        if on_segment is not None:
+                            on_segment(loaded)
+                        while (  # noqa: ASYNC110
+                            model.track_buffer_ahead("audio", now=loop.time()) >= forward_buffer
+                            and not done.is_set()
+                        ):
+                            await asyncio.sleep(tick)
+                        if done.is_set():
+                            return
+                    break
+                except LoaderClosedError:
+                    if loader.audio is audio:
+                        raise
+                    audio, sequence = loader.audio, None  # replaced by a switch
+        except SegmentUnavailableError:
+            pass  # as for the video: a VOD segment that cannot be loaded ends the track there
+        track_ended()
+
     async def fetch() -> None:
         asked_at = loop.time()
         try:
             async for loaded in loader.segments(
                 start_sequence=first.id.sequence, skip_unavailable=playlist.is_live
             ):
-                model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
+                model.add_segment(
+                    loaded.segment.start, loaded.segment.duration, now=loop.time(), track="main"
+                )
                 if on_segment is not None:
                     on_segment(loaded)
                 if controller is not None:
                     await adapt(loaded, asked_at)
                 # Like a real player, wait while the buffer is full (checked every tick).
-                while model.buffer_ahead(now=loop.time()) >= forward_buffer and not done.is_set():  # noqa: ASYNC110
+                while (  # noqa: ASYNC110
+                    model.track_buffer_ahead("main", now=loop.time()) >= forward_buffer and not done.is_set()
+                ):
                     await asyncio.sleep(tick)
                 if done.is_set():
                     return
                 asked_at = loop.time()
         except SegmentUnavailableError:
             pass  # a VOD segment that cannot be loaded ends playback there, as in a real player
-        model.end_of_stream(now=loop.time())
+        track_ended()
 
     async def report() -> None:
         next_snapshot = started
@@ -178,12 +242,15 @@ async def play(
                 return
             await asyncio.sleep(tick)
 
-    fetcher = loop.create_task(fetch())
+    fetchers = [loop.create_task(fetch())]
+    if separate_audio:
+        fetchers.append(loop.create_task(fetch_audio()))
     try:
         await report()
     finally:
-        fetcher.cancel()
-        await asyncio.gather(fetcher, return_exceptions=True)
+        for fetcher in fetchers:
+            fetcher.cancel()
+        await asyncio.gather(*fetchers, return_exceptions=True)
     now = loop.time()
     result = model.report(now=now)
     if on_snapshot is not None:

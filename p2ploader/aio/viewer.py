@@ -5,12 +5,15 @@ JSON) and prints JSON lines on stdout:
 
 * with ``tick_interval`` set, a progress line every ``tick_interval`` seconds:
   ``{"type": "tick", "t", "position", "buffer", "state", "live_edge_distance", "http_bytes",
-  "p2p_bytes", "p2p_uploaded_bytes", "peers", "stalls", "seeks", "rendition"}`` (``t`` in seconds
-  since playback started);
+  "p2p_bytes", "p2p_uploaded_bytes", "peers", "stalls", "seeks", "rendition", "media"}`` (``t`` in
+  seconds since playback started);
 * always, as the **last line**, the result: ``{"type": "result", "http_bytes", "p2p_bytes",
   "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
   "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
-  "live_edge_distance", "abr_switches", "wall_time", "cpu_time"}``;
+  "live_edge_distance", "abr_switches", "wall_time", "cpu_time", "media"}``;
+* ``media`` splits the byte figures by media type (see :func:`media_figures`):
+  ``{"video": {"rendition", "http_bytes", "p2p_bytes", "p2p_uploaded_bytes", "http_segments",
+  "p2p_segments", "peers"}, "audio": {...}}``, ``audio`` only with a separate audio rendition;
 * or, when the stream cannot be opened, ``{"type": "error", "error": "..."}`` and exit status 1.
 
 SIGTERM or SIGINT ends playback early and still prints the result (a viewer that leaves the swarm
@@ -27,19 +30,19 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from p2ploader.aio.loader import open_loader
+from p2ploader.aio.loader import MediaKind, MediaStatistics, open_loader
 from p2ploader.aio.player import PlaybackSnapshot, play
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
 from p2ploader.errors import P2PLoaderError
 from p2ploader.playback import AbrController
 
-__all__ = ["ViewerSpec", "last_line", "run_viewer", "start_viewer_process", "tick_line"]
+__all__ = ["ViewerSpec", "last_line", "media_figures", "run_viewer", "start_viewer_process", "tick_line"]
 
 
 @attrs.frozen(kw_only=True)
@@ -52,6 +55,12 @@ class ViewerSpec:
     forward_buffer: float = 10.0
     rendition: str | int | None = None
     """Rendition id (``"v1"``) or index to load; None: the first variant."""
+    audio: str | bool | None = None
+    """The variant's audio rendition (id, language or name; False: none; None: the default), as
+    :func:`~p2ploader.aio.loader.open_loader`'s ``audio``."""
+    subtitles: str | bool | None = None
+    """The variant's subtitles rendition, as :func:`~p2ploader.aio.loader.open_loader`'s
+    ``subtitles`` (None: only a DEFAULT=YES one)."""
     seed: int | None = None
     loopback_only: bool = True
     """Offer only 127.0.0.1 ICE candidates (tests, benchmarks, the local demo)."""
@@ -82,7 +91,14 @@ async def run_viewer(
     started = time.monotonic()
     cpu_started = time.process_time()
     with restrict_ice_to_loopback() if spec.loopback_only else contextlib.nullcontext():
-        async with open_loader(spec.url, config=config, rendition=spec.rendition, seed=spec.seed) as loader:
+        async with open_loader(
+            spec.url,
+            config=config,
+            rendition=spec.rendition,
+            audio=spec.audio,
+            subtitles=spec.subtitles,
+            seed=spec.seed,
+        ) as loader:
 
             def on_segment(loaded: Any) -> None:
                 nonlocal mismatches, segments
@@ -133,11 +149,29 @@ async def run_viewer(
         "abr_switches": controller.switches if controller is not None else 0,
         "wall_time": time.monotonic() - started,
         "cpu_time": time.process_time() - cpu_started,
+        "media": media_figures(stats.by_media_type),
+    }
+
+
+def media_figures(by_media_type: Mapping[MediaKind, MediaStatistics]) -> dict[str, dict[str, Any]]:
+    """The JSON ``media`` object of tick and result lines: byte figures per media type."""
+    return {
+        kind: {
+            "rendition": figures.rendition,
+            "http_bytes": figures.http_bytes,
+            "p2p_bytes": figures.p2p_bytes,
+            "p2p_uploaded_bytes": figures.p2p_uploaded_bytes,
+            "http_segments": figures.http_segments,
+            "p2p_segments": figures.p2p_segments,
+            "peers": figures.peers_connected,
+        }
+        for kind, figures in by_media_type.items()
     }
 
 
 def _vod_bytes(root: str, rendition: str) -> list[bytes]:
-    """The segment bytes of the VOD media playlist behind ``rendition`` (``v<index>`` in the master)."""
+    """The segment bytes of the VOD media playlist behind ``rendition`` (``v<index>`` in the master,
+    or an EXT-X-MEDIA rendition id such as ``a:aud:English``)."""
     from pathlib import Path
 
     from p2ploader.hls import parse_master
@@ -145,8 +179,12 @@ def _vod_bytes(root: str, rendition: str) -> list[bytes]:
 
     base = Path(root)
     master = parse_master((base / "master.m3u8").read_text(), (base / "master.m3u8").as_uri())
-    variant = next(v for v in master.variants if v.rendition_id == rendition)
-    return vod_segment_bytes(Path(variant.url.removeprefix("file://")))
+    variant = master.variant_by_id(rendition)
+    alternate = master.rendition_by_id(rendition)
+    url = variant.url if variant is not None else alternate.url if alternate is not None else None
+    if url is None:
+        raise ValueError(f"{root}: no media playlist for rendition {rendition!r}")
+    return vod_segment_bytes(Path(url.removeprefix("file://")))
 
 
 def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
@@ -166,6 +204,7 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
         "stalls": snapshot.stalls,
         "seeks": snapshot.seeks,
         "rendition": snapshot.rendition,
+        "media": media_figures(snapshot.by_media_type),
     }
 
 
