@@ -5,9 +5,11 @@ through loaders, plus the playback position it infers and reports to them.
   was opened with. A request for a variant the loader is not on switches it
   (:meth:`~p2ploader.aio.loader.HybridLoader.select_rendition`) through a
   :class:`~p2ploader.proxy.gate.RenditionGate`, so no request in flight is dropped by the switch.
-* **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles) cannot be
-  loaded by that loader, which follows variants only. The first request for one opens a second
-  loader on that rendition's media playlist (same config), kept until the proxy closes.
+* **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles): the
+  audio (and subtitles) rendition the loader chose for its variant is served by the loader's own
+  companion (:attr:`~p2ploader.aio.loader.HybridLoader.audio`), which shares it in P2P Media
+  Loader's swarm for that audio track. The first request for any other one opens a second loader
+  on that rendition's media playlist (same config), kept until the proxy closes.
 * **Segments** come from ``loader.get_segment`` (cache, peers or HTTP). Before and after each request,
   and a few times a second, the proxy reports the playhead estimated by a
   :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
@@ -99,7 +101,8 @@ class ProxyStatistics:
     """Requests refused by the request guard (foreign Host 403, bad request target 400)."""
     rendition_switches: int
     alternate_loaders: int
-    """Loaders opened for EXT-X-MEDIA renditions."""
+    """Loaders serving EXT-X-MEDIA renditions: those opened for them, and the main loader's audio
+    and subtitles companions once a player asked for their rendition."""
     position: float | None
     """The last playhead reported to the main loader (seconds on its timeline)."""
 
@@ -160,6 +163,7 @@ class ProxyBackend:
         self._gate = RenditionGate(lambda: loader.rendition, loader.select_rendition)
         self._main = _Source(loader, self._gate)
         self._alternates: dict[int, _Source] = {}
+        self._companions: dict[int, _Source] = {}  # rendition index -> the main loader's companion
         self._alternate_locks: dict[int, asyncio.Lock] = {}
         self._stack = contextlib.AsyncExitStack()
         self._tables: dict[Token, ResourceTable] = {}
@@ -216,7 +220,7 @@ class ProxyBackend:
             errors=c.errors,
             refused=c.refused,
             rendition_switches=self._gate.switches,
-            alternate_loaders=len(self._alternates),
+            alternate_loaders=len(self._alternates) + len(self._companions),
             position=self._main.last_position,
         )
 
@@ -309,6 +313,9 @@ class ProxyBackend:
             return self._main
         if token.index >= len(master.renditions) or master.renditions[token.index].url is None:
             raise ProxyError(404, f"no rendition {token}")
+        companion = self._companion_for(token.index)
+        if companion is not None:
+            return companion
         source = self._alternates.get(token.index)
         if source is not None:
             return source
@@ -329,6 +336,18 @@ class ProxyBackend:
                 self._stack.push_async_exit(opening)
                 source = self._alternates[token.index] = _Source(loader, None)
         return source
+
+    def _companion_for(self, index: int) -> _Source | None:
+        """The main loader's audio or subtitles companion when it loads rendition ``index`` now (a
+        variant switch may move it to another group's rendition: then it no longer serves it)."""
+        rendition_id = self.loader.master.renditions[index].rendition_id
+        for companion in (self.loader.audio, self.loader.subtitles):
+            if companion is not None and companion.rendition == rendition_id:
+                source = self._companions.get(index)
+                if source is None or source.loader is not companion:
+                    source = self._companions[index] = _Source(companion, None)
+                return source
+        return None
 
     @contextlib.asynccontextmanager
     async def _using(self, token: Token) -> AsyncIterator[_Source]:
