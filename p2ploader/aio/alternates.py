@@ -29,12 +29,25 @@ from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Var
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
 
 if TYPE_CHECKING:
-    from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind
+    from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind, MediaStatistics
     from p2ploader.core import notifications as nt
 
 __all__ = ["AlternateTracks", "as_track", "sequence_at"]
 
 _KINDS: dict[MediaType, MediaKind] = {"AUDIO": "audio", "SUBTITLES": "subtitles"}
+
+
+def _added(current: MediaStatistics, earlier: MediaStatistics) -> MediaStatistics:
+    """``current``'s figures plus those of an ``earlier`` (closed) loader of the same media type;
+    the rendition and peers are ``current``'s."""
+    return attrs.evolve(
+        current,
+        http_bytes=current.http_bytes + earlier.http_bytes,
+        p2p_bytes=current.p2p_bytes + earlier.p2p_bytes,
+        p2p_uploaded_bytes=current.p2p_uploaded_bytes + earlier.p2p_uploaded_bytes,
+        http_segments=current.http_segments + earlier.http_segments,
+        p2p_segments=current.p2p_segments + earlier.p2p_segments,
+    )
 
 
 def as_track(master: MasterPlaylist, rendition: AlternateRendition, variant: Variant) -> Variant:
@@ -56,6 +69,9 @@ class AlternateTracks:
         self._parent = parent
         self._loaders: dict[MediaType, HybridLoader] = {}
         self._chosen: dict[MediaType, AlternateRendition] = {}
+        # Figures of companions already closed (dropped by a switch, or the parent closed): the
+        # totals never go down.
+        self._retired: list[LoaderStatistics] = []
 
     @property
     def audio(self) -> HybridLoader | None:
@@ -106,12 +122,16 @@ class AlternateTracks:
     def combine(self, own: LoaderStatistics) -> LoaderStatistics:
         """``own`` (the parent's figures) with the companions' added to the totals and
         ``by_media_type``."""
-        parts = [own, *(loader._own_statistics() for loader in self._loaders.values())]
+        parts = [own, *self._retired, *(loader._own_statistics() for loader in self._loaders.values())]
         uploaded: dict[str, int] = {}
         for part in parts:
             for peer, size in part.uploaded_bytes_by_peer.items():
                 uploaded[peer] = uploaded.get(peer, 0) + size
-        by_media_type = {kind: figures for part in parts for kind, figures in part.by_media_type.items()}
+        by_media_type: dict[MediaKind, MediaStatistics] = {}
+        for part in parts:
+            for kind, figures in part.by_media_type.items():
+                have = by_media_type.get(kind)
+                by_media_type[kind] = figures if have is None else _added(figures, have)
         return attrs.evolve(
             own,
             http_bytes=sum(p.http_bytes for p in parts),
@@ -161,6 +181,7 @@ class AlternateTracks:
         loader = self._loaders.pop(media_type, None)
         if loader is not None:
             await loader.aclose()
+            self._retired.append(loader._own_statistics())
 
     def _companion(self, kind: MediaKind) -> HybridLoader:
         parent = self._parent

@@ -52,6 +52,8 @@ async def test_the_default_audio_loads_with_the_variant_and_every_byte_is_the_or
             video_got = [s.data async for s in loader.segments()]
             audio_got = [s.data async for s in audio.segments()]
             stats = loader.statistics()
+        # Closing drops the companion, not its figures.
+        assert loader.statistics().by_media_type == stats.by_media_type
     want_video, want_audio = files(av, "video"), files(av, "audio_en")
     assert video_got == want_video and audio_got == want_audio
     video_bytes, audio_bytes = sum(map(len, want_video)), sum(map(len, want_audio))
