@@ -220,3 +220,16 @@ async def test_a_variant_switch_keeps_the_audio_language_in_the_new_group(av: Pa
             rest = [s async for s in segments]
     assert [s.segment.id.rendition for s in rest] == ["a:aud2:Francais"] * len(rest)
     assert [first.data, *(s.data for s in rest)] == files(root, "audio_fr")
+
+
+async def test_a_stream_with_muxed_audio_is_loaded_as_before() -> None:
+    from p2ploader.sample import sample_path
+
+    with OriginServer(sample_path("ts")) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY, rendition="v1") as loader:
+            assert loader.audio is None and loader.subtitles is None
+            assert loader.alternate_renditions("AUDIO") == ()
+            first = await loader.get_segment(loader.playlist.segments[0])
+            stats = loader.statistics()
+    assert set(stats.by_media_type) == {"video"}
+    assert stats.by_media_type["video"].http_bytes == stats.http_bytes >= len(first.data)
