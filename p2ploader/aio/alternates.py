@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from p2ploader.errors import UsageError
 from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind, MediaStatistics
     from p2ploader.core import notifications as nt
 
-__all__ = ["AlternateTracks", "as_track", "sequence_at"]
+__all__ = ["AlternateTracks", "as_track", "open_companion", "sequence_at"]
 
 _KINDS: dict[MediaType, MediaKind] = {"AUDIO": "audio", "SUBTITLES": "subtitles"}
 
@@ -167,12 +168,7 @@ class AlternateTracks:
             # lingers and is left like a variant's; its segments go on from the same sequence).
             await loader._follow(track)
         else:
-            loader = self._companion(_KINDS[media_type])
-            try:
-                await loader._start_following(master, track, align_with=self._parent.playlist)
-            except BaseException:
-                await loader.aclose()
-                raise
+            loader = await open_companion(self._parent, rendition, variant)
             self._loaders[media_type] = loader
         self._chosen[media_type] = rendition
 
@@ -183,24 +179,41 @@ class AlternateTracks:
             await loader.aclose()
             self._retired.append(loader._own_statistics())
 
-    def _companion(self, kind: MediaKind) -> HybridLoader:
-        parent = self._parent
-        # The shared client already sends the configured headers, cookies and user agent.
-        config = attrs.evolve(parent.config, http_headers={}, http_cookies={}, user_agent=None)
-        if kind == "subtitles":
-            config = attrs.evolve(config, use_p2p=False)
-        loader = type(parent)(
-            parent.url, config=config, seed=parent._rng.randrange(2**32), http_client=parent._client
+
+async def open_companion(
+    parent: HybridLoader, rendition: AlternateRendition, variant: Variant
+) -> HybridLoader:
+    """A started loader on ``rendition`` (AUDIO or SUBTITLES, with a URI) of ``parent``'s stream:
+    its timeline aligned on ``parent``'s, ``parent``'s HTTP client and settings, the swarm P2P Media
+    Loader 2.3.1 gives that audio track (subtitles: HTTP only), and ``parent``'s listeners hearing
+    its notifications. ``variant``'s bandwidth bounds the segment size a peer may send. The caller
+    closes it."""
+    if rendition.type not in _KINDS:
+        raise UsageError(f"{rendition.rendition_id} is {rendition.type}: only audio and subtitles are loaded")
+    kind = _KINDS[rendition.type]
+    # The shared client already sends the configured headers, cookies and user agent.
+    config = attrs.evolve(parent.config, http_headers={}, http_cookies={}, user_agent=None)
+    if kind == "subtitles":
+        config = attrs.evolve(config, use_p2p=False)
+    seed = parent._rng.randrange(2**32)
+    loader = type(parent)(parent.url, config=config, seed=seed, http_client=parent._client)
+    loader.media_type = kind
+
+    def forward(notification: nt.Notification) -> None:
+        # The parent's listeners hear every media type (segment ids name the rendition).
+        for listener in list(parent._listeners):
+            listener(notification)
+
+    loader.add_listener(forward)
+    master = parent.master
+    try:
+        await loader._start_following(
+            master, as_track(master, rendition, variant), align_with=parent.playlist
         )
-        loader.media_type = kind
-
-        def forward(notification: nt.Notification) -> None:
-            # The parent's listeners hear every media type (segment ids name the rendition).
-            for listener in list(parent._listeners):
-                listener(notification)
-
-        loader.add_listener(forward)
-        return loader
+    except BaseException:
+        await loader.aclose()
+        raise
+    return loader
 
 
 def sequence_at(playlist: MediaPlaylist, position: float) -> int:

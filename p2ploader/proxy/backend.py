@@ -8,8 +8,10 @@ through loaders, plus the playback position it infers and reports to them.
 * **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles): the
   audio (and subtitles) rendition the loader chose for its variant is served by the loader's own
   companion (:attr:`~p2ploader.aio.loader.HybridLoader.audio`), which shares it in P2P Media
-  Loader's swarm for that audio track. The first request for any other one opens a second loader
-  on that rendition's media playlist (same config), kept until the proxy closes.
+  Loader's swarm for that audio track. The first request for any other audio or subtitles rendition
+  opens another companion of the loader for it (:func:`~p2ploader.aio.alternates.open_companion`:
+  same settings, that track's P2P Media Loader swarm); any other EXT-X-MEDIA rendition (a video
+  angle) gets a loader on its media playlist. Both are kept until the proxy closes.
 * **Segments** come from ``loader.get_segment`` (cache, peers or HTTP). Before and after each request,
   and a few times a second, the proxy reports the playhead estimated by a
   :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
@@ -32,6 +34,7 @@ from typing import Literal
 
 import attrs
 
+from p2ploader.aio.alternates import open_companion
 from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
 from p2ploader.config import LoaderConfig
 from p2ploader.core.segments import Segment, SegmentId
@@ -41,7 +44,7 @@ from p2ploader.errors import (
     SegmentUnavailableError,
     UsageError,
 )
-from p2ploader.hls import MediaPlaylist
+from p2ploader.hls import AlternateRendition, MediaPlaylist
 from p2ploader.proxy import paths
 from p2ploader.proxy.gate import RenditionGate
 from p2ploader.proxy.paths import Token
@@ -323,19 +326,39 @@ class ProxyBackend:
         async with lock:
             source = self._alternates.get(token.index)
             if source is None:
-                url = master.renditions[token.index].url
-                assert url is not None
-                opening = open_loader(url, config=self.config)
-                try:
-                    loader = await opening.__aenter__()
-                except P2PLoaderError as exc:
-                    raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
-                if self._closed:  # closed while we were opening it
-                    await opening.__aexit__(None, None, None)
-                    raise ProxyError(503, "the proxy is closing")
-                self._stack.push_async_exit(opening)
+                rendition = master.renditions[token.index]
+                if rendition.type in ("AUDIO", "SUBTITLES"):
+                    loader = await self._open_companion(token, rendition)
+                else:
+                    loader = await self._open_rendition_loader(token, rendition.url)
                 source = self._alternates[token.index] = _Source(loader, None)
         return source
+
+    async def _open_companion(self, token: Token, rendition: AlternateRendition) -> HybridLoader:
+        variant = self.loader.master.variant_by_id(self.loader.rendition)
+        assert variant is not None
+        try:
+            loader = await open_companion(self.loader, rendition, variant)
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+        if self._closed:  # closed while we were opening it
+            await loader.aclose()
+            raise ProxyError(503, "the proxy is closing")
+        self._stack.push_async_callback(loader.aclose)
+        return loader
+
+    async def _open_rendition_loader(self, token: Token, url: str | None) -> HybridLoader:
+        assert url is not None
+        opening = open_loader(url, config=self.config)
+        try:
+            loader = await opening.__aenter__()
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+        if self._closed:  # closed while we were opening it
+            await opening.__aexit__(None, None, None)
+            raise ProxyError(503, "the proxy is closing")
+        self._stack.push_async_exit(opening)
+        return loader
 
     def _companion_for(self, index: int) -> _Source | None:
         """The main loader's audio or subtitles companion when it loads rendition ``index`` now (a

@@ -15,6 +15,7 @@ import pytest
 
 from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.alternates import sequence_at
+from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.errors import RenditionNotFoundError
 from p2ploader.origin import LiveSettings, OriginServer
@@ -46,12 +47,17 @@ async def test_the_default_audio_loads_with_the_variant_and_every_byte_is_the_or
 ) -> None:
     with OriginServer(av) as origin:
         async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY) as loader:
+            heard: list[nt.Notification] = []
+            loader.add_listener(heard.append)
             audio = loader.audio
             assert audio is not None and loader.subtitles is None  # subtitles: none is DEFAULT=YES
             assert (loader.rendition, audio.rendition, audio.media_type) == ("v0", "a:aud:English", "audio")
             video_got = [s.data async for s in loader.segments()]
             audio_got = [s.data async for s in audio.segments()]
             stats = loader.statistics()
+        # The loader's listeners hear the audio's notifications too (ids name the rendition).
+        loaded = {n.segment_id.rendition for n in heard if isinstance(n, nt.SegmentLoaded)}
+        assert loaded == {"v0", "a:aud:English"}
         # Closing drops the companion, not its figures.
         assert loader.statistics().by_media_type == stats.by_media_type
     want_video, want_audio = files(av, "video"), files(av, "audio_en")

@@ -5,6 +5,7 @@ decodes video and audio through the proxy."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,8 @@ from p2ploader.hls import parse_master, parse_media
 from p2ploader.origin import OriginServer
 from p2ploader.proxy import ServedSegment, open_proxy
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.tracker import TrackerServer
+from tests.aio.test_alternate_audio import expected_audio_hash
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)
 from tests.proxy.test_proxy import FAST, local_path, needs_ffmpeg, run_ffmpeg
 
@@ -66,3 +69,26 @@ async def test_ffmpeg_decodes_video_and_audio_through_the_proxy(av: Path) -> Non
     assert (code, err) == (0, b"")
     assert b"video" in out and b"audio" in out  # framemd5's stream headers: both were decoded
     assert {"v0", "m0"} <= {s.rendition for s in served}
+
+
+async def test_every_audio_rendition_a_player_asks_for_is_shared_in_its_tracks_swarm(av: Path) -> None:
+    # A player that picks French (not the default) still shares it with browser peers playing
+    # French: the proxy's loader for it announces P2P Media Loader's info hash for that track.
+    async with TrackerServer() as tracker:
+        config = FAST.evolve(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+        with OriginServer(av) as origin:
+            url = origin.url_for("master.m3u8")
+            async with open_proxy(url, config=config) as proxy, httpx.AsyncClient() as client:
+                playlist_url = f"{proxy.base_url}/r/m1/index.m3u8"
+                playlist = parse_media((await client.get(playlist_url)).text, playlist_url, rendition="m1")
+                first = (await client.get(playlist.segments[0].url)).content
+                swarm_id = proxy.loader.swarm_id
+                french = expected_audio_hash(swarm_id, name="Francais", language="fr")
+                english = expected_audio_hash(swarm_id, name="English", language="en")
+                for _ in range(500):  # up to 10 s: both companions announce once their first segment is in
+                    if tracker.peer_ids(french) and tracker.peer_ids(english):
+                        break
+                    await asyncio.sleep(0.02)
+                assert len(tracker.peer_ids(french)) == 1 and len(tracker.peer_ids(english)) == 1
+                assert proxy.statistics().alternate_loaders == 1  # French; English is not asked for
+    assert first == vod_segment_bytes(av / "audio_fr" / "index.m3u8")[0]
