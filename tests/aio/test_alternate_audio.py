@@ -239,3 +239,32 @@ async def test_a_stream_with_muxed_audio_is_loaded_as_before() -> None:
             stats = loader.statistics()
     assert set(stats.by_media_type) == {"video"}
     assert stats.by_media_type["video"].http_bytes == stats.http_bytes >= len(first.data)
+
+
+async def test_audio_and_subtitles_requests_carry_the_http_options(
+    av: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from p2ploader import origin as origin_module
+
+    seen: list[tuple[str, dict[str, str]]] = []
+    serve = origin_module._Handler._serve
+
+    def recording(self: origin_module._Handler, *, head: bool) -> None:
+        seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        serve(self, head=head)
+
+    monkeypatch.setattr(origin_module._Handler, "_serve", recording)
+    config = HTTP_ONLY.evolve(http_headers={"X-Token": "t0k3n"}, http_cookies={"s": "1"}, user_agent="VLC/3")
+    with OriginServer(av) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=config, subtitles=True) as loader:
+            assert loader.audio is not None and loader.subtitles is not None
+            assert [s async for s in loader.audio.segments()]
+            assert [s async for s in loader.subtitles.segments()]
+    companion_paths = [path for path, _ in seen if "/audio_en/" in path or "/subs_en/" in path]
+    assert len(companion_paths) == 2 + 6 + 6  # two playlists, six segments each
+    for path, headers in seen:
+        assert (headers.get("x-token"), headers.get("cookie"), headers.get("user-agent")) == (
+            "t0k3n",
+            "s=1",
+            "VLC/3",
+        ), path
