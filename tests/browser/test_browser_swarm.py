@@ -12,7 +12,8 @@ The scenario forces each direction instead of hoping for it:
 
 A second scenario plays a stream with separate audio (an EXT-X-MEDIA audio group, the ffmpeg-made
 stream of :mod:`tests.ffmpeg_streams`): the seeder's audio companion and the browser meet in P2P
-Media Loader's swarm for that audio track, and the browser's first audio segments come from it.
+Media Loader's swarm for that audio track, and the browser's first audio segments come from it;
+after the seeder left, a p2ploader viewer's audio companion loads audio from the browser.
 
 Checked: the browser's engine events (onPeerConnect, onChunkDownloaded by source and peer,
 onChunkUploaded), every segment on both sides equal to the origin's file (the page hashes each
@@ -254,7 +255,7 @@ async def test_browser_and_p2ploader_share_the_audio_swarm(
     want_audio_sha256 = [hashlib.sha256(data).hexdigest() for data in want_audio]
     async with TrackerServer() as tracker:
         with (
-            OriginServer(av_stream, live=LiveSettings(window_segments=6), cors=True) as origin,
+            OriginServer(av_stream, live=LiveSettings(window_segments=10), cors=True) as origin,
             StaticServer(setup.node_modules) as static,
         ):
             url = origin.url_for("live/master.m3u8")
@@ -274,12 +275,17 @@ async def test_browser_and_p2ploader_share_the_audio_swarm(
                     page = await browsers.open("viewer", static.page_url(config))
 
                     def audio_from_the_seeder() -> bool:
+                        # Playing, with audio from the seeder, and holding the audio up to the live
+                        # edge: once the seeder leaves, the browser is the only holder.
                         audio_loads = [
                             load
                             for load in page.loads
                             if AUDIO_SEGMENT_URL.search(load["url"]) and load["source"] == "p2p"
                         ]
-                        return page.stat("playing", False) and len(audio_loads) >= 2
+                        edge = audio.playlist.segments[-1].id.sequence
+                        held = [AUDIO_SEGMENT_URL.search(load["url"]) for load in page.loads]
+                        newest = max((int(m.group(1)) for m in held if m is not None), default=-1)
+                        return page.stat("playing", False) and len(audio_loads) >= 2 and newest >= edge - 1
 
                     await browsers.wait_for(
                         audio_from_the_seeder, within=30, what="the browser to load audio from the seeder"
@@ -294,13 +300,52 @@ async def test_browser_and_p2ploader_share_the_audio_swarm(
                 finally:
                     await seeder.aclose()
                 by_type = seeder.statistics().by_media_type
+
+                # --- a p2ploader viewer then loads audio from the browser -------------------------
+                from_browser: collections.Counter[str] = collections.Counter()
+
+                def count(notification: nt.Notification) -> None:
+                    if (
+                        isinstance(notification, nt.SegmentLoaded)
+                        and notification.source == "p2p"
+                        and notification.segment_id.rendition == "a:aud:English"
+                    ):
+                        from_browser[peer_text(notification.peer_id)] += notification.size
+
+                viewer_config = loader_config(
+                    tracker.url,
+                    http_download_initial_timeout=4.0,
+                    http_download_initial_timeout_per_segment=4.0,
+                )
+                got: list[LoadedSegment] = []
+                async with open_loader(url, config=viewer_config, seed=32) as viewer:
+                    viewer.add_listener(count)
+                    report = await asyncio.wait_for(
+                        play(
+                            viewer,
+                            duration=10.0,
+                            forward_buffer=8.0,
+                            live_start_distance=6,
+                            tick=0.1,
+                            on_segment=got.append,
+                        ),
+                        timeout=40,
+                    )
+                    viewer_audio = viewer.statistics().by_media_type["audio"]
     audio_loads = [load for load in page.loads if AUDIO_SEGMENT_URL.search(load["url"])]
     print(  # shown with -s, and by pytest on a failure
         f"browser audio loads: {[(load['source'], load['size']) for load in audio_loads]}; "
         f"seeder uploaded audio {by_type['audio'].p2p_uploaded_bytes} B, "
         f"video {by_type['video'].p2p_uploaded_bytes} B"
     )
+    print(f"viewer: audio from peers {dict(from_browser)}, {viewer_audio}, stalls {report.stalls}")
     assert {load["peerId"] for load in audio_loads if load["source"] == "p2p"} == {audio_id}
+    # The other direction: the viewer's audio companion took audio from the browser.
+    assert sum(size for peer, size in from_browser.items() if peer.startswith("-PM0203-")) > 0
+    assert viewer_audio.p2p_bytes > 0 and report.stalls == 0
+    for loaded in got:
+        if loaded.segment.id.rendition == "a:aud:English":
+            assert loaded.data == want_audio[loaded.segment.id.sequence % len(want_audio)]
     assert (
         by_type["audio"].p2p_uploaded_bytes
         >= sum(load["size"] for load in audio_loads if load["source"] == "p2p")
