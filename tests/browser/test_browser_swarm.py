@@ -353,7 +353,7 @@ async def test_browser_and_p2ploader_share_the_audio_swarm(
             assert loaded.data == want_audio[loaded.segment.id.sequence % len(want_audio)]
     assert (
         by_type["audio"].p2p_uploaded_bytes
-        >= sum(load["size"] for load in audio_loads if load["source"] == "p2p")
+        >= sum(load["size"] for load in audio_loads if load["peerId"] == audio_id)
         > 0
     )
     # Every audio segment the browser validated is the origin's, whoever sent it.
