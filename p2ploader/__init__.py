@@ -27,6 +27,7 @@ from p2ploader.errors import (
     PlaylistError,
     PlaylistTooLargeError,
     RemoteError,
+    RenditionNotFoundError,
     ResponseTooLargeError,
     SegmentUnavailableError,
     TransportError,
@@ -35,7 +36,13 @@ from p2ploader.errors import (
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
 if TYPE_CHECKING:
-    from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
+    from p2ploader.aio.loader import (
+        HybridLoader,
+        LoadedSegment,
+        LoaderStatistics,
+        MediaStatistics,
+        open_loader,
+    )
     from p2ploader.aio.player import play
 
 __version__ = "0.1.0.dev0"
@@ -44,6 +51,7 @@ _LAZY = {
     "HybridLoader": "p2ploader.aio.loader",
     "LoadedSegment": "p2ploader.aio.loader",
     "LoaderStatistics": "p2ploader.aio.loader",
+    "MediaStatistics": "p2ploader.aio.loader",
     "open_loader": "p2ploader.aio.loader",
     "play": "p2ploader.aio.player",
 }
@@ -73,12 +81,14 @@ __all__ = [
     "LoaderClosedError",
     "LoaderConfig",
     "LoaderStatistics",
+    "MediaStatistics",
     "P2PLoaderError",
     "PlaybackModel",
     "PlaybackReport",
     "PlaylistError",
     "PlaylistTooLargeError",
     "RemoteError",
+    "RenditionNotFoundError",
     "ResponseTooLargeError",
     "Scheduler",
     "Segment",
