@@ -92,3 +92,45 @@ def test_every_viewer_command_takes_audio_and_subtitles(command: str) -> None:
     assert (args.audio, args.subtitles) == ("fr", True)
     args = build_parser().parse_args([*argv, "--audio", "none"])
     assert (args.audio, args.subtitles) == (False, None)
+
+
+def test_the_terminal_views_show_the_audio_figures() -> None:
+    from rich.console import Console
+
+    from p2ploader.aio.loader import MediaStatistics
+    from p2ploader.aio.player import PlaybackSnapshot
+    from p2ploader.swarmrun import MediaFigures, SwarmRunner, ViewerFigures
+    from p2ploader.views import swarm_line, swarm_table, viewer_line, viewer_panel
+
+    by_type = {
+        "video": MediaStatistics(rendition="v0", http_bytes=3000, p2p_bytes=1000),
+        "audio": MediaStatistics(rendition="a:aud:English", http_bytes=100, p2p_bytes=300),
+    }
+    snapshot = PlaybackSnapshot(
+        time=5.0, position=4.0, buffer=6.0, state="playing", live_edge_distance=None,
+        http_bytes=3100, p2p_bytes=1300, p2p_uploaded_bytes=0, peers=2, stalls=0, seeks=0,
+        rendition="v0", by_media_type=by_type,
+    )  # fmt: skip
+    line = viewer_line(snapshot)
+    assert "audio=a:aud:English" in line and line.endswith("audio-ratio=75%")
+    console = Console(width=160, record=True)
+    console.print(viewer_panel(snapshot, url="http://x/master.m3u8", forward_buffer=10.0))
+    assert "a:aud:English: HTTP 100 B   P2P 300 B   ratio 75%" in console.export_text()
+
+    media = {
+        "video": MediaFigures(http_bytes=3000, p2p_bytes=1000),
+        "audio": MediaFigures(http_bytes=100, p2p_bytes=300),
+    }
+    row = ViewerFigures(
+        viewer=0, sessions=1, online=1, state="playing", http_bytes=3100, p2p_bytes=1300,
+        p2p_uploaded_bytes=0, peers=2, stalls=0, rebuffer_time=0.0, buffer=6.0,
+        live_edge_distance=None, startup_time=0.1, segments_played=3, mismatches=0, cpu_time=0.5,
+        failures=0, rendition="v0", media=media,
+    )  # fmt: skip
+    total = SwarmRunner.total([row])
+    assert total.media["audio"].p2p_ratio == 0.75
+    assert swarm_line([row], total, elapsed=5.0).endswith("video 25% audio 75%")
+    console = Console(width=200, record=True)
+    console.print(swarm_table([row], total, elapsed=5.0, duration=60.0))
+    table = console.export_text()
+    assert "audio P2P" in table and "300 B (75%)" in table
