@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from p2ploader.errors import UsageError
+from p2ploader.errors import RenditionNotFoundError, UsageError
 from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
 
@@ -69,7 +69,9 @@ class AlternateTracks:
     def __init__(self, parent: HybridLoader) -> None:
         self._parent = parent
         self._loaders: dict[MediaType, HybridLoader] = {}
-        self._chosen: dict[MediaType, AlternateRendition] = {}
+        self._chosen: dict[MediaType, AlternateRendition] = {}  # loaded now
+        self._last: dict[MediaType, AlternateRendition] = {}  # loaded last, kept after a drop
+        self._wanted: dict[MediaType, MediaChoice] = {}  # the caller's choice
         # Figures of companions already closed (dropped by a switch, or the parent closed): the
         # totals never go down.
         self._retired: list[LoaderStatistics] = []
@@ -87,6 +89,7 @@ class AlternateTracks:
         :class:`~p2ploader.errors.RenditionNotFoundError` before anything starts)."""
         master = self._parent.master
         choices: dict[MediaType, MediaChoice] = {"AUDIO": audio, "SUBTITLES": subtitles}
+        self._wanted = dict(choices)
         chosen = {
             media_type: choose_alternate(master, variant, media_type, choice)
             for media_type, choice in choices.items()
@@ -100,19 +103,31 @@ class AlternateTracks:
         variant = self._parent._variant
         assert variant is not None
         rendition = choose_alternate(self._parent.master, variant, media_type, choice)
+        self._wanted[media_type] = choice
         if rendition is None:
             await self._drop(media_type)
         elif rendition != self._chosen.get(media_type):
             await self._load(media_type, rendition, variant)
 
     async def variant_changed(self, variant: Variant) -> None:
-        """The parent switched to ``variant``: keep each media type going in its group."""
+        """The parent switched to ``variant``: keep each media type going in its group, or pick
+        it up again (a variant that carried its own audio, then one with an audio group again)."""
         master = self._parent.master
-        for media_type, current in list(self._chosen.items()):
-            rendition = equivalent_in_group(master, variant, media_type, current)
+        for media_type in _KINDS:
+            wanted = self._wanted.get(media_type)
+            if wanted is False:
+                continue
+            previous = self._chosen.get(media_type) or self._last.get(media_type)
+            if previous is not None:
+                rendition = equivalent_in_group(master, variant, media_type, previous)
+            else:
+                try:
+                    rendition = choose_alternate(master, variant, media_type, wanted)
+                except RenditionNotFoundError:
+                    rendition = None  # not in this variant's group: a switch must not fail for it
             if rendition is None:
                 await self._drop(media_type)  # the new variant carries this media itself
-            elif rendition != current:
+            elif rendition != self._chosen.get(media_type):
                 await self._load(media_type, rendition, variant)
 
     def report_playback(self, position: float) -> None:
@@ -170,7 +185,7 @@ class AlternateTracks:
         else:
             loader = await open_companion(self._parent, rendition, variant)
             self._loaders[media_type] = loader
-        self._chosen[media_type] = rendition
+        self._chosen[media_type] = self._last[media_type] = rendition
 
     async def _drop(self, media_type: MediaType) -> None:
         self._chosen.pop(media_type, None)

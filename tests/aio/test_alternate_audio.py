@@ -268,3 +268,28 @@ async def test_audio_and_subtitles_requests_carry_the_http_options(
             "s=1",
             "VLC/3",
         ), path
+
+
+async def test_switching_to_a_variant_without_separate_audio_closes_the_companion_keeping_its_figures(
+    av: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "av3"
+    shutil.copytree(av, root)
+    master = MASTER + '#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS="avc1.4d400d"\nvideo/index.m3u8\n'
+    (root / "master.m3u8").write_text(master)
+    with OriginServer(root) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY) as loader:
+            audio = loader.audio
+            assert audio is not None
+            first = await audio.get_segment(audio.playlist.segments[0])
+            await loader.select_rendition("v1")
+            assert loader.audio is None and audio._closed
+            closed_figures = audio.statistics().by_media_type["audio"]  # a closed loader's: final
+            assert closed_figures.http_bytes >= len(first.data)
+            assert loader.statistics().by_media_type["audio"] == closed_figures
+            await loader.select_rendition("v0")  # back to the variant with an audio group
+            assert loader.audio is not None and loader.audio.rendition == "a:aud:English"
+            with pytest.raises(RenditionNotFoundError, match="no audio rendition 'de'"):
+                await loader.select_audio("de")
+            await loader.select_audio(False)
+            assert loader.audio is None
