@@ -117,6 +117,28 @@ class PlaybackModel:
         self.update(now=now)
         self.live_edge = edge
 
+    def add_track(self, track: str, *, now: float) -> None:
+        """A track joins from the position on, with nothing buffered yet (the player switched to a
+        variant with separate audio). What was buffered stays playable (it carried that media)."""
+        self.update(now=now)
+        if track not in self.tracks:
+            self.tracks = (*self.tracks, track)
+            self._track_from[track] = self._track_end[track] = self.position
+
+    def remove_track(self, track: str, *, now: float) -> None:
+        """A track leaves (the player switched to a variant that carries that media itself): the
+        others alone decide what can play."""
+        self.update(now=now)
+        if track not in self.tracks or len(self.tracks) == 1:
+            return
+        self.tracks = tuple(t for t in self.tracks if t != track)
+        del self._track_from[track], self._track_end[track]
+        playable_from = max(self._track_from.values())
+        playable_end = min(self._track_end.values())
+        if playable_end > playable_from and playable_from <= self.buffered_end + _CONTIGUOUS:
+            self.buffered_end = max(self.buffered_end, playable_end)
+        self._maybe_start(now)
+
     def add_segment(self, start: float, duration: float, *, now: float, track: str = "main") -> None:
         """A segment of ``track`` starting at ``start`` seconds was handed to the player."""
         self.update(now=now)

@@ -250,3 +250,26 @@ def test_the_default_is_one_track() -> None:
     assert model.tracks == ("main",)
     with pytest.raises(ValueError, match="at least one track"):
         PlaybackModel(start_position=0.0, now=0.0, tracks=())
+
+
+def test_a_track_that_leaves_no_longer_holds_playback_back() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0, tracks=("main", "audio"))
+    for start in (0.0, 2.0, 4.0):
+        model.add_segment(start, 2.0, now=0.0, track="main")
+    model.add_segment(0.0, 2.0, now=0.0, track="audio")
+    assert model.buffer == pytest.approx(2.0)
+    model.remove_track("audio", now=0.5)  # a switch to a variant that muxes its audio
+    assert model.tracks == ("main",) and model.buffer == pytest.approx(5.5)
+    assert model.update(now=5.0) == "playing" and model.stalls == 0
+
+
+def test_a_track_that_joins_needs_data_from_the_position_on() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=1.0)
+    for start in (0.0, 2.0):
+        model.add_segment(start, 2.0, now=0.0)
+    model.add_track("audio", now=1.0)  # at position 1.0; what is buffered carried its own audio
+    assert model.tracks == ("main", "audio") and model.buffer == pytest.approx(3.0)
+    model.add_segment(4.0, 2.0, now=1.0, track="main")
+    assert model.update(now=4.0) == "stalled"  # 4 s reached with no audio past 1 s
+    model.add_segment(1.0, 5.0, now=4.5, track="audio")
+    assert model.state == "playing" and model.buffer == pytest.approx(2.0)

@@ -150,32 +150,41 @@ async def play(
                     (v.index for v in loader.variants if v.rendition_id == loader.rendition), choice
                 )
 
-    tracks_running = len(model.tracks)
+    video_done = False
+    audio_done = False
 
-    def track_ended() -> None:
-        nonlocal tracks_running
-        tracks_running -= 1
-        if tracks_running == 0:
+    def maybe_end() -> None:
+        # The stream ends when the video did and the audio (if it is a track now) did too.
+        if video_done and (audio_done or "audio" not in model.tracks):
             model.end_of_stream(now=loop.time())
 
     async def fetch_audio() -> None:
-        """The separate audio track, from the segment covering the video's start, paced by its own
-        buffer. A variant switch may replace the audio loader (another group): it goes on from the
-        playhead with the new one."""
-        audio = loader.audio
+        """The separate audio track, from the segment covering the playhead, paced by its own
+        buffer. A variant switch may close the audio loader (the new variant carries its own
+        audio: the track is removed) or open another one (it goes on from the playhead)."""
+        nonlocal audio_done
+        audio: HybridLoader | None = None
         sequence: int | None = None
         try:
-            while audio is not None and not done.is_set():
+            while not done.is_set():
+                if loader.audio is not audio:
+                    audio, sequence = loader.audio, None
+                if audio is None:
+                    if "audio" in model.tracks:
+                        model.remove_track("audio", now=loop.time())
+                        maybe_end()
+                    await asyncio.sleep(tick)  # until a switch brings separate audio back
+                    continue
+                if "audio" not in model.tracks:
+                    model.add_track("audio", now=loop.time())
                 if sequence is None:
                     sequence = sequence_at(audio.playlist, max(model.position, first.start))
                 try:
-                    async for loaded in audio.segments(
-                        start_sequence=sequence, skip_unavailable=playlist.is_live
-                    ):
-                        model.add_segment(
-                            loaded.segment.start, loaded.segment.duration, now=loop.time(), track="audio"
-                        )
-                        sequence = loaded.segment.id.sequence + 1
+                    segments = audio.segments(start_sequence=sequence, skip_unavailable=playlist.is_live)
+                    async for loaded in segments:
+                        segment = loaded.segment
+                        model.add_segment(segment.start, segment.duration, now=loop.time(), track="audio")
+                        sequence = segment.id.sequence + 1
                         if on_segment is not None:
                             on_segment(loaded)
                         while (  # noqa: ASYNC110
@@ -183,18 +192,20 @@ async def play(
                             and not done.is_set()
                         ):
                             await asyncio.sleep(tick)
-                        if done.is_set():
-                            return
-                    break
+                        if done.is_set() or loader.audio is not audio:
+                            break
+                    else:
+                        break  # the audio ended
                 except LoaderClosedError:
                     if loader.audio is audio:
-                        raise
-                    audio, sequence = loader.audio, None  # replaced by a switch
+                        raise  # the loader itself was closed
         except SegmentUnavailableError:
             pass  # as for the video: a VOD segment that cannot be loaded ends the track there
-        track_ended()
+        audio_done = True
+        maybe_end()
 
     async def fetch() -> None:
+        nonlocal video_done
         asked_at = loop.time()
         try:
             async for loaded in loader.segments(
@@ -217,7 +228,8 @@ async def play(
                 asked_at = loop.time()
         except SegmentUnavailableError:
             pass  # a VOD segment that cannot be loaded ends playback there, as in a real player
-        track_ended()
+        video_done = True
+        maybe_end()
 
     async def report() -> None:
         next_snapshot = started
@@ -243,7 +255,7 @@ async def play(
             await asyncio.sleep(tick)
 
     fetchers = [loop.create_task(fetch())]
-    if separate_audio:
+    if separate_audio or any(r.type == "AUDIO" and r.url for r in loader.master.renditions):
         fetchers.append(loop.create_task(fetch_audio()))
     try:
         await report()

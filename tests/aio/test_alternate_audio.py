@@ -293,3 +293,40 @@ async def test_switching_to_a_variant_without_separate_audio_closes_the_companio
                 await loader.select_audio("de")
             await loader.select_audio(False)
             assert loader.audio is None
+
+
+async def test_the_player_follows_switches_to_and_from_a_variant_without_separate_audio(
+    av: Path, tmp_path: Path
+) -> None:
+    from p2ploader import play
+
+    root = tmp_path / "av3"
+    shutil.copytree(av, root)
+    master = MASTER + '#EXT-X-STREAM-INF:BANDWIDTH=300000,CODECS="avc1.4d400d"\nvideo/index.m3u8\n'
+    (root / "master.m3u8").write_text(master)
+    handed: list[tuple[float, str]] = []
+    with OriginServer(root) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY) as loader:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def switch() -> None:
+                await asyncio.sleep(2.0)
+                await loader.select_rendition("v1")  # audio muxed: the audio track leaves
+                await asyncio.sleep(2.0)
+                await loader.select_rendition("v0")  # separate audio again: a new companion
+
+            switching = asyncio.create_task(switch())
+            report = await asyncio.wait_for(
+                play(
+                    loader,
+                    forward_buffer=3.0,
+                    tick=0.05,
+                    on_segment=lambda s: handed.append((loop.time() - started, s.segment.id.rendition)),
+                ),
+                timeout=30,
+            )
+            await switching
+    assert report.state == "ended" and report.played == pytest.approx(11.98, abs=0.1)
+    audio_times = [t for t, rendition in handed if rendition == "a:aud:English"]
+    assert audio_times and max(audio_times) > 4.0  # audio was loaded again after the switch back
