@@ -44,6 +44,7 @@ from p2ploader.errors import (
     PlaylistTooLargeError,
     PolicyError,
     RemoteError,
+    RenditionNotFoundError,
     ResponseTooLargeError,
     SegmentUnavailableError,
     TransportError,
@@ -53,7 +54,13 @@ from p2ploader.errors import (
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
 if _typing.TYPE_CHECKING:
-    from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
+    from p2ploader.aio.loader import (
+        HybridLoader,
+        LoadedSegment,
+        LoaderStatistics,
+        MediaStatistics,
+        open_loader,
+    )
     from p2ploader.aio.player import play
 
 __version__ = "0.1.0.dev0"
@@ -62,6 +69,7 @@ _LAZY = {
     "HybridLoader": "p2ploader.aio.loader",
     "LoadedSegment": "p2ploader.aio.loader",
     "LoaderStatistics": "p2ploader.aio.loader",
+    "MediaStatistics": "p2ploader.aio.loader",
     "open_loader": "p2ploader.aio.loader",
     "play": "p2ploader.aio.player",
 }
@@ -93,6 +101,7 @@ __all__ = [
     "LoaderClosedError",
     "LoaderConfig",
     "LoaderStatistics",
+    "MediaStatistics",
     "MissingExtraError",
     "P2PLoaderError",
     "P2PProgress",
@@ -103,6 +112,7 @@ __all__ = [
     "PolicyError",
     "QueueEntry",
     "RemoteError",
+    "RenditionNotFoundError",
     "ResponseTooLargeError",
     "Scheduler",
     "SchedulingContext",

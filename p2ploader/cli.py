@@ -184,7 +184,22 @@ def _summary(url: str, stats: LoaderStatistics, report: PlaybackReport) -> dict[
         "played_s": round(report.played, 3),
         "live_edge_distance_s": None if edge is None else round(edge, 3),
         "trackers": tracker_summary(stats.trackers),
+        **_media_summary(stats),
     }
+
+
+def _media_summary(stats: LoaderStatistics) -> dict[str, Any]:
+    """``audio_rendition``, ``audio_http_bytes``, ``audio_p2p_bytes``, ``audio_peer_efficiency``
+    and the same for ``video`` (and ``subtitles``), when the stream has separate audio."""
+    if len(stats.by_media_type) < 2:
+        return {}
+    out: dict[str, Any] = {}
+    for kind, figures in stats.by_media_type.items():
+        out[f"{kind}_rendition"] = figures.rendition
+        out[f"{kind}_http_bytes"] = figures.http_bytes
+        out[f"{kind}_p2p_bytes"] = figures.p2p_bytes
+        out[f"{kind}_peer_efficiency"] = round(figures.peer_efficiency, 4)
+    return out
 
 
 def _showing_status(
@@ -213,7 +228,12 @@ class _WarnOnce:
 def _describe(url: str, loader: HybridLoader) -> str:
     kind = "live" if loader.is_live else "VOD"
     names = ", ".join(v.rendition_id for v in loader.variants)
-    return f"playing {url} ({kind}, renditions {names}; loading {loader.rendition})"
+    extra = "".join(
+        f" with {what} {companion.rendition}"
+        for what, companion in (("audio", loader.audio), ("subtitles", loader.subtitles))
+        if companion is not None
+    )
+    return f"playing {url} ({kind}, renditions {names}; loading {loader.rendition}{extra})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,7 +257,12 @@ async def _play(args: argparse.Namespace) -> int:
 
     url = args.url
     async with open_loader(
-        url, config=_load_config(args), rendition=args.rendition, seed=args.seed
+        url,
+        config=_load_config(args),
+        rendition=args.rendition,
+        audio=args.audio,
+        subtitles=args.subtitles,
+        seed=args.seed,
     ) as loader:
         print(_describe(url, loader), flush=True)
 
@@ -283,7 +308,14 @@ async def _view(args: argparse.Namespace) -> int:
     console = make_console()
     fancy = _fancy(args)
     with restrict_ice_to_loopback() if loopback else contextlib.nullcontext():
-        async with open_loader(url, config=config, rendition=args.rendition, seed=args.seed) as loader:
+        async with open_loader(
+            url,
+            config=config,
+            rendition=args.rendition,
+            audio=args.audio,
+            subtitles=args.subtitles,
+            seed=args.seed,
+        ) as loader:
             console.print(_describe(url, loader), highlight=False)
             with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
                 warn = _WarnOnce(
@@ -345,6 +377,8 @@ async def _run_swarm(
         live_start_distance=args.latency,
         forward_buffer=args.forward_buffer,
         rendition=args.rendition,
+        audio=args.audio,
+        subtitles=args.subtitles,
         loopback_only=True,
         check_bytes_against=check_bytes_against,
         abr=args.abr,
@@ -422,6 +456,8 @@ def _swarm_settings(args: argparse.Namespace) -> dict[str, Any]:
         "stagger": args.stagger,
         "latency_segments": args.latency,
         "rendition": args.rendition,
+        "audio": args.audio,
+        "subtitles": args.subtitles,
         "churn_leave_per_minute": args.churn_leave,
         "churn_rejoin_per_minute": args.churn_rejoin,
         "seed": args.seed,
@@ -584,6 +620,32 @@ def _add_loader_options(parser: argparse.ArgumentParser, *, preset: bool = True)
     )
 
 
+def _media_choice(text: str) -> str | bool:
+    """``--audio``/``--subtitles``: ``none`` loads none, ``auto`` the automatic choice (subtitles
+    too), anything else is a rendition id, LANGUAGE or NAME (see :mod:`p2ploader.renditions`)."""
+    return {"none": False, "auto": True}.get(text.casefold(), text)
+
+
+def _add_media_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--audio",
+        type=_media_choice,
+        default=None,
+        metavar="CHOICE",
+        help="separate audio rendition (EXT-X-MEDIA) to load with the variant: a rendition id "
+        "(a:aud:English), a LANGUAGE (fr) or a NAME, or none (default: the group's DEFAULT=YES one, "
+        "else the first AUTOSELECT=YES, else the first)",
+    )
+    parser.add_argument(
+        "--subtitles",
+        type=_media_choice,
+        default=None,
+        metavar="CHOICE",
+        help="subtitles rendition to load (over HTTP): a rendition id, a LANGUAGE or a NAME, auto "
+        "(the group's default, else its first) or none (default: only a DEFAULT=YES one)",
+    )
+
+
 def _add_playback_options(parser: argparse.ArgumentParser, *, duration: float | None) -> None:
     parser.add_argument(
         "--duration",
@@ -596,8 +658,10 @@ def _add_playback_options(parser: argparse.ArgumentParser, *, duration: float | 
     parser.add_argument(
         "--rendition",
         default=None,
-        help="rendition id (v0, v1, ...) or index to load (default: the first variant)",
+        help="rendition id (v0, v1, ...) or index to load, or an audio rendition id (a:aud:English: "
+        "the first variant with that audio) (default: the first variant)",
     )
+    _add_media_options(parser)
     parser.add_argument(
         "--forward-buffer",
         type=float,
@@ -668,6 +732,7 @@ def _add_swarm_options(
         help="rendition id (v0, v1, ...) or index every viewer loads (default: "
         + (f"{rendition})" if rendition else "the first variant)"),
     )
+    _add_media_options(parser)
     parser.add_argument(
         "--forward-buffer",
         type=_POSITIVE,

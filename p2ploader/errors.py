@@ -31,6 +31,7 @@ __all__ = [
     "PlaylistTooLargeError",
     "PolicyError",
     "RemoteError",
+    "RenditionNotFoundError",
     "ResponseTooLargeError",
     "SegmentUnavailableError",
     "TransportError",
@@ -68,6 +69,17 @@ class ConfigFileError(ConfigError):
         super().__init__(f"config file {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class RenditionNotFoundError(UsageError):
+    """No rendition of the stream matches what the caller asked for (a variant, an audio or a
+    subtitles rendition). ``wanted`` is what was asked; ``choices`` the rendition ids there are
+    (empty when the variant has no group of that type)."""
+
+    def __init__(self, message: str, *, wanted: str, choices: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.choices = choices
 
 
 class LoaderClosedError(UsageError):

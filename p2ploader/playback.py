@@ -13,7 +13,10 @@ Times are seconds on the caller's clock (``now``), positions seconds on the play
     position and waits for ``startup_buffer`` seconds again, in the ``"seeking"`` state: that wait
     is counted as a seek (``seeks``, ``seek_time``), never as a stall. For live streams the caller
     reports the live edge (:meth:`PlaybackModel.set_live_edge`) and the model reports how far
-    behind it playback is (:attr:`PlaybackModel.live_edge_distance`).
+    behind it playback is (:attr:`PlaybackModel.live_edge_distance`). With several ``tracks``
+    (video and a separate audio rendition) each track is buffered on its own and playback has
+    what every track has: the buffer ends where the shortest track's does, so it stalls when
+    either lacks data at the playhead.
 
 :class:`AbrController`
     Chooses a rendition from the measured delivery throughput and the buffer level; see its
@@ -59,17 +62,35 @@ class PlaybackReport:
     """Seconds of EXT-X-GAP segments skipped (included in ``played``: the playhead moved through)."""
 
 
+_CONTIGUOUS = 0.001  # seconds: a segment starting later than this after the buffer's end leaves a hole
+
+
 class PlaybackModel:
     """See the module docstring. ``start_position`` (seconds on the playlist's timeline) may lie
     inside the first segment fed (an EXT-X-START with PRECISE=YES): playback starts there, and only
-    the rest of that segment counts as buffered."""
+    the rest of that segment counts as buffered. ``tracks`` names the media fed separately (the
+    variant's ``"main"``, and ``"audio"`` for a separate audio rendition): media plays only where
+    every track has data."""
 
-    def __init__(self, *, start_position: float, now: float, startup_buffer: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        start_position: float,
+        now: float,
+        startup_buffer: float = 2.0,
+        tracks: Sequence[str] = ("main",),
+    ) -> None:
         if startup_buffer < 0:
             raise ValueError("startup_buffer must be >= 0")
+        if not tracks:
+            raise ValueError("a player has at least one track")
         self.startup_buffer = startup_buffer
         self.position = start_position
         self.buffered_end = start_position
+        self.tracks = tuple(tracks)
+        # Per track: where its contiguous buffered run starts and ends (seconds on the timeline).
+        self._track_from = dict.fromkeys(self.tracks, start_position)
+        self._track_end = dict.fromkeys(self.tracks, start_position)
         self.state: State = "starting"
         self.stalls = 0
         self.rebuffer_time = 0.0
@@ -101,30 +122,66 @@ class PlaybackModel:
         self.update(now=now)
         return self.buffer
 
+    def track_buffer_ahead(self, track: str, *, now: float) -> float:
+        """Seconds of ``track`` buffered ahead of the position (a player paces each track's
+        downloads by its own buffer)."""
+        self.update(now=now)
+        return max(0.0, self._track_end[track] - self.position)
+
     def set_live_edge(self, edge: float | None, *, now: float) -> None:
         """The live playlist's newest segment ends at ``edge`` (None: the stream is VOD)."""
         self.update(now=now)
         self.live_edge = edge
 
-    def add_segment(self, start: float, duration: float, *, now: float) -> None:
-        """A segment starting at ``start`` seconds was handed to the player."""
+    def add_track(self, track: str, *, now: float) -> None:
+        """A track joins from the position on, with nothing buffered yet (the player switched to a
+        variant with separate audio). What was buffered stays playable (it carried that media)."""
         self.update(now=now)
-        if start > self.buffered_end + 0.001:
-            # A gap: the player skips to the new segment (a live window that moved on).
-            if self.buffered_end <= self.position or self.state != "playing":
-                self.position = start
-            self.buffered_end = start
-        self.buffered_end = max(self.buffered_end, start + duration)
+        if track not in self.tracks:
+            self.tracks = (*self.tracks, track)
+            self._track_from[track] = self._track_end[track] = self.position
+
+    def remove_track(self, track: str, *, now: float) -> None:
+        """A track leaves (the player switched to a variant that carries that media itself): the
+        others alone decide what can play."""
+        self.update(now=now)
+        if track not in self.tracks or len(self.tracks) == 1:
+            return
+        self.tracks = tuple(t for t in self.tracks if t != track)
+        del self._track_from[track], self._track_end[track]
+        playable_from = max(self._track_from.values())
+        playable_end = min(self._track_end.values())
+        if playable_end > playable_from and playable_from <= self.buffered_end + _CONTIGUOUS:
+            self.buffered_end = max(self.buffered_end, playable_end)
         self._maybe_start(now)
 
-    def add_gap(self, start: float, duration: float, *, now: float) -> None:
-        """An ``EXT-X-GAP`` segment (no media) from ``start`` for ``duration`` seconds reached the
-        player. As hls.js does, the player skips it: the playhead moves through the gap as through
-        buffered media, with no stall and no bytes to wait for. Counted in ``gaps`` and
-        ``gap_time``."""
-        self.gaps += 1
-        self.gap_time += duration
-        self.add_segment(start, duration, now=now)
+    def add_segment(self, start: float, duration: float, *, now: float, track: str = "main") -> None:
+        """A segment of ``track`` starting at ``start`` seconds was handed to the player."""
+        self.update(now=now)
+        if start > self._track_end[track] + _CONTIGUOUS:
+            self._track_from[track] = start  # this track's data resumes after a hole
+        self._track_end[track] = max(self._track_end[track], start + duration)
+        playable_from = max(self._track_from.values())
+        playable_end = min(self._track_end.values())
+        if playable_end <= playable_from:
+            return  # some track has nothing there yet
+        if playable_from > self.buffered_end + _CONTIGUOUS:
+            # A gap: the player skips to the new segment (a live window that moved on).
+            if self.buffered_end <= self.position or self.state != "playing":
+                self.position = playable_from
+            self.buffered_end = playable_from
+        self.buffered_end = max(self.buffered_end, playable_end)
+        self._maybe_start(now)
+
+    def add_gap(self, start: float, duration: float, *, now: float, track: str = "main") -> None:
+        """An ``EXT-X-GAP`` segment (no media) of ``track`` from ``start`` for ``duration`` seconds
+        reached the player. As hls.js does, the player skips it: the playhead moves through the gap
+        as through buffered media, with no stall and no bytes to wait for. Counted in ``gaps`` and
+        ``gap_time`` for the main track (a separate audio rendition's gaps fill its track alone)."""
+        if track == "main":
+            self.gaps += 1
+            self.gap_time += duration
+        self.add_segment(start, duration, now=now, track=track)
 
     def end_of_stream(self, *, now: float) -> None:
         """No more segments will come."""
@@ -141,6 +198,8 @@ class PlaybackModel:
         self.seeks += 1
         self.position = position
         self.buffered_end = position
+        self._track_from = dict.fromkeys(self.tracks, position)
+        self._track_end = dict.fromkeys(self.tracks, position)
         self._input_ended = False
         self.state = "seeking"
 

@@ -39,7 +39,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -48,6 +48,7 @@ from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
 
 __all__ = [
     "ChurnSettings",
+    "MediaFigures",
     "Session",
     "SessionRun",
     "SwarmResult",
@@ -137,6 +138,49 @@ def churn_schedule(
 
 
 @attrs.frozen(kw_only=True)
+class MediaFigures:
+    """Bytes of one media type (``"video"``, ``"audio"``, ``"subtitles"``), from the viewers'
+    ``media`` figures (:func:`p2ploader.aio.viewer.media_figures`)."""
+
+    http_bytes: int = 0
+    p2p_bytes: int = 0
+    p2p_uploaded_bytes: int = 0
+
+    @property
+    def p2p_ratio(self) -> float:
+        total = self.http_bytes + self.p2p_bytes
+        return self.p2p_bytes / total if total else 0.0
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> dict[str, MediaFigures]:
+        """The ``media`` object of a tick or result line, read defensively (lines come from
+        another process)."""
+        return {
+            str(kind): MediaFigures(
+                http_bytes=int(figures.get("http_bytes", 0) or 0),
+                p2p_bytes=int(figures.get("p2p_bytes", 0) or 0),
+                p2p_uploaded_bytes=int(figures.get("p2p_uploaded_bytes", 0) or 0),
+            )
+            for kind, figures in data.items()
+            if isinstance(figures, Mapping)
+        }
+
+    @staticmethod
+    def add(parts: Iterable[Mapping[str, MediaFigures]]) -> dict[str, MediaFigures]:
+        """The sum of ``parts`` per media type."""
+        out: dict[str, MediaFigures] = {}
+        for part in parts:
+            for kind, figures in part.items():
+                have = out.get(kind, MediaFigures())
+                out[kind] = MediaFigures(
+                    http_bytes=have.http_bytes + figures.http_bytes,
+                    p2p_bytes=have.p2p_bytes + figures.p2p_bytes,
+                    p2p_uploaded_bytes=have.p2p_uploaded_bytes + figures.p2p_uploaded_bytes,
+                )
+        return out
+
+
+@attrs.frozen(kw_only=True)
 class ViewerTick:
     """One progress line of a viewer process, stamped ``t`` seconds after the swarm started."""
 
@@ -155,6 +199,7 @@ class ViewerTick:
     """The viewer's trackers in short (``"1/1 connected"``, ``"none reachable"``...)."""
     tracker_warning: str | None = None
     """The viewer's "P2P is off: no tracker reachable: ..." line, while it applies."""
+    media: Mapping[str, MediaFigures] = attrs.field(factory=dict)
 
     @classmethod
     def from_line(cls, line: dict[str, Any], *, t: float) -> ViewerTick:
@@ -172,6 +217,7 @@ class ViewerTick:
             rendition=str(line.get("rendition", "")),
             trackers=str(line.get("trackers", "")),
             tracker_warning=_optional_str(line.get("tracker_warning")),
+            media=MediaFigures.from_json(line.get("media") or {}),
         )
 
 
@@ -212,6 +258,13 @@ class SessionRun:
             return 0
         return int(getattr(last, {"peers_connected": "peers"}.get(key, key), 0))
 
+    def media(self) -> dict[str, MediaFigures]:
+        """Bytes per media type: from the result once there is one, else from the last tick."""
+        if self.result is not None:
+            return MediaFigures.from_json(self.result.get("media") or {})
+        last = self.last
+        return dict(last.media) if last is not None else {}
+
 
 @attrs.frozen(kw_only=True)
 class ViewerFigures:
@@ -245,6 +298,9 @@ class ViewerFigures:
     tracker_warning: str | None = None
     """While the viewer reports that no tracker is reachable, its one-line warning (the total:
     set when every online viewer that reported says so)."""
+    media: Mapping[str, MediaFigures] = attrs.field(factory=dict)
+    """Bytes per media type (``"video"``, and ``"audio"`` with a separate audio rendition); the
+    totals above add them up."""
 
     @property
     def total_bytes(self) -> int:
@@ -257,6 +313,10 @@ class ViewerFigures:
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
         data["p2p_ratio"] = round(self.p2p_ratio, 4)
+        data["media"] = {
+            kind: {**attrs.asdict(figures), "p2p_ratio": round(figures.p2p_ratio, 4)}
+            for kind, figures in self.media.items()
+        }
         for key in ("rebuffer_time", "buffer", "live_edge_distance", "startup_time", "cpu_time"):
             if data[key] is not None:
                 data[key] = round(data[key], 3)
@@ -447,6 +507,7 @@ class SwarmRunner:
                 if last is not None
                 else _optional_str(latest_result.get("tracker_warning"))
             ),
+            media=MediaFigures.add(r.media() for r in started),
         )
 
     def all_figures(self) -> list[ViewerFigures]:
@@ -480,6 +541,7 @@ class SwarmRunner:
             rendition="",
             trackers=_trackers_total(rows),
             tracker_warning=_warning_total(rows),
+            media=MediaFigures.add(r.media for r in rows),
         )
 
     def buffers(self) -> dict[int, list[tuple[float, float]]]:

@@ -87,6 +87,14 @@ def _state(state: str) -> Text:
     return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
+def _media_parts(media: Mapping[str, Any]) -> str:
+    """`` video 62% audio 58%``: the P2P ratio of each media type, when there are several (a
+    separate audio rendition); empty otherwise. Items have ``http_bytes`` and ``p2p_bytes``."""
+    if len(media) < 2:
+        return ""
+    return "".join(f" {kind} {_ratio(f.p2p_bytes, f.http_bytes)}" for kind, f in media.items())
+
+
 # --------------------------------------------------------------------------------------------------
 # One viewer
 
@@ -101,7 +109,17 @@ def viewer_line(snapshot: PlaybackSnapshot) -> str:
         f"p2p={format_bytes(snapshot.p2p_bytes):>9s} "
         f"ratio={_ratio(snapshot.p2p_bytes, snapshot.http_bytes):>4s} "
         f"peers={snapshot.peers} stalls={snapshot.stalls} rendition={snapshot.rendition} "
-        f"trackers={snapshot.trackers.replace(' ', '-')}"
+        f"trackers={snapshot.trackers.replace(' ', '-')}" + _audio_part(snapshot)
+    )
+
+
+def _audio_part(snapshot: PlaybackSnapshot) -> str:
+    audio = snapshot.by_media_type.get("audio")
+    if audio is None:
+        return ""
+    return (
+        f" audio={audio.rendition} audio-http={format_bytes(audio.http_bytes)} "
+        f"audio-p2p={format_bytes(audio.p2p_bytes)} audio-ratio={_ratio(audio.p2p_bytes, audio.http_bytes)}"
     )
 
 
@@ -134,6 +152,13 @@ def viewer_panel(
         f"HTTP {format_bytes(snapshot.http_bytes)}   P2P {format_bytes(snapshot.p2p_bytes)}   "
         f"uploaded {format_bytes(snapshot.p2p_uploaded_bytes)}",
     )
+    for kind, figures in snapshot.by_media_type.items() if len(snapshot.by_media_type) > 1 else ():
+        table.add_row(
+            kind,
+            f"{figures.rendition}: HTTP {format_bytes(figures.http_bytes)}   "
+            f"P2P {format_bytes(figures.p2p_bytes)}   "
+            f"ratio {_ratio(figures.p2p_bytes, figures.http_bytes)}   peers {figures.peers_connected}",
+        )
     return Panel(table, title=f"p2ploader view: {url}", title_align="left", border_style="cyan", expand=False)
 
 
@@ -171,6 +196,7 @@ def swarm_line(rows: Sequence[ViewerFigures], total: ViewerFigures, *, elapsed: 
         f"p2p={format_bytes(total.p2p_bytes):>9s} ratio={_ratio(total.p2p_bytes, total.http_bytes):>4s} "
         f"peers/viewer={total.peers} stalls={total.stalls} buffers=[{buffers}]"
         + (f" trackers={total.trackers.replace(' ', '-')}" if total.trackers else "")
+        + _media_parts(total.media)
     )
 
 
@@ -185,6 +211,9 @@ def _swarm_rows_table(
     table.add_column("HTTP", justify="right")
     table.add_column("P2P", justify="right")
     table.add_column("ratio", justify="right")
+    audio = "audio" in total.media
+    if audio:
+        table.add_column("audio P2P", justify="right")
     table.add_column("uploaded", justify="right")
     table.add_column("peers" if not final else "startup", justify="right")
     table.add_column("stalls", justify="right")
@@ -200,6 +229,14 @@ def _swarm_rows_table(
             )
         else:
             extra = (str(row.peers), _seconds(row.buffer), _seconds(row.live_edge_distance))
+        row_audio = row.media.get("audio")
+        audio_cell = (
+            (f"{format_bytes(row_audio.p2p_bytes)} ({_ratio(row_audio.p2p_bytes, row_audio.http_bytes)})",)
+            if audio and row_audio is not None
+            else ("-",)
+            if audio
+            else ()
+        )
         table.add_row(
             _viewer_name(row),
             Text(row.state) if is_total else _state(row.state),
@@ -208,6 +245,7 @@ def _swarm_rows_table(
             format_bytes(row.http_bytes),
             format_bytes(row.p2p_bytes),
             _ratio(row.p2p_bytes, row.http_bytes),
+            *audio_cell,
             format_bytes(row.p2p_uploaded_bytes),
             extra[0],
             Text(str(row.stalls), style="bold red" if row.stalls else ""),
@@ -258,6 +296,17 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
             f"byte mismatches {total.mismatches}, failed sessions {total.failures}"
         ),
     ]
+    if len(total.media) > 1:
+        lines.append(
+            Text(
+                "by media type: "
+                + "; ".join(
+                    f"{kind} HTTP {format_bytes(f.http_bytes)}, P2P {format_bytes(f.p2p_bytes)} "
+                    f"(P2P ratio {f.p2p_ratio:.1%})"
+                    for kind, f in total.media.items()
+                )
+            )
+        )
     if origin_bytes is not None:
         share = origin_bytes / total.total_bytes if total.total_bytes else 0.0
         lines.append(

@@ -200,3 +200,76 @@ def test_abr_estimate_is_the_smaller_of_fast_and_slow() -> None:
 def test_abr_rejects_bad_settings(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         AbrController(**kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# PlaybackModel with a separate audio track
+
+
+def test_two_tracks_play_only_what_both_have() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0, tracks=("main", "audio"))
+    model.add_segment(0.0, 2.0, now=0.0, track="main")
+    model.add_segment(2.0, 2.0, now=0.0, track="main")
+    assert model.state == "starting" and model.buffer == 0.0  # no audio yet
+    model.add_segment(0.0, 2.005, now=0.5, track="audio")
+    assert model.state == "playing" and model.buffer == pytest.approx(2.005 - 0.0)
+    assert model.track_buffer_ahead("main", now=0.5) == pytest.approx(4.0)
+    assert model.track_buffer_ahead("audio", now=1.5) == pytest.approx(1.005)
+
+
+def test_two_tracks_stall_when_the_audio_runs_out() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0, tracks=("main", "audio"))
+    for start in (0.0, 2.0, 4.0):
+        model.add_segment(start, 2.0, now=0.0, track="main")
+    model.add_segment(0.0, 2.0, now=0.0, track="audio")
+    assert model.update(now=3.0) == "stalled" and model.stalls == 1  # video up to 6 s, audio to 2 s
+    assert model.position == pytest.approx(2.0)
+    model.add_segment(2.0, 2.0, now=3.5, track="audio")
+    assert model.state == "playing" and model.rebuffer_time == pytest.approx(1.5)
+
+
+def test_two_tracks_jump_together_over_a_hole_in_the_live_window() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0, tracks=("main", "audio"))
+    model.add_segment(10.0, 2.0, now=0.0, track="main")
+    assert model.position == 0.0  # the audio has not moved on yet
+    model.add_segment(10.0, 2.0, now=0.0, track="audio")
+    assert model.position == pytest.approx(10.0) and model.state == "playing"
+
+
+def test_a_seek_empties_every_track() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=1.0, tracks=("main", "audio"))
+    model.seek(20.0, now=0.0)
+    model.add_segment(20.0, 2.0, now=0.1, track="main")
+    assert model.state == "seeking"
+    model.add_segment(20.0, 2.0, now=0.2, track="audio")
+    assert model.state == "playing" and model.position == pytest.approx(20.0)
+
+
+def test_the_default_is_one_track() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0)
+    assert model.tracks == ("main",)
+    with pytest.raises(ValueError, match="at least one track"):
+        PlaybackModel(start_position=0.0, now=0.0, tracks=())
+
+
+def test_a_track_that_leaves_no_longer_holds_playback_back() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=2.0, tracks=("main", "audio"))
+    for start in (0.0, 2.0, 4.0):
+        model.add_segment(start, 2.0, now=0.0, track="main")
+    model.add_segment(0.0, 2.0, now=0.0, track="audio")
+    assert model.buffer == pytest.approx(2.0)
+    model.remove_track("audio", now=0.5)  # a switch to a variant that muxes its audio
+    assert model.tracks == ("main",) and model.buffer == pytest.approx(5.5)
+    assert model.update(now=5.0) == "playing" and model.stalls == 0
+
+
+def test_a_track_that_joins_needs_data_from_the_position_on() -> None:
+    model = PlaybackModel(start_position=0.0, now=0.0, startup_buffer=1.0)
+    for start in (0.0, 2.0):
+        model.add_segment(start, 2.0, now=0.0)
+    model.add_track("audio", now=1.0)  # at position 1.0; what is buffered carried its own audio
+    assert model.tracks == ("main", "audio") and model.buffer == pytest.approx(3.0)
+    model.add_segment(4.0, 2.0, now=1.0, track="main")
+    assert model.update(now=4.0) == "stalled"  # 4 s reached with no audio past 1 s
+    model.add_segment(1.0, 5.0, now=4.5, track="audio")
+    assert model.state == "playing" and model.buffer == pytest.approx(2.0)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import attrs
 import httpx
 
+from p2ploader.aio.alternates import AlternateTracks
 from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStats, integrity_enabled
@@ -56,6 +57,7 @@ from p2ploader.errors import (
     UsageError,
 )
 from p2ploader.hls import (
+    AlternateRendition,
     IFrameVariant,
     LivePlaylistTracker,
     MasterPlaylist,
@@ -70,13 +72,19 @@ from p2ploader.hls import (
     parse_media,
     parse_playlist,
 )
+from p2ploader.renditions import MediaChoice, MediaType, audio_variant, loadable
 from p2ploader.status import P2P_OFF_LOG_MARK, TrackerState, public_services_message, tracker_warning
 
-__all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "open_loader"]
+__all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "MediaKind", "MediaStatistics", "open_loader"]
 
 logger = logging.getLogger(__name__)
 
 Listener = Callable[[nt.Notification], None]
+
+MediaKind = Literal["video", "audio", "subtitles"]
+"""What a loader loads: ``"video"`` is the variant (with the audio muxed into it, if any);
+``"audio"`` and ``"subtitles"`` are EXT-X-MEDIA renditions (:attr:`HybridLoader.audio`,
+:attr:`HybridLoader.subtitles`)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -105,6 +113,29 @@ class LoadedSegment:
     def gap(self) -> bool:
         """True for a gap marker (``segment.gap``): no media, skip ``segment.duration`` seconds."""
         return self.segment.gap
+
+
+@attrs.frozen(kw_only=True)
+class MediaStatistics:
+    """One media type's figures (:attr:`LoaderStatistics.by_media_type`). Bytes are segment payload
+    bytes."""
+
+    rendition: str
+    http_bytes: int = 0
+    p2p_bytes: int = 0
+    p2p_uploaded_bytes: int = 0
+    http_segments: int = 0
+    p2p_segments: int = 0
+    peers_connected: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.http_bytes + self.p2p_bytes
+
+    @property
+    def peer_efficiency(self) -> float:
+        """P2P bytes / all downloaded bytes of this media type (0.0 before any)."""
+        return self.p2p_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -139,6 +170,10 @@ class LoaderStatistics:
     """The current swarm's trackers by URL: connection state, last error, swarm counts,
     reconnects. Empty when P2P is off. :func:`p2ploader.status.tracker_warning` words the case
     where none is reachable."""
+    by_media_type: Mapping[MediaKind, MediaStatistics] = attrs.field(factory=dict)
+    """The figures of each media type loaded (``"video"``, and ``"audio"``/``"subtitles"`` when an
+    EXT-X-MEDIA rendition is loaded). The totals above add them all up; ``peers_connected`` counts
+    connections, so a peer in both the video and the audio swarm counts twice."""
 
     @property
     def total_bytes(self) -> int:
@@ -156,6 +191,8 @@ async def open_loader(
     *,
     config: LoaderConfig | None = None,
     rendition: str | int | None = None,
+    audio: MediaChoice = None,
+    subtitles: MediaChoice = None,
     seed: int | None = None,
     http_client: httpx.AsyncClient | None = None,
     credentials_url: str | None = None,
@@ -163,7 +200,14 @@ async def open_loader(
     """Open a loader on a master (or media) playlist URL; close it on exit.
 
     ``rendition`` picks a variant by rendition id (``"v1"``) or index; by default the first variant
-    of the master playlist. ``seed`` makes the scheduler's random choices reproducible.
+    of the master playlist. An AUDIO rendition id (``"a:aud:English"``) picks the first variant of
+    its group, with that audio. ``audio`` and ``subtitles`` choose the variant's EXT-X-MEDIA
+    renditions, loaded alongside it (:attr:`HybridLoader.audio`, :attr:`HybridLoader.subtitles`):
+    ``None`` automatic (audio: DEFAULT=YES, else the first AUTOSELECT, else the first; subtitles:
+    DEFAULT=YES only), ``False`` none, ``True`` automatic even for subtitles, or a rendition id,
+    LANGUAGE or NAME (see :mod:`p2ploader.renditions`); a choice that matches nothing raises
+    :class:`~p2ploader.errors.RenditionNotFoundError`. ``seed`` makes the scheduler's random choices
+    reproducible.
     ``http_client`` replaces the loader's own client and is used as it is: the config's timeouts do
     not apply to it, and a config that sets ``http_headers``, ``http_cookies`` or ``user_agent``
     with it raises :class:`~p2ploader.errors.ConfigError` (set them on the client instead).
@@ -175,7 +219,7 @@ async def open_loader(
         url, config=config, seed=seed, http_client=http_client, credentials_url=credentials_url
     )
     try:
-        await loader.start(rendition=rendition)
+        await loader.start(rendition=rendition, audio=audio, subtitles=subtitles)
         yield loader
     finally:
         await loader.aclose()
@@ -197,6 +241,9 @@ class HybridLoader:
         self.credentials_url = credentials_url if credentials_url is not None else url
         """The URL whose origin (and ``http_headers_hosts``) gets ``http_headers`` and ``http_cookies``."""
         self.config = config if config is not None else LoaderConfig()
+        self.media_type: MediaKind = "video"
+        """What this loader loads; ``"audio"``/``"subtitles"`` for the companions that
+        :attr:`audio` and :attr:`subtitles` return."""
         self._owns_client = http_client is None
         if http_client is not None and (
             self.config.http_headers or self.config.http_cookies or self.config.user_agent is not None
@@ -269,25 +316,54 @@ class HybridLoader:
         self._p2p_off_warned = False  # "no tracker reachable" logged, not yet followed by a connection
         # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
         self._stuck: LivePlaylistStuckError | None = None
+        self._alternates: AlternateTracks | None = None  # the audio/subtitles companions
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, *, rendition: str | int | None = None) -> None:
-        """Fetch the playlists and start following the chosen rendition."""
-        loop = asyncio.get_running_loop()
-        public = public_services_message(self.config)
+    async def start(
+        self,
+        *,
+        rendition: str | int | None = None,
+        audio: MediaChoice = None,
+        subtitles: MediaChoice = None,
+    ) -> None:
+        """Fetch the playlists and start following the chosen rendition, with the chosen audio and
+        subtitles renditions (see :func:`open_loader`)."""
+        public = public_services_message(self.config)  # once per stream, not per companion
         if public is not None:
             logger.info("%s", public)
+        self._start_driver()
+        text = await self._fetch_text(self.url)
+        self._master = parse_playlist(text, self.url)
+        if isinstance(rendition, str) and self._master.variant_by_id(rendition) is None:
+            # An audio rendition id: a variant of its group, with that audio (unless told otherwise).
+            with_audio = audio_variant(self._master, rendition)
+            if with_audio is not None:
+                rendition, audio = with_audio.rendition_id, rendition if audio is None else audio
+        await self.select_rendition(rendition if rendition is not None else 0)
+        self._alternates = AlternateTracks(self)
+        assert self._variant is not None
+        await self._alternates.open(self._variant, audio=audio, subtitles=subtitles)
+
+    async def _start_following(
+        self, master: MasterPlaylist, track: Variant, *, align_with: MediaPlaylist | None
+    ) -> None:
+        """Start as a companion: follow ``track`` (an EXT-X-MEDIA rendition as a variant-like
+        record) of an already parsed ``master``, its timeline aligned on ``align_with``'s by media
+        sequence number."""
+        self._start_driver()
+        self._master = master
+        await self._follow(track, align_with=align_with)
+
+    def _start_driver(self) -> None:
+        loop = asyncio.get_running_loop()
         self._driver = Driver(self._scheduler, loop=loop, on_notification=self._on_notification)
         self._driver.validate = self._integrity.validation(self.config.segment_validator)
         self._swarms = SwarmSet(self._driver.feed)
         self._driver.peers = self._swarms
         self._http = HttpExecutor(self._client, self.config, self._driver.feed)
         self._driver.http = self._http
-        text = await self._fetch_text(self.url)
-        self._master = parse_playlist(text, self.url)
-        await self.select_rendition(rendition if rendition is not None else 0)
 
     async def aclose(self) -> None:
         """Stop every download and refresh; pending :meth:`get_segment` calls raise
@@ -295,6 +371,8 @@ class HybridLoader:
         if self._closed:
             return
         self._closed = True
+        if self._alternates is not None:
+            await self._alternates.aclose()
         for task in (self._refresh_task, self._join_task, *self._key_fetches.values()):
             if task is not None:
                 task.cancel()
@@ -396,16 +474,47 @@ class HybridLoader:
         names = ", ".join(v.rendition_id for v in variants) or "none"
         raise UsageError(f"no I-frame playlist {variant!r}; the stream has {names}")
 
+    @property
+    def audio(self) -> HybridLoader | None:
+        """The loader of the EXT-X-MEDIA audio rendition played with the variant (its own swarm,
+        its own :meth:`segments`), or None: no separate audio (muxed, or ``audio=False``)."""
+        return self._alternates.audio if self._alternates is not None else None
+
+    @property
+    def subtitles(self) -> HybridLoader | None:
+        """The loader of the chosen subtitles rendition (HTTP only), or None."""
+        return self._alternates.subtitles if self._alternates is not None else None
+
+    def alternate_renditions(self, media_type: MediaType) -> tuple[AlternateRendition, ...]:
+        """The current variant's renditions of ``media_type`` that can be chosen (they have a URI)."""
+        if self._variant is None or self._master is None:
+            raise UsageError("the loader is not started")
+        return loadable(self._master, self._variant, media_type)
+
+    async def select_audio(self, audio: MediaChoice) -> None:
+        """Load another audio rendition of the variant's group (same choices as ``open_loader``'s
+        ``audio``); its swarm replaces the old one's."""
+        self._check_open()
+        if self._alternates is None:
+            raise UsageError("the loader is not started")
+        await self._alternates.select("AUDIO", audio)
+
     async def select_rendition(self, rendition: str | int) -> None:
         """Switch to another variant (by rendition id or index). Cached segments of the old one stay
-        cached; the queue moves to the new one at once."""
+        cached; the queue moves to the new one at once. The audio goes on: when the new variant
+        names another audio group, its matching rendition (same language and name) takes over."""
         self._check_open()
         variant = self._find_variant(rendition)
+        await self._follow(variant)
+        if self._alternates is not None:
+            await self._alternates.variant_changed(variant)
+
+    async def _follow(self, variant: Variant, *, align_with: MediaPlaylist | None = None) -> None:
         text = await self._fetch_text(variant.url)
         playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
         self._warn_once_if_low_latency(text, variant.url)
         self._publish_hashes(text, variant)
-        old = self._playlist
+        old = align_with if align_with is not None else self._playlist
         switching = self._variant is not None and self._variant.rendition_id != variant.rendition_id
         if switching:
             await self._retire_swarm()
@@ -767,6 +876,8 @@ class HybridLoader:
             self._stalls += 1
         self._stalled = stalled
         self._feed(ev.PlaybackMoved(position=position))
+        if self._alternates is not None:
+            self._alternates.report_playback(position)
 
     async def get_segment(
         self, segment: SegmentId | Segment, *, max_attempts: int = 3, decrypt: bool | None = None
@@ -951,7 +1062,14 @@ class HybridLoader:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def statistics(self) -> LoaderStatistics:
+        """This loader's figures; the totals include the audio and subtitles companions', and
+        :attr:`LoaderStatistics.by_media_type` splits them."""
+        own = self._own_statistics()
+        return self._alternates.combine(own) if self._alternates is not None else own
+
+    def _own_statistics(self) -> LoaderStatistics:
         core = self._scheduler.statistics()
+        rendition = self._variant.rendition_id if self._variant else ""
         return LoaderStatistics(
             http_bytes=core.http_bytes,
             p2p_bytes=core.p2p_bytes,
@@ -966,12 +1084,23 @@ class HybridLoader:
             cached_segments=core.cached_segments,
             cached_bytes=core.cached_bytes,
             playlist_refresh_errors=self._refresh_errors,
-            rendition=self._variant.rendition_id if self._variant else "",
+            rendition=rendition,
             p2p_bytes_verified=core.p2p_bytes_verified,
             p2p_bytes_unverified=core.p2p_bytes_unverified,
             uploaded_bytes_by_peer=dict(self._uploaded_by_peer),
             topology_role=self._membership.role if self._membership is not None else "mesh",
             trackers=self._tracker_states(),
+            by_media_type={
+                self.media_type: MediaStatistics(
+                    rendition=rendition,
+                    http_bytes=core.http_bytes,
+                    p2p_bytes=core.p2p_bytes,
+                    p2p_uploaded_bytes=core.uploaded_bytes,
+                    http_segments=core.http_segments,
+                    p2p_segments=core.p2p_segments,
+                    peers_connected=core.peers,
+                )
+            },
         )
 
     def _tracker_states(self) -> dict[str, TrackerState]:

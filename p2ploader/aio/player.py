@@ -8,18 +8,24 @@ after every segment and the loop switches with ``loader.select_rendition``. ``on
 :class:`PlaybackSnapshot` every ``snapshot_interval`` seconds (the terminal views, the viewer
 processes' progress lines and the plots use them). Used by ``p2ploader play``/``view``/``swarm``/
 ``demo``, the examples and the end-to-end tests.
+
+A stream with separate audio (``loader.audio``, an EXT-X-MEDIA rendition) is played as two tracks:
+the audio's segments are asked for alongside the video's, from the one covering the same start
+position, each paced by its own buffer; the model plays what both have, so it stalls when either
+lacks data at the playhead. ``on_segment`` gets the segments of both (their ids name the rendition).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import attrs
 
-from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.errors import P2PLoaderError, SegmentUnavailableError
+from p2ploader.aio.alternates import sequence_at
+from p2ploader.aio.loader import HybridLoader, LoadedSegment, MediaKind, MediaStatistics
+from p2ploader.errors import LoaderClosedError, P2PLoaderError, SegmentUnavailableError
 from p2ploader.playback import AbrController, PlaybackModel, PlaybackReport, State
 from p2ploader.status import tracker_summary, tracker_warning
 
@@ -51,6 +57,9 @@ class PlaybackSnapshot:
     """The trackers' state in short (:func:`p2ploader.status.tracker_summary`): ``"1/2 connected"``..."""
     tracker_warning: str | None = None
     """``"P2P is off: no tracker reachable: ..."`` while every tracker fails, else ``None``."""
+    by_media_type: Mapping[MediaKind, MediaStatistics] = attrs.field(factory=dict)
+    """The loader's figures per media type (``"video"``, ``"audio"``, ...); the totals above add
+    them up."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -77,6 +86,7 @@ def snapshot_of(loader: HybridLoader, model: PlaybackModel, *, time: float) -> P
         rendition=stats.rendition,
         trackers=tracker_summary(stats.trackers),
         tracker_warning=tracker_warning(stats.trackers),
+        by_media_type=stats.by_media_type,
     )
 
 
@@ -127,7 +137,13 @@ async def play(
     # Where EXT-X-START says (PRECISE=YES: inside the first segment), else the usual defaults.
     start = loader.start_point(live_start_distance=live_start_distance)
     first = start.segment
-    model = PlaybackModel(start_position=start.position, now=started, startup_buffer=startup_buffer)
+    separate_audio = loader.audio is not None
+    model = PlaybackModel(
+        start_position=start.position,
+        now=started,
+        startup_buffer=startup_buffer,
+        tracks=("main", "audio") if separate_audio else ("main",),
+    )
     model.set_live_edge(_live_edge(loader), now=started)
     done = asyncio.Event()
     controller = abr_controller
@@ -152,22 +168,89 @@ async def play(
                     (v.index for v in loader.variants if v.rendition_id == loader.rendition), choice
                 )
 
+    video_done = False
+    audio_done = False
+
+    def maybe_end() -> None:
+        # The stream ends when the video did and the audio (if it is a track now) did too.
+        if video_done and (audio_done or "audio" not in model.tracks):
+            model.end_of_stream(now=loop.time())
+
+    async def fetch_audio() -> None:
+        """The separate audio track, from the segment covering the playhead, paced by its own
+        buffer. A variant switch may close the audio loader (the new variant carries its own
+        audio: the track is removed) or open another one (it goes on from the playhead)."""
+        nonlocal audio_done
+        audio: HybridLoader | None = None
+        sequence: int | None = None
+        try:
+            while not done.is_set():
+                if loader.audio is not audio:
+                    audio, sequence = loader.audio, None
+                if audio is None:
+                    if "audio" in model.tracks:
+                        model.remove_track("audio", now=loop.time())
+                        maybe_end()
+                    await asyncio.sleep(tick)  # until a switch brings separate audio back
+                    continue
+                if "audio" not in model.tracks:
+                    model.add_track("audio", now=loop.time())
+                if sequence is None:
+                    sequence = sequence_at(audio.playlist, max(model.position, first.start))
+                try:
+                    segments = audio.segments(start_sequence=sequence, skip_unavailable=playlist.is_live)
+                    async for loaded in segments:
+                        segment = loaded.segment
+                        if loaded.gap:  # EXT-X-GAP in the audio: skipped as in the video
+                            model.add_gap(segment.start, segment.duration, now=loop.time(), track="audio")
+                        else:
+                            model.add_segment(segment.start, segment.duration, now=loop.time(), track="audio")
+                        sequence = segment.id.sequence + 1
+                        if on_segment is not None:
+                            on_segment(loaded)
+                        while (  # noqa: ASYNC110
+                            model.track_buffer_ahead("audio", now=loop.time()) >= forward_buffer
+                            and not done.is_set()
+                        ):
+                            await asyncio.sleep(tick)
+                        if done.is_set() or loader.audio is not audio:
+                            break
+                    else:
+                        break  # the audio ended
+                except LoaderClosedError:
+                    if loader.audio is audio:
+                        raise  # the loader itself was closed
+        except SegmentUnavailableError:
+            pass  # as for the video: a VOD segment that cannot be loaded ends the track there
+        except BaseException:
+            done.set()  # as for the video: play() raises it once the reporter stops
+            raise
+        audio_done = True
+        maybe_end()
+
     async def fetch() -> None:
+        nonlocal video_done
         asked_at = loop.time()
         try:
             async for loaded in loader.segments(
                 start_sequence=first.id.sequence, skip_unavailable=playlist.is_live
             ):
                 if loaded.gap:  # EXT-X-GAP: nothing to wait for, the playhead moves through it
-                    model.add_gap(loaded.segment.start, loaded.segment.duration, now=loop.time())
+                    model.add_gap(
+                        loaded.segment.start, loaded.segment.duration, now=loop.time(), track="main"
+                    )
                 else:
-                    model.add_segment(loaded.segment.start, loaded.segment.duration, now=loop.time())
+                    model.add_segment(
+                        loaded.segment.start, loaded.segment.duration, now=loop.time(), track="main"
+                    )
                 if on_segment is not None:
                     on_segment(loaded)
                 if controller is not None and not loaded.gap:
                     await adapt(loaded, asked_at)
                 # Like a real player, wait while the buffer is full (checked every tick).
-                while model.buffer_ahead(now=loop.time()) >= forward_buffer and not done.is_set():  # noqa: ASYNC110
+                while (  # noqa: ASYNC110
+                    model.track_buffer_ahead("main", now=loop.time()) >= forward_buffer and not done.is_set()
+                ):
                     await asyncio.sleep(tick)
                 if done.is_set():
                     return
@@ -177,7 +260,8 @@ async def play(
         except BaseException:
             done.set()  # e.g. LivePlaylistStuckError: play() raises it once the reporter stops
             raise
-        model.end_of_stream(now=loop.time())
+        video_done = True
+        maybe_end()
 
     async def report() -> None:
         next_snapshot = started
@@ -202,17 +286,21 @@ async def play(
                 return
             await asyncio.sleep(tick)
 
-    fetcher = loop.create_task(fetch())
+    fetchers = [loop.create_task(fetch())]
+    if separate_audio or any(r.type == "AUDIO" and r.url for r in loader.master.renditions):
+        fetchers.append(loop.create_task(fetch_audio()))
     try:
         await report()
     finally:
-        fetcher.cancel()
-        await asyncio.gather(fetcher, return_exceptions=True)
-    failure = None if fetcher.cancelled() else fetcher.exception()
-    if failure is not None:
-        # The segment loop ended on an error the caller must hear about (a live playlist that
-        # stopped changing, or a bug): raised, not reported as a normal end of playback.
-        raise failure
+        for fetcher in fetchers:
+            fetcher.cancel()
+        await asyncio.gather(*fetchers, return_exceptions=True)
+    for fetcher in fetchers:  # the video's error first
+        failure = None if fetcher.cancelled() else fetcher.exception()
+        if failure is not None:
+            # The segment loop ended on an error the caller must hear about (a live playlist that
+            # stopped changing, or a bug): raised, not reported as a normal end of playback.
+            raise failure
     now = loop.time()
     result = model.report(now=now)
     if on_snapshot is not None:

@@ -5,15 +5,19 @@ JSON) and prints JSON lines on stdout:
 
 * with ``tick_interval`` set, a progress line every ``tick_interval`` seconds:
   ``{"type": "tick", "t", "position", "buffer", "state", "live_edge_distance", "http_bytes",
-  "p2p_bytes", "p2p_uploaded_bytes", "peers", "stalls", "seeks", "rendition"}`` (``t`` in seconds
-  since playback started);
+  "p2p_bytes", "p2p_uploaded_bytes", "peers", "stalls", "seeks", "rendition", "media"}`` (``t`` in
+  seconds since playback started);
 * always, as the **last line**, the result: ``{"type": "result", "http_bytes", "p2p_bytes",
   "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
   "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
-  "live_edge_distance", "abr_switches", "gaps", "wall_time", "cpu_time", "first_sequence"}``
-  (``segments_played`` counts segments with media; ``gaps`` the EXT-X-GAP segments skipped, which
-  have none; ``first_sequence``: the media sequence number of the first segment played, where
-  EXT-X-START or the live start distance put it; None when nothing played);
+  "live_edge_distance", "abr_switches", "gaps", "wall_time", "cpu_time", "first_sequence",
+  "media"}`` (``segments_played`` counts the variant's segments with media, not a separate audio
+  track's; ``gaps`` the EXT-X-GAP segments skipped, which have none; ``first_sequence``: the media
+  sequence number of the first segment played, where EXT-X-START or the live start distance put
+  it; None when nothing played);
+* ``media`` splits the byte figures by media type (see :func:`media_figures`):
+  ``{"video": {"rendition", "http_bytes", "p2p_bytes", "p2p_uploaded_bytes", "http_segments",
+  "p2p_segments", "peers"}, "audio": {...}}``, ``audio`` only with a separate audio rendition;
 * or, when the stream cannot be opened, ``{"type": "error", "error": "..."}`` and exit status 1.
 
 SIGTERM or SIGINT ends playback early and still prints the result (a viewer that leaves the swarm
@@ -30,12 +34,12 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from p2ploader.aio.loader import open_loader
+from p2ploader.aio.loader import MediaKind, MediaStatistics, open_loader
 from p2ploader.aio.player import PlaybackSnapshot, play
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
@@ -43,7 +47,7 @@ from p2ploader.errors import P2PLoaderError
 from p2ploader.playback import AbrController
 from p2ploader.status import tracker_summary, tracker_warning
 
-__all__ = ["ViewerSpec", "last_line", "run_viewer", "start_viewer_process", "tick_line"]
+__all__ = ["ViewerSpec", "last_line", "media_figures", "run_viewer", "start_viewer_process", "tick_line"]
 
 
 @attrs.frozen(kw_only=True)
@@ -56,6 +60,12 @@ class ViewerSpec:
     forward_buffer: float = 10.0
     rendition: str | int | None = None
     """Rendition id (``"v1"``) or index to load; None: the first variant."""
+    audio: str | bool | None = None
+    """The variant's audio rendition (id, language or name; False: none; None: the default), as
+    :func:`~p2ploader.aio.loader.open_loader`'s ``audio``."""
+    subtitles: str | bool | None = None
+    """The variant's subtitles rendition, as :func:`~p2ploader.aio.loader.open_loader`'s
+    ``subtitles`` (None: only a DEFAULT=YES one)."""
     seed: int | None = None
     loopback_only: bool = True
     """Offer only 127.0.0.1 ICE candidates (tests, benchmarks, the local demo)."""
@@ -87,15 +97,25 @@ async def run_viewer(
     started = time.monotonic()
     cpu_started = time.process_time()
     with restrict_ice_to_loopback() if spec.loopback_only else contextlib.nullcontext():
-        async with open_loader(spec.url, config=config, rendition=spec.rendition, seed=spec.seed) as loader:
+        async with open_loader(
+            spec.url,
+            config=config,
+            rendition=spec.rendition,
+            audio=spec.audio,
+            subtitles=spec.subtitles,
+            seed=spec.seed,
+        ) as loader:
 
             def on_segment(loaded: Any) -> None:
                 nonlocal mismatches, segments, first_sequence
                 if loaded.gap:  # EXT-X-GAP: no bytes to count or compare
                     return
-                segments += 1
-                if first_sequence is None:
-                    first_sequence = loaded.segment.id.sequence
+                # Variants are "v<index>"; EXT-X-MEDIA renditions "<type>:<group>:<name>". The
+                # counts are the variant's; a separate audio track's bytes are checked all the same.
+                if ":" not in loaded.segment.id.rendition:
+                    segments += 1
+                    if first_sequence is None:
+                        first_sequence = loaded.segment.id.sequence
                 if spec.check_bytes_against is None:
                     return
                 rendition = loaded.segment.id.rendition
@@ -146,11 +166,29 @@ async def run_viewer(
         "wall_time": time.monotonic() - started,
         "cpu_time": time.process_time() - cpu_started,
         "first_sequence": first_sequence,
+        "media": media_figures(stats.by_media_type),
+    }
+
+
+def media_figures(by_media_type: Mapping[MediaKind, MediaStatistics]) -> dict[str, dict[str, Any]]:
+    """The JSON ``media`` object of tick and result lines: byte figures per media type."""
+    return {
+        kind: {
+            "rendition": figures.rendition,
+            "http_bytes": figures.http_bytes,
+            "p2p_bytes": figures.p2p_bytes,
+            "p2p_uploaded_bytes": figures.p2p_uploaded_bytes,
+            "http_segments": figures.http_segments,
+            "p2p_segments": figures.p2p_segments,
+            "peers": figures.peers_connected,
+        }
+        for kind, figures in by_media_type.items()
     }
 
 
 def _vod_bytes(root: str, rendition: str) -> list[bytes]:
-    """The segment bytes of the VOD media playlist behind ``rendition`` (``v<index>`` in the master)."""
+    """The segment bytes of the VOD media playlist behind ``rendition`` (``v<index>`` in the master,
+    or an EXT-X-MEDIA rendition id such as ``a:aud:English``)."""
     from pathlib import Path
 
     from p2ploader.hls import parse_master
@@ -158,8 +196,12 @@ def _vod_bytes(root: str, rendition: str) -> list[bytes]:
 
     base = Path(root)
     master = parse_master((base / "master.m3u8").read_text(), (base / "master.m3u8").as_uri())
-    variant = next(v for v in master.variants if v.rendition_id == rendition)
-    return vod_segment_bytes(Path(variant.url.removeprefix("file://")))
+    variant = master.variant_by_id(rendition)
+    alternate = master.rendition_by_id(rendition)
+    url = variant.url if variant is not None else alternate.url if alternate is not None else None
+    if url is None:
+        raise ValueError(f"{root}: no media playlist for rendition {rendition!r}")
+    return vod_segment_bytes(Path(url.removeprefix("file://")))
 
 
 def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
@@ -181,6 +223,7 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
         "rendition": snapshot.rendition,
         "trackers": snapshot.trackers,
         "tracker_warning": snapshot.tracker_warning,
+        "media": media_figures(snapshot.by_media_type),
     }
 
 

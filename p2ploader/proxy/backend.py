@@ -5,9 +5,13 @@ through loaders, plus the playback position it infers and reports to them.
   was opened with. A request for a variant the loader is not on switches it
   (:meth:`~p2ploader.aio.loader.HybridLoader.select_rendition`) through a
   :class:`~p2ploader.proxy.gate.RenditionGate`, so no request in flight is dropped by the switch.
-* **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles) cannot be
-  loaded by that loader, which follows variants only. The first request for one opens a second
-  loader on that rendition's media playlist (same config), kept until the proxy closes.
+* **EXT-X-MEDIA renditions with a URI** (``m<i>``: separate audio, subtitles, video angles): the
+  audio (and subtitles) rendition the loader chose for its variant is served by the loader's own
+  companion (:attr:`~p2ploader.aio.loader.HybridLoader.audio`), which shares it in P2P Media
+  Loader's swarm for that audio track. The first request for any other audio or subtitles rendition
+  opens another companion of the loader for it (:func:`~p2ploader.aio.alternates.open_companion`:
+  same settings, that track's P2P Media Loader swarm); any other EXT-X-MEDIA rendition (a video
+  angle) gets a loader on its media playlist. Both are kept until the proxy closes.
 * **Segments** come from ``loader.get_segment`` (cache, peers or HTTP). Before and after each request,
   and a few times a second, the proxy reports the playhead estimated by a
   :class:`~p2ploader.proxy.playhead.PlayheadEstimator` per loader.
@@ -36,6 +40,7 @@ from typing import Literal
 
 import attrs
 
+from p2ploader.aio.alternates import open_companion
 from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
 from p2ploader.config import LoaderConfig
 from p2ploader.core.segments import Segment, SegmentId
@@ -45,7 +50,7 @@ from p2ploader.errors import (
     SegmentUnavailableError,
     UsageError,
 )
-from p2ploader.hls import MediaPlaylist
+from p2ploader.hls import AlternateRendition, MediaPlaylist
 from p2ploader.proxy import paths
 from p2ploader.proxy.gate import RenditionGate
 from p2ploader.proxy.paths import Token
@@ -105,7 +110,8 @@ class ProxyStatistics:
     """Requests refused by the request guard (foreign Host 403, bad request target 400)."""
     rendition_switches: int
     alternate_loaders: int
-    """Loaders opened for EXT-X-MEDIA renditions."""
+    """Loaders serving EXT-X-MEDIA renditions: those opened for them, and the main loader's audio
+    and subtitles companions once a player asked for their rendition."""
     position: float | None
     """The last playhead reported to the main loader (seconds on its timeline)."""
 
@@ -166,6 +172,7 @@ class ProxyBackend:
         self._gate = RenditionGate(lambda: loader.rendition, loader.select_rendition)
         self._main = _Source(loader, self._gate)
         self._alternates: dict[int, _Source] = {}
+        self._companions: dict[int, _Source] = {}  # rendition index -> the main loader's companion
         self._alternate_locks: dict[int, asyncio.Lock] = {}
         self._i_frame_playlists: dict[int, MediaPlaylist] = {}
         self._stack = contextlib.AsyncExitStack()
@@ -223,7 +230,7 @@ class ProxyBackend:
             errors=c.errors,
             refused=c.refused,
             rendition_switches=self._gate.switches,
-            alternate_loaders=len(self._alternates),
+            alternate_loaders=len(self._alternates) + len(self._companions),
             position=self._main.last_position,
         )
 
@@ -360,6 +367,9 @@ class ProxyBackend:
             return self._main
         if token.index >= len(master.renditions) or master.renditions[token.index].url is None:
             raise ProxyError(404, f"no rendition {token}")
+        companion = self._companion_for(token.index)
+        if companion is not None:
+            return companion
         source = self._alternates.get(token.index)
         if source is not None:
             return source
@@ -367,21 +377,53 @@ class ProxyBackend:
         async with lock:
             source = self._alternates.get(token.index)
             if source is None:
-                url = master.renditions[token.index].url
-                assert url is not None
-                # The rendition is part of the stream the user named: its credentials go where the
-                # main loader's go (the stream's host), not to whatever host the master names here.
-                opening = open_loader(url, config=self.config, credentials_url=self.loader.credentials_url)
-                try:
-                    loader = await opening.__aenter__()
-                except P2PLoaderError as exc:
-                    raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
-                if self._closed:  # closed while we were opening it
-                    await opening.__aexit__(None, None, None)
-                    raise ProxyError(503, "the proxy is closing")
-                self._stack.push_async_exit(opening)
+                rendition = master.renditions[token.index]
+                if rendition.type in ("AUDIO", "SUBTITLES"):
+                    loader = await self._open_companion(token, rendition)
+                else:
+                    loader = await self._open_rendition_loader(token, rendition.url)
                 source = self._alternates[token.index] = _Source(loader, None)
         return source
+
+    async def _open_companion(self, token: Token, rendition: AlternateRendition) -> HybridLoader:
+        variant = self.loader.master.variant_by_id(self.loader.rendition)
+        assert variant is not None
+        try:
+            loader = await open_companion(self.loader, rendition, variant)
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+        if self._closed:  # closed while we were opening it
+            await loader.aclose()
+            raise ProxyError(503, "the proxy is closing")
+        self._stack.push_async_callback(loader.aclose)
+        return loader
+
+    async def _open_rendition_loader(self, token: Token, url: str | None) -> HybridLoader:
+        assert url is not None
+        # The rendition is part of the stream the user named: its credentials go where the main
+        # loader's go (the stream's host), not to whatever host the master names here.
+        opening = open_loader(url, config=self.config, credentials_url=self.loader.credentials_url)
+        try:
+            loader = await opening.__aenter__()
+        except P2PLoaderError as exc:
+            raise ProxyError(502, f"cannot load rendition {token}: {exc}") from exc
+        if self._closed:  # closed while we were opening it
+            await opening.__aexit__(None, None, None)
+            raise ProxyError(503, "the proxy is closing")
+        self._stack.push_async_exit(opening)
+        return loader
+
+    def _companion_for(self, index: int) -> _Source | None:
+        """The main loader's audio or subtitles companion when it loads rendition ``index`` now (a
+        variant switch may move it to another group's rendition: then it no longer serves it)."""
+        rendition_id = self.loader.master.renditions[index].rendition_id
+        for companion in (self.loader.audio, self.loader.subtitles):
+            if companion is not None and companion.rendition == rendition_id:
+                source = self._companions.get(index)
+                if source is None or source.loader is not companion:
+                    source = self._companions[index] = _Source(companion, None)
+                return source
+        return None
 
     @contextlib.asynccontextmanager
     async def _using(self, token: Token) -> AsyncIterator[_Source]:

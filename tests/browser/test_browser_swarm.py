@@ -10,6 +10,11 @@ The scenario forces each direction instead of hoping for it:
 2. The seeder leaves. A p2ploader *viewer* joins in a short initial P2P mode, six segments behind
    live: the only peer holding those segments is the browser (it prefetched up to the live edge).
 
+A second scenario plays a stream with separate audio (an EXT-X-MEDIA audio group, the ffmpeg-made
+stream of :mod:`tests.ffmpeg_streams`): the seeder's audio companion and the browser meet in P2P
+Media Loader's swarm for that audio track, and the browser's first audio segments come from it;
+after the seeder left, a p2ploader viewer's audio companion loads audio from the browser.
+
 Checked: the browser's engine events (onPeerConnect, onChunkDownloaded by source and peer,
 onChunkUploaded), every segment on both sides equal to the origin's file (the page hashes each
 one in P2P Media Loader's validation hooks), and no stall on either side.
@@ -23,6 +28,7 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +41,7 @@ from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.tracker import TrackerServer
 from tests.browser.harness import Browsers, BrowserSetup, PageState, StaticServer, browser_setup, page_config
+from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -222,4 +229,138 @@ async def test_browser_and_p2ploader_swap_segments_both_ways(
     assert got
     assert report.stalls == 0, report
     assert final["stalls"] == 0 and final["waiting"] == 0, page.summary()
+    assert not page.fatal, page.summary()
+
+
+# --------------------------------------------------------------------------------------------------
+# Separate audio: one more swarm, shared with the browser too
+
+AUDIO_SEGMENT_URL = re.compile(r"/audio_en/seg_(\d+)\.ts$")
+
+
+async def keep_seeding_audio(seeder: HybridLoader, out: list[LoadedSegment]) -> None:
+    audio = seeder.audio
+    assert audio is not None
+    first = audio.playlist.segments[0].id.sequence
+    async for loaded in audio.segments(start_sequence=first, skip_unavailable=True):
+        out.append(loaded)
+
+
+async def test_browser_and_p2ploader_share_the_audio_swarm(
+    setup: BrowserSetup,
+    loopback: None,
+    av_stream: Path,  # noqa: F811
+) -> None:
+    want_audio = vod_segment_bytes(av_stream / "audio_en" / "index.m3u8")
+    want_audio_sha256 = [hashlib.sha256(data).hexdigest() for data in want_audio]
+    async with TrackerServer() as tracker:
+        with (
+            OriginServer(av_stream, live=LiveSettings(window_segments=10), cors=True) as origin,
+            StaticServer(setup.node_modules) as static,
+        ):
+            url = origin.url_for("live/master.m3u8")
+            async with Browsers(setup) as browsers:
+                seeded: list[LoadedSegment] = []
+                seeder = HybridLoader(url, config=loader_config(tracker.url), seed=31)
+                try:
+                    await seeder.start()  # the variant and its default audio, English
+                    audio = seeder.audio
+                    assert audio is not None and audio.rendition == "a:aud:English"
+                    tasks = [
+                        asyncio.create_task(keep_seeding(seeder, seeded)),
+                        asyncio.create_task(keep_seeding_audio(seeder, seeded)),
+                    ]
+                    audio_id = audio.peer_id.decode()
+                    config = page_config(url, [tracker.url], level=0, core=BROWSER_CORE, hls=BROWSER_HLS)
+                    page = await browsers.open("viewer", static.page_url(config))
+
+                    def audio_from_the_seeder() -> bool:
+                        # Playing, with audio from the seeder, and holding the audio up to the live
+                        # edge: once the seeder leaves, the browser is the only holder.
+                        audio_loads = [
+                            load
+                            for load in page.loads
+                            if AUDIO_SEGMENT_URL.search(load["url"]) and load["source"] == "p2p"
+                        ]
+                        edge = audio.playlist.segments[-1].id.sequence
+                        held = [AUDIO_SEGMENT_URL.search(load["url"]) for load in page.loads]
+                        newest = max((int(m.group(1)) for m in held if m is not None), default=-1)
+                        return page.stat("playing", False) and len(audio_loads) >= 2 and newest >= edge - 1
+
+                    await browsers.wait_for(
+                        audio_from_the_seeder, within=30, what="the browser to load audio from the seeder"
+                    )
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    # The audio swarm is P2P Media Loader's for that track: the browser found our
+                    # companion through the tracker under the info hash we compute.
+                    assert audio.peer_id in tracker.peer_ids(audio.info_hash())
+                    assert len(tracker.peer_ids(audio.info_hash())) == 2, page.summary()
+                finally:
+                    await seeder.aclose()
+                by_type = seeder.statistics().by_media_type
+
+                # --- a p2ploader viewer then loads audio from the browser -------------------------
+                from_browser: collections.Counter[str] = collections.Counter()
+
+                def count(notification: nt.Notification) -> None:
+                    if (
+                        isinstance(notification, nt.SegmentLoaded)
+                        and notification.source == "p2p"
+                        and notification.segment_id.rendition == "a:aud:English"
+                    ):
+                        from_browser[peer_text(notification.peer_id)] += notification.size
+
+                viewer_config = loader_config(
+                    tracker.url,
+                    http_download_initial_timeout=4.0,
+                    http_download_initial_timeout_per_segment=4.0,
+                )
+                got: list[LoadedSegment] = []
+                async with open_loader(url, config=viewer_config, seed=32) as viewer:
+                    viewer.add_listener(count)
+                    assert viewer.audio is not None
+                    viewer_audio_id = viewer.audio.peer_id.decode()
+                    report = await asyncio.wait_for(
+                        play(
+                            viewer,
+                            duration=10.0,
+                            forward_buffer=8.0,
+                            live_start_distance=6,
+                            tick=0.1,
+                            on_segment=got.append,
+                        ),
+                        timeout=40,
+                    )
+                    viewer_audio = viewer.statistics().by_media_type["audio"]
+    audio_loads = [load for load in page.loads if AUDIO_SEGMENT_URL.search(load["url"])]
+    print(  # shown with -s, and by pytest on a failure
+        f"browser audio loads: {[(load['source'], load['size']) for load in audio_loads]}; "
+        f"seeder uploaded audio {by_type['audio'].p2p_uploaded_bytes} B, "
+        f"video {by_type['video'].p2p_uploaded_bytes} B"
+    )
+    print(f"viewer: audio from peers {dict(from_browser)}, {viewer_audio}, stalls {report.stalls}")
+    # The browser's audio peers were p2ploader's audio companions: the seeder's first (all of the
+    # browser's first audio segments), then maybe the viewer's.
+    audio_peers = [load["peerId"] for load in audio_loads if load["source"] == "p2p"]
+    assert audio_peers[:2] == [audio_id, audio_id] and set(audio_peers) <= {audio_id, viewer_audio_id}
+    # The other direction: the viewer's audio companion took audio from the browser.
+    assert sum(size for peer, size in from_browser.items() if peer.startswith("-PM0203-")) > 0
+    assert viewer_audio.p2p_bytes > 0 and report.stalls == 0
+    for loaded in got:
+        if loaded.segment.id.rendition == "a:aud:English":
+            assert loaded.data == want_audio[loaded.segment.id.sequence % len(want_audio)]
+    assert (
+        by_type["audio"].p2p_uploaded_bytes
+        >= sum(load["size"] for load in audio_loads if load["peerId"] == audio_id)
+        > 0
+    )
+    # Every audio segment the browser validated is the origin's, whoever sent it.
+    audio_segments = [seg for seg in page.segments if AUDIO_SEGMENT_URL.search(seg["url"])]
+    assert audio_segments, page.summary()
+    for segment in audio_segments:
+        match = AUDIO_SEGMENT_URL.search(segment["url"])
+        assert match is not None
+        assert segment["sha256"] == want_audio_sha256[int(match.group(1)) % len(want_audio)], segment
     assert not page.fatal, page.summary()
