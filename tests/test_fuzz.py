@@ -26,7 +26,7 @@ from p2ploader.core import wire
 from p2ploader.core.integrity import HASH_TAG, parse_hash_tags
 from p2ploader.errors import PlaylistError
 from p2ploader.hls import parse_media
-from p2ploader.tracker.server import TrackerServer, _Connection
+from p2ploader.tracker.state import Send, TrackerLimits, TrackerState
 
 FUZZ = settings(
     max_examples=150,
@@ -125,35 +125,25 @@ def test_tracker_client_survives_any_frames(frames: list[str | bytes]) -> None:
 # --------------------------------------------------------------------------- the embedded tracker
 
 
-class _FakeWs:
-    async def send(self, text: str) -> None:
-        return None
-
-
 @FUZZ
 @given(st.lists(tracker_frames, min_size=1, max_size=8))
 def test_tracker_server_answers_garbage_with_failures_only(frames: list[str | bytes]) -> None:
-    async def run() -> None:
-        server = TrackerServer()
-        conn = _Connection(ws=_FakeWs(), outbox=asyncio.Queue(1000))  # type: ignore[arg-type]
-        for frame in frames:
-            server._on_frame(conn, frame)  # never raises
-        sent = []
-        while not conn.outbox.empty():
-            sent.append(json.loads(conn.outbox.get_nowait()))
-        assert all(isinstance(message, dict) for message in sent)
-        # Still serving: a valid announce gets an announce response.
-        server._on_frame(
-            conn,
-            json.dumps(
-                {"action": "announce", "info_hash": encode_id(INFO_HASH), "peer_id": encode_id(PEER_ID)}
-            ),
-        )
-        reply = json.loads(conn.outbox.get_nowait())
-        assert reply.get("action") == "announce" and "failure reason" not in reply
-        assert len(server._swarms) <= len(frames) + 1  # one swarm per valid announce at most
-
-    asyncio.run(run())
+    state = TrackerState(TrackerLimits(max_protocol_errors=1000))
+    conn = state.open_connection(("127.0.0.1", 1), now=0.0)
+    rng = random.Random(0)
+    sent = []
+    for frame in frames:
+        for output in state.handle(conn, frame, now=0.0, rng=rng):  # never raises
+            assert isinstance(output, Send)
+            sent.append(json.loads(output.text))
+    assert all(isinstance(message, dict) for message in sent)
+    # Still serving: a valid announce gets an announce response.
+    valid = {"action": "announce", "info_hash": encode_id(INFO_HASH), "peer_id": encode_id(PEER_ID)}
+    (reply,) = state.handle(conn, json.dumps(valid), now=0.0, rng=rng)
+    assert isinstance(reply, Send)
+    answer = json.loads(reply.text)
+    assert answer.get("action") == "announce" and "failure reason" not in answer
+    assert state.statistics().swarms <= len(frames) + 1  # one swarm per valid announce at most
 
 
 # --------------------------------------------------------------------------- peer messages

@@ -18,7 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
-from p2ploader.tracker.server import _Connection, address_key
+from p2ploader.tracker.server import address_key
+from p2ploader.tracker.state import Send, TrackerState
 from tests.raw_websocket import NonReader
 
 pytestmark = pytest.mark.anyio
@@ -571,66 +572,54 @@ async def test_swarm_creation_is_rate_limited_per_connection_and_address() -> No
         assert "failure reason" in await creators[10].announce(HASH_A)
 
 
-class RecordingWs:
-    """A stand-in for a server-side WebSocket: records what the tracker writes to it."""
-
-    remote_address = ("203.0.113.7", 50000)  # every viewer behind the same NAT address
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-
-    async def send(self, text: str) -> None:
-        self.received.append(json.loads(text))
-
-
-async def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
+def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
     """Five hundred P2P Media Loader 2.x viewers behind one NAT, 20 minutes of tracker time, default
-    limits, driven directly (no sockets): each has one connection and one peer id per swarm (video
-    and audio), announces each swarm once per interval with five offers, answers every offer it
-    gets, and switches level once (stops the old swarm, starts a new one)."""
-    clock = Clock()
-    tracker = TrackerServer(clock=clock, rng=random.Random(1))
-    viewers = [
-        _Connection(ws=RecordingWs(), address=address_key(RecordingWs.remote_address)) for _ in range(500)
-    ]
+    limits, driven directly on the sans-IO state (no sockets): each has one connection and one peer
+    id per swarm (video and audio), announces each swarm once per interval with five offers, answers
+    every offer it gets, and switches level once (stops the old swarm, starts a new one)."""
+    now = 1000.0
+    rng = random.Random(1)
+    tracker = TrackerState()
+    viewers = [tracker.open_connection(("203.0.113.7", 50000), now=now) for _ in range(500)]
+    index_of = {id(viewer): index for index, viewer in enumerate(viewers)}
+    received: list[tuple[int, dict[str, Any]]] = []
     video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
+
+    def deliver(outputs: list[Any]) -> None:
+        for output in outputs:
+            assert isinstance(output, Send)
+            tracker.message_taken(output.connection, output.text)  # written at once
+            received.append((index_of[id(output.connection)], json.loads(output.text)))
 
     def announce(index: int, info_hash: str, kind: int, **extra: Any) -> None:
         offers = [{"offer": {"type": "offer", "sdp": "sdp"}, "offer_id": oid(n)} for n in range(5)]
         message = {"action": "announce", "info_hash": info_hash, "peer_id": pid(1000 * kind + index)}
-        tracker._on_frame(viewers[index], json.dumps({"numwant": 5, "offers": offers, **message, **extra}))
+        frame = json.dumps({"numwant": 5, "offers": offers, **message, **extra})
+        deliver(tracker.handle(viewers[index], frame, now=now, rng=rng))
 
-    async def answer_offers() -> None:
-        await asyncio.sleep(0)  # let the writers run
-        for index, viewer in enumerate(viewers):
-            ws = viewer.ws
-            assert isinstance(ws, RecordingWs)
-            for got in ws.received:
-                if "offer" in got:
-                    kind = {video: 1, audio: 2, higher: 3}[got["info_hash"]]
-                    answer = {"type": "answer", "sdp": "answer"}
-                    tracker._on_frame(
-                        viewer,
-                        json.dumps(
-                            {
-                                "action": "announce",
-                                "info_hash": got["info_hash"],
-                                "peer_id": pid(1000 * kind + index),
-                                "to_peer_id": got["peer_id"],
-                                "offer_id": got["offer_id"],
-                                "answer": answer,
-                            }
-                        ),
-                    )
-            ws.received.clear()
-        await asyncio.sleep(0)
+    def answer_offers() -> None:
+        pending = list(received)
+        received.clear()
+        for index, got in pending:
+            if "offer" in got:
+                kind = {video: 1, audio: 2, higher: 3}[got["info_hash"]]
+                answer = {
+                    "action": "announce",
+                    "info_hash": got["info_hash"],
+                    "peer_id": pid(1000 * kind + index),
+                    "to_peer_id": got["peer_id"],
+                    "offer_id": got["offer_id"],
+                    "answer": {"type": "answer", "sdp": "answer"},
+                }
+                deliver(tracker.handle(viewers[index], json.dumps(answer), now=now, rng=rng))
+        received.clear()
 
     for index in range(500):
         announce(index, video, 1, event="started")
         announce(index, audio, 2, event="started")
-    await answer_offers()
+    answer_offers()
     for minute in range(2, 22, 2):  # every interval (120 s)
-        clock.now += 120
+        now += 120
         for index in range(500):
             if minute == 10:
                 announce(index, video, 1, event="stopped", offers=[])
@@ -638,7 +627,7 @@ async def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
             else:
                 announce(index, higher if minute > 10 else video, 3 if minute > 10 else 1)
             announce(index, audio, 2)
-        await answer_offers()
+        answer_offers()
     stats = tracker.statistics()
     assert (stats.requests_rate_limited, stats.failures_sent, stats.peer_id_refusals) == (0, 0, 0)
     assert stats.answers_relayed > 5_000 and stats.peers == 1000 and stats.swarms == 2
@@ -728,7 +717,7 @@ async def test_a_slow_reader_is_dropped_and_its_queue_freed() -> None:
                     }
                 )
                 assert "failure reason" not in await flooder.recv()
-                peak = max(peak, sum(c.outbox_bytes for c in tracker._connections))
+                peak = max(peak, tracker.state.queued_bytes())
             if tracker.statistics().slow_readers_dropped:
                 break
         assert tracker.statistics().slow_readers_dropped == 1
