@@ -18,7 +18,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
 from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
-from p2ploader.tracker.server import address_key
 from p2ploader.tracker.state import Send, TrackerState
 from tests.raw_websocket import NonReader
 
