@@ -13,17 +13,17 @@ import asyncio
 import contextlib
 import json
 import random
-from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2ploader.aio.peers import PeerManager, _Download, _PeerState
-from p2ploader.aio.tracker_client import TrackerClient, _Session, encode_id
 from p2ploader.core import events as ev
 from p2ploader.core import wire
 from p2ploader.core.integrity import HASH_TAG, parse_hash_tags
+from p2ploader.core.tracker_client_protocol import AnswerOffer, TrackerClientProtocol
+from p2ploader.core.tracker_wire import encode_id
 from p2ploader.errors import PlaylistError
 from p2ploader.hls import parse_media
 from p2ploader.tracker.state import Send, TrackerLimits, TrackerState
@@ -93,33 +93,17 @@ tracker_frames = st.one_of(
 @FUZZ
 @given(st.lists(tracker_frames, min_size=1, max_size=8))
 def test_tracker_client_survives_any_frames(frames: list[str | bytes]) -> None:
-    async def run() -> None:
-        async def offers(count: int) -> list[Any]:
-            return []
-
-        async def on_offer(peer: bytes, offer_id: bytes, sdp: str) -> str | None:
-            return None
-
-        async def on_answer(peer: bytes, offer_id: bytes, sdp: str) -> None:
-            return None
-
-        client = TrackerClient(
-            ["ws://127.0.0.1:9"],
-            info_hash=INFO_HASH,
-            peer_id=PEER_ID,
-            make_offers=offers,
-            on_offer=on_offer,
-            on_answer=on_answer,
-            rng=random.Random(0),
-        )
-        client._loop = asyncio.get_running_loop()
-        session = _Session(client, "ws://127.0.0.1:9")
-        for frame in frames:
-            assert session._on_frame(frame) in (True, False)  # never raises
-        await asyncio.sleep(0)  # signalling tasks it spawned run (and are guarded)
-        await client.aclose()
-
-    asyncio.run(run())
+    url = "ws://127.0.0.1:9"
+    machine = TrackerClientProtocol([url], info_hash=INFO_HASH, peer_id=PEER_ID, rng=random.Random(0))
+    machine.start(now=0.0)
+    machine.connected(url, now=0.0)
+    for frame in frames:
+        machine.message_received(url, frame, now=1.0)  # never raises
+        for effect in machine.effects():
+            if isinstance(effect, AnswerOffer):
+                machine.answer_ready(effect, None, now=1.0)
+    machine.close(now=2.0)
+    assert machine.statistics().pending_offers == 0
 
 
 # --------------------------------------------------------------------------- the embedded tracker
