@@ -243,3 +243,64 @@ def test_offers_go_to_different_random_peers_and_never_back() -> None:
     assert not [m for m in tracker.inbox[id(conns[0])] if "offer" in m]
     receivers = [i for i, conn in enumerate(conns) if any("offer" in m for m in tracker.inbox[id(conn)])]
     assert len(receivers) == 2
+
+
+def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
+    """Five hundred P2P Media Loader 2.x viewers behind one NAT, 20 minutes of tracker time, default
+    limits, driven directly on the sans-IO state (no sockets): each has one connection and one peer
+    id per swarm (video and audio), announces each swarm once per interval with five offers, answers
+    every offer it gets, and switches level once (stops the old swarm, starts a new one)."""
+    now = 1000.0
+    rng = random.Random(1)
+    tracker = TrackerState()
+    viewers = [tracker.open_connection(("203.0.113.7", 50000), now=now) for _ in range(500)]
+    index_of = {id(viewer): index for index, viewer in enumerate(viewers)}
+    received: list[tuple[int, dict[str, Any]]] = []
+    video, audio, higher = swarm_hash(1), swarm_hash(2), swarm_hash(3)
+
+    def deliver(outputs: list[Any]) -> None:
+        for output in outputs:
+            assert isinstance(output, Send)
+            tracker.message_taken(output.connection, output.text)  # written at once
+            received.append((index_of[id(output.connection)], json.loads(output.text)))
+
+    def announce(index: int, info_hash: str, kind: int, **extra: Any) -> None:
+        offers = [{"offer": {"type": "offer", "sdp": "sdp"}, "offer_id": oid(n)} for n in range(5)]
+        message = {"action": "announce", "info_hash": info_hash, "peer_id": pid(1000 * kind + index)}
+        frame = json.dumps({"numwant": 5, "offers": offers, **message, **extra})
+        deliver(tracker.handle(viewers[index], frame, now=now, rng=rng))
+
+    def answer_offers() -> None:
+        pending = list(received)
+        received.clear()
+        for index, got in pending:
+            if "offer" in got:
+                kind = {video: 1, audio: 2, higher: 3}[got["info_hash"]]
+                answer = {
+                    "action": "announce",
+                    "info_hash": got["info_hash"],
+                    "peer_id": pid(1000 * kind + index),
+                    "to_peer_id": got["peer_id"],
+                    "offer_id": got["offer_id"],
+                    "answer": {"type": "answer", "sdp": "answer"},
+                }
+                deliver(tracker.handle(viewers[index], json.dumps(answer), now=now, rng=rng))
+        received.clear()
+
+    for index in range(500):
+        announce(index, video, 1, event="started")
+        announce(index, audio, 2, event="started")
+    answer_offers()
+    for minute in range(2, 22, 2):  # every interval (120 s)
+        now += 120
+        for index in range(500):
+            if minute == 10:
+                announce(index, video, 1, event="stopped", offers=[])
+                announce(index, higher, 3, event="started")
+            else:
+                announce(index, higher if minute > 10 else video, 3 if minute > 10 else 1)
+            announce(index, audio, 2)
+        answer_offers()
+    stats = tracker.statistics()
+    assert (stats.requests_rate_limited, stats.failures_sent, stats.peer_id_refusals) == (0, 0, 0)
+    assert stats.answers_relayed > 5_000 and stats.peers == 1000 and stats.swarms == 2

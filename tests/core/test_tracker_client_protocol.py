@@ -125,6 +125,27 @@ def test_two_viewers_meet_through_the_tracker() -> None:
     assert b.machine.statistics().pending_offers == 0
 
 
+def test_three_viewers_pair_up_exactly_once() -> None:
+    net = TrackerNetwork()
+    viewers = [net.viewer(name) for name in "abc"]
+    net.advance(0)
+    for _ in range(3):  # more rounds of offers within the de-duplication window
+        for viewer in viewers:
+            viewer.machine.announce_now(now=net.now)
+        net.advance(1.0)
+    pairs = {frozenset((v.peer_id, d.peer_id)) for v in viewers for d in v.answers}
+    assert len(pairs) == 3 and sum(len(v.answers) for v in viewers) == 3
+    for viewer in viewers:
+        for delivered in viewer.answers:  # each answer is the answer to exactly that offer
+            assert delivered.sdp.endswith(f"[{viewer.made[delivered.offer_id]}]")
+        assert viewer.peer_id not in {o.peer_id for o in viewer.offers_received}
+    assert sum(v.machine.statistics().duplicates_suppressed for v in viewers) > 0
+    for viewer in viewers:
+        viewer.machine.close(now=net.now)
+    net.deliver()
+    assert net.state.statistics().peers == 0
+
+
 def test_closing_sends_stopped_where_joined_and_expires_pending_offers() -> None:
     net = TrackerNetwork()
     a, b = net.viewer("a"), net.viewer("b")
@@ -241,23 +262,40 @@ def test_a_full_swarm_refusal_through_the_tracker_is_retried_until_there_is_room
     net.advance(0)
     b = net.viewer("b")
     net.advance(0)
-    assert len(b.expired) == 5 and b.machine.statistics().trackers[0].failures == 1
+    assert len(b.expired) == 5
+    status = b.machine.statistics().trackers[0]
+    assert (status.failures, status.last_error, status.connected) == (
+        1,
+        "failure reason: swarm is full",
+        True,
+    )
+    net.advance(5.0)  # retried within backoff_min, refused again: the back-off grows
+    assert b.machine.statistics().trackers[0].failures == 2
     a.machine.close(now=net.now)
-    net.advance(5.0)  # b's retry comes within backoff_min
+    net.advance(10.0)
     assert net.state.peer_ids(INFO_HASH) == {b.peer_id}
-    assert len(b.connects) == 1  # same socket
+    status = b.machine.statistics().trackers[0]
+    assert status.responses == 1 and status.connects == len(b.connects) == 1  # a refusal keeps the socket
 
 
 def test_peers_wanted_bring_announces_sooner_doubling_up_to_the_interval() -> None:
     net = TrackerNetwork()
-    wanted = [True]
-    a = net.viewer("a", wants_peers=lambda size: wanted[0])
+    sizes: list[int] = []
+
+    def wants_peers(size: int) -> bool:
+        sizes.append(size)
+        return True
+
+    a = net.viewer("a", wants_peers=wants_peers)
     lazy = net.viewer("lazy", wants_peers=lambda size: False)
+    plain = net.viewer("plain")  # no wants_peers: the interval only
     net.advance(400)
     times = [at - 1000.0 for at, _ in announces(a)]
     assert times == [0, 10, 30, 70, 150, 270, 390]  # +10, +20, +40, +80, then the interval (120)
-    assert all(len(message["offers"]) == 5 for _, message in announces(a))
+    assert all(len(message["offers"]) == 5 for _, message in announces(a))  # fresh offers each time
+    assert sizes[:2] == [1, 3]  # the swarm's size (complete + incomplete) in its latest response
     assert [at - 1000.0 for at, _ in announces(lazy)] == [0, 120, 240, 360]
+    assert [at - 1000.0 for at, _ in announces(plain)] == [0, 120, 240, 360]
 
 
 def test_a_check_answered_false_restarts_the_early_announce_back_off() -> None:
