@@ -26,7 +26,7 @@ import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -69,8 +69,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_MIN_FORCED_GAP: Final = 1.0  # kept for callers; the machine's MIN_FORCED_GAP is the one used
 
 
 def new_offer_id(rng: random.Random | None = None) -> bytes:
