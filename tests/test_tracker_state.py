@@ -304,3 +304,15 @@ def test_an_honest_audience_behind_one_address_is_never_refused() -> None:
     stats = tracker.statistics()
     assert (stats.requests_rate_limited, stats.failures_sent, stats.peer_id_refusals) == (0, 0, 0)
     assert stats.answers_relayed > 5_000 and stats.peers == 1000 and stats.swarms == 2
+
+
+def test_the_default_outbox_holds_256_messages() -> None:
+    tracker = Tracker()
+    assert tracker.state.limits.send_queue_size == 256
+    stuck = tracker.connect()
+    tracker.not_reading.add(id(stuck))
+    for _ in range(256):
+        tracker.send(stuck, {"action": "scrape", "info_hash": HASH})
+    assert not tracker.aborted and stuck.queued_messages == 256
+    tracker.send(stuck, {"action": "scrape", "info_hash": HASH})
+    assert tracker.aborted == [stuck]

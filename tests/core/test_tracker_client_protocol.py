@@ -459,3 +459,27 @@ def test_a_delivered_answer_holds_a_signalling_slot_until_it_is_handled() -> Non
     assert len(of(me.receive(offer_frame(SMALL, oid(3))), AnswerOffer)) == 1
     assert me.receive(answer_frame(OTHER, oid(100))) == []  # no longer pending: ignored
     assert me.machine.statistics().ignored_messages == 1
+
+
+def test_default_bounds_on_signalling_and_pending_offers() -> None:
+    me = Alone()
+    assert (me.machine.settings.max_concurrent_signalling, me.machine.settings.max_pending_offers) == (20, 50)
+    held = [
+        of(me.receive(offer_frame(f"-PY0001-peer{n:08d}".encode(), oid(n))), AnswerOffer) for n in range(21)
+    ]
+    assert [len(requests) for requests in held] == [1] * 20 + [0]  # the 21st is declined
+    me.machine.handle_timer(now=0.0)
+    for round_ in range(10):  # five offers per announce, none answered, none expired yet
+        (request,) = of(me.machine.effects(), MakeOffers)
+        assert request.count == 5
+        made = [Offer(f"o{round_:04d}-{n:014d}".encode(), "s") for n in range(5)]
+        me.machine.offers_made(request, made, now=me.now)
+        me.machine.effects()
+        me.machine.announce_now(now=me.now)
+        me.now += 1.0
+        me.machine.handle_timer(now=me.now)
+    effects = me.machine.effects()
+    assert not of(effects, MakeOffers)  # 50 pending: this announce carries none
+    (announce,) = sent(effects)
+    assert announce["numwant"] == 0 and announce["offers"] == []
+    assert me.machine.statistics().pending_offers == 50
