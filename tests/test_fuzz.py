@@ -13,20 +13,20 @@ import asyncio
 import contextlib
 import json
 import random
-from typing import Any
 
 import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2ploader.aio.peers import PeerManager, _Download, _PeerState
-from p2ploader.aio.tracker_client import TrackerClient, _Session, encode_id
 from p2ploader.core import events as ev
 from p2ploader.core import wire
 from p2ploader.core.integrity import HASH_TAG, parse_hash_tags
+from p2ploader.core.tracker_client_protocol import AnswerOffer, TrackerClientProtocol
+from p2ploader.core.tracker_wire import encode_id
 from p2ploader.errors import PlaylistError
 from p2ploader.hls import parse_media
-from p2ploader.tracker.server import TrackerServer, _Connection
+from p2ploader.tracker.state import Send, TrackerLimits, TrackerState
 
 FUZZ = settings(
     max_examples=150,
@@ -93,67 +93,41 @@ tracker_frames = st.one_of(
 @FUZZ
 @given(st.lists(tracker_frames, min_size=1, max_size=8))
 def test_tracker_client_survives_any_frames(frames: list[str | bytes]) -> None:
-    async def run() -> None:
-        async def offers(count: int) -> list[Any]:
-            return []
-
-        async def on_offer(peer: bytes, offer_id: bytes, sdp: str) -> str | None:
-            return None
-
-        async def on_answer(peer: bytes, offer_id: bytes, sdp: str) -> None:
-            return None
-
-        client = TrackerClient(
-            ["ws://127.0.0.1:9"],
-            info_hash=INFO_HASH,
-            peer_id=PEER_ID,
-            make_offers=offers,
-            on_offer=on_offer,
-            on_answer=on_answer,
-            rng=random.Random(0),
-        )
-        client._loop = asyncio.get_running_loop()
-        session = _Session(client, "ws://127.0.0.1:9")
-        for frame in frames:
-            assert session._on_frame(frame) in (True, False)  # never raises
-        await asyncio.sleep(0)  # signalling tasks it spawned run (and are guarded)
-        await client.aclose()
-
-    asyncio.run(run())
+    url = "ws://127.0.0.1:9"
+    machine = TrackerClientProtocol([url], info_hash=INFO_HASH, peer_id=PEER_ID, rng=random.Random(0))
+    machine.start(now=0.0)
+    machine.connected(url, now=0.0)
+    for frame in frames:
+        machine.message_received(url, frame, now=1.0)  # never raises
+        for effect in machine.effects():
+            if isinstance(effect, AnswerOffer):
+                machine.answer_ready(effect, None, now=1.0)
+    machine.close(now=2.0)
+    assert machine.statistics().pending_offers == 0
 
 
 # --------------------------------------------------------------------------- the embedded tracker
 
 
-class _FakeWs:
-    async def send(self, text: str) -> None:
-        return None
-
-
 @FUZZ
 @given(st.lists(tracker_frames, min_size=1, max_size=8))
 def test_tracker_server_answers_garbage_with_failures_only(frames: list[str | bytes]) -> None:
-    async def run() -> None:
-        server = TrackerServer()
-        conn = _Connection(ws=_FakeWs(), outbox=asyncio.Queue(1000))  # type: ignore[arg-type]
-        for frame in frames:
-            server._on_frame(conn, frame)  # never raises
-        sent = []
-        while not conn.outbox.empty():
-            sent.append(json.loads(conn.outbox.get_nowait()))
-        assert all(isinstance(message, dict) for message in sent)
-        # Still serving: a valid announce gets an announce response.
-        server._on_frame(
-            conn,
-            json.dumps(
-                {"action": "announce", "info_hash": encode_id(INFO_HASH), "peer_id": encode_id(PEER_ID)}
-            ),
-        )
-        reply = json.loads(conn.outbox.get_nowait())
-        assert reply.get("action") == "announce" and "failure reason" not in reply
-        assert len(server._swarms) <= len(frames) + 1  # one swarm per valid announce at most
-
-    asyncio.run(run())
+    state = TrackerState(TrackerLimits(max_protocol_errors=1000))
+    conn = state.open_connection(("127.0.0.1", 1), now=0.0)
+    rng = random.Random(0)
+    sent = []
+    for frame in frames:
+        for output in state.handle(conn, frame, now=0.0, rng=rng):  # never raises
+            assert isinstance(output, Send)
+            sent.append(json.loads(output.text))
+    assert all(isinstance(message, dict) for message in sent)
+    # Still serving: a valid announce gets an announce response.
+    valid = {"action": "announce", "info_hash": encode_id(INFO_HASH), "peer_id": encode_id(PEER_ID)}
+    (reply,) = state.handle(conn, json.dumps(valid), now=0.0, rng=rng)
+    assert isinstance(reply, Send)
+    answer = json.loads(reply.text)
+    assert answer.get("action") == "announce" and "failure reason" not in answer
+    assert state.statistics().swarms <= len(frames) + 1  # one swarm per valid announce at most
 
 
 # --------------------------------------------------------------------------- peer messages

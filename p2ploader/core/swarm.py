@@ -75,6 +75,7 @@ from typing import Protocol
 import attrs
 
 from p2ploader.core.segments import SegmentId
+from p2ploader.core.tracker_wire import ID_LENGTH, binary_string, from_binary_string
 
 __all__ = [
     "P2PLOADER_PEER_ID_PREFIX",
@@ -118,7 +119,7 @@ SCHEME = "v2-sha1-metadata"
 #: ``PEER_PROTOCOL_VERSION`` in 2.3.1's ``utils/stream.ts``: the stream swarm id prefix.
 PEER_PROTOCOL_VERSION = "v2"
 #: BitTorrent peer ids are 20 bytes.
-PEER_ID_LENGTH = 20
+PEER_ID_LENGTH = ID_LENGTH
 #: ``HASH_SYMBOLS`` in 2.3.1's ``utils/peer.ts``: the random part of a peer id.
 PEER_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 #: The prefix p2p-media-loader-core 2.3.1 itself uses (``TRACKER_CLIENT_VERSION_PREFIX``).
@@ -740,8 +741,9 @@ def info_hash_latin1(stream_swarm_id: str) -> str:
 
 
 def latin1(data: bytes) -> str:
-    """A 20-byte id (info hash, peer id) as the tracker JSON carries it: one character per byte."""
-    return data.decode("latin-1")
+    """A 20-byte id (info hash, peer id) as the tracker JSON carries it: one character per byte
+    (the tracker wire codec's :func:`~p2ploader.core.tracker_wire.binary_string`)."""
+    return binary_string(data)
 
 
 def from_latin1(text: str) -> bytes:
@@ -749,7 +751,7 @@ def from_latin1(text: str) -> bytes:
 
     Raises :class:`ValueError` (:class:`UnicodeEncodeError`) for a character above U+00FF.
     """
-    return text.encode("latin-1")
+    return from_binary_string(text)
 
 
 # --------------------------------------------------------------------------------------------------

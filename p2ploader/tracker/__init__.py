@@ -1,5 +1,6 @@
 """An embedded WebTorrent-compatible tracker (WebSocket signalling server) for tests, demos and small
-deployments. See :mod:`p2ploader.tracker.server` for the theory of operation.
+deployments. :mod:`p2ploader.tracker.state` decides (sans-IO; its module doc is the theory of
+operation), :mod:`p2ploader.tracker.server` serves it over WebSockets.
 
 Example::
 

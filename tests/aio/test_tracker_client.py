@@ -258,26 +258,6 @@ async def test_two_clients_exchange_offer_and_answer() -> None:
             assert status.connected and status.interval == 0.2 and status.incomplete == 2
 
 
-async def test_three_clients_pair_up_exactly_once() -> None:
-    async with TrackerServer(interval=0.2) as tracker:
-        peers = [FakePeer(name) for name in "abc"]
-        clients = [peer.client([tracker.url]) for peer in peers]
-        for client in clients:
-            await client.start()
-        try:
-            pairs = list(itertools.combinations(peers, 2))
-            await wait_until(lambda: all(exchanges(x, y) >= 1 for x, y in pairs))
-            for client in clients:
-                await announces_grow(client, 2)
-            assert [exchanges(x, y) for x, y in pairs] == [1, 1, 1]
-            for x, y in itertools.permutations(peers, 2):
-                check_consistent(x, y)
-            assert all(peer.peer_id not in {r for r, _, _ in peer.received} for peer in peers)
-        finally:
-            await asyncio.gather(*(client.aclose() for client in clients))
-        await wait_until(lambda: tracker.statistics().peers == 0)
-
-
 async def test_swarms_are_isolated() -> None:
     async with TrackerServer(interval=0.2) as tracker:
         a, b, c = FakePeer("a"), FakePeer("b"), FakePeer("c")
@@ -292,17 +272,6 @@ async def test_swarms_are_isolated() -> None:
             assert tracker.peer_ids(INFO_HASH) == {a.peer_id}
             assert tracker.peer_ids(BINARY_HASH) == {b.peer_id, c.peer_id}
             assert all(remote != a.peer_id for remote, _, _ in b.received + c.received)
-
-
-async def test_unanswered_offers_expire_and_are_reported() -> None:
-    async with TrackerServer(interval=0.2) as tracker:
-        lonely = FakePeer("lonely")
-        async with lonely.client([tracker.url], offer_timeout=0.3, offers_per_announce=2) as client:
-            await wait_until(lambda: len(lonely.expired) >= 4)
-            assert set(lonely.expired) <= set(lonely.made)
-            stats = client.statistics()
-            assert stats.offers_expired >= 4 and stats.pending_offers <= 4
-        assert set(lonely.expired) == set(lonely.made)  # aclose reports the rest
 
 
 async def test_declined_offers_are_not_answered() -> None:
@@ -369,59 +338,6 @@ async def test_unreachable_tracker_backs_off_without_raising() -> None:
     assert peer.made == {}
 
 
-async def test_several_trackers_deduplicate_peers() -> None:
-    async with TrackerServer(interval=0.2) as t1, TrackerServer(interval=0.3) as t2:
-        peers = [FakePeer(name) for name in "abc"]
-        clients = [peer.client([t1.url, t2.url]) for peer in peers]
-        for client in clients:
-            await client.start()
-        try:
-            pairs = list(itertools.combinations(peers, 2))
-            await wait_until(lambda: all(exchanges(x, y) >= 1 for x, y in pairs))
-            for client in clients:
-                await announces_grow(client, 2)
-            assert [exchanges(x, y) for x, y in pairs] == [1, 1, 1]
-            # Offers reached each peer through both trackers, yet each remote peer was answered once.
-            for peer in peers:
-                answered_remotes = [remote for remote, _ in peer.answered]
-                assert len(answered_remotes) == len(set(answered_remotes))
-            assert sum(c.statistics().duplicates_suppressed for c in clients) > 0
-            for client in clients:
-                assert client.statistics().connected_trackers == 2
-            assert t1.peer_ids(INFO_HASH) == t2.peer_ids(INFO_HASH) == {p.peer_id for p in peers}
-        finally:
-            await asyncio.gather(*(client.aclose() for client in clients))
-
-
-async def test_forget_peer_allows_signalling_again() -> None:
-    async with TrackerServer(interval=0.1) as tracker:
-        a, b = FakePeer("a"), FakePeer("b")
-        async with a.client([tracker.url]) as ca, b.client([tracker.url]) as cb:
-            await wait_until(lambda: exchanges(a, b) == 1)
-            ca.forget_peer(b.peer_id)
-            cb.forget_peer(a.peer_id)
-            await wait_until(lambda: exchanges(a, b) == 2)
-
-
-async def test_full_swarm_failure_is_retried_with_backoff() -> None:
-    async with TrackerServer(interval=0.2, max_peers_per_swarm=1) as tracker:
-        first, second = FakePeer("first"), FakePeer("second")
-        first_client = first.client([tracker.url])
-        await first_client.start()
-        try:
-            await wait_until(lambda: tracker.peer_ids(INFO_HASH) == {first.peer_id})
-            async with second.client([tracker.url], backoff_min=0.05, backoff_max=0.1) as client:
-                await wait_until(lambda: client.statistics().trackers[0].failures >= 3)
-                status = client.statistics().trackers[0]
-                assert status.last_error == "failure reason: swarm is full"
-                assert status.connected and status.connects == 1  # a refusal keeps the socket
-                await first_client.aclose()
-                await wait_until(lambda: tracker.peer_ids(INFO_HASH) == {second.peer_id})
-                assert client.statistics().trackers[0].responses >= 1
-        finally:
-            await first_client.aclose()
-
-
 # ------------------------------------------------------------------------------ the scripted tracker
 
 
@@ -465,27 +381,6 @@ async def test_wire_messages_follow_the_webtorrent_format() -> None:
     stopped = fake.frames[-1]
     assert stopped["event"] == "stopped" and "offers" not in stopped
     assert stopped["info_hash"] == encode_id(BINARY_HASH) and stopped["peer_id"] == encode_id(peer.peer_id)
-
-
-async def test_interval_from_the_tracker_is_clamped_and_min_interval_respected() -> None:
-    replies: dict[str, Any] = {"interval": 0.01}
-
-    def respond(message: dict[str, Any]) -> list[Any]:
-        if message.get("event") == "stopped":
-            return []
-        return [{"action": "announce", "info_hash": message["info_hash"], **replies}]
-
-    async with ScriptedTracker(respond) as fake:
-        peer = FakePeer("i")
-        async with peer.client([fake.url], min_announce_interval=0.1, max_announce_interval=0.4) as client:
-            await wait_until(lambda: client.statistics().trackers[0].interval == 0.1)  # raised to the floor
-            replies["interval"] = 1000
-            await wait_until(lambda: client.statistics().trackers[0].interval == 0.4)  # capped
-            replies["min interval"] = 0.6
-            await wait_until(lambda: client.statistics().trackers[0].interval == 0.6)  # tracker's minimum
-            start = len(fake.announces())
-            await wait_until(lambda: len(fake.announces()) >= start + 2)
-            assert all("event" not in f for f in fake.announces()[1:])
 
 
 async def test_failure_without_action_reconnects_and_garbage_is_ignored() -> None:
@@ -625,47 +520,3 @@ async def test_interop_several_trackers_including_bittorrent_tracker(
                 assert all(t.failures == 0 for t in client.statistics().trackers)
         finally:
             await asyncio.gather(*(client.aclose() for client in clients))
-
-
-async def test_announces_come_sooner_while_peers_are_wanted_and_back_off() -> None:
-    loop = asyncio.get_running_loop()
-    times: list[float] = []
-
-    def respond(message: dict[str, Any]) -> list[Any]:
-        if message.get("event") == "stopped" or "answer" in message:
-            return []
-        times.append(loop.time())
-        reply = {"action": "announce", "info_hash": message["info_hash"], "interval": 1.5}
-        return [{**reply, "complete": 1, "incomplete": 4}]
-
-    asked: list[int] = []
-
-    def wants_peers(swarm_size: int) -> bool:
-        asked.append(swarm_size)
-        return len(asked) <= 3  # no peer delivers for three rounds, then one does
-
-    async with ScriptedTracker(respond) as fake:
-        peer = FakePeer("w")
-        async with peer.client([fake.url], min_announce_interval=0.2, wants_peers=wants_peers):
-            await wait_until(lambda: len(times) >= 5, within=10.0)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert asked[0] == 5  # the swarm's size: complete + incomplete
-    # 0.2 s, then doubling (0.4, 0.8) while wanted; then the tracker's interval again.
-    assert 0.15 <= gaps[0] < 0.4 and 0.35 <= gaps[1] < 0.7 and 0.75 <= gaps[2] < 1.2
-    assert gaps[3] >= 1.4
-    assert all(len(a.get("offers", ())) == 5 for a in fake.announces()[:5])  # fresh offers each time
-
-
-async def test_without_wants_peers_announces_keep_the_interval() -> None:
-    loop = asyncio.get_running_loop()
-    times: list[float] = []
-
-    def respond(message: dict[str, Any]) -> list[Any]:
-        if message.get("event") == "stopped" or "answer" in message:
-            return []
-        times.append(loop.time())
-        return [{"action": "announce", "info_hash": message["info_hash"], "interval": 0.5, "incomplete": 9}]
-
-    async with ScriptedTracker(respond) as fake, FakePeer("n").client([fake.url], min_announce_interval=0.1):
-        await wait_until(lambda: len(times) >= 3, within=10.0)
-    assert all(b - a >= 0.45 for a, b in itertools.pairwise(times))
