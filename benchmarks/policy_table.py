@@ -40,7 +40,7 @@ from live_policies import (
     plan_with_recommended,
 )
 
-from p2ploader.core.policy import available_policies
+from p2ploader.core.policies import available_policies
 from p2ploader.sim.command import TaskResult, format_table, run_tasks
 
 

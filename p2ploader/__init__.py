@@ -19,7 +19,7 @@ import importlib as _importlib
 import typing as _typing
 
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.core.policy import (
+from p2ploader.core.policies import (
     DownloadPolicy,
     P2PProgress,
     QueueEntry,

@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from p2ploader.core.policy import available_policies
+from p2ploader.core.policies import available_policies
 from p2ploader.errors import ConfigError
 from p2ploader.sim.metrics import RunMetrics, compare_to_baseline, measure, peer_p2p_ratios
 from p2ploader.sim.run import SimResult, run_scenario

@@ -10,7 +10,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-from p2ploader.core.policy import DownloadPolicy
+from p2ploader.core.policies import DownloadPolicy
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 
