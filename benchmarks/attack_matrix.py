@@ -106,11 +106,11 @@ from aiortc import RTCPeerConnection  # noqa: E402
 from p2ploader import PRESETS, LoaderConfig, open_loader, play  # noqa: E402
 from p2ploader.aio.loader import LoadedSegment  # noqa: E402
 from p2ploader.aio.webrtc import restrict_ice_to_loopback, rtc_configuration  # noqa: E402
+from p2ploader.app.hashplaylist import hash_playlists  # noqa: E402
 from p2ploader.core import notifications as nt  # noqa: E402
 from p2ploader.core import swarm, wire  # noqa: E402
 from p2ploader.core.bans import STRIKES_BEFORE_BAN  # noqa: E402
 from p2ploader.core.segments import SegmentId  # noqa: E402
-from p2ploader.hashplaylist import hash_playlists  # noqa: E402
 from p2ploader.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.sample import sample_path, vod_segment_bytes  # noqa: E402
 from p2ploader.tracker import TrackerServer  # noqa: E402

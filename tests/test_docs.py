@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from p2ploader.aio.loader import LoaderStatistics
-from p2ploader.cli import build_parser
+from p2ploader.app.cli import build_parser
 from p2ploader.config import LoaderConfig
 from p2ploader.core import notifications
 

@@ -159,7 +159,7 @@ async def test_a_live_player_plays_through_gaps_and_never_requests_them(gap_stre
 
 
 async def test_a_headless_viewer_counts_gaps_apart_from_played_segments(gap_stream: Path) -> None:
-    from p2ploader.aio.viewer import ViewerSpec, run_viewer
+    from p2ploader.app.viewer import ViewerSpec, run_viewer
 
     with OriginServer(gap_stream) as origin:
         spec = ViewerSpec(

@@ -16,7 +16,7 @@ UPPER_LAYERS = {
     "p2ploader.sim",
     "p2ploader.proxy",
     "p2ploader.tracker",
-    "p2ploader.cli",
+    "p2ploader.app",
     "p2ploader.origin",
 }
 

@@ -1005,7 +1005,7 @@ def _serve_with_cli(
     argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> httpx.Response:
     """Run ``p2ploader <argv>`` as typed, GET its VOD master once it serves, then Ctrl-C it."""
-    from p2ploader.cli import main
+    from p2ploader.app.cli import main
 
     got: list[httpx.Response] = []
 

@@ -11,7 +11,7 @@ import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import LoadedSegment
-from p2ploader.cli import build_parser
+from p2ploader.app.cli import build_parser
 from p2ploader.core import wire
 from p2ploader.errors import UsageError
 from p2ploader.origin import LiveSettings, OriginServer

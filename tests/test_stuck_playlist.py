@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
-from p2ploader.cli import EXIT_ERROR, main
+from p2ploader.app.cli import EXIT_ERROR, main
 from p2ploader.core import notifications as nt
 from p2ploader.errors import LivePlaylistStuckError, PlaylistError, UsageError
 from p2ploader.hls import StalePlaylistWatch

@@ -19,7 +19,7 @@ import pytest
 
 from p2ploader import LoaderConfig, PlaybackModel, UsageError, open_loader, play
 from p2ploader.aio.player import PlaybackSnapshot
-from p2ploader.aio.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
 from p2ploader.hls import DateRange, IFrameVariant, StartOffset, parse_master, parse_media
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import open_proxy

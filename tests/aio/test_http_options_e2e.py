@@ -121,7 +121,7 @@ async def test_viewer_process_requests_carry_the_options(
     requests_seen: list[tuple[str, dict[str, str]]],
 ) -> None:
     """``swarm`` hands its viewer processes the config in the FAQ spelling; the options survive it."""
-    from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
+    from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 
     with OriginServer(sample_path("ts")) as origin:
         spec = ViewerSpec(

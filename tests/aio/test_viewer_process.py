@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path

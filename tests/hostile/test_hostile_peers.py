@@ -24,10 +24,10 @@ from aiortc import RTCPeerConnection
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.aio.webrtc import rtc_configuration, set_remote
+from p2ploader.app.hashplaylist import hash_playlists
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.core.bans import STRIKES_BEFORE_BAN
-from p2ploader.hashplaylist import hash_playlists
 from p2ploader.origin import OriginServer
 from p2ploader.playback import PlaybackReport
 from p2ploader.sample import sample_path, vod_segment_bytes
