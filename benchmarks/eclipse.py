@@ -54,7 +54,7 @@ from p2ploader.aio.webrtc import restrict_ice_to_loopback, rtc_configuration, se
 from p2ploader.app.hashplaylist import hash_playlists
 from p2ploader.core import swarm, wire
 from p2ploader.core.segments import SegmentId
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -37,10 +37,10 @@ import attrs
 
 from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 from p2ploader.config import LoaderConfig
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.sim.run import _World
 from p2ploader.sim.scenario import Scenario
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 # --------------------------------------------------------------------------- the simulator

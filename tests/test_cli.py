@@ -19,8 +19,8 @@ from p2ploader.app.cli import EXIT_ERROR, _load_config, build_parser, error_line
 from p2ploader.app.swarmrun import ChurnSettings, churn_schedule
 from p2ploader.config import LoaderConfig
 from p2ploader.errors import BindError, P2PLoaderError
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 SUBCOMMANDS = ("demo", "view", "swarm", "play", "origin", "tracker")

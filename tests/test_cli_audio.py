@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from p2ploader.app.cli import build_parser, main
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)
 
 pytestmark = pytest.mark.e2e

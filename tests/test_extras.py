@@ -213,7 +213,7 @@ def test_the_library_imports_nothing_of_an_extra() -> None:
     code = _BLOCKER.format(blocked=EXTRA_MODULES) + (
         "import p2ploader\n"
         "from p2ploader import open_loader, play, HybridLoader, LoadedSegment, LoaderStatistics\n"
-        "import p2ploader.origin, p2ploader.tracker, p2ploader.app.viewer, p2ploader.app.swarmrun\n"
+        "import p2ploader.testing.origin, p2ploader.tracker, p2ploader.app.viewer, p2ploader.app.swarmrun\n"
         "import p2ploader.decryption, p2ploader.app.hashplaylist, p2ploader.app.simulate\n"
         "from p2ploader.app.cli import build_parser\n"
         "build_parser()\n"

@@ -30,8 +30,8 @@ from p2ploader.core.integrity import (
 from p2ploader.core.segments import ByteRange, Segment, SegmentId
 from p2ploader.errors import PlaylistError, UsageError
 from p2ploader.hls import parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 
 DIGEST = bytes(range(32))
 HEX = DIGEST.hex()

@@ -17,7 +17,7 @@ UPPER_LAYERS = {
     "p2ploader.proxy",
     "p2ploader.tracker",
     "p2ploader.app",
-    "p2ploader.origin",
+    "p2ploader.testing.origin",
 }
 
 

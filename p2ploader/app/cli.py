@@ -479,8 +479,8 @@ async def _swarm(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.testing.origin import LiveSettings, OriginServer
     from p2ploader.tracker import TrackerServer
 
     root = sample_path("ts")
@@ -521,8 +521,8 @@ async def _demo(args: argparse.Namespace) -> int:
 def _serve_origin(args: argparse.Namespace) -> int:
     import time
 
-    from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.testing.origin import LiveSettings, OriginServer
 
     root = Path(args.root) if args.root else sample_path(args.sample)
     # A bundled sample is public test video: a browser page on any port may read it. A folder of

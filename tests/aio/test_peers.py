@@ -23,7 +23,7 @@ from p2ploader.core import wire
 from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from p2ploader.core import events as ev
 from p2ploader.core.policies.live import LivePolicy, LivePolicySettings
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PolicyError
-from tests.core.harness import Harness, make_segments, sid
+from p2ploader.testing.harness import Harness, make_segments, sid
 
 
 def live_harness(**overrides: object) -> Harness:

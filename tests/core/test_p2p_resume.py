@@ -15,8 +15,7 @@ from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.policies import DownloadPolicy, SchedulingContext
 from p2ploader.errors import PolicyError
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 
 class _Idle(DownloadPolicy):

@@ -16,8 +16,7 @@ from p2ploader.core.peer_limits import (
     segment_size_limit,
 )
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, REPEATS_BEFORE_STRIKE
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 QUIET = LoaderConfig().evolve(http_download_probability=0.0)
 DURATION = 2.0  # the harness's segments

@@ -24,9 +24,9 @@ import pytest
 from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.hls import parse_master, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.sim import Scenario, run_scenario
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
