@@ -183,6 +183,33 @@ def test_no_new_circles_through_type_checking_imports() -> None:
     assert found <= KNOWN_TYPE_ONLY_CIRCLES, found - KNOWN_TYPE_ONLY_CIRCLES
 
 
+def test_the_policy_base_and_registry_know_no_concrete_policy() -> None:
+    policies = PACKAGE / "core" / "policies"
+    builtins = {f"p2ploader.core.policies.{path.stem}" for path in policies.glob("*.py")} - {
+        "p2ploader.core.policies.__init__",
+        "p2ploader.core.policies.base",
+        "p2ploader.core.policies.registry",
+    }
+    assert builtins == {
+        "p2ploader.core.policies.p2pml06",
+        "p2ploader.core.policies.p2pml22",
+        "p2ploader.core.policies.live",
+    }
+    for name in ("base.py", "registry.py"):
+        assert not imported_modules(policies / name) & builtins, name
+
+
+def test_any_lookup_by_name_finds_the_built_in_policies() -> None:
+    # The package wires the built-ins, so importing the registry alone (which imports the
+    # package first) registers them.
+    code = (
+        "from p2ploader.core.policies.registry import available_policies\n"
+        "print(','.join(available_policies()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "p2ploader-live,p2pml-0.6,p2pml-2.2"
+
+
 def test_importing_the_core_and_config_pulls_in_no_network_library() -> None:
     code = (
         "import sys, p2ploader, p2ploader.core.scheduler, p2ploader.config\n"
