@@ -141,9 +141,9 @@ def assert_bounded(s: Session) -> None:
     manager = loader._peers
     assert manager is not None and len(manager._peers) <= cfg.max_peers
     for state in manager._peers.values():
-        pending = state.decoder.pending_command_bytes
+        pending = state.protocol.pending_command_bytes
         assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
-        assert len(state.cancelled) <= 16
+        assert len(state.protocol._cancelled) <= 16
     assert all(len(b) <= 1024 for b in loader._bans.values())
 
 
@@ -373,7 +373,7 @@ async def test_oversized_command(tracker: TrackerServer) -> None:
             s.peer.send_raw(wire.DSTR + body + wire.DEND)
             state = s.loader._peers._peers.get(s.peer.hex_id) if s.loader._peers else None
             if state is not None:
-                pending = state.decoder.pending_command_bytes
+                pending = state.protocol.pending_command_bytes
                 assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
             await asyncio.sleep(0.005)
         await wait_until(lambda: s.misbehaved(), what="misbehaviour reported")
