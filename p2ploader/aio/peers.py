@@ -13,17 +13,20 @@ tracker client:
   claiming the same peer id; bans fall on the remote's DTLS certificate
   (:func:`~p2ploader.core.bans.certificate_identity`), not on the id alone, so a peer cannot be
   framed by someone using its id.
-* **Core actions → wire.** Requests, cancels, announcements (filtered to this swarm's rendition),
-  uploads (header, data chunks with backpressure and an optional rate cap, completion; one upload
-  at a time, first come first served) and absences.
-* **Wire → core events.** Connection and disconnection, announcements, data headers and chunks of
-  our one outstanding request per peer, absences, the remote's requests and cancels.
+* **Core actions → wire, wire → core events,** through one sans-IO
+  :class:`~p2ploader.core.peer_protocol.PeerProtocol` per peer, which decides everything the wire
+  protocol decides: request matching, discard after cancel, header and size checks, the flood guard,
+  upload chunking, violations. This module feeds it each data-channel message with the loop's time,
+  sends the messages it queues, and maps its events (wire ids) to the core's (segment ids).
+  Requests, cancels, announcements (filtered to this swarm's rendition), uploads and absences go the
+  other way.
+* **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
+  come first served; each pulls the machine's chunks one by one, after the data channel's send
+  buffer drained (back-pressure) and, with a rate cap, when its share of time came.
 
-Protocol checks follow the browser's receiver (a header or completion that does not match the
-outstanding request, data without a header, more or fewer bytes than announced, undecodable
-frames): the request fails as misbehaviour, which makes the scheduler disconnect the peer and load
-the segment elsewhere. Bytes arriving after we cancelled a request are dropped, not held against the
-peer while they are bytes it announced (they were in flight); more than that is a violation.
+A violation the machine reports fails our outstanding request as misbehaviour, which makes the
+scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
+reported with ``on_misbehaved``. Either way the link closes.
 
 What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
 more than the stream's bitrate allows is refused before its bytes come, an announcement with more
