@@ -370,23 +370,28 @@ def test_fewer_bytes_than_announced() -> None:
 
 
 @pytest.mark.parametrize(
-    "garbage",
+    ("garbage", "why"),
     [
-        [wire.CSTR + b"\xff\x00garbage" + wire.CEND],
-        [wire.DSTR + b"no start" + wire.CEND],
-        [wire.CSTR + wire.CEND],
-        [wire.CSTR + b"{" * 10 + wire.DEND, wire.CSTR + b"x" + wire.CEND],
-        [wire.CSTR + b"x" * 60_000 + wire.DEND] * 3,
+        ([wire.CSTR + b"\xff\x00garbage" + wire.CEND], ""),
+        ([wire.DSTR + b"no start" + wire.CEND], "without a preceding cstr"),
+        ([wire.CSTR + wire.CEND], "empty command"),
+        ([wire.CSTR + b"{" * 10 + wire.DEND, wire.CSTR + b"x" + wire.CEND], "still incomplete"),
+        (
+            [wire.CSTR + b"x" * 60_000 + wire.DEND] + [wire.DSTR + b"x" * 60_000 + wire.DEND] * 20,
+            "longer than",
+        ),
     ],
     ids=["bad body", "continuation without start", "empty command", "start while incomplete", "oversized"],
 )
-def test_garbage_frames_are_a_violation(garbage: list[bytes]) -> None:
+def test_garbage_frames_are_a_violation(garbage: list[bytes], why: str) -> None:
     downloader = machine()
     downloader.send_request(segment_id=7, request_id=3)
     for message in garbage:
         downloader.receive_message(message, now=0.0)
     found = violation(downloader)
-    assert found.reason.startswith("undecodable message") and found.request_id == 3
+    assert found.reason.startswith("undecodable message") and why in found.reason
+    assert found.request_id == 3
+    assert downloader.pending_command_bytes is None  # nothing of it kept
 
 
 def test_a_text_message_is_a_violation() -> None:
