@@ -194,3 +194,55 @@ async def test_a_request_from_the_peer_stops_our_upload_to_it() -> None:
     )
     assert ev.UploadFinished(peer_id=PEER, peer_request_id=5, sent_bytes=0) in w.events
     assert w.link.sent == []  # not even its header went out
+
+
+async def turns(count: int = 5) -> None:
+    """Let the upload task run until it waits for something (no time passes)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def growing_upload(w: Wired, first: bytes, total: int) -> None:
+    w.manager.perform(
+        act.SendSegmentToPeer(
+            peer_id=PEER,
+            segment_id=SegmentId("v0", 4),
+            data=first,
+            byte_offset=0,
+            total_bytes=total,
+            peer_request_id=5,
+            growing=True,
+        )
+    )
+
+
+async def test_a_growing_upload_sends_bytes_as_they_come() -> None:
+    w = wired()
+    growing_upload(w, b"a" * 10, 30)
+    await turns()
+    assert w.link.commands() == [
+        wire.SegmentData(segment_id=4, request_id=5, size=30),
+        wire.DataChunk(data=b"a" * 10),
+    ]
+    w.manager.perform(
+        act.ExtendUpload(peer_id=PEER, segment_id=SegmentId("v0", 4), data=b"b" * 25, peer_request_id=5)
+    )
+    await turns()
+    assert w.link.commands()[2:] == [
+        wire.DataChunk(data=b"b" * 20),  # never past the announced size
+        wire.SegmentDataSendingCompleted(segment_id=4, request_id=5),
+    ]
+    assert w.events[-1] == ev.UploadFinished(peer_id=PEER, peer_request_id=5, sent_bytes=30)
+
+
+async def test_an_aborted_growing_upload_ends_with_absent() -> None:
+    w = wired()
+    growing_upload(w, b"a" * 10, 30)
+    await turns()
+    task = w.manager._peers[PEER].upload
+    assert task is not None
+    w.manager.perform(act.AbortUpload(peer_id=PEER, segment_id=SegmentId("v0", 4), peer_request_id=5))
+    assert w.link.commands()[-1] == wire.SegmentAbsent(segment_id=4, request_id=5)
+    await turns()
+    assert task.cancelled() and w.manager._peers[PEER].upload is None
+    assert w.events[-1] == ev.UploadFinished(peer_id=PEER, peer_request_id=5, sent_bytes=0)
