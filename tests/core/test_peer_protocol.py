@@ -101,6 +101,26 @@ def test_a_segment_travels_exactly_in_chunks_of_the_message_size() -> None:
     assert uploader.upload is None  # completed
 
 
+def test_by_default_chunks_are_as_big_as_a_data_channel_message() -> None:
+    downloader, uploader = machine(), machine()
+    assert uploader.max_message_size == wire.DEFAULT_MAX_MESSAGE_SIZE == 65535
+    data = PAYLOAD * 20  # 204,800 bytes
+    downloader.send_request(segment_id=5, request_id=1)
+    chunks = send_upload(uploader, uploader.start_upload(segment_id=5, request_id=1, data=data), downloader)
+    assert [len(chunk) for chunk in chunks] == [65535, 65535, 65535, 204_800 - 3 * 65535]
+    assert received(events(downloader)) == data
+
+
+def test_by_default_announcements_carry_the_codecs_bound() -> None:
+    a, b = machine(), machine()
+    assert b.max_announced_ids == wire.DEFAULT_MAX_ANNOUNCED_IDS
+    a.send_announcement(loaded=range(wire.DEFAULT_MAX_ANNOUNCED_IDS + 5), loading_by_http=())
+    deliver(a, b)
+    (announced,) = events(b)
+    assert isinstance(announced, AnnouncementReceived) and not b.broken
+    assert len(announced.loaded) == wire.DEFAULT_MAX_ANNOUNCED_IDS
+
+
 def test_a_download_resumes_at_a_byte_offset() -> None:
     downloader, uploader = machine(), machine()
     downloader.send_request(segment_id=5, request_id=2, byte_offset=4000)
