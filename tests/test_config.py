@@ -313,6 +313,40 @@ def test_unknown_preset_suggests_closest(name: str, suggestion: str) -> None:
     assert repr(suggestion) in str(info.value)
 
 
+# --- facts per field ------------------------------------------------------------------------------
+
+
+def test_every_field_carries_its_facts_and_the_faq_table_is_derived_from_them() -> None:
+    from p2ploader import config as module
+
+    fields = attrs.fields(LoaderConfig)
+    written = [key for key in module._FAQ_KEYS.values() if key.emit]
+    # One FAQ name written per field, in field order; the aliases are read only.
+    assert [key.field for key in written] == [field.name for field in fields]
+    assert [key.name for key in written] == [module._FIELD_FACTS[f.name].faq for f in fields]
+    assert {key.name for key in module._FAQ_KEYS.values() if not key.emit} == {"httpUseRanges"}
+    for field in fields:
+        facts = field.metadata["p2ploader"]
+        assert facts is module._FIELD_FACTS[field.name]
+        # A time is read and written in milliseconds; anything else keeps its kind.
+        assert module._FAQ_KEYS[facts.faq].kind == ("ms" if facts.unit == "seconds" else facts.kind)
+        # A time or a probability is stored as a float, whatever number the caller gave.
+        if facts.unit is not None and field.default is not None:
+            assert type(getattr(LoaderConfig(), field.name)) is float
+
+
+def test_to_faq_writes_the_settings_in_field_order() -> None:
+    faq = LoaderConfig(swarm_id="s").to_faq()
+    order = [name for block in ("segments", "loader") for name in faq[block]]
+    from p2ploader import config as module
+
+    emitted = {key.name: key.field for key in module._FAQ_KEYS.values() if key.emit}
+    names = [field.name for field in attrs.fields(LoaderConfig)]
+    positions = [names.index(emitted[name]) for name in faq["loader"]]
+    assert positions == sorted(positions)
+    assert order[:2] == ["forwardSegmentCount", "swarmId"]
+
+
 # --- from_faq: keys -------------------------------------------------------------------------------
 
 
