@@ -221,7 +221,7 @@ async def test_a_receiver_that_stops_acknowledging_loses_its_upload_and_the_link
         downloader.peers._send_command(state, wire.SegmentRequest(segment_id=3, request_id=1))
         await wait_until(lambda: seeder.peers.statistics().protocol_errors == 1)
         assert loop.time() - asked >= 1.0
-        assert seeder.scheduler._uploads == {}  # the slot is free
+        assert seeder.scheduler._upload_desk.active == 0  # the slot is free
         assert not seeder.peers._uplink_turn.locked()  # and the turn
         await wait_until(lambda: seeder.scheduler.statistics().peers == 0)
     finally:
