@@ -30,7 +30,7 @@ import bisect
 import random
 from collections import deque
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal, TypeAlias
 
 import attrs
 
@@ -85,26 +85,23 @@ class CoreStatistics:
 
 @attrs.define(kw_only=True)
 class _Download:
+    """What a download of either source keeps: :class:`_HttpDownload` or :class:`_PeerDownload`."""
+
+    source: ClassVar[Literal["http", "p2p"]]
     request_id: int
     segment: Segment
-    source: Literal["http", "p2p"]
-    peer_id: str | None = None
     chunks: list[bytes] = attrs.Factory(list)
     received: int = 0
     resume_from: int = 0
     total: int | None = None  # the size the peer's data header or the HTTP response announced
-    header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
-    last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
-    started: float | None = None  # P2P: when the request went out (the peer's measured throughput)
+    # When the request went out: P2P, the peer's measured throughput; HTTP, set by the policy's
+    # start_http (how slow the origin is).
+    started: float | None = None
     # Which peer sent which bytes, this request's and those it resumed from (an HTTP download
     # continuing a peer's bytes with a Range request has some too): the peers blamed if the
     # segment fails its checks.
     peer_ranges: list[act.PeerByteRange] = attrs.Factory(list)
-    # HTTP: peers' bytes of an earlier attempt that this download does not continue (it fetches
-    # the whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
-    # bytes and then stalled is caught even though its bytes were never used.
-    compare_with: _Partial | None = None
     # It holds bytes of peers since dropped for misbehaving (these): they are discarded when it
     # ends, and the other senders' bytes are compared with the origin's later.
     tainted_by: set[str] = attrs.Factory(set)
@@ -145,6 +142,30 @@ class _Download:
         for r in self.peer_ranges:
             sizes[r.peer_id] = sizes.get(r.peer_id, 0) + r.length
         return max(sizes, key=lambda p: sizes[p]) if sizes else None
+
+
+@attrs.define(kw_only=True)
+class _HttpDownload(_Download):
+    """A download from the origin."""
+
+    source: ClassVar[Literal["http"]] = "http"
+    # Peers' bytes of an earlier attempt that this download does not continue (it fetches the
+    # whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
+    # bytes and then stalled is caught even though its bytes were never used.
+    compare_with: _Partial | None = None
+
+
+@attrs.define(kw_only=True)
+class _PeerDownload(_Download):
+    """A download from one peer (``peer_id``), one request of the peer protocol."""
+
+    source: ClassVar[Literal["p2p"]] = "p2p"
+    peer_id: str
+    header_deadline: float | None = None  # p2p_segment_download_timeout
+    last_progress: float | None = None  # when the header or the last bytes arrived (stall timeout)
+
+
+_AnyDownload: TypeAlias = _HttpDownload | _PeerDownload
 
 
 @attrs.frozen(kw_only=True)
@@ -215,7 +236,7 @@ class Scheduler:
         self._queued_ids: frozenset[SegmentId] = frozenset()
         self._started = False
 
-        self._downloads: dict[int, _Download] = {}
+        self._downloads: dict[int, _AnyDownload] = {}
         self._http_by_segment: dict[SegmentId, int] = {}
         self._p2p_by_segment: dict[SegmentId, int] = {}
         self._peers: dict[str, _Peer] = {}
@@ -336,6 +357,8 @@ class Scheduler:
         """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
         self.timer_epoch += 1
         for download in list(self._downloads.values()):
+            if not isinstance(download, _PeerDownload):
+                continue
             if download.header_deadline is not None and download.header_deadline <= now:
                 self._p2p_header_timeout(download)
             elif (stall := self._stall_deadline(download)) is not None and stall <= now:
@@ -350,8 +373,10 @@ class Scheduler:
         best = self._policy.get_timer()
         stall = self._config.p2p_stall_timeout
         for d in self._downloads.values():
+            if not isinstance(d, _PeerDownload):
+                continue
             deadline = d.header_deadline
-            if deadline is None and d.last_progress is not None and d.source == "p2p" and not d.validating:
+            if deadline is None and d.last_progress is not None and not d.validating:
                 deadline = d.last_progress + stall
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
@@ -412,7 +437,7 @@ class Scheduler:
 
     def p2p_loading(self) -> dict[SegmentId, str]:
         """Segments being loaded from peers now, with the peer asked."""
-        return {sid: self._downloads[rid].peer_id or "" for sid, rid in self._p2p_by_segment.items()}
+        return {sid: self._peer_download(sid).peer_id for sid in self._p2p_by_segment}
 
     # ------------------------------------------------------------------ playlist and queue
 
@@ -553,7 +578,7 @@ class Scheduler:
             prefix = self._abort_p2p(segment_id, keep_bytes=True)
         segment = self._segment(segment_id)
         rid = self._new_request_id()
-        download = _Download(request_id=rid, segment=segment, source="http")
+        download = _HttpDownload(request_id=rid, segment=segment)
         if keep:
             download.resume(prefix)
         elif prefix is not None and prefix.peer_ranges:
@@ -581,10 +606,9 @@ class Scheduler:
         # protocol's byte offset asks for the rest.
         prefix = self._stalled_bytes.pop(segment_id, None)
         rid = self._new_request_id()
-        download = _Download(
+        download = _PeerDownload(
             request_id=rid,
             segment=self._segment(segment_id),
-            source="p2p",
             peer_id=peer_id,
             header_deadline=now + self._config.p2p_segment_download_timeout,
             started=now,
@@ -610,7 +634,7 @@ class Scheduler:
             raise PolicyError(
                 f"policy moved {segment_id} to a busy or unknown peer {peer_id}", policy=self._policy.name
             )
-        download = self._downloads[rid]
+        download = self._peer_download(segment_id)
         # What the first peer delivered is its throughput to us (nothing at all in a while: zero).
         self._measure_peer(download, download.received - download.resume_from, now=now)
         prefix = self._abort_p2p(segment_id, keep_bytes=True)
@@ -618,17 +642,17 @@ class Scheduler:
             self._stalled_bytes[segment_id] = prefix
         self._start_p2p(segment_id, peer_id, now=now)
 
-    def _forget(self, download: _Download) -> None:
+    def _forget(self, download: _AnyDownload) -> None:
         del self._downloads[download.request_id]
         self._pass_due = True
         sid = download.segment.id
-        if download.source == "http":
+        if isinstance(download, _HttpDownload):
             del self._http_by_segment[sid]
             self._announce_due = True  # it leaves our "loading over HTTP" list
             self._upload_desk.http_download_ended(sid)
         else:
             del self._p2p_by_segment[sid]
-            peer = self._peers.get(download.peer_id or "")
+            peer = self._peers.get(download.peer_id)
             if peer is not None and peer.busy_request == download.request_id:
                 peer.busy_request = None
 
@@ -641,12 +665,12 @@ class Scheduler:
 
     def _abort_p2p(self, segment_id: SegmentId, *, keep_bytes: bool) -> _Partial | None:
         """Cancel a P2P download; return the bytes received so far when asked to keep them."""
-        download = self._downloads[self._p2p_by_segment[segment_id]]
+        download = self._peer_download(segment_id)
         self._forget(download)
         self._aborted += 1
         self._actions.append(
             act.CancelPeerRequest(
-                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=segment_id
+                request_id=download.request_id, peer_id=download.peer_id, segment_id=segment_id
             )
         )
         self._notify(nt.SegmentAborted(segment_id=segment_id, source="p2p"))
@@ -656,10 +680,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ HTTP events
 
-    def _http_download(self, request_id: int) -> _Download | None:
+    def _http_download(self, request_id: int) -> _HttpDownload | None:
         download = self._downloads.get(request_id)
         # Events for a request we aborted may still arrive; they are ignored.
-        return download if download is not None and download.source == "http" else None
+        return download if isinstance(download, _HttpDownload) else None
 
     def _http_response_started(self, event: ev.HttpResponseStarted, *, now: float) -> None:
         download = self._http_download(event.request_id)
@@ -749,10 +773,12 @@ class Scheduler:
             for download in self._downloads.values():
                 if any(r.peer_id == peer_id for r in download.peer_ranges):
                     download.tainted_by.add(peer_id)
-        for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
+        for download in [
+            d for d in self._downloads.values() if isinstance(d, _PeerDownload) and d.peer_id == peer_id
+        ]:
             self._p2p_given_up(download, reason)
 
-    def _p2p_given_up(self, download: _Download, reason: str) -> None:
+    def _p2p_given_up(self, download: _PeerDownload, reason: str) -> None:
         """A P2P download ends without its segment; a policy may try again from another source."""
         if download.peer_ranges:
             # The bytes it resumed from (another peer's) go; they are still compared with the
@@ -800,12 +826,18 @@ class Scheduler:
                 return True
         return False
 
-    def _p2p_download(self, request_id: int) -> _Download | None:
+    def _p2p_download(self, request_id: int) -> _PeerDownload | None:
         download = self._downloads.get(request_id)
-        return download if download is not None and download.source == "p2p" else None
+        return download if isinstance(download, _PeerDownload) else None
 
-    def _peer_misbehaved(self, download: _Download, reason: str) -> None:
-        peer_id = download.peer_id or ""
+    def _peer_download(self, segment_id: SegmentId) -> _PeerDownload:
+        """The P2P download of ``segment_id`` (one is in progress)."""
+        download = self._downloads[self._p2p_by_segment[segment_id]]
+        assert isinstance(download, _PeerDownload)
+        return download
+
+    def _peer_misbehaved(self, download: _PeerDownload, reason: str) -> None:
+        peer_id = download.peer_id
         if peer_id in self._peers:  # the application hears why the peer is dropped (once)
             self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
         self._actions.append(
@@ -834,7 +866,7 @@ class Scheduler:
             self._actions.append(
                 act.CancelPeerRequest(
                     request_id=download.request_id,
-                    peer_id=download.peer_id or "",
+                    peer_id=download.peer_id,
                     segment_id=download.segment.id,
                 )
             )
@@ -851,7 +883,7 @@ class Scheduler:
         if download.total is None:
             self._peer_misbehaved(download, "sent data before its data header")
             return
-        download.add_bytes(event.data, peer_id=download.peer_id or "")
+        download.add_bytes(event.data, peer_id=download.peer_id)
         download.last_progress = now
         self._p2p_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="p2p", size=len(event.data), peer_id=download.peer_id))
@@ -864,7 +896,7 @@ class Scheduler:
         download = self._p2p_download(event.request_id)
         if download is None:
             return
-        peer_id = download.peer_id or ""
+        peer_id = download.peer_id
         sid = download.segment.id
         if event.misbehaved:
             self._peer_misbehaved(download, event.reason)
@@ -885,29 +917,27 @@ class Scheduler:
             peer.refused = peer.refused | {sid}
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
 
-    def _p2p_header_timeout(self, download: _Download) -> None:
+    def _p2p_header_timeout(self, download: _PeerDownload) -> None:
         # As in 0.6: no data header within p2p_segment_download_timeout cancels and drops the peer.
         self._peer_misbehaved(download, "no answer within p2p_segment_download_timeout")
 
-    def _stall_deadline(self, download: _Download) -> float | None:
-        if download.source != "p2p" or download.validating or download.last_progress is None:
+    def _stall_deadline(self, download: _PeerDownload) -> float | None:
+        if download.validating or download.last_progress is None:
             return None
         return download.last_progress + self._config.p2p_stall_timeout
 
-    def _p2p_stalled(self, download: _Download) -> None:
+    def _p2p_stalled(self, download: _PeerDownload) -> None:
         # The peer stays connected (it may just be slow); the request goes, its bytes are kept.
         sid = download.segment.id
         self._actions.append(
-            act.CancelPeerRequest(
-                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
-            )
+            act.CancelPeerRequest(request_id=download.request_id, peer_id=download.peer_id, segment_id=sid)
         )
         partial = download.partial()
         self._forget(download)
         self._p2p_failures += 1
         if partial.data:
             self._stalled_bytes[sid] = partial
-        peer = self._peers.get(download.peer_id or "")
+        peer = self._peers.get(download.peer_id)
         if peer is not None:  # do not ask it for this segment again until it announces it anew
             peer.loaded = peer.loaded - {sid}
         self._notify(
@@ -938,7 +968,7 @@ class Scheduler:
 
     # ------------------------------------------------------------------ finishing
 
-    def _finish(self, download: _Download, data: bytes, *, now: float) -> None:
+    def _finish(self, download: _AnyDownload, data: bytes, *, now: float) -> None:
         # A segment holding even one peer byte is checked as a P2P one, whichever source finished
         # it: an HTTP Range request continuing a liar's bytes must not launder them.
         if download.tainted_by:
@@ -947,7 +977,8 @@ class Scheduler:
         from_peers = bool(download.peer_ranges)
         if (from_peers and self._validate_p2p) or self._config.segment_validator is not None:
             download.validating = True
-            download.header_deadline = None
+            if isinstance(download, _PeerDownload):
+                download.header_deadline = None
             self._actions.append(
                 act.ValidateSegment(
                     request_id=download.request_id,
@@ -972,7 +1003,7 @@ class Scheduler:
         else:
             self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
 
-    def _reject_peer_bytes(self, download: _Download, *, now: float, blame: bool) -> None:
+    def _reject_peer_bytes(self, download: _AnyDownload, *, now: float, blame: bool) -> None:
         """The checks rejected a segment holding peers' bytes (``blame``), or it holds bytes of a
         peer dropped for misbehaving since. With ``blame`` the origin's bytes are taken to be right:
         the one peer that sent any is reported as misbehaving and disconnected; when several did,
@@ -1014,7 +1045,7 @@ class Scheduler:
         ):
             self._context.start_http(sid, now=now, continue_p2p=False)
 
-    def _store(self, download: _Download, data: bytes, *, now: float, verified: bool) -> None:
+    def _store(self, download: _AnyDownload, data: bytes, *, now: float, verified: bool) -> None:
         self._forget(download)
         peer_bytes = sum(r.length for r in download.peer_ranges)
         if verified:
@@ -1024,7 +1055,7 @@ class Scheduler:
         segment = download.segment
         self._cache.put(segment, data, now=now)
         self._announce_due = True
-        if download.source == "http":
+        if isinstance(download, _HttpDownload):
             self._http_segments += 1
             if download.started is not None and segment.duration > 0:
                 sample = (now - download.started) / segment.duration
@@ -1037,12 +1068,12 @@ class Scheduler:
                 segment_id=segment.id,
                 source=download.source,
                 size=len(data),
-                peer_id=download.peer_id,
+                peer_id=download.peer_id if isinstance(download, _PeerDownload) else None,
                 peer_bytes=peer_bytes,
                 verified=verified and peer_bytes > 0,
             )
         )
-        if download.compare_with is not None:
+        if isinstance(download, _HttpDownload) and download.compare_with is not None:
             self._compare_with_origin(segment, download.compare_with, data)
         suspects = self._suspect_bytes.pop(segment.id, ())
         if verified or not download.peer_ranges:
@@ -1088,9 +1119,9 @@ class Scheduler:
                 self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
                 self._drop_peer(peer_id, reason=reason, disconnect=True)
 
-    def _measure_peer(self, download: _Download, size: int, *, now: float) -> None:
+    def _measure_peer(self, download: _PeerDownload, size: int, *, now: float) -> None:
         """Fold a finished P2P download into its peer's throughput (request to last byte)."""
-        peer = self._peers.get(download.peer_id or "")
+        peer = self._peers.get(download.peer_id)
         if peer is None or download.started is None:
             return
         peer.throughput = _moving_average(peer.throughput, size / max(now - download.started, 1e-3))
@@ -1216,12 +1247,11 @@ class _Context:
 
     def p2p_progress(self, segment_id: SegmentId) -> P2PProgress | None:
         s = self._s
-        rid = s._p2p_by_segment.get(segment_id)
-        if rid is None:
+        if segment_id not in s._p2p_by_segment:
             return None
-        download = s._downloads[rid]
+        download = s._peer_download(segment_id)
         return P2PProgress(
-            peer_id=download.peer_id or "",
+            peer_id=download.peer_id,
             started=download.started if download.started is not None else 0.0,
             received=download.received,
             resumed_from=download.resume_from,
