@@ -464,7 +464,7 @@ class PeerManager:
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None:
                     self._admission.delivered(peer_id, now=now)
-            case ev.PeerRequestFailed():
+            case ev.PeerDownloadFailed():
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None and event.reason != "peer gone":
                     self._admission.request_failed(peer_id)
@@ -527,7 +527,7 @@ class PeerManager:
                 if state.upload_key == (item.segment_id, item.request_id):
                     self._stop_upload(state)
                 self._feed(
-                    ev.PeerCancelledRequest(peer_id=peer_id, segment_id=self._segment_id(item.segment_id))
+                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(item.segment_id))
                 )
             case wire.SegmentData():
                 download = state.download
@@ -574,7 +574,7 @@ class PeerManager:
                 ):
                     state.download = None
                     self._feed(
-                        ev.PeerRequestFailed(request_id=download.request_id, reason="absent", absent=True)
+                        ev.PeerDownloadFailed(request_id=download.request_id, reason="absent", absent=True)
                     )
 
     def _data(self, state: _PeerState, data: bytes) -> None:
@@ -603,7 +603,7 @@ class PeerManager:
         download, state.download = state.download, None
         if download is not None:
             # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerRequestFailed(request_id=download.request_id, reason=reason, misbehaved=True))
+            self._feed(ev.PeerDownloadFailed(request_id=download.request_id, reason=reason, misbehaved=True))
         elif self._on_misbehaved is not None:
             self._on_misbehaved(state.link.peer_id, reason)
         if not state.link.closed:
@@ -623,7 +623,7 @@ class PeerManager:
                 self._request_peer[action.request_id] = action.peer_id
             case act.SendSegmentToPeer():
                 self._admission.served(action.peer_id, now=self._now())
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
                 # until it delivers again (a peer announcing and then stalling must not stay useful).
                 self._admission.request_failed(action.peer_id)
@@ -637,7 +637,7 @@ class PeerManager:
         match action:
             case act.RequestFromPeer():
                 self._request(action)
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 self._cancel(action)
             case act.AnnounceSegments():
                 self._announce(action)
@@ -669,7 +669,7 @@ class PeerManager:
         state = self._peers.get(action.peer_id)
         if state is None or not state.link.is_open:
             asyncio.get_running_loop().call_soon(
-                self._feed, ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone")
+                self._feed, ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone")
             )
             return
         wire_id = self._wire_id(action.segment_id)
@@ -683,7 +683,7 @@ class PeerManager:
             ),
         )
 
-    def _cancel(self, action: act.CancelPeerRequest) -> None:
+    def _cancel(self, action: act.CancelPeerDownload) -> None:
         state = self._peers.get(action.peer_id)
         if state is None or state.download is None or state.download.request_id != action.request_id:
             return

@@ -334,12 +334,12 @@ class Scheduler:
             case ev.PeerChunkReceived():
                 self._peer_chunk(event, now=now)
                 run_pass = False
-            case ev.PeerRequestFailed():
-                self._peer_request_failed(event)
+            case ev.PeerDownloadFailed():
+                self._peer_download_failed(event)
             case ev.PeerRequestedSegment():
                 self._upload_desk.serve(event, now=now)
                 run_pass = False
-            case ev.PeerCancelledRequest():
+            case ev.PeerCancelledUpload():
                 self._upload_desk.peer_cancelled(event.peer_id, event.segment_id)
                 run_pass = False
             case ev.UploadFinished():
@@ -669,7 +669,7 @@ class Scheduler:
         self._forget(download)
         self._aborted += 1
         self._actions.append(
-            act.CancelPeerRequest(
+            act.CancelPeerDownload(
                 request_id=download.request_id, peer_id=download.peer_id, segment_id=segment_id
             )
         )
@@ -841,7 +841,7 @@ class Scheduler:
         if peer_id in self._peers:  # the application hears why the peer is dropped (once)
             self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
         self._actions.append(
-            act.CancelPeerRequest(
+            act.CancelPeerDownload(
                 request_id=download.request_id, peer_id=peer_id, segment_id=download.segment.id
             )
         )
@@ -864,7 +864,7 @@ class Scheduler:
             # Smaller than the bytes we resumed from: one of the two sources is wrong, and we
             # cannot tell which. Neither is blamed; the kept bytes go and the segment starts over.
             self._actions.append(
-                act.CancelPeerRequest(
+                act.CancelPeerDownload(
                     request_id=download.request_id,
                     peer_id=download.peer_id,
                     segment_id=download.segment.id,
@@ -892,7 +892,7 @@ class Scheduler:
         elif download.received == download.total:
             self._finish(download, download.take_bytes(), now=now)
 
-    def _peer_request_failed(self, event: ev.PeerRequestFailed) -> None:
+    def _peer_download_failed(self, event: ev.PeerDownloadFailed) -> None:
         download = self._p2p_download(event.request_id)
         if download is None:
             return
@@ -930,7 +930,7 @@ class Scheduler:
         # The peer stays connected (it may just be slow); the request goes, its bytes are kept.
         sid = download.segment.id
         self._actions.append(
-            act.CancelPeerRequest(request_id=download.request_id, peer_id=download.peer_id, segment_id=sid)
+            act.CancelPeerDownload(request_id=download.request_id, peer_id=download.peer_id, segment_id=sid)
         )
         partial = download.partial()
         self._forget(download)
