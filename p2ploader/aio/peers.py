@@ -47,14 +47,14 @@ from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import swarm, wire
-from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStats
+from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
 from p2ploader.core.bans import CommandRate, PeerBans, certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PeerProtocolError
 
-__all__ = ["PeerManager", "PeerManagerStats"]
+__all__ = ["PeerManager", "PeerManagerStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +63,14 @@ GROWING_UPLOAD_PATIENCE = 30.0
 
 
 @attrs.frozen(kw_only=True)
-class PeerManagerStats:
+class PeerManagerStatistics:
     links: int
     pending_offers: int
     connections_opened: int
     protocol_errors: int
     uploads: int
     uploaded_bytes: int
-    admission: AdmissionStats | None = None
+    admission: AdmissionStatistics | None = None
     """Evictions and declined offers (see :mod:`p2ploader.core.admission`)."""
 
 
@@ -816,8 +816,8 @@ class PeerManager:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def statistics(self) -> PeerManagerStats:
-        return PeerManagerStats(
+    def statistics(self) -> PeerManagerStatistics:
+        return PeerManagerStatistics(
             links=len(self._peers),
             pending_offers=len(self._pending_offers),
             connections_opened=self._opened,

@@ -390,7 +390,7 @@ async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
                 assert all(f.segment.id != segments[3].id for f in downloader_http.started)
                 # Our one request was answered (not "absent", then asked again once the seeder had it).
                 assert downloader.scheduler.statistics().p2p_failures == 0
-                stats = origin.stats()
+                stats = origin.statistics()
                 assert stats.requests_for("/s3.ts") == 2  # the cut-off answer and the rest
             finally:
                 await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())
