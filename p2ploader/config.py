@@ -24,6 +24,11 @@ browser P2P Media Loader ignores them.
 
 Every value is validated on construction (also by :meth:`LoaderConfig.evolve`); a bad value raises
 :class:`~p2ploader.errors.ConfigError` whose ``key`` names the setting as the caller spelled it.
+
+Adding a setting is adding one field: its attribute docstring (units first: the configuration
+reference page is generated from it) and ``metadata=_facts(rule, faqName, kind, unit=...)``. The
+validator, the FAQ spelling (read and written) and the reference page's FAQ column all read those
+facts; nothing else lists the settings. The FAQ's text form is parsed by :mod:`p2ploader.jsobject`.
 """
 
 from __future__ import annotations
