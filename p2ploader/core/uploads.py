@@ -32,17 +32,19 @@ application, drop a misbehaving peer) goes through :class:`UploadHost`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
-from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.cache import CachedSegment
 from p2ploader.core.peer_limits import UploadBudget
 from p2ploader.core.segments import Segment, SegmentId
+
+if TYPE_CHECKING:
+    from p2ploader.config import LoaderConfig
 
 __all__ = ["REPEATS_BEFORE_STRIKE", "RelaySource", "UploadDesk", "UploadHost"]
 
