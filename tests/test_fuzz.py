@@ -200,7 +200,7 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
         for message in messages:
             manager._link_message(link, message)  # type: ignore[arg-type]
         await asyncio.sleep(0)
-        failures = [e for e in events if isinstance(e, ev.PeerRequestFailed) and e.misbehaved]
+        failures = [e for e in events if isinstance(e, ev.PeerDownloadFailed) and e.misbehaved]
         # Every violation ends the link, and is reported exactly once (to the scheduler or directly).
         assert len(failures) + len(misbehaved) <= 1
         if failures or misbehaved:

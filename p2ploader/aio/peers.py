@@ -51,14 +51,14 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
-from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStats
+from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
 from p2ploader.core.bans import PeerBans, certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 
-__all__ = ["PeerManager", "PeerManagerStats"]
+__all__ = ["PeerManager", "PeerManagerStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +67,14 @@ GROWING_UPLOAD_PATIENCE = 30.0
 
 
 @attrs.frozen(kw_only=True)
-class PeerManagerStats:
+class PeerManagerStatistics:
     links: int
     pending_offers: int
     connections_opened: int
     protocol_errors: int
     uploads: int
     uploaded_bytes: int
-    admission: AdmissionStats | None = None
+    admission: AdmissionStatistics | None = None
     """Evictions and declined offers (see :mod:`p2ploader.core.admission`)."""
 
 
@@ -433,7 +433,7 @@ class PeerManager:
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None:
                     self._admission.delivered(peer_id, now=now)
-            case ev.PeerRequestFailed():
+            case ev.PeerDownloadFailed():
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None and event.reason != "peer gone":
                     self._admission.request_failed(peer_id)
@@ -492,7 +492,7 @@ class PeerManager:
                 )
             case proto.RequestCancelled():
                 self._feed(
-                    ev.PeerCancelledRequest(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
+                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
                 )
             case proto.ResponseStarted():
                 self._feed(
@@ -501,7 +501,7 @@ class PeerManager:
                     )
                 )
             case proto.RequestAbsent():
-                self._feed(ev.PeerRequestFailed(request_id=event.request_id, reason="absent", absent=True))
+                self._feed(ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True))
             case proto.UploadStopped():
                 if state.upload_of is event.upload:
                     self._cancel_upload_task(state)
@@ -513,7 +513,7 @@ class PeerManager:
         logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
         if request_id is not None:
             # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerRequestFailed(request_id=request_id, reason=reason, misbehaved=True))
+            self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
         elif self._on_misbehaved is not None:
             self._on_misbehaved(state.link.peer_id, reason)
         if not state.link.closed:
@@ -533,7 +533,7 @@ class PeerManager:
                 self._request_peer[action.request_id] = action.peer_id
             case act.SendSegmentToPeer():
                 self._admission.served(action.peer_id, now=self._now())
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
                 # until it delivers again (a peer announcing and then stalling must not stay useful).
                 self._admission.request_failed(action.peer_id)
@@ -547,7 +547,7 @@ class PeerManager:
         match action:
             case act.RequestFromPeer():
                 self._request(action)
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 self._cancel(action)
             case act.AnnounceSegments():
                 self._announce(action)
@@ -578,7 +578,7 @@ class PeerManager:
         state = self._peers.get(action.peer_id)
         if state is None or not state.link.is_open:
             asyncio.get_running_loop().call_soon(
-                self._feed, ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone")
+                self._feed, ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone")
             )
             return
         state.protocol.send_request(
@@ -588,7 +588,7 @@ class PeerManager:
         )
         self._transmit(state)
 
-    def _cancel(self, action: act.CancelPeerRequest) -> None:
+    def _cancel(self, action: act.CancelPeerDownload) -> None:
         state = self._peers.get(action.peer_id)
         if state is not None and state.protocol.send_cancel(action.request_id):
             self._transmit(state)
@@ -702,8 +702,8 @@ class PeerManager:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def statistics(self) -> PeerManagerStats:
-        return PeerManagerStats(
+    def statistics(self) -> PeerManagerStatistics:
+        return PeerManagerStatistics(
             links=len(self._peers),
             pending_offers=len(self._pending_offers),
             connections_opened=self._opened,

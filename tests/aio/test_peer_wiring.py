@@ -108,7 +108,7 @@ async def test_a_violation_fails_the_outstanding_request_and_closes_the_link() -
     w.manager.perform(act.RequestFromPeer(request_id=9, peer_id=PEER, segment_id=SegmentId("v0", 4)))
     w.receive(wire.SegmentData(segment_id=4, request_id=8, size=3))
     assert w.events == [
-        ev.PeerRequestFailed(request_id=9, reason="data header does not match our request", misbehaved=True)
+        ev.PeerDownloadFailed(request_id=9, reason="data header does not match our request", misbehaved=True)
     ]
     assert w.link.closing and w.manager.statistics().protocol_errors == 1
     assert w.manager._peers[PEER].close_reason == "protocol violation: data header does not match our request"
@@ -122,7 +122,7 @@ async def test_bytes_after_our_cancel_beyond_what_was_announced_are_reported() -
     w.manager.perform(act.RequestFromPeer(request_id=9, peer_id=PEER, segment_id=segment))
     w.receive(wire.SegmentData(segment_id=4, request_id=9, size=100))
     w.receive_raw(b"x" * 40)
-    w.manager.perform(act.CancelPeerRequest(request_id=9, peer_id=PEER, segment_id=segment))
+    w.manager.perform(act.CancelPeerDownload(request_id=9, peer_id=PEER, segment_id=segment))
     assert w.link.commands()[-1] == wire.CancelSegmentRequest(segment_id=4, request_id=9)
     w.receive_raw(b"x" * 60)  # in flight: dropped quietly
     assert w.misbehaved == [] and not w.link.closing

@@ -229,7 +229,7 @@ async def test_a_receiver_that_stops_acknowledging_loses_its_upload_and_the_link
             assert state.link.send(message)
         await wait_until(lambda: seeder.peers.statistics().protocol_errors == 1)
         assert loop.time() - asked >= 1.0
-        assert seeder.scheduler._uploads == {}  # the slot is free
+        assert seeder.scheduler._upload_desk.active == 0  # the slot is free
         assert not seeder.peers._uplink_turn.locked()  # and the turn
         await wait_until(lambda: seeder.scheduler.statistics().peers == 0)
     finally:
@@ -398,7 +398,7 @@ async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
                 assert all(f.segment.id != segments[3].id for f in downloader_http.started)
                 # Our one request was answered (not "absent", then asked again once the seeder had it).
                 assert downloader.scheduler.statistics().p2p_failures == 0
-                stats = origin.stats()
+                stats = origin.statistics()
                 assert stats.requests_for("/s3.ts") == 2  # the cut-off answer and the rest
             finally:
                 await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())

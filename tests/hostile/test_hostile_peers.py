@@ -139,7 +139,7 @@ def assert_bounded(s: Session) -> None:
     loader, cfg = s.loader, s.loader.config
     scheduler = loader._scheduler
     assert len(scheduler._downloads) <= cfg.simultaneous_http_downloads + cfg.simultaneous_p2p_downloads
-    assert len(scheduler._uploads) <= cfg.max_concurrent_uploads
+    assert scheduler._upload_desk.active <= cfg.max_concurrent_uploads
     assert len(scheduler._stalled_bytes) <= len(WANT)
     for peer in scheduler._peers.values():
         assert len(peer.loaded) <= wire.DEFAULT_MAX_ANNOUNCED_IDS
