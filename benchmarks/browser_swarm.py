@@ -102,7 +102,7 @@ async def run_case(setup: BrowserSetup, browsers_n: int, py_n: int, duration: fl
             if remaining > 0:
                 await asyncio.sleep(remaining)  # the fixed measuring time, when no p2ploader viewer set it
             snapshots = [dict(page.stats) for page in pages]
-        origin_bytes = origin.stats().segment_bytes_sent
+        origin_bytes = origin.statistics().segment_bytes_sent
 
     b_http = b_p2p = b_stalls = 0
     for page, stats in zip(pages, snapshots, strict=True):

@@ -100,7 +100,7 @@ def _books(scheduler: Any) -> int:
         + len(peers)
         + sum(len(p.loaded) + len(p.loading_by_http) for p in peers.values())
         + len(scheduler._stalled_bytes)
-        + len(scheduler._uploads)
+        + scheduler._upload_desk.active
         + len(scheduler._http_failed_until)
         + len(scheduler._http_failure_counts)
         + len(scheduler._wanted)

@@ -130,7 +130,7 @@ async def run_swarm(
             outputs = await asyncio.wait_for(
                 asyncio.gather(*(p.communicate() for p in procs)), timeout=duration + stagger * viewers + 120
             )
-            origin_bytes = origin.stats().segment_bytes_sent
+            origin_bytes = origin.statistics().segment_bytes_sent
     results = []
     for proc, (out, err) in zip(procs, outputs, strict=True):
         if proc.returncode != 0:

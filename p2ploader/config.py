@@ -24,6 +24,11 @@ browser P2P Media Loader ignores them.
 
 Every value is validated on construction (also by :meth:`LoaderConfig.evolve`); a bad value raises
 :class:`~p2ploader.errors.ConfigError` whose ``key`` names the setting as the caller spelled it.
+
+Adding a setting is adding one field: its attribute docstring (units first: the configuration
+reference page is generated from it) and ``metadata=_facts(rule, faqName, kind, unit=...)``. The
+validator, the FAQ spelling (read and written) and the reference page's FAQ column all read those
+facts; nothing else lists the settings. The FAQ's text form is parsed by :mod:`p2ploader.jsobject`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from p2ploader.core.hostscope import origin_problem
 from p2ploader.core.peer_attributes import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.core.segments import Segment
 from p2ploader.errors import ConfigError
+from p2ploader.jsobject import parse_js_object, same_value
 
 __all__ = [
     "DEFAULT_RTC_CONFIG",
@@ -203,104 +209,64 @@ def _user_agent_rule(value: object) -> str | None:
     return None
 
 
-_RULES: Final[Mapping[str, _Rule]] = {
-    "forward_segment_count": _int_rule(1),
-    "cached_segment_expiration": _number_rule(0),
-    "cached_segments_count": _int_rule(0),
-    "required_segments_priority": _int_rule(0),
-    "simultaneous_http_downloads": _int_rule(1),
-    "simultaneous_p2p_downloads": _int_rule(1),
-    "http_download_probability": _number_rule(0, hi=1),
-    "http_download_probability_interval": _number_rule(0, exclusive=True),
-    "http_download_probability_skip_if_no_peers": _bool_rule,
-    "http_failed_segment_timeout": _number_rule(0),
-    "http_download_max_priority": _int_rule(0),
-    "http_download_initial_timeout": _number_rule(0),
-    "http_download_initial_timeout_per_segment": _number_rule(0),
-    "http_download_ranges": _bool_rule,
-    "p2p_download_max_priority": _int_rule(0),
-    "p2p_segment_download_timeout": _number_rule(0, exclusive=True),
-    "web_rtc_max_message_size": _int_rule(1, 262144),
-    "use_p2p": _bool_rule,
-    "consume_only": _bool_rule,
-    "tracker_announce": _trackers_rule,
-    "peer_requests_per_announce": _int_rule(1, 10),
-    "rtc_config": _mapping_rule,
-    "segment_validator": _validator_rule,
-    "swarm_id": _swarm_id_rule,
-    "http_connect_timeout": _number_rule(0, exclusive=True),
-    "http_read_timeout": _number_rule(0, exclusive=True),
-    "http_retries": _int_rule(0),
-    "http_retry_backoff": _number_rule(0),
-    "http_headers": _mapping_rule,
-    "http_cookies": _mapping_rule,
-    "http_headers_hosts": _hosts_rule,
-    "user_agent": _user_agent_rule,
-    "live_refresh_interval": _optional_positive_number_rule,
-    "live_playlist_stuck_reloads": _int_rule(0),
-    "max_playlist_bytes": _int_rule(1024),
-    "max_playlist_segments": _int_rule(1),
-    "max_init_section_bytes": _int_rule(1024),
-    "decrypt": _bool_rule,
-    "p2p_stall_timeout": _number_rule(0, exclusive=True),
-    "max_peers": _int_rule(0, 1000),
-    "peer_idle_grace": _number_rule(0),
-    "upload_rate_limit": _optional_positive_number_rule,
-    "upload_stall_timeout": _number_rule(0, exclusive=True),
-    "upload_budget_rate": _optional_positive_number_rule,
-    "upload_budget_burst": _number_rule(0, exclusive=True),
-    "swarm_url_pattern": _regex_rule,
-    "max_concurrent_uploads": _int_rule(0),
-    "policy": _policy_rule,
-    "policy_settings": _mapping_rule,
-    "topology": _topology_rule,
-    "max_client_peers_per_host_peer": _int_rule(1, 100),
-    "topology_rules": _topology_rules_rule,
-    "peer_device": _attribute_rule(DEVICES),
-    "peer_os": _attribute_rule(OPERATING_SYSTEMS, optional=True),
-    "peer_client": _attribute_rule(CLIENT_KINDS),
-    "upload_min_buffer": _optional_positive_number_rule,
-    "swarm_join_delay": _optional_positive_number_rule,
-    "rendition_linger": _number_rule(0),
-    "integrity_sha256": _auto_bool_rule,
-    "integrity_spot_checks": _int_rule(0, 64),
-    "integrity_spot_check_bytes": _int_rule(1, 65536),
-    "integrity_spot_check_probability": _number_rule(0, hi=1),
-    "peer_ban_time": _number_rule(0),
-}
+# --------------------------------------------------------------------------------------------------
+# Facts per setting: each field of LoaderConfig carries, in its attrs ``metadata``, the rule its
+# value must pass, its unit and its FAQ-style name and kind. The tables the FAQ spelling and the
+# validator use (_FAQ_KEYS, _SECONDS_FIELDS, _FLOAT_FIELDS) are derived from the fields, so adding
+# a setting is adding one field.
+# --------------------------------------------------------------------------------------------------
 
-#: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
-_SECONDS_FIELDS: Final = frozenset(
-    {
-        "cached_segment_expiration",
-        "http_download_probability_interval",
-        "http_failed_segment_timeout",
-        "http_download_initial_timeout",
-        "http_download_initial_timeout_per_segment",
-        "p2p_segment_download_timeout",
-        "http_connect_timeout",
-        "http_read_timeout",
-        "http_retry_backoff",
-        "live_refresh_interval",
-        "p2p_stall_timeout",
-        "upload_min_buffer",
-        "swarm_join_delay",
-        "rendition_linger",
-        "peer_ban_time",
-        "upload_stall_timeout",
-        "upload_budget_burst",
-        "peer_idle_grace",
-    }
-)
-#: Fields stored as float (times, and the probability).
-_FLOAT_FIELDS: Final = _SECONDS_FIELDS | {"http_download_probability", "integrity_spot_check_probability"}
+# "seconds": a time, stored as float seconds, written in milliseconds in the FAQ spelling;
+# "probability": 0 to 1, stored as float.
+_Unit: TypeAlias = Literal["seconds", "probability"]
+_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "strings", "json", "callable", "str"]
+_FACTS: Final = "p2ploader"  # the key of a field's facts in its attrs metadata
+
+
+@attrs.frozen(kw_only=True)
+class _Facts:
+    """What the code knows about one setting besides its type and default."""
+
+    rule: _Rule
+    """Checks a value: ``None`` when it is valid, else the reason ("must be >= 1")."""
+    faq: str
+    """The FAQ-style name (camelCase), the one :meth:`LoaderConfig.to_faq` writes."""
+    kind: _Kind
+    """The shape of the value in the FAQ spelling; a ``unit="seconds"`` setting is read and written
+    in milliseconds (kind ``"ms"`` in :data:`_FAQ_KEYS`)."""
+    unit: _Unit | None = None
+    """``"seconds"`` or ``"probability"``: the value is stored as a float; ``None``: as given."""
+    block: Literal["segments", "loader"] = "loader"
+    """The FAQ block ``to_faq`` writes the setting in (both are read)."""
+    faq_aliases: tuple[str, ...] = ()
+    """Other FAQ names read for the setting and never written."""
+
+
+def _facts(
+    rule: _Rule,
+    faq: str,
+    kind: _Kind,
+    *,
+    unit: _Unit | None = None,
+    block: Literal["segments", "loader"] = "loader",
+    faq_aliases: tuple[str, ...] = (),
+) -> dict[str, _Facts]:
+    """The ``metadata`` of a LoaderConfig field: its facts under the package's key."""
+    facts = _Facts(rule=rule, faq=faq, kind=kind, unit=unit, block=block, faq_aliases=faq_aliases)
+    return {_FACTS: facts}
+
+
+def _facts_of(attribute: attrs.Attribute[Any]) -> _Facts:
+    facts: _Facts = attribute.metadata[_FACTS]
+    return facts
 
 
 def _validate(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: apply the field's rule, raise ConfigError naming the field."""
-    reason = _RULES[attribute.name](value)
+    facts = _facts_of(attribute)
+    reason = facts.rule(value)
     if reason is not None:
-        unit = " (seconds)" if attribute.name in _SECONDS_FIELDS and _is_number(value) else ""
+        unit = " (seconds)" if facts.unit == "seconds" and _is_number(value) else ""
         raise ConfigError(f"{attribute.name} {reason}, got {value!r}{unit}", key=attribute.name)
 
 
@@ -511,114 +477,189 @@ class LoaderConfig:
 
     # --- player glue (the FAQ's ``segments:`` block) ---------------------------------------------
 
-    forward_segment_count: int = attrs.field(default=20, validator=_validate)
+    forward_segment_count: int = attrs.field(
+        default=20,
+        validator=_validate,
+        metadata=_facts(_int_rule(1), "forwardSegmentCount", "int", block="segments"),
+    )
     """How many segments, counting the requested one, are queued per player request (>= 1).
     FAQ: ``segments.forwardSegmentCount``. Should be >= ``p2p_download_max_priority`` and
     ``http_download_max_priority``, or those limits are never reached."""
 
-    swarm_id: str | None = attrs.field(default=None, validator=_validate)
+    swarm_id: str | None = attrs.field(
+        default=None, validator=_validate, metadata=_facts(_swarm_id_rule, "swarmId", "str", block="segments")
+    )
     """Overrides the master swarm id. ``None``: the master playlist's request URL without its query
     string. Peers only meet when their swarm ids are equal. FAQ: ``segments.swarmId``."""
 
     # --- cache -----------------------------------------------------------------------------------
 
-    cached_segment_expiration: float = attrs.field(default=300.0, validator=_validate)
+    cached_segment_expiration: float = attrs.field(
+        default=300.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "cachedSegmentExpiration", "number", unit="seconds"),
+    )
     """Seconds. Cache cleaning deletes a segment not accessed (stored, played or served to a peer)
     for longer than this, whether or not it is queued. Cleaning runs on each ``load()``.
     FAQ: ``cachedSegmentExpiration`` (ms)."""
 
-    cached_segments_count: int = attrs.field(default=30, validator=_validate)
+    cached_segments_count: int = attrs.field(
+        default=30, validator=_validate, metadata=_facts(_int_rule(0), "cachedSegmentsCount", "int")
+    )
     """Segments. After expiry, if more remain cached, the least recently accessed are evicted first,
     skipping segments in the current queue. FAQ: ``cachedSegmentsCount``."""
 
     # --- HTTP ------------------------------------------------------------------------------------
 
-    required_segments_priority: int = attrs.field(default=1, validator=_validate)
+    required_segments_priority: int = attrs.field(
+        default=1, validator=_validate, metadata=_facts(_int_rule(0), "requiredSegmentsPriority", "int")
+    )
     """Priority. A queued segment with ``priority <= required_segments_priority`` is *required*: it
     goes to HTTP at once when HTTP is allowed (aborting one later HTTP download if all slots are
     busy). FAQ: ``requiredSegmentsPriority``."""
 
-    simultaneous_http_downloads: int = attrs.field(default=2, validator=_validate)
+    simultaneous_http_downloads: int = attrs.field(
+        default=2, validator=_validate, metadata=_facts(_int_rule(1), "simultaneousHttpDownloads", "int")
+    )
     """Maximum number of concurrent HTTP segment downloads (>= 1). FAQ: ``simultaneousHttpDownloads``."""
 
-    http_download_probability: float = attrs.field(default=0.1, validator=_validate)
+    http_download_probability: float = attrs.field(
+        default=0.1,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, hi=1), "httpDownloadProbability", "number", unit="probability"),
+    )
     """Probability in [0, 1]. On each random-HTTP tick, with ``N`` pending segments (queued, not
     loading, not cached, not in any peer's map, not recently failed, priority <=
     ``http_download_max_priority``), one of them, chosen uniformly, is fetched over HTTP with
     probability ``min(1, p * N)``. FAQ: ``httpDownloadProbability``."""
 
-    http_download_probability_interval: float = attrs.field(default=1.0, validator=_validate)
+    http_download_probability_interval: float = attrs.field(
+        default=1.0,
+        validator=_validate,
+        metadata=_facts(
+            _number_rule(0, exclusive=True), "httpDownloadProbabilityInterval", "number", unit="seconds"
+        ),
+    )
     """Seconds (> 0). Period of the random-HTTP timer. FAQ: ``httpDownloadProbabilityInterval`` (ms)."""
 
-    http_download_probability_skip_if_no_peers: bool = attrs.field(default=False, validator=_validate)
+    http_download_probability_skip_if_no_peers: bool = attrs.field(
+        default=False,
+        validator=_validate,
+        metadata=_facts(_bool_rule, "httpDownloadProbabilitySkipIfNoPeers", "bool"),
+    )
     """``True``: skip random-HTTP ticks while no peer is connected.
     FAQ: ``httpDownloadProbabilitySkipIfNoPeers``."""
 
-    http_failed_segment_timeout: float = attrs.field(default=10.0, validator=_validate)
+    http_failed_segment_timeout: float = attrs.field(
+        default=10.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "httpFailedSegmentTimeout", "number", unit="seconds"),
+    )
     """Seconds. After an HTTP failure the segment counts as failed for this long: neither HTTP path
     (required or random) retries it meanwhile; P2P still may. FAQ: ``httpFailedSegmentTimeout`` (ms)."""
 
-    http_download_max_priority: int = attrs.field(default=20, validator=_validate)
+    http_download_max_priority: int = attrs.field(
+        default=20, validator=_validate, metadata=_facts(_int_rule(0), "httpDownloadMaxPriority", "int")
+    )
     """Priority. The random-HTTP timer only considers segments with ``priority <=`` this.
     FAQ: ``httpDownloadMaxPriority``."""
 
-    http_download_initial_timeout: float = attrs.field(default=0.0, validator=_validate)
+    http_download_initial_timeout: float = attrs.field(
+        default=0.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "httpDownloadInitialTimeout", "number", unit="seconds"),
+    )
     """Seconds; 0 = off. Length of the start-up "initial P2P mode", during which required and
     random HTTP are both blocked. The mode is active only if this and
     ``http_download_initial_timeout_per_segment`` are both > 0; it ends for good once HTTP is
     allowed, or when the tracker reports no other peers. FAQ: ``httpDownloadInitialTimeout`` (ms)."""
 
-    http_download_initial_timeout_per_segment: float = attrs.field(default=4.0, validator=_validate)
+    http_download_initial_timeout_per_segment: float = attrs.field(
+        default=4.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "httpDownloadInitialTimeoutPerSegment", "number", unit="seconds"),
+    )
     """Seconds. Inside the initial mode, HTTP is also allowed once this much time has passed since
     the mode started *and* the first uncached queued segment has priority 0 (the clock is not reset
     per segment). Also the period of the mode's re-check timer.
     FAQ: ``httpDownloadInitialTimeoutPerSegment`` (ms)."""
 
-    http_download_ranges: bool = attrs.field(default=False, validator=_validate)
+    http_download_ranges: bool = attrs.field(
+        default=False,
+        validator=_validate,
+        metadata=_facts(_bool_rule, "httpDownloadRanges", "bool", faq_aliases=("httpUseRanges",)),
+    )
     """``True``: when a P2P download is cut over to HTTP (it became required), request only the
     missing tail with ``Range: bytes=<received>-`` and prepend the pieces already received.
     FAQ: ``httpDownloadRanges``; 0.6's code calls it ``httpUseRanges`` (both read, the FAQ's written)."""
 
     # --- P2P -------------------------------------------------------------------------------------
 
-    simultaneous_p2p_downloads: int = attrs.field(default=3, validator=_validate)
+    simultaneous_p2p_downloads: int = attrs.field(
+        default=3, validator=_validate, metadata=_facts(_int_rule(1), "simultaneousP2PDownloads", "int")
+    )
     """Maximum number of concurrent P2P downloads (>= 1); each peer serves at most one of our
     requests at a time. FAQ: ``simultaneousP2PDownloads``."""
 
-    p2p_download_max_priority: int = attrs.field(default=20, validator=_validate)
+    p2p_download_max_priority: int = attrs.field(
+        default=20, validator=_validate, metadata=_facts(_int_rule(0), "p2pDownloadMaxPriority", "int")
+    )
     """Priority. A non-required segment is tried over P2P only if ``priority <=`` this.
     FAQ: ``p2pDownloadMaxPriority``."""
 
-    p2p_segment_download_timeout: float = attrs.field(default=60.0, validator=_validate)
+    p2p_segment_download_timeout: float = attrs.field(
+        default=60.0,
+        validator=_validate,
+        metadata=_facts(
+            _number_rule(0, exclusive=True), "p2pSegmentDownloadTimeout", "number", unit="seconds"
+        ),
+    )
     """Seconds (> 0). Limits only the wait for a peer's segment-data *header* after our request,
     not the whole download. On expiry the request is cancelled and the peer is disconnected.
     FAQ: ``p2pSegmentDownloadTimeout`` (ms)."""
 
-    web_rtc_max_message_size: int = attrs.field(default=65535, validator=_validate)
+    web_rtc_max_message_size: int = attrs.field(
+        default=65535,
+        validator=_validate,
+        metadata=_facts(_int_rule(1, 262144), "webRtcMaxMessageSize", "int"),
+    )
     """Bytes, 1..262144. Size of the binary chunks in which we send segment data to a peer.
     FAQ: ``webRtcMaxMessageSize``."""
 
-    use_p2p: bool = attrs.field(default=True, validator=_validate)
+    use_p2p: bool = attrs.field(
+        default=True, validator=_validate, metadata=_facts(_bool_rule, "useP2P", "bool")
+    )
     """``False``: no peer id and no tracker client; the loader is HTTP only. FAQ: ``useP2P``."""
 
-    consume_only: bool = attrs.field(default=False, validator=_validate)
+    consume_only: bool = attrs.field(
+        default=False, validator=_validate, metadata=_facts(_bool_rule, "consumeOnly", "bool")
+    )
     """``True``: a download-only peer. It still downloads from peers, but never announces its
     segment map (so no peer requests anything from it), uploads nothing, and, as in 0.6, also
     disables the random-HTTP timer. FAQ: ``consumeOnly``."""
 
     tracker_announce: tuple[str, ...] = attrs.field(
-        default=DEFAULT_TRACKER_ANNOUNCE, converter=_to_trackers, validator=_validate
+        default=DEFAULT_TRACKER_ANNOUNCE,
+        converter=_to_trackers,
+        validator=_validate,
+        metadata=_facts(_trackers_rule, "trackerAnnounce", "trackers"),
     )
     """WebTorrent tracker URLs (``ws://`` or ``wss://``) used for signalling. A single string is
     accepted and stored as a 1-tuple. The defaults are public trackers: do not use them in
     production. FAQ: ``trackerAnnounce``."""
 
-    peer_requests_per_announce: int = attrs.field(default=10, validator=_validate)
+    peer_requests_per_announce: int = attrs.field(
+        default=10, validator=_validate, metadata=_facts(_int_rule(1, 10), "peerRequestsPerAnnounce", "int")
+    )
     """Peers asked for per announce (the tracker ``numwant``), 1..10; the bundled tracker client
     caps offers at 10. FAQ: ``peerRequestsPerAnnounce``."""
 
     rtc_config: Mapping[str, Any] = attrs.field(
-        default=DEFAULT_RTC_CONFIG, converter=_to_rtc_config, validator=_validate, hash=False
+        default=DEFAULT_RTC_CONFIG,
+        converter=_to_rtc_config,
+        validator=_validate,
+        metadata=_facts(_mapping_rule, "rtcConfig", "json"),
+        hash=False,
     )
     """WebRTC configuration in the browser's ``RTCConfiguration`` JSON shape (``iceServers``...).
     Stored as a deep-frozen copy: mappings become read-only ``MappingProxyType`` and lists become
@@ -626,7 +667,12 @@ class LoaderConfig:
     aiortc cannot take are converted or left out when a connection is made (see
     :func:`p2ploader.aio.webrtc.rtc_configuration`). FAQ: ``rtcConfig``."""
 
-    segment_validator: SegmentValidator | None = attrs.field(default=None, validator=_validate, eq=False)
+    segment_validator: SegmentValidator | None = attrs.field(
+        default=None,
+        validator=_validate,
+        metadata=_facts(_validator_rule, "segmentValidator", "callable"),
+        eq=False,
+    )
     """``validator(segment, data, method, peer_id)`` returning ``bool`` or an awaitable of one;
     ``method`` is ``"http"`` or ``"p2p"``, ``peer_id`` is ``None`` for HTTP. ``False`` rejects the
     data and the download counts as failed. Left out of ``==``, ``hash()`` and :meth:`to_faq`.
@@ -634,25 +680,43 @@ class LoaderConfig:
 
     # --- our HTTP executor (not P2P Media Loader settings) ---------------------------------------
 
-    http_connect_timeout: float = attrs.field(default=10.0, validator=_validate)
+    http_connect_timeout: float = attrs.field(
+        default=10.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, exclusive=True), "httpConnectTimeout", "number", unit="seconds"),
+    )
     """Seconds (> 0) to establish a connection to the origin. Ours, not P2P Media Loader's.
     FAQ-style name: ``httpConnectTimeout`` (ms)."""
 
-    http_read_timeout: float = attrs.field(default=10.0, validator=_validate)
+    http_read_timeout: float = attrs.field(
+        default=10.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, exclusive=True), "httpReadTimeout", "number", unit="seconds"),
+    )
     """Seconds (> 0) without receiving any byte before an HTTP download fails. Ours.
     FAQ-style name: ``httpReadTimeout`` (ms)."""
 
-    http_retries: int = attrs.field(default=2, validator=_validate)
+    http_retries: int = attrs.field(
+        default=2, validator=_validate, metadata=_facts(_int_rule(0), "httpRetries", "int")
+    )
     """Extra attempts within one HTTP fetch after a connect error, a timeout or a 5xx status
     (0 = try once). Only when they are exhausted does the segment count as failed. Ours.
     FAQ-style name: ``httpRetries``."""
 
-    http_retry_backoff: float = attrs.field(default=0.5, validator=_validate)
+    http_retry_backoff: float = attrs.field(
+        default=0.5,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "httpRetryBackoff", "number", unit="seconds"),
+    )
     """Seconds to wait before the first retry, doubled before each further one. Ours.
     FAQ-style name: ``httpRetryBackoff`` (ms)."""
 
     http_headers: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_to_http_headers, validator=_validate, hash=False
+        factory=dict,
+        converter=_to_http_headers,
+        validator=_validate,
+        metadata=_facts(_mapping_rule, "httpHeaders", "json"),
+        hash=False,
     )
     """Extra request headers (name -> value) for the loader's HTTP requests to the stream's host:
     playlists, segments, keys, init sections and integrity spot checks whose URL has the origin
@@ -664,14 +728,23 @@ class LoaderConfig:
     but left out of ``hash()``. Ours. FAQ-style name: ``httpHeaders``."""
 
     http_cookies: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_to_http_cookies, validator=_validate, hash=False
+        factory=dict,
+        converter=_to_http_cookies,
+        validator=_validate,
+        metadata=_facts(_mapping_rule, "httpCookies", "json"),
+        hash=False,
     )
     """Cookies (name -> value) sent with the loader's HTTP requests to the stream's host (the same
     requests as ``http_headers``), on top of those the origin sets. Values are RFC 6265 cookie
     octets. Stored as a read-only copy; compared by ``==`` but left out of ``hash()``. Ours.
     FAQ-style name: ``httpCookies``."""
 
-    http_headers_hosts: tuple[str, ...] = attrs.field(default=(), converter=_to_hosts, validator=_validate)
+    http_headers_hosts: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_to_hosts,
+        validator=_validate,
+        metadata=_facts(_hosts_rule, "httpHeadersHosts", "strings"),
+    )
     """Origins besides the stream's own that receive ``http_headers`` and ``http_cookies``: entries
     ``scheme://host[:port]`` (http or https; the port defaults to the scheme's), or ``"*"`` for every
     host (a playlist or a redirect can then send the credentials to any server it names). Empty
@@ -679,16 +752,24 @@ class LoaderConfig:
     (a hop to another origin goes without them). ``user_agent`` goes everywhere. Ours.
     FAQ-style name: ``httpHeadersHosts``."""
 
-    user_agent: str | None = attrs.field(default=None, validator=_validate)
+    user_agent: str | None = attrs.field(
+        default=None, validator=_validate, metadata=_facts(_user_agent_rule, "userAgent", "str")
+    )
     """``User-Agent`` of the loader's HTTP requests (printable ASCII); ``None`` keeps httpx's
     (``python-httpx/<version>``). Ours. FAQ-style name: ``userAgent``."""
 
-    live_refresh_interval: float | None = attrs.field(default=None, validator=_validate)
+    live_refresh_interval: float | None = attrs.field(
+        default=None,
+        validator=_validate,
+        metadata=_facts(_optional_positive_number_rule, "liveRefreshInterval", "number", unit="seconds"),
+    )
     """Seconds between reloads of a live media playlist; ``None`` follows RFC 8216 (the target
     duration after a change, half of it when the playlist was unchanged). Ours.
     FAQ-style name: ``liveRefreshInterval`` (ms)."""
 
-    live_playlist_stuck_reloads: int = attrs.field(default=6, validator=_validate)
+    live_playlist_stuck_reloads: int = attrs.field(
+        default=6, validator=_validate, metadata=_facts(_int_rule(0), "livePlaylistStuckReloads", "int")
+    )
     """Reloads in a row (>= 0; 0: never give up) that may find a live media playlist (no
     ``EXT-X-ENDLIST``) unchanged before the loader reports it stuck: at half of them (rounded down,
     at least 1) it sends a :class:`~p2ploader.core.notifications.LivePlaylistStale` notification
@@ -703,27 +784,39 @@ class LoaderConfig:
     time to the report is ``target duration × (1 + (n - 1) / 2)`` seconds. Ours. FAQ-style name:
     ``livePlaylistStuckReloads``."""
 
-    max_playlist_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_validate)
+    max_playlist_bytes: int = attrs.field(
+        default=16 * 1024 * 1024,
+        validator=_validate,
+        metadata=_facts(_int_rule(1024), "maxPlaylistBytes", "int"),
+    )
     """Bytes (>= 1024) a master or media playlist may have; 16 MiB by default. Reading stops at the
     cap (whatever ``Content-Length`` says) with :class:`~p2ploader.errors.PlaylistTooLargeError`; a
     live refresh that hits it keeps the last good playlist. Ours. FAQ-style name:
     ``maxPlaylistBytes``."""
 
-    max_playlist_segments: int = attrs.field(default=50_000, validator=_validate)
+    max_playlist_segments: int = attrs.field(
+        default=50_000, validator=_validate, metadata=_facts(_int_rule(1), "maxPlaylistSegments", "int")
+    )
     """Segments (``#EXTINF`` lines, >= 1) a media playlist may list, counted before it is parsed:
     parsing costs about 0.1 ms and 0.5 KiB per segment (50,000, a day of 2-second segments with
     room to spare: ~6 s on a busy 2-core machine). More raises
     :class:`~p2ploader.errors.PlaylistTooLargeError`. Ours. FAQ-style name:
     ``maxPlaylistSegments``."""
 
-    max_init_section_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_validate)
+    max_init_section_bytes: int = attrs.field(
+        default=16 * 1024 * 1024,
+        validator=_validate,
+        metadata=_facts(_int_rule(1024), "maxInitSectionBytes", "int"),
+    )
     """Bytes (>= 1024) an ``EXT-X-MAP`` initialisation section may have; 16 MiB by default (real ones
     are kilobytes). Reading stops at the cap with :class:`~p2ploader.errors.ResponseTooLargeError`.
     Ours. FAQ-style name: ``maxInitSectionBytes``."""
 
     # --- what the player is handed (ours; docs/decryption.md) ------------------------------------
 
-    decrypt: bool = attrs.field(default=False, validator=_validate)
+    decrypt: bool = attrs.field(
+        default=False, validator=_validate, metadata=_facts(_bool_rule, "decrypt", "bool")
+    )
     """Whether the player is handed plaintext. With ``True``, ``get_segment()`` and ``segments()``
     decrypt ``AES-128`` segments (``EXT-X-KEY``), hand clear ones over unchanged, and
     ``SAMPLE-AES``, ``SAMPLE-AES-CTR`` or a non-``identity`` ``KEYFORMAT`` raise
@@ -734,40 +827,58 @@ class LoaderConfig:
 
     # --- our P2P settings (not in P2P Media Loader 0.6) ------------------------------------------
 
-    p2p_stall_timeout: float = attrs.field(default=2.0, validator=_validate)
+    p2p_stall_timeout: float = attrs.field(
+        default=2.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, exclusive=True), "p2pStallTimeout", "number", unit="seconds"),
+    )
     """Seconds (> 0) without a byte from a peer, once its data header arrived, before the request is
     dropped (the peer stays connected). Its bytes are kept: with ``http_download_ranges`` the
     segment continues over HTTP from there. 0.6 has no such timeout (a slow peer held a segment
     until it became required); 2.x uses 2 s (``p2pNotReceivingBytesTimeoutMs``). Ours.
     FAQ-style name: ``p2pStallTimeout`` (ms)."""
 
-    max_peers: int = attrs.field(default=20, validator=_validate)
+    max_peers: int = attrs.field(
+        default=20, validator=_validate, metadata=_facts(_int_rule(0, 1000), "maxPeers", "int")
+    )
     """Most peers connected at once per swarm (0..1000). When they are all connected, a new peer
     takes the slot of one that, ``peer_idle_grace`` seconds after connecting, has neither delivered
     bytes nor taken an upload in the last 30 s nor announces a segment we still need (see
     docs/p2p.md). Ours. FAQ-style name: ``maxPeers``."""
 
-    peer_idle_grace: float = attrs.field(default=5.0, validator=_validate)
+    peer_idle_grace: float = attrs.field(
+        default=5.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "peerIdleGrace", "number", unit="seconds"),
+    )
     """Seconds (>= 0) after a peer's channel opened during which it keeps its slot whatever it does;
     after that, a peer that delivers nothing, takes nothing from us and announces nothing we need
     gives its slot up to a newcomer when all ``max_peers`` are taken (idle Sybils cannot hold the
     swarm). Ours. FAQ-style name: ``peerIdleGrace`` (ms)."""
 
-    swarm_url_pattern: str | None = attrs.field(default=None, validator=_validate)
+    swarm_url_pattern: str | None = attrs.field(
+        default=None, validator=_validate, metadata=_facts(_regex_rule, "swarmUrlPattern", "str")
+    )
     """Peer5-style URL normalisation: a regular expression searched in the manifest URL (query
     stripped); the swarm id is its capture groups joined (or the whole match), so viewers of one
     stream behind different CDN hosts or tokens share a swarm. Ignored when ``swarm_id`` is set.
     Browser peers only join the same swarm if their page passes the same string as ``swarmId``.
     Ours. FAQ-style name: ``swarmUrlPattern``."""
 
-    policy: str = attrs.field(default="p2pml-0.6", validator=_validate)
+    policy: str = attrs.field(
+        default="p2pml-0.6", validator=_validate, metadata=_facts(_policy_rule, "policy", "str")
+    )
     """Name of the download policy: ``"p2pml-0.6"`` (P2P Media Loader 0.6's algorithm, the FAQ
     settings' meaning; the default), ``"p2pml-2.2"`` (2.2's time windows) or ``"p2ploader-live"``
     (elected seeders for low live latency; experimental), or any registered plug-in. Ours.
     FAQ-style name: ``policy``."""
 
     policy_settings: Mapping[str, Any] = attrs.field(
-        factory=dict, converter=_to_policy_settings, validator=_validate, hash=False
+        factory=dict,
+        converter=_to_policy_settings,
+        validator=_validate,
+        metadata=_facts(_mapping_rule, "policySettings", "json"),
+        hash=False,
     )
     """Download policies' own settings (those with no FAQ counterpart), per policy name, by their
     documented names (snake_case, seconds): e.g. ``{"p2ploader-live": {"http_lead_time": 1.5}}``
@@ -779,17 +890,27 @@ class LoaderConfig:
     raise ``ConfigError``. Stored as a read-only copy. Ours. FAQ-style name: ``policySettings``
     (an object of objects, with the same names)."""
 
-    max_concurrent_uploads: int = attrs.field(default=2, validator=_validate)
+    max_concurrent_uploads: int = attrs.field(
+        default=2, validator=_validate, metadata=_facts(_int_rule(0), "maxConcurrentUploads", "int")
+    )
     """Uploads served at once (0 = no limit). A request beyond it is answered "absent" (a standard
     P2P Media Loader 2.x reply), so the requester turns to another holder: a new live segment then
     spreads as a tree that doubles each round instead of queueing at its first holder. Ours.
     FAQ-style name: ``maxConcurrentUploads``."""
 
-    upload_rate_limit: float | None = attrs.field(default=None, validator=_validate)
+    upload_rate_limit: float | None = attrs.field(
+        default=None,
+        validator=_validate,
+        metadata=_facts(_optional_positive_number_rule, "uploadRateLimit", "number"),
+    )
     """Bytes per second (> 0) this peer uploads at most, over all its peers; ``None``: no cap. Ours
     (``consume_only`` turns uploads off entirely). FAQ-style name: ``uploadRateLimit`` (bytes/s)."""
 
-    upload_stall_timeout: float = attrs.field(default=5.0, validator=_validate)
+    upload_stall_timeout: float = attrs.field(
+        default=5.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, exclusive=True), "uploadStallTimeout", "number", unit="seconds"),
+    )
     """Seconds (> 0) an upload waits for the peer to take queued bytes (the data channel's buffer
     not shrinking at all) before it gives up: a receiver that stops reading would otherwise hold
     the swarm's upload turn for ever. The peer is disconnected and gets a strike. An honest peer
@@ -797,21 +918,31 @@ class LoaderConfig:
     ``p2pNotReceivingBytesTimeoutMs``), long before this. Ours. FAQ-style name:
     ``uploadStallTimeout`` (ms)."""
 
-    upload_budget_rate: float | None = attrs.field(default=4.0, validator=_validate)
+    upload_budget_rate: float | None = attrs.field(
+        default=4.0,
+        validator=_validate,
+        metadata=_facts(_optional_positive_number_rule, "uploadBudgetRate", "number"),
+    )
     """Media seconds per second (> 0) one peer may take from us on average; ``None``: no budget.
     Each upload costs the media time it carries (a whole 4 s segment costs 4); a request while the
     peer's budget is spent is answered "absent" (counted in ``uploads_over_budget``). A viewer
     plays 1 media second per second, so 4 only binds a peer asking for far more than it can play.
     Ours. FAQ-style name: ``uploadBudgetRate``."""
 
-    upload_budget_burst: float = attrs.field(default=600.0, validator=_validate)
+    upload_budget_burst: float = attrs.field(
+        default=600.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, exclusive=True), "uploadBudgetBurst", "number", unit="seconds"),
+    )
     """Media seconds (> 0) one peer may take at once before ``upload_budget_rate`` binds (a joining
     viewer's forward buffer, a browser's prefetch window: the ``faq-vod`` preset prefetches 50
     segments, 500 s of 10 s segments). Ours. FAQ-style name: ``uploadBudgetBurst`` (ms)."""
 
     # --- integrity (ours; docs/security.md) -------------------------------------------------------
 
-    integrity_sha256: bool | None = attrs.field(default=None, validator=_validate)
+    integrity_sha256: bool | None = attrs.field(
+        default=None, validator=_validate, metadata=_facts(_auto_bool_rule, "integritySha256", "bool")
+    )
     """Whether every segment holding bytes from a peer is checked against the SHA-256 the origin
     publishes in the media playlist (an ``#EXT-X-P2PLOADER-SHA256`` tag before the segment URI; add
     them with ``p2ploader hash-playlist``) before it is stored, played or shared. ``None`` (the
@@ -823,33 +954,49 @@ class LoaderConfig:
     published hash falls back to spot checks (``integrity_spot_checks``) or, with those off, is
     accepted unchecked. Ours. FAQ-style name: ``integritySha256`` (``null``: automatic)."""
 
-    integrity_spot_checks: int = attrs.field(default=0, validator=_validate)
+    integrity_spot_checks: int = attrs.field(
+        default=0, validator=_validate, metadata=_facts(_int_rule(0, 64), "integritySpotChecks", "int")
+    )
     """Byte ranges (0..64; 0 = off) of a P2P segment without a published hash compared with the
     origin through small ``Range`` requests before the segment is accepted. One range always ends at
     the last byte, so the origin's ``Content-Range`` total also checks the size. A mismatch bans the
     peer for ``peer_ban_time`` and the segment is loaded again; an origin that cannot answer makes
     the check inconclusive and the segment is accepted. Ours. FAQ-style name: ``integritySpotChecks``."""
 
-    integrity_spot_check_bytes: int = attrs.field(default=64, validator=_validate)
+    integrity_spot_check_bytes: int = attrs.field(
+        default=64,
+        validator=_validate,
+        metadata=_facts(_int_rule(1, 65536), "integritySpotCheckBytes", "int"),
+    )
     """Bytes per spot-check range (1..65536). A segment no larger than
     ``integrity_spot_checks * integrity_spot_check_bytes`` is compared whole, in one request. Ours.
     FAQ-style name: ``integritySpotCheckBytes``."""
 
-    integrity_spot_check_probability: float = attrs.field(default=1.0, validator=_validate)
+    integrity_spot_check_probability: float = attrs.field(
+        default=1.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, hi=1), "integritySpotCheckProbability", "number", unit="probability"),
+    )
     """Probability in [0, 1] that a P2P segment without a published hash is spot-checked at all
     (each segment drawn independently): the request budget is about
     ``probability * integrity_spot_checks`` small requests per P2P segment. A liar is caught within
     about ``1 / probability`` corrupted segments. Ours. FAQ-style name:
     ``integritySpotCheckProbability``."""
 
-    peer_ban_time: float = attrs.field(default=600.0, validator=_validate)
+    peer_ban_time: float = attrs.field(
+        default=600.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "peerBanTime", "number", unit="seconds"),
+    )
     """Seconds a peer stays banned from the swarm: after one failed integrity check, or after three
     protocol violations within this time. A banned peer's connections are refused even when a
     tracker introduces it again. Ours. FAQ-style name: ``peerBanTime`` (ms)."""
 
     # --- topology and upload policy (ours; docs/topologies.md) -----------------------------------
 
-    topology: str = attrs.field(default="mesh", validator=_validate)
+    topology: str = attrs.field(
+        default="mesh", validator=_validate, metadata=_facts(_topology_rule, "topology", "str")
+    )
     """``"mesh"`` (the default: every peer may exchange with every peer of its swarm, as P2P Media
     Loader does) or ``"host-client"`` (OvenMediaEngine's one-level tree: *hosts*, chosen by
     ``topology_rules`` from the declared ``peer_*`` attributes, load from the origin and upload to
@@ -858,45 +1005,71 @@ class LoaderConfig:
     Browser peers declare no attributes and take no part in a host-client swarm. Ours. FAQ-style
     name: ``topology``."""
 
-    max_client_peers_per_host_peer: int = attrs.field(default=2, validator=_validate)
+    max_client_peers_per_host_peer: int = attrs.field(
+        default=2, validator=_validate, metadata=_facts(_int_rule(1, 100), "maxClientPeersPerHostPeer", "int")
+    )
     """Clients a host serves at most (1..100), OvenMediaEngine's ``<MaxClientPeersPerHostPeer>``
     (default 2: one host and two clients make the documented two-thirds offload). Only with
     ``topology="host-client"``. Ours. FAQ-style name: ``maxClientPeersPerHostPeer``."""
 
-    topology_rules: str = attrs.field(default="ome", validator=_validate)
+    topology_rules: str = attrs.field(
+        default="ome", validator=_validate, metadata=_facts(_topology_rules_rule, "topologyRules", "str")
+    )
     """Rule set classifying peers as hosts or clients: ``"ome"`` (OvenMediaEngine's documented
     rules: a host is not mobile, not Linux, its client is not MS Edge and not unknown; a client
     attaches to a host of the same client kind), ``"headless-linux"`` (the same, but desktop Linux
     may host), or any set registered with ``p2ploader.core.topology.register_rules``. Ours.
     FAQ-style name: ``topologyRules``."""
 
-    peer_device: str = attrs.field(default="desktop", validator=_validate)
+    peer_device: str = attrs.field(
+        default="desktop", validator=_validate, metadata=_facts(_attribute_rule(DEVICES), "peerDevice", "str")
+    )
     """This peer's device class as the embedding application declares it: ``"desktop"``,
     ``"mobile"`` or ``"unknown"``. Used by ``topology_rules``. Ours. FAQ-style name: ``peerDevice``."""
 
-    peer_os: str | None = attrs.field(default=None, validator=_validate)
+    peer_os: str | None = attrs.field(
+        default=None,
+        validator=_validate,
+        metadata=_facts(_attribute_rule(OPERATING_SYSTEMS, optional=True), "peerOs", "str"),
+    )
     """This peer's operating system: ``"windows"``, ``"macos"``, ``"linux"``, ``"android"``,
     ``"ios"``, ``"other"`` or ``"unknown"``; ``None`` reads it from ``platform.system()``. Ours.
     FAQ-style name: ``peerOs``."""
 
-    peer_client: str = attrs.field(default="p2ploader", validator=_validate)
+    peer_client: str = attrs.field(
+        default="p2ploader",
+        validator=_validate,
+        metadata=_facts(_attribute_rule(CLIENT_KINDS), "peerClient", "str"),
+    )
     """This peer's client kind: ``"p2ploader"`` (the default), or a browser family (``"chrome"``,
     ``"safari"``, ``"firefox"``, ``"edge"``, ``"other"``, ``"unknown"``) for an application that
     relays a browser's identity. Clients only attach to hosts of the same kind. Ours. FAQ-style
     name: ``peerClient``."""
 
-    upload_min_buffer: float | None = attrs.field(default=None, validator=_validate)
+    upload_min_buffer: float | None = attrs.field(
+        default=None,
+        validator=_validate,
+        metadata=_facts(_optional_positive_number_rule, "uploadMinBuffer", "number", unit="seconds"),
+    )
     """Seconds (> 0): upload only while this peer's own forward buffer (contiguous cached media
     ahead of the playback position) holds at least this much; below it every request is answered
     "absent" (a standard P2P Media Loader 2.x reply) so the uplink is left to our own downloads.
     ``None``: no condition. Ours. FAQ-style name: ``uploadMinBuffer`` (ms)."""
 
-    swarm_join_delay: float | None = attrs.field(default=2.0, validator=_validate)
+    swarm_join_delay: float | None = attrs.field(
+        default=2.0,
+        validator=_validate,
+        metadata=_facts(_optional_positive_number_rule, "swarmJoinDelay", "number", unit="seconds"),
+    )
     """Seconds (> 0): join the swarm (announce to the trackers) once the first segment has been
     loaded, or at the latest this long after the loader starts, so that connecting to peers never
     competes with startup. ``None``: join at once. Ours. FAQ-style name: ``swarmJoinDelay`` (ms)."""
 
-    rendition_linger: float = attrs.field(default=30.0, validator=_validate)
+    rendition_linger: float = attrs.field(
+        default=30.0,
+        validator=_validate,
+        metadata=_facts(_number_rule(0), "renditionLinger", "number", unit="seconds"),
+    )
     """Seconds a loader keeps seeding the swarm of the rendition it switched away from (P2P Media
     Loader 2.x keeps an inactive loader 30 s); then it leaves that swarm. 0 leaves at once. Ours.
     FAQ-style name: ``renditionLinger`` (ms)."""
@@ -990,7 +1163,7 @@ class LoaderConfig:
         A syntax error raises :class:`ConfigError` with its line and column."""
         if not isinstance(text, str):
             raise ConfigError(f"from_faq_text() takes a str, got {type(text).__name__}")
-        return _from_faq(_JsObjectParser(text).parse())
+        return _from_faq(parse_js_object(text))
 
     def to_faq(self) -> dict[str, Any]:
         """The FAQ spelling: ``{"segments": {...}, "loader": {...}}``, camelCase, milliseconds.
@@ -1023,8 +1196,6 @@ class LoaderConfig:
 # The FAQ spelling: key table, conversion, suggestions
 # --------------------------------------------------------------------------------------------------
 
-_Kind: TypeAlias = Literal["int", "ms", "number", "bool", "trackers", "strings", "json", "callable", "str"]
-
 
 @attrs.frozen
 class _FaqKey:
@@ -1035,77 +1206,27 @@ class _FaqKey:
     emit: bool = True  # written by to_faq (False for aliases)
 
 
-_FAQ_KEYS: Final[Mapping[str, _FaqKey]] = {
-    k.name: k
-    for k in (
-        _FaqKey("forwardSegmentCount", "forward_segment_count", "int", "segments"),
-        _FaqKey("swarmId", "swarm_id", "str", "segments"),
-        _FaqKey("cachedSegmentExpiration", "cached_segment_expiration", "ms"),
-        _FaqKey("cachedSegmentsCount", "cached_segments_count", "int"),
-        _FaqKey("useP2P", "use_p2p", "bool"),
-        _FaqKey("consumeOnly", "consume_only", "bool"),
-        _FaqKey("requiredSegmentsPriority", "required_segments_priority", "int"),
-        _FaqKey("simultaneousHttpDownloads", "simultaneous_http_downloads", "int"),
-        _FaqKey("httpDownloadProbability", "http_download_probability", "number"),
-        _FaqKey("httpDownloadProbabilityInterval", "http_download_probability_interval", "ms"),
-        _FaqKey("httpDownloadProbabilitySkipIfNoPeers", "http_download_probability_skip_if_no_peers", "bool"),
-        _FaqKey("httpFailedSegmentTimeout", "http_failed_segment_timeout", "ms"),
-        _FaqKey("httpDownloadMaxPriority", "http_download_max_priority", "int"),
-        _FaqKey("httpDownloadInitialTimeout", "http_download_initial_timeout", "ms"),
-        _FaqKey("httpDownloadInitialTimeoutPerSegment", "http_download_initial_timeout_per_segment", "ms"),
-        # The FAQ's name is written; 0.6's code reads httpUseRanges, still accepted on input.
-        _FaqKey("httpDownloadRanges", "http_download_ranges", "bool"),
-        _FaqKey("httpUseRanges", "http_download_ranges", "bool", emit=False),
-        _FaqKey("simultaneousP2PDownloads", "simultaneous_p2p_downloads", "int"),
-        _FaqKey("p2pDownloadMaxPriority", "p2p_download_max_priority", "int"),
-        _FaqKey("p2pSegmentDownloadTimeout", "p2p_segment_download_timeout", "ms"),
-        _FaqKey("webRtcMaxMessageSize", "web_rtc_max_message_size", "int"),
-        _FaqKey("trackerAnnounce", "tracker_announce", "trackers"),
-        _FaqKey("peerRequestsPerAnnounce", "peer_requests_per_announce", "int"),
-        _FaqKey("rtcConfig", "rtc_config", "json"),
-        _FaqKey("segmentValidator", "segment_validator", "callable"),
-        # Ours: settings of our HTTP executor, ignored by a browser P2P Media Loader.
-        _FaqKey("httpConnectTimeout", "http_connect_timeout", "ms"),
-        _FaqKey("httpReadTimeout", "http_read_timeout", "ms"),
-        _FaqKey("httpRetries", "http_retries", "int"),
-        _FaqKey("httpRetryBackoff", "http_retry_backoff", "ms"),
-        _FaqKey("httpHeaders", "http_headers", "json"),
-        _FaqKey("httpCookies", "http_cookies", "json"),
-        _FaqKey("httpHeadersHosts", "http_headers_hosts", "strings"),
-        _FaqKey("userAgent", "user_agent", "str"),
-        _FaqKey("liveRefreshInterval", "live_refresh_interval", "ms"),
-        _FaqKey("livePlaylistStuckReloads", "live_playlist_stuck_reloads", "int"),
-        _FaqKey("maxPlaylistBytes", "max_playlist_bytes", "int"),
-        _FaqKey("maxPlaylistSegments", "max_playlist_segments", "int"),
-        _FaqKey("maxInitSectionBytes", "max_init_section_bytes", "int"),
-        _FaqKey("decrypt", "decrypt", "bool"),
-        _FaqKey("p2pStallTimeout", "p2p_stall_timeout", "ms"),
-        _FaqKey("maxPeers", "max_peers", "int"),
-        _FaqKey("peerIdleGrace", "peer_idle_grace", "ms"),
-        _FaqKey("uploadRateLimit", "upload_rate_limit", "number"),
-        _FaqKey("uploadStallTimeout", "upload_stall_timeout", "ms"),
-        _FaqKey("uploadBudgetRate", "upload_budget_rate", "number"),
-        _FaqKey("uploadBudgetBurst", "upload_budget_burst", "ms"),
-        _FaqKey("swarmUrlPattern", "swarm_url_pattern", "str"),
-        _FaqKey("maxConcurrentUploads", "max_concurrent_uploads", "int"),
-        _FaqKey("policy", "policy", "str"),
-        _FaqKey("policySettings", "policy_settings", "json"),
-        _FaqKey("topology", "topology", "str"),
-        _FaqKey("maxClientPeersPerHostPeer", "max_client_peers_per_host_peer", "int"),
-        _FaqKey("topologyRules", "topology_rules", "str"),
-        _FaqKey("peerDevice", "peer_device", "str"),
-        _FaqKey("peerOs", "peer_os", "str"),
-        _FaqKey("peerClient", "peer_client", "str"),
-        _FaqKey("uploadMinBuffer", "upload_min_buffer", "ms"),
-        _FaqKey("swarmJoinDelay", "swarm_join_delay", "ms"),
-        _FaqKey("renditionLinger", "rendition_linger", "ms"),
-        _FaqKey("integritySha256", "integrity_sha256", "bool"),
-        _FaqKey("integritySpotChecks", "integrity_spot_checks", "int"),
-        _FaqKey("integritySpotCheckBytes", "integrity_spot_check_bytes", "int"),
-        _FaqKey("integritySpotCheckProbability", "integrity_spot_check_probability", "number"),
-        _FaqKey("peerBanTime", "peer_ban_time", "ms"),
-    )
-}
+_FIELD_FACTS: Final[Mapping[str, _Facts]] = MappingProxyType(
+    {field.name: _facts_of(field) for field in attrs.fields(LoaderConfig)}
+)
+_RULES: Final[Mapping[str, _Rule]] = MappingProxyType({name: f.rule for name, f in _FIELD_FACTS.items()})
+#: Fields holding a time in seconds (stored as float; the FAQ spelling uses milliseconds).
+_SECONDS_FIELDS: Final = frozenset(name for name, f in _FIELD_FACTS.items() if f.unit == "seconds")
+#: Fields stored as float (times, and the probabilities).
+_FLOAT_FIELDS: Final = frozenset(name for name, f in _FIELD_FACTS.items() if f.unit is not None)
+
+
+def _faq_keys() -> dict[str, _FaqKey]:
+    """FAQ name -> its key, in field order, each field's written name before its aliases."""
+    keys: dict[str, _FaqKey] = {}
+    for name, facts in _FIELD_FACTS.items():
+        kind: _Kind = "ms" if facts.unit == "seconds" else facts.kind
+        for faq in (facts.faq, *facts.faq_aliases):
+            keys[faq] = _FaqKey(faq, name, kind, facts.block, emit=faq == facts.faq)
+    return keys
+
+
+_FAQ_KEYS: Final[Mapping[str, _FaqKey]] = MappingProxyType(_faq_keys())
 
 _RANGES_ALIASES: Final = ("httpUseRanges", "httpDownloadRanges")
 _LEGACY_BUFFERED: Final = "bufferedSegmentsCount"
@@ -1141,10 +1262,6 @@ def _unknown_key_error(key: str, where: str, candidates: Iterable[str]) -> Confi
     else:
         message += " (see docs/configuration.md for the valid names)"
     return ConfigError(message, key=key, suggestion=suggestion)
-
-
-def _same(a: object, b: object) -> bool:
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
 
 
 def _seconds_to_ms(seconds: float) -> int | float:
@@ -1252,7 +1369,7 @@ def _collect(mapping: Mapping[str, Any]) -> dict[str, tuple[object, str]]:
             continue
         if key in collected:
             previous, previous_where = collected[key]
-            if not _same(previous, value):
+            if not same_value(previous, value):
                 raise ConfigError(
                     f"{key!r} is given twice with different values: {previous_where}={previous!r}"
                     f" and {where}={value!r}",
@@ -1262,7 +1379,7 @@ def _collect(mapping: Mapping[str, Any]) -> dict[str, tuple[object, str]]:
         collected[key] = (value, where)
 
     a, b = (collected.get(name) for name in _RANGES_ALIASES)
-    if a is not None and b is not None and not _same(a[0], b[0]):
+    if a is not None and b is not None and not same_value(a[0], b[0]):
         raise ConfigError(
             f"{_RANGES_ALIASES[0]!r} and {_RANGES_ALIASES[1]!r} are the same setting but are given"
             f" different values: {a[1]}={a[0]!r}, {b[1]}={b[0]!r}",
@@ -1304,297 +1421,6 @@ def _from_faq(mapping: Mapping[str, Any]) -> LoaderConfig:
         kwargs.setdefault("http_download_max_priority", converted)
 
     return LoaderConfig(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------------
-# A small parser for the JavaScript object-literal subset the FAQ uses
-#
-#   value  := object | array | string | number | true | false | null | undefined
-#   object := "{" [ member { "," member } [ "," ] ] "}"
-#   member := (identifier | string | number) ":" value
-#   array  := "[" [ value { "," value } [ "," ] ] "]"
-#   number := [ "+" | "-" ] decimal | hex | octal | binary   (with JS "_" digit separators)
-#
-# plus // and /* */ comments. The top level may omit its braces (the FAQ example does). null and
-# undefined become None, which from_faq treats as "not set".
-# --------------------------------------------------------------------------------------------------
-
-
-def _join_surrogates(value: str) -> str:
-    """Combine UTF-16 surrogate pairs written as two escapes (``"\\ud83d\\ude00"``, as
-    ``json.dumps`` writes astral characters) into one character; lone surrogates stay as they are."""
-    if not any("\ud800" <= char <= "\udfff" for char in value):
-        return value
-    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
-
-@attrs.frozen
-class _Token:
-    kind: str  # "punct", "string", "number", "ident", "eof"
-    value: object
-    pos: int  # offset in the text, for line/column in error messages
-
-    def describe(self) -> str:
-        if self.kind == "eof":
-            return "end of input"
-        if self.kind == "punct":
-            return repr(self.value)
-        if self.kind == "string":
-            return f"string {self.value!r}"
-        return f"{self.kind} {self.value!r}"
-
-
-_PUNCTUATION: Final = frozenset("{}[]:,+-")
-_DECIMAL: Final = frozenset("0123456789")
-_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_DIGITS = r"[0-9](?:_?[0-9])*"
-_NUMBER = re.compile(
-    r"0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*"
-    r"|0[oO][0-7](?:_?[0-7])*"
-    r"|0[bB][01](?:_?[01])*"
-    rf"|(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?"
-)
-_SIMPLE_ESCAPES: Final = {
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "b": "\b",
-    "f": "\f",
-    "v": "\v",
-    "0": "\0",
-}
-_MAX_DEPTH: Final = 64
-
-
-class _JsObjectParser:
-    """Tokenizer plus recursive-descent parser; every error is a ConfigError with line/column."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._pos = 0  # where the tokenizer continues
-        self._lookahead: _Token | None = None
-
-    # --- errors ----------------------------------------------------------------------------------
-
-    def _error(self, pos: int, message: str) -> ConfigError:
-        line = self._text.count("\n", 0, pos) + 1
-        column = pos - (self._text.rfind("\n", 0, pos) + 1) + 1
-        return ConfigError(f"syntax error at line {line}, column {column}: {message}")
-
-    # --- tokenizer -------------------------------------------------------------------------------
-
-    def _read_token(self) -> _Token:
-        """Read the token at ``self._pos`` and move past it. Tokens are read on demand, so that the
-        first problem in reading order is the one reported."""
-        text = self._text
-        pos = self._skip_space_and_comments(self._pos)
-        if pos >= len(text):
-            self._pos = pos
-            return _Token("eof", None, pos)
-        char = text[pos]
-        token: _Token
-        if char in "'\"":
-            value, end = self._read_string(pos)
-            token = _Token("string", value, pos)
-        elif char in _DECIMAL or (char == "." and text[pos + 1 : pos + 2] in _DECIMAL):
-            number, end = self._read_number(pos)
-            token = _Token("number", number, pos)
-        elif char in _PUNCTUATION:
-            end = pos + 1
-            token = _Token("punct", char, pos)
-        elif (ident := _IDENT.match(text, pos)) is not None:
-            end = ident.end()
-            token = _Token("ident", ident.group(), pos)
-        elif char == "`":
-            raise self._error(pos, "template literals are not supported; use '...' or \"...\"")
-        else:
-            raise self._error(pos, f"unexpected character {char!r}")
-        self._pos = end
-        return token
-
-    def _skip_space_and_comments(self, pos: int) -> int:
-        text = self._text
-        while pos < len(text):
-            if text[pos].isspace():
-                pos += 1
-            elif text.startswith("//", pos):
-                newline = text.find("\n", pos)
-                pos = len(text) if newline < 0 else newline + 1
-            elif text.startswith("/*", pos):
-                close = text.find("*/", pos + 2)
-                if close < 0:
-                    raise self._error(pos, "unterminated /* comment")
-                pos = close + 2
-            else:
-                break
-        return pos
-
-    def _read_number(self, pos: int) -> tuple[int | float, int]:
-        match = _NUMBER.match(self._text, pos)
-        if match is None:  # pragma: no cover - the caller saw a digit or ".<digit>"
-            raise self._error(pos, "malformed number")
-        end = match.end()
-        if end < len(self._text) and (self._text[end].isalnum() or self._text[end] in "_$."):
-            bad = re.compile(r"[\w$.]*").match(self._text, end)
-            assert bad is not None
-            raise self._error(pos, f"malformed number {self._text[pos : bad.end()]!r}")
-        literal = match.group().replace("_", "")
-        prefix = literal[:2].lower()
-        if prefix in ("0x", "0o", "0b"):
-            return int(literal[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix]), end
-        if re.fullmatch(r"0[0-9]+", literal):
-            raise self._error(pos, f"legacy octal / leading-zero number {literal!r} is not allowed")
-        if any(c in literal for c in ".eE"):
-            return float(literal), end
-        return int(literal), end
-
-    def _read_string(self, pos: int) -> tuple[str, int]:
-        text = self._text
-        quote = text[pos]
-        out: list[str] = []
-        i = pos + 1
-        while True:
-            if i >= len(text) or text[i] in "\r\n":
-                raise self._error(pos, "unterminated string")
-            char = text[i]
-            if char == quote:
-                return _join_surrogates("".join(out)), i + 1
-            if char != "\\":
-                out.append(char)
-                i += 1
-                continue
-            # An escape sequence.
-            if i + 1 >= len(text):
-                raise self._error(pos, "unterminated string")
-            esc = text[i + 1]
-            i += 2
-            if esc in _SIMPLE_ESCAPES and not (esc == "0" and text[i : i + 1].isdigit()):
-                out.append(_SIMPLE_ESCAPES[esc])
-            elif esc == "x":
-                out.append(self._hex_escape(i - 2, text[i : i + 2], 2))
-                i += 2
-            elif esc == "u" and text[i : i + 1] == "{":
-                close = text.find("}", i)
-                if close < 0:
-                    raise self._error(i - 2, "malformed \\u{...} escape")
-                out.append(self._hex_escape(i - 2, text[i + 1 : close], None))
-                i = close + 1
-            elif esc == "u":
-                out.append(self._hex_escape(i - 2, text[i : i + 4], 4))
-                i += 4
-            elif esc == "\r":  # line continuation (\r\n or \r)
-                if text[i : i + 1] == "\n":
-                    i += 1
-            elif esc == "\n":  # line continuation
-                pass
-            elif esc.isdigit():
-                raise self._error(i - 2, f"octal escape '\\{esc}' is not allowed")
-            else:  # JavaScript: any other escaped character stands for itself (\' \" \\ \/ ...)
-                out.append(esc)
-
-    def _hex_escape(self, pos: int, digits: str, length: int | None) -> str:
-        valid = bool(re.fullmatch(r"[0-9a-fA-F]+", digits)) and (length is None or len(digits) == length)
-        if not valid or int(digits, 16) > 0x10FFFF:
-            raise self._error(pos, f"malformed escape sequence near {digits!r}")
-        return chr(int(digits, 16))
-
-    # --- parser ----------------------------------------------------------------------------------
-
-    def _peek(self) -> _Token:
-        if self._lookahead is None:
-            self._lookahead = self._read_token()
-        return self._lookahead
-
-    def _next(self) -> _Token:
-        token = self._peek()
-        self._lookahead = None
-        return token
-
-    def _is(self, token: _Token, punct: str) -> bool:
-        return token.kind == "punct" and token.value == punct
-
-    def parse(self) -> dict[str, object]:
-        """Parse the whole text as one object, adding the outer braces if they are missing."""
-        first = self._peek()
-        if self._is(first, "{"):
-            self._next()
-            result = self._members(closing="}", depth=1)
-            trailing = self._peek()
-            if trailing.kind != "eof":
-                raise self._error(trailing.pos, f"expected end of input, found {trailing.describe()}")
-            return result
-        return self._members(closing=None, depth=1)
-
-    def _members(self, closing: str | None, depth: int) -> dict[str, object]:
-        """Members up to and including ``closing`` (None: up to the end of input)."""
-        end_name = repr(closing) if closing else "end of input"
-        result: dict[str, object] = {}
-        while True:
-            token = self._next()
-            if (closing is None and token.kind == "eof") or (closing and self._is(token, closing)):
-                return result
-            if token.kind in ("ident", "string", "number"):
-                key = str(token.value)
-            else:
-                raise self._error(token.pos, f"expected a key or {end_name}, found {token.describe()}")
-            colon = self._next()
-            if not self._is(colon, ":"):
-                raise self._error(colon.pos, f"expected ':' after key {key!r}, found {colon.describe()}")
-            value = self._value(depth)
-            if key in result and not _same(result[key], value):
-                raise self._error(token.pos, f"key {key!r} is given twice with different values")
-            result[key] = value
-            separator = self._next()
-            if self._is(separator, ","):
-                continue
-            if (closing is None and separator.kind == "eof") or (closing and self._is(separator, closing)):
-                return result
-            raise self._error(separator.pos, f"expected ',' or {end_name}, found {separator.describe()}")
-
-    def _array(self, depth: int) -> list[object]:
-        result: list[object] = []
-        while True:
-            if self._is(self._peek(), "]"):
-                self._next()
-                return result
-            result.append(self._value(depth))
-            separator = self._next()
-            if self._is(separator, ","):
-                continue
-            if self._is(separator, "]"):
-                return result
-            raise self._error(separator.pos, f"expected ',' or ']', found {separator.describe()}")
-
-    def _value(self, depth: int) -> object:
-        token = self._next()
-        if depth >= _MAX_DEPTH:
-            raise self._error(token.pos, f"nesting deeper than {_MAX_DEPTH} levels")
-        if self._is(token, "{"):
-            return self._members(closing="}", depth=depth + 1)
-        if self._is(token, "["):
-            return self._array(depth + 1)
-        if token.kind in ("string", "number"):
-            return token.value
-        if self._is(token, "-") or self._is(token, "+"):
-            number = self._next()
-            if number.kind != "number":
-                raise self._error(number.pos, f"expected a number after {token.value!r}")
-            assert isinstance(number.value, int | float)
-            return -number.value if token.value == "-" else number.value
-        if token.kind == "ident":
-            literals: dict[object, object] = {"true": True, "false": False, "null": None, "undefined": None}
-            if token.value in literals:
-                return literals[token.value]
-            if token.value in ("function", "async"):
-                raise self._error(
-                    token.pos, "functions are not supported here; pass a Python callable to from_faq()"
-                )
-            raise self._error(
-                token.pos,
-                f"unsupported identifier {token.value!r} (values may be strings, numbers, arrays,"
-                " objects, true, false, null or undefined)",
-            )
-        raise self._error(token.pos, f"expected a value, found {token.describe()}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import attrs
 
 from p2ploader.errors import ConfigError
+from p2ploader.jsobject import same_value
 
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig
@@ -153,7 +154,7 @@ def config_from_p2pml2(mapping: Mapping[str, Any], base: LoaderConfig | None = N
     differing = sorted(
         key
         for key in secondary_values.keys() | main_values.keys()
-        if not _same(main_values.get(key), secondary_values.get(key))
+        if not same_value(main_values.get(key), secondary_values.get(key))
     )
     for key in differing:
         if key in secondary_values:
@@ -265,13 +266,14 @@ def _unknown(key: str, where: str, *, allow_common: bool) -> ConfigError:
 
 def _convert(spec: P2PML2Key, where: str, raw: object) -> object:
     """Type-check ``raw`` and convert it to the target's unit; a fault raises naming ``where``."""
-    from p2ploader.config import _RULES, _SECONDS_FIELDS, _convert_faq_value, _FaqKey
+    from p2ploader.config import _FIELD_FACTS, _convert_faq_value, _FaqKey
 
     value = _convert_faq_value(_FaqKey(where, spec.target or "-", spec.kind), where, raw)
     if spec.rule == "field":
-        reason = _RULES[spec.target]((not value) if spec.inverted else value)
+        facts = _FIELD_FACTS[spec.target]
+        reason = facts.rule((not value) if spec.inverted else value)
         if reason is not None:
-            unit = " (milliseconds)" if spec.target in _SECONDS_FIELDS and spec.kind == "ms" else ""
+            unit = " (milliseconds)" if facts.unit == "seconds" and spec.kind == "ms" else ""
             raise ConfigError(f"{where} {reason}, got {raw!r}{unit}", key=spec.name)
     elif spec.rule == "ignored" and spec.kind == "number" and isinstance(value, float) and value < 0:
         raise ConfigError(f"{where} must be >= 0, got {raw!r}", key=spec.name)
@@ -300,7 +302,3 @@ def _read(spec: P2PML2Key, where: str, raw: object) -> object:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} is out of range, got {raw!r}: {exc}", key=spec.name) from exc
     return value
-
-
-def _same(a: object, b: object) -> bool:
-    return isinstance(a, bool) == isinstance(b, bool) and a == b

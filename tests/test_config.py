@@ -313,6 +313,40 @@ def test_unknown_preset_suggests_closest(name: str, suggestion: str) -> None:
     assert repr(suggestion) in str(info.value)
 
 
+# --- facts per field ------------------------------------------------------------------------------
+
+
+def test_every_field_carries_its_facts_and_the_faq_table_is_derived_from_them() -> None:
+    from p2ploader import config as module
+
+    fields = attrs.fields(LoaderConfig)
+    written = [key for key in module._FAQ_KEYS.values() if key.emit]
+    # One FAQ name written per field, in field order; the aliases are read only.
+    assert [key.field for key in written] == [field.name for field in fields]
+    assert [key.name for key in written] == [module._FIELD_FACTS[f.name].faq for f in fields]
+    assert {key.name for key in module._FAQ_KEYS.values() if not key.emit} == {"httpUseRanges"}
+    for field in fields:
+        facts = field.metadata["p2ploader"]
+        assert facts is module._FIELD_FACTS[field.name]
+        # A time is read and written in milliseconds; anything else keeps its kind.
+        assert module._FAQ_KEYS[facts.faq].kind == ("ms" if facts.unit == "seconds" else facts.kind)
+        # A time or a probability is stored as a float, whatever number the caller gave.
+        if facts.unit is not None and field.default is not None:
+            assert type(getattr(LoaderConfig(), field.name)) is float
+
+
+def test_to_faq_writes_the_settings_in_field_order() -> None:
+    faq = LoaderConfig(swarm_id="s").to_faq()
+    order = [name for block in ("segments", "loader") for name in faq[block]]
+    from p2ploader import config as module
+
+    emitted = {key.name: key.field for key in module._FAQ_KEYS.values() if key.emit}
+    names = [field.name for field in attrs.fields(LoaderConfig)]
+    positions = [names.index(emitted[name]) for name in faq["loader"]]
+    assert positions == sorted(positions)
+    assert order[:2] == ["forwardSegmentCount", "swarmId"]
+
+
 # --- from_faq: keys -------------------------------------------------------------------------------
 
 
@@ -704,9 +738,9 @@ def test_every_preset_and_the_defaults_round_trip_through_to_faq(name: str) -> N
 
 
 def test_to_faq_of_the_faq_vod_example_writes_the_faqs_own_names_and_values() -> None:
-    from p2ploader.config import _JsObjectParser
+    from p2ploader.jsobject import parse_js_object
 
-    example = _JsObjectParser(FAQ_VOD_TEXT).parse()  # the FAQ's keys and values, as written
+    example = parse_js_object(FAQ_VOD_TEXT)  # the FAQ's keys and values, as written
     faq = LoaderConfig.from_faq_text(FAQ_VOD_TEXT).to_faq()
     flat = {**faq["segments"], **faq["loader"]}
     for block in ("segments", "loader"):
@@ -859,46 +893,6 @@ def test_text_unknown_key_and_empty_text() -> None:
     assert info.value.suggestion == "httpDownloadProbability"
     assert LoaderConfig.from_faq_text("") == LoaderConfig()
     assert LoaderConfig.from_faq_text("// nothing\n{}") == LoaderConfig()
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "column"),
-    [
-        ("loader: {\n  cachedSegmentsCount 5\n}", 2, 23),
-        ("loader: {\n  cachedSegmentsCount: 5\n  useP2P: true\n}", 3, 3),
-        ("loader: {\n  swarmId: 'unterminated\n}", 2, 12),
-        ("loader: {\n  a: 1,\n", 3, 1),
-        ("/* never closed", 1, 1),
-        ("a: 10px", 1, 4),
-        ("a: 1.2.3", 1, 4),
-        ("a: 010", 1, 4),
-        ("a: [1,,2]", 1, 7),
-        ("a: foo", 1, 4),
-        ("a: Infinity", 1, 4),
-        ("a: function (s) { return true }", 1, 4),
-        ("a: `template`", 1, 4),
-        ("a: -'x'", 1, 5),
-        ("a: 1 }", 1, 6),
-        ("{a: 1} b: 2", 1, 8),
-        ("{a: 1", 1, 6),
-        ("x: 1,\n  x: 2", 2, 3),
-        ("a: 'bad \\u12'", 1, 9),
-        ("a: 'bad \\x4'", 1, 9),
-        ("a: 'bad \\1'", 1, 9),
-        ("a: 'bad\\", 1, 4),
-        ("a: @", 1, 4),
-        ("a: [1 2]", 1, 7),
-        (": 1", 1, 1),
-    ],
-)
-def test_syntax_errors_carry_line_and_column(text: str, line: int, column: int) -> None:
-    with pytest.raises(ConfigError, match=rf"line {line}, column {column}\b"):
-        LoaderConfig.from_faq_text(text)
-
-
-def test_deep_nesting_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="nesting"):
-        LoaderConfig.from_faq_text("rtcConfig: " + "[" * 200 + "]" * 200)
 
 
 def test_text_must_be_str() -> None:

@@ -46,7 +46,7 @@ async def test_an_origin_that_times_out_is_retried_and_gives_exact_bytes() -> No
             failures = loader.statistics().http_failures
         assert got == WANT_240
         assert failures == 0  # the executor's own retry absorbed it
-        assert origin.stats().requests_for("/240p/seg_00002.ts") == 2
+        assert origin.statistics().requests_for("/240p/seg_00002.ts") == 2
 
 
 async def test_a_wrong_content_range_is_refetched_and_gives_exact_bytes() -> None:
@@ -58,7 +58,7 @@ async def test_a_wrong_content_range_is_refetched_and_gives_exact_bytes() -> Non
             stats = loader.statistics()
         assert got == WANT_240
         assert stats.http_failures == 1
-        assert origin.stats().requests_for("/240p/seg_00004.ts") == 2
+        assert origin.statistics().requests_for("/240p/seg_00004.ts") == 2
 
 
 async def test_a_live_playlist_that_stops_updating_keeps_playing_what_it_has() -> None:
@@ -68,9 +68,9 @@ async def test_a_live_playlist_that_stops_updating_keeps_playing_what_it_has() -
             before = loader.playlist.segments[-1].id.sequence
             origin.freeze_live()
             clock[0] += 8.0  # four segments published, but the playlist no longer says so
-            refreshes = origin.stats().requests_for("/live/240p/index.m3u8")
+            refreshes = origin.statistics().requests_for("/live/240p/index.m3u8")
             await wait_until(
-                lambda: origin.stats().requests_for("/live/240p/index.m3u8") >= refreshes + 5,
+                lambda: origin.statistics().requests_for("/live/240p/index.m3u8") >= refreshes + 5,
                 what="refreshes",
             )
             assert loader.playlist.segments[-1].id.sequence == before

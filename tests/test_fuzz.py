@@ -18,10 +18,11 @@ import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from p2ploader.aio.peers import PeerManager, _Download, _PeerState
+from p2ploader.aio.peers import PeerManager, _PeerState
 from p2ploader.core import events as ev
 from p2ploader.core import wire
 from p2ploader.core.integrity import HASH_TAG, parse_hash_tags
+from p2ploader.core.peer_protocol import PeerProtocol
 from p2ploader.core.tracker_client_protocol import AnswerOffer, TrackerClientProtocol
 from p2ploader.core.tracker_wire import encode_id
 from p2ploader.errors import PlaylistError
@@ -191,21 +192,22 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
             on_misbehaved=lambda peer, reason: misbehaved.append(reason),
         )
         link = _FakeLink()
-        state = _PeerState(link=link, decoder=wire.WireDecoder())  # type: ignore[arg-type]
+        protocol = PeerProtocol(max_segment_size=1 << 20)
+        state = _PeerState(link=link, protocol=protocol)  # type: ignore[arg-type]
         if downloading:
-            state.download = _Download(request_id=7, wire_segment=3, byte_offset=0)
+            protocol.send_request(segment_id=3, request_id=7)
         manager._peers[link.peer_id] = state
         for message in messages:
             manager._link_message(link, message)  # type: ignore[arg-type]
         await asyncio.sleep(0)
-        failures = [e for e in events if isinstance(e, ev.PeerRequestFailed) and e.misbehaved]
+        failures = [e for e in events if isinstance(e, ev.PeerDownloadFailed) and e.misbehaved]
         # Every violation ends the link, and is reported exactly once (to the scheduler or directly).
         assert len(failures) + len(misbehaved) <= 1
         if failures or misbehaved:
             assert link.closing
         received = sum(len(e.data) for e in events if isinstance(e, ev.PeerChunkReceived))
         assert received <= 100  # never more than the data header announced
-        pending = state.decoder.pending_command_bytes
+        pending = protocol.pending_command_bytes
         assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
 
     asyncio.run(run())

@@ -127,11 +127,11 @@ async def test_vod_segments_hand_gap_markers_in_order_and_exact_bytes(gap_stream
         async with open_loader(origin.url_for("master.m3u8"), config=HTTP_ONLY) as loader:
             got = [loaded async for loaded in loader.segments()]
             gap = loader.playlist.segments[4]
-            origin.reset_stats()
+            origin.reset_statistics()
             marker = await asyncio.wait_for(loader.get_segment(gap), 0.5)
             by_id = await asyncio.wait_for(loader.get_segment(gap.id), 0.5)
-            stats_after_gets = origin.stats()
-        stats = origin.stats()
+            stats_after_gets = origin.statistics()
+        stats = origin.statistics()
     assert [loaded.id.sequence for loaded in got] == list(range(6))
     assert [loaded.gap for loaded in got] == [False, False, False, False, True, False]
     assert all(loaded.data == want[loaded.id.sequence] for loaded in got if not loaded.gap)
@@ -146,7 +146,7 @@ async def test_a_live_player_plays_through_gaps_and_never_requests_them(gap_stre
         async with open_loader(origin.url_for("live/master.m3u8"), config=HTTP_ONLY) as loader:
             seen: list[LoadedSegment] = []
             report = await play(loader, duration=14.0, forward_buffer=6.0, on_segment=seen.append)
-        stats = origin.stats()
+        stats = origin.statistics()
     assert report.stalls == 0 and report.rebuffer_time == 0.0
     assert report.gaps >= 1 and report.gap_time == pytest.approx(2.0 * report.gaps)
     # on_segment sees both tracks: the video variant's and the separate audio's (gaps in both).
@@ -206,7 +206,7 @@ async def test_the_proxy_reserves_gap_tags_and_answers_404_for_a_gap(gap_stream:
             audio_url = f"{proxy.base_url}/r/m0/index.m3u8"
             audio = parse_media((await client.get(audio_url, timeout=20)).text, audio_url, rendition="m0")
             audio_gap = await client.get(audio.segments[4].url, timeout=20)
-        stats = origin.stats()
+        stats = origin.statistics()
     assert {s.id.sequence for s in media.segments if s.gap} == {4}
     assert lines[gap_line + 1].startswith("#EXTINF:") and gap_uri.startswith("/r/v0/seg/")
     assert media.segments[4].url == f"{proxy.base_url}{gap_uri}"
@@ -225,7 +225,7 @@ async def test_the_proxy_reserves_gap_tags_in_a_live_window(gap_stream: Path) ->
         ):
             url = f"{proxy.base_url}/r/v0/index.m3u8"
             media = parse_media((await client.get(url, timeout=20)).text, url, rendition="v0")
-        stats = origin.stats()
+        stats = origin.statistics()
     gaps = {s.id.sequence for s in media.segments if s.gap}
     assert len(gaps) == 2 and all(sequence % 6 == 4 for sequence in gaps)
     assert all(s.url.startswith(f"{proxy.base_url}/r/v0/seg/") for s in media.segments)
@@ -262,7 +262,7 @@ async def test_ffmpeg_decodes_through_the_proxy_around_the_gap(gap_stream: Path)
             url = f"{proxy.base_url}/r/v0/index.m3u8"
             code, out, err = await _ffmpeg("-v", "warning", "-i", url, "-map", "0:v", "-f", "framemd5", "-")
             proxy_stats = proxy.statistics()
-        stats = origin.stats()
+        stats = origin.statistics()
     frames = [line for line in out.splitlines() if line and not line.startswith(b"#")]
     # ffmpeg 5.1 does not know EXT-X-GAP: it asks for the gap's URI (a few times: its keep-alive
     # retry and its segment retries), gets the proxy's 404 each time, gives up on that segment and
@@ -330,7 +330,7 @@ async def test_three_viewers_share_a_live_stream_with_gaps_without_a_stall(
                 asyncio.gather(first_view, view(second, 14.0, 1, 6), view(third, 14.0, 2, 6)), timeout=60
             )
             stats = [loader.statistics() for loader in loaders]
-        origin_stats = origin.stats()
+        origin_stats = origin.statistics()
     assert [r.stalls for r in reports] == [0, 0, 0]  # type: ignore[attr-defined]
     assert all(r.gaps >= 1 for r in reports)  # type: ignore[attr-defined]
     want_audio = vod_segment_bytes(gap_stream / "audio_en" / "index.m3u8")

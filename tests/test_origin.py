@@ -23,7 +23,13 @@ import m3u8
 import pytest
 
 from p2ploader.errors import ConfigError, UsageError
-from p2ploader.testing.origin import LiveSettings, OriginServer, OriginStats, content_type_for, resource_kind
+from p2ploader.testing.origin import (
+    LiveSettings,
+    OriginServer,
+    OriginStatistics,
+    content_type_for,
+    resource_kind,
+)
 
 SEGMENTS = 5
 
@@ -467,7 +473,7 @@ def test_live_window_follows_the_clock(
     assert text.count("#EXTINF:2.0,") == 3
     for dropped in ("#EXT-X-ENDLIST", "#EXT-X-PLAYLIST-TYPE", "#EXT-X-DISCONTINUITY\n"):
         assert dropped not in text
-    assert live.stats().playlist_requests == 1
+    assert live.statistics().playlist_requests == 1
 
 
 @pytest.mark.parametrize(
@@ -829,7 +835,7 @@ def test_fault_truncate(origin: OriginServer, client: httpx.Client) -> None:
     finally:
         conn.close()
     assert client.get(origin.url_for("v0/seg2.ts")).content == data  # times=2 used up
-    stats = origin.stats()
+    stats = origin.statistics()
     assert stats.segment_bytes_sent == 10 + 10 + len(data)
 
 
@@ -837,7 +843,7 @@ def test_fault_truncate_a_range(origin: OriginServer, client: httpx.Client) -> N
     origin.inject("seg4.ts", truncate_to=3, times=1)
     with pytest.raises(httpx.RemoteProtocolError):
         client.get(origin.url_for("v0/seg4.ts"), headers={"Range": "bytes=10-29"})
-    assert origin.stats().segment_bytes_sent == 3
+    assert origin.statistics().segment_bytes_sent == 3
 
 
 def test_fault_delay(origin: OriginServer, client: httpx.Client) -> None:
@@ -910,7 +916,7 @@ def test_stats_split_segment_playlist_and_other_bytes(
     client.head(origin.url_for("v0/seg1.ts"))
     ranged = client.get(origin.url_for("v0/seg1.ts"), headers={"Range": "bytes=0-9"}).content
     assert len(ranged) == 10
-    stats = origin.stats()
+    stats = origin.statistics()
     assert stats.requests == 7
     assert stats.playlist_bytes_sent == len(playlist) == (root / "v0" / "index.m3u8").stat().st_size
     assert stats.segment_bytes_sent == len(segment) + len(init) + 10
@@ -927,28 +933,28 @@ def test_stats_split_segment_playlist_and_other_bytes(
     }
     assert stats.requests_for("/v0/seg1.ts") == 2
     assert stats.requests_for("/never") == 0
-    origin.reset_stats()
-    assert origin.stats() == OriginStats()
+    origin.reset_statistics()
+    assert origin.statistics() == OriginStatistics()
 
 
 def test_stats_live(live: OriginServer, client: httpx.Client) -> None:
     text = client.get(live.url_for("live/v0/index.m3u8")).content
     segment = client.get(live.url_for("live/v0/seg_2.ts")).content
-    stats = live.stats()
+    stats = live.statistics()
     assert (stats.playlist_bytes_sent, stats.segment_bytes_sent) == (len(text), len(segment))
     assert stats.path_requests == {"/live/v0/index.m3u8": 1, "/live/v0/seg_2.ts": 1}
 
 
 def test_stats_snapshot_is_immutable(origin: OriginServer, client: httpx.Client) -> None:
     client.get(origin.url_for("v0/seg0.ts"))
-    stats = origin.stats()
+    stats = origin.statistics()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         stats.requests = 0  # type: ignore[misc]
     with pytest.raises(TypeError):
         stats.path_requests["/x"] = 1  # type: ignore[index]
     client.get(origin.url_for("v0/seg0.ts"))
     assert stats.requests == 1  # a snapshot does not move
-    assert origin.stats().requests == 2
+    assert origin.statistics().requests == 2
 
 
 def test_stats_are_thread_safe(origin: OriginServer) -> None:
@@ -963,7 +969,7 @@ def test_stats_are_thread_safe(origin: OriginServer) -> None:
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
         received = sum(pool.map(worker, range(8)))
-    stats = origin.stats()
+    stats = origin.statistics()
     assert stats.requests == 160
     assert stats.segment_requests == 160
     assert stats.segment_bytes_sent == received == 32 * sum(sizes)

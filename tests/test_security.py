@@ -93,7 +93,7 @@ async def test_keys_never_cross_p2p_and_encrypted_segments_are_shared_as_they_ar
         assert loaded.data == AES_SEGMENTS[loaded.segment.id.sequence % len(AES_SEGMENTS)]
     assert key_for_second == KEY
     # Each loader fetched the key from the origin itself, over HTTP.
-    assert origin.stats().requests_for("/key.bin") == 2
+    assert origin.statistics().requests_for("/key.bin") == 2
 
 
 @pytest.mark.e2e

@@ -46,7 +46,7 @@ def test_a_peer_failing_at_once_is_not_asked_again_for_the_same_segment() -> Non
     h.play_at(0)
     h.request(0)
     first = h.p2p_request_for(1)
-    again = h.send(ev.PeerRequestFailed(request_id=first, reason="peer gone"))
+    again = h.send(ev.PeerDownloadFailed(request_id=first, reason="peer gone"))
     assert all(r.segment_id != sid(1) or r.peer_id != "A" for r in h.p2p_requests(again))
     assert sid(1) not in h.scheduler._peers["A"].loaded
     h.announce("A", loaded=[1, 2])  # announced anew: it may be asked again

@@ -73,7 +73,7 @@ async def test_proxy_status_lines_carry_the_trackers_and_the_warning(
     with OriginServer(sample_path("ts")) as origin:
         task = asyncio.create_task(
             run_proxy_forever(
-                origin.url_for("master.m3u8"), config=config, print_line=print_line, stats_interval=0.2
+                origin.url_for("master.m3u8"), config=config, print_line=print_line, statistics_interval=0.2
             )
         )
         try:

@@ -17,7 +17,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
-from p2ploader.tracker import TrackerLimits, TrackerServer, TrackerStats, run_tracker_forever, serve_tracker
+from p2ploader.tracker import (
+    TrackerLimits,
+    TrackerServer,
+    TrackerStatistics,
+    run_tracker_forever,
+    serve_tracker,
+)
 from tests.raw_websocket import NonReader
 
 pytestmark = pytest.mark.anyio
@@ -223,7 +229,7 @@ async def test_stopped_removes_the_peer_and_disconnect_cleans_up(tracker: Tracke
     await wait_until(lambda: _sizes(tracker.statistics()) == (0, 0, 0))
 
 
-def _sizes(stats: TrackerStats) -> tuple[int, int, int]:
+def _sizes(stats: TrackerStatistics) -> tuple[int, int, int]:
     return stats.connections, stats.swarms, stats.peers
 
 

@@ -40,7 +40,7 @@ from p2ploader.core import actions as act
 from p2ploader.core.integrity import SpotCheckRange, digest_matches, plan_spot_checks
 from p2ploader.core.segments import Segment, SegmentId
 
-__all__ = ["IntegrityChecker", "IntegrityStats", "Validation", "Verdict", "integrity_enabled"]
+__all__ = ["IntegrityChecker", "IntegrityStatistics", "Validation", "Verdict", "integrity_enabled"]
 
 Check = Literal["sha256", "spot-check"]
 FailureCallback = Callable[[Segment, str, Check, str], None]
@@ -63,7 +63,7 @@ def integrity_enabled(config: LoaderConfig) -> bool:
 
 
 @attrs.frozen(kw_only=True)
-class IntegrityStats:
+class IntegrityStatistics:
     """What the checks did and cost. ``spot_check_bytes`` are body bytes of spot-check responses;
     the ``p2p_bytes_*`` figures are segment bytes that came from peers."""
 
@@ -212,8 +212,8 @@ class IntegrityChecker:
             return "unverified"
         return "verified"
 
-    def statistics(self) -> IntegrityStats:
-        return IntegrityStats(**attrs.asdict(self._counters))
+    def statistics(self) -> IntegrityStatistics:
+        return IntegrityStatistics(**attrs.asdict(self._counters))
 
     # ------------------------------------------------------------------ internals
 

@@ -26,7 +26,7 @@ import httpx
 
 from p2ploader.aio.alternates import AlternateTracks
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
-from p2ploader.aio.integrity import IntegrityChecker, IntegrityStats, integrity_enabled
+from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.swarms import SwarmSet
 from p2ploader.aio.topology import TreeMembership
@@ -720,7 +720,7 @@ class HybridLoader:
         bans = self._bans.get(self._variant.rendition_id)
         return bans is not None and bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
 
-    def integrity_statistics(self) -> IntegrityStats:
+    def integrity_statistics(self) -> IntegrityStatistics:
         """What the integrity checks did and cost (all zero when they are off), with the peer bytes
         of accepted segments split into verified and unverified."""
         core = self._scheduler.statistics()

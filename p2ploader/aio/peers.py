@@ -13,17 +13,20 @@ tracker client:
   claiming the same peer id; bans fall on the remote's DTLS certificate
   (:func:`~p2ploader.core.bans.certificate_identity`), not on the id alone, so a peer cannot be
   framed by someone using its id.
-* **Core actions → wire.** Requests, cancels, announcements (filtered to this swarm's rendition),
-  uploads (header, data chunks with backpressure and an optional rate cap, completion; one upload
-  at a time, first come first served) and absences.
-* **Wire → core events.** Connection and disconnection, announcements, data headers and chunks of
-  our one outstanding request per peer, absences, the remote's requests and cancels.
+* **Core actions → wire, wire → core events,** through one sans-IO
+  :class:`~p2ploader.core.peer_protocol.PeerProtocol` per peer, which decides everything the wire
+  protocol decides: request matching, discard after cancel, header and size checks, the flood guard,
+  upload chunking, violations. This module feeds it each data-channel message with the loop's time,
+  sends the messages it queues, and maps its events (wire ids) to the core's (segment ids).
+  Requests, cancels, announcements (filtered to this swarm's rendition), uploads and absences go the
+  other way.
+* **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
+  come first served; each pulls the machine's chunks one by one, after the data channel's send
+  buffer drained (back-pressure) and, with a rate cap, when its share of time came.
 
-Protocol checks follow the browser's receiver (a header or completion that does not match the
-outstanding request, data without a header, more or fewer bytes than announced, undecodable
-frames): the request fails as misbehaviour, which makes the scheduler disconnect the peer and load
-the segment elsewhere. Bytes arriving after we cancelled a request are dropped, not held against the
-peer while they are bytes it announced (they were in flight); more than that is a violation.
+A violation the machine reports fails our outstanding request as misbehaviour, which makes the
+scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
+reported with ``on_misbehaved``. Either way the link closes.
 
 What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
 more than the stream's bitrate allows is refused before its bytes come, an announcement with more
@@ -46,15 +49,16 @@ from p2ploader.aio.tracker_client import Offer
 from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
+from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
-from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStats
-from p2ploader.core.bans import CommandRate, PeerBans, certificate_identity
+from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
+from p2ploader.core.bans import PeerBans, certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
+from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
-from p2ploader.errors import PeerProtocolError
 
-__all__ = ["PeerManager", "PeerManagerStats"]
+__all__ = ["PeerManager", "PeerManagerStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,64 +67,25 @@ GROWING_UPLOAD_PATIENCE = 30.0
 
 
 @attrs.frozen(kw_only=True)
-class PeerManagerStats:
+class PeerManagerStatistics:
     links: int
     pending_offers: int
     connections_opened: int
     protocol_errors: int
     uploads: int
     uploaded_bytes: int
-    admission: AdmissionStats | None = None
+    admission: AdmissionStatistics | None = None
     """Evictions and declined offers (see :mod:`p2ploader.core.admission`)."""
-
-
-@attrs.define
-class _Download:
-    """Our one outstanding request to a peer."""
-
-    request_id: int
-    wire_segment: int
-    byte_offset: int
-    expected: int | None = None  # bytes announced by the data header
-    received: int = 0
-
-
-class _UploadData:
-    """The bytes of one upload. A growing one (cut-through: the segment is still arriving over
-    HTTP) gets more pieces until it holds ``length`` bytes; its sender waits for them."""
-
-    def __init__(self, data: bytes, *, length: int) -> None:
-        self.pieces = [data] if data else []
-        self.length = length
-        self.received = len(data)
-        self.more = asyncio.Event()
-
-    def extend(self, data: bytes) -> None:
-        data = data[: max(0, self.length - self.received)]  # never past the announced size
-        if data:
-            self.pieces.append(data)
-            self.received += len(data)
-            self.more.set()
 
 
 @attrs.define
 class _PeerState:
     link: PeerLink
-    decoder: wire.WireDecoder
-    download: _Download | None = None
-    # Data, headers and completions of requests we cancelled may still be in flight: they are
-    # dropped until the header of our next request arrives.
-    discarding: bool = False
-    cancelled: set[tuple[int, int]] = attrs.Factory(set)  # (wire segment id, wire request id)
-    finished: tuple[int, int] | None = None  # all bytes in; its sending-completed is still to come
-    # Bytes of cancelled requests the peer may still send (what their headers announced and had
-    # not arrived yet); data beyond it while discarding is a flood, not bytes in flight.
-    discard_allowance: int = 0
-    upload: asyncio.Task[None] | None = None
-    upload_key: tuple[int, int] | None = None  # (wire segment id, wire request id)
+    protocol: PeerProtocol  # the wire protocol's decisions (requests, checks, uploads' bytes)
+    upload: asyncio.Task[None] | None = None  # the task sending the protocol's current upload
+    upload_of: Upload | None = None  # the upload that task sends
+    upload_more: asyncio.Event = attrs.Factory(asyncio.Event)  # a growing upload got bytes
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
-    upload_data: _UploadData | None = None
-    commands: CommandRate = attrs.Factory(CommandRate)  # flood guard
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
 
 
@@ -224,7 +189,7 @@ class PeerManager:
         (:func:`~p2ploader.core.peer_limits.announcement_id_limit`)."""
         self._max_announced_ids = announcement_id_limit(segments)
         for state in self._peers.values():
-            state.decoder.max_announced_ids = self._max_announced_ids
+            state.protocol.max_announced_ids = self._max_announced_ids
 
     # ------------------------------------------------------------------ signalling (tracker client callbacks)
 
@@ -397,9 +362,12 @@ class PeerManager:
             on_message=self._link_message,
             on_closed=self._link_closed,
         )
-        self._peers[peer_id] = _PeerState(
-            link=link, decoder=wire.WireDecoder(max_announced_ids=self._max_announced_ids)
+        protocol = PeerProtocol(
+            max_segment_size=self._max_segment_size,
+            max_announced_ids=self._max_announced_ids,
+            max_message_size=self._max_message_size,
         )
+        self._peers[peer_id] = _PeerState(link=link, protocol=protocol)
         self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
         if self._bans is not None:
             self._bans.bind(peer_id, certificate)  # strikes and bans under this id hit this certificate
@@ -433,6 +401,8 @@ class PeerManager:
             link.close()
             return
         state.admitted = True
+        # The remote's SCTP limit is known now: no message we send may be longer.
+        state.protocol.max_message_size = min(self._max_message_size, link.max_message_size)
         self._feed(ev.PeerConnected(peer_id=link.peer_id))
         if self._on_peer_status is not None:
             self._on_peer_status(link.peer_id, True, None)
@@ -446,8 +416,7 @@ class PeerManager:
         request_id = self._peer_request.pop(link.peer_id, None)
         if request_id is not None:
             self._request_peer.pop(request_id, None)
-        if state.upload is not None:
-            state.upload.cancel()
+        self._cancel_upload_task(state)
         if self._on_peer_gone is not None:
             self._on_peer_gone(link.peer_id)
         if state.admitted:
@@ -464,7 +433,7 @@ class PeerManager:
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None:
                     self._admission.delivered(peer_id, now=now)
-            case ev.PeerRequestFailed():
+            case ev.PeerDownloadFailed():
                 peer_id = self._request_peer.get(event.request_id)
                 if peer_id is not None and event.reason != "peer gone":
                     self._admission.request_failed(peer_id)
@@ -482,128 +451,69 @@ class PeerManager:
         # one incident is reported (and counted against the peer) once.
         if state is None or state.link is not link or link.closing:
             return
-        try:
-            items = state.decoder.receive(message)
-        except PeerProtocolError as exc:
-            self._violation(state, f"undecodable message: {exc}")
-            return
-        now = asyncio.get_running_loop().time()
-        for item in items:
-            if not isinstance(item, wire.DataChunk) and not state.commands.allow(now=now):
-                self._violation(state, "flooded us with commands")
-                return
-            if link.closing:
-                return
-            try:
-                self._handle(state, item)
-            except PeerProtocolError as exc:
-                self._violation(state, str(exc))
+        state.protocol.receive_message(message, now=self._now())
+        self._pump(state)
+
+    def _transmit(self, state: _PeerState) -> None:
+        """Send what the protocol queued; once the link refuses a message the rest is dropped."""
+        for message in state.protocol.messages_to_send():
+            if not state.link.send(message):
                 return
 
-    def _handle(self, state: _PeerState, item: wire.Command | wire.DataChunk) -> None:
+    def _pump(self, state: _PeerState) -> None:
+        """Send the protocol's messages and act on its events. Feeding the core may perform
+        actions on this peer at once (a next request): their messages go out in order too."""
+        self._transmit(state)
+        while (event := state.protocol.next_event()) is not None:
+            self._protocol_event(state, event)
+        self._transmit(state)
+
+    def _protocol_event(self, state: _PeerState, event: proto.Event) -> None:
         peer_id = state.link.peer_id
-        match item:
-            case wire.DataChunk():
-                self._data(state, item.data)
-            case wire.SegmentsAnnouncement():
+        match event:
+            case proto.DataReceived():
+                self._feed(ev.PeerChunkReceived(request_id=event.request_id, data=event.data))
+            case proto.AnnouncementReceived():
                 self._feed(
                     ev.PeerAnnounced(
                         peer_id=peer_id,
-                        loaded=frozenset(self._segment_id(i) for i in item.loaded),
-                        loading_by_http=frozenset(self._segment_id(i) for i in item.loading_by_http),
+                        loaded=frozenset(self._segment_id(i) for i in event.loaded),
+                        loading_by_http=frozenset(self._segment_id(i) for i in event.loading_by_http),
                     )
                 )
-            case wire.SegmentRequest():
-                self._stop_upload(state)  # a new request replaces the upload in progress
+            case proto.SegmentRequested():
                 self._feed(
                     ev.PeerRequestedSegment(
                         peer_id=peer_id,
-                        segment_id=self._segment_id(item.segment_id),
-                        byte_offset=item.byte_offset,
-                        peer_request_id=item.request_id,
+                        segment_id=self._segment_id(event.segment_id),
+                        byte_offset=event.byte_offset,
+                        peer_request_id=event.request_id,
                     )
                 )
-            case wire.CancelSegmentRequest():
-                if state.upload_key == (item.segment_id, item.request_id):
-                    self._stop_upload(state)
+            case proto.RequestCancelled():
                 self._feed(
-                    ev.PeerCancelledRequest(peer_id=peer_id, segment_id=self._segment_id(item.segment_id))
+                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
                 )
-            case wire.SegmentData():
-                download = state.download
-                key = (item.segment_id, item.request_id)
-                if item.size > self._max_segment_size:
-                    # Refused before a byte of it comes: the stream's bitrate allows no such segment.
-                    raise PeerProtocolError(
-                        f"announced an impossible size ({item.size} bytes, "
-                        f"more than {self._max_segment_size} the stream allows)"
-                    )
-                if key in state.cancelled:
-                    state.discarding = True  # its data follows: drop it
-                    state.discard_allowance += item.size
-                    return
-                if download is None or key != (download.wire_segment, download.request_id):
-                    raise PeerProtocolError("data header does not match our request")
-                if download.expected is not None:
-                    raise PeerProtocolError("second data header for one request")
-                state.discarding = False
-                state.discard_allowance = 0  # what cancelled requests still had to send is stale now
-                download.expected = item.size
+            case proto.ResponseStarted():
                 self._feed(
                     ev.PeerResponseStarted(
-                        request_id=download.request_id, total_bytes=download.byte_offset + item.size
+                        request_id=event.request_id, total_bytes=event.byte_offset + event.size
                     )
                 )
-            case wire.SegmentDataSendingCompleted():
-                key = (item.segment_id, item.request_id)
-                download = state.download
-                if key == state.finished:
-                    state.finished = None
-                elif key in state.cancelled:
-                    state.cancelled.discard(key)
-                elif download is not None and key == (download.wire_segment, download.request_id):
-                    raise PeerProtocolError(f"sent {download.received} bytes, announced {download.expected}")
-                else:
-                    raise PeerProtocolError("sending-completed does not match a request")
-            case wire.SegmentAbsent():
-                download = state.download
-                state.cancelled.discard((item.segment_id, item.request_id))
-                if download is not None and (item.segment_id, item.request_id) == (
-                    download.wire_segment,
-                    download.request_id,
-                ):
-                    state.download = None
-                    self._feed(
-                        ev.PeerRequestFailed(request_id=download.request_id, reason="absent", absent=True)
-                    )
+            case proto.RequestAbsent():
+                self._feed(ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True))
+            case proto.UploadStopped():
+                if state.upload_of is event.upload:
+                    self._cancel_upload_task(state)
+            case proto.ProtocolViolated():
+                self._violation(state, event.reason, event.request_id)
 
-    def _data(self, state: _PeerState, data: bytes) -> None:
-        if state.discarding:
-            # In flight after our cancel: dropped, and counted against what those headers announced.
-            state.discard_allowance -= len(data)
-            if state.discard_allowance < 0:
-                raise PeerProtocolError("kept sending data after we cancelled the request")
-            return
-        download = state.download
-        if download is None or download.expected is None:
-            raise PeerProtocolError("segment data without a data header")
-        download.received += len(data)
-        if download.received > download.expected:
-            raise PeerProtocolError("more bytes than the data header announced")
-        if download.received == download.expected:
-            # Complete: the scheduler may ask this peer for the next segment before the
-            # sending-completed of this one arrives, so the request is retired now.
-            state.finished = (download.wire_segment, download.request_id)
-            state.download = None
-        self._feed(ev.PeerChunkReceived(request_id=download.request_id, data=data))
-
-    def _violation(self, state: _PeerState, reason: str) -> None:
+    def _violation(self, state: _PeerState, reason: str, request_id: int | None) -> None:
         self._protocol_errors += 1
         logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
-        download, state.download = state.download, None
-        if download is not None:
+        if request_id is not None:
             # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerRequestFailed(request_id=download.request_id, reason=reason, misbehaved=True))
+            self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
         elif self._on_misbehaved is not None:
             self._on_misbehaved(state.link.peer_id, reason)
         if not state.link.closed:
@@ -623,7 +533,7 @@ class PeerManager:
                 self._request_peer[action.request_id] = action.peer_id
             case act.SendSegmentToPeer():
                 self._admission.served(action.peer_id, now=self._now())
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
                 # until it delivers again (a peer announcing and then stalling must not stay useful).
                 self._admission.request_failed(action.peer_id)
@@ -637,7 +547,7 @@ class PeerManager:
         match action:
             case act.RequestFromPeer():
                 self._request(action)
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 self._cancel(action)
             case act.AnnounceSegments():
                 self._announce(action)
@@ -645,21 +555,20 @@ class PeerManager:
                 self._start_upload(action)
             case act.ExtendUpload():
                 state = self._peers.get(action.peer_id)
-                key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
-                if state is not None and state.upload_key == key and state.upload_data is not None:
-                    state.upload_data.extend(action.data)
+                if state is not None and state.protocol.extend_upload(
+                    segment_id=self._wire_id(action.segment_id),
+                    request_id=action.peer_request_id or 0,
+                    data=action.data,
+                ):
+                    state.upload_more.set()
             case act.SendSegmentAbsent() | act.AbortUpload():
                 state = self._peers.get(action.peer_id)
                 if state is not None:
-                    absent = wire.SegmentAbsent(
+                    # An aborted upload stops first (the protocol drops it, the pump ends its task).
+                    state.protocol.send_absent(
                         segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
                     )
-                    # An aborted upload stops first. After a data header, "absent" ends the transfer
-                    # for a p2ploader receiver, which keeps the bytes it has (P2P Media Loader
-                    # drops the segment).
-                    if state.upload_key == (absent.segment_id, absent.request_id):
-                        self._stop_upload(state)
-                    self._send_command(state, absent)
+                    self._pump(state)
             case act.DisconnectPeer():
                 state = self._peers.get(action.peer_id)
                 if state is not None:
@@ -669,115 +578,95 @@ class PeerManager:
         state = self._peers.get(action.peer_id)
         if state is None or not state.link.is_open:
             asyncio.get_running_loop().call_soon(
-                self._feed, ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone")
+                self._feed, ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone")
             )
             return
-        wire_id = self._wire_id(action.segment_id)
-        state.download = _Download(
-            request_id=action.request_id, wire_segment=wire_id, byte_offset=action.byte_offset
+        state.protocol.send_request(
+            segment_id=self._wire_id(action.segment_id),
+            request_id=action.request_id,
+            byte_offset=action.byte_offset,
         )
-        self._send_command(
-            state,
-            wire.SegmentRequest(
-                segment_id=wire_id, request_id=action.request_id, byte_offset=action.byte_offset
-            ),
-        )
+        self._transmit(state)
 
-    def _cancel(self, action: act.CancelPeerRequest) -> None:
+    def _cancel(self, action: act.CancelPeerDownload) -> None:
         state = self._peers.get(action.peer_id)
-        if state is None or state.download is None or state.download.request_id != action.request_id:
-            return
-        download, state.download = state.download, None
-        if download.expected is not None:
-            state.discarding = True  # its header came: data may be in flight
-            state.discard_allowance += download.expected - download.received
-        state.cancelled.add((download.wire_segment, download.request_id))
-        if len(state.cancelled) > 16:  # bounded: the oldest ones are long settled
-            state.cancelled.pop()
-        self._send_command(
-            state, wire.CancelSegmentRequest(segment_id=download.wire_segment, request_id=download.request_id)
-        )
+        if state is not None and state.protocol.send_cancel(action.request_id):
+            self._transmit(state)
 
     def _announce(self, action: act.AnnounceSegments) -> None:
         loaded = [self._wire_id(s) for s in action.loaded if s.rendition == self.rendition]
         loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition]
-        excess = len(loaded) + len(loading) - self._max_announced_ids
-        if excess > 0:
-            # Peers refuse announcements longer than the playlist's window allows (so do we): the
-            # oldest cached segments (the scheduler lists them first) go unannounced.
-            loaded = loaded[excess:]
-            loading = loading[: self._max_announced_ids]
-        command = wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading))
         targets = (
             [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
         )
         for state in targets:
             if state is not None and state.link.is_open:
-                self._send_command(state, command)
-
-    def _send_command(self, state: _PeerState, command: wire.Command) -> None:
-        size = min(self._max_message_size, state.link.max_message_size)
-        for message in wire.encode_command(command, max_message_size=size):
-            if not state.link.send(message):
-                return
+                state.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
+                self._transmit(state)
 
     # ------------------------------------------------------------------ uploads
 
-    def _stop_upload(self, state: _PeerState) -> None:
+    def _cancel_upload_task(self, state: _PeerState) -> None:
         if state.upload is not None:
             state.upload.cancel()
+        if state.upload_of is not None:
+            state.protocol.end_upload(state.upload_of)
         state.upload = None
-        state.upload_key = None
-        state.upload_data = None
+        state.upload_of = None
 
     def _start_upload(self, action: act.SendSegmentToPeer) -> None:
         state = self._peers.get(action.peer_id)
         if state is None or not state.link.is_open:
             return
-        self._stop_upload(state)
-        key = (self._wire_id(action.segment_id), action.peer_request_id or 0)
-        length = action.total_bytes - action.byte_offset if action.growing else len(action.data)
-        data = _UploadData(action.data, length=length)
-        state.upload_key = key
-        state.upload_data = data
-        state.upload = asyncio.get_running_loop().create_task(self._upload(state, key, data))
+        upload = state.protocol.start_upload(
+            segment_id=self._wire_id(action.segment_id),
+            request_id=action.peer_request_id or 0,
+            data=action.data,
+            length=action.total_bytes - action.byte_offset if action.growing else None,
+        )
+        self._pump(state)  # the upload it replaces stops
+        more = asyncio.Event()
+        state.upload_of = upload
+        state.upload_more = more
+        state.upload = asyncio.get_running_loop().create_task(self._upload(state, upload, more))
 
-    async def _upload(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> None:
+    async def _upload(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> None:
         sent = 0
         try:
-            sent = await self._send_segment(state, key, data)
+            sent = await self._send_segment(state, upload, more)
         finally:
-            if state.upload_key == key:
+            state.protocol.end_upload(upload)
+            if state.upload_of is upload:
                 state.upload = None
-                state.upload_key = None
-                state.upload_data = None
+                state.upload_of = None
             # Whatever ended it (done, cancelled, link gone), the scheduler's upload slot is free.
-            self._feed(ev.UploadFinished(peer_id=state.link.peer_id, peer_request_id=key[1], sent_bytes=sent))
+            self._feed(
+                ev.UploadFinished(
+                    peer_id=state.link.peer_id, peer_request_id=upload.request_id, sent_bytes=sent
+                )
+            )
 
-    async def _send_segment(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> int:
+    async def _send_segment(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         """Header, data chunks (paced and backpressured), completion; returns the bytes sent.
 
         It waits for its turn on the uplink first: the uploads queued before it are sent whole (or
         cancelled) before it sends its header. A growing upload keeps its turn while it waits for
         the origin's next bytes (usually faster than the uplink)."""
         async with self._uplink_turn:
-            return await self._send_segment_now(state, key, data)
+            return await self._send_segment_now(state, upload, more)
 
-    async def _send_segment_now(self, state: _PeerState, key: tuple[int, int], data: _UploadData) -> int:
+    async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
-        segment_id, request_id = key
         sent = 0
-        self._send_command(
-            state, wire.SegmentData(segment_id=segment_id, request_id=request_id, size=data.length)
-        )
-        size = min(self._max_message_size, link.max_message_size)
+        state.protocol.begin_upload(upload)
+        self._transmit(state)
         loop = asyncio.get_running_loop()
-        index = 0
-        while sent < data.length:
-            if index == len(data.pieces):
-                data.more.clear()
+        while not upload.finished:
+            chunk = upload.next_chunk()
+            if chunk is None:  # a growing upload waits for the origin's next bytes
+                more.clear()
                 try:
-                    await asyncio.wait_for(data.more.wait(), GROWING_UPLOAD_PATIENCE)
+                    await asyncio.wait_for(more.wait(), GROWING_UPLOAD_PATIENCE)
                 except TimeoutError:
                     # The scheduler stops a relay whose HTTP download ends without the segment;
                     # this bound only keeps a lost one from holding the uplink for ever.
@@ -786,38 +675,35 @@ class PeerManager:
                     )
                     return sent
                 continue
-            piece = data.pieces[index]
-            index += 1
-            for chunk in wire.chunk_segment_data(piece, max_message_size=size):
-                if not await link.wait_drained(stall_timeout=self._upload_stall_timeout):
-                    # It takes nothing it was sent (a stalled or hostile receiver): the uplink turn
-                    # goes to the next upload, and the peer goes, with a strike.
-                    self._violation(
-                        state, f"stopped reading: took no data for {self._upload_stall_timeout:g} s"
-                    )
-                    return sent
-                if self._upload_rate_limit:
-                    # Pacing over all uploads of this swarm: a chunk leaves at the end of its share
-                    # of time, so N bytes never take less than N / rate seconds.
-                    slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
-                    self._upload_budget_at = slot_end
-                    delay = slot_end - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                if not link.send(chunk):
-                    return sent
-                sent += len(chunk)
-                self._uploaded += len(chunk)
-        self._send_command(
-            state, wire.SegmentDataSendingCompleted(segment_id=segment_id, request_id=request_id)
-        )
+            if not await link.wait_drained(stall_timeout=self._upload_stall_timeout):
+                # It takes nothing it was sent (a stalled or hostile receiver): the uplink turn
+                # goes to the next upload, and the peer goes, with a strike.
+                state.protocol.report_violation(
+                    f"stopped reading: took no data for {self._upload_stall_timeout:g} s"
+                )
+                self._pump(state)
+                return sent
+            if self._upload_rate_limit:
+                # Pacing over all uploads of this swarm: a chunk leaves at the end of its share
+                # of time, so N bytes never take less than N / rate seconds.
+                slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
+                self._upload_budget_at = slot_end
+                delay = slot_end - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if not link.send(chunk):
+                return sent
+            sent += len(chunk)
+            self._uploaded += len(chunk)
+        state.protocol.complete_upload(upload)
+        self._transmit(state)
         self._uploads += 1
         return sent
 
     # ------------------------------------------------------------------ lifecycle
 
-    def statistics(self) -> PeerManagerStats:
-        return PeerManagerStats(
+    def statistics(self) -> PeerManagerStatistics:
+        return PeerManagerStatistics(
             links=len(self._peers),
             pending_offers=len(self._pending_offers),
             connections_opened=self._opened,
@@ -837,7 +723,7 @@ class PeerManager:
         links = [state.link for state in self._peers.values()]
         for state in self._peers.values():
             state.close_reason = state.close_reason or "we left the swarm"
-            self._stop_upload(state)
+            self._cancel_upload_task(state)
         await asyncio.gather(
             *(link.aclose() for link in links), *(pc.close() for pc in pending), return_exceptions=True
         )

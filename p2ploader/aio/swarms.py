@@ -93,7 +93,7 @@ class SwarmSet:
                         peers.perform(action)
             case (
                 act.RequestFromPeer()
-                | act.CancelPeerRequest()
+                | act.CancelPeerDownload()
                 | act.SendSegmentToPeer()
                 | act.SendSegmentAbsent()
             ):

@@ -48,7 +48,7 @@ from p2ploader.core.tracker_client_protocol import (
     SwarmUpdated,
     TrackerClientProtocol,
     TrackerClientSettings,
-    TrackerClientStats,
+    TrackerClientStatistics,
     TrackerExtension,
     TrackerStatus,
     backoff_delay,
@@ -60,7 +60,7 @@ __all__ = [
     "ID_LENGTH",
     "Offer",
     "TrackerClient",
-    "TrackerClientStats",
+    "TrackerClientStatistics",
     "TrackerStatus",
     "backoff_delay",
     "decode_id",
@@ -288,7 +288,7 @@ class TrackerClient:
         """Stop suppressing offers and answers from ``peer_id`` (e.g. its connection failed)."""
         self.protocol.forget_peer(peer_id)
 
-    def statistics(self) -> TrackerClientStats:
+    def statistics(self) -> TrackerClientStatistics:
         return self.protocol.statistics()
 
     # ------------------------------------------------------------------ driving the machine

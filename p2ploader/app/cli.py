@@ -500,7 +500,7 @@ async def _demo(args: argparse.Namespace) -> int:
             )
 
             def sent() -> int:
-                return origin.stats().segment_bytes_sent
+                return origin.statistics().segment_bytes_sent
 
             result = await _run_swarm(
                 args,

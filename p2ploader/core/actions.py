@@ -18,7 +18,7 @@ __all__ = [
     "AbortUpload",
     "Action",
     "AnnounceSegments",
-    "CancelPeerRequest",
+    "CancelPeerDownload",
     "DisconnectPeer",
     "ExtendUpload",
     "PeerByteRange",
@@ -62,8 +62,9 @@ class RequestFromPeer:
 
 
 @attrs.frozen(kw_only=True)
-class CancelPeerRequest:
-    """Tell ``peer_id`` we no longer want the segment; report nothing more for the request."""
+class CancelPeerDownload:
+    """Cancel our download from ``peer_id``: tell it we no longer want the segment, and report
+    nothing more for the request."""
 
     request_id: int
     peer_id: str
@@ -182,7 +183,7 @@ Action = (
     StartHttpFetch
     | AbortHttpFetch
     | RequestFromPeer
-    | CancelPeerRequest
+    | CancelPeerDownload
     | DisconnectPeer
     | AnnounceSegments
     | SendSegmentToPeer

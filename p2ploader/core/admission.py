@@ -44,7 +44,7 @@ import attrs
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
-__all__ = ["Admission", "AdmissionLimits", "AdmissionStats"]
+__all__ = ["Admission", "AdmissionLimits", "AdmissionStatistics"]
 
 
 @attrs.frozen(kw_only=True)
@@ -75,7 +75,7 @@ class AdmissionLimits:
 
 
 @attrs.frozen(kw_only=True)
-class AdmissionStats:
+class AdmissionStatistics:
     evicted: int
     """Idle peers closed to make room for a newcomer."""
     refused_full: int
@@ -297,8 +297,8 @@ class Admission:
             self._tokens, self._tokens_at = tokens, now
         return taken
 
-    def statistics(self) -> AdmissionStats:
-        return AdmissionStats(
+    def statistics(self) -> AdmissionStatistics:
+        return AdmissionStatistics(
             evicted=self._evicted,
             refused_full=self._refused_full,
             offers_over_budget=self._over_budget,

@@ -18,11 +18,11 @@ __all__ = [
     "HttpFetchFailed",
     "HttpResponseStarted",
     "PeerAnnounced",
-    "PeerCancelledRequest",
+    "PeerCancelledUpload",
     "PeerChunkReceived",
     "PeerConnected",
     "PeerDisconnected",
-    "PeerRequestFailed",
+    "PeerDownloadFailed",
     "PeerRequestedSegment",
     "PeerResponseStarted",
     "PlaybackMoved",
@@ -156,8 +156,8 @@ class PeerChunkReceived:
 
 
 @attrs.frozen(kw_only=True)
-class PeerRequestFailed:
-    """A peer request ended without the segment.
+class PeerDownloadFailed:
+    """Our request to a peer (a download) ended without the segment.
 
     ``absent`` means the peer said it does not have the segment (it is removed from that peer's map);
     ``misbehaved`` means the peer broke the protocol and must be disconnected.
@@ -180,8 +180,8 @@ class PeerRequestedSegment:
 
 
 @attrs.frozen(kw_only=True)
-class PeerCancelledRequest:
-    """A peer no longer wants a segment it asked us for."""
+class PeerCancelledUpload:
+    """A peer no longer wants a segment it asked us for: our upload to it stops."""
 
     peer_id: str
     segment_id: SegmentId
@@ -231,9 +231,9 @@ Event = (
     | PeerAnnounced
     | PeerResponseStarted
     | PeerChunkReceived
-    | PeerRequestFailed
+    | PeerDownloadFailed
     | PeerRequestedSegment
-    | PeerCancelledRequest
+    | PeerCancelledUpload
     | SegmentValidated
     | TrackerUpdated
     | UploadFinished

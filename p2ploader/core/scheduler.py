@@ -30,7 +30,7 @@ import bisect
 import random
 from collections import deque
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal, TypeAlias
 
 import attrs
 
@@ -38,23 +38,16 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-from p2ploader.core.cache import SegmentCache
-from p2ploader.core.peer_limits import UploadBudget
+from p2ploader.core.cache import CachedSegment, SegmentCache
 from p2ploader.core.policies import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.core.uploads import RelaySource, UploadDesk
 from p2ploader.errors import PolicyError
 
 __all__ = ["MAX_SEGMENT_SIZE", "CoreStatistics", "Scheduler"]
 
 MAX_SEGMENT_SIZE = 256 * 1024 * 1024
 """Bytes. A peer announcing a bigger segment is treated as misbehaving (memory stays bounded)."""
-
-_UPLOAD_STALE_AFTER = 120.0  # seconds after which an upload never reported finished is forgotten
-
-REPEATS_BEFORE_STRIKE = 16
-"""Requests for a segment we answered "absent", asked again before we announced anything new, that
-make a peer's flood a strike. Honest peers (P2P Media Loader 2.x, p2ploader) drop a segment from
-their view of us on "absent" and ask again only after our next announcement."""
 
 
 @attrs.frozen(kw_only=True)
@@ -92,26 +85,23 @@ class CoreStatistics:
 
 @attrs.define(kw_only=True)
 class _Download:
+    """What a download of either source keeps: :class:`_HttpDownload` or :class:`_PeerDownload`."""
+
+    source: ClassVar[Literal["http", "p2p"]]
     request_id: int
     segment: Segment
-    source: Literal["http", "p2p"]
-    peer_id: str | None = None
     chunks: list[bytes] = attrs.Factory(list)
     received: int = 0
     resume_from: int = 0
     total: int | None = None  # the size the peer's data header or the HTTP response announced
-    header_deadline: float | None = None  # P2P: p2p_segment_download_timeout
-    last_progress: float | None = None  # P2P: when the header or the last bytes arrived (stall timeout)
     validating: bool = False
-    started: float | None = None  # P2P: when the request went out (the peer's measured throughput)
+    # When the request went out: P2P, the peer's measured throughput; HTTP, set by the policy's
+    # start_http (how slow the origin is).
+    started: float | None = None
     # Which peer sent which bytes, this request's and those it resumed from (an HTTP download
     # continuing a peer's bytes with a Range request has some too): the peers blamed if the
     # segment fails its checks.
     peer_ranges: list[act.PeerByteRange] = attrs.Factory(list)
-    # HTTP: peers' bytes of an earlier attempt that this download does not continue (it fetches
-    # the whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
-    # bytes and then stalled is caught even though its bytes were never used.
-    compare_with: _Partial | None = None
     # It holds bytes of peers since dropped for misbehaving (these): they are discarded when it
     # ends, and the other senders' bytes are compared with the origin's later.
     tainted_by: set[str] = attrs.Factory(set)
@@ -154,6 +144,30 @@ class _Download:
         return max(sizes, key=lambda p: sizes[p]) if sizes else None
 
 
+@attrs.define(kw_only=True)
+class _HttpDownload(_Download):
+    """A download from the origin."""
+
+    source: ClassVar[Literal["http"]] = "http"
+    # Peers' bytes of an earlier attempt that this download does not continue (it fetches the
+    # whole segment): compared with the origin's bytes when it ends, so a peer that sent wrong
+    # bytes and then stalled is caught even though its bytes were never used.
+    compare_with: _Partial | None = None
+
+
+@attrs.define(kw_only=True)
+class _PeerDownload(_Download):
+    """A download from one peer (``peer_id``), one request of the peer protocol."""
+
+    source: ClassVar[Literal["p2p"]] = "p2p"
+    peer_id: str
+    header_deadline: float | None = None  # p2p_segment_download_timeout
+    last_progress: float | None = None  # when the header or the last bytes arrived (stall timeout)
+
+
+_AnyDownload: TypeAlias = _HttpDownload | _PeerDownload
+
+
 @attrs.frozen(kw_only=True)
 class _Partial:
     """Bytes of a segment an attempt left behind (a stalled or moved P2P download), with the peers
@@ -174,23 +188,6 @@ class _Peer:
     # is in the swarm (SchedulingContext.any_peer_refused).
     refused: frozenset[SegmentId] = frozenset()
     throughput: float | None = None  # bytes/s of its recent uploads to us (moving average)
-    # Its requests as an uploader sees them: what it may still take (upload_budget_rate), and the
-    # segments we answered "absent" since our last announcement to it (asking again is a flood).
-    upload_budget: UploadBudget | None = None
-    absent_since_announcement: set[SegmentId] = attrs.Factory(set)
-    repeated_requests: int = 0
-
-
-@attrs.define(kw_only=True)
-class _Relay:
-    """A peer's request for a segment we are still downloading over HTTP, served as its bytes
-    arrive (cut-through). Until the response tells the segment's size it waits (``sent_upto`` is
-    ``None``); then its upload starts with the bytes already here and grows with every chunk."""
-
-    segment_id: SegmentId
-    byte_offset: int
-    total: int | None = None
-    sent_upto: int | None = None  # segment position handed to the transport so far
 
 
 # Weight of the newest sample in the measurements' moving averages (peer throughput, our upload
@@ -239,7 +236,7 @@ class Scheduler:
         self._queued_ids: frozenset[SegmentId] = frozenset()
         self._started = False
 
-        self._downloads: dict[int, _Download] = {}
+        self._downloads: dict[int, _AnyDownload] = {}
         self._http_by_segment: dict[SegmentId, int] = {}
         self._p2p_by_segment: dict[SegmentId, int] = {}
         self._peers: dict[str, _Peer] = {}
@@ -252,19 +249,10 @@ class Scheduler:
         # to be compared with the origin's bytes when the segment next comes whole over HTTP, so
         # only the peers whose bytes differ are blamed. Never resumed from.
         self._suspect_bytes: dict[SegmentId, list[tuple[_Partial, bool]]] = {}
-        # Uploads being served: (peer, its request id) -> (when it started, the media seconds and
-        # the bytes of its segment). Their count is the admission control; their ends measure how
-        # fast we upload (upload_speed, in media seconds per second).
-        self._uploads: dict[tuple[str, int | None], tuple[float, float, int]] = {}
-        # Uploads of segments still arriving over HTTP (cut-through), by the same key; each also
-        # holds a slot in _uploads. Their HTTP downloads' ends are settled in actions_to_perform.
-        self._relays: dict[tuple[str, int | None], _Relay] = {}
-        self._relays_to_settle: set[SegmentId] = set()
-        self._upload_speed: float | None = None
+        # Peer requests, uploads, cut-through relays and our upload speed (core/uploads.py).
+        self._upload_desk = UploadDesk(config, _DeskHost(self))
         # Seconds an HTTP download took per second of media (moving average): how slow the origin is.
         self._http_fetch_time: float | None = None
-        self._uploads_refused = 0
-        self._uploads_over_budget = 0
         self._cache = SegmentCache()
 
         self._actions: list[act.Action] = []
@@ -277,7 +265,6 @@ class Scheduler:
 
         self._http_bytes = 0
         self._p2p_bytes = 0
-        self._uploaded_bytes = 0
         self._http_segments = 0
         self._p2p_segments = 0
         self._http_failures = 0
@@ -347,18 +334,16 @@ class Scheduler:
             case ev.PeerChunkReceived():
                 self._peer_chunk(event, now=now)
                 run_pass = False
-            case ev.PeerRequestFailed():
-                self._peer_request_failed(event)
+            case ev.PeerDownloadFailed():
+                self._peer_download_failed(event)
             case ev.PeerRequestedSegment():
-                self._serve_peer(event, now=now)
+                self._upload_desk.serve(event, now=now)
                 run_pass = False
-            case ev.PeerCancelledRequest():
-                # The transport stops sending and reports UploadFinished; a relay still waiting
-                # for its response's size has nothing sending, so its slot is freed here.
-                self._drop_relays(event.peer_id, segment_id=event.segment_id, waiting_only=False)
+            case ev.PeerCancelledUpload():
+                self._upload_desk.peer_cancelled(event.peer_id, event.segment_id)
                 run_pass = False
             case ev.UploadFinished():
-                self._measure_upload(event, now=now)
+                self._upload_desk.upload_finished(event, now=now)
                 run_pass = False
             case ev.SegmentValidated():
                 self._segment_validated(event, now=now)
@@ -372,6 +357,8 @@ class Scheduler:
         """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
         self.timer_epoch += 1
         for download in list(self._downloads.values()):
+            if not isinstance(download, _PeerDownload):
+                continue
             if download.header_deadline is not None and download.header_deadline <= now:
                 self._p2p_header_timeout(download)
             elif (stall := self._stall_deadline(download)) is not None and stall <= now:
@@ -386,8 +373,10 @@ class Scheduler:
         best = self._policy.get_timer()
         stall = self._config.p2p_stall_timeout
         for d in self._downloads.values():
+            if not isinstance(d, _PeerDownload):
+                continue
             deadline = d.header_deadline
-            if deadline is None and d.last_progress is not None and d.source == "p2p" and not d.validating:
+            if deadline is None and d.last_progress is not None and not d.validating:
                 deadline = d.last_progress + stall
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
@@ -401,8 +390,7 @@ class Scheduler:
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
         """Actions to carry out now, in order. Clears the list."""
-        if self._relays_to_settle:
-            self._settle_relays(now=now)
+        self._upload_desk.settle(now=now)
         if self._announce_due:
             self._announce_due = False
             if self._config.use_p2p and not self._config.consume_only:
@@ -428,7 +416,7 @@ class Scheduler:
         return CoreStatistics(
             http_bytes=self._http_bytes,
             p2p_bytes=self._p2p_bytes,
-            uploaded_bytes=self._uploaded_bytes,
+            uploaded_bytes=self._upload_desk.uploaded_bytes,
             http_segments=self._http_segments,
             p2p_segments=self._p2p_segments,
             http_failures=self._http_failures,
@@ -437,7 +425,7 @@ class Scheduler:
             peers=len(self._peers),
             cached_segments=len(self._cache),
             cached_bytes=self._cache.total_bytes,
-            uploads_over_budget=self._uploads_over_budget,
+            uploads_over_budget=self._upload_desk.over_budget,
             p2p_bytes_verified=self._p2p_bytes_verified,
             p2p_bytes_unverified=self._p2p_bytes_unverified,
             p2p_bytes_rejected=self._rejected_peer_bytes,
@@ -449,7 +437,7 @@ class Scheduler:
 
     def p2p_loading(self) -> dict[SegmentId, str]:
         """Segments being loaded from peers now, with the peer asked."""
-        return {sid: self._downloads[rid].peer_id or "" for sid, rid in self._p2p_by_segment.items()}
+        return {sid: self._peer_download(sid).peer_id for sid in self._p2p_by_segment}
 
     # ------------------------------------------------------------------ playlist and queue
 
@@ -590,7 +578,7 @@ class Scheduler:
             prefix = self._abort_p2p(segment_id, keep_bytes=True)
         segment = self._segment(segment_id)
         rid = self._new_request_id()
-        download = _Download(request_id=rid, segment=segment, source="http")
+        download = _HttpDownload(request_id=rid, segment=segment)
         if keep:
             download.resume(prefix)
         elif prefix is not None and prefix.peer_ranges:
@@ -618,10 +606,9 @@ class Scheduler:
         # protocol's byte offset asks for the rest.
         prefix = self._stalled_bytes.pop(segment_id, None)
         rid = self._new_request_id()
-        download = _Download(
+        download = _PeerDownload(
             request_id=rid,
             segment=self._segment(segment_id),
-            source="p2p",
             peer_id=peer_id,
             header_deadline=now + self._config.p2p_segment_download_timeout,
             started=now,
@@ -647,7 +634,7 @@ class Scheduler:
             raise PolicyError(
                 f"policy moved {segment_id} to a busy or unknown peer {peer_id}", policy=self._policy.name
             )
-        download = self._downloads[rid]
+        download = self._peer_download(segment_id)
         # What the first peer delivered is its throughput to us (nothing at all in a while: zero).
         self._measure_peer(download, download.received - download.resume_from, now=now)
         prefix = self._abort_p2p(segment_id, keep_bytes=True)
@@ -655,18 +642,17 @@ class Scheduler:
             self._stalled_bytes[segment_id] = prefix
         self._start_p2p(segment_id, peer_id, now=now)
 
-    def _forget(self, download: _Download) -> None:
+    def _forget(self, download: _AnyDownload) -> None:
         del self._downloads[download.request_id]
         self._pass_due = True
         sid = download.segment.id
-        if download.source == "http":
+        if isinstance(download, _HttpDownload):
             del self._http_by_segment[sid]
             self._announce_due = True  # it leaves our "loading over HTTP" list
-            if self._relays:
-                self._relays_to_settle.add(sid)
+            self._upload_desk.http_download_ended(sid)
         else:
             del self._p2p_by_segment[sid]
-            peer = self._peers.get(download.peer_id or "")
+            peer = self._peers.get(download.peer_id)
             if peer is not None and peer.busy_request == download.request_id:
                 peer.busy_request = None
 
@@ -679,12 +665,12 @@ class Scheduler:
 
     def _abort_p2p(self, segment_id: SegmentId, *, keep_bytes: bool) -> _Partial | None:
         """Cancel a P2P download; return the bytes received so far when asked to keep them."""
-        download = self._downloads[self._p2p_by_segment[segment_id]]
+        download = self._peer_download(segment_id)
         self._forget(download)
         self._aborted += 1
         self._actions.append(
-            act.CancelPeerRequest(
-                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=segment_id
+            act.CancelPeerDownload(
+                request_id=download.request_id, peer_id=download.peer_id, segment_id=segment_id
             )
         )
         self._notify(nt.SegmentAborted(segment_id=segment_id, source="p2p"))
@@ -694,10 +680,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------ HTTP events
 
-    def _http_download(self, request_id: int) -> _Download | None:
+    def _http_download(self, request_id: int) -> _HttpDownload | None:
         download = self._downloads.get(request_id)
         # Events for a request we aborted may still arrive; they are ignored.
-        return download if download is not None and download.source == "http" else None
+        return download if isinstance(download, _HttpDownload) else None
 
     def _http_response_started(self, event: ev.HttpResponseStarted, *, now: float) -> None:
         download = self._http_download(event.request_id)
@@ -719,8 +705,7 @@ class Scheduler:
             )
             return
         download.total = event.total_bytes
-        if self._relays:
-            self._start_relays(download)
+        self._upload_desk.http_response_started(download)
 
     def _http_chunk(self, event: ev.HttpChunkReceived, *, now: float) -> None:
         download = self._http_download(event.request_id)
@@ -729,8 +714,7 @@ class Scheduler:
         download.add_bytes(event.data, peer_id=None)
         self._http_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="http", size=len(event.data)))
-        if self._relays:
-            self._extend_relays(download, event.data)
+        self._upload_desk.http_chunk(download, event.data)
         expected = download.segment.byte_range.length if download.segment.byte_range else None
         if (expected is not None and download.received > expected) or download.received > MAX_SEGMENT_SIZE:
             self._http_failed(event.request_id, "more bytes than the segment's size", status=None, now=now)
@@ -768,16 +752,13 @@ class Scheduler:
     def _peer_connected(self, peer_id: str) -> None:
         if peer_id in self._peers:
             return
-        rate = self._config.upload_budget_rate
-        budget = UploadBudget(rate=rate, burst=self._config.upload_budget_burst) if rate else None
-        self._peers[peer_id] = _Peer(peer_id=peer_id, upload_budget=budget)
+        self._peers[peer_id] = _Peer(peer_id=peer_id)
+        self._upload_desk.peer_connected(peer_id)
         if self._config.use_p2p and not self._config.consume_only:
             self._actions.append(self._announcement(peer_id=peer_id))
 
     def _drop_peer(self, peer_id: str, *, reason: str, disconnect: bool) -> None:
-        for key in [k for k in self._uploads if k[0] == peer_id]:
-            del self._uploads[key]
-            self._relays.pop(key, None)
+        self._upload_desk.peer_dropped(peer_id)
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
@@ -792,10 +773,12 @@ class Scheduler:
             for download in self._downloads.values():
                 if any(r.peer_id == peer_id for r in download.peer_ranges):
                     download.tainted_by.add(peer_id)
-        for download in [d for d in self._downloads.values() if d.peer_id == peer_id]:
+        for download in [
+            d for d in self._downloads.values() if isinstance(d, _PeerDownload) and d.peer_id == peer_id
+        ]:
             self._p2p_given_up(download, reason)
 
-    def _p2p_given_up(self, download: _Download, reason: str) -> None:
+    def _p2p_given_up(self, download: _PeerDownload, reason: str) -> None:
         """A P2P download ends without its segment; a policy may try again from another source."""
         if download.peer_ranges:
             # The bytes it resumed from (another peer's) go; they are still compared with the
@@ -843,16 +826,22 @@ class Scheduler:
                 return True
         return False
 
-    def _p2p_download(self, request_id: int) -> _Download | None:
+    def _p2p_download(self, request_id: int) -> _PeerDownload | None:
         download = self._downloads.get(request_id)
-        return download if download is not None and download.source == "p2p" else None
+        return download if isinstance(download, _PeerDownload) else None
 
-    def _peer_misbehaved(self, download: _Download, reason: str) -> None:
-        peer_id = download.peer_id or ""
+    def _peer_download(self, segment_id: SegmentId) -> _PeerDownload:
+        """The P2P download of ``segment_id`` (one is in progress)."""
+        download = self._downloads[self._p2p_by_segment[segment_id]]
+        assert isinstance(download, _PeerDownload)
+        return download
+
+    def _peer_misbehaved(self, download: _PeerDownload, reason: str) -> None:
+        peer_id = download.peer_id
         if peer_id in self._peers:  # the application hears why the peer is dropped (once)
             self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
         self._actions.append(
-            act.CancelPeerRequest(
+            act.CancelPeerDownload(
                 request_id=download.request_id, peer_id=peer_id, segment_id=download.segment.id
             )
         )
@@ -875,9 +864,9 @@ class Scheduler:
             # Smaller than the bytes we resumed from: one of the two sources is wrong, and we
             # cannot tell which. Neither is blamed; the kept bytes go and the segment starts over.
             self._actions.append(
-                act.CancelPeerRequest(
+                act.CancelPeerDownload(
                     request_id=download.request_id,
-                    peer_id=download.peer_id or "",
+                    peer_id=download.peer_id,
                     segment_id=download.segment.id,
                 )
             )
@@ -894,7 +883,7 @@ class Scheduler:
         if download.total is None:
             self._peer_misbehaved(download, "sent data before its data header")
             return
-        download.add_bytes(event.data, peer_id=download.peer_id or "")
+        download.add_bytes(event.data, peer_id=download.peer_id)
         download.last_progress = now
         self._p2p_bytes += len(event.data)
         self._notify(nt.BytesReceived(source="p2p", size=len(event.data), peer_id=download.peer_id))
@@ -903,11 +892,11 @@ class Scheduler:
         elif download.received == download.total:
             self._finish(download, download.take_bytes(), now=now)
 
-    def _peer_request_failed(self, event: ev.PeerRequestFailed) -> None:
+    def _peer_download_failed(self, event: ev.PeerDownloadFailed) -> None:
         download = self._p2p_download(event.request_id)
         if download is None:
             return
-        peer_id = download.peer_id or ""
+        peer_id = download.peer_id
         sid = download.segment.id
         if event.misbehaved:
             self._peer_misbehaved(download, event.reason)
@@ -928,29 +917,27 @@ class Scheduler:
             peer.refused = peer.refused | {sid}
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="p2p", reason=event.reason, peer_id=peer_id))
 
-    def _p2p_header_timeout(self, download: _Download) -> None:
+    def _p2p_header_timeout(self, download: _PeerDownload) -> None:
         # As in 0.6: no data header within p2p_segment_download_timeout cancels and drops the peer.
         self._peer_misbehaved(download, "no answer within p2p_segment_download_timeout")
 
-    def _stall_deadline(self, download: _Download) -> float | None:
-        if download.source != "p2p" or download.validating or download.last_progress is None:
+    def _stall_deadline(self, download: _PeerDownload) -> float | None:
+        if download.validating or download.last_progress is None:
             return None
         return download.last_progress + self._config.p2p_stall_timeout
 
-    def _p2p_stalled(self, download: _Download) -> None:
+    def _p2p_stalled(self, download: _PeerDownload) -> None:
         # The peer stays connected (it may just be slow); the request goes, its bytes are kept.
         sid = download.segment.id
         self._actions.append(
-            act.CancelPeerRequest(
-                request_id=download.request_id, peer_id=download.peer_id or "", segment_id=sid
-            )
+            act.CancelPeerDownload(request_id=download.request_id, peer_id=download.peer_id, segment_id=sid)
         )
         partial = download.partial()
         self._forget(download)
         self._p2p_failures += 1
         if partial.data:
             self._stalled_bytes[sid] = partial
-        peer = self._peers.get(download.peer_id or "")
+        peer = self._peers.get(download.peer_id)
         if peer is not None:  # do not ask it for this segment again until it announces it anew
             peer.loaded = peer.loaded - {sid}
         self._notify(
@@ -958,225 +945,6 @@ class Scheduler:
                 segment_id=sid, source="p2p", reason="peer stopped sending", peer_id=download.peer_id
             )
         )
-
-    def _serve_peer(self, event: ev.PeerRequestedSegment, *, now: float) -> None:
-        # A new request from a peer replaces its upload in progress (the transport stops it).
-        self._drop_relays(event.peer_id, segment_id=None, waiting_only=True)
-        sid = event.segment_id
-        requester = self._peers.get(event.peer_id)
-        if requester is None:  # dropped (its link is closing) or never connected: nothing to serve
-            self._send_absent(event.peer_id, sid, event.peer_request_id)
-            return
-        if self._asked_again(requester, sid):
-            return
-        entry = None if self._config.consume_only else self._cache.get(sid, now=now)
-        # Cut-through relays pass on HTTP bytes before the download is checked, so a download that
-        # continues a peer's bytes (unchecked until it ends) is not relayed.
-        relay = (
-            entry is None
-            and not self._config.consume_only
-            and sid in self._http_by_segment
-            and not self._downloads[self._http_by_segment[sid]].peer_ranges
-        )
-        size = len(entry.data) if entry is not None else None
-        if (
-            (entry is None and not relay)
-            or (size is not None and not 0 <= event.byte_offset < size)
-            or self._buffer_too_thin()
-        ):
-            self._send_absent(event.peer_id, sid, event.peer_request_id)
-            return
-        uploads = self._uploads
-        # A transport that never reported an upload's end must not block uploading for good.
-        for key in [k for k, (started, _, _) in uploads.items() if now - started > _UPLOAD_STALE_AFTER]:
-            if key in self._relays:
-                self._abort_relay(key)  # a growing upload must not wait for bytes for ever
-            else:
-                del uploads[key]
-        segment = entry.segment if entry is not None else self._segment(sid)
-        # Its budget pays for the media time the upload carries (a resumed one: its share).
-        cost = segment.duration * ((size - event.byte_offset) / size if size else 1.0)
-        budget = requester.upload_budget
-        if budget is not None and not budget.take(cost, now=now):
-            self._uploads_over_budget += 1
-            self._send_absent(event.peer_id, sid, event.peer_request_id)
-            return
-        limit = self._config.max_concurrent_uploads
-        if (limit and len(uploads) >= limit) or not self._policy.accepts_upload(
-            self._context, segment, now=now
-        ):
-            self._uploads_refused += 1
-            self._send_absent(event.peer_id, sid, event.peer_request_id)
-            return
-        key = (event.peer_id, event.peer_request_id)
-        if entry is None:
-            # Cut-through: the segment is still arriving over HTTP. A relayed upload's time
-            # includes waiting for the origin, so it is not a measure of our upload speed (0 bytes).
-            uploads[key] = (now, segment.duration, 0)
-            self._relays[key] = _Relay(segment_id=sid, byte_offset=event.byte_offset)
-            self._start_relays(self._downloads[self._http_by_segment[sid]])
-            return
-        uploads[key] = (now, segment.duration, len(entry.data))
-        data = entry.data[event.byte_offset :]
-        self._upload(key, sid, data, byte_offset=event.byte_offset, total=len(entry.data))
-
-    def _upload(
-        self,
-        key: tuple[str, int | None],
-        segment_id: SegmentId,
-        data: bytes,
-        *,
-        byte_offset: int,
-        total: int,
-        growing: bool = False,
-    ) -> None:
-        peer_id, peer_request_id = key
-        self._actions.append(
-            act.SendSegmentToPeer(
-                peer_id=peer_id,
-                segment_id=segment_id,
-                data=data,
-                byte_offset=byte_offset,
-                total_bytes=total,
-                peer_request_id=peer_request_id,
-                growing=growing,
-            )
-        )
-        self._count_upload(peer_id, len(data))
-
-    def _count_upload(self, peer_id: str, size: int) -> None:
-        if size:
-            self._uploaded_bytes += size
-            self._notify(nt.BytesUploaded(size=size, peer_id=peer_id))
-
-    def _asked_again(self, peer: _Peer, segment_id: SegmentId) -> bool:
-        """Count a request for a segment we answered "absent" since our last announcement to the
-        peer; ``True`` when there were :data:`REPEATS_BEFORE_STRIKE` of them since that
-        announcement: a flood (a strike, and the peer is dropped)."""
-        if segment_id not in peer.absent_since_announcement:
-            return False
-        peer.repeated_requests += 1
-        if peer.repeated_requests < REPEATS_BEFORE_STRIKE:
-            return False
-        reason = "asked again and again for segments we answered absent"
-        self._notify(nt.PeerMisbehaved(peer_id=peer.peer_id, reason=reason))
-        self._drop_peer(peer.peer_id, reason=reason, disconnect=True)
-        return True
-
-    def _send_absent(self, peer_id: str, segment_id: SegmentId, peer_request_id: int | None) -> None:
-        peer = self._peers.get(peer_id)
-        if peer is not None:
-            peer.absent_since_announcement.add(segment_id)
-        self._actions.append(
-            act.SendSegmentAbsent(peer_id=peer_id, segment_id=segment_id, peer_request_id=peer_request_id)
-        )
-
-    # ------------------------------------------------------------------ cut-through relays
-
-    def _start_relays(self, download: _Download) -> None:
-        """Start the waiting relays of ``download``'s segment once its size is known; stop those
-        whose announced size the response contradicts (the origin changed the segment)."""
-        total = download.total
-        if total is None:
-            return  # no size yet: they wait (and are served from the cache if it never comes)
-        sid = download.segment.id
-        if download.peer_ranges:
-            # It continues a peer's unchecked bytes: nothing of it is passed on before its checks.
-            for key, relay in list(self._relays.items()):
-                if relay.segment_id == sid:
-                    self._abort_relay(key)
-            return
-        for key, relay in list(self._relays.items()):
-            if relay.segment_id != sid:
-                continue
-            if relay.sent_upto is not None:
-                if relay.total != total:
-                    self._abort_relay(key)
-                continue
-            if relay.byte_offset >= total:
-                self._refuse_relay(key)
-                continue
-            have = download.take_bytes() if download.received > relay.byte_offset else b""
-            relay.total = total
-            relay.sent_upto = max(relay.byte_offset, download.received)
-            self._upload(
-                key, sid, have[relay.byte_offset :], byte_offset=relay.byte_offset, total=total, growing=True
-            )
-
-    def _extend_relays(self, download: _Download, chunk: bytes) -> None:
-        """Pass an HTTP chunk on to the started relays of its segment (each from where it is)."""
-        sid = download.segment.id
-        end = download.received
-        begin = end - len(chunk)
-        for key, relay in self._relays.items():
-            if relay.segment_id != sid or relay.sent_upto is None or relay.sent_upto >= end:
-                continue
-            # The chunks run contiguously from where the relay started, so sent_upto >= begin
-            # (after a response restarted from byte 0 it is further on: the repeat is skipped).
-            data = chunk[relay.sent_upto - begin :] if relay.sent_upto > begin else chunk
-            relay.sent_upto = end
-            self._actions.append(
-                act.ExtendUpload(peer_id=key[0], segment_id=sid, data=data, peer_request_id=key[1])
-            )
-            self._count_upload(key[0], len(data))
-
-    def _settle_relays(self, *, now: float) -> None:
-        """The HTTP downloads of these segments ended: complete their relays from the cache (a
-        waiting relay becomes an ordinary upload), or abort them when the segment did not come.
-        A segment whose HTTP download started again keeps its relays: they continue with it."""
-        for sid in self._relays_to_settle:
-            if sid in self._http_by_segment:
-                continue
-            entry = self._cache.get(sid, now=now)
-            size = len(entry.data) if entry is not None else None
-            for key, relay in list(self._relays.items()):
-                if relay.segment_id != sid:
-                    continue
-                if relay.sent_upto is not None:
-                    # Started: every chunk was passed on, so it is complete if the segment came
-                    # whole at the size it announced; otherwise it must stop.
-                    if relay.sent_upto == relay.total == size:
-                        del self._relays[key]  # its slot goes with the transport's UploadFinished
-                    else:
-                        self._abort_relay(key)
-                elif size is None:
-                    self._abort_relay(key)
-                elif relay.byte_offset >= size:
-                    self._refuse_relay(key)
-                else:  # it waited for a size that never came: the whole thing, from the cache
-                    assert entry is not None
-                    del self._relays[key]  # it keeps its slot (relay-like: not measured)
-                    data = entry.data[relay.byte_offset :]
-                    self._upload(key, sid, data, byte_offset=relay.byte_offset, total=size)
-        self._relays_to_settle.clear()
-
-    def _refuse_relay(self, key: tuple[str, int | None]) -> None:
-        """A waiting relay asked for bytes past the segment's end: "absent", as for a cached one."""
-        relay = self._relays.pop(key)
-        self._uploads.pop(key, None)
-        self._send_absent(key[0], relay.segment_id, key[1])
-
-    def _abort_relay(self, key: tuple[str, int | None]) -> None:
-        relay = self._relays.pop(key)
-        self._uploads.pop(key, None)
-        self._actions.append(
-            act.AbortUpload(peer_id=key[0], segment_id=relay.segment_id, peer_request_id=key[1])
-        )
-
-    def _drop_relays(self, peer_id: str, *, segment_id: SegmentId | None, waiting_only: bool) -> None:
-        """Forget ``peer_id``'s relays (of ``segment_id`` only, if given) that the peer replaced or
-        cancelled. A started one's slot is freed by the transport's UploadFinished; a waiting one
-        has nothing sending, so its slot is freed here."""
-        if not self._relays:
-            return
-        for key, relay in list(self._relays.items()):
-            if key[0] != peer_id or (segment_id is not None and relay.segment_id != segment_id):
-                continue
-            if relay.sent_upto is None:
-                del self._relays[key]
-                self._uploads.pop(key, None)
-            elif not waiting_only:
-                del self._relays[key]
 
     def _buffer_too_thin(self) -> bool:
         """``upload_min_buffer``: our own playback comes first. While less than that many seconds
@@ -1200,7 +968,7 @@ class Scheduler:
 
     # ------------------------------------------------------------------ finishing
 
-    def _finish(self, download: _Download, data: bytes, *, now: float) -> None:
+    def _finish(self, download: _AnyDownload, data: bytes, *, now: float) -> None:
         # A segment holding even one peer byte is checked as a P2P one, whichever source finished
         # it: an HTTP Range request continuing a liar's bytes must not launder them.
         if download.tainted_by:
@@ -1209,7 +977,8 @@ class Scheduler:
         from_peers = bool(download.peer_ranges)
         if (from_peers and self._validate_p2p) or self._config.segment_validator is not None:
             download.validating = True
-            download.header_deadline = None
+            if isinstance(download, _PeerDownload):
+                download.header_deadline = None
             self._actions.append(
                 act.ValidateSegment(
                     request_id=download.request_id,
@@ -1234,7 +1003,7 @@ class Scheduler:
         else:
             self._http_failed(event.request_id, "segment validator rejected the bytes", status=None, now=now)
 
-    def _reject_peer_bytes(self, download: _Download, *, now: float, blame: bool) -> None:
+    def _reject_peer_bytes(self, download: _AnyDownload, *, now: float, blame: bool) -> None:
         """The checks rejected a segment holding peers' bytes (``blame``), or it holds bytes of a
         peer dropped for misbehaving since. With ``blame`` the origin's bytes are taken to be right:
         the one peer that sent any is reported as misbehaving and disconnected; when several did,
@@ -1276,7 +1045,7 @@ class Scheduler:
         ):
             self._context.start_http(sid, now=now, continue_p2p=False)
 
-    def _store(self, download: _Download, data: bytes, *, now: float, verified: bool) -> None:
+    def _store(self, download: _AnyDownload, data: bytes, *, now: float, verified: bool) -> None:
         self._forget(download)
         peer_bytes = sum(r.length for r in download.peer_ranges)
         if verified:
@@ -1286,7 +1055,7 @@ class Scheduler:
         segment = download.segment
         self._cache.put(segment, data, now=now)
         self._announce_due = True
-        if download.source == "http":
+        if isinstance(download, _HttpDownload):
             self._http_segments += 1
             if download.started is not None and segment.duration > 0:
                 sample = (now - download.started) / segment.duration
@@ -1299,12 +1068,12 @@ class Scheduler:
                 segment_id=segment.id,
                 source=download.source,
                 size=len(data),
-                peer_id=download.peer_id,
+                peer_id=download.peer_id if isinstance(download, _PeerDownload) else None,
                 peer_bytes=peer_bytes,
                 verified=verified and peer_bytes > 0,
             )
         )
-        if download.compare_with is not None:
+        if isinstance(download, _HttpDownload) and download.compare_with is not None:
             self._compare_with_origin(segment, download.compare_with, data)
         suspects = self._suspect_bytes.pop(segment.id, ())
         if verified or not download.peer_ranges:
@@ -1350,22 +1119,9 @@ class Scheduler:
                 self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
                 self._drop_peer(peer_id, reason=reason, disconnect=True)
 
-    def _measure_upload(self, event: ev.UploadFinished, *, now: float) -> None:
-        """Fold a finished upload into our upload speed: media seconds sent per second."""
-        key = (event.peer_id, event.peer_request_id)
-        upload = self._uploads.pop(key, None)
-        self._relays.pop(key, None)
-        if upload is None or event.sent_bytes <= 0:
-            return
-        started, duration, total = upload
-        if total <= 0:
-            return  # a relay: its time includes waiting for the origin
-        speed = (event.sent_bytes / max(total, 1)) * duration / max(now - started, 1e-3)
-        self._upload_speed = _moving_average(self._upload_speed, speed)
-
-    def _measure_peer(self, download: _Download, size: int, *, now: float) -> None:
+    def _measure_peer(self, download: _PeerDownload, size: int, *, now: float) -> None:
         """Fold a finished P2P download into its peer's throughput (request to last byte)."""
-        peer = self._peers.get(download.peer_id or "")
+        peer = self._peers.get(download.peer_id)
         if peer is None or download.started is None:
             return
         peer.throughput = _moving_average(peer.throughput, size / max(now - download.started, 1e-3))
@@ -1377,9 +1133,7 @@ class Scheduler:
 
     def _announcement(self, *, peer_id: str | None) -> act.AnnounceSegments:
         # Whatever it was told "absent" for, the peer may ask again after this announcement.
-        for peer in self._peers.values() if peer_id is None else filter(None, [self._peers.get(peer_id)]):
-            peer.absent_since_announcement.clear()
-            peer.repeated_requests = 0
+        self._upload_desk.announced(peer_id)
         return act.AnnounceSegments(
             loaded=tuple(sorted(self._cache, key=SegmentId.sort_key)),
             loading_by_http=tuple(sorted(self._http_by_segment, key=SegmentId.sort_key)),
@@ -1473,7 +1227,7 @@ class _Context:
 
     @property
     def upload_speed(self) -> float | None:
-        return self._s._upload_speed
+        return self._s._upload_desk.upload_speed
 
     def peer_throughput(self, peer_id: str) -> float | None:
         peer = self._s._peers.get(peer_id)
@@ -1493,12 +1247,11 @@ class _Context:
 
     def p2p_progress(self, segment_id: SegmentId) -> P2PProgress | None:
         s = self._s
-        rid = s._p2p_by_segment.get(segment_id)
-        if rid is None:
+        if segment_id not in s._p2p_by_segment:
             return None
-        download = s._downloads[rid]
+        download = s._peer_download(segment_id)
         return P2PProgress(
-            peer_id=download.peer_id or "",
+            peer_id=download.peer_id,
             started=download.started if download.started is not None else 0.0,
             received=download.received,
             resumed_from=download.resume_from,
@@ -1513,3 +1266,38 @@ class _Context:
 
     def abort_p2p(self, segment_id: SegmentId) -> None:
         self._s._abort_p2p(segment_id, keep_bytes=False)
+
+
+class _DeskHost:
+    """The scheduler as its upload desk sees it (implements :class:`~p2ploader.core.uploads.UploadHost`)."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+
+    def emit(self, action: act.Action) -> None:
+        self._s._actions.append(action)
+
+    def notify(self, notification: nt.Notification) -> None:
+        self._s._notifications.append(notification)
+
+    def cached(self, segment_id: SegmentId, *, now: float) -> CachedSegment | None:
+        return self._s._cache.get(segment_id, now=now)
+
+    def segment(self, segment_id: SegmentId) -> Segment:
+        return self._s._segment(segment_id)
+
+    def http_download(self, segment_id: SegmentId) -> RelaySource | None:
+        s = self._s
+        rid = s._http_by_segment.get(segment_id)
+        return s._downloads[rid] if rid is not None else None
+
+    def buffer_too_thin(self) -> bool:
+        return self._s._buffer_too_thin()
+
+    def accepts_upload(self, segment: Segment, *, now: float) -> bool:
+        s = self._s
+        return s._policy.accepts_upload(s._context, segment, now=now)
+
+    def drop_misbehaving_peer(self, peer_id: str, reason: str) -> None:
+        self._s._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+        self._s._drop_peer(peer_id, reason=reason, disconnect=True)

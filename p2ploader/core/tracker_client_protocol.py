@@ -111,7 +111,7 @@ __all__ = [
     "SwarmUpdated",
     "TrackerClientProtocol",
     "TrackerClientSettings",
-    "TrackerClientStats",
+    "TrackerClientStatistics",
     "TrackerConnectionState",
     "TrackerExtension",
     "TrackerStatus",
@@ -354,7 +354,7 @@ class TrackerStatus:
 
 
 @attrs.frozen(kw_only=True)
-class TrackerClientStats:
+class TrackerClientStatistics:
     """A snapshot of a tracker client's figures."""
 
     trackers: tuple[TrackerStatus, ...]
@@ -532,8 +532,8 @@ class TrackerClientProtocol:
     def is_open(self, url: str) -> bool:
         return self._sessions[url].open
 
-    def statistics(self) -> TrackerClientStats:
-        return TrackerClientStats(
+    def statistics(self) -> TrackerClientStatistics:
+        return TrackerClientStatistics(
             trackers=tuple(session.status() for session in self._sessions.values()),
             pending_offers=len(self._pending),
             **self._counts,

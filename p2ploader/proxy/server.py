@@ -311,10 +311,10 @@ async def run_proxy_forever(
     pin_rendition: bool = False,
     lookahead: int | None = None,
     print_line: Callable[[str], None] = print,
-    stats_interval: float = 10.0,
+    statistics_interval: float = 10.0,
 ) -> None:
     """Run a proxy until cancelled (for a ``p2ploader proxy`` command): print the URL to open in a
-    player, then a line of figures every ``stats_interval`` seconds. The keyword arguments are
+    player, then a line of figures every ``statistics_interval`` seconds. The keyword arguments are
     :class:`HlsProxy`'s; errors opening the stream or binding the address are raised."""
     with warning_shown_by_caller():  # the status lines print it, as one line
         async with open_proxy(
@@ -333,17 +333,17 @@ async def run_proxy_forever(
             print_line(f"  ffplay {proxy.url}")
             print_line(f"  mpv {proxy.url}")
             print_line(f"  vlc {proxy.url}")
-            await _print_status_forever(proxy, print_line, stats_interval)
+            await _print_status_forever(proxy, print_line, statistics_interval)
 
 
 async def _print_status_forever(
-    proxy: HlsProxy, print_line: Callable[[str], None], stats_interval: float
+    proxy: HlsProxy, print_line: Callable[[str], None], statistics_interval: float
 ) -> None:
-    """A line of figures every ``stats_interval`` seconds, and the "P2P is off" warning once while
+    """A line of figures every ``statistics_interval`` seconds, and the "P2P is off" warning once while
     it lasts."""
     warned: str | None = None
     while True:
-        await asyncio.sleep(stats_interval)
+        await asyncio.sleep(statistics_interval)
         s = proxy.statistics()
         trackers = s.loader.trackers
         print_line(

@@ -453,7 +453,7 @@ class ModelledPeers:
                 if target is None:
                     loop.call_soon(
                         self.feed_if_alive,
-                        ev.PeerRequestFailed(request_id=action.request_id, reason="peer gone"),
+                        ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone"),
                     )
                     return
                 request = ev.PeerRequestedSegment(
@@ -464,7 +464,7 @@ class ModelledPeers:
                 )
                 handle = loop.call_later(self.network.latency(self, target), target.feed_if_alive, request)
                 target._transfers[(self.peer_id, action.request_id)] = _Request(handle)
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 target = self.neighbours.get(action.peer_id)
                 if target is not None:
                     target._end_transfer((self.peer_id, action.request_id))
@@ -479,7 +479,7 @@ class ModelledPeers:
                 if target is not None and action.peer_request_id is not None:
                     # The request's record goes; an aborted upload stops and frees the uplink.
                     self._end_transfer((action.peer_id, action.peer_request_id))
-                    failed = ev.PeerRequestFailed(
+                    failed = ev.PeerDownloadFailed(
                         request_id=action.peer_request_id, reason="absent", absent=True
                     )
                     loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)

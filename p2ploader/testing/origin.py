@@ -38,9 +38,9 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
   a status code, a delay, a body cut after some bytes (the full ``Content-Length`` is still
   announced, then the connection is closed) or a wrong ``Content-Range``. :meth:`freeze_live`
   and :meth:`rollback_live` make the live playlists stale or go backwards.
-* **Stats.** Every body byte written to a socket is counted under a lock as segment, playlist or
+* **Statistics.** Every body byte written to a socket is counted under a lock as segment, playlist or
   other bytes (by what was served, see :func:`resource_kind`), so truncated and ranged responses
-  count what actually left the server; :meth:`OriginServer.stats` returns a frozen snapshot.
+  count what actually left the server; :meth:`OriginServer.statistics` returns a frozen snapshot.
 * **CORS.** Off unless ``cors=True``: then every response carries
   ``Access-Control-Allow-Origin: *``, which lets a page from *any* website read every file under
   ``root`` through the user's browser. Browser players on another local port (the browser interop
@@ -53,7 +53,7 @@ Example::
         live_url = origin.url_for("live/v0/index.m3u8")
         origin.inject("seg_3.ts", status=503, times=1)
         ...
-        origin_bytes = origin.stats().segment_bytes_sent
+        origin_bytes = origin.statistics().segment_bytes_sent
 """
 
 from __future__ import annotations
@@ -82,7 +82,14 @@ import attrs
 
 from p2ploader.errors import BindError, ConfigError, UsageError
 
-__all__ = ["LiveSettings", "OriginServer", "OriginStats", "ResourceKind", "content_type_for", "resource_kind"]
+__all__ = [
+    "LiveSettings",
+    "OriginServer",
+    "OriginStatistics",
+    "ResourceKind",
+    "content_type_for",
+    "resource_kind",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -166,7 +173,7 @@ def content_type_for(path: str) -> str:
 
 
 def resource_kind(path: str) -> ResourceKind:
-    """How :class:`OriginStats` counts the bytes of the VOD file ``path``.
+    """How :class:`OriginStatistics` counts the bytes of the VOD file ``path``.
 
     ``.m3u8``/``.m3u`` are playlists; media suffixes (``.ts``, ``.m4s``, ``.mp4`` — init sections
     included —, ``.aac``, ``.m4a``, ``.mp3``, ``.vtt``, …) are segments; anything else (``.key``,
@@ -253,9 +260,9 @@ def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
 
 
 @attrs.frozen(kw_only=True)
-class OriginStats:
+class OriginStatistics:
     """A snapshot of what an :class:`OriginServer` has served since it started (or since
-    :meth:`OriginServer.reset_stats`).
+    :meth:`OriginServer.reset_statistics`).
 
     Byte counts are body bytes written to sockets (headers excluded), so a truncated or ranged
     response counts only what was sent. A chunk is counted just before it is handed to the
@@ -289,8 +296,8 @@ class OriginStats:
         return self.path_requests.get(path, 0)
 
 
-class _StatsCounter:
-    """The mutable counters behind :class:`OriginStats`; every method takes the lock."""
+class _StatisticsCounter:
+    """The mutable counters behind :class:`OriginStatistics`; every method takes the lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -319,9 +326,9 @@ class _StatsCounter:
             self._paths = {}
             self._requests = 0
 
-    def snapshot(self) -> OriginStats:
+    def snapshot(self) -> OriginStatistics:
         with self._lock:
-            return OriginStats(
+            return OriginStatistics(
                 requests=self._requests,
                 bytes_sent=sum(self._bytes.values()),
                 segment_bytes_sent=self._bytes["segment"],
@@ -1087,7 +1094,7 @@ class OriginServer:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._stopping = threading.Event()
-        self._stats = _StatsCounter()
+        self._stats = _StatisticsCounter()
         self._lock = threading.Lock()  # faults, live state and the playlist cache
         self._faults: list[_Fault] = []
         self._frozen_at: float | None = None
@@ -1188,11 +1195,11 @@ class OriginServer:
 
     # -- stats -----------------------------------------------------------------------------------
 
-    def stats(self) -> OriginStats:
+    def statistics(self) -> OriginStatistics:
         """A consistent snapshot of the counters."""
         return self._stats.snapshot()
 
-    def reset_stats(self) -> None:
+    def reset_statistics(self) -> None:
         """Set every counter back to zero."""
         self._stats.reset()
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from p2ploader.tracker.server import (
     TrackerLimits,
     TrackerServer,
-    TrackerStats,
+    TrackerStatistics,
     run_tracker_forever,
     serve_tracker,
 )
 
-__all__ = ["TrackerLimits", "TrackerServer", "TrackerStats", "run_tracker_forever", "serve_tracker"]
+__all__ = ["TrackerLimits", "TrackerServer", "TrackerStatistics", "run_tracker_forever", "serve_tracker"]

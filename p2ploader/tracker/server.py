@@ -52,14 +52,14 @@ from p2ploader.tracker.state import (
     TrackerConnection,
     TrackerLimits,
     TrackerState,
-    TrackerStats,
+    TrackerStatistics,
     address_key,
 )
 
 __all__ = [
     "TrackerLimits",
     "TrackerServer",
-    "TrackerStats",
+    "TrackerStatistics",
     "address_key",
     "run_tracker_forever",
     "serve_tracker",
@@ -201,7 +201,7 @@ class TrackerServer:
 
     # ------------------------------------------------------------------ introspection
 
-    def statistics(self) -> TrackerStats:
+    def statistics(self) -> TrackerStatistics:
         return self.state.statistics()
 
     def host_client_tree(self, info_hash: bytes) -> dict[bytes, tuple[bytes, ...]]:

@@ -117,7 +117,7 @@ __all__ = [
     "TrackerConnection",
     "TrackerLimits",
     "TrackerState",
-    "TrackerStats",
+    "TrackerStatistics",
     "address_key",
 ]
 
@@ -201,7 +201,7 @@ class TrackerLimits:
 
 
 @attrs.frozen(kw_only=True)
-class TrackerStats:
+class TrackerStatistics:
     """A snapshot of the tracker's figures."""
 
     connections: int
@@ -339,7 +339,7 @@ class _RequestError(Exception):
         self.reason = reason
         self.info_hash = info_hash
         self.protocol = protocol
-        self.counter = counter  # a TrackerStats figure this refusal adds one to
+        self.counter = counter  # a TrackerStatistics figure this refusal adds one to
 
 
 def _refusal(reason: str, info_hash: str, counter: str | None = None) -> _RequestError:
@@ -464,8 +464,8 @@ class TrackerState:
 
     # ------------------------------------------------------------------ introspection
 
-    def statistics(self) -> TrackerStats:
-        return TrackerStats(
+    def statistics(self) -> TrackerStatistics:
+        return TrackerStatistics(
             connections=len(self._connections),
             swarms=len(self._swarms),
             peers=self._peer_count,

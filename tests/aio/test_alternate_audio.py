@@ -110,7 +110,7 @@ async def test_audio_false_loads_the_variant_alone(av: Path) -> None:
             assert loader.audio is None
             got = [s.data async for s in loader.segments()]
             stats = loader.statistics()
-        requested = set(origin.stats().path_requests)
+        requested = set(origin.statistics().path_requests)
     assert got == files(av, "video")
     assert set(stats.by_media_type) == {"video"} and stats.http_bytes == sum(map(len, got))
     assert "/video/index.m3u8" in requested

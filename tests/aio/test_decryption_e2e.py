@@ -65,7 +65,7 @@ async def test_the_bundled_sample_is_handed_over_as_plaintext() -> None:
             got = [s async for s in loader.segments()]
             cache = loader._scheduler.cache
             cached = {sid.sequence: cache.get(sid, now=0.0) for sid in cache}
-        key_requests = origin.stats().requests_for("/key.bin")
+        key_requests = origin.statistics().requests_for("/key.bin")
     assert len(got) == 10 and all(s.decrypted for s in got)
     for loaded in got:
         number = loaded.segment.id.sequence
@@ -86,7 +86,7 @@ async def test_by_default_the_bytes_are_handed_over_as_published() -> None:
             first = await loader.get_segment(loader.playlist.segments[0], decrypt=True)
         async with open_loader(origin.url_for("master.m3u8"), config=DECRYPT) as loader:
             raw = [s async for s in loader.segments(decrypt=False)]
-        key_requests = origin.stats().requests_for("/key.bin")
+        key_requests = origin.statistics().requests_for("/key.bin")
     assert [s.data for s in got] == ciphertext and not any(s.decrypted for s in got)
     assert first.decrypted and first.data == CLEAR_TWIN[0]
     assert [s.data for s in raw] == ciphertext
@@ -101,7 +101,7 @@ async def test_rotating_keys_without_iv_decrypt_with_the_media_sequence_number(
     with OriginServer(rotating_aes_stream) as origin:
         async with open_loader(origin.url_for("master.m3u8"), config=DECRYPT) as loader:
             got = [s async for s in loader.segments()]
-        stats = origin.stats()
+        stats = origin.statistics()
     assert len(got) == 6 and all(s.decrypted for s in got)
     for loaded in got:
         number = loaded.segment.id.sequence
@@ -120,7 +120,7 @@ async def test_concurrent_first_requests_for_a_key_share_one_fetch() -> None:
             keys = await asyncio.gather(*(loader.fetch_key(s) for s in segments))
             # Decrypting every segment at once asks for the key again: served from memory.
             plain = await asyncio.gather(*(loader.get_segment(s, decrypt=True) for s in segments))
-        key_requests = origin.stats().requests_for("/key.bin")
+        key_requests = origin.statistics().requests_for("/key.bin")
     assert keys == [(AES / "key.bin").read_bytes()] * 10
     assert [p.data for p in plain] == CLEAR_TWIN
     assert key_requests == 1
@@ -134,10 +134,10 @@ async def test_a_failed_key_fetch_fails_every_waiter_and_the_next_caller_tries_a
         async with open_loader(origin.url_for("master.m3u8"), config=FAST) as loader:
             segments = loader.playlist.segments[:3]
             failures = await asyncio.gather(*(loader.fetch_key(s) for s in segments), return_exceptions=True)
-            assert origin.stats().requests_for("/key.bin") == 1
+            assert origin.statistics().requests_for("/key.bin") == 1
             (root / "key.bin").write_bytes(key)
             assert await loader.fetch_key(segments[0]) == key
-        assert origin.stats().requests_for("/key.bin") == 2
+        assert origin.statistics().requests_for("/key.bin") == 2
     assert all(isinstance(f, HttpStatusError) and f.status == 404 for f in failures), failures
 
 
@@ -151,7 +151,7 @@ async def test_a_waiter_that_gives_up_does_not_cancel_the_shared_fetch() -> None
             await asyncio.sleep(0.1)
             impatient.cancel()
             assert await asyncio.wait_for(patient, 10) == (AES / "key.bin").read_bytes()
-        assert origin.stats().requests_for("/key.bin") == 1
+        assert origin.statistics().requests_for("/key.bin") == 1
 
 
 @pytest.mark.parametrize(
@@ -174,7 +174,7 @@ async def test_methods_we_do_not_decrypt_are_a_typed_error(tmp_path: Path, tag: 
                 await loader.get_segment(loader.playlist.segments[0])
             # Without decryption the segment passes as published.
             loaded = await loader.get_segment(loader.playlist.segments[0], decrypt=False)
-        key_requests = origin.stats().requests_for("/key.bin")
+        key_requests = origin.statistics().requests_for("/key.bin")
     assert info.value.method == method and info.value.segment == "v0#0"
     assert loaded.data == ciphertext[0] and not loaded.decrypted
     assert key_requests == 0  # nothing to decrypt with: the key is not even fetched

@@ -81,7 +81,7 @@ async def test_three_decrypting_viewers_share_the_ciphertext(loopback: None, tra
                 }
                 for loader, ids in zip(loaders, from_peers, strict=True)
             ]
-        key_requests = origin.stats().requests_for("/key.bin")
+        key_requests = origin.statistics().requests_for("/key.bin")
 
     # Every viewer played plaintext, each segment the clear twin's bytes.
     for segments in got:

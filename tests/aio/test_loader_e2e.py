@@ -58,7 +58,7 @@ async def test_vod_segments_equal_the_origin_bytes(sample: str, rendition: str, 
             cache = loader._scheduler.cache
             assert cache.total_bytes == sum(map(len, want))
             assert {sid.rendition for sid in cache} == {rendition}
-        assert origin.stats().requests >= 1
+        assert origin.statistics().requests >= 1
 
 
 async def test_live_stream_follows_the_window_across_a_loop() -> None:
@@ -119,8 +119,8 @@ async def test_truncated_and_failing_origin_responses_still_give_exact_bytes() -
         assert got == want
         # The truncated segment was resumed with a Range request, not fetched twice whole:
         # the origin sent each segment byte exactly once.
-        assert origin.stats().requests_for("/240p/seg_00001.ts") == 2
-        assert origin.stats().segment_bytes_sent == sum(map(len, want))
+        assert origin.statistics().requests_for("/240p/seg_00001.ts") == 2
+        assert origin.statistics().segment_bytes_sent == sum(map(len, want))
 
 
 async def test_a_missing_segment_raises_a_typed_error() -> None:

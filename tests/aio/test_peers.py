@@ -152,20 +152,27 @@ async def test_uploads_to_different_peers_take_turns_first_come_first_served(loo
         await connect(seeder, first)
         await connect(seeder, second)
         manager = seeder.peers
-        feed, send_command = manager._feed, manager._send_command
+        feed = manager._feed
 
         def record_feed(event: ev.Event) -> None:
             if isinstance(event, ev.PeerRequestedSegment):
                 log.append(("request", event.peer_id))
             feed(event)
 
-        def record_command(state: Any, command: wire.Command) -> None:
-            if isinstance(command, wire.SegmentData | wire.SegmentDataSendingCompleted):
-                log.append((type(command).__name__, state.link.peer_id))
-            send_command(state, command)
+        def record_sends(link: Any) -> None:
+            send, decoder = link.send, wire.WireDecoder()
+
+            def record_send(message: bytes) -> bool:
+                for item in decoder.receive(message):
+                    if isinstance(item, wire.SegmentData | wire.SegmentDataSendingCompleted):
+                        log.append((type(item).__name__, link.peer_id))
+                return bool(send(message))
+
+            link.send = record_send
 
         manager._feed = record_feed  # type: ignore[method-assign]
-        manager._send_command = record_command  # type: ignore[method-assign]
+        for state in manager._peers.values():
+            record_sends(state.link)
         for viewer in (first, second):
             viewer.driver.feed(ev.PlaybackMoved(position=0.0))
             viewer.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))  # 3 from the seeder
@@ -218,10 +225,11 @@ async def test_a_receiver_that_stops_acknowledging_loses_its_upload_and_the_link
         sctp._receive_data_chunk = drop
         loop = asyncio.get_running_loop()
         asked = loop.time()
-        downloader.peers._send_command(state, wire.SegmentRequest(segment_id=3, request_id=1))
+        for message in wire.encode_command(wire.SegmentRequest(segment_id=3, request_id=1)):
+            assert state.link.send(message)
         await wait_until(lambda: seeder.peers.statistics().protocol_errors == 1)
         assert loop.time() - asked >= 1.0
-        assert seeder.scheduler._uploads == {}  # the slot is free
+        assert seeder.scheduler._upload_desk.active == 0  # the slot is free
         assert not seeder.peers._uplink_turn.locked()  # and the turn
         await wait_until(lambda: seeder.scheduler.statistics().peers == 0)
     finally:
@@ -390,7 +398,7 @@ async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
                 assert all(f.segment.id != segments[3].id for f in downloader_http.started)
                 # Our one request was answered (not "absent", then asked again once the seeder had it).
                 assert downloader.scheduler.statistics().p2p_failures == 0
-                stats = origin.stats()
+                stats = origin.statistics()
                 assert stats.requests_for("/s3.ts") == 2  # the cut-off answer and the rest
             finally:
                 await asyncio.gather(seeder.peers.aclose(), downloader.peers.aclose())

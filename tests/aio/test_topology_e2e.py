@@ -105,10 +105,10 @@ async def test_nine_loaders_one_level_tree_offloads_two_thirds_and_survives_a_ho
             # Warm-up: a client's first two segments are required at once and come over HTTP (the
             # host had them before the client was there to ask); measure the steady state after it.
             await asyncio.sleep(6.0)
-            origin_before = origin.stats().segment_bytes_sent
+            origin_before = origin.statistics().segment_bytes_sent
             loaded_before = sum(x.statistics().total_bytes for x in (*hosts, *clients))
             await asyncio.sleep(14.0)
-            origin_share = (origin.stats().segment_bytes_sent - origin_before) / (
+            origin_share = (origin.statistics().segment_bytes_sent - origin_before) / (
                 sum(x.statistics().total_bytes for x in (*hosts, *clients)) - loaded_before
             )
             served = [{p for p, n in h.statistics().uploaded_bytes_by_peer.items() if n > 0} for h in hosts]

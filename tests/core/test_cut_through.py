@@ -111,7 +111,7 @@ def test_a_response_without_size_serves_the_waiting_request_from_the_cache() -> 
 def test_a_cancelled_waiting_request_frees_its_slot_and_sends_nothing() -> None:
     h, rid = loading_segment_0(max_concurrent_uploads=1)
     h.send(ev.PeerRequestedSegment(peer_id="A", segment_id=sid(0), peer_request_id=1))
-    h.send(ev.PeerCancelledRequest(peer_id="A", segment_id=sid(0)))
+    h.send(ev.PeerCancelledUpload(peer_id="A", segment_id=sid(0)))
     h.complete_http(rid, size=SEGMENT_SIZE)
     assert uploads(h) == []
     h.send(ev.PeerRequestedSegment(peer_id="A", segment_id=sid(0), peer_request_id=2))

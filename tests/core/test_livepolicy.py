@@ -326,7 +326,7 @@ def test_a_holder_that_was_busy_keeps_us_from_seeding_the_segment() -> None:
     h.complete_http(h.http_request_for(0))
     assert h.http_loading() == set()
     rid = h.p2p_request_for(n)
-    h.send(ev.PeerRequestFailed(request_id=rid, reason="absent", absent=True))
+    h.send(ev.PeerDownloadFailed(request_id=rid, reason="absent", absent=True))
     assert n not in h.http_loading() and n not in h.p2p_loading()
     h.announce("A", loaded=[n], loading=others)  # a new announcement: asked again
     assert h.p2p_loading() == {n: "A"}
@@ -401,7 +401,7 @@ def test_a_download_behind_pace_moves_with_its_bytes_to_an_idle_holder() -> None
     assert h.p2p_loading() == {1: "A"}, "judged after pace_patience (0.5 s)"
     h.advance(0.31)
     assert h.p2p_loading() == {1: "B"}
-    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == first for a in h.actions)
+    assert any(isinstance(a, act.CancelPeerDownload) and a.request_id == first for a in h.actions)
     assert h.p2p_requests()[-1].byte_offset == 10
     assert not h.http_starts()[1:], "still P2P: the critical window is 8.5 s away"
 

@@ -65,7 +65,7 @@ def test_a_moved_download_keeps_its_bytes_and_asks_the_new_peer_for_the_rest() -
 
     ctx.move_p2p(sid(3), "B", now=h.now)
     h.send(ev.PlaybackMoved(position=0.0))
-    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == first for a in h.actions)
+    assert any(isinstance(a, act.CancelPeerDownload) and a.request_id == first for a in h.actions)
     (request,) = [r for r in h.p2p_requests() if r.peer_id == "B"]
     assert request.byte_offset == 300
     assert ctx.peer_throughput("A") == pytest.approx(300 / 1.0), "measured on what it delivered"
@@ -166,7 +166,7 @@ def test_a_peer_that_says_absent_part_way_leaves_its_bytes_for_the_next_source()
     first = _start(h, "A")
     h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
     h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 300))
-    h.send(ev.PeerRequestFailed(request_id=first, reason="absent", absent=True))
+    h.send(ev.PeerDownloadFailed(request_id=first, reason="absent", absent=True))
     second = _start(h, "B")
     assert h.p2p_requests()[-1].byte_offset == 300
     h.send(ev.PeerResponseStarted(request_id=second, total_bytes=SEGMENT_SIZE))

@@ -102,7 +102,7 @@ def test_high_demand_cuts_a_p2p_download_over_to_http_when_a_slot_frees() -> Non
     h.complete_http(h.http_request_for(0))
     # Segment 2 is high-demand and HTTP is free again: HTTP takes over, the peer request is cancelled.
     assert h.http_loading() == {1, 2}
-    cancels = h.of_type(act.CancelPeerRequest)
+    cancels = h.of_type(act.CancelPeerDownload)
     assert [c.request_id for c in cancels] == [p2p_rid]
     # A is idle again and has segment 3, also high-demand: it falls back to A.
     assert h.p2p_loading() == {3: "A"}
@@ -197,7 +197,7 @@ def test_slot_stealing_for_a_segment_a_peer_has_loaded() -> None:
     # C has 11 loaded: the last P2P download later in the queue (15) gives up its slot.
     h.connect("C", loaded=[11])
     assert h.p2p_loading() == {11: "C", 14: "A"}
-    assert [c.request_id for c in h.of_type(act.CancelPeerRequest)] == [rid_15]
+    assert [c.request_id for c in h.of_type(act.CancelPeerDownload)] == [rid_15]
     # 15 waits: nothing later than it to steal from.
     h.advance(0.5)
     assert h.p2p_loading() == {11: "C", 14: "A"}
@@ -223,7 +223,7 @@ def test_loads_that_leave_the_window_queue_are_cancelled() -> None:
     assert h.p2p_loading() == {17: "A"}
     h.announce("A", loaded=[17])  # 16 no longer known: the 2.2 queue ends before 17
     assert h.p2p_loading() == {}
-    assert len(h.of_type(act.CancelPeerRequest)) == 1
+    assert len(h.of_type(act.CancelPeerDownload)) == 1
 
 
 # ---------------------------------------------------------------- random HTTP prefetch

@@ -132,7 +132,7 @@ def test_required_segment_moves_from_peer_to_http_and_discards_bytes_without_ran
     h.play_at(2)  # segment 3 becomes required (priority 1) while still coming from the peer
     start = h.http_starts()[-1]
     assert start.segment.id == sid(3) and start.resume_from == 0
-    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == rid for a in h.actions)
+    assert any(isinstance(a, act.CancelPeerDownload) and a.request_id == rid for a in h.actions)
 
 
 def test_http_download_ranges_continues_an_aborted_p2p_download() -> None:
@@ -388,7 +388,7 @@ def test_p2p_segment_download_timeout_cancels_and_drops_a_silent_peer() -> None:
     assert (
         act.DisconnectPeer(peer_id="A", reason="no answer within p2p_segment_download_timeout") in h.actions
     )
-    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == rid for a in h.actions)
+    assert any(isinstance(a, act.CancelPeerDownload) and a.request_id == rid for a in h.actions)
     assert h.scheduler.statistics().peers == 0
 
 
@@ -408,7 +408,7 @@ def test_peer_absent_removes_the_segment_from_its_map() -> None:
     h.connect("A", loaded=[3])
     h.play_at(0)
     h.request(0)
-    h.send(ev.PeerRequestFailed(request_id=h.p2p_request_for(3), reason="absent", absent=True))
+    h.send(ev.PeerDownloadFailed(request_id=h.p2p_request_for(3), reason="absent", absent=True))
     assert h.p2p_loading() == {}
     assert h.scheduler.statistics().peers == 1
     ctx = h.scheduler._context
@@ -692,7 +692,7 @@ def test_p2p_stall_timeout_drops_the_request_and_http_continues_from_the_bytes_h
     assert h.p2p_loading() == {3: "A"}
     h.advance(0.2)  # two seconds without a byte
     assert h.p2p_loading() == {}
-    assert any(isinstance(a, act.CancelPeerRequest) and a.request_id == rid for a in h.actions)
+    assert any(isinstance(a, act.CancelPeerDownload) and a.request_id == rid for a in h.actions)
     assert not any(isinstance(a, act.DisconnectPeer) for a in h.actions)  # slow is not misbehaving
     h.complete_http(h.http_request_for(0))
     h.complete_http(h.http_request_for(1))

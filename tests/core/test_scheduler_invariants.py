@@ -138,7 +138,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         if outcome == "complete":
             h.complete_p2p(rid)
         elif outcome == "absent":
-            h.send(ev.PeerRequestFailed(request_id=rid, reason="absent", absent=True))
+            h.send(ev.PeerDownloadFailed(request_id=rid, reason="absent", absent=True))
         elif outcome == "too-many":
             h.send(ev.PeerResponseStarted(request_id=rid, total_bytes=10))
             h.send(ev.PeerChunkReceived(request_id=rid, data=b"x" * 11))

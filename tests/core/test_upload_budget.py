@@ -15,7 +15,8 @@ from p2ploader.core.peer_limits import (
     announcement_id_limit,
     segment_size_limit,
 )
-from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, REPEATS_BEFORE_STRIKE
+from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
+from p2ploader.core.uploads import REPEATS_BEFORE_STRIKE
 from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 QUIET = LoaderConfig().evolve(http_download_probability=0.0)
@@ -88,7 +89,8 @@ def test_a_flooder_gets_at_most_burst_plus_rate_times_the_window() -> None:
         else:
             refused += 1
         h.now += 0.01
-        h.scheduler._peers["A"].absent_since_announcement.clear()  # repeats are another test
+        # Repeats are another test.
+        h.scheduler._upload_desk._requesters["A"].absent_since_announcement.clear()
     media_seconds = served * DURATION
     assert media_seconds <= 20.0 + 1.0 * 65.0 + DURATION  # burst + rate * window + one segment
     assert uploaded(h, "A") <= (20.0 + 65.0 + DURATION) / DURATION * SEGMENT_SIZE
@@ -124,7 +126,7 @@ def test_the_default_budget_bounds_a_flooder() -> None:
     for request_id in range(5000):  # 50 s at 100 requests/s
         ask(h, "A", request_id % 30, request_id)
         h.now += 0.01
-        h.scheduler._peers["A"].absent_since_announcement.clear()
+        h.scheduler._upload_desk._requesters["A"].absent_since_announcement.clear()
     assert uploaded(h, "A") <= (600.0 + 4.0 * 50.0 + DURATION) / DURATION * SEGMENT_SIZE
     assert h.scheduler.statistics().uploads_over_budget > 4000
 

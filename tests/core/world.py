@@ -244,7 +244,7 @@ class World:
                 self._aborted_http.add(action.request_id)
             case act.RequestFromPeer():
                 self._at(self.now + self.p2p_latency, lambda: self._peer_answer(action))
-            case act.CancelPeerRequest():
+            case act.CancelPeerDownload():
                 self._cancelled_p2p.add(action.request_id)
             case act.DisconnectPeer():
                 self.peers.pop(action.peer_id, None)
@@ -283,7 +283,7 @@ class World:
             reply = Reply(chunks=(reply,))
         rid = action.request_id
         if reply.absent:
-            self._feed(ev.PeerRequestFailed(request_id=rid, reason="absent", absent=True))
+            self._feed(ev.PeerDownloadFailed(request_id=rid, reason="absent", absent=True))
             return
         total = len(truth) if reply.total_bytes is None else reply.total_bytes
         self._feed(ev.PeerResponseStarted(request_id=rid, total_bytes=total))

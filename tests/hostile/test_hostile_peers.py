@@ -5,6 +5,11 @@ Each test runs a real loader against the real local origin, connects one scripte
 checks four things: the player got the origin's bytes, it never stalled (an HTTP-only player does
 not stall on loopback either), the peer was disconnected or scored down with a notification saying
 why, and the loader's books stayed bounded.
+
+The wire protocol's own rules (header matching, sizes, garbage frames, oversized commands, bytes
+after a cancel, the flood guard) are tested without a socket in ``tests/core/test_peer_protocol.py``
+and their wiring in ``tests/aio/test_peer_wiring.py``; here one case per way a violation takes
+through the loader is kept (during a download, without one, at the header, as a flood).
 """
 
 from __future__ import annotations
@@ -135,16 +140,16 @@ def assert_bounded(s: Session) -> None:
     loader, cfg = s.loader, s.loader.config
     scheduler = loader._scheduler
     assert len(scheduler._downloads) <= cfg.simultaneous_http_downloads + cfg.simultaneous_p2p_downloads
-    assert len(scheduler._uploads) <= cfg.max_concurrent_uploads
+    assert scheduler._upload_desk.active <= cfg.max_concurrent_uploads
     assert len(scheduler._stalled_bytes) <= len(WANT)
     for peer in scheduler._peers.values():
         assert len(peer.loaded) <= wire.DEFAULT_MAX_ANNOUNCED_IDS
     manager = loader._peers
     assert manager is not None and len(manager._peers) <= cfg.max_peers
     for state in manager._peers.values():
-        pending = state.decoder.pending_command_bytes
+        pending = state.protocol.pending_command_bytes
         assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
-        assert len(state.cancelled) <= 16
+        assert len(state.protocol._cancelled) <= 16
     assert all(len(b) <= 1024 for b in loader._bans.values())
 
 
@@ -250,29 +255,6 @@ async def test_more_bytes_than_announced(tracker: TrackerServer) -> None:
         assert not s.connected()
 
 
-async def test_fewer_bytes_than_announced(tracker: TrackerServer) -> None:
-    async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-        data = peer.data_for(request)
-        assert data is not None
-        await peer.send_data(request, data[:-5000], size=len(data))
-
-    async with session(tracker, respond) as s:
-        report, got = await play_and_wait(s, lambda: s.misbehaved(), "misbehaviour reported")
-        assert_played_well(s, report, got)
-        assert any("announced" in r for r in s.misbehaved()), s.misbehaved()
-        assert not s.connected()
-
-
-async def test_an_impossible_size(tracker: TrackerServer) -> None:
-    async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-        peer.send(wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=2**40))
-
-    async with session(tracker, respond) as s:
-        report, got = await play_and_wait(s, lambda: s.misbehaved(), "misbehaviour reported")
-        assert_played_well(s, report, got)
-        assert any("impossible size" in r for r in s.misbehaved()), s.misbehaved()
-
-
 # ------------------------------------------------------------- lies about holdings, silence, slowness
 
 
@@ -352,8 +334,6 @@ async def test_trickles_bytes(tracker: TrackerServer) -> None:
     "garbage",
     [
         pytest.param(b"\x47" * 1000, id="data-without-header"),
-        pytest.param(wire.CSTR + b"\xff\x00garbage" + wire.CEND, id="undecodable-command"),
-        pytest.param(wire.DSTR + b"x" + wire.CEND, id="bad-framing"),
     ],
 )
 async def test_garbage_frames(tracker: TrackerServer, garbage: bytes) -> None:
@@ -365,26 +345,7 @@ async def test_garbage_frames(tracker: TrackerServer, garbage: bytes) -> None:
         assert_played_well(s, report, got)
 
 
-async def test_oversized_command(tracker: TrackerServer) -> None:
-    async with session(tracker) as s:
-        # A command that never ends: chunk after chunk past the decoder's 1 MiB bound.
-        body = b"\x00" * 60_000
-        s.peer.send_raw(wire.CSTR + body + wire.DEND)
-        for _ in range(wire.DEFAULT_MAX_COMMAND_SIZE // len(body) + 2):
-            s.peer.send_raw(wire.DSTR + body + wire.DEND)
-            state = s.loader._peers._peers.get(s.peer.hex_id) if s.loader._peers else None
-            if state is not None:
-                pending = state.decoder.pending_command_bytes
-                assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
-            await asyncio.sleep(0.005)
-        await wait_until(lambda: s.misbehaved(), what="misbehaviour reported")
-        assert any("longer than" in r for r in s.misbehaved()), s.misbehaved()
-        await wait_until(lambda: not s.connected(), what="disconnected")
-        report, got = await watch(s, 3.0)
-        assert_played_well(s, report, got)
-
-
-@pytest.mark.parametrize("kind", ["announcements", "requests"])
+@pytest.mark.parametrize("kind", ["announcements"])
 async def test_floods(tracker: TrackerServer, kind: str) -> None:
     async with session(tracker) as s:
         for index in range(2000):
@@ -666,44 +627,6 @@ async def test_a_segment_bigger_than_the_bitrate_allows_is_refused_before_its_by
         )
         assert s.loader.statistics().p2p_bytes == 0  # not one junk byte absorbed
         assert not s.connected()
-
-
-async def test_bytes_sent_after_a_cancel_count(tracker: TrackerServer) -> None:
-    """A peer sends half a segment, stalls until we cancel, then keeps sending: bytes in flight up
-    to what its header announced are dropped quietly; beyond that it is a violation (a strike and
-    a disconnect), not megabytes silently thrown away. (Were it to answer our next request with a
-    header, the bytes would count towards that one, which a sender-side excess already catches.)"""
-    sent_after_cancel: list[int] = []
-
-    async def keeps_sending(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-        if len(peer.requests) > 1:
-            return  # the next request gets no header: its data would be the cancelled one's
-        data = peer.data_for(request)
-        assert data is not None
-        peer.send(
-            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=len(data))
-        )
-        peer.send_raw(data[: len(data) // 2])
-        await wait_until(
-            lambda: any(isinstance(i, wire.CancelSegmentRequest) for i in peer.received), what="our cancel"
-        )
-        junk = b"\x00" * CHUNK_SIZE
-        for _ in range(320):  # 5 MB
-            if peer.closed.is_set():
-                break
-            peer.send_raw(junk)
-            sent_after_cancel.append(len(junk))
-            await asyncio.sleep(0.001)
-
-    async with session(tracker, keeps_sending) as s:
-        report, got = await play_and_wait(
-            s,
-            lambda: any("after we cancelled" in r for r in s.misbehaved()),
-            "the flood noticed",
-            seconds=6.0,
-        )
-        assert_played_well(s, report, got)
-        await wait_until(lambda: not s.connected(), what="disconnected")
 
 
 async def test_an_announcement_bigger_than_the_playlist_is_refused_cheaply(tracker: TrackerServer) -> None:

@@ -34,9 +34,10 @@ every segment, and the same viewer with no peer at all (its HTTP-only baseline).
     twenty prefix liars and one honest peer: a digest failure with several senders blames only
     those whose bytes differ from the origin's).
 
-Behaviours the world cannot express, so not here (the real-socket suite,
-tests/hostile/test_hostile_peers.py, covers them over aiortc): a peer that floods requests or stops
-reading (uploads), frames that do not parse, announcements that change under a download.
+Behaviours the world cannot express, so not here: floods and frames that do not parse (the peer
+protocol machine's tests, tests/core/test_peer_protocol.py, without a socket; one flood and one
+garbage frame also over aiortc in tests/hostile/test_hostile_peers.py), a peer that stops reading
+(uploads) and announcements that change under a download (the real-socket suite).
 
 ``pytest -s`` prints one ``CELL ...`` line per cell.
 """

@@ -189,7 +189,7 @@ async def test_every_segment_through_the_proxy_equals_the_origin_file(
             assert key.headers["content-type"] == "application/octet-stream"
             assert key.headers["cache-control"] == "no-store"
             # Fetched once from the origin over HTTP by the loader; never a cached (shareable) segment.
-            assert origin.stats().requests_for("/key.bin") == 1
+            assert origin.statistics().requests_for("/key.bin") == 1
         stats = proxy.statistics()
         assert stats.segments_served == len(want) and stats.segment_bytes_served == sum(map(len, want))
         assert stats.loader.cached_segments == len(want) and stats.loader.p2p_bytes == 0
@@ -365,7 +365,7 @@ async def test_live_playlists_follow_the_window_until_the_stream_ends(client: ht
 async def test_traversal_foreign_hosts_and_bad_paths_are_refused() -> None:
     async with vod_proxy("aes") as (origin, proxy):
         port = proxy.port
-        requests_before = origin.stats().requests
+        requests_before = origin.statistics().requests
 
         def req(target: str, host: str | None = "127.0.0.1", method: str = "GET") -> bytes:
             # HTTP/1.1 requires a Host (uvicorn answers 400 without one); 1.0 lets the guard decide.
@@ -407,7 +407,7 @@ async def test_traversal_foreign_hosts_and_bad_paths_are_refused() -> None:
         assert await status("/r/v0/seg/3.mp4") == 404  # a segment that is not a .mp4
         assert await status("/master.m3u8", method="POST") == 405
         # None of that reached the origin.
-        assert origin.stats().requests == requests_before
+        assert origin.statistics().requests == requests_before
         assert proxy.statistics().refused >= 10
 
 

@@ -64,7 +64,7 @@ async def test_ffmpeg_decodes_a_key_rotating_stream_without_iv_through_the_proxy
             decode = ("-map", "0", "-f", "framemd5", "-")
             code, through_proxy, err = await run_ffmpeg("-v", "error", "-i", proxy.url, *decode)
             assert (code, err) == (0, b"")
-            key_requests = [origin.stats().requests_for(f"/video/key{n}.bin") for n in (0, 1)]
+            key_requests = [origin.statistics().requests_for(f"/video/key{n}.bin") for n in (0, 1)]
         code, direct, err = await run_ffmpeg("-v", "error", "-i", origin.url_for("master.m3u8"), *decode)
         assert code == 0, err
     # Both keys re-served, still without IV (the player derives it), at the proxy's key paths.
@@ -119,7 +119,7 @@ async def test_in_a_swarm_the_proxy_gets_segments_from_peers_and_keys_from_the_o
                 finally:
                     viewer.cancel()
                     await asyncio.gather(viewer, return_exceptions=True)
-            key_requests = origin.stats().requests_for("/key.bin")
+            key_requests = origin.statistics().requests_for("/key.bin")
     assert (code, err) == (0, b"")
     assert stats.errors == 0 and stats.loader.p2p_bytes > 0, stats
     # What came from peers is the ciphertext as published.

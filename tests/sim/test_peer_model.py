@@ -101,7 +101,7 @@ def test_a_cancelled_upload_stops_and_counts_only_what_was_delivered() -> None:
     pair = Pair(up=200_000.0)  # 5 s, five pieces of 200 kB
     pair.upload(data)
     pair.loop.run_until(2.5)
-    pair.receiver.perform(act.CancelPeerRequest(request_id=1, peer_id="up", segment_id=SEGMENT))
+    pair.receiver.perform(act.CancelPeerDownload(request_id=1, peer_id="up", segment_id=SEGMENT))
     pair.loop.run_until(60.0)
 
     delivered = sum(len(piece) for _, piece in pair.chunks())
@@ -116,7 +116,7 @@ def test_a_cancelled_upload_frees_the_uplink_for_the_uploads_queued_behind_it() 
     pair.upload(b"1" * 1_000_000, request_id=1)  # 5 s of the uplink
     pair.upload(b"2" * 200_000, request_id=2)  # queued behind it: 5-6 s
     pair.loop.run_until(2.5)
-    pair.receiver.perform(act.CancelPeerRequest(request_id=1, peer_id="up", segment_id=SEGMENT))
+    pair.receiver.perform(act.CancelPeerDownload(request_id=1, peer_id="up", segment_id=SEGMENT))
     pair.loop.run_until(60.0)
 
     headers = [(t, e.request_id) for t, e in pair.fed["down"] if isinstance(e, ev.PeerResponseStarted)]
@@ -133,7 +133,7 @@ def test_an_upload_cancelled_on_a_piece_sends_nothing_more() -> None:
     # download to another peer): no later piece may follow.
     pair = Pair(up=200_000.0)
     receiver = pair.receiver
-    cancel = act.CancelPeerRequest(request_id=1, peer_id="up", segment_id=SEGMENT)
+    cancel = act.CancelPeerDownload(request_id=1, peer_id="up", segment_id=SEGMENT)
 
     def feed(event: ev.Event) -> None:
         pair.fed["down"].append((pair.loop.time(), event))
