@@ -1,6 +1,6 @@
 """Attack matrix: one victim loader against one hostile behaviour per case, measured.
 
-Each case runs a real local origin (:class:`p2ploader.origin.OriginServer`; a 2-second-segment
+Each case runs a real local origin (:class:`p2ploader.testing.origin.OriginServer`; a 2-second-segment
 MPEG-TS stream, VOD, or live for the ``faq-live`` preset, with SHA-256 digests published by
 ``p2ploader hash-playlist`` where the case needs them), the embedded tracker, and a victim
 :class:`~p2ploader.aio.loader.HybridLoader` that plays rendition ``v1`` in real time with the headless
@@ -106,13 +106,13 @@ from aiortc import RTCPeerConnection  # noqa: E402
 from p2ploader import PRESETS, LoaderConfig, open_loader, play  # noqa: E402
 from p2ploader.aio.loader import LoadedSegment  # noqa: E402
 from p2ploader.aio.webrtc import restrict_ice_to_loopback, rtc_configuration  # noqa: E402
+from p2ploader.app.hashplaylist import hash_playlists  # noqa: E402
 from p2ploader.core import notifications as nt  # noqa: E402
 from p2ploader.core import swarm, wire  # noqa: E402
 from p2ploader.core.bans import STRIKES_BEFORE_BAN  # noqa: E402
 from p2ploader.core.segments import SegmentId  # noqa: E402
-from p2ploader.hashplaylist import hash_playlists  # noqa: E402
-from p2ploader.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.sample import sample_path, vod_segment_bytes  # noqa: E402
+from p2ploader.testing.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.tracker import TrackerServer  # noqa: E402
 from tests.hostile.counting_peer import CountingPeer  # noqa: E402
 from tests.hostile.scripted import CHUNK, Refused, ScriptedPeer, honest  # noqa: E402
@@ -215,7 +215,7 @@ def victim_config(spec: dict[str, Any]) -> LoaderConfig:
 
 class StreamBytes:
     """The origin's bytes of each media sequence: the VOD segment, or for live, VOD segment
-    ``msn % count`` (as :class:`~p2ploader.origin.OriginServer` serves them)."""
+    ``msn % count`` (as :class:`~p2ploader.testing.origin.OriginServer` serves them)."""
 
     def __init__(self, vod: list[bytes], *, live: bool) -> None:
         self.vod = vod

@@ -38,8 +38,8 @@ if str(ROOT_DIR) not in sys.path:  # run as a script from anywhere: the harness 
 from p2ploader import LoaderConfig, PlaybackReport, open_loader, play  # noqa: E402
 from p2ploader.aio.loader import HybridLoader  # noqa: E402
 from p2ploader.aio.webrtc import restrict_ice_to_loopback  # noqa: E402
-from p2ploader.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.sample import sample_path  # noqa: E402
+from p2ploader.testing.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.tracker import TrackerServer  # noqa: E402
 from tests.browser.harness import Browsers, BrowserSetup, PageState, StaticServer, browser_setup, page_config  # noqa: E402
 

@@ -51,10 +51,10 @@ from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader
 from p2ploader.aio.tracker_client import Offer, TrackerClient, encode_id
 from p2ploader.aio.webrtc import restrict_ice_to_loopback, rtc_configuration, set_remote
+from p2ploader.app.hashplaylist import hash_playlists
 from p2ploader.core import swarm, wire
 from p2ploader.core.segments import SegmentId
-from p2ploader.hashplaylist import hash_playlists
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -32,8 +32,8 @@ from typing import Any
 from live_policies import RECOMMENDED, add_common_arguments, live_scenario, plan_with_recommended
 from live_policies import label as policy_label
 
-from p2ploader.sim.command import TaskResult, format_table, run_tasks
-from p2ploader.sim.plots import plot_sweep
+from p2ploader.app.sim_plots import plot_sweep
+from p2ploader.app.simulate import TaskResult, format_table, run_tasks
 
 POLICIES = ("p2pml-0.6", "p2pml-2.2", "p2ploader-live")
 OFF = "p2p-off"

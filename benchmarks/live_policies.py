@@ -10,9 +10,9 @@ from typing import Any
 
 import attrs
 
+from p2ploader.app.simulate import SimTask, TaskResult, plan
 from p2ploader.config import LoaderConfig
 from p2ploader.sim import Scenario
-from p2ploader.sim.command import SimTask, TaskResult, plan
 
 RECOMMENDED_LIVE = {"httpDownloadProbability": 0.02}
 """0.6's defaults except the random-HTTP probability (0.1 by default): see docs/simulator.md."""

@@ -20,7 +20,6 @@ import time
 
 from aiortc import RTCDataChannel
 
-from p2ploader.aio.driver import Driver
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.webrtc import (
     BUFFERED_AMOUNT_LOW_THRESHOLD,
@@ -31,6 +30,7 @@ from p2ploader.aio.webrtc import (
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 

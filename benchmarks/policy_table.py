@@ -40,8 +40,8 @@ from live_policies import (
     plan_with_recommended,
 )
 
-from p2ploader.core.policy import available_policies
-from p2ploader.sim.command import TaskResult, format_table, run_tasks
+from p2ploader.app.simulate import TaskResult, format_table, run_tasks
+from p2ploader.core.policies import available_policies
 
 
 def main() -> None:

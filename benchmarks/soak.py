@@ -9,7 +9,7 @@ Two kinds, each ending with a ``RESULT soak kind=...`` line:
   the run must not exceed those of the first three quarters by more than ``--tolerance``: a leak
   grows with time, a bounded structure does not. The same scenario also runs with P2P off, so the
   stalls can be compared with an HTTP-only audience.
-* ``real``: ``--viewers`` viewer processes (``python -m p2ploader.aio.viewer``) watch the bundled
+* ``real``: ``--viewers`` viewer processes (``python -m p2ploader.app.viewer``) watch the bundled
   live stream from the real local origin through the embedded tracker, over real WebRTC on
   127.0.0.1, for ``--minutes``. Every second it reads each process's resident set size from
   ``/proc/<pid>/status``; it prints the peak RSS per viewer and the RSS growth between the first
@@ -35,12 +35,12 @@ from typing import Any
 
 import attrs
 
-from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 from p2ploader.config import LoaderConfig
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.sim.run import _World
 from p2ploader.sim.scenario import Scenario
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 # --------------------------------------------------------------------------- the simulator

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
-from p2ploader.origin import LiveSettings, OriginServer
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 CACHE = Path(__file__).resolve().parent / ".cache"

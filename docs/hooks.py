@@ -10,7 +10,7 @@ differs from what the code generates now. Nothing is fetched from the network:
   type, default, unit and attribute docstring. Attribute docstrings do not exist at runtime, so
   they are read from the source with :mod:`ast`. A field without one fails the build
   (:class:`MissingDocstringError`), so the reference cannot fall out of step with the code.
-* ``cli-reference.md`` from :func:`p2ploader.cli.build_parser` (:func:`cli_reference_markdown`):
+* ``cli-reference.md`` from :func:`p2ploader.app.cli.build_parser` (:func:`cli_reference_markdown`):
   the top-level help and the help of every subcommand, found by walking the parser.
 
 The generators are plain functions of their inputs (a class and its module source, a parser), so
@@ -412,10 +412,10 @@ def _stable_help_environment() -> Iterator[None]:
 
 
 def cli_reference_markdown(parser: argparse.ArgumentParser | None = None) -> str:
-    """The CLI reference page: ``format_help()`` of ``parser`` (default: ``p2ploader.cli``'s) and of
+    """The CLI reference page: ``format_help()`` of ``parser`` (default: ``p2ploader.app.cli``'s) and of
     every subcommand, each under its own heading."""
     if parser is None:
-        from p2ploader.cli import build_parser
+        from p2ploader.app.cli import build_parser
 
         parser = build_parser()
     commands = list(iter_commands(parser))
@@ -423,7 +423,7 @@ def cli_reference_markdown(parser: argparse.ArgumentParser | None = None) -> str
         "# CLI reference",
         "",
         '!!! info "Generated from the code"',
-        "    This page is generated at build time from `p2ploader.cli.build_parser()` by "
+        "    This page is generated at build time from `p2ploader.app.cli.build_parser()` by "
         "`docs/hooks.py`: each section is the command's own `--help` output, so every subcommand "
         "is documented as it is.",
         "",

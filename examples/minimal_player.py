@@ -11,8 +11,8 @@ import asyncio
 import sys
 
 from p2ploader import LoaderConfig, open_loader
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 
 
 async def run(url: str) -> None:

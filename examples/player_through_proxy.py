@@ -16,9 +16,9 @@ import sys
 from collections.abc import Iterator
 
 from p2ploader import LoaderConfig
-from p2ploader.origin import OriginServer
 from p2ploader.proxy import open_proxy
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 
 PLAYERS = {
     "ffplay": ["ffplay", "-autoexit", "-loglevel", "error"],

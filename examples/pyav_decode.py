@@ -18,8 +18,8 @@ import sys
 import av
 
 from p2ploader import LoaderConfig, open_loader
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 
 
 def decode(data: bytes) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """p2ploader: load HLS segments over HTTP and from other viewers over WebRTC.
 
 The curated public API. Everything else is reachable through its module (``p2ploader.core.*`` for
-the sans-IO scheduler, ``p2ploader.hls`` for the playlist model, ``p2ploader.origin`` for the local
+the sans-IO scheduler, ``p2ploader.hls`` for the playlist model, ``p2ploader.testing.origin`` for the local
 test origin) but only the names below are promised to stay.
 
 The asyncio names (``open_loader``, ``HybridLoader``, ``play``, ...) are imported on first use, so
@@ -19,7 +19,7 @@ import importlib as _importlib
 import typing as _typing
 
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.core.policy import (
+from p2ploader.core.policies import (
     DownloadPolicy,
     P2PProgress,
     QueueEntry,

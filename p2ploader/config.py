@@ -43,8 +43,8 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 
 from p2ploader.core.hostscope import origin_problem
+from p2ploader.core.peer_attributes import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.core.segments import Segment
-from p2ploader.core.topology import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.errors import ConfigError
 from p2ploader.jsobject import parse_js_object, same_value
 

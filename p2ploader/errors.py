@@ -88,7 +88,7 @@ class LoaderClosedError(UsageError):
 
 class PolicyError(UsageError):
     """A download policy was misused: an unknown policy name, a name registered twice, a policy
-    class that is not a :class:`~p2ploader.core.policy.DownloadPolicy`, or a policy setting it does
+    class that is not a :class:`~p2ploader.core.policies.base.DownloadPolicy`, or a policy setting it does
     not accept. ``policy`` names the policy when there is one."""
 
     def __init__(self, message: str, *, policy: str | None = None) -> None:

@@ -294,7 +294,7 @@ def _read(spec: P2PML2Key, where: str, raw: object) -> object:
     if spec.rule == "zero-only" and value != 0:
         raise ConfigError(f"{where} must be 0: {spec.note}, got {raw!r}", key=spec.name)
     if spec.rule == "policy":
-        from p2ploader.core.p2pml22 import P2PML22Settings
+        from p2ploader.core.policies.p2pml22 import P2PML22Settings
 
         one: dict[str, Any] = {spec.target: value}
         try:

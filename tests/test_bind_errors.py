@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from p2ploader import BindError, P2PLoaderError, TransportError
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 
 

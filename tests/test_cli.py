@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.cli import EXIT_ERROR, _load_config, build_parser, error_line, main
+from p2ploader.app.cli import EXIT_ERROR, _load_config, build_parser, error_line, main
+from p2ploader.app.swarmrun import ChurnSettings, churn_schedule
 from p2ploader.config import LoaderConfig
 from p2ploader.errors import BindError, P2PLoaderError
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
-from p2ploader.swarmrun import ChurnSettings, churn_schedule
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 SUBCOMMANDS = ("demo", "view", "swarm", "play", "origin", "tracker")
@@ -246,7 +246,7 @@ def busy_port() -> Iterator[int]:
 
 def _run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``p2ploader ARGV`` in a fresh interpreter, as a user types it (no pytest log capture)."""
-    code = "import sys; from p2ploader.cli import main; sys.exit(main())"
+    code = "import sys; from p2ploader.app.cli import main; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout, check=False
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.cli import build_parser, main
-from p2ploader.origin import LiveSettings, OriginServer
+from p2ploader.app.cli import build_parser, main
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)
 
 pytestmark = pytest.mark.e2e
@@ -99,8 +99,8 @@ def test_the_terminal_views_show_the_audio_figures() -> None:
 
     from p2ploader.aio.loader import MediaStatistics
     from p2ploader.aio.player import PlaybackSnapshot
-    from p2ploader.swarmrun import MediaFigures, SwarmRunner, ViewerFigures
-    from p2ploader.views import swarm_line, swarm_table, viewer_line, viewer_panel
+    from p2ploader.app.swarmrun import MediaFigures, SwarmRunner, ViewerFigures
+    from p2ploader.app.views import swarm_line, swarm_table, viewer_line, viewer_panel
 
     by_type = {
         "video": MediaStatistics(rendition="v0", http_bytes=3000, p2p_bytes=1000),

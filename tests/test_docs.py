@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from p2ploader.aio.loader import LoaderStatistics
-from p2ploader.cli import build_parser
+from p2ploader.app.cli import build_parser
 from p2ploader.config import LoaderConfig
 from p2ploader.core import notifications
 
@@ -235,8 +235,8 @@ def test_library_snippet_runs_against_the_local_origin(page: Path, heading: str,
     import subprocess
 
     from p2ploader.hls import parse_media, parse_playlist
-    from p2ploader.origin import OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.testing.origin import OriginServer
 
     snippet = library_snippet(page, heading)
     assert snippet.count(SNIPPET_URL) == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.cli import EXIT_ERROR, main
+from p2ploader.app.cli import EXIT_ERROR, main
 from p2ploader.errors import MissingExtraError, P2PLoaderError, UsageError
 from p2ploader.extras import EXTRAS, missing_modules, require_extras
 
@@ -109,8 +109,8 @@ def test_the_proxy_without_its_extra_raises_missing_extra_on_import(monkeypatch:
 def test_plots_without_matplotlib_raise_missing_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from p2ploader.plots import plot_swarm
-    from p2ploader.sim.plots import plot_sweep
+    from p2ploader.app.plots import plot_swarm
+    from p2ploader.app.sim_plots import plot_sweep
 
     _hide(monkeypatch, "matplotlib")
     with pytest.raises(MissingExtraError, match="plot_swarm needs the 'plot' extra"):
@@ -184,7 +184,7 @@ def test_a_command_without_its_extra_says_which_to_install(
 
 
 def test_swarm_without_plot_needs_no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
-    from p2ploader.cli import _needed_extras, build_parser
+    from p2ploader.app.cli import _needed_extras, build_parser
 
     _hide(monkeypatch, "matplotlib")
     args = build_parser().parse_args(["swarm", "http://127.0.0.1:9/x.m3u8"])
@@ -213,9 +213,9 @@ def test_the_library_imports_nothing_of_an_extra() -> None:
     code = _BLOCKER.format(blocked=EXTRA_MODULES) + (
         "import p2ploader\n"
         "from p2ploader import open_loader, play, HybridLoader, LoadedSegment, LoaderStatistics\n"
-        "import p2ploader.origin, p2ploader.tracker, p2ploader.aio.viewer, p2ploader.swarmrun\n"
-        "import p2ploader.decryption, p2ploader.hashplaylist, p2ploader.sim.command\n"
-        "from p2ploader.cli import build_parser\n"
+        "import p2ploader.testing.origin, p2ploader.tracker, p2ploader.app.viewer, p2ploader.app.swarmrun\n"
+        "import p2ploader.decryption, p2ploader.app.hashplaylist, p2ploader.app.simulate\n"
+        "from p2ploader.app.cli import build_parser\n"
         "build_parser()\n"
         "for name in p2ploader.__all__: getattr(p2ploader, name)\n"
         "try:\n"

@@ -21,10 +21,10 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
-from tests.hostile.scripted import wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -121,7 +121,7 @@ async def test_a_tracker_that_vanishes_and_comes_back_reunites_the_swarm(loopbac
                     lambda: (
                         first.statistics().peers_connected == 1 and second.statistics().peers_connected == 1
                     ),
-                    within=30.0,
+                    timeout=30.0,
                     what="peers after the tracker came back",
                 )
             # Gone again: established peer links do not depend on it.

@@ -19,10 +19,10 @@ import pytest
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.hls import LivePlaylistTracker, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.playback import PlaybackModel
 from p2ploader.proxy import open_proxy
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.ffmpeg_streams import av_stream, ffmpeg_or_skip, rewrite_media  # noqa: F401
 
@@ -159,7 +159,7 @@ async def test_a_live_player_plays_through_gaps_and_never_requests_them(gap_stre
 
 
 async def test_a_headless_viewer_counts_gaps_apart_from_played_segments(gap_stream: Path) -> None:
-    from p2ploader.aio.viewer import ViewerSpec, run_viewer
+    from p2ploader.app.viewer import ViewerSpec, run_viewer
 
     with OriginServer(gap_stream) as origin:
         spec = ViewerSpec(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from p2ploader.aio.http import open_http_client
-from p2ploader.cli import _load_config, build_parser
+from p2ploader.app.cli import _load_config, build_parser
 from p2ploader.config import LoaderConfig
 from p2ploader.core.hostscope import HostScope, http_origin, origin_problem
 from p2ploader.errors import ConfigError
@@ -167,7 +167,7 @@ async def test_hook_keeps_the_origin_cookies_and_strips_ours_on_a_cross_host_red
 
 
 def test_cli_refuses_a_host_that_is_not_an_origin_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from p2ploader.cli import EXIT_ERROR, main
+    from p2ploader.app.cli import EXIT_ERROR, main
 
     code = main(["play", "http://127.0.0.1:9/m.m3u8", "--http-headers-host", "cdn.example.com"])
     assert code == EXIT_ERROR

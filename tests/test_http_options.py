@@ -11,7 +11,7 @@ import pytest
 
 from p2ploader import ConfigError, LoaderConfig, open_loader
 from p2ploader.aio.http import open_http_client
-from p2ploader.cli import _load_config, build_parser, main
+from p2ploader.app.cli import _load_config, build_parser, main
 from p2ploader.config import FORBIDDEN_HTTP_HEADERS
 
 # --- defaults and validation ----------------------------------------------------------------------

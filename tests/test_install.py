@@ -28,8 +28,8 @@ import pytest
 from p2ploader.decryption import decrypt_segment
 from p2ploader.extras import EXTRAS
 from p2ploader.hls import parse_media
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = [pytest.mark.install, pytest.mark.e2e]
 

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2ploader.aio.integrity import IntegrityChecker, integrity_enabled
-from p2ploader.cli import main
+from p2ploader.app.cli import main
+from p2ploader.app.hashplaylist import HashPlaylistError, hash_playlists
 from p2ploader.config import LoaderConfig
 from p2ploader.core.actions import PeerByteRange, ValidateSegment
 from p2ploader.core.bans import STRIKES_BEFORE_BAN, CommandRate, PeerBans
@@ -28,10 +29,9 @@ from p2ploader.core.integrity import (
 )
 from p2ploader.core.segments import ByteRange, Segment, SegmentId
 from p2ploader.errors import PlaylistError, UsageError
-from p2ploader.hashplaylist import HashPlaylistError, hash_playlists
 from p2ploader.hls import parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 
 DIGEST = bytes(range(32))
 HEX = DIGEST.hex()

@@ -1,4 +1,4 @@
-"""Tests of the local HLS origin (:mod:`p2ploader.origin`) against a real server on 127.0.0.1.
+"""Tests of the local HLS origin (:mod:`p2ploader.testing.origin`) against a real server on 127.0.0.1.
 
 Every test serves a small tree written into ``tmp_path``; live tests drive the live edge with a
 mutable clock, so no test sleeps except the ``delay`` fault tests (under 0.3 s each).
@@ -23,7 +23,13 @@ import m3u8
 import pytest
 
 from p2ploader.errors import ConfigError, UsageError
-from p2ploader.origin import LiveSettings, OriginServer, OriginStatistics, content_type_for, resource_kind
+from p2ploader.testing.origin import (
+    LiveSettings,
+    OriginServer,
+    OriginStatistics,
+    content_type_for,
+    resource_kind,
+)
 
 SEGMENTS = 5
 
@@ -1005,7 +1011,7 @@ def _serve_with_cli(
     argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> httpx.Response:
     """Run ``p2ploader <argv>`` as typed, GET its VOD master once it serves, then Ctrl-C it."""
-    from p2ploader.cli import main
+    from p2ploader.app.cli import main
 
     got: list[httpx.Response] = []
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from p2ploader.hls import MediaPlaylist, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
+from p2ploader.testing.origin import LiveSettings, OriginServer
 
 T0 = datetime(2026, 12, 7, 3, 0, 0, tzinfo=UTC)
 

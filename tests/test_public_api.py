@@ -25,8 +25,8 @@ from p2ploader import (
     register_policy,
 )
 from p2ploader.core import events as ev
-from p2ploader.core import policy as policy_module
-from p2ploader.core.livepolicy import LivePolicySettings
+from p2ploader.core.policies import base as policy_module
+from p2ploader.core.policies.live import LivePolicySettings
 from p2ploader.core.segments import Segment, SegmentId
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -11,14 +11,15 @@ import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import LoadedSegment
-from p2ploader.cli import build_parser
+from p2ploader.app.cli import build_parser
 from p2ploader.core import wire
 from p2ploader.errors import UsageError
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import HlsProxy
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
-from tests.hostile.scripted import ScriptedPeer, wait_until
+from tests.hostile.scripted import ScriptedPeer
 
 pytestmark = pytest.mark.anyio
 

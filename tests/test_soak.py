@@ -14,7 +14,7 @@ import pytest
 
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
-from tests.core.harness import Harness, sid
+from p2ploader.testing.harness import Harness, sid
 
 
 def _soak() -> ModuleType:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.cli import main
-from p2ploader.origin import OriginServer
+from p2ploader.app.cli import main
+from p2ploader.app.swarmrun import SwarmRunner, ViewerFigures, ViewerTick
+from p2ploader.app.views import swarm_line, swarm_table
 from p2ploader.proxy.server import run_proxy_forever
 from p2ploader.sample import sample_path
 from p2ploader.status import TrackerState, tracker_summary, tracker_warning
-from p2ploader.swarmrun import SwarmRunner, ViewerFigures, ViewerTick
-from p2ploader.views import swarm_line, swarm_table
+from p2ploader.testing.origin import OriginServer
 
 
 def closed_port_url() -> str:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
-from p2ploader.cli import EXIT_ERROR, main
+from p2ploader.app.cli import EXIT_ERROR, main
 from p2ploader.core import notifications as nt
 from p2ploader.errors import LivePlaylistStuckError, PlaylistError, UsageError
 from p2ploader.hls import StalePlaylistWatch
-from p2ploader.origin import LiveSettings, OriginServer
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from tests.ffmpeg_streams import av_stream, rewrite_media  # noqa: F401
 
 TARGET = 2.0  # the stream's EXT-X-TARGETDURATION, seconds

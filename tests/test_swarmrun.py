@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec
-from p2ploader.swarmrun import ChurnSettings, Session, SwarmRunner, ViewerTick, churn_schedule
+from p2ploader.app.swarmrun import ChurnSettings, Session, SwarmRunner, ViewerTick, churn_schedule
+from p2ploader.app.viewer import ViewerSpec
 
 CHURN = ChurnSettings(leave_per_minute=4.0, rejoin_per_minute=12.0)
 
@@ -138,8 +138,8 @@ def test_figures_sum_sessions_and_take_the_latest_tick() -> None:
 
 
 def test_the_plot_is_a_png(tmp_path: Path) -> None:
-    from p2ploader.plots import plot_swarm
-    from p2ploader.swarmrun import SwarmResult, TimelinePoint
+    from p2ploader.app.plots import plot_swarm
+    from p2ploader.app.swarmrun import SwarmResult, TimelinePoint
 
     runner = runner_with_reports()
     rows = runner.all_figures()

@@ -1,7 +1,7 @@
 """The public asyncio API a player embeds: :func:`open_loader` and :class:`HybridLoader`.
 
 A :class:`HybridLoader` follows one rendition's media playlist (refreshing a live one about every
-target duration), runs the scheduler through the :class:`~p2ploader.aio.driver.Driver`, and hands the
+target duration), runs the scheduler through the :class:`~p2ploader.core.driver.Driver`, and hands the
 player segments in play order. The player tells it where playback is (:meth:`report_playback`);
 priorities, and so the split between the HTTP critical window and the P2P prefetch window, follow
 from that.
@@ -25,7 +25,6 @@ import attrs
 import httpx
 
 from p2ploader.aio.alternates import AlternateTracks
-from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.aio.peers import PeerManager
@@ -38,6 +37,7 @@ from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.bans import PeerBans
+from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def local_os() -> str:
-    """This machine's operating system in :data:`~p2ploader.core.topology.OPERATING_SYSTEMS` terms."""
+    """This machine's operating system in :data:`~p2ploader.core.peer_attributes.OPERATING_SYSTEMS` terms."""
     return {"Linux": "linux", "Windows": "windows", "Darwin": "macos"}.get(platform.system(), "other")
 
 

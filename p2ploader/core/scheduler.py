@@ -15,7 +15,7 @@ waiting for (or the last one it requested) forward, ``forward_segment_count`` se
 current playlist. A segment's **priority** is its distance, in segments, from the one playing now
 (0 = needed now), as in P2P Media Loader. The near part of the queue is the HTTP-filled *critical*
 window, the far part the P2P *prefetch* window; where the line falls and how the far part is
-filled is the :class:`~p2ploader.core.policy.DownloadPolicy`'s business.
+filled is the :class:`~p2ploader.core.policies.base.DownloadPolicy`'s business.
 
 The scheduler keeps the books the policy reads: HTTP and P2P requests in flight, peers and their
 announced segment maps, HTTP failures, and the :class:`~p2ploader.core.cache.SegmentCache`. It
@@ -39,7 +39,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.cache import CachedSegment, SegmentCache
-from p2ploader.core.policy import DownloadPolicy, P2PProgress, QueueEntry, create_policy
+from p2ploader.core.policies import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.uploads import RelaySource, UploadDesk
 from p2ploader.errors import PolicyError

@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 
+from p2ploader.core.peer_attributes import CLIENT_KINDS, DEVICES, OPERATING_SYSTEMS
 from p2ploader.errors import ConfigError
 
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig
 
 __all__ = [
-    "CLIENT_KINDS",
-    "DEVICES",
     "HEADLESS_LINUX_RULES",
     "OME_RULES",
-    "OPERATING_SYSTEMS",
     "HostClientTree",
     "PeerAttributes",
     "Role",
@@ -54,26 +52,6 @@ __all__ = [
 
 Role = Literal["host", "client"]
 
-# One character each in the peer id (see encode_peer_id_attributes); the dicts fix the codes.
-DEVICES: Final[Mapping[str, str]] = {"desktop": "d", "mobile": "m", "unknown": "u"}
-OPERATING_SYSTEMS: Final[Mapping[str, str]] = {
-    "windows": "w",
-    "macos": "m",
-    "linux": "l",
-    "android": "a",
-    "ios": "i",
-    "other": "o",
-    "unknown": "u",
-}
-CLIENT_KINDS: Final[Mapping[str, str]] = {
-    "chrome": "c",
-    "safari": "s",
-    "firefox": "f",
-    "edge": "e",
-    "p2ploader": "p",
-    "other": "o",
-    "unknown": "u",
-}
 _MOBILE_OSES: Final = frozenset({"android", "ios"})
 _UNUSABLE_CLIENTS: Final = frozenset({"edge", "other", "unknown"})
 

@@ -1,6 +1,6 @@
 """A virtual-time event loop: the clock jumps from one scheduled callback to the next.
 
-It offers what :class:`p2ploader.aio.driver.Driver` needs from a loop (``time``, ``call_at``,
+It offers what :class:`p2ploader.core.driver.Driver` needs from a loop (``time``, ``call_at``,
 ``call_soon``) so the simulator hosts the very driver and scheduler that run for real. Callbacks
 due at the same time run in the order they were scheduled, so a run is reproducible.
 """

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler` inside the real
-:class:`~p2ploader.aio.driver.Driver`; only its executors are models:
+:class:`~p2ploader.core.driver.Driver`; only its executors are models:
 
 * :class:`ModelledHttp` turns a fetch into ``HttpResponseStarted`` (with the segment's size) after a
   round trip and the body in pieces over ``size / rate`` (one at least every

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from p2ploader.config import LoaderConfig
-from p2ploader.core.policy import create_policy
+from p2ploader.core.policies import create_policy
 from p2ploader.errors import ConfigError
 
 __all__ = ["PRESETS", "Scenario", "load_scenario"]

@@ -13,10 +13,10 @@ import random
 
 import attrs
 
-from p2ploader.aio.driver import Driver
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import SegmentId
 from p2ploader.playback import PlaybackModel

@@ -18,8 +18,8 @@ from p2ploader.aio.alternates import sequence_at
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.errors import RenditionNotFoundError
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.ffmpeg_streams import (
     MASTER,
@@ -244,7 +244,7 @@ async def test_a_stream_with_muxed_audio_is_loaded_as_before() -> None:
 async def test_audio_and_subtitles_requests_carry_the_http_options(
     av: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from p2ploader import origin as origin_module
+    from p2ploader.testing import origin as origin_module
 
     seen: list[tuple[str, dict[str, str]]] = []
     serve = origin_module._Handler._serve

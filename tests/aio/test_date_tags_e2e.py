@@ -19,10 +19,10 @@ import pytest
 
 from p2ploader import LoaderConfig, PlaybackModel, UsageError, open_loader, play
 from p2ploader.aio.player import PlaybackSnapshot
-from p2ploader.aio.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
 from p2ploader.hls import DateRange, IFrameVariant, StartOffset, parse_master, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import open_proxy
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.ffmpeg_streams import av_stream, rewrite_media, write_i_frame_playlist  # noqa: F401
 

@@ -24,8 +24,8 @@ from p2ploader import (
     UnsupportedEncryptionError,
     open_loader,
 )
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import OriginServer
 from tests.ffmpeg_streams import ROTATING_AES_KEYS, rewrite_media, rotating_aes_stream  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -12,8 +12,8 @@ from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.core import notifications as nt
 from p2ploader.core.segments import SegmentId
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.aio.test_p2p_e2e import wait_for_peers
 

@@ -31,9 +31,9 @@ import pytest
 
 from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.loader import LoadedSegment
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import open_proxy
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.aio.test_p2p_e2e import view, wait_for_peers
 

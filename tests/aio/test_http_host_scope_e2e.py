@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from p2ploader import LoaderConfig, open_loader
-from p2ploader import origin as origin_module
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing import origin as origin_module
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

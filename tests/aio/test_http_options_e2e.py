@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from p2ploader import LoaderConfig, open_loader
-from p2ploader import origin as origin_module
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing import origin as origin_module
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -121,7 +121,7 @@ async def test_viewer_process_requests_carry_the_options(
     requests_seen: list[tuple[str, dict[str, str]]],
 ) -> None:
     """``swarm`` hands its viewer processes the config in the FAQ spelling; the options survive it."""
-    from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
+    from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 
     with OriginServer(sample_path("ts")) as origin:
         spec = ViewerSpec(

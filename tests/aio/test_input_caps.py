@@ -22,7 +22,7 @@ from p2ploader.aio.http import fetch_bytes
 from p2ploader.aio.loader import MAX_KEY_BYTES, HybridLoader
 from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
 from p2ploader.errors import HttpStatusError, PlaylistError, PlaylistTooLargeError, ResponseTooLargeError
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from p2ploader import LoaderConfig, SegmentUnavailableError, open_loader, play
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

@@ -9,8 +9,8 @@ import pytest
 
 from p2ploader import LoaderConfig
 from p2ploader.aio.loader import HybridLoader, open_loader
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 
 

@@ -10,8 +10,8 @@ import pytest
 from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.core import notifications as nt
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -135,7 +135,7 @@ async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) 
 
 async def test_loaders_in_separate_processes_share_a_live_stream(tracker: TrackerServer) -> None:
 
-    from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
+    from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 
     with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
         config = p2p_config(tracker.url).to_faq()

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from p2ploader.aio import webrtc
-from p2ploader.aio.driver import Driver
 from p2ploader.aio.http import HttpExecutor
 from p2ploader.aio.peers import PeerManager
 from p2ploader.config import LoaderConfig
@@ -21,9 +20,10 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
+from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 
 import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import LoadedSegment
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -30,14 +30,6 @@ def config(tracker_url: str) -> LoaderConfig:
         live_refresh_interval=0.5,
         rendition_linger=LINGER,
     )
-
-
-async def until(condition: Callable[[], bool], what: Callable[[], object], seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):  # bounded
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out: {what()}")
 
 
 def check_bytes(segments: list[LoadedSegment]) -> None:
@@ -61,11 +53,11 @@ async def test_a_switch_keeps_seeding_the_old_swarm_then_leaves_it(
             old_hash, new_hash = switcher.info_hash("v0"), switcher.info_hash("v1")
             sid, bid, oid = switcher.peer_id, stayer.peer_id, other.peer_id
             # One swarm per rendition: the v1 viewer is never introduced to the v0 viewers.
-            await until(
+            await wait_until(
                 lambda: (
                     switcher.statistics().peers_connected == 1 and stayer.statistics().peers_connected == 1
                 ),
-                lambda: [switcher.statistics(), stayer.statistics()],
+                what=lambda: [switcher.statistics(), stayer.statistics()],
             )
             assert tracker.peer_ids(old_hash) == {sid, bid} and tracker.peer_ids(new_hash) == {oid}
             assert other.statistics().peers_connected == 0
@@ -98,7 +90,7 @@ async def test_a_switch_keeps_seeding_the_old_swarm_then_leaves_it(
                 )
             )
             # The new swarm: the switcher meets the v1 viewer there.
-            await until(
+            await wait_until(
                 lambda: (
                     (
                         sid in tracker.peer_ids(new_hash)
@@ -106,26 +98,26 @@ async def test_a_switch_keeps_seeding_the_old_swarm_then_leaves_it(
                     )
                     or other.statistics().peers_connected == 1
                 ),
-                lambda: other.statistics(),
+                what=lambda: other.statistics(),
             )
-            await until(
+            await wait_until(
                 lambda: switcher.statistics().uploaded_bytes_by_peer.get(bid.hex(), 0) > uploaded_to_stayer,
-                lambda: [switcher.statistics(), stayer.statistics()],
-                seconds=LINGER,
+                LINGER,
+                what=lambda: [switcher.statistics(), stayer.statistics()],
             )
             seeded_at = asyncio.get_running_loop().time()
             assert seeded_at - switched_at < LINGER
             assert sid in tracker.peer_ids(old_hash)  # still announcing in the old swarm
 
             # After the linger time the old swarm is left: tracker, link and task all gone.
-            await until(
+            await wait_until(
                 lambda: (
                     not switcher.lingering_renditions
                     and sid not in tracker.peer_ids(old_hash)
                     and stayer.statistics().peers_connected == 0
                 ),
-                lambda: (switcher.lingering_renditions, tracker.peer_ids(old_hash), stayer.statistics()),
-                seconds=LINGER + 5.0,
+                LINGER + 5.0,
+                what=lambda: (switcher.lingering_renditions, tracker.peer_ids(old_hash), stayer.statistics()),
             )
             left_at = asyncio.get_running_loop().time()
             assert left_at - switched_at >= LINGER - 0.1
@@ -156,17 +148,25 @@ async def test_switching_back_rejoins_one_swarm_and_linger_zero_leaves_at_once(
         url = origin.url_for("live/master.m3u8")
         async with open_loader(url, config=config(tracker.url), rendition="v0", seed=5) as loader:
             pid = loader.peer_id
-            await until(lambda: pid in tracker.peer_ids(loader.info_hash("v0")), lambda: "no announce")
+            await wait_until(
+                lambda: pid in tracker.peer_ids(loader.info_hash("v0")), what=lambda: "no announce"
+            )
             await loader.select_rendition("v1")
             assert loader.lingering_renditions == ("v0",)
             await loader.select_rendition("v0")  # back: the lingering v0 swarm is replaced, v1 lingers
             assert loader.lingering_renditions == ("v1",)
-            await until(lambda: pid in tracker.peer_ids(loader.info_hash("v0")), lambda: "no re-announce")
+            await wait_until(
+                lambda: pid in tracker.peer_ids(loader.info_hash("v0")), what=lambda: "no re-announce"
+            )
         async with open_loader(
             url, config=config(tracker.url).evolve(rendition_linger=0), rendition="v0", seed=6
         ) as loader:
             pid = loader.peer_id
-            await until(lambda: pid in tracker.peer_ids(loader.info_hash("v0")), lambda: "no announce")
+            await wait_until(
+                lambda: pid in tracker.peer_ids(loader.info_hash("v0")), what=lambda: "no announce"
+            )
             await loader.select_rendition("v1")
             assert loader.lingering_renditions == ()
-            await until(lambda: pid not in tracker.peer_ids(loader.info_hash("v0")), lambda: "still in v0")
+            await wait_until(
+                lambda: pid not in tracker.peer_ids(loader.info_hash("v0")), what=lambda: "still in v0"
+            )

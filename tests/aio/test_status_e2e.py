@@ -15,9 +15,9 @@ from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.loader import HybridLoader
 from p2ploader.config import DEFAULT_TRACKER_ANNOUNCE
 from p2ploader.core import notifications as nt
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.status import tracker_warning
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import pytest
 
 from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 from tests.node_tracker import NodeTracker
 
@@ -34,15 +35,6 @@ def tree_config(tracker_url: str, role: dict[str, str]) -> LoaderConfig:
         topology="host-client",
         **role,
     )
-
-
-async def until(condition: Callable[[], bool], what: Callable[[], object], seconds: float = 15.0) -> None:
-    """Wait for ``condition`` with a bounded deadline (polling every 50 ms)."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out: {what()}")
 
 
 def view(
@@ -97,8 +89,9 @@ async def test_nine_loaders_one_level_tree_offloads_two_thirds_and_survives_a_ho
                     c.statistics().peers_connected == 1 for c in clients
                 )
 
-            await until(
-                tree_full, lambda: (tracker.host_client_tree(info_hash), [c.statistics() for c in clients])
+            await wait_until(
+                tree_full,
+                what=lambda: (tracker.host_client_tree(info_hash), [c.statistics() for c in clients]),
             )
             assert len(tracker.host_client_tree(info_hash)) == 3
             await asyncio.sleep(2.0)  # hosts run ahead by one segment: clients find their segments there
@@ -131,9 +124,9 @@ async def test_nine_loaders_one_level_tree_offloads_two_thirds_and_survives_a_ho
                 await host_views[0]
             await leaving.aclose()
             http_before = [o.statistics().http_segments for o in orphans]
-            await until(
+            await wait_until(
                 lambda: all(o.statistics().peers_connected == 0 for o in orphans),
-                lambda: [o.statistics() for o in orphans],
+                what=lambda: [o.statistics() for o in orphans],
             )
             # Longer than the 8 s forward buffer: the orphans can only keep playing by loading over HTTP.
             await asyncio.sleep(12.0)
@@ -181,9 +174,9 @@ async def test_a_client_whose_host_leaves_attaches_to_another_vacant_host(
             ) as client:
                 info_hash = client.info_hash()
                 cid = client.peer_id
-                await until(
+                await wait_until(
                     lambda: client.statistics().peers_connected == 1,
-                    lambda: tracker.host_client_tree(info_hash),
+                    what=lambda: tracker.host_client_tree(info_hash),
                 )
                 tree = tracker.host_client_tree(info_hash)
                 old_host = next(h for h, cs in tree.items() if cid in cs)
@@ -194,14 +187,14 @@ async def test_a_client_whose_host_leaves_attaches_to_another_vacant_host(
                 await leaving.aclose()
                 # Back on HTTP at once, then the tracker's notice (and the lost link) make it announce
                 # again: it is introduced to the vacant host and loads from it.
-                await until(
+                await wait_until(
                     lambda: cid in tracker.host_client_tree(info_hash).get(staying.peer_id, ()),
-                    lambda: tracker.host_client_tree(info_hash),
+                    what=lambda: tracker.host_client_tree(info_hash),
                 )
-                await until(
+                await wait_until(
                     lambda: client.statistics().peers_connected == 1 and client.statistics().p2p_bytes > 0,
-                    lambda: client.statistics(),
-                    seconds=20.0,
+                    20.0,
+                    what=lambda: client.statistics(),
                 )
                 assert staying.statistics().uploaded_bytes_by_peer.get(cid.hex(), 0) > 0
                 assert tracker.statistics().tree_reattach_notices >= 1
@@ -243,7 +236,9 @@ async def test_with_a_plain_tracker_the_peers_enforce_the_tree(
                 max_host_links = max(max_host_links, host.statistics().peers_connected)
                 return sum(c.statistics().peers_connected for c in clients) == 2
 
-            await until(two_attached, lambda: [c.statistics().peers_connected for c in clients], seconds=20.0)
+            await wait_until(
+                two_attached, 20.0, what=lambda: [c.statistics().peers_connected for c in clients]
+            )
             got: list[list[LoadedSegment]] = [[] for _ in clients]
             views = [asyncio.create_task(view(c, 10.0, g)) for c, g in zip(clients, got, strict=True)]
             for _ in range(100):  # 10 s of play, sampling the host's links

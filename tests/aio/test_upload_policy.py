@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -32,14 +32,6 @@ def config(tracker_url: str, **changes: Any) -> LoaderConfig:
     )
 
 
-async def until(condition: Callable[[], bool], what: Callable[[], object], seconds: float = 15.0) -> None:
-    for _ in range(int(seconds / 0.05)):  # bounded
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out: {what()}")
-
-
 async def seeded_session(
     tracker: TrackerServer, seeder_config: LoaderConfig, viewer_configs: list[LoaderConfig]
 ) -> tuple[HybridLoader, list[HybridLoader], list[list[LoadedSegment]]]:
@@ -55,9 +47,9 @@ async def seeded_session(
                 await stack.enter_async_context(open_loader(url, config=c, rendition="v0", seed=10 + i))
                 for i, c in enumerate(viewer_configs)
             ]
-            await until(
+            await wait_until(
                 lambda: seeder.statistics().peers_connected == len(viewers),
-                lambda: [v.statistics().peers_connected for v in (seeder, *viewers)],
+                what=lambda: [v.statistics().peers_connected for v in (seeder, *viewers)],
             )
             seeding = asyncio.create_task(play(seeder, duration=14.0, forward_buffer=8.0, tick=0.1))
             await asyncio.sleep(2.0)

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import LiveSettings, OriginServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

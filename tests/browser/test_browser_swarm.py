@@ -37,8 +37,8 @@ from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.core import notifications as nt
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.browser.harness import Browsers, BrowserSetup, PageState, StaticServer, browser_setup, page_config
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from p2ploader.origin import OriginServer
 from p2ploader.sample import sample_path
+from p2ploader.testing.origin import OriginServer
 from tests.browser.harness import NPM_PACKAGES, StaticServer, browser_setup, page_config
 
 CI_RUN = Path(__file__).resolve().parents[2] / ".ci" / "run"

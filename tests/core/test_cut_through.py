@@ -7,9 +7,8 @@ from __future__ import annotations
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.core.policies.live import LivePolicy, LivePolicySettings
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 QUIET = LoaderConfig().evolve(http_download_probability=0.0, upload_min_buffer=None)
 

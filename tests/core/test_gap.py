@@ -11,8 +11,8 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.testing.harness import Harness, sid
 
-from .harness import Harness, sid
 from .world import World, honest
 
 GAPS = frozenset({4, 9, 14, 19, 24, 29})  # every 5th segment, as in the stream

@@ -9,10 +9,10 @@ import pytest
 
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
+from p2ploader.core.policies.live import LivePolicy, LivePolicySettings
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PolicyError
-from tests.core.harness import Harness, make_segments, sid
+from p2ploader.testing.harness import Harness, make_segments, sid
 
 
 def live_harness(**overrides: object) -> Harness:

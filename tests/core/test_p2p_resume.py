@@ -13,10 +13,9 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-from p2ploader.core.policy import DownloadPolicy, SchedulingContext
+from p2ploader.core.policies import DownloadPolicy, SchedulingContext
 from p2ploader.errors import PolicyError
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 
 class _Idle(DownloadPolicy):

@@ -16,11 +16,10 @@ import pytest
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core.p2pml22 import FAILED_ATTEMPTS_CLEAR_INTERVAL, P2PML22Policy, P2PML22Settings
-from p2ploader.core.policy import DownloadPolicy, available_policies, create_policy
+from p2ploader.core.policies import DownloadPolicy, available_policies, create_policy
+from p2ploader.core.policies.p2pml22 import FAILED_ATTEMPTS_CLEAR_INTERVAL, P2PML22Policy, P2PML22Settings
 from p2ploader.errors import ConfigError
-
-from .harness import Harness, sid
+from p2ploader.testing.harness import Harness, sid
 
 POLICY = "p2pml-2.2"
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from p2ploader.config import LoaderConfig
-from p2ploader.core.livepolicy import LivePolicy, LivePolicySettings
-from p2ploader.core.p2pml22 import P2PML22Policy, P2PML22Settings
+from p2ploader.core.policies.live import LivePolicy, LivePolicySettings
+from p2ploader.core.policies.p2pml22 import P2PML22Policy, P2PML22Settings
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.errors import ConfigError
 from p2ploader.sim import Scenario, run_scenario

@@ -9,8 +9,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 # A config with the random-HTTP timer silenced, to observe the other paths alone.
 QUIET = LoaderConfig().evolve(http_download_probability=0.0)

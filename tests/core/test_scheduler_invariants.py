@@ -15,10 +15,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
-from p2ploader.core.p2pml22 import P2PML22Policy, P2PML22Settings
-from p2ploader.core.policy import QueueEntry
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.core.policies import QueueEntry
+from p2ploader.core.policies.p2pml22 import P2PML22Policy, P2PML22Settings
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 PEERS = ["A", "B", "C", "D"]
 SEGMENTS = 24

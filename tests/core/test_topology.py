@@ -21,8 +21,7 @@ from p2ploader.core.topology import (
     rules_named,
 )
 from p2ploader.errors import ConfigError
-
-from .harness import Harness, sid
+from p2ploader.testing.harness import Harness, sid
 
 WIN_CHROME = PeerAttributes(device="desktop", os="windows", client="chrome")
 MAC_SAFARI = PeerAttributes(device="desktop", os="macos", client="safari")

@@ -17,8 +17,7 @@ from p2ploader.core.peer_limits import (
 )
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.uploads import REPEATS_BEFORE_STRIKE
-
-from .harness import SEGMENT_SIZE, Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 QUIET = LoaderConfig().evolve(http_download_probability=0.0)
 DURATION = 2.0  # the harness's segments

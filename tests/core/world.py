@@ -24,8 +24,7 @@ from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.integrity import plan_spot_checks
 from p2ploader.core.scheduler import Scheduler
-
-from .harness import make_segments
+from p2ploader.testing.harness import make_segments
 
 Integrity = Literal["off", "digests", "spot-checks"]
 

@@ -149,15 +149,3 @@ async def honest(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         peer.send(wire.SegmentAbsent(segment_id=request.segment_id, request_id=request.request_id))
         return
     await peer.send_data(request, data)
-
-
-async def wait_until(
-    condition: Callable[[], object], *, within: float = 15.0, what: str = "condition"
-) -> None:
-    """Poll ``condition`` every 20 ms until it is true; fail after ``within`` seconds (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached within {within} s")
-        await asyncio.sleep(0.02)

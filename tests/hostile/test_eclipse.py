@@ -14,8 +14,9 @@ from aiortc import RTCPeerConnection
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.webrtc import rtc_configuration, set_remote
 from p2ploader.core import notifications as nt
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
-from tests.hostile.scripted import Refused, ScriptedPeer, honest, wait_until
+from tests.hostile.scripted import Refused, ScriptedPeer, honest
 from tests.hostile.test_hostile_peers import (
     ALL,
     Session,

@@ -29,16 +29,17 @@ from aiortc import RTCPeerConnection
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
 from p2ploader.aio.webrtc import rtc_configuration, set_remote
+from p2ploader.app.hashplaylist import hash_playlists
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.core.bans import STRIKES_BEFORE_BAN
-from p2ploader.hashplaylist import hash_playlists
-from p2ploader.origin import OriginServer
 from p2ploader.playback import PlaybackReport
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 from tests.hostile.scripted import CHUNK as CHUNK_SIZE
-from tests.hostile.scripted import Refused, ScriptedPeer, honest, wait_until
+from tests.hostile.scripted import Refused, ScriptedPeer, honest
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -163,7 +164,7 @@ async def play_and_wait(
     """Play while waiting for ``condition`` (which must come true within the playback)."""
     playing = asyncio.create_task(watch(s, seconds))
     try:
-        await wait_until(condition, within=seconds + 10, what=what)
+        await wait_until(condition, timeout=seconds + 10, what=what)
     except BaseException:
         playing.cancel()
         raise
@@ -537,7 +538,7 @@ async def download_each_once(peer: ScriptedPeer, sequences: list[int], *, within
             )
 
         try:
-            await wait_until(answered, within=max(0.0, deadline - loop.time()), what="an answer")
+            await wait_until(answered, timeout=max(0.0, deadline - loop.time()), what="an answer")
         except AssertionError:
             break  # out of time
     return sum(len(i.data) for i in peer.received if isinstance(i, wire.DataChunk))

@@ -27,9 +27,10 @@ from p2ploader.aio.tracker_client import encode_id
 from p2ploader.config import PRESETS
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
-from p2ploader.origin import OriginServer
+from p2ploader.testing.origin import OriginServer
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
-from tests.hostile.scripted import ScriptedPeer, wait_until
+from tests.hostile.scripted import ScriptedPeer
 from tests.hostile.test_hostile_peers import ALL, ROOT, WANT, Session, hashed_root, tracker, watch, xor
 
 __all__ = ["hashed_root", "tracker"]  # fixtures, shared with the hostile-peer suite
@@ -122,7 +123,7 @@ async def test_the_reported_bypass(
         assert s is not None
         liar = s.peer.hex_id
         playing = asyncio.create_task(watch(s, 12.0))
-        await wait_until(lambda: s.loader.is_banned(liar), within=30.0, what="the liar banned")
+        await wait_until(lambda: s.loader.is_banned(liar), timeout=30.0, what="the liar banned")
         _report, got = await playing
         assert_nothing_wrong(s, got)
         failed = [n for n in s.of(nt.IntegrityCheckFailed) if n.peer_id == liar]
@@ -151,7 +152,7 @@ async def test_the_defaults_as_shipped_check_a_hashed_stream(
         assert s is not None
         liar = s.peer.hex_id
         playing = asyncio.create_task(watch(s, 8.0))
-        await wait_until(lambda: s.loader.is_banned(liar), within=30.0, what="the liar banned")
+        await wait_until(lambda: s.loader.is_banned(liar), timeout=30.0, what="the liar banned")
         _report, got = await playing
         assert_nothing_wrong(s, got)
         assert s.of(nt.IntegrityCheckFailed)[0].check == "sha256"

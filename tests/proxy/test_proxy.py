@@ -23,11 +23,11 @@ from p2ploader import BindError, LoaderConfig, P2PLoaderError, UsageError, open_
 from p2ploader.aio.loader import HybridLoader
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.hls import MediaPlaylist, parse_master, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import HlsProxy, ServedSegment, open_proxy
 from p2ploader.proxy.playhead import PlayheadEstimator
 from p2ploader.proxy.security import HostPolicy, check_bind_host
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -15,9 +15,9 @@ from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.core import notifications as nt
 from p2ploader.core.segments import SegmentId
 from p2ploader.hls import parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.proxy import ServedSegment, open_proxy
 from p2ploader.sample import sample_path, vod_segment_bytes
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.ffmpeg_streams import ROTATING_AES_KEYS, rotating_aes_stream  # noqa: F401
 from tests.proxy.test_proxy import FAST, needs_ffmpeg, run_ffmpeg, wait_for_peers

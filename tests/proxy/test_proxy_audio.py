@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from p2ploader.hls import parse_master, parse_media
-from p2ploader.origin import OriginServer
 from p2ploader.proxy import ServedSegment, open_proxy
 from p2ploader.sample import vod_segment_bytes
+from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
 from tests.aio.test_alternate_audio import expected_audio_hash
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)

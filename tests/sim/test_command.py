@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from p2ploader.app.simulate import add_simulate_parser, parse_setting, parse_sweep, plan, run_simulate
 from p2ploader.errors import ConfigError
 from p2ploader.sim import Scenario, SimResult
-from p2ploader.sim.command import add_simulate_parser, parse_setting, parse_sweep, plan, run_simulate
 from p2ploader.sim.metrics import (
     compare_to_baseline,
     distribution,

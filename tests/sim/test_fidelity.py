@@ -2,7 +2,7 @@
 
 The real swarm is the bundled sample's rendition v1 (2 s segments) served live by the local origin
 (10 segments in the playlist), the embedded tracker and viewer processes (``python -m
-p2ploader.aio.viewer``, ICE on 127.0.0.1), as in ``benchmarks/swarm_offload.py``. The simulated one
+p2ploader.app.viewer``, ICE on 127.0.0.1), as in ``benchmarks/swarm_offload.py``. The simulated one
 is a :class:`Scenario` with the same stream (segment duration and bitrate read from the files),
 audience, latency behind live, buffers and loader settings, and loopback links (1 Gbit/s, 1 ms).
 The simulator runs first; its viewers' join times become the real viewers' start times, and every
@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from p2ploader.aio.viewer import ViewerSpec, last_line, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.config import LoaderConfig
 from p2ploader.hls import parse_master, parse_media
-from p2ploader.origin import LiveSettings, OriginServer
 from p2ploader.sample import sample_path
 from p2ploader.sim import Scenario, run_scenario
+from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from p2ploader.app.swarmrun import SwarmResult
 from p2ploader.extras import require_extras
-from p2ploader.swarmrun import SwarmResult
 
 __all__ = ["plot_swarm"]
 

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from p2ploader.core.policy import DownloadPolicy, QueueEntry, SchedulingContext, register_policy
+from p2ploader.core.policies.base import DownloadPolicy, QueueEntry, SchedulingContext
+from p2ploader.core.policies.registry import register_policy
 
 if TYPE_CHECKING:
     from p2ploader.config import LoaderConfig

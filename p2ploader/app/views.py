@@ -1,7 +1,7 @@
 """Terminal views of a viewer and of a swarm: rich renderables for a terminal, plain lines otherwise.
 
 Nothing here runs anything: the functions turn figures (:class:`~p2ploader.aio.player.PlaybackSnapshot`,
-:class:`~p2ploader.swarmrun.ViewerFigures`, :class:`~p2ploader.swarmrun.SwarmResult`) into text.
+:class:`~p2ploader.app.swarmrun.ViewerFigures`, :class:`~p2ploader.app.swarmrun.SwarmResult`) into text.
 :class:`LiveOutput` shows them: a rich ``Live`` display that the caller refreshes (no refresh
 thread), or, with ``fancy=False`` (``--quiet``, or stdout is not a terminal: CI, pipes, tests), one
 plain line every ``plain_every`` seconds.
@@ -26,7 +26,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from p2ploader.aio.player import PlaybackSnapshot
-    from p2ploader.swarmrun import SwarmResult, ViewerFigures
+    from p2ploader.app.swarmrun import SwarmResult, ViewerFigures
 
 __all__ = [
     "LiveOutput",

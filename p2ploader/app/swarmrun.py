@@ -13,7 +13,7 @@ Theory of operation
   own ``random.Random`` seeded from ``seed`` and its index, so a viewer's schedule does not depend
   on how many others there are.
 * **Processes.** :class:`SwarmRunner` starts each session at its time as ``python -m
-  p2ploader.aio.viewer SPEC`` (in a new process group, so a Ctrl-C in the terminal reaches only
+  p2ploader.app.viewer SPEC`` (in a new process group, so a Ctrl-C in the terminal reaches only
   the runner) with ``duration`` set to the session's length: a viewer leaves by ending its own
   playback, announcing ``stopped`` to the tracker on its way out. :meth:`SwarmRunner.stop` ends
   every running viewer early with SIGTERM (they still report); a viewer that overruns its session
@@ -23,7 +23,7 @@ Theory of operation
   figures per viewer (:meth:`SwarmRunner.figures`), and samples the swarm's cumulative HTTP and
   P2P bytes every ``sample_interval`` seconds (:attr:`SwarmRunner.timeline`). :meth:`SwarmRunner.run`
   returns a :class:`SwarmResult` (per-viewer and total figures, sessions, timeline, buffer levels)
-  that :mod:`p2ploader.views` renders and :mod:`p2ploader.plots` draws.
+  that :mod:`p2ploader.app.views` renders and :mod:`p2ploader.app.plots` draws.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import attrs
 
-from p2ploader.aio.viewer import ViewerSpec, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 
 __all__ = [
     "ChurnSettings",
@@ -140,7 +140,7 @@ def churn_schedule(
 @attrs.frozen(kw_only=True)
 class MediaFigures:
     """Bytes of one media type (``"video"``, ``"audio"``, ``"subtitles"``), from the viewers'
-    ``media`` figures (:func:`p2ploader.aio.viewer.media_figures`)."""
+    ``media`` figures (:func:`p2ploader.app.viewer.media_figures`)."""
 
     http_bytes: int = 0
     p2p_bytes: int = 0

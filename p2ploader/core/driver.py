@@ -2,32 +2,42 @@
 
 It feeds events in with the loop's time, carries out the actions through the executors it was
 given, hands notifications to the application, and keeps exactly one timer armed at the
-scheduler's next deadline. It needs from the loop only ``time()``, ``call_at()`` and
-``create_task()``, and imports no I/O library, so the simulator hosts this same class on its
-virtual-time loop with modelled executors.
+scheduler's next deadline. It needs from the loop only ``time()``, ``call_at()``, ``call_soon()``
+and ``create_task()`` (:class:`EventLoopLike`), and imports no I/O library, not even asyncio: the
+asyncio layer (:mod:`p2ploader.aio.loader`) hosts it on asyncio's loop, and the simulator hosts this
+same class on its virtual-time loop with modelled executors.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core.notifications import Notification
 from p2ploader.core.scheduler import Scheduler
 
-__all__ = ["Driver", "EventLoopLike", "HttpFetcher", "PeerTransport", "TimerHandleLike"]
+if TYPE_CHECKING:
+    from p2ploader.config import LoaderConfig
+
+__all__ = ["Driver", "EventLoopLike", "HttpFetcher", "PeerTransport", "TaskLike", "TimerHandleLike"]
 
 logger = logging.getLogger(__name__)
 
 
 class TimerHandleLike(Protocol):
     def cancel(self) -> None: ...
+
+
+class TaskLike(Protocol):
+    """What the driver keeps of a task it started (an :class:`asyncio.Task`, or the simulator's)."""
+
+    def cancel(self) -> object: ...
+
+    def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
 
 
 class EventLoopLike(Protocol):
@@ -39,7 +49,7 @@ class EventLoopLike(Protocol):
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> TimerHandleLike: ...
 
-    def create_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]: ...
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> TaskLike: ...
 
 
 class HttpFetcher(Protocol):
@@ -81,7 +91,7 @@ class Driver:
         self._timer_epoch = -1  # the scheduler's timer_epoch when the timer was last armed
         self._closed = False
         self._pumping = False
-        self._validations: set[asyncio.Future[None]] = set()
+        self._validations: set[TaskLike] = set()
         self.event_log: list[tuple[float, ev.Event]] | None = None
         """Set to a list to record every ``(now, event)`` fed, for replay in the simulator."""
 

@@ -104,13 +104,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from p2ploader.core.policy import (
-    DownloadPolicy,
-    QueueEntry,
-    SchedulingContext,
-    register_policy,
-    settings_from_mapping,
-)
+from p2ploader.core.policies.base import DownloadPolicy, QueueEntry, SchedulingContext, settings_from_mapping
+from p2ploader.core.policies.registry import register_policy
 from p2ploader.core.segments import Segment, SegmentId
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ parallel processes (``--jobs``), and the command writes ``results.csv``, ``resul
 values, a line per policy) into ``--out``.
 
 The figures are defined in :mod:`p2ploader.sim.metrics`; the plots are drawn by
-:mod:`p2ploader.sim.plots`. :func:`plan` and :func:`run_tasks` are the reusable parts (the policy
+:mod:`p2ploader.app.sim_plots`. :func:`plan` and :func:`run_tasks` are the reusable parts (the policy
 table benchmark uses them).
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from p2ploader.core.policy import available_policies
+from p2ploader.core.policies import available_policies
 from p2ploader.errors import ConfigError
 from p2ploader.sim.metrics import RunMetrics, compare_to_baseline, measure, peer_p2p_ratios
 from p2ploader.sim.run import SimResult, run_scenario
@@ -349,7 +349,7 @@ def write_outputs(
         ],
     )
     if sweeps:
-        from p2ploader.sim.plots import plot_sweep
+        from p2ploader.app.sim_plots import plot_sweep
 
         on = [row for row in rows if row["p2p"]]
         for key, _ in sweeps:

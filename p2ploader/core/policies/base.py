@@ -1,9 +1,10 @@
-"""Download policies: the pluggable part of the scheduler that decides, per segment, HTTP or peer.
+"""The base of download policies and what a policy sees.
 
 The :class:`~p2ploader.core.scheduler.Scheduler` keeps the books (requests in flight, peers and
 their segment maps, the cache, failures); a :class:`DownloadPolicy` reads that state through a
-:class:`SchedulingContext` and starts or aborts downloads through it. Policies are registered by
-name so a config, a scenario file or the command line can pick one.
+:class:`SchedulingContext` and starts or aborts downloads through it. A policy with settings of
+its own builds them with :func:`settings_from_mapping`. The registry by name is
+:mod:`p2ploader.core.policies.registry`.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ __all__ = [
     "P2PProgress",
     "QueueEntry",
     "SchedulingContext",
-    "available_policies",
-    "create_policy",
-    "register_policy",
     "settings_from_mapping",
 ]
 
@@ -244,57 +242,7 @@ class DownloadPolicy(abc.ABC):
         return True
 
 
-_REGISTRY: dict[str, type[DownloadPolicy]] = {}
-
-
-def register_policy(cls: type[DownloadPolicy]) -> type[DownloadPolicy]:
-    """Class decorator: make a policy available by its ``name``. Raises :class:`PolicyError` when
-    ``cls`` is not a :class:`DownloadPolicy` subclass with a non-empty ``name``, or another class
-    holds that name already."""
-    if not (isinstance(cls, type) and issubclass(cls, DownloadPolicy)):
-        raise PolicyError(f"register_policy takes a DownloadPolicy subclass, got {cls!r}")
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise PolicyError(f"download policy {cls.__qualname__} needs a non-empty str name, got {name!r}")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise PolicyError(f"a download policy named {name!r} is already registered", policy=name)
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def available_policies() -> list[str]:
-    """Names of the registered policies, sorted."""
-    _load_builtin_policies()
-    return sorted(_REGISTRY)
-
-
-def create_policy(name: str, config: LoaderConfig) -> DownloadPolicy:
-    """Instantiate the policy registered as ``name`` with its settings from
-    ``config.policy_settings``. Every entry there is checked too, for whichever policy it names, so
-    a comparison of several policies fails at once on any bad setting. An unknown name raises
-    :class:`ConfigError` suggesting the closest one."""
-    _load_builtin_policies()
-    for other, values in config.policy_settings.items():
-        if not isinstance(values, Mapping):
-            raise ConfigError(
-                f"policy_settings[{other!r}] must be a mapping of setting names to values, got {values!r}",
-                key="policy_settings",
-            )
-        if other != name:
-            _registered(other, key="policy_settings").from_config(config)
-    return _registered(name, key="policy").from_config(config)
-
-
-def _registered(name: str, *, key: str) -> type[DownloadPolicy]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise _unknown_name(
-            f"unknown download policy {name!r}", name, sorted(_REGISTRY), listing="available", key=key
-        ) from None
-
-
-def _unknown_name(message: str, name: str, choices: list[str], *, listing: str, key: str) -> ConfigError:
+def unknown_name_error(message: str, name: str, choices: list[str], *, listing: str, key: str) -> ConfigError:
     """``message`` about the unknown ``name``, suggesting the closest of ``choices`` and listing them."""
     close = difflib.get_close_matches(name, choices, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -316,7 +264,7 @@ def settings_from_mapping(settings_class: type[_S], values: Mapping[str, Any], *
     for name, value in values.items():
         field = fields.get(name)
         if field is None:
-            raise _unknown_name(
+            raise unknown_name_error(
                 f"download policy {policy!r} has no setting {name!r}",
                 name,
                 list(fields),
@@ -348,8 +296,3 @@ def _setting_kind_fault(value: object, default: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "a whole number" if whole else "a number"
     return "a whole number" if whole and not float(value).is_integer() else None
-
-
-def _load_builtin_policies() -> None:
-    # Imported lazily: the built-in policies import this module to register themselves.
-    from p2ploader.core import livepolicy, p2pml06, p2pml22  # noqa: F401

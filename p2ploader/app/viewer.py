@@ -1,6 +1,6 @@
 """A headless viewer in its own process: play a stream with the loader, report JSON figures.
 
-``python -m p2ploader.aio.viewer SPEC_JSON`` runs one viewer described by a :class:`ViewerSpec` (as
+``python -m p2ploader.app.viewer SPEC_JSON`` runs one viewer described by a :class:`ViewerSpec` (as
 JSON) and prints JSON lines on stdout:
 
 * with ``tick_interval`` set, a progress line every ``tick_interval`` seconds:
@@ -230,13 +230,13 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
 async def start_viewer_process(
     spec: ViewerSpec, *, python: str | None = None, stderr: int = asyncio.subprocess.PIPE, **options: Any
 ) -> asyncio.subprocess.Process:
-    """Start ``python -m p2ploader.aio.viewer`` for ``spec`` (with ``python``, by default this
+    """Start ``python -m p2ploader.app.viewer`` for ``spec`` (with ``python``, by default this
     interpreter); its stdout is a pipe of the JSON lines above. ``options`` go to
     :func:`asyncio.create_subprocess_exec` (e.g. ``stdin``, ``start_new_session``)."""
     return await asyncio.create_subprocess_exec(
         python or sys.executable,
         "-m",
-        "p2ploader.aio.viewer",
+        "p2ploader.app.viewer",
         json.dumps(attrs.asdict(spec)),
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
@@ -282,7 +282,7 @@ async def _main(spec: ViewerSpec) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m p2ploader.aio.viewer SPEC_JSON", file=sys.stderr)
+        print("usage: python -m p2ploader.app.viewer SPEC_JSON", file=sys.stderr)
         return 2
     spec = ViewerSpec(**json.loads(args[0]))
     return asyncio.run(_main(spec))

@@ -13,8 +13,8 @@ Subcommands:
 
 Adding a subcommand: write ``_add_<name>(sub)`` that creates its parser, gives every option a help
 text and sets ``handler`` (a function of the parsed arguments returning the exit status), then list
-it in ``_SUBCOMMANDS``. The work itself lives in other modules: :mod:`p2ploader.views` renders,
-:mod:`p2ploader.swarmrun` runs swarms, :mod:`p2ploader.plots` draws.
+it in ``_SUBCOMMANDS``. The work itself lives in other modules: :mod:`p2ploader.app.views` renders,
+:mod:`p2ploader.app.swarmrun` runs swarms, :mod:`p2ploader.app.plots` draws.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_
 
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
+    from p2ploader.app.swarmrun import SwarmResult
     from p2ploader.playback import PlaybackReport
-    from p2ploader.swarmrun import SwarmResult
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "error_line", "main"]
 
@@ -253,7 +253,7 @@ def _played_status(command: str, summary: dict[str, Any]) -> int:
 async def _play(args: argparse.Namespace) -> int:
     from p2ploader.aio.loader import open_loader
     from p2ploader.aio.player import PlaybackSnapshot, play
-    from p2ploader.views import viewer_line
+    from p2ploader.app.views import viewer_line
 
     url = args.url
     async with open_loader(
@@ -292,7 +292,7 @@ async def _view(args: argparse.Namespace) -> int:
     from p2ploader.aio.loader import open_loader
     from p2ploader.aio.player import PlaybackSnapshot, play
     from p2ploader.aio.webrtc import restrict_ice_to_loopback
-    from p2ploader.views import LiveOutput, make_console, viewer_line, viewer_panel, viewer_summary
+    from p2ploader.app.views import LiveOutput, make_console, viewer_line, viewer_panel, viewer_summary
 
     url = args.url
     config = _load_config(args)
@@ -366,9 +366,9 @@ async def _run_swarm(
     check_bytes_against: str | None = None,
 ) -> SwarmResult:
     """Run the swarm ``args`` describe on ``url`` with a live view; print the final table."""
-    from p2ploader.aio.viewer import ViewerSpec
-    from p2ploader.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
-    from p2ploader.views import LiveOutput, make_console, swarm_line, swarm_table
+    from p2ploader.app.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
+    from p2ploader.app.viewer import ViewerSpec
+    from p2ploader.app.views import LiveOutput, make_console, swarm_line, swarm_table
 
     config = _load_config(args).evolve(tracker_announce=tuple(trackers), rtc_config={"iceServers": []})
     template = ViewerSpec(
@@ -422,7 +422,7 @@ async def _run_swarm(
 def _finish_swarm(
     args: argparse.Namespace, result: SwarmResult, *, origin_bytes: int | None, extra: dict[str, Any]
 ) -> int:
-    from p2ploader.views import make_console, swarm_summary
+    from p2ploader.app.views import make_console, swarm_summary
 
     console = make_console()
     console.print(swarm_summary(result, origin_bytes=origin_bytes))
@@ -434,7 +434,7 @@ def _finish_swarm(
                 markup=False,
             )
     if args.plot:
-        from p2ploader.plots import plot_swarm
+        from p2ploader.app.plots import plot_swarm
 
         path = plot_swarm(result, args.plot)
         console.print(f"plot: {path.resolve()}", highlight=False)
@@ -479,8 +479,8 @@ async def _swarm(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.testing.origin import LiveSettings, OriginServer
     from p2ploader.tracker import TrackerServer
 
     root = sample_path("ts")
@@ -521,8 +521,8 @@ async def _demo(args: argparse.Namespace) -> int:
 def _serve_origin(args: argparse.Namespace) -> int:
     import time
 
-    from p2ploader.origin import LiveSettings, OriginServer
     from p2ploader.sample import sample_path
+    from p2ploader.testing.origin import LiveSettings, OriginServer
 
     root = Path(args.root) if args.root else sample_path(args.sample)
     # A bundled sample is public test video: a browser page on any port may read it. A folder of
@@ -973,7 +973,7 @@ def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _hash_playlist(args: argparse.Namespace) -> int:
-    from p2ploader.hashplaylist import hash_playlists
+    from p2ploader.app.hashplaylist import hash_playlists
 
     report = hash_playlists(args.playlist, check=args.check)
     verb = "checked" if args.check else "hashed"
@@ -1003,7 +1003,7 @@ def _add_hash_playlist(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from p2ploader.sim.command import add_simulate_parser
+    from p2ploader.app.simulate import add_simulate_parser
 
     add_simulate_parser(sub)
 
