@@ -1,6 +1,6 @@
 """The peer manager: one swarm's WebRTC peers, speaking P2P Media Loader 2.x's wire protocol.
 
-It is the :class:`~p2ploader.aio.driver.PeerTransport` of the driver and the signalling side of the
+It is the :class:`~p2ploader.core.driver.PeerTransport` of the driver and the signalling side of the
 tracker client:
 
 * **Signalling.** ``make_offers`` pre-creates peer connections with complete (non-trickle) offers;
