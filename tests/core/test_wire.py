@@ -475,6 +475,21 @@ def test_announced_ids_bound() -> None:
         WireDecoder().receive(encode_command(SegmentsAnnouncement(loaded=range(20_001)))[0])
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [(1, True), (1, -2), (0, 2**119), (1, 2.0), (3, "4"), (False,)],
+    ids=["bool", "negative", "too big", "float", "str", "only a bool"],
+)
+def test_every_announced_id_is_checked(ids: tuple[object, ...]) -> None:
+    # Lists of ids are checked all at once (a fast path for plain ints); the one at fault is named.
+    with pytest.raises(UsageError, match="item"):
+        SegmentsAnnouncement(loaded=ids)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="SimilarIntArray member"):
+        encode_similar_int_array(ids)  # type: ignore[arg-type]
+    assert SegmentsAnnouncement(loaded=(0, 2**119 - 1)).loaded == (0, 2**119 - 1)
+    assert SegmentsAnnouncement(loaded=()).loaded == ()
+
+
 def test_argument_validation() -> None:
     with pytest.raises(UsageError):
         SegmentRequest(segment_id=-1, request_id=0)
