@@ -51,6 +51,7 @@ No I/O, no clock: the caller feeds received messages in and sends the returned o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, Final, TypeAlias, cast
 
@@ -475,7 +476,15 @@ def encode_command(command: Command, *, max_message_size: int = DEFAULT_MAX_MESS
     An announcement whose id lists need more than :data:`MAX_GROUPS` groups is trimmed as
     :func:`trim_announced_ids` describes (the oldest blocks go first).
     """
+    if isinstance(command, SegmentsAnnouncement):
+        return list(_encode_announcement(command, max_message_size))
     return frame_command_body(encode_command_body(command), max_message_size=max_message_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _encode_announcement(command: SegmentsAnnouncement, max_message_size: int) -> tuple[bytes, ...]:
+    # One announcement goes to every neighbour: encoded once (commands are immutable values).
+    return tuple(frame_command_body(encode_command_body(command), max_message_size=max_message_size))
 
 
 def chunk_segment_data(data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> list[bytes]:
@@ -518,6 +527,13 @@ _FIELD_NAMES: Final = {ord(name): name for name in "irbslp"}
 
 def _field_label(name_byte: int) -> str:
     return repr(chr(name_byte)) if 0x20 < name_byte < 0x7F else f"0x{name_byte:02x}"
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_body(body: bytes, max_announced_ids: int) -> Command:
+    # A swarm's announcements are the same bytes for every neighbour: decoded once (the result is
+    # an immutable value; a malformed body raises, and exceptions are not cached).
+    return decode_command_body(body, max_announced_ids=max_announced_ids)
 
 
 def decode_command_body(body: bytes, *, max_announced_ids: int = DEFAULT_MAX_ANNOUNCED_IDS) -> Command:
@@ -644,4 +660,4 @@ class WireDecoder:
         self._partial = None
         if not buffer:
             raise PeerProtocolError("empty command")
-        return [decode_command_body(bytes(buffer), max_announced_ids=self._max_announced_ids)]
+        return [_decode_body(bytes(buffer), self._max_announced_ids)]

@@ -694,3 +694,24 @@ def mutated_streams(draw: st.DrawFn) -> list[bytes]:
 @given(mutated_streams())
 def test_fuzz_mutated_valid_messages(messages: list[bytes]) -> None:
     feed(WireDecoder(max_command_size=1 << 20, max_announced_ids=2000), messages, bound=1 << 20)
+
+
+def test_an_announcement_encoded_again_gives_fresh_equal_messages() -> None:
+    # Announcements are encoded once for every neighbour (a memo): the caller's list is its own.
+    announcement = SegmentsAnnouncement(loaded=range(100, 140), loading_by_http=(141,))
+    first = encode_command(announcement)
+    first.append(b"junk")
+    second = encode_command(announcement)
+    assert second == encode_command(SegmentsAnnouncement(loaded=range(100, 140), loading_by_http=(141,)))
+    assert b"junk" not in second
+    assert decode_one(second) == announcement
+    assert encode_command(announcement, max_message_size=20) != second  # the size is part of the key
+
+
+def test_a_decoded_announcement_respects_each_decoders_limit() -> None:
+    # Equal bodies are decoded once (a memo), but never past a stricter decoder's id limit.
+    message = encode_command(SegmentsAnnouncement(loaded=range(30)))[0]
+    assert WireDecoder(max_announced_ids=30).receive(message) == [SegmentsAnnouncement(loaded=range(30))]
+    with pytest.raises(PeerProtocolError, match="limit"):
+        WireDecoder(max_announced_ids=29).receive(message)
+    assert WireDecoder().receive(message) == [SegmentsAnnouncement(loaded=range(30))]
