@@ -529,6 +529,12 @@ def _field_label(name_byte: int) -> str:
     return repr(chr(name_byte)) if 0x20 < name_byte < 0x7F else f"0x{name_byte:02x}"
 
 
+_MEMO_BODY_BYTES: Final = 1024
+"""Bodies up to this size (bytes) are decoded through the memo: a peer's announcements of a live
+window are far smaller, and the memo's memory stays bounded (256 entries of at most about a
+thousand ids) whatever peers send."""
+
+
 @functools.lru_cache(maxsize=256)
 def _decode_body(body: bytes, max_announced_ids: int) -> Command:
     # A swarm's announcements are the same bytes for every neighbour: decoded once (the result is
@@ -660,4 +666,7 @@ class WireDecoder:
         self._partial = None
         if not buffer:
             raise PeerProtocolError("empty command")
-        return [_decode_body(bytes(buffer), self._max_announced_ids)]
+        body = bytes(buffer)
+        if len(body) <= _MEMO_BODY_BYTES:
+            return [_decode_body(body, self._max_announced_ids)]
+        return [decode_command_body(body, max_announced_ids=self._max_announced_ids)]

@@ -715,3 +715,14 @@ def test_a_decoded_announcement_respects_each_decoders_limit() -> None:
     with pytest.raises(PeerProtocolError, match="limit"):
         WireDecoder(max_announced_ids=29).receive(message)
     assert WireDecoder().receive(message) == [SegmentsAnnouncement(loaded=range(30))]
+
+
+def test_a_large_announcement_is_decoded_without_the_memo() -> None:
+    # Bodies above the memo's size bound (a hostile peer's, or a VOD's whole map) are decoded every
+    # time, so the memo cannot pin much memory.
+    big = SegmentsAnnouncement(loaded=range(0, 6000, 3))
+    messages = encode_command(big)
+    assert decode_one(messages) == big
+    assert decode_one(encode_command(big)) is not decode_one(encode_command(big))
+    small = encode_command(SegmentsAnnouncement(loaded=range(10)))
+    assert decode_one(small) is decode_one(small)
