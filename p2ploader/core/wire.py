@@ -51,8 +51,9 @@ No I/O, no clock: the caller feeds received messages in and sends the returned o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias, cast
 
 import attrs
 
@@ -138,9 +139,25 @@ def _wire_int(_instance: object, attribute: attrs.Attribute[int], value: int) ->
     _check_wire_int(attribute.name, value)
 
 
+def _all_wire_ints(values: Sequence[object]) -> bool:
+    """Whether every value is a plain int in ``0..MAX_INT``: the common case checked in a few C
+    loops (announcements carry hundreds of ids, validated for every neighbour)."""
+    if not values:
+        return True
+    if set(map(type, values)) != {int}:  # bool and other subclasses take the slow path
+        return False
+    ints = cast("Sequence[int]", values)
+    return min(ints) >= 0 and max(ints) <= MAX_INT
+
+
+def _check_wire_ints(name: str, values: Sequence[object]) -> None:
+    if not _all_wire_ints(values):
+        for value in values:  # the one at fault, named
+            _check_wire_int(name, value)
+
+
 def _wire_ids(_instance: object, attribute: attrs.Attribute[tuple[int, ...]], value: tuple[int, ...]) -> None:
-    for item in value:
-        _check_wire_int(f"{attribute.name} item", item)
+    _check_wire_ints(f"{attribute.name} item", value)
 
 
 def _as_id_tuple(values: Iterable[int]) -> tuple[int, ...]:
@@ -337,9 +354,9 @@ def _plan_groups(ids: Sequence[int]) -> list[tuple[int, list[tuple[int, int]]]]:
 
     Returns ``(high, [(input position, low byte), ...])`` per group, in emission order.
     """
+    _check_wire_ints("a SimilarIntArray member", ids)
     blocks: dict[int, list[tuple[int, int]]] = {}
     for position, value in enumerate(ids):
-        _check_wire_int("a SimilarIntArray member", value)
         blocks.setdefault(value & ~0xFF, []).append((position, value & 0xFF))
     groups = [
         (high, members[start : start + MAX_GROUP_SIZE])
@@ -459,7 +476,15 @@ def encode_command(command: Command, *, max_message_size: int = DEFAULT_MAX_MESS
     An announcement whose id lists need more than :data:`MAX_GROUPS` groups is trimmed as
     :func:`trim_announced_ids` describes (the oldest blocks go first).
     """
+    if isinstance(command, SegmentsAnnouncement):
+        return list(_encode_announcement(command, max_message_size))
     return frame_command_body(encode_command_body(command), max_message_size=max_message_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _encode_announcement(command: SegmentsAnnouncement, max_message_size: int) -> tuple[bytes, ...]:
+    # One announcement goes to every neighbour: encoded once (commands are immutable values).
+    return tuple(frame_command_body(encode_command_body(command), max_message_size=max_message_size))
 
 
 def chunk_segment_data(data: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> list[bytes]:
@@ -502,6 +527,19 @@ _FIELD_NAMES: Final = {ord(name): name for name in "irbslp"}
 
 def _field_label(name_byte: int) -> str:
     return repr(chr(name_byte)) if 0x20 < name_byte < 0x7F else f"0x{name_byte:02x}"
+
+
+_MEMO_BODY_BYTES: Final = 1024
+"""Bodies up to this size (bytes) are decoded through the memo: a peer's announcements of a live
+window are far smaller, and the memo's memory stays bounded (256 entries of at most about a
+thousand ids) whatever peers send."""
+
+
+@functools.lru_cache(maxsize=256)
+def _decode_body(body: bytes, max_announced_ids: int) -> Command:
+    # A swarm's announcements are the same bytes for every neighbour: decoded once (the result is
+    # an immutable value; a malformed body raises, and exceptions are not cached).
+    return decode_command_body(body, max_announced_ids=max_announced_ids)
 
 
 def decode_command_body(body: bytes, *, max_announced_ids: int = DEFAULT_MAX_ANNOUNCED_IDS) -> Command:
@@ -628,4 +666,7 @@ class WireDecoder:
         self._partial = None
         if not buffer:
             raise PeerProtocolError("empty command")
-        return [decode_command_body(bytes(buffer), max_announced_ids=self._max_announced_ids)]
+        body = bytes(buffer)
+        if len(body) <= _MEMO_BODY_BYTES:
+            return [_decode_body(body, self._max_announced_ids)]
+        return [decode_command_body(body, max_announced_ids=self._max_announced_ids)]

@@ -10,16 +10,21 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
   :data:`HTTP_PIECE_SECONDS`). The rate is fixed when the fetch starts: the viewer's downlink
   shared with its other downloads, and the origin's bandwidth shared with every transfer in flight
   (processor sharing sampled at the start; documented approximation).
-* :class:`ModelledPeers` carries the peer actions to other viewers through :class:`PeerNetwork`
-  with one-way latency and jitter. An upload queues on the uploader's uplink (first come, first
-  served at ``min(uplink, upload cap, receiver downlink)``), so a popular peer serves one request
-  after another, as the real transport (:mod:`p2ploader.aio.peers`) does; a cancelled upload
-  frees the uplink time it had left, and the uploads queued behind it move up. Loss costs
-  throughput: ``rate * (1 - loss)``. A growing upload (cut-through) sends a piece no earlier than
-  its bytes reach the uploader; it keeps the uplink time reserved at its start (approximation).
-  The body arrives in pieces, one at least every :data:`PIECE_SECONDS` of transfer time (at most
-  64), so a slow upload shows progress to the receiver's stall timeout and a cut-over to HTTP can
-  keep the bytes already received, as with a real data channel's chunks.
+* :class:`ModelledPeers` runs the shipped peer wire protocol,
+  :class:`~p2ploader.core.peer_protocol.PeerProtocol`, one machine per end of each link that
+  :class:`PeerNetwork` opens, and maps its events to the core's exactly as the real peer manager
+  (:mod:`p2ploader.aio.peers`) does: requests, headers, chunked data, cancels (with the discard of
+  bytes in flight), absences, growing uploads, the size checks, the flood guard and violations are
+  the machine's decisions, not the model's. Only the wire is modelled: the messages a machine emits
+  travel in order (an ordered data channel) and arrive after both viewers' one-way latency plus
+  jitter. Uploads take turns on the uploader's uplink, first come first served, at
+  ``min(uplink, upload cap, receiver downlink) * (1 - loss)``; an upload's data messages leave in
+  bursts of :data:`PIECE_SECONDS` of transfer time (the receiver sees a slow upload's progress, in
+  few events: one burst is fed to its scheduler as one chunk), and commands sent on the same link
+  wait behind the burst in flight. A cancel stops the upload when it reaches the uploader's
+  machine; the turn passes on once the burst already handed to the uplink has left, and the
+  receiver's machine drops that burst. A growing upload (cut-through) sends bytes as they reach
+  the uploader and keeps its turn while it waits (at most :data:`GROWING_UPLOAD_PATIENCE`).
 * Payloads are real ``bytes`` objects shared by every viewer (one per segment), so the scheduler
   counts real sizes while memory stays bounded by the stream, not by the audience. A segment put
   together from pieces is swapped for the shared payload once whole (``on_reassembled``).
@@ -28,38 +33,39 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
 from __future__ import annotations
 
 import math
-import operator
 import random
+from collections import deque
 from collections.abc import Callable
 
 import attrs
 
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
+from p2ploader.core import peer_protocol as proto
+from p2ploader.core import swarm, wire
+from p2ploader.core.peer_limits import announcement_id_limit
+from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 
 __all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
 
-_rendition_of = operator.attrgetter("rendition")
-_EMPTY: frozenset[SegmentId] = frozenset()
-
-PIECE_SECONDS = 1.0
-"""A simulated upload arrives in pieces at least this often (seconds of transfer time)."""
+PIECE_SECONDS = 0.5
+"""An upload hands the uplink its data chunks in bursts of this much transfer time (seconds): the
+receiver sees a slow upload's progress at least this often, in few events. A command sent on the
+same link (a request, an announcement) waits behind the burst, as on an ordered data channel; a
+real sender keeps up to 1 MiB queued (``BUFFERED_AMOUNT_LOW_THRESHOLD``), this keeps the wait short
+enough that 1 s bursts no longer cost a stall the model did not have before (slow-origin stress,
+seed 2)."""
+GROWING_UPLOAD_PATIENCE = 30.0
+"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up, as the peer
+manager's (:data:`p2ploader.aio.peers.GROWING_UPLOAD_PATIENCE`)."""
 HTTP_PIECE_SECONDS = 0.1
 """A simulated HTTP body arrives in pieces at least this often (seconds of transfer time): finely
 enough that a segment relayed while it arrives (cut-through) follows the origin's pace."""
 _MAX_PIECES = 64
-
-
-@attrs.define
-class _Request:
-    """A request on its way to the peer asked."""
-
-    handle: VirtualHandle
-
-    def cancel(self) -> None:
-        self.handle.cancel()
+_ID_SETS_KEPT = 4096  # announcements' id sets kept for reuse (a bound on memory)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -74,53 +80,6 @@ class _Fetch:
     rate: float
     start: float
     sent: int = 0
-
-
-@attrs.define(kw_only=True, eq=False)
-class _Upload:
-    """An upload in flight: its header, then its pieces one after another at the link's rate."""
-
-    target: ModelledPeers
-    peer_id: str
-    request_id: int
-    segment_id: SegmentId
-    data: bytes
-    """The bytes to send, from the requested offset; of a growing upload (cut-through), those
-    the uploader has so far."""
-    length: int
-    """How many bytes it sends in all: ``total_bytes`` minus the requested offset."""
-    total_bytes: int
-    """The segment's size, announced in the header (``data`` starts at the requested offset)."""
-    piece_size: int
-    rate: float
-    latency: float
-    start: float
-    """When the header reaches the receiver; piece k arrives ``k * piece_size / rate`` later."""
-    sent: int = 0
-    handle: VirtualHandle | None = None
-    next_piece: VirtualHandle | None = None
-    cancelled: bool = False
-    starved: bool = False
-    """A growing upload whose next piece had not arrived at the uploader when it was due."""
-
-    def due(self) -> float:
-        """When the next piece reaches the receiver."""
-        return self.start + min(self.sent + self.piece_size, self.length) / self.rate
-
-    def uplink_span(self) -> tuple[float, float]:
-        """When the uploader's link starts and stops sending it."""
-        begin = self.start - self.latency
-        return begin, begin + self.length / self.rate
-
-    def disarm(self) -> None:
-        """Stop its pending header and piece (to arm them anew, or for good)."""
-        for handle in (self.handle, self.next_piece):
-            if handle is not None:
-                handle.cancel()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self.disarm()
 
 
 @attrs.frozen(kw_only=True)
@@ -333,6 +292,21 @@ class PeerNetwork:
         # are folded into ``segment_uploaders`` and forgotten (memory stays bounded).
         self._uploaders: dict[SegmentId, set[str]] = {}
         self._forgotten_uploaders = 0
+        self._id_sets: dict[tuple[str, tuple[int, ...]], frozenset[SegmentId]] = {}
+
+    def segment_ids(self, swarm_id: str, wire_ids: tuple[int, ...]) -> frozenset[SegmentId]:
+        """The segment ids of an announcement's wire ids (every simulated playlist starts at media
+        sequence 0, so live and VOD ids agree). One announcement reaches every neighbour: its set
+        is built once, not once per receiver."""
+        key = (swarm_id, wire_ids)
+        ids = self._id_sets.get(key)
+        if ids is None:
+            if len(self._id_sets) >= _ID_SETS_KEPT:
+                self._id_sets.clear()
+            ids = self._id_sets[key] = frozenset(
+                swarm.segment_id_from_wire(swarm_id, i, live=True, first_sequence=0) for i in wire_ids
+            )
+        return ids
 
     def record_delivery(self, segment_id: SegmentId, uploader: str) -> None:
         self._uploaders.setdefault(segment_id, set()).add(uploader)
@@ -382,7 +356,8 @@ class PeerNetwork:
             return
         a.neighbours[b.peer_id] = b
         b.neighbours[a.peer_id] = a
-        a.broadcast = b.broadcast = None
+        a_end, b_end = a.new_link_end(b), b.new_link_end(a)
+        a_end.peer_end, b_end.peer_end = b_end, a_end
         self._update_room(a)
         self._update_room(b)
         a.feed(ev.PeerConnected(peer_id=b.peer_id))
@@ -393,18 +368,51 @@ class PeerNetwork:
         if b is None:
             return
         b.neighbours.pop(a.peer_id, None)
-        a.broadcast = b.broadcast = None
         self._update_room(a)
         self._update_room(b)
-        a.drop_transfers_with(b_id)
-        b.drop_transfers_with(a.peer_id)
+        a.close_link_end(b_id)
+        b.close_link_end(a.peer_id)
         a.feed(ev.PeerDisconnected(peer_id=b_id))
         if b.alive:
             self.loop.call_later(self.latency(a, b), b.feed_if_alive, ev.PeerDisconnected(peer_id=a.peer_id))
 
 
+@attrs.define(eq=False)
+class _LinkEnd:
+    """Our end of the link to one neighbour: the shipped protocol machine, and the direction of the
+    link towards the neighbour (an ordered channel: a message never overtakes an earlier one)."""
+
+    remote: ModelledPeers
+    protocol: PeerProtocol
+    peer_end: _LinkEnd | None = None
+    """The neighbour's end of the same link (it receives what we send)."""
+    arrival_floor: float = 0.0
+    """When the last message we sent reaches the neighbour (seconds, virtual time)."""
+    sending: _Sending | None = None
+    """Our upload to the neighbour (queued or on the uplink), or ``None``."""
+    open: bool = True
+
+
+@attrs.define(eq=False)
+class _Sending:
+    """One of our uploads: the machine's :class:`~p2ploader.core.peer_protocol.Upload` and how far
+    the uplink got with it."""
+
+    end: _LinkEnd
+    upload: Upload
+    rate: float
+    """Bytes/s: ``min(uplink or upload cap, receiver's downlink) * (1 - loss)``."""
+    sent: int = 0
+    handle: VirtualHandle | None = None
+    """The end of its burst on the uplink, or the patience of a starved growing upload."""
+    starved: bool = False
+    """A growing upload waiting for its next bytes (``handle`` is then its patience)."""
+    done: bool = False
+
+
 class ModelledPeers:
-    """The peer transport of one simulated viewer."""
+    """The peer transport of one simulated viewer: one :class:`PeerProtocol` per neighbour, its
+    messages carried over the modelled links (see the module's theory of operation)."""
 
     def __init__(
         self,
@@ -417,238 +425,394 @@ class ModelledPeers:
         upload_cap: float | None = None,
         max_peers: int = 10,
         on_reassembled: Callable[[SegmentId], object] | None = None,
+        payload: Callable[[SegmentId], bytes] | None = None,
+        max_segment_size: int = MAX_SEGMENT_SIZE,
+        max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
+        max_message_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         self.peer_id = peer_id
         self.on_reassembled = on_reassembled
         """Called after a segment that arrived in several pieces was delivered whole, so that the
         receiving viewer can drop its reassembled copy for the stream's shared payload."""
+        self.payload = payload
+        """The stream's shared payload of a segment (:meth:`SimStream.payload`), or ``None``."""
         self.swarm = swarm
         self.network = network
         self.link = link
         self.feed = feed
         self.max_peers = max_peers
+        self.max_segment_size = max_segment_size
+        """Bytes a data header may announce (the stream's bitrate allows no more)."""
+        self.max_announced_ids = max_announced_ids
+        """Ids one announcement may carry (the playlist's window allows no more)."""
+        self.max_message_size = max_message_size
+        """Bytes per data-channel message we send."""
         self.alive = True
         self.neighbours: dict[str, ModelledPeers] = {}
-        self.broadcast: tuple[list[ModelledPeers], float] | None = None
-        """Every neighbour and the sum of their latencies, for announcements (``None``: stale).
-        :class:`PeerNetwork` resets it whenever it changes ``neighbours``; never mutated."""
         self.uploaded_bytes = 0
+        """Bytes of our uploads that neighbours took (bytes dropped after a cancel do not count)."""
+        self._links: dict[str, _LinkEnd] = {}
         self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
-        self._uplink_free_at = 0.0
-        # Our uploads not fully sent, in the order the uplink sends them.
-        self._uplink_queue: list[_Upload] = []
-        # Deliveries in flight that a cancel or a departure must stop, by (peer, request id): a
-        # request on its way to us, or one of our uploads.
-        self._transfers: dict[tuple[str, int], _Request | _Upload] = {}
+        # Our uploads take turns on the uplink, first come first served, as the peer manager's.
+        self._uplink_queue: deque[_Sending] = deque()
+        self._on_uplink: _Sending | None = None
+        self._uplink_busy_until = 0.0  # the burst handed to the uplink last leaves it then
+        # Our requests: request id -> the segment asked, and how many pieces of it came so far.
+        self._requests: dict[int, SegmentId] = {}
+        self._pieces: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ links
+
+    def new_link_end(self, remote: ModelledPeers) -> _LinkEnd:
+        """Our end of a new link to ``remote`` (:meth:`PeerNetwork.connect` pairs the ends)."""
+        end = _LinkEnd(
+            remote,
+            PeerProtocol(
+                max_segment_size=self.max_segment_size,
+                max_announced_ids=self.max_announced_ids,
+                max_message_size=self.max_message_size,
+            ),
+        )
+        self._links[remote.peer_id] = end
+        return end
+
+    def close_link_end(self, peer_id: str) -> None:
+        """The link to ``peer_id`` is gone: its messages in flight are dropped, its upload ends."""
+        end = self._links.pop(peer_id, None)
+        if end is None:
+            return
+        end.open = False
+        if end.sending is not None:
+            self._end_upload(end.sending)
+
+    def set_playlist_window(self, segments: int) -> None:
+        """The playlist lists ``segments`` segments: bound every link's announcements by it."""
+        limit = announcement_id_limit(segments)
+        if limit == self.max_announced_ids:
+            return
+        self.max_announced_ids = limit
+        for end in self._links.values():
+            end.protocol.max_announced_ids = limit
 
     def feed_if_alive(self, event: ev.Event) -> None:
         if self.alive:
             self.feed(event)
 
+    def _wire_id(self, segment_id: SegmentId) -> int:
+        # Every simulated playlist starts at media sequence 0, so live and VOD ids agree.
+        return swarm.segment_wire_id(segment_id, live=True, first_sequence=0)
+
+    def _segment_id(self, wire_id: int) -> SegmentId:
+        return swarm.segment_id_from_wire(self.swarm, wire_id, live=True, first_sequence=0)
+
+    # ------------------------------------------------------------------ the modelled wire
+
+    def _transmit(self, end: _LinkEnd) -> None:
+        """Send what the machine queued (commands: a few dozen bytes, charged latency only)."""
+        messages = end.protocol.messages_to_send()
+        if messages:
+            self._carry(end, messages, leaves_at=self.network.loop.time(), data=False)
+
+    def _carry(self, end: _LinkEnd, messages: list[bytes], *, leaves_at: float, data: bool) -> None:
+        """Deliver ``messages`` one-way latency after they leave our uplink, in order."""
+        arrival = max(leaves_at + self.network.latency(self, end.remote), end.arrival_floor)
+        end.arrival_floor = arrival
+        peer_end = end.peer_end
+        assert peer_end is not None
+        self.network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
+
+    def _receive(self, end: _LinkEnd, messages: list[bytes], data: bool) -> None:
+        """Messages from ``end``'s neighbour reach us."""
+        if not end.open or not self.alive:
+            return
+        protocol = end.protocol
+        loop_time = self.network.loop.time()
+        if data:
+            # A burst of data chunks of one upload: the scheduler sees it as one piece (as the
+            # modelled piece of a slow upload always was), so the events per segment stay few.
+            for message in messages:
+                protocol.receive_message(message, now=loop_time)
+            self._pump(end)
+            return
+        for message in messages:
+            protocol.receive_message(message, now=loop_time)
+            self._pump(end)
+            if not end.open:
+                return
+
+    def _pump(self, end: _LinkEnd) -> None:
+        """Send the machine's messages and act on its events; consecutive data events of one
+        request are fed as one chunk."""
+        self._transmit(end)
+        protocol = end.protocol
+        merged: list[proto.DataReceived] = []
+        while (event := protocol.next_event()) is not None:
+            if isinstance(event, proto.DataReceived):
+                if merged and merged[0].request_id != event.request_id:
+                    self._data_received(end, merged)
+                    merged = []
+                merged.append(event)
+                continue
+            if merged:
+                self._data_received(end, merged)
+                merged = []
+            self._protocol_event(end, event)
+        if merged:
+            self._data_received(end, merged)
+        self._transmit(end)
+
+    def _data_received(self, end: _LinkEnd, events: list[proto.DataReceived]) -> None:
+        request_id = events[0].request_id
+        complete = events[-1].complete
+        pieces = self._pieces.get(request_id, 0) + 1
+        self._pieces[request_id] = pieces
+        segment_id = self._requests.get(request_id)
+        if len(events) == 1:
+            data = events[0].data
+        else:
+            size = sum(len(e.data) for e in events)
+            shared = None
+            if complete and pieces == 1 and segment_id is not None and self.payload is not None:
+                shared = self.payload(segment_id)
+            # A whole segment in one burst is the stream's shared payload (the bytes every viewer
+            # holds): joining its chunks anew for every copy cost most of a run's time.
+            data = shared if shared is not None and len(shared) == size else b"".join(e.data for e in events)
+        sender = end.remote
+        sender.uploaded_bytes += len(data)
+        if complete:
+            self._requests.pop(request_id, None)
+            self._pieces.pop(request_id, None)
+            if segment_id is not None:
+                self.network.record_delivery(segment_id, sender.peer_id)
+        self.feed(ev.PeerChunkReceived(request_id=request_id, data=data))
+        if complete and pieces > 1 and segment_id is not None and self.on_reassembled is not None:
+            self.on_reassembled(segment_id)
+
+    def _protocol_event(self, end: _LinkEnd, event: proto.Event) -> None:
+        """The machine's events as the core's, as the peer manager (:mod:`p2ploader.aio.peers`)
+        maps them."""
+        peer_id = end.remote.peer_id
+        match event:
+            case proto.AnnouncementReceived():
+                self.feed(
+                    ev.PeerAnnounced(
+                        peer_id=peer_id,
+                        loaded=self.network.segment_ids(self.swarm, event.loaded),
+                        loading_by_http=self.network.segment_ids(self.swarm, event.loading_by_http),
+                    )
+                )
+            case proto.SegmentRequested():
+                self.feed(
+                    ev.PeerRequestedSegment(
+                        peer_id=peer_id,
+                        segment_id=self._segment_id(event.segment_id),
+                        byte_offset=event.byte_offset,
+                        peer_request_id=event.request_id,
+                    )
+                )
+            case proto.RequestCancelled():
+                self.feed(
+                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
+                )
+            case proto.ResponseStarted():
+                self.feed(
+                    ev.PeerResponseStarted(
+                        request_id=event.request_id, total_bytes=event.byte_offset + event.size
+                    )
+                )
+            case proto.RequestAbsent():
+                self._requests.pop(event.request_id, None)
+                self.feed(ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True))
+            case proto.UploadStopped():
+                sending = end.sending
+                if sending is not None and sending.upload is event.upload:
+                    self._end_upload(sending)
+            case proto.ProtocolViolated():
+                if event.request_id is not None:
+                    # The scheduler disconnects the peer and loads the segment elsewhere.
+                    self.feed(
+                        ev.PeerDownloadFailed(
+                            request_id=event.request_id, reason=event.reason, misbehaved=True
+                        )
+                    )
+                self.network.disconnect(self, peer_id)
+            case _:
+                pass
+
+    # ------------------------------------------------------------------ core actions
+
     def perform(self, action: act.Action) -> None:
-        loop = self.network.loop
         match action:
             case act.RequestFromPeer():
-                target = self.neighbours.get(action.peer_id)
-                if target is None:
-                    loop.call_soon(
+                end = self._links.get(action.peer_id)
+                if end is None:
+                    self.network.loop.call_soon(
                         self.feed_if_alive,
                         ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone"),
                     )
                     return
-                request = ev.PeerRequestedSegment(
-                    peer_id=self.peer_id,
-                    segment_id=action.segment_id,
+                self._requests[action.request_id] = action.segment_id
+                self._pieces.pop(action.request_id, None)
+                end.protocol.send_request(
+                    segment_id=self._wire_id(action.segment_id),
+                    request_id=action.request_id,
                     byte_offset=action.byte_offset,
-                    peer_request_id=action.request_id,
                 )
-                handle = loop.call_later(self.network.latency(self, target), target.feed_if_alive, request)
-                target._transfers[(self.peer_id, action.request_id)] = _Request(handle)
+                self._transmit(end)
             case act.CancelPeerDownload():
-                target = self.neighbours.get(action.peer_id)
-                if target is not None:
-                    target._end_transfer((self.peer_id, action.request_id))
+                self._requests.pop(action.request_id, None)
+                end = self._links.get(action.peer_id)
+                if end is not None and end.protocol.send_cancel(action.request_id):
+                    self._transmit(end)
             case act.AnnounceSegments():
                 self._announce(action)
             case act.SendSegmentToPeer():
-                self._upload(action)
+                self._start_upload(action)
             case act.ExtendUpload():
-                self._extend(action)
+                end = self._links.get(action.peer_id)
+                if end is not None and end.protocol.extend_upload(
+                    segment_id=self._wire_id(action.segment_id),
+                    request_id=action.peer_request_id or 0,
+                    data=action.data,
+                ):
+                    sending = end.sending
+                    if sending is not None and sending.starved:
+                        self._burst(sending)  # it waited for these bytes: it sends on
             case act.SendSegmentAbsent() | act.AbortUpload():
-                target = self.neighbours.get(action.peer_id)
-                if target is not None and action.peer_request_id is not None:
-                    # The request's record goes; an aborted upload stops and frees the uplink.
-                    self._end_transfer((action.peer_id, action.peer_request_id))
-                    failed = ev.PeerDownloadFailed(
-                        request_id=action.peer_request_id, reason="absent", absent=True
+                end = self._links.get(action.peer_id)
+                if end is not None:
+                    # An aborted upload stops first (the machine drops it; _pump ends it).
+                    end.protocol.send_absent(
+                        segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
                     )
-                    loop.call_later(self.network.latency(self, target), target.feed_if_alive, failed)
+                    self._pump(end)
             case act.DisconnectPeer():
                 self.network.disconnect(self, action.peer_id)
             case _:
                 pass
 
-    def _swarm_only(self, ids: tuple[SegmentId, ...]) -> frozenset[SegmentId]:
-        """The ids of our swarm's segments (a swarm's links carry only that rendition's map)."""
-        swarm = self.swarm
-        # Usually every id is of our swarm: check that in C, and build the set without a filter.
-        if not ids or set(map(_rendition_of, ids)) == {swarm}:
-            return frozenset(ids)
-        return frozenset(s for s in ids if s.rendition == swarm)
-
     def _announce(self, action: act.AnnounceSegments) -> None:
-        loaded = self._swarm_only(action.loaded)
-        loading = self._swarm_only(action.loading_by_http) if action.loading_by_http else _EMPTY
+        swarm_of_ours = self.swarm
+        loaded = [self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours]
+        loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours]
         if action.peer_id is not None:
-            target = self.neighbours.get(action.peer_id)
-            if target is None:
-                return
-            targets, latencies = [target], target.link.latency
+            end = self._links.get(action.peer_id)
+            targets = [] if end is None else [end]
         else:
-            if self.broadcast is None:  # neighbours change far less often than we announce
-                everyone = list(self.neighbours.values())
-                self.broadcast = (everyone, sum(t.link.latency for t in everyone))
-            targets, latencies = self.broadcast
-            if not targets:
-                return
-        # One delivery for all neighbours after the mean one-way latency (announcements are the
-        # bulk of a swarm's messages; per-neighbour timing would differ by a few milliseconds).
-        network = self.network
-        latency = self.link.latency + latencies / len(targets)
-        latency += network.rng.random() * self.link.jitter
-        announced = ev.PeerAnnounced(peer_id=self.peer_id, loaded=loaded, loading_by_http=loading)
-        network.loop.call_later(latency, self._deliver_announcement, targets, announced)
+            targets = list(self._links.values())
+        for end in targets:
+            end.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
+            self._transmit(end)
 
-    @staticmethod
-    def _deliver_announcement(targets: list[ModelledPeers], announced: ev.PeerAnnounced) -> None:
-        sender = announced.peer_id
-        for target in targets:
-            if target.alive and sender in target.neighbours:
-                target.feed(announced)
+    # ------------------------------------------------------------------ uploads
 
-    def _upload(self, action: act.SendSegmentToPeer) -> None:
-        target = self.neighbours.get(action.peer_id)
-        rid = action.peer_request_id
-        if target is None or rid is None:
+    def _start_upload(self, action: act.SendSegmentToPeer) -> None:
+        end = self._links.get(action.peer_id)
+        if end is None:
             return
-        loop = self.network.loop
-        rate = min(self._up_rate, target.link.down) * (1.0 - max(self.link.loss, target.link.loss))
-        latency = self.network.latency(self, target)
-        start = max(loop.time(), self._uplink_free_at)
-        data = action.data
-        length = action.total_bytes - action.byte_offset if action.growing else len(data)
-        self._uplink_free_at = start + length / rate
-        # Pieces at least every PIECE_SECONDS of transfer: a slow upload shows its progress (the
-        # stall timeout, a cut-over keeping the bytes received) as a data channel's chunks would.
-        pieces = max(1, min(_MAX_PIECES, math.ceil(length / rate / PIECE_SECONDS)))
-        upload = _Upload(
-            target=target,
-            peer_id=action.peer_id,
-            request_id=rid,
-            segment_id=action.segment_id,
-            data=data,
-            length=length,
-            total_bytes=action.total_bytes,
-            piece_size=math.ceil(length / pieces),
-            rate=rate,
-            latency=latency,
-            start=start + latency,
+        upload = end.protocol.start_upload(
+            segment_id=self._wire_id(action.segment_id),
+            request_id=action.peer_request_id or 0,
+            data=action.data,
+            length=action.total_bytes - action.byte_offset if action.growing else None,
         )
-        self._schedule(upload)
-        self._transfers[(action.peer_id, rid)] = upload
-        self._uplink_queue.append(upload)
+        self._pump(end)  # the upload it replaces stops
+        remote = end.remote
+        rate = min(self._up_rate, remote.link.down) * (1.0 - max(self.link.loss, remote.link.loss))
+        sending = _Sending(end, upload, rate)
+        end.sending = sending
+        self._uplink_queue.append(sending)
+        if self._on_uplink is None:
+            self._next_upload()
 
-    def _extend(self, action: act.ExtendUpload) -> None:
-        """More bytes of a growing upload reached us: a starved upload sends on as they come."""
-        upload = self._transfers.get((action.peer_id, action.peer_request_id or 0))
-        if not isinstance(upload, _Upload) or upload.cancelled:
+    def _next_upload(self) -> None:
+        """The uplink's turn goes to the oldest upload still wanted: its header, then its bursts."""
+        while self._uplink_queue:
+            sending = self._uplink_queue.popleft()
+            if sending.done:
+                continue
+            self._on_uplink = sending
+            sending.end.protocol.begin_upload(sending.upload)
+            self._transmit(sending.end)
+            self._burst(sending)
             return
-        upload.data = upload.data + action.data
-        if upload.starved:
-            upload.starved = False
-            at = max(upload.due(), self.network.loop.time() + upload.latency)
-            upload.next_piece = self.network.loop.call_at(at, self._send_piece, upload)
 
-    def _schedule(self, upload: _Upload) -> None:
-        """Arm the upload's header and first piece."""
+    def _burst(self, sending: _Sending) -> None:
+        """Hand the uplink the next chunks: as many as it sends in :data:`PIECE_SECONDS` (one at
+        least). A growing upload with no new bytes waits for them (``ExtendUpload``)."""
+        upload = sending.upload
         loop = self.network.loop
-        header = ev.PeerResponseStarted(request_id=upload.request_id, total_bytes=upload.total_bytes)
-        upload.handle = loop.call_at(upload.start, upload.target.feed_if_alive, header)
-        upload.next_piece = loop.call_at(upload.due(), self._send_piece, upload)
-
-    def _release_uplink(self, cancelled: _Upload) -> None:
-        """A cancelled upload frees the uplink time it had left: the uploads queued behind it move
-        up (a real uploader stops sending it at once)."""
-        queue = self._uplink_queue
-        try:
-            index = queue.index(cancelled)
-        except ValueError:
-            return
-        del queue[index]
-        now = self.network.loop.time()
-        begin, end = cancelled.uplink_span()
-        freed = end - max(now, begin)
-        if freed <= 0:
-            return
-        self._uplink_free_at = max(now, self._uplink_free_at - freed)
-        for upload in queue[index:]:
-            upload.disarm()
-            upload.start -= freed
-            self._schedule(upload)
-
-    def _send_piece(self, upload: _Upload) -> None:
-        """Deliver the next piece of an upload; the last one completes it. A growing upload whose
-        next bytes have not reached us yet waits for them (``extend``)."""
-        piece = upload.data[upload.sent : upload.sent + upload.piece_size]
-        if not piece and upload.sent < upload.length:
-            upload.starved = True
-            upload.next_piece = None
-            return
-        upload.sent += len(piece)
-        target = upload.target
-        if target.alive:
-            self.uploaded_bytes += len(piece)  # counted when delivered: cancelled bytes do not count
-            whole = upload.sent >= upload.length
-            if whole:
-                self.network.record_delivery(upload.segment_id, self.peer_id)
-            target.feed(ev.PeerChunkReceived(request_id=upload.request_id, data=piece))
-            if whole and len(piece) < upload.length and target.on_reassembled is not None:
-                target.on_reassembled(upload.segment_id)
-            if upload.cancelled:  # the receiver cancelled it on this very piece
+        if sending.starved:
+            sending.starved = False
+            if sending.handle is not None:
+                sending.handle.cancel()
+                sending.handle = None
+        budget = sending.rate * PIECE_SECONDS
+        chunks: list[bytes] = []
+        size = 0
+        while size < budget and (chunk := upload.next_chunk()) is not None:
+            chunks.append(chunk)
+            size += len(chunk)
+        if not chunks:
+            if upload.finished:
+                self._complete_upload(sending)
                 return
-        if upload.sent < upload.length:
-            upload.next_piece = self.network.loop.call_at(upload.due(), self._send_piece, upload)
+            # The scheduler stops a relay whose HTTP download ends without the segment; this bound
+            # only keeps a lost one from holding the uplink for ever (as the peer manager's).
+            sending.starved = True
+            sending.handle = loop.call_later(GROWING_UPLOAD_PATIENCE, self._give_up, sending)
             return
-        self._transfers.pop((upload.peer_id, upload.request_id), None)
-        if self._uplink_queue and self._uplink_queue[0] is upload:
-            self._uplink_queue.pop(0)
+        leaves_at = max(loop.time(), self._uplink_busy_until) + size / sending.rate
+        self._uplink_busy_until = leaves_at
+        sending.sent += size
+        self._carry(sending.end, chunks, leaves_at=leaves_at, data=True)
+        sending.handle = loop.call_at(leaves_at, self._burst_sent, sending)
+
+    def _burst_sent(self, sending: _Sending) -> None:
+        sending.handle = None
+        if sending.upload.finished:
+            self._complete_upload(sending)
         else:
-            self._uplink_queue.remove(upload)
-        delivered = upload.sent if target.alive else 0
+            self._burst(sending)
+
+    def _give_up(self, sending: _Sending) -> None:
+        sending.handle = None
+        self._end_upload(sending)
+
+    def _complete_upload(self, sending: _Sending) -> None:
+        end = sending.end
+        end.protocol.complete_upload(sending.upload)
+        self._transmit(end)
+        self._end_upload(sending)
+
+    def _end_upload(self, sending: _Sending) -> None:
+        """The upload ended (sent, stopped, given up, link gone): its uplink turn passes on and the
+        scheduler's upload slot is free."""
+        if sending.done:
+            return
+        sending.done = True
+        if sending.handle is not None:
+            sending.handle.cancel()
+            sending.handle = None
+        end = sending.end
+        end.protocol.end_upload(sending.upload)
+        if end.sending is sending:
+            end.sending = None
         self.feed_if_alive(
-            ev.UploadFinished(peer_id=upload.peer_id, peer_request_id=upload.request_id, sent_bytes=delivered)
+            ev.UploadFinished(
+                peer_id=end.remote.peer_id, peer_request_id=sending.upload.request_id, sent_bytes=sending.sent
+            )
         )
-
-    def _end_transfer(self, key: tuple[str, int]) -> None:
-        """Stop a delivery in flight; an upload's end is reported to our scheduler."""
-        transfer = self._transfers.pop(key, None)
-        if transfer is None:
-            return
-        transfer.cancel()
-        if isinstance(transfer, _Upload):  # not a request still on its way to us
-            self._release_uplink(transfer)
-            self.feed_if_alive(ev.UploadFinished(peer_id=key[0], peer_request_id=key[1]))
-
-    def drop_transfers_with(self, peer_id: str) -> None:
-        for key in [k for k in self._transfers if k[0] == peer_id]:
-            self._end_transfer(key)
+        if self._on_uplink is sending:
+            self._on_uplink = None
+            self._next_upload()
 
     def leave(self) -> None:
         """The viewer goes away: every neighbour sees it disconnect."""
         for other in list(self.neighbours):
             self.network.disconnect(self, other)
         self.alive = False
-        for transfer in self._transfers.values():
-            transfer.cancel()
-        self._transfers.clear()
+        for sending in self._uplink_queue:
+            sending.done = True
         self._uplink_queue.clear()
+        self._on_uplink = None

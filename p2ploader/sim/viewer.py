@@ -17,7 +17,8 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.driver import Driver
-from p2ploader.core.scheduler import Scheduler
+from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
+from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import SegmentId
 from p2ploader.playback import PlaybackModel
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
@@ -97,6 +98,15 @@ class SimViewer:
             upload_cap=config.upload_rate_limit,
             max_peers=config.max_peers,
             on_reassembled=share_payload,
+            payload=stream.payload,
+            # The limits the loader gives its peer manager (p2ploader.aio.loader).
+            max_segment_size=segment_size_limit(
+                bandwidth=int(stream.renditions[rendition].bitrate),
+                target_duration=stream.segment_duration,
+                fallback=MAX_SEGMENT_SIZE,
+            ),
+            max_announced_ids=announcement_id_limit(len(stream.playlist(rendition, loop.time()))),
+            max_message_size=config.web_rtc_max_message_size,
         )
         self.driver.http = self.http
         self.driver.peers = self.peers
@@ -199,6 +209,7 @@ class SimViewer:
         now = self._loop.time()
         playlist = self._stream.playlist(self._rendition, now)
         self._known_last = playlist[-1].id.sequence
+        self.peers.set_playlist_window(len(playlist))
         self.driver.feed(ev.PlaylistUpdated(segments=playlist))
         self._schedule_refresh()
         self._request_next()

@@ -475,6 +475,21 @@ def test_announced_ids_bound() -> None:
         WireDecoder().receive(encode_command(SegmentsAnnouncement(loaded=range(20_001)))[0])
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [(1, True), (1, -2), (0, 2**119), (1, 2.0), (3, "4"), (False,)],
+    ids=["bool", "negative", "too big", "float", "str", "only a bool"],
+)
+def test_every_announced_id_is_checked(ids: tuple[object, ...]) -> None:
+    # Lists of ids are checked all at once (a fast path for plain ints); the one at fault is named.
+    with pytest.raises(UsageError, match="item"):
+        SegmentsAnnouncement(loaded=ids)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="SimilarIntArray member"):
+        encode_similar_int_array(ids)  # type: ignore[arg-type]
+    assert SegmentsAnnouncement(loaded=(0, 2**119 - 1)).loaded == (0, 2**119 - 1)
+    assert SegmentsAnnouncement(loaded=()).loaded == ()
+
+
 def test_argument_validation() -> None:
     with pytest.raises(UsageError):
         SegmentRequest(segment_id=-1, request_id=0)
@@ -679,3 +694,35 @@ def mutated_streams(draw: st.DrawFn) -> list[bytes]:
 @given(mutated_streams())
 def test_fuzz_mutated_valid_messages(messages: list[bytes]) -> None:
     feed(WireDecoder(max_command_size=1 << 20, max_announced_ids=2000), messages, bound=1 << 20)
+
+
+def test_an_announcement_encoded_again_gives_fresh_equal_messages() -> None:
+    # Announcements are encoded once for every neighbour (a memo): the caller's list is its own.
+    announcement = SegmentsAnnouncement(loaded=range(100, 140), loading_by_http=(141,))
+    first = encode_command(announcement)
+    first.append(b"junk")
+    second = encode_command(announcement)
+    assert second == encode_command(SegmentsAnnouncement(loaded=range(100, 140), loading_by_http=(141,)))
+    assert b"junk" not in second
+    assert decode_one(second) == announcement
+    assert encode_command(announcement, max_message_size=20) != second  # the size is part of the key
+
+
+def test_a_decoded_announcement_respects_each_decoders_limit() -> None:
+    # Equal bodies are decoded once (a memo), but never past a stricter decoder's id limit.
+    message = encode_command(SegmentsAnnouncement(loaded=range(30)))[0]
+    assert WireDecoder(max_announced_ids=30).receive(message) == [SegmentsAnnouncement(loaded=range(30))]
+    with pytest.raises(PeerProtocolError, match="limit"):
+        WireDecoder(max_announced_ids=29).receive(message)
+    assert WireDecoder().receive(message) == [SegmentsAnnouncement(loaded=range(30))]
+
+
+def test_a_large_announcement_is_decoded_without_the_memo() -> None:
+    # Bodies above the memo's size bound (a hostile peer's, or a VOD's whole map) are decoded every
+    # time, so the memo cannot pin much memory.
+    big = SegmentsAnnouncement(loaded=range(0, 6000, 3))
+    messages = encode_command(big)
+    assert decode_one(messages) == big
+    assert decode_one(encode_command(big)) is not decode_one(encode_command(big))
+    small = encode_command(SegmentsAnnouncement(loaded=range(10)))
+    assert decode_one(small) is decode_one(small)
