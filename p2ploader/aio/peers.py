@@ -469,44 +469,21 @@ class PeerManager:
         self._transmit(state)
 
     def _protocol_event(self, state: _PeerState, event: proto.Event) -> None:
-        peer_id = state.link.peer_id
         match event:
-            case proto.DataReceived():
-                self._feed(ev.PeerChunkReceived(request_id=event.request_id, data=event.data))
-            case proto.AnnouncementReceived():
-                self._feed(
-                    ev.PeerAnnounced(
-                        peer_id=peer_id,
-                        loaded=frozenset(self._segment_id(i) for i in event.loaded),
-                        loading_by_http=frozenset(self._segment_id(i) for i in event.loading_by_http),
-                    )
-                )
-            case proto.SegmentRequested():
-                self._feed(
-                    ev.PeerRequestedSegment(
-                        peer_id=peer_id,
-                        segment_id=self._segment_id(event.segment_id),
-                        byte_offset=event.byte_offset,
-                        peer_request_id=event.request_id,
-                    )
-                )
-            case proto.RequestCancelled():
-                self._feed(
-                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
-                )
-            case proto.ResponseStarted():
-                self._feed(
-                    ev.PeerResponseStarted(
-                        request_id=event.request_id, total_bytes=event.byte_offset + event.size
-                    )
-                )
-            case proto.RequestAbsent():
-                self._feed(ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True))
             case proto.UploadStopped():
                 if state.upload_of is event.upload:
                     self._cancel_upload_task(state)
             case proto.ProtocolViolated():
                 self._violation(state, event.reason, event.request_id)
+            case _:
+                scheduled = proto.scheduler_event(
+                    event,
+                    peer_id=state.link.peer_id,
+                    segment_id=self._segment_id,
+                    announced=lambda ids: frozenset(self._segment_id(i) for i in ids),
+                )
+                if scheduled is not None:
+                    self._feed(scheduled)
 
     def _violation(self, state: _PeerState, reason: str, request_id: int | None) -> None:
         self._protocol_errors += 1

@@ -62,13 +62,15 @@ is the swarm's business (:mod:`p2ploader.core.swarm`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 import attrs
 
+from p2ploader.core import events as ev
 from p2ploader.core import wire
 from p2ploader.core.bans import CommandRate
+from p2ploader.core.segments import SegmentId
 from p2ploader.errors import PeerProtocolError
 
 __all__ = [
@@ -84,6 +86,7 @@ __all__ = [
     "SegmentRequested",
     "Upload",
     "UploadStopped",
+    "scheduler_event",
 ]
 
 MAX_REMEMBERED_CANCELS: Final = 16
@@ -172,6 +175,45 @@ Event: TypeAlias = (
     | UploadStopped
     | ProtocolViolated
 )
+
+
+def scheduler_event(
+    event: Event,
+    *,
+    peer_id: str,
+    segment_id: Callable[[int], SegmentId],
+    announced: Callable[[tuple[int, ...]], frozenset[SegmentId]],
+) -> ev.Event | None:
+    """The scheduler's event for a protocol event from ``peer_id``, or None for the two the
+    transport handles itself (``UploadStopped``: its upload task; ``ProtocolViolated``: the link).
+    ``segment_id`` maps one wire id, ``announced`` an announcement's list of them. The peer manager
+    and the simulator's modelled peers both feed the scheduler through this one mapping."""
+    match event:
+        case DataReceived():
+            return ev.PeerChunkReceived(request_id=event.request_id, data=event.data)
+        case AnnouncementReceived():
+            return ev.PeerAnnounced(
+                peer_id=peer_id,
+                loaded=announced(event.loaded),
+                loading_by_http=announced(event.loading_by_http),
+            )
+        case SegmentRequested():
+            return ev.PeerRequestedSegment(
+                peer_id=peer_id,
+                segment_id=segment_id(event.segment_id),
+                byte_offset=event.byte_offset,
+                peer_request_id=event.request_id,
+            )
+        case RequestCancelled():
+            return ev.PeerCancelledUpload(peer_id=peer_id, segment_id=segment_id(event.segment_id))
+        case ResponseStarted():
+            return ev.PeerResponseStarted(
+                request_id=event.request_id, total_bytes=event.byte_offset + event.size
+            )
+        case RequestAbsent():
+            return ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True)
+        case _:
+            return None
 
 
 # ---------------------------------------------------------------------------------------- uploads

@@ -589,40 +589,12 @@ class ModelledPeers:
             self.on_reassembled(segment_id)
 
     def _protocol_event(self, end: _LinkEnd, event: proto.Event) -> None:
-        """The machine's events as the core's, as the peer manager (:mod:`p2ploader.aio.peers`)
-        maps them."""
+        """The machine's events as the core's, through the peer manager's own mapping
+        (:func:`p2ploader.core.peer_protocol.scheduler_event`)."""
         peer_id = end.remote.peer_id
         match event:
-            case proto.AnnouncementReceived():
-                self.feed(
-                    ev.PeerAnnounced(
-                        peer_id=peer_id,
-                        loaded=self.network.segment_ids(self.swarm, event.loaded),
-                        loading_by_http=self.network.segment_ids(self.swarm, event.loading_by_http),
-                    )
-                )
-            case proto.SegmentRequested():
-                self.feed(
-                    ev.PeerRequestedSegment(
-                        peer_id=peer_id,
-                        segment_id=self._segment_id(event.segment_id),
-                        byte_offset=event.byte_offset,
-                        peer_request_id=event.request_id,
-                    )
-                )
-            case proto.RequestCancelled():
-                self.feed(
-                    ev.PeerCancelledUpload(peer_id=peer_id, segment_id=self._segment_id(event.segment_id))
-                )
-            case proto.ResponseStarted():
-                self.feed(
-                    ev.PeerResponseStarted(
-                        request_id=event.request_id, total_bytes=event.byte_offset + event.size
-                    )
-                )
-            case proto.RequestAbsent():
-                self._requests.pop(event.request_id, None)
-                self.feed(ev.PeerDownloadFailed(request_id=event.request_id, reason="absent", absent=True))
+            case proto.DataReceived():
+                pass  # the modelled wire delivers data in bursts itself (_deliver)
             case proto.UploadStopped():
                 sending = end.sending
                 if sending is not None and sending.upload is event.upload:
@@ -637,7 +609,16 @@ class ModelledPeers:
                     )
                 self.network.disconnect(self, peer_id)
             case _:
-                pass
+                if isinstance(event, proto.RequestAbsent):
+                    self._requests.pop(event.request_id, None)
+                scheduled = proto.scheduler_event(
+                    event,
+                    peer_id=peer_id,
+                    segment_id=self._segment_id,
+                    announced=lambda ids: self.network.segment_ids(self.swarm, ids),
+                )
+                if scheduled is not None:
+                    self.feed(scheduled)
 
     # ------------------------------------------------------------------ core actions
 
