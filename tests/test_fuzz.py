@@ -14,7 +14,6 @@ import contextlib
 import json
 import random
 
-import attrs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from p2ploader.core.tracker_wire import encode_id
 from p2ploader.errors import PlaylistError
 from p2ploader.hls import parse_media
 from p2ploader.tracker.state import Send, TrackerLimits, TrackerState
+from tests.aio.test_peer_wiring import FakeLink
 
 FUZZ = settings(
     max_examples=150,
@@ -134,23 +134,6 @@ def test_tracker_server_answers_garbage_with_failures_only(frames: list[str | by
 # --------------------------------------------------------------------------- peer messages
 
 
-@attrs.define
-class _FakeLink:
-    peer_id: str = "ee" * 20
-    is_open: bool = True
-    closed: bool = False
-    closing: bool = False
-    max_message_size: int = 65536
-    sent: list[bytes] = attrs.Factory(list)
-
-    def send(self, message: bytes) -> bool:
-        self.sent.append(message)
-        return not self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-
 _command_chunks = st.builds(
     lambda start, body, end: start + body + end,
     st.sampled_from([wire.CSTR, wire.DSTR]),
@@ -191,7 +174,7 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
             rtc_config={},
             on_misbehaved=lambda peer, reason: misbehaved.append(reason),
         )
-        link = _FakeLink()
+        link = FakeLink()
         protocol = PeerProtocol(max_segment_size=1 << 20)
         state = _PeerState(link=link, protocol=protocol)  # type: ignore[arg-type]
         if downloading:

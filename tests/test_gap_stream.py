@@ -24,6 +24,7 @@ from p2ploader.proxy import open_proxy
 from p2ploader.sample import vod_segment_bytes
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
+from tests.aio.test_p2p_e2e import p2p_config, wait_for_peers
 from tests.ffmpeg_streams import av_stream, ffmpeg_or_skip, rewrite_media  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -279,23 +280,6 @@ async def test_ffmpeg_decodes_through_the_proxy_around_the_gap(gap_stream: Path)
 # A swarm of real WebRTC peers on the live stream with gaps
 
 
-def _swarm_config(tracker_url: str) -> LoaderConfig:
-    return LoaderConfig(
-        tracker_announce=(tracker_url,),
-        rtc_config={"iceServers": []},
-        http_retry_backoff=0.05,
-        live_refresh_interval=0.5,
-    )
-
-
-async def _wait_for_peers(loaders: list[HybridLoader], count: int) -> None:
-    for _ in range(200):  # bounded: 10 s
-        if all(loader.statistics().by_media_type["video"].peers_connected == count for loader in loaders):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError([loader.statistics().peers_connected for loader in loaders])
-
-
 async def test_three_viewers_share_a_live_stream_with_gaps_without_a_stall(
     gap_stream: Path,
     loopback: None,
@@ -304,14 +288,14 @@ async def test_three_viewers_share_a_live_stream_with_gaps_without_a_stall(
     want = vod_segment_bytes(gap_stream / "video" / "index.m3u8")
     with OriginServer(gap_stream, live=LiveSettings(window_segments=10)) as origin:
         url = origin.url_for("live/master.m3u8")
-        config = _swarm_config(tracker.url)
+        config = p2p_config(tracker.url)
         async with (
             open_loader(url, config=config, seed=1) as first,
             open_loader(url, config=config, seed=2) as second,
             open_loader(url, config=config, seed=3) as third,
         ):
             loaders = [first, second, third]
-            await _wait_for_peers(loaders, 2)
+            await wait_for_peers(loaders, 2, media_type="video")
             got: list[list[LoadedSegment]] = [[], [], []]
 
             async def view(loader: HybridLoader, seconds: float, index: int, distance: int) -> object:

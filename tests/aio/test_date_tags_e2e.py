@@ -19,11 +19,12 @@ import pytest
 
 from p2ploader import LoaderConfig, PlaybackModel, UsageError, open_loader, play
 from p2ploader.aio.player import PlaybackSnapshot
-from p2ploader.app.viewer import ViewerSpec, last_line, run_viewer, start_viewer_process
+from p2ploader.app.viewer import ViewerSpec, run_viewer
 from p2ploader.hls import DateRange, IFrameVariant, StartOffset, parse_master, parse_media
 from p2ploader.proxy import open_proxy
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
+from tests.aio.test_p2p_e2e import p2p_config, run_staggered_viewers
 from tests.ffmpeg_streams import av_stream, rewrite_media, write_i_frame_playlist  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
@@ -286,12 +287,7 @@ async def test_the_live_origin_dates_every_loop_consistently(tagged: Path) -> No
 async def test_three_viewers_share_the_dated_live_stream_without_stalls(
     tagged: Path, tracker: TrackerServer
 ) -> None:
-    config = LoaderConfig(
-        tracker_announce=(tracker.url,),
-        rtc_config={"iceServers": []},
-        http_retry_backoff=0.05,
-        live_refresh_interval=0.5,
-    ).to_faq()
+    config = p2p_config(tracker.url).to_faq()
     with OriginServer(tagged, live=LiveSettings(window_segments=10)) as origin:
         specs = [
             ViewerSpec(
@@ -304,15 +300,7 @@ async def test_three_viewers_share_the_dated_live_stream_without_stalls(
             )
             for i in range(3)
         ]
-        procs = []
-        for spec in specs:
-            procs.append(await start_viewer_process(spec))
-            await asyncio.sleep(2.0)  # staggered joins
-        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=90)
-    results = []
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err.decode()
-        results.append(last_line(out))
+        results = await run_staggered_viewers(specs, within=90)
     assert all(r["mismatches"] == 0 and r["segments_played"] > 0 for r in results), results
     assert all(r["stalls"] == 0 for r in results), results
     assert sum(r["p2p_bytes"] for r in results[1:]) > 0, results

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
+import attrs
 import pytest
 
-from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
-from p2ploader.aio.loader import HybridLoader, LoadedSegment
+from p2ploader import open_loader
+from p2ploader.aio.loader import LoadedSegment
 from p2ploader.core import notifications as nt
 from p2ploader.core.segments import SegmentId
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
-from tests.aio.test_p2p_e2e import wait_for_peers
+from tests.aio.test_p2p_e2e import p2p_config, view, wait_for_peers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -24,29 +25,10 @@ CIPHERTEXT = vod_segment_bytes(AES / "index.m3u8")
 PLAINTEXT = vod_segment_bytes(sample_path("ts") / "240p" / "index.m3u8")  # the clear twin
 
 
-async def view(
-    loader: HybridLoader, seconds: float, out: list[LoadedSegment], *, distance: int = 3
-) -> PlaybackReport:
-    return await play(
-        loader,
-        duration=seconds,
-        forward_buffer=8.0,
-        tick=0.1,
-        live_start_distance=distance,
-        on_segment=out.append,
-    )
-
-
 async def test_three_decrypting_viewers_share_the_ciphertext(loopback: None, tracker: TrackerServer) -> None:
     with OriginServer(AES, live=LiveSettings(window_segments=10)) as origin:
         url = origin.url_for("live/master.m3u8")
-        config = LoaderConfig(
-            tracker_announce=(tracker.url,),
-            rtc_config={"iceServers": []},
-            http_retry_backoff=0.05,
-            live_refresh_interval=0.5,
-            decrypt=True,
-        )
+        config = attrs.evolve(p2p_config(tracker.url), decrypt=True)
         async with (
             open_loader(url, config=config, seed=1) as first,
             open_loader(url, config=config, seed=2) as second,

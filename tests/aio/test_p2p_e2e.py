@@ -4,11 +4,13 @@ tracker and aiortc data channels on 127.0.0.1, and every segment still equals th
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from p2ploader import LoaderConfig, PlaybackReport, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
+from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 from p2ploader.core import notifications as nt
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.testing.origin import LiveSettings, OriginServer
@@ -31,12 +33,34 @@ def p2p_config(tracker_url: str) -> LoaderConfig:
     )
 
 
-async def wait_for_peers(loaders: list[HybridLoader], count: int) -> None:
+async def wait_for_peers(loaders: list[HybridLoader], count: int, *, media_type: str | None = None) -> None:
+    """Until every loader has ``count`` peers (in its ``media_type`` swarm, or in all), 10 s at most."""
+
+    def peers(loader: HybridLoader) -> int:
+        stats = loader.statistics()
+        return (
+            stats.peers_connected if media_type is None else stats.by_media_type[media_type].peers_connected
+        )
+
     for _ in range(200):  # bounded: 10 s
-        if all(loader.statistics().peers_connected == count for loader in loaders):
+        if all(peers(loader) == count for loader in loaders):
             return
         await asyncio.sleep(0.05)
-    raise AssertionError([loader.statistics().peers_connected for loader in loaders])
+    raise AssertionError([peers(loader) for loader in loaders])
+
+
+async def run_staggered_viewers(specs: list[ViewerSpec], *, within: float) -> list[dict[str, Any]]:
+    """Start a viewer process per spec, 2 s apart, and return their result lines (each must exit 0)."""
+    procs = []
+    for spec in specs:
+        procs.append(await start_viewer_process(spec))
+        await asyncio.sleep(2.0)  # staggered joins
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=within)
+    results = []
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+        results.append(last_line(out))
+    return results
 
 
 async def view(
@@ -135,7 +159,6 @@ async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) 
 
 async def test_loaders_in_separate_processes_share_a_live_stream(tracker: TrackerServer) -> None:
 
-    from p2ploader.app.viewer import ViewerSpec, last_line, start_viewer_process
 
     with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
         config = p2p_config(tracker.url).to_faq()
@@ -151,15 +174,7 @@ async def test_loaders_in_separate_processes_share_a_live_stream(tracker: Tracke
             )
             for i in range(3)
         ]
-        procs = []
-        for spec in specs:
-            procs.append(await start_viewer_process(spec))
-            await asyncio.sleep(2.0)  # staggered joins
-        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout=60)
-    results = []
-    for proc, (out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err.decode()
-        results.append(last_line(out))
+        results = await run_staggered_viewers(specs, within=60)
     assert all(r["mismatches"] == 0 and r["segments_played"] > 0 for r in results), results
     assert all(r["stalls"] == 0 for r in results), results
     assert results[1]["p2p_bytes"] > 0 and results[2]["p2p_bytes"] > 0, results

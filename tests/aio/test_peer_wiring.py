@@ -26,7 +26,7 @@ PEER = "ee" * 20
 
 
 @attrs.define
-class _FakeLink:
+class FakeLink:
     peer_id: str = PEER
     is_open: bool = True
     closed: bool = False
@@ -52,7 +52,7 @@ class _FakeLink:
 @attrs.define
 class Wired:
     manager: PeerManager
-    link: _FakeLink
+    link: FakeLink
     events: list[ev.Event]
     misbehaved: list[str]
 
@@ -77,7 +77,7 @@ def wired() -> Wired:
         rtc_config={},
         on_misbehaved=lambda peer, reason: misbehaved.append(reason),
     )
-    link = _FakeLink()
+    link = FakeLink()
     manager._peers[PEER] = _PeerState(link=link, protocol=PeerProtocol(max_segment_size=10_000))  # type: ignore[arg-type]
     return Wired(manager=manager, link=link, events=events, misbehaved=misbehaved)
 
