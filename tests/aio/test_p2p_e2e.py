@@ -159,7 +159,6 @@ async def test_with_the_tracker_down_everything_plays_over_http(loopback: None) 
 
 async def test_loaders_in_separate_processes_share_a_live_stream(tracker: TrackerServer) -> None:
 
-
     with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
         config = p2p_config(tracker.url).to_faq()
         specs = [
