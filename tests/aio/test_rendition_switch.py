@@ -52,14 +52,18 @@ async def test_a_switch_keeps_seeding_the_old_swarm_then_leaves_it(
         ):
             old_hash, new_hash = switcher.info_hash("v0"), switcher.info_hash("v1")
             sid, bid, oid = switcher.peer_id, stayer.peer_id, other.peer_id
-            # One swarm per rendition: the v1 viewer is never introduced to the v0 viewers.
+            # One swarm per rendition: the v1 viewer is never introduced to the v0 viewers. The v1
+            # viewer's first announce may reach the tracker after the v0 pair has connected, so
+            # the wait covers it too.
             await wait_until(
                 lambda: (
-                    switcher.statistics().peers_connected == 1 and stayer.statistics().peers_connected == 1
+                    switcher.statistics().peers_connected == 1
+                    and stayer.statistics().peers_connected == 1
+                    and tracker.peer_ids(new_hash) == {oid}
                 ),
-                what=lambda: [switcher.statistics(), stayer.statistics()],
+                what=lambda: [switcher.statistics(), stayer.statistics(), tracker.peer_ids(new_hash)],
             )
-            assert tracker.peer_ids(old_hash) == {sid, bid} and tracker.peer_ids(new_hash) == {oid}
+            assert tracker.peer_ids(old_hash) == {sid, bid}
             assert other.statistics().peers_connected == 0
 
             switcher_got: list[LoadedSegment] = []
