@@ -26,6 +26,7 @@ __all__ = [
     "LivePlaylistStuckError",
     "LoaderClosedError",
     "MissingExtraError",
+    "OfferRefusedError",
     "P2PLoaderError",
     "PeerProtocolError",
     "PlaylistError",
@@ -161,6 +162,16 @@ class SegmentUnavailableError(P2PLoaderError):
         super().__init__(f"segment {segment} unavailable: {reason}")
         self.segment = segment
         self.reason = reason
+
+
+class OfferRefusedError(RemoteError):
+    """A peer declined our WebRTC offer (its answer was none): its swarm is full, or it bans us.
+    ``peer_id`` names the offering peer (hex). Raised by the testing kit's
+    :meth:`~p2ploader.testing.rtcpeer.RtcScriptedPeer.connect`."""
+
+    def __init__(self, peer_id: str) -> None:
+        super().__init__(f"the offer of peer {peer_id} was declined")
+        self.peer_id = peer_id
 
 
 class PeerProtocolError(RemoteError):
