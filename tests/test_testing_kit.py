@@ -247,7 +247,7 @@ def test_a_coroutine_script_needs_a_carrier_with_a_loop() -> None:
         peer.receive_message(wire.encode_command(wire.SegmentRequest(segment_id=1, request_id=0))[0])
 
 
-async def test_a_declined_offer_is_an_offer_refused_error() -> None:
+async def test_a_declined_offer_is_an_offer_refused_error(loopback: None) -> None:
     async def decline(peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
         assert len(peer_id) == len(offer_id) == 20 and "webrtc-datachannel" in sdp
         return None
@@ -256,3 +256,19 @@ async def test_a_declined_offer_is_an_offer_refused_error() -> None:
     with pytest.raises(OfferRefusedError) as refused:
         await peer.connect(decline)
     assert refused.value.peer_id == peer.hex_id and peer.closed.is_set() and not peer.is_open
+
+
+def test_bytes_in_flight_after_a_cancel_are_dropped_and_more_is_a_flood() -> None:
+    # The peer sent a header and 1000 bytes; the loader cancels; what the header announced may
+    # still come (dropped), anything beyond it is a violation.
+    peer = ScriptedPeer({3: SEGMENT}, script=stalling_after(1000))
+    link = ScriptedLink(peer, loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    link.exchange(now=0.0)
+    assert link.protocol.send_cancel(1)
+    (request,) = peer.requests
+    peer.send_bytes(SEGMENT[1000:])  # in flight when the cancel left: the rest of what was announced
+    peer.send_completed(request)
+    assert link.exchange(now=0.1) == [] and peer.cancelled(request)
+    peer.send_raw(b"\x00" * 10)  # past the announced size, with nothing outstanding
+    assert violations(link.exchange(now=0.2)) == ["kept sending data after we cancelled the request"]
