@@ -648,7 +648,7 @@ def liar(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], Awaitabl
         if data is None:
             peer.send(wire.SegmentAbsent(segment_id=request.segment_id, request_id=request.request_id))
             return
-        await peer.send_data(request, xor(data))
+        peer.send_data(request, xor(data))
         ctx.add("attacker_sent_mb", len(data) / MIB)
 
     return respond
@@ -721,11 +721,12 @@ def after_cancel(ctx: Context) -> Callable[[ScriptedPeer, wire.SegmentRequest], 
         open_headers["count"] += 1
         try:
             await poll_until(
-                lambda: key in peer.cancelled or not ctx.running() or peer.closed.is_set(), within=30.0
+                lambda: key in peer.cancelled_requests or not ctx.running() or peer.closed.is_set(),
+                within=30.0,
             )
         finally:
             open_headers["count"] -= 1
-        if key not in peer.cancelled or blasting["now"] or open_headers["count"]:
+        if key not in peer.cancelled_requests or blasting["now"] or open_headers["count"]:
             return
         ctx.add("cancels_seen", 1)
         blasting["now"] = True

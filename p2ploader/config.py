@@ -433,28 +433,31 @@ DEFAULT_RTC_CONFIG: Final[Mapping[str, Any]] = _freeze_mapping(
 """The ``rtcConfig`` of the published P2P Media Loader 0.6.2 bundle (simple-peer's default), read-only."""
 
 
-def _to_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
-    """attrs converter for ``http_headers_hosts``: one string, or a list/tuple of them."""
+def _one_or_many(value: str | Sequence[str], *, key: str, item: str) -> tuple[str, ...]:
+    """The one conversion of the settings that take a list of strings or one string: one string is
+    stored as a 1-tuple, a list or tuple as a tuple; anything else is a
+    :class:`~p2ploader.errors.ConfigError` naming ``key`` and what each entry is (``item``, e.g.
+    ``"URL string"``). The entries themselves are the validator's business."""
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list | tuple):
         return tuple(value)
-    raise ConfigError(
-        f"http_headers_hosts must be a string or a list/tuple of strings, got {value!r}",
-        key="http_headers_hosts",
-    )
+    raise ConfigError(f"{key} must be a {item} or a list/tuple of {item}s, got {value!r}", key=key)
+
+
+# One named converter per field, each a call of _one_or_many: mypy's attrs plugin types a field's
+# __init__ parameter from a named function only (a converter made by a factory, or a lambda, would
+# leave it untyped).
 
 
 def _to_trackers(value: str | Sequence[str]) -> tuple[str, ...]:
-    """attrs converter for ``tracker_announce``: one URL string, or a list/tuple of them."""
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    raise ConfigError(
-        f"tracker_announce must be a URL string or a list/tuple of URL strings, got {value!r}",
-        key="tracker_announce",
-    )
+    """attrs converter for ``tracker_announce``."""
+    return _one_or_many(value, key="tracker_announce", item="URL string")
+
+
+def _to_hosts(value: str | Sequence[str]) -> tuple[str, ...]:
+    """attrs converter for ``http_headers_hosts``."""
+    return _one_or_many(value, key="http_headers_hosts", item="string")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ This module is part of the sans-IO core's vocabulary and imports nothing but the
 from __future__ import annotations
 
 import errno
+from typing import Literal
 
 __all__ = [
     "BindError",
@@ -25,6 +26,7 @@ __all__ = [
     "LivePlaylistStuckError",
     "LoaderClosedError",
     "MissingExtraError",
+    "OfferRefusedError",
     "P2PLoaderError",
     "PeerProtocolError",
     "PlaylistError",
@@ -34,6 +36,9 @@ __all__ = [
     "RenditionNotFoundError",
     "ResponseTooLargeError",
     "SegmentUnavailableError",
+    "TrackerMessageError",
+    "TrackerRequestError",
+    "TrackerWireError",
     "TransportError",
     "UnsupportedEncryptionError",
     "UsageError",
@@ -159,9 +164,54 @@ class SegmentUnavailableError(P2PLoaderError):
         self.reason = reason
 
 
+class OfferRefusedError(RemoteError):
+    """A peer declined our WebRTC offer (its answer was none): its swarm is full, or it bans us.
+    ``peer_id`` names the offering peer (hex). Raised by the testing kit's
+    :meth:`~p2ploader.testing.rtcpeer.RtcScriptedPeer.connect`."""
+
+    def __init__(self, peer_id: str) -> None:
+        super().__init__(f"the offer of peer {peer_id} was declined")
+        self.peer_id = peer_id
+
+
 class PeerProtocolError(RemoteError):
     """A peer sent bytes that break the wire protocol. The peer is disconnected; this never reaches
     the caller of the public API."""
+
+
+class TrackerWireError(RemoteError):
+    """A tracker frame that breaks the WebTorrent tracker wire format
+    (:mod:`p2ploader.core.tracker_wire`); ``reason`` says how. The tracker client ignores such a
+    frame and the tracker server answers it with a failure: this never reaches the caller of the
+    public API."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TrackerRequestError(TrackerWireError):
+    """A request the tracker answers with ``failure reason: <reason>``.
+
+    ``info_hash`` (the wire string) is set when the failure names a swarm (it then carries
+    ``"action": "announce"``). ``request`` is what the frame was recognised as before the error
+    (``"announce"``, ``"answer"``, ``"scrape"``), ``None`` when not even that.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        info_hash: str | None = None,
+        request: Literal["announce", "answer", "scrape"] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.info_hash = info_hash
+        self.request = request
+
+
+class TrackerMessageError(TrackerWireError):
+    """A frame from a tracker that a client ignores (not JSON, unknown action, malformed relay)."""
 
 
 class ResponseTooLargeError(HttpStatusError):

@@ -609,6 +609,26 @@ def test_tracker_announce_string_or_list() -> None:
     assert LoaderConfig(tracker_announce=["wss://x.example"]).tracker_announce == ("wss://x.example",)
 
 
+@pytest.mark.parametrize(
+    ("key", "one", "item"),
+    [
+        ("tracker_announce", "wss://x.example", "URL string"),
+        ("http_headers_hosts", "https://cdn.example", "string"),
+    ],
+)
+def test_string_list_settings_take_one_string_or_a_list_or_tuple(key: str, one: str, item: str) -> None:
+    # The two settings that accept one string for a list share one converter.
+    assert getattr(LoaderConfig(**{key: one}), key) == (one,)
+    assert getattr(LoaderConfig(**{key: [one]}), key) == (one,)
+    assert getattr(LoaderConfig(**{key: (one, one)}), key) == (one, one)
+    for bad in (5, {one: one}, {one}):
+        with pytest.raises(
+            ConfigError, match=f"^{key} must be a {item} or a list/tuple of {item}s"
+        ) as caught:
+            LoaderConfig(**{key: bad})
+        assert caught.value.key == key
+
+
 def test_segment_validator_from_faq() -> None:
     def validator(segment: object, data: bytes, method: str, peer_id: str | None) -> bool:
         return True

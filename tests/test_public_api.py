@@ -6,6 +6,9 @@ the order ruff's RUF022 keeps it (constants, then classes, then the rest, each a
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import random
 import re
 from pathlib import Path
@@ -31,8 +34,9 @@ from p2ploader.core.segments import Segment, SegmentId
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
-# Errors that never reach a caller of the public API (the scheduler handles them inside).
-INTERNAL_ERRORS = {"PeerProtocolError"}
+# Errors that never reach a caller of the public API (the scheduler, the tracker client and the
+# tracker server handle them inside).
+INTERNAL_ERRORS = {"PeerProtocolError", "TrackerMessageError", "TrackerRequestError", "TrackerWireError"}
 
 
 def _ruff_order(name: str) -> tuple[int, str]:
@@ -63,6 +67,25 @@ def test_every_error_a_caller_can_catch_is_exported() -> None:
             continue
         assert name in p2ploader.__all__, name
         assert getattr(p2ploader, name) is getattr(p2ploader.errors, name)
+
+
+def test_every_error_of_the_library_lives_in_the_one_error_tree() -> None:
+    # One module holds the library's exceptions (the application, p2ploader.app, keeps its own).
+    elsewhere = []
+    for module_info in pkgutil.walk_packages(p2ploader.__path__, "p2ploader."):
+        if module_info.name.startswith("p2ploader.app"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, p2ploader.errors.P2PLoaderError)
+                and value.__module__ == module.__name__ != "p2ploader.errors"
+            ):
+                elsewhere.append(f"{module.__name__}.{name}")
+    assert elsewhere == []
+    for name in p2ploader.errors.__all__:
+        assert issubclass(getattr(p2ploader.errors, name), p2ploader.errors.P2PLoaderError), name
 
 
 def _named_in_annotations(*objects: object) -> set[str]:

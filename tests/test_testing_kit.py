@@ -1,13 +1,39 @@
-"""The public testing kit: the bounded wait and the scheduler harness."""
+"""The public testing kit: the bounded wait, the scheduler harness and the scripted peer."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import deque
+from pathlib import Path
 
 import pytest
 
-from p2ploader.errors import UsageError
+from p2ploader.core import wire
+from p2ploader.core.peer_protocol import (
+    AnnouncementReceived,
+    DataReceived,
+    Event,
+    PeerProtocol,
+    ProtocolViolated,
+    RequestAbsent,
+    RequestCancelled,
+    ResponseStarted,
+    SegmentRequested,
+)
+from p2ploader.errors import OfferRefusedError, UsageError
+from p2ploader.testing import RtcScriptedPeer, ScriptedLink, ScriptedPeer
 from p2ploader.testing.harness import Harness, sid
+from p2ploader.testing.peer import (
+    GARBLED_COMMAND,
+    Script,
+    absent,
+    announcing_size,
+    garbled,
+    lying,
+    silent,
+    stalling_after,
+)
 from p2ploader.testing.wait import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -56,3 +82,193 @@ def test_the_harness_drives_the_scheduler_with_an_explicit_clock() -> None:
     assert [n.segment.id for n in h.ready()] == [sid(0)]
     h.advance(10.0)
     assert h.now == 10.0
+
+
+# ------------------------------------------------------------------ the scripted peer, in memory
+
+SEGMENT = bytes(range(256)) * 40  # 10,240 bytes
+
+
+def loader_side(**settings: int) -> PeerProtocol:
+    """The loader's machine for one peer, as the peer manager makes it."""
+    return PeerProtocol(max_segment_size=settings.pop("max_segment_size", 100_000), **settings)
+
+
+def violations(events: list[Event]) -> list[str]:
+    return [e.reason for e in events if isinstance(e, ProtocolViolated)]
+
+
+def received_bytes(events: list[Event]) -> bytes:
+    return b"".join(e.data for e in events if isinstance(e, DataReceived))
+
+
+def test_the_scripted_peer_example_of_the_docs_runs() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    (example,) = [
+        block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "ScriptedLink(" in block
+    ]
+    exec(compile(example, "docs/testing.md", "exec"), {})  # its asserts are the test
+
+
+def test_the_scripted_peer_example_of_the_docs() -> None:
+    # The example of docs/testing.md, type-checked and linted here.
+    peer = ScriptedPeer({7: b"segment seven"}, script=lying)
+    link = ScriptedLink(peer, PeerProtocol(max_segment_size=1_000_000))
+    peer.announce()
+    assert link.exchange(now=0.0) == [AnnouncementReceived(loaded=(7,), loading_by_http=())]
+    link.protocol.send_request(segment_id=7, request_id=1)
+    events = link.exchange(now=0.5)
+    assert events[0] == ResponseStarted(request_id=1, byte_offset=0, size=13)
+    assert [e.data for e in events[1:]] == [bytes(b ^ 0x5A for b in b"segment seven")]
+    assert peer.requests == deque([wire.SegmentRequest(segment_id=7, request_id=1)])
+
+
+def test_an_honest_scripted_peer_answers_whole_segments_and_absent_for_the_rest() -> None:
+    peer = ScriptedPeer({3: SEGMENT}, max_message_size=1000)
+    link = ScriptedLink(peer, loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1, byte_offset=240)
+    events = link.exchange(now=0.0)
+    assert events[0] == ResponseStarted(request_id=1, byte_offset=240, size=len(SEGMENT) - 240)
+    assert received_bytes(events) == SEGMENT[240:]
+    chunks = [e for e in events if isinstance(e, DataReceived)]
+    # Cut as a shipped peer cuts them: at most max_message_size bytes per message.
+    assert [len(e.data) for e in chunks] == [1000] * 10
+    assert [e.complete for e in chunks] == [False] * 9 + [True]
+    link.protocol.send_request(segment_id=4, request_id=2)
+    assert link.exchange(now=0.0) == [RequestAbsent(request_id=2)]
+    assert not link.protocol.broken and peer.request_count == 2
+
+
+def test_a_silent_scripted_peer_leaves_the_request_outstanding() -> None:
+    link = ScriptedLink(ScriptedPeer({3: SEGMENT}, script=silent), loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    assert link.exchange(now=0.0) == [] and link.exchange(now=60.0) == []
+    assert link.protocol.outstanding_request == 1
+
+
+def test_absent_says_absent_for_what_it_holds() -> None:
+    link = ScriptedLink(ScriptedPeer({3: SEGMENT}, script=absent), loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    assert link.exchange(now=0.0) == [RequestAbsent(request_id=1)]
+
+
+def test_stalling_after_sends_a_header_and_some_bytes_then_nothing() -> None:
+    link = ScriptedLink(ScriptedPeer({3: SEGMENT}, script=stalling_after(1000)), loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    events = link.exchange(now=0.0)
+    assert events[0] == ResponseStarted(request_id=1, byte_offset=0, size=len(SEGMENT))
+    assert received_bytes(events) == SEGMENT[:1000]
+    assert link.protocol.outstanding_request == 1 and not violations(events)
+
+
+@pytest.mark.parametrize(
+    ("script", "reason"),
+    [
+        (announcing_size(200_000), "impossible size"),  # beyond max_segment_size: refused at the header
+        (announcing_size(len(SEGMENT) - 100), "more bytes than the data header announced"),
+        (announcing_size(len(SEGMENT) + 100), "sent 10240 bytes, announced 10340"),
+        (garbled, "undecodable message"),
+    ],
+)
+def test_scripted_protocol_breaches_are_violations_of_the_loaders_machine(
+    script: Script, reason: str
+) -> None:
+    link = ScriptedLink(ScriptedPeer({3: SEGMENT}, script=script), loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    events = link.exchange(now=0.0)
+    (found,) = violations(events)
+    assert reason in found and link.protocol.broken
+    if "impossible" in reason:
+        assert received_bytes(events) == b""  # not one byte taken after the header
+
+
+def test_the_flood_guard_sees_the_clock_the_test_drives() -> None:
+    # 400 announcements at one instant fit the burst; 600 do not. The same 600 spread over 12 s
+    # (50 a second, under the rate) are fine.
+    peer = ScriptedPeer({})
+    link = ScriptedLink(peer, loader_side())
+    for index in range(600):
+        peer.announce([index])
+    assert violations(link.exchange(now=0.0)) == ["flooded us with commands"]
+
+    peer = ScriptedPeer({})
+    link = ScriptedLink(peer, loader_side())
+    for index in range(600):
+        peer.announce([index])
+        assert not violations(link.exchange(now=index * 0.02))
+    assert len(link.events) == 600
+
+
+def test_the_scripted_peer_records_the_loaders_cancel() -> None:
+    link = ScriptedLink(ScriptedPeer({3: SEGMENT}, script=silent), loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    link.exchange(now=0.0)
+    (request,) = link.peer.requests
+    assert not link.peer.cancelled(request)
+    assert link.protocol.send_cancel(1)
+    link.exchange(now=0.1)
+    assert link.peer.cancelled(request)
+
+
+def test_the_scripted_peer_downloads_and_cancels_as_a_viewer() -> None:
+    peer = ScriptedPeer()
+    link = ScriptedLink(peer, loader_side(max_message_size=4096))
+    request = peer.request(5, 1)
+    (asked,) = link.exchange(now=0.0)
+    assert asked == SegmentRequested(segment_id=5, request_id=1, byte_offset=0)
+    upload = link.protocol.start_upload(segment_id=5, request_id=1, data=SEGMENT)
+    link.upload(upload, now=0.0)
+    assert peer.data() == SEGMENT and peer.answered(1) and peer.data_bytes == len(SEGMENT)
+    peer.cancel(request)
+    assert link.exchange(now=0.0) == [RequestCancelled(segment_id=5, request_id=1)]
+
+
+def test_the_scripted_peer_keeps_what_it_is_told_to() -> None:
+    peer = ScriptedPeer(keep=2, keep_data=False)
+    for index in range(5):
+        peer.receive_message(
+            b"".join(wire.encode_command(wire.SegmentRequest(segment_id=index, request_id=0)))
+        )
+    assert [r.segment_id for r in peer.requests] == [3, 4] and peer.request_count == 5
+    peer.receive_message(b"\x00" * 100)
+    assert peer.data_bytes == 100 and len(peer.received) == 2
+    peer.receive_message(GARBLED_COMMAND)
+    assert len(peer.undecodable) == 1
+    with pytest.raises(UsageError):
+        ScriptedPeer(keep=0)
+
+
+def test_a_coroutine_script_needs_a_carrier_with_a_loop() -> None:
+    async def sleepy(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+        return None
+
+    peer = ScriptedPeer(script=sleepy)
+    with pytest.raises(UsageError, match="coroutine script"):
+        peer.receive_message(wire.encode_command(wire.SegmentRequest(segment_id=1, request_id=0))[0])
+
+
+async def test_a_declined_offer_is_an_offer_refused_error(loopback: None) -> None:
+    async def decline(peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
+        assert len(peer_id) == len(offer_id) == 20 and "webrtc-datachannel" in sdp
+        return None
+
+    peer = RtcScriptedPeer({})
+    with pytest.raises(OfferRefusedError) as refused:
+        await peer.connect(decline)
+    assert refused.value.peer_id == peer.hex_id and peer.closed.is_set() and not peer.is_open
+
+
+def test_bytes_in_flight_after_a_cancel_are_dropped_and_more_is_a_flood() -> None:
+    # The peer sent a header and 1000 bytes; the loader cancels; what the header announced may
+    # still come (dropped), anything beyond it is a violation.
+    peer = ScriptedPeer({3: SEGMENT}, script=stalling_after(1000))
+    link = ScriptedLink(peer, loader_side())
+    link.protocol.send_request(segment_id=3, request_id=1)
+    link.exchange(now=0.0)
+    assert link.protocol.send_cancel(1)
+    (request,) = peer.requests
+    peer.send_bytes(SEGMENT[1000:])  # in flight when the cancel left: the rest of what was announced
+    peer.send_completed(request)
+    assert link.exchange(now=0.1) == [] and peer.cancelled(request)
+    peer.send_raw(b"\x00" * 10)  # past the announced size, with nothing outstanding
+    assert violations(link.exchange(now=0.2)) == ["kept sending data after we cancelled the request"]

@@ -21,19 +21,69 @@ plays when the player loads both. :class:`AlternateTracks` gives a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import attrs
+import httpx
 
+from p2ploader.aio.statistics import LoaderStatistics, MediaKind, MediaStatistics
+from p2ploader.config import LoaderConfig
+from p2ploader.core import notifications as nt
 from p2ploader.errors import RenditionNotFoundError, UsageError
 from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
 
-if TYPE_CHECKING:
-    from p2ploader.aio.loader import HybridLoader, LoaderStatistics, MediaKind, MediaStatistics
-    from p2ploader.core import notifications as nt
+__all__ = ["AlternateTracks", "TrackLoader", "as_track", "open_companion", "sequence_at"]
 
-__all__ = ["AlternateTracks", "as_track", "open_companion", "sequence_at"]
+
+class TrackLoader(Protocol):
+    """What the companions ask of a loader, the parent and each companion alike.
+    :class:`~p2ploader.aio.loader.HybridLoader` is the one implementation; this module names the
+    protocol instead of the class because the loader imports this module (no import circle, not
+    even for type checking). The underscored members are the loader's internals the companions
+    share (its HTTP client, random generator and listeners) or drive (following a rendition)."""
+
+    url: str
+    config: LoaderConfig
+    media_type: MediaKind
+    _rng: random.Random
+    _client: httpx.AsyncClient
+    _listeners: list[Callable[[nt.Notification], None]]
+    _variant: Variant | None
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        config: LoaderConfig | None = ...,
+        seed: int | None = ...,
+        http_client: httpx.AsyncClient | None = ...,
+    ) -> None: ...
+
+    @property
+    def master(self) -> MasterPlaylist: ...
+
+    @property
+    def playlist(self) -> MediaPlaylist: ...
+
+    def add_listener(self, listener: Callable[[nt.Notification], None]) -> Callable[[], None]: ...
+
+    def report_playback(self, position: float, *, stalled: bool = False) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def _own_statistics(self) -> LoaderStatistics: ...
+
+    async def _follow(self, variant: Variant, *, align_with: MediaPlaylist | None = ...) -> None: ...
+
+    async def _start_following(
+        self, master: MasterPlaylist, track: Variant, *, align_with: MediaPlaylist | None
+    ) -> None: ...
+
+
+Loader = TypeVar("Loader", bound=TrackLoader)
 
 _KINDS: dict[MediaType, MediaKind] = {"AUDIO": "audio", "SUBTITLES": "subtitles"}
 
@@ -63,12 +113,13 @@ def as_track(master: MasterPlaylist, rendition: AlternateRendition, variant: Var
     )
 
 
-class AlternateTracks:
-    """The audio and subtitles companions of ``parent`` (see the module docstring)."""
+class AlternateTracks(Generic[Loader]):
+    """The audio and subtitles companions of ``parent`` (see the module docstring); they are
+    loaders of ``parent``'s class."""
 
-    def __init__(self, parent: HybridLoader) -> None:
+    def __init__(self, parent: Loader) -> None:
         self._parent = parent
-        self._loaders: dict[MediaType, HybridLoader] = {}
+        self._loaders: dict[MediaType, Loader] = {}
         self._chosen: dict[MediaType, AlternateRendition] = {}  # loaded now
         self._last: dict[MediaType, AlternateRendition] = {}  # loaded last, kept after a drop
         self._wanted: dict[MediaType, MediaChoice] = {}  # the caller's choice
@@ -77,11 +128,11 @@ class AlternateTracks:
         self._retired: list[LoaderStatistics] = []
 
     @property
-    def audio(self) -> HybridLoader | None:
+    def audio(self) -> Loader | None:
         return self._loaders.get("AUDIO")
 
     @property
-    def subtitles(self) -> HybridLoader | None:
+    def subtitles(self) -> Loader | None:
         return self._loaders.get("SUBTITLES")
 
     async def open(self, variant: Variant, *, audio: MediaChoice, subtitles: MediaChoice) -> None:
@@ -195,9 +246,7 @@ class AlternateTracks:
             self._retired.append(loader._own_statistics())
 
 
-async def open_companion(
-    parent: HybridLoader, rendition: AlternateRendition, variant: Variant
-) -> HybridLoader:
+async def open_companion(parent: Loader, rendition: AlternateRendition, variant: Variant) -> Loader:
     """A started loader on ``rendition`` (AUDIO or SUBTITLES, with a URI) of ``parent``'s stream:
     its timeline aligned on ``parent``'s, ``parent``'s HTTP client and settings, the swarm P2P Media
     Loader 2.3.1 gives that audio track (subtitles: HTTP only), and ``parent``'s listeners hearing

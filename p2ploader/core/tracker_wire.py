@@ -33,11 +33,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 
-from p2ploader.errors import RemoteError
+from p2ploader.errors import TrackerMessageError, TrackerRequestError, TrackerWireError
 
 __all__ = [
     "ACCEPTED_EVENTS",
@@ -125,41 +125,6 @@ def _check_optional_id(
 ) -> None:
     if value is not None:
         _check_id(instance, attribute, value)  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------------------------- errors
-
-
-class TrackerWireError(RemoteError):
-    """A tracker frame that breaks the wire format; ``reason`` says how."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class TrackerRequestError(TrackerWireError):
-    """A request the tracker answers with ``failure reason: <reason>``.
-
-    ``info_hash`` (the wire string) is set when the failure names a swarm (it then carries
-    ``"action": "announce"``). ``request`` is what the frame was recognised as before the error
-    (``"announce"``, ``"answer"``, ``"scrape"``), ``None`` when not even that.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        info_hash: str | None = None,
-        request: Literal["announce", "answer", "scrape"] | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.info_hash = info_hash
-        self.request = request
-
-
-class TrackerMessageError(TrackerWireError):
-    """A frame from a tracker that a client ignores (not JSON, unknown action, malformed relay)."""
 
 
 # ----------------------------------------------------------------------------------- messages

@@ -25,7 +25,7 @@ from aiortc.rtcsctptransport import DataChunk as SctpDataChunk
 
 from p2ploader.aio.loader import HybridLoader
 from p2ploader.core import wire
-from p2ploader.errors import PeerProtocolError
+from p2ploader.testing.peer import Received
 from tests.hostile.scripted import Respond, ScriptedPeer
 
 KEPT_COMMANDS = 1000
@@ -41,24 +41,13 @@ class CountingPeer(ScriptedPeer):
         *,
         peer_id: bytes | None = None,
     ) -> None:
-        super().__init__(loader, segments, respond)
-        if peer_id is not None:
-            self.peer_id = peer_id
-        self.received: collections.deque[Any] = collections.deque(maxlen=KEPT_COMMANDS)  # type: ignore[assignment]
-        self.requests: collections.deque[wire.SegmentRequest] = collections.deque(maxlen=KEPT_COMMANDS)  # type: ignore[assignment]
-        self.request_count = 0
-        self.data_bytes = 0
-        """Segment data bytes received from the loader (payload of data chunks)."""
+        super().__init__(loader, segments, respond, peer_id=peer_id, keep=KEPT_COMMANDS, keep_data=False)
         self.announced: set[int] = set()
         """Media sequences the loader announced to this peer as loaded."""
-        self.cancelled: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
+        self.cancelled_requests: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
         """(wire segment id, request id) of the loader's cancellations, newest last."""
         self.ended: dict[int, str] = {}
         """Our request id -> "completed" or "absent", once the loader ended it (bounded)."""
-
-    @property
-    def is_open(self) -> bool:
-        return self.channel is not None and self.channel.readyState == "open" and not self.closed.is_set()
 
     async def send_paced(
         self,
@@ -96,34 +85,17 @@ class CountingPeer(ScriptedPeer):
 
         sctp._receive_chunk = drop_data  # type: ignore[method-assign]
 
-    def _on_message(self, message: bytes | str) -> None:
-        if isinstance(message, str):
-            message = message.encode()
-        try:
-            items = self._decoder.receive(message)
-        except PeerProtocolError:
-            self._decoder = wire.WireDecoder()  # the loader never sends garbage; start afresh anyway
-            return
-        for item in items:
-            if isinstance(item, wire.DataChunk):
-                self.data_bytes += len(item.data)
-                continue
-            self.received.append(item)
-            match item:
-                case wire.SegmentsAnnouncement():
-                    self.announced.update(self._sequences(item.loaded))
-                case wire.SegmentRequest():
-                    self.requests.append(item)
-                    self.request_count += 1
-                    task = asyncio.get_running_loop().create_task(self.respond(self, item))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                case wire.CancelSegmentRequest():
-                    self.cancelled.append((item.segment_id, item.request_id))
-                case wire.SegmentDataSendingCompleted():
-                    self._ended(item.request_id, "completed")
-                case wire.SegmentAbsent():
-                    self._ended(item.request_id, "absent")
+    def _record(self, item: Received) -> None:
+        super()._record(item)
+        match item:
+            case wire.SegmentsAnnouncement():
+                self.announced.update(self._sequences(item.loaded))
+            case wire.CancelSegmentRequest():
+                self.cancelled_requests.append((item.segment_id, item.request_id))
+            case wire.SegmentDataSendingCompleted():
+                self._ended(item.request_id, "completed")
+            case wire.SegmentAbsent():
+                self._ended(item.request_id, "absent")
 
     def _sequences(self, wire_ids: tuple[int, ...]) -> list[int]:
         out = []

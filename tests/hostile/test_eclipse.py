@@ -14,9 +14,11 @@ from aiortc import RTCPeerConnection
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.webrtc import rtc_configuration, set_remote
 from p2ploader.core import notifications as nt
+from p2ploader.errors import OfferRefusedError
+from p2ploader.testing.peer import honest
 from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
-from tests.hostile.scripted import Refused, ScriptedPeer, honest
+from tests.hostile.scripted import ScriptedPeer
 from tests.hostile.test_hostile_peers import (
     ALL,
     Session,
@@ -66,7 +68,7 @@ async def test_an_impersonator_banned_under_an_honest_peers_id_does_not_get_it_r
         await owner.connect()
         await wait_until(lambda: is_linked_open(s, owner), what="the honest owner linked")
         assert not s.loader.is_banned(owner.hex_id)
-        owner.announce(sorted(ALL))
+        owner.announce_sequences(sorted(ALL))
         await asyncio.sleep(0.5)
         assert is_linked_open(s, owner)
 
@@ -112,7 +114,7 @@ async def test_idle_sybils_give_their_slots_to_a_peer_that_delivers(
         await seeder.connect()
         s.peer = seeder
         await wait_until(lambda: sum(is_linked_open(s, p) for p in sybils) == 2, what="one Sybil evicted")
-        seeder.announce(sorted(ALL))
+        seeder.announce_sequences(sorted(ALL))
         await play_and_wait(s, lambda: s.loader.statistics().p2p_segments >= 1, "a segment from the seeder")
         # A further newcomer takes another idle Sybil's slot, never the seeder's: it delivers.
         late = ScriptedPeer(s.loader, {})
@@ -143,7 +145,7 @@ async def test_fake_offers_cannot_fill_the_slots(tracker: TrackerServer) -> None
             try:
                 await newcomer.connect()
                 break
-            except Refused:
+            except OfferRefusedError:
                 assert loop.time() < deadline, "the honest peer never got in"
                 await asyncio.sleep(0.5)
                 newcomer = ScriptedPeer(s.loader, ALL, honest)

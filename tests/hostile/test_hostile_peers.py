@@ -1,7 +1,8 @@
 """Hostile and broken peers, one test per behaviour, over real aiortc on 127.0.0.1.
 
 Each test runs a real loader against the real local origin, connects one scripted peer
-(:mod:`tests.hostile.scripted`) that misbehaves in one way, plays a few seconds in real time, and
+(the testing kit's :class:`~p2ploader.testing.rtcpeer.RtcScriptedPeer`, attached to the loader by
+:mod:`tests.hostile.scripted`) that misbehaves in one way, plays a few seconds in real time, and
 checks four things: the player got the origin's bytes, it never stalled (an HTTP-only player does
 not stall on loopback either), the peer was disconnected or scored down with a notification saying
 why, and the loader's books stayed bounded.
@@ -24,22 +25,23 @@ from typing import Any
 
 import attrs
 import pytest
-from aiortc import RTCPeerConnection
 
 from p2ploader import LoaderConfig, open_loader, play
 from p2ploader.aio.loader import HybridLoader, LoadedSegment
-from p2ploader.aio.webrtc import rtc_configuration, set_remote
+from p2ploader.aio.webrtc import set_remote
 from p2ploader.app.hashplaylist import hash_playlists
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.core.bans import STRIKES_BEFORE_BAN
+from p2ploader.errors import OfferRefusedError
 from p2ploader.playback import PlaybackReport
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.testing.origin import OriginServer
+from p2ploader.testing.peer import honest, silent
 from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 from tests.hostile.scripted import CHUNK as CHUNK_SIZE
-from tests.hostile.scripted import Refused, ScriptedPeer, honest
+from tests.hostile.scripted import ScriptedPeer, same_certificate
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -107,7 +109,7 @@ async def session(
             await peer.connect()
             await wait_until(lambda: loader.statistics().peers_connected == 1, what="peer connected")
             if announce:
-                peer.announce(sorted(ALL))
+                peer.announce_sequences(sorted(ALL))
             try:
                 yield Session(loader, peer, events, origin)
             finally:
@@ -178,10 +180,10 @@ def xor(data: bytes) -> bytes:
 # --------------------------------------------------------------------------- wrong bytes
 
 
-async def liar(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+def liar(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
     data = peer.data_for(request)
     assert data is not None
-    await peer.send_data(request, xor(data))
+    peer.send_data(request, xor(data))
 
 
 async def test_wrong_bytes_are_caught_by_the_published_sha256(
@@ -204,7 +206,7 @@ async def test_wrong_bytes_are_caught_by_the_published_sha256(
         # policy is what holds), so only the framing-proof part is asserted here.
         again = ScriptedPeer(s.loader, ALL, liar)
         again.peer_id = s.peer.peer_id
-        with pytest.raises(Refused):
+        with pytest.raises(OfferRefusedError):
             await again.connect(certificate_of=s.peer)
 
 
@@ -218,11 +220,11 @@ async def test_an_honest_peer_passes_the_sha256_check(tracker: TrackerServer, ha
 
 @pytest.mark.parametrize("lie", ["xor", "consistently-short"])
 async def test_wrong_bytes_are_caught_by_spot_checks(tracker: TrackerServer, lie: str) -> None:
-    async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+    def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         data = peer.data_for(request)
         assert data is not None
         # "consistently-short": a shorter segment whose header announces that shorter size.
-        await peer.send_data(request, xor(data) if lie == "xor" else data[:-1000])
+        peer.send_data(request, xor(data) if lie == "xor" else data[:-1000])
 
     async with session(tracker, respond, integrity_spot_checks=3, integrity_spot_check_bytes=32) as s:
         report, got = await play_and_wait(s, lambda: s.of(nt.PeerBanned), "the liar banned")
@@ -243,10 +245,10 @@ async def test_wrong_bytes_are_caught_by_spot_checks(tracker: TrackerServer, lie
 
 
 async def test_more_bytes_than_announced(tracker: TrackerServer) -> None:
-    async def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+    def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         data = peer.data_for(request)
         assert data is not None
-        await peer.send_data(request, data + b"\x00" * 5000, size=len(data))
+        peer.send_data(request, data + b"\x00" * 5000, size=len(data))
 
     async with session(tracker, respond) as s:
         report, got = await play_and_wait(s, lambda: s.misbehaved(), "misbehaviour reported")
@@ -278,9 +280,6 @@ async def test_announces_segments_it_does_not_have(tracker: TrackerServer) -> No
 
 
 async def test_never_answers(tracker: TrackerServer) -> None:
-    async def silent(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-        return None
-
     async with session(tracker, silent) as s:
         report, got = await play_and_wait(s, lambda: s.misbehaved(), "timeout reported", seconds=5.0)
         assert_played_well(s, report, got)
@@ -288,23 +287,13 @@ async def test_never_answers(tracker: TrackerServer) -> None:
         assert not s.connected()
 
 
-def cancelled(peer: ScriptedPeer, request: wire.SegmentRequest) -> bool:
-    return any(
-        isinstance(c, wire.CancelSegmentRequest)
-        and (c.segment_id, c.request_id) == (request.segment_id, request.request_id)
-        for c in peer.received
-    )
-
-
 async def test_trickles_bytes(tracker: TrackerServer) -> None:
     async def trickle(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         data = peer.data_for(request)
         assert data is not None
-        peer.send(
-            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=len(data))
-        )
+        peer.send_header(request, len(data))
         for offset in range(0, len(data), 1000):
-            if cancelled(peer, request):
+            if peer.cancelled(request):
                 return  # slow but honest: a cancelled request's bytes stop (else they would land
                 # in the next request's bytes, which no wire frame tells apart, and be wrong there)
             peer.send_raw(data[offset : offset + 1000])
@@ -350,7 +339,7 @@ async def test_floods(tracker: TrackerServer, kind: str) -> None:
     async with session(tracker) as s:
         for index in range(2000):
             if kind == "announcements":
-                s.peer.announce([index % 10, (index + 1) % 10])
+                s.peer.announce_sequences([index % 10, (index + 1) % 10])
             else:
                 # Each for another segment: asking again for one answered "absent" is a flood of
                 # its own (the upload desk's), caught sooner; this is the command-rate guard.
@@ -392,9 +381,7 @@ async def test_disconnects_mid_transfer(tracker: TrackerServer) -> None:
     async def leave(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
         data = peer.data_for(request)
         assert data is not None
-        peer.send(
-            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=len(data))
-        )
+        peer.send_header(request, len(data))
         peer.send_raw(data[: len(data) // 2])
         await asyncio.sleep(0.2)
         assert peer.pc is not None
@@ -431,15 +418,13 @@ async def test_repeated_protocol_violations_get_a_peer_banned(tracker: TrackerSe
         assert len(s.misbehaved()) == STRIKES_BEFORE_BAN
         retry = ScriptedPeer(s.loader, ALL)
         retry.peer_id = peer_id
-        with pytest.raises(Refused):
+        with pytest.raises(OfferRefusedError):
             await retry.connect(certificate_of=s.peer)
         # Nor does its answer to one of our offers (the other way a tracker brings peers together).
         manager = s.loader._peers
         assert manager is not None
         (offer,) = await manager.make_offers(1)
-        pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
-        assert s.peer.pc is not None
-        pc._RTCPeerConnection__certificates = s.peer.pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
+        pc = same_certificate(s.peer)
         try:
             await set_remote(pc, offer.sdp, "offer")
             await pc.setLocalDescription(await pc.createAnswer())
@@ -531,17 +516,15 @@ async def download_each_once(peer: ScriptedPeer, sequences: list[int], *, within
     for request_id, sequence in enumerate(sequences):
         peer.send(wire.SegmentRequest(segment_id=peer.wire_id(sequence), request_id=request_id))
 
-        def answered(rid: int = request_id) -> bool:
-            return any(
-                isinstance(i, wire.SegmentDataSendingCompleted | wire.SegmentAbsent) and i.request_id == rid
-                for i in peer.received
-            )
-
         try:
-            await wait_until(answered, timeout=max(0.0, deadline - loop.time()), what="an answer")
+            await wait_until(
+                lambda rid=request_id: peer.answered(rid),
+                timeout=max(0.0, deadline - loop.time()),
+                what="an answer",
+            )
         except AssertionError:
             break  # out of time
-    return sum(len(i.data) for i in peer.received if isinstance(i, wire.DataChunk))
+    return peer.data_bytes
 
 
 async def test_a_peer_that_stops_reading_loses_the_upload_turn(tracker: TrackerServer) -> None:
@@ -591,7 +574,7 @@ async def test_a_small_request_flood_is_bounded_by_the_upload_budget(tracker: Tr
             await asyncio.sleep(1 / 90)
         window = loop.time() - start
         await asyncio.sleep(0.5)
-        received = sum(len(i.data) for i in s.peer.received if isinstance(i, wire.DataChunk))
+        received = s.peer.data_bytes
         biggest = max(map(len, WANT))
         bound = (20.0 + 1.0 * window) / 2.0 * biggest + biggest  # 2 s segments, plus one in debt
         print(
@@ -611,9 +594,7 @@ async def test_a_segment_bigger_than_the_bitrate_allows_is_refused_before_its_by
     disconnect at the header; none of the junk that follows is taken."""
 
     async def huge(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-        peer.send(
-            wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=100_000_000)
-        )
+        peer.send_header(request, 100_000_000)
         junk = b"\x00" * CHUNK_SIZE
         for _ in range(200):  # 3.2 MB of it
             peer.send_raw(junk)

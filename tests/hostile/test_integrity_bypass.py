@@ -28,6 +28,7 @@ from p2ploader.config import PRESETS
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.testing.origin import OriginServer
+from p2ploader.testing.peer import silent
 from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 from tests.hostile.scripted import ScriptedPeer
@@ -38,16 +39,12 @@ __all__ = ["hashed_root", "tracker"]  # fixtures, shared with the hostile-peer s
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-async def lie_then_stall(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+def lie_then_stall(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
     """A correct data header, then size-1 wrong bytes, then nothing."""
     data = peer.data_for(request)
     assert data is not None
-    peer.send(wire.SegmentData(segment_id=request.segment_id, request_id=request.request_id, size=len(data)))
+    peer.send_header(request, len(data))
     peer.send_raw(xor(data[:-1]))
-
-
-async def silent(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
-    """Announces everything, answers nothing."""
 
 
 @contextlib.asynccontextmanager
@@ -80,7 +77,7 @@ async def preset_session(
             scripted = ScriptedPeer(loader, ALL, respond)
             await scripted.connect()
             await wait_until(lambda: loader.statistics().peers_connected == 1, what="peer connected")
-            scripted.announce(sorted(ALL))
+            scripted.announce_sequences(sorted(ALL))
             try:
                 yield Session(loader, scripted, events, origin)
             finally:
@@ -136,10 +133,10 @@ async def test_the_reported_bypass(
         assert s.loader.integrity_statistics().p2p_bytes_rejected > 0
 
 
-async def plain_liar(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+def plain_liar(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
     data = peer.data_for(request)
     assert data is not None
-    await peer.send_data(request, xor(data))
+    peer.send_data(request, xor(data))
 
 
 async def test_the_defaults_as_shipped_check_a_hashed_stream(
