@@ -477,6 +477,10 @@ class ModelledPeers:
         """Ids one announcement may carry (the playlist's window allows no more)."""
         self.max_message_size = max_message_size
         """Bytes per data-channel message we send."""
+        self.sends_stream_payloads = True
+        """Whether our uploads carry the stream's bytes, so that a receiver may take the shared
+        payload for a segment that came in one burst; a modelled liar sets it ``False`` (its bytes
+        then reach the receiver's checks as sent)."""
         self.alive = True
         self.neighbours: dict[str, ModelledPeers] = {}
         self.uploaded_bytes = 0
@@ -606,7 +610,13 @@ class ModelledPeers:
         else:
             size = sum(len(e.data) for e in events)
             shared = None
-            if complete and pieces == 1 and segment_id is not None and self.payload is not None:
+            if (
+                complete
+                and pieces == 1
+                and segment_id is not None
+                and self.payload is not None
+                and end.remote.sends_stream_payloads
+            ):
                 shared = self.payload(segment_id)
             # A whole segment in one burst is the stream's shared payload (the bytes every viewer
             # holds): joining its chunks anew for every copy cost most of a run's time.
