@@ -24,10 +24,18 @@ from typing import Final
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
-__all__ = ["DEFAULT_HTTP_ATTEMPTS", "HttpRetries"]
+__all__ = ["DEFAULT_HTTP_ATTEMPTS", "HttpRetries", "backoff_delay"]
 
 DEFAULT_HTTP_ATTEMPTS: Final = 3
 """Failed HTTP fetches of a waited-for segment before it is given up, unless the request says."""
+
+
+def backoff_delay(backoff: float, failures: int) -> float:
+    """Seconds to wait after the ``failures``-th consecutive failure (1 = the first):
+    ``backoff`` (``http_retry_backoff``) doubled for each failure before it. The one back-off
+    formula of HTTP: between the attempts within one fetch (:mod:`p2ploader.aio.http`) and
+    between the fetches of a waited-for segment (:class:`HttpRetries`)."""
+    return backoff * 2.0 ** (failures - 1)
 
 
 class HttpRetries:
@@ -72,4 +80,4 @@ class HttpRetries:
         if (status is not None and 400 <= status < 500) or failures >= max_attempts:
             self.forget(segment_id)
             return None
-        return now + self.backoff * 2.0 ** (failures - 1)
+        return now + backoff_delay(self.backoff, failures)

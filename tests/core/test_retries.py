@@ -9,7 +9,7 @@ import pytest
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS, HttpRetries
+from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS, HttpRetries, backoff_delay
 from p2ploader.errors import UsageError
 from p2ploader.testing.harness import Harness, sid
 
@@ -30,6 +30,12 @@ def unavailable(h: Harness) -> list[nt.SegmentUnavailable]:
 
 
 # ---------------------------------------------------------------- the policy alone
+
+
+def test_one_backoff_formula_for_attempts_within_a_fetch_and_between_fetches() -> None:
+    # The executor waits backoff_delay(b, k) before its attempt k + 1 (b, 2b, 4b: as it always did).
+    assert [backoff_delay(0.5, k) for k in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert backoff_delay(0.0, 5) == 0.0
 
 
 def test_retries_back_off_doubling_and_give_up_after_the_attempt_limit() -> None:
