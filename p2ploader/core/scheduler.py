@@ -319,6 +319,7 @@ class Scheduler:
     def handle_event(self, event: ev.Event, *, now: float) -> None:
         """Feed one observation. Chunk events only update books; every other event also runs a
         scheduling pass."""
+        self._now = now
         if type(event) is ev.PeerAnnounced:
             # The most frequent event in a swarm, handled first: when the announcement changes
             # nothing a policy reacts to, no pass runs and no deadline moves.
@@ -326,7 +327,6 @@ class Scheduler:
                 self._run_pass(now=now)
                 self.timer_epoch += 1
             return
-        self._now = now
         run_pass = True
         match event:
             case ev.PlaylistUpdated():
@@ -421,6 +421,7 @@ class Scheduler:
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
         """Actions to carry out now, in order. Clears the list."""
+        self._now = now
         self._upload_desk.settle(now=now)
         if self._announce_due:
             self._announce_due = False
