@@ -711,7 +711,9 @@ class LoaderConfig:
         validator=_validate,
         metadata=_facts(_number_rule(0), "httpRetryBackoff", "number", unit="seconds"),
     )
-    """Seconds to wait before the first retry, doubled before each further one. Ours.
+    """Seconds to wait before the first retry, doubled before each further one: within one fetch
+    (``http_retries``), and between the failed fetches of a segment the player waits for (the
+    core's retry policy, up to ``get_segment``'s ``max_attempts``). Ours.
     FAQ-style name: ``httpRetryBackoff`` (ms)."""
 
     http_headers: Mapping[str, str] = attrs.field(

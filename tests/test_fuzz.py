@@ -164,7 +164,6 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
 ) -> None:
     async def run() -> None:
         events: list[ev.Event] = []
-        misbehaved: list[str] = []
         manager = PeerManager(
             feed=events.append,
             rendition="v0",
@@ -172,7 +171,6 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
             first_sequence=0,
             local_peer_id="aa" * 20,
             rtc_config={},
-            on_misbehaved=lambda peer, reason: misbehaved.append(reason),
         )
         link = FakeLink()
         protocol = PeerProtocol(max_segment_size=1 << 20)
@@ -184,6 +182,7 @@ def test_peer_manager_turns_any_messages_into_events_or_a_disconnect(
             manager._link_message(link, message)  # type: ignore[arg-type]
         await asyncio.sleep(0)
         failures = [e for e in events if isinstance(e, ev.PeerDownloadFailed) and e.misbehaved]
+        misbehaved = [e for e in events if isinstance(e, ev.PeerViolatedProtocol)]
         # Every violation ends the link, and is reported exactly once (to the scheduler or directly).
         assert len(failures) + len(misbehaved) <= 1
         if failures or misbehaved:

@@ -2,11 +2,13 @@
 
 Each :class:`~p2ploader.core.actions.StartHttpFetch` becomes one asyncio task that streams the
 segment and reports what happened as core events. Within one fetch, transient failures (connect
-errors, timeouts, truncated bodies, 5xx) are retried ``http_retries`` times with exponential
-back-off; a retry after partial data asks only for the missing bytes with a ``Range`` request and
-says where its body starts (:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is
-reported twice. Permanent failures (4xx, a wrong ``Content-Range``) and exhausted retries become one
-:class:`~p2ploader.core.events.HttpFetchFailed`; third-party exceptions never leak past this module.
+errors, timeouts, truncated bodies, 5xx) are retried ``http_retries`` times with the core's
+exponential back-off (:func:`~p2ploader.core.retries.backoff_delay`); a retry after partial data
+asks only for the missing bytes with a ``Range`` request and says where its body starts
+(:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is reported twice. Permanent
+failures (4xx, a wrong ``Content-Range``) and exhausted retries become one
+:class:`~p2ploader.core.events.HttpFetchFailed`; what happens next is the core's retry policy
+(:mod:`p2ploader.core.retries`). Third-party exceptions never leak past this module.
 Every fetch ends with an event: an exception nobody foresaw (httpx's stream errors are not
 ``httpx.HTTPError``s) is logged and reported as a failure too, because a fetch task that died
 silently would leave the scheduler, and whoever awaits the segment, waiting for it for good.
@@ -27,6 +29,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.hostscope import HostScope
+from p2ploader.core.retries import backoff_delay
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
@@ -261,12 +264,10 @@ class HttpExecutor:
         rid = action.request_id
         progress = _Progress(delivered=action.resume_from)  # segment bytes the scheduler holds
         attempts = self._config.http_retries + 1
-        delay = self._config.http_retry_backoff
         last: _Transient | None = None
         for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(delay)
-                delay *= 2
+                await asyncio.sleep(backoff_delay(self._config.http_retry_backoff, attempt))
             try:
                 await self._attempt(action, progress)
             except _Transient as exc:

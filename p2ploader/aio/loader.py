@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Collection
@@ -37,7 +38,6 @@ from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.core.admission import AdmissionLimits
-from p2ploader.core.bans import PeerBans
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
@@ -209,7 +209,6 @@ class HybridLoader:
             peer_id=self.peer_id.hex(),
             validate_p2p=integrity_enabled(self.config),
         )
-        self._bans: dict[str, PeerBans] = {}  # per rendition (one swarm each), kept across switches
         self._driver: Driver | None = None
         self._http: HttpExecutor | None = None
         self._master: MasterPlaylist | None = None
@@ -222,7 +221,6 @@ class HybridLoader:
         self._first_segment_loaded = asyncio.Event()
         self._join_task: asyncio.Task[None] | None = None
         self._waiters: dict[SegmentId, list[asyncio.Future[LoadedSegment]]] = {}
-        self._http_failures_while_waiting: dict[SegmentId, int] = {}
         self._listeners: list[Listener] = []
         self._keys: dict[str, bytes] = {}
         # A key's first fetch, shared by every caller that wants the key before it arrives.
@@ -237,7 +235,6 @@ class HybridLoader:
         self._uploaded_by_peer: dict[str, int] = {}
         self._tracker_client: TrackerClient | None = None
         self._timeline_shift = 0.0
-        self._max_attempts: dict[SegmentId, int] = {}
         self._low_latency_warned: set[str] = set()  # media playlist URLs already warned about
         self._p2p_off_warned = False  # "no tracker reachable" logged, not yet followed by a connection
         # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
@@ -503,10 +500,10 @@ class HybridLoader:
             rng=self._rng,
             on_peer_gone=self._peer_gone,
             on_peer_status=self._peer_status,
-            bans=self._bans_of(variant.rendition_id),
-            on_misbehaved=lambda peer_id, reason: self._on_notification(
-                nt.PeerMisbehaved(peer_id=peer_id, reason=reason)
+            is_banned=lambda peer_id, certificate: self._scheduler.is_banned(
+                variant.rendition_id, peer_id, now=self._loop_time(), certificate=certificate
             ),
+            bind_certificate=functools.partial(self._scheduler.reputation.bind, variant.rendition_id),
             admit=membership.admit if membership is not None else None,
             wants_offers=membership.wants_offers if membership is not None else None,
             admission=AdmissionLimits(max_peers=cfg.max_peers, idle_grace=cfg.peer_idle_grace),
@@ -600,12 +597,6 @@ class HybridLoader:
         cache = self._scheduler.cache
         return any(entry.id in segment_ids and entry.id not in cache for entry in self._scheduler.queue)
 
-    def _bans_of(self, rendition: str) -> PeerBans:
-        bans = self._bans.get(rendition)
-        if bans is None:
-            bans = self._bans[rendition] = PeerBans(duration=self.config.peer_ban_time)
-        return bans
-
     def _publish_hashes(self, text: str, variant: Variant) -> None:
         """Hand the SHA-256 digests the media playlist publishes to the integrity checker (unless
         ``integrity_sha256`` is turned off: then nothing is parsed). A malformed tag is a
@@ -616,35 +607,22 @@ class HybridLoader:
     def _integrity_failed(
         self, segment: Segment, peer_id: str, check: Literal["sha256", "spot-check"], reason: str
     ) -> None:
-        """A peer's bytes failed an integrity check (the scheduler disconnects it and loads the
-        segment again when the validator says no); :meth:`_banned_for_lying` bans it."""
-        self._on_notification(
-            nt.IntegrityCheckFailed(segment_id=segment.id, peer_id=peer_id, check=check, reason=reason)
-        )
-
-    def _banned_for_lying(self, failure: nt.IntegrityCheckFailed) -> None:
-        """A peer sent bytes that differ from the origin's: it lied about content, so it is banned
-        at once (from the swarm of the segment's rendition)."""
-        bans = self._bans_of(failure.segment_id.rendition)
-        if bans.ban(failure.peer_id, now=asyncio.get_running_loop().time(), reason=failure.reason):
-            self._on_notification(
-                nt.PeerBanned(peer_id=failure.peer_id, reason=failure.reason, seconds=bans.duration)
+        """A peer's bytes failed an integrity check: the core reports it and bans the peer (the
+        scheduler disconnects it and loads the segment again when the validator then says no)."""
+        if self._driver is not None:
+            self._driver.feed(
+                ev.IntegrityCheckFailed(segment_id=segment.id, peer_id=peer_id, check=check, reason=reason)
             )
 
-    def _peer_struck(self, peer_id: str, reason: str) -> None:
-        """A protocol violation: one strike; enough of them ban the peer from the current swarm."""
-        if self._variant is None:
-            return
-        bans = self._bans_of(self._variant.rendition_id)
-        if bans.strike(peer_id, now=asyncio.get_running_loop().time(), reason=reason):
-            self._on_notification(nt.PeerBanned(peer_id=peer_id, reason=reason, seconds=bans.duration))
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     def is_banned(self, peer_id: str) -> bool:
         """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now."""
         if self._variant is None:
             return False
-        bans = self._bans.get(self._variant.rendition_id)
-        return bans is not None and bans.is_banned(peer_id, now=asyncio.get_running_loop().time())
+        return self._scheduler.is_banned(self._variant.rendition_id, peer_id, now=self._loop_time())
 
     def integrity_statistics(self) -> IntegrityStatistics:
         """What the integrity checks did and cost (all zero when they are off), with the peer bytes
@@ -814,8 +792,10 @@ class HybridLoader:
         ``data``, ``source="gap"``) at once, without any request to the origin or to peers.
 
         Raises :class:`~p2ploader.errors.SegmentUnavailableError` when the playlist no longer lists
-        it, when the origin answers 4xx, or after ``max_attempts`` failed HTTP fetches (each one
-        already retried transient errors ``http_retries`` times).
+        it, when the origin answers 4xx, or after ``max_attempts`` (>= 1) failed HTTP fetches (each
+        one already retried transient errors ``http_retries`` times); the core fetches it again
+        ``http_retry_backoff`` seconds after a failed fetch, doubled after each further one (see
+        :mod:`p2ploader.core.retries`).
 
         ``decrypt`` (default: ``config.decrypt``) hands over an AES-128 segment's plaintext (see
         :mod:`p2ploader.decryption`); the key is fetched over HTTP once per key URI. It raises
@@ -824,15 +804,15 @@ class HybridLoader:
         HTTP errors; a clear segment is handed over unchanged.
         """
         self._check_open()
+        if max_attempts < 1:
+            raise UsageError(f"max_attempts must be >= 1, not {max_attempts}")
         segment_id = segment.id if isinstance(segment, Segment) else segment
         listed = self._playlist.segment_by_sequence(segment_id.sequence) if self._playlist else None
         if listed is not None and listed.id == segment_id and listed.gap:
             return LoadedSegment(segment=listed, data=b"", source="gap")
         future: asyncio.Future[LoadedSegment] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(segment_id, []).append(future)
-        self._http_failures_while_waiting.setdefault(segment_id, 0)
-        self._max_attempts[segment_id] = max_attempts
-        self._feed(ev.SegmentRequested(segment_id=segment_id))
+        self._feed(ev.SegmentRequested(segment_id=segment_id, max_attempts=max_attempts))
         try:
             loaded = await future
         finally:
@@ -841,8 +821,6 @@ class HybridLoader:
                 waiting.remove(future)
                 if not waiting:
                     del self._waiters[segment_id]
-                    self._http_failures_while_waiting.pop(segment_id, None)
-                    self._max_attempts.pop(segment_id, None)
                     if future.cancelled() and not self._closed:
                         # Nobody waits any more: the segment stops holding the head of the queue.
                         self._feed(ev.SegmentRequestCancelled(segment_id=segment_id))
@@ -1094,32 +1072,11 @@ class HybridLoader:
                 )
             case nt.SegmentUnavailable():
                 self._reject(notification.segment_id, notification.reason)
-            case nt.SegmentLoadFailed(source="http") if notification.segment_id in self._waiters:
-                self._http_failed_while_waiting(notification)
             case nt.BytesUploaded():
                 peer = notification.peer_id
                 self._uploaded_by_peer[peer] = self._uploaded_by_peer.get(peer, 0) + notification.size
         for listener in list(self._listeners):
             listener(notification)
-        if isinstance(notification, nt.PeerMisbehaved):
-            self._peer_struck(notification.peer_id, notification.reason)
-        elif isinstance(notification, nt.IntegrityCheckFailed):
-            self._banned_for_lying(notification)
-
-    def _http_failed_while_waiting(self, failure: nt.SegmentLoadFailed) -> None:
-        sid = failure.segment_id
-        count = self._http_failures_while_waiting.get(sid, 0) + 1
-        self._http_failures_while_waiting[sid] = count
-        permanent = failure.status is not None and 400 <= failure.status < 500
-        if permanent or count >= self._max_attempts.get(sid, 3):
-            self._reject(sid, failure.reason)
-        else:
-            # An explicit request forgets the failure, so the scheduler fetches it again now.
-            asyncio.get_running_loop().call_soon(self._rerequest, sid)
-
-    def _rerequest(self, segment_id: SegmentId) -> None:
-        if not self._closed and segment_id in self._waiters:
-            self._feed(ev.SegmentRequested(segment_id=segment_id))
 
     def _resolve(self, segment_id: SegmentId, loaded: LoadedSegment) -> None:
         for future in self._waiters.get(segment_id, []):

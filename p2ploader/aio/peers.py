@@ -10,9 +10,10 @@ tracker client:
   links still connecting, a budget of remote offers answered per time window; when slots are full
   a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
   (past its grace period), or is closed. An open link is never replaced by a second connection
-  claiming the same peer id; bans fall on the remote's DTLS certificate
-  (:func:`~p2ploader.core.bans.certificate_identity`), not on the id alone, so a peer cannot be
-  framed by someone using its id.
+  claiming the same peer id. Whether a peer is banned is the core's to say
+  (:mod:`p2ploader.core.reputation`, asked through ``is_banned``); bans fall on the remote's DTLS
+  certificate (:func:`~p2ploader.core.bans.certificate_identity`, reported with
+  ``bind_certificate``), not on the id alone, so a peer cannot be framed by someone using its id.
 * **Core actions → wire, wire → core events,** through one sans-IO
   :class:`~p2ploader.core.peer_protocol.PeerProtocol` per peer, which decides everything the wire
   protocol decides: request matching, discard after cancel, header and size checks, the flood guard,
@@ -26,7 +27,8 @@ tracker client:
 
 A violation the machine reports fails our outstanding request as misbehaviour, which makes the
 scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
-reported with ``on_misbehaved``. Either way the link closes.
+fed to the core as :class:`~p2ploader.core.events.PeerViolatedProtocol` (a strike). Either way the
+link closes.
 
 What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
 more than the stream's bitrate allows is refused before its bytes come, an announcement with more
@@ -52,7 +54,7 @@ from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
 from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
-from p2ploader.core.bans import PeerBans, certificate_identity
+from p2ploader.core.bans import certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
@@ -111,8 +113,8 @@ class PeerManager:
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
         on_peer_status: Callable[[str, bool, str | None], None] | None = None,
-        bans: PeerBans | None = None,
-        on_misbehaved: Callable[[str, str], None] | None = None,
+        is_banned: Callable[[str, str], bool] | None = None,
+        bind_certificate: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
         wants_offers: Callable[[Collection[str]], bool] | None = None,
         admission: AdmissionLimits | None = None,
@@ -141,11 +143,12 @@ class PeerManager:
         self._on_peer_status = on_peer_status
         """``on_peer_status(peer_id, connected, reason)``: a peer got a slot (``True``, ``None``) or
         the link of such a peer closed (``False``, why)."""
-        self._bans = bans
-        """This swarm's banned peers: their offers and answers are refused."""
-        self._on_misbehaved = on_misbehaved
-        """Called with ``(peer_id, reason)`` for a violation the scheduler does not see (no request
-        of ours was outstanding); the scheduler reports the others as ``PeerMisbehaved``."""
+        self._is_banned = is_banned
+        """``is_banned(peer_id, certificate)``: the core's verdict (this swarm's reputation); a
+        banned peer's offers and answers are refused."""
+        self._bind_certificate = bind_certificate
+        """``bind_certificate(peer_id, certificate)``: a new link of ``peer_id`` uses that DTLS
+        certificate, so the core's strikes and bans under that id fall on it."""
         self._admit = admit
         """Topology gate (host/client tree): ``admit(peer_id, linked_peer_ids)`` decides whether a
         new link to ``peer_id`` is accepted; ``None`` accepts everyone (mesh)."""
@@ -332,8 +335,7 @@ class PeerManager:
         return str(pc.localDescription.sdp)
 
     def _banned(self, peer_id: str, certificate: str) -> bool:
-        bans = self._bans
-        return bans is not None and bans.is_banned(peer_id, now=self._now(), certificate=certificate)
+        return self._is_banned is not None and self._is_banned(peer_id, certificate)
 
     def _keep_existing_link(self, peer_id: str) -> bool:
         """A second connection with ``peer_id`` answered our offer. ``True``: drop it.
@@ -369,8 +371,8 @@ class PeerManager:
         )
         self._peers[peer_id] = _PeerState(link=link, protocol=protocol)
         self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
-        if self._bans is not None:
-            self._bans.bind(peer_id, certificate)  # strikes and bans under this id hit this certificate
+        if self._bind_certificate is not None:
+            self._bind_certificate(peer_id, certificate)  # strikes and bans under this id hit it
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -491,8 +493,10 @@ class PeerManager:
         if request_id is not None:
             # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
             self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
-        elif self._on_misbehaved is not None:
-            self._on_misbehaved(state.link.peer_id, reason)
+        else:
+            self._feed(
+                ev.PeerViolatedProtocol(peer_id=state.link.peer_id, swarm=self.rendition, reason=reason)
+            )
         if not state.link.closed:
             _close_with_reason(state, f"protocol violation: {reason}")
 

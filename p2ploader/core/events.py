@@ -7,8 +7,11 @@ frozen value objects so that a session can be logged as ``(now, event)`` pairs a
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 
+from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS
 from p2ploader.core.segments import Segment, SegmentId
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "HttpFetchCompleted",
     "HttpFetchFailed",
     "HttpResponseStarted",
+    "IntegrityCheckFailed",
     "PeerAnnounced",
     "PeerCancelledUpload",
     "PeerChunkReceived",
@@ -25,6 +29,7 @@ __all__ = [
     "PeerDownloadFailed",
     "PeerRequestedSegment",
     "PeerResponseStarted",
+    "PeerViolatedProtocol",
     "PlaybackMoved",
     "PlaylistUpdated",
     "SegmentRequestCancelled",
@@ -59,9 +64,13 @@ class SegmentRequested:
     :class:`~p2ploader.core.notifications.SegmentReady` follows once its bytes are available.
 
     An explicit request also forgets earlier HTTP failures of the segment, so it is tried at once.
+    Failed HTTP fetches of it are retried, with back-off, until ``max_attempts`` of them failed
+    (or one answered 4xx): then :class:`~p2ploader.core.notifications.SegmentUnavailable`
+    follows (see :mod:`p2ploader.core.retries`).
     """
 
     segment_id: SegmentId
+    max_attempts: int = attrs.field(default=DEFAULT_HTTP_ATTEMPTS, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen(kw_only=True)
@@ -211,6 +220,33 @@ class SegmentValidated:
 
 
 @attrs.frozen(kw_only=True)
+class IntegrityCheckFailed:
+    """An integrity check proved the bytes of ``segment_id`` that ``peer_id`` sent wrong (``check``:
+    ``"sha256"`` or ``"spot-check"``; ``reason`` for humans). The scheduler reports it
+    (:class:`~p2ploader.core.notifications.IntegrityCheckFailed`) and bans the peer from the
+    segment's swarm (:mod:`p2ploader.core.reputation`). The segment itself is settled by the
+    :class:`SegmentValidated` that follows."""
+
+    segment_id: SegmentId
+    peer_id: str
+    check: Literal["sha256", "spot-check"]
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class PeerViolatedProtocol:
+    """``peer_id`` of ``swarm`` (a rendition id) broke the peer protocol outside any download of
+    ours (a flood, an undecodable or oversized message); its link is closed by whoever saw it. The
+    scheduler reports it (:class:`~p2ploader.core.notifications.PeerMisbehaved`) and counts a
+    strike (:mod:`p2ploader.core.reputation`). Violations within a download of ours come as
+    :class:`PeerDownloadFailed` with ``misbehaved``."""
+
+    peer_id: str
+    swarm: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
 class TrackerUpdated:
     """A tracker reported the swarm's size (``incomplete`` peers, including us when known)."""
 
@@ -235,6 +271,8 @@ Event = (
     | PeerRequestedSegment
     | PeerCancelledUpload
     | SegmentValidated
+    | IntegrityCheckFailed
+    | PeerViolatedProtocol
     | TrackerUpdated
     | UploadFinished
 )

@@ -22,6 +22,13 @@ announced segment maps, HTTP failures, and the :class:`~p2ploader.core.cache.Seg
 enforces the invariants no policy may break: at most one download of a segment at a time, the
 simultaneous-download limits, one outstanding request per peer, no bytes past a segment's
 announced size, and nothing from a misbehaving peer reaching the player.
+
+It also owns the two decisions about failures that every host (the asyncio loader, the simulator's
+viewers) shares: when a failed HTTP load of a segment the player waits for is tried again and when
+it is given up (:class:`~p2ploader.core.retries.HttpRetries`, ending in a
+:class:`~p2ploader.core.notifications.SegmentUnavailable`), and the strikes and bans of peers
+(:class:`~p2ploader.core.reputation.Reputation`, :attr:`Scheduler.reputation`), fed by integrity
+failures and protocol violations and reported as :class:`~p2ploader.core.notifications.PeerBanned`.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.cache import CachedSegment, SegmentCache
 from p2ploader.core.policies import DownloadPolicy, P2PProgress, QueueEntry, create_policy
+from p2ploader.core.reputation import Reputation
+from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS, HttpRetries
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.uploads import RelaySource, UploadDesk
 from p2ploader.errors import PolicyError
@@ -243,6 +252,11 @@ class Scheduler:
         self._http_failed_until: dict[SegmentId, float] = {}
         # HTTP failures per segment since it was last requested by the player (while it stays queued).
         self._http_failure_counts: dict[SegmentId, int] = {}
+        # Failed fetches of the segments the player waits for: retried with back-off, or given up.
+        self._retries = HttpRetries(backoff=config.http_retry_backoff)
+        # Strikes and bans of peers, per swarm (rendition).
+        self._reputation = Reputation(ban_time=config.peer_ban_time)
+        self._now = 0.0  # the time of the event or timer being handled (seconds)
         # Bytes of P2P downloads that stalled, kept so HTTP can continue them with a Range request.
         self._stalled_bytes: dict[SegmentId, _Partial] = {}
         # Rejected bytes that several peers sent (which of them lied, a digest cannot tell): kept
@@ -293,9 +307,19 @@ class Scheduler:
     def cache(self) -> SegmentCache:
         return self._cache
 
+    @property
+    def reputation(self) -> Reputation:
+        """Strikes and bans of peers, per swarm: transports ask it whether a peer is banned."""
+        return self._reputation
+
+    def is_banned(self, swarm: str, peer_id: str, *, now: float, certificate: str | None = None) -> bool:
+        """Whether ``peer_id`` (its link with ``certificate``, if given) is banned from ``swarm``."""
+        return self._reputation.is_banned(swarm, peer_id, now=now, certificate=certificate)
+
     def handle_event(self, event: ev.Event, *, now: float) -> None:
         """Feed one observation. Chunk events only update books; every other event also runs a
         scheduling pass."""
+        self._now = now
         if type(event) is ev.PeerAnnounced:
             # The most frequent event in a swarm, handled first: when the announcement changes
             # nothing a policy reacts to, no pass runs and no deadline moves.
@@ -310,9 +334,9 @@ class Scheduler:
             case ev.PlaybackMoved():
                 self._playback_moved(event.position, now=now)
             case ev.SegmentRequested():
-                self._segment_requested(event.segment_id, now=now)
+                self._segment_requested(event.segment_id, max_attempts=event.max_attempts, now=now)
             case ev.SegmentRequestCancelled():
-                self._wanted.discard(event.segment_id)
+                self._unwant(event.segment_id)
                 self._rebuild_queue(now=now)
             case ev.HttpResponseStarted():
                 self._http_response_started(event, now=now)
@@ -347,6 +371,12 @@ class Scheduler:
                 run_pass = False
             case ev.SegmentValidated():
                 self._segment_validated(event, now=now)
+            case ev.IntegrityCheckFailed():
+                self._peer_lied(event.peer_id, event.segment_id, event.check, event.reason)
+                run_pass = False
+            case ev.PeerViolatedProtocol():
+                self._report_misbehaviour(event.peer_id, event.swarm, event.reason)
+                run_pass = False
             case ev.TrackerUpdated():
                 self._policy.tracker_updated(incomplete=event.incomplete, now=now)
         if run_pass or self._pass_due:
@@ -355,6 +385,7 @@ class Scheduler:
 
     def handle_timer(self, *, now: float) -> None:
         """Run whatever was due at or before ``now`` (call it when :meth:`get_timer` passes)."""
+        self._now = now
         self.timer_epoch += 1
         for download in list(self._downloads.values()):
             if not isinstance(download, _PeerDownload):
@@ -390,6 +421,7 @@ class Scheduler:
 
     def actions_to_perform(self, *, now: float) -> list[act.Action]:
         """Actions to carry out now, in order. Clears the list."""
+        self._now = now
         self._upload_desk.settle(now=now)
         if self._announce_due:
             self._announce_due = False
@@ -452,7 +484,7 @@ class Scheduler:
                 self._announce_due = True
         for sid in sorted(self._wanted):
             if sid not in self._index and sid not in self._cache:
-                self._wanted.discard(sid)
+                self._unwant(sid)
                 self._notify(nt.SegmentUnavailable(segment_id=sid, reason="no longer in the playlist"))
         self._rebuild_queue(now=now)
         self._clean_cache(now=now)
@@ -463,13 +495,16 @@ class Scheduler:
         for sid in sorted(self._wanted):
             index = self._index.get(sid)
             if index is not None and self._segments[index].end <= position:
-                self._wanted.discard(sid)
+                self._unwant(sid)
                 self._notify(nt.SegmentUnavailable(segment_id=sid, reason="playback moved past it"))
         self._rebuild_queue(now=now)
 
-    def _segment_requested(self, segment_id: SegmentId, *, now: float) -> None:
+    def _segment_requested(
+        self, segment_id: SegmentId, *, max_attempts: int = DEFAULT_HTTP_ATTEMPTS, now: float
+    ) -> None:
         self._http_failed_until.pop(segment_id, None)
         self._http_failure_counts.pop(segment_id, None)
+        self._retries.forget(segment_id)
         index = self._index.get(segment_id)
         if index is not None and self._segments[index].gap:
             # EXT-X-GAP: there is nothing to load; the player gets the marker at once and the queue
@@ -486,9 +521,15 @@ class Scheduler:
             return
         else:
             self._wanted.add(segment_id)
+            self._retries.requested(segment_id, max_attempts=max_attempts)
         self._head = segment_id
         self._rebuild_queue(now=now)
         self._clean_cache(now=now)
+
+    def _unwant(self, segment_id: SegmentId) -> None:
+        """The player no longer waits for ``segment_id``."""
+        self._wanted.discard(segment_id)
+        self._retries.forget(segment_id)
 
     def _queue_start(self) -> int | None:
         candidates = [self._index[s] for s in self._wanted if s in self._index]
@@ -746,6 +787,18 @@ class Scheduler:
         self._http_failed_until[sid] = now + self._config.http_failed_segment_timeout
         self._http_failure_counts[sid] = self._http_failure_counts.get(sid, 0) + 1
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="http", reason=reason, status=status))
+        if sid not in self._wanted:
+            return  # prefetch: the download policy decides (http_failed_segment_timeout)
+        retry_at = self._retries.failed(sid, status=status, now=now)
+        if retry_at is None:
+            # 4xx, or the request's attempts are spent: the player's wait ends with the reason.
+            self._unwant(sid)
+            self._notify(nt.SegmentUnavailable(segment_id=sid, reason=reason))
+            self._rebuild_queue(now=now)
+        else:
+            # HTTP may have it again from retry_at on (the timer wakes up then, see get_timer). The
+            # policy's failure count goes on: a retry is not a new request from the player.
+            self._http_failed_until[sid] = retry_at
 
     # ------------------------------------------------------------------ peers
 
@@ -836,10 +889,32 @@ class Scheduler:
         assert isinstance(download, _PeerDownload)
         return download
 
+    def _report_misbehaviour(self, peer_id: str, swarm: str, reason: str) -> None:
+        """Tell the application why ``peer_id`` is dropped, and count the strike."""
+        self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+        banned = self._reputation.misbehaved(swarm, peer_id, now=self._now, reason=reason)
+        if banned is not None:
+            self._notify(banned)
+
+    def _peer_lied(
+        self,
+        peer_id: str,
+        segment_id: SegmentId,
+        check: Literal["sha256", "spot-check", "origin-bytes"],
+        reason: str,
+    ) -> None:
+        """``peer_id``'s bytes of ``segment_id`` are proven wrong: report it, ban the peer."""
+        self._notify(
+            nt.IntegrityCheckFailed(segment_id=segment_id, peer_id=peer_id, check=check, reason=reason)
+        )
+        banned = self._reputation.lied(segment_id.rendition, peer_id, now=self._now, reason=reason)
+        if banned is not None:
+            self._notify(banned)
+
     def _peer_misbehaved(self, download: _PeerDownload, reason: str) -> None:
         peer_id = download.peer_id
         if peer_id in self._peers:  # the application hears why the peer is dropped (once)
-            self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+            self._report_misbehaviour(peer_id, download.segment.id.rendition, reason)
         self._actions.append(
             act.CancelPeerDownload(
                 request_id=download.request_id, peer_id=peer_id, segment_id=download.segment.id
@@ -1035,7 +1110,7 @@ class Scheduler:
         )
         for peer_id in blamed:
             if peer_id in self._peers:  # the application hears why the peer is dropped (once)
-                self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+                self._report_misbehaviour(peer_id, sid.rendition, reason)
             self._drop_peer(peer_id, reason=reason, disconnect=True)
         if (
             (sid in self._queued_ids or sid in self._wanted)
@@ -1082,7 +1157,7 @@ class Scheduler:
             for suspect, counted in suspects:
                 self._compare_with_origin(segment, suspect, data, counted=counted)
         if segment.id in self._wanted:
-            self._wanted.discard(segment.id)
+            self._unwant(segment.id)
             self._notify(nt.SegmentReady(segment=segment, data=data, source=download.source))
             self._rebuild_queue(now=now)
 
@@ -1108,15 +1183,11 @@ class Scheduler:
                 liars[span.peer_id] = span
         for peer_id, span in liars.items():
             reason = f"bytes {span.offset}-{span.end - 1} differ from the origin's"
-            self._notify(
-                nt.IntegrityCheckFailed(
-                    segment_id=segment.id, peer_id=peer_id, check="origin-bytes", reason=reason
-                )
-            )
+            self._peer_lied(peer_id, segment.id, "origin-bytes", reason)
             if not counted:
                 self._rejected_peer_bytes += span.length
             if peer_id in self._peers:
-                self._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+                self._report_misbehaviour(peer_id, segment.id.rendition, reason)
                 self._drop_peer(peer_id, reason=reason, disconnect=True)
 
     def _measure_peer(self, download: _PeerDownload, size: int, *, now: float) -> None:
@@ -1298,6 +1369,6 @@ class _DeskHost:
         s = self._s
         return s._policy.accepts_upload(s._context, segment, now=now)
 
-    def drop_misbehaving_peer(self, peer_id: str, reason: str) -> None:
-        self._s._notify(nt.PeerMisbehaved(peer_id=peer_id, reason=reason))
+    def drop_misbehaving_peer(self, peer_id: str, swarm: str, reason: str) -> None:
+        self._s._report_misbehaviour(peer_id, swarm, reason)
         self._s._drop_peer(peer_id, reason=reason, disconnect=True)

@@ -106,8 +106,9 @@ class UploadHost(Protocol):
     def accepts_upload(self, segment: Segment, *, now: float) -> bool:
         """The download policy's verdict on serving ``segment`` now."""
 
-    def drop_misbehaving_peer(self, peer_id: str, reason: str) -> None:
-        """Tell the application why, and disconnect the peer."""
+    def drop_misbehaving_peer(self, peer_id: str, swarm: str, reason: str) -> None:
+        """Tell the application why, and count a strike against the peer in ``swarm`` (a rendition
+        id, see :mod:`p2ploader.core.reputation`)."""
 
 
 @attrs.define(kw_only=True)
@@ -315,7 +316,9 @@ class UploadDesk:
         requester.repeated_requests += 1
         if requester.repeated_requests < REPEATS_BEFORE_STRIKE:
             return False
-        self._host.drop_misbehaving_peer(peer_id, "asked again and again for segments we answered absent")
+        self._host.drop_misbehaving_peer(
+            peer_id, segment_id.rendition, "asked again and again for segments we answered absent"
+        )
         return True
 
     def _send_absent(self, peer_id: str, segment_id: SegmentId, peer_request_id: int | None) -> None:

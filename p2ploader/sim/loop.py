@@ -14,7 +14,7 @@ from typing import Any
 
 from p2ploader.errors import UsageError
 
-__all__ = ["VirtualHandle", "VirtualLoop"]
+__all__ = ["VirtualHandle", "VirtualLoop", "VirtualTask"]
 
 
 class VirtualHandle:
@@ -33,6 +33,47 @@ class VirtualHandle:
 
     def _run(self) -> None:
         self._callback(*self._args)
+
+
+class VirtualTask:
+    """A coroutine run to its end in one callback (see :meth:`VirtualLoop.create_task`)."""
+
+    def __init__(self, loop: VirtualLoop, coro: Coroutine[Any, Any, None]) -> None:
+        self._coro = coro
+        self._callbacks: list[Callable[[VirtualTask], object]] = []
+        self.done = False
+        self._handle = loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        try:
+            self._coro.send(None)
+        except StopIteration:
+            pass
+        else:  # it waits for something: nothing in virtual time will ever answer
+            self._coro.close()
+            raise UsageError("the simulator runs only coroutines that finish without waiting (no real I/O)")
+        finally:
+            self._finish()
+
+    def cancel(self) -> bool:
+        if self.done:
+            return False
+        self._handle.cancel()
+        self._coro.close()
+        self._finish()
+        return True
+
+    def add_done_callback(self, fn: Callable[[VirtualTask], object], /) -> None:
+        if self.done:
+            fn(self)
+        else:
+            self._callbacks.append(fn)
+
+    def _finish(self) -> None:
+        self.done = True
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
 
 
 class VirtualLoop:
@@ -58,9 +99,10 @@ class VirtualLoop:
     def call_soon(self, callback: Callable[..., object], *args: Any) -> VirtualHandle:
         return self.call_at(self._now, callback, *args)
 
-    def create_task(self, coro: Coroutine[Any, Any, None]) -> Any:
-        coro.close()
-        raise UsageError("the simulator runs no coroutines (a segment validator is not simulated)")
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> VirtualTask:
+        """Run ``coro`` as one callback, soon. Only a coroutine that finishes without waiting (a
+        modelled check, a plain validator) can run: virtual time has no I/O to wait for."""
+        return VirtualTask(self, coro)
 
     def run_until(self, end: float) -> None:
         """Run every callback due at or before ``end``, then set the clock to ``end``."""

@@ -180,13 +180,26 @@ class SimStream:
 
 
 class Origin:
-    """The origin/CDN: a total bandwidth (bytes/s) shared by the transfers in flight."""
+    """The origin/CDN: a total bandwidth (bytes/s) shared by the transfers in flight.
 
-    def __init__(self, *, bandwidth: float, latency: float = 0.02) -> None:
+    ``failure`` is a fault model: asked once per fetch with the segment's id, it returns the HTTP
+    status the fetch fails with (after a round trip, as a fetch whose own transient retries all
+    failed), or ``None`` to serve it. What happens next (retries with back-off, a give-up) is the
+    shipped core's decision (:mod:`p2ploader.core.retries`)."""
+
+    def __init__(
+        self,
+        *,
+        bandwidth: float,
+        latency: float = 0.02,
+        failure: Callable[[SegmentId], int | None] | None = None,
+    ) -> None:
         self.bandwidth = bandwidth
         self.latency = latency
+        self.failure = failure
         self.active = 0
         self.requests = 0
+        self.failed_requests = 0
         self.bytes_sent = 0
 
 
@@ -221,6 +234,11 @@ class ModelledHttp:
         origin.active += 1
         origin.requests += 1
         rid = action.request_id
+        status = origin.failure(action.segment.id) if origin.failure is not None else None
+        if status is not None:
+            origin.failed_requests += 1
+            self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, rid, status)
+            return
         pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
         if action.resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
@@ -240,6 +258,12 @@ class ModelledHttp:
         self._feed(
             ev.HttpResponseStarted(request_id=fetch.request_id, offset=fetch.offset, total_bytes=fetch.total)
         )
+
+    def _failed(self, request_id: int, status: int) -> None:
+        if self._active.pop(request_id, None) is None:
+            return
+        self._origin.active -= 1
+        self._feed(ev.HttpFetchFailed(request_id=request_id, reason=f"HTTP {status}", status=status))
 
     def _next_piece(self, fetch: _Fetch) -> None:
         due = fetch.start + min(fetch.sent + fetch.piece_size, len(fetch.body)) / fetch.rate
@@ -352,6 +376,8 @@ class PeerNetwork:
         """
         if b.peer_id in a.neighbours or a is b or not (a.alive and b.alive):
             return
+        if a.refuses(b.peer_id) or b.refuses(a.peer_id):
+            return  # banned: the peer manager refuses its offers and answers
         if len(a.neighbours) >= a.max_peers or len(b.neighbours) >= b.max_peers:
             return
         a.neighbours[b.peer_id] = b
@@ -429,8 +455,12 @@ class ModelledPeers:
         max_segment_size: int = MAX_SEGMENT_SIZE,
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         max_message_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
+        is_banned: Callable[[str], bool] | None = None,
     ) -> None:
         self.peer_id = peer_id
+        self.is_banned = is_banned
+        """``is_banned(peer_id)``: the core's verdict (the viewer's scheduler's reputation); a
+        banned peer is refused a link, as the peer manager refuses its offers and answers."""
         self.on_reassembled = on_reassembled
         """Called after a segment that arrived in several pieces was delivered whole, so that the
         receiving viewer can drop its reassembled copy for the stream's shared payload."""
@@ -447,6 +477,10 @@ class ModelledPeers:
         """Ids one announcement may carry (the playlist's window allows no more)."""
         self.max_message_size = max_message_size
         """Bytes per data-channel message we send."""
+        self.sends_stream_payloads = True
+        """Whether our uploads carry the stream's bytes, so that a receiver may take the shared
+        payload for a segment that came in one burst; a modelled liar sets it ``False`` (its bytes
+        then reach the receiver's checks as sent)."""
         self.alive = True
         self.neighbours: dict[str, ModelledPeers] = {}
         self.uploaded_bytes = 0
@@ -462,6 +496,10 @@ class ModelledPeers:
         self._pieces: dict[int, int] = {}
 
     # ------------------------------------------------------------------ links
+
+    def refuses(self, peer_id: str) -> bool:
+        """Whether we refuse a link to ``peer_id`` (the core says it is banned)."""
+        return self.is_banned is not None and self.is_banned(peer_id)
 
     def new_link_end(self, remote: ModelledPeers) -> _LinkEnd:
         """Our end of a new link to ``remote`` (:meth:`PeerNetwork.connect` pairs the ends)."""
@@ -572,7 +610,13 @@ class ModelledPeers:
         else:
             size = sum(len(e.data) for e in events)
             shared = None
-            if complete and pieces == 1 and segment_id is not None and self.payload is not None:
+            if (
+                complete
+                and pieces == 1
+                and segment_id is not None
+                and self.payload is not None
+                and end.remote.sends_stream_payloads
+            ):
                 shared = self.payload(segment_id)
             # A whole segment in one burst is the stream's shared payload (the bytes every viewer
             # holds): joining its chunks anew for every copy cost most of a run's time.
@@ -607,6 +651,8 @@ class ModelledPeers:
                             request_id=event.request_id, reason=event.reason, misbehaved=True
                         )
                     )
+                else:  # a strike, as the peer manager reports it
+                    self.feed(ev.PeerViolatedProtocol(peer_id=peer_id, swarm=self.swarm, reason=event.reason))
                 self.network.disconnect(self, peer_id)
             case _:
                 if isinstance(event, proto.RequestAbsent):

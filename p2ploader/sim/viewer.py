@@ -5,6 +5,15 @@ less than ``forward_buffer`` seconds are buffered (an ``EXT-X-GAP`` segment is a
 with no bytes, and skipped), reports the playhead at every segment boundary
 (priorities change only there), and stalls when the buffer runs dry. A live viewer reloads its
 playlist once per segment duration at its own phase, as players poll every target duration.
+
+Failures are the shipped core's business too: a fetch the origin fails
+(:class:`~p2ploader.sim.model.Origin`'s fault model) is retried or given up by the scheduler's
+retry policy (a segment given up is skipped, as players do), and strikes and bans are its
+reputation's: the viewer's modelled peers refuse a link to a peer its scheduler banned. With
+``published_hashes`` the stream is taken to publish SHA-256 digests (``integrity_sha256``): every
+segment holding peer bytes is checked against the stream's payload, as the loader's integrity
+checker checks it against the playlist's digest, and a lone sender of wrong bytes is reported to
+the core (:class:`~p2ploader.core.events.IntegrityCheckFailed`), which bans it.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import random
 import attrs
 
 from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.driver import Driver
@@ -61,6 +71,7 @@ class SimViewer:
         live_distance: int,
         forward_buffer: float,
         startup_buffer: float,
+        published_hashes: bool = False,
     ) -> None:
         self.peer_id = peer_id
         self._loop = loop
@@ -77,9 +88,15 @@ class SimViewer:
             self.scheduler.share_payload(segment_id, stream.payload(segment_id))
 
         self.scheduler = Scheduler(
-            config, rng=random.Random(rng.getrandbits(64)), policy=policy, peer_id=peer_id
+            config,
+            rng=random.Random(rng.getrandbits(64)),
+            policy=policy,
+            peer_id=peer_id,
+            validate_p2p=published_hashes,
         )
         self.driver = Driver(self.scheduler, loop=loop, on_notification=self._on_notification)
+        if published_hashes:
+            self.driver.validate = self._check_digest
         self.http = ModelledHttp(
             loop=loop,
             origin=origin,
@@ -107,6 +124,7 @@ class SimViewer:
             ),
             max_announced_ids=announcement_id_limit(len(stream.playlist(rendition, loop.time()))),
             max_message_size=config.web_rtc_max_message_size,
+            is_banned=lambda other: self.scheduler.is_banned(rendition, other, now=loop.time()),
         )
         self.driver.http = self.http
         self.driver.peers = self.peers
@@ -148,6 +166,22 @@ class SimViewer:
         self._waiting = True
         segment = self._stream.segment(self._rendition, self._next_sequence)
         self.driver.feed(ev.SegmentRequested(segment_id=segment.id))
+
+    async def _check_digest(self, action: act.ValidateSegment) -> tuple[bool, bool]:
+        """The published SHA-256 check, modelled: (valid, verified) as the integrity checker says."""
+        if action.data == self._stream.payload(action.segment.id):
+            return True, True
+        senders = action.peer_ids
+        if len(senders) == 1:  # several senders: the core compares each one's bytes with the origin's
+            self.driver.feed(
+                ev.IntegrityCheckFailed(
+                    segment_id=action.segment.id,
+                    peer_id=senders[0],
+                    check="sha256",
+                    reason="SHA-256 differs from the playlist's",
+                )
+            )
+        return False, False
 
     def _on_notification(self, notification: nt.Notification) -> None:
         if isinstance(notification, nt.SegmentReady):

@@ -7,11 +7,12 @@ itself (the live window advances when the test says so), and bounds every wait.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
-from p2ploader import LoaderConfig, SegmentUnavailableError, open_loader, play
+from p2ploader import LoaderConfig, SegmentUnavailableError, UsageError, open_loader, play
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.testing.origin import LiveSettings, OriginServer
 
@@ -133,6 +134,27 @@ async def test_a_missing_segment_raises_a_typed_error() -> None:
             with pytest.raises(SegmentUnavailableError, match="404"):
                 await loader.get_segment(segs[3])
             assert (await loader.get_segment(segs[4])).data == (root / "240p/seg_00004.ts").read_bytes()
+
+
+async def test_the_core_fetches_a_waited_segment_again_with_backoff_then_gives_up() -> None:
+    # The loader only waits: the core's retry policy fetches again (http_retry_backoff, doubled)
+    # and ends the wait after max_attempts failed fetches.
+    root = sample_path("ts")
+    config = FAST.evolve(http_retries=0, http_retry_backoff=0.2)
+    with OriginServer(root) as origin:
+        origin.inject("240p/seg_00000.ts", status=503, times=2)
+        origin.inject("240p/seg_00005.ts", status=503)
+        async with open_loader(origin.url_for("master.m3u8"), config=config) as loader:
+            segs = loader.playlist.segments
+            started = time.monotonic()
+            loaded = await loader.get_segment(segs[0])
+            assert time.monotonic() - started >= 0.2 + 0.4  # two back-offs, then the third fetch
+            assert loaded.data == (root / "240p/seg_00000.ts").read_bytes()
+            assert origin.statistics().requests_for("/240p/seg_00000.ts") == 3
+            with pytest.raises(UsageError, match="max_attempts must be >= 1"):
+                await loader.get_segment(segs[1], max_attempts=0)
+            with pytest.raises(SegmentUnavailableError, match="503"):
+                await loader.get_segment(segs[5], max_attempts=2)
 
 
 async def test_a_live_playlist_that_goes_backwards_keeps_the_last_good_one() -> None:

@@ -54,7 +54,11 @@ class Wired:
     manager: PeerManager
     link: FakeLink
     events: list[ev.Event]
-    misbehaved: list[str]
+
+    @property
+    def misbehaved(self) -> list[str]:
+        """Violations outside our requests, as the core hears them (a strike each)."""
+        return [e.reason for e in self.events if isinstance(e, ev.PeerViolatedProtocol) and e.swarm == "v0"]
 
     def receive(self, *commands: wire.Command) -> None:
         for command in commands:
@@ -67,7 +71,6 @@ class Wired:
 
 def wired() -> Wired:
     events: list[ev.Event] = []
-    misbehaved: list[str] = []
     manager = PeerManager(
         feed=events.append,
         rendition="v0",
@@ -75,11 +78,10 @@ def wired() -> Wired:
         first_sequence=0,
         local_peer_id="aa" * 20,
         rtc_config={},
-        on_misbehaved=lambda peer, reason: misbehaved.append(reason),
     )
     link = FakeLink()
     manager._peers[PEER] = _PeerState(link=link, protocol=PeerProtocol(max_segment_size=10_000))  # type: ignore[arg-type]
-    return Wired(manager=manager, link=link, events=events, misbehaved=misbehaved)
+    return Wired(manager=manager, link=link, events=events)
 
 
 async def test_a_request_goes_out_and_its_answer_comes_back_as_core_events() -> None:

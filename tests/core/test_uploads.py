@@ -47,7 +47,7 @@ class FakeHost:
     def accepts_upload(self, segment: Segment, *, now: float) -> bool:
         return self.accept
 
-    def drop_misbehaving_peer(self, peer_id: str, reason: str) -> None:
+    def drop_misbehaving_peer(self, peer_id: str, swarm: str, reason: str) -> None:
         self.dropped.append((peer_id, reason))
 
 

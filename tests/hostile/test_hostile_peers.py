@@ -152,7 +152,7 @@ def assert_bounded(s: Session) -> None:
         pending = state.protocol.pending_command_bytes
         assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
         assert len(state.protocol._cancelled) <= 16
-    assert all(len(b) <= 1024 for b in loader._bans.values())
+    assert all(len(b) <= 1024 for b in scheduler.reputation.swarms.values())
 
 
 async def first_request(s: Session) -> wire.SegmentRequest:
