@@ -14,8 +14,9 @@ a ``RESULT`` line (:func:`swarm_result_line`, :func:`p2ploader.app.simulate.resu
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -23,9 +24,18 @@ from p2ploader.errors import ConfigError
 from p2ploader.testbed.links import RateRange, parse_rate, parse_rate_range
 
 if TYPE_CHECKING:
+    from p2ploader.app.swarmrun import SwarmResult
     from p2ploader.sim.scenario import Scenario
+    from p2ploader.testbed.swarm import SwarmNetwork
 
-__all__ = ["TestbedPlan", "add_testbed_options", "plan_from_args", "swarm_result_line", "wants_testbed"]
+__all__ = [
+    "TestbedPlan",
+    "add_testbed_options",
+    "plan_from_args",
+    "run_swarm_on_testbed",
+    "swarm_result_line",
+    "wants_testbed",
+]
 
 _UNSHAPED_ORIGIN_MBPS = 1000.0
 """The simulator's default origin bandwidth (``Scenario.origin_mbps``): on the testbed, unshaped."""
@@ -164,3 +174,57 @@ def swarm_result_line(
         f"RESULT swarm scenario={scenario} policy={policy} viewers={viewers} p2p_ratio={p2p_ratio:.3f} "
         f"ratio_to_best={to_best:.3f} stalls={stalls} startup_s={startup}"
     )
+
+
+async def run_swarm_on_testbed(
+    *,
+    root: Path,
+    viewers: int,
+    duration: float,
+    stagger: float,
+    latency_segments: int,
+    config: Mapping[str, Any],
+    uplink: RateRange | None,
+    downlink: RateRange | None,
+    origin_bps: float | None = None,
+    queue_seconds: float = 0.1,
+    seed: int = 0,
+    forward_buffer: float = 30.0,
+    on_network: Callable[[SwarmNetwork], None] | None = None,
+) -> SwarmResult:
+    """Run ``viewers`` viewers (each joining ``stagger`` seconds after the previous, staying to
+    ``duration`` seconds) of ``root`` served live on a fresh testbed, and return their figures.
+    ``config`` is the loader's configuration in the FAQ spelling; its trackers and ICE servers are
+    replaced by the testbed's tracker and none. Every namespace is gone when this returns or raises.
+    ``on_network`` sees the network once it is up (e.g. to list the namespaces)."""
+    from p2ploader.app.swarmrun import SwarmRunner, churn_schedule
+    from p2ploader.app.viewer import ViewerSpec
+    from p2ploader.config import LoaderConfig
+    from p2ploader.testbed.netns import Testbed
+    from p2ploader.testbed.swarm import build_swarm_network
+
+    with Testbed(queue_seconds=queue_seconds) as testbed:
+        network = build_swarm_network(
+            testbed,
+            root=root,
+            viewers=viewers,
+            uplink=uplink,
+            downlink=downlink,
+            origin_bps=origin_bps,
+            seed=seed,
+        )
+        if on_network is not None:
+            on_network(network)
+        loader = LoaderConfig.from_faq(config).evolve(
+            tracker_announce=(network.tracker_url,), rtc_config={"iceServers": []}
+        )
+        template = ViewerSpec(
+            url=network.origin_url + "live/master.m3u8",
+            config=loader.to_faq(),
+            live_start_distance=latency_segments,
+            forward_buffer=forward_buffer,
+            loopback_only=False,
+        )
+        sessions = churn_schedule(viewers, duration=duration, stagger=stagger, seed=seed)
+        runner = SwarmRunner(template, sessions, seed=seed, viewer_prefix=network.viewer_prefix)
+        return await runner.run()

@@ -202,6 +202,8 @@ class Testbed:
     replace the command runner and the root/iproute2 check (for tests of the bookkeeping).
     """
 
+    __test__ = False  # not a pytest test class, despite the name
+
     def __init__(
         self,
         *,
