@@ -300,3 +300,26 @@ def test_swarm_result_line() -> None:
         "RESULT swarm scenario=s policy=p2ploader-live viewers=5 p2p_ratio=0.600 ratio_to_best=0.750 "
         "stalls=1 startup_s=0.50"
     )
+
+
+def test_swarm_on_the_testbed_without_root_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from p2ploader.app.cli import EXIT_ERROR, main
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert main(["swarm", str(tmp_path), "--uplink", "1-20mbit", "-n", "2", "--quiet"]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("p2ploader swarm: error: the testbed needs root"), err
+
+
+def test_simulate_prints_a_result_line_per_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from p2ploader.app.cli import main
+
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text('name = "tiny"\nviewers = 3\nduration_s = 30\nlatency_ms = 0\njitter_ms = 0\n')
+    assert main(["simulate", str(scenario), "--jobs", "1", "--quiet"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("RESULT ")]
+    assert len(lines) == 2  # the scenario's policy, and P2P off
+    assert lines[0].startswith("RESULT simulate scenario=tiny policy=p2pml-0.6 viewers=3 p2p_ratio=")
+    assert lines[1].startswith("RESULT simulate scenario=tiny policy=off viewers=3 p2p_ratio=0.000 ")

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+from pathlib import Path
 
 import pytest
 
@@ -136,11 +136,38 @@ def test_sweep_removes_what_a_sigkilled_run_left() -> None:
     assert _ours(proc.pid) == []
 
 
-def test_a_small_shaped_swarm_agrees_with_the_simulator(tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="module")
+def stream_5s(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 s of a single-rendition stream, 5 s segments (about 650 kbit/s); the origin loops it."""
+    return make_single_rendition_stream(tmp_path_factory.mktemp("live5s"), segment_seconds=5, seconds=30)
+
+
+def test_swarm_command_runs_a_scenario_file_on_the_testbed(stream_5s: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "two.toml"
+    scenario.write_text(
+        'name = "two"\nviewers = 2\nduration_s = 20\njoin_window_s = 2\nuplink_mbps = [2, 4]\n'
+        'downlink_mbps = 30\nlatency_segments = 3\npolicy = "p2ploader-live"\n'
+    )
+    argv = [sys.executable, "-m", "p2ploader.app.cli", "swarm", str(stream_5s), "--scenario", str(scenario)]
+    proc = subprocess.Popen([*argv, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:] + stdout[-2000:]
+    lines = stdout.splitlines()
+    assert "testbed: origin http://198.18.0.1:8080/live/master.m3u8, tracker ws://198.18.0.2:8000" in lines
+    uplinks = [
+        float(line.split(" up ")[1].split("mbit")[0]) for line in lines if line.startswith("testbed: viewer")
+    ]
+    assert len(uplinks) == 2 and all(2 <= u <= 4 for u in uplinks)
+    result = [line for line in lines if line.startswith("RESULT swarm ")]
+    assert len(result) == 1 and "scenario=two policy=p2ploader-live viewers=2 " in result[0]
+    assert _ours(proc.pid) == []
+
+
+def test_a_small_shaped_swarm_agrees_with_the_simulator(stream_5s: Path) -> None:
     """The issue's fidelity check: 6 viewers for 60 s, uplinks 1-20 Mbit/s, downlinks 20-50, 5 s
     segments, 3 behind live, ``p2ploader-live``; the simulator on the same scenario (zero latency:
     the testbed adds none) within 10 points of the real P2P ratio."""
-    root = make_single_rendition_stream(tmp_path_factory.mktemp("live5s"), segment_seconds=5, seconds=30)
+    root = stream_5s
     viewers, duration, stagger, seed = 6, 60.0, 1.0, 1
     uplink, downlink = RateRange(1e6, 20e6), RateRange(20e6, 50e6)
     seen: list[SwarmNetwork] = []
@@ -186,4 +213,3 @@ def test_a_small_shaped_swarm_agrees_with_the_simulator(tmp_path_factory: pytest
     # Every namespace of the run is gone.
     (network,) = seen
     assert not set(network.testbed.namespaces) and not _ours(os.getpid())
-    assert time.monotonic() > 0
