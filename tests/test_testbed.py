@@ -323,3 +323,12 @@ def test_simulate_prints_a_result_line_per_run(tmp_path: Path, capsys: pytest.Ca
     assert len(lines) == 2  # the scenario's policy, and P2P off
     assert lines[0].startswith("RESULT simulate scenario=tiny policy=p2pml-0.6 viewers=3 p2p_ratio=")
     assert lines[1].startswith("RESULT simulate scenario=tiny policy=off viewers=3 p2p_ratio=0.000 ")
+
+
+def test_two_testbeds_in_one_process_have_different_names() -> None:
+    first, second = (Testbed(run=Recorder(), check=lambda: None) for _ in range(2))
+    assert first.prefix.startswith(f"p2pl-{os.getpid()}-") and second.prefix.startswith(
+        f"p2pl-{os.getpid()}-"
+    )
+    assert first.prefix != second.prefix
+    assert first.hub != second.hub

@@ -13,8 +13,9 @@ Theory of operation
   ``queue_seconds`` of the link's rate in its queue (and drops beyond that), like a home router's
   buffer; its burst is a few full-size packets. No delay is added and nothing is lost but what
   overflows a queue: this kernel has ``tbf`` and ``htb`` but not ``netem``.
-* **Names.** Every namespace is named ``p2pl-<pid>-<role>`` (the process that made it), so runs do
-  not collide and :func:`sweep_leftovers` can delete what a dead run left behind.
+* **Names.** Every namespace is named ``p2pl-<pid>-<n>-<role>`` (the process that made it, and
+  the testbed's number in that process), so runs do not collide and :func:`sweep_leftovers` can
+  delete what a dead run left behind.
 * **Cleanup.** :meth:`Testbed.close` (also on an exception in the middle of setup, on Ctrl-C, and on
   SIGTERM while the testbed is entered in the main thread) kills every process still inside its
   namespaces (``ip netns pids``) and deletes the namespaces; deleting a namespace deletes its veth
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import logging
 import os
 import re
@@ -69,6 +71,8 @@ _BRIDGE = "br0"
 _MIN_BURST_BYTES = 2 * 1514
 """Two full Ethernet frames: ``tbf`` drops a packet larger than its burst."""
 _COMMAND_TIMEOUT_S = 30.0
+_TESTBEDS = itertools.count()
+"""Numbers the testbeds of this process, so two at once do not share names."""
 
 Runner = Callable[[Sequence[str]], str]
 """Runs one command (an argument list), returns its stdout, raises :class:`TestbedError` on failure."""
@@ -212,7 +216,7 @@ class Testbed:
         run: Runner = run_command,
         check: Callable[[], None] = check_available,
     ) -> None:
-        self.prefix = prefix if prefix is not None else f"{_PREFIX}{os.getpid()}-"
+        self.prefix = prefix if prefix is not None else f"{_PREFIX}{os.getpid()}-{next(_TESTBEDS)}-"
         if not self.prefix.startswith(_PREFIX):
             raise TestbedError(f"testbed namespace prefixes start with {_PREFIX!r}")
         self.queue_seconds = queue_seconds
