@@ -102,9 +102,9 @@ def _ours(pid: int) -> list[str]:
 
 _HOLD = textwrap.dedent(
     """
-    import sys, time
+    import contextlib, time
     from p2ploader.testbed.netns import Testbed
-    with Testbed() as bed:
+    with contextlib.suppress(KeyboardInterrupt), Testbed() as bed:
         bed.add_host("v0", uplink_bps=2e6)
         bed.add_host("v1")
         print("up", flush=True)
