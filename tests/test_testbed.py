@@ -332,3 +332,33 @@ def test_two_testbeds_in_one_process_have_different_names() -> None:
     )
     assert first.prefix != second.prefix
     assert first.hub != second.hub
+
+
+class FailingDelete(Recorder):
+    def __call__(self, argv: Sequence[str]) -> str:
+        if list(argv[:3]) == ["ip", "netns", "delete"] and argv[3].endswith("-v0"):
+            self.commands.append(list(argv))
+            raise TestbedError("ip netns delete: simulated failure")
+        return super().__call__(argv)
+
+
+def test_a_namespace_that_cannot_be_deleted_does_not_stop_the_others_or_hide_the_first_error() -> None:
+    recorder = FailingDelete()
+
+    def failing_body() -> None:
+        with _bed(recorder) as bed:
+            bed.add_host("v0")
+            bed.add_host("v1")
+            raise ValueError("the body's own error")
+
+    with pytest.raises(ValueError, match="the body's own error"):
+        failing_body()
+    assert recorder.namespaces == {"p2pl-4242-v0"}  # the others are deleted all the same
+
+    recorder = FailingDelete()
+    bed = _bed(recorder)
+    bed.start()
+    bed.add_host("v0")
+    with pytest.raises(TestbedError, match="simulated failure"):
+        bed.close()
+    assert recorder.namespaces == {"p2pl-4242-v0"} and bed.namespaces == ("p2pl-4242-v0",)

@@ -356,6 +356,10 @@ class Testbed:
     ) -> None:
         try:
             self.close()
+        except TestbedError:
+            if exc is None:
+                raise
+            # The exception that ended the body says what went wrong; close() logged its own.
         finally:
             self._restore_sigterm()
 
