@@ -362,3 +362,17 @@ def test_a_namespace_that_cannot_be_deleted_does_not_stop_the_others_or_hide_the
     with pytest.raises(TestbedError, match="simulated failure"):
         bed.close()
     assert recorder.namespaces == {"p2pl-4242-v0"} and bed.namespaces == ("p2pl-4242-v0",)
+
+
+def test_peers_keep_each_others_testbed_host_candidates() -> None:
+    # On the testbed a viewer's only candidate is its eth0 address in 198.18.0.0/15 (private, not
+    # reserved); outside loopback mode the remote screening must keep it.
+    from p2ploader.aio.webrtc import screen_remote_candidates
+
+    sdp = (
+        "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        "a=candidate:1 1 udp 2130706431 198.18.0.7 40123 typ host\r\n"
+    )
+    screened = screen_remote_candidates(sdp, loopback_only=False)
+    assert screened.kept == 1 and not screened.dropped
+    assert screen_remote_candidates(sdp, loopback_only=True).kept == 0  # why the testbed turns it off
