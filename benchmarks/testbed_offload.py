@@ -46,6 +46,7 @@ from p2ploader.sim.metrics import measure
 from p2ploader.sim.run import run_scenario
 from p2ploader.sim.scenario import Scenario
 from p2ploader.testbed.links import RateRange
+from p2ploader.testbed.swarm import SwarmNetwork
 
 OFF = "off"
 DOWNLINK = RateRange(20e6, 50e6)
@@ -59,6 +60,22 @@ def stream_kbps(root: Path, segment_seconds: int) -> float:
 
 def link_cases(kbps: float) -> dict[str, RateRange]:
     return {"wide": RateRange(1e6, 20e6), "scarce": RateRange(1.2 * kbps * 1000, 1.8 * kbps * 1000)}
+
+
+def per_viewer(result: SwarmResult, network: SwarmNetwork, duration: float) -> list[str]:
+    """One line per viewer: its uplink, its mean upload rate over the run and the share of the
+    uplink that is, its P2P ratio and stalls (to see whether slow uplinks are the ones stalling)."""
+    lines = []
+    for row, host in zip(result.viewers, network.viewers, strict=True):
+        uplink = host.uplink_bps or math.inf
+        upload = row.p2p_uploaded_bytes * 8 / duration
+        loaded = row.http_bytes + row.p2p_bytes
+        ratio = row.p2p_bytes / loaded if loaded else 0.0
+        lines.append(
+            f"    viewer {row.viewer}: uplink {uplink / 1e6:5.2f} Mbit/s, uploads {upload / 1e6:5.2f} Mbit/s "
+            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}"
+        )
+    return lines
 
 
 def summarise(result: SwarmResult) -> dict[str, Any]:
@@ -102,6 +119,7 @@ def simulate(
 
 async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink: RateRange) -> dict[str, Any]:
     config = LoaderConfig(use_p2p=policy != OFF, policy=args.policy[0] if policy == OFF else policy)
+    networks: list[SwarmNetwork] = []
     result = await run_swarm_on_testbed(
         root=root,
         viewers=args.viewers,
@@ -113,7 +131,10 @@ async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink:
         downlink=DOWNLINK,
         queue_seconds=args.link_queue,
         seed=args.seed,
+        on_network=networks.append,
     )
+    if args.per_viewer and policy != OFF:
+        print("\n".join(per_viewer(result, networks[0], args.duration)), flush=True)
     return summarise(result)
 
 
@@ -128,6 +149,7 @@ async def main() -> None:
     parser.add_argument("--policy", nargs="+", default=["p2ploader-live", "p2pml-0.6"])
     parser.add_argument("--link-queue", type=float, default=0.1, help="tbf queue, seconds at the link's rate")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-viewer", action="store_true", help="print each viewer's uplink use and stalls")
     args = parser.parse_args()
     lines = []
     for segment_s in args.segment_seconds:
