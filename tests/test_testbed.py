@@ -263,6 +263,12 @@ def test_swarm_on_the_testbed_wants_a_folder_not_a_url() -> None:
         plan_from_args(args)
 
 
+def test_swarm_on_the_testbed_refuses_an_outside_tracker(tmp_path: Path) -> None:
+    args = _swarm_args(str(tmp_path), "--uplink", "5mbit", "--tracker", "ws://127.0.0.1:8000")
+    with pytest.raises(ConfigError, match="leave out --tracker"):
+        plan_from_args(args)
+
+
 def test_a_bad_link_option_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _swarm_args("x", "--uplink", "fast")

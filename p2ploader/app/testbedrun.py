@@ -128,6 +128,12 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
             f"on the testbed the origin runs inside it: give the folder of HLS playlists and segments "
             f"it serves as live, not {args.url!r}"
         )
+    if getattr(args, "tracker", None):
+        raise ConfigError(
+            "on the testbed the tracker runs inside it (no route leads out of its namespaces): "
+            "leave out --tracker",
+            key="tracker",
+        )
     uplink, downlink, origin_bps = args.uplink, args.downlink, args.origin_bandwidth
     name, policy = "custom", None
     if args.scenario is not None:
