@@ -36,6 +36,8 @@ __all__ = [
     "RenditionNotFoundError",
     "ResponseTooLargeError",
     "SegmentUnavailableError",
+    "TestbedError",
+    "TestbedUnavailableError",
     "TrackerMessageError",
     "TrackerRequestError",
     "TrackerWireError",
@@ -297,3 +299,15 @@ class BindError(TransportError):
         """The bind error for ``exc``, raised by ``bind()`` or ``listen()`` on ``host``:``port``."""
         reason = _BIND_REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
         return cls(host, port, reason, errno=exc.errno)
+
+
+class TestbedError(P2PLoaderError):
+    """The network testbed (:mod:`p2ploader.testbed`) could not be set up or a command in it failed;
+    the message names the command and what it printed."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+class TestbedUnavailableError(TestbedError, UsageError):
+    """The testbed cannot run here: it needs root (it creates network namespaces and shapes links
+    in the kernel) and the ``ip`` and ``tc`` commands (iproute2). The message says which is missing."""

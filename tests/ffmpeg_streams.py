@@ -282,3 +282,39 @@ def make_rotating_aes_stream(root: Path, *, seconds: int = 12) -> Path:
 def rotating_aes_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The key-rotating AES-128 stream without IV attributes, encoded once per session."""
     return make_rotating_aes_stream(tmp_path_factory.mktemp("rotating_aes"))
+
+
+def make_single_rendition_stream(
+    root: Path, *, segment_seconds: int = 5, seconds: int = 30, video_kbps: int = 540
+) -> Path:
+    """A plain stream for swarms: one H.264 + AAC (64 kbit/s) rendition at 640x360, ``video_kbps``
+    video, a key frame at each ``segment_seconds`` segment; ``master.m3u8`` names ``v0/index.m3u8``.
+    Encoded once per ``root``; returns ``root``. The local origin loops it when serving it live."""
+    master = root / "master.m3u8"
+    if master.exists():
+        return root
+    ffmpeg = ffmpeg_or_skip()
+    out = root / "v0"
+    out.mkdir(parents=True, exist_ok=True)
+    gop = str(FPS * segment_seconds)
+    _run(
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=640x360:rate={FPS}:duration={seconds}",
+        ],
+        ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"],
+        ["-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-b:v", f"{video_kbps}k"],
+        ["-maxrate", f"{video_kbps * 11 // 10}k", "-bufsize", f"{video_kbps * 2}k"],
+        ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k"],
+        ["-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod"],
+        ["-hls_segment_filename", str(out / "seg_%05d.ts"), str(out / "index.m3u8")],
+    )
+    bandwidth = (video_kbps + 64) * 1100
+    master.write_text(f"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=640x360\nv0/index.m3u8\n")
+    return root

@@ -9,6 +9,7 @@ The layers, lowest first (docs/architecture.md draws them):
   base, none on another.
 - ``proxy/``: on ``aio``.
 - ``testing/``: the public testing kit, on the base.
+- ``testbed/``: network namespaces and shaped links, on the base (the app runs swarms on it).
 - ``app/``: the ``p2ploader`` command, on everything. Nothing in the library imports it.
 """
 
@@ -34,6 +35,7 @@ FORBIDDEN_LAYERS: dict[str, set[str]] = {
     "tracker": {"aio", "sim", "proxy", "app", "testing"},
     "proxy": {"sim", "tracker", "app", "testing"},
     "testing": {"aio", "sim", "proxy", "tracker", "app"},
+    "testbed": {"aio", "sim", "proxy", "tracker", "app", "testing"},
 }
 
 

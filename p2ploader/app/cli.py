@@ -364,13 +364,23 @@ async def _run_swarm(
     title: str,
     origin_bytes: Callable[[], int] | None = None,
     check_bytes_against: str | None = None,
+    loopback_only: bool = True,
+    viewer_prefix: Callable[[int], Sequence[str]] | None = None,
+    policy: str | None = None,
 ) -> SwarmResult:
-    """Run the swarm ``args`` describe on ``url`` with a live view; print the final table."""
+    """Run the swarm ``args`` describe on ``url`` with a live view; print the final table.
+    ``loopback_only``: ICE on 127.0.0.1 only (off on the testbed, whose viewers each have one
+    interface of their own); ``viewer_prefix``: as :class:`SwarmRunner`'s; ``policy`` replaces
+    the loader's."""
     from p2ploader.app.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
     from p2ploader.app.viewer import ViewerSpec
     from p2ploader.app.views import LiveOutput, make_console, swarm_line, swarm_table
 
+    # No STUN: the testbed and loopback have no route to a STUN server, and every peer is on the same
+    # network, so host candidates are all ICE needs.
     config = _load_config(args).evolve(tracker_announce=tuple(trackers), rtc_config={"iceServers": []})
+    if policy is not None:
+        config = config.evolve(policy=policy)
     template = ViewerSpec(
         url=url,
         config=config.to_faq(),
@@ -379,7 +389,7 @@ async def _run_swarm(
         rendition=args.rendition,
         audio=args.audio,
         subtitles=args.subtitles,
-        loopback_only=True,
+        loopback_only=loopback_only,
         check_bytes_against=check_bytes_against,
         abr=args.abr,
     )
@@ -387,7 +397,9 @@ async def _run_swarm(
     sessions = churn_schedule(
         args.viewers, duration=args.duration, stagger=args.stagger, churn=churn, seed=args.seed
     )
-    runner = SwarmRunner(template, sessions, seed=args.seed, origin_bytes=origin_bytes)
+    runner = SwarmRunner(
+        template, sessions, seed=args.seed, origin_bytes=origin_bytes, viewer_prefix=viewer_prefix
+    )
     fancy = _fancy(args)
     console = make_console()
     with LiveOutput(fancy=fancy, console=console, plain_every=args.interval) as out:
@@ -465,8 +477,11 @@ def _swarm_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _swarm(args: argparse.Namespace) -> int:
+    from p2ploader.app.testbedrun import wants_testbed
     from p2ploader.tracker import TrackerServer
 
+    if wants_testbed(args):
+        return await _swarm_on_testbed(args)
     async with contextlib.AsyncExitStack() as stack:
         trackers = list(args.tracker or [])
         if not trackers:
@@ -475,7 +490,69 @@ async def _swarm(args: argparse.Namespace) -> int:
             print(f"tracker: {tracker.url} (embedded)", flush=True)
         print(f"swarm: {args.viewers} viewers of {args.url} for {args.duration:.0f} s", flush=True)
         result = await _run_swarm(args, url=args.url, trackers=trackers, title="p2ploader swarm")
-    return _finish_swarm(args, result, origin_bytes=None, extra={"settings": _swarm_settings(args)})
+    status = _finish_swarm(args, result, origin_bytes=None, extra={"settings": _swarm_settings(args)})
+    _print_swarm_result(result, scenario="custom", policy=_load_config(args).policy)
+    return status
+
+
+async def _swarm_on_testbed(args: argparse.Namespace) -> int:
+    from p2ploader.app.testbedrun import plan_from_args
+    from p2ploader.testbed.netns import Testbed
+    from p2ploader.testbed.swarm import build_swarm_network
+
+    plan = plan_from_args(args)
+    policy = plan.policy or _load_config(args).policy
+    with Testbed(queue_seconds=plan.queue_seconds) as testbed:
+        network = build_swarm_network(
+            testbed,
+            root=plan.root,
+            viewers=args.viewers,
+            uplink=plan.uplink,
+            downlink=plan.downlink,
+            origin_bps=plan.origin_bps,
+            seed=args.seed,
+        )
+        url = network.origin_url + "live/master.m3u8"
+        print(f"testbed: origin {url}, tracker {network.tracker_url}", flush=True)
+        for line in network.describe():
+            print(f"testbed: {line}", flush=True)
+        print(f"swarm: {args.viewers} viewers of {plan.root} for {args.duration:.0f} s", flush=True)
+        result = await _run_swarm(
+            args,
+            url=url,
+            trackers=[network.tracker_url],
+            title="p2ploader swarm (testbed)",
+            loopback_only=False,
+            viewer_prefix=network.viewer_prefix,
+            policy=policy,
+        )
+    settings = {
+        **_swarm_settings(args),
+        "uplink": str(plan.uplink) if plan.uplink else None,
+        "downlink": str(plan.downlink) if plan.downlink else None,
+        "origin_bandwidth_bps": plan.origin_bps,
+        "link_queue_s": plan.queue_seconds,
+        "scenario": plan.scenario,
+    }
+    status = _finish_swarm(args, result, origin_bytes=None, extra={"settings": settings})
+    _print_swarm_result(result, scenario=plan.scenario, policy=policy)
+    return status
+
+
+def _print_swarm_result(result: SwarmResult, *, scenario: str, policy: str) -> None:
+    from p2ploader.app.testbedrun import swarm_result_line
+
+    total = result.total
+    downloaded = total.http_bytes + total.p2p_bytes
+    line = swarm_result_line(
+        scenario=scenario,
+        policy=policy,
+        viewers=len(result.viewers),
+        p2p_ratio=total.p2p_bytes / downloaded if downloaded else 0.0,
+        stalls=total.stalls,
+        startup_s=total.startup_time,
+    )
+    print(line, flush=True)
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -853,9 +930,16 @@ def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Run N viewers of an HLS stream, each in its own process, joining a few seconds "
         "apart, optionally leaving and rejoining (churn). Shows every viewer and the total live, "
         "then a table per viewer and in total; --plot draws HTTP vs P2P bytes and buffer levels "
-        "over time. Peers use 127.0.0.1 only (ICE on the loopback interface).",
+        "over time. Peers use 127.0.0.1 only (ICE on the loopback interface), unless the swarm runs on "
+        "the testbed (--uplink, --downlink, --origin-bandwidth, --scenario; needs root): then every "
+        "viewer, the origin and the tracker run in network namespaces of their own, joined by a "
+        "bridge, with links shaped in the kernel (docs/testbed.md).",
     )
-    swarm.add_argument("url", help="master or media playlist URL")
+    swarm.add_argument(
+        "url",
+        help="master or media playlist URL; on the testbed, a folder of HLS playlists and segments "
+        "that the testbed's origin serves as live",
+    )
     _add_swarm_options(swarm, viewers=5, duration=60.0, stagger=1.0, plot=None, rendition=None)
     _add_view_like_options(swarm, latency=3)
     swarm.add_argument(
@@ -867,6 +951,9 @@ def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(default: start the embedded tracker on 127.0.0.1)",
     )
     _add_loader_options(swarm)
+    from p2ploader.app.testbedrun import add_testbed_options
+
+    add_testbed_options(swarm)
     swarm.set_defaults(handler=lambda args: asyncio.run(_swarm(args)))
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "parse_sweep",
     "parse_value",
     "plan",
+    "result_lines",
     "run_simulate",
     "run_tasks",
     "simulate_task",
@@ -557,6 +558,24 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
     parser.set_defaults(handler=run_simulate)
 
 
+def result_lines(results: Sequence[TaskResult]) -> list[str]:
+    """One ``RESULT simulate`` line per run: its scenario, swept values, policy (``off`` for P2P
+    off), P2P ratio, ratio to the best case, stalls and median startup (seconds)."""
+    lines = []
+    for result in results:
+        m = result.metrics
+        point = "".join(
+            f" {key}={json.dumps(value, separators=(',', ':'))}" for key, value in result.task.point
+        )
+        startup = "-" if m.startup_median_s is None else f"{m.startup_median_s:.2f}"
+        lines.append(
+            f"RESULT simulate scenario={m.scenario}{point} policy={m.policy if result.task.p2p else 'off'} "
+            f"viewers={m.viewers_total} p2p_ratio={m.p2p_ratio:.3f} ratio_to_best={m.ratio_to_best:.3f} "
+            f"stalls={m.stalls} startup_s={startup}"
+        )
+    return lines
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     """Run the ``simulate`` command with parsed ``args``; returns the exit status."""
     base = load_scenario(args.scenario)
@@ -590,6 +609,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     print()
     print(summary_table(results, sweeps))
     print(f"\n{len(results)} runs in {time.perf_counter() - started:.1f} s")
+    for line in result_lines(results):
+        print(line)
     out = args.out if args.out is not None else (f"sim-{_safe_name(base.name)}" if sweeps else None)
     if out is not None:
         written = write_outputs(Path(out), base, sweeps, results)

@@ -419,7 +419,8 @@ def _median(values: Sequence[float]) -> float | None:
 
 class SwarmRunner:
     """Runs ``sessions`` of viewers built from ``template`` (a :class:`ViewerSpec`; each session gets
-    its own ``duration``, ``seed`` and ``tick_interval``)."""
+    its own ``duration``, ``seed`` and ``tick_interval``). ``viewer_prefix(viewer)`` is put before
+    each viewer's command (``ip netns exec NAMESPACE`` on the testbed, :mod:`p2ploader.testbed`)."""
 
     def __init__(
         self,
@@ -432,8 +433,10 @@ class SwarmRunner:
         seed: int = 0,
         python: str = sys.executable,
         origin_bytes: Callable[[], int] | None = None,
+        viewer_prefix: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
         self.template = template
+        self.viewer_prefix = viewer_prefix
         self.runs = [SessionRun(session=s) for s in sessions]
         self.viewer_count = max((s.viewer for s in sessions), default=-1) + 1
         self.duration = max((s.end for s in sessions), default=0.0)
@@ -671,6 +674,7 @@ class SwarmRunner:
             proc = await start_viewer_process(
                 spec,
                 python=self.python,
+                prefix=self.viewer_prefix(session.viewer) if self.viewer_prefix is not None else (),
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=os.name == "posix",
             )

@@ -228,12 +228,19 @@ def tick_line(snapshot: PlaybackSnapshot) -> dict[str, Any]:
 
 
 async def start_viewer_process(
-    spec: ViewerSpec, *, python: str | None = None, stderr: int = asyncio.subprocess.PIPE, **options: Any
+    spec: ViewerSpec,
+    *,
+    python: str | None = None,
+    stderr: int = asyncio.subprocess.PIPE,
+    prefix: Sequence[str] = (),
+    **options: Any,
 ) -> asyncio.subprocess.Process:
     """Start ``python -m p2ploader.app.viewer`` for ``spec`` (with ``python``, by default this
-    interpreter); its stdout is a pipe of the JSON lines above. ``options`` go to
+    interpreter); its stdout is a pipe of the JSON lines above. ``prefix`` goes before the command
+    (``ip netns exec NAMESPACE`` runs the viewer in a testbed namespace). ``options`` go to
     :func:`asyncio.create_subprocess_exec` (e.g. ``stdin``, ``start_new_session``)."""
     return await asyncio.create_subprocess_exec(
+        *prefix,
         python or sys.executable,
         "-m",
         "p2ploader.app.viewer",

@@ -1,0 +1,193 @@
+"""Live offload on real, shaped links: Python viewers on the testbed, against the simulator.
+
+Every viewer runs ``p2ploader.app.viewer`` in a network namespace of its own (p2ploader.testbed),
+with its uplink and downlink shaped by ``tbf`` in the kernel; the origin (serving the benchmark
+stream live) and the embedded tracker run in namespaces of their own. No delay is added (this
+kernel has no ``netem``), so the simulator runs the same scenario at zero latency.
+
+Cases: for each segment length (``--segment-seconds``, default 5 and 2) and each link case
+(``wide``: uplinks 1-20 Mbit/s; ``scarce``: uplinks 1.2-1.8 x the stream's bitrate; downlinks
+20-50 Mbit/s in both), the viewers play ``--latency`` segments behind live (default 3) with
+P2P off, then with each policy (``p2ploader-live``, ``p2pml-0.6``). One line per case and policy:
+
+    RESULT testbed_offload policy=NAME viewers=N segment_s=S latency_segments=L links=NAME
+        p2p_ratio=R ratio_to_best=R origin_vs_nop2p=R stalls=N startup_ratio=R sim_p2p_ratio=R
+
+* ratio_to_best: p2p_ratio / (1 - 1/N);
+* origin_vs_nop2p: bytes the viewers loaded over HTTP (what the origin sent them), against the same
+  swarm with P2P off (``off`` itself: 1.000);
+* startup_ratio: median startup time against P2P off;
+* sim_p2p_ratio: the simulator's P2P ratio on the same scenario and seed (links drawn from the same
+  ranges, not the same draws; zero latency; viewers joining over the same window).
+
+Browser viewers (P2P Media Loader 2.3.1 in Chromium on the same links) are not run yet.
+
+Needs root (CAP_NET_ADMIN), ``ip`` and ``tc``, and ffmpeg for the stream:
+
+    sudo python benchmarks/testbed_offload.py [--viewers 20] [--duration 120]
+        [--segment-seconds 5 2] [--links wide scarce] [--policy NAME ...] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from swarm_offload import make_stream
+
+from p2ploader.app.swarmrun import SwarmResult
+from p2ploader.app.testbedrun import run_swarm_on_testbed
+from p2ploader.config import LoaderConfig
+from p2ploader.sim.metrics import measure
+from p2ploader.sim.run import run_scenario
+from p2ploader.sim.scenario import Scenario
+from p2ploader.testbed.links import RateRange
+from p2ploader.testbed.swarm import SwarmNetwork
+
+OFF = "off"
+DOWNLINK = RateRange(20e6, 50e6)
+
+
+def stream_kbps(root: Path, segment_seconds: int) -> float:
+    """The stream's mean bitrate in kbit/s, from its segment files."""
+    segments = sorted((root / "v0").glob("*.ts"))
+    return sum(p.stat().st_size for p in segments) * 8 / (len(segments) * segment_seconds) / 1000
+
+
+def link_cases(kbps: float) -> dict[str, RateRange]:
+    return {"wide": RateRange(1e6, 20e6), "scarce": RateRange(1.2 * kbps * 1000, 1.8 * kbps * 1000)}
+
+
+def per_viewer(result: SwarmResult, network: SwarmNetwork, duration: float) -> list[str]:
+    """One line per viewer: its uplink, its mean upload rate over the run and the share of the
+    uplink that is, its P2P ratio and stalls (to see whether slow uplinks are the ones stalling)."""
+    lines = []
+    for row, host in zip(result.viewers, network.viewers, strict=True):
+        uplink = host.uplink_bps or math.inf
+        upload = row.p2p_uploaded_bytes * 8 / duration
+        loaded = row.http_bytes + row.p2p_bytes
+        ratio = row.p2p_bytes / loaded if loaded else 0.0
+        lines.append(
+            f"    viewer {row.viewer}: uplink {uplink / 1e6:5.2f} Mbit/s, uploads {upload / 1e6:5.2f} Mbit/s "
+            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}"
+        )
+    return lines
+
+
+def summarise(result: SwarmResult) -> dict[str, Any]:
+    total = result.total
+    loaded = total.http_bytes + total.p2p_bytes
+    startups = [v.startup_time for v in result.viewers if v.startup_time is not None]
+    return {
+        "p2p_ratio": total.p2p_bytes / loaded if loaded else 0.0,
+        "http_bytes": total.http_bytes,
+        "stalls": total.stalls,
+        "startup": statistics.median(startups) if startups else math.nan,
+        "failures": total.failures,
+        "mismatches": total.mismatches,
+    }
+
+
+def simulate(
+    args: argparse.Namespace, *, policy: str, segment_s: int, kbps: float, uplink: RateRange
+) -> float:
+    scenario = Scenario(
+        name="testbed",
+        seed=args.seed,
+        duration_s=args.duration,
+        segment_duration_s=float(segment_s),
+        window_segments=20,
+        renditions_kbps=(kbps,),
+        viewers=args.viewers,
+        join_window_s=args.stagger * args.viewers,
+        uplink_mbps=uplink.mbps,
+        downlink_mbps=DOWNLINK.mbps,
+        latency_ms=0.0,
+        jitter_ms=0.0,
+        origin_latency_ms=0.0,
+        latency_segments=args.latency,
+        forward_buffer_s=30.0,
+        policy=policy,
+        max_peers=LoaderConfig().max_peers,
+    )
+    return measure(run_scenario(scenario, p2p=True)).p2p_ratio
+
+
+async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink: RateRange) -> dict[str, Any]:
+    config = LoaderConfig(use_p2p=policy != OFF, policy=args.policy[0] if policy == OFF else policy)
+    networks: list[SwarmNetwork] = []
+    result = await run_swarm_on_testbed(
+        root=root,
+        viewers=args.viewers,
+        duration=args.duration,
+        stagger=args.stagger,
+        latency_segments=args.latency,
+        config=config.to_faq(),
+        uplink=uplink,
+        downlink=DOWNLINK,
+        queue_seconds=args.link_queue,
+        seed=args.seed,
+        on_network=networks.append,
+    )
+    if args.per_viewer and policy != OFF:
+        print("\n".join(per_viewer(result, networks[0], args.duration)), flush=True)
+    return summarise(result)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--viewers", type=int, default=20)
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds per run")
+    parser.add_argument("--stagger", type=float, default=1.0, help="seconds between two viewers' joins")
+    parser.add_argument("--segment-seconds", type=int, nargs="+", default=[5, 2])
+    parser.add_argument("--latency", type=int, default=3, help="segments behind live")
+    parser.add_argument("--links", nargs="+", default=["wide", "scarce"], choices=["wide", "scarce"])
+    parser.add_argument("--policy", nargs="+", default=["p2ploader-live", "p2pml-0.6"])
+    parser.add_argument("--link-queue", type=float, default=0.1, help="tbf queue, seconds at the link's rate")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-viewer", action="store_true", help="print each viewer's uplink use and stalls")
+    args = parser.parse_args()
+    lines = []
+    for segment_s in args.segment_seconds:
+        root = make_stream(segment_s)
+        kbps = stream_kbps(root, segment_s)
+        for links in args.links:
+            uplink = link_cases(kbps)[links]
+            print(
+                f"\n{segment_s} s segments ({kbps:.0f} kbit/s), links {links}: uplinks {uplink}, "
+                f"downlinks {DOWNLINK}, {args.viewers} viewers, {args.duration:g} s",
+                flush=True,
+            )
+            off = await run_case(args, root=root, policy=OFF, uplink=uplink)
+            print(f"  P2P off: {off}", flush=True)
+            for policy in [OFF, *args.policy]:
+                on = off if policy == OFF else await run_case(args, root=root, policy=policy, uplink=uplink)
+                if policy != OFF:
+                    print(f"  {policy}: {on}", flush=True)
+                sim = "-"
+                if policy != OFF:
+                    sim = (
+                        f"{simulate(args, policy=policy, segment_s=segment_s, kbps=kbps, uplink=uplink):.3f}"
+                    )
+                best = 1 - 1 / args.viewers
+                origin_vs = on["http_bytes"] / off["http_bytes"] if off["http_bytes"] else math.nan
+                startup_ratio = on["startup"] / off["startup"] if off["startup"] else math.nan
+                line = (
+                    f"RESULT testbed_offload policy={policy} viewers={args.viewers} segment_s={segment_s} "
+                    f"latency_segments={args.latency} links={links} p2p_ratio={on['p2p_ratio']:.3f} "
+                    f"ratio_to_best={on['p2p_ratio'] / best:.3f} origin_vs_nop2p={origin_vs:.3f} "
+                    f"stalls={on['stalls']} startup_ratio={startup_ratio:.2f} sim_p2p_ratio={sim}"
+                )
+                print(line, flush=True)
+                lines.append(line)
+                if on["failures"] or on["mismatches"]:
+                    print(f"  warning: {on['failures']} failed sessions, {on['mismatches']} byte mismatches")
+    print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,152 @@
+"""A swarm's network on the testbed: the origin, the tracker and one namespace per viewer.
+
+:func:`build_swarm_network` adds the hosts to a :class:`~p2ploader.testbed.netns.Testbed`, draws
+each viewer's uplink and downlink from their ranges (uniformly, from ``seed``; viewer ``i`` draws
+from its own generator, so its links do not depend on how many viewers there are), and starts the
+origin (``p2ploader origin`` serving a folder, live under ``/live/``) and the embedded tracker
+(``p2ploader tracker``), each in its namespace, bound to its testbed address. Viewers then run with
+:meth:`SwarmNetwork.viewer_prefix` before their command.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import attrs
+
+from p2ploader.errors import TestbedError
+from p2ploader.testbed.links import RateRange, format_rate
+from p2ploader.testbed.netns import Host, Testbed
+
+__all__ = ["ORIGIN_PORT", "TRACKER_PORT", "SwarmNetwork", "build_swarm_network", "draw_links"]
+
+ORIGIN_PORT = 8080
+TRACKER_PORT = 8000
+_READY_TIMEOUT_S = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class SwarmNetwork:
+    """What :func:`build_swarm_network` set up. Rates in bits per second."""
+
+    testbed: Testbed
+    origin: Host
+    tracker: Host
+    viewers: tuple[Host, ...]
+    origin_url: str
+    """``http://<origin address>:8080/``; the live stream is ``live/master.m3u8`` under it."""
+    tracker_url: str
+
+    def viewer_prefix(self, viewer: int) -> list[str]:
+        """The command prefix that runs viewer ``viewer`` (0-based) in its namespace."""
+        return self.testbed.command(self.viewers[viewer], [])
+
+    def describe(self) -> list[str]:
+        """One line per viewer: its address and links."""
+        return [
+            f"viewer {number}: {h.address} up {_rate(h.uplink_bps)} down {_rate(h.downlink_bps)}"
+            for number, h in enumerate(self.viewers)
+        ]
+
+
+def _rate(bits_per_second: float | None) -> str:
+    return "unshaped" if bits_per_second is None else format_rate(bits_per_second)
+
+
+def draw_links(
+    viewers: int, *, uplink: RateRange, downlink: RateRange, seed: int
+) -> list[tuple[float, float]]:
+    """``(uplink, downlink)`` in bits per second for each viewer."""
+    links = []
+    for viewer in range(viewers):
+        rng = random.Random(seed * 1_000_003 + viewer)
+        links.append((uplink.draw(rng), downlink.draw(rng)))
+    return links
+
+
+def build_swarm_network(
+    testbed: Testbed,
+    *,
+    root: Path,
+    viewers: int,
+    uplink: RateRange | None,
+    downlink: RateRange | None,
+    origin_bps: float | None = None,
+    seed: int = 0,
+    window_segments: int = 20,
+    python: str = sys.executable,
+) -> SwarmNetwork:
+    """Add the origin (serving ``root``; its uplink ``origin_bps``), the tracker and ``viewers``
+    viewers (links drawn from ``uplink`` and ``downlink``; ``None`` leaves that side unshaped) to
+    ``testbed``, and start the two servers."""
+    origin = testbed.add_host("origin", uplink_bps=origin_bps)
+    tracker = testbed.add_host("tracker")
+    unshaped = RateRange(1.0, 1.0)
+    hosts = []
+    for index, (up, down) in enumerate(
+        draw_links(viewers, uplink=uplink or unshaped, downlink=downlink or unshaped, seed=seed)
+    ):
+        hosts.append(
+            testbed.add_host(
+                f"v{index}",
+                uplink_bps=up if uplink is not None else None,
+                downlink_bps=down if downlink is not None else None,
+            )
+        )
+    cli = [python, "-m", "p2ploader.app.cli"]
+    origin_argv = [
+        *cli, "origin", "--root", str(root), "--host", origin.address, "--port", str(ORIGIN_PORT),
+        "--window", str(window_segments), "--cors",
+    ]  # fmt: skip
+    _start_server(testbed, origin, origin_argv, ready="live:")
+    tracker_argv = [*cli, "tracker", "--host", tracker.address, "--port", str(TRACKER_PORT)]
+    _start_server(testbed, tracker, tracker_argv, ready="tracker:")
+    return SwarmNetwork(
+        testbed=testbed,
+        origin=origin,
+        tracker=tracker,
+        viewers=tuple(hosts),
+        origin_url=f"http://{origin.address}:{ORIGIN_PORT}/",
+        tracker_url=f"ws://{tracker.address}:{TRACKER_PORT}",
+    )
+
+
+def _start_server(testbed: Testbed, host: Host, argv: Sequence[str], *, ready: str) -> None:
+    """Start ``argv`` in ``host``'s namespace and wait for a stdout line starting with ``ready``
+    (printed once its socket is bound). A thread reads its output to the end, so it never blocks
+    on a full pipe."""
+    proc = testbed.popen(host, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TestbedError(
+                f"{argv[3]} in {host.namespace} did not start: {''.join(seen)[-800:]}"
+            ) from None
+        if line is None:
+            raise TestbedError(
+                f"{argv[3]} in {host.namespace} exited ({proc.wait()}): {''.join(seen)[-800:]}"
+            )
+        seen.append(line)
+        if line.startswith(ready):
+            return
+
+
+def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        if lines.qsize() < 100:  # only the first lines matter; the rest is read and dropped
+            lines.put(line)
+    lines.put(None)
