@@ -122,7 +122,8 @@ async def test_the_reported_bypass(
     async with preset_session(tracker, lie_then_stall, preset=preset, root=root, **changes) as s:
         assert s is not None
         liar = s.peer.hex_id
-        playing = asyncio.create_task(watch(s, 12.0))
+        # 6 s of play load segments 0 to 6 or so (8 s ahead): the liar is banned about 2 s in.
+        playing = asyncio.create_task(watch(s, 6.0))
         await wait_until(lambda: s.loader.is_banned(liar), timeout=30.0, what="the liar banned")
         _report, got = await playing
         assert_nothing_wrong(s, got)
