@@ -130,6 +130,8 @@ async def test_the_reported_bypass(
         failed = [n for n in s.of(nt.IntegrityCheckFailed) if n.peer_id == liar]
         expected = {"digests": "sha256", "spot-checks": "spot-check"}[checks] if ranges else "origin-bytes"
         assert failed and failed[0].check == expected
+        # The lied-about segment reached the player within the watch, with the origin's bytes.
+        assert failed[0].segment_id in {g.segment.id for g in got}
         assert any(n.peer_id == liar for n in s.of(nt.PeerBanned))
         await wait_until(lambda: not s.connected(), what="the liar disconnected")
         stats = s.loader.statistics()
