@@ -3,6 +3,7 @@
 
     python3 dev.py demo [options]   # run the demo (see `python3 dev.py demo --help`)
     python3 dev.py test [pytest args]  # ruff, ruff format --check, mypy --strict, mkdocs --strict, pytest
+                                       # (on two worker processes; pass `-n 0` for one)
 
 Both create ``.venv`` and install the package into it with every optional extra and the dev tools
 (``.[dev,all]``) on first use, and again whenever ``pyproject.toml`` changes. Standard library only.
@@ -48,6 +49,14 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted + "\n")
 
 
+# pytest runs on two worker processes (pytest-xdist). Many tests wait on real time (live playback,
+# swarms on loopback), so two workers halve the wall time even on a machine with two cores. Tests
+# that must not share the machine's cores with another swarm carry an ``xdist_group`` mark and
+# run on one worker, one after another (--dist loadgroup). Arguments after `test` come later on
+# the command line and win: `dev.py test -n 0` runs in one process.
+PYTEST_WORKERS = ("-n", "2", "--dist", "loadgroup")
+
+
 def test(extra: list[str]) -> int:
     # The docs site is built into a throw-away directory: --strict makes every warning (a broken
     # link or anchor, a page missing from the nav, a config field without a docstring) an error.
@@ -58,7 +67,7 @@ def test(extra: list[str]) -> int:
             (BIN / "ruff", "format", "--check", "."),
             (BIN / "mypy",),
             (BIN / "mkdocs", "build", "--strict", "--site-dir", site),
-            (BIN / "python", "-m", "pytest", *extra),
+            (BIN / "python", "-m", "pytest", *PYTEST_WORKERS, *extra),
         ]
         for step in steps:
             code = _run(*step)
