@@ -50,11 +50,12 @@ def ensure_venv() -> None:
 
 
 # pytest runs on two worker processes (pytest-xdist). Many tests wait on real time (live playback,
-# swarms on loopback), so two workers halve the wall time even on a machine with two cores. Tests
-# that must not share the machine's cores with another swarm carry an ``xdist_group`` mark and
-# run on one worker, one after another (--dist loadgroup). Arguments after `test` come later on
-# the command line and win: `dev.py test -n 0` runs in one process.
-PYTEST_WORKERS = ("-n", "2", "--dist", "loadgroup")
+# swarms on loopback), so two workers halve the wall time even on a machine with two cores. Each
+# test file runs whole on one worker (--dist loadfile): a module's fixtures (an encoded stream, a
+# built wheel, a browser set-up) are made once, and the tests of a file that share a resource never
+# run at the same time. Arguments after `test` come later on the command line and win: `dev.py test
+# -n 0` runs in one process.
+PYTEST_WORKERS = ("-n", "2", "--dist", "loadfile")
 
 
 def test(extra: list[str]) -> int:

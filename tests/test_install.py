@@ -31,8 +31,7 @@ from p2ploader.hls import parse_media
 from p2ploader.sample import sample_path, vod_segment_bytes
 from p2ploader.testing.origin import OriginServer
 
-# One worker under pytest-xdist: the session fixture builds the wheel and the venv once, not per worker.
-pytestmark = [pytest.mark.install, pytest.mark.e2e, pytest.mark.xdist_group("install")]
+pytestmark = [pytest.mark.install, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRA_MODULES = sorted({module for modules in EXTRAS.values() for module in modules})

@@ -43,9 +43,7 @@ from p2ploader.tracker import TrackerServer
 from tests.browser.harness import Browsers, BrowserSetup, PageState, StaticServer, browser_setup, page_config
 from tests.ffmpeg_streams import av_stream  # noqa: F401 (the session fixture)
 
-# One worker under pytest-xdist, one browser at a time: two Chromiums and their swarms would share
-# two cores with the rest of the suite.
-pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 ROOT = sample_path("ts")
 LEVEL = 0  # hls.js sorts levels by height: level 0 is 240p, the master's first variant "v0"
