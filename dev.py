@@ -3,6 +3,7 @@
 
     python3 dev.py demo [options]   # run the demo (see `python3 dev.py demo --help`)
     python3 dev.py test [pytest args]  # ruff, ruff format --check, mypy --strict, mkdocs --strict, pytest
+                                       # (on two worker processes; pass `-n 0` for one)
 
 Both create ``.venv`` and install the package into it with every optional extra and the dev tools
 (``.[dev,all]``) on first use, and again whenever ``pyproject.toml`` changes. Standard library only.
@@ -48,6 +49,15 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted + "\n")
 
 
+# pytest runs on two worker processes (pytest-xdist). Many tests wait on real time (live playback,
+# swarms on loopback), so two workers halve the wall time even on a machine with two cores. Each
+# test file runs whole on one worker (--dist loadfile): a module's fixtures (an encoded stream, a
+# built wheel, a browser set-up) are made once, and the tests of a file that share a resource never
+# run at the same time. Arguments after `test` come later on the command line and win: `dev.py test
+# -n 0` runs in one process.
+PYTEST_WORKERS = ("-n", "2", "--dist", "loadfile")
+
+
 def test(extra: list[str]) -> int:
     # The docs site is built into a throw-away directory: --strict makes every warning (a broken
     # link or anchor, a page missing from the nav, a config field without a docstring) an error.
@@ -58,7 +68,7 @@ def test(extra: list[str]) -> int:
             (BIN / "ruff", "format", "--check", "."),
             (BIN / "mypy",),
             (BIN / "mkdocs", "build", "--strict", "--site-dir", site),
-            (BIN / "python", "-m", "pytest", *extra),
+            (BIN / "python", "-m", "pytest", *PYTEST_WORKERS, *extra),
         ]
         for step in steps:
             code = _run(*step)

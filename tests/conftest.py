@@ -70,3 +70,30 @@ async def tracker() -> AsyncIterator[TrackerServer]:
     """The embedded WebTorrent tracker on 127.0.0.1, for one test."""
     async with TrackerServer() as server:
         yield server
+
+
+# The test files that take longest (seconds of real-time playback and simulation, measured over the
+# suite on two workers), started first: under pytest-xdist each file runs whole on one worker
+# (--dist loadfile) in collection order, and a long file started last keeps one worker busy while
+# the other idles. Order only: a file missing here runs where it is collected.
+SLOWEST_FIRST = (
+    "tests/hostile/test_hostile_peers.py",
+    "tests/sim/test_live_policy_stress.py",
+    "tests/sim/test_fidelity.py",
+    "tests/aio/test_topology_e2e.py",
+    "tests/test_gap_stream.py",
+    "tests/test_soak.py",
+    "tests/aio/test_upload_policy.py",
+    "tests/aio/test_p2p_e2e.py",
+    "tests/browser/test_browser_swarm.py",
+    "tests/hostile/test_integrity_bypass.py",
+    "tests/proxy/test_proxy.py",
+    "tests/app/test_cli.py",
+    "tests/app/test_cli_audio.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(SLOWEST_FIRST)}
+    # sort() is stable: the tests of a file, and the files not listed, keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

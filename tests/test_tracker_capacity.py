@@ -4,6 +4,7 @@ under a flood of non-reading sockets, swarms one address can create in a second)
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -52,7 +53,11 @@ def test_quick_capacity_run_prints_results_within_budgets() -> None:
     if shutil.which("node") and shutil.which("npm"):
         node = capacity["bittorrent-tracker"]
         assert int(node["connections"]) == 200
-        assert float(node["announces_per_s"]) > 0 and float(node["kib_per_connection"]) > 0
+        assert float(node["announces_per_s"]) > 0 and float(node["rss_held_mib"]) > 0
+        # The reference tracker's figure is shown, not budgeted: 200 idle connections cost node less
+        # than its garbage collector frees between two samples, so the difference can be negative
+        # (-0.9 KiB per connection in one run of the suite on two workers).
+        assert math.isfinite(float(node["kib_per_connection"]))
     (slow,) = (r for r in results if r.get("case") == "slow_readers")
     assert float(slow["sent_mib"]) >= 100
     assert float(slow["rss_peak_mib"]) - float(slow["rss_before_mib"]) < FLOOD_GROWTH_BUDGET_MIB

@@ -9,7 +9,7 @@ import asyncio
 import json
 import random
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from p2ploader.errors import UsageError
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import (
     TrackerLimits,
     TrackerServer,
@@ -39,14 +40,6 @@ def pid(n: int) -> str:
 
 def oid(n: int) -> str:
     return f"offer-{n:014d}"
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    async def poll() -> None:
-        while not predicate():  # noqa: ASYNC110 - the tracker's state has no event to wait on
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), within)
 
 
 class Peer:
@@ -433,18 +426,15 @@ async def test_one_socket_cannot_churn_through_fresh_peer_ids() -> None:
 
 
 async def test_silent_peers_expire() -> None:
-    async with TrackerServer(interval=0.1, peer_timeout=0.2) as tracker:
+    # The tracker's clock is driven; its sweep task runs every half peer_timeout of real time.
+    clock = Clock()
+    async with TrackerServer(interval=0.1, peer_timeout=0.2, clock=clock) as tracker:
         quiet, chatty = await join(tracker, 1), await join(tracker, 2)
         await quiet.announce()
         await chatty.announce()
-
-        async def keep_announcing() -> None:
-            while tracker.peer_ids(HASH_A.encode()) != {chatty.peer_id.encode()}:
-                await chatty.announce(event=None)
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(keep_announcing(), 5)
-        assert tracker.peer_ids(HASH_A.encode()) == {chatty.peer_id.encode()}
+        clock.now += 0.3  # past peer_timeout for both; only the chatty peer announces again
+        await chatty.announce(event=None)
+        await wait_until(lambda: tracker.peer_ids(HASH_A.encode()) == {chatty.peer_id.encode()})
         assert tracker.statistics().peers_expired == 1
         assert (await quiet.announce(event=None))["incomplete"] == 2  # an update re-joins it
 

@@ -23,6 +23,7 @@ from p2ploader.aio.tracker_client import (
     new_offer_id,
 )
 from p2ploader.errors import UsageError
+from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
 from tests.node_tracker import NodeTracker  # the node_tracker fixture comes from conftest
 
@@ -41,17 +42,6 @@ FAST: dict[str, Any] = {
     "connect_timeout": 2.0,
     "offer_timeout": 3.0,
 }
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait (at most ``within`` seconds, else TimeoutError) until ``predicate()`` holds."""
-
-    async def poll() -> None:
-        # The state lives in other objects (clients, trackers); a 10 ms poll is the simple observer.
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), within)
 
 
 _names = itertools.count()
@@ -493,7 +483,7 @@ async def test_interop_with_bittorrent_tracker(node_tracker: NodeTracker) -> Non
             await wait_until(lambda: (0, 2) in b.updates and (0, 2) in a.updates)
             assert cb.statistics().trackers[0].failures == 0
         # b's "stopped" (or its closed socket) removed it: a's next announce sees one peer again.
-        await wait_until(lambda: a.updates[-1] == (0, 1), within=15)
+        await wait_until(lambda: a.updates[-1] == (0, 1), timeout=15)
         assert ca.statistics().trackers[0].failures == 0
 
 

@@ -51,7 +51,9 @@ async def seeded_session(
                 lambda: seeder.statistics().peers_connected == len(viewers),
                 what=lambda: [v.statistics().peers_connected for v in (seeder, *viewers)],
             )
-            seeding = asyncio.create_task(play(seeder, duration=14.0, forward_buffer=8.0, tick=0.1))
+            # The viewers load 8 s ahead at once, from the seeder where it allows: 6 s of play is
+            # enough; the seeder plays until they are done.
+            seeding = asyncio.create_task(play(seeder, duration=10.0, forward_buffer=8.0, tick=0.1))
             await asyncio.sleep(2.0)
             got: list[list[LoadedSegment]] = [[] for _ in viewers]
             reports = await asyncio.wait_for(
@@ -59,7 +61,7 @@ async def seeded_session(
                     *(
                         play(
                             v,
-                            duration=10.0,
+                            duration=6.0,
                             forward_buffer=8.0,
                             tick=0.1,
                             live_start_distance=5,

@@ -69,7 +69,13 @@ async def test_an_impersonator_banned_under_an_honest_peers_id_does_not_get_it_r
         await wait_until(lambda: is_linked_open(s, owner), what="the honest owner linked")
         assert not s.loader.is_banned(owner.hex_id)
         owner.announce_sequences(sorted(ALL))
-        await asyncio.sleep(0.5)
+        # Its announce reaches the scheduler over the same channel: once it is there, the owner
+        # was neither refused nor cut off for announcing.
+        peers = s.loader._scheduler._peers
+        await wait_until(
+            lambda: owner.hex_id in peers and len(peers[owner.hex_id].loaded) == len(ALL),
+            what="the owner's announce processed",
+        )
         assert is_linked_open(s, owner)
 
 

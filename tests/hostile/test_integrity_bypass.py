@@ -119,13 +119,16 @@ async def test_the_reported_bypass(
     async with preset_session(tracker, lie_then_stall, preset=preset, root=root, **changes) as s:
         assert s is not None
         liar = s.peer.hex_id
-        playing = asyncio.create_task(watch(s, 12.0))
+        # 6 s of play load segments 0 to 6 or so (8 s ahead): the liar is banned about 2 s in.
+        playing = asyncio.create_task(watch(s, 6.0))
         await wait_until(lambda: s.loader.is_banned(liar), timeout=30.0, what="the liar banned")
         _report, got = await playing
         assert_nothing_wrong(s, got)
         failed = [n for n in s.of(nt.IntegrityCheckFailed) if n.peer_id == liar]
         expected = {"digests": "sha256", "spot-checks": "spot-check"}[checks] if ranges else "origin-bytes"
         assert failed and failed[0].check == expected
+        # The lied-about segment reached the player within the watch, with the origin's bytes.
+        assert failed[0].segment_id in {g.segment.id for g in got}
         assert any(n.peer_id == liar for n in s.of(nt.PeerBanned))
         await wait_until(lambda: not s.connected(), what="the liar disconnected")
         stats = s.loader.statistics()

@@ -2,10 +2,11 @@
 
 Each case is a small live swarm (30-60 viewers, 45 s to 4 simulated minutes, 5 s segments at
 1.5 Mbit/s, 3 segments behind live unless said otherwise) under one kind of pressure: churn, slow
-peers, a slow origin, a flash crowd. Each runs on three seeds and asserts zero stalls and zero
-rebuffering, and a P2P ratio floor where one holds, set with margin below the measured figures (so
-that a policy that quietly fell back to HTTP only would fail). The last test checks that a seed
-reproduces a run event for event.
+peers, a slow origin, a flash crowd. Each asserts zero stalls and zero rebuffering, and a P2P ratio
+floor where one holds, set with margin below the measured figures (so that a policy that quietly fell
+back to HTTP only would fail). Each runs here on the seeds that once found a bug (else on one seed);
+``python benchmarks/live_stress.py --seeds 1 2 3 ...`` runs every case, with these same functions, on
+as many seeds as wanted. The last test checks that a seed reproduces a run event for event.
 
 A case the policy fails is to be marked ``xfail(strict=True)`` with the measured figures in its
 reason, so that it fails as XPASS once fixed and the mark goes (none is marked now: the slow-origin
@@ -29,7 +30,6 @@ from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 from p2ploader.sim.run import SimResult
 
 LIVE = "p2ploader-live"
-SEEDS = (1, 2, 3)
 BITRATE_MBPS = 1.5
 
 
@@ -124,7 +124,7 @@ def assert_everybody_played(result: SimResult) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", [1])
 def test_churn_does_not_stall(seed: int) -> None:
     result = run(CHURN, seed)
     assert len(result.viewers) > CHURN.viewers + 20  # the churn happened: about 32 replacements
@@ -134,7 +134,7 @@ def test_churn_does_not_stall(seed: int) -> None:
     assert result.p2p_ratio >= 0.75
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", [1])
 def test_slow_peers_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS, seed)
     assert_no_stall(result)
@@ -144,7 +144,7 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
     # segment to HTTP first (reported on issue 6).
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 6])  # 3 and 6 once hit a wake-up livelock at one instant
+@pytest.mark.parametrize("seed", [3, 6])  # 3 and 6 once hit a wake-up livelock at one instant
 def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS_19, seed)
     assert_no_stall(result)
@@ -154,7 +154,7 @@ def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     assert result.p2p_ratio >= 0.15
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", [2])  # it stalled once with http_lead_factor 3
 def test_slow_origin_does_not_stall(seed: int) -> None:
     result = run(SLOW_ORIGIN, seed)
     assert_no_stall(result)
@@ -165,7 +165,7 @@ def test_slow_origin_does_not_stall(seed: int) -> None:
     assert result.p2p_ratio >= 0.6
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", [1])
 def test_flash_crowd_does_not_stall(seed: int) -> None:
     result = run(FLASH_CROWD, seed)
     assert FLASH_CROWD.join_window_s <= 10.0 and len(result.viewers) == FLASH_VIEWERS
