@@ -3,7 +3,8 @@
 
     python3 dev.py demo [options]   # run the demo (see `python3 dev.py demo --help`)
     python3 dev.py test [pytest args]  # ruff, ruff format --check, mypy --strict, mkdocs --strict, pytest
-                                       # (on two worker processes; pass `-n 0` for one)
+                                       # (on two worker processes; pass `-n 0` for one;
+                                       # tests marked `alone` afterwards, in one process)
 
 Both create ``.venv`` and install the package into it with every optional extra and the dev tools
 (``.[dev,all]``) on first use, and again whenever ``pyproject.toml`` changes. Standard library only.
@@ -55,7 +56,11 @@ def ensure_venv() -> None:
 # built wheel, a browser set-up) are made once, and the tests of a file that share a resource never
 # run at the same time. Arguments after `test` come later on the command line and win: `dev.py test
 # -n 0` runs in one process.
-PYTEST_WORKERS = ("-n", "2", "--dist", "loadfile")
+# Tests marked `alone` measure link rates or real-time agreement, which a second worker's load
+# would skew: they run afterwards, in one process.
+PYTEST_WORKERS = ("-n", "2", "--dist", "loadfile", "-m", "not alone")
+PYTEST_ALONE = ("-m", "alone")
+NOTHING_COLLECTED = 5
 
 
 def test(extra: list[str]) -> int:
@@ -68,14 +73,33 @@ def test(extra: list[str]) -> int:
             (BIN / "ruff", "format", "--check", "."),
             (BIN / "mypy",),
             (BIN / "mkdocs", "build", "--strict", "--site-dir", site),
-            (BIN / "python", "-m", "pytest", *PYTEST_WORKERS, *extra),
         ]
         for step in steps:
             code = _run(*step)
             if code != 0:
-                # pytest exits 5 when it collected nothing: that is a failure here too.
                 print(f"FAILED: {' '.join(str(s) for s in step)} (exit {code})", flush=True)
                 return code
+    return _pytest_in_two_phases(extra)
+
+
+def _pytest_in_two_phases(extra: list[str]) -> int:
+    """Run the suite on two workers, then the tests marked `alone` in one process.
+
+    One phase may select nothing (a run of one file), but pytest's exit 5 when both collected
+    nothing is a failure: a suite that runs no test has not passed.
+    """
+    python = BIN / "python"
+    codes = []
+    for phase in (PYTEST_WORKERS, PYTEST_ALONE):
+        step = (python, "-m", "pytest", *phase, *extra)
+        code = _run(*step)
+        if code not in (0, NOTHING_COLLECTED):
+            print(f"FAILED: {' '.join(str(s) for s in step)} (exit {code})", flush=True)
+            return code
+        codes.append(code)
+    if all(code == NOTHING_COLLECTED for code in codes):
+        print("FAILED: pytest collected no test", flush=True)
+        return NOTHING_COLLECTED
     return 0
 
 

@@ -78,6 +78,7 @@ async def tracker() -> AsyncIterator[TrackerServer]:
 # the other idles. Order only: a file missing here runs where it is collected.
 SLOWEST_FIRST = (
     "tests/hostile/test_hostile_peers.py",
+    "tests/test_install.py",
     "tests/sim/test_live_policy_stress.py",
     "tests/sim/test_fidelity.py",
     "tests/aio/test_topology_e2e.py",

@@ -34,6 +34,8 @@ except TestbedUnavailableError as exc:
 
 pytestmark = [
     pytest.mark.e2e,
+    # Link rates and the sim-vs-real agreement are measured: no other test may share the cores.
+    pytest.mark.alone,
     pytest.mark.skipif(_UNAVAILABLE is not None, reason=f"testbed unavailable: {_UNAVAILABLE}"),
 ]
 
