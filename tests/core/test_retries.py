@@ -9,8 +9,10 @@ from __future__ import annotations
 import pytest
 
 from p2ploader.config import LoaderConfig
+from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.policies import DownloadPolicy, SchedulingContext
 from p2ploader.core.retries import (
     DEFAULT_HTTP_ATTEMPTS,
     TRANSIENT_FAILURES,
@@ -26,7 +28,7 @@ from p2ploader.core.retries import (
 )
 from p2ploader.core.segments import ByteRange, Segment, SegmentId
 from p2ploader.errors import UsageError
-from p2ploader.testing.harness import Harness, sid
+from p2ploader.testing.harness import SEGMENT_SIZE, Harness, sid
 
 QUIET = LoaderConfig().evolve(http_download_probability=0.0)
 
@@ -297,3 +299,72 @@ def test_prefetched_and_cancelled_segments_are_not_given_up_by_the_retry_policy(
     fail(h, 0)
     h.advance(5.0)
     assert unavailable(h) == [] and 0 not in h.http_loading() and 1 not in h.http_loading()
+
+
+# ---------------------------------------------------------------- a Range continuation after peer bytes
+
+
+class _Idle(DownloadPolicy):
+    """Starts nothing by itself: the test starts the downloads."""
+
+    name = "test-idle-retries"
+
+    def schedule(self, ctx: SchedulingContext, *, now: float) -> None:
+        pass
+
+
+def _continuing_peer_bytes() -> tuple[Harness, act.StartHttpFetch]:
+    """Peer A sent the first 600 bytes of segment 3, then stalled; HTTP continues from byte 600."""
+    h = Harness(policy=_Idle(LoaderConfig()), validate_p2p=True, http_download_ranges=True)
+    h.play_at(0)
+    h.request(0)
+    h.connect("A", loaded=[3])
+    ctx = h.scheduler._context
+    ctx.start_p2p(sid(3), "A", now=h.now)
+    h.send(ev.PlaybackMoved(position=0.0))
+    rid = h.p2p_request_for(3)
+    h.send(ev.PeerResponseStarted(request_id=rid, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=rid, data=b"x" * 600))
+    h.advance(h.config.p2p_stall_timeout + 0.1)  # stalls: its bytes are kept
+    ctx.start_http(sid(3), now=h.now, continue_p2p=True)
+    h.send(ev.PlaybackMoved(position=0.0))
+    (start,) = [a for a in h.http_starts() if a.segment.id == sid(3)]
+    assert start.resume_from == 600
+    return h, start
+
+
+def _truncated_then_retried(h: Harness, start: act.StartHttpFetch) -> RetryAttempt:
+    """The continuation's first attempt (from byte 600) is cut after 200 bytes; what the executor
+    reports, and the core's decision."""
+    assert range_header(start.segment, start.resume_from) == "bytes=600-"
+    rid = start.request_id
+    h.send(ev.HttpResponseStarted(request_id=rid, offset=600, total_bytes=SEGMENT_SIZE))
+    h.send(ev.HttpChunkReceived(request_id=rid, data=b"h" * 200))
+    cut = HttpAttemptFailure(
+        kind=Kind.TRUNCATED_BODY, reason="body truncated at 800 of 1000 bytes", held=800, attempt=1
+    )
+    decision = FetchRetryPolicy.from_config(h.config).after(cut)
+    assert decision == RetryAttempt(delay=0.5, resume_from=800, attempt=2)
+    h.advance(decision.delay)
+    return decision
+
+
+def test_a_continuation_of_peer_bytes_retried_within_the_fetch_is_still_checked_as_p2p() -> None:
+    h, start = _continuing_peer_bytes()
+    decision = _truncated_then_retried(h, start)
+    assert range_header(start.segment, decision.resume_from) == "bytes=800-"
+    h.complete_http(start.request_id, offset=decision.resume_from)
+    (check,) = h.of_type(act.ValidateSegment)
+    assert check.method == "p2p" and check.data == b"x" * 600 + b"h" * 400
+    assert [(r.peer_id, r.offset, r.length) for r in check.peer_ranges] == [("A", 0, 600)]
+
+
+def test_a_continuation_retried_and_answered_whole_compares_the_peer_bytes_with_the_origins() -> None:
+    # The retry's Range is ignored (200): the body starts at byte 0, the peer's prefix goes and is
+    # compared with the origin's bytes; A's "x" bytes are not the origin's "h".
+    h, start = _continuing_peer_bytes()
+    _truncated_then_retried(h, start)
+    h.complete_http(start.request_id, offset=0)
+    assert not h.of_type(act.ValidateSegment), "no peer byte left in it"
+    (failed,) = h.of_type(nt.IntegrityCheckFailed)
+    assert (failed.peer_id, failed.check) == ("A", "origin-bytes")
