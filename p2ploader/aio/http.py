@@ -1,16 +1,18 @@
 """The HTTP executor: carries out the scheduler's fetch actions with httpx.
 
 Each :class:`~p2ploader.core.actions.StartHttpFetch` becomes one asyncio task that streams the
-segment and reports what happened as core events. This module only performs; the core decides
-(:class:`~p2ploader.core.retries.FetchRetryPolicy`). Each failed attempt is typed here, from the
-status or the third-party exception, as a :class:`~p2ploader.core.retries.HttpAttemptFailure`
-(kind, status, bytes held, attempt number); the policy answers retry (sleep so many seconds, then
-GET again from the byte it names, with the ``Range`` header of
-:func:`~p2ploader.core.retries.range_header`) or give up (one
-:class:`~p2ploader.core.events.HttpFetchFailed` with the policy's reason). A body that restarts
-after partial data says where it starts (:class:`~p2ploader.core.events.HttpResponseStarted`),
-so no byte is reported twice. What happens after a failed fetch is the core's too
-(:class:`~p2ploader.core.retries.HttpRetries`). Third-party exceptions never leak past this module.
+segment and reports what happened as core events. This module only performs; the core decides.
+Each GET asks for the ``Range`` of :func:`~p2ploader.core.http_fetch.range_header` and reads its
+body as :func:`~p2ploader.core.http_fetch.plan_body` says (where it starts in the segment, where
+it stops, or that its ``Content-Range`` is wrong); a body that restarts after partial data says
+where it starts (:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is reported
+twice. Each failed attempt is typed here, from the status, the plan or the third-party exception,
+as a :class:`~p2ploader.core.retries.HttpAttemptFailure` (kind, status, bytes held, attempt
+number), and :class:`~p2ploader.core.retries.FetchRetryPolicy` answers: retry (sleep so many
+seconds, then GET again from the byte it names) or give up (one
+:class:`~p2ploader.core.events.HttpFetchFailed` with the policy's reason). What happens after a
+failed fetch is the core's too (:class:`~p2ploader.core.retries.HttpRetries`). Third-party
+exceptions never leak past this module.
 Every fetch ends with an event: an exception nobody foresaw (httpx's stream errors are not
 ``httpx.HTTPError``s) is logged and reported as a failure too, because a fetch task that died
 silently would leave the scheduler, and whoever awaits the segment, waiting for it for good.
@@ -21,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
@@ -31,22 +32,14 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.hostscope import HostScope
-from p2ploader.core.retries import (
-    FetchRetryPolicy,
-    GiveUpFetch,
-    HttpAttemptFailure,
-    HttpFailureKind,
-    range_header,
-    status_failure,
-)
+from p2ploader.core.http_fetch import UnusableResponse, plan_body, range_header, status_failure
+from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, HttpFailureKind
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
 __all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
 
 logger = logging.getLogger(__name__)
-
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 def http_timeout(config: LoaderConfig) -> httpx.Timeout:
@@ -313,7 +306,6 @@ class HttpExecutor:
         delivered = progress.delivered
         segment = action.segment
         rid = action.request_id
-        br = segment.byte_range
         headers = {"Accept-Encoding": "identity"}
         range_value = range_header(segment, delivered)
         if range_value is not None:
@@ -324,7 +316,17 @@ class HttpExecutor:
                 kind = status_failure(status)
                 if kind is not None:
                     raise _AttemptFailed(kind, f"HTTP {status}", status)
-                skip, body_start, expected = self._plan_body(response, segment.url, br, delivered)
+                plan = plan_body(
+                    segment,
+                    held=delivered,
+                    status=status,
+                    content_range=response.headers.get("Content-Range"),
+                    content_length=response.headers.get("Content-Length"),
+                    content_encoding=response.headers.get("Content-Encoding"),
+                )
+                if isinstance(plan, UnusableResponse):
+                    raise _AttemptFailed(plan.kind, plan.reason, status)
+                skip, body_start, expected = plan.skip, plan.offset, plan.size
                 delivered = progress.delivered = body_start
                 self._report(ev.HttpResponseStarted(request_id=rid, offset=body_start, total_bytes=expected))
                 async for chunk in response.aiter_bytes():
@@ -345,48 +347,3 @@ class HttpExecutor:
                     )
         except httpx.HTTPError as exc:
             raise _map_httpx_error(exc) from exc
-
-    @staticmethod
-    def _plan_body(
-        response: httpx.Response, url: str, br: ByteRange | None, delivered: int
-    ) -> tuple[int, int, int | None]:
-        """Decide how to read the body: (bytes to skip, segment offset the body starts at,
-        segment size to stop at or None when unknown)."""
-        status = response.status_code
-        length_header = response.headers.get("Content-Length")
-        content_length = int(length_header) if length_header and length_header.isdigit() else None
-        if response.headers.get("Content-Encoding", "identity") != "identity":
-            content_length = None  # the header then counts encoded bytes
-        if status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            want_start = (br.offset if br else 0) + delivered
-            if match is None or int(match.group(1)) != want_start:
-                raise _AttemptFailed(
-                    HttpFailureKind.WRONG_CONTENT_RANGE,
-                    f"wrong Content-Range {response.headers.get('Content-Range')!r} "
-                    f"for a request from byte {want_start}",
-                    status,
-                )
-            first, last = int(match.group(1)), int(match.group(2))
-            if br is not None:
-                if last != br.end - 1:
-                    raise _AttemptFailed(
-                        HttpFailureKind.WRONG_CONTENT_RANGE,
-                        f"Content-Range ends at {last}, the byte range at {br.end - 1}",
-                        status,
-                    )
-                return 0, delivered, br.length
-            total = match.group(3)
-            size = int(total) if total != "*" else delivered + (last - first + 1)
-            return 0, delivered, size
-        # 200: the origin ignored Range and sends the whole resource.
-        if br is not None:
-            # Read through to the byte range (streamed, so memory stays bounded).
-            if content_length is not None and content_length < br.end:
-                raise _AttemptFailed(
-                    HttpFailureKind.WRONG_CONTENT_RANGE,
-                    f"resource has {content_length} bytes, the byte range ends at {br.end}",
-                    status,
-                )
-            return br.offset + delivered, delivered, br.length
-        return 0, 0, content_length

@@ -10,8 +10,8 @@ number) and performs what the policy answers:
 * connect errors, timeouts, network errors, truncated bodies and 5xx statuses are transient:
   tried again after ``http_retry_backoff`` seconds, doubled after each further failure, up to
   ``http_retries`` extra attempts (:class:`RetryAttempt`). The bytes held are kept: the next GET
-  asks only for the rest with a ``Range`` request (:func:`range_header`), from the first byte
-  when none are held;
+  asks only for the rest with a ``Range`` request
+  (:func:`~p2ploader.core.http_fetch.range_header`), from the first byte when none are held;
 * a 4xx or another status the fetch cannot use, a wrong ``Content-Range`` and an unforeseen
   exception are permanent: the fetch ends at once (:class:`GiveUpFetch`), as it does once the
   attempts are used up (its reason then says how many).
@@ -44,7 +44,7 @@ from typing import Final, TypeAlias
 import attrs
 
 from p2ploader.config import LoaderConfig
-from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
 __all__ = [
@@ -58,8 +58,6 @@ __all__ = [
     "HttpRetries",
     "RetryAttempt",
     "backoff_delay",
-    "range_header",
-    "status_failure",
 ]
 
 DEFAULT_HTTP_ATTEMPTS: Final = 3
@@ -112,24 +110,6 @@ TRANSIENT_FAILURES: Final = frozenset(
 (asking again would get the same answer, or nothing says it would not)."""
 
 
-def status_failure(status: int) -> HttpFailureKind | None:
-    """The failure a response's HTTP ``status`` is, or ``None`` for a usable one (200, 206)."""
-    if status in (200, 206):
-        return None
-    return HttpFailureKind.SERVER_ERROR if status >= 500 else HttpFailureKind.UNUSABLE_STATUS
-
-
-def range_header(segment: Segment, held: int) -> str | None:
-    """The ``Range`` header of a GET of ``segment`` when its first ``held`` bytes are held, or
-    ``None`` for a plain GET of the whole resource. A segment with a byte range always asks for
-    (the rest of) its range; a whole-resource segment asks for the bytes from ``held`` on."""
-    if held < 0:
-        raise UsageError(f"held must be >= 0 bytes, not {held}")
-    if segment.byte_range is not None:
-        return segment.byte_range.http_range(skip=held)
-    return f"bytes={held}-" if held else None
-
-
 @attrs.frozen(kw_only=True)
 class HttpAttemptFailure:
     """One failed attempt of an HTTP fetch, typed by the executor from what it saw.
@@ -155,7 +135,8 @@ class HttpAttemptFailure:
 @attrs.frozen(kw_only=True)
 class RetryAttempt:
     """Try the fetch again: wait ``delay`` seconds, then GET attempt number ``attempt`` from byte
-    ``resume_from`` of the segment (:func:`range_header`; 0: from its first byte)."""
+    ``resume_from`` of the segment (:func:`~p2ploader.core.http_fetch.range_header`; 0: from its
+    first byte)."""
 
     delay: float
     resume_from: int

@@ -43,15 +43,10 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
+from p2ploader.core.http_fetch import status_failure
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.retries import (
-    FetchRetryPolicy,
-    GiveUpFetch,
-    HttpAttemptFailure,
-    RetryAttempt,
-    status_failure,
-)
+from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, RetryAttempt
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import UsageError

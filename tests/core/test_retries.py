@@ -12,6 +12,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.http_fetch import range_header, status_failure
 from p2ploader.core.policies import DownloadPolicy, SchedulingContext
 from p2ploader.core.retries import (
     DEFAULT_HTTP_ATTEMPTS,
@@ -23,8 +24,6 @@ from p2ploader.core.retries import (
     HttpRetries,
     RetryAttempt,
     backoff_delay,
-    range_header,
-    status_failure,
 )
 from p2ploader.core.segments import ByteRange, Segment, SegmentId
 from p2ploader.errors import UsageError
