@@ -702,9 +702,12 @@ class LoaderConfig:
     http_retries: int = attrs.field(
         default=2, validator=_validate, metadata=_facts(_int_rule(0), "httpRetries", "int")
     )
-    """Extra attempts within one HTTP fetch after a connect error, a timeout or a 5xx status
-    (0 = try once). Only when they are exhausted does the segment count as failed. Ours.
-    FAQ-style name: ``httpRetries``."""
+    """Extra attempts within one HTTP fetch after a transient failure: a connect error, a timeout,
+    a connection lost mid-response, a truncated body (the next attempt asks only for the missing
+    bytes, with ``Range``) or a 5xx status (0 = try once). A 4xx, another status the fetch cannot
+    use or a wrong ``Content-Range`` ends the fetch at once. Only when the attempts are used up does
+    the fetch fail and the segment count as failed. The core's retry policy decides
+    (``p2ploader.core.retries``); the executor performs it. Ours. FAQ-style name: ``httpRetries``."""
 
     http_retry_backoff: float = attrs.field(
         default=0.5,

@@ -1,14 +1,18 @@
 """The HTTP executor: carries out the scheduler's fetch actions with httpx.
 
 Each :class:`~p2ploader.core.actions.StartHttpFetch` becomes one asyncio task that streams the
-segment and reports what happened as core events. Within one fetch, transient failures (connect
-errors, timeouts, truncated bodies, 5xx) are retried ``http_retries`` times with the core's
-exponential back-off (:func:`~p2ploader.core.retries.backoff_delay`); a retry after partial data
-asks only for the missing bytes with a ``Range`` request and says where its body starts
-(:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is reported twice. Permanent
-failures (4xx, a wrong ``Content-Range``) and exhausted retries become one
-:class:`~p2ploader.core.events.HttpFetchFailed`; what happens next is the core's retry policy
-(:mod:`p2ploader.core.retries`). Third-party exceptions never leak past this module.
+segment and reports what happened as core events. This module only performs; the core decides.
+Each GET asks for the ``Range`` of :func:`~p2ploader.core.http_fetch.range_header` and reads its
+body as :func:`~p2ploader.core.http_fetch.plan_body` says (where it starts in the segment, where
+it stops, or that its ``Content-Range`` is wrong); a body that restarts after partial data says
+where it starts (:class:`~p2ploader.core.events.HttpResponseStarted`), so no byte is reported
+twice. Each failed attempt is typed here, from the status, the plan or the third-party exception,
+as a :class:`~p2ploader.core.retries.HttpAttemptFailure` (kind, status, bytes held, attempt
+number), and :class:`~p2ploader.core.retries.FetchRetryPolicy` answers: retry (sleep so many
+seconds, then GET again from the byte it names) or give up (one
+:class:`~p2ploader.core.events.HttpFetchFailed` with the policy's reason). What happens after a
+failed fetch is the core's too (:class:`~p2ploader.core.retries.HttpRetries`). Third-party
+exceptions never leak past this module.
 Every fetch ends with an event: an exception nobody foresaw (httpx's stream errors are not
 ``httpx.HTTPError``s) is logged and reported as a failure too, because a fetch task that died
 silently would leave the scheduler, and whoever awaits the segment, waiting for it for good.
@@ -19,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 import httpx
@@ -29,15 +32,14 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.hostscope import HostScope
-from p2ploader.core.retries import backoff_delay
+from p2ploader.core.http_fetch import UnusableResponse, plan_body, range_header, status_failure
+from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, HttpFailureKind
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
 
 __all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
 
 logger = logging.getLogger(__name__)
-
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
 def http_timeout(config: LoaderConfig) -> httpx.Timeout:
@@ -126,26 +128,29 @@ class _Progress:
     delivered: int
 
 
-class _Transient(Exception):
-    """A failure worth retrying within the same fetch."""
+class _AttemptFailed(Exception):
+    """One attempt of a fetch failed: its kind, reason and status, for the core's retry policy."""
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    def __init__(self, kind: HttpFailureKind, reason: str, status: int | None = None) -> None:
         super().__init__(reason)
+        self.kind = kind
         self.reason = reason
         self.status = status
 
+    def described(self, *, held: int, attempt: int) -> HttpAttemptFailure:
+        """The core's description of this failure, ``held`` bytes held, in attempt ``attempt``."""
+        return HttpAttemptFailure(
+            kind=self.kind, reason=self.reason, status=self.status, held=held, attempt=attempt
+        )
 
-class _Permanent(Exception):
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
 
-
-def _map_httpx_error(exc: httpx.HTTPError) -> _Transient:
-    if isinstance(exc, httpx.TimeoutException):
-        return _Transient(f"timeout ({type(exc).__name__})")
-    return _Transient(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+def _map_httpx_error(exc: httpx.HTTPError) -> _AttemptFailed:
+    if isinstance(exc, httpx.TimeoutException):  # connect timeouts too: checked first
+        return _AttemptFailed(HttpFailureKind.TIMEOUT, f"timeout ({type(exc).__name__})")
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return _AttemptFailed(HttpFailureKind.CONNECT_ERROR, reason)
+    return _AttemptFailed(HttpFailureKind.NETWORK_ERROR, reason)
 
 
 async def fetch_bytes(
@@ -220,17 +225,23 @@ async def _read_capped(
 
 
 class HttpExecutor:
-    """Runs HTTP fetches as tasks; reports core events through ``report``."""
+    """Runs HTTP fetches as tasks; reports core events through ``report``.
+
+    ``sleep`` waits the retry policy's delays (seconds); a test may hand in one that records them."""
 
     def __init__(
         self,
         client: httpx.AsyncClient,
         config: LoaderConfig,
         report: Callable[[ev.Event], None],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._config = config
         self._report = report
+        self._sleep = sleep
+        self._retry_policy = FetchRetryPolicy.from_config(config)
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     @property
@@ -263,52 +274,59 @@ class HttpExecutor:
     async def _run(self, action: StartHttpFetch) -> None:
         rid = action.request_id
         progress = _Progress(delivered=action.resume_from)  # segment bytes the scheduler holds
-        attempts = self._config.http_retries + 1
-        last: _Transient | None = None
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(backoff_delay(self._config.http_retry_backoff, attempt))
+        attempt = 1
+        while True:
             try:
                 await self._attempt(action, progress)
-            except _Transient as exc:
-                last = exc
-                continue
-            except _Permanent as exc:
-                self._report(ev.HttpFetchFailed(request_id=rid, reason=exc.reason, status=exc.status))
-                return
-            except Exception as exc:  # not retried: nothing says it is transient
+            except _AttemptFailed as exc:
+                failure = exc.described(held=progress.delivered, attempt=attempt)
+            except Exception as exc:  # typed as unexpected: the policy does not retry it
                 logger.exception("HTTP fetch of %s failed unexpectedly", action.segment.url)
-                reason = f"unexpected {type(exc).__name__}: {exc}"
-                self._report(ev.HttpFetchFailed(request_id=rid, reason=reason, status=None))
+                failure = HttpAttemptFailure(
+                    kind=HttpFailureKind.UNEXPECTED,
+                    reason=f"unexpected {type(exc).__name__}: {exc}",
+                    held=progress.delivered,
+                    attempt=attempt,
+                )
+            else:
+                self._report(ev.HttpFetchCompleted(request_id=rid))
                 return
-            self._report(ev.HttpFetchCompleted(request_id=rid))
-            return
-        assert last is not None
-        self._report(
-            ev.HttpFetchFailed(
-                request_id=rid, reason=f"{last.reason} (after {attempts} attempts)", status=last.status
-            )
-        )
+            decision = self._retry_policy.after(failure)
+            if isinstance(decision, GiveUpFetch):
+                self._report(
+                    ev.HttpFetchFailed(request_id=rid, reason=decision.reason, status=decision.status)
+                )
+                return
+            await self._sleep(decision.delay)
+            progress.delivered, attempt = decision.resume_from, decision.attempt
 
     async def _attempt(self, action: StartHttpFetch, progress: _Progress) -> None:
-        """One GET. ``progress`` counts the segment bytes held, across attempts."""
+        """One GET from byte ``progress.delivered``. ``progress`` counts the segment bytes held,
+        across attempts. Raises :class:`_AttemptFailed` typed for the core's retry policy."""
         delivered = progress.delivered
         segment = action.segment
         rid = action.request_id
-        br = segment.byte_range
         headers = {"Accept-Encoding": "identity"}
-        if br is not None:
-            headers["Range"] = br.http_range(skip=delivered)
-        elif delivered:
-            headers["Range"] = f"bytes={delivered}-"
+        range_value = range_header(segment, delivered)
+        if range_value is not None:
+            headers["Range"] = range_value
         try:
             async with self._client.stream("GET", segment.url, headers=headers) as response:
                 status = response.status_code
-                if status >= 500:
-                    raise _Transient(f"HTTP {status}", status)
-                if status >= 400 or status not in (200, 206):
-                    raise _Permanent(f"HTTP {status}", status)
-                skip, body_start, expected = self._plan_body(response, segment.url, br, delivered)
+                kind = status_failure(status)
+                if kind is not None:
+                    raise _AttemptFailed(kind, f"HTTP {status}", status)
+                plan = plan_body(
+                    segment,
+                    held=delivered,
+                    status=status,
+                    content_range=response.headers.get("Content-Range"),
+                    content_length=response.headers.get("Content-Length"),
+                    content_encoding=response.headers.get("Content-Encoding"),
+                )
+                if isinstance(plan, UnusableResponse):
+                    raise _AttemptFailed(plan.kind, plan.reason, status)
+                skip, body_start, expected = plan.skip, plan.offset, plan.size
                 delivered = progress.delivered = body_start
                 self._report(ev.HttpResponseStarted(request_id=rid, offset=body_start, total_bytes=expected))
                 async for chunk in response.aiter_bytes():
@@ -324,44 +342,8 @@ class HttpExecutor:
                     if expected is not None and delivered >= expected:
                         break
                 if expected is not None and delivered < expected:
-                    raise _Transient(f"body truncated at {delivered} of {expected} bytes")
+                    raise _AttemptFailed(
+                        HttpFailureKind.TRUNCATED_BODY, f"body truncated at {delivered} of {expected} bytes"
+                    )
         except httpx.HTTPError as exc:
             raise _map_httpx_error(exc) from exc
-
-    @staticmethod
-    def _plan_body(
-        response: httpx.Response, url: str, br: ByteRange | None, delivered: int
-    ) -> tuple[int, int, int | None]:
-        """Decide how to read the body: (bytes to skip, segment offset the body starts at,
-        segment size to stop at or None when unknown)."""
-        status = response.status_code
-        length_header = response.headers.get("Content-Length")
-        content_length = int(length_header) if length_header and length_header.isdigit() else None
-        if response.headers.get("Content-Encoding", "identity") != "identity":
-            content_length = None  # the header then counts encoded bytes
-        if status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            want_start = (br.offset if br else 0) + delivered
-            if match is None or int(match.group(1)) != want_start:
-                raise _Permanent(
-                    f"wrong Content-Range {response.headers.get('Content-Range')!r} "
-                    f"for a request from byte {want_start}",
-                    status,
-                )
-            first, last = int(match.group(1)), int(match.group(2))
-            if br is not None:
-                if last != br.end - 1:
-                    raise _Permanent(f"Content-Range ends at {last}, the byte range at {br.end - 1}", status)
-                return 0, delivered, br.length
-            total = match.group(3)
-            size = int(total) if total != "*" else delivered + (last - first + 1)
-            return 0, delivered, size
-        # 200: the origin ignored Range and sends the whole resource.
-        if br is not None:
-            # Read through to the byte range (streamed, so memory stays bounded).
-            if content_length is not None and content_length < br.end:
-                raise _Permanent(
-                    f"resource has {content_length} bytes, the byte range ends at {br.end}", status
-                )
-            return br.offset + delivered, delivered, br.length
-        return 0, 0, content_length

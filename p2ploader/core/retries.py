@@ -1,8 +1,27 @@
-"""The retry policy of segments the player waits for, sans-IO (time is an argument).
+"""The one HTTP retry policy, sans-IO (time is an argument, nothing sleeps).
 
-One fetch already retries transient failures itself (``http_retries`` times, see
-:mod:`p2ploader.aio.http`); this module decides what happens once a whole fetch of a segment the
-player explicitly asked for (:class:`~p2ploader.core.events.SegmentRequested`) failed:
+It decides at two levels, with one back-off formula (:func:`backoff_delay`):
+
+**Within one fetch** (:class:`FetchRetryPolicy`): the executor (:mod:`p2ploader.aio.http`, or the
+simulator's modelled origin) describes each failed attempt as an :class:`HttpAttemptFailure`
+(its :class:`HttpFailureKind`, the HTTP status if one came, the segment bytes held, the attempt's
+number) and performs what the policy answers:
+
+* connect errors, timeouts, network errors, truncated bodies and 5xx statuses are transient:
+  tried again after ``http_retry_backoff`` seconds, doubled after each further failure, up to
+  ``http_retries`` extra attempts (:class:`RetryAttempt`). The bytes held are kept: the next GET
+  asks only for the rest with a ``Range`` request
+  (:func:`~p2ploader.core.http_fetch.range_header`), from the first byte when none are held;
+* a 4xx or another status the fetch cannot use, a wrong ``Content-Range`` and an unforeseen
+  exception are permanent: the fetch ends at once (:class:`GiveUpFetch`), as it does once the
+  attempts are used up (its reason then says how many).
+
+A given-up fetch is one :class:`~p2ploader.core.events.HttpFetchFailed` carrying the
+:class:`GiveUpFetch`'s reason and status.
+
+**Between fetches** of a segment the player explicitly asked for
+(:class:`~p2ploader.core.events.SegmentRequested`; :class:`HttpRetries`, owned by the scheduler),
+once a whole fetch failed:
 
 * a 4xx status is permanent: the segment is given up at once;
 * after ``max_attempts`` failed fetches (the request's, :data:`DEFAULT_HTTP_ATTEMPTS` unless it
@@ -19,12 +38,27 @@ Segments nobody waits for (prefetch) are not counted here: the download policy d
 
 from __future__ import annotations
 
-from typing import Final
+import enum
+from typing import Final, TypeAlias
 
+import attrs
+
+from p2ploader.config import LoaderConfig
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
-__all__ = ["DEFAULT_HTTP_ATTEMPTS", "HttpRetries", "backoff_delay"]
+__all__ = [
+    "DEFAULT_HTTP_ATTEMPTS",
+    "TRANSIENT_FAILURES",
+    "FetchRetryDecision",
+    "FetchRetryPolicy",
+    "GiveUpFetch",
+    "HttpAttemptFailure",
+    "HttpFailureKind",
+    "HttpRetries",
+    "RetryAttempt",
+    "backoff_delay",
+]
 
 DEFAULT_HTTP_ATTEMPTS: Final = 3
 """Failed HTTP fetches of a waited-for segment before it is given up, unless the request says."""
@@ -33,9 +67,141 @@ DEFAULT_HTTP_ATTEMPTS: Final = 3
 def backoff_delay(backoff: float, failures: int) -> float:
     """Seconds to wait after the ``failures``-th consecutive failure (1 = the first):
     ``backoff`` (``http_retry_backoff``) doubled for each failure before it. The one back-off
-    formula of HTTP: between the attempts within one fetch (:mod:`p2ploader.aio.http`) and
+    formula of HTTP: between the attempts within one fetch (:class:`FetchRetryPolicy`) and
     between the fetches of a waited-for segment (:class:`HttpRetries`)."""
     return backoff * 2.0 ** (failures - 1)
+
+
+# ---------------------------------------------------------------- within one fetch
+
+
+class HttpFailureKind(enum.StrEnum):
+    """What went wrong in one attempt of an HTTP fetch, as the executor saw it."""
+
+    CONNECT_ERROR = "connect-error"
+    """No connection to the origin (refused, unreachable, TLS or DNS failure)."""
+    TIMEOUT = "timeout"
+    """A connect, read, write or pool timeout (``http_connect_timeout``, ``http_read_timeout``)."""
+    NETWORK_ERROR = "network-error"
+    """The connection broke or spoke broken HTTP after it was made (a reset, a protocol error)."""
+    TRUNCATED_BODY = "truncated-body"
+    """The body ended before the size the response announced."""
+    SERVER_ERROR = "server-error"
+    """A 5xx status."""
+    UNUSABLE_STATUS = "unusable-status"
+    """A 4xx, or any other status below 500 that is neither 200 nor 206 (204, an unfollowed 3xx)."""
+    WRONG_CONTENT_RANGE = "wrong-content-range"
+    """The response does not hold the bytes asked for: a ``Content-Range`` starting or ending
+    elsewhere, or a whole resource shorter than the segment's byte range."""
+    UNEXPECTED = "unexpected"
+    """An exception nobody foresaw (a bug, or a library error of an unknown kind)."""
+
+
+TRANSIENT_FAILURES: Final = frozenset(
+    {
+        HttpFailureKind.CONNECT_ERROR,
+        HttpFailureKind.TIMEOUT,
+        HttpFailureKind.NETWORK_ERROR,
+        HttpFailureKind.TRUNCATED_BODY,
+        HttpFailureKind.SERVER_ERROR,
+    }
+)
+"""The failures worth another attempt within the same fetch; every other kind ends it at once
+(asking again would get the same answer, or nothing says it would not)."""
+
+
+@attrs.frozen(kw_only=True)
+class HttpAttemptFailure:
+    """One failed attempt of an HTTP fetch, typed by the executor from what it saw.
+
+    ``reason`` is for humans (``"HTTP 503"``, ``"timeout (ReadTimeout)"``); ``status`` the HTTP
+    status when a response came; ``held`` the segment bytes held when it failed (counted from the
+    segment's first byte, peer bytes the fetch continues included); ``attempt`` the failed
+    attempt's number within the fetch (1 = the first GET)."""
+
+    kind: HttpFailureKind
+    reason: str
+    status: int | None = None
+    held: int = 0
+    attempt: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.held < 0:
+            raise UsageError(f"held must be >= 0 bytes, not {self.held}")
+        if self.attempt < 1:
+            raise UsageError(f"attempt must be >= 1, not {self.attempt}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryAttempt:
+    """Try the fetch again: wait ``delay`` seconds, then GET attempt number ``attempt`` from byte
+    ``resume_from`` of the segment (:func:`~p2ploader.core.http_fetch.range_header`; 0: from its
+    first byte)."""
+
+    delay: float
+    resume_from: int
+    attempt: int
+
+
+@attrs.frozen(kw_only=True)
+class GiveUpFetch:
+    """End the fetch: report one :class:`~p2ploader.core.events.HttpFetchFailed` with this
+    ``reason`` and ``status``."""
+
+    reason: str
+    status: int | None
+
+
+FetchRetryDecision: TypeAlias = RetryAttempt | GiveUpFetch
+
+
+@attrs.frozen(kw_only=True)
+class FetchRetryPolicy:
+    """The decision after each failed attempt within one HTTP fetch.
+
+    ``retries`` is the number of extra attempts after the first (``http_retries``), ``backoff``
+    the seconds before the first of them (``http_retry_backoff``), doubled before each further
+    one."""
+
+    retries: int
+    backoff: float
+
+    def __attrs_post_init__(self) -> None:
+        if self.retries < 0:
+            raise UsageError(f"retries must be >= 0, not {self.retries}")
+        if self.backoff < 0:
+            raise UsageError(f"backoff must be >= 0 seconds, not {self.backoff}")
+
+    @classmethod
+    def from_config(cls, config: LoaderConfig) -> FetchRetryPolicy:
+        """The policy of ``config``'s ``http_retries`` and ``http_retry_backoff``."""
+        return cls(retries=config.http_retries, backoff=config.http_retry_backoff)
+
+    @property
+    def attempts(self) -> int:
+        """GETs a fetch makes at most."""
+        return self.retries + 1
+
+    def after(self, failure: HttpAttemptFailure) -> FetchRetryDecision:
+        """Retry or give up after ``failure``.
+
+        A permanent kind gives up with the failure's own reason; a transient one is retried
+        ``backoff_delay(backoff, attempt)`` seconds later from the bytes held, until the fetch's
+        last attempt failed: then it gives up with ``"<reason> (after <n> attempts)"``."""
+        if failure.kind not in TRANSIENT_FAILURES:
+            return GiveUpFetch(reason=failure.reason, status=failure.status)
+        if failure.attempt >= self.attempts:
+            return GiveUpFetch(
+                reason=f"{failure.reason} (after {failure.attempt} attempts)", status=failure.status
+            )
+        return RetryAttempt(
+            delay=backoff_delay(self.backoff, failure.attempt),
+            resume_from=failure.held,
+            attempt=failure.attempt + 1,
+        )
+
+
+# ---------------------------------------------------------------- between fetches
 
 
 class HttpRetries:

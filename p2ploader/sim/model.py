@@ -43,10 +43,13 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
+from p2ploader.core.http_fetch import status_failure
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, RetryAttempt
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.errors import UsageError
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 
 __all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
@@ -182,10 +185,13 @@ class SimStream:
 class Origin:
     """The origin/CDN: a total bandwidth (bytes/s) shared by the transfers in flight.
 
-    ``failure`` is a fault model: asked once per fetch with the segment's id, it returns the HTTP
-    status the fetch fails with (after a round trip, as a fetch whose own transient retries all
-    failed), or ``None`` to serve it. What happens next (retries with back-off, a give-up) is the
-    shipped core's decision (:mod:`p2ploader.core.retries`)."""
+    ``failure`` is a fault model: asked once per attempt (GET) with the segment's id, it returns
+    the HTTP error status (>= 300) the attempt fails with after a round trip, or ``None`` to serve
+    it. What happens next is the shipped core's decision, as in the loader
+    (:mod:`p2ploader.core.retries`): another attempt within the fetch after its back-off (5xx,
+    ``http_retries`` times), the fetch's failure (a 4xx, or the attempts used up), then the fetches
+    of a segment the player waits for, with their own back-off and give-up.
+    ``requests`` and ``failed_requests`` count attempts."""
 
     def __init__(
         self,
@@ -204,7 +210,10 @@ class Origin:
 
 
 class ModelledHttp:
-    """The HTTP executor of one simulated viewer."""
+    """The HTTP executor of one simulated viewer. Like the loader's
+    (:class:`p2ploader.aio.http.HttpExecutor`), it performs the core's ``retry_policy`` after each
+    failed attempt: waits its delay and asks again from the byte it names, or reports the fetch's
+    failure with its reason."""
 
     def __init__(
         self,
@@ -215,36 +224,50 @@ class ModelledHttp:
         link: LinkProfile,
         feed: Callable[[ev.Event], None],
         rng: random.Random,
+        retry_policy: FetchRetryPolicy,
         on_reassembled: Callable[[SegmentId], object] | None = None,
     ) -> None:
         self._loop, self._origin, self._stream, self._link = loop, origin, stream, link
         self._feed, self._rng = feed, rng
+        self._retry_policy = retry_policy
         self._on_reassembled = on_reassembled  # as ModelledPeers': after a resumed fetch
         self._segments: dict[int, SegmentId] = {}
         self._active: dict[int, VirtualHandle] = {}
+        self._backing_off: set[int] = set()  # fetches between attempts: no transfer at the origin
 
     def start(self, action: act.StartHttpFetch) -> None:
+        self._attempt(action, attempt=1, resume_from=action.resume_from)
+
+    def _attempt(self, action: act.StartHttpFetch, *, attempt: int, resume_from: int) -> None:
+        """One GET of ``action``'s segment from byte ``resume_from``."""
         origin = self._origin
+        rid = action.request_id
+        self._backing_off.discard(rid)
         data = self._stream.payload(action.segment.id)
-        body = data[action.resume_from :] if action.resume_from else data
+        body = data[resume_from:] if resume_from else data
         share_down = self._link.down / (len(self._active) + 1)
         share_origin = origin.bandwidth / (origin.active + 1)
         rate = min(share_down, share_origin) * (1.0 - self._link.loss)
         rtt = 2 * (self._link.latency + origin.latency) + self._rng.random() * self._link.jitter
+        status = origin.failure(action.segment.id) if origin.failure is not None else None
+        kind = status_failure(status) if status is not None else None
+        if status is not None and kind is None:
+            raise UsageError(f"Origin.failure returned {status}: an error status (>= 300) or None")
         origin.active += 1
         origin.requests += 1
-        rid = action.request_id
-        status = origin.failure(action.segment.id) if origin.failure is not None else None
-        if status is not None:
+        if kind is not None:
             origin.failed_requests += 1
-            self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, rid, status)
+            failure = HttpAttemptFailure(
+                kind=kind, reason=f"HTTP {status}", status=status, held=resume_from, attempt=attempt
+            )
+            self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, action, failure)
             return
         pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
-        if action.resume_from or pieces > 1:
+        if resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
         fetch = _Fetch(
             request_id=rid,
-            offset=action.resume_from,
+            offset=resume_from,
             body=body,
             total=len(data),
             piece_size=math.ceil(len(body) / pieces),
@@ -259,11 +282,22 @@ class ModelledHttp:
             ev.HttpResponseStarted(request_id=fetch.request_id, offset=fetch.offset, total_bytes=fetch.total)
         )
 
-    def _failed(self, request_id: int, status: int) -> None:
-        if self._active.pop(request_id, None) is None:
+    def _failed(self, action: act.StartHttpFetch, failure: HttpAttemptFailure) -> None:
+        rid = action.request_id
+        if self._active.pop(rid, None) is None:
             return
         self._origin.active -= 1
-        self._feed(ev.HttpFetchFailed(request_id=request_id, reason=f"HTTP {status}", status=status))
+        decision = self._retry_policy.after(failure)
+        if isinstance(decision, GiveUpFetch):
+            self._feed(ev.HttpFetchFailed(request_id=rid, reason=decision.reason, status=decision.status))
+            return
+        self._backing_off.add(rid)
+        self._active[rid] = self._loop.call_at(
+            self._loop.time() + decision.delay, self._retry, action, decision
+        )
+
+    def _retry(self, action: act.StartHttpFetch, decision: RetryAttempt) -> None:
+        self._attempt(action, attempt=decision.attempt, resume_from=decision.resume_from)
 
     def _next_piece(self, fetch: _Fetch) -> None:
         due = fetch.start + min(fetch.sent + fetch.piece_size, len(fetch.body)) / fetch.rate
@@ -292,7 +326,10 @@ class ModelledHttp:
         self._segments.pop(request_id, None)
         if handle is not None:
             handle.cancel()
-            self._origin.active -= 1
+            if request_id in self._backing_off:
+                self._backing_off.discard(request_id)
+            else:
+                self._origin.active -= 1
 
     def close(self) -> None:
         for rid in list(self._active):

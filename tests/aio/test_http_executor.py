@@ -1,11 +1,15 @@
 """Error paths of the HTTP executor, with respx standing in for the origin.
 
+The executor types each failed attempt and performs what the core's retry policy
+(p2ploader.core.retries.FetchRetryPolicy, tested alone in tests/core/test_retries.py) decides: the
+delays it sleeps (recorded here, not slept), the Range of the next GET, the reason it reports.
 The happy paths and real truncation run against the real local origin in test_loader_e2e.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -29,10 +33,20 @@ def segment(byte_range: ByteRange | None = None) -> Segment:
     return Segment(id=SegmentId("v0", 1), url=URL, duration=2.0, byte_range=byte_range)
 
 
-async def run(action: StartHttpFetch, config: LoaderConfig = CONFIG) -> list[ev.Event]:
+async def run(
+    action: StartHttpFetch, config: LoaderConfig = CONFIG, *, slept: list[float] | None = None
+) -> list[ev.Event]:
+    """Run one fetch to its end; the retry delays it waits are appended to ``slept`` (seconds)
+    instead of being slept."""
     events: list[ev.Event] = []
+    delays = slept if slept is not None else []
+
+    async def record(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0)
+
     async with httpx.AsyncClient() as client:
-        executor = HttpExecutor(client, config, events.append)
+        executor = HttpExecutor(client, config, events.append, sleep=record)
         executor.start(action)
         for _ in range(200):
             if events and isinstance(events[-1], ev.HttpFetchCompleted | ev.HttpFetchFailed):
@@ -105,9 +119,70 @@ async def test_timeouts_are_retried_and_reported() -> None:
 
 @respx.mock
 async def test_connect_errors_are_transport_failures() -> None:
-    respx.get(URL).mock(side_effect=httpx.ConnectError("refused"))
+    route = respx.get(URL).mock(side_effect=httpx.ConnectError("refused"))
     events = await run(StartHttpFetch(request_id=1, segment=segment()))
-    assert isinstance(events[-1], ev.HttpFetchFailed)
+    assert events[-1] == ev.HttpFetchFailed(
+        request_id=1, reason="ConnectError: refused (after 3 attempts)", status=None
+    )
+    assert route.call_count == 3
+
+
+@respx.mock
+async def test_the_shipped_defaults_wait_half_a_second_then_one_second_between_attempts() -> None:
+    config = LoaderConfig()
+    assert (config.http_retries, config.http_retry_backoff) == (2, 0.5)
+    route = respx.get(URL).mock(return_value=httpx.Response(503))
+    slept: list[float] = []
+    events = await run(StartHttpFetch(request_id=1, segment=segment()), config, slept=slept)
+    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 503 (after 3 attempts)", status=503)
+    assert route.call_count == 3 and slept == [0.5, 1.0]
+
+
+@respx.mock
+async def test_a_retry_that_succeeds_slept_only_before_it() -> None:
+    route = respx.get(URL).mock(side_effect=[httpx.ReadTimeout("slow"), httpx.Response(200, content=BODY)])
+    slept: list[float] = []
+    events = await run(
+        StartHttpFetch(request_id=1, segment=segment()), CONFIG.evolve(http_retry_backoff=0.3), slept=slept
+    )
+    assert isinstance(events[-1], ev.HttpFetchCompleted) and body_of(events) == BODY
+    assert route.call_count == 2 and slept == [0.3]
+
+
+class _BreaksAfter(httpx.AsyncByteStream):
+    """A body that sends ``data`` and then loses the connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._data
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+
+
+@respx.mock
+async def test_a_connection_lost_mid_body_resumes_from_the_bytes_held() -> None:
+    broken = httpx.Response(200, headers={"Content-Length": str(len(BODY))}, stream=_BreaksAfter(BODY[:700]))
+    rest = httpx.Response(
+        206, headers={"Content-Range": f"bytes 700-{len(BODY) - 1}/{len(BODY)}"}, content=BODY[700:]
+    )
+    route = respx.get(URL).mock(side_effect=[broken, rest])
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert "Range" not in route.calls[0].request.headers
+    assert route.calls[1].request.headers["Range"] == "bytes=700-"
+    assert body_of(events) == BODY
+
+
+@respx.mock
+async def test_no_retry_when_http_retries_is_zero() -> None:
+    route = respx.get(URL).mock(return_value=httpx.Response(502))
+    slept: list[float] = []
+    events = await run(
+        StartHttpFetch(request_id=1, segment=segment()), CONFIG.evolve(http_retries=0), slept=slept
+    )
+    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 502 (after 1 attempts)", status=502)
+    assert route.call_count == 1 and slept == []
 
 
 @respx.mock
@@ -161,6 +236,45 @@ async def test_resume_from_p2p_bytes_asks_only_for_the_rest() -> None:
     # The segment's full size comes from Content-Range: peers may be served it while it arrives.
     assert events[0] == ev.HttpResponseStarted(request_id=1, offset=1000, total_bytes=len(BODY))
     assert sum(len(e.data) for e in events if isinstance(e, ev.HttpChunkReceived)) == 1048
+
+
+@respx.mock
+async def test_a_resume_after_p2p_bytes_truncated_again_continues_from_the_new_offset() -> None:
+    # Peer bytes 0-999, then HTTP continues: 500 more bytes arrive before the body is cut; the retry
+    # asks from byte 1500, not 1000 and not 0, and says so (no byte is reported twice).
+    cut = httpx.Response(
+        206, headers={"Content-Range": f"bytes 1000-2047/{len(BODY)}"}, content=BODY[1000:1500]
+    )
+    rest = httpx.Response(206, headers={"Content-Range": f"bytes 1500-2047/{len(BODY)}"}, content=BODY[1500:])
+    route = respx.get(URL).mock(side_effect=[cut, rest])
+    events = await run(StartHttpFetch(request_id=1, segment=segment(), resume_from=1000))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert [call.request.headers["Range"] for call in route.calls] == ["bytes=1000-", "bytes=1500-"]
+    assert [e.offset for e in events if isinstance(e, ev.HttpResponseStarted)] == [1000, 1500]
+    assert b"".join(e.data for e in events if isinstance(e, ev.HttpChunkReceived)) == BODY[1000:]
+
+
+@respx.mock
+async def test_a_byte_range_segment_truncated_asks_for_the_rest_of_its_range() -> None:
+    cut = httpx.Response(206, headers={"Content-Range": "bytes 500-1499/2048"}, content=BODY[500:1200])
+    rest = httpx.Response(206, headers={"Content-Range": "bytes 1200-1499/2048"}, content=BODY[1200:1500])
+    route = respx.get(URL).mock(side_effect=[cut, rest])
+    events = await run(StartHttpFetch(request_id=1, segment=segment(ByteRange(offset=500, length=1000))))
+    assert isinstance(events[-1], ev.HttpFetchCompleted)
+    assert [call.request.headers["Range"] for call in route.calls] == ["bytes=500-1499", "bytes=1200-1499"]
+    assert body_of(events) == BODY[500:1500]
+
+
+@respx.mock
+async def test_a_truncated_body_that_never_completes_reports_where_it_stopped() -> None:
+    short = httpx.Response(200, headers={"Content-Length": str(len(BODY))}, content=BODY[:700])
+    nothing_more = httpx.Response(206, headers={"Content-Range": f"bytes 700-2047/{len(BODY)}"}, content=b"")
+    route = respx.get(URL).mock(side_effect=[short, nothing_more, nothing_more])
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert events[-1] == ev.HttpFetchFailed(
+        request_id=1, reason="body truncated at 700 of 2048 bytes (after 3 attempts)", status=None
+    )
+    assert [call.request.headers.get("Range") for call in route.calls] == [None, "bytes=700-", "bytes=700-"]
 
 
 @respx.mock

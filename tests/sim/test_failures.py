@@ -1,6 +1,7 @@
-"""The simulator's viewers run the shipped core's failure handling: an origin that fails fetches gets
-them retried with back-off and given up as the loader would (p2ploader.core.retries), and a lying
-modelled peer is banned and then refused (p2ploader.core.reputation). Virtual time: nothing sleeps."""
+"""The simulator's viewers run the shipped core's failure handling: an origin that fails attempts gets
+them retried within the fetch, the fetch retried with back-off and given up, as the loader would
+(p2ploader.core.retries, one policy for both), and a lying modelled peer is banned and then refused
+(p2ploader.core.reputation). Virtual time: nothing sleeps."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import SegmentId
+from p2ploader.errors import UsageError
 from p2ploader.sim.loop import VirtualLoop
-from p2ploader.sim.model import LinkProfile, ModelledPeers, Origin, PeerNetwork, Rendition, SimStream
+from p2ploader.sim.model import (
+    LinkProfile,
+    ModelledHttp,
+    ModelledPeers,
+    Origin,
+    PeerNetwork,
+    Rendition,
+    SimStream,
+)
 from p2ploader.sim.viewer import SimViewer
 
 LINK = LinkProfile(down=20e6, up=20e6, latency=0.01, jitter=0.0)
@@ -64,25 +75,73 @@ def viewer(
     )
 
 
-def test_an_origin_failing_fetches_is_retried_with_backoff_and_given_up_as_shipped() -> None:
-    loop = VirtualLoop()
-    stream = SimStream(
-        renditions=[Rendition(id="v0", bitrate=400_000)], segment_duration=2.0, live=False, vod_segments=8
-    )
-    asked: dict[int, list[float]] = defaultdict(list)
+# One segment in the queue: only the segment the player waits for is fetched (no prefetch).
+HTTP_ONLY = LoaderConfig(use_p2p=False, forward_segment_count=1, http_download_probability=0.0)
+
+
+def failing_origin(loop: VirtualLoop, asked: dict[int, list[float]]) -> Origin:
+    """Segment 2 fails its first two attempts, then is served; 4 is gone for good (404); 6 is down
+    for good (503). ``asked`` gets the time of every attempt, per segment."""
 
     def failure(segment_id: SegmentId) -> int | None:
         n = segment_id.sequence
         asked[n].append(loop.time())
         if n == 2 and len(asked[n]) <= 2:
-            return 503  # twice, then served
-        return {4: 404, 6: 503}.get(n)  # 4: gone for good; 6: down for good
+            return 503
+        return {4: 404, 6: 503}.get(n)
 
-    origin = Origin(bandwidth=50e6, latency=ORIGIN_LATENCY, failure=failure)
-    # One segment in the queue: only the segment the player waits for is fetched (no prefetch).
-    config = LoaderConfig(use_p2p=False, forward_segment_count=1, http_download_probability=0.0)
+    return Origin(bandwidth=50e6, latency=ORIGIN_LATENCY, failure=failure)
+
+
+def eight_segments() -> SimStream:
+    return SimStream(
+        renditions=[Rendition(id="v0", bitrate=400_000)], segment_duration=2.0, live=False, vod_segments=8
+    )
+
+
+def test_an_origin_failing_attempts_is_retried_within_the_fetch_then_between_fetches_with_the_defaults() -> (
+    None
+):
+    loop = VirtualLoop()
+    asked: dict[int, list[float]] = defaultdict(list)
+    origin = failing_origin(loop, asked)
+    assert (HTTP_ONLY.http_retries, HTTP_ONLY.http_retry_backoff) == (2, 0.5)
+    v = viewer(loop, eight_segments(), origin, PeerNetwork(loop, random.Random(1)), HTTP_ONLY)
+    loop.run_until(120.0)
+    # Segment 2: its fetch's third attempt (0.5 s, then 1 s after a failed one) gets it; the fetch
+    # never failed, so the scheduler saw no failure.
+    first, second, third = asked[2]
+    assert second - first == pytest.approx(RTT + 0.5) and third - second == pytest.approx(RTT + 1.0)
+    failed = [f.segment_id.sequence for f in v.of(nt.SegmentLoadFailed)]  # type: ignore[attr-defined]
+    assert 2 not in failed
+    # Segment 4: a 404 ends the attempt, the fetch and the wait at once.
+    assert len(asked[4]) == 1
+    # Segment 6: three fetches of three attempts each; within a fetch 0.5 s and 1 s after a failed
+    # attempt, between fetches 0.5 s and 1 s after a failed fetch.
+    start = asked[6][0]
+    fetch_1 = [0.0, RTT + 0.5, 2 * RTT + 1.5]
+    fetch_2 = [3 * RTT + 2.0, 4 * RTT + 2.5, 5 * RTT + 3.5]
+    fetch_3 = [6 * RTT + 4.5, 7 * RTT + 5.0, 8 * RTT + 6.0]
+    assert [t - start for t in asked[6]] == pytest.approx([*fetch_1, *fetch_2, *fetch_3])
+    assert failed.count(6) == 3
+    unavailable = v.of(nt.SegmentUnavailable)
+    assert [(u.segment_id.sequence, u.reason) for u in unavailable] == [  # type: ignore[attr-defined]
+        (4, "HTTP 404"),
+        (6, "HTTP 503 (after 3 attempts)"),
+    ]
+    assert origin.failed_requests == 2 + 1 + 9
+    assert v.segments_played == 6  # the player skipped the two it never got
+
+
+def test_an_origin_failing_fetches_is_retried_with_backoff_and_given_up_as_shipped() -> None:
+    # http_retries=0: each fetch is one attempt, so the origin's failures are whole fetches' and
+    # the retry policy between fetches shows alone.
+    loop = VirtualLoop()
+    asked: dict[int, list[float]] = defaultdict(list)
+    origin = failing_origin(loop, asked)
+    config = HTTP_ONLY.evolve(http_retries=0)
     assert config.http_retry_backoff == 0.5
-    v = viewer(loop, stream, origin, PeerNetwork(loop, random.Random(1)), config)
+    v = viewer(loop, eight_segments(), origin, PeerNetwork(loop, random.Random(1)), config)
     loop.run_until(120.0)
     # Segment 2: fetched again 0.5 s after its first failure, then 1 s after its second.
     first, second, third = asked[2]
@@ -91,9 +150,43 @@ def test_an_origin_failing_fetches_is_retried_with_backoff_and_given_up_as_shipp
     assert len(asked[4]) == 1 and len(asked[6]) == 3
     assert asked[6][2] - asked[6][0] == pytest.approx(2 * RTT + 1.5)
     unavailable = v.of(nt.SegmentUnavailable)
-    assert [(u.segment_id.sequence, u.reason) for u in unavailable] == [(4, "HTTP 404"), (6, "HTTP 503")]  # type: ignore[attr-defined]
+    assert [(u.segment_id.sequence, u.reason) for u in unavailable] == [  # type: ignore[attr-defined]
+        (4, "HTTP 404"),
+        (6, "HTTP 503 (after 1 attempts)"),
+    ]
     assert origin.failed_requests == 2 + 1 + 3
     assert v.segments_played == 6  # the player skipped the two it never got
+
+
+def test_a_fault_model_answering_a_usable_status_is_a_usage_error() -> None:
+    loop = VirtualLoop()
+    origin = Origin(bandwidth=50e6, latency=ORIGIN_LATENCY, failure=lambda _segment: 200)
+    with pytest.raises(UsageError, match=r"Origin\.failure returned 200: an error status"):
+        viewer(loop, eight_segments(), origin, PeerNetwork(loop, random.Random(1)), HTTP_ONLY)  # asks at once
+    assert origin.requests == 0 and origin.active == 0
+
+
+def test_a_fetch_aborted_while_it_backs_off_asks_nothing_more_and_frees_the_origin() -> None:
+    loop = VirtualLoop()
+    origin = Origin(bandwidth=50e6, latency=ORIGIN_LATENCY, failure=lambda _segment: 503)
+    fed: list[ev.Event] = []
+    http = ModelledHttp(
+        loop=loop,
+        origin=origin,
+        stream=eight_segments(),
+        link=LINK,
+        feed=fed.append,
+        rng=random.Random(1),
+        retry_policy=FetchRetryPolicy.from_config(HTTP_ONLY),
+    )
+    segment = eight_segments().segment("v0", 0)
+    http.start(act.StartHttpFetch(request_id=7, segment=segment))
+    assert origin.active == 1
+    loop.run_until(RTT + 0.1)  # the first attempt failed; the second is due 0.5 s later
+    assert (origin.requests, origin.active, fed) == (1, 0, [])
+    http.abort(7)
+    loop.run_until(10.0)
+    assert (origin.requests, origin.active, fed) == (1, 0, [])
 
 
 class LyingPeer:
