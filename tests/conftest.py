@@ -73,24 +73,26 @@ async def tracker() -> AsyncIterator[TrackerServer]:
 
 
 # The test files that take longest (seconds of real-time playback and simulation, measured over the
-# suite on two workers), started first: under pytest-xdist each file runs whole on one worker
+# suite on several workers), started first: under pytest-xdist each file runs whole on one worker
 # (--dist loadfile) in collection order, and a long file started last keeps one worker busy while
-# the other idles. Order only: a file missing here runs where it is collected.
+# the others idle. Order only: a file missing here runs where it is collected.
 SLOWEST_FIRST = (
-    "tests/hostile/test_hostile_peers.py",
-    "tests/test_install.py",
-    "tests/sim/test_live_policy_stress.py",
-    "tests/sim/test_fidelity.py",
-    "tests/aio/test_topology_e2e.py",
-    "tests/test_gap_stream.py",
     "tests/test_soak.py",
-    "tests/aio/test_upload_policy.py",
+    "tests/sim/test_fidelity.py",
+    "tests/sim/test_live_policy_stress.py",
+    "tests/aio/test_topology_e2e.py",
+    "tests/test_install.py",
+    "tests/test_tracker_capacity.py",
+    "tests/hostile/test_hostile_peers.py",
     "tests/aio/test_p2p_e2e.py",
     "tests/browser/test_browser_swarm.py",
+    "tests/aio/test_upload_policy.py",
+    "tests/test_gap_stream.py",
+    "tests/app/test_cli_audio.py",
     "tests/hostile/test_integrity_bypass.py",
     "tests/proxy/test_proxy.py",
     "tests/app/test_cli.py",
-    "tests/app/test_cli_audio.py",
+    "tests/sim/test_sim.py",
 )
 
 
