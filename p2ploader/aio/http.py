@@ -294,7 +294,12 @@ class HttpExecutor:
             decision = self._retry_policy.after(failure)
             if isinstance(decision, GiveUpFetch):
                 self._report(
-                    ev.HttpFetchFailed(request_id=rid, reason=decision.reason, status=decision.status)
+                    ev.HttpFetchFailed(
+                        request_id=rid,
+                        reason=decision.reason,
+                        status=decision.status,
+                        permanent=decision.permanent,
+                    )
                 )
                 return
             await self._sleep(decision.delay)

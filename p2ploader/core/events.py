@@ -115,11 +115,13 @@ class HttpFetchCompleted:
 @attrs.frozen(kw_only=True)
 class HttpFetchFailed:
     """The HTTP fetch failed for good (after the executor's own retries). ``reason`` is for humans;
-    ``status`` is the HTTP status when there was one."""
+    ``status`` is the HTTP status when there was one; ``permanent`` says the answer itself was
+    unusable (4xx, 204, an unfollowed 3xx), so a waited-for segment is not fetched again."""
 
     request_id: int
     reason: str
     status: int | None = None
+    permanent: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -23,7 +23,8 @@ A given-up fetch is one :class:`~p2ploader.core.events.HttpFetchFailed` carrying
 (:class:`~p2ploader.core.events.SegmentRequested`; :class:`HttpRetries`, owned by the scheduler),
 once a whole fetch failed:
 
-* a 4xx status is permanent: the segment is given up at once;
+* an unusable answer (a 4xx, a 204, an unfollowed 3xx: ``HttpFetchFailed.permanent``) is
+  permanent: the segment is given up at once;
 * after ``max_attempts`` failed fetches (the request's, :data:`DEFAULT_HTTP_ATTEMPTS` unless it
   says otherwise) it is given up;
 * otherwise it is fetched again after ``http_retry_backoff`` seconds, doubled after each further
@@ -146,10 +147,13 @@ class RetryAttempt:
 @attrs.frozen(kw_only=True)
 class GiveUpFetch:
     """End the fetch: report one :class:`~p2ploader.core.events.HttpFetchFailed` with this
-    ``reason`` and ``status``."""
+    ``reason``, ``status`` and ``permanent``."""
 
     reason: str
     status: int | None
+    permanent: bool = False
+    """The answer itself says the resource is not there as asked (an unusable status: 4xx, 204,
+    an unfollowed 3xx): fetching it again would get the same answer."""
 
 
 FetchRetryDecision: TypeAlias = RetryAttempt | GiveUpFetch
@@ -189,7 +193,11 @@ class FetchRetryPolicy:
         ``backoff_delay(backoff, attempt)`` seconds later from the bytes held, until the fetch's
         last attempt failed: then it gives up with ``"<reason> (after <n> attempts)"``."""
         if failure.kind not in TRANSIENT_FAILURES:
-            return GiveUpFetch(reason=failure.reason, status=failure.status)
+            return GiveUpFetch(
+                reason=failure.reason,
+                status=failure.status,
+                permanent=failure.kind is HttpFailureKind.UNUSABLE_STATUS,
+            )
         if failure.attempt >= self.attempts:
             return GiveUpFetch(
                 reason=f"{failure.reason} (after {failure.attempt} attempts)", status=failure.status
@@ -235,15 +243,18 @@ class HttpRetries:
         """Failed fetches of ``segment_id`` since it was last requested."""
         return self._failures.get(segment_id, 0)
 
-    def failed(self, segment_id: SegmentId, *, status: int | None, now: float) -> float | None:
-        """A fetch of ``segment_id`` failed (``status``: the HTTP status, if one came). The time
+    def failed(
+        self, segment_id: SegmentId, *, status: int | None, now: float, permanent: bool = False
+    ) -> float | None:
+        """A fetch of ``segment_id`` failed (``status``: the HTTP status, if one came;
+        ``permanent``: the fetch's answer was unusable as such, see :class:`GiveUpFetch`). The time
         (seconds) to fetch it again, or ``None``: give it up. A segment nobody waits for is never
         retried here (``None``, nothing counted)."""
         max_attempts = self._max_attempts.get(segment_id)
         if max_attempts is None:
             return None
         failures = self._failures[segment_id] = self._failures.get(segment_id, 0) + 1
-        if (status is not None and 400 <= status < 500) or failures >= max_attempts:
+        if permanent or (status is not None and 400 <= status < 500) or failures >= max_attempts:
             self.forget(segment_id)
             return None
         return now + backoff_delay(self.backoff, failures)

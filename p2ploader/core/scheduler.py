@@ -347,7 +347,13 @@ class Scheduler:
             case ev.HttpFetchCompleted():
                 self._http_completed(event, now=now)
             case ev.HttpFetchFailed():
-                self._http_failed(event.request_id, event.reason, status=event.status, now=now)
+                self._http_failed(
+                    event.request_id,
+                    event.reason,
+                    status=event.status,
+                    permanent=event.permanent,
+                    now=now,
+                )
             case ev.PeerConnected():
                 self._peer_connected(event.peer_id)
             case ev.PeerDisconnected():
@@ -776,7 +782,15 @@ class Scheduler:
             return
         self._finish(download, data, now=now)
 
-    def _http_failed(self, request_id: int, reason: str, *, status: int | None, now: float) -> None:
+    def _http_failed(
+        self,
+        request_id: int,
+        reason: str,
+        *,
+        status: int | None,
+        now: float,
+        permanent: bool = False,
+    ) -> None:
         download = self._http_download(request_id)
         if download is None:
             return
@@ -789,9 +803,10 @@ class Scheduler:
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="http", reason=reason, status=status))
         if sid not in self._wanted:
             return  # prefetch: the download policy decides (http_failed_segment_timeout)
-        retry_at = self._retries.failed(sid, status=status, now=now)
+        retry_at = self._retries.failed(sid, status=status, now=now, permanent=permanent)
         if retry_at is None:
-            # 4xx, or the request's attempts are spent: the player's wait ends with the reason.
+            # An unusable answer, or the request's attempts are spent: the player's wait ends
+            # with the reason.
             self._unwant(sid)
             self._notify(nt.SegmentUnavailable(segment_id=sid, reason=reason))
             self._rebuild_queue(now=now)

@@ -70,8 +70,19 @@ def body_of(events: list[ev.Event]) -> bytes:
 async def test_404_fails_at_once_without_retries() -> None:
     route = respx.get(URL).mock(return_value=httpx.Response(404))
     events = await run(StartHttpFetch(request_id=1, segment=segment()))
-    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 404", status=404)
+    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 404", status=404, permanent=True)
     assert route.call_count == 1
+
+
+@respx.mock
+async def test_a_204_is_reported_permanent_and_a_spent_503_is_not() -> None:
+    respx.get(URL).mock(return_value=httpx.Response(204))
+    events = await run(StartHttpFetch(request_id=1, segment=segment()))
+    assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 204", status=204, permanent=True)
+    respx.get(URL).mock(return_value=httpx.Response(503))
+    events = await run(StartHttpFetch(request_id=2, segment=segment()))
+    failed = events[-1]
+    assert isinstance(failed, ev.HttpFetchFailed) and failed.status == 503 and not failed.permanent
 
 
 @respx.mock
@@ -206,6 +217,7 @@ async def test_wrong_content_range_is_a_permanent_failure() -> None:
     events = await run(StartHttpFetch(request_id=1, segment=segment(ByteRange(offset=500, length=100))))
     failed = events[-1]
     assert isinstance(failed, ev.HttpFetchFailed) and "Content-Range" in failed.reason
+    assert not failed.permanent  # final for this fetch, not for the segment: a new fetch may do
     assert route.call_count == 1
     assert not any(isinstance(e, ev.HttpChunkReceived) for e in events)
 

@@ -97,7 +97,15 @@ def test_every_transient_kind_is_retried_with_backoff_until_the_attempts_are_use
 def test_every_permanent_kind_gives_up_at_once_with_its_own_reason(kind: HttpFailureKind) -> None:
     status = {Kind.UNUSABLE_STATUS: 404, Kind.WRONG_CONTENT_RANGE: 206}.get(kind)
     decision = FetchRetryPolicy(retries=5, backoff=0.5).after(failure(kind, held=700, status=status))
-    assert decision == GiveUpFetch(reason=f"{kind} reason", status=status)
+    # Only an unusable answer is final for the segment too: a wrong Content-Range or an
+    # unforeseen error may not come again on the next fetch, which starts afresh.
+    permanent = kind is Kind.UNUSABLE_STATUS
+    assert decision == GiveUpFetch(reason=f"{kind} reason", status=status, permanent=permanent)
+
+
+def test_an_exhausted_transient_failure_is_not_permanent() -> None:
+    decision = FetchRetryPolicy(retries=0, backoff=0.5).after(failure(Kind.SERVER_ERROR, status=503))
+    assert isinstance(decision, GiveUpFetch) and not decision.permanent
 
 
 @pytest.mark.parametrize(
@@ -245,6 +253,31 @@ def test_a_4xx_ends_the_wait_at_once_with_the_reason() -> None:
     assert unavailable(h) == [nt.SegmentUnavailable(segment_id=sid(0), reason="HTTP 404")]
     h.advance(5.0)
     assert fetches_of(h, 0) == 1
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_an_unusable_answer_that_is_not_a_4xx_ends_the_wait_at_once(status: int) -> None:
+    # A 204 or an unfollowed redirect would come again: the executor reports it permanent
+    # (FetchRetryPolicy's verdict), and the player is not kept waiting for more fetches.
+    h = Harness(QUIET)
+    h.play_at(0)
+    h.request(0)
+    rid = h.http_request_for(0)
+    h.send(ev.HttpFetchFailed(request_id=rid, reason=f"HTTP {status}", status=status, permanent=True))
+    assert unavailable(h) == [nt.SegmentUnavailable(segment_id=sid(0), reason=f"HTTP {status}")]
+    h.advance(5.0)
+    assert fetches_of(h, 0) == 1
+
+
+def test_a_failure_not_marked_permanent_is_fetched_again() -> None:
+    # The same status without the verdict (the default of HttpFetchFailed): retried as before.
+    h = Harness(QUIET)
+    h.play_at(0)
+    h.request(0)
+    h.send(ev.HttpFetchFailed(request_id=h.http_request_for(0), reason="HTTP 204", status=204))
+    assert unavailable(h) == []
+    h.advance(0.51)
+    assert fetches_of(h, 0) == 2
 
 
 def test_the_requests_attempt_limit_and_a_zero_backoff_retrying_at_once() -> None:
