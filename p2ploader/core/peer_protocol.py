@@ -93,6 +93,13 @@ MAX_REMEMBERED_CANCELS: Final = 16
 """Cancelled requests whose late headers and completions are still accepted; older ones are
 long settled."""
 
+_ANNOUNCEMENTS_KEPT: Final = 64
+# One announcement goes to every neighbour, each through its own machine: the messages of the last
+# few, keyed by the identity of the (immutable) id tuples they were made of and the two limits that
+# shape them. An entry holds its tuples, so no other live object can have their ids, and a tuple of
+# ints that was validated once stays valid. Lists are not remembered (they may change in between).
+_announcements: dict[tuple[int, int, int, int], tuple[tuple[int, ...], tuple[int, ...], list[bytes]]] = {}
+
 
 # ---------------------------------------------------------------------------------------- events
 
@@ -508,16 +515,32 @@ class PeerProtocol:
         return True
 
     def send_announcement(self, *, loaded: Sequence[int], loading_by_http: Sequence[int]) -> None:
-        """Announce what we hold (``loaded``, oldest first) and load over HTTP (wire ids)."""
-        loaded, loading = list(loaded), list(loading_by_http)
-        limit = self.max_announced_ids
+        """Announce what we hold (``loaded``, oldest first) and load over HTTP (wire ids).
+
+        Tuples are encoded once for every machine they are sent through (an announcement to all
+        neighbours costs one encoding): pass the same tuples to each peer's machine."""
+        limit, message_size = self.max_announced_ids, self.max_message_size
+        if type(loaded) is not tuple or type(loading_by_http) is not tuple:
+            self._outgoing.extend(self._announcement(list(loaded), list(loading_by_http), limit))
+            return
+        key = (id(loaded), id(loading_by_http), limit, message_size)
+        kept = _announcements.get(key)
+        if kept is None or kept[0] is not loaded or kept[1] is not loading_by_http:
+            messages = self._announcement(list(loaded), list(loading_by_http), limit)
+            if len(_announcements) >= _ANNOUNCEMENTS_KEPT:
+                _announcements.clear()
+            kept = _announcements[key] = (loaded, loading_by_http, messages)
+        self._outgoing.extend(kept[2])
+
+    def _announcement(self, loaded: list[int], loading: list[int], limit: int) -> list[bytes]:
         excess = len(loaded) + len(loading) - limit
         if excess > 0:
             # Peers refuse announcements longer than the playlist's window allows (so do we): the
             # oldest loaded segments go unannounced.
             loaded = loaded[excess:]
             loading = loading[:limit]
-        self._send(wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading)))
+        command = wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading))
+        return wire.encode_command(command, max_message_size=self.max_message_size)
 
     # ------------------------------------------------------------------ input: our uploads
 

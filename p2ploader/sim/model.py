@@ -720,8 +720,9 @@ class ModelledPeers:
 
     def _announce(self, action: act.AnnounceSegments) -> None:
         swarm_of_ours = self.swarm
-        loaded = [self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours]
-        loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours]
+        # Tuples: every neighbour's machine sends the same encoding (built once).
+        loaded = tuple([self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours])
+        loading = tuple([self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours])
         if action.peer_id is not None:
             end = self._links.get(action.peer_id)
             targets = [] if end is None else [end]

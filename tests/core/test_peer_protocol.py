@@ -27,6 +27,7 @@ from p2ploader.core.peer_protocol import (
     Upload,
     UploadStopped,
 )
+from p2ploader.errors import UsageError
 
 MAX_SEGMENT = 1_000_000
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
@@ -170,6 +171,38 @@ def test_an_announcement_of_only_loading_ids_over_the_cap_keeps_the_first() -> N
     (announced,) = events(b)
     assert isinstance(announced, AnnouncementReceived)
     assert announced.loaded == () and set(announced.loading_by_http) == {5, 6, 7, 8}
+
+
+def test_one_announcement_to_many_peers_is_encoded_once_and_trimmed_per_machine() -> None:
+    # The same tuples through several machines: one encoding each time the limits agree, and each
+    # machine's own cap where they differ (the remembered encoding is keyed by the limits too).
+    loaded, loading = tuple(range(100, 112)), (200,)
+    roomy, other_roomy, tight = machine(), machine(), machine(max_announced_ids=10)
+    for sender in (roomy, other_roomy, tight):
+        sender.send_announcement(loaded=loaded, loading_by_http=loading)
+    first, second = roomy.messages_to_send(), other_roomy.messages_to_send()
+    assert first == second and all(a is b for a, b in zip(first, second, strict=True))
+    receiver = machine()
+    for message in first:
+        receiver.receive_message(message, now=0.0)
+    assert events(receiver) == [AnnouncementReceived(loaded=loaded, loading_by_http=loading)]
+    for message in tight.messages_to_send():
+        receiver.receive_message(message, now=0.0)
+    (trimmed,) = events(receiver)
+    assert isinstance(trimmed, AnnouncementReceived)
+    assert set(trimmed.loaded) == set(range(103, 112)) and trimmed.loading_by_http == (200,)
+
+
+def test_announced_tuples_and_lists_are_checked_alike() -> None:
+    for ids in ((1, True), [1, True], (1, -1), [1, "2"]):
+        with pytest.raises(UsageError):
+            machine().send_announcement(loaded=ids, loading_by_http=())  # type: ignore[arg-type]
+    a = machine()
+    a.send_announcement(loaded=[1, 2], loading_by_http=[3])
+    a.send_announcement(loaded=(1, 2), loading_by_http=(3,))
+    b = machine()
+    deliver(a, b)
+    assert events(b) == [AnnouncementReceived(loaded=(1, 2), loading_by_http=(3,))] * 2
 
 
 def test_a_received_announcement_over_the_cap_is_a_violation() -> None:
