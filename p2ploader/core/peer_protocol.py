@@ -225,6 +225,32 @@ def scheduler_event(
 
 # ---------------------------------------------------------------------------------------- uploads
 
+_CHUNKED_BYTES_KEPT: Final = 4 << 20
+# A segment is usually uploaded to several peers at about the same time (and in the simulator every
+# viewer uploads the stream's one shared payload): the chunks of the last payloads cut, up to this
+# many bytes of chunks, are reused instead of copied again. Keyed by the payload's identity: an
+# entry holds its (immutable) payload, so no other live object can have its id.
+_chunked: dict[tuple[int, int], tuple[bytes, tuple[bytes, ...]]] = {}
+_chunked_bytes = 0
+
+
+def _chunks_of(piece: bytes, max_message_size: int) -> tuple[bytes, ...]:
+    """``piece`` cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts it, remembered."""
+    global _chunked_bytes
+    if type(piece) is not bytes or len(piece) > _CHUNKED_BYTES_KEPT:
+        return tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
+    key = (id(piece), max_message_size)
+    kept = _chunked.get(key)
+    if kept is not None and kept[0] is piece:
+        return kept[1]
+    chunks = tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
+    while _chunked and _chunked_bytes + len(piece) > _CHUNKED_BYTES_KEPT:
+        oldest = next(iter(_chunked))
+        _chunked_bytes -= len(_chunked.pop(oldest)[0])
+    _chunked[key] = (piece, chunks)
+    _chunked_bytes += len(piece)
+    return chunks
+
 
 class Upload:
     """The bytes of one upload and how far they were handed out.
@@ -275,7 +301,7 @@ class Upload:
             if not self._pieces:
                 return None
             piece = self._pieces.popleft()
-            self._chunks.extend(wire.chunk_segment_data(piece, max_message_size=self._max_message_size))
+            self._chunks.extend(_chunks_of(piece, self._max_message_size))
         chunk = self._chunks.popleft()
         self.taken += len(chunk)
         return chunk

@@ -410,6 +410,10 @@ class _LinkEnd:
 
     remote: ModelledPeers
     protocol: PeerProtocol
+    latency: float
+    """Seconds one way: both viewers' latencies (:meth:`PeerNetwork.latency` without jitter)."""
+    jitter: float
+    """Seconds: the most jitter a message gets on top (both viewers' jitter)."""
     peer_end: _LinkEnd | None = None
     """The neighbour's end of the same link (it receives what we send)."""
     arrival_floor: float = 0.0
@@ -510,6 +514,8 @@ class ModelledPeers:
                 max_announced_ids=self.max_announced_ids,
                 max_message_size=self.max_message_size,
             ),
+            latency=self.link.latency + remote.link.latency,
+            jitter=self.link.jitter + remote.link.jitter,
         )
         self._links[remote.peer_id] = end
         return end
@@ -543,6 +549,9 @@ class ModelledPeers:
     def _segment_id(self, wire_id: int) -> SegmentId:
         return swarm.segment_id_from_wire(self.swarm, wire_id, live=True, first_sequence=0)
 
+    def _announced_ids(self, wire_ids: tuple[int, ...]) -> frozenset[SegmentId]:
+        return self.network.segment_ids(self.swarm, wire_ids)
+
     # ------------------------------------------------------------------ the modelled wire
 
     def _transmit(self, end: _LinkEnd) -> None:
@@ -553,11 +562,15 @@ class ModelledPeers:
 
     def _carry(self, end: _LinkEnd, messages: list[bytes], *, leaves_at: float, data: bool) -> None:
         """Deliver ``messages`` one-way latency after they leave our uplink, in order."""
-        arrival = max(leaves_at + self.network.latency(self, end.remote), end.arrival_floor)
+        network = self.network
+        # As PeerNetwork.latency(self, end.remote), with the link's sums made once.
+        arrival = leaves_at + (end.latency + network.rng.random() * end.jitter)
+        if arrival < end.arrival_floor:
+            arrival = end.arrival_floor
         end.arrival_floor = arrival
         peer_end = end.peer_end
         assert peer_end is not None
-        self.network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
+        network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
 
     def _receive(self, end: _LinkEnd, messages: list[bytes], data: bool) -> None:
         """Messages from ``end``'s neighbour reach us."""
@@ -658,10 +671,7 @@ class ModelledPeers:
                 if isinstance(event, proto.RequestAbsent):
                     self._requests.pop(event.request_id, None)
                 scheduled = proto.scheduler_event(
-                    event,
-                    peer_id=peer_id,
-                    segment_id=self._segment_id,
-                    announced=lambda ids: self.network.segment_ids(self.swarm, ids),
+                    event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
                 )
                 if scheduled is not None:
                     self.feed(scheduled)

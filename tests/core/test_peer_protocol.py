@@ -641,3 +641,40 @@ def test_any_messages_give_events_or_one_violation(
     assert len(received(found)) <= (100 if asked and not cancelled else 0)
     pending = downloader.pending_command_bytes
     assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
+
+
+def test_one_payload_uploaded_to_many_peers_is_cut_once_and_alike() -> None:
+    # Every upload of one payload object hands out the same chunks as chunk_segment_data cuts,
+    # for each message size; the chunks are cut (copied) once per payload and size.
+    payload = bytes(range(256)) * 1000 + wire.CSTR + b"x" * 60 + wire.CEND  # a lookalike inside
+    for size in (65535, 1000):
+        expected = wire.chunk_segment_data(payload, max_message_size=size)
+        uploads = [
+            machine(max_message_size=size).start_upload(segment_id=1, request_id=r, data=payload)
+            for r in range(3)
+        ]
+        handed = [list(iter(upload.next_chunk, None)) for upload in uploads]
+        assert handed == [expected] * 3
+        assert all(a is b for a, b in zip(handed[0], handed[2], strict=True))
+
+
+def test_remembered_chunks_are_bounded_and_growing_pieces_are_cut_as_they_come() -> None:
+    from p2ploader.core import peer_protocol
+
+    big = [bytes([n]) * (1 << 20) for n in range(8)]  # 8 MiB of payloads: more than is kept
+    for payload in big:
+        upload = machine(max_message_size=65535).start_upload(segment_id=1, request_id=1, data=payload)
+        assert b"".join(iter(upload.next_chunk, None)) == payload
+    assert peer_protocol._chunked_bytes <= peer_protocol._CHUNKED_BYTES_KEPT
+    assert sum(len(p) for p, _ in peer_protocol._chunked.values()) == peer_protocol._chunked_bytes
+    # A mutable piece is never remembered: what it holds when it is cut is what goes out.
+    uploader = machine(max_message_size=4)
+    growing = uploader.start_upload(segment_id=2, request_id=1, data=b"", length=12)
+    assert growing.next_chunk() is None
+    piece = bytearray(b"abcdef")
+    assert uploader.extend_upload(segment_id=2, request_id=1, data=piece)  # type: ignore[arg-type]
+    assert [growing.next_chunk(), growing.next_chunk(), growing.next_chunk()] == [b"abcd", b"ef", None]
+    piece[:] = b"ghijkl"
+    assert uploader.extend_upload(segment_id=2, request_id=1, data=piece)  # type: ignore[arg-type]
+    assert [growing.next_chunk(), growing.next_chunk(), growing.next_chunk()] == [b"ghij", b"kl", None]
+    assert growing.finished
