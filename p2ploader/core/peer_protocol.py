@@ -196,14 +196,14 @@ def scheduler_event(
     ``segment_id`` maps one wire id, ``announced`` an announcement's list of them. The peer manager
     and the simulator's modelled peers both feed the scheduler through this one mapping."""
     match event:
-        case DataReceived():
-            return ev.PeerChunkReceived(request_id=event.request_id, data=event.data)
-        case AnnouncementReceived():
+        case AnnouncementReceived():  # the most frequent, first
             return ev.PeerAnnounced(
                 peer_id=peer_id,
                 loaded=announced(event.loaded),
                 loading_by_http=announced(event.loading_by_http),
             )
+        case DataReceived():
+            return ev.PeerChunkReceived(request_id=event.request_id, data=event.data)
         case SegmentRequested():
             return ev.PeerRequestedSegment(
                 peer_id=peer_id,

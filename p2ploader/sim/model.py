@@ -621,7 +621,7 @@ class ModelledPeers:
         if len(events) == 1:
             data = events[0].data
         else:
-            size = sum(len(e.data) for e in events)
+            size = sum([len(e.data) for e in events])
             shared = None
             if (
                 complete
@@ -633,7 +633,10 @@ class ModelledPeers:
                 shared = self.payload(segment_id)
             # A whole segment in one burst is the stream's shared payload (the bytes every viewer
             # holds): joining its chunks anew for every copy cost most of a run's time.
-            data = shared if shared is not None and len(shared) == size else b"".join(e.data for e in events)
+            if shared is not None and len(shared) == size:
+                data = shared
+            else:
+                data = b"".join([e.data for e in events])
         sender = end.remote
         sender.uploaded_bytes += len(data)
         if complete:
@@ -649,6 +652,13 @@ class ModelledPeers:
         """The machine's events as the core's, through the peer manager's own mapping
         (:func:`p2ploader.core.peer_protocol.scheduler_event`)."""
         peer_id = end.remote.peer_id
+        if type(event) is proto.AnnouncementReceived:  # by far the most frequent: straight through
+            scheduled = proto.scheduler_event(
+                event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
+            )
+            if scheduled is not None:
+                self.feed(scheduled)
+            return
         match event:
             case proto.DataReceived():
                 pass  # the modelled wire delivers data in bursts itself (_deliver)
