@@ -61,7 +61,7 @@ is the swarm's business (:mod:`p2ploader.core.swarm`).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
@@ -229,14 +229,13 @@ _CHUNKED_BYTES_KEPT: Final = 4 << 20
 # A segment is usually uploaded to several peers at about the same time (and in the simulator every
 # viewer uploads the stream's one shared payload): the chunks of the last payloads cut, up to this
 # many bytes of chunks, are reused instead of copied again. Keyed by the payload's identity: an
-# entry holds its (immutable) payload, so no other live object can have its id.
-_chunked: dict[tuple[int, int], tuple[bytes, tuple[bytes, ...]]] = {}
-_chunked_bytes = 0
+# entry holds its (immutable) payload, so no other live object can have its id. Every step is one
+# call into C (no running total kept), so loaders on several threads cannot corrupt it.
+_chunked: OrderedDict[tuple[int, int], tuple[bytes, tuple[bytes, ...]]] = OrderedDict()
 
 
 def _chunks_of(piece: bytes, max_message_size: int) -> tuple[bytes, ...]:
     """``piece`` cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts it, remembered."""
-    global _chunked_bytes
     if type(piece) is not bytes or len(piece) > _CHUNKED_BYTES_KEPT:
         return tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
     key = (id(piece), max_message_size)
@@ -244,11 +243,14 @@ def _chunks_of(piece: bytes, max_message_size: int) -> tuple[bytes, ...]:
     if kept is not None and kept[0] is piece:
         return kept[1]
     chunks = tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
-    while _chunked and _chunked_bytes + len(piece) > _CHUNKED_BYTES_KEPT:
-        oldest = next(iter(_chunked))
-        _chunked_bytes -= len(_chunked.pop(oldest)[0])
     _chunked[key] = (piece, chunks)
-    _chunked_bytes += len(piece)
+    held = sum([len(payload) for payload, _ in list(_chunked.values())])
+    while held > _CHUNKED_BYTES_KEPT and len(_chunked) > 1:  # the oldest go first, never this one
+        try:
+            _, (payload, _) = _chunked.popitem(last=False)
+        except KeyError:  # emptied meanwhile by another thread
+            break
+        held -= len(payload)
     return chunks
 
 
