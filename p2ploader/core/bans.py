@@ -163,7 +163,8 @@ class CommandRate:
     def allow(self, *, now: float) -> bool:
         """Spend one token; ``False`` when the bucket is empty (the peer sends too fast)."""
         if self._at is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+            tokens = self._tokens + (now - self._at) * self._rate
+            self._tokens = tokens if tokens < self._burst else self._burst  # min(), inline: per command
         self._at = now
         if self._tokens < 1.0:
             return False

@@ -61,7 +61,7 @@ is the swarm's business (:mod:`p2ploader.core.swarm`).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
@@ -92,6 +92,13 @@ __all__ = [
 MAX_REMEMBERED_CANCELS: Final = 16
 """Cancelled requests whose late headers and completions are still accepted; older ones are
 long settled."""
+
+_ANNOUNCEMENTS_KEPT: Final = 64
+# One announcement goes to every neighbour, each through its own machine: the messages of the last
+# few, keyed by the identity of the (immutable) id tuples they were made of and the two limits that
+# shape them. An entry holds its tuples, so no other live object can have their ids, and a tuple of
+# ints that was validated once stays valid. Lists are not remembered (they may change in between).
+_announcements: dict[tuple[int, int, int, int], tuple[tuple[int, ...], tuple[int, ...], list[bytes]]] = {}
 
 
 # ---------------------------------------------------------------------------------------- events
@@ -189,14 +196,14 @@ def scheduler_event(
     ``segment_id`` maps one wire id, ``announced`` an announcement's list of them. The peer manager
     and the simulator's modelled peers both feed the scheduler through this one mapping."""
     match event:
-        case DataReceived():
-            return ev.PeerChunkReceived(request_id=event.request_id, data=event.data)
-        case AnnouncementReceived():
+        case AnnouncementReceived():  # the most frequent, first
             return ev.PeerAnnounced(
                 peer_id=peer_id,
                 loaded=announced(event.loaded),
                 loading_by_http=announced(event.loading_by_http),
             )
+        case DataReceived():
+            return ev.PeerChunkReceived(request_id=event.request_id, data=event.data)
         case SegmentRequested():
             return ev.PeerRequestedSegment(
                 peer_id=peer_id,
@@ -217,6 +224,34 @@ def scheduler_event(
 
 
 # ---------------------------------------------------------------------------------------- uploads
+
+_CHUNKED_BYTES_KEPT: Final = 4 << 20
+# A segment is usually uploaded to several peers at about the same time (and in the simulator every
+# viewer uploads the stream's one shared payload): the chunks of the last payloads cut, up to this
+# many bytes of chunks, are reused instead of copied again. Keyed by the payload's identity: an
+# entry holds its (immutable) payload, so no other live object can have its id. Every step is one
+# call into C (no running total kept), so loaders on several threads cannot corrupt it.
+_chunked: OrderedDict[tuple[int, int], tuple[bytes, tuple[bytes, ...]]] = OrderedDict()
+
+
+def _chunks_of(piece: bytes, max_message_size: int) -> tuple[bytes, ...]:
+    """``piece`` cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts it, remembered."""
+    if type(piece) is not bytes or len(piece) > _CHUNKED_BYTES_KEPT:
+        return tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
+    key = (id(piece), max_message_size)
+    kept = _chunked.get(key)
+    if kept is not None and kept[0] is piece:
+        return kept[1]
+    chunks = tuple(wire.chunk_segment_data(piece, max_message_size=max_message_size))
+    _chunked[key] = (piece, chunks)
+    held = sum([len(payload) for payload, _ in list(_chunked.values())])
+    while held > _CHUNKED_BYTES_KEPT and len(_chunked) > 1:  # the oldest go first, never this one
+        try:
+            _, (payload, _) = _chunked.popitem(last=False)
+        except KeyError:  # emptied meanwhile by another thread
+            break
+        held -= len(payload)
+    return chunks
 
 
 class Upload:
@@ -268,7 +303,7 @@ class Upload:
             if not self._pieces:
                 return None
             piece = self._pieces.popleft()
-            self._chunks.extend(wire.chunk_segment_data(piece, max_message_size=self._max_message_size))
+            self._chunks.extend(_chunks_of(piece, self._max_message_size))
         chunk = self._chunks.popleft()
         self.taken += len(chunk)
         return chunk
@@ -508,16 +543,32 @@ class PeerProtocol:
         return True
 
     def send_announcement(self, *, loaded: Sequence[int], loading_by_http: Sequence[int]) -> None:
-        """Announce what we hold (``loaded``, oldest first) and load over HTTP (wire ids)."""
-        loaded, loading = list(loaded), list(loading_by_http)
-        limit = self.max_announced_ids
+        """Announce what we hold (``loaded``, oldest first) and load over HTTP (wire ids).
+
+        Tuples are encoded once for every machine they are sent through (an announcement to all
+        neighbours costs one encoding): pass the same tuples to each peer's machine."""
+        limit, message_size = self.max_announced_ids, self.max_message_size
+        if type(loaded) is not tuple or type(loading_by_http) is not tuple:
+            self._outgoing.extend(self._announcement(list(loaded), list(loading_by_http), limit))
+            return
+        key = (id(loaded), id(loading_by_http), limit, message_size)
+        kept = _announcements.get(key)
+        if kept is None or kept[0] is not loaded or kept[1] is not loading_by_http:
+            messages = self._announcement(list(loaded), list(loading_by_http), limit)
+            if len(_announcements) >= _ANNOUNCEMENTS_KEPT:
+                _announcements.clear()
+            kept = _announcements[key] = (loaded, loading_by_http, messages)
+        self._outgoing.extend(kept[2])
+
+    def _announcement(self, loaded: list[int], loading: list[int], limit: int) -> list[bytes]:
         excess = len(loaded) + len(loading) - limit
         if excess > 0:
             # Peers refuse announcements longer than the playlist's window allows (so do we): the
             # oldest loaded segments go unannounced.
             loaded = loaded[excess:]
             loading = loading[:limit]
-        self._send(wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading)))
+        command = wire.SegmentsAnnouncement(loaded=tuple(loaded), loading_by_http=tuple(loading))
+        return wire.encode_command(command, max_message_size=self.max_message_size)
 
     # ------------------------------------------------------------------ input: our uploads
 

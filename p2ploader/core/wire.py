@@ -267,6 +267,8 @@ def encode_int(value: int) -> bytes:
     if magnitude > MAX_INT:
         raise UsageError(f"{value} does not fit in an Int (|value| <= 2**119 - 1)")
     n = (max(magnitude.bit_length(), 1) + 1 + 7) // 8
+    if value >= 0:  # the common case: the sign bit is already clear (n leaves room for it)
+        return bytes((_TYPE_INT << 4 | n,)) + magnitude.to_bytes(n, "big")
     body = bytearray(magnitude.to_bytes(n, "big"))
     if value < 0:
         body[0] |= 0x80
@@ -542,6 +544,12 @@ def _decode_body(body: bytes, max_announced_ids: int) -> Command:
     return decode_command_body(body, max_announced_ids=max_announced_ids)
 
 
+@functools.lru_cache(maxsize=256)
+def _decode_message(message: bytes, max_announced_ids: int) -> Command:
+    # A whole command framed in one message (cstr ... cend), as _decode_body.
+    return decode_command_body(message[_MARKER:-_MARKER], max_announced_ids=max_announced_ids)
+
+
 def decode_command_body(body: bytes, *, max_announced_ids: int = DEFAULT_MAX_ANNOUNCED_IDS) -> Command:
     """Decode one unframed command; raises :class:`PeerProtocolError` if it is malformed."""
     reader = _Reader(bytes(body))
@@ -639,15 +647,31 @@ class WireDecoder:
 
     def receive(self, message: bytes) -> list[Command | DataChunk]:
         """Process one data-channel message; returns at most one command or data chunk."""
-        if isinstance(message, (bytearray, memoryview)):
-            message = bytes(message)
-        elif not isinstance(message, bytes):
-            # aiortc hands text messages over as str; the protocol has none.
-            raise PeerProtocolError(f"unexpected non-binary message ({type(message).__name__})")
-        if not is_command_chunk(message):
+        if type(message) is not bytes:
+            if isinstance(message, (bytearray, memoryview)):
+                message = bytes(message)
+            elif not isinstance(message, bytes):
+                # aiortc hands text messages over as str; the protocol has none.
+                raise PeerProtocolError(f"unexpected non-binary message ({type(message).__name__})")
+        # is_command_chunk, inline: every data chunk of every download passes here.
+        head = message[:_MARKER]
+        if (head != CSTR and head != DSTR) or len(message) < FRAME_OVERHEAD:
             return [DataChunk(data=message)]
+        tail = message[-_MARKER:]
+        if tail != CEND and tail != DEND:
+            return [DataChunk(data=message)]
+        if (
+            tail == CEND
+            and head == CSTR
+            and self._partial is None
+            and FRAME_OVERHEAD < len(message) <= _MEMO_BODY_BYTES + FRAME_OVERHEAD
+            and len(message) - FRAME_OVERHEAD <= self._max_command_size
+        ):
+            # A whole small command in one message, the usual case: decoded through the memo by
+            # its message (the same announcement reaches us from every neighbour).
+            return [_decode_message(message, self._max_announced_ids)]
         body = message[_MARKER:-_MARKER]
-        if message[:_MARKER] == CSTR:
+        if head == CSTR:
             if self._partial is not None:
                 self._partial = None
                 raise PeerProtocolError("framing: cstr chunk while a command was still incomplete")
@@ -660,7 +684,7 @@ class WireDecoder:
             self._partial = None
             raise PeerProtocolError(f"command longer than {self._max_command_size} bytes")
         buffer += body
-        if message[-_MARKER:] == DEND:
+        if tail == DEND:
             self._partial = buffer
             return []
         self._partial = None

@@ -89,7 +89,8 @@ class VirtualLoop:
         return self._now
 
     def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> VirtualHandle:
-        handle = VirtualHandle(max(when, self._now), callback, args)
+        now = self._now
+        handle = VirtualHandle(when if when > now else now, callback, args)
         heapq.heappush(self._queue, (handle.when, next(self._seq), handle))
         return handle
 

@@ -454,6 +454,10 @@ class _LinkEnd:
 
     remote: ModelledPeers
     protocol: PeerProtocol
+    latency: float
+    """Seconds one way: both viewers' latencies (:meth:`PeerNetwork.latency` without jitter)."""
+    jitter: float
+    """Seconds: the most jitter a message gets on top (both viewers' jitter)."""
     peer_end: _LinkEnd | None = None
     """The neighbour's end of the same link (it receives what we send)."""
     arrival_floor: float = 0.0
@@ -554,6 +558,8 @@ class ModelledPeers:
                 max_announced_ids=self.max_announced_ids,
                 max_message_size=self.max_message_size,
             ),
+            latency=self.link.latency + remote.link.latency,
+            jitter=self.link.jitter + remote.link.jitter,
         )
         self._links[remote.peer_id] = end
         return end
@@ -587,6 +593,9 @@ class ModelledPeers:
     def _segment_id(self, wire_id: int) -> SegmentId:
         return swarm.segment_id_from_wire(self.swarm, wire_id, live=True, first_sequence=0)
 
+    def _announced_ids(self, wire_ids: tuple[int, ...]) -> frozenset[SegmentId]:
+        return self.network.segment_ids(self.swarm, wire_ids)
+
     # ------------------------------------------------------------------ the modelled wire
 
     def _transmit(self, end: _LinkEnd) -> None:
@@ -597,11 +606,15 @@ class ModelledPeers:
 
     def _carry(self, end: _LinkEnd, messages: list[bytes], *, leaves_at: float, data: bool) -> None:
         """Deliver ``messages`` one-way latency after they leave our uplink, in order."""
-        arrival = max(leaves_at + self.network.latency(self, end.remote), end.arrival_floor)
+        network = self.network
+        # As PeerNetwork.latency(self, end.remote), with the link's sums made once.
+        arrival = leaves_at + (end.latency + network.rng.random() * end.jitter)
+        if arrival < end.arrival_floor:
+            arrival = end.arrival_floor
         end.arrival_floor = arrival
         peer_end = end.peer_end
         assert peer_end is not None
-        self.network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
+        network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
 
     def _receive(self, end: _LinkEnd, messages: list[bytes], data: bool) -> None:
         """Messages from ``end``'s neighbour reach us."""
@@ -652,7 +665,7 @@ class ModelledPeers:
         if len(events) == 1:
             data = events[0].data
         else:
-            size = sum(len(e.data) for e in events)
+            size = sum([len(e.data) for e in events])
             shared = None
             if (
                 complete
@@ -664,7 +677,10 @@ class ModelledPeers:
                 shared = self.payload(segment_id)
             # A whole segment in one burst is the stream's shared payload (the bytes every viewer
             # holds): joining its chunks anew for every copy cost most of a run's time.
-            data = shared if shared is not None and len(shared) == size else b"".join(e.data for e in events)
+            if shared is not None and len(shared) == size:
+                data = shared
+            else:
+                data = b"".join([e.data for e in events])
         sender = end.remote
         sender.uploaded_bytes += len(data)
         if complete:
@@ -680,6 +696,13 @@ class ModelledPeers:
         """The machine's events as the core's, through the peer manager's own mapping
         (:func:`p2ploader.core.peer_protocol.scheduler_event`)."""
         peer_id = end.remote.peer_id
+        if type(event) is proto.AnnouncementReceived:  # by far the most frequent: straight through
+            scheduled = proto.scheduler_event(
+                event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
+            )
+            if scheduled is not None:
+                self.feed(scheduled)
+            return
         match event:
             case proto.DataReceived():
                 pass  # the modelled wire delivers data in bursts itself (_deliver)
@@ -702,10 +725,7 @@ class ModelledPeers:
                 if isinstance(event, proto.RequestAbsent):
                     self._requests.pop(event.request_id, None)
                 scheduled = proto.scheduler_event(
-                    event,
-                    peer_id=peer_id,
-                    segment_id=self._segment_id,
-                    announced=lambda ids: self.network.segment_ids(self.swarm, ids),
+                    event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
                 )
                 if scheduled is not None:
                     self.feed(scheduled)
@@ -764,8 +784,9 @@ class ModelledPeers:
 
     def _announce(self, action: act.AnnounceSegments) -> None:
         swarm_of_ours = self.swarm
-        loaded = [self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours]
-        loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours]
+        # Tuples: every neighbour's machine sends the same encoding (built once).
+        loaded = tuple([self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours])
+        loading = tuple([self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours])
         if action.peer_id is not None:
             end = self._links.get(action.peer_id)
             targets = [] if end is None else [end]

@@ -27,6 +27,7 @@ from p2ploader.core.peer_protocol import (
     Upload,
     UploadStopped,
 )
+from p2ploader.errors import UsageError
 
 MAX_SEGMENT = 1_000_000
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
@@ -170,6 +171,38 @@ def test_an_announcement_of_only_loading_ids_over_the_cap_keeps_the_first() -> N
     (announced,) = events(b)
     assert isinstance(announced, AnnouncementReceived)
     assert announced.loaded == () and set(announced.loading_by_http) == {5, 6, 7, 8}
+
+
+def test_one_announcement_to_many_peers_is_encoded_once_and_trimmed_per_machine() -> None:
+    # The same tuples through several machines: one encoding each time the limits agree, and each
+    # machine's own cap where they differ (the remembered encoding is keyed by the limits too).
+    loaded, loading = tuple(range(100, 112)), (200,)
+    roomy, other_roomy, tight = machine(), machine(), machine(max_announced_ids=10)
+    for sender in (roomy, other_roomy, tight):
+        sender.send_announcement(loaded=loaded, loading_by_http=loading)
+    first, second = roomy.messages_to_send(), other_roomy.messages_to_send()
+    assert first == second and all(a is b for a, b in zip(first, second, strict=True))
+    receiver = machine()
+    for message in first:
+        receiver.receive_message(message, now=0.0)
+    assert events(receiver) == [AnnouncementReceived(loaded=loaded, loading_by_http=loading)]
+    for message in tight.messages_to_send():
+        receiver.receive_message(message, now=0.0)
+    (trimmed,) = events(receiver)
+    assert isinstance(trimmed, AnnouncementReceived)
+    assert set(trimmed.loaded) == set(range(103, 112)) and trimmed.loading_by_http == (200,)
+
+
+def test_announced_tuples_and_lists_are_checked_alike() -> None:
+    for ids in ((1, True), [1, True], (1, -1), [1, "2"]):
+        with pytest.raises(UsageError):
+            machine().send_announcement(loaded=ids, loading_by_http=())  # type: ignore[arg-type]
+    a = machine()
+    a.send_announcement(loaded=[1, 2], loading_by_http=[3])
+    a.send_announcement(loaded=(1, 2), loading_by_http=(3,))
+    b = machine()
+    deliver(a, b)
+    assert events(b) == [AnnouncementReceived(loaded=(1, 2), loading_by_http=(3,))] * 2
 
 
 def test_a_received_announcement_over_the_cap_is_a_violation() -> None:
@@ -608,3 +641,41 @@ def test_any_messages_give_events_or_one_violation(
     assert len(received(found)) <= (100 if asked and not cancelled else 0)
     pending = downloader.pending_command_bytes
     assert pending is None or pending <= wire.DEFAULT_MAX_COMMAND_SIZE
+
+
+def test_one_payload_uploaded_to_many_peers_is_cut_once_and_alike() -> None:
+    # Every upload of one payload object hands out the same chunks as chunk_segment_data cuts,
+    # for each message size; the chunks are cut (copied) once per payload and size.
+    payload = bytes(range(256)) * 1000 + wire.CSTR + b"x" * 60 + wire.CEND  # a lookalike inside
+    for size in (65535, 1000):
+        expected = wire.chunk_segment_data(payload, max_message_size=size)
+        uploads = [
+            machine(max_message_size=size).start_upload(segment_id=1, request_id=r, data=payload)
+            for r in range(3)
+        ]
+        handed = [list(iter(upload.next_chunk, None)) for upload in uploads]
+        assert handed == [expected] * 3
+        assert all(a is b for a, b in zip(handed[0], handed[2], strict=True))
+
+
+def test_remembered_chunks_are_bounded_and_growing_pieces_are_cut_as_they_come() -> None:
+    from p2ploader.core import peer_protocol
+
+    big = [bytes([n]) * (1 << 20) for n in range(8)]  # 8 MiB of payloads: more than is kept
+    for payload in big:
+        upload = machine(max_message_size=65535).start_upload(segment_id=1, request_id=1, data=payload)
+        assert b"".join(iter(upload.next_chunk, None)) == payload
+    held = [payload for payload, _ in peer_protocol._chunked.values()]
+    assert sum(map(len, held)) <= peer_protocol._CHUNKED_BYTES_KEPT
+    assert held and held[-1] is big[-1]  # the newest stays; the oldest went first
+    # A mutable piece is never remembered: what it holds when it is cut is what goes out.
+    uploader = machine(max_message_size=4)
+    growing = uploader.start_upload(segment_id=2, request_id=1, data=b"", length=12)
+    assert growing.next_chunk() is None
+    piece = bytearray(b"abcdef")
+    assert uploader.extend_upload(segment_id=2, request_id=1, data=piece)  # type: ignore[arg-type]
+    assert [growing.next_chunk(), growing.next_chunk(), growing.next_chunk()] == [b"abcd", b"ef", None]
+    piece[:] = b"ghijkl"
+    assert uploader.extend_upload(segment_id=2, request_id=1, data=piece)  # type: ignore[arg-type]
+    assert [growing.next_chunk(), growing.next_chunk(), growing.next_chunk()] == [b"ghij", b"kl", None]
+    assert growing.finished

@@ -726,3 +726,13 @@ def test_a_large_announcement_is_decoded_without_the_memo() -> None:
     assert decode_one(encode_command(big)) is not decode_one(encode_command(big))
     small = encode_command(SegmentsAnnouncement(loaded=range(10)))
     assert decode_one(small) is decode_one(small)
+
+
+def test_one_announcement_message_is_decoded_under_each_decoders_own_bound() -> None:
+    # Whole small commands are decoded through a memo keyed by the message: the bound on ids is
+    # part of the key, so a decoder with a smaller bound still refuses what another accepted.
+    (message,) = encode_command(SegmentsAnnouncement(loaded=range(30)))
+    assert WireDecoder(max_announced_ids=30).receive(message) == [SegmentsAnnouncement(loaded=range(30))]
+    with pytest.raises(PeerProtocolError, match="announcement limit"):
+        WireDecoder(max_announced_ids=29).receive(message)
+    assert WireDecoder().receive(bytearray(message)) == WireDecoder().receive(memoryview(message))
