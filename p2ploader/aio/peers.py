@@ -575,8 +575,9 @@ class PeerManager:
             self._transmit(state)
 
     def _announce(self, action: act.AnnounceSegments) -> None:
-        loaded = [self._wire_id(s) for s in action.loaded if s.rendition == self.rendition]
-        loading = [self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition]
+        # Tuples: the protocol encodes one announcement once for every peer it goes to.
+        loaded = tuple(self._wire_id(s) for s in action.loaded if s.rendition == self.rendition)
+        loading = tuple(self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition)
         targets = (
             [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
         )
