@@ -16,6 +16,7 @@ import pytest
 
 from p2ploader.app.cli import build_parser
 from p2ploader.app.testbedrun import plan_from_args, swarm_result_line, wants_testbed
+from p2ploader.config import LoaderConfig
 from p2ploader.errors import ConfigError, TestbedError, TestbedUnavailableError, UsageError
 from p2ploader.sim.scenario import Scenario
 from p2ploader.testbed import netns
@@ -288,6 +289,29 @@ def test_a_scenario_file_gives_the_swarm_its_audience_and_links(tmp_path: Path) 
     assert plan.downlink == RateRange(40e6, 40e6)  # the option wins over the scenario
     assert plan.origin_bps == 100e6
     assert (plan.scenario, plan.policy) == ("fidelity", "p2ploader-live")
+
+
+def test_a_scenarios_loader_settings_refine_the_preset_on_the_testbed(tmp_path: Path) -> None:
+    from p2ploader.app.cli import _testbed_config
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(
+        'viewers = 2\nmax_peers = 7\npolicy = "p2pml-0.6"\n'
+        "[loader]\nrequiredSegmentsPriority = 2\nhttpDownloadRanges = true\n"
+    )
+    args = _swarm_args(str(tmp_path), "--scenario", str(scenario), "--preset", "faq-vod")
+    plan = plan_from_args(args)
+    config = _testbed_config(args, plan)
+    # The scenario's table and audience settings, as the simulator applies them ...
+    assert (config.required_segments_priority, config.http_download_ranges) == (2, True)
+    assert (config.max_peers, config.policy) == (7, "p2pml-0.6")
+    # ... on top of the preset, whose other settings stay.
+    preset = LoaderConfig.preset("faq-vod")
+    assert preset.forward_segment_count != LoaderConfig().forward_segment_count
+    assert config.forward_segment_count == preset.forward_segment_count
+    # Without a scenario the viewers get the preset as it is.
+    plain = _swarm_args(str(tmp_path), "--uplink", "5mbit", "--preset", "faq-vod")
+    assert _testbed_config(plain, plan_from_args(plain)) == preset
 
 
 def test_the_simulators_default_origin_bandwidth_leaves_the_origin_unshaped(tmp_path: Path) -> None:

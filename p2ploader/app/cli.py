@@ -40,6 +40,7 @@ from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_
 if TYPE_CHECKING:
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
     from p2ploader.app.swarmrun import SwarmResult
+    from p2ploader.app.testbedrun import TestbedPlan
     from p2ploader.playback import PlaybackReport
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "error_line", "main"]
@@ -367,18 +368,20 @@ async def _run_swarm(
     loopback_only: bool = True,
     viewer_prefix: Callable[[int], Sequence[str]] | None = None,
     policy: str | None = None,
+    base_config: LoaderConfig | None = None,
 ) -> SwarmResult:
     """Run the swarm ``args`` describe on ``url`` with a live view; print the final table.
     ``loopback_only``: ICE on 127.0.0.1 only (off on the testbed, whose viewers each have one
     interface of their own); ``viewer_prefix``: as :class:`SwarmRunner`'s; ``policy`` replaces
-    the loader's."""
+    the loader's; ``base_config`` replaces ``--preset``/``--config``'s settings."""
     from p2ploader.app.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
     from p2ploader.app.viewer import ViewerSpec
     from p2ploader.app.views import LiveOutput, make_console, swarm_line, swarm_table
 
     # No STUN: the testbed and loopback have no route to a STUN server, and every peer is on the same
     # network, so host candidates are all ICE needs.
-    config = _load_config(args).evolve(tracker_announce=tuple(trackers), rtc_config={"iceServers": []})
+    base = base_config if base_config is not None else _load_config(args)
+    config = base.evolve(tracker_announce=tuple(trackers), rtc_config={"iceServers": []})
     if policy is not None:
         config = config.evolve(policy=policy)
     template = ViewerSpec(
@@ -501,7 +504,8 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
     from p2ploader.testbed.swarm import build_swarm_network
 
     plan = plan_from_args(args)
-    policy = plan.policy or _load_config(args).policy
+    config = _testbed_config(args, plan)
+    policy = plan.policy or config.policy
     with Testbed(queue_seconds=plan.queue_seconds) as testbed:
         network = build_swarm_network(
             testbed,
@@ -525,6 +529,7 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
             loopback_only=False,
             viewer_prefix=network.viewer_prefix,
             policy=policy,
+            base_config=config,
         )
     settings = {
         **_swarm_settings(args),
@@ -537,6 +542,13 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
     status = _finish_swarm(args, result, origin_bytes=None, extra={"settings": settings})
     _print_swarm_result(result, scenario=plan.scenario, policy=policy)
     return status
+
+
+def _testbed_config(args: argparse.Namespace, plan: TestbedPlan) -> LoaderConfig:
+    """The viewers' settings on the testbed: ``--preset`` and ``--config``, refined by a scenario
+    file's loader settings, so that the scenario runs as ``p2ploader simulate`` runs it."""
+    config = _load_config(args)
+    return config if plan.loader is None else _refine(config, plan.loader)
 
 
 def _print_swarm_result(result: SwarmResult, *, scenario: str, policy: str) -> None:

@@ -6,7 +6,8 @@ runs every viewer in a network namespace of its own with kernel-shaped links
 namespace and the embedded tracker in another. A scenario file (the simulator's format,
 :class:`p2ploader.sim.scenario.Scenario`) gives the viewers, the duration, the join window (viewers
 join ``join_window_s / viewers`` seconds apart), the link ranges, the origin's bandwidth, the
-latency in segments, the seed and the policy, so that ``p2ploader simulate FILE`` and
+latency in segments, the seed, the policy and the loader settings (its ``loader`` table and
+``max_peers``), so that ``p2ploader simulate FILE`` and
 ``p2ploader swarm FOLDER --scenario FILE`` run the same scenario, simulated and real. Both end with
 a ``RESULT`` line (:func:`swarm_result_line`, :func:`p2ploader.app.simulate.result_lines`).
 """
@@ -25,6 +26,7 @@ from p2ploader.testbed.links import RateRange, parse_rate, parse_rate_range
 
 if TYPE_CHECKING:
     from p2ploader.app.swarmrun import SwarmResult
+    from p2ploader.config import LoaderConfig
     from p2ploader.sim.scenario import Scenario
     from p2ploader.testbed.swarm import SwarmNetwork
 
@@ -44,7 +46,8 @@ _UNSHAPED_ORIGIN_MBPS = 1000.0
 @attrs.frozen(kw_only=True)
 class TestbedPlan:
     """What a testbed swarm runs: the links (bits per second, ``None`` unshaped), and the
-    scenario's name and policy when a scenario file gave them."""
+    scenario's name, policy and loader settings (its ``loader`` table and ``max_peers``, as the
+    simulator applies them) when a scenario file gave them."""
 
     __test__ = False  # not a pytest test class
 
@@ -55,6 +58,7 @@ class TestbedPlan:
     queue_seconds: float
     scenario: str = "custom"
     policy: str | None = None
+    loader: LoaderConfig | None = None
 
 
 def add_testbed_options(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +139,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
             key="tracker",
         )
     uplink, downlink, origin_bps = args.uplink, args.downlink, args.origin_bandwidth
-    name, policy = "custom", None
+    name, policy, loader = "custom", None, None
     if args.scenario is not None:
         from p2ploader.sim.scenario import load_scenario  # the simulator only when a scenario is given
 
@@ -146,6 +150,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
         if origin_bps is None and scenario.origin_mbps < _UNSHAPED_ORIGIN_MBPS:
             origin_bps = scenario.origin_mbps * 1e6
         name, policy = scenario.name, scenario.policy
+        loader = scenario.loader_config()
     if args.link_queue <= 0:
         raise ConfigError("--link-queue must be positive", key="link_queue")
     return TestbedPlan(
@@ -156,6 +161,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
         queue_seconds=args.link_queue,
         scenario=name,
         policy=policy,
+        loader=loader,
     )
 
 
