@@ -293,14 +293,7 @@ class HttpExecutor:
                 return
             decision = self._retry_policy.after(failure)
             if isinstance(decision, GiveUpFetch):
-                self._report(
-                    ev.HttpFetchFailed(
-                        request_id=rid,
-                        reason=decision.reason,
-                        status=decision.status,
-                        permanent=decision.permanent,
-                    )
-                )
+                self._report(decision.event(rid))
                 return
             await self._sleep(decision.delay)
             progress.delivered, attempt = decision.resume_from, decision.attempt

@@ -7,12 +7,15 @@ frozen value objects so that a session can be logged as ``(now, event)`` pairs a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
-from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS
 from p2ploader.core.segments import Segment, SegmentId
+
+DEFAULT_HTTP_ATTEMPTS: Final = 3
+"""Failed HTTP fetches of a waited-for segment before it is given up, unless the request says
+(:class:`SegmentRequested`; the policy is :mod:`p2ploader.core.retries`)."""
 
 __all__ = [
     "Event",

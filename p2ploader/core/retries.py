@@ -45,6 +45,8 @@ from typing import Final, TypeAlias
 import attrs
 
 from p2ploader.config import LoaderConfig
+from p2ploader.core import events as ev
+from p2ploader.core.events import DEFAULT_HTTP_ATTEMPTS
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
@@ -60,9 +62,6 @@ __all__ = [
     "RetryAttempt",
     "backoff_delay",
 ]
-
-DEFAULT_HTTP_ATTEMPTS: Final = 3
-"""Failed HTTP fetches of a waited-for segment before it is given up, unless the request says."""
 
 
 def backoff_delay(backoff: float, failures: int) -> float:
@@ -154,6 +153,12 @@ class GiveUpFetch:
     permanent: bool = False
     """The answer itself says the resource is not there as asked (an unusable status: 4xx, 204,
     an unfollowed 3xx): fetching it again would get the same answer."""
+
+    def event(self, request_id: int) -> ev.HttpFetchFailed:
+        """The event that reports this give-up for the fetch ``request_id``."""
+        return ev.HttpFetchFailed(
+            request_id=request_id, reason=self.reason, status=self.status, permanent=self.permanent
+        )
 
 
 FetchRetryDecision: TypeAlias = RetryAttempt | GiveUpFetch

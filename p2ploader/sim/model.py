@@ -289,14 +289,7 @@ class ModelledHttp:
         self._origin.active -= 1
         decision = self._retry_policy.after(failure)
         if isinstance(decision, GiveUpFetch):
-            self._feed(
-                ev.HttpFetchFailed(
-                    request_id=rid,
-                    reason=decision.reason,
-                    status=decision.status,
-                    permanent=decision.permanent,
-                )
-            )
+            self._feed(decision.event(rid))
             return
         self._backing_off.add(rid)
         self._active[rid] = self._loop.call_at(
