@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno
-import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,15 +10,6 @@ from p2ploader import BindError, P2PLoaderError, TransportError
 from p2ploader.sample import sample_path
 from p2ploader.testing.origin import OriginServer
 from p2ploader.tracker import TrackerServer
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that another socket is listening on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
-        blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
-        yield int(blocker.getsockname()[1])
 
 
 def _assert_port_in_use(error: BindError, port: int) -> None:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -233,15 +232,6 @@ def test_swarm_with_churn_against_a_local_origin_and_tracker(
 
 # --------------------------------------------------------------------------------------------------
 # Errors and exit codes
-
-
-@pytest.fixture
-def busy_port() -> Iterator[int]:
-    """A port on 127.0.0.1 that another socket is listening on."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
-        blocker.bind(("127.0.0.1", 0))
-        blocker.listen()
-        yield int(blocker.getsockname()[1])
 
 
 def _run_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
