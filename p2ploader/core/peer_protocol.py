@@ -239,7 +239,8 @@ class Upload:
         """Bytes returned by :meth:`next_chunk` so far."""
         self._max_message_size = max_message_size
         self._pieces: deque[bytes] = deque([data] if data else [])
-        self._chunks: deque[bytes] = deque()
+        self._piece = memoryview(b"")  # the piece being cut
+        self._cut = 0  # bytes of it handed out
 
     @property
     def key(self) -> tuple[int, int]:
@@ -259,17 +260,23 @@ class Upload:
         self.received += len(data)
         return True
 
-    def next_chunk(self) -> bytes | None:
+    def next_chunk(self, max_bytes: int | None = None) -> bytes | None:
         """The next data message to send, or ``None``: finished, or (growing) no new bytes yet.
 
-        Each piece of data is cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts it (at
-        most ``max_message_size`` bytes, never a lookalike command chunk)."""
-        if not self._chunks:
+        Pieces are cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts them: at most
+        ``max_message_size`` bytes, or ``max_bytes`` if smaller (a paced upload sends small
+        messages so that none fills the uplink's queue at once), never a lookalike command chunk
+        (such a chunk is one byte shorter, its last byte starts the next)."""
+        if self._cut >= len(self._piece):
             if not self._pieces:
                 return None
-            piece = self._pieces.popleft()
-            self._chunks.extend(wire.chunk_segment_data(piece, max_message_size=self._max_message_size))
-        chunk = self._chunks.popleft()
+            self._piece = memoryview(self._pieces.popleft())
+            self._cut = 0
+        size = self._max_message_size if max_bytes is None else max(1, min(max_bytes, self._max_message_size))
+        chunk = bytes(self._piece[self._cut : self._cut + size])
+        if wire.is_command_chunk(chunk):
+            chunk = chunk[:-1]
+        self._cut += len(chunk)
         self.taken += len(chunk)
         return chunk
 
