@@ -15,11 +15,12 @@ BitTorrent's uTP) does, but on a rate instead of a congestion window:
 * **Queuing delay.** The minimum of the link's last :data:`CURRENT_FILTER` samples (one late
   sample is noise, several in a row are a queue) minus its base delay.
 * **Rate.** None (no limit) until the queuing delay first exceeds ``target``; then the rate we were
-  sending at, times ``decrease_factor``. While the queuing delay stays above the target the rate is
-  cut again, at most once per round trip (a cut shows in the samples one round trip later); below
-  it the rate grows additively, by up to ``increase`` bytes/s per second, in proportion to how far
-  below the target the delay is (RFC 6817's off-target gain). It never falls below ``floor``
-  (uploads never stop) and becomes unlimited again past ``ceiling``.
+  sending at (bytes over the time spent sending, idle gaps left out), times ``decrease_factor``.
+  While the queuing delay stays above the target the rate is cut again, at most once per round
+  trip (a cut shows in the samples one round trip later); below it the rate grows additively, by
+  up to ``increase`` bytes/s per second, in proportion to how far below the target the delay is
+  (RFC 6817's off-target gain). It never falls below ``floor`` (uploads never stop) and becomes
+  unlimited again past ``ceiling``.
 
 Samples that cannot be round trips (not a finite number, not positive, longer than
 :data:`MAX_ROUND_TRIP`) are counted and ignored. No sample at all means no limit. Memory is bounded:
@@ -72,8 +73,13 @@ _MIN_CUT_INTERVAL = 0.1
 """Seconds between two cuts at least, whatever the round trip (samples of a tiny round trip
 would otherwise cut the rate many times before the first cut shows)."""
 
-_RATE_TIME_CONSTANT = 1.0
-"""Seconds over which the sending rate estimate (the first cut's starting point) averages."""
+_RATE_WINDOW = 0.5
+"""Seconds of sending per measurement of the sending rate (the first cut's starting point)."""
+
+_MAX_SEND_GAP = 0.2
+"""Seconds. A longer gap between two sends is idle time (no upload to send), not sending time: the
+sending rate is what the uplink carried while we had something to send, not an average over idle
+minutes (which would make a first cut throttle a fast uplink to a trickle)."""
 
 _MAX_GROWTH_STEP = 1.0
 """Seconds of additive increase one sample may grant at most (a sample after a long silence
@@ -164,8 +170,10 @@ class UploadController:
         self._queuing_delay: float | None = None
         self._last_sample_at: float | None = None
         self._last_cut_at = -math.inf
-        self._sending_rate = 0.0  # bytes/s, exponentially averaged over _RATE_TIME_CONSTANT
+        self._sending_rate = 0.0  # bytes/s while sending; 0: not measured yet
         self._sent_at: float | None = None
+        self._window_bytes = 0  # bytes, and seconds of sending, of the measurement under way
+        self._window_time = 0.0
         self._samples = 0
         self._rejected = 0
         self._cuts = 0
@@ -180,10 +188,18 @@ class UploadController:
         starts from)."""
         if nbytes <= 0:
             return
-        if self._sent_at is not None and now > self._sent_at:
-            self._sending_rate *= math.exp(-(now - self._sent_at) / _RATE_TIME_CONSTANT)
-        self._sent_at = now if self._sent_at is None else max(self._sent_at, now)
-        self._sending_rate += nbytes / _RATE_TIME_CONSTANT
+        if self._sent_at is None:
+            self._sent_at = now
+            self._window_bytes = nbytes  # sent at once: its time is the next gap's
+            return
+        self._window_time += min(max(now - self._sent_at, 0.0), _MAX_SEND_GAP)
+        self._sent_at = max(self._sent_at, now)
+        if self._window_time >= _RATE_WINDOW:
+            measured = self._window_bytes / self._window_time
+            # Averaged with the previous measurement: one short burst does not set it alone.
+            self._sending_rate = measured if self._sending_rate == 0 else (self._sending_rate + measured) / 2
+            self._window_bytes, self._window_time = 0, 0.0
+        self._window_bytes += nbytes
 
     def observe(self, link: object, rtt: float, *, now: float) -> None:
         """A round-trip sample (seconds) of ``link`` (any hashable key) at ``now`` (seconds)."""
@@ -217,8 +233,8 @@ class UploadController:
             start = self._rate
         else:
             sending = self._sending_rate
-            if self._sent_at is not None and now > self._sent_at:
-                sending *= math.exp(-(now - self._sent_at) / _RATE_TIME_CONSTANT)
+            if sending == 0 and self._window_time > 0:
+                sending = self._window_bytes / self._window_time  # less than a window so far
             start = min(sending, self.ceiling)
         self._rate = max(self.floor, start * self.decrease_factor)
         self._last_cut_at = now

@@ -238,3 +238,14 @@ def test_a_cut_without_bytes_sent_goes_to_the_floor() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must be|need"):
         UploadController(**kwargs)
+
+
+def test_idle_time_between_uploads_does_not_lower_the_rate_a_first_cut_starts_from() -> None:
+    """Two 0.6 s uploads at 2 MB/s, a minute apart (an average of 40 kB/s): the first cut starts
+    from the 2 MB/s the uplink carried while sending."""
+    control = UploadController()
+    now = sending(control, 2_000_000, start=0.0, seconds=0.6)
+    now = sending(control, 2_000_000, start=now + 60.0, seconds=0.6)
+    now = feed(control, [BASE] * 4, start=now, rate=2_000_000)
+    feed(control, [0.3] * 4, start=now, rate=2_000_000)
+    assert control.rate == pytest.approx(0.75 * 2_000_000, rel=0.1)
