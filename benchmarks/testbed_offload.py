@@ -76,9 +76,21 @@ def per_viewer(result: SwarmResult, network: SwarmNetwork, duration: float) -> l
         ratio = row.p2p_bytes / loaded if loaded else 0.0
         lines.append(
             f"    viewer {row.viewer}: uplink {uplink / 1e6:5.2f} Mbit/s, uploads {upload / 1e6:5.2f} Mbit/s "
-            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}"
+            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}, "
+            f"lowest buffer {lowest_buffer(result, row.viewer):.1f} s"
         )
     return lines
+
+
+def lowest_buffer(result: SwarmResult, viewer: int | None, *, settle: float = 15.0) -> float:
+    """Seconds buffered at the viewer's lowest, once it played ``settle`` seconds (how close it came
+    to a stall, less noisy than the stall count)."""
+    series = result.buffers.get(viewer if viewer is not None else -1, [])
+    ticks = [(t, b) for t, b in series if not math.isnan(b)]
+    if not ticks:
+        return math.nan
+    start = ticks[0][0] + settle
+    return min((b for t, b in ticks if t >= start), default=math.nan)
 
 
 def summarise(result: SwarmResult) -> dict[str, Any]:
