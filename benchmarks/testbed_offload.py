@@ -26,6 +26,9 @@ Needs root (CAP_NET_ADMIN), ``ip`` and ``tc``, and ffmpeg for the stream:
 
     sudo python benchmarks/testbed_offload.py [--viewers 20] [--duration 120]
         [--segment-seconds 5 2] [--links wide scarce] [--policy NAME ...] [--seed 1]
+        [--link-queue 0.1] [--upload-delay-target 0.05] [--per-viewer]
+
+``--upload-delay-target 0`` turns the delay-based upload control off (the P2P runs' setting).
 """
 
 from __future__ import annotations
@@ -73,9 +76,21 @@ def per_viewer(result: SwarmResult, network: SwarmNetwork, duration: float) -> l
         ratio = row.p2p_bytes / loaded if loaded else 0.0
         lines.append(
             f"    viewer {row.viewer}: uplink {uplink / 1e6:5.2f} Mbit/s, uploads {upload / 1e6:5.2f} Mbit/s "
-            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}"
+            f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}, "
+            f"lowest buffer {lowest_buffer(result, row.viewer):.1f} s"
         )
     return lines
+
+
+def lowest_buffer(result: SwarmResult, viewer: int | None, *, settle: float = 15.0) -> float:
+    """Seconds buffered at the viewer's lowest, once it played ``settle`` seconds (how close it came
+    to a stall, less noisy than the stall count)."""
+    series = result.buffers.get(viewer if viewer is not None else -1, [])
+    ticks = [(t, b) for t, b in series if not math.isnan(b)]
+    if not ticks:
+        return math.nan
+    start = ticks[0][0] + settle
+    return min((b for t, b in ticks if t >= start), default=math.nan)
 
 
 def summarise(result: SwarmResult) -> dict[str, Any]:
@@ -118,7 +133,11 @@ def simulate(
 
 
 async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink: RateRange) -> dict[str, Any]:
-    config = LoaderConfig(use_p2p=policy != OFF, policy=args.policy[0] if policy == OFF else policy)
+    config = LoaderConfig(
+        use_p2p=policy != OFF,
+        policy=args.policy[0] if policy == OFF else policy,
+        upload_delay_target=args.upload_delay_target,
+    )
     networks: list[SwarmNetwork] = []
     result = await run_swarm_on_testbed(
         root=root,
@@ -149,6 +168,12 @@ async def main() -> None:
     parser.add_argument("--policy", nargs="+", default=["p2ploader-live", "p2pml-0.6"])
     parser.add_argument("--link-queue", type=float, default=0.1, help="tbf queue, seconds at the link's rate")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--upload-delay-target",
+        type=float,
+        default=LoaderConfig().upload_delay_target,
+        help="seconds of queuing delay uploads may add on the uplink (0: no delay-based upload control)",
+    )
     parser.add_argument("--per-viewer", action="store_true", help="print each viewer's uplink use and stalls")
     args = parser.parse_args()
     lines = []

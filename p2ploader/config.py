@@ -121,6 +121,13 @@ def _optional_positive_number_rule(value: object) -> str | None:
     return _number_rule(0, exclusive=True)(value)
 
 
+def _delay_target_rule(value: object) -> str | None:
+    reason = _number_rule(0)(value)
+    if reason is None and isinstance(value, int | float) and value > 1:
+        return "must be <= 1 (0 turns it off; a queue of seconds is what it prevents)"
+    return reason
+
+
 def _bool_rule(value: object) -> str | None:
     return None if isinstance(value, bool) else "must be True or False"
 
@@ -925,6 +932,20 @@ class LoaderConfig:
     cancels its own download after 2 s without bytes (``p2p_stall_timeout``, 2.x's
     ``p2pNotReceivingBytesTimeoutMs``), long before this. Ours. FAQ-style name:
     ``uploadStallTimeout`` (ms)."""
+
+    upload_delay_target: float = attrs.field(
+        default=0.05,
+        validator=_validate,
+        metadata=_facts(_delay_target_rule, "uploadDelayTarget", "number", unit="seconds"),
+    )
+    """Seconds (at most 1) of queuing delay our uploads may add on our uplink; ``0``: off.
+    Uploads are paced at a rate steered by the round trips of the links they go over (LEDBAT-style,
+    RFC 6817: cut by a quarter at most once per round trip while the delay over the link's minimum
+    exceeds this, raised additively below it; never under 16 kB/s), so the uplink's queue stays
+    short and our own HTTP requests and acknowledgements do not wait behind our uploads. On by
+    default: a full uplink queue stalls playback on slow uplinks. Combined with
+    ``upload_rate_limit``, the smaller rate applies. Ours. FAQ-style name: ``uploadDelayTarget``
+    (ms)."""
 
     upload_budget_rate: float | None = attrs.field(
         default=4.0,

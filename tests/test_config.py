@@ -141,6 +141,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "peer_idle_grace": 5.0,
     "upload_rate_limit": None,
     "upload_stall_timeout": 5.0,
+    "upload_delay_target": 0.05,
     "upload_budget_rate": 4.0,
     "upload_budget_burst": 600.0,
     "swarm_url_pattern": None,
@@ -255,6 +256,7 @@ def test_defaults_are_p2pml_062() -> None:
         "peerIdleGrace": 5000,
         "maxConcurrentUploads": 2,
         "uploadStallTimeout": 5000,
+        "uploadDelayTarget": 50,
         "uploadBudgetRate": 4.0,
         "uploadBudgetBurst": 600000,
         "policy": "p2pml-0.6",
@@ -536,6 +538,8 @@ def test_wrong_type_names_the_key(key: str, value: object) -> None:
         ("httpRetries", -1),
         ("httpRetryBackoff", -0.5),
         ("bufferedSegmentsCount", -1),
+        ("uploadDelayTarget", -1),
+        ("uploadDelayTarget", 1001),
     ],
 )
 def test_out_of_range_names_the_key(key: str, value: object) -> None:
@@ -561,6 +565,14 @@ def test_in_range_edges_are_accepted() -> None:
     )
     assert config.web_rtc_max_message_size == 262144
     assert config.tracker_announce == ()
+
+
+def test_upload_delay_target_is_on_by_default_and_zero_turns_it_off_through_the_faq() -> None:
+    assert LoaderConfig().upload_delay_target == 0.05
+    off = LoaderConfig(upload_delay_target=0)
+    assert off.to_faq()["loader"]["uploadDelayTarget"] == 0
+    assert LoaderConfig.from_faq(off.to_faq()).upload_delay_target == 0
+    assert LoaderConfig.from_faq({"uploadDelayTarget": 1000}).upload_delay_target == 1.0
 
 
 def test_time_range_error_mentions_milliseconds() -> None:
@@ -704,6 +716,11 @@ def test_times_are_stored_as_float() -> None:
         ("max_playlist_bytes", 1023),
         ("max_playlist_segments", 0),
         ("max_init_section_bytes", 2.5),
+        ("upload_delay_target", None),
+        ("upload_delay_target", -0.01),
+        ("upload_delay_target", 1.5),
+        ("upload_delay_target", math.nan),
+        ("upload_delay_target", True),
     ],
 )
 def test_construction_validates_and_names_the_field(field: str, value: Any) -> None:
@@ -841,6 +858,7 @@ configs = st.builds(
     p2p_stall_timeout=_ms(1),
     max_peers=st.integers(0, 1000),
     upload_rate_limit=st.none() | st.integers(1, 10**9).map(float),
+    upload_delay_target=st.integers(0, 1000).map(lambda ms: ms / 1000),
     max_concurrent_uploads=st.integers(0, 50),
     policy=st.sampled_from(["p2pml-0.6", "p2pml-2.2", "p2ploader-live"]),
     policy_settings=st.dictionaries(st.text(max_size=8), _json_values, max_size=2),

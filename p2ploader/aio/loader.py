@@ -491,6 +491,7 @@ class HybridLoader:
             max_message_size=cfg.web_rtc_max_message_size,
             upload_rate_limit=cfg.upload_rate_limit,
             upload_stall_timeout=cfg.upload_stall_timeout,
+            upload_delay_target=cfg.upload_delay_target,
             max_segment_size=segment_size_limit(
                 bandwidth=variant.bandwidth,
                 target_duration=playlist.target_duration,

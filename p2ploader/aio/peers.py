@@ -24,6 +24,14 @@ tracker client:
 * **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
   come first served; each pulls the machine's chunks one by one, after the data channel's send
   buffer drained (back-pressure) and, with a rate cap, when its share of time came.
+* **Delay-based upload control** (``upload_delay_target``, :mod:`p2ploader.core.upload_control`):
+  while an upload runs, the SCTP round trip of its link is sampled every
+  :data:`ROUND_TRIP_SAMPLE_INTERVAL` seconds (when it changed); the controller turns those samples
+  into an allowed rate, and the pacing uses the smaller of it and ``upload_rate_limit``. Once the
+  rate is limited, chunks are cut to half the delay target's worth of bytes at that rate (a 64 kB
+  message at once would queue 0.4 s on a 1.3 Mbit/s uplink), and each link buffers at most
+  :data:`CONTROLLED_BUFFER` bytes in its data channel, so a cut takes effect at once. A link whose
+  aiortc gives no round trip is not controlled.
 
 A violation the machine reports fails our outstanding request as misbehaviour, which makes the
 scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
@@ -59,6 +67,7 @@ from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
+from p2ploader.core.upload_control import UploadController, UploadControlStatistics
 
 __all__ = ["PeerManager", "PeerManagerStatistics"]
 
@@ -66,6 +75,17 @@ logger = logging.getLogger(__name__)
 
 GROWING_UPLOAD_PATIENCE = 30.0
 """Seconds a growing upload (cut-through) waits for its next bytes before it gives up."""
+
+ROUND_TRIP_SAMPLE_INTERVAL = 0.05
+"""Seconds between two reads of an uploading link's round trip (SCTP updates it on every
+acknowledgement; a faster read would mostly find the same value)."""
+
+CONTROLLED_BUFFER = 65536
+"""Bytes a link's data channel may hold queued when uploads are steered by delay (one full-size
+message: enough to keep SCTP busy, little enough that a rate cut acts within that many bytes)."""
+
+MIN_PACED_CHUNK = 1024
+"""Bytes: the smallest data message a paced upload sends (about one SCTP packet's payload)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +98,8 @@ class PeerManagerStatistics:
     uploaded_bytes: int
     admission: AdmissionStatistics | None = None
     """Evictions and declined offers (see :mod:`p2ploader.core.admission`)."""
+    upload_control: UploadControlStatistics | None = None
+    """The delay-based upload rate (``None``: ``upload_delay_target`` is 0, off)."""
 
 
 @attrs.define
@@ -89,6 +111,7 @@ class _PeerState:
     upload_more: asyncio.Event = attrs.Factory(asyncio.Event)  # a growing upload got bytes
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
+    round_trip: float | None = None  # the link's round trip last fed to the upload controller
 
 
 class PeerManager:
@@ -108,6 +131,7 @@ class PeerManager:
         connect_timeout: float = 15.0,
         upload_rate_limit: float | None = None,
         upload_stall_timeout: float | None = 5.0,
+        upload_delay_target: float = 0.0,
         max_segment_size: int = MAX_SEGMENT_SIZE,
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         rng: random.Random | None = None,
@@ -132,6 +156,10 @@ class PeerManager:
         self._upload_rate_limit = upload_rate_limit
         self._upload_stall_timeout = upload_stall_timeout
         """Seconds an upload waits for a receiver that takes no bytes at all; ``None``: for ever."""
+        self._upload_control = (
+            UploadController(target=upload_delay_target) if upload_delay_target > 0 else None
+        )
+        """Steers the upload rate from our links' round trips; ``None``: off."""
         self._max_segment_size = max_segment_size
         """Bytes a data header may announce (the stream's bitrate allows no more)."""
         self._max_announced_ids = max_announced_ids
@@ -363,6 +391,7 @@ class PeerManager:
             on_open=self._link_opened,
             on_message=self._link_message,
             on_closed=self._link_closed,
+            buffered_low_threshold=CONTROLLED_BUFFER if self._upload_control is not None else None,
         )
         protocol = PeerProtocol(
             max_segment_size=self._max_segment_size,
@@ -419,6 +448,8 @@ class PeerManager:
         if request_id is not None:
             self._request_peer.pop(request_id, None)
         self._cancel_upload_task(state)
+        if self._upload_control is not None:
+            self._upload_control.forget(link.peer_id)
         if self._on_peer_gone is not None:
             self._on_peer_gone(link.peer_id)
         if state.admitted:
@@ -635,7 +666,42 @@ class PeerManager:
         cancelled) before it sends its header. A growing upload keeps its turn while it waits for
         the origin's next bytes (usually faster than the uplink)."""
         async with self._uplink_turn:
-            return await self._send_segment_now(state, upload, more)
+            sampler = None
+            if self._upload_control is not None:
+                sampler = asyncio.get_running_loop().create_task(
+                    self._sample_round_trips(state, self._upload_control)
+                )
+            try:
+                return await self._send_segment_now(state, upload, more)
+            finally:
+                if sampler is not None:
+                    sampler.cancel()
+
+    async def _sample_round_trips(self, state: _PeerState, control: UploadController) -> None:
+        """While ``state``'s upload runs: feed its link's round trip to the controller whenever it
+        changed (a value read twice is one sample; an old one left from the previous upload is
+        not news)."""
+        while True:
+            rtt = state.link.round_trip_time
+            if rtt is not None and rtt != state.round_trip:
+                state.round_trip = rtt
+                control.observe(state.link.peer_id, rtt, now=self._now())
+            await asyncio.sleep(ROUND_TRIP_SAMPLE_INTERVAL)
+
+    def _upload_rate(self) -> float | None:
+        """Bytes/s the uploads may use now: the smaller of the cap and the controller's rate."""
+        controlled = self._upload_control.rate if self._upload_control is not None else None
+        if controlled is None:
+            return self._upload_rate_limit or None
+        return min(controlled, self._upload_rate_limit) if self._upload_rate_limit else controlled
+
+    def _chunk_limit(self) -> int | None:
+        """Bytes per data message while the controller limits the rate (``None``: the message size):
+        half the delay target's worth at that rate, so one message never queues longer."""
+        control = self._upload_control
+        if control is None or control.rate is None:
+            return None
+        return max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
 
     async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
@@ -644,7 +710,7 @@ class PeerManager:
         self._transmit(state)
         loop = asyncio.get_running_loop()
         while not upload.finished:
-            chunk = upload.next_chunk()
+            chunk = upload.next_chunk(self._chunk_limit())
             if chunk is None:  # a growing upload waits for the origin's next bytes
                 more.clear()
                 try:
@@ -665,10 +731,11 @@ class PeerManager:
                 )
                 self._pump(state)
                 return sent
-            if self._upload_rate_limit:
+            rate = self._upload_rate()
+            if rate:
                 # Pacing over all uploads of this swarm: a chunk leaves at the end of its share
                 # of time, so N bytes never take less than N / rate seconds.
-                slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / self._upload_rate_limit
+                slot_end = max(loop.time(), self._upload_budget_at) + len(chunk) / rate
                 self._upload_budget_at = slot_end
                 delay = slot_end - loop.time()
                 if delay > 0:
@@ -677,6 +744,8 @@ class PeerManager:
                 return sent
             sent += len(chunk)
             self._uploaded += len(chunk)
+            if self._upload_control is not None:
+                self._upload_control.sent(len(chunk), now=loop.time())
         state.protocol.complete_upload(upload)
         self._transmit(state)
         self._uploads += 1
@@ -693,6 +762,7 @@ class PeerManager:
             uploads=self._uploads,
             uploaded_bytes=self._uploaded,
             admission=self._admission.statistics(),
+            upload_control=self._upload_control.statistics() if self._upload_control is not None else None,
         )
 
     async def aclose(self) -> None:

@@ -8,7 +8,11 @@ Theory of operation (pitfalls from the aiortc notes this module works around):
   fails. After every ``setRemoteDescription`` we call ``addIceCandidate(None)``, and a connect
   timeout closes connections that never open.
 * **Backpressure.** ``RTCDataChannel.send`` never blocks and queues without bound, so uploads wait
-  on ``bufferedamountlow`` whenever ``bufferedAmount`` passes a threshold.
+  on ``bufferedamountlow`` whenever ``bufferedAmount`` passes a threshold (per link: small when the
+  upload rate is steered by delay, so that a cut takes effect before a megabyte already queued
+  leaves at SCTP's own pace).
+* **Round trips.** aiortc keeps SCTP's smoothed round trip in the private ``_srtt``;
+  :attr:`PeerLink.round_trip_time` reads it with a fallback (``None``: no delay-based upload control).
 * **Teardown.** ``pc.close()`` aborts SCTP and loses queued data; :meth:`PeerLink.close` closes the
   channel first, waits (bounded) for its ``close`` event, then closes the connection.
 * **Receive side.** Message handlers are plain functions (an ``async`` handler would pile up one
@@ -330,8 +334,14 @@ class PeerLink:
         on_open: Callable[[PeerLink], None],
         on_message: Callable[[PeerLink, bytes], None],
         on_closed: Callable[[PeerLink], None],
+        buffered_low_threshold: int | None = None,
     ) -> None:
         self.pc = pc
+        self.buffered_low_threshold = (
+            BUFFERED_AMOUNT_LOW_THRESHOLD if buffered_low_threshold is None else buffered_low_threshold
+        )
+        """Bytes. :meth:`wait_drained` waits while more than this is queued in the channel
+        (:data:`BUFFERED_AMOUNT_LOW_THRESHOLD` unless given)."""
         self.peer_id = peer_id
         self.initiator = initiator
         self.channel: RTCDataChannel | None = None
@@ -357,13 +367,24 @@ class PeerLink:
         remote = getattr(sctp, "_remote_max_message_size", None) if sctp is not None else None
         return int(remote) if remote else 65536
 
+    @property
+    def round_trip_time(self) -> float | None:
+        """Seconds: the SCTP association's smoothed round trip (RFC 4960's SRTT, measured on the
+        data we send: queues on the way out and on the way back included); ``None`` before a first
+        measurement, or if this aiortc keeps it elsewhere (it is aiortc's private ``_srtt``)."""
+        sctp = self.pc.sctp
+        srtt = getattr(sctp, "_srtt", None) if sctp is not None else None
+        if isinstance(srtt, bool) or not isinstance(srtt, int | float):
+            return None
+        return float(srtt)
+
     def attach_channel(self, channel: RTCDataChannel) -> None:
         if self.channel is not None:
             # One data channel per peer: a second one is a protocol oddity; ignore it.
             channel.close()
             return
         self.channel = channel
-        channel.bufferedAmountLowThreshold = BUFFERED_AMOUNT_LOW_THRESHOLD
+        channel.bufferedAmountLowThreshold = self.buffered_low_threshold
         channel.on("open", self._opened)
         channel.on("message", self._message)
         channel.on("close", self._channel_closed)
@@ -390,7 +411,7 @@ class PeerLink:
         """
         channel = self.channel
         while (
-            channel is not None and not self.closed and channel.bufferedAmount > BUFFERED_AMOUNT_LOW_THRESHOLD
+            channel is not None and not self.closed and channel.bufferedAmount > self.buffered_low_threshold
         ):
             queued = channel.bufferedAmount
             self._drained.clear()

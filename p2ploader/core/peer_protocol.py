@@ -274,7 +274,9 @@ class Upload:
         """Bytes returned by :meth:`next_chunk` so far."""
         self._max_message_size = max_message_size
         self._pieces: deque[bytes] = deque([data] if data else [])
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes] = deque()  # the current piece's messages, cut at full size
+        self._piece = memoryview(b"")  # or the current piece, cut at a paced size on demand
+        self._cut = 0  # bytes of it handed out
 
     @property
     def key(self) -> tuple[int, int]:
@@ -294,17 +296,43 @@ class Upload:
         self.received += len(data)
         return True
 
-    def next_chunk(self) -> bytes | None:
+    def next_chunk(self, max_bytes: int | None = None) -> bytes | None:
         """The next data message to send, or ``None``: finished, or (growing) no new bytes yet.
 
-        Each piece of data is cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts it (at
-        most ``max_message_size`` bytes, never a lookalike command chunk)."""
+        Pieces are cut as :func:`~p2ploader.core.wire.chunk_segment_data` cuts them: at most
+        ``max_message_size`` bytes, or ``max_bytes`` if smaller (a paced upload sends small
+        messages so that none fills the uplink's queue at once), never a lookalike command chunk
+        (such a chunk is one byte shorter, its last byte starts the next). Unpaced, a piece's
+        messages come from the shared memo (:func:`_chunks_of`)."""
+        if max_bytes is not None and max_bytes < self._max_message_size:
+            return self._next_paced(max(1, max_bytes))
+        if self._cut < len(self._piece):  # a piece begun at a paced size ends at full size
+            return self._cut_from_piece(self._max_message_size)
         if not self._chunks:
             if not self._pieces:
                 return None
-            piece = self._pieces.popleft()
-            self._chunks.extend(_chunks_of(piece, self._max_message_size))
+            self._chunks.extend(_chunks_of(self._pieces.popleft(), self._max_message_size))
         chunk = self._chunks.popleft()
+        self.taken += len(chunk)
+        return chunk
+
+    def _next_paced(self, size: int) -> bytes | None:
+        if self._cut >= len(self._piece):
+            if self._chunks:  # what is left of a piece cut at full size, cut smaller from here on
+                self._piece = memoryview(b"".join(self._chunks))
+                self._chunks.clear()
+            elif self._pieces:
+                self._piece = memoryview(self._pieces.popleft())
+            else:
+                return None
+            self._cut = 0
+        return self._cut_from_piece(size)
+
+    def _cut_from_piece(self, size: int) -> bytes:
+        chunk = bytes(self._piece[self._cut : self._cut + size])
+        if wire.is_command_chunk(chunk):
+            chunk = chunk[:-1]
+        self._cut += len(chunk)
         self.taken += len(chunk)
         return chunk
 

@@ -49,6 +49,7 @@ class Side:
             rtc_config={"iceServers": []},
             upload_rate_limit=config.upload_rate_limit,
             upload_stall_timeout=config.upload_stall_timeout,
+            upload_delay_target=config.upload_delay_target,
         )
         self.driver.peers = self.peers
         self.driver.feed(ev.PlaylistUpdated(segments=segments))
@@ -468,3 +469,112 @@ async def test_offers_are_gathered_side_by_side(monkeypatch: pytest.MonkeyPatch)
     offers = await task
     assert len(offers) == config.peer_requests_per_announce
     assert len({o.offer_id for o in offers}) == len(offers)
+
+
+# ------------------------------------------------------------------ delay-based upload control
+
+
+@pytest.mark.parametrize("pair", [{"upload_rate_limit": 200_000.0}], indirect=True)
+async def test_the_upload_controller_samples_the_uploading_links_round_trip(pair: tuple[Side, Side]) -> None:
+    """With the default ``upload_delay_target`` the SCTP round trip of the link we upload on is
+    read while the upload runs (the rate cap makes it last about half a second); loopback has no
+    queue, so no limit comes of it."""
+    seeder, downloader = pair
+    assert LoaderConfig().upload_delay_target > 0
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+    downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))
+    await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
+    control = seeder.peers.statistics().upload_control
+    assert control is not None
+    assert control.samples >= 2 and control.rejected_samples == 0
+    assert control.queuing_delay is not None and control.queuing_delay < 0.05
+    (state,) = seeder.peers._peers.values()
+    assert state.link.round_trip_time is not None and 0 < state.link.round_trip_time < 1.0
+    assert state.link.buffered_low_threshold == 65536  # a cut acts within one message
+
+
+@pytest.mark.parametrize("pair", [{"upload_delay_target": 0.0}], indirect=True)
+async def test_the_upload_controller_is_off_at_zero(pair: tuple[Side, Side]) -> None:
+    seeder, downloader = pair
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+    downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))
+    await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
+    assert seeder.peers.statistics().upload_control is None
+    (state,) = seeder.peers._peers.values()
+    assert state.link.buffered_low_threshold == webrtc.BUFFERED_AMOUNT_LOW_THRESHOLD
+
+
+async def test_a_limited_rate_paces_uploads_in_small_messages(pair: tuple[Side, Side]) -> None:
+    """Once the controller limits the rate (here: a queue seen on another link cut it to its
+    floor, 16 kB/s), an upload is paced at that rate, which then grows back additively while the
+    link's own round trips show no queue, and its data messages are cut small (half the delay
+    target's worth of bytes at the rate), not 64 kB at once."""
+    seeder, downloader = pair
+    control = seeder.peers._upload_control
+    assert control is not None
+    loop = asyncio.get_running_loop()
+    for rtt in [0.01, 0.5, 0.5, 0.5, 0.5]:
+        control.observe("elsewhere", rtt, now=loop.time())
+    assert control.rate == control.floor
+    sizes: list[int] = []
+    (state,) = seeder.peers._peers.values()
+    send, decoder = state.link.send, wire.WireDecoder()
+
+    def record_send(message: bytes) -> bool:
+        if not any(isinstance(item, wire.Command) for item in decoder.receive(message)):
+            sizes.append(len(message))
+        return bool(send(message))
+
+    state.link.send = record_send  # type: ignore[method-assign]
+    started = loop.time()
+    downloader.driver.feed(ev.PlaybackMoved(position=0.0))
+    downloader.driver.feed(ev.SegmentRequested(segment_id=SEGMENTS[2].id))
+    await wait_until(lambda: any(n.segment_id == SEGMENTS[3].id for n in downloader.loaded()))
+    entry = downloader.scheduler.cache.get(SEGMENTS[3].id, now=0.0)
+    assert entry is not None and entry.data == PAYLOAD
+    # 102,400 bytes from 16 kB/s growing by at most 50 kB/s per second: at least about 1.7 s
+    # (unpaced, loopback takes a few tens of milliseconds).
+    assert loop.time() - started >= 1.5
+    assert sum(sizes) == len(PAYLOAD)
+    assert sizes[0] == 1024 and max(sizes) <= 8192
+    statistics = control.statistics()
+    assert statistics.samples > 5 and statistics.rate is not None and statistics.rate > control.floor
+
+
+class _FakeSctp:
+    pass
+
+
+class _FakePc:
+    def __init__(self, sctp: object) -> None:
+        self.sctp = sctp
+
+    def on(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("srtt", "read"), [(0.25, 0.25), (1, 1.0), (None, None), ("0.2", None), (True, None)]
+)
+def test_the_round_trip_is_read_from_aiortc_with_a_fallback(srtt: object, read: float | None) -> None:
+    sctp = _FakeSctp()
+    if srtt is not None:
+        sctp._srtt = srtt  # type: ignore[attr-defined]
+    link = webrtc.PeerLink(
+        _FakePc(sctp),  # type: ignore[arg-type]
+        peer_id="p",
+        initiator=True,
+        on_open=lambda _: None,
+        on_message=lambda *_: None,
+        on_closed=lambda _: None,
+    )
+    assert link.round_trip_time == read
+    no_sctp = webrtc.PeerLink(
+        _FakePc(None),  # type: ignore[arg-type]
+        peer_id="p",
+        initiator=True,
+        on_open=lambda _: None,
+        on_message=lambda *_: None,
+        on_closed=lambda _: None,
+    )
+    assert no_sctp.round_trip_time is None

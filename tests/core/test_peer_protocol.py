@@ -593,6 +593,55 @@ def test_chunks_are_never_lookalike_command_chunks() -> None:
     assert received(events(downloader)) == lookalike * 3 and not downloader.broken
 
 
+def test_a_paced_upload_cuts_smaller_chunks_on_demand() -> None:
+    """``next_chunk(max_bytes)``: each message at most that many bytes (a paced upload keeps its
+    bursts small), never past ``max_message_size``, never a lookalike command chunk; the bytes and
+    their order are unchanged."""
+    lookalike = wire.CSTR + b"x" * 92 + wire.CEND
+    data = lookalike * 3 + PAYLOAD[:3000]
+    downloader, uploader = machine(), machine(max_message_size=1000)
+    downloader.send_request(segment_id=7, request_id=3)
+    deliver(downloader, uploader)
+    events(uploader)
+    upload = uploader.start_upload(segment_id=7, request_id=3, data=data)
+    uploader.begin_upload(upload)
+    deliver(uploader, downloader)
+    sizes = []
+    for limit in [100, 100, 50, None, 5000, *[300] * 20]:
+        chunk = upload.next_chunk(limit)
+        if chunk is None:
+            break
+        assert not wire.is_command_chunk(chunk)
+        sizes.append(len(chunk))
+        downloader.receive_message(chunk, now=0.0)
+    assert sizes[:5] == [99, 100, 50, 1000, 1000]  # the first 100 bytes framed like a command
+    assert max(sizes[5:]) <= 300
+    assert upload.finished
+    uploader.complete_upload(upload)
+    deliver(uploader, downloader)
+    assert received(events(downloader)) == data and not downloader.broken
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [[None, 100, None, 7, None], [100, None, 100, None], [5000, 1, None, 2, 3, None]],
+    ids=["full-first", "paced-first", "tiny"],
+)
+def test_paced_and_full_size_messages_mix_without_losing_a_byte(limits: list[int | None]) -> None:
+    """Full-size messages come from the shared memo of cut payloads, paced ones are cut on
+    demand: switching between the two in the middle of a piece keeps every byte in order."""
+    lookalike = wire.CSTR + b"x" * 92 + wire.CEND
+    data = lookalike * 3 + PAYLOAD[:3000]
+    upload = Upload(segment_id=7, request_id=3, data=data, length=len(data), max_message_size=1000)
+    sent = []
+    while (chunk := upload.next_chunk(limits[len(sent) % len(limits)])) is not None:
+        assert not wire.is_command_chunk(chunk)
+        limit = limits[len(sent) % len(limits)]
+        assert len(chunk) <= min(1000, limit if limit is not None else 1000)
+        sent.append(chunk)
+    assert b"".join(sent) == data and upload.finished
+
+
 # ------------------------------------------------------------------ any input
 
 
