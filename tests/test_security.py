@@ -110,22 +110,24 @@ async def test_a_peer_reads_only_cached_segments_of_its_own_swarm(tracker: Track
             await spy.connect()
             try:
                 asks = [*range(0, 12), 10**6, 2**53]
-                for request_id, sequence in enumerate(asks):
-                    spy.send(wire.SegmentRequest(segment_id=spy.wire_id(sequence), request_id=request_id))
-                # Past the end of a cached segment: nothing to read there either.
-                spy.send(
-                    wire.SegmentRequest(segment_id=spy.wire_id(0), request_id=99, byte_offset=len(want[0]))
-                )
-                await wait_until(
-                    lambda: (
-                        sum(
-                            isinstance(i, wire.SegmentAbsent | wire.SegmentDataSendingCompleted)
-                            for i in spy.received
+                # One request at a time, as a peer of the protocol asks: a new request replaces
+                # the upload in progress, so requests sent at once would cut each other short.
+                # The last one asks past the end of a cached segment: nothing to read there either.
+                requests = [(rid, seq, 0) for rid, seq in enumerate(asks)] + [(99, 0, len(want[0]))]
+                for request_id, sequence, offset in requests:
+                    spy.send(
+                        wire.SegmentRequest(
+                            segment_id=spy.wire_id(sequence), request_id=request_id, byte_offset=offset
                         )
-                        >= len(asks) + 1
-                    ),
-                    what="every answer",
-                )
+                    )
+                    await wait_until(
+                        lambda rid=request_id: any(
+                            isinstance(i, wire.SegmentAbsent | wire.SegmentDataSendingCompleted)
+                            and i.request_id == rid
+                            for i in spy.received
+                        ),
+                        what=f"the answer to request {request_id}",
+                    )
             finally:
                 await spy.close()
             # The loader keeps prefetching meanwhile: its cache only grows on a 10-segment VOD.
