@@ -40,6 +40,8 @@ from collections import deque
 
 import attrs
 
+from p2ploader.errors import UsageError
+
 __all__ = [
     "BASE_BUCKETS",
     "CURRENT_FILTER",
@@ -150,15 +152,15 @@ class UploadController:
         base_window: float = 60.0,
     ) -> None:
         if not (math.isfinite(target) and target > 0):
-            raise ValueError(f"target must be a positive number of seconds, got {target!r}")
+            raise UsageError(f"target must be a positive number of seconds, got {target!r}")
         if not (0 < floor < ceiling and math.isfinite(ceiling)):
-            raise ValueError(f"need 0 < floor < ceiling (bytes/s), got {floor!r}, {ceiling!r}")
+            raise UsageError(f"need 0 < floor < ceiling (bytes/s), got {floor!r}, {ceiling!r}")
         if not (math.isfinite(increase) and increase > 0):
-            raise ValueError(f"increase must be positive (bytes/s per second), got {increase!r}")
+            raise UsageError(f"increase must be positive (bytes/s per second), got {increase!r}")
         if not 0 < decrease_factor < 1:
-            raise ValueError(f"decrease_factor must be between 0 and 1, got {decrease_factor!r}")
+            raise UsageError(f"decrease_factor must be between 0 and 1, got {decrease_factor!r}")
         if not (math.isfinite(base_window) and base_window > 0):
-            raise ValueError(f"base_window must be a positive number of seconds, got {base_window!r}")
+            raise UsageError(f"base_window must be a positive number of seconds, got {base_window!r}")
         self.target = target
         self.floor = floor
         self.ceiling = ceiling

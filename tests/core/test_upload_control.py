@@ -13,6 +13,7 @@ from p2ploader.core.upload_control import (
     MAX_ROUND_TRIP,
     UploadController,
 )
+from p2ploader.errors import UsageError
 
 BASE = 0.010  # seconds: the round trip with an empty queue
 
@@ -236,7 +237,7 @@ def test_a_cut_without_bytes_sent_goes_to_the_floor() -> None:
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=r"must be|need"):
+    with pytest.raises(UsageError, match=r"must be|need"):
         UploadController(**kwargs)
 
 
