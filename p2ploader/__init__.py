@@ -19,6 +19,7 @@ import importlib as _importlib
 import typing as _typing
 
 from p2ploader.config import PRESETS, LoaderConfig
+from p2ploader.core.low_latency import PreloadHint, RenditionReport, ServerControl, SkippedSegments
 from p2ploader.core.policies import (
     DownloadPolicy,
     P2PProgress,
@@ -29,7 +30,7 @@ from p2ploader.core.policies import (
     settings_from_mapping,
 )
 from p2ploader.core.scheduler import Scheduler
-from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
+from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Part, PartId, Segment, SegmentId
 from p2ploader.errors import (
     BindError,
     ConfigError,
@@ -109,20 +110,26 @@ __all__ = [
     "OfferRefusedError",
     "P2PLoaderError",
     "P2PProgress",
+    "Part",
+    "PartId",
     "PlaybackModel",
     "PlaybackReport",
     "PlaylistError",
     "PlaylistTooLargeError",
     "PolicyError",
+    "PreloadHint",
     "QueueEntry",
     "RemoteError",
     "RenditionNotFoundError",
+    "RenditionReport",
     "ResponseTooLargeError",
     "Scheduler",
     "SchedulingContext",
     "Segment",
     "SegmentId",
     "SegmentUnavailableError",
+    "ServerControl",
+    "SkippedSegments",
     "TestbedError",
     "TestbedUnavailableError",
     "TransportError",

@@ -54,12 +54,13 @@ import types
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, NamedTuple
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import attrs
 import m3u8
 
-from p2ploader.core.segments import IV_BYTES, ByteRange, InitSection, KeyInfo, Segment, SegmentId
+from p2ploader.core.low_latency import PreloadHint, RenditionReport, ServerControl, SkippedSegments
+from p2ploader.core.segments import IV_BYTES, ByteRange, InitSection, KeyInfo, Part, Segment, SegmentId
 from p2ploader.errors import PlaylistError, UsageError
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "StartOffset",
     "StartPoint",
     "Variant",
+    "blocking_reload_url",
     "choose_start",
     "low_latency_tags",
     "parse_master",
@@ -318,6 +320,20 @@ class MediaPlaylist:
     i_frames_only: bool = False
     """EXT-X-I-FRAMES-ONLY: each segment is one I-frame (usually an EXT-X-BYTERANGE of a media
     segment), lasting until the next one."""
+    server_control: ServerControl | None = None
+    """EXT-X-SERVER-CONTROL (LL-HLS): blocking reload, delta updates, hold-back distances."""
+    part_target: float | None = None
+    """EXT-X-PART-INF ``PART-TARGET`` in seconds: present exactly when the playlist has parts."""
+    pending_parts: tuple[Part, ...] = ()
+    """Parts listed after the last complete segment: the first parts of segment
+    ``last_sequence + 1``, still being published."""
+    preload_hints: tuple[PreloadHint, ...] = ()
+    """EXT-X-PRELOAD-HINT tags: the next part (and map) the server will publish."""
+    rendition_reports: tuple[RenditionReport, ...] = ()
+    """EXT-X-RENDITION-REPORT tags: the live edges of the other renditions."""
+    skipped: SkippedSegments | None = None
+    """EXT-X-SKIP of a delta playlist (``_HLS_skip``); None in a full playlist and in what
+    :class:`LivePlaylistTracker` returns (it fills the skipped segments in)."""
 
     @property
     def is_live(self) -> bool:
@@ -1475,3 +1491,34 @@ def low_latency_tags(text: str) -> tuple[str, ...]:
         elif tag in LOW_LATENCY_TAGS:
             found.add(tag)
     return tuple(tag for tag in LOW_LATENCY_TAGS if tag in found)
+
+
+#: The query parameters RFC 8216bis §6.2.5 reserves for playlist delivery directives.
+_DELIVERY_DIRECTIVES = ("_HLS_msn", "_HLS_part", "_HLS_skip")
+
+
+def blocking_reload_url(
+    url: str, *, msn: int, part: int | None = None, skip: Literal["YES", "v2"] | None = None
+) -> str:
+    """The URL of a blocking playlist reload (RFC 8216bis §6.2.5.2): ``url`` asking for media
+    sequence number ``msn`` (and part ``part`` of it), optionally as a delta update (``skip``).
+
+    Delivery directives already in ``url`` are replaced; its other query parameters are kept, in
+    order, and the directives follow them in the order the RFC lists them (a server may require it
+    for caching).
+    """
+    if msn < 0:
+        raise UsageError(f"msn must be >= 0, got {msn}")
+    if part is not None and part < 0:
+        raise UsageError(f"part must be None or >= 0, got {part}")
+    if skip not in (None, "YES", "v2"):
+        raise UsageError(f"skip must be None, 'YES' or 'v2', got {skip!r}")
+    split = urlsplit(url)
+    kept = parse_qsl(split.query, keep_blank_values=True)
+    query = [(k, v) for k, v in kept if k not in _DELIVERY_DIRECTIVES]
+    query.append(("_HLS_msn", str(msn)))
+    if part is not None:
+        query.append(("_HLS_part", str(part)))
+    if skip is not None:
+        query.append(("_HLS_skip", skip))
+    return urlunsplit(split._replace(query=urlencode(query)))

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import attrs
 
-__all__ = ["IV_BYTES", "ByteRange", "InitSection", "KeyInfo", "Segment", "SegmentId"]
+__all__ = ["IV_BYTES", "ByteRange", "InitSection", "KeyInfo", "Part", "PartId", "Segment", "SegmentId"]
 
 IV_BYTES = 16
 """Length in bytes of an AES-128 initialisation vector (EXT-X-KEY ``IV``, RFC 8216 §4.3.2.4)."""
@@ -67,6 +67,40 @@ class SegmentId:
         return f"{self.rendition}#{self.sequence}"
 
 
+@attrs.frozen(order=True, cache_hash=True)
+class PartId:
+    """Stable identity of a part: its parent segment and its index in that segment (from 0)."""
+
+    segment: SegmentId
+    index: int = attrs.field(validator=_non_negative)
+
+    def __str__(self) -> str:
+        return f"{self.segment}.{self.index}"
+
+
+@attrs.frozen(kw_only=True)
+class Part:
+    """One ``EXT-X-PART``: a slice of a segment that is published before the segment is complete.
+
+    ``duration`` is in seconds. ``byte_range`` is the part's ``BYTERANGE`` (parts of one segment
+    often share one URI, the segment's, each a range of it). ``independent`` is the tag's
+    ``INDEPENDENT=YES`` (the part starts with a sync sample, so a player may start or switch there);
+    ``gap`` is ``GAP=YES`` (the part's media is absent: never fetched, skipped by the player).
+    """
+
+    id: PartId
+    url: str
+    duration: float
+    byte_range: ByteRange | None = None
+    independent: bool = False
+    gap: bool = False
+
+    @property
+    def segment(self) -> SegmentId:
+        """The parent segment's identity."""
+        return self.id.segment
+
+
 @attrs.frozen(kw_only=True)
 class InitSection:
     """An EXT-X-MAP initialisation section (fMP4 ``moov``, or a TS header)."""
@@ -120,6 +154,9 @@ class Segment:
     ``EXT-X-PROGRAM-DATE-TIME`` for this segment, or extrapolated from the nearest one (RFC 8216
     §4.3.2.6). None on every segment of a playlist without the tag."""
     gap: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    parts: tuple[Part, ...] = ()
+    """The segment's LL-HLS parts (``EXT-X-PART`` before its ``EXTINF``), in order; empty outside
+    LL-HLS and once a server stops listing a segment's parts (older segments)."""
 
     @property
     def end(self) -> float:
