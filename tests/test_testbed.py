@@ -22,7 +22,7 @@ from p2ploader.sim.scenario import Scenario
 from p2ploader.testbed import netns
 from p2ploader.testbed.links import RateRange, format_rate, parse_rate, parse_rate_range
 from p2ploader.testbed.netns import NETWORK, Testbed, host_address, sweep_leftovers, tbf_arguments
-from p2ploader.testbed.swarm import draw_links
+from p2ploader.testbed.swarm import draw_links, viewer_link_rates
 
 # -- links -------------------------------------------------------------------------------------
 
@@ -312,6 +312,25 @@ def test_a_scenarios_loader_settings_refine_the_preset_on_the_testbed(tmp_path: 
     # Without a scenario the viewers get the preset as it is.
     plain = _swarm_args(str(tmp_path), "--uplink", "5mbit", "--preset", "faq-vod")
     assert _testbed_config(plain, plan_from_args(plain)) == preset
+
+
+def test_a_scenarios_given_links_shape_the_first_viewers_and_the_options_win(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text("viewers = 3\nuplink_mbps = [1, 20]\nviewer_links_mbps = [[1.5, 30], [2, 40]]\n")
+    plan = plan_from_args(_swarm_args(str(tmp_path), "--scenario", str(scenario)))
+    assert plan.links == ((1.5e6, 30e6), (2e6, 40e6))
+    rates = viewer_link_rates(3, uplink=plan.uplink, downlink=plan.downlink, seed=1, links=plan.links)
+    drawn = draw_links(3, uplink=RateRange(1e6, 20e6), downlink=plan.downlink or RateRange(1, 1), seed=1)
+    # The given two, then the third viewer's own draw, as without given links.
+    assert rates == [(1.5e6, 30e6), (2e6, 40e6), drawn[2]]
+    # A link option on the command line replaces the scenario's links, given ones included.
+    plain = plan_from_args(_swarm_args(str(tmp_path), "--scenario", str(scenario), "--uplink", "5mbit"))
+    assert plain.links == ()
+
+
+def test_without_a_range_or_a_given_link_a_side_stays_unshaped() -> None:
+    rates = viewer_link_rates(2, uplink=RateRange(2e6, 2e6), downlink=None, seed=1, links=[(1e6, 9e6)])
+    assert rates == [(1e6, 9e6), (2e6, None)]
 
 
 def test_the_simulators_default_origin_bandwidth_leaves_the_origin_unshaped(tmp_path: Path) -> None:

@@ -515,6 +515,7 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
             downlink=plan.downlink,
             origin_bps=plan.origin_bps,
             seed=args.seed,
+            links=plan.links,
         )
         url = network.origin_url + "live/master.m3u8"
         print(f"testbed: origin {url}, tracker {network.tracker_url}", flush=True)

@@ -59,6 +59,9 @@ class TestbedPlan:
     scenario: str = "custom"
     policy: str | None = None
     loader: LoaderConfig | None = None
+    links: tuple[tuple[float, float], ...] = ()
+    """The scenario's given ``(uplink, downlink)`` per viewer in bits per second (its
+    ``viewer_links_mbps``), used instead of draws; empty when ``--uplink``/``--downlink`` are given."""
 
 
 def add_testbed_options(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +143,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
         )
     uplink, downlink, origin_bps = args.uplink, args.downlink, args.origin_bandwidth
     name, policy, loader = "custom", None, None
+    links: tuple[tuple[float, float], ...] = ()
     if args.scenario is not None:
         from p2ploader.sim.scenario import load_scenario  # the simulator only when a scenario is given
 
@@ -151,6 +155,8 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
             origin_bps = scenario.origin_mbps * 1e6
         name, policy = scenario.name, scenario.policy
         loader = scenario.loader_config()
+        if args.uplink is None and args.downlink is None:  # the command line's links win
+            links = tuple((up * 1e6, down * 1e6) for up, down in scenario.viewer_links_mbps)
     if args.link_queue <= 0:
         raise ConfigError("--link-queue must be positive", key="link_queue")
     return TestbedPlan(
@@ -162,6 +168,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
         scenario=name,
         policy=policy,
         loader=loader,
+        links=links,
     )
 
 

@@ -172,9 +172,14 @@ class _World:
         rng = self.rng
         peer_id = f"p{self._next_id:05d}"
         self._next_id += 1
+        down = rng.uniform(*s.downlink_mbps)
+        up = rng.uniform(*s.uplink_mbps)
+        if self._next_id - 1 < len(s.viewer_links_mbps):
+            # Drawn all the same, so a given link changes nothing else the seed decides.
+            up, down = s.viewer_links_mbps[self._next_id - 1]
         link = LinkProfile(
-            down=rng.uniform(*s.downlink_mbps) * _MBPS,
-            up=rng.uniform(*s.uplink_mbps) * _MBPS,
+            down=down * _MBPS,
+            up=up * _MBPS,
             latency=rng.uniform(*s.latency_ms) / 1000,
             jitter=s.jitter_ms / 1000,
             loss=s.loss,
@@ -291,8 +296,11 @@ def run_scenario(
     viewer's scheduler, to prove that a seed reproduces a run."""
     world = _World(scenario, p2p=p2p, trace=trace)
     loop = world.loop
-    for _ in range(scenario.viewers):
-        loop.call_at(world.rng.uniform(0.0, scenario.join_window_s), world.join)
+    for index in range(scenario.viewers):
+        joins_at = world.rng.uniform(0.0, scenario.join_window_s)
+        if scenario.join_times_s:
+            joins_at = scenario.join_times_s[index]
+        loop.call_at(joins_at, world.join)
     world._schedule_churn()
     loop.call_later(60.0, world._forget_old_payloads)
     step = 10.0

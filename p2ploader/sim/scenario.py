@@ -34,6 +34,31 @@ def _range(value: Any) -> tuple[float, float]:
     raise ConfigError(f"expected a number or a [low, high] pair, got {value!r}")
 
 
+def _links(value: Any) -> tuple[tuple[float, float], ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"viewer_links_mbps must be a list of [uplink, downlink] pairs, got {value!r}")
+    links = []
+    for pair in value:
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in pair)
+        ):
+            raise ConfigError(
+                f"each viewer link must be a positive [uplink, downlink] pair in Mbit/s, got {pair!r}"
+            )
+        links.append((float(pair[0]), float(pair[1])))
+    return tuple(links)
+
+
+def _times(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise ConfigError(f"join_times_s must be a list of seconds >= 0, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
 _POLICY_SETTING = "loader.policySettings."
 
 
@@ -80,6 +105,13 @@ class Scenario:
     the others declare mobile devices and are clients. Assigned evenly in join order."""
     max_client_peers_per_host_peer: int = 2
     topology_rules: str = "ome"
+    viewer_links_mbps: tuple[tuple[float, float], ...] = attrs.field(default=(), converter=_links)
+    """Given links instead of drawn ones: ``(uplink, downlink)`` in Mbit/s of the n-th viewer to join.
+    Viewers beyond the list (churn's newcomers) draw from ``uplink_mbps`` and ``downlink_mbps``. A
+    run on the kernel-shaped testbed passes the links it drew, so both run the same audience."""
+    join_times_s: tuple[float, ...] = attrs.field(default=(), converter=_times)
+    """Given join times (seconds) of the initial viewers, one per viewer, instead of uniform draws
+    within ``join_window_s``: the testbed's viewers join on a fixed stagger."""
 
     def __attrs_post_init__(self) -> None:
         if self.viewers < 1 or self.duration_s <= 0 or self.segment_duration_s <= 0:
@@ -92,6 +124,8 @@ class Scenario:
             raise ConfigError('topology must be "mesh" or "host-client" and host_fraction in [0, 1]')
         if self.max_client_peers_per_host_peer < 1:
             raise ConfigError("max_client_peers_per_host_peer must be >= 1")
+        if self.join_times_s and len(self.join_times_s) != self.viewers:
+            raise ConfigError(f"join_times_s has {len(self.join_times_s)} times for {self.viewers} viewers")
 
     def loader_config(self, *, p2p: bool = True, download_only: bool = False) -> LoaderConfig:
         base = LoaderConfig.from_faq(self.loader) if self.loader else LoaderConfig()

@@ -53,6 +53,9 @@ class ViewerFigures:
     startup_time: float | None
     played: float
     segments_played: int
+    uplink_mbps: float = 0.0
+    """The viewer's access link, in Mbit/s (drawn from the scenario's ranges, or given)."""
+    downlink_mbps: float = 0.0
 
 
 class SimViewer:
@@ -75,6 +78,7 @@ class SimViewer:
         published_hashes: bool = False,
     ) -> None:
         self.peer_id = peer_id
+        self.link = link
         self._loop = loop
         self._stream = stream
         self._rendition = rendition
@@ -282,4 +286,6 @@ class SimViewer:
             startup_time=report.startup_time,
             played=report.played,
             segments_played=self.segments_played,
+            uplink_mbps=self.link.up * 8 / 1e6,
+            downlink_mbps=self.link.down * 8 / 1e6,
         )

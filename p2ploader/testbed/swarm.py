@@ -26,7 +26,14 @@ from p2ploader.errors import TestbedError
 from p2ploader.testbed.links import RateRange, format_rate
 from p2ploader.testbed.netns import Host, Testbed
 
-__all__ = ["ORIGIN_PORT", "TRACKER_PORT", "SwarmNetwork", "build_swarm_network", "draw_links"]
+__all__ = [
+    "ORIGIN_PORT",
+    "TRACKER_PORT",
+    "SwarmNetwork",
+    "build_swarm_network",
+    "draw_links",
+    "viewer_link_rates",
+]
 
 ORIGIN_PORT = 8080
 TRACKER_PORT = 8000
@@ -72,6 +79,28 @@ def draw_links(
     return links
 
 
+def viewer_link_rates(
+    viewers: int,
+    *,
+    uplink: RateRange | None,
+    downlink: RateRange | None,
+    seed: int,
+    links: Sequence[tuple[float, float]] = (),
+) -> list[tuple[float | None, float | None]]:
+    """Each viewer's ``(uplink, downlink)`` in bits per second, ``None`` for an unshaped side:
+    ``links`` for the first viewers, draws from the ranges (a ``None`` range: unshaped) for the
+    rest. A viewer's draw does not depend on the given links, so giving some changes no other."""
+    unshaped = RateRange(1.0, 1.0)
+    rates: list[tuple[float | None, float | None]] = []
+    drawn = draw_links(viewers, uplink=uplink or unshaped, downlink=downlink or unshaped, seed=seed)
+    for index, (up, down) in enumerate(drawn):
+        if index < len(links):
+            rates.append(links[index])
+        else:
+            rates.append((up if uplink is not None else None, down if downlink is not None else None))
+    return rates
+
+
 def build_swarm_network(
     testbed: Testbed,
     *,
@@ -83,24 +112,21 @@ def build_swarm_network(
     seed: int = 0,
     window_segments: int = 20,
     python: str = sys.executable,
+    links: Sequence[tuple[float, float]] = (),
 ) -> SwarmNetwork:
     """Add the origin (serving ``root``; its uplink ``origin_bps``), the tracker and ``viewers``
     viewers (links drawn from ``uplink`` and ``downlink``; ``None`` leaves that side unshaped) to
-    ``testbed``, and start the two servers."""
+    ``testbed``, and start the two servers. ``links`` gives the first viewers' ``(uplink,
+    downlink)`` in bits per second instead of draws (a scenario's ``viewer_links_mbps``); a given
+    side is shaped even where its range is ``None``."""
     origin = testbed.add_host("origin", uplink_bps=origin_bps)
     tracker = testbed.add_host("tracker")
-    unshaped = RateRange(1.0, 1.0)
-    hosts = []
-    for index, (up, down) in enumerate(
-        draw_links(viewers, uplink=uplink or unshaped, downlink=downlink or unshaped, seed=seed)
-    ):
-        hosts.append(
-            testbed.add_host(
-                f"v{index}",
-                uplink_bps=up if uplink is not None else None,
-                downlink_bps=down if downlink is not None else None,
-            )
+    hosts = [
+        testbed.add_host(f"v{index}", uplink_bps=up, downlink_bps=down)
+        for index, (up, down) in enumerate(
+            viewer_link_rates(viewers, uplink=uplink, downlink=downlink, seed=seed, links=links)
         )
+    ]
     cli = [python, "-m", "p2ploader.app.cli"]
     origin_argv = [
         *cli, "origin", "--root", str(root), "--host", origin.address, "--port", str(ORIGIN_PORT),

@@ -154,3 +154,39 @@ def test_viewers_play_through_ext_x_gap_segments_without_a_stall() -> None:
     assert sum(r.stalls for r in reports) == 0
     assert sum(v.scheduler.statistics().p2p_bytes for v in world.viewers) > 0
     assert not [s for v in world.viewers for s in v.scheduler.cache if s.sequence % 5 == 4]
+
+
+def test_given_links_and_join_times_replace_the_draws_and_nothing_else() -> None:
+    """The testbed's benchmark gives the simulator the links and joins its viewers had."""
+    small = Scenario(viewers=3, duration_s=30, seed=4)
+    drawn = run_scenario(small, trace=True)
+    by_join = sorted(drawn.viewers, key=lambda v: v.joined)
+    # The very draws, given: the same run, event for event.
+    same = small.evolve(
+        viewer_links_mbps=[(v.uplink_mbps, v.downlink_mbps) for v in by_join],
+    )
+    assert run_scenario(same, trace=True).trace_digest == drawn.trace_digest
+    # Other links and fixed joins: each viewer has what it was given, in join order.
+    given = small.evolve(viewer_links_mbps=[(2, 30), (3, 31), (4, 32)], join_times_s=[0, 1.5, 3])
+    viewers = sorted(run_scenario(given).viewers, key=lambda v: v.joined)
+    assert [v.joined for v in viewers] == [0, 1.5, 3]
+    assert [(round(v.uplink_mbps, 9), round(v.downlink_mbps, 9)) for v in viewers] == [
+        (2, 30),
+        (3, 31),
+        (4, 32),
+    ]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"join_times_s": [0, 1]},
+        {"join_times_s": [0, -1, 2]},
+        {"viewer_links_mbps": [(1, 0)]},
+        {"viewer_links_mbps": [(1,)]},
+        {"viewer_links_mbps": 5},
+    ],
+)
+def test_bad_given_links_or_join_times_are_config_errors(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Scenario(viewers=3, **changes)  # type: ignore[arg-type]
