@@ -149,6 +149,36 @@ def test_setup_commands_shape_the_uplink_on_the_host_and_the_downlink_on_the_hub
     assert deletes == ["p2pl-4242-origin", "p2pl-4242-v0", "p2pl-4242-hub"]
 
 
+@pytest.mark.parametrize(
+    ("output", "sent"),
+    [
+        (
+            '[{"ifname": "eth0", "stats64": {"tx": {"bytes": 123456789012}, "rx": {"bytes": 5}}}]',
+            123456789012,
+        ),
+        ('[{"ifname": "eth0", "stats": {"tx": {"bytes": 42}, "rx": {"bytes": 5}}}]', 42),
+        ("", None),
+        ('[{"ifname": "eth0"}]', None),
+        ("[]", None),
+    ],
+)
+def test_a_hosts_sent_bytes_are_its_links_transmit_counter(output: str, sent: int | None) -> None:
+    class Counters(Recorder):
+        def __call__(self, argv: Sequence[str]) -> str:
+            answer = super().__call__(argv)
+            return output if list(argv[3:]) == ["-s", "-j", "link", "show", "dev", "eth0"] else answer
+
+    recorder = Counters()
+    with _bed(recorder) as bed:
+        origin = bed.add_host("origin", uplink_bps=5e6)
+        if sent is None:
+            with pytest.raises(TestbedError, match="unreadable link statistics"):
+                bed.sent_bytes(origin)
+        else:
+            assert bed.sent_bytes(origin) == sent
+    assert ["ip", "-n", "p2pl-4242-origin", "-s", "-j", "link", "show", "dev", "eth0"] in recorder.commands
+
+
 # 4 commands for the hub (with the sweep's list), 9 per shaped host: fail each of them in turn.
 @pytest.mark.parametrize("fail_at", range(1, 23))
 def test_a_failure_in_the_middle_of_setup_leaves_no_namespace(fail_at: int) -> None:

@@ -532,6 +532,9 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
             policy=policy,
             base_config=config,
         )
+        origin_sent = testbed.sent_bytes(network.origin)
+    # The kernel's count on the origin's link: segments, playlists, headers, retransmissions.
+    print(f"testbed: the origin's link sent {origin_sent:,} bytes", flush=True)
     settings = {
         **_swarm_settings(args),
         "uplink": str(plan.uplink) if plan.uplink else None,
@@ -540,7 +543,8 @@ async def _swarm_on_testbed(args: argparse.Namespace) -> int:
         "link_queue_s": plan.queue_seconds,
         "scenario": plan.scenario,
     }
-    status = _finish_swarm(args, result, origin_bytes=None, extra={"settings": settings})
+    extra = {"settings": settings, "origin_link_sent_bytes": origin_sent}
+    status = _finish_swarm(args, result, origin_bytes=None, extra=extra)
     _print_swarm_result(result, scenario=plan.scenario, policy=policy)
     return status
 

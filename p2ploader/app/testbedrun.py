@@ -210,12 +210,14 @@ async def run_swarm_on_testbed(
     seed: int = 0,
     forward_buffer: float = 30.0,
     on_network: Callable[[SwarmNetwork], None] | None = None,
+    on_done: Callable[[SwarmNetwork], None] | None = None,
 ) -> SwarmResult:
     """Run ``viewers`` viewers (each joining ``stagger`` seconds after the previous, staying to
     ``duration`` seconds) of ``root`` served live on a fresh testbed, and return their figures.
     ``config`` is the loader's configuration in the FAQ spelling; its trackers and ICE servers are
     replaced by the testbed's tracker and none. Every namespace is gone when this returns or raises.
-    ``on_network`` sees the network once it is up (e.g. to list the namespaces)."""
+    ``on_network`` sees the network once it is up (e.g. to list the namespaces), ``on_done`` once
+    the viewers are done and before it goes (e.g. to read the origin's byte counter)."""
     from p2ploader.app.swarmrun import SwarmRunner, churn_schedule
     from p2ploader.app.viewer import ViewerSpec
     from p2ploader.config import LoaderConfig
@@ -246,4 +248,7 @@ async def run_swarm_on_testbed(
         )
         sessions = churn_schedule(viewers, duration=duration, stagger=stagger, seed=seed)
         runner = SwarmRunner(template, sessions, seed=seed, viewer_prefix=network.viewer_prefix)
-        return await runner.run()
+        result = await runner.run()
+        if on_done is not None:
+            on_done(network)
+        return result

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
+import json
 import logging
 import os
 import re
@@ -297,6 +298,17 @@ class Testbed:
         self._run(["tc", "-n", namespace, "qdisc", "replace", "dev", interface, "root", *tbf])
 
     # -- running -----------------------------------------------------------------------------
+
+    def sent_bytes(self, host: Host) -> int:
+        """Bytes ``host`` has sent on its link so far (its ``eth0`` transmit counter: every packet,
+        headers included, what an origin's provider would bill), read from the kernel."""
+        output = self._run(["ip", "-n", host.namespace, "-s", "-j", "link", "show", "dev", "eth0"])
+        try:
+            (link,) = json.loads(output)
+            counters = link.get("stats64") or link["stats"]
+            return int(counters["tx"]["bytes"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TestbedError(f"unreadable link statistics of {host.namespace}: {output[:200]!r}") from exc
 
     def command(self, host: Host, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside ``host``'s namespace."""
