@@ -79,7 +79,8 @@ def per_viewer(result: SwarmResult, network: SwarmNetwork, duration: float) -> l
         lines.append(
             f"    viewer {row.viewer}: uplink {uplink / 1e6:5.2f} Mbit/s, uploads {upload / 1e6:5.2f} Mbit/s "
             f"({upload / uplink:4.0%}), P2P {ratio:.2f}, stalls {row.stalls}, "
-            f"lowest buffer {lowest_buffer(result, row.viewer):.1f} s"
+            f"lowest buffer {lowest_buffer(result, row.viewer):.1f} s, upload control "
+            f"{row.upload_control_cuts} cuts in {row.upload_control_samples} round-trip samples"
         )
     return lines
 

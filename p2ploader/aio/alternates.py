@@ -31,6 +31,7 @@ import httpx
 from p2ploader.aio.statistics import LoaderStatistics, MediaKind, MediaStatistics
 from p2ploader.config import LoaderConfig
 from p2ploader.core import notifications as nt
+from p2ploader.core.upload_control import UploadController
 from p2ploader.errors import RenditionNotFoundError, UsageError
 from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
@@ -43,7 +44,8 @@ class TrackLoader(Protocol):
     :class:`~p2ploader.aio.loader.HybridLoader` is the one implementation; this module names the
     protocol instead of the class because the loader imports this module (no import circle, not
     even for type checking). The underscored members are the loader's internals the companions
-    share (its HTTP client, random generator and listeners) or drive (following a rendition)."""
+    share (its HTTP client, random generator, listeners and upload control) or drive (following a
+    rendition)."""
 
     url: str
     config: LoaderConfig
@@ -52,6 +54,7 @@ class TrackLoader(Protocol):
     _client: httpx.AsyncClient
     _listeners: list[Callable[[nt.Notification], None]]
     _variant: Variant | None
+    _upload_control: UploadController | None
 
     def __init__(
         self,
@@ -262,6 +265,7 @@ async def open_companion(parent: Loader, rendition: AlternateRendition, variant:
     seed = parent._rng.randrange(2**32)
     loader = type(parent)(parent.url, config=config, seed=seed, http_client=parent._client)
     loader.media_type = kind
+    loader._upload_control = parent._upload_control  # one uplink: one upload control
 
     def forward(notification: nt.Notification) -> None:
         # The parent's listeners hear every media type (segment ids name the rendition).

@@ -44,6 +44,7 @@ from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
+from p2ploader.core.upload_control import UploadController
 from p2ploader.decryption import AES_KEY_BYTES, decrypt_in_steps, decryptable_key
 from p2ploader.errors import (
     ConfigError,
@@ -230,6 +231,10 @@ class HybridLoader:
         self._stalled = False
         self._refresh_errors = 0
         self._peers: PeerManager | None = None
+        # The delay-based upload control, one per viewer: every swarm it joins (each rendition's,
+        # and the audio companion's, which takes this one) uploads on the same uplink.
+        delay_target = self.config.upload_delay_target
+        self._upload_control = UploadController(target=delay_target) if delay_target > 0 else None
         self._swarms: SwarmSet | None = None
         self._lingering: dict[str, asyncio.Task[None]] = {}  # rendition -> its swarm's linger task
         self._uploaded_by_peer: dict[str, int] = {}
@@ -491,7 +496,7 @@ class HybridLoader:
             max_message_size=cfg.web_rtc_max_message_size,
             upload_rate_limit=cfg.upload_rate_limit,
             upload_stall_timeout=cfg.upload_stall_timeout,
-            upload_delay_target=cfg.upload_delay_target,
+            upload_control=self._upload_control,
             max_segment_size=segment_size_limit(
                 bandwidth=variant.bandwidth,
                 target_duration=playlist.target_duration,
@@ -993,6 +998,7 @@ class HybridLoader:
             p2p_bytes_verified=core.p2p_bytes_verified,
             p2p_bytes_unverified=core.p2p_bytes_unverified,
             uploaded_bytes_by_peer=dict(self._uploaded_by_peer),
+            upload_control=self._upload_control.statistics() if self._upload_control is not None else None,
             topology_role=self._membership.role if self._membership is not None else "mesh",
             trackers=self._tracker_states(),
             by_media_type={

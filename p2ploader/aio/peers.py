@@ -24,8 +24,9 @@ tracker client:
 * **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
   come first served; each pulls the machine's chunks one by one, after the data channel's send
   buffer drained (back-pressure) and, with a rate cap, when its share of time came.
-* **Delay-based upload control** (``upload_delay_target``, :mod:`p2ploader.core.upload_control`):
-  while an upload runs, the SCTP round trip of its link is sampled every
+* **Delay-based upload control** (``upload_delay_target``, :mod:`p2ploader.core.upload_control`;
+  the owner passes one controller to every swarm of a viewer, as they share its uplink): while an
+  upload runs, the SCTP round trip of its link is sampled every
   :data:`ROUND_TRIP_SAMPLE_INTERVAL` seconds (when it changed); the controller turns those samples
   into an allowed rate, and the pacing uses the smaller of it and ``upload_rate_limit``. Once the
   rate is limited, chunks are cut to half the delay target's worth of bytes at that rate (a 64 kB
@@ -131,7 +132,7 @@ class PeerManager:
         connect_timeout: float = 15.0,
         upload_rate_limit: float | None = None,
         upload_stall_timeout: float | None = 5.0,
-        upload_delay_target: float = 0.0,
+        upload_control: UploadController | None = None,
         max_segment_size: int = MAX_SEGMENT_SIZE,
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         rng: random.Random | None = None,
@@ -156,10 +157,9 @@ class PeerManager:
         self._upload_rate_limit = upload_rate_limit
         self._upload_stall_timeout = upload_stall_timeout
         """Seconds an upload waits for a receiver that takes no bytes at all; ``None``: for ever."""
-        self._upload_control = (
-            UploadController(target=upload_delay_target) if upload_delay_target > 0 else None
-        )
-        """Steers the upload rate from our links' round trips; ``None``: off."""
+        self._upload_control = upload_control
+        """Steers the upload rate from our links' round trips; ``None``: off. One controller per
+        viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
         self._max_segment_size = max_segment_size
         """Bytes a data header may announce (the stream's bitrate allows no more)."""
         self._max_announced_ids = max_announced_ids
@@ -449,7 +449,7 @@ class PeerManager:
             self._request_peer.pop(request_id, None)
         self._cancel_upload_task(state)
         if self._upload_control is not None:
-            self._upload_control.forget(link.peer_id)
+            self._upload_control.forget(self._control_key(link.peer_id))
         if self._on_peer_gone is not None:
             self._on_peer_gone(link.peer_id)
         if state.admitted:
@@ -685,8 +685,13 @@ class PeerManager:
             rtt = state.link.round_trip_time
             if rtt is not None and rtt != state.round_trip:
                 state.round_trip = rtt
-                control.observe(state.link.peer_id, rtt, now=self._now())
+                control.observe(self._control_key(state.link.peer_id), rtt, now=self._now())
             await asyncio.sleep(ROUND_TRIP_SAMPLE_INTERVAL)
+
+    def _control_key(self, peer_id: str) -> tuple[int, str]:
+        """The link's key in the shared controller: one remote peer may be linked to us in two
+        swarms (video and audio), each link with its own round trip."""
+        return (id(self), peer_id)
 
     def _upload_rate(self) -> float | None:
         """Bytes/s the uploads may use now: the smaller of the cap and the controller's rate."""

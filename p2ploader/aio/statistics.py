@@ -11,6 +11,7 @@ from typing import Literal
 
 import attrs
 
+from p2ploader.core.upload_control import UploadControlStatistics
 from p2ploader.status import TrackerState
 
 __all__ = ["LoaderStatistics", "MediaKind", "MediaStatistics"]
@@ -70,6 +71,9 @@ class LoaderStatistics:
     digest published for the segment and no spot check drawn, or a spot check inconclusive."""
     uploaded_bytes_by_peer: Mapping[str, int] = attrs.field(factory=dict)
     """Bytes handed to each peer (hex peer id) for upload, over the loader's life."""
+    upload_control: UploadControlStatistics | None = None
+    """The delay-based upload control's state, shared by every swarm of this loader and its
+    companions (``None``: ``upload_delay_target`` is 0, off)."""
     topology_role: str = "mesh"
     """``"mesh"``, or this peer's role in a host/client swarm: ``"host"`` or ``"client"``."""
     trackers: Mapping[str, TrackerState] = attrs.field(factory=dict)

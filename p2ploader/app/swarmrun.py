@@ -225,6 +225,13 @@ def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _control_figure(result: Mapping[str, Any] | None, name: str) -> int:
+    """A count from a session's ``upload_control`` figures (0: no result yet, or the control off)."""
+    control = (result or {}).get("upload_control")
+    value = control.get(name) if isinstance(control, Mapping) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 SessionStatus = Literal["waiting", "starting", "playing", "done", "failed", "cancelled"]
 
 
@@ -301,6 +308,10 @@ class ViewerFigures:
     media: Mapping[str, MediaFigures] = attrs.field(factory=dict)
     """Bytes per media type (``"video"``, and ``"audio"`` with a separate audio rendition); the
     totals above add them up."""
+    upload_control_samples: int = 0
+    """Round-trip samples the delay-based upload control took, over all sessions (and viewers)."""
+    upload_control_cuts: int = 0
+    """Times it cut the upload rate for a growing queue on the uplink, over all sessions."""
 
     @property
     def total_bytes(self) -> int:
@@ -511,6 +522,8 @@ class SwarmRunner:
                 else _optional_str(latest_result.get("tracker_warning"))
             ),
             media=MediaFigures.add(r.media() for r in started),
+            upload_control_samples=sum(_control_figure(r.result, "samples") for r in started),
+            upload_control_cuts=sum(_control_figure(r.result, "cuts") for r in started),
         )
 
     def all_figures(self) -> list[ViewerFigures]:
@@ -545,6 +558,8 @@ class SwarmRunner:
             trackers=_trackers_total(rows),
             tracker_warning=_warning_total(rows),
             media=MediaFigures.add(r.media for r in rows),
+            upload_control_samples=sum(r.upload_control_samples for r in rows),
+            upload_control_cuts=sum(r.upload_control_cuts for r in rows),
         )
 
     def buffers(self) -> dict[int, list[tuple[float, float]]]:

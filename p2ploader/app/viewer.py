@@ -11,10 +11,12 @@ JSON) and prints JSON lines on stdout:
   "p2p_uploaded_bytes", "peers_connected", "http_segments", "p2p_segments", "segments_played",
   "mismatches", "stalls", "rebuffer_time", "startup_time", "played", "seeks", "rendition",
   "live_edge_distance", "abr_switches", "gaps", "wall_time", "cpu_time", "first_sequence",
-  "media"}`` (``segments_played`` counts the variant's segments with media, not a separate audio
-  track's; ``gaps`` the EXT-X-GAP segments skipped, which have none; ``first_sequence``: the media
-  sequence number of the first segment played, where EXT-X-START or the live start distance put
-  it; None when nothing played);
+  "media", "upload_control"}`` (``segments_played`` counts the variant's segments with media, not
+  a separate audio track's; ``gaps`` the EXT-X-GAP segments skipped, which have none;
+  ``first_sequence``: the media sequence number of the first segment played, where EXT-X-START or
+  the live start distance put it; None when nothing played);
+* ``upload_control`` is the delay-based upload control's figures (see
+  :func:`upload_control_figures`), None when it is off;
 * ``media`` splits the byte figures by media type (see :func:`media_figures`):
   ``{"video": {"rendition", "http_bytes", "p2p_bytes", "p2p_uploaded_bytes", "http_segments",
   "p2p_segments", "peers"}, "audio": {...}}``, ``audio`` only with a separate audio rendition;
@@ -43,11 +45,20 @@ from p2ploader.aio.loader import MediaKind, MediaStatistics, open_loader
 from p2ploader.aio.player import PlaybackSnapshot, play
 from p2ploader.aio.webrtc import restrict_ice_to_loopback
 from p2ploader.config import LoaderConfig
+from p2ploader.core.upload_control import UploadControlStatistics
 from p2ploader.errors import P2PLoaderError
 from p2ploader.playback import AbrController
 from p2ploader.status import tracker_summary, tracker_warning
 
-__all__ = ["ViewerSpec", "last_line", "media_figures", "run_viewer", "start_viewer_process", "tick_line"]
+__all__ = [
+    "ViewerSpec",
+    "last_line",
+    "media_figures",
+    "run_viewer",
+    "start_viewer_process",
+    "tick_line",
+    "upload_control_figures",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -167,6 +178,21 @@ async def run_viewer(
         "cpu_time": time.process_time() - cpu_started,
         "first_sequence": first_sequence,
         "media": media_figures(stats.by_media_type),
+        "upload_control": upload_control_figures(stats.upload_control),
+    }
+
+
+def upload_control_figures(figures: UploadControlStatistics | None) -> dict[str, Any] | None:
+    """The delay-based upload control's figures for the result line: round-trip ``samples``,
+    rate ``cuts``, the allowed ``rate`` at the end (bytes/s, None: unlimited) and the last
+    ``queuing_delay`` seen (seconds); None when the control is off."""
+    if figures is None:
+        return None
+    return {
+        "samples": figures.samples,
+        "cuts": figures.cuts,
+        "rate": figures.rate,
+        "queuing_delay": figures.queuing_delay,
     }
 
 

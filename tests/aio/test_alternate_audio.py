@@ -330,3 +330,24 @@ async def test_the_player_follows_switches_to_and_from_a_variant_without_separat
     assert report.state == "ended" and report.played == pytest.approx(11.98, abs=0.1)
     audio_times = [t for t, rendition in handed if rendition == "a:aud:English"]
     assert audio_times and max(audio_times) > 4.0  # audio was loaded again after the switch back
+
+
+@pytest.mark.parametrize("delay_target", [None, 0.0])
+async def test_the_variant_and_its_audio_share_one_upload_control(
+    av: Path, delay_target: float | None
+) -> None:
+    """Both swarms upload on the viewer's one uplink, so one controller paces them (the default
+    delay target as shipped; 0 turns it off for both)."""
+    config = HTTP_ONLY if delay_target is None else HTTP_ONLY.evolve(upload_delay_target=delay_target)
+    with OriginServer(av) as origin:
+        async with open_loader(origin.url_for("master.m3u8"), config=config) as loader:
+            audio = loader.audio
+            assert audio is not None
+            if delay_target == 0.0:
+                assert loader._upload_control is None and audio._upload_control is None
+                assert loader.statistics().upload_control is None
+                return
+            assert loader._upload_control is not None
+            assert audio._upload_control is loader._upload_control
+            figures = loader.statistics().upload_control
+            assert figures is not None and figures.samples == 0 and figures.rate is None

@@ -23,6 +23,7 @@ from p2ploader.core import wire
 from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
+from p2ploader.core.upload_control import UploadController
 from p2ploader.testing.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +50,11 @@ class Side:
             rtc_config={"iceServers": []},
             upload_rate_limit=config.upload_rate_limit,
             upload_stall_timeout=config.upload_stall_timeout,
-            upload_delay_target=config.upload_delay_target,
+            upload_control=(
+                UploadController(target=config.upload_delay_target)
+                if config.upload_delay_target > 0
+                else None
+            ),
         )
         self.driver.peers = self.peers
         self.driver.feed(ev.PlaylistUpdated(segments=segments))

@@ -137,6 +137,19 @@ def test_figures_sum_sessions_and_take_the_latest_tick() -> None:
     assert points[:2] == [(1.0, 2.0), (2.0, 3.0)] and math.isnan(points[2][1]) and points[3] == (16.0, 1.5)
 
 
+def test_upload_control_counts_add_up_over_sessions_and_viewers() -> None:
+    runner = runner_with_reports()
+    first, other, second = runner.runs
+    first.result = {**(first.result or {}), "upload_control": {"samples": 40, "cuts": 3, "rate": None}}
+    other.result = {"upload_control": None}  # the control off
+    second.result = {"upload_control": {"samples": 2, "cuts": "x"}}  # a count that is no count
+    zero, one = runner.all_figures()
+    assert (zero.upload_control_samples, zero.upload_control_cuts) == (42, 3)
+    assert (one.upload_control_samples, one.upload_control_cuts) == (0, 0)
+    total = runner.total([zero, one])
+    assert (total.upload_control_samples, total.upload_control_cuts) == (42, 3)
+
+
 def test_the_plot_is_a_png(tmp_path: Path) -> None:
     from p2ploader.app.plots import plot_swarm
     from p2ploader.app.swarmrun import SwarmResult, TimelinePoint

@@ -48,6 +48,8 @@ async def test_ticks_every_interval_then_the_result_line_last() -> None:
     ticks, result = lines[:-1], lines[-1]
     assert result["type"] == "result" and result.keys() >= RESULT_KEYS
     assert result["stalls"] == 0 and result["mismatches"] == 0 and result["segments_played"] > 0
+    # The upload control is on by default; with P2P off it never sampled a link nor cut a rate.
+    assert result["upload_control"] == {"samples": 0, "cuts": 0, "rate": None, "queuing_delay": None}
     assert all(t["type"] == "tick" for t in ticks) and 5 <= len(ticks) <= 9
     assert [t["t"] for t in ticks] == sorted(t["t"] for t in ticks)
     assert ticks[-1]["http_bytes"] > 0 and ticks[-1]["live_edge_distance"] > 0
