@@ -1582,17 +1582,18 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
     listed: tuple[Segment, ...] = delta.segments
     if skipped:
         # The delta numbers its discontinuities from its EXT-X-DISCONTINUITY-SEQUENCE, which is the
-        # first skipped segment's; the ones among the skipped segments are not in it.
+        # first skipped segment's, so the listed segments miss those among the skipped ones.
         shift = skipped[-1].discontinuity_sequence - delta.discontinuity_sequence
-        time = skipped[-1].end
         listed = tuple(
-            attrs.evolve(
-                segment,
-                start=segment.start + time,
-                discontinuity_sequence=segment.discontinuity_sequence + shift,
-            )
+            attrs.evolve(segment, discontinuity_sequence=segment.discontinuity_sequence + shift)
             for segment in listed
         )
+    # Start times as a full playlist parses: summed from 0 at its first segment, in order.
+    merged: list[Segment] = []
+    start = 0.0
+    for segment in (*skipped, *listed):
+        merged.append(segment if segment.start == start else attrs.evolve(segment, start=start))
+        start += segment.duration
     removed = set(skip.recently_removed_dateranges)
     listed_ids = {date_range.id for date_range in delta.date_ranges}
     date_ranges = (
@@ -1602,7 +1603,7 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
     return attrs.evolve(
         delta,
         media_sequence=first,
-        segments=(*skipped, *listed),
+        segments=tuple(merged),
         date_ranges=tuple(r for r in date_ranges if r.id not in removed),
         skipped=None,
     )
