@@ -35,6 +35,16 @@ its line. Once any segment is dated, every segment gets a ``program_date_time``:
 extrapolated from the nearest tag (RFC 8216 §4.3.2.6). :func:`choose_start` turns an
 ``EXT-X-START`` into the segment a player starts with.
 
+Low-Latency HLS (RFC 8216bis). ``EXT-X-SERVER-CONTROL``, ``EXT-X-PART-INF``, ``EXT-X-PART``,
+``EXT-X-PRELOAD-HINT``, ``EXT-X-RENDITION-REPORT`` and ``EXT-X-SKIP`` are read by our own
+attribute-list parser too (m3u8 never sees them) and checked against each other: hold-backs against
+the target durations, each part against ``PART-TARGET``, each segment's parts against its
+``EXTINF``. Parts before a segment's ``EXTINF`` are on that segment (:attr:`Segment.parts`); those
+after the last one are :attr:`MediaPlaylist.pending_parts`, of the next media sequence number. A
+delta update (``EXT-X-SKIP``) parses to its listed segments; :class:`LivePlaylistTracker` fills the
+skipped ones in. :mod:`p2ploader.hls_low_latency` has the follower's helpers (live edge, next
+blocking reload, start at ``PART-HOLD-BACK``).
+
 Live playlists. :class:`LivePlaylistTracker` folds successive refreshes of one media playlist into a
 single view whose segments keep the ``start`` time they had when first seen, so the timeline is
 continuous while the window slides; it reports what was added, removed and skipped, and rejects a
@@ -1212,7 +1222,7 @@ class _LowLatencyHeader(NamedTuple):
 
 def _without_low_latency_tags(text: str) -> str:
     """``text`` without its LL-HLS tag lines, for m3u8 (it would misplace or loosely convert them)."""
-    if "#EXT-X-P" not in text and "#EXT-X-S" not in text and "#EXT-X-R" not in text:
+    if not any(tag in text for tag in _LOW_LATENCY_TAG_LINES):
         return text  # the common case, without splitting the text
     return "\n".join(
         line for line in text.splitlines() if line.strip().partition(":")[0] not in _LOW_LATENCY_TAG_LINES
@@ -1664,7 +1674,10 @@ class LivePlaylistTracker:
     A segment keeps the ``program_date_time`` it had when first seen; a new one takes its refresh's,
     or follows the previous segment when the refresh has no date tag left. ``date_ranges`` keeps the
     ranges the refresh lists plus the earlier ones that still overlap the window (see
-    :func:`_live_date_ranges`).
+    :func:`_live_date_ranges`). LL-HLS: a delta update is merged with the previous playlist first
+    (:func:`_merge_delta`), so :attr:`current` always lists every segment and has ``skipped=None``;
+    a segment keeps its parts when the server stops listing them; a refresh that only publishes
+    more parts is a change, and one with fewer parts of the same segment went backwards.
     """
 
     def __init__(self, first: MediaPlaylist) -> None:
@@ -1862,7 +1875,7 @@ class StalePlaylistWatch:
 
 
 # --------------------------------------------------------------------------------------------------
-# LL-HLS: parts are not loaded yet
+# LL-HLS: the loader does not load parts yet
 # --------------------------------------------------------------------------------------------------
 
 #: The LL-HLS tags that announce parts (RFC 8216bis §4.4.4.9, §4.4.3.7, §4.4.5.3, §4.4.3.8), in the
@@ -1878,8 +1891,9 @@ LOW_LATENCY_TAGS: tuple[str, ...] = (
 
 def low_latency_tags(text: str) -> tuple[str, ...]:
     """The LL-HLS part tags a media playlist's ``text`` carries (names without ``#``, in
-    :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. Parsing ignores parts and keeps
-    the whole segments, so a caller can say so (the loader logs it once per playlist URL)."""
+    :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. :func:`parse_media` reads the
+    parts (:attr:`Segment.parts`, :attr:`MediaPlaylist.pending_parts`), but the loader does not
+    load them yet: it plays whole segments and says so with these names (once per playlist URL)."""
     if "#EXT-X-P" not in text and "PART-HOLD-BACK" not in text:
         return ()  # the common case, without splitting the text
     found: set[str] = set()
