@@ -1571,6 +1571,28 @@ def _with_parts_from(known: Segment, fresh: Segment) -> Segment:
     return attrs.evolve(known, parts=fresh.parts)
 
 
+def _all_parts(playlist: MediaPlaylist) -> Iterable[Part]:
+    """Every part of ``playlist`` in play order: its segments' parts, then the pending ones."""
+    for segment in playlist.segments:
+        yield from segment.parts
+    yield from playlist.pending_parts
+
+
+def _check_parts_unchanged(old: MediaPlaylist, new: MediaPlaylist) -> None:
+    """A part already seen keeps its URL and byte range (peers and caches know it by its id), as a
+    segment does; otherwise the playlist went backwards or was replaced."""
+    known = {part.id: part for part in _all_parts(old)}
+    if not known:
+        return
+    for fresh in _all_parts(new):
+        part = known.get(fresh.id)
+        if part is not None and (part.url, part.byte_range) != (fresh.url, fresh.byte_range):
+            raise PlaylistError(
+                new.url,
+                f"playlist went backwards or was replaced: part {fresh.id} was {part.url}, now {fresh.url}",
+            )
+
+
 def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist:
     """The full playlist a delta update (EXT-X-SKIP) stands for: its skipped segments, the oldest
     ``skipped.count`` ones, taken from ``previous`` (the last full playlist, as parsed), then the
@@ -1699,7 +1721,7 @@ class LivePlaylistTracker:
 
         Raises :class:`PlaylistError` (leaving :attr:`current` untouched) if ``new`` is for another
         rendition, went backwards (lower media sequence, lost segments or parts at the live edge,
-        or a known sequence number now names another URI) or changed after EXT-X-ENDLIST. A delta
+        or a known sequence number or part now names another URI) or changed after EXT-X-ENDLIST. A delta
         update (``new.skipped``) is first merged with the previous playlist; one that skips
         segments the tracker does not have raises :class:`DeltaPlaylistError` (reload the full
         playlist).
@@ -1745,6 +1767,7 @@ class LivePlaylistTracker:
                     f"playlist went backwards or was replaced: segment {sequence} was {known.url}, "
                     f"now {fresh.url}",
                 )
+        _check_parts_unchanged(old, new)
 
         # Known segments keep their start and date, except that a segment the server has since
         # marked EXT-X-GAP (its media lost, e.g. after an encoder failover) must not be fetched any more.
@@ -1798,19 +1821,14 @@ class LivePlaylistTracker:
         )
         self._last_raw = new
         self._timeline_end = start
-        seen_parts = {part.id for segment in old.segments for part in segment.parts}
-        seen_parts.update(part.id for part in old.pending_parts)
+        seen_parts = {part.id for part in _all_parts(old)}
         return PlaylistUpdate(
             added=tuple(added),
             removed=removed,
             unchanged=False,
             skipped=skipped,
             ended=new.end_list,
-            added_parts=tuple(
-                part
-                for part in (*(p for segment in segments for p in segment.parts), *new.pending_parts)
-                if part.id not in seen_parts
-            ),
+            added_parts=tuple(part for part in _all_parts(self._current) if part.id not in seen_parts),
         )
 
     def refresh_interval(self, changed: bool) -> float:

@@ -559,6 +559,21 @@ def test_a_refresh_with_fewer_parts_went_backwards_and_keeps_the_last_good_playl
     assert tracker.current is before
 
 
+def test_a_known_part_with_another_uri_was_replaced_and_keeps_the_last_good_playlist() -> None:
+    tracker = LivePlaylistTracker(parse(ll_text(pending=3)))
+    before = tracker.current
+    restarted = ll_text(pending=4).replace('URI="filePart274.1.mp4"', 'URI="restart/filePart274.1.mp4"')
+    with pytest.raises(PlaylistError, match=r"replaced: part v0#274\.1 was .*/filePart274\.1\.mp4, now"):
+        tracker.update(parse(restarted))
+    assert tracker.current is before
+    # The same once the segment is complete.
+    completed = ll_text(first=267, pending=0, parted=2).replace(
+        'URI="filePart273.4.mp4"', 'URI="restart/filePart273.4.mp4"'
+    )
+    with pytest.raises(PlaylistError, match=r"part v0#273\.4 was"):
+        tracker.update(parse(completed))
+
+
 def test_completed_segment_takes_its_parts_and_only_unseen_ones_are_added() -> None:
     tracker = LivePlaylistTracker(parse(ll_text(pending=11)))
     update = tracker.update(parse(ll_text(first=267, pending=1)))  # 274 complete, 275.0 pending
