@@ -507,6 +507,25 @@ def test_bad_low_latency_input_is_a_playlist_error_naming_its_line(text: str, fr
     assert fragment in reason(text)
 
 
+def fine_parts_text(extinf: float) -> str:
+    """Two 10 s segments of 50 parts of 0.2 s (PART-TARGET 0.2), the second's EXTINF ``extinf``
+    (the first is not the oldest parted segment, whose parts a server may be trimming)."""
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10", "#EXT-X-PART-INF:PART-TARGET=0.2"]
+    for sequence, duration in ((0, 10.0), (1, extinf)):
+        lines += [f'#EXT-X-PART:DURATION=0.2,URI="p{sequence}.{i}.mp4"' for i in range(50)]
+        lines += [f"#EXTINF:{duration},", f"s{sequence}.mp4"]
+    return "\n".join(lines)
+
+
+def test_part_sum_slack_never_hides_a_missing_part() -> None:
+    parse(fine_parts_text(10.09))  # within half PART-TARGET (0.1 s)
+    # 0.2 s off: one part too few or too many, whatever the number of parts.
+    assert "segment 1 (line 106): its 50 parts last 10s but its EXTINF says 10.2s" in reason(
+        fine_parts_text(10.2)
+    )
+    assert "its 50 parts last 10s but its EXTINF says 9.8s" in reason(fine_parts_text(9.8))
+
+
 @pytest.mark.parametrize(
     "text",
     [
