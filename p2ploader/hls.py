@@ -1622,10 +1622,12 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
             attrs.evolve(segment, discontinuity_sequence=segment.discontinuity_sequence + shift)
             for segment in listed
         )
-    # Start times as a full playlist parses: summed from 0 at its first segment, in order.
+    # As the full playlist parses: start times summed from 0 at its first segment, in order, and
+    # no parts on the skipped segments (a server skips only segments older than CAN-SKIP-UNTIL, at
+    # least six target durations, and lists parts only within about three of the end).
     merged: list[Segment] = []
     start = 0.0
-    for segment in (*skipped, *listed):
+    for segment in (*(attrs.evolve(s, parts=()) if s.parts else s for s in skipped), *listed):
         merged.append(segment if segment.start == start else attrs.evolve(segment, start=start))
         start += segment.duration
     removed = set(skip.recently_removed_dateranges)
