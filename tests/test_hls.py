@@ -806,7 +806,11 @@ MEDIA_ERRORS = [
     pytest.param(
         media_text(header='#EXT-X-DEFINE:NAME="x",VALUE="y"'), "EXT-X-DEFINE", id="define-unsupported"
     ),
-    pytest.param(media_text(header="#EXT-X-SKIP:SKIPPED-SEGMENTS=3"), "EXT-X-SKIP", id="skip-unsupported"),
+    pytest.param(
+        media_text(header="#EXT-X-SKIP:SKIPPED-SEGMENTS=3"),
+        "EXT-X-SKIP in a playlist whose EXT-X-SERVER-CONTROL has no CAN-SKIP-UNTIL",
+        id="skip-without-can-skip-until",
+    ),
     pytest.param(
         media_text([(4.0, "http://[::1/a.ts")]), "invalid URI 'http://[::1/a.ts'", id="bad-segment-uri"
     ),
@@ -1108,6 +1112,9 @@ FUZZ_LINES = st.one_of(
             "#EXT-X-STREAM-INF:BANDWIDTH=1",
             '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="n"',
             '#EXT-X-PART:DURATION=1,URI="p"',
+            "#EXT-X-PART-INF:PART-TARGET=1",
+            "#EXT-X-SERVER-CONTROL:CAN-SKIP-UNTIL=24,PART-HOLD-BACK=3",
+            "#EXT-X-SKIP:SKIPPED-SEGMENTS=1",
             "#EXT-X-PLAYLIST-TYPE:VOD",
             "#EXT-X-PROGRAM-DATE-TIME:2024-01-01T00:00:00Z",
             "a.ts",
@@ -1136,6 +1143,10 @@ FUZZ_LINES = st.one_of(
                 "#EXT-X-DATERANGE:",
                 "#EXT-X-CUE-OUT:",
                 "#EXT-X-SERVER-CONTROL:",
+                "#EXT-X-PART-INF:",
+                "#EXT-X-PRELOAD-HINT:",
+                "#EXT-X-RENDITION-REPORT:",
+                "#EXT-X-SKIP:",
                 "#EXT-X-START:",
                 "#EXT",
                 "",
