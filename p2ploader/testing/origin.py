@@ -34,6 +34,14 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
   while that segment is in the window, its dates moved by the same span and its ID suffixed with
   ``~<loop>`` from the second loop on (one ID, one range). A live master leaves out the I-frame
   playlists that cannot be served live (byte-range ones).
+* **Low-Latency HLS.** With ``low_latency=LowLatencySettings(...)``, ``/llhls/<path>`` mirrors
+  every fragmented-MP4 playlist ``/<path>`` as a live LL-HLS stream on the same clock: each
+  ``moof``+``mdat`` fragment of a segment is a part (``seg_<msn>.<k><ext>``), the media playlist
+  carries ``EXT-X-SERVER-CONTROL``, ``EXT-X-PART-INF``, the parts of the last three target
+  durations, a preload hint and rendition reports, and ``_HLS_msn``/``_HLS_part`` reloads and the
+  hinted part are held (in their own server threads, woken by the clock's next part,
+  :meth:`OriginServer.clock_changed` or :meth:`OriginServer.stop`) until published.
+  :mod:`p2ploader.testing.llhls` holds the pure part; this module the HTTP side.
 * **Faults.** :meth:`OriginServer.inject` arms a rule for request paths ending with a suffix:
   a status code, a delay, a body cut after some bytes (the full ``Content-Length`` is still
   announced, then the connection is closed) or a wrong ``Content-Range``. :meth:`freeze_live`
@@ -1121,6 +1129,8 @@ class OriginServer:
             they control. It is called from the server's threads.
         cors: Send ``Access-Control-Allow-Origin: *`` with every response, so that pages from
             other origins (any website, not only local players) can read the files. Off by default.
+        low_latency: Enables Low-Latency HLS under ``/llhls/`` (window, looping and end from
+            ``live``, or :class:`LiveSettings` defaults); ``None`` serves no LL-HLS.
 
     Use it as a context manager (``with OriginServer(root) as origin: ...``) or call
     :meth:`start` and :meth:`stop`. It cannot be restarted once stopped.
