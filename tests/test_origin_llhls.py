@@ -775,3 +775,59 @@ def test_the_origin_command_serves_llhls_with_blocking_reload(tmp_path: Path, ll
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------------
+# Box parsing corners (synthetic boxes: what ffmpeg does not write here)
+
+
+def full_box(kind: bytes, flags: int, fields: bytes) -> bytes:
+    return box(kind, flags.to_bytes(4, "big") + fields)
+
+
+def word(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
+NON_SYNC = 0x0001_0000
+
+
+def init_with_trex(default_duration: int, default_flags: int) -> bytes:
+    tkhd = full_box(b"tkhd", 0, bytes(8) + word(1) + bytes(60))
+    mdhd = full_box(b"mdhd", 0, bytes(8) + word(1000) + bytes(8))
+    hdlr = full_box(b"hdlr", 0, bytes(4) + b"vide" + bytes(13))
+    trak = box(b"trak", tkhd + box(b"mdia", mdhd + hdlr))
+    trex = full_box(b"trex", 0, word(1) + word(1) + word(default_duration) + word(0) + word(default_flags))
+    return box(b"ftyp", b"iso6") + box(b"moov", trak + box(b"mvex", trex))
+
+
+def test_durations_and_flags_fall_back_on_the_trex_defaults() -> None:
+    tracks = parse_init(init_with_trex(40, NON_SYNC))
+    assert tracks[1].handler == "vide" and tracks[1].default_duration == 40
+    tfhd = full_box(b"tfhd", 0, word(1))  # no defaults of its own
+    trun = full_box(b"trun", 0, word(5))  # five samples, nothing per sample
+    fragment = box(b"moof", box(b"traf", tfhd + trun)) + box(b"mdat", b"x")
+    (only,) = fragments_of(fragment, tracks)
+    assert only.duration == Fraction(200, 1000)
+    assert not only.independent  # the trex says every sample is a non-sync sample
+
+
+def test_per_sample_flags_and_durations_are_read() -> None:
+    tracks = parse_init(init_with_trex(0, NON_SYNC))
+    tfhd = full_box(b"tfhd", 0, word(1))
+    # duration (0x100) and flags (0x400) per sample: a sync sample first, then a non-sync one
+    samples = word(30) + word(0) + word(50) + word(NON_SYNC)
+    trun = full_box(b"trun", 0x500, word(2) + samples)
+    fragment = box(b"moof", box(b"traf", tfhd + trun)) + box(b"mdat", b"")
+    (only,) = fragments_of(fragment, tracks)
+    assert only.duration == Fraction(80, 1000) and only.independent
+
+
+def test_large_and_open_ended_box_sizes_are_understood() -> None:
+    tracks = parse_init(init_with_trex(10, 0))
+    moof = box(b"moof", box(b"traf", full_box(b"tfhd", 0, word(1)) + full_box(b"trun", 0, word(1))))
+    large_mdat = (1).to_bytes(4, "big") + b"mdat" + (16 + 3).to_bytes(8, "big") + b"abc"
+    open_ended = (0).to_bytes(4, "big") + b"mdat" + b"to the end"
+    fragments = fragments_of(box(b"styp", b"msdh") + moof + large_mdat + moof + open_ended, tracks)
+    assert [(f.offset, f.independent) for f in fragments] == [(0, True), (len(moof) + 12 + 19, True)]
+    assert fragments[1].offset + fragments[1].length == 12 + 2 * len(moof) + 19 + 18
