@@ -831,3 +831,31 @@ def test_large_and_open_ended_box_sizes_are_understood() -> None:
     fragments = fragments_of(box(b"styp", b"msdh") + moof + large_mdat + moof + open_ended, tracks)
     assert [(f.offset, f.independent) for f in fragments] == [(0, True), (len(moof) + 12 + 19, True)]
     assert fragments[1].offset + fragments[1].length == 12 + 2 * len(moof) + 19 + 18
+
+
+def test_the_segment_in_progress_counts_for_the_msn_limit_once_it_has_a_part(
+    llhls_stream: Path,  # noqa: F811
+    clock: Clock,
+    client: httpx.Client,
+) -> None:
+    with make_origin(llhls_stream, clock, block_timeout=0.2) as origin:
+        clock.now = part_due(3, 0)  # segments 0..2 complete, segment 3 has its first part
+        assert client.get(origin.url_for(PLAYLIST + "?_HLS_msn=5")).status_code == 503  # held
+        assert client.get(origin.url_for(PLAYLIST + "?_HLS_msn=6")).status_code == 400
+
+
+def test_a_forced_segment_duration_scales_the_parts_and_the_extinf(
+    llhls_stream: Path,  # noqa: F811
+    clock: Clock,
+    client: httpx.Client,
+) -> None:
+    with make_origin(llhls_stream, clock, live={"segment_duration": 4.0}) as origin:
+        clock.now = 4.0 + 1.0  # segment 2 done at 4 s, segment 3 has its first part at 5 s
+        listed = get_playlist(client, origin)
+    assert listed.part_target == 1.0
+    assert listed.segments[-1].msn == 3 and len(listed.segments[-1].parts) == 1
+    for segment in listed.segments:
+        if segment.uri is not None:
+            assert segment.duration == 4.0
+            if segment.parts:
+                assert sum(part.duration for part in segment.parts) == pytest.approx(4.0)

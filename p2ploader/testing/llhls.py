@@ -647,11 +647,12 @@ def blocking_decision(
     """What to do with a playlist request at ``edge`` (RFC 8216bis §6.2.5.2): ``"answer"`` now (no
     blocking directive, the segment or part is published, or the stream has ended), ``"hold"``
     until it is published, or ``"too far"`` (answer ``400``): ``_HLS_msn`` more than two segments
-    past the last one, or ``_HLS_part`` more than the advance part limit past the last part."""
+    past the last one (the segment in progress counts once it has a part), or ``_HLS_part`` more
+    than the advance part limit past the last part."""
     msn, part = directives.msn, directives.part
     if msn is None or edge.ended or timeline.is_published(edge, msn, part):
         return "answer"
-    last_msn = edge.complete - 1
+    last_msn = edge.complete if edge.parts else edge.complete - 1
     if msn > last_msn + 2:
         return "too far"
     if part is not None:

@@ -1652,15 +1652,16 @@ class OriginServer:
                 fragments = fragments_of(data, inits[segment.init])
             except FragmentedMp4Error as exc:
                 return f"{segment.path}: {exc}"
-            duration = (
-                segment.duration
-                if settings.segment_duration is None
-                else Fraction(repr(settings.segment_duration))
-            )
+            duration, extinf = segment.duration, segment.extinf
+            if settings.segment_duration is not None:
+                # The parts are scaled to the forced duration, so #EXTINF says it too (their sum).
+                duration = Fraction(repr(settings.segment_duration))
+                title = segment.extinf.partition(",")[2]
+                extinf = f"#EXTINF:{settings.segment_duration!r},{title}"
             segments.append(
                 LowLatencySegment(
                     duration=duration,
-                    extinf=segment.extinf,
+                    extinf=extinf,
                     ext=segment.ext,
                     discontinuity=segment.discontinuity,
                     init=segment.init,
@@ -1906,9 +1907,16 @@ class OriginServer:
             if held is not None:
                 return held
         fragment = segment.fragments[index]
+        path = stream.paths[msn % len(stream.paths)]
+        found = self._find_file([part for part in path.split("/") if part not in ("", ".")])
+        if isinstance(found, _Resource):
+            return found
         try:
-            data = self._llhls_file_bytes(stream.paths[msn % len(stream.paths)])
-        except FragmentedMp4Error as exc:
-            return _error(404, f"not found: {shown}: {exc}")
-        body = data[fragment.offset : fragment.offset + fragment.length]
+            with found.open("rb") as file:
+                file.seek(fragment.offset)
+                body = file.read(fragment.length)
+        except OSError as exc:
+            return _error(404, f"not found: {shown}: cannot read {path}: {exc.strerror}")
+        if len(body) != fragment.length:
+            return _error(404, f"not found: {shown}: {path} changed since it was cut into parts")
         return _Resource(content_type=content_type_for(shown), kind="segment", data=body)
