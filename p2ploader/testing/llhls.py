@@ -50,7 +50,7 @@ from urllib.parse import parse_qsl, quote
 
 import attrs
 
-from p2ploader.errors import ConfigError, P2PLoaderError
+from p2ploader.errors import ConfigError, DirectiveError, FragmentedMp4Error
 
 __all__ = [
     "BlockingDecision",
@@ -89,14 +89,6 @@ _EDGE_TOLERANCE: Final = Fraction(1, 1_000_000)  # as for /live/: decimal clock 
 _NON_SYNC_SAMPLE: Final = 0x0001_0000  # ISO/IEC 14496-12 sample flags: sample_is_non_sync_sample
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 _PART_NAME: Final = re.compile(r"seg_(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,5})(\..*)?", re.ASCII | re.DOTALL)
-
-
-class FragmentedMp4Error(P2PLoaderError, ValueError):
-    """A file is not the fragmented MP4 LL-HLS parts are cut from (the message says where)."""
-
-
-class DirectiveError(P2PLoaderError, ValueError):
-    """A playlist request's delivery directives are malformed (the origin answers ``400``)."""
 
 
 # --------------------------------------------------------------------------------------------------
