@@ -37,6 +37,7 @@ from p2ploader.testing.llhls import (
     LowLatencyTimeline,
     advance_part_limit,
     fragments_of,
+    group_fragments,
     parse_directives,
     parse_init,
 )
@@ -665,6 +666,8 @@ def test_directive_parsing_ignores_other_parameters() -> None:
         ({"block_timeout": 0}, "block_timeout"),
         ({"block_timeout": float("inf")}, "block_timeout"),
         ({"max_held_requests": 0}, "max_held_requests"),
+        ({"part_duration": 0}, "part_duration"),
+        ({"part_duration": float("nan")}, "part_duration"),
     ],
 )
 def test_bad_settings_are_a_config_error(settings: dict[str, Any], key: str) -> None:
@@ -691,7 +694,7 @@ def test_part_durations_are_scaled_to_the_segment_duration() -> None:
         discontinuity=False,
         init=None,
         extra=(),
-        fragments=fragments,
+        parts=fragments,
     )
     assert segment.part_ends == (Fraction(6, 5), Fraction(3))
     timeline = LowLatencyTimeline(segments=(segment,), initial=1, limit=None)
@@ -859,3 +862,43 @@ def test_a_forced_segment_duration_scales_the_parts_and_the_extinf(
             assert segment.duration == 4.0
             if segment.parts:
                 assert sum(part.duration for part in segment.parts) == pytest.approx(4.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parts of several fragments
+
+
+def test_fragments_are_joined_into_parts_of_the_asked_duration(
+    llhls_stream: Path,  # noqa: F811
+    clock: Clock,
+    client: httpx.Client,
+) -> None:
+    assert LowLatencySettings().part_duration is None  # the default: one part per fragment
+    with make_origin(llhls_stream, clock, part_duration=1.0) as origin:
+        clock.now = part_due(4, 0)  # segments 0..3 complete; 0.5 s into segment 4: no part yet
+        listed = get_playlist(client, origin)
+        assert listed.part_target == 1.0
+        assert listed.hint == "seg_4.0.m4s"
+        segment = next(segment for segment in listed.segments if segment.msn == 3)
+        assert [part.duration for part in segment.parts] == [1.0, 1.0]
+        assert [part.independent for part in segment.parts] == [True, False]
+        bodies = [client.get(origin.url_for(f"llhls/high/{part.uri}")).content for part in segment.parts]
+        assert b"".join(bodies) == client.get(origin.url_for("llhls/high/seg_3.m4s")).content
+        clock.now = part_due(4, 1)  # two fragments: the first part of segment 4
+        assert len(get_playlist(client, origin).segments[-1].parts) == 1
+
+
+def test_grouping_keeps_key_frames_at_part_starts_and_long_fragments_alone() -> None:
+    def fragment(offset: int, duration: str, independent: bool = False) -> Any:
+        return attrs.evolve(
+            fragment_template(), offset=offset, length=1, duration=Fraction(duration), independent=independent
+        )
+
+    fragments = [fragment(0, "0.2", True), fragment(1, "0.2"), fragment(2, "0.2", True), fragment(3, "0.9")]
+    parts = group_fragments(fragments, 0.5)
+    assert [(p.offset, p.length, p.duration, p.independent) for p in parts] == [
+        (0, 2, Fraction("0.4"), True),
+        (2, 1, Fraction("0.2"), True),  # a key frame starts a part even when it would fit
+        (3, 1, Fraction("0.9"), False),  # longer than the part duration: alone
+    ]
+    assert group_fragments(fragments, None) == tuple(fragments)

@@ -67,6 +67,7 @@ __all__ = [
     "advance_part_limit",
     "blocking_decision",
     "fragments_of",
+    "group_fragments",
     "parse_directives",
     "parse_init",
     "part_name",
@@ -114,6 +115,17 @@ def _validate_block_timeout(_i: object, _a: attrs.Attribute[float | None], value
         )
 
 
+def _validate_part_duration(_i: object, _a: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is None:
+        return
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not number or not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"LowLatencySettings.part_duration must be None or a finite number > 0, got {value!r}",
+            key="part_duration",
+        )
+
+
 def _validate_max_held(_i: object, _a: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
@@ -130,6 +142,10 @@ class LowLatencySettings:
     :class:`~p2ploader.testing.origin.LiveSettings` (its defaults when it has none).
 
     Attributes:
+        part_duration: Join consecutive fragments of a segment into parts of at most this many
+            seconds (> 0; :func:`group_fragments`), for sources cut finer than the parts wanted
+            (a fragment per frame, as low-latency CMAF encoders write); ``None``: one part per
+            fragment.
         part_hold_back_parts: ``PART-HOLD-BACK`` in part target durations (>= 2: RFC 8216bis
             requires at least twice the part target; 3 is what it recommends).
         block_timeout: Seconds (real time) a blocking reload or a request for the hinted part is
@@ -138,6 +154,7 @@ class LowLatencySettings:
             ``503`` at once, so held requests cannot take every server thread.
     """
 
+    part_duration: float | None = attrs.field(default=None, validator=_validate_part_duration)
     part_hold_back_parts: float = attrs.field(default=3.0, validator=_validate_hold_back)
     block_timeout: float | None = attrs.field(default=None, validator=_validate_block_timeout)
     max_held_requests: int = attrs.field(default=64, validator=_validate_max_held)
@@ -404,6 +421,27 @@ def _read_trun(
     return ticks, first_flags, count
 
 
+def group_fragments(fragments: Sequence[Fragment], part_duration: float | None) -> tuple[Fragment, ...]:
+    """The parts of a segment made of ``fragments``: with ``part_duration`` (seconds) None, one
+    part per fragment; else consecutive fragments joined while the part stays within
+    ``part_duration``. A fragment that starts with sync samples (``independent``) always starts a
+    part, so every key frame an encoder put at a fragment start keeps its ``INDEPENDENT=YES``; a
+    fragment longer than ``part_duration`` is a part by itself."""
+    if part_duration is None:
+        return tuple(fragments)
+    limit = Fraction(repr(part_duration)) + _EDGE_TOLERANCE
+    parts: list[Fragment] = []
+    for fragment in fragments:
+        if parts and not fragment.independent and parts[-1].duration + fragment.duration <= limit:
+            last = parts[-1]
+            parts[-1] = attrs.evolve(
+                last, length=last.length + fragment.length, duration=last.duration + fragment.duration
+            )
+        else:
+            parts.append(fragment)
+    return tuple(parts)
+
+
 # --------------------------------------------------------------------------------------------------
 # The live timeline
 
@@ -419,7 +457,8 @@ class LowLatencySegment:
         discontinuity: ``#EXT-X-DISCONTINUITY`` in front of it in the VOD playlist.
         init: The ``#EXT-X-MAP`` line in effect, URI already rewritten for the live playlist.
         extra: Other tags in front of it in the VOD playlist, verbatim.
-        fragments: Its fragments (each one part), covering the whole file.
+        parts: Its parts, in order, covering the whole file: each one or more whole fragments
+            (:func:`group_fragments`), as a :class:`Fragment` spanning them.
     """
 
     duration: Fraction
@@ -428,18 +467,18 @@ class LowLatencySegment:
     discontinuity: bool
     init: str | None
     extra: tuple[str, ...]
-    fragments: tuple[Fragment, ...]
+    parts: tuple[Fragment, ...]
     part_ends: tuple[Fraction, ...] = attrs.field(init=False)
     """Where each part ends in the segment, in seconds from its start (the last is ``duration``):
-    the fragments' durations scaled so that they add up to ``duration`` exactly."""
+    the parts' own durations scaled so that they add up to ``duration`` exactly."""
 
     def __attrs_post_init__(self) -> None:
-        total = sum((fragment.duration for fragment in self.fragments), Fraction(0))
+        total = sum((part.duration for part in self.parts), Fraction(0))
         ends: list[Fraction] = []
         elapsed = Fraction(0)
-        for index, fragment in enumerate(self.fragments):
-            elapsed += fragment.duration
-            share = elapsed / total if total else Fraction(index + 1, len(self.fragments))
+        for index, part in enumerate(self.parts):
+            elapsed += part.duration
+            share = elapsed / total if total else Fraction(index + 1, len(self.parts))
             ends.append(self.duration * share)
         object.__setattr__(self, "part_ends", tuple(ends))
 
@@ -451,7 +490,7 @@ class LowLatencySegment:
 def part_target_of(segments: Sequence[LowLatencySegment]) -> Fraction:
     """``PART-TARGET``: the longest part, rounded up to the millisecond (every part must be at most
     the part target, RFC 8216bis §4.4.3.7), in seconds."""
-    longest = max(segment.part_duration(i) for segment in segments for i in range(len(segment.fragments)))
+    longest = max(segment.part_duration(i) for segment in segments for i in range(len(segment.parts)))
     return Fraction(math.ceil(longest * 1000), 1000)
 
 
@@ -535,7 +574,7 @@ class LowLatencyTimeline:
     def is_published(self, edge: LowLatencyEdge, msn: int, part: int | None) -> bool:
         """Whether segment ``msn`` (complete), or with ``part`` that part of it, is published at
         ``edge``. A part index past the segment's last part means the next segment's first part."""
-        if part is not None and part >= len(self.segment(msn).fragments):
+        if part is not None and part >= len(self.segment(msn).parts):
             msn, part = msn + 1, 0
         if msn < edge.complete:
             return True
@@ -549,7 +588,7 @@ class LowLatencyTimeline:
             return edge.complete, edge.parts - 1
         if edge.complete == 0:
             return None
-        return edge.complete - 1, len(self.segment(edge.complete - 1).fragments) - 1
+        return edge.complete - 1, len(self.segment(edge.complete - 1).parts) - 1
 
     def parts_between(self, older: tuple[int, int], newer: tuple[int, int]) -> int:
         """How many parts ``newer`` is after ``older`` (both ``(msn, part)``; negative if before)."""
@@ -558,7 +597,7 @@ class LowLatencyTimeline:
         (msn, part), (last_msn, last_part) = older, newer
         count = -part
         while msn < last_msn:
-            count += len(self.segment(msn).fragments)
+            count += len(self.segment(msn).parts)
             msn += 1
         return count + last_part
 
@@ -777,8 +816,8 @@ def render_media_playlist(
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_format_date(date)}")
         complete = msn < edge.complete
         if not complete or start + segment.duration > parts_from:
-            for index in range(len(segment.fragments) if complete else edge.parts):
-                independent = ",INDEPENDENT=YES" if segment.fragments[index].independent else ""
+            for index in range(len(segment.parts) if complete else edge.parts):
+                independent = ",INDEPENDENT=YES" if segment.parts[index].independent else ""
                 lines.append(
                     f"#EXT-X-PART:DURATION={_decimal_seconds(segment.part_duration(index))},"
                     f'URI="{shape.name_prefix}{part_name(msn, index, segment.ext)}"{independent}'
