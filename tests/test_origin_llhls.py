@@ -47,6 +47,7 @@ from tests.ffmpeg_streams import (
     LLHLS_SEGMENT_SECONDS,
     ffmpeg_or_skip,
     llhls_stream,  # noqa: F401
+    make_llhls_stream,
 )
 
 TLS = ssl.create_default_context()
@@ -902,3 +903,21 @@ def test_grouping_keeps_key_frames_at_part_starts_and_long_fragments_alone() -> 
         (3, 1, Fraction("0.9"), False),  # longer than the part duration: alone
     ]
     assert group_fragments(fragments, None) == tuple(fragments)
+
+
+def test_a_source_cut_at_every_frame_is_served_in_parts_of_part_duration(
+    tmp_path: Path, clock: Clock, client: httpx.Client
+) -> None:
+    # Low-latency CMAF encoders write a fragment per frame: 48 fragments per 2 s segment here.
+    root = make_llhls_stream(tmp_path / "per_frame", seconds=4, part_seconds=0.04)
+    data = (root / "high" / "seg_001.m4s").read_bytes()
+    assert len(fragments_of(data, parse_init((root / "high" / "init.mp4").read_bytes()))) == 48
+    with make_origin(root, clock, part_duration=LLHLS_PART_SECONDS) as origin:
+        clock.now = 0.0  # segments 0 and 1 complete
+        listed = get_playlist(client, origin)
+        segment = listed.segments[-1]
+        assert segment.msn == 1 and len(segment.parts) == PARTS_PER_SEGMENT
+        assert {part.duration for part in segment.parts} == {LLHLS_PART_SECONDS}
+        assert listed.part_target == LLHLS_PART_SECONDS
+        bodies = [client.get(origin.url_for(f"llhls/high/{part.uri}")).content for part in segment.parts]
+    assert b"".join(bodies) == data

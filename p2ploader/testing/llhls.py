@@ -7,8 +7,9 @@ every fMP4 VOD media playlist under its root as a live LL-HLS stream under ``/ll
 * **Parts from fragments.** :func:`parse_init` reads the tracks of an fMP4 init section and
   :func:`fragments_of` walks the top-level boxes of a segment file: each ``moof`` + ``mdat`` pair
   (with the ``styp``/``sidx``/``prft``/``emsg`` boxes in front of it) is one fragment, and each
-  fragment is published as one part. A part's duration is the longest of its track fragments'
-  sample durations (``trun``/``tfhd``/``trex``); it is ``INDEPENDENT=YES`` when the first sample of
+  fragment is published as one part (or, with ``part_duration``, a run of them). A fragment's
+  duration is its video track fragment's sample durations (``trun``/``tfhd``/``trex``; the longest
+  track fragment's in a stream without video); a part is ``INDEPENDENT=YES`` when the first sample of
   every track fragment is a sync sample (the ``sample_is_non_sync_sample`` bit of its sample flags
   is clear), read from the sample flags rather than assumed from the segment's start. Parsing is
   bounded (box count, nesting, sizes checked against their parent) and anything malformed raises
@@ -294,6 +295,7 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
             durations or flags it cannot tell, or no fragment at all.
     """
     budget = [MAX_BOXES]
+    has_video = any(track.handler == "vide" for track in tracks.values())
     fragments: list[Fragment] = []
     start: int | None = None
     moof: tuple[Fraction, bool] | None = None
@@ -303,7 +305,7 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
         if name == "moof":
             if moof is not None:
                 raise FragmentedMp4Error(f"moof at byte {box_start} follows a moof without its mdat")
-            moof = _read_moof(data, payload, end, tracks, budget)
+            moof = _read_moof(data, payload, end, tracks, has_video, budget)
         elif name == "mdat":
             if moof is None:
                 raise FragmentedMp4Error(f"mdat at byte {box_start} has no moof in front of it")
@@ -322,11 +324,12 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
 
 
 def _read_moof(
-    data: bytes, start: int, end: int, tracks: dict[int, TrackInfo], budget: list[int]
+    data: bytes, start: int, end: int, tracks: dict[int, TrackInfo], has_video: bool, budget: list[int]
 ) -> tuple[Fraction, bool]:
-    """(duration in seconds, independent) of one ``moof``. The duration is the video's when the
-    fragment has video (audio frames rarely end where video frames do, and the video is what
-    the parts are cut on), else the longest track fragment's."""
+    """(duration in seconds, independent) of one ``moof``. With a video track in the stream the
+    duration is the video's (audio frames rarely end where video frames do, and the video is what
+    the parts are cut on; a fragment of audio only then lasts 0 s and joins a neighbour's part
+    time), else the longest track fragment's."""
     durations: dict[bool, Fraction] = {True: Fraction(0), False: Fraction(0)}
     independent = True
     trafs = 0
@@ -339,7 +342,7 @@ def _read_moof(
         independent = independent and sync
     if trafs == 0:
         raise FragmentedMp4Error("a moof has no traf")
-    return durations[True] or durations[False], independent
+    return (durations[True] if has_video else durations[False]), independent
 
 
 def _read_traf(
