@@ -921,3 +921,20 @@ def test_a_source_cut_at_every_frame_is_served_in_parts_of_part_duration(
         assert listed.part_target == LLHLS_PART_SECONDS
         bodies = [client.get(origin.url_for(f"llhls/high/{part.uri}")).content for part in segment.parts]
     assert b"".join(bodies) == data
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--part-duration", "0.5"], "--part-duration needs --llhls"),
+        (["--llhls", "--part-duration", "0"], "part_duration must be None or a finite number > 0"),
+    ],
+)
+def test_the_origin_command_refuses_bad_llhls_options_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from p2ploader.app.cli import main
+
+    assert main(["origin", "--port", "0", *argv]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("p2ploader origin: ") and message in line
