@@ -938,3 +938,34 @@ def test_the_origin_command_refuses_bad_llhls_options_in_one_line(
     assert main(["origin", "--port", "0", *argv]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("p2ploader origin: ") and message in line
+
+
+def two_track_init() -> bytes:
+    """An init section with video track 1 (timescale 1000) and audio track 2 (timescale 1000)."""
+    traks = b""
+    for track_id, handler in ((1, b"vide"), (2, b"soun")):
+        tkhd = full_box(b"tkhd", 0, bytes(8) + word(track_id) + bytes(60))
+        mdhd = full_box(b"mdhd", 0, bytes(8) + word(1000) + bytes(8))
+        hdlr = full_box(b"hdlr", 0, bytes(4) + handler + bytes(13))
+        traks += box(b"trak", tkhd + box(b"mdia", mdhd + hdlr))
+    return box(b"moov", traks)
+
+
+def traf(track_id: int, duration: int, first_flags: int) -> bytes:
+    tfhd = full_box(b"tfhd", 0x08, word(track_id) + word(duration))
+    return box(b"traf", tfhd + full_box(b"trun", 0x004, word(1) + word(first_flags)))
+
+
+def test_a_fragment_of_audio_alone_in_a_stream_with_video_lasts_0_s_and_is_not_independent() -> None:
+    tracks = parse_init(two_track_init())
+    video_key = box(b"moof", traf(1, 500, 0) + traf(2, 520, 0)) + box(b"mdat", b"")
+    audio_only = box(b"moof", traf(2, 480, 0)) + box(b"mdat", b"")
+    video_delta = box(b"moof", traf(1, 500, NON_SYNC) + traf(2, 500, 0)) + box(b"mdat", b"")
+    fragments = fragments_of(video_key + audio_only + video_delta, tracks)
+    assert [(f.duration, f.independent) for f in fragments] == [
+        (Fraction(1, 2), True),  # the video's duration, not the audio's longer one
+        (Fraction(0), False),
+        (Fraction(1, 2), False),
+    ]
+    # Joined into parts, the audio-only fragment never starts a part of its own.
+    assert [p.duration for p in group_fragments(fragments, 1.0)] == [Fraction(1)]

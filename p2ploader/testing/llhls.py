@@ -12,7 +12,8 @@ every fMP4 VOD media playlist under its root as a live LL-HLS stream under ``/ll
   track fragment's in a stream without video); a part is ``INDEPENDENT=YES`` when the first sample of
   every track fragment is a sync sample (the ``sample_is_non_sync_sample`` bit of its sample flags
   is clear), read from the sample flags rather than assumed from the segment's start. Parsing is
-  bounded (box count, nesting, sizes checked against their parent) and anything malformed raises
+  bounded (a box budget per file, every size checked against its parent, sample tables against
+  their box, only the known boxes entered: no recursion) and anything malformed raises
   :class:`FragmentedMp4Error`.
 * **The clock.** :class:`LowLatencyTimeline` says which segments and parts are published ``t``
   seconds after the stream started, with the live edge rule of ``/live/``: segment ``msn`` (VOD
@@ -63,6 +64,7 @@ __all__ = [
     "LowLatencySegment",
     "LowLatencySettings",
     "LowLatencyTimeline",
+    "PlaylistShape",
     "RenditionReportLine",
     "TrackInfo",
     "advance_part_limit",
@@ -71,9 +73,11 @@ __all__ = [
     "group_fragments",
     "parse_directives",
     "parse_init",
+    "parse_part_name",
     "part_name",
     "part_target_of",
     "render_media_playlist",
+    "window_first",
 ]
 
 #: Boxes read from one file at most (top level and nested together).
@@ -329,9 +333,12 @@ def _read_moof(
     """(duration in seconds, independent) of one ``moof``. With a video track in the stream the
     duration is the video's (audio frames rarely end where video frames do, and the video is what
     the parts are cut on; a fragment of audio only then lasts 0 s and joins a neighbour's part
-    time), else the longest track fragment's."""
+    time), else the longest track fragment's. It is independent when the first sample of every
+    track fragment is a sync sample and, in a stream with video, it has video: audio frames are
+    all sync samples, but a part starting with audio alone still needs the key frame before it."""
     durations: dict[bool, Fraction] = {True: Fraction(0), False: Fraction(0)}
     independent = True
+    video_seen = False
     trafs = 0
     for name, _, payload, traf_end in _boxes(data, start, end, budget):
         if name != "traf":
@@ -339,10 +346,13 @@ def _read_moof(
         trafs += 1
         seconds, sync, video = _read_traf(data, payload, traf_end, tracks, budget)
         durations[video] = max(durations[video], seconds)
+        video_seen = video_seen or video
         independent = independent and sync
     if trafs == 0:
         raise FragmentedMp4Error("a moof has no traf")
-    return (durations[True] if has_video else durations[False]), independent
+    if has_video:
+        return durations[True], independent and video_seen
+    return durations[False], independent
 
 
 def _read_traf(
