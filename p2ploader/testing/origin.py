@@ -1805,6 +1805,8 @@ class OriginServer:
         assert low_latency is not None
         timeline = stream.timeline
         with self._clock_changed:
+            if ready(timeline.edge(self._clock())):
+                return None  # published meanwhile: nothing to hold, nothing to count
             if self._held >= low_latency.max_held_requests:
                 return _error(
                     503, f"too many held requests ({low_latency.max_held_requests}): try again later"
