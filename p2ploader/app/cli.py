@@ -645,6 +645,13 @@ def _serve_origin(args: argparse.Namespace) -> int:
         print(f"live: {origin.url_for('live/master.m3u8')}")
         if low_latency is not None:
             print(f"LL-HLS: {origin.url_for('llhls/master.m3u8')}")
+            if args.root is None:
+                # The bundled samples hold one fragment per segment (fmp4) or are MPEG-TS.
+                print(
+                    "note: the bundled samples make no real parts (fmp4: one part per segment; "
+                    "ts, byterange, aes: none); give --root a folder whose fMP4 segments hold several "
+                    "fragments (docs/origin.md shows the ffmpeg command)"
+                )
         print("Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
