@@ -41,6 +41,7 @@ from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
@@ -181,6 +182,9 @@ class HybridLoader:
                 key="http_headers",
             )
         self._client = http_client or open_http_client(self.config, stream_url=self.credentials_url)
+        # Playlists, keys, init sections and I-frames are retried as segments are, by the core's
+        # one policy (segments: the HttpExecutor's own copy, from the same settings).
+        self._fetch_retry = FetchRetryPolicy.from_config(self.config)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.
@@ -386,6 +390,7 @@ class HybridLoader:
             segment.url,
             max_bytes=MAX_SEGMENT_SIZE,
             what="I-frame",
+            retry=self._fetch_retry,
             byte_range=segment.byte_range,
         )
 
@@ -759,7 +764,9 @@ class HybridLoader:
         """A playlist's text, within ``max_playlist_bytes`` and ``max_playlist_segments``."""
         cfg = self.config
         try:
-            data = await fetch_bytes(self._client, url, max_bytes=cfg.max_playlist_bytes, what="playlist")
+            data = await fetch_bytes(
+                self._client, url, max_bytes=cfg.max_playlist_bytes, what="playlist", retry=self._fetch_retry
+            )
         except ResponseTooLargeError as exc:
             raise PlaylistTooLargeError(url, limit=exc.limit, unit="bytes") from exc
         try:
@@ -925,7 +932,9 @@ class HybridLoader:
         return await asyncio.shield(fetch)
 
     async def _fetch_key_once(self, url: str, method: str, key_format: str | None) -> bytes:
-        data = await fetch_bytes(self._client, url, max_bytes=MAX_KEY_BYTES, what="key")
+        data = await fetch_bytes(
+            self._client, url, max_bytes=MAX_KEY_BYTES, what="key", retry=self._fetch_retry
+        )
         if method in _SIXTEEN_BYTE_KEYS and key_format in (None, "identity") and len(data) != AES_KEY_BYTES:
             raise HttpStatusError(url, 200, f"an {method} key is {AES_KEY_BYTES} bytes, got {len(data)}")
         _bounded_put(self._keys, url, data)
@@ -950,6 +959,7 @@ class HybridLoader:
                 init.url,
                 max_bytes=self.config.max_init_section_bytes,
                 what="init section",
+                retry=self._fetch_retry,
                 byte_range=br,
             )
             _bounded_put(self._init_sections, cache_key, data)
