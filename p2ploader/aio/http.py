@@ -287,21 +287,23 @@ async def _read_capped(
 class HttpExecutor:
     """Runs HTTP fetches as tasks; reports core events through ``report``.
 
-    ``sleep`` waits the retry policy's delays (seconds); a test may hand in one that records them."""
+    ``retry_policy`` is the scheduler's (:attr:`~p2ploader.core.scheduler.Scheduler.fetch_retry_policy`:
+    the config's ``http_retries`` and ``http_retry_backoff`` unless the download policy maps a
+    setting of its own onto it). ``sleep`` waits its delays (seconds); a test may hand in one that
+    records them."""
 
     def __init__(
         self,
         client: httpx.AsyncClient,
-        config: LoaderConfig,
         report: Callable[[ev.Event], None],
         *,
+        retry_policy: FetchRetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
-        self._config = config
         self._report = report
         self._sleep = sleep
-        self._retry_policy = FetchRetryPolicy.from_config(config)
+        self._retry_policy = retry_policy
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     @property

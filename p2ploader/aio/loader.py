@@ -182,8 +182,8 @@ class HybridLoader:
                 key="http_headers",
             )
         self._client = http_client or open_http_client(self.config, stream_url=self.credentials_url)
-        # Playlists, keys, init sections and I-frames are retried as segments are, by the core's
-        # one policy (segments: the HttpExecutor's own copy, from the same settings).
+        # Playlists, keys, init sections and I-frames are retried by the core's one policy, with
+        # the config's settings (segments: the scheduler's, which a download policy may set).
         self._fetch_retry = FetchRetryPolicy.from_config(self.config)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
@@ -289,7 +289,9 @@ class HybridLoader:
         self._driver.validate = self._integrity.validation(self.config.segment_validator)
         self._swarms = SwarmSet(self._driver.feed)
         self._driver.peers = self._swarms
-        self._http = HttpExecutor(self._client, self.config, self._driver.feed)
+        self._http = HttpExecutor(
+            self._client, self._driver.feed, retry_policy=self._scheduler.fetch_retry_policy
+        )
         self._driver.http = self._http
 
     async def aclose(self) -> None:

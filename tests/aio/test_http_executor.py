@@ -49,7 +49,9 @@ async def run(
         await asyncio.sleep(0)
 
     async with httpx.AsyncClient() as client:
-        executor = HttpExecutor(client, config, events.append, sleep=record)
+        executor = HttpExecutor(
+            client, events.append, retry_policy=FetchRetryPolicy.from_config(config), sleep=record
+        )
         executor.start(action)
         for _ in range(200):
             if events and isinstance(events[-1], ev.HttpFetchCompleted | ev.HttpFetchFailed):
