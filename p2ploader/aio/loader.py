@@ -244,6 +244,9 @@ class HybridLoader:
         # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
         self._stuck: LivePlaylistStuckError | None = None
         self._alternates: AlternateTracks[HybridLoader] | None = None  # the audio/subtitles companions
+        # Loaders whose swarms share bans with ours (we, and a parent with its companions): one
+        # list object, shared by every member. See _share_bans_with.
+        self._ban_family: list[HybridLoader] = [self]
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -302,6 +305,7 @@ class HybridLoader:
         self._closed = True
         if self._alternates is not None:
             await self._alternates.aclose()
+        self._leave_ban_family()
         for task in (self._refresh_task, self._join_task, *self._key_fetches.values()):
             if task is not None:
                 task.cancel()
@@ -626,8 +630,40 @@ class HybridLoader:
     def _loop_time() -> float:
         return asyncio.get_running_loop().time()
 
+    def _share_bans_with(self, other: HybridLoader) -> None:
+        """From now on a ban in any swarm of ours or of ``other`` (and of the loaders already
+        sharing with either) counts in all of them, and links already open with a peer banned
+        elsewhere are closed when the ban comes (:meth:`_sweep_family_bans`). A parent and its
+        audio and subtitles companions share so: one player, one set of peers to distrust."""
+        self._scheduler.reputation.share_with(other._scheduler.reputation)
+        family = [
+            *self._ban_family,
+            *(loader for loader in other._ban_family if loader not in self._ban_family),
+        ]
+        for loader in family:
+            loader._ban_family = family
+
+    def _leave_ban_family(self) -> None:
+        if len(self._ban_family) > 1:
+            self._ban_family.remove(self)
+            self._ban_family = [self]
+        self._scheduler.reputation.leave_family()
+
+    def _sweep_family_bans(self) -> None:
+        """Our scheduler banned a peer: close the links the other loaders of the family hold with
+        the same identity (their own bans are checked on every new link already)."""
+        for loader in self._ban_family:
+            if loader is self or loader._swarms is None:
+                continue
+            for rendition in loader._swarms.renditions:
+                peers = loader._swarms.get(rendition)
+                if peers is not None:
+                    for peer_id in peers.drop_banned():
+                        logger.info("peer %s: banned in another swarm of this stream: link closed", peer_id)
+
     def is_banned(self, peer_id: str) -> bool:
-        """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now."""
+        """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now (or, by the
+        same identity, from a swarm sharing bans with it: a companion's)."""
         if self._variant is None:
             return False
         return self._scheduler.is_banned(self._variant.rendition_id, peer_id, now=self._loop_time())
@@ -1088,6 +1124,8 @@ class HybridLoader:
             case nt.BytesUploaded():
                 peer = notification.peer_id
                 self._uploaded_by_peer[peer] = self._uploaded_by_peer.get(peer, 0) + notification.size
+            case nt.PeerBanned():
+                self._sweep_family_bans()
         for listener in list(self._listeners):
             listener(notification)
 
