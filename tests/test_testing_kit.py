@@ -272,3 +272,50 @@ def test_bytes_in_flight_after_a_cancel_are_dropped_and_more_is_a_flood() -> Non
     assert link.exchange(now=0.1) == [] and peer.cancelled(request)
     peer.send_raw(b"\x00" * 10)  # past the announced size, with nothing outstanding
     assert violations(link.exchange(now=0.2)) == ["kept sending data after we cancelled the request"]
+
+
+async def test_a_scripted_peer_joins_a_loader_through_its_public_swarm_endpoint(
+    loopback: None, tmp_path: Path
+) -> None:
+    # The kit's way into a running loader without reaching into it: the swarm endpoint answers an
+    # offer as the tracker client would, and names segments by the swarm's wire ids.
+    from p2ploader import LoaderConfig, open_loader
+    from p2ploader.core import swarm
+    from p2ploader.sample import sample_path, vod_segment_bytes
+    from p2ploader.testing.origin import OriginServer
+    from p2ploader.tracker import TrackerServer
+
+    root = sample_path("ts")
+    want = vod_segment_bytes(root / "240p/index.m3u8")
+    async with TrackerServer() as tracker:
+        config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+        with OriginServer(root) as origin:
+            async with open_loader(origin.url_for("master.m3u8"), config=config, seed=3) as loader:
+                endpoint = loader.swarm_endpoint
+                assert endpoint is not None
+                assert (endpoint.rendition, endpoint.live) == ("v0", False)
+                assert endpoint.info_hash == loader.info_hash("v0")
+                first = loader.playlist.media_sequence
+                assert [endpoint.wire_id(first + n) for n in range(3)] == [0, 1, 2]  # VOD: positions
+                assert endpoint.sequence_of(2) == first + 2
+                assert endpoint.wire_id(5) == swarm.segment_wire_id(
+                    loader.playlist.segments[5].id, live=False, first_sequence=first
+                )
+                last = len(want) - 1
+                peer = RtcScriptedPeer({endpoint.wire_id(last): want[last]})
+                await peer.connect(endpoint.answer_offer)
+                await wait_until(lambda: peer.hex_id in endpoint.linked, what="linked")
+                await wait_until(lambda: loader.statistics().peers_connected == 1, what="connected")
+                peer.announce([endpoint.wire_id(last)])
+                loader.report_playback(0.0)
+                await loader.get_segment(loader.playlist.segments[0])  # queued: 9 is prefetched
+                await wait_until(lambda: peer.requests, what="the loader asks the scripted peer")
+                assert peer.requests[0].segment_id == endpoint.wire_id(last)
+                await wait_until(lambda: loader.statistics().p2p_segments == 1, what="P2P segment")
+                got = await loader.get_segment(loader.playlist.segments[last])
+                assert got.data == want[last]
+                # Its own id is declined, as a tracker-relayed offer of it would be.
+                again = RtcScriptedPeer({}, peer_id=loader.peer_id)
+                with pytest.raises(OfferRefusedError):
+                    await again.connect(endpoint.answer_offer)
+                await peer.close()

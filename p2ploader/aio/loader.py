@@ -26,6 +26,7 @@ import attrs
 import httpx
 
 from p2ploader.aio.alternates import AlternateTracks
+from p2ploader.aio.endpoint import SwarmEndpoint
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.aio.peers import PeerManager
@@ -629,6 +630,22 @@ class HybridLoader:
     @staticmethod
     def _loop_time() -> float:
         return asyncio.get_running_loop().time()
+
+    @property
+    def swarm_endpoint(self) -> SwarmEndpoint | None:
+        """The current rendition's swarm as a signalling channel sees it (``None`` before the swarm
+        is joined, or without P2P): answer a WebRTC offer relayed some other way than by a
+        tracker, and name segments by their wire ids. See :mod:`p2ploader.aio.endpoint`."""
+        peers = self._peers
+        if peers is None:
+            return None
+        return SwarmEndpoint(
+            rendition=peers.rendition,
+            info_hash=self.info_hash(peers.rendition),
+            live=peers.live,
+            first_sequence=peers.first_sequence,
+            manager=peers,
+        )
 
     def _share_bans_with(self, other: HybridLoader) -> None:
         """From now on a ban in any swarm of ours or of ``other`` (and of the loaders already

@@ -252,6 +252,16 @@ class PeerManager:
         return self._admission.earning(now=self._now(), wants=self._wanted) == 0 and self.room > 0
 
     @property
+    def live(self) -> bool:
+        """Whether segments are named by media sequence number on the wire (else by position)."""
+        return self._live
+
+    @property
+    def first_sequence(self) -> int:
+        """The playlist's first media sequence number when the swarm was joined."""
+        return self._first_sequence
+
+    @property
     def linked(self) -> tuple[str, ...]:
         """Peer ids (hex) with a link, open or still connecting."""
         return tuple(self._peers)
