@@ -319,3 +319,53 @@ async def test_a_scripted_peer_joins_a_loader_through_its_public_swarm_endpoint(
                 with pytest.raises(OfferRefusedError):
                     await again.connect(endpoint.answer_offer)
                 await peer.close()
+
+
+async def test_scripted_peers_join_a_loader_through_a_tracker(loopback: None) -> None:
+    # As a browser does: the offer goes through the tracker, the loader's tracker client answers.
+    # Two scripted peers in turn: the second's offer may first be relayed to the first, which
+    # never answers, and is announced again until the loader gets it.
+    from p2ploader import LoaderConfig, open_loader
+    from p2ploader.sample import sample_path, vod_segment_bytes
+    from p2ploader.testing import TrackerSignal
+    from p2ploader.testing.origin import OriginServer
+    from p2ploader.tracker import TrackerServer
+
+    root = sample_path("ts")
+    want = vod_segment_bytes(root / "240p/index.m3u8")
+    last = len(want) - 1
+    async with TrackerServer() as tracker:
+        config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+        with OriginServer(root) as origin:
+            async with open_loader(origin.url_for("master.m3u8"), config=config, seed=4) as loader:
+                await loader.get_segment(loader.playlist.segments[0])  # joins the swarm after it
+                first, second = RtcScriptedPeer({last: want[last]}), RtcScriptedPeer({})
+                async with TrackerSignal(tracker.url, loader.info_hash()) as signal:
+                    await first.connect(signal)
+                    async with TrackerSignal(tracker.url, loader.info_hash()) as other_signal:
+                        await second.connect(other_signal)
+                await wait_until(lambda: loader.statistics().peers_connected == 2, what="both linked")
+                first.announce([last])  # VOD: the wire id is the position in the playlist
+                await wait_until(lambda: loader.statistics().p2p_segments == 1, what="P2P segment")
+                assert first.requests[0].segment_id == last
+                assert (await loader.get_segment(loader.playlist.segments[last])).data == want[last]
+                # Through a tracker, an offer nobody answers is silence: OfferRefusedError after
+                # answer_within (here: a swarm the loader is not in).
+                lonely = RtcScriptedPeer({})
+                async with TrackerSignal(tracker.url, loader.info_hash("v1"), answer_within=1.0) as signal:
+                    with pytest.raises(OfferRefusedError):
+                        await lonely.connect(signal)
+                    assert lonely.closed.is_set()
+                await first.close()
+                await second.close()
+
+
+async def test_a_tracker_signal_checks_its_settings() -> None:
+    from p2ploader.testing import TrackerSignal
+
+    with pytest.raises(UsageError, match="20 bytes"):
+        TrackerSignal("ws://127.0.0.1:9", b"short")
+    with pytest.raises(UsageError, match="> 0 seconds"):
+        TrackerSignal("ws://127.0.0.1:9", bytes(20), retry_every=0.0)
+    with pytest.raises(UsageError, match="async context manager"):
+        await TrackerSignal("ws://127.0.0.1:9", bytes(20))(bytes(20), bytes(20), "v=0")
