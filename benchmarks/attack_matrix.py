@@ -324,15 +324,15 @@ async def victim_main(spec: dict[str, Any]) -> None:
     cpu_at_start = _process_cpu()
     with restrict_ice_to_loopback():
         async with open_loader(spec["url"], config=config, rendition=RENDITION, seed=1) as loader:
-            manager = loader._peers
-            assert manager is not None, "the victim has no peer manager"
+            endpoint = loader.swarm_endpoint
+            assert endpoint is not None, "the victim has not joined a swarm"
             loader.add_listener(on_event)
             _emit(
                 {
                     "ready": {
-                        "rendition": manager.rendition,
-                        "live": manager._live,
-                        "first_sequence": manager._first_sequence,
+                        "rendition": endpoint.rendition,
+                        "live": endpoint.live,
+                        "first_sequence": endpoint.first_sequence,
                         "peer_id": loader.peer_id.hex(),
                         "info_hash": loader.info_hash().hex(),
                     }
@@ -340,7 +340,7 @@ async def victim_main(spec: dict[str, Any]) -> None:
             )
 
             async def answer(request: dict[str, Any]) -> None:
-                sdp = await manager.on_offer(
+                sdp = await endpoint.answer_offer(
                     bytes.fromhex(request["peer_id"]), os.urandom(20), request["sdp"]
                 )
                 _emit({"answer": {"id": request["id"], "sdp": sdp}})
@@ -365,7 +365,7 @@ async def victim_main(spec: dict[str, Any]) -> None:
                     stats = loader.statistics()
                     window = [s.id.sequence for s in loader.playlist.segments[-LIVE_WINDOW:]]
                     _emit(
-                        {"status": {"room": manager.room, "peers": stats.peers_connected, "window": window}}
+                        {"status": {"room": endpoint.room, "peers": stats.peers_connected, "window": window}}
                     )
                     await asyncio.sleep(0.5)
 
@@ -409,9 +409,9 @@ async def victim_main(spec: dict[str, Any]) -> None:
 
 
 class RemoteVictim:
-    """The victim process seen from the attackers: the parts of its peer manager a
-    :class:`~tests.hostile.scripted.ScriptedPeer` uses (``rendition``, ``_wire_id``, ``_segment_id``,
-    ``on_offer``), relayed over the child's stdin and stdout, plus its status and result."""
+    """The victim process seen from the attackers: the parts of its swarm endpoint a
+    :class:`~tests.hostile.scripted.ScriptedPeer` uses (``rendition``, ``wire_id``, ``sequence_of``,
+    ``answer_offer``), relayed over the child's stdin and stdout, plus its status and result."""
 
     def __init__(self) -> None:
         self.ready = asyncio.Event()
@@ -426,7 +426,7 @@ class RemoteVictim:
         self._reader: asyncio.Task[None] | None = None
 
     @property
-    def _peers(self) -> RemoteVictim:  # what ScriptedPeer reads from a loader
+    def swarm_endpoint(self) -> RemoteVictim:  # what ScriptedPeer reads from a loader
         return self
 
     @property
@@ -437,15 +437,17 @@ class RemoteVictim:
     def hex_id(self) -> str:
         return str(self.info["peer_id"])
 
-    def _wire_id(self, segment_id: SegmentId) -> int:
+    def wire_id(self, sequence: int) -> int:
         return swarm.segment_wire_id(
-            segment_id, live=self.info["live"], first_sequence=self.info["first_sequence"]
+            SegmentId(self.rendition, sequence),
+            live=self.info["live"],
+            first_sequence=self.info["first_sequence"],
         )
 
-    def _segment_id(self, wire_id: int) -> SegmentId:
+    def sequence_of(self, wire_id: int) -> int:
         return swarm.segment_id_from_wire(
             self.rendition, wire_id, live=self.info["live"], first_sequence=self.info["first_sequence"]
-        )
+        ).sequence
 
     async def start(self, spec: dict[str, Any], stderr_path: Path) -> None:
         self.stderr_path = stderr_path
@@ -492,7 +494,7 @@ class RemoteVictim:
     def go(self) -> None:
         self._send({"go": True})
 
-    async def on_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
+    async def answer_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
         if self.finished.is_set():
             return None
         request_id = next(self._ids)

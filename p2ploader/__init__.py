@@ -9,7 +9,8 @@ The asyncio names (``open_loader``, ``HybridLoader``, ``play``, ...) are importe
 needs an extra: ``pip install p2ploader`` is enough (see :mod:`p2ploader.extras`).
 
 Everything a policy author uses is here too (``DownloadPolicy``, ``SchedulingContext``,
-``QueueEntry``, ``P2PProgress``, ``register_policy``, ``settings_from_mapping``, ``PolicyError``);
+``QueueEntry``, ``P2PProgress``, ``register_policy``, ``settings_from_mapping``, ``PolicyError``,
+``FetchRetryPolicy`` for a policy that sets the attempts of its HTTP fetches);
 tests/test_public_api.py keeps ``__all__`` complete and sorted.
 """
 
@@ -29,6 +30,7 @@ from p2ploader.core.policies import (
     register_policy,
     settings_from_mapping,
 )
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Part, PartId, Segment, SegmentId
 from p2ploader.errors import (
@@ -98,6 +100,7 @@ __all__ = [
     "DecryptionError",
     "DeltaPlaylistError",
     "DownloadPolicy",
+    "FetchRetryPolicy",
     "HttpStatusError",
     "HybridLoader",
     "InitSection",

@@ -710,10 +710,12 @@ class LoaderConfig:
         default=2, validator=_validate, metadata=_facts(_int_rule(0), "httpRetries", "int")
     )
     """Extra attempts within one HTTP fetch after a transient failure: a connect error, a timeout,
-    a connection lost mid-response, a truncated body (the next attempt asks only for the missing
-    bytes, with ``Range``) or a 5xx status (0 = try once). A 4xx, another status the fetch cannot
-    use or a wrong ``Content-Range`` ends the fetch at once. Only when the attempts are used up does
-    the fetch fail and the segment count as failed. The core's retry policy decides
+    a connection lost mid-response, a truncated body (the next attempt of a segment asks only for
+    the missing bytes, with ``Range``) or a 5xx status (0 = try once). A 4xx, another status the
+    fetch cannot use or a wrong ``Content-Range`` ends the fetch at once. Only when the attempts are
+    used up does the fetch fail and the segment count as failed. The same applies to every other
+    HTTP request of the stream: master and media playlists (loads and live reloads), keys, init
+    sections and I-frames, which are fetched again whole. The core's retry policy decides
     (``p2ploader.core.retries``); the executor performs it. Ours. FAQ-style name: ``httpRetries``."""
 
     http_retry_backoff: float = attrs.field(
@@ -722,8 +724,9 @@ class LoaderConfig:
         metadata=_facts(_number_rule(0), "httpRetryBackoff", "number", unit="seconds"),
     )
     """Seconds to wait before the first retry, doubled before each further one: within one fetch
-    (``http_retries``), and between the failed fetches of a segment the player waits for (the
-    core's retry policy, up to ``get_segment``'s ``max_attempts``). Ours.
+    (``http_retries``; segments, playlists, keys, init sections), and between the failed fetches of
+    a segment the player waits for (the core's retry policy, up to ``get_segment``'s
+    ``max_attempts``). Ours.
     FAQ-style name: ``httpRetryBackoff`` (ms)."""
 
     http_headers: Mapping[str, str] = attrs.field(

@@ -272,3 +272,100 @@ def test_bytes_in_flight_after_a_cancel_are_dropped_and_more_is_a_flood() -> Non
     assert link.exchange(now=0.1) == [] and peer.cancelled(request)
     peer.send_raw(b"\x00" * 10)  # past the announced size, with nothing outstanding
     assert violations(link.exchange(now=0.2)) == ["kept sending data after we cancelled the request"]
+
+
+async def test_a_scripted_peer_joins_a_loader_through_its_public_swarm_endpoint(
+    loopback: None, tmp_path: Path
+) -> None:
+    # The kit's way into a running loader without reaching into it: the swarm endpoint answers an
+    # offer as the tracker client would, and names segments by the swarm's wire ids.
+    from p2ploader import LoaderConfig, open_loader
+    from p2ploader.core import swarm
+    from p2ploader.sample import sample_path, vod_segment_bytes
+    from p2ploader.testing.origin import OriginServer
+    from p2ploader.tracker import TrackerServer
+
+    root = sample_path("ts")
+    want = vod_segment_bytes(root / "240p/index.m3u8")
+    async with TrackerServer() as tracker:
+        config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+        with OriginServer(root) as origin:
+            async with open_loader(origin.url_for("master.m3u8"), config=config, seed=3) as loader:
+                endpoint = loader.swarm_endpoint
+                assert endpoint is not None
+                assert (endpoint.rendition, endpoint.live) == ("v0", False)
+                assert endpoint.info_hash == loader.info_hash("v0")
+                first = loader.playlist.media_sequence
+                assert [endpoint.wire_id(first + n) for n in range(3)] == [0, 1, 2]  # VOD: positions
+                assert endpoint.sequence_of(2) == first + 2
+                assert endpoint.wire_id(5) == swarm.segment_wire_id(
+                    loader.playlist.segments[5].id, live=False, first_sequence=first
+                )
+                last = len(want) - 1
+                peer = RtcScriptedPeer({endpoint.wire_id(last): want[last]})
+                await peer.connect(endpoint.answer_offer)
+                await wait_until(lambda: peer.hex_id in endpoint.linked, what="linked")
+                await wait_until(lambda: loader.statistics().peers_connected == 1, what="connected")
+                peer.announce([endpoint.wire_id(last)])
+                loader.report_playback(0.0)
+                await loader.get_segment(loader.playlist.segments[0])  # queued: 9 is prefetched
+                await wait_until(lambda: peer.requests, what="the loader asks the scripted peer")
+                assert peer.requests[0].segment_id == endpoint.wire_id(last)
+                await wait_until(lambda: loader.statistics().p2p_segments == 1, what="P2P segment")
+                got = await loader.get_segment(loader.playlist.segments[last])
+                assert got.data == want[last]
+                # Its own id is declined, as a tracker-relayed offer of it would be.
+                again = RtcScriptedPeer({}, peer_id=loader.peer_id)
+                with pytest.raises(OfferRefusedError):
+                    await again.connect(endpoint.answer_offer)
+                await peer.close()
+
+
+async def test_scripted_peers_join_a_loader_through_a_tracker(loopback: None) -> None:
+    # As a browser does: the offer goes through the tracker, the loader's tracker client answers.
+    # Two scripted peers in turn: the second's offer may first be relayed to the first, which
+    # never answers, and is announced again until the loader gets it.
+    from p2ploader import LoaderConfig, open_loader
+    from p2ploader.sample import sample_path, vod_segment_bytes
+    from p2ploader.testing import TrackerSignal
+    from p2ploader.testing.origin import OriginServer
+    from p2ploader.tracker import TrackerServer
+
+    root = sample_path("ts")
+    want = vod_segment_bytes(root / "240p/index.m3u8")
+    last = len(want) - 1
+    async with TrackerServer() as tracker:
+        config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+        with OriginServer(root) as origin:
+            async with open_loader(origin.url_for("master.m3u8"), config=config, seed=4) as loader:
+                await loader.get_segment(loader.playlist.segments[0])  # joins the swarm after it
+                first, second = RtcScriptedPeer({last: want[last]}), RtcScriptedPeer({})
+                async with TrackerSignal(tracker.url, loader.info_hash()) as signal:
+                    await first.connect(signal)
+                    async with TrackerSignal(tracker.url, loader.info_hash()) as other_signal:
+                        await second.connect(other_signal)
+                await wait_until(lambda: loader.statistics().peers_connected == 2, what="both linked")
+                first.announce([last])  # VOD: the wire id is the position in the playlist
+                await wait_until(lambda: loader.statistics().p2p_segments == 1, what="P2P segment")
+                assert first.requests[0].segment_id == last
+                assert (await loader.get_segment(loader.playlist.segments[last])).data == want[last]
+                # Through a tracker, an offer nobody answers is silence: OfferRefusedError after
+                # answer_within (here: a swarm the loader is not in).
+                lonely = RtcScriptedPeer({})
+                async with TrackerSignal(tracker.url, loader.info_hash("v1"), answer_within=1.0) as signal:
+                    with pytest.raises(OfferRefusedError):
+                        await lonely.connect(signal)
+                    assert lonely.closed.is_set()
+                await first.close()
+                await second.close()
+
+
+async def test_a_tracker_signal_checks_its_settings() -> None:
+    from p2ploader.testing import TrackerSignal
+
+    with pytest.raises(UsageError, match="20 bytes"):
+        TrackerSignal("ws://127.0.0.1:9", b"short")
+    with pytest.raises(UsageError, match="> 0 seconds"):
+        TrackerSignal("ws://127.0.0.1:9", bytes(20), retry_every=0.0)
+    with pytest.raises(UsageError, match="async context manager"):
+        await TrackerSignal("ws://127.0.0.1:9", bytes(20))(bytes(20), bytes(20), "v=0")

@@ -8,7 +8,10 @@ plays when the player loads both. :class:`AlternateTracks` gives a
   id), announcing with the info hash P2P Media Loader 2.3.1 gives that audio track (a
   ``secondary`` stream, :func:`p2ploader.core.swarm.hlsjs_streams`), so browser peers playing the
   same track share it. 2.3.1 also gives each stream its own peer id. Everything else is shared
-  with the parent: the HTTP client (with its headers, cookies and user agent) and the settings.
+  with the parent: the HTTP client (with its headers, cookies and user agent), the settings, and
+  the bans: a peer banned in the parent's swarms is refused in the companion's, and the other way
+  round, by the same identity (the link's certificate, else the bare peer id; see
+  :mod:`p2ploader.core.reputation`), and links it already holds there are closed.
 * **Same timeline.** Its segments' ``start`` times are aligned on the variant's by media sequence
   number (as a rendition switch aligns two variants), and the parent hands every reported playback
   position on, so both prioritise the segments around the same playhead.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import attrs
 import httpx
@@ -84,6 +87,8 @@ class TrackLoader(Protocol):
     async def _start_following(
         self, master: MasterPlaylist, track: Variant, *, align_with: MediaPlaylist | None
     ) -> None: ...
+
+    def _share_bans_with(self, other: Self) -> None: ...
 
 
 Loader = TypeVar("Loader", bound=TrackLoader)
@@ -273,6 +278,7 @@ async def open_companion(parent: Loader, rendition: AlternateRendition, variant:
             listener(notification)
 
     loader.add_listener(forward)
+    loader._share_bans_with(parent)  # a peer that lied about the video is not trusted with the audio
     master = parent.master
     try:
         await loader._start_following(

@@ -16,6 +16,10 @@ exceptions never leak past this module.
 Every fetch ends with an event: an exception nobody foresaw (httpx's stream errors are not
 ``httpx.HTTPError``s) is logged and reported as a failure too, because a fetch task that died
 silently would leave the scheduler, and whoever awaits the segment, waiting for it for good.
+
+The small resources a loader reads whole (playlists, keys, init sections, I-frames:
+:func:`fetch_bytes`) are typed the same way and retried by the same policy, from their first
+byte; giving up raises a p2ploader error instead of reporting an event.
 """
 
 from __future__ import annotations
@@ -33,9 +37,15 @@ from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
 from p2ploader.core.hostscope import HostScope
 from p2ploader.core.http_fetch import UnusableResponse, plan_body, range_header, status_failure
-from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, HttpFailureKind
+from p2ploader.core.retries import (
+    TRANSIENT_FAILURES,
+    FetchRetryPolicy,
+    GiveUpFetch,
+    HttpAttemptFailure,
+    HttpFailureKind,
+)
 from p2ploader.core.segments import ByteRange
-from p2ploader.errors import HttpStatusError, ResponseTooLargeError, TransportError
+from p2ploader.errors import HttpStatusError, P2PLoaderError, ResponseTooLargeError, TransportError
 
 __all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
 
@@ -131,11 +141,14 @@ class _Progress:
 class _AttemptFailed(Exception):
     """One attempt of a fetch failed: its kind, reason and status, for the core's retry policy."""
 
-    def __init__(self, kind: HttpFailureKind, reason: str, status: int | None = None) -> None:
+    def __init__(
+        self, kind: HttpFailureKind, reason: str, status: int | None = None, *, detail: str = ""
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.status = status
+        self.detail = detail  # what an HttpStatusError adds to its status, if anything
 
     def described(self, *, held: int, attempt: int) -> HttpAttemptFailure:
         """The core's description of this failure, ``held`` bytes held, in attempt ``attempt``."""
@@ -159,32 +172,79 @@ async def fetch_bytes(
     *,
     max_bytes: int,
     what: str,
+    retry: FetchRetryPolicy,
     byte_range: ByteRange | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> bytes:
-    """GET a small resource (playlist, key, init section) whole; map failures to p2ploader errors.
+    """GET a small resource (playlist, key, init section, I-frame) whole, with the core's retry
+    policy; map failures to p2ploader errors.
+
+    Each failed attempt is typed as for segments and ``retry`` (the config's ``http_retries`` and
+    ``http_retry_backoff``, :meth:`FetchRetryPolicy.from_config`) decides: a connect error, a
+    timeout, a broken connection, a body cut short or a 5xx is tried again after the policy's
+    delay (``sleep``, seconds), from the resource's first byte (it is small: nothing is kept); a
+    4xx (or another error status) or a body of the wrong length ends at once. Giving up raises
+    :class:`~p2ploader.errors.HttpStatusError` when a status came, else
+    :class:`~p2ploader.errors.TransportError`, with how many attempts were made.
 
     The body is streamed and reading stops as soon as it passes ``max_bytes`` (bytes; within one
     network read of the cap), whatever ``Content-Length`` says, or when it announces more: an
     endless or huge body raises :class:`~p2ploader.errors.ResponseTooLargeError` naming ``what``,
-    the URL and the cap, without being read. With ``byte_range``, nothing past the range is read
-    either (an origin that ignores ``Range`` is read up to the range's end).
+    the URL and the cap, without being read, and is not tried again (a cap is not a network
+    failure). With ``byte_range``, nothing past the range is read either (an origin that ignores
+    ``Range`` is read up to the range's end).
     """
+    attempt = 1
+    while True:
+        try:
+            return await _fetch_bytes_once(client, url, max_bytes=max_bytes, what=what, byte_range=byte_range)
+        except _AttemptFailed as exc:
+            failure = exc.described(held=0, attempt=attempt)
+            decision = retry.after(failure)
+            if isinstance(decision, GiveUpFetch):
+                raise _give_up_error(url, exc, failure) from exc
+        await sleep(decision.delay)
+        attempt = decision.attempt
+
+
+def _give_up_error(url: str, failed: _AttemptFailed, failure: HttpAttemptFailure) -> P2PLoaderError:
+    """The error a given-up small fetch raises: its status and detail, and the attempts made when
+    they were used up (a transient failure is only given up then)."""
+    used_up = f"after {failure.attempt} attempts" if failure.kind in TRANSIENT_FAILURES else ""
+    if failed.status is None:
+        return TransportError(url, f"{failed.reason} ({used_up})" if used_up else failed.reason)
+    detail = ", ".join(part for part in (failed.detail, used_up) if part)
+    return HttpStatusError(url, failed.status, detail)
+
+
+async def _fetch_bytes_once(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    what: str,
+    byte_range: ByteRange | None,
+) -> bytes:
+    """One attempt of :func:`fetch_bytes`; raises :class:`_AttemptFailed` typed for the policy."""
     headers = {"Range": byte_range.http_range()} if byte_range else {}
     try:
         async with client.stream("GET", url, headers=headers) as response:
             status = response.status_code
             if status >= 400:
-                raise HttpStatusError(url, status)
+                kind = status_failure(status)
+                assert kind is not None  # >= 400 is never usable
+                raise _AttemptFailed(kind, f"HTTP {status}", status)
             data = await _read_capped(
                 response, url, status, max_bytes=max_bytes, what=what, byte_range=byte_range
             )
     except httpx.HTTPError as exc:
-        raise TransportError(url, _map_httpx_error(exc).reason) from exc
+        raise _map_httpx_error(exc) from exc
     if byte_range is not None:
         if status == 200:
             data = data[byte_range.offset : byte_range.end]
         if len(data) != byte_range.length:
-            raise HttpStatusError(url, status, f"expected {byte_range.length} bytes, got {len(data)}")
+            detail = f"expected {byte_range.length} bytes, got {len(data)}"
+            raise _AttemptFailed(HttpFailureKind.WRONG_CONTENT_RANGE, detail, status, detail=detail)
     return data
 
 
@@ -227,21 +287,23 @@ async def _read_capped(
 class HttpExecutor:
     """Runs HTTP fetches as tasks; reports core events through ``report``.
 
-    ``sleep`` waits the retry policy's delays (seconds); a test may hand in one that records them."""
+    ``retry_policy`` is the scheduler's (:attr:`~p2ploader.core.scheduler.Scheduler.fetch_retry_policy`:
+    the config's ``http_retries`` and ``http_retry_backoff`` unless the download policy maps a
+    setting of its own onto it). ``sleep`` waits its delays (seconds); a test may hand in one that
+    records them."""
 
     def __init__(
         self,
         client: httpx.AsyncClient,
-        config: LoaderConfig,
         report: Callable[[ev.Event], None],
         *,
+        retry_policy: FetchRetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
-        self._config = config
         self._report = report
         self._sleep = sleep
-        self._retry_policy = FetchRetryPolicy.from_config(config)
+        self._retry_policy = retry_policy
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     @property

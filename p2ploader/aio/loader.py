@@ -26,6 +26,7 @@ import attrs
 import httpx
 
 from p2ploader.aio.alternates import AlternateTracks
+from p2ploader.aio.endpoint import SwarmEndpoint
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.aio.peers import PeerManager
@@ -41,6 +42,7 @@ from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
@@ -182,6 +184,9 @@ class HybridLoader:
                 key="http_headers",
             )
         self._client = http_client or open_http_client(self.config, stream_url=self.credentials_url)
+        # Playlists, keys, init sections and I-frames are retried by the core's one policy, with
+        # the config's settings (segments: the scheduler's, which a download policy may set).
+        self._fetch_retry = FetchRetryPolicy.from_config(self.config)
         self._rng = random.Random(seed)
         # Integrity checks run as the scheduler's segment validator, wrapping the application's;
         # they draw from their own generator so the scheduler's choices stay those of its seed.
@@ -245,6 +250,9 @@ class HybridLoader:
         # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
         self._stuck: LivePlaylistStuckError | None = None
         self._alternates: AlternateTracks[HybridLoader] | None = None  # the audio/subtitles companions
+        # Loaders whose swarms share bans with ours (we, and a parent with its companions): one
+        # list object, shared by every member. See _share_bans_with.
+        self._ban_family: list[HybridLoader] = [self]
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -290,7 +298,9 @@ class HybridLoader:
         self._driver.validate = self._integrity.validation(self.config.segment_validator)
         self._swarms = SwarmSet(self._driver.feed)
         self._driver.peers = self._swarms
-        self._http = HttpExecutor(self._client, self.config, self._driver.feed)
+        self._http = HttpExecutor(
+            self._client, self._driver.feed, retry_policy=self._scheduler.fetch_retry_policy
+        )
         self._driver.http = self._http
 
     async def aclose(self) -> None:
@@ -301,6 +311,7 @@ class HybridLoader:
         self._closed = True
         if self._alternates is not None:
             await self._alternates.aclose()
+        self._leave_ban_family()
         for task in (self._refresh_task, self._join_task, *self._key_fetches.values()):
             if task is not None:
                 task.cancel()
@@ -391,6 +402,7 @@ class HybridLoader:
             segment.url,
             max_bytes=MAX_SEGMENT_SIZE,
             what="I-frame",
+            retry=self._fetch_retry,
             byte_range=segment.byte_range,
         )
 
@@ -624,8 +636,56 @@ class HybridLoader:
     def _loop_time() -> float:
         return asyncio.get_running_loop().time()
 
+    @property
+    def swarm_endpoint(self) -> SwarmEndpoint | None:
+        """The current rendition's swarm as a signalling channel sees it (``None`` before the swarm
+        is joined, or without P2P): answer a WebRTC offer relayed some other way than by a
+        tracker, and name segments by their wire ids. See :mod:`p2ploader.aio.endpoint`."""
+        peers = self._peers
+        if peers is None:
+            return None
+        return SwarmEndpoint(
+            rendition=peers.rendition,
+            info_hash=self.info_hash(peers.rendition),
+            live=peers.live,
+            first_sequence=peers.first_sequence,
+            manager=peers,
+        )
+
+    def _share_bans_with(self, other: HybridLoader) -> None:
+        """From now on a ban in any swarm of ours or of ``other`` (and of the loaders already
+        sharing with either) counts in all of them, and links already open with a peer banned
+        elsewhere are closed when the ban comes (:meth:`_sweep_family_bans`). A parent and its
+        audio and subtitles companions share so: one player, one set of peers to distrust."""
+        self._scheduler.reputation.share_with(other._scheduler.reputation)
+        family = [
+            *self._ban_family,
+            *(loader for loader in other._ban_family if loader not in self._ban_family),
+        ]
+        for loader in family:
+            loader._ban_family = family
+
+    def _leave_ban_family(self) -> None:
+        if len(self._ban_family) > 1:
+            self._ban_family.remove(self)
+            self._ban_family = [self]
+        self._scheduler.reputation.leave_family()
+
+    def _sweep_family_bans(self) -> None:
+        """Our scheduler banned a peer: close the links the other loaders of the family hold with
+        the same identity (their own bans are checked on every new link already)."""
+        for loader in self._ban_family:
+            if loader is self or loader._swarms is None:
+                continue
+            for rendition in loader._swarms.renditions:
+                peers = loader._swarms.get(rendition)
+                if peers is not None:
+                    for peer_id in peers.drop_banned():
+                        logger.info("peer %s: banned in another swarm of this stream: link closed", peer_id)
+
     def is_banned(self, peer_id: str) -> bool:
-        """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now."""
+        """Whether ``peer_id`` (hex) is banned from the current rendition's swarm now (or, by the
+        same identity, from a swarm sharing bans with it: a companion's)."""
         if self._variant is None:
             return False
         return self._scheduler.is_banned(self._variant.rendition_id, peer_id, now=self._loop_time())
@@ -764,7 +824,9 @@ class HybridLoader:
         """A playlist's text, within ``max_playlist_bytes`` and ``max_playlist_segments``."""
         cfg = self.config
         try:
-            data = await fetch_bytes(self._client, url, max_bytes=cfg.max_playlist_bytes, what="playlist")
+            data = await fetch_bytes(
+                self._client, url, max_bytes=cfg.max_playlist_bytes, what="playlist", retry=self._fetch_retry
+            )
         except ResponseTooLargeError as exc:
             raise PlaylistTooLargeError(url, limit=exc.limit, unit="bytes") from exc
         try:
@@ -930,7 +992,9 @@ class HybridLoader:
         return await asyncio.shield(fetch)
 
     async def _fetch_key_once(self, url: str, method: str, key_format: str | None) -> bytes:
-        data = await fetch_bytes(self._client, url, max_bytes=MAX_KEY_BYTES, what="key")
+        data = await fetch_bytes(
+            self._client, url, max_bytes=MAX_KEY_BYTES, what="key", retry=self._fetch_retry
+        )
         if method in _SIXTEEN_BYTE_KEYS and key_format in (None, "identity") and len(data) != AES_KEY_BYTES:
             raise HttpStatusError(url, 200, f"an {method} key is {AES_KEY_BYTES} bytes, got {len(data)}")
         _bounded_put(self._keys, url, data)
@@ -955,6 +1019,7 @@ class HybridLoader:
                 init.url,
                 max_bytes=self.config.max_init_section_bytes,
                 what="init section",
+                retry=self._fetch_retry,
                 byte_range=br,
             )
             _bounded_put(self._init_sections, cache_key, data)
@@ -1082,6 +1147,8 @@ class HybridLoader:
             case nt.BytesUploaded():
                 peer = notification.peer_id
                 self._uploaded_by_peer[peer] = self._uploaded_by_peer.get(peer, 0) + notification.size
+            case nt.PeerBanned():
+                self._sweep_family_bans()
         for listener in list(self._listeners):
             listener(notification)
 

@@ -113,6 +113,7 @@ class _PeerState:
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
     round_trip: float | None = None  # the link's round trip last fed to the upload controller
+    certificate: str | None = None  # the link's DTLS certificate (its identity for bans)
 
 
 class PeerManager:
@@ -251,6 +252,16 @@ class PeerManager:
         return self._admission.earning(now=self._now(), wants=self._wanted) == 0 and self.room > 0
 
     @property
+    def live(self) -> bool:
+        """Whether segments are named by media sequence number on the wire (else by position)."""
+        return self._live
+
+    @property
+    def first_sequence(self) -> int:
+        """The playlist's first media sequence number when the swarm was joined."""
+        return self._first_sequence
+
+    @property
     def linked(self) -> tuple[str, ...]:
         """Peer ids (hex) with a link, open or still connecting."""
         return tuple(self._peers)
@@ -365,6 +376,17 @@ class PeerManager:
     def _banned(self, peer_id: str, certificate: str) -> bool:
         return self._is_banned is not None and self._is_banned(peer_id, certificate)
 
+    def drop_banned(self) -> tuple[str, ...]:
+        """Close every link the core now says is banned (a ban elsewhere, in a swarm sharing bans
+        with this one: a companion's, see :mod:`p2ploader.core.reputation`); the peer ids closed.
+        A ban in this swarm needs no sweep: the scheduler disconnects the peer itself."""
+        closed = []
+        for peer_id, state in list(self._peers.items()):
+            if state.certificate is not None and self._banned(peer_id, state.certificate):
+                _close_with_reason(state, "banned in a swarm sharing bans with this one")
+                closed.append(peer_id)
+        return tuple(closed)
+
     def _keep_existing_link(self, peer_id: str) -> bool:
         """A second connection with ``peer_id`` answered our offer. ``True``: drop it.
 
@@ -398,7 +420,7 @@ class PeerManager:
             max_announced_ids=self._max_announced_ids,
             max_message_size=self._max_message_size,
         )
-        self._peers[peer_id] = _PeerState(link=link, protocol=protocol)
+        self._peers[peer_id] = _PeerState(link=link, protocol=protocol, certificate=certificate)
         self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
         if self._bind_certificate is not None:
             self._bind_certificate(peer_id, certificate)  # strikes and bans under this id hit it

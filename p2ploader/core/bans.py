@@ -97,6 +97,19 @@ class PeerBans:
         record = self._records.get(self._identity(peer_id, certificate))
         return record is not None and record.banned_until is not None and now < record.banned_until
 
+    def bound_certificate(self, peer_id: str) -> str | None:
+        """The certificate of ``peer_id``'s latest link (:meth:`bind`), or ``None``."""
+        return self._identities.get(peer_id)
+
+    def is_identity_banned(self, peer_id: str, *, now: float, certificate: str | None) -> bool:
+        """Whether the identity ``certificate`` (else, when ``None``, the bare ``peer_id``) is
+        banned, whatever this book has bound ``peer_id`` to: the question another swarm asks
+        about its own link (a peer id names different links in different swarms, so this book's
+        binding must not decide for them)."""
+        identity = f"cert {certificate}" if certificate is not None else f"id {peer_id}"
+        record = self._records.get(identity)
+        return record is not None and record.banned_until is not None and now < record.banned_until
+
     def banned_until(self, peer_id: str) -> float | None:
         record = self._records.get(self._identity(peer_id))
         return record.banned_until if record is not None else None

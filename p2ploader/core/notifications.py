@@ -131,7 +131,8 @@ class IntegrityCheckFailed:
 @attrs.frozen(kw_only=True)
 class PeerBanned:
     """``peer_id`` is banned from this swarm for ``seconds``: its connections are refused, even when
-    a tracker introduces it again."""
+    a tracker introduces it again. Swarms sharing bans with this one (a loader's companions, see
+    :mod:`p2ploader.core.reputation`) refuse the same identity too."""
 
     peer_id: str
     reason: str

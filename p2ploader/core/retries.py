@@ -17,7 +17,9 @@ number) and performs what the policy answers:
   attempts are used up (its reason then says how many).
 
 A given-up fetch is one :class:`~p2ploader.core.events.HttpFetchFailed` carrying the
-:class:`GiveUpFetch`'s reason and status.
+:class:`GiveUpFetch`'s reason and status. The small resources read whole (master and media
+playlists, keys, init sections, I-frames: :func:`p2ploader.aio.http.fetch_bytes`) follow the
+same decisions, each attempt from their first byte, and a give-up raises instead.
 
 **Between fetches** of a segment the player explicitly asked for
 (:class:`~p2ploader.core.events.SegmentRequested`; :class:`HttpRetries`, owned by the scheduler),

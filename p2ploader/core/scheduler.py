@@ -48,7 +48,7 @@ from p2ploader.core import notifications as nt
 from p2ploader.core.cache import CachedSegment, SegmentCache
 from p2ploader.core.policies import DownloadPolicy, P2PProgress, QueueEntry, create_policy
 from p2ploader.core.reputation import Reputation
-from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS, HttpRetries
+from p2ploader.core.retries import DEFAULT_HTTP_ATTEMPTS, FetchRetryPolicy, HttpRetries
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.uploads import RelaySource, UploadDesk
 from p2ploader.errors import PolicyError
@@ -230,6 +230,7 @@ class Scheduler:
         if policy is None:
             policy = config.policy
         self._policy = create_policy(policy, config) if isinstance(policy, str) else policy
+        self._fetch_retry_policy = self._policy.fetch_retry_policy()
         # ValidateSegment for segments holding peer bytes (integrity checks, run by the driver) and,
         # with an application validator, for every segment.
         self._validate_p2p = validate_p2p or config.segment_validator is not None
@@ -297,6 +298,14 @@ class Scheduler:
     @property
     def policy(self) -> DownloadPolicy:
         return self._policy
+
+    @property
+    def fetch_retry_policy(self) -> FetchRetryPolicy:
+        """The retry policy within each HTTP fetch this scheduler starts, as its download policy
+        sets it (:meth:`DownloadPolicy.fetch_retry_policy`): the executor that performs the
+        :class:`~p2ploader.core.actions.StartHttpFetch` actions (the loader's, the simulator's)
+        follows it."""
+        return self._fetch_retry_policy
 
     @property
     def queue(self) -> Sequence[QueueEntry]:
@@ -527,7 +536,8 @@ class Scheduler:
             return
         else:
             self._wanted.add(segment_id)
-            self._retries.requested(segment_id, max_attempts=max_attempts)
+            # The download policy may count a request's HTTP attempts its own way (p2pml-2.2).
+            self._retries.requested(segment_id, max_attempts=self._policy.fetches_per_request(max_attempts))
         self._head = segment_id
         self._rebuild_queue(now=now)
         self._clean_cache(now=now)

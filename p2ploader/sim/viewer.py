@@ -28,7 +28,6 @@ from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.driver import Driver
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
-from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import SegmentId
 from p2ploader.playback import PlaybackModel
@@ -109,7 +108,7 @@ class SimViewer:
             link=link,
             feed=self.driver.feed,
             rng=random.Random(rng.getrandbits(64)),
-            retry_policy=FetchRetryPolicy.from_config(config),
+            retry_policy=self.scheduler.fetch_retry_policy,
             on_reassembled=share_payload,
         )
         self.peers = ModelledPeers(

@@ -11,12 +11,16 @@
   a loader-side peer protocol machine by :class:`~p2ploader.testing.peer.ScriptedLink`.
 - :mod:`~p2ploader.testing.rtcpeer`: :class:`~p2ploader.testing.rtcpeer.RtcScriptedPeer`, the same
   peer over a real aiortc data channel to a running loader.
+- :mod:`~p2ploader.testing.trackersignal`: :class:`~p2ploader.testing.trackersignal.TrackerSignal`,
+  which carries that peer's offer through a WebTorrent tracker, so it joins a loader's swarm as a
+  browser does (in any process).
 - :mod:`~p2ploader.testing.wait`: :func:`~p2ploader.testing.wait.wait_until`, the one bounded
   polling wait for real-socket tests.
 
-The scripted peer and its in-memory link are exported here; ``RtcScriptedPeer`` too, imported on
-first use (it pulls in aiortc). The other submodules are imported explicitly (the origin and the
-wait helper are I/O). Nothing in the library imports this package. See ``docs/testing.md``.
+The scripted peer and its in-memory link are exported here; ``RtcScriptedPeer`` and
+``TrackerSignal`` too, imported on first use (they pull in aiortc and websockets). The other
+submodules are imported explicitly (the origin and the wait helper are I/O). Nothing in the
+library imports this package. See ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ from p2ploader.testing.peer import ScriptedLink, ScriptedPeer
 
 if _typing.TYPE_CHECKING:
     from p2ploader.testing.rtcpeer import RtcScriptedPeer
+    from p2ploader.testing.trackersignal import TrackerSignal
 
-__all__ = ["RtcScriptedPeer", "ScriptedLink", "ScriptedPeer"]
+__all__ = ["RtcScriptedPeer", "ScriptedLink", "ScriptedPeer", "TrackerSignal"]
 
 
 def __getattr__(name: str) -> _typing.Any:
     if name == "RtcScriptedPeer":
         return _importlib.import_module("p2ploader.testing.rtcpeer").RtcScriptedPeer
+    if name == "TrackerSignal":
+        return _importlib.import_module("p2ploader.testing.trackersignal").TrackerSignal
     raise AttributeError(f"module 'p2ploader.testing' has no attribute {name!r}")

@@ -19,6 +19,7 @@ from p2ploader.aio.http import HttpExecutor, fetch_bytes
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.actions import StartHttpFetch
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import ByteRange, Segment, SegmentId
 from p2ploader.errors import HttpStatusError, TransportError
 
@@ -27,6 +28,8 @@ pytestmark = pytest.mark.anyio
 URL = "http://origin.test/seg.ts"
 BODY = bytes(range(256)) * 8  # 2048 bytes
 CONFIG = LoaderConfig(http_retries=2, http_retry_backoff=0.0, http_read_timeout=0.2, http_connect_timeout=0.2)
+POLICY = FetchRetryPolicy.from_config(LoaderConfig())  # the shipped http_retries=2, backoff 0.5 s
+ONCE = FetchRetryPolicy(retries=0, backoff=0.0)
 
 
 def segment(byte_range: ByteRange | None = None) -> Segment:
@@ -46,7 +49,9 @@ async def run(
         await asyncio.sleep(0)
 
     async with httpx.AsyncClient() as client:
-        executor = HttpExecutor(client, config, events.append, sleep=record)
+        executor = HttpExecutor(
+            client, events.append, retry_policy=FetchRetryPolicy.from_config(config), sleep=record
+        )
         executor.start(action)
         for _ in range(200):
             if events and isinstance(events[-1], ev.HttpFetchCompleted | ev.HttpFetchFailed):
@@ -303,7 +308,94 @@ async def test_fetch_bytes_maps_errors_to_typed_exceptions() -> None:
     respx.get("http://origin.test/down.m3u8").mock(side_effect=httpx.ConnectError("refused"))
     async with httpx.AsyncClient() as client:
         with pytest.raises(HttpStatusError) as status:
-            await fetch_bytes(client, "http://origin.test/missing.m3u8", max_bytes=1024, what="playlist")
+            await fetch_bytes(
+                client, "http://origin.test/missing.m3u8", max_bytes=1024, what="playlist", retry=ONCE
+            )
         assert status.value.status == 404 and status.value.url.endswith("missing.m3u8")
         with pytest.raises(TransportError):
-            await fetch_bytes(client, "http://origin.test/down.m3u8", max_bytes=1024, what="playlist")
+            await fetch_bytes(
+                client, "http://origin.test/down.m3u8", max_bytes=1024, what="playlist", retry=ONCE
+            )
+
+
+# -- fetch_bytes (playlists, keys, init sections) under the core's retry policy ---------------------
+
+SMALL = "http://origin.test/index.m3u8"
+
+
+async def fetch_small(
+    *, retry: FetchRetryPolicy = POLICY, byte_range: ByteRange | None = None, slept: list[float]
+) -> bytes:
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    async with httpx.AsyncClient() as client:
+        return await fetch_bytes(
+            client, SMALL, max_bytes=1024, what="playlist", retry=retry, byte_range=byte_range, sleep=record
+        )
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(503),
+        httpx.Response(500),
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+    ],
+    ids=["503", "500", "connect-error", "timeout", "cut-body"],
+)
+async def test_fetch_bytes_tries_a_transient_failure_again_after_the_policys_delay(
+    failure: httpx.Response | Exception,
+) -> None:
+    route = respx.get(SMALL).mock(side_effect=[failure, failure, httpx.Response(200, content=b"#EXTM3U\n")])
+    slept: list[float] = []
+    assert await fetch_small(slept=slept) == b"#EXTM3U\n"
+    assert route.call_count == 3
+    assert slept == [0.5, 1.0]  # http_retry_backoff, doubled
+
+
+@respx.mock
+async def test_fetch_bytes_gives_up_when_the_attempts_are_used_up() -> None:
+    route = respx.get(SMALL).mock(return_value=httpx.Response(503))
+    slept: list[float] = []
+    with pytest.raises(HttpStatusError) as info:
+        await fetch_small(slept=slept)
+    assert route.call_count == POLICY.attempts == 3
+    assert info.value.status == 503 and info.value.reason == "after 3 attempts"
+    assert slept == [0.5, 1.0]
+    route.mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(TransportError) as network:
+        await fetch_small(slept=slept)
+    assert network.value.reason == "ConnectError: refused (after 3 attempts)"
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [400, 403, 404, 410])
+async def test_fetch_bytes_ends_at_once_on_a_4xx(status: int) -> None:
+    route = respx.get(SMALL).mock(return_value=httpx.Response(status))
+    slept: list[float] = []
+    with pytest.raises(HttpStatusError) as info:
+        await fetch_small(slept=slept)
+    assert route.call_count == 1 and slept == []
+    assert info.value.status == status and info.value.reason == ""
+
+
+@respx.mock
+async def test_fetch_bytes_ends_at_once_when_a_byte_range_comes_short() -> None:
+    route = respx.get(SMALL).mock(return_value=httpx.Response(200, content=b"x" * 100))
+    slept: list[float] = []
+    with pytest.raises(HttpStatusError, match="expected 50 bytes, got 40"):
+        await fetch_small(slept=slept, byte_range=ByteRange(offset=60, length=50))
+    assert route.call_count == 1 and slept == []
+
+
+@respx.mock
+async def test_fetch_bytes_with_no_retries_asks_once() -> None:
+    route = respx.get(SMALL).mock(return_value=httpx.Response(503))
+    slept: list[float] = []
+    with pytest.raises(HttpStatusError, match="after 1 attempts"):
+        await fetch_small(retry=ONCE, slept=slept)
+    assert route.call_count == 1 and slept == []

@@ -20,6 +20,7 @@ import respx
 from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.http import fetch_bytes
 from p2ploader.aio.loader import MAX_KEY_BYTES, HybridLoader
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import ByteRange, InitSection, KeyInfo, Segment, SegmentId
 from p2ploader.errors import HttpStatusError, PlaylistError, PlaylistTooLargeError, ResponseTooLargeError
 from p2ploader.testing.origin import OriginServer
@@ -27,6 +28,8 @@ from p2ploader.testing.origin import OriginServer
 pytestmark = pytest.mark.anyio
 
 URL = "http://origin.test/res"
+# Retries allowed, none taken: a body over its cap is not a network failure.
+RETRY = FetchRetryPolicy(retries=2, backoff=0.0)
 MIB = 1024 * 1024
 
 
@@ -50,10 +53,11 @@ class Counting:
 @respx.mock
 async def test_an_endless_body_is_read_to_the_cap_and_no_further() -> None:
     body = Counting()
-    respx.get(URL).mock(return_value=httpx.Response(200, content=body))
+    route = respx.get(URL).mock(return_value=httpx.Response(200, content=body))
     async with httpx.AsyncClient() as client:
         with pytest.raises(ResponseTooLargeError) as info:
-            await fetch_bytes(client, URL, max_bytes=64 * 1024, what="key")
+            await fetch_bytes(client, URL, max_bytes=64 * 1024, what="key", retry=RETRY)
+    assert route.call_count == 1  # a cap is final: not asked again, though retries are allowed
     assert info.value.url == URL and info.value.limit == 64 * 1024 and info.value.what == "key"
     assert "65536 bytes" in str(info.value) and URL in str(info.value)
     assert body.taken <= 64 * 1024 + body.chunk
@@ -67,7 +71,7 @@ async def test_a_content_length_over_the_cap_is_refused_before_reading() -> None
     )
     async with httpx.AsyncClient() as client:
         with pytest.raises(ResponseTooLargeError):
-            await fetch_bytes(client, URL, max_bytes=MIB, what="init section")
+            await fetch_bytes(client, URL, max_bytes=MIB, what="init section", retry=RETRY)
     assert body.taken <= body.chunk  # at most what httpx pre-reads with the headers
 
 
@@ -75,7 +79,9 @@ async def test_a_content_length_over_the_cap_is_refused_before_reading() -> None
 async def test_a_body_at_the_cap_is_returned_whole() -> None:
     respx.get(URL).mock(return_value=httpx.Response(200, content=Counting(total=4096 * 3)))
     async with httpx.AsyncClient() as client:
-        assert await fetch_bytes(client, URL, max_bytes=4096 * 3, what="key") == b"x" * (4096 * 3)
+        assert await fetch_bytes(client, URL, max_bytes=4096 * 3, what="key", retry=RETRY) == b"x" * (
+            4096 * 3
+        )
 
 
 @respx.mock
@@ -84,7 +90,12 @@ async def test_an_origin_ignoring_range_is_read_to_the_range_end_only() -> None:
     respx.get(URL).mock(return_value=httpx.Response(200, content=body))
     async with httpx.AsyncClient() as client:
         data = await fetch_bytes(
-            client, URL, max_bytes=MIB, what="init section", byte_range=ByteRange(offset=10_000, length=2000)
+            client,
+            URL,
+            max_bytes=MIB,
+            what="init section",
+            retry=RETRY,
+            byte_range=ByteRange(offset=10_000, length=2000),
         )
     assert data == b"x" * 2000
     assert body.taken <= 12_000 + body.chunk
@@ -97,7 +108,12 @@ async def test_a_byte_range_beyond_the_cap_is_refused() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(ResponseTooLargeError):
             await fetch_bytes(
-                client, URL, max_bytes=MIB, what="init section", byte_range=ByteRange(offset=MIB, length=10)
+                client,
+                URL,
+                max_bytes=MIB,
+                what="init section",
+                retry=RETRY,
+                byte_range=ByteRange(offset=MIB, length=10),
             )
     assert body.taken <= body.chunk
 

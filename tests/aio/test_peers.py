@@ -386,7 +386,9 @@ async def test_a_relay_follows_a_real_origin_that_answers_late_and_breaks_off(
         downloader_http = _HandFedHttp()
         downloader.driver.http = downloader_http
         async with httpx.AsyncClient() as client:
-            seeder.driver.http = HttpExecutor(client, config, seeder.driver.feed)
+            seeder.driver.http = HttpExecutor(
+                client, seeder.driver.feed, retry_policy=seeder.scheduler.fetch_retry_policy
+            )
             try:
                 await connect(seeder, downloader)
                 origin.inject("s3.ts", delay=1.0, truncate_to=30_000, times=1)

@@ -16,8 +16,10 @@ import pytest
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
+from p2ploader.core import notifications as nt
 from p2ploader.core.policies import DownloadPolicy, available_policies, create_policy
 from p2ploader.core.policies.p2pml22 import FAILED_ATTEMPTS_CLEAR_INTERVAL, P2PML22Policy, P2PML22Settings
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.errors import ConfigError
 from p2ploader.testing.harness import Harness, sid
 
@@ -335,55 +337,65 @@ def test_random_http_skips_segments_a_peer_has() -> None:
 # ---------------------------------------------------------------- failures and retries
 
 
-def test_http_errors_are_retried_at_once_up_to_http_error_retries() -> None:
+def test_http_error_retries_sets_the_attempts_of_each_fetch_in_the_core() -> None:
+    """One place counts 2.x's ``httpErrorRetries``: the core's retry policy within a fetch."""
+    config = LoaderConfig(http_retries=7, http_retry_backoff=0.25)  # http_retries does not apply
+    for retries in (1, 3, 5):
+        h = Harness(config=config, policy=with_settings(http_error_retries=retries))
+        assert h.scheduler.fetch_retry_policy == FetchRetryPolicy(retries=retries - 1, backoff=0.25)
+    shipped = Harness(policy=POLICY).scheduler.fetch_retry_policy
+    assert shipped.attempts == P2PML22Settings().http_error_retries == 3
+    assert shipped.backoff == LoaderConfig().http_retry_backoff
+    # Other policies keep the config's http_retries.
+    assert Harness(config=config).scheduler.fetch_retry_policy == FetchRetryPolicy(retries=7, backoff=0.25)
+
+
+def test_a_failed_fetch_rejects_the_request_and_is_left_alone_for_60_s() -> None:
     h = Harness(policy=with_settings(high_demand_time_window=3), http_failed_segment_timeout=10.0)
     h.play_at(0)
     h.request(0)
     assert h.http_loading() == {0, 1}  # [0, 3] holds segments 0 and 1
-    h.advance(0.25)  # failures at t = 0.25: forgotten at 60.25
-    for attempt in range(1, 3):
-        fail_http(h, 0)  # a status error counts at once (2.2.2's defect is not copied)
-        assert http_segments(h).count(0) == attempt + 1  # retried at once, back-off or not
-        assert policy_of(h).http_attempts(sid(0), now=h.now) == attempt
-    fail_http(h, 0)
-    assert policy_of(h).http_attempts(sid(0), now=h.now) == 3
-    assert h.http_loading() == {1}  # three attempts: segment 0 is skipped now
+    h.advance(0.25)  # the failure at t = 0.25 is forgotten at 60.25
+    fail_http(h, 0)  # the fetch's http_error_retries attempts are used up (a status error at once)
+    assert policy_of(h).http_gave_up(sid(0), now=h.now)
+    # 2.x rejects the player's request after httpErrorRetries attempts: one fetch's worth here.
+    unavailable = h.of_type(nt.SegmentUnavailable)
+    assert [(u.segment_id, u.reason) for u in unavailable] == [(sid(0), "HTTP 503")]
+    assert h.http_loading() == {1}  # not fetched again: the attempts were the fetch's
     h.complete_http(h.http_request_for(1))
     assert h.http_loading() == set()
-    # The history is forgotten 60 s after the last failure; the scheduler wakes up for it.
+    # The failure is forgotten 60 s later; the scheduler wakes up for it.
     assert FAILED_ATTEMPTS_CLEAR_INTERVAL == 60.0
     h.advance(59.75)
-    assert h.now == 60.0 and h.http_loading() == set()
+    assert h.now == 60.0 and h.http_loading() == set() and http_segments(h).count(0) == 1
     assert policy_of(h).get_timer() == 60.25  # sooner than the next random-HTTP tick (61)
     h.advance(0.25)
     assert h.http_loading() == {0}
-    assert policy_of(h).http_attempts(sid(0), now=h.now) == 0
+    assert not policy_of(h).http_gave_up(sid(0), now=h.now)
 
 
-def test_exhausted_segments_are_left_out_of_random_http() -> None:
+def test_a_failed_fetch_is_left_out_of_random_http() -> None:
     h = Harness(policy=POLICY, forward_segment_count=1)
     h.play_at(0)
     h.request(10)  # the only candidate, not urgent
     h.connect("A")
-    for _ in range(3):
-        while not h.http_loading():
-            h.advance(0.5)
-        fail_http(h, 10)
-    last_failure = h.now
-    h.advance(59)  # random HTTP keeps firing, but 10 had its three attempts
-    assert http_segments(h) == [10, 10, 10]
     while not h.http_loading():
         h.advance(0.5)
-    assert http_segments(h) == [10, 10, 10, 10] and h.now >= last_failure + 60
+    fail_http(h, 10)
+    last_failure = h.now
+    h.advance(59)  # random HTTP keeps firing, but 10's fetch failed
+    assert http_segments(h) == [10]
+    while not h.http_loading():
+        h.advance(0.5)
+    assert http_segments(h) == [10, 10] and h.now >= last_failure + 60
 
 
 def test_explicit_request_restarts_the_retries_and_takes_the_last_later_http_slot() -> None:
     h = Harness(policy=POLICY)
     h.play_at(0)
     h.request(0)
-    for _ in range(3):
-        fail_http(h, 0)
-    assert h.http_loading() == {1, 2}  # 0 exhausted: its slot went to the next urgent segment
+    fail_http(h, 0)
+    assert h.http_loading() == {1, 2}  # 0 given up: its slot went to the next urgent segment
     rid_2 = h.http_request_for(2)
     h.request(0)  # the player asks again: the scheduler's failure count restarts
     assert h.http_loading() == {0, 1}

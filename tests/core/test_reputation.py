@@ -1,6 +1,7 @@
 """Peer reputation in the core (p2ploader.core.reputation, owned by the scheduler): integrity
 failures ban at once, protocol violations strike, strikes within one ban period ban, bans fall on
-certificates and stay within their swarm. Time is driven by hand: nothing sleeps."""
+certificates and stay within their swarm, except that a family (a loader and its companions)
+shares them by identity. Time is driven by hand: nothing sleeps."""
 
 from __future__ import annotations
 
@@ -106,3 +107,66 @@ def test_a_download_violation_strikes_in_the_segments_swarm() -> None:
     assert len(reasons) == STRIKES_BEFORE_BAN and all("impossible size" in r for r in reasons)
     assert [b.peer_id for b in banned(h)] == ["A"]
     assert h.scheduler.is_banned("v0", "A", now=h.now) and not h.scheduler.is_banned("v1", "A", now=h.now)
+
+
+# ---------------------------------------------------------------- shared by a loader and its companions
+
+
+def test_a_ban_counts_in_every_swarm_of_the_family_and_the_other_way_round() -> None:
+    video, audio = Reputation(ban_time=60.0), Reputation(ban_time=60.0)
+    video.share_with(audio)
+    assert video.family == (video, audio) and audio.family == (video, audio)
+    assert video.lied("v0", "liar", now=1.0, reason="bad bytes") is not None
+    assert audio.is_banned("a:aud:en", "liar", now=2.0)  # same bare id (no certificate bound)
+    assert audio.misbehaved("a:aud:en", "flooder", now=3.0, reason="x") is None  # strikes stay put
+    for n in range(STRIKES_BEFORE_BAN - 1):
+        audio.misbehaved("a:aud:en", "flooder", now=4.0 + n, reason="x")
+    assert video.is_banned("v0", "flooder", now=10.0)
+    # Within one loader the renditions keep separate books, as before.
+    assert not video.is_banned("v1", "liar", now=2.0)
+    # Bans expire everywhere at once.
+    assert not audio.is_banned("a:aud:en", "liar", now=61.5)
+
+
+def test_a_shared_ban_follows_the_certificate_not_another_swarms_binding_of_the_id() -> None:
+    video, audio = Reputation(ban_time=60.0), Reputation(ban_time=60.0)
+    audio.share_with(video)
+    video.bind("v0", "p-video", "cert-liar")
+    video.lied("v0", "p-video", now=1.0, reason="bad bytes")
+    # 2.3.1 gives each stream its own peer id: the audio link is known by its certificate.
+    assert audio.is_banned("a:aud:en", "p-audio", now=2.0, certificate="cert-liar")
+    audio.bind("a:aud:en", "p-audio", "cert-liar")
+    assert audio.is_banned("a:aud:en", "p-audio", now=2.0)  # through the audio book's own binding
+    # Someone else's link under the liar's video id, with its own certificate, is not refused.
+    assert not audio.is_banned("a:aud:en", "p-video", now=2.0, certificate="cert-honest")
+    audio.bind("a:aud:en", "p-video", "cert-honest")
+    assert not audio.is_banned("a:aud:en", "p-video", now=2.0)
+    assert not audio.is_banned("a:aud:en", "cert-liar", now=2.0)  # an id is not a certificate
+
+
+def test_families_merge_and_a_member_that_leaves_shares_nothing_more() -> None:
+    video, audio, subtitles = (Reputation(ban_time=60.0) for _ in range(3))
+    audio.share_with(video)
+    subtitles.share_with(video)
+    subtitles.share_with(audio)  # already one family: nothing changes
+    assert set(audio.family) == {video, audio, subtitles} and len(audio.family) == 3
+    subtitles.lied("s:subs:en", "liar", now=1.0, reason="bad cue")
+    assert audio.is_banned("a:aud:en", "liar", now=2.0)
+    subtitles.leave_family()
+    assert subtitles.family == (subtitles,) and set(video.family) == {video, audio}
+    assert not audio.is_banned("a:aud:en", "liar", now=2.0)
+    audio.lied("a:aud:en", "other", now=3.0, reason="bad bytes")
+    assert not subtitles.is_banned("s:subs:en", "other", now=4.0)
+    assert video.is_banned("v0", "other", now=4.0)
+
+
+def test_schedulers_share_bans_through_their_reputations() -> None:
+    video, audio = Harness(QUIET), Harness(QUIET, seed=2)
+    video.scheduler.reputation.share_with(audio.scheduler.reputation)
+    video.connect("A")
+    video.now = audio.now = 5.0
+    video.send(
+        ev.IntegrityCheckFailed(segment_id=sid(4), peer_id="A", check="sha256", reason="digest differs")
+    )
+    assert audio.scheduler.is_banned("a:aud:en", "A", now=6.0)
+    assert not audio.scheduler.is_banned("a:aud:en", "A", now=605.1)  # peer_ban_time (600 s) later

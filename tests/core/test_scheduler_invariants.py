@@ -200,7 +200,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         for entry in high_demand_2_2(h):
             if entry.id in sched.cache or entry.id in sched.http_loading():
                 continue
-            if policy.http_attempts(entry.id, now=h.now) >= policy.settings.http_error_retries:
+            if policy.http_gave_up(entry.id, now=h.now):
                 continue
             assert len(sched.http_loading()) == h.config.simultaneous_http_downloads, (
                 f"high-demand {entry.id} waits while an HTTP slot is free"

@@ -5,8 +5,9 @@ test. ``benchmarks/attack_matrix.py`` runs its peers for tens of seconds against
 process of its own (so that the CPU time and memory measured are the victim's), some of them
 receiving hundreds of megabytes. :class:`CountingPeer` therefore
 
-* takes anything shaped like the loader (its ``_peers`` attribute: ``rendition``, ``_wire_id``,
-  ``_segment_id`` and an awaitable ``on_offer``), so signalling may cross a process boundary;
+* takes anything shaped like the loader (its public ``swarm_endpoint``: ``rendition``,
+  ``wire_id``, ``sequence_of`` and an awaitable ``answer_offer``), so signalling may cross a
+  process boundary;
 * counts data bytes instead of keeping them, and keeps a bounded tail of the commands;
 * remembers what the loader announced to it, which requests it cancelled and which ended, so that a
   script can request the loader's cached segments and wait for the answers;

@@ -1,11 +1,11 @@
 """The testing kit's scripted peer (:class:`p2ploader.testing.rtcpeer.RtcScriptedPeer`) attached to
 a loader in this process, for the hostile-peer suite.
 
-The kit's peer speaks wire ids and signals through any relay. This is the one place the suite
-reaches into a loader for it: the swarm's peer manager (``loader._peers``) is the relay a tracker
-would be (its ``on_offer``), and it maps media sequence numbers to this rendition's wire ids. The
-benchmark ``benchmarks/attack_matrix.py`` passes an object of the same shape for a loader in
-another process.
+The kit's peer speaks wire ids and signals through any relay. The loader's public
+:attr:`~p2ploader.aio.loader.HybridLoader.swarm_endpoint` is that relay here (it answers offers as
+the tracker client would), and it maps media sequence numbers to the swarm's wire ids. The
+benchmark ``benchmarks/attack_matrix.py`` passes an object with a ``swarm_endpoint`` of the same
+shape for a loader in another process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from p2ploader.core import wire
-from p2ploader.core.segments import SegmentId
 from p2ploader.errors import OfferRefusedError
 from p2ploader.testing.peer import honest
 from p2ploader.testing.rtcpeer import RtcScriptedPeer, Signal
@@ -38,10 +37,24 @@ class SegmentsBySequence(Protocol):
     def get(self, sequence: int, default: None = None, /) -> bytes | None: ...
 
 
+class Endpoint(Protocol):
+    """What a scripted peer uses of a swarm: :class:`~p2ploader.aio.endpoint.SwarmEndpoint`'s
+    shape (a loader's, or a stand-in relaying to a loader in another process)."""
+
+    @property
+    def rendition(self) -> str: ...
+
+    def wire_id(self, sequence: int) -> int: ...
+
+    def sequence_of(self, wire_id: int) -> int: ...
+
+    async def answer_offer(self, peer_id: bytes, offer_id: bytes, sdp: str) -> str | None: ...
+
+
 class ScriptedPeer(RtcScriptedPeer):
-    """A scripted peer for ``loader``'s current swarm, holding ``segments`` (by media sequence
-    number, :attr:`by_sequence`) and answering requests with ``respond`` (default: the kit's
-    ``honest``)."""
+    """A scripted peer for ``loader``'s current swarm (its ``swarm_endpoint``), holding
+    ``segments`` (by media sequence number, :attr:`by_sequence`) and answering requests with
+    ``respond`` (default: the kit's ``honest``)."""
 
     def __init__(
         self,
@@ -53,10 +66,10 @@ class ScriptedPeer(RtcScriptedPeer):
         keep: int | None = None,
         keep_data: bool = True,
     ) -> None:
-        manager = loader._peers
-        assert manager is not None, "the loader has not joined a swarm"
-        self.manager = manager
-        self.rendition: str = manager.rendition
+        endpoint: Endpoint | None = loader.swarm_endpoint
+        assert endpoint is not None, "the loader has not joined a swarm"
+        self.endpoint = endpoint
+        self.rendition: str = endpoint.rendition
         self.by_sequence = segments
         super().__init__(
             script=respond,
@@ -67,11 +80,11 @@ class ScriptedPeer(RtcScriptedPeer):
 
     def wire_id(self, sequence: int) -> int:
         """The wire id of media sequence ``sequence`` in the loader's swarm."""
-        return int(self.manager._wire_id(SegmentId(self.rendition, sequence)))
+        return self.endpoint.wire_id(sequence)
 
     def sequence_of(self, wire_id: int) -> int:
         """The media sequence number of ``wire_id`` in the loader's swarm."""
-        return int(self.manager._segment_id(wire_id).sequence)
+        return self.endpoint.sequence_of(wire_id)
 
     def data_for(self, request: wire.SegmentRequest) -> bytes | None:
         """The bytes held for ``request`` (looked up by media sequence) from its byte offset."""
@@ -93,12 +106,14 @@ class ScriptedPeer(RtcScriptedPeer):
         peer_connection: RTCPeerConnection | None = None,
         certificate_of: ScriptedPeer | None = None,
     ) -> None:
-        """Connect to the loader (``signal``: its peer manager's ``on_offer`` unless given).
+        """Connect to the loader (``signal``: its swarm endpoint's ``answer_offer`` unless given).
         ``certificate_of``: with that peer's DTLS certificate, the same identity (aiortc makes a
         fresh one per connection and has no public way to pass one)."""
         if certificate_of is not None:
             peer_connection = same_certificate(certificate_of)
-        await super().connect(signal or self.manager.on_offer, within=within, peer_connection=peer_connection)
+        await super().connect(
+            signal or self.endpoint.answer_offer, within=within, peer_connection=peer_connection
+        )
 
 
 def same_certificate(peer: RtcScriptedPeer) -> RTCPeerConnection:

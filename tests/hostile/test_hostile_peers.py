@@ -78,8 +78,8 @@ class Session:
         return [n.reason for n in self.of(nt.PeerMisbehaved) if n.peer_id == self.peer.hex_id]
 
     def connected(self) -> bool:
-        manager = self.loader._peers
-        return manager is not None and self.peer.hex_id in manager._peers
+        endpoint = self.loader.swarm_endpoint
+        return endpoint is not None and self.peer.hex_id in endpoint.linked
 
 
 @contextlib.asynccontextmanager

@@ -247,3 +247,30 @@ def test_a_lying_modelled_peer_is_banned_by_the_core_and_refused_afterwards() ->
     assert v.segments_played == 10  # the segment it lied about came over HTTP
     stats = v.scheduler.statistics()
     assert stats.p2p_bytes_rejected > 0 and stats.p2p_segments == 0
+
+
+@pytest.mark.parametrize("http_error_retries", [None, 1, 2, 5], ids=["shipped-3", "1", "2", "5"])
+def test_p2pml22_asks_a_failing_origin_as_often_as_http_error_retries_says(
+    http_error_retries: int | None,
+) -> None:
+    """2.x's ``httpErrorRetries``: HTTP attempts per segment before the player's request is
+    rejected. Counted once (the core's retry policy), not on top of ``http_retries``."""
+    loop = VirtualLoop()
+    asked: dict[int, list[float]] = defaultdict(list)
+    origin = failing_origin(loop, asked)
+    own = {} if http_error_retries is None else {"http_error_retries": http_error_retries}
+    config = HTTP_ONLY.evolve(policy="p2pml-2.2", policy_settings={"p2pml-2.2": own})
+    attempts = http_error_retries if http_error_retries is not None else 3
+    v = viewer(loop, eight_segments(), origin, PeerNetwork(loop, random.Random(1)), config)
+    loop.run_until(120.0)
+    # Segment 6 is down for good: exactly that many GETs, http_retry_backoff (0.5 s) apart, doubled.
+    start = asked[6][0]
+    gaps = [sum(RTT + 0.5 * 2.0**k for k in range(n)) for n in range(attempts)]
+    assert [t - start for t in asked[6]] == pytest.approx(gaps)
+    # Segment 4 answers 404: one GET, whatever the setting (an unusable answer ends at once).
+    assert len(asked[4]) == 1
+    unavailable = v.of(nt.SegmentUnavailable)
+    assert (6, f"HTTP 503 (after {attempts} attempts)") in [
+        (u.segment_id.sequence, u.reason)  # type: ignore[attr-defined]
+        for u in unavailable
+    ]

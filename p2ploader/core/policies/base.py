@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 import attrs
 
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import ConfigError, PolicyError
 
@@ -217,6 +218,20 @@ class DownloadPolicy(abc.ABC):
                 key="policy_settings",
             )
         return cls(config)
+
+    def fetch_retry_policy(self) -> FetchRetryPolicy:
+        """The core's retry policy within each HTTP fetch of a segment this policy starts: the
+        attempts and the back-off (seconds) the executor performs. By default the config's
+        ``http_retries`` and ``http_retry_backoff``. A policy with a setting of its own that counts
+        HTTP attempts maps it here (with :meth:`fetches_per_request`), so that the attempts are
+        counted in one place, the core's, and not once by the policy on top of them."""
+        return FetchRetryPolicy.from_config(self.config)
+
+    def fetches_per_request(self, max_attempts: int) -> int:
+        """How many failed fetches (each of :meth:`fetch_retry_policy`'s attempts) end the player's
+        wait for a segment it asked for with ``max_attempts`` (``get_segment``'s, >= 1). By default
+        ``max_attempts`` itself."""
+        return max_attempts
 
     def start(self, *, now: float) -> None:
         """Called once, when the queue first becomes non-empty (playback started)."""

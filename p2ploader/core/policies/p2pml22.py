@@ -20,13 +20,14 @@ Theory of operation
   never prefetched, whatever the windows say (see "Queue length" below).
 * **Each pass** (after every scheduler event and timer, with ``now``):
 
-  1. bookkeeping: failed-attempt history is forgotten 60 s after the segment's last HTTP failure;
+  1. bookkeeping: a failed HTTP fetch is forgotten 60 s after it failed;
      loads of queued segments that left the 2.2 queue are cancelled (the queue's first segment,
      standing in for the player's pending request, excepted);
   2. after a seek (the playhead moved more than half an average segment duration between two
-     reports) the player's pending request goes to HTTP if a slot is free and its retries allow;
-  3. every **high-demand** segment not loading over HTTP and with fewer than ``http_error_retries``
-     failed HTTP attempts goes to HTTP: into a free slot, else into the slot of the *last* HTTP
+     reports) the player's pending request goes to HTTP if a slot is free and no fetch of it
+     failed in the last 60 s;
+  3. every **high-demand** segment not loading over HTTP and without a failed HTTP fetch in the
+     last 60 s goes to HTTP: into a free slot, else into the slot of the *last* HTTP
      download later in the queue (which is aborted). A P2P download of it is cut over (its bytes
      kept when ``http_download_ranges`` is on). With no HTTP slot to be had and no P2P download of
      it running, it is asked from a random idle peer that has it loaded, if a P2P slot is free or
@@ -45,8 +46,8 @@ Theory of operation
   in ``[1, 1 + connected peers]`` seconds (the first one is armed at the first pass). A firing does
   nothing without connected peers (then only high-demand segments are fetched) or with every HTTP
   slot busy. Otherwise the candidates, nearest first, are the segments of the 2.2 queue that are
-  HTTP-downloadable, not P2P-downloadable, not cached, not loading and have fewer than
-  ``http_error_retries`` failed HTTP attempts. With ``P = peers + 1`` and
+  HTTP-downloadable, not P2P-downloadable, not cached, not loading and without a failed HTTP fetch
+  in the last 60 s. With ``P = peers + 1`` and
   ``K = min(len(candidates), simultaneous_http_downloads × P)``, it walks the first K in random order
   with ``prob = K / P``: start HTTP when ``prob >= 1`` or a uniform draw is ``<= prob``, then
   ``prob -= 1``; it stops once HTTP is full or ``prob <= 0``. About K / P fetches start per firing,
@@ -58,10 +59,22 @@ Settings: :class:`P2PML22Settings` for the 2.x-only ones; ``simultaneous_http_do
 and meaning in 2.x). Of the 0.6 settings the scheduler still applies ``forward_segment_count``,
 ``http_download_ranges``, the P2P timeouts, the cache and the validator; this policy ignores
 ``required_segments_priority``, ``p2p_download_max_priority``, ``http_download_probability*``,
-``http_download_max_priority``, ``http_failed_segment_timeout`` (a failed segment is retried at once,
-up to ``http_error_retries`` times) and the initial P2P-first mode. ``consume_only`` keeps its
+``http_download_max_priority``, ``http_failed_segment_timeout`` (see "HTTP attempts" below) and
+the initial P2P-first mode. ``consume_only`` keeps its
 scheduler meaning (no announcements, no uploads) but, as 2.2.2's ``isP2PUploadDisabled``, does not
 stop the random HTTP prefetch.
+
+HTTP attempts
+-------------
+``http_error_retries`` is 2.x's ``httpErrorRetries``: the HTTP attempts (GETs) per segment, after
+which the player's request is rejected. It is counted in one place, the core's retry policy: this
+policy sets it as the attempts of each fetch (:meth:`P2PML22Policy.fetch_retry_policy`:
+``http_error_retries - 1`` retries after the first GET, ``http_retry_backoff`` apart, doubled), and
+one failed fetch ends the player's wait (:meth:`P2PML22Policy.fetches_per_request`,
+``SegmentUnavailable``). The policy itself counts nothing more: a segment whose fetch failed is
+left to peers until the failure is 60 s old (``FAILED_ATTEMPTS_CLEAR_INTERVAL``), or until the
+player asks for it anew. The config's ``http_retries`` does not apply to this policy's segment
+fetches (it still does to playlists, keys and init sections).
 
 Queue length
 ------------
@@ -77,19 +90,22 @@ default 6000 s window prefer a window-sized queue to an unbounded one in large s
 Where it differs from 2.2.2
 ---------------------------
 * The HTTP error handling defect of 2.2.2 (status errors surfacing only as a 3 s
-  ``bytes-receiving-timeout``) is not copied: an ``HttpFetchFailed`` counts at once.
+  ``bytes-receiving-timeout``) is not copied: a failed attempt counts at once.
+* The attempts of a segment are the core's (see "HTTP attempts"): they back off
+  (``http_retry_backoff``, doubled) where 2.2.2 tries again at the next pass, a 4xx or another
+  unusable answer ends them at once (2.2.2 spends every attempt on it), and a body the validator
+  rejects ends them too (one attempt of 2.2.2's).
 * Slot stealing (high-demand fallback and regular segments) aborts the later P2P download only when
   an idle peer has the segment loaded, so the freed slot is used at once. 2.2.2 aborts first and may
   then find no idle peer; since it resumes aborted P2P downloads while this scheduler discards their
   bytes, copying that would make the policy churn and lose data on every pass.
 * Memory pressure (windows shrinking at 10 % / 5 % free storage, random HTTP off at 10 %) is not
   modelled: the cache has count and age limits, not a capacity in MiB.
-* The player's request is never *rejected* after ``http_error_retries`` failures (the scheduler
-  keeps it waiting; it loads again once the history is forgotten, or at once if the player
-  requests the segment anew, since the scheduler's failure count restarts then, as on 2.2.2's
-  ``main`` #527). The history is also forgotten when the segment leaves the scheduler's queue
-  (2.2.2 keeps it while the segment is in the playlist). The 60 s clock runs from the last *HTTP*
-  failure (2.2.2 also restarts it on P2P failures) and wakes the scheduler when it expires.
+* A failed fetch is forgotten at once when the player requests the segment anew (the scheduler's
+  failure count restarts then, as on 2.2.2's ``main`` #527) and when the segment leaves the
+  scheduler's queue (2.2.2 keeps it while the segment is in the playlist). The 60 s clock runs
+  from the *HTTP* failure (2.2.2 also restarts it on P2P failures) and wakes the scheduler when it
+  expires.
 * Passes run on every playback report rather than at most once a second, and the playback rate is
   a setting (2.2.2 reads the media element's). The seek check compares reports the policy has seen;
   a report made before the first request counts as the starting position (2.2.2 drops it and starts
@@ -106,6 +122,7 @@ import attrs
 
 from p2ploader.core.policies.base import DownloadPolicy, QueueEntry, SchedulingContext, settings_from_mapping
 from p2ploader.core.policies.registry import register_policy
+from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import Segment, SegmentId
 
 if TYPE_CHECKING:
@@ -114,8 +131,8 @@ if TYPE_CHECKING:
 __all__ = ["FAILED_ATTEMPTS_CLEAR_INTERVAL", "P2PML22Policy", "P2PML22Settings", "SegmentFlags"]
 
 FAILED_ATTEMPTS_CLEAR_INTERVAL = 60.0
-"""Seconds after a segment's last failed HTTP attempt when its history is forgotten (2.2.2:
-``FAILED_ATTEMPTS_CLEAR_INTERVAL``, 60000 ms)."""
+"""Seconds after a segment's failed HTTP fetch when it is forgotten and HTTP may try the segment
+again (2.2.2: ``FAILED_ATTEMPTS_CLEAR_INTERVAL``, 60000 ms)."""
 
 _PEER_UPDATE_LATENCY = 1.0  # seconds; the random-HTTP delay is this × (1 + random × peers)
 _SEEK_FRACTION = 0.5  # a playhead jump above this many average segment durations marks a seek
@@ -145,8 +162,10 @@ class P2PML22Settings:
     http_error_retries: int = attrs.field(
         default=3, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)]
     )
-    """HTTP attempts per segment before HTTP gives up on it (until its failure history is
-    forgotten). Upstream: ``httpErrorRetries``."""
+    """HTTP attempts (GETs) per segment before HTTP gives up on it and the player's request is
+    rejected; HTTP tries it again once the failure is forgotten (60 s). Counted by the core's
+    retry policy, which this setting configures (see "HTTP attempts" in the module docstring).
+    Upstream: ``httpErrorRetries``."""
 
     playback_rate: float = attrs.field(default=1.0, converter=float, validator=attrs.validators.gt(0.0))
     """Playback speed the windows are scaled by (``W × rate`` seconds of media). Upstream: the media
@@ -167,19 +186,16 @@ class SegmentFlags:
 
 
 @attrs.define(kw_only=True)
-class _Attempts:
-    """A segment's failed HTTP attempts as the policy tracks them on top of the scheduler's count."""
+class _FailedFetch:
+    """When a segment's last HTTP fetch failed, as the scheduler's failure count shows it."""
 
     seen: int  # the scheduler's failure count when last looked at
-    forgotten: int  # how many of those were forgotten (older than the clear interval)
     last_failure: float
+    forgotten: bool = False  # older than the clear interval: HTTP may try the segment again
 
     @property
     def expires(self) -> float:
         return self.last_failure + FAILED_ATTEMPTS_CLEAR_INTERVAL
-
-    def count(self, now: float) -> int:
-        return 0 if now >= self.expires else self.seen - self.forgotten
 
 
 @register_policy
@@ -193,7 +209,7 @@ class P2PML22Policy(DownloadPolicy):
         self.settings = settings if settings is not None else P2PML22Settings()
         self._arm_random_timer_at_next_pass = False
         self._random_tick: float | None = None
-        self._attempts: dict[SegmentId, _Attempts] = {}
+        self._failed: dict[SegmentId, _FailedFetch] = {}
         self._last_position: float | None = None
         self._start_immediately: SegmentId | None = None
 
@@ -202,6 +218,18 @@ class P2PML22Policy(DownloadPolicy):
         """The policy with its entry in ``config.policy_settings`` as its :class:`P2PML22Settings`."""
         own = config.policy_settings.get(cls.name, {})
         return cls(config, settings_from_mapping(P2PML22Settings, own, policy=cls.name))
+
+    def fetch_retry_policy(self) -> FetchRetryPolicy:
+        """``http_error_retries`` attempts per fetch, ``http_retry_backoff`` apart (doubled): the
+        core counts 2.x's attempts, see "HTTP attempts" in the module docstring."""
+        return FetchRetryPolicy(
+            retries=self.settings.http_error_retries - 1, backoff=self.config.http_retry_backoff
+        )
+
+    def fetches_per_request(self, max_attempts: int) -> int:
+        """One: a failed fetch used up ``http_error_retries`` attempts, and 2.x then rejects the
+        player's request (``get_segment``'s ``max_attempts`` adds no fetches)."""
+        return 1
 
     # ------------------------------------------------------------------ read-only views
 
@@ -245,10 +273,11 @@ class P2PML22Policy(DownloadPolicy):
             out.append((entry, flags))
         return out
 
-    def http_attempts(self, segment_id: SegmentId, *, now: float) -> int:
-        """Failed HTTP attempts of the segment that still count (the history forgets after 60 s)."""
-        record = self._attempts.get(segment_id)
-        return record.count(now) if record is not None else 0
+    def http_gave_up(self, segment_id: SegmentId, *, now: float) -> bool:
+        """Whether a fetch of the segment failed (its ``http_error_retries`` attempts used up, or an
+        unusable answer) less than 60 s ago: HTTP leaves it alone until then."""
+        record = self._failed.get(segment_id)
+        return record is not None and not record.forgotten and now < record.expires
 
     # ------------------------------------------------------------------ DownloadPolicy
 
@@ -257,14 +286,13 @@ class P2PML22Policy(DownloadPolicy):
         self._arm_random_timer_at_next_pass = True
 
     def get_timer(self) -> float | None:
-        retries = self.settings.http_error_retries
-        deadlines = [r.expires for r in self._attempts.values() if r.seen - r.forgotten >= retries]
+        deadlines = [r.expires for r in self._failed.values() if not r.forgotten]
         if self._random_tick is not None:
             deadlines.append(self._random_tick)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, ctx: SchedulingContext, *, now: float) -> None:
-        self._refresh_attempts(ctx, now=now)
+        self._refresh_failed_fetches(ctx, now=now)
         if self._random_tick is not None and now >= self._random_tick:
             self._random_http(ctx, now=now)
             self._arm_random_timer(ctx, now=now)
@@ -273,19 +301,18 @@ class P2PML22Policy(DownloadPolicy):
         if self._arm_random_timer_at_next_pass:
             self._arm_random_timer_at_next_pass = False
             self._arm_random_timer(ctx, now=now)
-        self._refresh_attempts(ctx, now=now)
+        self._refresh_failed_fetches(ctx, now=now)
         self._track_playhead(ctx)
         flagged = self.flagged_queue(ctx)
         self._cancel_dropped_loads(ctx, {entry.id for entry, _ in flagged})
         self._load_after_seek(ctx, now=now)
 
         cfg = self.config
-        retries = self.settings.http_error_retries
         work = [(entry, flags) for entry, flags in flagged if not ctx.is_cached(entry.id)]
         for k, (entry, flags) in enumerate(work):
             sid = entry.id
             if flags.high_demand:
-                if ctx.is_http_loading(sid) or self.http_attempts(sid, now=now) >= retries:
+                if ctx.is_http_loading(sid) or self.http_gave_up(sid, now=now):
                     continue
                 if ctx.http_active < cfg.simultaneous_http_downloads or (
                     self._abort_last_later(ctx, work, k, http=True)
@@ -307,22 +334,19 @@ class P2PML22Policy(DownloadPolicy):
     def _arm_random_timer(self, ctx: SchedulingContext, *, now: float) -> None:
         self._random_tick = now + _PEER_UPDATE_LATENCY * (1.0 + ctx.rng.random() * ctx.connected_peers)
 
-    def _refresh_attempts(self, ctx: SchedulingContext, *, now: float) -> None:
-        fresh: dict[SegmentId, _Attempts] = {}
+    def _refresh_failed_fetches(self, ctx: SchedulingContext, *, now: float) -> None:
+        fresh: dict[SegmentId, _FailedFetch] = {}
         for entry in ctx.queue:
             count = ctx.http_failures(entry.id)
             if count == 0:
                 continue  # never failed, or the scheduler forgot (explicit request, left the queue)
-            record = self._attempts.get(entry.id)
-            if record is None or count < record.seen:
-                record = _Attempts(seen=count, forgotten=0, last_failure=now)
-            elif count > record.seen:
-                forgotten = record.seen if now >= record.expires else record.forgotten
-                record = _Attempts(seen=count, forgotten=forgotten, last_failure=now)
+            record = self._failed.get(entry.id)
+            if record is None or count != record.seen:  # a fetch failed since the last look
+                record = _FailedFetch(seen=count, last_failure=now)
             elif now >= record.expires:
-                record.forgotten = record.seen
+                record.forgotten = True
             fresh[entry.id] = record
-        self._attempts = fresh
+        self._failed = fresh
 
     def _track_playhead(self, ctx: SchedulingContext) -> None:
         position, queue = ctx.position, ctx.queue
@@ -350,7 +374,7 @@ class P2PML22Policy(DownloadPolicy):
             ctx.http_active < self.config.simultaneous_http_downloads
             and not ctx.is_http_loading(sid)
             and not ctx.is_p2p_loading(sid)
-            and self.http_attempts(sid, now=now) < self.settings.http_error_retries
+            and not self.http_gave_up(sid, now=now)
         ):
             ctx.start_http(sid, now=now, continue_p2p=True)
 
@@ -397,7 +421,6 @@ class P2PML22Policy(DownloadPolicy):
         limit = self.config.simultaneous_http_downloads
         if ctx.http_active >= limit or ctx.connected_peers == 0:
             return
-        retries = self.settings.http_error_retries
         candidates = [
             entry.id
             for entry, flags in self.flagged_queue(ctx)
@@ -406,7 +429,7 @@ class P2PML22Policy(DownloadPolicy):
             and not ctx.is_cached(entry.id)
             and not ctx.is_http_loading(entry.id)
             and not ctx.is_p2p_loading(entry.id)
-            and self.http_attempts(entry.id, now=now) < retries
+            and not self.http_gave_up(entry.id, now=now)
         ]
         if not candidates:
             return
