@@ -38,7 +38,9 @@ CPU time
 A process's CPU time cannot be split by task. The result's ``cpu_time`` is the session's share of
 the pool's: every second, and whenever a session starts or ends, the CPU seconds the pool used
 since the last count are divided equally among the sessions running (``cpu_time_shared`` is True in
-the result). The pool's own CPU time, start-up included, is in its process's accounting
+the result). ``pool_loop_lag_max`` in the result is the longest the pool's event loop was late
+(seconds, checked every second) while the session ran: a pool with more sessions than its core
+can serve shows it here first. The pool's own CPU time, start-up included, is in its process's accounting
 (:attr:`~p2ploader.app.swarmrun.SwarmResult.process_cpu_time`).
 
 Loopback-only ICE (``spec.loopback_only``) is process-wide: a pool refuses a session whose
@@ -121,6 +123,8 @@ class _Session:
     spec: ViewerSpec
     stop: asyncio.Event
     task: asyncio.Task[None] | None = None
+    lag_max: float = 0.0
+    """The longest the pool's event loop was late while this session ran, seconds."""
 
 
 class ViewerPool:
@@ -246,6 +250,7 @@ class ViewerPool:
         if line["type"] == "result":
             line["cpu_time"] = cpu
             line["cpu_time_shared"] = True
+            line["pool_loop_lag_max"] = round(session.lag_max, 3)
         self._emit(line)
 
     def refuse(self, key: str | None, error: str) -> None:
@@ -253,10 +258,19 @@ class ViewerPool:
         self._emit({"key": key, "type": "refused", "error": error})
 
     async def account_every(self, seconds: float) -> None:
-        """Charge CPU time to the running sessions every ``seconds`` (runs until cancelled)."""
+        """Charge CPU time to the running sessions every ``seconds``, and note how late the event
+        loop woke this task: the lag every session of the pool suffers (runs until cancelled)."""
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + seconds
             await asyncio.sleep(seconds)
+            self.note_lag(loop.time() - due)
             self.cpu.account()
+
+    def note_lag(self, seconds: float) -> None:
+        """Record an event-loop lag of ``seconds`` against every session running."""
+        for session in self.sessions.values():
+            session.lag_max = max(session.lag_max, seconds)
 
 
 def _emit(line: dict[str, Any]) -> bool:

@@ -505,6 +505,13 @@ class SwarmRunner:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the pools, or of the viewer processes, running now (to read their
+        memory or CPU time from the OS)."""
+        pools = [pool.pid for pool in self._pools if pool.alive]
+        return pools + [proc.pid for proc in self._procs.values() if proc.returncode is None]
+
     def figures(self, viewer: int) -> ViewerFigures:
         """Viewer ``viewer``'s figures now (summed over its sessions)."""
         runs = [r for r in self.runs if r.session.viewer == viewer]

@@ -111,6 +111,7 @@ async def test_sessions_report_tagged_lines_and_a_failing_one_does_not_stop_the_
         assert result["type"] == "result", result
         assert result["stalls"] == 0 and result["mismatches"] == 0 and result["segments_played"] > 0
         assert result["cpu_time_shared"] is True and result["cpu_time"] >= 0
+        assert 0 <= result["pool_loop_lag_max"] < 5
     ticks = lines.of("good-1")[:-1]
     assert ticks and all(t["type"] == "tick" for t in ticks) and ticks[-1]["http_bytes"] > 0
     assert [t["type"] for t in lines.of("good-2")] == ["result"]  # no tick_interval: no ticks
@@ -186,6 +187,20 @@ async def test_bad_commands_are_refused_and_bounds_hold() -> None:
         await asyncio.wait_for(each.wait(), timeout=10)
     start(pool, "late", spec)
     assert lines.last("late")["error"] == "the pool is stopping"
+
+
+@pytest.mark.anyio
+async def test_loop_lag_is_noted_against_the_sessions_running() -> None:
+    lines = Lines()
+    pool = ViewerPool(lines)
+    start(pool, "a", http_only("http://127.0.0.1:9/x.m3u8", duration=30.0))
+    pool.note_lag(0.25)
+    pool.note_lag(0.1)
+    start(pool, "b", http_only("http://127.0.0.1:9/x.m3u8", duration=30.0))
+    pool.note_lag(0.05)
+    assert (pool.sessions["a"].lag_max, pool.sessions["b"].lag_max) == (0.25, 0.05)
+    pool.stop_all()
+    await asyncio.wait_for(pool.wait(), timeout=10)
 
 
 def test_the_default_pool_size_is_bounded() -> None:
