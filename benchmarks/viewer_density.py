@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -130,11 +131,19 @@ class Sampler:
 
 
 async def run_step(
-    root: Path, *, viewers: int, seconds: float, join_window: float, pools: int | None = None
+    root: Path,
+    *,
+    viewers: int,
+    seconds: float,
+    join_window: float,
+    pools: int | None = None,
+    loader: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     async with TrackerServer() as tracker:
         with OriginServer(root, live=LiveSettings(window_segments=20)) as origin:
-            config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
+            config = LoaderConfig(
+                tracker_announce=(tracker.url,), rtc_config={"iceServers": []}, **(loader or {})
+            )
             template = ViewerSpec(
                 url=origin.url_for("live/master.m3u8"), config=config.to_faq(), forward_buffer=20.0
             )
@@ -160,10 +169,20 @@ async def run_step(
         "p2p_ratio": total.p2p_ratio,
         "pools": result.pools,
         "wall": wall,
+        # Peers each viewer had at its end (the total's own figure counts viewers online: none).
+        "peers": round(
+            sum(int((run.result or {}).get("peers_connected") or 0) for run in result.sessions)
+            / max(1, len(result.sessions)),
+            1,
+        ),
         "loop_lag_max": max(
             (float((run.result or {}).get("pool_loop_lag_max") or 0.0) for run in result.sessions),
             default=0.0,
         ),
+        "sessions": [
+            {"viewer": run.session.viewer, "status": run.status, "error": run.error, "result": run.result}
+            for run in result.sessions
+        ],
         "errors": sorted({run.error for run in result.sessions if run.error})[:3],
     }
 
@@ -191,10 +210,23 @@ async def main() -> None:
         action="store_true",
         help="each viewer in a process of its own, to compare (RSS is then the viewer processes')",
     )
+    parser.add_argument("--json", type=Path, default=None, help="write every step's figures here")
+    parser.add_argument("--no-p2p", action="store_true", help="HTTP only, the baseline")
+    parser.add_argument("--max-peers", type=int, default=None, help="the loader's max_peers (default: 20)")
     args = parser.parse_args()
+    loader: dict[str, Any] = {}
+    if args.no_p2p:
+        loader["use_p2p"] = False
+    if args.max_peers is not None:
+        loader["max_peers"] = args.max_peers
     root = make_stream(args.segment_seconds)
     began = time.monotonic()
-    print(f"viewer_density: {CORES} cores, steps {args.viewers}, {args.step_seconds:g} s each", flush=True)
+    steps: list[dict[str, Any]] = []
+    print(
+        f"viewer_density: {CORES} cores, steps {args.viewers}, {args.step_seconds:g} s each, "
+        f"loader settings {loader or 'default'}",
+        flush=True,
+    )
     for viewers in sorted(args.viewers):
         if viewers > args.max_viewers:
             print(f"stop: {viewers} viewers is over --max-viewers {args.max_viewers}", flush=True)
@@ -203,14 +235,24 @@ async def main() -> None:
         if time.monotonic() - began + args.step_seconds * 1.5 > args.budget:
             print(f"stop: the budget of {args.budget:g} s would be exceeded", flush=True)
             break
-        step = await run_step(root, viewers=viewers, seconds=args.step_seconds, join_window=args.join_window)
+        step = await run_step(
+            root,
+            viewers=viewers,
+            seconds=args.step_seconds,
+            join_window=args.join_window,
+            pools=0 if args.process_per_viewer else None,
+            loader=loader,
+        )
         print(
             f"{result_line(step)} failures={step['failures']} pools={step['pools']} "
             f"machine_cpu_percent={step['machine_cpu_percent']:.1f} wall_s={step['wall']:.1f} "
-            f"loop_lag_max_s={step['loop_lag_max']:.2f}"
+            f"loop_lag_max_s={step['loop_lag_max']:.2f} peers_mean={step['peers']}"
             + (f" errors={step['errors']}" if step["errors"] else ""),
             flush=True,
         )
+        steps.append(step)
+        if args.json is not None:
+            args.json.write_text(json.dumps(steps, indent=1))
         if step["stalls"] or step["failures"]:
             print("stop: stalls or failed viewers", flush=True)
             break

@@ -363,7 +363,7 @@ def test_error_line_for_a_bind_error_names_the_address() -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["pools", "process-per-viewer"])
 def test_swarm_runs_in_pools_by_default_and_per_process_on_request(
-    mode: str, tmp_path: Path, tracker_url: str
+    mode: str, tmp_path: Path, tracker_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import os
 
@@ -387,3 +387,4 @@ def test_swarm_runs_in_pools_by_default_and_per_process_on_request(
         assert result["type"] == "result" and result["stalls"] == 0 and result["segments_played"] > 0
         assert ("cpu_time_shared" in result) is (pools > 0) and result["cpu_time"] >= 0
     assert stats["total"]["cpu_time"] > 0 and stats["viewer_process_cpu_time"] > 0
+    assert (f"CPU: {pools} viewer pools" if pools else "CPU: viewer processes") in capsys.readouterr().out
