@@ -327,3 +327,48 @@ def test_pools_default_to_one_per_core_and_the_testbed_keeps_a_process_per_viewe
         SwarmRunner(spec, sessions, viewer_prefix=prefix, pools=2)
     with pytest.raises(ValueError, match="pools"):
         SwarmRunner(spec, sessions, pools=-1)
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+async def test_stopping_a_swarm_in_pools_still_collects_every_result() -> None:
+    # What Ctrl-C does: SIGTERM to each pool, whose sessions stop and report; no more joins.
+    from p2ploader.app.swarmrun import Session
+
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
+        template = http_only(origin.url_for("live/master.m3u8"))
+        sessions = [
+            Session(viewer=0, number=0, start=0.0, end=60.0),
+            Session(viewer=1, number=0, start=0.0, end=60.0),
+            Session(viewer=2, number=0, start=40.0, end=60.0),
+        ]
+        runner = SwarmRunner(template, sessions, pools=1, tick_interval=0.5)
+
+        def stop_once_both_play() -> None:
+            if all(run.ticks for run in runner.runs[:2]):
+                runner.stop()
+
+        result = await asyncio.wait_for(runner.run(on_update=stop_once_both_play, update_interval=0.2), 30)
+    assert result.stopped_early and result.pools == 1
+    assert [run.status for run in result.sessions] == ["done", "done", "cancelled"]
+    assert all(run.result is not None and run.result["wall_time"] < 20 for run in result.sessions[:2])
+    assert result.wall_time < 25
+
+
+@pytest.mark.anyio
+@pytest.mark.e2e
+async def test_a_session_overrunning_its_time_in_a_pool_is_stopped(caplog: pytest.LogCaptureFixture) -> None:
+    from p2ploader.app.swarmrun import Session
+
+    with OriginServer(ROOT, live=LiveSettings(window_segments=10)) as origin:
+        template = http_only(origin.url_for("live/master.m3u8"))
+        # The viewer plays 3 s from its first frame; the runner allows 3 s from its start, with no
+        # grace: its start-up makes it overrun, and the runner stops it.
+        sessions = [Session(viewer=0, number=0, start=0.0, end=3.0)]
+        runner = SwarmRunner(template, sessions, pools=1, grace=0.0, tick_interval=0.5)
+        result = await asyncio.wait_for(runner.run(), 30)
+    (run,) = result.sessions
+    assert "overran its session" in caplog.text
+    # Stopped (or ending as the stop came), it still reported, within the 5 s a stop is given.
+    assert run.status == "done" and run.result is not None and run.result["played"] <= 3.5, run.result
+    assert run.ended_at is not None and run.ended_at < 3.0 + 5.0
