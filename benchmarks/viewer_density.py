@@ -213,8 +213,16 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write every step's figures here")
     parser.add_argument("--no-p2p", action="store_true", help="HTTP only, the baseline")
     parser.add_argument("--max-peers", type=int, default=None, help="the loader's max_peers (default: 20)")
+    parser.add_argument(
+        "--upload-delay-target",
+        type=float,
+        default=None,
+        help="the loader's upload_delay_target in seconds (default: 0.05; 0: the upload control off)",
+    )
     args = parser.parse_args()
     loader: dict[str, Any] = {}
+    if args.upload_delay_target is not None:
+        loader["upload_delay_target"] = args.upload_delay_target
     if args.no_p2p:
         loader["use_p2p"] = False
     if args.max_peers is not None:

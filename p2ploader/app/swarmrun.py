@@ -493,6 +493,7 @@ class SwarmRunner:
         self._stopping = asyncio.Event()
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._pools: list[PoolProcess] = []
+        self._pool_error: str | None = None
 
     # -- state for the views -----------------------------------------------------------------
 
@@ -709,9 +710,13 @@ class SwarmRunner:
 
     async def _start_pools(self, count: int) -> None:
         for _ in range(count):
-            pool = await PoolProcess.start(
-                python=self.python, max_sessions=self.pool_size, start_new_session=os.name == "posix"
-            )
+            try:
+                pool = await PoolProcess.start(
+                    python=self.python, max_sessions=self.pool_size, start_new_session=os.name == "posix"
+                )
+            except OSError as exc:  # every session then fails with this reason
+                self._pool_error = f"cannot start a viewer pool: {exc}"
+                break
             self._pools.append(pool)
         # Each pool imports the loader first (seconds on a busy machine); a pool that ends before
         # it is ready fails the sessions sent to it, with its status and stderr.
@@ -748,7 +753,10 @@ class SwarmRunner:
         spec = self._spec(session)
         run.status = "starting"
         run.started_at = self.elapsed
-        if self._pools:
+        if self._pool_error is not None and not self._pools:
+            run.status = "failed"
+            run.error = self._pool_error
+        elif self._pools:
             await self._run_in_pool(index, run, spec)
         else:
             await self._run_in_process(index, run, spec)

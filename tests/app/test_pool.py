@@ -372,3 +372,13 @@ async def test_a_session_overrunning_its_time_in_a_pool_is_stopped(caplog: pytes
     # Stopped (or ending as the stop came), it still reported, within the 5 s a stop is given.
     assert run.status == "done" and run.result is not None and run.result["played"] <= 3.5, run.result
     assert run.ended_at is not None and run.ended_at < 3.0 + 5.0
+
+
+@pytest.mark.anyio
+async def test_pools_that_cannot_start_fail_every_session_with_the_reason(tmp_path: Any) -> None:
+    spec = ViewerSpec(url="http://127.0.0.1:9/x.m3u8")
+    runner = SwarmRunner(spec, churn_schedule(2, duration=5.0), pools=2, python=str(tmp_path / "no-python"))
+    result = await asyncio.wait_for(runner.run(), timeout=10)
+    assert [run.status for run in result.sessions] == ["failed", "failed"]
+    assert all(run.error and run.error.startswith("cannot start a viewer pool: ") for run in result.sessions)
+    assert result.total.failures == 2 and result.pools == 0
