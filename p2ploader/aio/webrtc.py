@@ -72,6 +72,7 @@ BUFFERED_AMOUNT_LOW_THRESHOLD = 1 << 20
 _CLOSE_WAIT = 2.0  # seconds to let a closing channel flush before the connection is closed
 
 _loopback_depth = 0  # > 0 inside restrict_ice_to_loopback() (nested blocks count)
+_loopback_original: Callable[[bool, bool], list[str]] | None = None  # aioice's, while replaced
 _IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 _IPV4_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
@@ -184,17 +185,26 @@ def restrict_ice_to_loopback() -> Iterator[None]:
     """Within the block, new peer connections offer only 127.0.0.1 host candidates (process-wide).
 
     For tests and the local demo: peers on one machine then talk over loopback only. Not for
-    production, where viewers are on other machines.
+    production, where viewers are on other machines. Blocks may nest and overlap (many viewers on
+    one event loop each open one, and end in any order): the first block to open installs the
+    loopback-only addresses and the last to close restores aioice's own.
     """
-    global _loopback_depth
-    original = aioice.ice.get_host_addresses
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    global _loopback_depth, _loopback_original
+    if _loopback_depth == 0:
+        _loopback_original = aioice.ice.get_host_addresses
+        aioice.ice.get_host_addresses = _loopback_host_addresses
     _loopback_depth += 1
     try:
         yield
     finally:
         _loopback_depth -= 1
-        aioice.ice.get_host_addresses = original
+        if _loopback_depth == 0 and _loopback_original is not None:
+            aioice.ice.get_host_addresses = _loopback_original  # type: ignore[assignment]
+            _loopback_original = None
+
+
+def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"]
 
 
 MAX_REMOTE_CANDIDATES = 10

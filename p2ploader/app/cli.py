@@ -5,8 +5,9 @@ Subcommands:
 * ``demo``: an origin serving the bundled sample as a live stream, the embedded tracker and a swarm
   of viewer processes, all on 127.0.0.1; a live aggregate view, a summary and a plot.
 * ``view URL``: one viewer with a live terminal view; ``--json`` writes its final statistics.
-* ``swarm URL -n N``: N viewers in separate processes, staggered, with optional churn; a live
-  aggregate view, a final table, ``--plot`` and ``--json``.
+* ``swarm URL -n N``: N viewers in pools of loaders (one pool process per core; or each viewer in
+  its own process), staggered, with optional churn; a live aggregate view, a final table,
+  ``--plot`` and ``--json``.
 * ``play URL``: one viewer printing plain lines (``view`` without the terminal view).
 * ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``, with ``--llhls``
   Low-Latency HLS under ``/llhls/``) or any HLS folder.
@@ -408,8 +409,15 @@ async def _run_swarm(
     sessions = churn_schedule(
         args.viewers, duration=args.duration, stagger=args.stagger, churn=churn, seed=args.seed
     )
+    # A network namespace is per process: on the testbed every viewer has a process of its own.
+    pools = 0 if args.process_per_viewer or viewer_prefix is not None else args.pools
     runner = SwarmRunner(
-        template, sessions, seed=args.seed, origin_bytes=origin_bytes, viewer_prefix=viewer_prefix
+        template,
+        sessions,
+        seed=args.seed,
+        origin_bytes=origin_bytes,
+        viewer_prefix=viewer_prefix,
+        pools=pools,
     )
     fancy = _fancy(args)
     console = make_console()
@@ -829,7 +837,21 @@ def _add_swarm_options(
         type=_POSITIVE_INT,
         default=viewers,
         metavar="N",
-        help=f"viewers, each in its own process (default: {viewers})",
+        help=f"viewers (default: {viewers})",
+    )
+    parser.add_argument(
+        "--pools",
+        type=_POSITIVE_INT,
+        default=None,
+        metavar="N",
+        help="run the viewers in N pool processes, many loaders on one event loop each "
+        "(default: one per core; each viewer's CPU time is then its share of its pool's)",
+    )
+    parser.add_argument(
+        "--process-per-viewer",
+        action="store_true",
+        help="run each viewer in a process of its own instead of in pools (about 88 MB each; "
+        "always so on the testbed, where each viewer has a network namespace)",
     )
     parser.add_argument(
         "--duration",
@@ -902,9 +924,10 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="a live origin, the tracker and a swarm of viewers on 127.0.0.1, with a live view",
         description="Start a local origin on 127.0.0.1 serving the bundled sample as a live stream, "
-        "the embedded tracker, and a swarm of viewers in separate processes. Shows the swarm live "
-        "(the P2P ratio climbs as viewers share segments), then a summary per viewer and in total, "
-        "the origin's bytes against what the viewers downloaded, and a plot. No network needed.",
+        "the embedded tracker, and a swarm of headless viewers (in pools, one process per core). "
+        "Shows the swarm live (the P2P ratio climbs as viewers share segments), then a summary per "
+        "viewer and in total, the origin's bytes against what the viewers downloaded, and a plot. "
+        "No network needed.",
     )
     _add_swarm_options(demo, viewers=8, duration=60.0, stagger=2.0, plot=DEMO_PLOT, rendition="v2")
     _add_view_like_options(demo, latency=4)
@@ -968,8 +991,9 @@ def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     swarm = sub.add_parser(
         "swarm",
-        help="run N viewers of a stream in separate processes, with a live aggregate view",
-        description="Run N viewers of an HLS stream, each in its own process, joining a few seconds "
+        help="run N viewers of a stream, with a live aggregate view",
+        description="Run N headless viewers of an HLS stream (in pools of loaders, one pool process "
+        "per core, or with --process-per-viewer each in its own process), joining a few seconds "
         "apart, optionally leaving and rejoining (churn). Shows every viewer and the total live, "
         "then a table per viewer and in total; --plot draws HTTP vs P2P bytes and buffer levels "
         "over time. Peers use 127.0.0.1 only (ICE on the loopback interface), unless the swarm runs on "

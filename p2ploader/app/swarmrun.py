@@ -1,4 +1,4 @@
-"""Run a swarm of viewers, each in its own process, and collect what they report.
+"""Run a swarm of viewers, in pools or each in its own process, and collect what they report.
 
 Theory of operation
 -------------------
@@ -12,12 +12,20 @@ Theory of operation
   starting later than ``min_session`` before the end) and deterministic: each viewer draws from its
   own ``random.Random`` seeded from ``seed`` and its index, so a viewer's schedule does not depend
   on how many others there are.
-* **Processes.** :class:`SwarmRunner` starts each session at its time as ``python -m
-  p2ploader.app.viewer SPEC`` (in a new process group, so a Ctrl-C in the terminal reaches only
-  the runner) with ``duration`` set to the session's length: a viewer leaves by ending its own
-  playback, announcing ``stopped`` to the tracker on its way out. :meth:`SwarmRunner.stop` ends
-  every running viewer early with SIGTERM (they still report); a viewer that overruns its session
-  by ``grace`` seconds is terminated, then killed.
+* **Pools.** By default :class:`SwarmRunner` starts ``pools`` pool processes (``python -m
+  p2ploader.app.pool``, one per core; :mod:`p2ploader.app.pool`), each running many viewer sessions
+  on one event loop, and starts each session at its time in the pool with the fewest sessions
+  running, with ``duration`` set to the session's length: a viewer leaves by ending its own
+  playback, announcing ``stopped`` to the tracker on its way out. Per-session CPU time cannot be
+  measured in a shared process: a session's ``cpu_time`` is its equal share of its pool's.
+* **Processes.** With ``pools=0`` (``--process-per-viewer``), and always with ``viewer_prefix``
+  (the testbed, where each viewer has a network namespace, which is per process), each session is
+  ``python -m p2ploader.app.viewer SPEC`` instead, in a process of its own.
+* **Stopping.** Pools and viewer processes run in new process groups, so a Ctrl-C in the
+  terminal reaches only the runner. :meth:`SwarmRunner.stop` ends every running viewer early with
+  SIGTERM (to its process, or to its pool, which stops all its sessions; they still report); a
+  viewer that overruns its session by ``grace`` seconds is terminated (in a pool: stopped, then its
+  task cancelled), then killed.
 * **Figures.** Viewers print a ``{"type": "tick"}`` JSON line every ``tick_interval`` seconds and a
   final ``{"type": "result"}`` line; the runner stamps ticks with its own clock, keeps the latest
   figures per viewer (:meth:`SwarmRunner.figures`), and samples the swarm's cumulative HTTP and
@@ -44,6 +52,7 @@ from typing import Any, Literal
 
 import attrs
 
+from p2ploader.app.pool import DEFAULT_MAX_SESSIONS, PoolProcess
 from p2ploader.app.viewer import ViewerSpec, start_viewer_process
 
 __all__ = [
@@ -245,6 +254,9 @@ class SessionRun:
     result: dict[str, Any] | None = None
     error: str | None = None
     pid: int | None = None
+    """The process it ran in: its own, or its pool's."""
+    pool: int | None = None
+    """The index of the pool it ran in; None: a process of its own."""
     started_at: float | None = None
     ended_at: float | None = None
 
@@ -361,8 +373,11 @@ class SwarmResult:
     """CPU seconds of the runner's process (with the origin and tracker when they run in it)."""
     stopped_early: bool
     process_cpu_time: float | None = None
-    """CPU seconds of the viewer processes, start-up and shutdown included (None where the OS
-    cannot tell); ``total.cpu_time`` counts only their playback."""
+    """CPU seconds of the viewer processes (or pools), start-up and shutdown included (None where
+    the OS cannot tell); ``total.cpu_time`` counts only their playback."""
+    pools: int = 0
+    """Pool processes the viewers ran in; 0: each session in a process of its own. In pools, each
+    session's ``cpu_time`` is its equal share of its pool's CPU time."""
 
     @property
     def cpu_time(self) -> float:
@@ -395,6 +410,8 @@ class SwarmResult:
             if self.wall_time
             else None,
             "cpu_cores": _cpu_count(),
+            "pools": self.pools,
+            "viewer_cpu_time_shared": self.pools > 0,
             "stopped_early": self.stopped_early,
         }
 
@@ -431,7 +448,11 @@ def _median(values: Sequence[float]) -> float | None:
 class SwarmRunner:
     """Runs ``sessions`` of viewers built from ``template`` (a :class:`ViewerSpec`; each session gets
     its own ``duration``, ``seed`` and ``tick_interval``). ``viewer_prefix(viewer)`` is put before
-    each viewer's command (``ip netns exec NAMESPACE`` on the testbed, :mod:`p2ploader.testbed`)."""
+    each viewer's command (``ip netns exec NAMESPACE`` on the testbed, :mod:`p2ploader.testbed`).
+
+    ``pools``: pool processes the sessions run in (None: one per core; 0: each session in a process
+    of its own, which ``viewer_prefix`` needs, as a network namespace is per process);
+    ``pool_size``: sessions one pool runs at once (a session finding every pool full fails)."""
 
     def __init__(
         self,
@@ -445,9 +466,19 @@ class SwarmRunner:
         python: str = sys.executable,
         origin_bytes: Callable[[], int] | None = None,
         viewer_prefix: Callable[[int], Sequence[str]] | None = None,
+        pools: int | None = None,
+        pool_size: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
+        if pools is not None and pools < 0:
+            raise ValueError("pools must be >= 0 (0: a process per viewer)")
+        if pools and viewer_prefix is not None:
+            raise ValueError("viewer_prefix needs a process per viewer (pools=0)")
+        if pool_size < 1:
+            raise ValueError("pool_size must be >= 1")
         self.template = template
         self.viewer_prefix = viewer_prefix
+        self.pools = (0 if viewer_prefix is not None else _cpu_count()) if pools is None else pools
+        self.pool_size = pool_size
         self.runs = [SessionRun(session=s) for s in sessions]
         self.viewer_count = max((s.viewer for s in sessions), default=-1) + 1
         self.duration = max((s.end for s in sessions), default=0.0)
@@ -461,6 +492,8 @@ class SwarmRunner:
         self._t0: float | None = None
         self._stopping = asyncio.Event()
         self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._pools: list[PoolProcess] = []
+        self._pool_error: str | None = None
 
     # -- state for the views -----------------------------------------------------------------
 
@@ -472,6 +505,13 @@ class SwarmRunner:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    @property
+    def pids(self) -> list[int]:
+        """The process ids of the pools, or of the viewer processes, running now (to read their
+        memory or CPU time from the OS)."""
+        pools = [pool.pid for pool in self._pools if pool.alive]
+        return pools + [proc.pid for proc in self._procs.values() if proc.returncode is None]
 
     def figures(self, viewer: int) -> ViewerFigures:
         """Viewer ``viewer``'s figures now (summed over its sessions)."""
@@ -575,13 +615,24 @@ class SwarmRunner:
     # -- running -------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """End the run early: no more joins, every running viewer gets SIGTERM (and still reports)."""
+        """End the run early: no more joins, every running viewer gets SIGTERM (its pool does) and
+        still reports."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         for proc in list(self._procs.values()):
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
+        for pool in self._pools:
+            pool.terminate()
+
+    def _kill(self) -> None:
+        """SIGKILL every viewer process and pool."""
+        for proc in list(self._procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for pool in self._pools:
+            pool.kill()
 
     async def run(
         self,
@@ -604,18 +655,20 @@ class SwarmRunner:
             if interrupts == 1:
                 self.stop()
             else:
-                for proc in list(self._procs.values()):
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
+                self._kill()
 
         if handle_sigint:
             try:
                 loop.add_signal_handler(signal.SIGINT, on_sigint)
             except (NotImplementedError, RuntimeError, ValueError):
                 handle_sigint = False
-        sessions = [loop.create_task(self._run_session(index)) for index in range(len(self.runs))]
-        everything = asyncio.gather(*sessions)
+        everything: asyncio.Future[list[None]] | None = None
         try:
+            if self.pools and self.runs:
+                await self._start_pools(min(self.pools, len(self.runs)))
+                self._t0 = time.monotonic()  # the schedule starts once the pools can take sessions
+            sessions = [loop.create_task(self._run_session(index)) for index in range(len(self.runs))]
+            everything = asyncio.gather(*sessions)
             next_sample = 0.0
             while True:
                 done = everything.done()
@@ -629,14 +682,14 @@ class SwarmRunner:
                 await asyncio.wait({everything}, timeout=update_interval)
             everything.result()  # re-raise a bug in a session task
         finally:
-            if not everything.done():
+            if everything is not None and not everything.done():
                 self.stop()
-                for proc in list(self._procs.values()):
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
+                self._kill()
                 everything.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await everything
+            # Every pool reaped before the children's CPU time is read.
+            await asyncio.gather(*(pool.close() for pool in self._pools))
             if handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)
         rows = self.all_figures()
@@ -652,7 +705,22 @@ class SwarmRunner:
             runner_cpu_time=time.process_time() - cpu0,
             stopped_early=self.stopping,
             process_cpu_time=None if children0 is None or children1 is None else children1 - children0,
+            pools=len(self._pools),
         )
+
+    async def _start_pools(self, count: int) -> None:
+        for _ in range(count):
+            try:
+                pool = await PoolProcess.start(
+                    python=self.python, max_sessions=self.pool_size, start_new_session=os.name == "posix"
+                )
+            except OSError as exc:  # every session then fails with this reason
+                self._pool_error = f"cannot start a viewer pool: {exc}"
+                break
+            self._pools.append(pool)
+        # Each pool imports the loader first (seconds on a busy machine); a pool that ends before
+        # it is ready fails the sessions sent to it, with its status and stderr.
+        await asyncio.gather(*(pool.ready() for pool in self._pools))
 
     def _sample(self) -> None:
         started = [r for r in self.runs if r.started_at is not None]
@@ -685,6 +753,27 @@ class SwarmRunner:
         spec = self._spec(session)
         run.status = "starting"
         run.started_at = self.elapsed
+        if self._pool_error is not None and not self._pools:
+            run.status = "failed"
+            run.error = self._pool_error
+        elif self._pools:
+            await self._run_in_pool(index, run, spec)
+        else:
+            await self._run_in_process(index, run, spec)
+        run.ended_at = self.elapsed
+        if run.status not in ("starting", "playing"):
+            return
+        if run.result is not None and run.error is None:
+            run.status = "done"
+        elif self._stopping.is_set() and run.error is None:
+            run.status = "cancelled"  # stopped before it could report
+        else:
+            run.status = "failed"
+            if run.error is None:
+                run.error = "ended without a result"
+
+    async def _run_in_process(self, index: int, run: SessionRun, spec: ViewerSpec) -> None:
+        session = run.session
         try:
             proc = await start_viewer_process(
                 spec,
@@ -719,16 +808,53 @@ class SwarmRunner:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        run.ended_at = self.elapsed
-        if code == 0 and run.result is not None:
-            run.status = "done"
-        elif self._stopping.is_set() and run.error is None:
-            run.status = "cancelled"  # stopped before it could report
-        else:
+        if code != 0 and run.error is None and not self._stopping.is_set():
+            tail = "".join(stderr_tail).strip()
+            run.error = f"exit status {code}" + (f": {tail[-600:]}" if tail else "")
+
+    async def _run_in_pool(self, index: int, run: SessionRun, spec: ViewerSpec) -> None:
+        session = run.session
+        live = [(n, pool) for n, pool in enumerate(self._pools) if pool.alive]
+        number, pool = min(live, key=lambda item: item[1].running) if live else (0, self._pools[0])
+        if pool.running >= self.pool_size:
             run.status = "failed"
-            if run.error is None:
-                tail = "".join(stderr_tail).strip()
-                run.error = f"exit status {code}" + (f": {tail[-600:]}" if tail else "")
+            run.error = f"every pool is full ({self.pool_size} sessions each)"
+            return
+        key = str(index)
+        run.pid, run.pool = pool.pid, number
+        lines = pool.open(key, spec)
+        if self._stopping.is_set():  # stop() came while the session was being started
+            pool.stop(key)
+        reader = asyncio.ensure_future(self._read_lines(run, lines))
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), timeout=session.duration + self.grace)
+            except TimeoutError:
+                logger.warning("viewer %d overran its session; stopping it", session.viewer)
+                # Stop, then cancel its task, then give up on it (the pool's loop may be stuck).
+                for action in (pool.stop, pool.cancel):
+                    action(key)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(reader), timeout=5.0)
+                    if reader.done():
+                        break
+                if not reader.done():
+                    run.error = "its pool did not end it"
+        finally:
+            pool.forget(key)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read_lines(self, run: SessionRun, lines: asyncio.Queue[dict[str, Any]]) -> None:
+        """Take a pool session's lines until its last one."""
+        while True:
+            line = await lines.get()
+            self._take_line(run, line)
+            if line.get("type") in ("result", "error", "gone"):
+                if line.get("type") == "gone" and not (self._stopping.is_set() and run.error is None):
+                    run.error = str(line.get("error"))
+                return
 
     async def _read_stdout(self, run: SessionRun, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
@@ -736,16 +862,19 @@ class SwarmRunner:
                 line = json.loads(raw)
             except ValueError:
                 continue
-            if not isinstance(line, dict):
-                continue
-            kind = line.get("type")
-            if kind == "tick":
-                run.ticks.append(ViewerTick.from_line(line, t=round(self.elapsed, 3)))
-                run.status = "playing"
-            elif kind == "result":
-                run.result = line
-            elif kind == "error":
-                run.error = str(line.get("error"))
+            if isinstance(line, dict):
+                self._take_line(run, line)
+
+    def _take_line(self, run: SessionRun, line: dict[str, Any]) -> None:
+        """Record one tick, result or error line of ``run``."""
+        kind = line.get("type")
+        if kind == "tick":
+            run.ticks.append(ViewerTick.from_line(line, t=round(self.elapsed, 3)))
+            run.status = "playing"
+        elif kind == "result":
+            run.result = line
+        elif kind == "error":
+            run.error = str(line.get("error"))
 
 
 async def _drain(stream: asyncio.StreamReader, tail: collections.deque[str]) -> None:

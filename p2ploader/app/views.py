@@ -320,8 +320,9 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
         lines.append(Text(warning, style="bold red"))
     cores = _cpu_count()
     busy = result.cpu_time / result.wall_time / cores if result.wall_time else 0.0
+    where = f"{result.pools} viewer pools" if result.pools else "viewer processes"
     processes = (
-        f"viewer processes {result.process_cpu_time:.1f} s ({total.cpu_time:.1f} s of it playing)"
+        f"{where} {result.process_cpu_time:.1f} s ({total.cpu_time:.1f} s of it playing)"
         if result.process_cpu_time is not None
         else f"viewers {total.cpu_time:.1f} s"
     )

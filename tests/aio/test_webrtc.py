@@ -75,6 +75,21 @@ def test_the_loopback_mode_nests() -> None:
     assert webrtc._loopback_depth == 0
 
 
+def test_overlapping_loopback_blocks_keep_loopback_until_the_last_one_ends() -> None:
+    # Viewers sharing one event loop (p2ploader.app.pool) open and close their blocks in any
+    # order: the first one to end must not restore aioice's addresses under the others.
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+    first, second = restrict_ice_to_loopback(), restrict_ice_to_loopback()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1"]
+    second.__exit__(None, None, None)
+    assert aioice.ice.get_host_addresses is original and webrtc._loopback_depth == 0
+
+
 def remote_candidates(pc: RTCPeerConnection) -> list[Any]:
     assert pc.sctp is not None
     return list(pc.sctp.transport.transport.getRemoteCandidates())

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from p2ploader.app.cli import EXIT_ERROR, _load_config, build_parser, error_line, main
@@ -357,3 +358,33 @@ def test_error_line_for_a_bind_error_names_the_address() -> None:
         == "p2ploader origin: cannot listen on [::1]:8080: address already in use"
     )
     assert error_line("play", P2PLoaderError("boom")) == "p2ploader play: error: boom"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("mode", ["pools", "process-per-viewer"])
+def test_swarm_runs_in_pools_by_default_and_per_process_on_request(
+    mode: str, tmp_path: Path, tracker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from p2ploader.app.swarmrun import ViewerFigures
+
+    stats_file = tmp_path / "swarm.json"
+    with OriginServer(sample_path("ts"), live=LiveSettings(window_segments=10)) as origin:
+        argv = ["swarm", origin.url_for("live/master.m3u8"), "-n", "2", "--duration", "4", "--stagger", "0.5"]
+        argv += ["--tracker", tracker_url, "--quiet", "--json", str(stats_file)]
+        code = main([*argv, *(["--process-per-viewer"] if mode == "process-per-viewer" else [])])
+    assert code == 0
+    stats = json.loads(stats_file.read_text())
+    pools = len(os.sched_getaffinity(0)) if mode == "pools" else 0
+    assert stats["pools"] == pools and stats["viewer_cpu_time_shared"] is (pools > 0)
+    # The same figures either way: the views, the plot and the --json file read them alike.
+    figures = {field.name for field in attrs.fields(ViewerFigures)} | {"p2p_ratio"}
+    assert all(set(row) == figures for row in [*stats["viewers"], stats["total"]])
+    assert [s["status"] for s in stats["sessions"]] == ["done", "done"], stats["sessions"]
+    for session in stats["sessions"]:
+        result = session["result"]
+        assert result["type"] == "result" and result["stalls"] == 0 and result["segments_played"] > 0
+        assert ("cpu_time_shared" in result) is (pools > 0) and result["cpu_time"] >= 0
+    assert stats["total"]["cpu_time"] > 0 and stats["viewer_process_cpu_time"] > 0
+    assert (f"CPU: {pools} viewer pools" if pools else "CPU: viewer processes") in capsys.readouterr().out
