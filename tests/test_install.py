@@ -4,12 +4,13 @@ The session fixture builds the wheel from this checkout (``pip wheel --no-deps``
 isolated build environment), creates a virtual environment that does not see this one's packages
 (no ``--system-site-packages``; no pip of its own either: this pip installs into it with
 ``--python``, which spares seeding pip into it) and installs the wheel there with its dependencies
-from the package index and nothing else. In that environment a script loads the bundled sample end to end from a
-real local origin started here (P2P off): what an embedding player does. The command line there
-names the extra a command needs instead of a traceback.
+from the package index and nothing else. In that environment a script loads the bundled sample end
+to end from a real local origin started here (P2P off): what an embedding player does. The command
+line there names the extra a command needs instead of a traceback.
 
-The environment is built once per session and its cost is reported (``-rP`` shows it): 16 s (wheel 2 s,
-venv and install 14 s) on a 2-core machine, with or without a pip cache; 31 s the first time.
+The environment is built once per session and its cost is reported (``-rP`` shows it). On a 2-core
+machine this file takes about 23 s of CPU (34 s while pip was seeded into the environment); the
+wall time is mostly pip's, and longer the first time (an empty pip cache).
 ``-m "not install"`` leaves these tests out where no package index is reachable.
 """
 
