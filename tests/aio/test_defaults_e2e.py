@@ -67,11 +67,13 @@ async def test_two_loaders_with_default_settings_share_segments(tracker: Tracker
         ):
             got: list[list[LoadedSegment]] = [[], []]
             # The first viewer starts earlier and sits nearer to live; the second finds its segments.
-            first_view = asyncio.create_task(view(first, 16.0, got[0]))
+            # The second prefetches 8 s at once, from the first where it can: 8 s of play go through
+            # that prefetch to the segments loaded as playback needs them.
+            first_view = asyncio.create_task(view(first, 12.0, got[0]))
             await asyncio.sleep(2.0)
             await wait_for_peers([first, second], 1)
             reports = await asyncio.wait_for(
-                asyncio.gather(first_view, view(second, 12.0, got[1], distance=6)), timeout=45
+                asyncio.gather(first_view, view(second, 8.0, got[1], distance=6)), timeout=45
             )
             stats = [first.statistics(), second.statistics()]
     for segments in got:

@@ -94,11 +94,13 @@ async def test_three_loaders_share_a_live_stream(loopback: None, tracker: Tracke
             await wait_for_peers(loaders, 2)
             got: list[list[LoadedSegment]] = [[], [], []]
             # The first viewer starts a little earlier, as viewers do; the others find its segments.
-            first_view = asyncio.create_task(view(first, 14.0, got[0]))
+            # They prefetch 8 s at once, so P2P happens in their first second; 8 s of play (4
+            # segments) go through that prefetch to the segments loaded as playback needs them.
+            first_view = asyncio.create_task(view(first, 10.0, got[0]))
             await asyncio.sleep(2.0)
             reports = await asyncio.wait_for(
                 asyncio.gather(
-                    first_view, view(second, 12.0, got[1], distance=6), view(third, 12.0, got[2], distance=6)
+                    first_view, view(second, 8.0, got[1], distance=6), view(third, 8.0, got[2], distance=6)
                 ),
                 timeout=40,
             )

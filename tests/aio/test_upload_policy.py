@@ -52,9 +52,14 @@ async def seeded_session(
                 what=lambda: [v.statistics().peers_connected for v in (seeder, *viewers)],
             )
             # The viewers load 8 s ahead at once, from the seeder where it allows: 6 s of play is
-            # enough; the seeder plays until they are done.
-            seeding = asyncio.create_task(play(seeder, duration=10.0, forward_buffer=8.0, tick=0.1))
-            await asyncio.sleep(2.0)
+            # enough. They start once the seeder holds the 3 segments from its start to the live
+            # edge (3 behind live), and the seeder plays until they are done.
+            seeded: list[LoadedSegment] = []
+            done = asyncio.Event()
+            seeding = asyncio.create_task(
+                play(seeder, duration=30.0, forward_buffer=8.0, tick=0.1, on_segment=seeded.append, stop=done)
+            )
+            await wait_until(lambda: len(seeded) >= 3, 10.0, what=lambda: seeder.statistics())
             got: list[list[LoadedSegment]] = [[] for _ in viewers]
             reports = await asyncio.wait_for(
                 asyncio.gather(
@@ -72,7 +77,8 @@ async def seeded_session(
                 ),
                 timeout=30,
             )
-            await seeding
+            done.set()
+            assert (await seeding).stalls == 0
     assert all(r.stalls == 0 for r in reports), reports
     for segments in got:
         assert segments

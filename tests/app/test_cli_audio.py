@@ -34,7 +34,7 @@ def test_a_three_viewer_swarm_shares_the_audio_with_no_stall(
             [
                 "swarm",
                 origin.url_for("live/master.m3u8"),
-                *("-n", "3", "--duration", "20", "--stagger", "3", "--latency", "3", "--seed", "1"),
+                *("-n", "3", "--duration", "12", "--stagger", "2", "--latency", "3", "--seed", "1"),
                 *("--quiet", "--json", str(stats_file)),
             ]
         )
