@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "DecryptionError",
+    "DeltaPlaylistError",
     "HttpStatusError",
     "LivePlaylistStuckError",
     "LoaderClosedError",
@@ -234,6 +235,11 @@ class PlaylistTooLargeError(PlaylistError):
         super().__init__(url, f"playlist larger than its cap of {limit} {unit}")
         self.limit = limit
         self.unit = unit
+
+
+class DeltaPlaylistError(PlaylistError):
+    """A delta playlist update (LL-HLS ``EXT-X-SKIP``, asked with ``_HLS_skip``) skips segments the
+    client does not have: reload the full playlist (without ``_HLS_skip``)."""
 
 
 class DecryptionError(RemoteError):

@@ -59,9 +59,24 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import attrs
 import m3u8
 
-from p2ploader.core.low_latency import PreloadHint, RenditionReport, ServerControl, SkippedSegments
-from p2ploader.core.segments import IV_BYTES, ByteRange, InitSection, KeyInfo, Part, Segment, SegmentId
-from p2ploader.errors import PlaylistError, UsageError
+from p2ploader.core.low_latency import (
+    PreloadHint,
+    PreloadHintType,
+    RenditionReport,
+    ServerControl,
+    SkippedSegments,
+)
+from p2ploader.core.segments import (
+    IV_BYTES,
+    ByteRange,
+    InitSection,
+    KeyInfo,
+    Part,
+    PartId,
+    Segment,
+    SegmentId,
+)
+from p2ploader.errors import DeltaPlaylistError, PlaylistError, UsageError
 
 __all__ = [
     "KEY_METHODS",
@@ -131,8 +146,18 @@ _MEDIA_TAGS = frozenset(
 #: Tags whose semantics we cannot honour; a playlist using them is rejected rather than misread.
 _UNSUPPORTED_TAGS: Mapping[str, str] = {
     "#EXT-X-DEFINE": "EXT-X-DEFINE variable substitution is not supported",
-    "#EXT-X-SKIP": "EXT-X-SKIP (playlist delta updates) is not supported",
 }
+#: The LL-HLS tags (RFC 8216bis) that our own attribute-list parser reads; m3u8 never sees them.
+_LOW_LATENCY_TAG_LINES = frozenset(
+    {
+        "#EXT-X-SERVER-CONTROL",
+        "#EXT-X-PART-INF",
+        "#EXT-X-PART",
+        "#EXT-X-PRELOAD-HINT",
+        "#EXT-X-RENDITION-REPORT",
+        "#EXT-X-SKIP",
+    }
+)
 
 _MEDIA_TYPES = frozenset({"AUDIO", "VIDEO", "SUBTITLES", "CLOSED-CAPTIONS"})
 _UINT64_LIMIT = 2**64  # RFC 8216 §4.2: decimal-integer is 0 .. 2^64-1
@@ -154,6 +179,11 @@ _DATE_TIME = re.compile(
 _DATE_SLACK = 0.001
 #: A segment may exceed the target duration by at most this much (RFC 8216 §4.3.3.1 rounding rule).
 _TARGET_SLACK = 0.5
+#: How far (seconds) one written duration may be from the true one: a duration rounded to two
+#: decimals is within 5 ms. A segment's parts must add up to its EXTINF within this much per
+#: duration involved (each part's and the EXTINF's), so rounding never fails a playlist but a
+#: missing or extra part (0.2 s at least) always does.
+_PART_ROUNDING = 0.005
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +363,10 @@ class MediaPlaylist:
     """EXT-X-RENDITION-REPORT tags: the live edges of the other renditions."""
     skipped: SkippedSegments | None = None
     """EXT-X-SKIP of a delta playlist (``_HLS_skip``); None in a full playlist and in what
-    :class:`LivePlaylistTracker` returns (it fills the skipped segments in)."""
+    :class:`LivePlaylistTracker` returns (it fills the skipped segments in). In a delta playlist
+    ``segments`` are the listed ones and ``media_sequence`` is the first listed segment's, so the
+    invariant above holds: the playlist's ``EXT-X-MEDIA-SEQUENCE`` is ``media_sequence -
+    skipped.count``."""
 
     @property
     def is_live(self) -> bool:
@@ -370,6 +403,9 @@ class PlaylistUpdate:
     ``added`` are new segments (with their continuous ``start``), ``removed`` the ids that slid out of
     the window, ``skipped`` the number of segments that were never seen because the playlist jumped
     ahead past our last known segment, ``ended`` is True on the refresh where ``EXT-X-ENDLIST`` appeared.
+    ``added_parts`` are the LL-HLS parts seen for the first time, in play order: those of complete
+    segments (new ones, or ones whose last parts were never seen pending) and the new pending parts.
+    A refresh that only adds parts has ``added=()`` and is not ``unchanged``.
     """
 
     added: tuple[Segment, ...] = ()
@@ -377,6 +413,7 @@ class PlaylistUpdate:
     unchanged: bool = False
     skipped: int = 0
     ended: bool = False
+    added_parts: tuple[Part, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -642,8 +679,14 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
     program_dates = _extrapolate_dates(_segment_dates(scan, url), durations, url)
     date_ranges = _date_ranges(scan, url)
     start_offset = _start_offset(scan, url)
+    header = _low_latency_header(scan, url, target)
+    if header.skipped is not None:
+        # A delta playlist lists the segments after the skipped ones (RFC 8216bis §4.4.5.2).
+        media_sequence += header.skipped.count
+        if media_sequence + len(infs) > _UINT64_LIMIT:
+            raise PlaylistError(url, "EXT-X-SKIP: SKIPPED-SEGMENTS takes the media sequence past 2^64-1")
 
-    data = _m3u8_parse(text, url)
+    data = _m3u8_parse(_without_low_latency_tags(text), url)
     raw_segments = _dicts(data.get("segments"), "segment list", url)
     # m3u8 appends a URI-less "segment" for trailing LL-HLS parts (EXT-X-PART after the last segment);
     # anything else without a URI means m3u8 and the scan disagree about the structure.
@@ -701,6 +744,20 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
             attrs.evolve(segment, program_date_time=date)
             for segment, date in zip(segments, program_dates, strict=True)
         ]
+    segment_parts, pending_parts = _parts(
+        scan,
+        url,
+        header.part_target,
+        segments,
+        infs,
+        target=target,
+        first=SegmentId(rendition, media_sequence),
+    )
+    if any(segment_parts):
+        segments = [
+            attrs.evolve(segment, parts=parts) if parts else segment
+            for segment, parts in zip(segments, segment_parts, strict=True)
+        ]
     return MediaPlaylist(
         url=url,
         rendition=rendition,
@@ -713,6 +770,12 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
         date_ranges=date_ranges,
         start=start_offset,
         i_frames_only="#EXT-X-I-FRAMES-ONLY" in scan.tags,
+        server_control=header.server_control,
+        part_target=header.part_target,
+        pending_parts=pending_parts,
+        preload_hints=_preload_hints(scan, url),
+        rendition_reports=_rendition_reports(scan, url),
+        skipped=header.skipped,
     )
 
 
@@ -1135,6 +1198,250 @@ def _i_frame_variants(scan: _Scan, url: str) -> tuple[IFrameVariant, ...]:
     return tuple(variants)
 
 
+# --------------------------------------------------------------------------------------------------
+# LL-HLS (RFC 8216bis): server control, parts, preload hints, rendition reports, delta updates.
+# Read by our own attribute-list parser, so every malformed value names its line; m3u8 never sees
+# these tags (:func:`_without_low_latency_tags`).
+
+
+class _LowLatencyHeader(NamedTuple):
+    server_control: ServerControl | None
+    part_target: float | None
+    skipped: SkippedSegments | None
+
+
+def _without_low_latency_tags(text: str) -> str:
+    """``text`` without its LL-HLS tag lines, for m3u8 (it would misplace or loosely convert them)."""
+    if "#EXT-X-P" not in text and "#EXT-X-S" not in text and "#EXT-X-R" not in text:
+        return text  # the common case, without splitting the text
+    return "\n".join(
+        line for line in text.splitlines() if line.strip().partition(":")[0] not in _LOW_LATENCY_TAG_LINES
+    )
+
+
+def _single_line(scan: _Scan, tag: str, url: str) -> _Line | None:
+    """The one line of a tag that may appear at most once."""
+    lines = scan.tags.get(tag, ())
+    if len(lines) > 1:
+        raise PlaylistError(url, f"line {lines[1].lineno}: {tag[1:]} appears more than once")
+    return lines[0] if lines else None
+
+
+def _low_latency_header(scan: _Scan, url: str, target: int) -> _LowLatencyHeader:
+    """EXT-X-SERVER-CONTROL, EXT-X-PART-INF and EXT-X-SKIP, checked against each other and against
+    the target duration (``target``, seconds) as RFC 8216bis §4.4.3.7, §4.4.3.8 and §4.4.5.2 say."""
+    server_control: ServerControl | None = None
+    control_line = _single_line(scan, "#EXT-X-SERVER-CONTROL", url)
+    if control_line is not None:
+        what = f"line {control_line.lineno}: EXT-X-SERVER-CONTROL"
+        attributes = _attribute_list(control_line, what, url)
+        can_skip_until = _decimal_float(attributes, "CAN-SKIP-UNTIL", what, url, signed=False)
+        hold_back = _decimal_float(attributes, "HOLD-BACK", what, url, signed=False)
+        if can_skip_until is not None and can_skip_until < 6 * target:
+            raise PlaylistError(
+                url,
+                f"{what}: CAN-SKIP-UNTIL {can_skip_until:g}s is less than six target durations "
+                f"({6 * target}s)",
+            )
+        can_skip_dateranges = _attribute_yes_no(attributes, "CAN-SKIP-DATERANGES", what, url)
+        if can_skip_dateranges and can_skip_until is None:
+            raise PlaylistError(url, f"{what}: CAN-SKIP-DATERANGES=YES without CAN-SKIP-UNTIL")
+        if hold_back is not None and hold_back < 3 * target:
+            raise PlaylistError(
+                url,
+                f"{what}: HOLD-BACK {hold_back:g}s is less than three target durations ({3 * target}s)",
+            )
+        server_control = ServerControl(
+            can_block_reload=_attribute_yes_no(attributes, "CAN-BLOCK-RELOAD", what, url),
+            can_skip_until=can_skip_until,
+            can_skip_dateranges=can_skip_dateranges,
+            hold_back=hold_back,
+            part_hold_back=_decimal_float(attributes, "PART-HOLD-BACK", what, url, signed=False),
+        )
+
+    part_target: float | None = None
+    part_inf = _single_line(scan, "#EXT-X-PART-INF", url)
+    if part_inf is not None:
+        what = f"line {part_inf.lineno}: EXT-X-PART-INF"
+        part_target = _decimal_float(
+            _attribute_list(part_inf, what, url), "PART-TARGET", what, url, signed=False
+        )
+        if part_target is None:
+            raise PlaylistError(url, f"{what} has no PART-TARGET")
+        if part_target <= 0:
+            raise PlaylistError(url, f"{what}: PART-TARGET must be > 0 seconds, got {part_target:g}")
+        if server_control is not None and control_line is not None:
+            # RFC 8216bis §4.4.3.8: PART-HOLD-BACK is required with parts, at least twice PART-TARGET.
+            control_what = f"line {control_line.lineno}: EXT-X-SERVER-CONTROL"
+            part_hold_back = server_control.part_hold_back
+            if part_hold_back is None:
+                raise PlaylistError(
+                    url, f"{control_what} has no PART-HOLD-BACK but the playlist has parts (EXT-X-PART-INF)"
+                )
+            if part_hold_back < 2 * part_target:
+                raise PlaylistError(
+                    url,
+                    f"{control_what}: PART-HOLD-BACK {part_hold_back:g}s is less than twice "
+                    f"PART-TARGET ({part_target:g}s)",
+                )
+
+    skipped: SkippedSegments | None = None
+    skip_line = _single_line(scan, "#EXT-X-SKIP", url)
+    if skip_line is not None:
+        what = f"line {skip_line.lineno}: EXT-X-SKIP"
+        if server_control is None or server_control.can_skip_until is None:
+            raise PlaylistError(url, f"{what} in a playlist whose EXT-X-SERVER-CONTROL has no CAN-SKIP-UNTIL")
+        first_uri = next((line for line in scan.lines if line.tag is None), None)
+        if first_uri is not None and first_uri.lineno < skip_line.lineno:
+            raise PlaylistError(url, f"{what} after a segment (line {first_uri.lineno}): it must come first")
+        attributes = _attribute_list(skip_line, what, url)
+        removed = _quoted_string(attributes, "RECENTLY-REMOVED-DATERANGES", what, url)
+        skipped = SkippedSegments(
+            count=_decimal_integer(attributes.get("SKIPPED-SEGMENTS"), f"{what} SKIPPED-SEGMENTS", url),
+            # A tab-separated list of EXT-X-DATERANGE IDs (RFC 8216bis §4.4.5.2).
+            recently_removed_dateranges=tuple(i for i in (removed or "").split("\t") if i),
+        )
+    return _LowLatencyHeader(server_control, part_target, skipped)
+
+
+def _part(line: _Line, url: str, part_id: PartId, part_target: float, range_ends: dict[str, int]) -> Part:
+    """One EXT-X-PART. ``range_ends`` maps each URL to the end of its last part sub-range, for a
+    BYTERANGE without offset (updated here)."""
+    what = f"line {line.lineno}: EXT-X-PART"
+    attributes = _attribute_list(line, what, url)
+    part_url = _resolve(url, _required_quoted(attributes, "URI", what, url), what)
+    duration = _decimal_float(attributes, "DURATION", what, url, signed=False)
+    if duration is None:
+        raise PlaylistError(url, f"{what} has no DURATION")
+    # RFC 8216bis §4.4.4.9: no part is longer than the Part Target Duration. Unlike EXTINF against
+    # an integer target, both are written as decimals, so they are compared as written, no slack.
+    if duration > part_target:
+        raise PlaylistError(url, f"{what}: DURATION {duration:g}s exceeds PART-TARGET {part_target:g}s")
+    byte_range: ByteRange | None = None
+    raw_range = _quoted_string(attributes, "BYTERANGE", what, url)
+    if raw_range is not None:
+        # Without an offset the range follows the previous part's sub-range of the same URI.
+        byte_range = _byte_range(raw_range, what, url, default_offset=range_ends.get(part_url))
+        range_ends[part_url] = byte_range.end
+    else:
+        range_ends.pop(part_url, None)
+    return Part(
+        id=part_id,
+        url=part_url,
+        duration=duration,
+        byte_range=byte_range,
+        independent=_attribute_yes_no(attributes, "INDEPENDENT", what, url),
+        gap=_attribute_yes_no(attributes, "GAP", what, url),
+    )
+
+
+def _parts(
+    scan: _Scan,
+    url: str,
+    part_target: float | None,
+    segments: list[Segment],
+    infs: list[_Line],
+    *,
+    target: int,
+    first: SegmentId,
+) -> tuple[list[tuple[Part, ...]], tuple[Part, ...]]:
+    """Each segment's parts (the EXT-X-PART tags between the previous segment's URI and its own)
+    and the pending parts after the last segment, which belong to the next media sequence number.
+    ``first`` is the id of the playlist's first (listed) segment."""
+    part_lines = scan.tags.get("#EXT-X-PART", ())
+    if not part_lines:
+        return [() for _ in segments], ()
+    if part_target is None:
+        raise PlaylistError(url, f"line {part_lines[0].lineno}: EXT-X-PART without EXT-X-PART-INF")
+    grouped: list[list[Part]] = [[]]
+    range_ends: dict[str, int] = {}
+    for line in scan.lines:
+        if line.tag is None:
+            grouped.append([])
+        elif line.tag == "#EXT-X-PART":
+            parent = SegmentId(first.rendition, first.sequence + len(grouped) - 1)
+            grouped[-1].append(_part(line, url, PartId(parent, len(grouped[-1])), part_target, range_ends))
+    pending_parts = tuple(grouped.pop())
+    segment_parts = [tuple(parts) for parts in grouped]
+    first_with_parts = next((i for i, parts in enumerate(segment_parts) if parts), None)
+    for position, parts in enumerate(segment_parts):
+        if not parts:
+            continue
+        segment = segments[position]
+        total = math.fsum(part.duration for part in parts)
+        if abs(total - segment.duration) <= _PART_ROUNDING * (len(parts) + 1):
+            continue
+        if position == first_with_parts and total < segment.duration:
+            # The server is removing this old segment's parts from the front (RFC 8216bis lets it
+            # drop parts more than three target durations from the end): the indices of the ones
+            # left are unknown, so the segment is kept whole, without parts.
+            segment_parts[position] = ()
+            continue
+        raise PlaylistError(
+            url,
+            f"segment {segment.id.sequence} (line {infs[position].lineno}): its {len(parts)} parts last "
+            f"{total:g}s but its EXTINF says {segment.duration:g}s",
+        )
+    pending_total = math.fsum(part.duration for part in pending_parts)
+    if pending_total > target + _TARGET_SLACK:
+        raise PlaylistError(
+            url,
+            f"the parts after the last segment last {pending_total:g}s, more than "
+            f"EXT-X-TARGETDURATION {target}s",
+        )
+    return segment_parts, pending_parts
+
+
+_PRELOAD_HINT_TYPES: tuple[PreloadHintType, ...] = ("PART", "MAP")
+
+
+def _preload_hints(scan: _Scan, url: str) -> tuple[PreloadHint, ...]:
+    """The EXT-X-PRELOAD-HINT tags (RFC 8216bis §4.4.5.3): at most one of each TYPE."""
+    hints: list[PreloadHint] = []
+    for line in scan.tags.get("#EXT-X-PRELOAD-HINT", ()):
+        what = f"line {line.lineno}: EXT-X-PRELOAD-HINT"
+        attributes = _attribute_list(line, what, url)
+        hint_type = next((t for t in _PRELOAD_HINT_TYPES if t == attributes.get("TYPE")), None)
+        if hint_type is None:
+            raise PlaylistError(url, f"{what}: TYPE must be PART or MAP, got {attributes.get('TYPE')!r}")
+        if any(hint.type == hint_type for hint in hints):
+            raise PlaylistError(url, f"{what}: a second preload hint of TYPE={hint_type}")
+        raw_start = attributes.get("BYTERANGE-START")
+        raw_length = attributes.get("BYTERANGE-LENGTH")
+        length = None if raw_length is None else _decimal_integer(raw_length, f"{what} BYTERANGE-LENGTH", url)
+        if length == 0:
+            raise PlaylistError(url, f"{what}: BYTERANGE-LENGTH must be > 0 bytes")
+        hints.append(
+            PreloadHint(
+                type=hint_type,
+                url=_resolve(url, _required_quoted(attributes, "URI", what, url), what),
+                byte_range_start=0
+                if raw_start is None
+                else _decimal_integer(raw_start, f"{what} BYTERANGE-START", url),
+                byte_range_length=length,
+            )
+        )
+    return tuple(hints)
+
+
+def _rendition_reports(scan: _Scan, url: str) -> tuple[RenditionReport, ...]:
+    """The EXT-X-RENDITION-REPORT tags (RFC 8216bis §4.4.5.4), their URIs resolved."""
+    reports: list[RenditionReport] = []
+    for line in scan.tags.get("#EXT-X-RENDITION-REPORT", ()):
+        what = f"line {line.lineno}: EXT-X-RENDITION-REPORT"
+        attributes = _attribute_list(line, what, url)
+        raw_msn = attributes.get("LAST-MSN")
+        raw_part = attributes.get("LAST-PART")
+        reports.append(
+            RenditionReport(
+                url=_resolve(url, _required_quoted(attributes, "URI", what, url), what),
+                last_msn=None if raw_msn is None else _decimal_integer(raw_msn, f"{what} LAST-MSN", url),
+                last_part=None if raw_part is None else _decimal_integer(raw_part, f"{what} LAST-PART", url),
+            )
+        )
+    return tuple(reports)
+
+
 @attrs.frozen(kw_only=True)
 class StartPoint:
     """Where playback starts: the first segment to load and the position (seconds on the
@@ -1231,6 +1538,73 @@ def _same_content(a: MediaPlaylist, b: MediaPlaylist) -> bool:
         and a.segments == b.segments
         and a.date_ranges == b.date_ranges
         and a.start == b.start
+        # LL-HLS: a refresh that only publishes another part (or moves its hints) is news.
+        and a.pending_parts == b.pending_parts
+        and a.preload_hints == b.preload_hints
+        and a.rendition_reports == b.rendition_reports
+        and a.server_control == b.server_control
+        and a.part_target == b.part_target
+    )
+
+
+def _published(playlist: MediaPlaylist) -> tuple[int, int]:
+    """How far a playlist has published, comparable across refreshes: (the next media sequence
+    number after the last complete segment, the number of its parts published so far)."""
+    return (playlist.last_sequence + 1, len(playlist.pending_parts))
+
+
+def _with_parts_from(known: Segment, fresh: Segment) -> Segment:
+    """A segment already seen keeps its parts when a refresh stops listing them (the server drops
+    the parts of older segments), and takes the refresh's when it lists them."""
+    if not fresh.parts or fresh.parts == known.parts:
+        return known
+    return attrs.evolve(known, parts=fresh.parts)
+
+
+def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist:
+    """The full playlist a delta update (EXT-X-SKIP) stands for: its skipped segments, the oldest
+    ``skipped.count`` ones, taken from ``previous`` (the last full playlist, as parsed), then the
+    listed ones, on ``previous``'s timeline and discontinuity numbering; the date ranges the server
+    left out are ``previous``'s, less the RECENTLY-REMOVED-DATERANGES. Raises
+    :class:`DeltaPlaylistError` when ``previous`` does not hold every skipped segment."""
+    skip = delta.skipped
+    assert skip is not None
+    first = delta.media_sequence - skip.count
+    if skip.count and (first < previous.first_sequence or delta.media_sequence - 1 > previous.last_sequence):
+        raise DeltaPlaylistError(
+            delta.url,
+            f"delta update skips segments {first} to {delta.media_sequence - 1} but only "
+            f"{previous.first_sequence} to {previous.last_sequence} are known: reload without _HLS_skip",
+        )
+    skipped = previous.segments[
+        first - previous.media_sequence : delta.media_sequence - previous.media_sequence
+    ]
+    listed: tuple[Segment, ...] = delta.segments
+    if skipped:
+        # The delta numbers its discontinuities from its EXT-X-DISCONTINUITY-SEQUENCE, which is the
+        # first skipped segment's; the ones among the skipped segments are not in it.
+        shift = skipped[-1].discontinuity_sequence - delta.discontinuity_sequence
+        time = skipped[-1].end
+        listed = tuple(
+            attrs.evolve(
+                segment,
+                start=segment.start + time,
+                discontinuity_sequence=segment.discontinuity_sequence + shift,
+            )
+            for segment in listed
+        )
+    removed = set(skip.recently_removed_dateranges)
+    listed_ids = {date_range.id for date_range in delta.date_ranges}
+    date_ranges = (
+        *(r for r in previous.date_ranges if r.id not in removed and r.id not in listed_ids),
+        *delta.date_ranges,
+    )
+    return attrs.evolve(
+        delta,
+        media_sequence=first,
+        segments=(*skipped, *listed),
+        date_ranges=tuple(r for r in date_ranges if r.id not in removed),
+        skipped=None,
     )
 
 
@@ -1293,6 +1667,10 @@ class LivePlaylistTracker:
     """
 
     def __init__(self, first: MediaPlaylist) -> None:
+        if first.skipped is not None:
+            raise DeltaPlaylistError(
+                first.url, "a delta update (EXT-X-SKIP) cannot start tracking: load it in full"
+            )
         self._current = first
         self._last_raw = first
         self._timeline_end = first.segments[-1].end if first.segments else 0.0
@@ -1306,14 +1684,21 @@ class LivePlaylistTracker:
         """Fold a freshly parsed refresh into :attr:`current` and report what changed.
 
         Raises :class:`PlaylistError` (leaving :attr:`current` untouched) if ``new`` is for another
-        rendition, went backwards (lower media sequence, lost segments at the live edge, or a known
-        sequence number now names another URI) or changed after EXT-X-ENDLIST.
+        rendition, went backwards (lower media sequence, lost segments or parts at the live edge,
+        or a known sequence number now names another URI) or changed after EXT-X-ENDLIST. A delta
+        update (``new.skipped``) is first merged with the previous playlist; one that skips
+        segments the tracker does not have raises :class:`DeltaPlaylistError` (reload the full
+        playlist).
         """
         old = self._current
         if new.rendition != old.rendition:
             raise PlaylistError(
                 new.url, f"rendition mismatch: tracking {old.rendition!r}, got {new.rendition!r}"
             )
+        removed_ranges: frozenset[str] = frozenset()
+        if new.skipped is not None:
+            removed_ranges = frozenset(new.skipped.recently_removed_dateranges)
+            new = _merge_delta(new, self._last_raw)
         if _same_content(new, self._last_raw):
             return PlaylistUpdate(unchanged=True)
         if old.end_list:
@@ -1330,6 +1715,12 @@ class LivePlaylistTracker:
                 f"playlist went backwards: it ends at segment {new.last_sequence} "
                 f"but segment {old.last_sequence} was seen before",
             )
+        if _published(new) < _published(old):
+            raise PlaylistError(
+                new.url,
+                f"playlist went backwards: it has {len(new.pending_parts)} parts of segment "
+                f"{new.last_sequence + 1} but {len(old.pending_parts)} were seen before",
+            )
         overlap_end = min(old.last_sequence, new.last_sequence)
         for sequence in range(new.first_sequence, overlap_end + 1):
             known = old.segments[sequence - old.media_sequence]  # both windows cover the overlap
@@ -1344,7 +1735,7 @@ class LivePlaylistTracker:
         # Known segments keep their start and date, except that a segment the server has since
         # marked EXT-X-GAP (its media lost, e.g. after an encoder failover) must not be fetched any more.
         kept = tuple(
-            _with_gap_from(_with_date_from(s, fresh), fresh)
+            _with_parts_from(_with_gap_from(_with_date_from(s, fresh), fresh), fresh)
             for s in old.segments
             if s.id.sequence >= new.first_sequence
             for fresh in (new.segments[s.id.sequence - new.media_sequence],)
@@ -1385,16 +1776,27 @@ class LivePlaylistTracker:
             new,
             segments=segments,
             discontinuity_sequence=new.discontinuity_sequence + offset,
-            date_ranges=_live_date_ranges(old.date_ranges, new.date_ranges, segments),
+            date_ranges=tuple(
+                date_range
+                for date_range in _live_date_ranges(old.date_ranges, new.date_ranges, segments)
+                if date_range.id not in removed_ranges
+            ),
         )
         self._last_raw = new
         self._timeline_end = start
+        seen_parts = {part.id for segment in old.segments for part in segment.parts}
+        seen_parts.update(part.id for part in old.pending_parts)
         return PlaylistUpdate(
             added=tuple(added),
             removed=removed,
             unchanged=False,
             skipped=skipped,
             ended=new.end_list,
+            added_parts=tuple(
+                part
+                for part in (*(p for segment in segments for p in segment.parts), *new.pending_parts)
+                if part.id not in seen_parts
+            ),
         )
 
     def refresh_interval(self, changed: bool) -> float:

@@ -806,7 +806,11 @@ MEDIA_ERRORS = [
     pytest.param(
         media_text(header='#EXT-X-DEFINE:NAME="x",VALUE="y"'), "EXT-X-DEFINE", id="define-unsupported"
     ),
-    pytest.param(media_text(header="#EXT-X-SKIP:SKIPPED-SEGMENTS=3"), "EXT-X-SKIP", id="skip-unsupported"),
+    pytest.param(
+        media_text(header="#EXT-X-SKIP:SKIPPED-SEGMENTS=3"),
+        "EXT-X-SKIP in a playlist whose EXT-X-SERVER-CONTROL has no CAN-SKIP-UNTIL",
+        id="skip-without-can-skip-until",
+    ),
     pytest.param(
         media_text([(4.0, "http://[::1/a.ts")]), "invalid URI 'http://[::1/a.ts'", id="bad-segment-uri"
     ),

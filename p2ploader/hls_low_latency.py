@@ -1,0 +1,118 @@
+"""Following a Low-Latency HLS media playlist (RFC 8216bis): its live edge, the next blocking
+reload to ask for, and where to start playing.
+
+Pure functions of a :class:`~p2ploader.hls.MediaPlaylist` as :func:`~p2ploader.hls.parse_media`
+reads it (parts on their segments, the in-progress segment's parts in ``pending_parts``) or as
+:class:`~p2ploader.hls.LivePlaylistTracker` keeps it. A position is a media sequence number and a
+part index (None: the whole segment). Durations and positions are in seconds on the playlist's
+timeline (:attr:`~p2ploader.core.segments.Segment.start`).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from p2ploader.core.segments import Part
+from p2ploader.errors import UsageError
+from p2ploader.hls import MediaPlaylist
+
+__all__ = ["LowLatencyStart", "live_edge", "low_latency_start", "next_blocking_request"]
+
+
+@attrs.frozen(kw_only=True)
+class LowLatencyStart:
+    """Where low-latency playback starts: segment ``sequence``, at its part ``part`` (None: at the
+    start of the whole segment), which begins at ``position`` (seconds on the playlist's timeline),
+    ``distance`` seconds before the end of the playlist (its last part or segment)."""
+
+    sequence: int
+    part: int | None
+    position: float
+    distance: float
+
+
+def live_edge(playlist: MediaPlaylist) -> tuple[int, int | None]:
+    """The last thing ``playlist`` published: (media sequence number, part index), as an
+    ``EXT-X-RENDITION-REPORT`` states it (LAST-MSN, LAST-PART). With parts that is the last part,
+    pending or of the last segment; without, the last segment and None. Raises
+    :class:`~p2ploader.errors.UsageError` for a playlist with neither segments nor parts."""
+    if playlist.pending_parts:
+        last_part = playlist.pending_parts[-1]
+        return (last_part.segment.sequence, last_part.id.index)
+    if not playlist.segments:
+        raise UsageError("the playlist has published no segment and no part yet")
+    last = playlist.segments[-1]
+    return (last.id.sequence, last.parts[-1].id.index if last.parts else None)
+
+
+def next_blocking_request(playlist: MediaPlaylist) -> tuple[int, int | None]:
+    """What a blocking reload asks for next (RFC 8216bis §6.2.5.2): the ``_HLS_msn`` and
+    ``_HLS_part`` of what follows ``playlist``'s last publication. With parts (``part_target``
+    set): the next part of the segment in progress, or part 0 of the next segment when the last
+    one is complete. Without: the next segment and None (no ``_HLS_part``). Pass the result to
+    :func:`~p2ploader.hls.blocking_reload_url`. Raises :class:`~p2ploader.errors.UsageError` for
+    an ended playlist (``EXT-X-ENDLIST``: nothing follows)."""
+    if playlist.end_list:
+        raise UsageError("the playlist has ended (EXT-X-ENDLIST): there is no next update to block for")
+    following = playlist.last_sequence + 1
+    if playlist.pending_parts:
+        return (following, playlist.pending_parts[-1].id.index + 1)
+    return (following, None if playlist.part_target is None else 0)
+
+
+def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
+    """Where to start playing ``playlist`` at low latency (RFC 8216bis §6.3.3).
+
+    With parts: the last INDEPENDENT part (not a GAP) that starts at least ``PART-HOLD-BACK``
+    seconds before the end of the playlist (three ``PART-TARGET``\\ s when the server gives no
+    PART-HOLD-BACK, as the RFC recommends); a segment whose parts are no longer listed counts as
+    one independent piece. Without parts: the last segment (not a gap) that starts at least
+    ``HOLD-BACK`` seconds (default three target durations) before the end. When the playlist is
+    too short for that, its first possible start. Raises :class:`~p2ploader.errors.UsageError`
+    for a playlist with nothing published, or only gaps.
+    """
+    # (sequence, part index or None, start, duration, may start here), in play order
+    pieces: list[tuple[int, int | None, float, float, bool]] = []
+    for segment in playlist.segments:
+        if segment.parts and playlist.part_target is not None:
+            position = segment.start
+            for part in segment.parts:
+                pieces.append((segment.id.sequence, part.id.index, position, part.duration, _startable(part)))
+                position += part.duration
+        else:
+            pieces.append((segment.id.sequence, None, segment.start, segment.duration, not segment.gap))
+    if playlist.part_target is not None:
+        position = playlist.segments[-1].end if playlist.segments else 0.0
+        for part in playlist.pending_parts:
+            pieces.append((part.segment.sequence, part.id.index, position, part.duration, _startable(part)))
+            position += part.duration
+    startable = [piece for piece in pieces if piece[4]]
+    if not startable:
+        raise UsageError("the playlist has no part or segment to start at yet")
+    end = pieces[-1][2] + pieces[-1][3]
+    hold_back = _hold_back(playlist)
+    # The RFC's "at least": compared with a microsecond of slack so that parts written as
+    # decimals that add up to the hold-back exactly are not refused by float rounding.
+    chosen = next(
+        (piece for piece in reversed(startable) if end - piece[2] >= hold_back - 1e-6),
+        startable[0],
+    )
+    sequence, part_index, start, _duration, _ok = chosen
+    return LowLatencyStart(sequence=sequence, part=part_index, position=start, distance=end - start)
+
+
+def _startable(part: Part) -> bool:
+    """A player may start at a part that begins with a sync sample and has media."""
+    return part.independent and not part.gap
+
+
+def _hold_back(playlist: MediaPlaylist) -> float:
+    """Seconds from the end of the playlist at which playback may start at the earliest."""
+    control = playlist.server_control
+    if playlist.part_target is not None:
+        if control is not None and control.part_hold_back is not None:
+            return control.part_hold_back
+        return 3 * playlist.part_target
+    if control is not None and control.hold_back is not None:
+        return control.hold_back
+    return 3.0 * playlist.target_duration
