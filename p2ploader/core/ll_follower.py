@@ -4,8 +4,8 @@
 updates, the ones :class:`~p2ploader.hls.LivePlaylistTracker` has filled in) and the bytes of the
 fetches it asked for, each with the caller's clock (``now``, seconds). It decides:
 
-* **where to start**: :func:`low_latency_start`, at least ``PART-HOLD-BACK`` seconds behind the
-  live edge, on an independent part (or a segment boundary);
+* **where to start**: :func:`start_position`, at least ``PART-HOLD-BACK`` seconds behind the
+  live edge, on an independent part (or a whole segment);
 * **the next playlist request** (:meth:`LowLatencyFollower.next_playlist_request`): with
   ``CAN-BLOCK-RELOAD=YES`` a blocking reload (``_HLS_msn``/``_HLS_part`` of the part after the
   last one known, RFC 8216bis §6.2.5.2; ``_HLS_skip=YES`` when ``CAN-SKIP-UNTIL`` allows it and
@@ -25,7 +25,7 @@ seen raises :class:`PartVanishedError`; both leave the follower as it was (a sta
 ignored), and the next request is a timed one. After ``resync_after`` such rejections in a row the
 follower takes the playlist as the new truth and re-syncs. A re-sync (also when the stream jumped
 past what the player was to get next, or it fell out of the window) starts again at
-:func:`low_latency_start` of the new playlist; the first item after it has ``after_resync`` set,
+:func:`start_position` of the new playlist; the first item after it has ``after_resync`` set,
 so a player knows the media is not continuous there.
 
 Assumption (documented in docs/hls.md): a segment's bytes are its parts' bytes in order, as
@@ -35,7 +35,6 @@ CMAF packagers publish them; that is what lets the rest of a segment replace its
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -45,9 +44,9 @@ from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import InitSection, Part, Segment, SegmentId
 from p2ploader.errors import PlaylistError, UsageError
 from p2ploader.hls import MediaPlaylist, blocking_reload_url
+from p2ploader.hls_low_latency import low_latency_start, next_blocking_request
 
 __all__ = [
-    "DEFAULT_PART_HOLD_BACK_PARTS",
     "FetchRequest",
     "LowLatencyFollower",
     "LowLatencyItem",
@@ -56,16 +55,9 @@ __all__ = [
     "PlaylistRequest",
     "PlaylistWentBackwardsError",
     "StartPosition",
-    "live_edge",
-    "low_latency_start",
+    "live_edge_time",
+    "start_position",
 ]
-
-DEFAULT_PART_HOLD_BACK_PARTS = 3.0
-"""PART-HOLD-BACK, in part targets, when a playlist with parts omits it (RFC 8216bis §4.4.3.8
-makes it at least twice the part target and recommends three times)."""
-
-DEFAULT_HOLD_BACK_TARGETS = 3.0
-"""HOLD-BACK, in target durations, when a playlist without parts omits it (RFC 8216bis §4.4.3.8)."""
 
 FetchKey = tuple[str, int, int | None]
 """A resource as the follower fetches it: its URL, the offset of its first byte and its length
@@ -113,16 +105,22 @@ class PlaylistRequest:
 @attrs.frozen(kw_only=True)
 class FetchRequest:
     """One GET to make: ``url`` from byte ``offset``, ``length`` bytes (None: to the end of the
-    resource). ``hint`` marks a preload-hint fetch, which the server holds until the part is
+    resource). A ``"hint"`` fetch is a preload hint's, which the server holds until the part is
     published. Report its outcome with :meth:`LowLatencyFollower.fetch_completed` or
     :meth:`LowLatencyFollower.fetch_failed`, by :attr:`key`."""
 
     url: str
     offset: int
     length: int | None
-    hint: bool = False
+    kind: Literal["part", "segment", "hint"] = "part"
+    """What the bytes are: a part, a whole segment (or its rest), a preload hint's part."""
     ranged: bool = False
     """True when the resource is a byte range of ``url`` (send ``Range`` even from byte 0)."""
+
+    @property
+    def hint(self) -> bool:
+        """True for a preload-hint fetch."""
+        return self.kind == "hint"
 
     @property
     def key(self) -> FetchKey:
@@ -194,60 +192,26 @@ def _pending_start(playlist: MediaPlaylist) -> float:
     return playlist.segments[-1].end if playlist.segments else 0.0
 
 
-def live_edge(playlist: MediaPlaylist) -> float:
+def live_edge_time(playlist: MediaPlaylist) -> float:
     """Media time (seconds, on the playlist's timeline) of the end of the last part or segment
     published: the live edge."""
     return _pending_start(playlist) + math.fsum(p.duration for p in playlist.pending_parts)
 
 
-def part_hold_back(playlist: MediaPlaylist) -> float:
-    """The distance (seconds) to keep from the live edge: PART-HOLD-BACK for a playlist with parts
-    (three part targets when absent), else HOLD-BACK (three target durations when absent)."""
-    control = playlist.server_control or ServerControl()
-    if playlist.part_target is not None:
-        if control.part_hold_back is not None:
-            return control.part_hold_back
-        return DEFAULT_PART_HOLD_BACK_PARTS * playlist.part_target
-    if control.hold_back is not None:
-        return control.hold_back
-    return DEFAULT_HOLD_BACK_TARGETS * playlist.target_duration
-
-
-def _start_candidates(playlist: MediaPlaylist) -> Iterator[StartPosition]:
-    """Every place playback may start, in order: each segment's start and each independent part."""
-    for segment in playlist.segments:
-        yield StartPosition(sequence=segment.id.sequence, part_index=0, start=segment.start)
-        offset = segment.start
-        for part in segment.parts:
-            if part.id.index and part.independent:
-                yield StartPosition(sequence=segment.id.sequence, part_index=part.id.index, start=offset)
-            offset += part.duration
-    offset = _pending_start(playlist)
-    for part in playlist.pending_parts:
-        if part.id.index == 0 or part.independent:
-            yield StartPosition(sequence=part.id.segment.sequence, part_index=part.id.index, start=offset)
-        offset += part.duration
-
-
-def low_latency_start(playlist: MediaPlaylist, *, hold_back: float | None = None) -> StartPosition:
-    """Where to start following ``playlist``: the last segment start or independent part that
-    begins at least ``hold_back`` seconds (default :func:`part_hold_back`) before the live edge
-    (RFC 8216bis §6.3.3: no closer than PART-HOLD-BACK); the first segment when none does.
-
-    Raises :class:`~p2ploader.errors.UsageError` for a playlist with nothing to play yet.
-    """
-    # TODO(dedupe): p2ploader.hls is to gain its own low_latency_start; keep one of the two.
-    distance = part_hold_back(playlist) if hold_back is None else hold_back
-    target = live_edge(playlist) - distance
-    chosen: StartPosition | None = None
-    first: StartPosition | None = None
-    for candidate in _start_candidates(playlist):
-        first = first or candidate
-        if candidate.start <= target + 1e-9:
-            chosen = candidate
-    if first is None:
-        raise UsageError("the playlist has no segments or parts yet")
-    return chosen or first
+def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -> StartPosition:
+    """Where to start following ``playlist``: :func:`p2ploader.hls_low_latency.low_latency_start`
+    (the last independent part, or segment, at least PART-HOLD-BACK from the live edge), with
+    ``hold_back`` (seconds) in place of the playlist's PART-HOLD-BACK (HOLD-BACK without parts)
+    when given. Raises :class:`~p2ploader.errors.UsageError` for a playlist with nothing to play."""
+    if hold_back is not None:
+        control = playlist.server_control or ServerControl()
+        if playlist.part_target is not None:
+            control = attrs.evolve(control, part_hold_back=hold_back)
+        else:
+            control = attrs.evolve(control, hold_back=hold_back)
+        playlist = attrs.evolve(playlist, server_control=control)
+    start = low_latency_start(playlist)
+    return StartPosition(sequence=start.sequence, part_index=start.part or 0, start=start.position)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,7 +265,7 @@ def _hint_fetch(hint: PreloadHint) -> FetchRequest:
         url=hint.url,
         offset=hint.byte_range_start,
         length=hint.byte_range_length,
-        hint=True,
+        kind="hint",
         ranged=hint.byte_range_start > 0 or hint.byte_range_length is not None,
     )
 
@@ -309,8 +273,10 @@ def _hint_fetch(hint: PreloadHint) -> FetchRequest:
 def _segment_fetch(segment: Segment, skip: int) -> FetchRequest:
     br = segment.byte_range
     if br is None:
-        return FetchRequest(url=segment.url, offset=skip, length=None)
-    return FetchRequest(url=segment.url, offset=br.offset + skip, length=br.length - skip, ranged=True)
+        return FetchRequest(url=segment.url, offset=skip, length=None, kind="segment")
+    return FetchRequest(
+        url=segment.url, offset=br.offset + skip, length=br.length - skip, kind="segment", ranged=True
+    )
 
 
 def _date_after(date: datetime | None, seconds: float) -> datetime | None:
@@ -356,6 +322,7 @@ class LowLatencyFollower:
         self._awaiting_hint: dict[tuple[str, int], FetchRequest] = {}  # parts a hint fetch brings
         self._hint_results: dict[tuple[str, int], bytes] = {}  # hinted bytes of parts not listed yet
         self._rejections = 0
+        self._full_reload_needed = False
         self._resync_pending = False
         self.resyncs = 0
         """How many times following re-synced (a jump, a fall out of the window, rejections)."""
@@ -387,9 +354,10 @@ class LowLatencyFollower:
         control = playlist.server_control or ServerControl()
         if not control.can_block_reload or self._rejections:
             return PlaylistRequest(url=self.url, not_before=self._next_request_at, blocking=False)
-        msn, part = self._next_wanted(playlist)
+        msn, part = next_blocking_request(playlist)
         skip = (
             self._delta_updates
+            and not self._full_reload_needed
             and control.can_skip_until is not None
             # RFC 8216bis §6.2.5.1: only with a copy no older than half the skip boundary.
             and self._next_request_at - self._received_at < control.can_skip_until / 2
@@ -399,31 +367,26 @@ class LowLatencyFollower:
             url=url, not_before=self._next_request_at, blocking=True, msn=msn, part=part, skip=skip
         )
 
-    @staticmethod
-    def _next_wanted(playlist: MediaPlaylist) -> tuple[int, int | None]:
-        """``_HLS_msn`` and ``_HLS_part`` of the part after the last one known (RFC 8216bis
-        §6.2.5.2); without parts, the next segment (no ``_HLS_part``)."""
-        following = _last_sequence(playlist) + 1
-        if playlist.part_target is None:
-            return following, None
-        if playlist.pending_parts:
-            last = playlist.pending_parts[-1].id
-            return last.segment.sequence, last.index + 1
-        return following, 0
-
-    def playlist_failed(self, *, now: float) -> None:
-        """The playlist load failed (network, HTTP status, unparseable): retry it later, timed."""
+    def playlist_failed(self, *, now: float, delta_refused: bool = False) -> None:
+        """The playlist load failed (network, HTTP status, unparseable): retry it later, timed.
+        ``delta_refused``: it was a delta update that could not be merged
+        (:class:`~p2ploader.errors.DeltaPlaylistError`), so the next load asks for the full
+        playlist (no ``_HLS_skip``), at once."""
+        if delta_refused:
+            self._full_reload_needed = True
+            self._next_request_at = now
+            return
         self._next_request_at = now + self._pace(changed=False)
 
     def playlist_received(self, playlist: MediaPlaylist, *, now: float) -> None:
-        """Take a freshly loaded (and, for a delta update, merged) playlist.
+        """Take a freshly loaded playlist. A delta update may come as parsed or merged
+        (:class:`~p2ploader.hls.LivePlaylistTracker`): the segments it skips are older than
+        anything still to hand over, and segments are found by their media sequence number.
 
         Raises :class:`PlaylistWentBackwardsError` or :class:`PartVanishedError` for an
         inconsistent refresh (the follower is left as it was, the next request is timed), until
         ``resync_after`` of them in a row: that one is taken and following re-syncs.
         """
-        if playlist.skipped is not None and playlist.skipped.count and not self._skipped_filled(playlist):
-            raise UsageError("a delta playlist must be merged (LivePlaylistTracker) before it is fed")
         previous = self._playlist
         if previous is not None:
             try:
@@ -433,24 +396,19 @@ class LowLatencyFollower:
                 self._next_request_at = now + self._pace(changed=False)
                 if self._rejections < self._resync_after:
                     raise
-                self._rejections = 0
-                self._accept(playlist, now=now, changed=True)
-                self._resync(playlist)
+                self.resync(playlist, now=now)
                 return
         self._rejections = 0
         changed = previous is None or not _same_edge(previous, playlist)
         self._accept(playlist, now=now, changed=changed)
         if self._cursor is None:
-            self.start = low_latency_start(playlist, hold_back=self._hold_back)
+            self.start = start_position(playlist, hold_back=self._hold_back)
             self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
         self._replan()
 
-    @staticmethod
-    def _skipped_filled(playlist: MediaPlaylist) -> bool:
-        return len(playlist.segments) > 0 and playlist.segments[0].id.sequence == playlist.media_sequence
-
     def _accept(self, playlist: MediaPlaylist, *, now: float, changed: bool) -> None:
         self._playlist = playlist
+        self._full_reload_needed = False
         self._received_at = now
         if changed:
             self._last_change_at = now
@@ -497,13 +455,21 @@ class LowLatencyFollower:
             elif new.pending_parts and new.pending_parts[0].id.segment.sequence == sequence:
                 _check_parts(new.url, old.pending_parts, new.pending_parts)
 
+    def resync(self, playlist: MediaPlaylist, *, now: float) -> None:
+        """Take ``playlist`` as the new truth whatever came before (the caller's own checks
+        rejected refreshes in a row: a restarted packager) and start again from its
+        :func:`start_position`; the next item has ``after_resync`` set."""
+        self._rejections = 0
+        self._accept(playlist, now=now, changed=True)
+        self._resync(playlist)
+
     # ------------------------------------------------------------------ planning
 
     def _resync(self, playlist: MediaPlaylist) -> None:
-        """Start again from :func:`low_latency_start` of ``playlist``: drop what was planned."""
+        """Start again from :func:`start_position` of ``playlist``: drop what was planned."""
         self.resyncs += 1
         self._resync_pending = True
-        self.start = low_latency_start(playlist, hold_back=self._hold_back)
+        self.start = start_position(playlist, hold_back=self._hold_back)
         self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
         self._plan = []
         self._requested.clear()

@@ -18,9 +18,8 @@ from p2ploader.core.ll_follower import (
     LowLatencyItem,
     PartVanishedError,
     PlaylistWentBackwardsError,
-    live_edge,
-    low_latency_start,
-    part_hold_back,
+    live_edge_time,
+    start_position,
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, Part, PartId, Segment, SegmentId
@@ -148,40 +147,38 @@ def label(item: LowLatencyItem) -> str:
 
 
 def test_the_live_edge_is_the_end_of_the_last_part() -> None:
-    assert live_edge(playlist(10, 12, 2)) == pytest.approx(13 * SEGMENT_S + 2 * PART_S)
-    assert live_edge(playlist(10, 12, 0)) == pytest.approx(13 * SEGMENT_S)
+    assert live_edge_time(playlist(10, 12, 2)) == pytest.approx(13 * SEGMENT_S + 2 * PART_S)
+    assert live_edge_time(playlist(10, 12, 0)) == pytest.approx(13 * SEGMENT_S)
 
 
 def test_start_is_the_last_independent_part_at_least_part_hold_back_from_the_edge() -> None:
     # Edge 27.0 s; PART-HOLD-BACK 1.5 s -> at or before 25.5 s: part 12.2 (25.0 s, independent).
-    start = low_latency_start(playlist(10, 12, 2))
+    start = start_position(playlist(10, 12, 2))
     assert (start.sequence, start.part_index, start.start) == (12, 2, pytest.approx(25.0))
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    assert follower.start == start
 
 
 def test_a_non_independent_part_is_not_a_start() -> None:
-    # PART-HOLD-BACK 1.0 s -> 26.0 s, which is 13.0; 1.25 s -> 25.75: 12.3 is not independent, so 12.2.
+    # PART-HOLD-BACK 1.25 s -> 25.75 s: 12.3 (25.5 s) is not independent, so 12.2.
     control = ServerControl(can_block_reload=True, part_hold_back=1.25)
-    start = low_latency_start(playlist(10, 12, 2, control=control))
+    start = start_position(playlist(10, 12, 2, control=control))
     assert (start.sequence, start.part_index) == (12, 2)
 
 
-def test_without_part_hold_back_the_default_is_three_part_targets() -> None:
-    bare = playlist(10, 12, 2, control=ServerControl(can_block_reload=True))
-    assert part_hold_back(bare) == pytest.approx(3 * PART_S)
-    assert low_latency_start(bare) == low_latency_start(playlist(10, 12, 2))
-
-
-def test_without_parts_the_start_is_hold_back_or_three_target_durations_back() -> None:
+def test_hold_back_overrides_part_hold_back() -> None:
+    start = start_position(playlist(10, 12, 2), hold_back=4.5)  # 27 - 4.5 = 22.5: segment 11
+    assert (start.sequence, start.part_index) == (11, 0)
     plain = playlist(10, 15, 0, control=ServerControl(), hint=False, part_target=None, parts_from=99)
-    assert part_hold_back(plain) == 6.0  # 3 x EXT-X-TARGETDURATION 2
-    start = low_latency_start(plain)  # edge 32 s -> 26 s: segment 13
-    assert (start.sequence, start.part_index) == (13, 0)
+    start = start_position(plain, hold_back=2.0)  # 32 - 2: segment 15
+    assert (start.sequence, start.part_index) == (15, 0)
 
 
 def test_a_playlist_with_nothing_in_it_has_no_start() -> None:
     empty = attrs.evolve(playlist(10, 12, 0, hint=False), segments=())
     with pytest.raises(UsageError):
-        low_latency_start(empty)
+        start_position(empty)
 
 
 # ------------------------------------------------------------------ playlist requests
@@ -227,6 +224,30 @@ def test_a_delta_update_is_asked_for_when_the_server_allows_it() -> None:
     request = follower.next_playlist_request()
     assert request is not None and request.skip
     assert request.url.endswith("_HLS_msn=13&_HLS_part=2&_HLS_skip=YES")
+
+
+def test_after_a_delta_update_that_could_not_be_merged_the_full_playlist_is_asked_for() -> None:
+    control = ServerControl(can_block_reload=True, part_hold_back=1.5, can_skip_until=12.0)
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2, control=control), now=5.0)
+    follower.playlist_failed(now=6.0, delta_refused=True)
+    request = follower.next_playlist_request()
+    assert request is not None and not request.skip and request.not_before == 6.0
+    follower.playlist_received(playlist(10, 12, 3, control=control), now=6.5)
+    request = follower.next_playlist_request()
+    assert request is not None and request.skip  # deltas again once the full playlist is here
+
+
+def test_no_delta_update_with_a_copy_older_than_half_the_skip_boundary() -> None:
+    control = ServerControl(can_block_reload=True, part_hold_back=1.5, can_skip_until=12.0)
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2, control=control), now=5.0)
+    follower.playlist_failed(now=10.0)  # retried at 10.25: the copy is 5.25 s old, < 6 s
+    request = follower.next_playlist_request()
+    assert request is not None and request.skip
+    follower.playlist_failed(now=11.0)  # retried at 11.25: 6.25 s old, past half of 12 s
+    request = follower.next_playlist_request()
+    assert request is not None and request.blocking and not request.skip
 
 
 def test_no_delta_update_when_the_server_does_not_allow_it_or_it_is_turned_off() -> None:
