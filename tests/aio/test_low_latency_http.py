@@ -19,6 +19,8 @@ import attrs
 import httpx
 import pytest
 
+from p2ploader import LoaderConfig, open_loader
+from p2ploader.aio.ll_player import play_low_latency
 from p2ploader.aio.low_latency import LowLatencyStream, open_low_latency_stream
 from p2ploader.core.ll_follower import LowLatencyItem
 from p2ploader.errors import SegmentUnavailableError
@@ -52,8 +54,12 @@ class Seen:
 class LowLatencyOrigin:
     """A minimal LL-HLS origin on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, *, live_segments: int = 3, missing: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, *, live_segments: int = 3, missing: frozenset[str] = frozenset(), wall_dated: bool = False
+    ) -> None:
         self.live_segments = live_segments
+        self.wall_dated = wall_dated  # date the media with the wall clock (publication), not EPOCH
+        self.epoch = EPOCH
         self.missing = missing  # paths answered 404 (a lost part)
         self.published = HISTORY * PARTS  # parts published so far, from 0.0
         self.published_at: dict[tuple[int, int], float] = {}
@@ -77,6 +83,10 @@ class LowLatencyOrigin:
     async def _publish(self) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        if self.wall_dated:
+            # The live edge (the end of the history) is dated now, on the publication clock: each
+            # part is published as it ends, as an encoder does.
+            self.epoch = datetime.now(UTC) - timedelta(seconds=HISTORY * SEGMENT_S)
         total = (HISTORY + self.live_segments) * PARTS
         tick = 0
         while self.published < total:
@@ -110,7 +120,7 @@ class LowLatencyOrigin:
             f"#EXT-X-PART-INF:PART-TARGET={PART_S}",
             f"#EXT-X-MEDIA-SEQUENCE:{first}",
             "#EXT-X-PROGRAM-DATE-TIME:"
-            + (EPOCH + timedelta(seconds=first * SEGMENT_S)).isoformat(timespec="milliseconds"),
+            + (self.epoch + timedelta(seconds=first * SEGMENT_S)).isoformat(timespec="milliseconds"),
         ]
         for msn in range(first, complete):
             if msn >= complete - LISTED_PART_SEGMENTS:
@@ -165,8 +175,8 @@ class LowLatencyOrigin:
                     f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
                 )
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the client went, or the origin is closing
         finally:
             writer.close()
 
@@ -307,3 +317,32 @@ async def test_the_helper_opens_and_closes_its_own_client() -> None:
     async with LowLatencyOrigin(live_segments=1) as origin, open_low_latency_stream(origin.url) as stream:
         handed = await follow(stream, origin)
     assert handed and handed[-1].item.segment_id.sequence == HISTORY
+
+
+async def test_the_loader_hands_parts_of_its_rendition() -> None:
+    async with (
+        LowLatencyOrigin(live_segments=1) as origin,
+        open_loader(origin.url, config=LoaderConfig(use_p2p=False)) as loader,
+    ):
+        labels = []
+        async with asyncio.timeout(20):
+            async for item in loader.parts():
+                labels.append(str(item.part.id) if item.part else str(item.segment_id))
+    assert labels == ["v0#2.1", "v0#2.2", "v0#2.3", *(f"v0#3.{i}" for i in range(PARTS))]
+
+
+async def test_the_headless_player_plays_at_part_hold_back_behind_live() -> None:
+    async with (
+        LowLatencyOrigin(live_segments=4, wall_dated=True) as origin,
+        streaming(origin) as stream,
+    ):
+        async with asyncio.timeout(30):
+            report = await play_low_latency(stream)
+    assert report.playback.stalls == 0
+    assert report.parts == 3 + 4 * PARTS and report.segments == 0
+    assert report.playback.played == pytest.approx(report.parts * PART_S, abs=0.2)
+    assert report.latency_p50 is not None and report.latency_p95 is not None
+    # Wall clock minus the date of the media played: PART-HOLD-BACK, plus at most one part.
+    assert PART_HOLD_BACK - 0.05 <= report.latency_p50 <= report.latency_p95 <= PART_HOLD_BACK + PART_S
+    assert report.edge_distance_p95 is not None and report.edge_distance_p95 <= PART_HOLD_BACK + PART_S
+    assert report.blocking_reloads >= 4 * PARTS - 1
