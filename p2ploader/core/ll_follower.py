@@ -42,7 +42,12 @@ import attrs
 
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import InitSection, Part, Segment, SegmentId
-from p2ploader.errors import PlaylistError, UsageError
+from p2ploader.errors import (
+    LowLatencyPlaylistError,
+    PartVanishedError,
+    PlaylistWentBackwardsError,
+    UsageError,
+)
 from p2ploader.hls import MediaPlaylist, blocking_reload_url
 from p2ploader.hls_low_latency import low_latency_start, next_blocking_request
 
@@ -50,10 +55,7 @@ __all__ = [
     "FetchRequest",
     "LowLatencyFollower",
     "LowLatencyItem",
-    "LowLatencyPlaylistError",
-    "PartVanishedError",
     "PlaylistRequest",
-    "PlaylistWentBackwardsError",
     "StartPosition",
     "live_edge_time",
     "start_position",
@@ -62,20 +64,6 @@ __all__ = [
 FetchKey = tuple[str, int, int | None]
 """A resource as the follower fetches it: its URL, the offset of its first byte and its length
 (bytes; None: to the end of the resource)."""
-
-
-class LowLatencyPlaylistError(PlaylistError):
-    """A live LL-HLS playlist refresh is inconsistent with what was seen before; it was ignored."""
-
-
-class PlaylistWentBackwardsError(LowLatencyPlaylistError):
-    """A refresh has a lower media sequence, fewer segments, or fewer parts of the segment in
-    progress than one seen before (a stale cache copy, a restarted packager)."""
-
-
-class PartVanishedError(LowLatencyPlaylistError):
-    """A part seen before is gone from, or has another URI or byte range in, a refresh that
-    still lists its segment's parts."""
 
 
 @attrs.frozen(kw_only=True)

@@ -16,14 +16,12 @@ from p2ploader.core.ll_follower import (
     FetchRequest,
     LowLatencyFollower,
     LowLatencyItem,
-    PartVanishedError,
-    PlaylistWentBackwardsError,
     live_edge_time,
     start_position,
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, Part, PartId, Segment, SegmentId
-from p2ploader.errors import PlaylistError, UsageError
+from p2ploader.errors import PartVanishedError, PlaylistError, PlaylistWentBackwardsError, UsageError
 from p2ploader.hls import MediaPlaylist
 
 URL = "http://origin.test/live/v0.m3u8"
