@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -346,3 +349,32 @@ async def test_the_headless_player_plays_at_part_hold_back_behind_live() -> None
     assert PART_HOLD_BACK - 0.05 <= report.latency_p50 <= report.latency_p95 <= PART_HOLD_BACK + PART_S
     assert report.edge_distance_p95 is not None and report.edge_distance_p95 <= PART_HOLD_BACK + PART_S
     assert report.blocking_reloads >= 4 * PARTS - 1
+
+
+async def test_play_low_latency_command_reports_the_latency(tmp_path: Path) -> None:
+    summary_file = tmp_path / "summary.json"
+    # Live for longer than the command's start and its 3 s of playing.
+    async with LowLatencyOrigin(live_segments=40, wall_dated=True) as origin:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "p2ploader.app.cli",
+            "play",
+            origin.url,
+            "--low-latency",
+            "--duration",
+            "3",
+            "--json",
+            str(summary_file),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert "at low latency over HTTP" in out.decode()
+    summary = json.loads(summary_file.read_text())
+    assert summary["mode"] == "low-latency"
+    assert summary["stalls"] == 0 and summary["segments"] == 0 and summary["parts"] >= 2 * PARTS
+    assert summary["blocking_reloads"] >= 2 * PARTS
+    assert 0 < summary["latency_p95_s"] <= PART_HOLD_BACK + PART_S + 0.25  # a process start's slack
