@@ -35,6 +35,16 @@ its line. Once any segment is dated, every segment gets a ``program_date_time``:
 extrapolated from the nearest tag (RFC 8216 §4.3.2.6). :func:`choose_start` turns an
 ``EXT-X-START`` into the segment a player starts with.
 
+Low-Latency HLS (RFC 8216bis). ``EXT-X-SERVER-CONTROL``, ``EXT-X-PART-INF``, ``EXT-X-PART``,
+``EXT-X-PRELOAD-HINT``, ``EXT-X-RENDITION-REPORT`` and ``EXT-X-SKIP`` are read by our own
+attribute-list parser too (m3u8 never sees them) and checked against each other: hold-backs against
+the target durations, each part against ``PART-TARGET``, each segment's parts against its
+``EXTINF``. Parts before a segment's ``EXTINF`` are on that segment (:attr:`Segment.parts`); those
+after the last one are :attr:`MediaPlaylist.pending_parts`, of the next media sequence number. A
+delta update (``EXT-X-SKIP``) parses to its listed segments; :class:`LivePlaylistTracker` fills the
+skipped ones in. :mod:`p2ploader.hls_low_latency` has the follower's helpers (live edge, next
+blocking reload, start at ``PART-HOLD-BACK``).
+
 Live playlists. :class:`LivePlaylistTracker` folds successive refreshes of one media playlist into a
 single view whose segments keep the ``start`` time they had when first seen, so the timeline is
 continuous while the window slides; it reports what was added, removed and skipped, and rejects a
@@ -1212,7 +1222,7 @@ class _LowLatencyHeader(NamedTuple):
 
 def _without_low_latency_tags(text: str) -> str:
     """``text`` without its LL-HLS tag lines, for m3u8 (it would misplace or loosely convert them)."""
-    if "#EXT-X-P" not in text and "#EXT-X-S" not in text and "#EXT-X-R" not in text:
+    if not any(tag in text for tag in _LOW_LATENCY_TAG_LINES):
         return text  # the common case, without splitting the text
     return "\n".join(
         line for line in text.splitlines() if line.strip().partition(":")[0] not in _LOW_LATENCY_TAG_LINES
@@ -1561,6 +1571,28 @@ def _with_parts_from(known: Segment, fresh: Segment) -> Segment:
     return attrs.evolve(known, parts=fresh.parts)
 
 
+def _all_parts(playlist: MediaPlaylist) -> Iterable[Part]:
+    """Every part of ``playlist`` in play order: its segments' parts, then the pending ones."""
+    for segment in playlist.segments:
+        yield from segment.parts
+    yield from playlist.pending_parts
+
+
+def _check_parts_unchanged(old: MediaPlaylist, new: MediaPlaylist) -> None:
+    """A part already seen keeps its URL and byte range (peers and caches know it by its id), as a
+    segment does; otherwise the playlist went backwards or was replaced."""
+    known = {part.id: part for part in _all_parts(old)}
+    if not known:
+        return
+    for fresh in _all_parts(new):
+        part = known.get(fresh.id)
+        if part is not None and (part.url, part.byte_range) != (fresh.url, fresh.byte_range):
+            raise PlaylistError(
+                new.url,
+                f"playlist went backwards or was replaced: part {fresh.id} was {part.url}, now {fresh.url}",
+            )
+
+
 def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist:
     """The full playlist a delta update (EXT-X-SKIP) stands for: its skipped segments, the oldest
     ``skipped.count`` ones, taken from ``previous`` (the last full playlist, as parsed), then the
@@ -1582,17 +1614,18 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
     listed: tuple[Segment, ...] = delta.segments
     if skipped:
         # The delta numbers its discontinuities from its EXT-X-DISCONTINUITY-SEQUENCE, which is the
-        # first skipped segment's; the ones among the skipped segments are not in it.
+        # first skipped segment's, so the listed segments miss those among the skipped ones.
         shift = skipped[-1].discontinuity_sequence - delta.discontinuity_sequence
-        time = skipped[-1].end
         listed = tuple(
-            attrs.evolve(
-                segment,
-                start=segment.start + time,
-                discontinuity_sequence=segment.discontinuity_sequence + shift,
-            )
+            attrs.evolve(segment, discontinuity_sequence=segment.discontinuity_sequence + shift)
             for segment in listed
         )
+    # Start times as a full playlist parses: summed from 0 at its first segment, in order.
+    merged: list[Segment] = []
+    start = 0.0
+    for segment in (*skipped, *listed):
+        merged.append(segment if segment.start == start else attrs.evolve(segment, start=start))
+        start += segment.duration
     removed = set(skip.recently_removed_dateranges)
     listed_ids = {date_range.id for date_range in delta.date_ranges}
     date_ranges = (
@@ -1602,7 +1635,7 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
     return attrs.evolve(
         delta,
         media_sequence=first,
-        segments=(*skipped, *listed),
+        segments=tuple(merged),
         date_ranges=tuple(r for r in date_ranges if r.id not in removed),
         skipped=None,
     )
@@ -1663,7 +1696,10 @@ class LivePlaylistTracker:
     A segment keeps the ``program_date_time`` it had when first seen; a new one takes its refresh's,
     or follows the previous segment when the refresh has no date tag left. ``date_ranges`` keeps the
     ranges the refresh lists plus the earlier ones that still overlap the window (see
-    :func:`_live_date_ranges`).
+    :func:`_live_date_ranges`). LL-HLS: a delta update is merged with the previous playlist first
+    (:func:`_merge_delta`), so :attr:`current` always lists every segment and has ``skipped=None``;
+    a segment keeps its parts when the server stops listing them; a refresh that only publishes
+    more parts is a change, and one with fewer parts of the same segment went backwards.
     """
 
     def __init__(self, first: MediaPlaylist) -> None:
@@ -1685,7 +1721,7 @@ class LivePlaylistTracker:
 
         Raises :class:`PlaylistError` (leaving :attr:`current` untouched) if ``new`` is for another
         rendition, went backwards (lower media sequence, lost segments or parts at the live edge,
-        or a known sequence number now names another URI) or changed after EXT-X-ENDLIST. A delta
+        or a known sequence number or part now names another URI) or changed after EXT-X-ENDLIST. A delta
         update (``new.skipped``) is first merged with the previous playlist; one that skips
         segments the tracker does not have raises :class:`DeltaPlaylistError` (reload the full
         playlist).
@@ -1731,6 +1767,7 @@ class LivePlaylistTracker:
                     f"playlist went backwards or was replaced: segment {sequence} was {known.url}, "
                     f"now {fresh.url}",
                 )
+        _check_parts_unchanged(old, new)
 
         # Known segments keep their start and date, except that a segment the server has since
         # marked EXT-X-GAP (its media lost, e.g. after an encoder failover) must not be fetched any more.
@@ -1784,19 +1821,14 @@ class LivePlaylistTracker:
         )
         self._last_raw = new
         self._timeline_end = start
-        seen_parts = {part.id for segment in old.segments for part in segment.parts}
-        seen_parts.update(part.id for part in old.pending_parts)
+        seen_parts = {part.id for part in _all_parts(old)}
         return PlaylistUpdate(
             added=tuple(added),
             removed=removed,
             unchanged=False,
             skipped=skipped,
             ended=new.end_list,
-            added_parts=tuple(
-                part
-                for part in (*(p for segment in segments for p in segment.parts), *new.pending_parts)
-                if part.id not in seen_parts
-            ),
+            added_parts=tuple(part for part in _all_parts(self._current) if part.id not in seen_parts),
         )
 
     def refresh_interval(self, changed: bool) -> float:
@@ -1861,7 +1893,7 @@ class StalePlaylistWatch:
 
 
 # --------------------------------------------------------------------------------------------------
-# LL-HLS: parts are not loaded yet
+# LL-HLS: the loader does not load parts yet
 # --------------------------------------------------------------------------------------------------
 
 #: The LL-HLS tags that announce parts (RFC 8216bis §4.4.4.9, §4.4.3.7, §4.4.5.3, §4.4.3.8), in the
@@ -1877,8 +1909,9 @@ LOW_LATENCY_TAGS: tuple[str, ...] = (
 
 def low_latency_tags(text: str) -> tuple[str, ...]:
     """The LL-HLS part tags a media playlist's ``text`` carries (names without ``#``, in
-    :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. Parsing ignores parts and keeps
-    the whole segments, so a caller can say so (the loader logs it once per playlist URL)."""
+    :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. :func:`parse_media` reads the
+    parts (:attr:`Segment.parts`, :attr:`MediaPlaylist.pending_parts`), but the loader does not
+    load them yet: it plays whole segments and says so with these names (once per playlist URL)."""
     if "#EXT-X-P" not in text and "PART-HOLD-BACK" not in text:
         return ()  # the common case, without splitting the text
     found: set[str] = set()
