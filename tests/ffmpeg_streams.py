@@ -17,6 +17,7 @@ rewrite a copy of these playlists with :func:`rewrite_media` rather than encodin
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -318,3 +319,170 @@ def make_single_rendition_stream(
     bandwidth = (video_kbps + 64) * 1100
     master.write_text(f"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=640x360\nv0/index.m3u8\n")
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# Low-Latency HLS source: fMP4 segments made of part-sized fragments
+
+#: Segment and part (fragment) durations of :func:`make_llhls_stream`, in seconds.
+LLHLS_SEGMENT_SECONDS = 2
+LLHLS_PART_SECONDS = 0.5
+#: The variants of :func:`make_llhls_stream`: folder, size, video kbit/s.
+LLHLS_VARIANTS = (("high", "320x180", 200), ("low", "160x90", 80))
+
+
+def _top_level_boxes(data: bytes) -> list[tuple[str, int, int]]:
+    """``(type, start, end)`` of the top-level MP4 boxes of ``data`` (32-bit sizes only: enough for
+    what ffmpeg writes here)."""
+    boxes = []
+    offset = 0
+    while offset < len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        if size < 8 or offset + size > len(data):
+            raise AssertionError(f"bad MP4 box at byte {offset}")
+        boxes.append((data[offset + 4 : offset + 8].decode("latin-1"), offset, offset + size))
+        offset += size
+    return boxes
+
+
+def _child_boxes(data: bytes, start: int, end: int) -> list[tuple[str, int, int]]:
+    """``(type, payload_start, end)`` of the boxes inside ``data[start:end]``."""
+    children = []
+    offset = start
+    while offset + 8 <= end:
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        children.append((data[offset + 4 : offset + 8].decode("latin-1"), offset + 8, offset + size))
+        offset += size
+    return children
+
+
+def _first_track_timescale(data: bytes, moov: tuple[int, int]) -> tuple[int, int]:
+    """``(track_id, timescale)`` of the first ``trak`` of a ``moov`` box (the video, muxed first)."""
+    trak = next(box for box in _child_boxes(data, moov[0] + 8, moov[1]) if box[0] == "trak")
+    track_id = timescale = 0
+    for name, start, end in _child_boxes(data, trak[1], trak[2]):
+        if name == "tkhd":
+            version = data[start]
+            track_id = int.from_bytes(data[start + (20 if version else 12) :][:4], "big")
+        if name == "mdia":
+            mdhd = next(box for box in _child_boxes(data, start, end) if box[0] == "mdhd")
+            version = data[mdhd[1]]
+            timescale = int.from_bytes(data[mdhd[1] + (20 if version else 12) :][:4], "big")
+    return track_id, timescale
+
+
+def _video_decode_time(data: bytes, moof: tuple[int, int], track_id: int) -> int | None:
+    """The ``tfdt`` base media decode time of track ``track_id`` in a ``moof`` box, or None."""
+    for name, start, end in _child_boxes(data, moof[0] + 8, moof[1]):
+        if name != "traf":
+            continue
+        children = _child_boxes(data, start, end)
+        tfhd = next(box for box in children if box[0] == "tfhd")
+        if int.from_bytes(data[tfhd[1] + 4 : tfhd[1] + 8], "big") != track_id:
+            continue
+        tfdt = next(box for box in children if box[0] == "tfdt")
+        wide = data[tfdt[1]] == 1
+        return int.from_bytes(data[tfdt[1] + 4 : tfdt[1] + (12 if wide else 8)], "big")
+    return None
+
+
+def split_fragmented_mp4(
+    source: Path, folder: Path, *, segment_seconds: float, seconds: float
+) -> list[float]:
+    """Cut the fragmented MP4 ``source`` into an HLS fMP4 folder: ``init.mp4`` (its ``ftyp`` and
+    ``moov``) and ``seg_NNN.m4s`` files of whole ``moof``+``mdat`` fragments, a new segment at each
+    fragment whose video decode time is a multiple of ``segment_seconds`` (where the encoder put a
+    key frame), and ``index.m3u8`` listing them (VOD). Returns the segment durations in seconds
+    (from the video track's decode times; the last one ends at ``seconds``)."""
+    data = source.read_bytes()
+    boxes = _top_level_boxes(data)
+    moov = next((start, end) for name, start, end in boxes if name == "moov")
+    track_id, timescale = _first_track_timescale(data, moov)
+    init_end = moov[1]
+    segments: list[list[tuple[int, int]]] = []
+    starts: list[int] = []
+    pending_moof: tuple[int, int] | None = None
+    for name, start, end in boxes:
+        if name == "moof":
+            pending_moof = (start, end)
+            decode_time = _video_decode_time(data, (start, end), track_id)
+            boundary = decode_time is not None and decode_time % round(segment_seconds * timescale) == 0
+            if boundary or not segments:
+                segments.append([])
+                starts.append(decode_time or 0)
+        elif name == "mdat" and pending_moof is not None:
+            segments[-1].append((pending_moof[0], end))
+            pending_moof = None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "init.mp4").write_bytes(data[:init_end])
+    durations = []
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{math.ceil(segment_seconds)}"]
+    lines += ["#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", '#EXT-X-MAP:URI="init.mp4"']
+    for index, fragments in enumerate(segments):
+        name = f"seg_{index:03d}.m4s"
+        (folder / name).write_bytes(b"".join(data[start:end] for start, end in fragments))
+        end_time = starts[index + 1] / timescale if index + 1 < len(starts) else seconds
+        durations.append(end_time - starts[index] / timescale)
+        lines += [f"#EXTINF:{durations[-1]:.6f},", name]
+    lines.append("#EXT-X-ENDLIST")
+    (folder / "index.m3u8").write_text("\n".join(lines) + "\n")
+    return durations
+
+
+def make_llhls_stream(
+    root: Path,
+    *,
+    seconds: int = 12,
+    segment_seconds: int = LLHLS_SEGMENT_SECONDS,
+    part_seconds: float = LLHLS_PART_SECONDS,
+) -> Path:
+    """Encode, with ffmpeg, the source of a Low-Latency HLS stream into ``root`` once (later calls
+    return it as it is); returns ``root``.
+
+    Two variants (:data:`LLHLS_VARIANTS`: ``high/`` and ``low/``), each H.264 video and AAC audio
+    muxed in fragmented MP4 (``init.mp4`` + ``seg_NNN.m4s``, ``index.m3u8``), named by
+    ``master.m3u8``. Each ``segment_seconds`` segment starts with a key frame and holds several
+    ``moof``+``mdat`` fragments of ``part_seconds`` each: the mp4 muxer cuts a fragment at every key
+    frame and whenever one reaches ``frag_duration`` (``-movflags frag_keyframe -frag_duration``), and
+    the fragmented file is cut into segments here (:func:`split_fragmented_mp4`), because this
+    ffmpeg's ``hls`` muxer writes the first segment's fragments into ``init.mp4`` when given
+    ``frag_duration``. An LL-HLS origin publishes each fragment as a part.
+    """
+    master = root / "master.m3u8"
+    if master.exists():
+        return root
+    ffmpeg = ffmpeg_or_skip()
+    root.mkdir(parents=True, exist_ok=True)
+    gop = str(FPS * segment_seconds)
+    variants = []
+    for name, size, kbps in LLHLS_VARIANTS:
+        source = root / f"{name}.fragmented.mp4"
+        _run(
+            [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}"],
+            # Audio 0.1 s short of ``seconds``: AAC frames (1024 samples, plus the encoder's
+            # priming) would otherwise spill a last, audio-only fragment past the video's end.
+            ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds - 0.1:.2f}"],
+            ["-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-threads", "1"],
+            ["-profile:v", "main", "-b:v", f"{kbps}k", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"],
+            ["-c:a", "aac", "-b:a", "64k", "-ac", "1"],
+            ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"],
+            ["-frag_duration", str(round(part_seconds * 1_000_000)), "-f", "mp4", str(source)],
+        )
+        split_fragmented_mp4(source, root / name, segment_seconds=segment_seconds, seconds=seconds)
+        source.unlink()
+        width, height = size.split("x")
+        variants += [
+            f"#EXT-X-STREAM-INF:BANDWIDTH={(kbps + 64) * 1100},RESOLUTION={width}x{height},"
+            'CODECS="avc1.4d400d,mp4a.40.2"',
+            f"{name}/index.m3u8",
+        ]
+    master.write_text(
+        "\n".join(["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS", *variants]) + "\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def llhls_stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Low-Latency HLS source (:func:`make_llhls_stream`), encoded once per session."""
+    return make_llhls_stream(tmp_path_factory.mktemp("llhls_stream"))

@@ -8,7 +8,8 @@ Subcommands:
 * ``swarm URL -n N``: N viewers in separate processes, staggered, with optional churn; a live
   aggregate view, a final table, ``--plot`` and ``--json``.
 * ``play URL``: one viewer printing plain lines (``view`` without the terminal view).
-* ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``) or any HLS folder.
+* ``origin``: serve the bundled sample (VOD under ``/``, live under ``/live/``, with ``--llhls``
+  Low-Latency HLS under ``/llhls/``) or any HLS folder.
 * ``tracker``: run the embedded WebTorrent-compatible tracker.
 
 Adding a subcommand: write ``_add_<name>(sub)`` that creates its parser, gives every option a help
@@ -681,17 +682,25 @@ def _serve_origin(args: argparse.Namespace) -> int:
     import time
 
     from p2ploader.sample import sample_path
-    from p2ploader.testing.origin import LiveSettings, OriginServer
+    from p2ploader.testing.origin import LiveSettings, LowLatencySettings, OriginServer
 
     root = Path(args.root) if args.root else sample_path(args.sample)
+    low_latency = LowLatencySettings() if args.llhls else None
     # A bundled sample is public test video: a browser page on any port may read it. A folder of
     # the user's own files is readable by other websites only when asked (--cors).
     cors = args.cors if args.cors is not None else args.root is None
     with OriginServer(
-        root, host=args.host, port=args.port, live=LiveSettings(window_segments=args.window), cors=cors
+        root,
+        host=args.host,
+        port=args.port,
+        live=LiveSettings(window_segments=args.window),
+        cors=cors,
+        low_latency=low_latency,
     ) as origin:
         print(f"VOD:  {origin.url_for('master.m3u8')}")
         print(f"live: {origin.url_for('live/master.m3u8')}")
+        if low_latency is not None:
+            print(f"LL-HLS: {origin.url_for('llhls/master.m3u8')}")
         print("Ctrl-C to stop", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
@@ -1104,6 +1113,13 @@ def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=None,
         help="send Access-Control-Allow-Origin: * so that pages from any website can read the files "
         "(default: on for a bundled --sample, off for --root)",
+    )
+    origin.add_argument(
+        "--llhls",
+        action="store_true",
+        help="also serve every fragmented-MP4 media playlist as Low-Latency HLS under /llhls/: one "
+        "part per moof+mdat fragment, blocking playlist reload, preload hints, delta updates "
+        "(the fmp4 sample has one fragment per segment, so its parts are whole segments)",
     )
     origin.set_defaults(handler=_serve_origin)
 

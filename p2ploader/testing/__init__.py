@@ -2,7 +2,8 @@
 
 - :mod:`~p2ploader.testing.origin`: :class:`~p2ploader.testing.origin.OriginServer`, a local HLS
   origin on 127.0.0.1 (VOD, emulated live, injected faults, byte counts), also the ``p2ploader
-  origin`` command.
+  origin`` command; its Low-Latency HLS mode's pure part (MP4 fragments, the part timeline, the
+  playlist text, delivery directives) is :mod:`~p2ploader.testing.llhls`.
 - :mod:`~p2ploader.testing.harness`: :class:`~p2ploader.testing.harness.Harness`, which drives the
   sans-IO scheduler by hand with an explicit clock, for policy and scheduler tests that never sleep.
 - :mod:`~p2ploader.testing.peer`: :class:`~p2ploader.testing.peer.ScriptedPeer`, a remote peer that

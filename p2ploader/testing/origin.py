@@ -34,6 +34,14 @@ it never binds every interface (``0.0.0.0`` / ``""``) on its own.
   while that segment is in the window, its dates moved by the same span and its ID suffixed with
   ``~<loop>`` from the second loop on (one ID, one range). A live master leaves out the I-frame
   playlists that cannot be served live (byte-range ones).
+* **Low-Latency HLS.** With ``low_latency=LowLatencySettings(...)``, ``/llhls/<path>`` mirrors
+  every fragmented-MP4 playlist ``/<path>`` as a live LL-HLS stream on the same clock: each
+  ``moof``+``mdat`` fragment of a segment is a part (``seg_<msn>.<k><ext>``), the media playlist
+  carries ``EXT-X-SERVER-CONTROL``, ``EXT-X-PART-INF``, the parts of the last three target
+  durations, a preload hint and rendition reports, and ``_HLS_msn``/``_HLS_part`` reloads and the
+  hinted part are held (in their own server threads, woken by the clock's next part,
+  :meth:`OriginServer.clock_changed` or :meth:`OriginServer.stop`) until published.
+  :mod:`p2ploader.testing.llhls` holds the pure part; this module the HTTP side.
 * **Faults.** :meth:`OriginServer.inject` arms a rule for request paths ending with a suffix:
   a status code, a delay, a body cut after some bytes (the full ``Content-Length`` is still
   announced, then the connection is closed) or a wrong ``Content-Range``. :meth:`freeze_live`
@@ -81,9 +89,28 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 import attrs
 
 from p2ploader.errors import BindError, ConfigError, UsageError
+from p2ploader.testing.llhls import (
+    DirectiveError,
+    FragmentedMp4Error,
+    LowLatencyEdge,
+    LowLatencySegment,
+    LowLatencySettings,
+    LowLatencyTimeline,
+    PlaylistShape,
+    RenditionReportLine,
+    TrackInfo,
+    blocking_decision,
+    fragments_of,
+    parse_directives,
+    parse_init,
+    parse_part_name,
+    part_target_of,
+    render_media_playlist,
+)
 
 __all__ = [
     "LiveSettings",
+    "LowLatencySettings",
     "OriginServer",
     "OriginStatistics",
     "ResourceKind",
@@ -96,6 +123,12 @@ _log = logging.getLogger(__name__)
 ResourceKind = Literal["segment", "playlist", "other"]
 
 _LIVE_PREFIX: Final = "live"  # first path segment of the live namespace
+_LLHLS_PREFIX: Final = "llhls"  # first path segment of the LL-HLS namespace
+_MAX_LLHLS_FILE: Final = 64 * 1024 * 1024  # bytes: larger segment or init files are not parsed
+_MAX_LLHLS_SEGMENTS: Final = 10_000  # VOD segments an LL-HLS stream may have (each file is parsed)
+_MAX_MASTER_SCAN: Final = 64  # .m3u8 files looked at per folder when finding a rendition's master
+_HELD_RECHECK: Final = 0.5  # seconds: a held request re-reads a clock nobody reported changed
+_MIN_HELD_WAIT: Final = 0.001  # seconds: the shortest wait of a held request
 
 _CONTENT_TYPES: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -389,8 +422,8 @@ def _relative_path(target_path: str, from_dir: str) -> str:
     return rel if rel != "." else posixpath.basename(target_path)
 
 
-def _live_path(vod_url_path: str) -> str:
-    return f"/{_LIVE_PREFIX}{vod_url_path}"
+def _live_path(vod_url_path: str, prefix: str = _LIVE_PREFIX) -> str:
+    return f"/{prefix}{vod_url_path}"
 
 
 def _uri_to_vod(uri: str, vod_url_path: str) -> str:
@@ -404,19 +437,19 @@ def _uri_to_vod(uri: str, vod_url_path: str) -> str:
     return urlunsplit(("", "", rel, target.query, target.fragment))
 
 
-def _uri_to_live(uri: str, vod_url_path: str) -> str:
+def _uri_to_live(uri: str, vod_url_path: str, prefix: str = _LIVE_PREFIX) -> str:
     """Rewrite a playlist URI of the master playlist at ``vod_url_path`` to name the live copy of
     the playlist it references. Relative URIs usually need no change (the live master sits at
     the mirrored path); root-relative ones get the ``/live`` prefix; absolute URLs stay."""
     if _is_external(uri):
         return uri
     target = urlsplit(urljoin(vod_url_path, uri))
-    live_target = _live_path(target.path)
+    live_target = _live_path(target.path, prefix)
     if uri.startswith("/"):
         return urlunsplit(("", "", live_target, target.query, target.fragment))
-    if urlsplit(urljoin(_live_path(vod_url_path), uri)).path == live_target:
+    if urlsplit(urljoin(_live_path(vod_url_path, prefix), uri)).path == live_target:
         return uri
-    rel = _relative_path(live_target, posixpath.dirname(_live_path(vod_url_path)))
+    rel = _relative_path(live_target, posixpath.dirname(_live_path(vod_url_path, prefix)))
     return urlunsplit(("", "", rel, target.query, target.fragment))
 
 
@@ -660,10 +693,13 @@ def _live_date_range(attributes: tuple[tuple[str, str], ...], loop: int, shift: 
 
 
 def _rewrite_master(
-    text: str, vod_url_path: str, live_capable: Callable[[str], bool] = lambda _: True
+    text: str,
+    vod_url_path: str,
+    live_capable: Callable[[str], bool] = lambda _: True,
+    prefix: str = _LIVE_PREFIX,
 ) -> str:
-    """The live copy of the master playlist served at ``vod_url_path``. An I-frame playlist whose
-    URI ``live_capable`` rejects (its live copy would be a 404) is left out."""
+    """The live copy (under ``/<prefix>/``) of the master playlist served at ``vod_url_path``. An
+    I-frame playlist whose URI ``live_capable`` rejects (its live copy would be a 404) is left out."""
     out: list[str] = []
     variant_uri_next = False
     for raw in text.lstrip("\ufeff").splitlines():
@@ -671,7 +707,7 @@ def _rewrite_master(
         if not line:
             continue
         if not line.startswith("#"):
-            out.append(_uri_to_live(line, vod_url_path) if variant_uri_next else line)
+            out.append(_uri_to_live(line, vod_url_path, prefix) if variant_uri_next else line)
             variant_uri_next = False
             continue
         name, sep, value = line[1:].partition(":")
@@ -684,7 +720,7 @@ def _rewrite_master(
         ):
             continue
         elif sep and name in {"EXT-X-MEDIA", "EXT-X-I-FRAME-STREAM-INF"}:
-            line = _rewrite_uri_attribute(name, value, "URI", lambda u: _uri_to_live(u, vod_url_path))
+            line = _rewrite_uri_attribute(name, value, "URI", lambda u: _uri_to_live(u, vod_url_path, prefix))
         elif sep and name in {"EXT-X-SESSION-KEY", "EXT-X-SESSION-DATA"}:
             line = _rewrite_uri_attribute(name, value, "URI", lambda u: _uri_to_vod(u, vod_url_path))
         elif sep and name == "EXT-X-CONTENT-STEERING":
@@ -712,6 +748,37 @@ class _Window:
     ended: bool  # #EXT-X-ENDLIST
     available_from: int  # oldest sequence number still served
     available_to: int  # one past the newest sequence number served
+
+
+@attrs.frozen(kw_only=True)
+class _LowLatencyStream:
+    """A VOD media playlist cut into parts for ``/llhls/`` (see :mod:`p2ploader.testing.llhls`)."""
+
+    media: _MediaPlaylist
+    timeline: LowLatencyTimeline
+    part_target: Fraction  # seconds
+    paths: tuple[str, ...]  # decoded URL path of each VOD segment's file
+
+
+def _master_media_paths(text: str, master_url_path: str) -> list[str]:
+    """Decoded URL paths of the media playlists a master playlist names (variants and renditions;
+    URIs on other servers left out)."""
+    paths: list[str] = []
+    variant_next = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        uri: str | None = None
+        if line.startswith("#EXT-X-STREAM-INF"):
+            variant_next = True
+        elif line.startswith("#EXT-X-MEDIA:"):
+            uri = _attribute(_attributes(line.partition(":")[2]), "URI")
+        elif line and not line.startswith("#") and variant_next:
+            uri, variant_next = line, False
+        if uri:
+            target = urljoin(master_url_path, uri)
+            if not _is_external(target):
+                paths.append(unquote(urlsplit(target).path))
+    return paths
 
 
 def _published(media: _MediaPlaylist, settings: LiveSettings, clock_value: float) -> int:
@@ -925,8 +992,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, *, head: bool) -> None:
         origin = self._origin
+        query = ""
         try:
-            raw_path = urlsplit(self.path).path
+            split = urlsplit(self.path)
+            raw_path, query = split.path, split.query
         except ValueError:
             raw_path = self.path
         path = unquote(raw_path)
@@ -942,7 +1011,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(_error(fault.status, f"injected fault: HTTP {fault.status}"), head=head, fault=fault)
             return
         try:
-            resource = origin._route(path)
+            resource = origin._route(path, query)
         except Exception:
             _log.exception("origin: cannot serve %s", path)
             resource = _error(500, f"internal error while serving {path}")
@@ -1060,6 +1129,8 @@ class OriginServer:
             they control. It is called from the server's threads.
         cors: Send ``Access-Control-Allow-Origin: *`` with every response, so that pages from
             other origins (any website, not only local players) can read the files. Off by default.
+        low_latency: Enables Low-Latency HLS under ``/llhls/`` (window, looping and end from
+            ``live``, or :class:`LiveSettings` defaults); ``None`` serves no LL-HLS.
 
     Use it as a context manager (``with OriginServer(root) as origin: ...``) or call
     :meth:`start` and :meth:`stop`. It cannot be restarted once stopped.
@@ -1074,6 +1145,7 @@ class OriginServer:
         live: LiveSettings | None = None,
         clock: Callable[[], float] | None = None,
         cors: bool = False,
+        low_latency: LowLatencySettings | None = None,
     ) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -1085,6 +1157,7 @@ class OriginServer:
         self._host = host
         self._port = port
         self._live = live
+        self._low_latency = low_latency
         self._clock = clock if clock is not None else self._default_clock
         self.cors = cors
         """Whether responses carry ``Access-Control-Allow-Origin: *`` (see the class docstring)."""
@@ -1100,6 +1173,11 @@ class OriginServer:
         self._frozen_at: float | None = None
         self._rollback = 0
         self._cache: dict[tuple[Path, str], tuple[tuple[int, int, int], _Playlist]] = {}
+        self._ll_cache: dict[tuple[Path, str], tuple[tuple[int, int, int], _LowLatencyStream | str]] = {}
+        # Held LL-HLS requests wait on this; clock_changed() and stop() wake them.
+        self._clock_changed = threading.Condition()
+        self._held = 0  # LL-HLS requests held right now (under _clock_changed)
+        self._epoch = datetime.now(UTC)  # wall-clock date of clock 0, set again by start()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -1120,6 +1198,7 @@ class OriginServer:
         bound = self._httpd.socket.getsockname()
         self._address = (str(bound[0]), int(bound[1]))
         self._started_at = time.monotonic()
+        self._epoch = datetime.now(UTC) - timedelta(seconds=self._clock())
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL},
@@ -1136,6 +1215,8 @@ class OriginServer:
         if httpd is None or self._stopping.is_set():
             return
         self._stopping.set()
+        with self._clock_changed:
+            self._clock_changed.notify_all()  # held LL-HLS requests give up now
         httpd.shutdown()
         with httpd.connections_changed:
             for connection in list(httpd.connections):
@@ -1169,6 +1250,18 @@ class OriginServer:
     def live(self) -> LiveSettings | None:
         """The live emulation settings, or None when only VOD is served."""
         return self._live
+
+    @property
+    def low_latency(self) -> LowLatencySettings | None:
+        """The LL-HLS settings (``/llhls/``), or None when LL-HLS is not served."""
+        return self._low_latency
+
+    def clock_changed(self) -> None:
+        """Wake the held LL-HLS requests so that they read the clock now. Call it after moving a
+        clock you drive: without it they notice within half a second. (With the default clock
+        each one wakes when the next part is due.)"""
+        with self._clock_changed:
+            self._clock_changed.notify_all()
 
     @property
     def host(self) -> str:
@@ -1315,12 +1408,14 @@ class OriginServer:
 
     # -- routing ---------------------------------------------------------------------------------
 
-    def _route(self, path: str) -> _Resource:
+    def _route(self, path: str, query: str = "") -> _Resource:
         parts = [part for part in path.split("/") if part not in ("", ".")]
         if any(part == ".." or "\\" in part or "\x00" in part for part in parts):
             return _error(403, f"path traversal refused: {path!r}")
         if self._live is not None and parts and parts[0] == _LIVE_PREFIX:
             return self._route_live(self._live, parts[1:])
+        if self._low_latency is not None and parts and parts[0] == _LLHLS_PREFIX:
+            return self._route_llhls(self._low_latency, parts[1:], query)
         found = self._find_file(parts)
         if isinstance(found, _Resource):
             return found
@@ -1436,15 +1531,7 @@ class OriginServer:
     def _live_segment(
         self, settings: LiveSettings, parts: list[str], msn: int, ext: str, shown: str
     ) -> _Resource:
-        # seg_<msn> sits next to its playlist when that is the folder's only media playlist,
-        # else in a subfolder named after the playlist: <stem>/seg_<msn> (see _live_playlist).
-        folder = parts[:-1]
-        stems = self._media_playlists_in(folder)
-        owner: list[str] | None = None
-        if len(stems) == 1:
-            owner = [*folder, stems[0] + ".m3u8"]
-        elif folder and len(self._media_playlists_in(folder[:-1])) > 1:
-            owner = [*folder[:-1], folder[-1] + ".m3u8"]
+        owner = self._segment_owner(parts[:-1])
         loaded = self._load(owner) if owner is not None else None
         media = loaded[0] if isinstance(loaded, tuple) else None
         if not isinstance(media, _MediaPlaylist) or _live_problem(media, settings) is not None:
@@ -1463,6 +1550,19 @@ class OriginServer:
         if isinstance(found, _Resource):
             return found
         return _Resource(content_type=content_type_for(found.name), kind="segment", file=found)
+
+    def _segment_owner(self, folder: list[str]) -> list[str] | None:
+        """The path of the media playlist whose live segments are in ``folder``, or None.
+
+        ``seg_<msn>`` sits next to its playlist when that is the folder's only media playlist,
+        else in a subfolder named after the playlist: ``<stem>/seg_<msn>`` (see _live_playlist).
+        """
+        stems = self._media_playlists_in(folder)
+        if len(stems) == 1:
+            return [*folder, stems[0] + ".m3u8"]
+        if folder and len(self._media_playlists_in(folder[:-1])) > 1:
+            return [*folder[:-1], folder[-1] + ".m3u8"]
+        return None
 
     def _window(self, settings: LiveSettings, media: _MediaPlaylist) -> _Window:
         now = self._clock()
@@ -1483,3 +1583,340 @@ class OriginServer:
             available_from=max(min(first, real_end - size) - size, 0),
             available_to=max(real_end, end),
         )
+
+    # -- LL-HLS (/llhls/): the HTTP side of p2ploader.testing.llhls ------------------------------
+
+    def _route_llhls(self, settings: LowLatencySettings, parts: list[str], query: str) -> _Resource:
+        shown = f"/{_LLHLS_PREFIX}/" + "/".join(parts)
+        if parts and parts[-1].endswith(".m3u8"):
+            return self._llhls_playlist(settings, parts, query, shown)
+        part = parse_part_name(parts[-1]) if parts else None
+        match = _SEGMENT_NAME.fullmatch(parts[-1]) if parts and part is None else None
+        if part is None and match is None:
+            return _error(
+                404,
+                f"not found: {shown} (the LL-HLS namespace holds only playlists, seg_<msn> and "
+                "seg_<msn>.<part> files)",
+            )
+        owner = self._segment_owner(parts[:-1])
+        stream = self._llhls_stream(owner) if owner is not None else None
+        if not isinstance(stream, _LowLatencyStream):
+            return _error(404, f"not found: {shown} (no LL-HLS media playlist owns it)")
+        if part is not None:
+            return self._llhls_part(settings, stream, *part, shown)
+        assert match is not None
+        return self._llhls_segment(stream, int(match.group(1)), match.group(2), shown)
+
+    def _llhls_stream(self, parts: list[str]) -> _LowLatencyStream | str:
+        """The LL-HLS stream of the VOD media playlist at ``parts``, or why there is none."""
+        loaded = self._load(parts)
+        if isinstance(loaded, _Resource):
+            return "no such VOD playlist"
+        media, found = loaded
+        if not isinstance(media, _MediaPlaylist):
+            return "not a media playlist"
+        vod_url_path = "/" + "/".join(quote(part) for part in parts)
+        key = (found, vod_url_path)
+        try:
+            stat = found.stat()
+        except OSError as exc:
+            return f"cannot read it: {exc.strerror}"
+        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        with self._lock:
+            cached = self._ll_cache.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        built = self._build_llhls_stream(media, vod_url_path)
+        with self._lock:
+            self._ll_cache[key] = (signature, built)
+        return built
+
+    def _build_llhls_stream(self, media: _MediaPlaylist, vod_url_path: str) -> _LowLatencyStream | str:
+        settings = self._live if self._live is not None else LiveSettings()
+        problem = _live_problem(media, settings)
+        if problem is not None:
+            return problem
+        if len(media.segments) > _MAX_LLHLS_SEGMENTS:
+            return f"it has more than {_MAX_LLHLS_SEGMENTS} segments"
+        inits: dict[str, dict[int, TrackInfo]] = {}
+        segments: list[LowLatencySegment] = []
+        for segment in media.segments:
+            if segment.init is None:
+                return "its segments are not fragmented MP4 (no EXT-X-MAP)"
+            if any(key != _KEY_NONE for key in segment.keys):
+                return "it is encrypted (EXT-X-KEY), which LL-HLS emulation does not support"
+            try:
+                if segment.init not in inits:
+                    inits[segment.init] = parse_init(self._llhls_init_bytes(segment.init, vod_url_path))
+                data = self._llhls_file_bytes(segment.path)
+                fragments = fragments_of(data, inits[segment.init])
+            except FragmentedMp4Error as exc:
+                return f"{segment.path}: {exc}"
+            duration, extinf = segment.duration, segment.extinf
+            if settings.segment_duration is not None:
+                # The parts are scaled to the forced duration, so #EXTINF says it too (their sum).
+                duration = Fraction(repr(settings.segment_duration))
+                title = segment.extinf.partition(",")[2]
+                extinf = f"#EXTINF:{settings.segment_duration!r},{title}"
+            segments.append(
+                LowLatencySegment(
+                    duration=duration,
+                    extinf=extinf,
+                    ext=segment.ext,
+                    discontinuity=segment.discontinuity,
+                    init=segment.init,
+                    extra=segment.extra,
+                    fragments=fragments,
+                )
+            )
+        limit = settings.end_after
+        if not settings.loop:
+            limit = len(segments) if limit is None else min(limit, len(segments))
+        timeline = LowLatencyTimeline(segments=tuple(segments), initial=settings.initial, limit=limit)
+        return _LowLatencyStream(
+            media=media,
+            timeline=timeline,
+            part_target=part_target_of(timeline.segments),
+            paths=tuple(segment.path for segment in media.segments),
+        )
+
+    def _llhls_init_bytes(self, map_line: str, vod_url_path: str) -> bytes:
+        attributes = _attributes(map_line.partition(":")[2])
+        uri = _attribute(attributes, "URI")
+        if uri is None or _attribute(attributes, "BYTERANGE") is not None:
+            raise FragmentedMp4Error("the EXT-X-MAP has no URI or a BYTERANGE (not supported here)")
+        # The map URI was rewritten to name the VOD file from the live copy of the playlist.
+        target = urlsplit(urljoin(_live_path(vod_url_path), uri))
+        if _is_external(uri) or target.netloc:
+            raise FragmentedMp4Error("the EXT-X-MAP is on another server")
+        return self._llhls_file_bytes(unquote(target.path))
+
+    def _llhls_file_bytes(self, url_path: str) -> bytes:
+        found = self._find_file([part for part in url_path.split("/") if part not in ("", ".")])
+        if isinstance(found, _Resource):
+            raise FragmentedMp4Error(f"cannot read {url_path}: {found.data.decode().strip()}")
+        try:
+            with found.open("rb") as stream:
+                data = stream.read(_MAX_LLHLS_FILE + 1)
+        except OSError as exc:
+            raise FragmentedMp4Error(f"cannot read {url_path}: {exc.strerror}") from exc
+        if len(data) > _MAX_LLHLS_FILE:
+            raise FragmentedMp4Error(f"{url_path} is larger than {_MAX_LLHLS_FILE} bytes")
+        return data
+
+    def _llhls_shape(self, stream: _LowLatencyStream, name_prefix: str) -> PlaylistShape:
+        settings = self._live if self._live is not None else LiveSettings()
+        low_latency = self._low_latency
+        assert low_latency is not None
+        return PlaylistShape(
+            header=tuple(line for line in stream.media.header if not line.startswith("#EXT-X-VERSION")),
+            target_duration=stream.media.target_duration,
+            window_segments=settings.window_segments,
+            part_hold_back_parts=low_latency.part_hold_back_parts,
+            loop=settings.loop,
+            discontinuities=stream.media.discontinuities,
+            name_prefix=name_prefix,
+            epoch=self._epoch,
+        )
+
+    def _llhls_playlist(
+        self, settings: LowLatencySettings, parts: list[str], query: str, shown: str
+    ) -> _Resource:
+        loaded = self._load(parts)
+        if isinstance(loaded, _Resource):
+            return (
+                loaded
+                if loaded.status != 404
+                else _error(404, f"not found: {shown} (no VOD playlist to mirror)")
+            )
+        playlist, _ = loaded
+        vod_url_path = "/" + "/".join(quote(part) for part in parts)
+        no_cache = (("Cache-Control", "no-cache"),)
+        if isinstance(playlist, _NotAPlaylist):
+            return _error(404, f"{shown}: the VOD file is not an HLS playlist: {playlist.reason}")
+        if isinstance(playlist, _MasterPlaylist):
+
+            def low_latency_capable(uri: str) -> bool:
+                target = urljoin(vod_url_path, uri)
+                if not uri or _is_external(target):
+                    return True  # not ours to judge
+                target_parts = [unquote(part) for part in urlsplit(target).path.split("/") if part]
+                return isinstance(self._llhls_stream(target_parts), _LowLatencyStream)
+
+            body = _rewrite_master(playlist.text, vod_url_path, low_latency_capable, _LLHLS_PREFIX)
+            return _Resource(
+                content_type=_CONTENT_TYPES[".m3u8"], kind="playlist", data=body.encode(), headers=no_cache
+            )
+        stream = self._llhls_stream(parts)
+        if isinstance(stream, str):
+            return _error(404, f"LL-HLS is not available for {vod_url_path}: {stream}")
+        try:
+            directives = parse_directives(query)
+        except DirectiveError as exc:
+            return _error(400, f"bad delivery directive: {exc}")
+        timeline = stream.timeline
+        decision = blocking_decision(timeline, timeline.edge(self._clock()), directives, stream.part_target)
+        if decision == "too far":
+            return _error(
+                400,
+                f"{shown}: _HLS_msn={directives.msn}"
+                + ("" if directives.part is None else f" _HLS_part={directives.part}")
+                + " is too far beyond the live edge (RFC 8216bis §6.2.5.2)",
+            )
+        if decision == "hold":
+            msn = directives.msn
+            assert msn is not None
+            held = self._hold(
+                stream,
+                lambda edge: timeline.is_published(edge, msn, directives.part),
+                settings.hold_limit(stream.media.target_duration),
+            )
+            if held is not None:
+                return held
+        now = self._clock()
+        edge = timeline.edge(now)
+        stems = self._media_playlists_in(parts[:-1])
+        name_prefix = "" if len(stems) <= 1 else quote(parts[-1].removesuffix(".m3u8")) + "/"
+        body = render_media_playlist(
+            self._llhls_shape(stream, name_prefix),
+            timeline,
+            edge,
+            skip=directives.skip is not None,
+            reports=self._llhls_reports(parts, now),
+        )
+        return _Resource(
+            content_type=_CONTENT_TYPES[".m3u8"], kind="playlist", data=body.encode(), headers=no_cache
+        )
+
+    def _hold(
+        self, stream: _LowLatencyStream, ready: Callable[[LowLatencyEdge], bool], limit: float
+    ) -> _Resource | None:
+        """Hold the calling request until ``ready(edge)`` (None), or return the ``503`` to answer:
+        too many requests held already, ``limit`` seconds passed, or the server is stopping.
+
+        The wait ends when the next part is due by the clock, when :meth:`clock_changed` or
+        :meth:`stop` wakes it, or after ``_HELD_RECHECK`` seconds, whichever comes first: a
+        driven clock nobody reports is read again twice a second, never in a busy loop.
+        """
+        low_latency = self._low_latency
+        assert low_latency is not None
+        timeline = stream.timeline
+        with self._clock_changed:
+            if self._held >= low_latency.max_held_requests:
+                return _error(
+                    503, f"too many held requests ({low_latency.max_held_requests}): try again later"
+                )
+            self._held += 1
+            try:
+                deadline = time.monotonic() + limit
+                while True:
+                    now = self._clock()
+                    edge = timeline.edge(now)
+                    if ready(edge):
+                        return None
+                    remaining = deadline - time.monotonic()
+                    if self._stopping.is_set() or remaining <= 0:
+                        return _error(503, f"not published within {limit:g} s: try again later")
+                    due = timeline.next_publication(edge)
+                    until = remaining if due is None else float(due) - now
+                    self._clock_changed.wait(min(remaining, max(until, _MIN_HELD_WAIT), _HELD_RECHECK))
+            finally:
+                self._held -= 1
+
+    def _llhls_reports(self, parts: list[str], now: float) -> list[RenditionReportLine]:
+        """Rendition reports of the other LL-HLS media playlists of the master playlists (in this
+        folder or the one above) that list the playlist at ``parts``."""
+        here = "/" + "/".join(parts)
+        others: list[str] = []
+        for folder in (parts[:-1], parts[:-2]) if len(parts) >= 2 else (parts[:-1],):
+            for master in self._masters_in(folder):
+                if here in master:
+                    others += [path for path in master if path != here and path not in others]
+        reports = []
+        for other in others:
+            stream = self._llhls_stream([part for part in other.split("/") if part])
+            if not isinstance(stream, _LowLatencyStream):
+                continue
+            last = stream.timeline.last_part(stream.timeline.edge(now))
+            if last is None:
+                continue
+            uri = quote(posixpath.relpath(other, posixpath.dirname(here)))
+            reports.append(RenditionReportLine(uri=uri, last_msn=last[0], last_part=last[1]))
+        return reports
+
+    def _masters_in(self, folder: list[str]) -> list[list[str]]:
+        """For each master playlist in ``folder``: the decoded paths of its media playlists."""
+        try:
+            with os.scandir(self._root.joinpath(*folder)) as entries:
+                names = sorted(entry.name for entry in entries if entry.name.endswith(".m3u8"))
+        except OSError:
+            return []
+        masters = []
+        for name in names[:_MAX_MASTER_SCAN]:
+            loaded = self._load([*folder, name])
+            if isinstance(loaded, _Resource) or not isinstance(loaded[0], _MasterPlaylist):
+                continue
+            master_path = "/" + "/".join(quote(part) for part in [*folder, name])
+            masters.append(_master_media_paths(loaded[0].text, master_path))
+        return masters
+
+    def _llhls_available(self, stream: _LowLatencyStream, msn: int) -> tuple[LowLatencyEdge, bool]:
+        """The edge now, and whether segment ``msn`` is still (or already) in the served range."""
+        settings = self._live if self._live is not None else LiveSettings()
+        edge = stream.timeline.edge(self._clock())
+        first = max(edge.complete - settings.window_segments, 0)
+        return edge, max(first - settings.window_segments, 0) <= msn <= edge.complete
+
+    def _llhls_segment(self, stream: _LowLatencyStream, msn: int, ext: str, shown: str) -> _Resource:
+        edge, available = self._llhls_available(stream, msn)
+        segment = stream.timeline.segment(msn)
+        if not available or msn >= edge.complete:
+            return _error(404, f"not found: {shown}: segment {msn} is not available")
+        if ext != segment.ext:
+            return _error(404, f"not found: {shown} (segment {msn} is seg_{msn}{segment.ext})")
+        found = self._find_file(
+            [part for part in stream.paths[msn % len(stream.paths)].split("/") if part not in ("", ".")]
+        )
+        if isinstance(found, _Resource):
+            return found
+        return _Resource(content_type=content_type_for(found.name), kind="segment", file=found)
+
+    def _llhls_part(
+        self,
+        settings: LowLatencySettings,
+        stream: _LowLatencyStream,
+        msn: int,
+        index: int,
+        ext: str,
+        shown: str,
+    ) -> _Resource:
+        timeline = stream.timeline
+        segment = timeline.segment(msn)
+        edge, available = self._llhls_available(stream, msn)
+        if not available or index >= len(segment.fragments) or ext != segment.ext:
+            return _error(404, f"not found: {shown}: no such part")
+        if not timeline.is_published(edge, msn, index):
+            # Only the part the playlists hint at (the next one) is held until it is published.
+            if edge.ended or (msn, index) != (edge.complete, edge.parts):
+                return _error(404, f"not found: {shown}: part {msn}.{index} is not published")
+            held = self._hold(
+                stream,
+                lambda now_edge: timeline.is_published(now_edge, msn, index),
+                settings.hold_limit(stream.media.target_duration),
+            )
+            if held is not None:
+                return held
+        fragment = segment.fragments[index]
+        path = stream.paths[msn % len(stream.paths)]
+        found = self._find_file([part for part in path.split("/") if part not in ("", ".")])
+        if isinstance(found, _Resource):
+            return found
+        try:
+            with found.open("rb") as file:
+                file.seek(fragment.offset)
+                body = file.read(fragment.length)
+        except OSError as exc:
+            return _error(404, f"not found: {shown}: cannot read {path}: {exc.strerror}")
+        if len(body) != fragment.length:
+            return _error(404, f"not found: {shown}: {path} changed since it was cut into parts")
+        return _Resource(content_type=content_type_for(shown), kind="segment", data=body)
