@@ -743,16 +743,17 @@ class HybridLoader:
         return True
 
     def _warn_once_if_low_latency(self, text: str, url: str) -> None:
-        """Say once per media playlist URL that its LL-HLS parts are ignored (until LL-HLS is
-        supported): the stream still plays, from whole segments, with regular HLS latency."""
+        """Say once per media playlist URL that :meth:`segments` ignores its LL-HLS parts: the
+        stream plays from whole segments, with regular HLS latency, unless the player follows it
+        with :meth:`parts` (part by part, over HTTP only for now)."""
         if url in self._low_latency_warned:
             return
         tags = low_latency_tags(text)
         if tags:
             self._low_latency_warned.add(url)
             logger.warning(
-                "%s is a low-latency HLS playlist (%s): LL-HLS is not supported yet, so its parts are"
-                " ignored and segments are loaded whole (regular HLS latency)",
+                "%s is a low-latency HLS playlist (%s): in segments() its parts are ignored and segments"
+                " are loaded whole (regular HLS latency); parts() follows it part by part, over HTTP",
                 url,
                 ", ".join(tags),
             )

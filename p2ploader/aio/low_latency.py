@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable
 import attrs
 import httpx
 
-from p2ploader.aio.http import fetch_bytes
 from p2ploader.config import LoaderConfig
 from p2ploader.core.ll_follower import (
     FetchRequest,
@@ -199,7 +198,7 @@ class LowLatencyStream:
         stats.delta_playlist_loads += request.skip
         first = self._tracker is None
         try:
-            text = await self._fetch_playlist(request.url)
+            text = await self._fetch_playlist(request.url, held=request.blocking)
             # Relative URIs resolve against the playlist's own URL (the directives only add a query).
             parsed = parse_media(text, self.url, rendition=self.rendition)
         except P2PLoaderError as exc:
@@ -242,8 +241,26 @@ class LowLatencyStream:
         self._tracker = LivePlaylistTracker(parsed)
         self._follower.resync(self._tracker.current, now=now)
 
-    async def _fetch_playlist(self, url: str) -> str:
-        data = await fetch_bytes(self._client, url, max_bytes=self.config.max_playlist_bytes, what="playlist")
+    def _held_timeout(self) -> httpx.Timeout:
+        """The client's timeouts, with a read timeout long enough for a request the server holds:
+        a blocking reload or a preload hint waits up to three target durations (RFC 8216bis
+        §6.2.5.2), one second more for the answer to arrive."""
+        base = self._client.timeout
+        playlist = self.playlist
+        held = 3.0 * (playlist.target_duration if playlist is not None else 10) + 1.0
+        read = None if base.read is None else max(base.read, held)
+        return httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
+
+    async def _fetch_playlist(self, url: str, *, held: bool) -> str:
+        request = FetchRequest(url=url, offset=0, length=None, kind="segment")
+        timeout = self._held_timeout() if held else None
+        data = await fetch_range(
+            self._client,
+            request,
+            max_bytes=self.config.max_playlist_bytes,
+            held_timeout=timeout,
+            what="playlist",
+        )
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -269,7 +286,8 @@ class LowLatencyStream:
         else:
             stats.segment_fetches += 1
         try:
-            data = await fetch_range(self._client, fetch, max_bytes=MAX_SEGMENT_SIZE)
+            timeout = self._held_timeout() if fetch.hint else None
+            data = await fetch_range(self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, held_timeout=timeout)
         except P2PLoaderError as exc:
             self._fetch_failed(fetch, exc)
         except Exception as exc:
@@ -277,6 +295,7 @@ class LowLatencyStream:
             self._fetch_failed(fetch, TransportError(fetch.url, f"unexpected {type(exc).__name__}"))
         else:
             stats.bytes += len(data)
+            self._attempts.pop(fetch.key, None)
             self._follower.fetch_completed(fetch, data)
         self._pump()
 
@@ -299,16 +318,26 @@ class LowLatencyStream:
         self._progress.set()
 
 
-async def fetch_range(client: httpx.AsyncClient, fetch: FetchRequest, *, max_bytes: int) -> bytes:
-    """GET ``fetch``'s bytes (its ``Range``, if any), at most ``max_bytes``; map failures to
-    p2ploader errors. An origin that ignores ``Range`` (200) is read through to the range."""
+async def fetch_range(
+    client: httpx.AsyncClient,
+    fetch: FetchRequest,
+    *,
+    max_bytes: int,
+    held_timeout: httpx.Timeout | None = None,
+    what: str = "part",
+) -> bytes:
+    """GET ``fetch``'s bytes (its ``Range``, if any), at most ``max_bytes`` (else
+    :class:`~p2ploader.errors.ResponseTooLargeError` naming ``what``); map failures to p2ploader
+    errors. An origin that ignores ``Range`` (200) is read through to the range. ``held_timeout``
+    replaces the client's timeouts for this request (a request the server holds)."""
     range_value = fetch.range_header()
     headers = {"Accept-Encoding": "identity"}
     if range_value is not None:
         headers["Range"] = range_value
     need = None if fetch.length is None else fetch.offset + fetch.length
     try:
-        async with client.stream("GET", fetch.url, headers=headers) as response:
+        timeout = httpx.USE_CLIENT_DEFAULT if held_timeout is None else held_timeout
+        async with client.stream("GET", fetch.url, headers=headers, timeout=timeout) as response:
             status = response.status_code
             if status >= 400 or status not in (200, 206):
                 raise HttpStatusError(fetch.url, status)
@@ -330,7 +359,7 @@ async def fetch_range(client: httpx.AsyncClient, fetch: FetchRequest, *, max_byt
                 if need is not None and received >= need:
                     break
                 if received > max_bytes + skip:
-                    raise ResponseTooLargeError(fetch.url, status, what="part", limit=max_bytes)
+                    raise ResponseTooLargeError(fetch.url, status, what=what, limit=max_bytes)
     except httpx.HTTPError as exc:
         raise TransportError(fetch.url, f"{type(exc).__name__}: {exc}") from exc
     data = b"".join(chunks)[skip:]

@@ -378,3 +378,17 @@ async def test_play_low_latency_command_reports_the_latency(tmp_path: Path) -> N
     assert summary["stalls"] == 0 and summary["segments"] == 0 and summary["parts"] >= 2 * PARTS
     assert summary["blocking_reloads"] >= 2 * PARTS
     assert 0 < summary["latency_p95_s"] <= PART_HOLD_BACK + PART_S + 0.25  # a process start's slack
+
+
+async def test_held_requests_outlast_a_short_read_timeout() -> None:
+    # The origin holds blocking reloads and hinted parts up to a part (0.25 s): longer than the
+    # client's 0.1 s read timeout, which a held request must not be cut by.
+    async with (
+        LowLatencyOrigin(live_segments=1) as origin,
+        httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=0.1)) as client,
+        LowLatencyStream(origin.url, client=client) as stream,
+    ):
+        handed = await follow(stream, origin)
+    assert len(handed) == 3 + PARTS
+    assert stream.statistics.playlist_failures == 0
+    assert stream.statistics.fetch_failures == 0
