@@ -549,3 +549,93 @@ def test_the_default_settings() -> None:
             follower.playlist_received(playlist(0, 2, 2), now=1.0)
     follower.playlist_received(playlist(0, 2, 2), now=1.0)
     assert follower.resyncs == 1
+
+
+# ------------------------------------------------------------------ a virtual origin, driven clock
+
+
+class VirtualOrigin:
+    """Publishes part ``k`` (counting from part 0 of segment 0) at ``(k + 1 - history) * PART_S``
+    seconds of virtual time, the first ``history`` parts at 0; answers after ``rtt`` seconds, holds
+    blocking reloads and hinted parts until they are published."""
+
+    def __init__(self, *, history_segments: int = 3, rtt: float = 0.01) -> None:
+        self.history = history_segments * PARTS_PER_SEGMENT
+        self.rtt = rtt
+
+    def published(self, now: float) -> int:
+        return self.history + max(0, int((now + 1e-9) // PART_S))
+
+    def published_at(self, msn: int, index: int) -> float:
+        return max(0.0, (msn * PARTS_PER_SEGMENT + index + 1 - self.history) * PART_S)
+
+    def playlist(self, now: float) -> MediaPlaylist:
+        count = self.published(now)
+        last, pending = count // PARTS_PER_SEGMENT - 1, count % PARTS_PER_SEGMENT
+        return playlist(max(0, last - 5), last, pending)
+
+    def answer_at(self, fetch: FetchRequest, now: float) -> float:
+        name = fetch.url.removeprefix(BASE).removesuffix(".mp4")
+        msn, _, index = name[1:].partition(".")
+        ready = self.published_at(int(msn), int(index) if index else PARTS_PER_SEGMENT - 1)
+        return max(now, ready) + self.rtt
+
+
+def test_following_a_virtual_origin_stays_at_part_hold_back_and_fetches_each_part_once() -> None:
+    import heapq
+
+    origin = VirtualOrigin()
+    follower = LowLatencyFollower(URL)
+    events: list[tuple[float, int, str, object]] = []
+    order = 0
+    requests: list[tuple[str, int, int | None]] = []
+    kinds: list[str] = []
+    reloads: list[str] = []
+    handed: list[tuple[float, LowLatencyItem]] = []
+
+    def at(time: float, kind: str, payload: object) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (time, order, kind, payload))
+
+    def issue(now: float) -> None:
+        for fetch in follower.take_fetches():
+            requests.append(fetch.key)
+            kinds.append(fetch.kind)
+            at(origin.answer_at(fetch, now), "fetch", fetch)
+
+    at(origin.rtt, "playlist", None)
+    while events:
+        now, _, kind, payload = heapq.heappop(events)
+        if now > 8.0:
+            break
+        if kind == "playlist":
+            follower.playlist_received(origin.playlist(now), now=now)
+            request = follower.next_playlist_request()
+            assert request is not None and request.blocking and request.not_before == now
+            assert request.msn is not None and request.part is not None
+            reloads.append(request.url)
+            at(origin.published_at(request.msn, request.part) + origin.rtt, "playlist", None)
+        else:
+            assert isinstance(payload, FetchRequest)
+            follower.fetch_completed(payload, body(payload))
+        issue(now)
+        while (item := follower.next_ready()) is not None:
+            handed.append((now, item))
+
+    labels = [label(item) for _, item in handed]
+    # Edge 6.0 s, PART-HOLD-BACK 1.5 s: 4.5 s falls in segment 2, whose part 2.2 (5.0 s) is too
+    # close and part 2.0 is its start, so segment 2 whole (it is complete), then part by part.
+    assert labels[0] == "v0#2"
+    assert labels[1:] == [f"v0#{m}.{i}" for m in range(3, 8) for i in range(4)][: len(labels) - 1]
+    assert len(labels) >= 15  # 8 s of parts, published after the start
+    assert len(requests) == len(set(requests))  # nothing fetched twice
+    assert kinds.count("hint") >= len(labels) - 2  # the live parts came by their preload hints
+    for now, item in handed:
+        edge = origin.published(now) * PART_S
+        assert edge - item.start <= 3 * PART_S + PART_S + 1e-9, (now, label(item))
+    # The live parts arrive within one round trip of their publication (their hint was waiting).
+    for now, item in handed[1:]:
+        assert item.part is not None
+        published = origin.published_at(item.segment_id.sequence, item.part.id.index)
+        assert now - published <= origin.rtt + 1e-9
