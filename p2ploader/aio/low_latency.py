@@ -35,6 +35,7 @@ from p2ploader.core.ll_follower import (
     PlaylistRequest,
 )
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
+from p2ploader.core.segments import ByteRange
 from p2ploader.errors import (
     DeltaPlaylistError,
     HttpStatusError,
@@ -113,6 +114,7 @@ class LowLatencyStream:
         self._playlist_task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._error: P2PLoaderError | None = None
+        self._init_sections: dict[tuple[str, ByteRange | None], bytes] = {}
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -147,6 +149,27 @@ class LowLatencyStream:
                 return
             self._progress.clear()
             await self._progress.wait()
+
+    async def init_section(self, item: LowLatencyItem) -> bytes | None:
+        """The bytes of ``item``'s initialisation section (EXT-X-MAP: the fMP4 ``moov`` a decoder
+        needs before the item's bytes), over HTTP, once per URI and byte range; None without one."""
+        section = item.init_section
+        if section is None:
+            return None
+        key = (section.url, section.byte_range)
+        cached = self._init_sections.get(key)
+        if cached is None:
+            br = section.byte_range
+            fetch = FetchRequest(
+                url=section.url,
+                offset=br.offset if br else 0,
+                length=br.length if br else None,
+                kind="segment",
+                ranged=br is not None,
+            )
+            cached = await fetch_range(self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, what="init section")
+            self._init_sections[key] = cached
+        return cached
 
     async def aclose(self) -> None:
         """Stop every load. Idempotent."""

@@ -28,7 +28,7 @@ past what the player was to get next, or it fell out of the window) starts again
 :func:`start_position` of the new playlist; the first item after it has ``after_resync`` set,
 so a player knows the media is not continuous there.
 
-Assumption (documented in docs/hls.md): a segment's bytes are its parts' bytes in order, as
+Assumption (documented in docs/api.md): a segment's bytes are its parts' bytes in order, as
 CMAF packagers publish them; that is what lets the rest of a segment replace its missing parts.
 """
 
@@ -300,7 +300,6 @@ class LowLatencyFollower:
         self._playlist: MediaPlaylist | None = None
         self._received_at = 0.0
         self._next_request_at = 0.0
-        self._last_change_at = 0.0
         self._cursor: _Cursor | None = None
         self._plan: list[_Planned] = []
         self._requested: dict[FetchKey, FetchRequest] = {}  # handed out, not yet reported
@@ -398,8 +397,6 @@ class LowLatencyFollower:
         self._playlist = playlist
         self._full_reload_needed = False
         self._received_at = now
-        if changed:
-            self._last_change_at = now
         control = playlist.server_control or ServerControl()
         # A blocking reload goes out as soon as the previous one returned (RFC 8216bis §6.2.5.2).
         self._next_request_at = now if control.can_block_reload else now + self._pace(changed=changed)
@@ -479,14 +476,12 @@ class LowLatencyFollower:
         plan: list[_Planned] = []
         sequence, index = cursor.sequence, cursor.part_index
         handed, handed_seconds = cursor.handed_bytes, cursor.handed_seconds
-        init: InitSection | None = None
         while sequence <= pending_sequence:
             segment = segments.get(sequence)
             if segment is not None:
-                init = segment.init_section
                 plan.extend(self._plan_segment(segment, index, handed, handed_seconds))
             else:
-                plan.extend(self._plan_pending(playlist, index, init))
+                plan.extend(self._plan_pending(playlist, index))
             sequence, index, handed, handed_seconds = sequence + 1, 0, 0, 0.0
         self._plan = plan
         planned_keys = {planned.fetch.key for planned in plan if planned.fetch is not None}
@@ -537,8 +532,11 @@ class LowLatencyFollower:
             )
         ]
 
-    def _plan_pending(self, playlist: MediaPlaylist, index: int, init: InitSection | None) -> list[_Planned]:
+    def _plan_pending(self, playlist: MediaPlaylist, index: int) -> list[_Planned]:
+        """The parts of the segment in progress from part ``index`` on. Its EXT-X-MAP is the last
+        complete segment's (a map applies until the next one)."""
         last = playlist.segments[-1] if playlist.segments else None
+        init = None if last is None else last.init_section
         parts = playlist.pending_parts
         start = _pending_start(playlist)
         date = None if last is None else _date_after(last.program_date_time, last.duration)

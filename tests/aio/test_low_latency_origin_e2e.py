@@ -16,7 +16,12 @@ from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.core.ll_follower import LowLatencyItem
 from p2ploader.testing.llhls import LowLatencySettings
 from p2ploader.testing.origin import LiveSettings, OriginServer
-from tests.ffmpeg_streams import LLHLS_PART_SECONDS, LLHLS_SEGMENT_SECONDS, llhls_stream  # noqa: F401
+from tests.ffmpeg_streams import (  # noqa: F401
+    LLHLS_PART_SECONDS,
+    LLHLS_SEGMENT_SECONDS,
+    ffmpeg_or_skip,
+    llhls_stream,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -28,7 +33,7 @@ def label(item: LowLatencyItem) -> str:
     return str(item.part.id) if item.part is not None else f"{item.segment_id}"
 
 
-async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path) -> None:  # noqa: F811
+async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path, tmp_path: Path) -> None:  # noqa: F811
     live = LiveSettings(window_segments=4, initial_segments=2, end_after=5, loop=False)
     items: list[LowLatencyItem] = []
     with OriginServer(llhls_stream, live=live, low_latency=LowLatencySettings()) as origin:
@@ -37,6 +42,7 @@ async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path) -
             async with LowLatencyStream(url, client=client) as stream:
                 async with asyncio.timeout(60):
                     report = await play_low_latency(stream, on_item=items.append)
+                init = await stream.init_section(items[-1])
             segment_bytes = {
                 msn: (await client.get(origin.url_for(f"llhls/high/seg_{msn}.m4s"))).content
                 for msn in (2, 3, 4)
@@ -59,6 +65,16 @@ async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path) -
     assert stream.statistics.playlist_failures == 0 and stream.statistics.fetch_failures == 0
     # Playing: no stall; behind live by PART-HOLD-BACK rounded back to a segment start (the only
     # independent parts), i.e. at most PART-HOLD-BACK plus one segment.
+    # What the player got is a stream ffmpeg decodes: the init section, then the items' bytes.
+    assert init is not None and all(i.init_section == items[0].init_section for i in items)
+    media = tmp_path / "played.mp4"
+    media.write_bytes(init + b"".join(i.data for i in items))
+    ffmpeg = await asyncio.create_subprocess_exec(
+        ffmpeg_or_skip(), "-v", "error", "-i", str(media), "-f", "null", "-", stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        _, errors = await ffmpeg.communicate()
+    assert ffmpeg.returncode == 0 and errors == b"", errors.decode()
     assert report.playback.stalls == 0
     assert report.latency_p95 is not None
     assert (

@@ -20,7 +20,7 @@ from p2ploader.core.ll_follower import (
     start_position,
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
-from p2ploader.core.segments import ByteRange, Part, PartId, Segment, SegmentId
+from p2ploader.core.segments import ByteRange, InitSection, Part, PartId, Segment, SegmentId
 from p2ploader.errors import PartVanishedError, PlaylistError, PlaylistWentBackwardsError, UsageError
 from p2ploader.hls import MediaPlaylist
 
@@ -639,3 +639,22 @@ def test_following_a_virtual_origin_stays_at_part_hold_back_and_fetches_each_par
         assert item.part is not None
         published = origin.published_at(item.segment_id.sequence, item.part.id.index)
         assert now - published <= origin.rtt + 1e-9
+
+
+def test_parts_of_the_segment_in_progress_carry_the_map_of_the_last_segment() -> None:
+    init = InitSection(url=f"{BASE}init.mp4")
+
+    def mapped(pending: int) -> MediaPlaylist:
+        listed = playlist(10, 12, pending)
+        return attrs.evolve(
+            listed, segments=tuple(attrs.evolve(s, init_section=init) for s in listed.segments)
+        )
+
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(mapped(2), now=0.0)
+    complete_all(follower, follower.take_fetches())
+    assert {i.init_section for i in drain(follower)} == {init}
+    follower.playlist_received(mapped(3), now=0.5)  # the next item is in segment 13, in progress
+    complete_all(follower, follower.take_fetches())
+    [item] = drain(follower)
+    assert (label(item), item.init_section) == ("v0#13.2", init)
