@@ -44,6 +44,46 @@ def part_bytes(msn: int, index: int) -> bytes:
     return f"<part {msn}.{index}>".encode() * 40
 
 
+def playlist_text(
+    published: int, *, epoch: datetime = EPOCH, ended: bool = False, blocking: bool = True
+) -> str:
+    """The media playlist once ``published`` parts (from part 0 of segment 0) are out: the last
+    ``WINDOW`` complete segments (the parts of the last three listed), the parts of the segment in
+    progress, and a preload hint for the next part (EXT-X-ENDLIST instead once ``ended``)."""
+    complete = published // PARTS
+    first = max(0, complete - WINDOW)
+    control = (
+        f"CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={PART_HOLD_BACK}"
+        if blocking
+        else f"PART-HOLD-BACK={PART_HOLD_BACK}"
+    )
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:9",
+        "#EXT-X-TARGETDURATION:1",
+        f"#EXT-X-SERVER-CONTROL:{control}",
+        f"#EXT-X-PART-INF:PART-TARGET={PART_S}",
+        f"#EXT-X-MEDIA-SEQUENCE:{first}",
+        "#EXT-X-PROGRAM-DATE-TIME:"
+        + (epoch + timedelta(seconds=first * SEGMENT_S)).isoformat(timespec="milliseconds"),
+    ]
+    for msn in range(first, complete):
+        if msn >= complete - LISTED_PART_SEGMENTS:
+            lines += [_part_line(msn, i) for i in range(PARTS)]
+        lines += [f"#EXTINF:{SEGMENT_S},", f"s{msn}.m4s"]
+    pending = published % PARTS
+    lines += [_part_line(complete, i) for i in range(pending)]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    else:
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p{complete}.{pending}.m4s"')
+    return "\n".join(lines) + "\n"
+
+
+def _part_line(msn: int, index: int) -> str:
+    return f'#EXT-X-PART:DURATION={PART_S},URI="p{msn}.{index}.m4s",INDEPENDENT=YES'
+
+
 @attrs.define
 class Seen:
     """One request the origin answered: path, query, Range header and when (loop time)."""
@@ -58,8 +98,14 @@ class LowLatencyOrigin:
     """A minimal LL-HLS origin on 127.0.0.1 (see the module docstring)."""
 
     def __init__(
-        self, *, live_segments: int = 3, missing: frozenset[str] = frozenset(), wall_dated: bool = False
+        self,
+        *,
+        live_segments: int = 3,
+        missing: frozenset[str] = frozenset(),
+        wall_dated: bool = False,
+        blocking: bool = True,
     ) -> None:
+        self.blocking = blocking  # CAN-BLOCK-RELOAD=YES (else the directives are ignored)
         self.live_segments = live_segments
         self.wall_dated = wall_dated  # date the media with the wall clock (publication), not EPOCH
         self.epoch = EPOCH
@@ -113,33 +159,7 @@ class LowLatencyOrigin:
     # -------------------------------------------------------------- playlist
 
     def playlist(self) -> str:
-        complete = self.published // PARTS
-        first = max(0, complete - WINDOW)
-        lines = [
-            "#EXTM3U",
-            "#EXT-X-VERSION:9",
-            "#EXT-X-TARGETDURATION:1",
-            f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={PART_HOLD_BACK}",
-            f"#EXT-X-PART-INF:PART-TARGET={PART_S}",
-            f"#EXT-X-MEDIA-SEQUENCE:{first}",
-            "#EXT-X-PROGRAM-DATE-TIME:"
-            + (self.epoch + timedelta(seconds=first * SEGMENT_S)).isoformat(timespec="milliseconds"),
-        ]
-        for msn in range(first, complete):
-            if msn >= complete - LISTED_PART_SEGMENTS:
-                lines += [self._part_line(msn, i) for i in range(PARTS)]
-            lines += [f"#EXTINF:{SEGMENT_S},", f"s{msn}.m4s"]
-        pending = self.published % PARTS
-        lines += [self._part_line(complete, i) for i in range(pending)]
-        if self.ended:
-            lines.append("#EXT-X-ENDLIST")
-        else:
-            lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p{complete}.{pending}.m4s"')
-        return "\n".join(lines) + "\n"
-
-    @staticmethod
-    def _part_line(msn: int, index: int) -> str:
-        return f'#EXT-X-PART:DURATION={PART_S},URI="p{msn}.{index}.m4s",INDEPENDENT=YES'
+        return playlist_text(self.published, epoch=self.epoch, ended=self.ended, blocking=self.blocking)
 
     # -------------------------------------------------------------- HTTP
 
@@ -189,7 +209,7 @@ class LowLatencyOrigin:
         query = parse_qs(split.query)
         self.seen.append(Seen(split.path, query, range_header, asyncio.get_running_loop().time()))
         if name == "v0.m3u8":
-            if "_HLS_msn" in query:
+            if "_HLS_msn" in query and self.blocking:
                 msn = int(query["_HLS_msn"][0])
                 part = int(query.get("_HLS_part", ["0"])[0])
                 if part >= PARTS:  # RFC 8216bis §6.2.5.2: that is part 0 of the next segment
@@ -392,3 +412,57 @@ async def test_held_requests_outlast_a_short_read_timeout() -> None:
     assert len(handed) == 3 + PARTS
     assert stream.statistics.playlist_failures == 0
     assert stream.statistics.fetch_failures == 0
+
+
+async def test_without_blocking_reload_the_playlist_is_reloaded_every_part_target() -> None:
+    async with LowLatencyOrigin(live_segments=2, blocking=False) as origin, streaming(origin) as stream:
+        handed = await follow(stream, origin)
+    labels = [str(h.item.part.id) for h in handed if h.item.part]
+    assert labels == [f"v0#{m}.{i}" for m in range(2, HISTORY + 2) for i in range(PARTS)][1:]
+    reloads = origin.playlist_requests()[1:]
+    assert reloads and not [s for s in reloads if s.query]  # no delivery directive
+    assert stream.statistics.blocking_playlist_loads == 0
+    # About one reload per part target over the 2 s of the live part (half of it when unchanged).
+    assert 2 / PART_S <= len(reloads) <= 2 * 2 / PART_S + 2
+    for h in handed:  # the preload hints still bring each part as it is published
+        assert h.edge_time - media_time(h.item) <= PART_HOLD_BACK + PART_S + 1e-9, h
+
+
+async def test_a_restarted_packager_is_followed_after_a_resync() -> None:
+    # Scripted over httpx's mock transport: the playlist's media sequence goes back to 0 (a
+    # packager restarted). The tracker refuses it twice; the third time the stream re-syncs.
+    playlists = [
+        playlist_text(14),  # segments 0-2 complete, 3.0 and 3.1 out
+        *(playlist_text(7) for _ in range(3)),  # restarted: segment 0 complete, 1.0-1.2 out
+        playlist_text(8, ended=True),
+    ]
+    served: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        served.append(name)
+        if name == "v0.m3u8":
+            return httpx.Response(200, text=playlists.pop(0) if len(playlists) > 1 else playlists[0])
+        if name.startswith("p"):
+            msn, index = (int(x) for x in name[1:].removesuffix(".m4s").split("."))
+            return httpx.Response(200, content=part_bytes(msn, index))
+        return httpx.Response(404)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client,
+        LowLatencyStream("http://origin.test/live/v0.m3u8", client=client) as stream,
+    ):
+        items: list[LowLatencyItem] = []
+        await collect(stream, items)
+    labels = [(str(i.part.id), i.after_resync) for i in items if i.part]
+    # Before: 3.5 s edge - 0.75: part 2.3; after the re-sync: 1.75 s edge - 0.75 = 1.0: part 1.0.
+    assert labels == [
+        ("v0#2.3", False),
+        ("v0#3.0", False),
+        ("v0#3.1", False),
+        ("v0#1.0", True),
+        ("v0#1.1", False),
+        ("v0#1.2", False),
+        ("v0#1.3", False),
+    ]
+    assert stream.statistics.resyncs == 1 and stream.statistics.playlist_failures == 3
