@@ -220,6 +220,7 @@ class LowLatencyStream:
         stats.blocking_playlist_loads += request.blocking
         stats.delta_playlist_loads += request.skip
         first = self._tracker is None
+        requested_at = self._now()
         try:
             text = await self._fetch_playlist(request.url, held=request.blocking)
             # Relative URIs resolve against the playlist's own URL (the directives only add a query).
@@ -234,11 +235,11 @@ class LowLatencyStream:
         now = self._now()
         if self._tracker is None:
             self._tracker = LivePlaylistTracker(parsed)
-            self._follower.playlist_received(self._tracker.current, now=now)
+            self._follower.playlist_received(self._tracker.current, now=now, requested_at=requested_at)
         else:
             try:
                 self._tracker.update(parsed)
-                self._follower.playlist_received(self._tracker.current, now=now)
+                self._follower.playlist_received(self._tracker.current, now=now, requested_at=requested_at)
                 self._rejected_in_a_row = 0
             except DeltaPlaylistError as exc:
                 self.statistics.playlist_failures += 1

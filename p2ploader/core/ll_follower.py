@@ -365,8 +365,12 @@ class LowLatencyFollower:
             return
         self._next_request_at = now + self._pace(changed=False)
 
-    def playlist_received(self, playlist: MediaPlaylist, *, now: float) -> None:
-        """Take a freshly loaded playlist. A delta update may come as parsed or merged
+    def playlist_received(
+        self, playlist: MediaPlaylist, *, now: float, requested_at: float | None = None
+    ) -> None:
+        """Take a freshly loaded playlist. ``requested_at`` (seconds, default ``now``) is when its
+        load began: timed reloads are paced from there (RFC 8216 §6.3.4), so a slow answer does not
+        slow the reloads down. A delta update may come as parsed or merged
         (:class:`~p2ploader.hls.LivePlaylistTracker`): the segments it skips are older than
         anything still to hand over, and segments are found by their media sequence number.
 
@@ -387,19 +391,25 @@ class LowLatencyFollower:
                 return
         self._rejections = 0
         changed = previous is None or not _same_edge(previous, playlist)
-        self._accept(playlist, now=now, changed=changed)
+        self._accept(playlist, now=now, changed=changed, requested_at=requested_at)
         if self._cursor is None:
             self.start = start_position(playlist, hold_back=self._hold_back)
             self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
         self._replan()
 
-    def _accept(self, playlist: MediaPlaylist, *, now: float, changed: bool) -> None:
+    def _accept(
+        self, playlist: MediaPlaylist, *, now: float, changed: bool, requested_at: float | None = None
+    ) -> None:
         self._playlist = playlist
         self._full_reload_needed = False
         self._received_at = now
         control = playlist.server_control or ServerControl()
         # A blocking reload goes out as soon as the previous one returned (RFC 8216bis §6.2.5.2).
-        self._next_request_at = now if control.can_block_reload else now + self._pace(changed=changed)
+        if control.can_block_reload:
+            self._next_request_at = now
+        else:
+            began = now if requested_at is None else min(requested_at, now)
+            self._next_request_at = began + self._pace(changed=changed)
 
     def _pace(self, *, changed: bool) -> float:
         """Seconds between timed reloads (RFC 8216bis §6.3.4): the part target with parts, else the

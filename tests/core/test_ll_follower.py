@@ -272,6 +272,14 @@ def test_without_blocking_reload_the_reloads_are_paced_by_the_part_target() -> N
     assert request is not None and request.not_before == pytest.approx(50.5 + PART_S / 2)
 
 
+def test_timed_reloads_are_paced_from_when_the_load_began() -> None:
+    control = ServerControl(part_hold_back=1.5)
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2, control=control), now=50.3, requested_at=50.0)
+    request = follower.next_playlist_request()
+    assert request is not None and request.not_before == pytest.approx(50.0 + PART_S)
+
+
 def test_a_failed_playlist_load_is_retried_timed() -> None:
     follower = LowLatencyFollower(URL)
     follower.playlist_received(playlist(10, 12, 2), now=0.0)
