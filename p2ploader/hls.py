@@ -191,8 +191,9 @@ _DATE_SLACK = 0.001
 _TARGET_SLACK = 0.5
 #: How far (seconds) one written duration may be from the true one: a duration rounded to two
 #: decimals is within 5 ms. A segment's parts must add up to its EXTINF within this much per
-#: duration involved (each part's and the EXTINF's), so rounding never fails a playlist but a
-#: missing or extra part (0.2 s at least) always does.
+#: duration involved (each part's and the EXTINF's), but never more than half PART-TARGET, so
+#: rounding does not fail a playlist while a missing or extra part of half PART-TARGET or more
+#: always does, however many parts a segment has.
 _PART_ROUNDING = 0.005
 
 
@@ -698,8 +699,9 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
 
     data = _m3u8_parse(_without_low_latency_tags(text), url)
     raw_segments = _dicts(data.get("segments"), "segment list", url)
-    # m3u8 appends a URI-less "segment" for trailing LL-HLS parts (EXT-X-PART after the last segment);
-    # anything else without a URI means m3u8 and the scan disagree about the structure.
+    # m3u8 may append a URI-less "segment" for tags after the last segment (it did for trailing
+    # LL-HLS parts, which it no longer sees); one with a duration means m3u8 and the scan disagree
+    # about the structure.
     segment_dicts = [s for s in raw_segments if "uri" in s]
     leftovers = [s for s in raw_segments if "uri" not in s]
     if any("duration" in s for s in leftovers) or [s["uri"] for s in segment_dicts] != uris:
@@ -1379,7 +1381,7 @@ def _parts(
             continue
         segment = segments[position]
         total = math.fsum(part.duration for part in parts)
-        if abs(total - segment.duration) <= _PART_ROUNDING * (len(parts) + 1):
+        if abs(total - segment.duration) <= min(_PART_ROUNDING * (len(parts) + 1), part_target / 2):
             continue
         if position == first_with_parts and total < segment.duration:
             # The server is removing this old segment's parts from the front (RFC 8216bis lets it
@@ -1620,10 +1622,12 @@ def _merge_delta(delta: MediaPlaylist, previous: MediaPlaylist) -> MediaPlaylist
             attrs.evolve(segment, discontinuity_sequence=segment.discontinuity_sequence + shift)
             for segment in listed
         )
-    # Start times as a full playlist parses: summed from 0 at its first segment, in order.
+    # As the full playlist parses: start times summed from 0 at its first segment, in order, and
+    # no parts on the skipped segments (a server skips only segments older than CAN-SKIP-UNTIL, at
+    # least six target durations, and lists parts only within about three of the end).
     merged: list[Segment] = []
     start = 0.0
-    for segment in (*skipped, *listed):
+    for segment in (*(attrs.evolve(s, parts=()) if s.parts else s for s in skipped), *listed):
         merged.append(segment if segment.start == start else attrs.evolve(segment, start=start))
         start += segment.duration
     removed = set(skip.recently_removed_dateranges)

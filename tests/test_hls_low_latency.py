@@ -507,6 +507,25 @@ def test_bad_low_latency_input_is_a_playlist_error_naming_its_line(text: str, fr
     assert fragment in reason(text)
 
 
+def fine_parts_text(extinf: float) -> str:
+    """Two 10 s segments of 50 parts of 0.2 s (PART-TARGET 0.2), the second's EXTINF ``extinf``
+    (the first is not the oldest parted segment, whose parts a server may be trimming)."""
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:10", "#EXT-X-PART-INF:PART-TARGET=0.2"]
+    for sequence, duration in ((0, 10.0), (1, extinf)):
+        lines += [f'#EXT-X-PART:DURATION=0.2,URI="p{sequence}.{i}.mp4"' for i in range(50)]
+        lines += [f"#EXTINF:{duration},", f"s{sequence}.mp4"]
+    return "\n".join(lines)
+
+
+def test_part_sum_slack_never_hides_a_missing_part() -> None:
+    parse(fine_parts_text(10.09))  # within half PART-TARGET (0.1 s)
+    # 0.2 s off: one part too few or too many, whatever the number of parts.
+    assert "segment 1 (line 106): its 50 parts last 10s but its EXTINF says 10.2s" in reason(
+        fine_parts_text(10.2)
+    )
+    assert "its 50 parts last 10s but its EXTINF says 9.8s" in reason(fine_parts_text(9.8))
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -880,3 +899,44 @@ def test_corrupt_low_latency_playlists_only_raise_playlist_errors(
     for helper in (live_edge, next_blocking_request, low_latency_start):
         with contextlib.suppress(UsageError):
             helper(playlist)
+
+
+# --------------------------------------------------------------------------------------------------
+# Property: following a stream with delta updates gives what following it with full playlists does
+
+WINDOW = 12  # segments in the server's window
+SKIP_BOUNDARY = 6  # segments: CAN-SKIP-UNTIL=24 with 4 s segments; newer ones are never skipped
+
+
+def published(parts: int, *, skip: int = 0, previous_last: int | None = None) -> tuple[str, str]:
+    """The playlist after ``parts`` parts since segment 100 began, full and as a delta update that
+    skips up to ``skip`` segments the client has (its last known segment is ``previous_last``)."""
+    complete, pending = divmod(parts, PARTS_PER_SEGMENT)
+    first = 100 + max(0, complete - WINDOW)
+    count = complete - (first - 100)
+    kwargs = {"first": first, "segments": count, "parted": min(2, count), "pending": pending}
+    full = ll_text(**kwargs)  # type: ignore[arg-type]
+    known = 0 if previous_last is None else max(0, previous_last - first + 1)
+    skipped = min(skip, known, max(0, count - SKIP_BOUNDARY))
+    delta = ll_text(**kwargs, skip=f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}", skipped=skipped)  # type: ignore[arg-type]
+    return full, delta
+
+
+@settings(FUZZ, max_examples=60)
+@given(
+    st.lists(st.tuples(st.integers(0, 14), st.booleans(), st.integers(0, WINDOW)), min_size=1, max_size=12)
+)
+def test_delta_updates_follow_the_stream_as_full_reloads_do(steps: list[tuple[int, bool, int]]) -> None:
+    parts = PARTS_PER_SEGMENT + 5
+    first_text, _ = published(parts)
+    by_full = LivePlaylistTracker(parse(first_text))
+    by_delta = LivePlaylistTracker(parse(first_text))
+    for advance, use_delta, skip in steps:
+        parts += advance
+        full, delta = published(parts, skip=skip, previous_last=by_delta.current.last_sequence)
+        full_update = by_full.update(parse(full))
+        delta_update = by_delta.update(parse(delta if use_delta else full))
+        assert delta_update == full_update
+        assert by_delta.current == by_full.current
+        assert by_delta.current.skipped is None
+        assert live_edge(by_delta.current) == live_edge(by_full.current)
