@@ -23,6 +23,8 @@ __all__ = [
     "ConfigFileError",
     "DecryptionError",
     "DeltaPlaylistError",
+    "DirectiveError",
+    "FragmentedMp4Error",
     "HttpStatusError",
     "LivePlaylistStuckError",
     "LoaderClosedError",
@@ -323,6 +325,17 @@ class BindError(TransportError):
         """The bind error for ``exc``, raised by ``bind()`` or ``listen()`` on ``host``:``port``."""
         reason = _BIND_REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
         return cls(host, port, reason, errno=exc.errno)
+
+
+class FragmentedMp4Error(RemoteError, ValueError):
+    """A file is not the fragmented MP4 that the local origin's LL-HLS mode cuts into parts
+    (:mod:`p2ploader.testing.llhls`); the message says which box is wrong and where. The origin
+    answers ``404`` with it and never raises it to a client."""
+
+
+class DirectiveError(RemoteError, ValueError):
+    """A playlist request's LL-HLS delivery directives (``_HLS_msn``, ``_HLS_part``, ``_HLS_skip``)
+    are malformed; the local origin answers ``400`` with the message."""
 
 
 class TestbedError(P2PLoaderError):

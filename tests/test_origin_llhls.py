@@ -37,6 +37,7 @@ from p2ploader.testing.llhls import (
     LowLatencyTimeline,
     advance_part_limit,
     fragments_of,
+    group_fragments,
     parse_directives,
     parse_init,
 )
@@ -46,6 +47,7 @@ from tests.ffmpeg_streams import (
     LLHLS_SEGMENT_SECONDS,
     ffmpeg_or_skip,
     llhls_stream,  # noqa: F401
+    make_llhls_stream,
 )
 
 TLS = ssl.create_default_context()
@@ -665,6 +667,8 @@ def test_directive_parsing_ignores_other_parameters() -> None:
         ({"block_timeout": 0}, "block_timeout"),
         ({"block_timeout": float("inf")}, "block_timeout"),
         ({"max_held_requests": 0}, "max_held_requests"),
+        ({"part_duration": 0}, "part_duration"),
+        ({"part_duration": float("nan")}, "part_duration"),
     ],
 )
 def test_bad_settings_are_a_config_error(settings: dict[str, Any], key: str) -> None:
@@ -691,7 +695,7 @@ def test_part_durations_are_scaled_to_the_segment_duration() -> None:
         discontinuity=False,
         init=None,
         extra=(),
-        fragments=fragments,
+        parts=fragments,
     )
     assert segment.part_ends == (Fraction(6, 5), Fraction(3))
     timeline = LowLatencyTimeline(segments=(segment,), initial=1, limit=None)
@@ -859,3 +863,109 @@ def test_a_forced_segment_duration_scales_the_parts_and_the_extinf(
             assert segment.duration == 4.0
             if segment.parts:
                 assert sum(part.duration for part in segment.parts) == pytest.approx(4.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parts of several fragments
+
+
+def test_fragments_are_joined_into_parts_of_the_asked_duration(
+    llhls_stream: Path,  # noqa: F811
+    clock: Clock,
+    client: httpx.Client,
+) -> None:
+    assert LowLatencySettings().part_duration is None  # the default: one part per fragment
+    with make_origin(llhls_stream, clock, part_duration=1.0) as origin:
+        clock.now = part_due(4, 0)  # segments 0..3 complete; 0.5 s into segment 4: no part yet
+        listed = get_playlist(client, origin)
+        assert listed.part_target == 1.0
+        assert listed.hint == "seg_4.0.m4s"
+        segment = next(segment for segment in listed.segments if segment.msn == 3)
+        assert [part.duration for part in segment.parts] == [1.0, 1.0]
+        assert [part.independent for part in segment.parts] == [True, False]
+        bodies = [client.get(origin.url_for(f"llhls/high/{part.uri}")).content for part in segment.parts]
+        assert b"".join(bodies) == client.get(origin.url_for("llhls/high/seg_3.m4s")).content
+        clock.now = part_due(4, 1)  # two fragments: the first part of segment 4
+        assert len(get_playlist(client, origin).segments[-1].parts) == 1
+
+
+def test_grouping_keeps_key_frames_at_part_starts_and_long_fragments_alone() -> None:
+    def fragment(offset: int, duration: str, independent: bool = False) -> Any:
+        return attrs.evolve(
+            fragment_template(), offset=offset, length=1, duration=Fraction(duration), independent=independent
+        )
+
+    fragments = [fragment(0, "0.2", True), fragment(1, "0.2"), fragment(2, "0.2", True), fragment(3, "0.9")]
+    parts = group_fragments(fragments, 0.5)
+    assert [(p.offset, p.length, p.duration, p.independent) for p in parts] == [
+        (0, 2, Fraction("0.4"), True),
+        (2, 1, Fraction("0.2"), True),  # a key frame starts a part even when it would fit
+        (3, 1, Fraction("0.9"), False),  # longer than the part duration: alone
+    ]
+    assert group_fragments(fragments, None) == tuple(fragments)
+
+
+def test_a_source_cut_at_every_frame_is_served_in_parts_of_part_duration(
+    tmp_path: Path, clock: Clock, client: httpx.Client
+) -> None:
+    # Low-latency CMAF encoders write a fragment per frame: 48 fragments per 2 s segment here.
+    root = make_llhls_stream(tmp_path / "per_frame", seconds=4, part_seconds=0.04)
+    data = (root / "high" / "seg_001.m4s").read_bytes()
+    assert len(fragments_of(data, parse_init((root / "high" / "init.mp4").read_bytes()))) == 48
+    with make_origin(root, clock, part_duration=LLHLS_PART_SECONDS) as origin:
+        clock.now = 0.0  # segments 0 and 1 complete
+        listed = get_playlist(client, origin)
+        segment = listed.segments[-1]
+        assert segment.msn == 1 and len(segment.parts) == PARTS_PER_SEGMENT
+        assert {part.duration for part in segment.parts} == {LLHLS_PART_SECONDS}
+        assert listed.part_target == LLHLS_PART_SECONDS
+        bodies = [client.get(origin.url_for(f"llhls/high/{part.uri}")).content for part in segment.parts]
+    assert b"".join(bodies) == data
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--part-duration", "0.5"], "--part-duration needs --llhls"),
+        (["--llhls", "--part-duration", "0"], "part_duration must be None or a finite number > 0"),
+    ],
+)
+def test_the_origin_command_refuses_bad_llhls_options_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from p2ploader.app.cli import main
+
+    assert main(["origin", "--port", "0", *argv]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("p2ploader origin: ") and message in line
+
+
+def two_track_init() -> bytes:
+    """An init section with video track 1 (timescale 1000) and audio track 2 (timescale 1000)."""
+    traks = b""
+    for track_id, handler in ((1, b"vide"), (2, b"soun")):
+        tkhd = full_box(b"tkhd", 0, bytes(8) + word(track_id) + bytes(60))
+        mdhd = full_box(b"mdhd", 0, bytes(8) + word(1000) + bytes(8))
+        hdlr = full_box(b"hdlr", 0, bytes(4) + handler + bytes(13))
+        traks += box(b"trak", tkhd + box(b"mdia", mdhd + hdlr))
+    return box(b"moov", traks)
+
+
+def traf(track_id: int, duration: int, first_flags: int) -> bytes:
+    tfhd = full_box(b"tfhd", 0x08, word(track_id) + word(duration))
+    return box(b"traf", tfhd + full_box(b"trun", 0x004, word(1) + word(first_flags)))
+
+
+def test_a_fragment_of_audio_alone_in_a_stream_with_video_lasts_0_s_and_is_not_independent() -> None:
+    tracks = parse_init(two_track_init())
+    video_key = box(b"moof", traf(1, 500, 0) + traf(2, 520, 0)) + box(b"mdat", b"")
+    audio_only = box(b"moof", traf(2, 480, 0)) + box(b"mdat", b"")
+    video_delta = box(b"moof", traf(1, 500, NON_SYNC) + traf(2, 500, 0)) + box(b"mdat", b"")
+    fragments = fragments_of(video_key + audio_only + video_delta, tracks)
+    assert [(f.duration, f.independent) for f in fragments] == [
+        (Fraction(1, 2), True),  # the video's duration, not the audio's longer one
+        (Fraction(0), False),
+        (Fraction(1, 2), False),
+    ]
+    # Joined into parts, the audio-only fragment never starts a part of its own.
+    assert [p.duration for p in group_fragments(fragments, 1.0)] == [Fraction(1)]

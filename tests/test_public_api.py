@@ -36,7 +36,16 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # Errors that never reach a caller of the public API (the scheduler, the tracker client and the
 # tracker server handle them inside).
-INTERNAL_ERRORS = {"PeerProtocolError", "TrackerMessageError", "TrackerRequestError", "TrackerWireError"}
+# Errors that never reach a caller of the loader: turned into a disconnect, a tracker failure, or
+# (the local test origin's LL-HLS errors) into an HTTP answer.
+INTERNAL_ERRORS = {
+    "DirectiveError",
+    "FragmentedMp4Error",
+    "PeerProtocolError",
+    "TrackerMessageError",
+    "TrackerRequestError",
+    "TrackerWireError",
+}
 
 
 def _ruff_order(name: str) -> tuple[int, str]:

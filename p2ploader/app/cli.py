@@ -34,7 +34,14 @@ from urllib.parse import urlsplit
 import attrs
 
 from p2ploader.config import PRESETS, LoaderConfig
-from p2ploader.errors import BindError, ConfigError, ConfigFileError, MissingExtraError, P2PLoaderError
+from p2ploader.errors import (
+    BindError,
+    ConfigError,
+    ConfigFileError,
+    MissingExtraError,
+    P2PLoaderError,
+    UsageError,
+)
 from p2ploader.extras import require_extras
 from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
@@ -685,7 +692,9 @@ def _serve_origin(args: argparse.Namespace) -> int:
     from p2ploader.testing.origin import LiveSettings, LowLatencySettings, OriginServer
 
     root = Path(args.root) if args.root else sample_path(args.sample)
-    low_latency = LowLatencySettings() if args.llhls else None
+    if args.part_duration is not None and not args.llhls:
+        raise UsageError("--part-duration needs --llhls")
+    low_latency = LowLatencySettings(part_duration=args.part_duration) if args.llhls else None
     # A bundled sample is public test video: a browser page on any port may read it. A folder of
     # the user's own files is readable by other websites only when asked (--cors).
     cors = args.cors if args.cors is not None else args.root is None
@@ -1120,6 +1129,14 @@ def _add_origin(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also serve every fragmented-MP4 media playlist as Low-Latency HLS under /llhls/: one "
         "part per moof+mdat fragment, blocking playlist reload, preload hints, delta updates "
         "(the fmp4 sample has one fragment per segment, so its parts are whole segments)",
+    )
+    origin.add_argument(
+        "--part-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --llhls: join consecutive fragments into parts of at most SECONDS (for sources "
+        "with a fragment per frame); default: one part per fragment",
     )
     origin.set_defaults(handler=_serve_origin)
 

@@ -7,11 +7,13 @@ every fMP4 VOD media playlist under its root as a live LL-HLS stream under ``/ll
 * **Parts from fragments.** :func:`parse_init` reads the tracks of an fMP4 init section and
   :func:`fragments_of` walks the top-level boxes of a segment file: each ``moof`` + ``mdat`` pair
   (with the ``styp``/``sidx``/``prft``/``emsg`` boxes in front of it) is one fragment, and each
-  fragment is published as one part. A part's duration is the longest of its track fragments'
-  sample durations (``trun``/``tfhd``/``trex``); it is ``INDEPENDENT=YES`` when the first sample of
+  fragment is published as one part (or, with ``part_duration``, a run of them). A fragment's
+  duration is its video track fragment's sample durations (``trun``/``tfhd``/``trex``; the longest
+  track fragment's in a stream without video); a part is ``INDEPENDENT=YES`` when the first sample of
   every track fragment is a sync sample (the ``sample_is_non_sync_sample`` bit of its sample flags
   is clear), read from the sample flags rather than assumed from the segment's start. Parsing is
-  bounded (box count, nesting, sizes checked against their parent) and anything malformed raises
+  bounded (a box budget per file, every size checked against its parent, sample tables against
+  their box, only the known boxes entered: no recursion) and anything malformed raises
   :class:`FragmentedMp4Error`.
 * **The clock.** :class:`LowLatencyTimeline` says which segments and parts are published ``t``
   seconds after the stream started, with the live edge rule of ``/live/``: segment ``msn`` (VOD
@@ -50,7 +52,7 @@ from urllib.parse import parse_qsl, quote
 
 import attrs
 
-from p2ploader.errors import ConfigError, P2PLoaderError
+from p2ploader.errors import ConfigError, DirectiveError, FragmentedMp4Error
 
 __all__ = [
     "BlockingDecision",
@@ -62,16 +64,20 @@ __all__ = [
     "LowLatencySegment",
     "LowLatencySettings",
     "LowLatencyTimeline",
+    "PlaylistShape",
     "RenditionReportLine",
     "TrackInfo",
     "advance_part_limit",
     "blocking_decision",
     "fragments_of",
+    "group_fragments",
     "parse_directives",
     "parse_init",
+    "parse_part_name",
     "part_name",
     "part_target_of",
     "render_media_playlist",
+    "window_first",
 ]
 
 #: Boxes read from one file at most (top level and nested together).
@@ -89,14 +95,6 @@ _EDGE_TOLERANCE: Final = Fraction(1, 1_000_000)  # as for /live/: decimal clock 
 _NON_SYNC_SAMPLE: Final = 0x0001_0000  # ISO/IEC 14496-12 sample flags: sample_is_non_sync_sample
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 _PART_NAME: Final = re.compile(r"seg_(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,5})(\..*)?", re.ASCII | re.DOTALL)
-
-
-class FragmentedMp4Error(P2PLoaderError, ValueError):
-    """A file is not the fragmented MP4 LL-HLS parts are cut from (the message says where)."""
-
-
-class DirectiveError(P2PLoaderError, ValueError):
-    """A playlist request's delivery directives are malformed (the origin answers ``400``)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,6 +120,17 @@ def _validate_block_timeout(_i: object, _a: attrs.Attribute[float | None], value
         )
 
 
+def _validate_part_duration(_i: object, _a: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is None:
+        return
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not number or not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"LowLatencySettings.part_duration must be None or a finite number > 0, got {value!r}",
+            key="part_duration",
+        )
+
+
 def _validate_max_held(_i: object, _a: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
@@ -138,6 +147,10 @@ class LowLatencySettings:
     :class:`~p2ploader.testing.origin.LiveSettings` (its defaults when it has none).
 
     Attributes:
+        part_duration: Join consecutive fragments of a segment into parts of at most this many
+            seconds (> 0; :func:`group_fragments`), for sources cut finer than the parts wanted
+            (a fragment per frame, as low-latency CMAF encoders write); ``None``: one part per
+            fragment.
         part_hold_back_parts: ``PART-HOLD-BACK`` in part target durations (>= 2: RFC 8216bis
             requires at least twice the part target; 3 is what it recommends).
         block_timeout: Seconds (real time) a blocking reload or a request for the hinted part is
@@ -146,6 +159,7 @@ class LowLatencySettings:
             ``503`` at once, so held requests cannot take every server thread.
     """
 
+    part_duration: float | None = attrs.field(default=None, validator=_validate_part_duration)
     part_hold_back_parts: float = attrs.field(default=3.0, validator=_validate_hold_back)
     block_timeout: float | None = attrs.field(default=None, validator=_validate_block_timeout)
     max_held_requests: int = attrs.field(default=64, validator=_validate_max_held)
@@ -285,6 +299,7 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
             durations or flags it cannot tell, or no fragment at all.
     """
     budget = [MAX_BOXES]
+    has_video = any(track.handler == "vide" for track in tracks.values())
     fragments: list[Fragment] = []
     start: int | None = None
     moof: tuple[Fraction, bool] | None = None
@@ -294,7 +309,7 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
         if name == "moof":
             if moof is not None:
                 raise FragmentedMp4Error(f"moof at byte {box_start} follows a moof without its mdat")
-            moof = _read_moof(data, payload, end, tracks, budget)
+            moof = _read_moof(data, payload, end, tracks, has_video, budget)
         elif name == "mdat":
             if moof is None:
                 raise FragmentedMp4Error(f"mdat at byte {box_start} has no moof in front of it")
@@ -313,13 +328,17 @@ def fragments_of(data: bytes, tracks: dict[int, TrackInfo]) -> tuple[Fragment, .
 
 
 def _read_moof(
-    data: bytes, start: int, end: int, tracks: dict[int, TrackInfo], budget: list[int]
+    data: bytes, start: int, end: int, tracks: dict[int, TrackInfo], has_video: bool, budget: list[int]
 ) -> tuple[Fraction, bool]:
-    """(duration in seconds, independent) of one ``moof``. The duration is the video's when the
-    fragment has video (audio frames rarely end where video frames do, and the video is what
-    the parts are cut on), else the longest track fragment's."""
+    """(duration in seconds, independent) of one ``moof``. With a video track in the stream the
+    duration is the video's (audio frames rarely end where video frames do, and the video is what
+    the parts are cut on; a fragment of audio only then lasts 0 s and joins a neighbour's part
+    time), else the longest track fragment's. It is independent when the first sample of every
+    track fragment is a sync sample and, in a stream with video, it has video: audio frames are
+    all sync samples, but a part starting with audio alone still needs the key frame before it."""
     durations: dict[bool, Fraction] = {True: Fraction(0), False: Fraction(0)}
     independent = True
+    video_seen = False
     trafs = 0
     for name, _, payload, traf_end in _boxes(data, start, end, budget):
         if name != "traf":
@@ -327,10 +346,13 @@ def _read_moof(
         trafs += 1
         seconds, sync, video = _read_traf(data, payload, traf_end, tracks, budget)
         durations[video] = max(durations[video], seconds)
+        video_seen = video_seen or video
         independent = independent and sync
     if trafs == 0:
         raise FragmentedMp4Error("a moof has no traf")
-    return durations[True] or durations[False], independent
+    if has_video:
+        return durations[True], independent and video_seen
+    return durations[False], independent
 
 
 def _read_traf(
@@ -412,6 +434,27 @@ def _read_trun(
     return ticks, first_flags, count
 
 
+def group_fragments(fragments: Sequence[Fragment], part_duration: float | None) -> tuple[Fragment, ...]:
+    """The parts of a segment made of ``fragments``: with ``part_duration`` (seconds) None, one
+    part per fragment; else consecutive fragments joined while the part stays within
+    ``part_duration``. A fragment that starts with sync samples (``independent``) always starts a
+    part, so every key frame an encoder put at a fragment start keeps its ``INDEPENDENT=YES``; a
+    fragment longer than ``part_duration`` is a part by itself."""
+    if part_duration is None:
+        return tuple(fragments)
+    limit = Fraction(repr(part_duration)) + _EDGE_TOLERANCE
+    parts: list[Fragment] = []
+    for fragment in fragments:
+        if parts and not fragment.independent and parts[-1].duration + fragment.duration <= limit:
+            last = parts[-1]
+            parts[-1] = attrs.evolve(
+                last, length=last.length + fragment.length, duration=last.duration + fragment.duration
+            )
+        else:
+            parts.append(fragment)
+    return tuple(parts)
+
+
 # --------------------------------------------------------------------------------------------------
 # The live timeline
 
@@ -427,7 +470,8 @@ class LowLatencySegment:
         discontinuity: ``#EXT-X-DISCONTINUITY`` in front of it in the VOD playlist.
         init: The ``#EXT-X-MAP`` line in effect, URI already rewritten for the live playlist.
         extra: Other tags in front of it in the VOD playlist, verbatim.
-        fragments: Its fragments (each one part), covering the whole file.
+        parts: Its parts, in order, covering the whole file: each one or more whole fragments
+            (:func:`group_fragments`), as a :class:`Fragment` spanning them.
     """
 
     duration: Fraction
@@ -436,18 +480,18 @@ class LowLatencySegment:
     discontinuity: bool
     init: str | None
     extra: tuple[str, ...]
-    fragments: tuple[Fragment, ...]
+    parts: tuple[Fragment, ...]
     part_ends: tuple[Fraction, ...] = attrs.field(init=False)
     """Where each part ends in the segment, in seconds from its start (the last is ``duration``):
-    the fragments' durations scaled so that they add up to ``duration`` exactly."""
+    the parts' own durations scaled so that they add up to ``duration`` exactly."""
 
     def __attrs_post_init__(self) -> None:
-        total = sum((fragment.duration for fragment in self.fragments), Fraction(0))
+        total = sum((part.duration for part in self.parts), Fraction(0))
         ends: list[Fraction] = []
         elapsed = Fraction(0)
-        for index, fragment in enumerate(self.fragments):
-            elapsed += fragment.duration
-            share = elapsed / total if total else Fraction(index + 1, len(self.fragments))
+        for index, part in enumerate(self.parts):
+            elapsed += part.duration
+            share = elapsed / total if total else Fraction(index + 1, len(self.parts))
             ends.append(self.duration * share)
         object.__setattr__(self, "part_ends", tuple(ends))
 
@@ -459,7 +503,7 @@ class LowLatencySegment:
 def part_target_of(segments: Sequence[LowLatencySegment]) -> Fraction:
     """``PART-TARGET``: the longest part, rounded up to the millisecond (every part must be at most
     the part target, RFC 8216bis §4.4.3.7), in seconds."""
-    longest = max(segment.part_duration(i) for segment in segments for i in range(len(segment.fragments)))
+    longest = max(segment.part_duration(i) for segment in segments for i in range(len(segment.parts)))
     return Fraction(math.ceil(longest * 1000), 1000)
 
 
@@ -543,7 +587,7 @@ class LowLatencyTimeline:
     def is_published(self, edge: LowLatencyEdge, msn: int, part: int | None) -> bool:
         """Whether segment ``msn`` (complete), or with ``part`` that part of it, is published at
         ``edge``. A part index past the segment's last part means the next segment's first part."""
-        if part is not None and part >= len(self.segment(msn).fragments):
+        if part is not None and part >= len(self.segment(msn).parts):
             msn, part = msn + 1, 0
         if msn < edge.complete:
             return True
@@ -557,7 +601,7 @@ class LowLatencyTimeline:
             return edge.complete, edge.parts - 1
         if edge.complete == 0:
             return None
-        return edge.complete - 1, len(self.segment(edge.complete - 1).fragments) - 1
+        return edge.complete - 1, len(self.segment(edge.complete - 1).parts) - 1
 
     def parts_between(self, older: tuple[int, int], newer: tuple[int, int]) -> int:
         """How many parts ``newer`` is after ``older`` (both ``(msn, part)``; negative if before)."""
@@ -566,7 +610,7 @@ class LowLatencyTimeline:
         (msn, part), (last_msn, last_part) = older, newer
         count = -part
         while msn < last_msn:
-            count += len(self.segment(msn).fragments)
+            count += len(self.segment(msn).parts)
             msn += 1
         return count + last_part
 
@@ -785,8 +829,8 @@ def render_media_playlist(
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_format_date(date)}")
         complete = msn < edge.complete
         if not complete or start + segment.duration > parts_from:
-            for index in range(len(segment.fragments) if complete else edge.parts):
-                independent = ",INDEPENDENT=YES" if segment.fragments[index].independent else ""
+            for index in range(len(segment.parts) if complete else edge.parts):
+                independent = ",INDEPENDENT=YES" if segment.parts[index].independent else ""
                 lines.append(
                     f"#EXT-X-PART:DURATION={_decimal_seconds(segment.part_duration(index))},"
                     f'URI="{shape.name_prefix}{part_name(msn, index, segment.ext)}"{independent}'

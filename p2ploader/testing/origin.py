@@ -101,6 +101,7 @@ from p2ploader.testing.llhls import (
     TrackInfo,
     blocking_decision,
     fragments_of,
+    group_fragments,
     parse_directives,
     parse_init,
     parse_part_name,
@@ -1633,6 +1634,8 @@ class OriginServer:
 
     def _build_llhls_stream(self, media: _MediaPlaylist, vod_url_path: str) -> _LowLatencyStream | str:
         settings = self._live if self._live is not None else LiveSettings()
+        low_latency = self._low_latency
+        assert low_latency is not None
         problem = _live_problem(media, settings)
         if problem is not None:
             return problem
@@ -1666,7 +1669,7 @@ class OriginServer:
                     discontinuity=segment.discontinuity,
                     init=segment.init,
                     extra=segment.extra,
-                    fragments=fragments,
+                    parts=group_fragments(fragments, low_latency.part_duration),
                 )
             )
         limit = settings.end_after
@@ -1802,6 +1805,8 @@ class OriginServer:
         assert low_latency is not None
         timeline = stream.timeline
         with self._clock_changed:
+            if ready(timeline.edge(self._clock())):
+                return None  # published meanwhile: nothing to hold, nothing to count
             if self._held >= low_latency.max_held_requests:
                 return _error(
                     503, f"too many held requests ({low_latency.max_held_requests}): try again later"
@@ -1893,7 +1898,7 @@ class OriginServer:
         timeline = stream.timeline
         segment = timeline.segment(msn)
         edge, available = self._llhls_available(stream, msn)
-        if not available or index >= len(segment.fragments) or ext != segment.ext:
+        if not available or index >= len(segment.parts) or ext != segment.ext:
             return _error(404, f"not found: {shown}: no such part")
         if not timeline.is_published(edge, msn, index):
             # Only the part the playlists hint at (the next one) is held until it is published.
@@ -1906,7 +1911,7 @@ class OriginServer:
             )
             if held is not None:
                 return held
-        fragment = segment.fragments[index]
+        fragment = segment.parts[index]
         path = stream.paths[msn % len(stream.paths)]
         found = self._find_file([part for part in path.split("/") if part not in ("", ".")])
         if isinstance(found, _Resource):
