@@ -294,12 +294,14 @@ class LowLatencyStream:
 
     def _pump(self) -> None:
         """Start the fetches the follower asks for; wake :meth:`items`."""
+        self._progress.set()
+        if self._closed:
+            return
         loop = asyncio.get_running_loop()
         for fetch in self._follower.take_fetches():
             task = loop.create_task(self._fetch(fetch), name=f"ll-fetch-{fetch.url}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        self._progress.set()
 
     async def _fetch(self, fetch: FetchRequest) -> None:
         stats = self.statistics
