@@ -266,7 +266,7 @@ async def _play(args: argparse.Namespace) -> int:
     from p2ploader.app.views import viewer_line
 
     if args.low_latency:
-        return await _play_low_latency(args)
+        return await _play_low_latency(args, command="play")
     url = args.url
     async with open_loader(
         url,
@@ -324,9 +324,10 @@ def _low_latency_summary(url: str, rendition: str, report: LowLatencyReport) -> 
     }
 
 
-async def _play_low_latency(args: argparse.Namespace) -> int:
-    """``play --low-latency``: follow a live LL-HLS stream part by part, over HTTP, and report how
-    far behind live it plays."""
+async def _play_low_latency(args: argparse.Namespace, *, command: str) -> int:
+    """``play --low-latency`` and ``view --low-latency``: follow a live LL-HLS stream part by part,
+    over HTTP, print a plain line every second (every ``--interval`` for ``view``), and report
+    how far behind live it played."""
     from p2ploader.aio.ll_player import play_low_latency
     from p2ploader.aio.loader import open_loader
 
@@ -340,13 +341,14 @@ async def _play_low_latency(args: argparse.Namespace) -> int:
         print(_describe(url, loader) + ", at low latency over HTTP", flush=True)
         loop = asyncio.get_running_loop()
         next_line = loop.time()
+        every = float(getattr(args, "interval", 1.0))
 
         def on_tick(model: PlaybackModel, latency: float | None) -> None:
             nonlocal next_line
             now = loop.time()
             if args.quiet or now < next_line:
                 return
-            next_line = now + 1.0
+            next_line = now + every
             shown = "n/a" if latency is None else f"{latency:.2f}s"
             edge = model.live_edge_distance
             print(
@@ -364,7 +366,7 @@ async def _play_low_latency(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(Path(args.json), summary)
         print(f"statistics written to {args.json}")
-    return _played_status("play", {**summary, "http_failures": 0})
+    return _played_status(command, {**summary, "http_failures": 0})
 
 
 async def _view(args: argparse.Namespace) -> int:
@@ -373,6 +375,8 @@ async def _view(args: argparse.Namespace) -> int:
     from p2ploader.aio.webrtc import restrict_ice_to_loopback
     from p2ploader.app.views import LiveOutput, make_console, viewer_line, viewer_panel, viewer_summary
 
+    if args.low_latency:  # plain lines: the terminal view's figures are the swarm's
+        return await _play_low_latency(args, command="view")
     url = args.url
     config = _load_config(args)
     if args.tracker:
@@ -977,6 +981,23 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.set_defaults(handler=lambda args: asyncio.run(_demo(args)))
 
 
+def _add_low_latency_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--low-latency",
+        action="store_true",
+        help="follow a live LL-HLS stream part by part (blocking playlist reloads, preload hints), "
+        "over HTTP only, printing plain lines with the latency behind live",
+    )
+    parser.add_argument(
+        "--hold-back",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --low-latency: start this far behind the live edge (default: the playlist's "
+        "PART-HOLD-BACK)",
+    )
+
+
 def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     view = sub.add_parser(
         "view",
@@ -1020,6 +1041,7 @@ def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plain output: seconds between progress lines (default: 2)",
     )
     _add_loader_options(view)
+    _add_low_latency_options(view)
     view.set_defaults(handler=lambda args: _showing_status(_view, args))
 
 
@@ -1073,20 +1095,7 @@ def _add_play(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
     )
     play.add_argument("--quiet", action="store_true", help="print only the summary")
-    play.add_argument(
-        "--low-latency",
-        action="store_true",
-        help="follow a live LL-HLS stream part by part (blocking playlist reloads, preload hints), "
-        "over HTTP only, and report the latency behind live",
-    )
-    play.add_argument(
-        "--hold-back",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="with --low-latency: start this far behind the live edge (default: the playlist's "
-        "PART-HOLD-BACK)",
-    )
+    _add_low_latency_options(play)
     play.set_defaults(handler=lambda args: _showing_status(_play, args))
 
 

@@ -64,7 +64,8 @@ async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path, t
     assert stream.statistics.blocking_playlist_loads >= 3 * PARTS - 1
     assert stream.statistics.playlist_failures == 0 and stream.statistics.fetch_failures == 0
     # Playing: no stall; behind live by PART-HOLD-BACK rounded back to a segment start (the only
-    # independent parts), i.e. at most PART-HOLD-BACK plus one segment.
+    # independent parts), plus the age of the live edge at the first load (under a part) and the
+    # time to start (0.5 s).
     # What the player got is a stream ffmpeg decodes: the init section, then the items' bytes.
     assert init is not None and all(i.init_section == items[0].init_section for i in items)
     media = tmp_path / "played.mp4"
@@ -76,10 +77,9 @@ async def test_parts_of_the_origin_in_order_at_low_latency(llhls_stream: Path, t
         _, errors = await ffmpeg.communicate()
     assert ffmpeg.returncode == 0 and errors == b"", errors.decode()
     assert report.playback.stalls == 0
-    assert report.latency_p95 is not None
-    assert (
-        PART_HOLD_BACK <= report.latency_p50 <= report.latency_p95 <= PART_HOLD_BACK + LLHLS_SEGMENT_SECONDS
-    )  # type: ignore[operator]
+    assert report.latency_p50 is not None and report.latency_p95 is not None
+    bound = PART_HOLD_BACK + LLHLS_SEGMENT_SECONDS + LLHLS_PART_SECONDS + 0.5
+    assert PART_HOLD_BACK <= report.latency_p50 <= report.latency_p95 <= bound
 
 
 async def test_the_loader_follows_the_masters_first_variant(llhls_stream: Path) -> None:  # noqa: F811
