@@ -506,8 +506,8 @@ class LowLatencyFollower:
         self, segment: Segment, index: int, handed: int, handed_seconds: float
     ) -> list[_Planned]:
         """A complete segment from part ``index`` on (``handed`` bytes, ``handed_seconds`` of it
-        handed over already):
-        its listed parts when some are fetched already, else the segment whole or its rest."""
+        handed over already): its listed parts when following is inside it or some of them are
+        fetched already, else the segment whole, or its rest when its parts are listed no more."""
         if index and index >= len(segment.parts) and segment.parts:
             return []  # every part was handed over: the segment is done
         parts = segment.parts[index:]
