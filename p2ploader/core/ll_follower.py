@@ -254,7 +254,10 @@ def _hint_fetch(hint: PreloadHint) -> FetchRequest:
         offset=hint.byte_range_start,
         length=hint.byte_range_length,
         kind="hint",
-        ranged=hint.byte_range_start > 0 or hint.byte_range_length is not None,
+        # Always a Range, even from byte 0: a hint for a part that is a byte range of a segment
+        # still being written may name its first byte only by default (BYTERANGE-START omitted),
+        # and a GET without Range would ask for the whole, unfinished segment.
+        ranged=True,
     )
 
 

@@ -45,11 +45,17 @@ def part_bytes(msn: int, index: int) -> bytes:
 
 
 def playlist_text(
-    published: int, *, epoch: datetime = EPOCH, ended: bool = False, blocking: bool = True
+    published: int,
+    *,
+    epoch: datetime = EPOCH,
+    ended: bool = False,
+    blocking: bool = True,
+    ranged: bool = False,
 ) -> str:
     """The media playlist once ``published`` parts (from part 0 of segment 0) are out: the last
     ``WINDOW`` complete segments (the parts of the last three listed), the parts of the segment in
-    progress, and a preload hint for the next part (EXT-X-ENDLIST instead once ``ended``)."""
+    progress, and a preload hint for the next part (EXT-X-ENDLIST instead once ``ended``).
+    ``ranged``: each part is a byte range of its segment's URI (the hint a BYTERANGE-START)."""
     complete = published // PARTS
     first = max(0, complete - WINDOW)
     control = (
@@ -69,18 +75,25 @@ def playlist_text(
     ]
     for msn in range(first, complete):
         if msn >= complete - LISTED_PART_SEGMENTS:
-            lines += [_part_line(msn, i) for i in range(PARTS)]
+            lines += [_part_line(msn, i, ranged=ranged) for i in range(PARTS)]
         lines += [f"#EXTINF:{SEGMENT_S},", f"s{msn}.m4s"]
     pending = published % PARTS
-    lines += [_part_line(complete, i) for i in range(pending)]
+    lines += [_part_line(complete, i, ranged=ranged) for i in range(pending)]
     if ended:
         lines.append("#EXT-X-ENDLIST")
+    elif ranged:
+        start = pending * len(part_bytes(complete, 0))
+        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="s{complete}.m4s",BYTERANGE-START={start}')
     else:
         lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p{complete}.{pending}.m4s"')
     return "\n".join(lines) + "\n"
 
 
-def _part_line(msn: int, index: int) -> str:
+def _part_line(msn: int, index: int, *, ranged: bool = False) -> str:
+    if ranged:
+        length = len(part_bytes(msn, 0))  # every part of a segment is as long
+        where = f'URI="s{msn}.m4s",BYTERANGE="{length}@{index * length}"'
+        return f"#EXT-X-PART:DURATION={PART_S},{where},INDEPENDENT=YES"
     return f'#EXT-X-PART:DURATION={PART_S},URI="p{msn}.{index}.m4s",INDEPENDENT=YES'
 
 
@@ -104,8 +117,10 @@ class LowLatencyOrigin:
         missing: frozenset[str] = frozenset(),
         wall_dated: bool = False,
         blocking: bool = True,
+        ranged: bool = False,
     ) -> None:
         self.blocking = blocking  # CAN-BLOCK-RELOAD=YES (else the directives are ignored)
+        self.ranged = ranged  # parts as byte ranges of the segment's URI
         self.live_segments = live_segments
         self.wall_dated = wall_dated  # date the media with the wall clock (publication), not EPOCH
         self.epoch = EPOCH
@@ -159,7 +174,9 @@ class LowLatencyOrigin:
     # -------------------------------------------------------------- playlist
 
     def playlist(self) -> str:
-        return playlist_text(self.published, epoch=self.epoch, ended=self.ended, blocking=self.blocking)
+        return playlist_text(
+            self.published, epoch=self.epoch, ended=self.ended, blocking=self.blocking, ranged=self.ranged
+        )
 
     # -------------------------------------------------------------- HTTP
 
@@ -192,18 +209,26 @@ class LowLatencyOrigin:
                     name, _, value = line.decode("latin-1").partition(":")
                     headers[name.strip().lower()] = value.strip()
                 _method, target, _version = request.decode("latin-1").split(" ", 2)
-                status, body = await self._answer(target, headers.get("range"))
-                reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-                writer.write(
-                    f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
-                )
+                status, body, extra = await self._answer(target, headers.get("range"))
+                reason = {200: "OK", 206: "Partial Content", 404: "Not Found", 503: "Service Unavailable"}[
+                    status
+                ]
+                head = f"HTTP/1.1 {status} {reason}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
+                writer.write(head.encode() + body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return  # the client went, or the origin is closing
         finally:
             writer.close()
 
-    async def _answer(self, target: str, range_header: str | None) -> tuple[int, bytes]:
+    async def _answer(self, target: str, range_header: str | None) -> tuple[int, bytes, str]:
+        status, body = await self._resource(target, range_header)
+        if isinstance(body, tuple):  # a byte range: (first byte, bytes)
+            first, data = body
+            return status, data, f"Content-Range: bytes {first}-{first + len(data) - 1}/*\r\n"
+        return status, body, ""
+
+    async def _resource(self, target: str, range_header: str | None) -> tuple[int, bytes | tuple[int, bytes]]:
         split = urlsplit(target)
         name = split.path.rsplit("/", 1)[-1]
         query = parse_qs(split.query)
@@ -228,10 +253,26 @@ class LowLatencyOrigin:
             return 200, part_bytes(msn, index)
         if name.startswith("s"):
             msn = int(name[1:].removesuffix(".m4s"))
+            if range_header is not None and self.ranged:
+                return await self._part_range(msn, range_header)
             if (msn + 1) * PARTS > self.published:
                 return 404, b""
             return 200, b"".join(part_bytes(msn, i) for i in range(PARTS))
         return 404, b""
+
+    async def _part_range(self, msn: int, range_header: str) -> tuple[int, bytes | tuple[int, bytes]]:
+        """A byte range of segment ``msn``, complete or not: held when it starts the next part; an
+        open range (``bytes=N-``, a preload hint's) ends with the part it starts."""
+        first_text, _, last_text = range_header.removeprefix("bytes=").partition("-")
+        first, length = int(first_text), len(part_bytes(msn, 0))
+        index = first // length
+        if not self.is_published(msn, index):
+            next_one = msn * PARTS + index == self.published
+            if not next_one or not await self._wait_for(msn, index, limit=3 * PART_S):
+                return 404, b""
+        end = int(last_text) + 1 if last_text else (index + 1) * length
+        published = b"".join(part_bytes(msn, i) for i in range(PARTS) if self.is_published(msn, i))
+        return 206, (first, published[first:end])
 
     def media_requests(self) -> list[tuple[str, str | None]]:
         return [(s.path, s.range) for s in self.seen if not s.path.endswith(".m3u8")]
@@ -469,3 +510,19 @@ async def test_a_restarted_packager_is_followed_after_a_resync() -> None:
         ("v0#1.3", False),
     ]
     assert stream.statistics.resyncs == 1 and stream.statistics.playlist_failures == 3
+
+
+async def test_parts_as_byte_ranges_of_the_segment_with_open_ended_hints() -> None:
+    async with LowLatencyOrigin(live_segments=1, ranged=True) as origin, streaming(origin) as stream:
+        handed = await follow(stream, origin)
+    labels = [str(h.item.part.id) for h in handed if h.item.part]
+    assert labels == ["v0#2.1", "v0#2.2", "v0#2.3", *(f"v0#3.{i}" for i in range(PARTS))]
+    for h in handed:
+        assert h.item.part is not None and h.item.part.byte_range is not None
+        assert h.item.data == part_bytes(h.item.segment_id.sequence, h.item.part.id.index)
+    media = origin.media_requests()
+    assert len(media) == len(set(media))  # nothing twice
+    assert all(byte_range for _, byte_range in media)  # parts only, never a whole segment
+    # The hints asked from the next part's first byte to whatever the server sends (the part).
+    hints = [byte_range for _, byte_range in media if byte_range and byte_range.endswith("-")]
+    assert len(hints) >= PARTS - 1 and stream.statistics.hint_fetches == len(hints)

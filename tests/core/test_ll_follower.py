@@ -377,6 +377,13 @@ def test_a_part_listed_while_its_hint_is_under_way_waits_for_the_hint() -> None:
     assert (label(item), item.data) == ("v0#13.2", b"hinted")
 
 
+def test_a_preload_hint_is_asked_with_a_range_even_from_byte_zero() -> None:
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 0, ranged=True), now=0.0)  # hint: s13.mp4 from 0
+    hint = follower.take_fetches()[-1]
+    assert (hint.url, hint.hint, hint.range_header()) == (f"{BASE}s13.mp4", True, "bytes=0-")
+
+
 def test_a_failed_hint_leaves_the_part_to_a_fetch_of_its_own() -> None:
     follower = LowLatencyFollower(URL)
     follower.playlist_received(playlist(10, 12, 2), now=0.0)
