@@ -28,12 +28,15 @@ __all__ = [
     "HttpStatusError",
     "LivePlaylistStuckError",
     "LoaderClosedError",
+    "LowLatencyPlaylistError",
     "MissingExtraError",
     "OfferRefusedError",
     "P2PLoaderError",
+    "PartVanishedError",
     "PeerProtocolError",
     "PlaylistError",
     "PlaylistTooLargeError",
+    "PlaylistWentBackwardsError",
     "PolicyError",
     "RemoteError",
     "RenditionNotFoundError",
@@ -265,6 +268,21 @@ class UnsupportedEncryptionError(DecryptionError):
         super().__init__(segment, f"{shown} is not supported (only AES-128 with an identity key)")
         self.method = method
         self.key_format = key_format
+
+
+class LowLatencyPlaylistError(PlaylistError):
+    """A live LL-HLS playlist refresh is inconsistent with what was seen before; it was ignored
+    (:class:`~p2ploader.core.ll_follower.LowLatencyFollower`)."""
+
+
+class PlaylistWentBackwardsError(LowLatencyPlaylistError):
+    """A refresh has a lower media sequence, fewer segments, or fewer parts of the segment in
+    progress than one seen before (a stale cache copy, a restarted packager)."""
+
+
+class PartVanishedError(LowLatencyPlaylistError):
+    """A part seen before is gone from, or has another URI or byte range in, a refresh that
+    still lists its segment's parts."""
 
 
 class LivePlaylistStuckError(PlaylistError):

@@ -29,6 +29,7 @@ from p2ploader.aio.alternates import AlternateTracks
 from p2ploader.aio.endpoint import SwarmEndpoint
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
+from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.statistics import LoaderStatistics, MediaKind, MediaStatistics
 from p2ploader.aio.swarms import SwarmSet
@@ -41,6 +42,7 @@ from p2ploader.core import swarm
 from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
+from p2ploader.core.ll_follower import LowLatencyItem
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
@@ -806,16 +808,17 @@ class HybridLoader:
         return True
 
     def _warn_once_if_low_latency(self, text: str, url: str) -> None:
-        """Say once per media playlist URL that its LL-HLS parts are ignored (until LL-HLS is
-        supported): the stream still plays, from whole segments, with regular HLS latency."""
+        """Say once per media playlist URL that :meth:`segments` ignores its LL-HLS parts: the
+        stream plays from whole segments, with regular HLS latency, unless the player follows it
+        with :meth:`parts` (part by part, over HTTP only for now)."""
         if url in self._low_latency_warned:
             return
         tags = low_latency_tags(text)
         if tags:
             self._low_latency_warned.add(url)
             logger.warning(
-                "%s is a low-latency HLS playlist (%s): LL-HLS is not supported yet, so its parts are"
-                " ignored and segments are loaded whole (regular HLS latency)",
+                "%s is a low-latency HLS playlist (%s): in segments() its parts are ignored and segments"
+                " are loaded whole (regular HLS latency); parts() follows it part by part, over HTTP",
                 url,
                 ", ".join(tags),
             )
@@ -969,6 +972,32 @@ class HybridLoader:
                 continue
             yield loaded
             sequence += 1
+
+    def low_latency_stream(self, *, hold_back: float | None = None) -> LowLatencyStream:
+        """A :class:`~p2ploader.aio.low_latency.LowLatencyStream` on the current rendition's media
+        playlist, with this loader's HTTP client and config: it follows a live LL-HLS stream part by
+        part, over HTTP only, with blocking reloads. ``hold_back`` overrides PART-HOLD-BACK
+        (seconds). The caller closes it (``async with``); :meth:`parts` does that itself."""
+        self._check_open()
+        if self._variant is None:
+            raise UsageError("the loader is not started")
+        return LowLatencyStream(
+            self._variant.url,
+            client=self._client,
+            config=self.config,
+            rendition=self._variant.rendition_id,
+            hold_back=hold_back,
+        )
+
+    async def parts(self, *, hold_back: float | None = None) -> AsyncIterator[LowLatencyItem]:
+        """The current rendition's live LL-HLS media in play order, as it is published: parts,
+        and whole segments behind the live edge (see
+        :class:`~p2ploader.core.ll_follower.LowLatencyItem`), starting ``PART-HOLD-BACK`` (or
+        ``hold_back``) seconds behind the live edge. Over HTTP only, for now: peers do not take
+        part. Ends with the stream (EXT-X-ENDLIST)."""
+        async with self.low_latency_stream(hold_back=hold_back) as stream:
+            async for item in stream.items():
+                yield item
 
     async def fetch_key(self, segment: Segment) -> bytes | None:
         """The decryption key of an encrypted segment, over HTTP only (cached in memory, never

@@ -47,10 +47,11 @@ from p2ploader.extras import require_extras
 from p2ploader.status import tracker_summary, tracker_warning, warning_shown_by_caller
 
 if TYPE_CHECKING:
+    from p2ploader.aio.ll_player import LowLatencyReport
     from p2ploader.aio.loader import HybridLoader, LoaderStatistics
     from p2ploader.app.swarmrun import SwarmResult
     from p2ploader.app.testbedrun import TestbedPlan
-    from p2ploader.playback import PlaybackReport
+    from p2ploader.playback import PlaybackModel, PlaybackReport
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "error_line", "main"]
 
@@ -265,6 +266,8 @@ async def _play(args: argparse.Namespace) -> int:
     from p2ploader.aio.player import PlaybackSnapshot, play
     from p2ploader.app.views import viewer_line
 
+    if args.low_latency:
+        return await _play_low_latency(args, command="play")
     url = args.url
     async with open_loader(
         url,
@@ -298,12 +301,83 @@ async def _play(args: argparse.Namespace) -> int:
     return _played_status("play", summary)
 
 
+def _low_latency_summary(url: str, rendition: str, report: LowLatencyReport) -> dict[str, Any]:
+    playback = report.playback
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    return {
+        "url": url,
+        "rendition": rendition,
+        "mode": "low-latency",
+        "parts": report.parts,
+        "segments": report.segments,
+        "played_s": round(playback.played, 3),
+        "stalls": playback.stalls,
+        "rebuffer_s": round(playback.rebuffer_time, 3),
+        "latency_p50_s": rounded(report.latency_p50),
+        "latency_p95_s": rounded(report.latency_p95),
+        "edge_distance_p50_s": rounded(report.edge_distance_p50),
+        "edge_distance_p95_s": rounded(report.edge_distance_p95),
+        "blocking_reloads": report.blocking_reloads,
+        "resyncs": report.resyncs,
+    }
+
+
+async def _play_low_latency(args: argparse.Namespace, *, command: str) -> int:
+    """``play --low-latency`` and ``view --low-latency``: follow a live LL-HLS stream part by part,
+    over HTTP, print a plain line every second (every ``--interval`` for ``view``), and report
+    how far behind live it played."""
+    from p2ploader.aio.ll_player import play_low_latency
+    from p2ploader.aio.loader import open_loader
+
+    url = args.url
+    # Over HTTP only (peers do not carry parts yet): no swarm is joined. The variant's parts only:
+    # separate audio and subtitles are not followed at low latency yet.
+    config = attrs.evolve(_load_config(args), use_p2p=False)
+    async with open_loader(
+        url, config=config, rendition=args.rendition, audio=False, subtitles=False, seed=args.seed
+    ) as loader:
+        print(_describe(url, loader) + ", at low latency over HTTP", flush=True)
+        loop = asyncio.get_running_loop()
+        next_line = loop.time()
+        every = float(getattr(args, "interval", 1.0))
+
+        def on_tick(model: PlaybackModel, latency: float | None) -> None:
+            nonlocal next_line
+            now = loop.time()
+            if args.quiet or now < next_line:
+                return
+            next_line = now + every
+            shown = "n/a" if latency is None else f"{latency:.2f}s"
+            edge = model.live_edge_distance
+            print(
+                f"  {model.state:8s} pos {model.position:8.2f}s  buffer {model.buffer:5.2f}s  "
+                f"latency {shown}  behind edge {'n/a' if edge is None else f'{edge:.2f}s'}",
+                flush=True,
+            )
+
+        async with loader.low_latency_stream(hold_back=args.hold_back) as stream:
+            report = await play_low_latency(stream, duration=args.duration, on_tick=on_tick)
+        summary = _low_latency_summary(url, loader.rendition, report)
+    print("summary:")
+    for key, value in summary.items():
+        print(f"  {key:20s} {value}")
+    if args.json:
+        _write_json(Path(args.json), summary)
+        print(f"statistics written to {args.json}")
+    return _played_status(command, {**summary, "http_failures": 0})
+
+
 async def _view(args: argparse.Namespace) -> int:
     from p2ploader.aio.loader import open_loader
     from p2ploader.aio.player import PlaybackSnapshot, play
     from p2ploader.aio.webrtc import restrict_ice_to_loopback
     from p2ploader.app.views import LiveOutput, make_console, viewer_line, viewer_panel, viewer_summary
 
+    if args.low_latency:  # plain lines: the terminal view's figures are the swarm's
+        return await _play_low_latency(args, command="view")
     url = args.url
     config = _load_config(args)
     if args.tracker:
@@ -942,6 +1016,23 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.set_defaults(handler=lambda args: asyncio.run(_demo(args)))
 
 
+def _add_low_latency_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--low-latency",
+        action="store_true",
+        help="follow a live LL-HLS stream part by part (blocking playlist reloads, preload hints), "
+        "over HTTP only, printing plain lines with the latency behind live",
+    )
+    parser.add_argument(
+        "--hold-back",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --low-latency: start this far behind the live edge (default: the playlist's "
+        "PART-HOLD-BACK)",
+    )
+
+
 def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     view = sub.add_parser(
         "view",
@@ -985,6 +1076,7 @@ def _add_view(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="plain output: seconds between progress lines (default: 2)",
     )
     _add_loader_options(view)
+    _add_low_latency_options(view)
     view.set_defaults(handler=lambda args: _showing_status(_view, args))
 
 
@@ -1039,6 +1131,7 @@ def _add_play(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", default=None, metavar="FILE", help="write the final statistics to FILE as JSON"
     )
     play.add_argument("--quiet", action="store_true", help="print only the summary")
+    _add_low_latency_options(play)
     play.set_defaults(handler=lambda args: _showing_status(_play, args))
 
 

@@ -1,5 +1,6 @@
-"""LL-HLS playlists until LL-HLS is supported: the parts are ignored, segments are loaded whole, and
-the loader says so once per media playlist URL (a log warning), not once per refresh."""
+"""LL-HLS playlists in ``segments()``: the parts are ignored, segments are loaded whole, and the
+loader says so (and that ``parts()`` follows the parts) once per media playlist URL (a log warning),
+not once per refresh."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ async def test_loader_warns_once_per_playlist_url_across_refreshes(caplog: pytes
     assert len(warnings) == 1, warnings
     assert URL in warnings[0]
     assert "parts are ignored and segments are loaded whole" in warnings[0]
+    assert "parts() follows it part by part" in warnings[0]
     assert "EXT-X-PART-INF, EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-SERVER-CONTROL" in warnings[0]
 
 
