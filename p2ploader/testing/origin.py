@@ -418,6 +418,15 @@ def _is_external(uri: str) -> bool:
     return bool(parts.scheme or parts.netloc)
 
 
+def _local_target(vod_url_path: str, uri: str) -> list[str] | None:
+    """The path parts (decoded) of ``uri`` of the playlist at ``vod_url_path``, or None when it is
+    empty or on another host (a master's URI that is not this origin's to judge)."""
+    target = urljoin(vod_url_path, uri)
+    if not uri or _is_external(target):
+        return None
+    return [unquote(part) for part in urlsplit(target).path.split("/") if part]
+
+
 def _relative_path(target_path: str, from_dir: str) -> str:
     rel = posixpath.relpath(target_path, from_dir)
     return rel if rel != "." else posixpath.basename(target_path)
@@ -1489,7 +1498,11 @@ class OriginServer:
             )
         return self._live_segment(settings, parts, int(match.group(1)), match.group(2), shown)
 
-    def _live_playlist(self, settings: LiveSettings, parts: list[str], shown: str) -> _Resource:
+    def _mirrored(
+        self, parts: list[str], shown: str
+    ) -> tuple[_MediaPlaylist | _MasterPlaylist, str] | _Resource:
+        """The VOD playlist at ``parts`` that a live or LL-HLS URL mirrors, with its URL path; or
+        the ``404`` (or other error) saying why there is none."""
         loaded = self._load(parts)
         if isinstance(loaded, _Resource):
             return (
@@ -1498,17 +1511,22 @@ class OriginServer:
                 else _error(404, f"not found: {shown} (no VOD playlist to mirror)")
             )
         playlist, _ = loaded
-        vod_url_path = "/" + "/".join(quote(part) for part in parts)
-        no_cache = (("Cache-Control", "no-cache"),)
         if isinstance(playlist, _NotAPlaylist):
             return _error(404, f"{shown}: the VOD file is not an HLS playlist: {playlist.reason}")
+        return playlist, "/" + "/".join(quote(part) for part in parts)
+
+    def _live_playlist(self, settings: LiveSettings, parts: list[str], shown: str) -> _Resource:
+        mirrored = self._mirrored(parts, shown)
+        if isinstance(mirrored, _Resource):
+            return mirrored
+        playlist, vod_url_path = mirrored
+        no_cache = (("Cache-Control", "no-cache"),)
         if isinstance(playlist, _MasterPlaylist):
 
             def live_capable(uri: str) -> bool:
-                target = urljoin(vod_url_path, uri)
-                if not uri or _is_external(target):
+                target_parts = _local_target(vod_url_path, uri)
+                if target_parts is None:
                     return True  # not ours to judge
-                target_parts = [unquote(part) for part in urlsplit(target).path.split("/") if part]
                 found = self._load(target_parts)
                 return (
                     isinstance(found, tuple)
@@ -1725,25 +1743,17 @@ class OriginServer:
     def _llhls_playlist(
         self, settings: LowLatencySettings, parts: list[str], query: str, shown: str
     ) -> _Resource:
-        loaded = self._load(parts)
-        if isinstance(loaded, _Resource):
-            return (
-                loaded
-                if loaded.status != 404
-                else _error(404, f"not found: {shown} (no VOD playlist to mirror)")
-            )
-        playlist, _ = loaded
-        vod_url_path = "/" + "/".join(quote(part) for part in parts)
+        mirrored = self._mirrored(parts, shown)
+        if isinstance(mirrored, _Resource):
+            return mirrored
+        playlist, vod_url_path = mirrored
         no_cache = (("Cache-Control", "no-cache"),)
-        if isinstance(playlist, _NotAPlaylist):
-            return _error(404, f"{shown}: the VOD file is not an HLS playlist: {playlist.reason}")
         if isinstance(playlist, _MasterPlaylist):
 
             def low_latency_capable(uri: str) -> bool:
-                target = urljoin(vod_url_path, uri)
-                if not uri or _is_external(target):
+                target_parts = _local_target(vod_url_path, uri)
+                if target_parts is None:
                     return True  # not ours to judge
-                target_parts = [unquote(part) for part in urlsplit(target).path.split("/") if part]
                 return isinstance(self._llhls_stream(target_parts), _LowLatencyStream)
 
             body = _rewrite_master(playlist.text, vod_url_path, low_latency_capable, _LLHLS_PREFIX)
