@@ -34,13 +34,42 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 STREAM_SECONDS = 120
 
 
-def make_stream(segment_seconds: int = 5) -> Path:
-    """A 120 s, ~600 kbit/s H.264/AAC stream (one rendition) cut into ``segment_seconds`` segments
-    (a key frame at each), made once per segment length."""
-    root = CACHE / f"live{segment_seconds}s"
+def make_stream(segment_seconds: int = 5, *, video_kbps: int = 540) -> Path:
+    """A 120 s H.264/AAC stream (one 640x360 rendition, ``video_kbps`` of video, capped 10 % above,
+    and 64 kbit/s of audio; about 600 kbit/s by default) cut into ``segment_seconds`` segments (a
+    key frame at each), made once per segment length and bitrate."""
+    suffix = "" if video_kbps == 540 else f"_{video_kbps}k"  # the default keeps its old cache folder
+    root = CACHE / f"live{segment_seconds}s{suffix}"
     master = root / "master.m3u8"
     if master.exists():
         return root
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        sys.exit("this benchmark needs ffmpeg (apt-get install ffmpeg)")
+    out = root / "v0"
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = STREAM_SECONDS
+    gop = str(24 * segment_seconds)  # 24 fps: one key frame per segment
+    max_kbps = round(video_kbps * 10 / 9)
+    video = ["-c:v", "libx264", "-preset", "veryfast", "-b:v", f"{video_kbps}k", "-maxrate", f"{max_kbps}k"]
+    video += ["-bufsize", f"{2 * max_kbps}k", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]
+    hls = ["-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod"]
+    hls += ["-hls_segment_filename", str(out / "seg_%05d.ts"), str(out / "index.m3u8")]
+    subprocess.run(
+        [
+            ffmpeg,
+            *("-hide_banner", "-loglevel", "error", "-y"),
+            *("-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={seconds}"),
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"),
+            *video,
+            *("-c:a", "aac", "-b:a", "64k"),
+            *hls,
+        ],
+        check=True,
+    )
+    bandwidth = (max_kbps + 100) * 1000  # the peak video rate, the audio and some container overhead
+    master.write_text(f"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},RESOLUTION=640x360\nv0/index.m3u8\n")
+    return root
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         sys.exit("swarm_offload needs ffmpeg (apt-get install ffmpeg)")

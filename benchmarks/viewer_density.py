@@ -32,12 +32,11 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from swarm_offload import make_stream as make_swarm_stream
 
 from p2ploader.app.swarmrun import SwarmRunner, churn_schedule
 from p2ploader.app.viewer import ViewerSpec
@@ -45,8 +44,6 @@ from p2ploader.config import LoaderConfig
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
 
-CACHE = Path(__file__).resolve().parent / ".cache"
-STREAM_SECONDS = 120
 SATURATED_PERCENT = 90.0
 """A step whose CPU (ours) reaches this share of the machine ends the climb."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,34 +52,7 @@ CORES = len(os.sched_getaffinity(0))
 
 def make_stream(segment_seconds: int) -> Path:
     """A 120 s, ~1 Mbit/s H.264/AAC stream (one rendition), made once per segment length."""
-    root = CACHE / f"density_1mbit_{segment_seconds}s"
-    master = root / "master.m3u8"
-    if master.exists():
-        return root
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        sys.exit("viewer_density needs ffmpeg (apt-get install ffmpeg)")
-    out = root / "v0"
-    out.mkdir(parents=True, exist_ok=True)
-    gop = str(24 * segment_seconds)  # 24 fps: one key frame per segment
-    video = ["-c:v", "libx264", "-preset", "veryfast", "-b:v", "900k", "-maxrate", "1000k"]
-    video += ["-bufsize", "2000k", "-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]
-    hls = ["-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod"]
-    hls += ["-hls_segment_filename", str(out / "seg_%05d.ts"), str(out / "index.m3u8")]
-    subprocess.run(
-        [
-            ffmpeg,
-            *("-hide_banner", "-loglevel", "error", "-y"),
-            *("-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=24:duration={STREAM_SECONDS}"),
-            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={STREAM_SECONDS}"),
-            *video,
-            *("-c:a", "aac", "-b:a", "64k"),
-            *hls,
-        ],
-        check=True,
-    )
-    master.write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1100000,RESOLUTION=640x360\nv0/index.m3u8\n")
-    return root
+    return make_swarm_stream(segment_seconds, video_kbps=900)
 
 
 def _rss_bytes(pid: int) -> int:
