@@ -251,6 +251,16 @@ def _describe(url: str, loader: HybridLoader) -> str:
 # play and view: one viewer in this process
 
 
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """``play``'s closing summary, one figure a line, and into ``--json`` when asked."""
+    print("summary:")
+    for key, value in summary.items():
+        print(f"  {key:20s} {value}")
+    if args.json:
+        _write_json(Path(args.json), summary)
+        print(f"statistics written to {args.json}")
+
+
 def _played_status(command: str, summary: dict[str, Any]) -> int:
     """The exit status of ``play``/``view`` from their :func:`_summary`: :data:`EXIT_ERROR` when
     no media played at all (every segment failed, or the stream ended before starting)."""
@@ -292,12 +302,7 @@ async def _play(args: argparse.Namespace) -> int:
         stats = loader.statistics()
         summary = _summary(url, stats, report)
     warn(tracker_warning(stats.trackers))
-    print("summary:")
-    for key, value in summary.items():
-        print(f"  {key:20s} {value}")
-    if args.json:
-        _write_json(Path(args.json), summary)
-        print(f"statistics written to {args.json}")
+    _print_summary(args, summary)
     return _played_status("play", summary)
 
 
@@ -361,12 +366,7 @@ async def _play_low_latency(args: argparse.Namespace, *, command: str) -> int:
         async with loader.low_latency_stream(hold_back=args.hold_back) as stream:
             report = await play_low_latency(stream, duration=args.duration, on_tick=on_tick)
         summary = _low_latency_summary(url, loader.rendition, report)
-    print("summary:")
-    for key, value in summary.items():
-        print(f"  {key:20s} {value}")
-    if args.json:
-        _write_json(Path(args.json), summary)
-        print(f"statistics written to {args.json}")
+    _print_summary(args, summary)
     return _played_status(command, {**summary, "http_failures": 0})
 
 
