@@ -17,8 +17,8 @@ glue's ``segments`` defaults, converted to seconds. The meaning of every setting
 scheduler implements, modelled on 0.6.2's ``HybridLoader``; ``docs/configuration.md`` has the table.
 
 A few settings are ours, not P2P Media Loader's: ``http_connect_timeout``, ``http_read_timeout``,
-``http_retries``, ``http_retry_backoff``, ``http_headers``, ``http_cookies``, ``http_headers_hosts``
-and ``user_agent`` tune our HTTP executor. They have FAQ-style names too
+``http_retries``, ``http_retry_backoff``, ``http_retry_jitter``, ``http_headers``, ``http_cookies``,
+``http_headers_hosts`` and ``user_agent`` tune our HTTP executor. They have FAQ-style names too
 (``httpConnectTimeout`` … in milliseconds) so that :meth:`LoaderConfig.to_faq` round-trips, but a
 browser P2P Media Loader ignores them.
 
@@ -728,6 +728,16 @@ class LoaderConfig:
     a segment the player waits for (the core's retry policy, up to ``get_segment``'s
     ``max_attempts``). Ours.
     FAQ-style name: ``httpRetryBackoff`` (ms)."""
+
+    http_retry_jitter: float = attrs.field(
+        default=0.5,
+        validator=_validate,
+        metadata=_facts(_number_rule(0, hi=1), "httpRetryJitter", "number"),
+    )
+    """Fraction (0 to 1) of each retry delay left to chance: a delay of ``d`` seconds
+    (``http_retry_backoff``, doubled) becomes a uniform draw in ``[(1 - jitter) * d, d]``, so
+    that viewers whose fetches failed together (an origin outage) do not come back together. 0
+    waits exactly ``d``. Ours. FAQ-style name: ``httpRetryJitter``."""
 
     http_headers: Mapping[str, str] = attrs.field(
         factory=dict,

@@ -126,6 +126,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "http_read_timeout": 10.0,
     "http_retries": 2,
     "http_retry_backoff": 0.5,
+    "http_retry_jitter": 0.5,
     "http_headers": MappingProxyType({}),
     "http_cookies": MappingProxyType({}),
     "http_headers_hosts": (),
@@ -242,6 +243,7 @@ def test_defaults_are_p2pml_062() -> None:
         "httpReadTimeout": 10000,
         "httpRetries": 2,
         "httpRetryBackoff": 500,
+        "httpRetryJitter": 0.5,
         "httpHeaders": {},
         "httpCookies": {},
         "httpHeadersHosts": [],
@@ -841,6 +843,7 @@ configs = st.builds(
     http_read_timeout=_ms(1),
     http_retries=st.integers(0, 20),
     http_retry_backoff=_ms(0),
+    http_retry_jitter=st.floats(0, 1),
     http_headers=st.dictionaries(
         st.sampled_from(["X-Token", "Referer", "Origin"]), st.text("ab =/", max_size=6)
     ),

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
@@ -47,7 +48,13 @@ from p2ploader.core.retries import (
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import HttpStatusError, P2PLoaderError, ResponseTooLargeError, TransportError
 
-__all__ = ["HttpExecutor", "fetch_bytes", "http_timeout", "open_http_client"]
+__all__ = [
+    "HttpExecutor",
+    "fetch_bytes",
+    "http_timeout",
+    "open_http_client",
+    "read_body_capped",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +182,7 @@ async def fetch_bytes(
     retry: FetchRetryPolicy,
     byte_range: ByteRange | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
 ) -> bytes:
     """GET a small resource (playlist, key, init section, I-frame) whole, with the core's retry
     policy; map failures to p2ploader errors.
@@ -182,7 +190,8 @@ async def fetch_bytes(
     Each failed attempt is typed as for segments and ``retry`` (the config's ``http_retries`` and
     ``http_retry_backoff``, :meth:`FetchRetryPolicy.from_config`) decides: a connect error, a
     timeout, a broken connection, a body cut short or a 5xx is tried again after the policy's
-    delay (``sleep``, seconds), from the resource's first byte (it is small: nothing is kept); a
+    delay (``sleep``, seconds; its jitter drawn from ``rng``, a process-wide source by default),
+    from the resource's first byte (it is small: nothing is kept); a
     4xx (or another error status) or a body of the wrong length ends at once. Giving up raises
     :class:`~p2ploader.errors.HttpStatusError` when a status came, else
     :class:`~p2ploader.errors.TransportError`, with how many attempts were made.
@@ -200,7 +209,7 @@ async def fetch_bytes(
             return await _fetch_bytes_once(client, url, max_bytes=max_bytes, what=what, byte_range=byte_range)
         except _AttemptFailed as exc:
             failure = exc.described(held=0, attempt=attempt)
-            decision = retry.after(failure)
+            decision = retry.after(failure, draw=_jitter_draw(retry, rng))
             if isinstance(decision, GiveUpFetch):
                 raise _give_up_error(url, exc, failure) from exc
         await sleep(decision.delay)
@@ -248,6 +257,18 @@ async def _fetch_bytes_once(
     return data
 
 
+_JITTER_SOURCE = random.Random()
+"""Where retry jitter comes from when the caller gives no source: any process-wide draw spreads
+a crowd of viewers, each in its own process or loader."""
+
+
+def _jitter_draw(policy: FetchRetryPolicy, rng: random.Random | None) -> float:
+    """A uniform draw in [0, 1) for ``policy``'s jitter, or 0 (nothing drawn) without jitter."""
+    if not policy.jitter:
+        return 0.0
+    return (rng if rng is not None else _JITTER_SOURCE).random()
+
+
 async def _read_capped(
     response: httpx.Response,
     url: str,
@@ -272,15 +293,34 @@ async def _read_capped(
         and int(length_header) > max_bytes
     ):
         raise ResponseTooLargeError(url, status, what=what, limit=max_bytes)
+    return await read_body_capped(
+        response, url, status, stop_at=need, cap=max_bytes, what=what, limit=max_bytes
+    )
+
+
+async def read_body_capped(
+    response: httpx.Response,
+    url: str,
+    status: int,
+    *,
+    stop_at: int | None,
+    cap: int,
+    what: str,
+    limit: int,
+) -> bytes:
+    """The bytes of a streamed ``response`` body: all of it, or its first ``stop_at`` bytes and
+    perhaps a little more (reading stops at the network read that reaches them). Past ``cap``
+    bytes read, :class:`~p2ploader.errors.ResponseTooLargeError` naming ``what`` and ``limit``
+    (the cap the caller states: ``cap`` may include bytes read only to be skipped)."""
     chunks: list[bytes] = []
     received = 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         received += len(chunk)
-        if need is not None and received >= need:
+        if stop_at is not None and received >= stop_at:
             break
-        if received > max_bytes:
-            raise ResponseTooLargeError(url, status, what=what, limit=max_bytes)
+        if received > cap:
+            raise ResponseTooLargeError(url, status, what=what, limit=limit)
     return b"".join(chunks)
 
 
@@ -290,7 +330,8 @@ class HttpExecutor:
     ``retry_policy`` is the scheduler's (:attr:`~p2ploader.core.scheduler.Scheduler.fetch_retry_policy`:
     the config's ``http_retries`` and ``http_retry_backoff`` unless the download policy maps a
     setting of its own onto it). ``sleep`` waits its delays (seconds); a test may hand in one that
-    records them."""
+    records them. ``rng`` draws the delays' jitter (``http_retry_jitter``; a process-wide source
+    by default)."""
 
     def __init__(
         self,
@@ -299,10 +340,12 @@ class HttpExecutor:
         *,
         retry_policy: FetchRetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._report = report
         self._sleep = sleep
+        self._rng = rng
         self._retry_policy = retry_policy
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -353,7 +396,7 @@ class HttpExecutor:
             else:
                 self._report(ev.HttpFetchCompleted(request_id=rid))
                 return
-            decision = self._retry_policy.after(failure)
+            decision = self._retry_policy.after(failure, draw=_jitter_draw(self._retry_policy, self._rng))
             if isinstance(decision, GiveUpFetch):
                 self._report(decision.event(rid))
                 return

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 import attrs
 import httpx
 
+from p2ploader.aio.http import read_body_capped
 from p2ploader.config import LoaderConfig
 from p2ploader.core.ll_follower import (
     FetchRequest,
@@ -41,7 +42,6 @@ from p2ploader.errors import (
     HttpStatusError,
     P2PLoaderError,
     PlaylistError,
-    ResponseTooLargeError,
     SegmentUnavailableError,
     TransportError,
     UsageError,
@@ -377,18 +377,18 @@ async def fetch_range(
                 need = fetch.length
             elif range_value is not None:
                 skip = fetch.offset  # the whole resource: read through to the range
-            chunks: list[bytes] = []
-            received = 0
-            async for chunk in response.aiter_bytes():
-                chunks.append(chunk)
-                received += len(chunk)
-                if need is not None and received >= need:
-                    break
-                if received > max_bytes + skip:
-                    raise ResponseTooLargeError(fetch.url, status, what=what, limit=max_bytes)
+            body = await read_body_capped(
+                response,
+                fetch.url,
+                status,
+                stop_at=need,
+                cap=max_bytes + skip,
+                what=what,
+                limit=max_bytes,
+            )
     except httpx.HTTPError as exc:
         raise TransportError(fetch.url, f"{type(exc).__name__}: {exc}") from exc
-    data = b"".join(chunks)[skip:]
+    data = body[skip:]
     if fetch.length is not None:
         if len(data) < fetch.length:
             raise HttpStatusError(fetch.url, status, f"expected {fetch.length} bytes, got {len(data)}")

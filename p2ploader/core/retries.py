@@ -8,9 +8,10 @@ simulator's modelled origin) describes each failed attempt as an :class:`HttpAtt
 number) and performs what the policy answers:
 
 * connect errors, timeouts, network errors, truncated bodies and 5xx statuses are transient:
-  tried again after ``http_retry_backoff`` seconds, doubled after each further failure, up to
-  ``http_retries`` extra attempts (:class:`RetryAttempt`). The bytes held are kept: the next GET
-  asks only for the rest with a ``Range`` request
+  tried again after ``http_retry_backoff`` seconds, doubled after each further failure (each
+  delay shortened at random by up to ``http_retry_jitter`` of itself, so that a crowd does not
+  come back at once), up to ``http_retries`` extra attempts (:class:`RetryAttempt`). The bytes
+  held are kept: the next GET asks only for the rest with a ``Range`` request
   (:func:`~p2ploader.core.http_fetch.range_header`), from the first byte when none are held;
 * a 4xx or another status the fetch cannot use, a wrong ``Content-Range`` and an unforeseen
   exception are permanent: the fetch ends at once (:class:`GiveUpFetch`), as it does once the
@@ -66,12 +67,23 @@ __all__ = [
 ]
 
 
-def backoff_delay(backoff: float, failures: int) -> float:
+def backoff_delay(backoff: float, failures: int, *, jitter: float = 0.0, draw: float = 0.0) -> float:
     """Seconds to wait after the ``failures``-th consecutive failure (1 = the first):
-    ``backoff`` (``http_retry_backoff``) doubled for each failure before it. The one back-off
-    formula of HTTP: between the attempts within one fetch (:class:`FetchRetryPolicy`) and
-    between the fetches of a waited-for segment (:class:`HttpRetries`)."""
-    return backoff * 2.0 ** (failures - 1)
+    ``backoff`` (``http_retry_backoff``) doubled for each failure before it, shortened by up to
+    the fraction ``jitter`` (``http_retry_jitter``) of itself as ``draw`` (a uniform draw in
+    [0, 1) from the caller's random source) says. The one back-off formula of HTTP: between the
+    attempts within one fetch (:class:`FetchRetryPolicy`) and between the fetches of a waited-for
+    segment (:class:`HttpRetries`).
+
+    Why jitter: when an origin stumbles, every viewer's fetch fails at the same moment; without it
+    they all come back at the same moments too (after ``backoff``, ``2 * backoff``, ...), a wave
+    that can knock a recovering origin over again. With ``jitter=0.5`` the retries of a crowd
+    spread evenly over the later half of each delay."""
+    if not 0.0 <= jitter <= 1.0:
+        raise UsageError(f"jitter must be in [0, 1], not {jitter}")
+    if not 0.0 <= draw < 1.0:
+        raise UsageError(f"draw must be in [0, 1), not {draw}")
+    return backoff * 2.0 ** (failures - 1) * (1.0 - jitter * draw)
 
 
 # ---------------------------------------------------------------- within one fetch
@@ -172,33 +184,44 @@ class FetchRetryPolicy:
 
     ``retries`` is the number of extra attempts after the first (``http_retries``), ``backoff``
     the seconds before the first of them (``http_retry_backoff``), doubled before each further
-    one."""
+    one; ``jitter`` the fraction of each delay left to chance (``http_retry_jitter``, see
+    :func:`backoff_delay`; 0: exact delays)."""
 
     retries: int
     backoff: float
+    jitter: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.retries < 0:
             raise UsageError(f"retries must be >= 0, not {self.retries}")
         if self.backoff < 0:
             raise UsageError(f"backoff must be >= 0 seconds, not {self.backoff}")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise UsageError(f"jitter must be in [0, 1], not {self.jitter}")
 
     @classmethod
     def from_config(cls, config: LoaderConfig) -> FetchRetryPolicy:
-        """The policy of ``config``'s ``http_retries`` and ``http_retry_backoff``."""
-        return cls(retries=config.http_retries, backoff=config.http_retry_backoff)
+        """The policy of ``config``'s ``http_retries``, ``http_retry_backoff`` and
+        ``http_retry_jitter``."""
+        return cls(
+            retries=config.http_retries,
+            backoff=config.http_retry_backoff,
+            jitter=config.http_retry_jitter,
+        )
 
     @property
     def attempts(self) -> int:
         """GETs a fetch makes at most."""
         return self.retries + 1
 
-    def after(self, failure: HttpAttemptFailure) -> FetchRetryDecision:
+    def after(self, failure: HttpAttemptFailure, *, draw: float = 0.0) -> FetchRetryDecision:
         """Retry or give up after ``failure``.
 
         A permanent kind gives up with the failure's own reason; a transient one is retried
-        ``backoff_delay(backoff, attempt)`` seconds later from the bytes held, until the fetch's
-        last attempt failed: then it gives up with ``"<reason> (after <n> attempts)"``."""
+        ``backoff_delay(backoff, attempt, jitter=jitter, draw=draw)`` seconds later from the bytes
+        held (``draw``: the executor's uniform draw in [0, 1); the default 0 is the full delay),
+        until the fetch's last attempt failed: then it gives up with
+        ``"<reason> (after <n> attempts)"``."""
         if failure.kind not in TRANSIENT_FAILURES:
             return GiveUpFetch(
                 reason=failure.reason,
@@ -210,7 +233,7 @@ class FetchRetryPolicy:
                 reason=f"{failure.reason} (after {failure.attempt} attempts)", status=failure.status
             )
         return RetryAttempt(
-            delay=backoff_delay(self.backoff, failure.attempt),
+            delay=backoff_delay(self.backoff, failure.attempt, jitter=self.jitter, draw=draw),
             resume_from=failure.held,
             attempt=failure.attempt + 1,
         )
@@ -222,12 +245,17 @@ class FetchRetryPolicy:
 class HttpRetries:
     """Failed fetches per waited-for segment, and the verdict on each new failure.
 
-    ``backoff`` is the delay in seconds before the first retry (``http_retry_backoff``)."""
+    ``backoff`` is the delay in seconds before the first retry (``http_retry_backoff``),
+    ``jitter`` the fraction of each delay left to chance (``http_retry_jitter``,
+    :func:`backoff_delay`)."""
 
-    def __init__(self, *, backoff: float) -> None:
+    def __init__(self, *, backoff: float, jitter: float = 0.0) -> None:
         if backoff < 0:
             raise UsageError(f"backoff must be >= 0 seconds, not {backoff}")
+        if not 0.0 <= jitter <= 1.0:
+            raise UsageError(f"jitter must be in [0, 1], not {jitter}")
         self.backoff = backoff
+        self.jitter = jitter
         self._max_attempts: dict[SegmentId, int] = {}
         self._failures: dict[SegmentId, int] = {}
 
@@ -251,12 +279,19 @@ class HttpRetries:
         return self._failures.get(segment_id, 0)
 
     def failed(
-        self, segment_id: SegmentId, *, status: int | None, now: float, permanent: bool = False
+        self,
+        segment_id: SegmentId,
+        *,
+        status: int | None,
+        now: float,
+        permanent: bool = False,
+        draw: float = 0.0,
     ) -> float | None:
         """A fetch of ``segment_id`` failed (``status``: the HTTP status, if one came;
         ``permanent``: the fetch's answer was unusable as such, see :class:`GiveUpFetch`). The time
-        (seconds) to fetch it again, or ``None``: give it up. A segment nobody waits for is never
-        retried here (``None``, nothing counted)."""
+        (seconds) to fetch it again, or ``None``: give it up. ``draw`` is the caller's uniform
+        draw in [0, 1) for the jitter. A segment nobody waits for is never retried here
+        (``None``, nothing counted)."""
         max_attempts = self._max_attempts.get(segment_id)
         if max_attempts is None:
             return None
@@ -264,4 +299,4 @@ class HttpRetries:
         if permanent or (status is not None and 400 <= status < 500) or failures >= max_attempts:
             self.forget(segment_id)
             return None
-        return now + backoff_delay(self.backoff, failures)
+        return now + backoff_delay(self.backoff, failures, jitter=self.jitter, draw=draw)

@@ -254,7 +254,7 @@ class Scheduler:
         # HTTP failures per segment since it was last requested by the player (while it stays queued).
         self._http_failure_counts: dict[SegmentId, int] = {}
         # Failed fetches of the segments the player waits for: retried with back-off, or given up.
-        self._retries = HttpRetries(backoff=config.http_retry_backoff)
+        self._retries = HttpRetries(backoff=config.http_retry_backoff, jitter=config.http_retry_jitter)
         # Strikes and bans of peers, per swarm (rendition).
         self._reputation = Reputation(ban_time=config.peer_ban_time)
         self._now = 0.0  # the time of the event or timer being handled (seconds)
@@ -813,7 +813,10 @@ class Scheduler:
         self._notify(nt.SegmentLoadFailed(segment_id=sid, source="http", reason=reason, status=status))
         if sid not in self._wanted:
             return  # prefetch: the download policy decides (http_failed_segment_timeout)
-        retry_at = self._retries.failed(sid, status=status, now=now, permanent=permanent)
+        # The jitter's draw comes from the scheduler's own random source (the simulator seeds it),
+        # and only when the delay is randomised at all: a run with jitter 0 draws nothing.
+        draw = self._rng.random() if self._retries.jitter else 0.0
+        retry_at = self._retries.failed(sid, status=status, now=now, permanent=permanent, draw=draw)
         if retry_at is None:
             # An unusable answer, or the request's attempts are spent: the player's wait ends
             # with the reason.

@@ -287,7 +287,8 @@ class ModelledHttp:
         if self._active.pop(rid, None) is None:
             return
         self._origin.active -= 1
-        decision = self._retry_policy.after(failure)
+        draw = self._rng.random() if self._retry_policy.jitter else 0.0
+        decision = self._retry_policy.after(failure, draw=draw)
         if isinstance(decision, GiveUpFetch):
             self._feed(decision.event(rid))
             return

@@ -9,6 +9,7 @@ The happy paths and real truncation run against the real local origin in test_lo
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 
 import httpx
@@ -151,7 +152,39 @@ async def test_the_shipped_defaults_wait_half_a_second_then_one_second_between_a
     slept: list[float] = []
     events = await run(StartHttpFetch(request_id=1, segment=segment()), config, slept=slept)
     assert events[-1] == ev.HttpFetchFailed(request_id=1, reason="HTTP 503 (after 3 attempts)", status=503)
-    assert route.call_count == 3 and slept == [0.5, 1.0]
+    # 0.5 s then 1 s, each shortened at random by up to half (the shipped http_retry_jitter)
+    assert config.http_retry_jitter == 0.5
+    assert route.call_count == 3 and len(slept) == 2
+    assert 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0
+
+
+@respx.mock
+async def test_the_executor_draws_each_delays_jitter_from_its_random_source() -> None:
+    respx.get(URL).mock(return_value=httpx.Response(503))
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    draws = random.Random(7)
+    expected = [0.5 * (1 - 0.5 * draws.random()), 1.0 * (1 - 0.5 * draws.random())]
+    events: list[ev.Event] = []
+    async with httpx.AsyncClient() as client:
+        policy = FetchRetryPolicy.from_config(LoaderConfig())
+        executor = HttpExecutor(
+            client, events.append, retry_policy=policy, sleep=record, rng=random.Random(7)
+        )
+        executor.start(StartHttpFetch(request_id=1, segment=segment()))
+        for _ in range(200):
+            if events and isinstance(events[-1], ev.HttpFetchFailed):
+                break
+            await asyncio.sleep(0.01)
+        await executor.aclose()
+    assert slept == pytest.approx(expected)
+    # Without jitter the delays are exact and nothing is drawn.
+    slept.clear()
+    await fetch_small(retry=FetchRetryPolicy(retries=2, backoff=0.5), slept=slept, failures=2)
+    assert slept == [0.5, 1.0]
 
 
 @respx.mock
@@ -162,7 +195,7 @@ async def test_a_retry_that_succeeds_slept_only_before_it() -> None:
         StartHttpFetch(request_id=1, segment=segment()), CONFIG.evolve(http_retry_backoff=0.3), slept=slept
     )
     assert isinstance(events[-1], ev.HttpFetchCompleted) and body_of(events) == BODY
-    assert route.call_count == 2 and slept == [0.3]
+    assert route.call_count == 2 and len(slept) == 1 and 0.15 <= slept[0] <= 0.3
 
 
 class _BreaksAfter(httpx.AsyncByteStream):
@@ -324,10 +357,21 @@ SMALL = "http://origin.test/index.m3u8"
 
 
 async def fetch_small(
-    *, retry: FetchRetryPolicy = POLICY, byte_range: ByteRange | None = None, slept: list[float]
+    *,
+    retry: FetchRetryPolicy = POLICY,
+    byte_range: ByteRange | None = None,
+    slept: list[float],
+    failures: int = 0,
 ) -> bytes:
+    """``fetch_bytes`` of :data:`SMALL`, its retry delays appended to ``slept``; with ``failures``,
+    the first that many GETs answer 503 (a route of its own)."""
+
     async def record(seconds: float) -> None:
         slept.append(seconds)
+
+    if failures:
+        answers = [httpx.Response(503)] * failures + [httpx.Response(200, content=b"#EXTM3U\n")]
+        respx.get(SMALL).mock(side_effect=answers)
 
     async with httpx.AsyncClient() as client:
         return await fetch_bytes(
@@ -354,7 +398,8 @@ async def test_fetch_bytes_tries_a_transient_failure_again_after_the_policys_del
     slept: list[float] = []
     assert await fetch_small(slept=slept) == b"#EXTM3U\n"
     assert route.call_count == 3
-    assert slept == [0.5, 1.0]  # http_retry_backoff, doubled
+    # http_retry_backoff, doubled, each shortened by up to the shipped jitter's half
+    assert len(slept) == 2 and 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0
 
 
 @respx.mock
@@ -365,7 +410,7 @@ async def test_fetch_bytes_gives_up_when_the_attempts_are_used_up() -> None:
         await fetch_small(slept=slept)
     assert route.call_count == POLICY.attempts == 3
     assert info.value.status == 503 and info.value.reason == "after 3 attempts"
-    assert slept == [0.5, 1.0]
+    assert len(slept) == 2 and 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0
     route.mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(TransportError) as network:
         await fetch_small(slept=slept)

@@ -97,8 +97,8 @@ async def test_a_playlist_that_keeps_failing_is_given_up_after_the_attempts() ->
 
 
 async def test_with_the_shipped_retry_settings_two_503s_on_the_master_are_waited_out() -> None:
-    """``http_retries`` 2 and ``http_retry_backoff`` 0.5 s as shipped: 0.5 s, then 1 s, then the
-    third attempt succeeds."""
+    """``http_retries`` 2 and ``http_retry_backoff`` 0.5 s as shipped: 0.5 s, then 1 s (each
+    shortened by up to half, ``http_retry_jitter``), then the third attempt succeeds."""
     shipped = LoaderConfig(use_p2p=False)
     assert (shipped.http_retries, shipped.http_retry_backoff) == (2, 0.5)
     with OriginServer(TS) as origin:
@@ -108,4 +108,5 @@ async def test_with_the_shipped_retry_settings_two_503s_on_the_master_are_waited
             waited = time.monotonic() - started
             assert loader.variants
         assert origin.statistics().requests_for("/master.m3u8") == 3
-    assert waited >= 1.5
+    assert shipped.http_retry_jitter == 0.5
+    assert waited >= 1.5 * 0.5

@@ -342,12 +342,17 @@ def test_http_error_retries_sets_the_attempts_of_each_fetch_in_the_core() -> Non
     config = LoaderConfig(http_retries=7, http_retry_backoff=0.25)  # http_retries does not apply
     for retries in (1, 3, 5):
         h = Harness(config=config, policy=with_settings(http_error_retries=retries))
-        assert h.scheduler.fetch_retry_policy == FetchRetryPolicy(retries=retries - 1, backoff=0.25)
+        assert h.scheduler.fetch_retry_policy == FetchRetryPolicy(
+            retries=retries - 1, backoff=0.25, jitter=0.5
+        )
     shipped = Harness(policy=POLICY).scheduler.fetch_retry_policy
     assert shipped.attempts == P2PML22Settings().http_error_retries == 3
     assert shipped.backoff == LoaderConfig().http_retry_backoff
+    assert shipped.jitter == LoaderConfig().http_retry_jitter
     # Other policies keep the config's http_retries.
-    assert Harness(config=config).scheduler.fetch_retry_policy == FetchRetryPolicy(retries=7, backoff=0.25)
+    assert Harness(config=config).scheduler.fetch_retry_policy == FetchRetryPolicy(
+        retries=7, backoff=0.25, jitter=0.5
+    )
 
 
 def test_a_failed_fetch_rejects_the_request_and_is_left_alone_for_60_s() -> None:

@@ -222,20 +222,22 @@ def test_a_new_request_counts_from_zero_and_bad_limits_are_refused() -> None:
 
 
 def test_a_waited_segment_is_fetched_again_after_the_default_backoff_then_given_up() -> None:
+    # The shipped settings: 0.5 s doubled, each delay shortened at random by up to half of it.
     h = Harness(QUIET)
     assert h.config.http_retry_backoff == 0.5 and h.config.http_failed_segment_timeout == 10.0
+    assert h.config.http_retry_jitter == 0.5
     h.play_at(0)
     h.request(0)
     fail(h, 0)
     assert 0 not in h.http_loading() and unavailable(h) == []
-    h.advance(0.49)
+    h.advance(0.24)
     assert 0 not in h.http_loading()
-    h.advance(0.02)  # 0.5 s after the failure (not http_failed_segment_timeout's 10 s)
+    h.advance(0.27)  # within 0.25-0.5 s of the failure (not http_failed_segment_timeout's 10 s)
     assert 0 in h.http_loading() and fetches_of(h, 0) == 2
     fail(h, 0)
-    h.advance(0.99)
+    h.advance(0.49)
     assert 0 not in h.http_loading()
-    h.advance(0.02)  # doubled: 1 s
+    h.advance(0.52)  # doubled: within 0.5-1 s
     assert 0 in h.http_loading() and fetches_of(h, 0) == 3
     fail(h, 0)  # the third failed fetch: DEFAULT_HTTP_ATTEMPTS
     assert unavailable(h) == [nt.SegmentUnavailable(segment_id=sid(0), reason="HTTP 503")]
@@ -243,6 +245,59 @@ def test_a_waited_segment_is_fetched_again_after_the_default_backoff_then_given_
     assert len(failures) == 3 and all(f.source == "http" for f in failures)
     h.advance(5.0)  # given up: nothing fetches it for the player (the prefetch timeout holds it)
     assert fetches_of(h, 0) == 3 and h.ready() == []
+
+
+def test_without_jitter_a_waited_segment_is_fetched_again_exactly_after_the_backoff() -> None:
+    h = Harness(QUIET.evolve(http_retry_jitter=0.0))
+    h.play_at(0)
+    h.request(0)
+    fail(h, 0)
+    h.advance(0.49)
+    assert 0 not in h.http_loading()
+    h.advance(0.02)
+    assert 0 in h.http_loading() and fetches_of(h, 0) == 2
+    fail(h, 0)
+    h.advance(0.99)
+    assert 0 not in h.http_loading()
+    h.advance(0.02)
+    assert 0 in h.http_loading() and fetches_of(h, 0) == 3
+
+
+def test_jitter_spreads_the_retries_of_viewers_that_failed_together() -> None:
+    # Twenty schedulers (viewers) whose fetch of one segment failed at the same instant come back
+    # at twenty different moments, all within the later half of the back-off.
+    retry_times = []
+    for seed in range(20):
+        h = Harness(QUIET, seed=seed)
+        h.play_at(0)
+        h.request(0)
+        fail(h, 0)
+        for step in range(1, 51):
+            h.advance(0.01)
+            if 0 in h.http_loading():
+                retry_times.append(step * 0.01)
+                break
+    assert len(retry_times) == 20
+    assert all(0.25 - 1e-9 <= t <= 0.5 + 1e-9 for t in retry_times)
+    assert len({round(t, 2) for t in retry_times}) >= 8
+
+
+def test_backoff_jitter_shortens_each_delay_by_at_most_its_fraction() -> None:
+    assert backoff_delay(0.5, 1) == 0.5
+    assert backoff_delay(0.5, 2, jitter=0.5, draw=0.0) == 1.0
+    assert backoff_delay(0.5, 2, jitter=0.5, draw=0.5) == 0.75
+    assert backoff_delay(0.5, 1, jitter=1.0, draw=0.999) == pytest.approx(0.0005)
+    policy = FetchRetryPolicy(retries=2, backoff=0.5, jitter=0.5)
+    decision = policy.after(failure(HttpFailureKind.SERVER_ERROR, attempt=2), draw=0.5)
+    assert isinstance(decision, RetryAttempt) and decision.delay == 0.75
+    assert FetchRetryPolicy.from_config(LoaderConfig()).jitter == 0.5
+    for bad in (-0.1, 1.1):
+        with pytest.raises(UsageError, match="jitter"):
+            FetchRetryPolicy(retries=1, backoff=0.5, jitter=bad)
+        with pytest.raises(UsageError, match="jitter"):
+            HttpRetries(backoff=0.5, jitter=bad)
+    with pytest.raises(UsageError, match="draw"):
+        backoff_delay(0.5, 1, jitter=0.5, draw=1.0)
 
 
 def test_a_4xx_ends_the_wait_at_once_with_the_reason() -> None:

@@ -223,7 +223,9 @@ class P2PML22Policy(DownloadPolicy):
         """``http_error_retries`` attempts per fetch, ``http_retry_backoff`` apart (doubled): the
         core counts 2.x's attempts, see "HTTP attempts" in the module docstring."""
         return FetchRetryPolicy(
-            retries=self.settings.http_error_retries - 1, backoff=self.config.http_retry_backoff
+            retries=self.settings.http_error_retries - 1,
+            backoff=self.config.http_retry_backoff,
+            jitter=self.config.http_retry_jitter,
         )
 
     def fetches_per_request(self, max_attempts: int) -> int:
