@@ -7,7 +7,8 @@ anyio, attrs, websockets, cryptography). The rest is in extras, declared in ``py
 * ``cli``: rich, for the terminal views of ``p2ploader view``, ``play``, ``swarm`` and ``demo``;
 * ``plot``: matplotlib, for the PNG plots of ``swarm --plot``, ``demo`` and ``simulate --sweep``;
 * ``proxy``: starlette and uvicorn, for :mod:`p2ploader.proxy` and ``p2ploader proxy``;
-* ``all``: the three.
+* ``cluster``: Ray, for ``p2ploader swarm --cluster`` (:mod:`p2ploader.app.cluster`);
+* ``all``: the four.
 
 The check looks the modules up without importing them (:func:`importlib.util.find_spec`), so it
 costs a few file-system lookups and never runs a missing package's import side effects.
@@ -31,6 +32,7 @@ EXTRAS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "cli": ("rich",),
         "plot": ("matplotlib",),
         "proxy": ("starlette", "uvicorn"),
+        "cluster": ("ray",),
     }
 )
 

@@ -93,6 +93,7 @@ SLOWEST_FIRST = (
     "tests/hostile/test_integrity_bypass.py",
     "tests/proxy/test_proxy.py",
     "tests/app/test_cli.py",
+    "tests/app/test_cluster.py",
     "tests/sim/test_sim.py",
 )
 

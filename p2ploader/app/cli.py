@@ -452,11 +452,13 @@ async def _run_swarm(
     viewer_prefix: Callable[[int], Sequence[str]] | None = None,
     policy: str | None = None,
     base_config: LoaderConfig | None = None,
+    cluster: str | None = None,
 ) -> SwarmResult:
     """Run the swarm ``args`` describe on ``url`` with a live view; print the final table.
     ``loopback_only``: ICE on 127.0.0.1 only (off on the testbed, whose viewers each have one
     interface of their own); ``viewer_prefix``: as :class:`SwarmRunner`'s; ``policy`` replaces
-    the loader's; ``base_config`` replaces ``--preset``/``--config``'s settings."""
+    the loader's; ``base_config`` replaces ``--preset``/``--config``'s settings; ``cluster``: the
+    Ray cluster to place the pools on (:mod:`p2ploader.app.cluster`)."""
     from p2ploader.app.swarmrun import ChurnSettings, SwarmRunner, churn_schedule
     from p2ploader.app.viewer import ViewerSpec
     from p2ploader.app.views import LiveOutput, make_console, swarm_line, swarm_table
@@ -492,6 +494,7 @@ async def _run_swarm(
         origin_bytes=origin_bytes,
         viewer_prefix=viewer_prefix,
         pools=pools,
+        cluster=cluster,
     )
     fancy = _fancy(args)
     console = make_console()
@@ -573,6 +576,11 @@ async def _swarm(args: argparse.Namespace) -> int:
     from p2ploader.app.testbedrun import wants_testbed
     from p2ploader.tracker import TrackerServer
 
+    if args.cluster is not None and (wants_testbed(args) or args.process_per_viewer):
+        raise UsageError(
+            "--cluster places viewer pools on a Ray cluster; it does not combine with the testbed "
+            "or --process-per-viewer"
+        )
     if wants_testbed(args):
         return await _swarm_on_testbed(args)
     async with contextlib.AsyncExitStack() as stack:
@@ -582,7 +590,17 @@ async def _swarm(args: argparse.Namespace) -> int:
             trackers = [tracker.url]
             print(f"tracker: {tracker.url} (embedded)", flush=True)
         print(f"swarm: {args.viewers} viewers of {args.url} for {args.duration:.0f} s", flush=True)
-        result = await _run_swarm(args, url=args.url, trackers=trackers, title="p2ploader swarm")
+        if args.cluster is not None:
+            print(f"cluster: {args.cluster} (viewer pools as Ray actors, spread over its nodes)", flush=True)
+        result = await _run_swarm(
+            args,
+            url=args.url,
+            trackers=trackers,
+            title="p2ploader swarm",
+            # Across machines a viewer's peers are elsewhere: ICE on the nodes' own interfaces.
+            loopback_only=args.cluster is None,
+            cluster=args.cluster,
+        )
     status = _finish_swarm(args, result, origin_bytes=None, extra={"settings": _swarm_settings(args)})
     _print_swarm_result(result, scenario="custom", policy=_load_config(args).policy)
     return status
@@ -1107,6 +1125,15 @@ def _add_swarm(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="URL",
         help="WebTorrent tracker (ws://...) the viewers announce to; repeat for several "
         "(default: start the embedded tracker on 127.0.0.1)",
+    )
+    swarm.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="place the viewer pools on the Ray cluster at ADDRESS (HOST:PORT, or 'auto'), spread "
+        "over its nodes, one pool per cluster CPU unless --pools says otherwise; the URL and "
+        "--tracker must be reachable from every node (needs the 'cluster' extra: "
+        "pip install 'p2ploader[cluster]')",
     )
     _add_loader_options(swarm)
     from p2ploader.app.testbedrun import add_testbed_options

@@ -72,6 +72,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_LINE_BYTES",
     "CpuShares",
+    "PoolClient",
     "PoolProcess",
     "ViewerPool",
 ]
@@ -358,64 +359,42 @@ _GONE = "gone"
 """The type of the line :class:`PoolProcess` hands a session whose pool ended before it reported."""
 
 
-class PoolProcess:
-    """A pool process seen from the swarm runner: start sessions, stop them, read their lines.
+class PoolClient:
+    """A pool seen from the swarm runner, wherever it runs: start sessions, stop them, read their
+    lines. :class:`PoolProcess` is a pool process of this machine; a Ray actor's pool
+    (:class:`p2ploader.app.cluster.RayPool`) another machine's.
 
     :meth:`open` returns a queue of the session's lines (dicts, ``key`` removed); the last one is
-    its ``result`` or ``error``, or ``{"type": "gone", "error": ...}`` when the pool process ended
-    first (it crashed or was killed)."""
+    its ``result`` or ``error``, or ``{"type": "gone", "error": ...}`` when the pool ended first
+    (it crashed or was killed). A subclass sends commands (:meth:`_send`), feeds every output line
+    to :meth:`_dispatch` and calls :meth:`_end_all` once the pool's output ended."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+    local = True
+    """Whether the pool is a process of this machine (its pid can be read from the OS here)."""
+
+    def __init__(self) -> None:
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def start(
-        cls,
-        *,
-        python: str | None = None,
-        max_sessions: int = DEFAULT_MAX_SESSIONS,
-        **options: Any,
-    ) -> PoolProcess:
-        """Start ``python -m p2ploader.app.pool``; ``options`` go to
-        :func:`asyncio.create_subprocess_exec` (e.g. ``start_new_session``)."""
-        proc = await asyncio.create_subprocess_exec(
-            python or sys.executable,
-            "-m",
-            "p2ploader.app.pool",
-            "--max-sessions",
-            str(max_sessions),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=MAX_LINE_BYTES,
-            **options,
-        )
-        return cls(proc)
-
-    async def ready(self) -> bool:
-        """Until the pool reads commands (its ``ready`` line); False when it ended first. Sessions
-        opened before are started all the same, once it is ready."""
-        waiter = asyncio.ensure_future(asyncio.shield(self._ready))
-        await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        return self._ready.done()
+        self.cpu_time: float | None = None
+        """CPU seconds the pool used, when its host reported them (a remote pool, once closed)."""
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        raise NotImplementedError
+
+    @property
+    def alive(self) -> bool:
+        raise NotImplementedError
 
     @property
     def running(self) -> int:
         """Sessions opened and not yet ended."""
         return len(self._queues)
 
-    @property
-    def alive(self) -> bool:
-        return self.proc.returncode is None and not self._reader.done()
+    async def ready(self) -> bool:
+        """Until the pool reads commands (its ``ready`` line); False when it ended first. Sessions
+        opened before are started all the same, once it is ready."""
+        raise NotImplementedError
 
     def open(self, key: str, spec: ViewerSpec) -> asyncio.Queue[dict[str, Any]]:
         """Start session ``key`` playing ``spec``; its lines arrive on the queue returned."""
@@ -437,6 +416,96 @@ class PoolProcess:
 
     def terminate(self) -> None:
         """SIGTERM: the pool stops every session; they still report."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    async def close(self, *, kill_after: float = 10.0) -> int:
+        """End of the pool's input (every session stops), then wait for it to exit: killed after
+        ``kill_after`` seconds. Returns its exit status."""
+        raise NotImplementedError
+
+    def _send(self, command: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def _gone_reason(self) -> str:
+        raise NotImplementedError
+
+    def _dispatch(self, raw: bytes | str) -> None:
+        """One line of the pool's output: to its session's queue (its last line ends the session)."""
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(line, dict):
+            return
+        key = line.pop("key", None)
+        if key is None and line.get("type") == "ready" and not self._ready.done():
+            self._ready.set_result(None)
+        queue = self._queues.get(key) if isinstance(key, str) else None
+        if queue is None:
+            return  # a refusal, or a session the runner forgot
+        if line.get("type") in ("result", "error"):
+            self._end(str(key), line)
+        else:
+            queue.put_nowait(line)
+
+    def _end(self, key: str, line: dict[str, Any]) -> None:
+        queue = self._queues.pop(key, None)
+        if queue is not None:
+            queue.put_nowait(line)
+
+    def _end_all(self) -> None:
+        """The pool's output ended: every session still open gets a ``gone`` line."""
+        for key in list(self._queues):
+            self._end(key, {"type": _GONE, "error": self._gone_reason()})
+
+
+class PoolProcess(PoolClient):
+    """A pool process of this machine (``python -m p2ploader.app.pool``), see :class:`PoolClient`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        super().__init__()
+        self.proc = proc
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def start(
+        cls,
+        *,
+        python: str | None = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        **options: Any,
+    ) -> PoolProcess:
+        """Start ``python -m p2ploader.app.pool``; ``options`` go to
+        :func:`asyncio.create_subprocess_exec` (e.g. ``start_new_session``)."""
+        proc = await asyncio.create_subprocess_exec(
+            *pool_command(python or sys.executable, max_sessions),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=MAX_LINE_BYTES,
+            **options,
+        )
+        return cls(proc)
+
+    async def ready(self) -> bool:
+        waiter = asyncio.ensure_future(asyncio.shield(self._ready))
+        await asyncio.wait({waiter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        return self._ready.done()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None and not self._reader.done()
+
+    def terminate(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGTERM)
 
@@ -445,8 +514,6 @@ class PoolProcess:
             self.proc.kill()
 
     async def close(self, *, kill_after: float = 10.0) -> int:
-        """End of stdin (every session stops), then wait for the process to exit: SIGKILL after
-        ``kill_after`` seconds. Returns its exit status."""
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError, RuntimeError):
                 self.proc.stdin.close()
@@ -469,38 +536,15 @@ class PoolProcess:
             return False
         return True
 
-    def _end(self, key: str, line: dict[str, Any]) -> None:
-        queue = self._queues.pop(key, None)
-        if queue is not None:
-            queue.put_nowait(line)
-
     def _gone_reason(self) -> str:
-        tail = "".join(self._stderr_tail).strip()
-        code = self.proc.returncode
-        status = "the pool process ended" if code is None else f"the pool process ended with status {code}"
-        return status + (f": {tail[-600:]}" if tail else "")
+        return gone_reason(self.proc.returncode, "".join(self._stderr_tail))
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         stderr = asyncio.get_running_loop().create_task(self._drain(self.proc.stderr))
         try:
             async for raw in self.proc.stdout:
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(line, dict):
-                    continue
-                key = line.pop("key", None)
-                if key is None and line.get("type") == "ready" and not self._ready.done():
-                    self._ready.set_result(None)
-                queue = self._queues.get(key) if isinstance(key, str) else None
-                if queue is None:
-                    continue  # a refusal, or a session the runner forgot
-                if line.get("type") in ("result", "error"):
-                    self._end(str(key), line)
-                else:
-                    queue.put_nowait(line)
+                self._dispatch(raw)
         except (ValueError, OSError):  # a line over the limit: the pool is broken
             self.kill()
         finally:
@@ -508,12 +552,23 @@ class PoolProcess:
                 await asyncio.wait_for(stderr, timeout=5.0)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.proc.wait(), timeout=5.0)
-            for key in list(self._queues):
-                self._end(key, {"type": _GONE, "error": self._gone_reason()})
+            self._end_all()
 
     async def _drain(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
             self._stderr_tail.append(raw.decode("utf-8", "replace"))
+
+
+def pool_command(python: str, max_sessions: int) -> list[str]:
+    """The command line of a pool process."""
+    return [python, "-m", "p2ploader.app.pool", "--max-sessions", str(max_sessions)]
+
+
+def gone_reason(code: int | None, stderr_tail: str) -> str:
+    """Why a pool's sessions ended without a result: its exit status and the end of its stderr."""
+    tail = stderr_tail.strip()
+    status = "the pool process ended" if code is None else f"the pool process ended with status {code}"
+    return status + (f": {tail[-600:]}" if tail else "")
 
 
 if __name__ == "__main__":

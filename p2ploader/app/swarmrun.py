@@ -52,8 +52,9 @@ from typing import Any, Literal
 
 import attrs
 
-from p2ploader.app.pool import DEFAULT_MAX_SESSIONS, PoolProcess
+from p2ploader.app.pool import DEFAULT_MAX_SESSIONS, PoolClient, PoolProcess
 from p2ploader.app.viewer import ViewerSpec, start_viewer_process
+from p2ploader.errors import P2PLoaderError
 
 __all__ = [
     "ChurnSettings",
@@ -378,6 +379,9 @@ class SwarmResult:
     pools: int = 0
     """Pool processes the viewers ran in; 0: each session in a process of its own. In pools, each
     session's ``cpu_time`` is its equal share of its pool's CPU time."""
+    pool_hosts: tuple[str, ...] = ()
+    """With ``cluster``: the Ray node id each pool ran on, in pool order (empty: pools of this
+    machine)."""
 
     @property
     def cpu_time(self) -> float:
@@ -411,6 +415,7 @@ class SwarmResult:
             else None,
             "cpu_cores": _cpu_count(),
             "pools": self.pools,
+            "pool_hosts": list(self.pool_hosts),
             "viewer_cpu_time_shared": self.pools > 0,
             "stopped_early": self.stopped_early,
         }
@@ -452,7 +457,10 @@ class SwarmRunner:
 
     ``pools``: pool processes the sessions run in (None: one per core; 0: each session in a process
     of its own, which ``viewer_prefix`` needs, as a network namespace is per process);
-    ``pool_size``: sessions one pool runs at once (a session finding every pool full fails)."""
+    ``pool_size``: sessions one pool runs at once (a session finding every pool full fails).
+    ``cluster``: the address of a Ray cluster to place the pools on, spread over its nodes
+    (:mod:`p2ploader.app.cluster`; ``pools`` None then means one per CPU of the cluster); None:
+    pools of this machine."""
 
     def __init__(
         self,
@@ -468,6 +476,7 @@ class SwarmRunner:
         viewer_prefix: Callable[[int], Sequence[str]] | None = None,
         pools: int | None = None,
         pool_size: int = DEFAULT_MAX_SESSIONS,
+        cluster: str | None = None,
     ) -> None:
         if pools is not None and pools < 0:
             raise ValueError("pools must be >= 0 (0: a process per viewer)")
@@ -475,9 +484,13 @@ class SwarmRunner:
             raise ValueError("viewer_prefix needs a process per viewer (pools=0)")
         if pool_size < 1:
             raise ValueError("pool_size must be >= 1")
+        if cluster is not None and (pools == 0 or viewer_prefix is not None):
+            raise ValueError("cluster places pools: it needs pools (not a process per viewer)")
+        self.cluster = cluster
         self.template = template
         self.viewer_prefix = viewer_prefix
         self.pools = (0 if viewer_prefix is not None else _cpu_count()) if pools is None else pools
+        self._pools_given = pools is not None
         self.pool_size = pool_size
         self.runs = [SessionRun(session=s) for s in sessions]
         self.viewer_count = max((s.viewer for s in sessions), default=-1) + 1
@@ -492,7 +505,7 @@ class SwarmRunner:
         self._t0: float | None = None
         self._stopping = asyncio.Event()
         self._procs: dict[int, asyncio.subprocess.Process] = {}
-        self._pools: list[PoolProcess] = []
+        self._pools: list[PoolClient] = []
         self._pool_error: str | None = None
 
     # -- state for the views -----------------------------------------------------------------
@@ -510,7 +523,7 @@ class SwarmRunner:
     def pids(self) -> list[int]:
         """The process ids of the pools, or of the viewer processes, running now (to read their
         memory or CPU time from the OS)."""
-        pools = [pool.pid for pool in self._pools if pool.alive]
+        pools = [pool.pid for pool in self._pools if pool.alive and pool.local]
         return pools + [proc.pid for proc in self._procs.values() if proc.returncode is None]
 
     def figures(self, viewer: int) -> ViewerFigures:
@@ -664,7 +677,9 @@ class SwarmRunner:
                 handle_sigint = False
         everything: asyncio.Future[list[None]] | None = None
         try:
-            if self.pools and self.runs:
+            if self.cluster is not None and self.runs:
+                await self._start_cluster_pools()
+            elif self.pools and self.runs:
                 await self._start_pools(min(self.pools, len(self.runs)))
                 self._t0 = time.monotonic()  # the schedule starts once the pools can take sessions
             sessions = [loop.create_task(self._run_session(index)) for index in range(len(self.runs))]
@@ -694,6 +709,10 @@ class SwarmRunner:
                 loop.remove_signal_handler(signal.SIGINT)
         rows = self.all_figures()
         children1 = _children_cpu()
+        process_cpu = None if children0 is None or children1 is None else children1 - children0
+        if self.cluster is not None:  # the pools ran elsewhere: each actor counted its own
+            remote = [pool.cpu_time for pool in self._pools]
+            process_cpu = None if None in remote or not remote else sum(c for c in remote if c is not None)
         return SwarmResult(
             url=self.template.url,
             viewers=tuple(rows),
@@ -704,8 +723,9 @@ class SwarmRunner:
             wall_time=self.elapsed,
             runner_cpu_time=time.process_time() - cpu0,
             stopped_early=self.stopping,
-            process_cpu_time=None if children0 is None or children1 is None else children1 - children0,
+            process_cpu_time=process_cpu,
             pools=len(self._pools),
+            pool_hosts=tuple(getattr(pool, "node_id", "") for pool in self._pools if not pool.local),
         )
 
     async def _start_pools(self, count: int) -> None:
@@ -720,6 +740,25 @@ class SwarmRunner:
             self._pools.append(pool)
         # Each pool imports the loader first (seconds on a busy machine); a pool that ends before
         # it is ready fails the sessions sent to it, with its status and stderr.
+        await asyncio.gather(*(pool.ready() for pool in self._pools))
+
+    async def _start_cluster_pools(self) -> None:
+        """Place the pools on the Ray cluster (``self.cluster``), spread over its nodes."""
+        from p2ploader.app.cluster import RayPool, connect
+
+        assert self.cluster is not None
+        try:
+            resources = await asyncio.to_thread(connect, self.cluster)
+            count = self.pools if self._pools_given else max(1, int(resources.get("CPU", 1)))
+            count = min(count, len(self.runs))
+            self._pools.extend(
+                await asyncio.gather(*(RayPool.start(max_sessions=self.pool_size) for _ in range(count)))
+            )
+        except P2PLoaderError:
+            raise
+        except Exception as exc:  # Ray's errors: every session then fails with this reason
+            self._pool_error = f"cannot start viewer pools on the cluster {self.cluster}: {exc}"
+            return
         await asyncio.gather(*(pool.ready() for pool in self._pools))
 
     def _sample(self) -> None:

@@ -321,6 +321,8 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
     cores = _cpu_count()
     busy = result.cpu_time / result.wall_time / cores if result.wall_time else 0.0
     where = f"{result.pools} viewer pools" if result.pools else "viewer processes"
+    if result.pool_hosts:
+        where += f" on {len(set(result.pool_hosts))} cluster nodes"
     processes = (
         f"{where} {result.process_cpu_time:.1f} s ({total.cpu_time:.1f} s of it playing)"
         if result.process_cpu_time is not None
