@@ -407,3 +407,24 @@ def test_an_honest_peer_is_kept_and_used() -> None:
     v.play(until=8.0)
     assert_played_well(v)
     assert v.scheduler.statistics().p2p_segments >= 1 and v.peers.is_linked(X) and not v.misbehaved(X)
+
+
+def test_an_impersonator_banned_under_an_honest_peers_id_does_not_get_it_refused() -> None:
+    """A liar uses an honest peer's id and gets banned: the ban falls on the liar's certificate, so
+    the owner of the id (its own certificate) is linked, kept and used."""
+    v = Viewer(digests=True)
+    liar = ScriptedPeer(v.holding(), script=lying)
+    liar.announce()
+    assert v.connect(X, liar, certificate="the-impersonators")
+    v.play(until=6.0)
+    assert v.of(nt.PeerBanned) and not v.peers.is_linked(X)
+    assert not v.connect(X, ScriptedPeer(), certificate="the-impersonators")
+    owner = ScriptedPeer(v.holding())
+    owner.announce()
+    assert v.connect(X, owner, certificate="the-owners")
+    assert not v.scheduler.is_banned("v0", X, now=v.loop.time())
+    p2p_before = v.scheduler.statistics().p2p_segments
+    v.play(until=16.0)
+    assert v.peers.is_linked(X) and owner.requests
+    assert v.scheduler.statistics().p2p_segments > p2p_before
+    assert_played_well(v, at_least=SEGMENTS)
