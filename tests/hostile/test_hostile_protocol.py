@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import attrs
+import pytest
 
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
@@ -101,6 +102,34 @@ def test_an_honest_peer_passes_the_sha256_check() -> None:
     assert v.scheduler.statistics().p2p_segments >= 2
     assert not v.of(nt.IntegrityCheckFailed) and not v.misbehaved(X) and v.peers.is_linked(X)
     assert v.integrity_statistics().sha256_checks >= 2
+
+
+@pytest.mark.parametrize("lie", ["xor", "consistently-short"])
+def test_wrong_bytes_are_caught_by_spot_checks(lie: str) -> None:
+    def respond(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+        data = peer.data_for(request)
+        assert data is not None
+        # "consistently-short": a shorter segment whose header announces that shorter size.
+        peer.send_data(request, xor(data) if lie == "xor" else data[:-1000])
+
+    v = Viewer(integrity_spot_checks=3, integrity_spot_check_bytes=32)
+    joined(v, respond)
+    v.play(until=8.0)
+    assert_played_well(v)
+    (failed, *_) = v.of(nt.IntegrityCheckFailed)
+    assert failed.check == "spot-check" and failed.peer_id == X
+    if lie == "consistently-short":
+        assert "the origin has" in failed.reason
+    assert v.of(nt.PeerBanned) and not v.peers.is_linked(X)
+    assert 1 <= v.spot_check_requests <= 3 * v.spot_checked_segments
+
+
+def test_by_default_no_spot_check_is_made() -> None:
+    v = Viewer()
+    assert v.config.integrity_spot_checks == 0
+    joined(v, lying)
+    v.play(until=8.0)
+    assert v.spot_checked_segments == 0 and not v.of(nt.IntegrityCheckFailed)
 
 
 def test_without_integrity_checks_a_liar_gets_through() -> None:

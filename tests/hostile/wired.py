@@ -4,7 +4,10 @@ What runs is what ships, minus the sockets: the :class:`~p2ploader.core.driver.D
 :class:`~p2ploader.core.scheduler.Scheduler` on the simulator's
 :class:`~p2ploader.sim.loop.VirtualLoop` (time jumps from one due callback to the next; nothing
 sleeps), the loader's :class:`~p2ploader.aio.integrity.IntegrityChecker` for published SHA-256
-digests (that check needs no I/O) followed by the application's ``segment_validator``, and one
+digests (that check needs no I/O) followed by the application's ``segment_validator``, or, with
+``integrity_spot_checks`` set and no digests, spot checks modelled on the checker's (ranges planned
+by :func:`~p2ploader.core.integrity.plan_spot_checks` and compared with the origin's bytes, the
+last range also comparing the size, as the origin's ``Content-Range`` total does), and one
 :class:`~p2ploader.core.peer_protocol.PeerProtocol` per remote peer. Each remote peer is a testing
 kit :class:`~p2ploader.testing.peer.ScriptedPeer` joined to its machine by a
 :class:`~p2ploader.testing.peer.ScriptedLink`; messages cross the link ``latency`` seconds after
@@ -32,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics
+from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
@@ -40,6 +43,7 @@ from p2ploader.core import notifications as nt
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm
 from p2ploader.core.driver import Driver
+from p2ploader.core.integrity import plan_spot_checks
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.peer_protocol import PeerProtocol
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
@@ -253,7 +257,8 @@ class Viewer:
         self.segments: tuple[Segment, ...] = make_segments(segments, rendition=RENDITION, duration=duration)
         rng = random.Random(seed)
         self.truth = {s.id.sequence: rng.randbytes(segment_size) for s in self.segments}
-        self.scheduler = Scheduler(config, rng=random.Random(seed), validate_p2p=digests)
+        # As the loader: P2P segments are validated whenever the config may check them.
+        self.scheduler = Scheduler(config, rng=random.Random(seed), validate_p2p=integrity_enabled(config))
         self.notifications: list[nt.Notification] = []
         self.actions: list[act.Action] = []
         self.driver = Driver(self.scheduler, loop=self.loop, on_notification=self._notified, config=config)
@@ -268,6 +273,11 @@ class Viewer:
                 RENDITION, {n: hashlib.sha256(data).digest() for n, data in self.truth.items()}
             )
         self.driver.validate = self.integrity.validation(config.segment_validator)
+        self.spot_checked_segments = 0
+        self.spot_check_requests = 0
+        if not digests and config.integrity_spot_checks > 0:
+            self._spot_rng = random.Random(seed + 2)
+            self.driver.validate = self._spot_checked
         self.peers = WiredPeers(
             self,
             latency=latency,
@@ -360,6 +370,37 @@ class Viewer:
             if n == self._next_wanted:
                 self._next_wanted += 1
                 self.loop.call_soon(self._request_next)
+
+    async def _spot_checked(self, action: act.ValidateSegment) -> tuple[bool, bool]:
+        """The checker's spot checks, modelled: the origin answers every range from its truth."""
+        verified = False
+        if action.method == "p2p":
+            truth = self.truth[action.segment.id.sequence]
+            plan = plan_spot_checks(
+                len(action.data),
+                count=self.config.integrity_spot_checks,
+                length=self.config.integrity_spot_check_bytes,
+                rng=self._spot_rng,
+                focus=[(r.offset, r.length) for r in action.peer_ranges],
+            )
+            self.spot_checked_segments += 1
+            self.spot_check_requests += len(plan)
+            lie = None
+            if len(action.data) != len(truth):
+                lie = f"the origin has {len(truth)} bytes, the peer sent {len(action.data)}"
+            elif any(action.data[r.offset : r.end] != truth[r.offset : r.end] for r in plan):
+                lie = "bytes differ from the origin's"
+            if lie is not None:
+                if len(action.peer_ids) == 1:
+                    self._integrity_failed(action.segment, action.peer_ids[0], "spot-check", lie)
+                return False, False
+            verified = True
+        validator = self.config.segment_validator
+        if validator is not None and not validator(
+            action.segment, action.data, action.method, action.peer_id
+        ):
+            return False, False
+        return True, verified
 
     def _integrity_failed(self, segment: Segment, peer_id: str, check: Any, reason: str) -> None:
         # As the loader: the core reports the failure and bans the peer.
