@@ -52,7 +52,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("aio/test_peers.py", "_context"): "reads the policy context's view of a peer",
     ("aio/test_alternate_audio.py", "_scheduler"): "the audio companion's playhead (no public read)",
     ("aio/test_alternate_audio.py", "_position"): "the audio companion's playhead (no public read)",
-    ("aio/test_alternate_audio.py", "_closed"): "a companion closed on a rendition switch (no public read)",
     ("aio/test_alternate_audio.py", "_upload_control"): (
         "one delay controller shared by a loader and its companion (identity, no public read)"
     ),

@@ -78,7 +78,6 @@ class WiredPeers:
         """Open links by peer id."""
         self.closed: dict[str, str] = {}
         """Peer id -> why its (last) link was closed."""
-        self.uploads_started = 0
 
     # ------------------------------------------------------------------ links
 
@@ -202,9 +201,10 @@ class WiredPeers:
                 pass
 
     def _upload(self, action: act.SendSegmentToPeer) -> None:
-        """A whole (not growing) upload crosses the link in one go as soon as the scheduler asks
-        (an uplink as fast as loopback); the scheduler's upload slot is freed then
-        (``UploadFinished``, as the peer manager's task)."""
+        """An upload crosses the link in one go as soon as the scheduler asks (an uplink as fast as
+        loopback); the scheduler's upload slot is freed then (``UploadFinished``, as the peer
+        manager's task). A growing upload (a cut-through relay) sends only the bytes it holds at
+        that moment: relays are not modelled here (tests/core/test_cut_through.py has them)."""
         link = self.links.get(action.peer_id)
         if link is None:
             return
@@ -214,7 +214,6 @@ class WiredPeers:
             data=action.data,
             length=action.total_bytes - action.byte_offset if action.growing else None,
         )
-        self.uploads_started += 1
 
         def send() -> None:
             sent = 0
@@ -236,7 +235,8 @@ class WiredPeers:
 class Viewer:
     """A viewer of ``segments`` segments of ``duration`` seconds and ``segment_size`` bytes (random
     bytes, the origin's truth), with ``config``. ``digests``: the playlist publishes every segment's
-    SHA-256 (the integrity check then compares a peer's bytes with it). Times in seconds."""
+    SHA-256 (the integrity check then compares a peer's bytes with it). ``changes``: settings of
+    ``config`` to override. Times in seconds."""
 
     def __init__(
         self,
@@ -251,7 +251,9 @@ class Viewer:
         seed: int = 1,
         **changes: Any,
     ) -> None:
-        config = (config or LoaderConfig()).evolve(**changes) if changes else (config or LoaderConfig())
+        config = config or LoaderConfig()
+        if changes:
+            config = config.evolve(**changes)
         self.config = config
         self.loop = VirtualLoop()
         self.segments: tuple[Segment, ...] = make_segments(segments, rendition=RENDITION, duration=duration)
