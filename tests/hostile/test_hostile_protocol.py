@@ -36,11 +36,9 @@ def xor(data: bytes) -> bytes:
     return bytes(b ^ 0x5A for b in data)
 
 
-def joined(
-    v: Viewer, script: Any = honest, *, holding: dict[int, bytes] | None = None, announce: bool = True
-) -> ScriptedPeer:
-    """Link a scripted peer holding every segment (or ``holding``) that announces them."""
-    peer = ScriptedPeer(v.holding() if holding is None else holding, script=script)
+def joined(v: Viewer, script: Any = honest, *, announce: bool = True) -> ScriptedPeer:
+    """Link a scripted peer, as ``X``, that holds every segment and (``announce``) says so."""
+    peer = ScriptedPeer(v.holding(), script=script)
     if announce:
         peer.announce(sorted(v.holding()))
     assert v.connect(X, peer)
