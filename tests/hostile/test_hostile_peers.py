@@ -173,7 +173,9 @@ def liar(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
 async def test_a_liar_joining_through_the_tracker_is_banned_and_no_bad_byte_is_played(
     tracker: TrackerServer, hashed_root: Path
 ) -> None:
-    async with session(tracker, liar, root=hashed_root, integrity_sha256=True, through_tracker=True) as s:
+    # The loader's integrity settings as shipped: the playlist publishes digests, so they are checked.
+    async with session(tracker, liar, root=hashed_root, through_tracker=True) as s:
+        assert s.loader.config.integrity_sha256 is None  # automatic
         report, got = await play_and_wait(s, lambda: s.of(nt.PeerBanned), "the liar banned")
         await assert_played_well(s, report, got)
         (failed, *_) = s.of(nt.IntegrityCheckFailed)
@@ -181,6 +183,7 @@ async def test_a_liar_joining_through_the_tracker_is_banned_and_no_bad_byte_is_p
         await wait_until(lambda: not s.connected(), what="liar disconnected")
         assert s.loader.is_banned(s.peer.hex_id)
         assert s.loader.statistics().p2p_segments == 0  # its bytes were never stored
+        assert s.loader.integrity_statistics().sha256_checks >= 1
         # Introduced again (the same id and DTLS certificate), its offer is refused. The ban is on
         # its certificate: a fresh certificate is a fresh identity (bans cost an attacker, the slot
         # policy is what holds), so only the framing-proof part is asserted here.

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 
+from p2ploader.config import PRESETS
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
 from p2ploader.core.bans import STRIKES_BEFORE_BAN
@@ -455,3 +456,61 @@ def test_an_impersonator_banned_under_an_honest_peers_id_does_not_get_it_refused
     assert v.peers.is_linked(X) and owner.requests
     assert v.scheduler.statistics().p2p_segments > p2p_before
     assert_played_well(v, at_least=SEGMENTS)
+
+
+# --------------------------------------------------------------------------- the reported bypass
+
+
+def lie_then_stall(peer: ScriptedPeer, request: wire.SegmentRequest) -> None:
+    """A correct data header, then all but the last byte wrong, then nothing."""
+    data = peer.data_for(request)
+    assert data is not None
+    peer.send_header(request, len(data))
+    peer.send_raw(xor(data[:-1]))
+
+
+@pytest.mark.parametrize(
+    ("preset", "checks", "ranges"),
+    [
+        ("faq-vod", "digests", True),
+        ("faq-vod", "spot-checks", True),
+        ("faq-vod", "digests", False),
+        ("p2pml-0.6-defaults", "digests", True),
+    ],
+    ids=[
+        "faq-vod-digests-ranges",
+        "faq-vod-spot-checks-ranges",
+        "faq-vod-digests",
+        "defaults-digests-ranges",
+    ],
+)
+def test_the_reported_bypass(preset: str, checks: str, ranges: bool) -> None:
+    """With ``http_download_ranges`` HTTP used to fetch only the missing last byte, and the
+    assembled segment skipped the checks as an HTTP download. Now it is checked as P2P (digests or
+    spot checks) or, without ranges, its prefix is compared with the origin's bytes."""
+    changes: dict[str, Any] = {"http_download_ranges": ranges}
+    if checks == "spot-checks":
+        changes.update(integrity_spot_checks=3, integrity_spot_check_bytes=32)
+    v = Viewer(PRESETS[preset], digests=checks == "digests", **changes)
+    joined(v, lie_then_stall)
+    v.play(until=30.0)
+    assert_played_well(v, at_least=SEGMENTS)
+    failed = [n for n in v.of(nt.IntegrityCheckFailed) if n.peer_id == X]
+    expected = {"digests": "sha256", "spot-checks": "spot-check"}[checks] if ranges else "origin-bytes"
+    assert failed and failed[0].check == expected
+    assert any(n.peer_id == X for n in v.of(nt.PeerBanned)) and not v.peers.is_linked(X)
+    stats = v.scheduler.statistics()
+    assert stats.p2p_bytes_unverified == 0, "no unchecked peer byte was accepted"
+    assert stats.p2p_bytes_rejected > 0
+
+
+def test_with_checks_turned_off_a_prefix_liar_is_accepted_but_counted_unverified() -> None:
+    """``integrity_sha256=False`` on a stream without digests, ``faq-vod`` (ranges on): the
+    documented limit (docs/security.md): its bytes get through, counted as unverified."""
+    v = Viewer(PRESETS["faq-vod"], integrity_sha256=False)
+    assert v.config.http_download_ranges
+    joined(v, lie_then_stall)
+    v.play(until=30.0)
+    stats = v.scheduler.statistics()
+    assert v.wrong_segments() and not v.of(nt.IntegrityCheckFailed)
+    assert stats.p2p_bytes_verified == 0 and stats.p2p_bytes_unverified > 0
