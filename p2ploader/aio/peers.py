@@ -10,7 +10,8 @@ tracker client:
   links still connecting, a budget of remote offers answered per time window; when slots are full
   a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
   (past its grace period), or is closed. An open link is never replaced by a second connection
-  claiming the same peer id. Whether a peer is banned is the core's to say
+  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Whether a
+  peer is banned is the core's to say
   (:mod:`p2ploader.core.reputation`, asked through ``is_banned``); bans fall on the remote's DTLS
   certificate (:func:`~p2ploader.core.bans.certificate_identity`, reported with
   ``bind_certificate``), not on the id alone, so a peer cannot be framed by someone using its id.
@@ -62,7 +63,12 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
-from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
+from p2ploader.core.admission import (
+    Admission,
+    AdmissionLimits,
+    AdmissionStatistics,
+    keeps_existing_link,
+)
 from p2ploader.core.bans import certificate_identity
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
@@ -388,17 +394,15 @@ class PeerManager:
         return tuple(closed)
 
     def _keep_existing_link(self, peer_id: str) -> bool:
-        """A second connection with ``peer_id`` answered our offer. ``True``: drop it.
-
-        An open link is always kept: peer ids are self-asserted, and anyone claiming the id of a
-        connected peer must not replace or close it. While the existing link is still connecting,
-        both sides answered each other's offers (glare): keep the connection whose offerer has the
-        smaller peer id (both sides reach the same verdict)."""
+        """A second connection with ``peer_id`` answered our offer. ``True``: drop it (the core's
+        rule, :func:`~p2ploader.core.admission.keeps_existing_link`)."""
         existing = self._peers[peer_id].link
-        if existing.is_open:
-            return True
-        existing_offerer = self.local_peer_id if existing.initiator else peer_id
-        return existing_offerer <= self.local_peer_id
+        return keeps_existing_link(
+            existing_open=existing.is_open,
+            existing_initiator=existing.initiator,
+            local_peer_id=self.local_peer_id,
+            remote_peer_id=peer_id,
+        )
 
     def _close_link(self, peer_id: str, reason: str) -> None:
         state = self._peers.get(peer_id)

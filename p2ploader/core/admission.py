@@ -29,6 +29,11 @@ slots for peers that deliver instead:
   connecting link we answered however young it is. A spammer must hold many ids over time (with a
   tracker binding one id per connection: many connections) to drain that bucket too.
 
+* **One link per peer id.** Peer ids are self-asserted: a second connection claiming the id of a
+  peer whose link is open never replaces it (:func:`keeps_existing_link`); only while both links
+  are still connecting (both sides answered each other's offers: glare) does one give way, the
+  same one on both sides.
+
 The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
 :meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
 :meth:`~Admission.admit_open`). Memory is bounded: records go with their link, and at most 512 ids
@@ -44,7 +49,23 @@ import attrs
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
-__all__ = ["Admission", "AdmissionLimits", "AdmissionStatistics"]
+__all__ = ["Admission", "AdmissionLimits", "AdmissionStatistics", "keeps_existing_link"]
+
+
+def keeps_existing_link(
+    *, existing_open: bool, existing_initiator: bool, local_peer_id: str, remote_peer_id: str
+) -> bool:
+    """A second connection claiming ``remote_peer_id`` answered one of our offers while a link with
+    that id exists: ``True`` keeps the existing link (the newcomer is dropped), ``False`` replaces it.
+
+    An open link is always kept: anyone may claim the id of a connected peer, and must not replace
+    or close it that way. While the existing link is still connecting, both sides answered each
+    other's offers (glare): the connection whose offerer has the smaller peer id (hex) stays, a
+    verdict both sides reach alike. ``existing_initiator``: the existing link is one of our offers."""
+    if existing_open:
+        return True
+    existing_offerer = local_peer_id if existing_initiator else remote_peer_id
+    return existing_offerer <= local_peer_id
 
 
 @attrs.frozen(kw_only=True)

@@ -17,7 +17,7 @@ from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.alternates import sequence_at
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
-from p2ploader.errors import RenditionNotFoundError
+from p2ploader.errors import LoaderClosedError, RenditionNotFoundError
 from p2ploader.sample import vod_segment_bytes
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from p2ploader.tracker import TrackerServer
@@ -283,7 +283,9 @@ async def test_switching_to_a_variant_without_separate_audio_closes_the_companio
             assert audio is not None
             first = await audio.get_segment(audio.playlist.segments[0])
             await loader.select_rendition("v1")
-            assert loader.audio is None and audio._closed
+            assert loader.audio is None
+            with pytest.raises(LoaderClosedError):  # the companion was closed
+                await audio.get_segment(audio.playlist.segments[0])
             closed_figures = audio.statistics().by_media_type["audio"]  # a closed loader's: final
             assert closed_figures.http_bytes >= len(first.data)
             assert loader.statistics().by_media_type["audio"] == closed_figures

@@ -63,8 +63,10 @@ async def test_the_bundled_sample_is_handed_over_as_plaintext() -> None:
     with OriginServer(AES) as origin:
         async with open_loader(origin.url_for("master.m3u8"), config=DECRYPT) as loader:
             got = [s async for s in loader.segments()]
-            cache = loader._scheduler.cache
-            cached = {sid.sequence: cache.get(sid, now=0.0) for sid in cache}
+            # Asked again without decrypting, the loader hands over what its cache holds (what it
+            # would offer to peers); nothing is fetched again (counted below).
+            cached = {s.segment.id.sequence: await loader.get_segment(s.segment, decrypt=False) for s in got}
+            assert loader.statistics().cached_segments == len(got)
         key_requests = origin.statistics().requests_for("/key.bin")
     assert len(got) == 10 and all(s.decrypted for s in got)
     for loaded in got:
@@ -73,7 +75,8 @@ async def test_the_bundled_sample_is_handed_over_as_plaintext() -> None:
         assert loaded.data == CLEAR_TWIN[number]
     assert key_requests == 1  # one key URI, fetched once for ten segments
     # What the loader keeps (and would offer to peers) is the ciphertext as published.
-    assert {n: c.data for n, c in cached.items() if c is not None} == dict(enumerate(ciphertext))
+    assert {n: c.data for n, c in cached.items()} == dict(enumerate(ciphertext))
+    assert all(c.source == "cache" for c in cached.values())
 
 
 async def test_by_default_the_bytes_are_handed_over_as_published() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Collection
 
 import pytest
 
-from p2ploader.core.admission import Admission, AdmissionLimits
+from p2ploader.core.admission import Admission, AdmissionLimits, keeps_existing_link
 from p2ploader.core.bans import STRIKES_BEFORE_BAN, PeerBans, certificate_identity
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
@@ -191,3 +191,37 @@ def test_earning_counts_what_peers_do_not_their_grace() -> None:
     admission.announced("p1", frozenset({NEEDED}))
     assert admission.earning(now=3.0, wants=wants) == 2
     assert admission.earning(now=30.0, wants=wants) == 1  # p0's upload is long ago
+
+
+LOW, HIGH = "11" * 20, "ee" * 20  # peer ids (hex) that sort below and above ours
+
+
+@pytest.mark.parametrize("initiator", [True, False])
+@pytest.mark.parametrize("remote", [LOW, HIGH])
+def test_an_open_link_is_never_replaced_by_a_second_connection_claiming_its_id(
+    initiator: bool, remote: str
+) -> None:
+    assert keeps_existing_link(
+        existing_open=True, existing_initiator=initiator, local_peer_id="77" * 20, remote_peer_id=remote
+    )
+
+
+@pytest.mark.parametrize(
+    ("initiator", "remote", "kept"),
+    [
+        (True, HIGH, True),  # the existing link is our offer: its offerer (us) is never larger
+        (True, LOW, True),
+        (False, LOW, True),  # it answered the peer's offer, whose id sorts before ours: it stays
+        (False, HIGH, False),  # the peer's id sorts after ours: the connection of our offer wins
+    ],
+)
+def test_glare_between_connecting_links_keeps_the_smaller_offerers_on_both_sides(
+    initiator: bool, remote: str, kept: bool
+) -> None:
+    local = "77" * 20
+    assert (
+        keeps_existing_link(
+            existing_open=False, existing_initiator=initiator, local_peer_id=local, remote_peer_id=remote
+        )
+        is kept
+    )

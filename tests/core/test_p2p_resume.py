@@ -187,3 +187,20 @@ def test_bytes_resumed_by_a_peer_that_is_dropped_still_answer_to_the_origins() -
     h.complete_http(h.http_request_for(3))
     assert [(n.peer_id, n.check) for n in h.of_type(nt.IntegrityCheckFailed)] == [("A", "origin-bytes")]
     assert [d.peer_id for d in h.of_type(act.DisconnectPeer)] == ["B", "A"]
+
+
+def test_bytes_kept_from_a_stalled_download_go_when_the_segment_leaves_the_queue() -> None:
+    """What a stalled peer sent is kept only while its segment is queued: a peer stalling every
+    segment cannot make the viewer hold partial segments without bound."""
+    h = _harness(p2p_stall_timeout=2.0)
+    first = _start(h, "A")
+    h.send(ev.PeerResponseStarted(request_id=first, total_bytes=SEGMENT_SIZE))
+    h.send(ev.PeerChunkReceived(request_id=first, data=b"a" * 400))
+    h.advance(2.1)
+    h.play_at(10)  # the player seeks ahead: segment 3 leaves the queue
+    h.request(10)
+    assert 3 not in {entry.id.sequence for entry in h.scheduler.queue}
+    h.play_at(0)  # and back: it is queued again
+    h.request(0)
+    _start(h, "B")
+    assert h.p2p_requests()[-1].byte_offset == 0, "the stalled bytes went with the segment"

@@ -1,20 +1,32 @@
 """Eclipse attempts against a real loader over real WebRTC on 127.0.0.1: idle Sybils holding every
-slot, fake offers that never connect, an impersonator using an honest peer's id to get it banned or
-to replace its connection. The honest peer must still get in and be kept."""
+slot, fake offers that never connect, an impersonator answering one of our offers under a connected
+peer's id. The honest peer must still get in and be kept.
+
+The decisions are the core's and tested there without a socket: slots, eviction, the caps on
+connecting links and on offers (``tests/core/test_admission.py``), one link per peer id
+(:func:`~p2ploader.core.admission.keeps_existing_link`, same file), bans on a certificate rather
+than an id (``tests/core/test_reputation.py``; a liar banned under an honest peer's id, on a
+virtual clock, in ``tests/hostile/test_hostile_protocol.py``). Here the peer manager's wiring of
+them to real connections is checked through public API only: the loader's ``swarm_endpoint``,
+its notifications, and a peer manager's public methods.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from aiortc import RTCPeerConnection
 
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.webrtc import rtc_configuration, set_remote
+from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
+from p2ploader.core.bans import certificate_identity
 from p2ploader.errors import OfferRefusedError
+from p2ploader.testing import RtcScriptedPeer
 from p2ploader.testing.peer import honest
 from p2ploader.testing.wait import wait_until
 from p2ploader.tracker import TrackerServer
@@ -22,8 +34,6 @@ from tests.hostile.scripted import ScriptedPeer
 from tests.hostile.test_hostile_peers import (
     ALL,
     Session,
-    hashed_root,  # noqa: F401 (a fixture)
-    liar,
     play_and_wait,
     session,
     tracker,  # noqa: F401 (a fixture)
@@ -32,15 +42,13 @@ from tests.hostile.test_hostile_peers import (
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-def manager_of(s: Session) -> PeerManager:
-    manager = s.loader._peers
-    assert manager is not None
-    return manager
+def linked(s: Session, peer: ScriptedPeer) -> bool:
+    endpoint = s.loader.swarm_endpoint
+    return endpoint is not None and peer.hex_id in endpoint.linked and not peer.closed.is_set()
 
 
-def is_linked_open(s: Session, peer: ScriptedPeer) -> bool:
-    state = manager_of(s)._peers.get(peer.hex_id)
-    return state is not None and state.link.is_open and not state.link.closing
+def evicted(s: Session) -> list[str]:
+    return [n.peer_id for n in s.events if isinstance(n, nt.PeerGone) and n.reason.startswith("evicted")]
 
 
 async def offer_sdp() -> str:
@@ -54,57 +62,6 @@ async def offer_sdp() -> str:
     return sdp
 
 
-async def test_an_impersonator_banned_under_an_honest_peers_id_does_not_get_it_refused(
-    tracker: TrackerServer,  # noqa: F811
-    hashed_root: Path,  # noqa: F811
-) -> None:
-    async with session(tracker, liar, root=hashed_root, integrity_sha256=True) as s:
-        await play_and_wait(s, lambda: s.of(nt.PeerBanned), "the impersonator banned")
-        await wait_until(lambda: not s.connected(), what="impersonator disconnected")
-        # The honest owner of that id connects on its own, with its own certificate: not refused.
-        owner = ScriptedPeer(s.loader, ALL, honest)
-        owner.peer_id = s.peer.peer_id
-        s.peer = owner
-        await owner.connect()
-        await wait_until(lambda: is_linked_open(s, owner), what="the honest owner linked")
-        assert not s.loader.is_banned(owner.hex_id)
-        owner.announce_sequences(sorted(ALL))
-        # Its announce reaches the scheduler over the same channel: once it is there, the owner
-        # was neither refused nor cut off for announcing.
-        peers = s.loader._scheduler._peers
-        await wait_until(
-            lambda: owner.hex_id in peers and len(peers[owner.hex_id].loaded) == len(ALL),
-            what="the owner's announce processed",
-        )
-        assert is_linked_open(s, owner)
-
-
-async def test_a_second_connection_claiming_a_connected_peers_id_does_not_replace_it(
-    tracker: TrackerServer,  # noqa: F811
-) -> None:
-    async with session(tracker) as s:
-        manager = manager_of(s)
-        # The honest peer's id sorts after ours, so the glare rule alone would keep the newcomer.
-        owner = ScriptedPeer(s.loader, ALL, honest)
-        owner.peer_id = b"\xff" * 20
-        await owner.connect()
-        await wait_until(lambda: is_linked_open(s, owner), what="the owner linked")
-        link = manager._peers[owner.hex_id].link
-        # An impersonator answers one of our offers under the owner's id.
-        (offer,) = await manager.make_offers(1)
-        pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
-        try:
-            await set_remote(pc, offer.sdp, "offer")
-            await pc.setLocalDescription(await pc.createAnswer())
-            await manager.on_answer(owner.peer_id, offer.offer_id, pc.localDescription.sdp)
-            await asyncio.sleep(0.5)
-            assert manager._peers[owner.hex_id].link is link and is_linked_open(s, owner)
-            assert not owner.closed.is_set()
-        finally:
-            await pc.close()
-            await owner.close()
-
-
 async def test_idle_sybils_give_their_slots_to_a_peer_that_delivers(
     tracker: TrackerServer,  # noqa: F811
 ) -> None:
@@ -115,34 +72,33 @@ async def test_idle_sybils_give_their_slots_to_a_peer_that_delivers(
             await sybil.connect()
             sybils.append(sybil)
         await wait_until(lambda: s.loader.statistics().peers_connected == 3, what="slots full")
-        await asyncio.sleep(1.2)  # past their grace: idle (nothing announced, asked or sent)
+        await asyncio.sleep(1.2)  # real time past their grace: idle (nothing announced, asked or sent)
         seeder = ScriptedPeer(s.loader, ALL, honest)
         await seeder.connect()
         s.peer = seeder
-        await wait_until(lambda: sum(is_linked_open(s, p) for p in sybils) == 2, what="one Sybil evicted")
+        await wait_until(lambda: sum(linked(s, p) for p in sybils) == 2, what="one Sybil evicted")
         seeder.announce_sequences(sorted(ALL))
         await play_and_wait(s, lambda: s.loader.statistics().p2p_segments >= 1, "a segment from the seeder")
         # A further newcomer takes another idle Sybil's slot, never the seeder's: it delivers.
         late = ScriptedPeer(s.loader, {})
         await late.connect()
-        await wait_until(lambda: sum(is_linked_open(s, p) for p in sybils) == 1, what="another eviction")
-        assert is_linked_open(s, seeder)
-        stats = manager_of(s).statistics().admission
-        assert stats is not None and stats.evicted == 2
+        await wait_until(lambda: sum(linked(s, p) for p in sybils) == 1, what="another eviction")
+        assert linked(s, seeder)
+        assert len(evicted(s)) == 2 and set(evicted(s)) <= {p.hex_id for p in sybils}
         for peer in [*sybils, late]:
             await peer.close()
 
 
 async def test_fake_offers_cannot_fill_the_slots(tracker: TrackerServer) -> None:  # noqa: F811
     async with session(tracker) as s:
-        manager = manager_of(s)
+        endpoint = s.loader.swarm_endpoint
+        assert endpoint is not None
         sdp = await offer_sdp()
         answered = 0
         for _ in range(60):  # 60 fresh ids in a burst, none will ever connect
-            answered += await manager.on_offer(os.urandom(20), os.urandom(20), sdp) is not None
-            assert len(manager._peers) <= 1 + 8  # the honest peer and at most 8 connecting links
-        stats = manager.statistics().admission
-        assert stats is not None and answered <= 40 and stats.offers_over_budget + stats.offers_busy >= 20
+            answered += await endpoint.answer_offer(os.urandom(20), os.urandom(20), sdp) is not None
+            assert len(endpoint.linked) <= 1 + 8  # the honest peer and at most 8 connecting links
+        assert answered <= 40  # the offer budget and the cap on connecting links declined the rest
         # An honest peer offering now and then still gets in, well before the fakes time out.
         newcomer = ScriptedPeer(s.loader, ALL, honest)
         loop = asyncio.get_running_loop()
@@ -156,7 +112,88 @@ async def test_fake_offers_cannot_fill_the_slots(tracker: TrackerServer) -> None
                 await asyncio.sleep(0.5)
                 newcomer = ScriptedPeer(s.loader, ALL, honest)
         s.peer = newcomer
-        await wait_until(lambda: is_linked_open(s, newcomer), what="the honest newcomer linked")
+        await wait_until(lambda: linked(s, newcomer), what="the honest newcomer linked")
+
+
+@pytest.fixture
+async def manager(loopback: None) -> AsyncIterator[tuple[PeerManager, list[ev.Event]]]:
+    """A peer manager on its own, fed to a list; its peer id sorts first (``00...``)."""
+    fed: list[ev.Event] = []
+    peers = PeerManager(
+        feed=fed.append,
+        rendition="v0",
+        live=False,
+        first_sequence=0,
+        local_peer_id="00" * 20,
+        rtc_config={"iceServers": []},
+    )
+    yield peers, fed
+    await peers.aclose()
+
+
+async def answer_to(offer_sdp: str) -> RTCPeerConnection:
+    """A fresh peer connection that answered ``offer_sdp`` (its local description is the answer)."""
+    pc = RTCPeerConnection(rtc_configuration({"iceServers": []}))
+    await set_remote(pc, offer_sdp, "offer")
+    await pc.setLocalDescription(await pc.createAnswer())
+    return pc
+
+
+async def test_a_second_connection_claiming_a_connected_peers_id_does_not_replace_it(
+    manager: tuple[PeerManager, list[ev.Event]],
+) -> None:
+    peers, fed = manager
+    owner = RtcScriptedPeer(peer_id=b"\xff" * 20)  # its id sorts after ours: glare alone would drop it
+    await owner.connect(peers.on_offer)
+    await wait_until(lambda: ev.PeerConnected(peer_id=owner.hex_id) in fed, what="the owner linked")
+    # An impersonator answers one of our offers under the owner's id.
+    (offer,) = await peers.make_offers(1)
+    pc = await answer_to(offer.sdp)
+    try:
+        await peers.on_answer(owner.peer_id, offer.offer_id, pc.localDescription.sdp)
+        await asyncio.sleep(0.5)  # real time for a replacement to show, were there one
+        assert peers.linked == (owner.hex_id,) and owner.is_open
+        assert ev.PeerDisconnected(peer_id=owner.hex_id) not in fed
+        assert peers.statistics().connections_opened == 1
+    finally:
+        await pc.close()
+        await owner.close()
+
+
+async def test_an_answer_from_a_banned_certificate_is_refused(loopback: None) -> None:
+    """The other way a tracker brings peers together: a banned peer answering one of our offers."""
+    fed: list[ev.Event] = []
+    banned: set[str] = set()
+    peers = PeerManager(
+        feed=fed.append,
+        rendition="v0",
+        live=False,
+        first_sequence=0,
+        local_peer_id="00" * 20,
+        rtc_config={"iceServers": []},
+        is_banned=lambda peer_id, certificate: certificate in banned,
+    )
+    try:
+        (offer,) = await peers.make_offers(1)
+        pc = await answer_to(offer.sdp)
+        try:
+            certificate = certificate_identity(pc.localDescription.sdp)
+            assert certificate is not None
+            banned.add(certificate)
+            await peers.on_answer(b"\x11" * 20, offer.offer_id, pc.localDescription.sdp)
+            assert peers.linked == () and peers.statistics().pending_offers == 0
+        finally:
+            await pc.close()
+        # The same answer from a certificate not banned is taken.
+        (offer,) = await peers.make_offers(1)
+        pc = await answer_to(offer.sdp)
+        try:
+            await peers.on_answer(b"\x11" * 20, offer.offer_id, pc.localDescription.sdp)
+            assert peers.linked == ("11" * 20,)
+        finally:
+            await pc.close()
+    finally:
+        await peers.aclose()
 
 
 async def test_a_loader_without_earning_peers_wants_more_unless_alone() -> None:

@@ -35,9 +35,10 @@ every segment, and the same viewer with no peer at all (its HTTP-only baseline).
     those whose bytes differ from the origin's).
 
 Behaviours the world cannot express, so not here: floods and frames that do not parse (the peer
-protocol machine's tests, tests/core/test_peer_protocol.py, without a socket; one flood and one
-garbage frame also over aiortc in tests/hostile/test_hostile_peers.py), a peer that stops reading
-(uploads) and announcements that change under a download (the real-socket suite).
+protocol machine's tests, tests/core/test_peer_protocol.py, and one viewer wired to the shipped
+machines in tests/hostile/test_hostile_protocol.py, without a socket; one flood also over aiortc
+through a tracker in tests/hostile/test_hostile_peers.py), a peer that stops reading (uploads, the
+real-socket suite) and announcements that change under a download.
 
 ``pytest -s`` prints one ``CELL ...`` line per cell.
 """
