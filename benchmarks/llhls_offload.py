@@ -87,6 +87,7 @@ async def run_viewer(
     ):
         report = await play_low_latency(stream, duration=seconds)
         stats = stream.statistics
+        swarm = stream.part_swarm.statistics() if stream.part_swarm is not None else None
     return {
         "stalls": report.playback.stalls,
         "latencies": list(report.latency_samples),
@@ -94,6 +95,8 @@ async def run_viewer(
         "p2p_bytes": stats.p2p_bytes,
         "fallbacks": stats.swarm_fallbacks,
         "parts": report.parts,
+        "peers": swarm.peers if swarm is not None else 0,
+        "uploaded": swarm.uploaded_bytes if swarm is not None else 0,
     }
 
 
@@ -191,6 +194,9 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
         "swarm_fallbacks": sum(v["fallbacks"] for v in viewers),
         "parts_per_viewer": statistics.mean(v["parts"] for v in viewers) if viewers else 0,
         "bytes": total,
+        "peers": [v["peers"] for v in viewers],
+        "stalls": [v["stalls"] for v in viewers],
+        "p2p_bytes": [v["p2p_bytes"] for v in viewers],
     }
     print(f"# {policy}: {json.dumps(detail)}", flush=True)
     return line
