@@ -97,11 +97,23 @@ async def run_viewer(
         "parts": report.parts,
         "peers": swarm.peers if swarm is not None else 0,
         "uploaded": swarm.uploaded_bytes if swarm is not None else 0,
+        "p2p_failures": swarm.p2p_failures if swarm is not None else 0,
     }
+
+
+async def watch_loop_lag(lags: list[float]) -> None:
+    """The largest lateness of this worker's event loop (seconds), checked every 0.1 s."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(0.1)
+        lags.append(loop.time() - before - 0.1)
 
 
 async def worker(args: argparse.Namespace) -> None:
     await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    lags: list[float] = []
+    watcher = asyncio.get_running_loop().create_task(watch_loop_lag(lags))
     with restrict_ice_to_loopback():
         results = await asyncio.gather(
             *(
@@ -116,6 +128,11 @@ async def worker(args: argparse.Namespace) -> None:
             ),
             return_exceptions=True,
         )
+    watcher.cancel()
+    print(
+        json.dumps({"loop_lag_max": max(lags, default=0.0), "loop_lag_p95": percentile(lags, 0.95)}),
+        flush=True,
+    )
     for result in results:
         if isinstance(result, BaseException):
             print(json.dumps({"error": f"{type(result).__name__}: {result}"}), flush=True)
@@ -171,12 +188,15 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
             )
     viewers: list[dict[str, Any]] = []
     errors: list[str] = []
+    lags: list[dict[str, float]] = []
     for out, _ in outputs:
         for line in out.decode().splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
                 if "error" in entry:
                     errors.append(entry["error"])
+                elif "loop_lag_max" in entry:
+                    lags.append(entry)
                 else:
                     viewers.append(entry)
     latencies = [x for v in viewers for x in v["latencies"]]
@@ -197,6 +217,8 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
         "peers": [v["peers"] for v in viewers],
         "stalls": [v["stalls"] for v in viewers],
         "p2p_bytes": [v["p2p_bytes"] for v in viewers],
+        "p2p_failures": [v["p2p_failures"] for v in viewers],
+        "worker_loop_lag": [{k: round(x, 3) for k, x in lag.items()} for lag in lags],
     }
     print(f"# {policy}: {json.dumps(detail)}", flush=True)
     return line

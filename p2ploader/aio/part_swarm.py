@@ -64,6 +64,8 @@ class PartSwarmStatistics:
     http_parts: int
     p2p_parts: int
     peers: int
+    p2p_failures: int = 0
+    """Requests to peers that failed (absent, timed out, misbehaved, cancelled by a cut-over)."""
 
     @property
     def p2p_ratio(self) -> float:
@@ -257,6 +259,7 @@ class PartSwarm:
             http_parts=self._by_source["http"],
             p2p_parts=self._by_source["p2p"],
             peers=core.peers,
+            p2p_failures=core.p2p_failures,
         )
 
     async def aclose(self) -> None:
