@@ -41,6 +41,7 @@ from p2ploader.core.ll_follower import (
     LowLatencyFollower,
     LowLatencyItem,
     PlaylistRequest,
+    live_edge_time,
 )
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import ByteRange
@@ -294,6 +295,11 @@ class LowLatencyStream:
                     if control is not None and control.part_hold_back
                     else 3 * part_target
                 )
+            # The player's real distance behind live: the start rounds PART-HOLD-BACK back to an
+            # independent part (a segment start, with one key frame per segment).
+            start = self._follower.start
+            if start is not None:
+                hold_back = max(hold_back, live_edge_time(playlist) - start.start)
             await swarm.start(playlist, hold_back=hold_back)
         else:
             swarm.update(playlist)

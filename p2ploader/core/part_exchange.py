@@ -26,8 +26,8 @@ own, next to the stream's ordinary one:
   (:mod:`p2ploader.core.policies.live`: rendezvous hashing of the resource id and the peer ids
   picks the seeders that fetch it over HTTP, everyone else asks them at once, the fallback timer and
   the HTTP critical window cover a slow or lying seeder), with the settings
-  :func:`part_policy_settings` derives from the part target duration and the distance behind
-  live: the critical window and the fallback step shrink with the parts.
+  :func:`part_policy_settings` derives from the part target duration and the player's distance
+  behind live: peers get two part targets (:func:`p2p_time`), HTTP the rest of the buffer.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ __all__ = [
     "MAX_PART_MSN",
     "PARTS_SWARM_MARKER",
     "PartIndex",
+    "p2p_time",
     "part_from_wire_id",
     "part_policy_settings",
     "part_wire_id",
@@ -102,19 +103,20 @@ def parts_info_hash(stream_swarm_id: str) -> bytes:
 
 def part_policy_settings(*, part_target: float, hold_back: float) -> dict[str, Any]:
     """``p2ploader-live`` settings for parts of ``part_target`` seconds played ``hold_back``
-    seconds behind the live edge.
+    seconds behind the live edge (the player's distance: its buffer when it keeps up).
 
-    A part is published at the live edge and played ``hold_back`` seconds later: that is all the
-    time it has to spread. The critical window (HTTP) is one part target (at least 0.2 s), and
-    never more than half the distance behind live, so at least half of it is left to peers; the
-    slow-origin floor is the same (the default 3 s would put every part in it). The fallback step
-    is half a part target: when the elected seeder does not announce a part, the next in rank takes
-    it a part duration and a half after it appeared. Uploads are measured in media seconds per
-    second, and parts are short: the slow-uploader rules are left off (they would judge a seeder
-    by a few tiny transfers)."""
+    A part is published at the live edge and played ``hold_back`` seconds later. Peers get
+    :func:`p2p_time` of that (two part targets, at least 0.5 s, at most half the distance); the
+    rest is the critical window (HTTP, no waiting on peers), so a part a peer did not bring in time
+    still comes over HTTP with the rest of the player's buffer as margin (a busy event loop, a
+    slow origin). The slow-origin floor is the same window (the default 3 s would put every part
+    in it). The fallback step is half a part target: when the elected seeder does not announce a
+    part, the next in rank takes it half a part target after the part's duration. Uploads are
+    measured in media seconds per second and parts are short: the slow-uploader rules are left off
+    (they would judge a seeder by a few tiny transfers)."""
     if part_target <= 0 or hold_back <= 0:
         raise UsageError("part_target and hold_back must be > 0 seconds")
-    lead = min(max(part_target, 0.2), hold_back / 2)
+    lead = hold_back - p2p_time(part_target=part_target, hold_back=hold_back)
     return {
         "http_lead_time": lead,
         "slow_origin_lead_time": lead,
@@ -123,6 +125,12 @@ def part_policy_settings(*, part_target: float, hold_back: float) -> dict[str, A
         "uploader_min_speed": 0.0,
         "pace_patience": max(part_target / 2, 0.1),
     }
+
+
+def p2p_time(*, part_target: float, hold_back: float) -> float:
+    """Seconds a new part may take to come from peers before HTTP takes it (see
+    :func:`part_policy_settings`): ``min(max(2 * part_target, 0.5), hold_back / 2)``."""
+    return min(max(2 * part_target, 0.5), hold_back / 2)
 
 
 def parts_config(

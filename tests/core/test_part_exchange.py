@@ -21,6 +21,7 @@ from p2ploader.core.part_exchange import (
     MAX_PART_MSN,
     MAX_PARTS_PER_SEGMENT,
     PartIndex,
+    p2p_time,
     part_from_wire_id,
     part_policy_settings,
     part_wire_id,
@@ -105,11 +106,14 @@ def test_the_parts_swarm_has_its_own_info_hash_that_browsers_never_compute() -> 
 
 def test_the_critical_window_and_fallback_follow_the_part_duration() -> None:
     short = part_policy_settings(part_target=0.25, hold_back=0.75)
-    longer = part_policy_settings(part_target=1.0, hold_back=3.0)
-    assert short["http_lead_time"] == 0.25 and longer["http_lead_time"] == 1.0
+    longer = part_policy_settings(part_target=1.0, hold_back=4.0)
+    # Peers get two part targets (at least 0.5 s, at most half the distance), HTTP the rest.
+    assert p2p_time(part_target=0.25, hold_back=0.75) == 0.375
+    assert p2p_time(part_target=0.25, hold_back=3.0) == 0.5
+    assert p2p_time(part_target=1.0, hold_back=4.0) == 2.0
+    assert short["http_lead_time"] == 0.375 and longer["http_lead_time"] == 2.0
+    assert part_policy_settings(part_target=0.25, hold_back=3.0)["http_lead_time"] == 2.5
     assert short["seeder_fallback_delay"] == 0.125 and longer["seeder_fallback_delay"] == 0.5
-    # Never more than half the distance behind live: half of it is left to peers.
-    assert part_policy_settings(part_target=1.0, hold_back=1.0)["http_lead_time"] == 0.5
     assert short["slow_origin_lead_time"] == short["http_lead_time"]
     with pytest.raises(UsageError):
         part_policy_settings(part_target=0.0, hold_back=1.0)
@@ -120,7 +124,7 @@ def test_parts_config_from_the_default_config() -> None:
     assert config.policy == "p2ploader-live"
     assert config.forward_segment_count == DEFAULT_PART_WINDOW == config.cached_segments_count
     assert config.swarm_join_delay is None
-    assert config.policy_settings["p2ploader-live"]["http_lead_time"] == 0.5
+    assert config.policy_settings["p2ploader-live"]["http_lead_time"] == 0.75
 
 
 def test_the_applications_own_live_settings_win() -> None:
@@ -338,9 +342,9 @@ def test_without_any_seeder_the_part_comes_over_http_before_its_deadline(part: f
         (fetch,) = viewer.http_fetches()
         assert fetch.segment.id == new.id
         # The playhead reaches the part 3 part durations after it appeared (at 1.0); the critical
-        # window (one part) starts HTTP no later than a part before that, and the fallback gives
-        # the seeder at least half a part's duration first.
-        assert 1.0 + part / 2 <= viewer.http_at[new.id] <= 1.0 + 2 * part + 1e-6
+        # window (1.5 parts here) starts HTTP no later than that, and the fallback gives the seeder
+        # at least half a part's duration first.
+        assert 1.0 + part / 2 <= viewer.http_at[new.id] <= 1.0 + 1.5 * part + 1e-6
 
 
 def test_the_fallback_waits_longer_for_longer_parts() -> None:
