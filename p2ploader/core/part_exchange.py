@@ -48,6 +48,7 @@ from p2ploader.hls import MediaPlaylist
 __all__ = [
     "MAX_PARTS_PER_SEGMENT",
     "MAX_PART_MSN",
+    "PARTS_MAX_PEERS",
     "PARTS_SWARM_MARKER",
     "PartIndex",
     "p2p_time",
@@ -68,6 +69,12 @@ exact in a JavaScript number, whatever a peer announces."""
 
 PARTS_SWARM_MARKER = "|p2ploader-ll-parts"
 """Appended to a rendition's stream swarm id to name its parts swarm (see the module doc)."""
+
+PARTS_MAX_PEERS = 4
+"""Most links one viewer keeps in a parts swarm (the stream's ``max_peers`` if lower). A part has
+about a second to spread; a seeder sends it to its neighbours one upload at a time, and every link
+costs the viewer CPU (its handshake, announcements on every part): a few neighbours each, one
+seeder per neighbourhood, and a part crosses the swarm in a few hops."""
 
 DEFAULT_PART_WINDOW = 48
 """Parts the parts swarm keeps listed (about three 4 s segments of 0.25 s parts, twelve 2 s
@@ -124,6 +131,9 @@ def part_policy_settings(*, part_target: float, hold_back: float) -> dict[str, A
         "seeder_min_upload_speed": 0.0,
         "uploader_min_speed": 0.0,
         "pace_patience": max(part_target / 2, 0.1),
+        # One seeder per neighbourhood of PARTS_MAX_PEERS + 1 viewers: the others take it from
+        # it, or from a neighbour that did (parts are small; a hop costs a round trip).
+        "neighbourhood_share": 1.0,
     }
 
 
@@ -147,6 +157,7 @@ def parts_config(
         policy="p2ploader-live",
         policy_settings={**config.policy_settings, "p2ploader-live": settings},
         forward_segment_count=window,
+        max_peers=min(config.max_peers, PARTS_MAX_PEERS),
         cached_segments_count=window,
         swarm_join_delay=None,
         upload_min_buffer=None,

@@ -20,6 +20,7 @@ from p2ploader.core.part_exchange import (
     DEFAULT_PART_WINDOW,
     MAX_PART_MSN,
     MAX_PARTS_PER_SEGMENT,
+    PARTS_MAX_PEERS,
     PartIndex,
     p2p_time,
     part_from_wire_id,
@@ -124,6 +125,9 @@ def test_parts_config_from_the_default_config() -> None:
     assert config.policy == "p2ploader-live"
     assert config.forward_segment_count == DEFAULT_PART_WINDOW == config.cached_segments_count
     assert config.swarm_join_delay is None
+    assert config.max_peers == PARTS_MAX_PEERS < LoaderConfig().max_peers  # a few links each
+    assert config.policy_settings["p2ploader-live"]["neighbourhood_share"] == 1.0
+    assert parts_config(LoaderConfig(max_peers=2), part_target=0.5, hold_back=1.5).max_peers == 2
     assert config.policy_settings["p2ploader-live"]["http_lead_time"] == 0.75
 
 
