@@ -9,8 +9,9 @@ client, and hands the player :class:`~p2ploader.core.ll_follower.LowLatencyItem`
 (:meth:`LowLatencyStream.items`).
 
 Peers. Without a ``part_swarm`` everything goes over HTTP. With one
-(:class:`~p2ploader.aio.part_swarm.PartSwarm`, started on the first playlist), every part and
-preload-hint fetch the follower asks for goes to that swarm's scheduler, which takes the part from
+(:class:`~p2ploader.aio.part_swarm.PartSwarm`, started on the first playlist and joined once the
+player has its first item), every part and preload-hint fetch the follower asks for from then on
+goes to that swarm's scheduler, which takes the part from
 a p2ploader peer or from the origin (see :mod:`p2ploader.core.part_exchange`); a part the swarm
 gives up on is fetched over HTTP here. Whole segments (behind the live edge, at the start) always
 come over HTTP. :attr:`LowLatencyStatistics.p2p_bytes` counts the part bytes peers delivered.
@@ -168,6 +169,7 @@ class LowLatencyStream:
             if item is not None:
                 self._pump()
                 yield item
+                self._join_part_swarm()
                 continue
             if self._error is not None:
                 raise self._error
@@ -281,6 +283,15 @@ class LowLatencyStream:
         await self._update_part_swarm()
         self._pump()
 
+    def _join_part_swarm(self) -> None:
+        """The player has an item: the parts swarm may join now (see :meth:`PartSwarm.join`)."""
+        swarm = self._part_swarm
+        if swarm is None or swarm.joined or not swarm.started or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(swarm.join(), name=f"ll-parts-join-{self.rendition}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _update_part_swarm(self) -> None:
         swarm, playlist = self._part_swarm, self.playlist
         if swarm is None or playlist is None or self._closed:
@@ -387,8 +398,8 @@ class LowLatencyStream:
         """``fetch``'s bytes from the parts swarm, or None: not a part of it (a whole segment, no
         swarm) or the swarm gave it up (then it comes over HTTP, counted in ``swarm_fallbacks``)."""
         swarm = self._part_swarm
-        if swarm is None or not swarm.started:
-            return None
+        if swarm is None or not swarm.joined:
+            return None  # before the player's first item: HTTP, as without peers
         entry = swarm.index.segment_for(fetch)
         if entry is None:
             return None

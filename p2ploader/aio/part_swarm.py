@@ -75,7 +75,8 @@ class PartSwarmStatistics:
 
 class PartSwarm:
     """One rendition's parts swarm; see the module doc. Start with :meth:`start` (after the first
-    playlist, which gives the part target), close with :meth:`aclose`."""
+    playlist, which gives the part target), :meth:`join` the swarm once playback started, close
+    with :meth:`aclose`."""
 
     def __init__(
         self,
@@ -104,6 +105,7 @@ class PartSwarm:
         self._tracker: TrackerClient | None = None
         self._waiters: dict[SegmentId, list[asyncio.Future[tuple[bytes, str]]]] = {}
         self._by_source: dict[str, int] = {"http": 0, "p2p": 0}
+        self._joined = False
         self._closed = False
 
     @property
@@ -116,7 +118,8 @@ class PartSwarm:
 
     async def start(self, playlist: MediaPlaylist, *, hold_back: float) -> None:
         """Build the scheduler for ``playlist``'s part target and ``hold_back`` (seconds behind the
-        live edge), and join the parts swarm (when the config has trackers and ``use_p2p``)."""
+        live edge), and the peer manager and tracker client of the parts swarm (when the config has
+        trackers and ``use_p2p``); :meth:`join` announces."""
         if self._scheduler is not None or self._closed:
             return
         part_target = playlist.part_target or playlist.target_duration
@@ -185,7 +188,21 @@ class PartSwarm:
             rng=self._rng,
         )
         self._peers, self._tracker = peers, tracker
-        await tracker.start()
+
+    @property
+    def joined(self) -> bool:
+        """Whether :meth:`join` announced us to the tracker (parts are asked of the swarm then)."""
+        return self._joined
+
+    async def join(self) -> None:
+        """Announce to the tracker: peers connect from now on. The stream calls it once the player
+        has its first item: WebRTC set-up (offers, DTLS handshakes) costs CPU that would otherwise
+        compete with the start of low-latency playback, whose buffer is small. Idempotent."""
+        if self._joined or self._closed:
+            return
+        self._joined = True
+        if self._tracker is not None:
+            await self._tracker.start()
 
     def _wants_any(self, segment_ids: Collection[SegmentId]) -> bool:
         scheduler = self._scheduler
