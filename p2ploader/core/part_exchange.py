@@ -229,6 +229,15 @@ class PartIndex:
             key = (dropped.url, dropped.byte_range.offset if dropped.byte_range else 0)
             if self._by_start.get(key) == oldest:
                 del self._by_start[key]
+        if len(self._by_start) > 2 * self.window:
+            # Hints whose part was never listed as hinted (a re-sync, a replaced playlist): forget
+            # them; what stays is every entry's own URL and the current hint's.
+            keep = {
+                (e.url, e.byte_range.offset if e.byte_range else 0): sid for sid, e in self._entries.items()
+            }
+            if self._hint is not None:
+                keep[(self._hint.url, 0)] = self._hint.id
+            self._by_start = keep
         return self.segments
 
     def _add(self, part: Part, start: float) -> None:
@@ -258,6 +267,8 @@ class PartIndex:
             entry = self._hint
         if entry is None:
             return None
+        if (entry.url, entry.byte_range.offset if entry.byte_range else 0) != fetch.start_key:
+            return None  # a stale hint whose part came under another URI: not this resource
         if entry.byte_range is not None and (fetch.length != entry.byte_range.length):
             return None
         return entry

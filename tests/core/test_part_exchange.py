@@ -421,3 +421,18 @@ def test_announcements_of_ids_outside_the_window_are_never_requested() -> None:
     assert all(r.segment_id in {e.id for e in entries} for r in viewer.peer_requests())
     assert not viewer.peer_requests()
     assert new.id not in absurd
+
+
+def test_hints_whose_part_never_came_are_forgotten() -> None:
+    index = PartIndex("v0", window=4)
+    for n in range(40):  # a new hint every time, for a part that is never listed
+        index.update(parsed(hint=f'URI="ghost{n}.m4s"'))
+    assert len(index._by_start) <= 2 * index.window + 1
+    ghost = FetchRequest(url=BASE + "ghost0.m4s", offset=0, length=None, kind="hint", ranged=True)
+    assert index.segment_for(ghost) is None
+    # The hinted part listed under another URI than its hint's: the old hint is not that part.
+    index = PartIndex("v0")
+    index.update(parsed(hint='URI="early.m4s"'))
+    index.update(parsed(pending=3))
+    early = FetchRequest(url=BASE + "early.m4s", offset=0, length=None, kind="hint", ranged=True)
+    assert index.segment_for(early) is None
