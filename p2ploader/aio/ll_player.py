@@ -164,6 +164,7 @@ async def play_low_latency(
                 model.set_live_edge(edge, now=now)
                 state = model.update(now=now)
                 if state == "playing":
+                    stream.report_playback(model.position)  # the parts swarm's deadlines
                     date = dates.at(model.position)
                     if date is not None:
                         latency = wall_clock() - date.timestamp()

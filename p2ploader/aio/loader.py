@@ -30,6 +30,7 @@ from p2ploader.aio.endpoint import SwarmEndpoint
 from p2ploader.aio.http import HttpExecutor, fetch_bytes, open_http_client
 from p2ploader.aio.integrity import IntegrityChecker, IntegrityStatistics, integrity_enabled
 from p2ploader.aio.low_latency import LowLatencyStream
+from p2ploader.aio.part_swarm import PartSwarm
 from p2ploader.aio.peers import PeerManager
 from p2ploader.aio.statistics import LoaderStatistics, MediaKind, MediaStatistics
 from p2ploader.aio.swarms import SwarmSet
@@ -43,6 +44,7 @@ from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import parse_hash_tags
 from p2ploader.core.ll_follower import LowLatencyItem
+from p2ploader.core.part_exchange import parts_info_hash
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
@@ -973,29 +975,56 @@ class HybridLoader:
             yield loaded
             sequence += 1
 
-    def low_latency_stream(self, *, hold_back: float | None = None) -> LowLatencyStream:
+    def low_latency_stream(self, *, hold_back: float | None = None, p2p: bool = False) -> LowLatencyStream:
         """A :class:`~p2ploader.aio.low_latency.LowLatencyStream` on the current rendition's media
         playlist, with this loader's HTTP client and config: it follows a live LL-HLS stream part by
-        part, over HTTP only, with blocking reloads. ``hold_back`` overrides PART-HOLD-BACK
-        (seconds). The caller closes it (``async with``); :meth:`parts` does that itself."""
+        part, with blocking reloads. ``hold_back`` overrides PART-HOLD-BACK (seconds).
+
+        ``p2p`` (default False: everything over HTTP) takes parts from other p2ploader peers too,
+        through the rendition's parts swarm (:class:`~p2ploader.aio.part_swarm.PartSwarm`, see
+        :mod:`p2ploader.core.part_exchange`); it needs ``use_p2p`` and a tracker in the config,
+        and is otherwise ignored. The caller closes the stream (``async with``); :meth:`parts`
+        does that itself."""
         self._check_open()
         if self._variant is None:
             raise UsageError("the loader is not started")
+        rendition = self._variant.rendition_id
+        part_swarm = None
+        if p2p and self.config.use_p2p and self.config.tracker_announce:
+            part_swarm = PartSwarm(
+                client=self._client,
+                config=self.config,
+                info_hash=self.parts_info_hash(rendition),
+                rendition=rendition,
+                seed=self._rng.randrange(1 << 62),
+            )
         return LowLatencyStream(
             self._variant.url,
             client=self._client,
             config=self.config,
-            rendition=self._variant.rendition_id,
+            rendition=rendition,
             hold_back=hold_back,
+            part_swarm=part_swarm,
         )
 
-    async def parts(self, *, hold_back: float | None = None) -> AsyncIterator[LowLatencyItem]:
+    def parts_info_hash(self, rendition: str | None = None) -> bytes:
+        """The tracker info hash of a rendition's parts swarm (p2ploader peers only; see
+        :func:`~p2ploader.core.part_exchange.parts_info_hash`)."""
+        rendition_id = rendition if rendition is not None else self.rendition
+        for stream in swarm.hlsjs_streams(self.master.variants, self.master.renditions):
+            if stream.rendition_id == rendition_id:
+                return parts_info_hash(stream.swarm_id(self.swarm_id))
+        raise UsageError(f"no rendition {rendition_id!r}")
+
+    async def parts(
+        self, *, hold_back: float | None = None, p2p: bool = False
+    ) -> AsyncIterator[LowLatencyItem]:
         """The current rendition's live LL-HLS media in play order, as it is published: parts,
         and whole segments behind the live edge (see
         :class:`~p2ploader.core.ll_follower.LowLatencyItem`), starting ``PART-HOLD-BACK`` (or
-        ``hold_back``) seconds behind the live edge. Over HTTP only, for now: peers do not take
-        part. Ends with the stream (EXT-X-ENDLIST)."""
-        async with self.low_latency_stream(hold_back=hold_back) as stream:
+        ``hold_back``) seconds behind the live edge. Over HTTP only unless ``p2p`` (see
+        :meth:`low_latency_stream`). Ends with the stream (EXT-X-ENDLIST)."""
+        async with self.low_latency_stream(hold_back=hold_back, p2p=p2p) as stream:
             async for item in stream.items():
                 yield item
 

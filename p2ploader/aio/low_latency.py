@@ -6,7 +6,15 @@ previous one returned), parses it (:func:`~p2ploader.hls.parse_media`) and folds
 :class:`~p2ploader.hls.LivePlaylistTracker` (continuous timeline, delta updates filled in), runs the
 follower's fetches (parts, preload hints, whole segments) as concurrent GETs with the loader's HTTP
 client, and hands the player :class:`~p2ploader.core.ll_follower.LowLatencyItem` s in order
-(:meth:`LowLatencyStream.items`). Everything goes over HTTP; peers do not take part yet.
+(:meth:`LowLatencyStream.items`).
+
+Peers. Without a ``part_swarm`` everything goes over HTTP. With one
+(:class:`~p2ploader.aio.part_swarm.PartSwarm`, started on the first playlist and joined once the
+player has its first item), every part and preload-hint fetch the follower asks for from then on
+goes to that swarm's scheduler, which takes the part from
+a p2ploader peer or from the origin (see :mod:`p2ploader.core.part_exchange`); a part the swarm
+gives up on is fetched over HTTP here. Whole segments (behind the live edge, at the start) always
+come over HTTP. :attr:`LowLatencyStatistics.p2p_bytes` counts the part bytes peers delivered.
 
 Failures. A playlist load that fails (network, status, unparseable, inconsistent) is retried,
 timed, by the follower's pace; after ``resync_after`` refreshes in a row that the tracker rejects
@@ -28,12 +36,14 @@ import attrs
 import httpx
 
 from p2ploader.aio.http import read_body_capped
+from p2ploader.aio.part_swarm import PartSwarm
 from p2ploader.config import LoaderConfig
 from p2ploader.core.ll_follower import (
     FetchRequest,
     LowLatencyFollower,
     LowLatencyItem,
     PlaylistRequest,
+    live_edge_time,
 )
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import ByteRange
@@ -68,6 +78,11 @@ class LowLatencyStatistics:
     segment_fetches: int = 0
     fetch_failures: int = 0
     bytes: int = 0
+    """Bytes handed to the follower (parts, hints and segments), from either source."""
+    p2p_bytes: int = 0
+    """Of :attr:`bytes`, those of parts the parts swarm took from peers."""
+    swarm_fallbacks: int = 0
+    """Parts the parts swarm gave up on, fetched over HTTP here instead."""
     resyncs: int = 0
 
 
@@ -93,6 +108,7 @@ class LowLatencyStream:
         resync_after: int = 3,
         max_attempts: int = 3,
         clock: Callable[[], float] | None = None,
+        part_swarm: PartSwarm | None = None,
     ) -> None:
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -115,9 +131,22 @@ class LowLatencyStream:
         self._progress = asyncio.Event()
         self._error: P2PLoaderError | None = None
         self._init_sections: dict[tuple[str, ByteRange | None], bytes] = {}
+        self._hold_back = hold_back
+        self._part_swarm = part_swarm
         self._closed = False
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def part_swarm(self) -> PartSwarm | None:
+        """The parts swarm parts are taken from (None: HTTP only)."""
+        return self._part_swarm
+
+    def report_playback(self, position: float) -> None:
+        """Where the player is (seconds on the playlist's timeline). With a parts swarm, its
+        deadlines (the HTTP critical window) count from there; without one it does nothing."""
+        if self._part_swarm is not None:
+            self._part_swarm.report_playback(position)
 
     @property
     def follower(self) -> LowLatencyFollower:
@@ -140,6 +169,7 @@ class LowLatencyStream:
             if item is not None:
                 self._pump()
                 yield item
+                self._join_part_swarm()
                 continue
             if self._error is not None:
                 raise self._error
@@ -179,6 +209,8 @@ class LowLatencyStream:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._part_swarm is not None:
+            await self._part_swarm.aclose()
         self._progress.set()
 
     async def __aenter__(self) -> LowLatencyStream:
@@ -248,7 +280,40 @@ class LowLatencyStream:
             except PlaylistError as exc:
                 self._rejected(parsed, exc, now=now)
         stats.resyncs = self._follower.resyncs
+        await self._update_part_swarm()
         self._pump()
+
+    def _join_part_swarm(self) -> None:
+        """The player has an item: the parts swarm may join now (see :meth:`PartSwarm.join`)."""
+        swarm = self._part_swarm
+        if swarm is None or swarm.joined or not swarm.started or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(swarm.join(), name=f"ll-parts-join-{self.rendition}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _update_part_swarm(self) -> None:
+        swarm, playlist = self._part_swarm, self.playlist
+        if swarm is None or playlist is None or self._closed:
+            return
+        if not swarm.started:
+            part_target = playlist.part_target or playlist.target_duration
+            control = playlist.server_control
+            hold_back = self._hold_back
+            if hold_back is None:
+                hold_back = (
+                    control.part_hold_back
+                    if control is not None and control.part_hold_back
+                    else 3 * part_target
+                )
+            # The player's real distance behind live: the start rounds PART-HOLD-BACK back to an
+            # independent part (a segment start, with one key frame per segment).
+            start = self._follower.start
+            if start is not None:
+                hold_back = max(hold_back, live_edge_time(playlist) - start.start)
+            await swarm.start(playlist, hold_back=hold_back)
+        else:
+            swarm.update(playlist)
 
     def _rejected(self, parsed: MediaPlaylist, exc: PlaylistError, *, now: float) -> None:
         """A refresh the tracker or the follower refused: retry timed; re-sync after too many."""
@@ -312,8 +377,12 @@ class LowLatencyStream:
         else:
             stats.segment_fetches += 1
         try:
-            timeout = self._held_timeout() if fetch.hint else None
-            data = await fetch_range(self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, held_timeout=timeout)
+            data = await self._fetch_from_swarm(fetch)
+            if data is None:
+                timeout = self._held_timeout() if fetch.hint else None
+                data = await fetch_range(
+                    self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, held_timeout=timeout
+                )
         except P2PLoaderError as exc:
             self._fetch_failed(fetch, exc)
         except Exception as exc:
@@ -324,6 +393,27 @@ class LowLatencyStream:
             self._attempts.pop(fetch.key, None)
             self._follower.fetch_completed(fetch, data)
         self._pump()
+
+    async def _fetch_from_swarm(self, fetch: FetchRequest) -> bytes | None:
+        """``fetch``'s bytes from the parts swarm, or None: not a part of it (a whole segment, no
+        swarm) or the swarm gave it up (then it comes over HTTP, counted in ``swarm_fallbacks``)."""
+        swarm = self._part_swarm
+        if swarm is None or not swarm.joined:
+            return None  # before the player's first item: HTTP, as without peers
+        entry = swarm.index.segment_for(fetch)
+        if entry is None:
+            return None
+        try:
+            data, source = await swarm.fetch(entry)
+        except P2PLoaderError as exc:
+            if self._closed:
+                raise
+            self.statistics.swarm_fallbacks += 1
+            logger.debug("parts swarm gave %s up, over HTTP: %s", fetch.url, exc)
+            return None
+        if source == "p2p":
+            self.statistics.p2p_bytes += len(data)
+        return data
 
     def _fetch_failed(self, fetch: FetchRequest, exc: P2PLoaderError) -> None:
         self.statistics.fetch_failures += 1

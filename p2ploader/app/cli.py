@@ -338,13 +338,27 @@ async def _play_low_latency(args: argparse.Namespace, *, command: str) -> int:
     from p2ploader.aio.loader import open_loader
 
     url = args.url
-    # Over HTTP only (peers do not carry parts yet): no swarm is joined. The variant's parts only:
-    # separate audio and subtitles are not followed at low latency yet.
-    config = attrs.evolve(_load_config(args), use_p2p=False)
+    # Over HTTP only unless --p2p-parts: then parts come from other p2ploader peers too, through
+    # the rendition's parts swarm. The variant's parts only: separate audio and subtitles are not
+    # followed at low latency yet.
+    p2p_parts = bool(getattr(args, "p2p_parts", False))
+    config = _load_config(args)
+    if not p2p_parts:
+        config = attrs.evolve(config, use_p2p=False)
+    else:
+        if getattr(args, "tracker", None):  # view's --tracker
+            config = config.evolve(tracker_announce=tuple(args.tracker))
+        loopback = getattr(args, "loopback_ice", None)
+        if loopback is None:
+            trackers = config.tracker_announce
+            loopback = bool(trackers) and all(_is_loopback(t) for t in trackers)
+        if loopback:
+            config = config.evolve(rtc_config={"iceServers": []})
     async with open_loader(
         url, config=config, rendition=args.rendition, audio=False, subtitles=False, seed=args.seed
     ) as loader:
-        print(_describe(url, loader) + ", at low latency over HTTP", flush=True)
+        how = "over HTTP and from p2ploader peers (parts swarm)" if p2p_parts else "over HTTP"
+        print(_describe(url, loader) + f", at low latency {how}", flush=True)
         loop = asyncio.get_running_loop()
         next_line = loop.time()
         every = float(getattr(args, "interval", 1.0))
@@ -363,9 +377,12 @@ async def _play_low_latency(args: argparse.Namespace, *, command: str) -> int:
                 flush=True,
             )
 
-        async with loader.low_latency_stream(hold_back=args.hold_back) as stream:
+        async with loader.low_latency_stream(hold_back=args.hold_back, p2p=p2p_parts) as stream:
             report = await play_low_latency(stream, duration=args.duration, on_tick=on_tick)
         summary = _low_latency_summary(url, loader.rendition, report)
+        if p2p_parts:
+            summary["bytes"] = stream.statistics.bytes
+            summary["p2p_bytes"] = stream.statistics.p2p_bytes
     _print_summary(args, summary)
     return _played_status(command, {**summary, "http_failures": 0})
 
@@ -1039,7 +1056,8 @@ def _add_low_latency_options(parser: argparse.ArgumentParser) -> None:
         "--low-latency",
         action="store_true",
         help="follow a live LL-HLS stream part by part (blocking playlist reloads, preload hints), "
-        "over HTTP only, printing plain lines with the latency behind live",
+        "over HTTP (with --p2p-parts, from p2ploader peers too), printing plain lines with the "
+        "latency behind live",
     )
     parser.add_argument(
         "--hold-back",
@@ -1048,6 +1066,12 @@ def _add_low_latency_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --low-latency: start this far behind the live edge (default: the playlist's "
         "PART-HOLD-BACK)",
+    )
+    parser.add_argument(
+        "--p2p-parts",
+        action="store_true",
+        help="with --low-latency: take parts from other p2ploader peers too, through the stream's "
+        "parts swarm (needs a tracker; browser peers never join it). Off by default: HTTP only",
     )
 
 
