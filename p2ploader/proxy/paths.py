@@ -57,6 +57,7 @@ __all__ = [
     "playlist_path",
     "segment_extension",
     "segment_path",
+    "url_extension",
 ]
 
 MASTER_PATH: Final = "/master.m3u8"
@@ -193,7 +194,12 @@ def segment_extension(segment: Segment) -> str:
 def part_extension(part: Part, default: str) -> str:
     """The extension of a part's proxy URL: its origin URL's when the proxy knows it, else
     ``default`` (its segment's)."""
-    suffix = _suffix(part.url)
+    return url_extension(part.url, default)
+
+
+def url_extension(url: str, default: str) -> str:
+    """The media extension of ``url`` when the proxy knows it, else ``default``."""
+    suffix = _suffix(url)
     return suffix if suffix in SEGMENT_EXTENSIONS else default
 
 

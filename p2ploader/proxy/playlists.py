@@ -305,6 +305,17 @@ def _check_parts(playlist: MediaPlaylist) -> None:
             )
 
 
+def _next_part_extension(playlist: MediaPlaylist, default: str) -> str:
+    """The extension of the part after the last one: the origin's PART hint's, else the last
+    pending part's, else ``default`` (the last segment's), as the part will be listed with it."""
+    for hint in playlist.preload_hints:
+        if hint.type == "PART":
+            return paths.url_extension(hint.url, default)
+    if playlist.pending_parts:
+        return paths.part_extension(playlist.pending_parts[-1], default)
+    return default
+
+
 def _report_tag(report: RenditionReport, token: Token) -> str:
     return "#EXT-X-RENDITION-REPORT:" + _attributes(
         [
@@ -370,7 +381,7 @@ def render_media(
             lines.append(_key_tag(token, segment.key, resources))
         if segment.program_date_time is not None:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(segment.program_date_time)}")
-        if low_latency and segment.end > parts_from - 1e-6:
+        if low_latency and segment.end > parts_from + 1e-6:  # ends inside the last 3 target durations
             own = paths.segment_extension(segment)
             lines.extend(_part_tag(token, part, own) for part in segment.parts)
         if segment.gap:
@@ -383,7 +394,7 @@ def render_media(
         if not playlist.end_list:
             sequence = playlist.last_sequence + 1
             index = playlist.pending_parts[-1].id.index + 1 if playlist.pending_parts else 0
-            hint = paths.part_path(token, sequence, index, extension)
+            hint = paths.part_path(token, sequence, index, _next_part_extension(playlist, extension))
             lines.append(f"#EXT-X-PRELOAD-HINT:TYPE=PART,URI={_quoted(hint)}")
         for report in playlist.rendition_reports:
             reported = None if report_token is None else report_token(report.url)
