@@ -41,7 +41,8 @@ Low-Latency HLS (``low_latency=True``; :mod:`p2ploader.proxy.low_latency` serves
     bytes, so no ``BYTERANGE`` is written. One ``EXT-X-PRELOAD-HINT:TYPE=PART`` naming the path of
     the part that follows the last one (the proxy holds that request until the part exists); a
     ``TYPE=MAP`` hint is not passed on (the proxy lists every init section with ``EXT-X-MAP``).
-    ``EXT-X-RENDITION-REPORT`` for every report whose rendition the proxy serves (its media
+    An ``EXT-X-DISCONTINUITY`` before the parts of the segment in progress when the origin wrote
+    one there. ``EXT-X-RENDITION-REPORT`` for every report whose rendition the proxy serves (its media
     playlist path, the origin's LAST-MSN and LAST-PART, which stay true because the proxy keeps
     media sequence numbers and part indices); a report of any other playlist is dropped.
 
@@ -390,6 +391,8 @@ def render_media(
         lines.append(paths.segment_path(token, segment))
         previous = segment
     if low_latency:
+        if playlist.pending_parts and playlist.pending_discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")  # the segment in progress starts one
         lines.extend(_part_tag(token, part, extension) for part in playlist.pending_parts)
         if not playlist.end_list:
             sequence = playlist.last_sequence + 1

@@ -154,6 +154,26 @@ def test_preload_hint_after_a_complete_segment_is_part_zero_of_the_next() -> Non
     ]
 
 
+def test_a_discontinuity_before_the_segment_in_progress_is_kept() -> None:
+    # A looping source: segment 14 restarts the timestamps, and its first parts are listed before
+    # it is complete. Without the tag, a player appends them to 13's timeline (hls.js: "discontinuity
+    # sequence mismatch" once 14 is complete).
+    text = LL_PLAYLIST.replace(
+        '#EXT-X-PART:DURATION=1.0,URI="seg14.mp4",BYTERANGE="20000@0"',
+        '#EXT-X-DISCONTINUITY\n#EXT-X-PART:DURATION=1.0,URI="seg14.mp4",BYTERANGE="20000@0"',
+    )
+    playlist = parse_media(text, ORIGIN, rendition="v0")
+    assert playlist.pending_discontinuity
+    lines = _render(playlist).splitlines()
+    assert lines[lines.index("/r/v0/seg/13.m4s") + 1] == "#EXT-X-DISCONTINUITY"
+    assert lines[lines.index("/r/v0/seg/13.m4s") + 2].startswith(
+        '#EXT-X-PART:DURATION=1,URI="/r/v0/part/14.0.mp4"'
+    )
+    assert (
+        "#EXT-X-DISCONTINUITY" not in _render(parse_media(LL_PLAYLIST, ORIGIN, rendition="v0")).splitlines()
+    )
+
+
 def test_rendition_reports_are_rewritten_for_served_renditions_and_dropped_otherwise(
     origin_playlist: MediaPlaylist,
 ) -> None:
