@@ -57,6 +57,7 @@ from p2ploader.errors import (
     DirectiveError,
     LoaderClosedError,
     P2PLoaderError,
+    PlaylistError,
     SegmentUnavailableError,
     UsageError,
 )
@@ -66,7 +67,7 @@ from p2ploader.proxy.gate import RenditionGate
 from p2ploader.proxy.low_latency import HeldRequests, LowLatencyRelay, ProxyHoldError, parse_directives
 from p2ploader.proxy.paths import Token
 from p2ploader.proxy.playhead import PlayheadEstimator
-from p2ploader.proxy.playlists import LowLatencyRewriteError, render_master, render_media
+from p2ploader.proxy.playlists import render_master, render_media
 from p2ploader.proxy.resources import ResourceTable
 
 __all__ = ["Body", "ProxyBackend", "ProxyError", "ProxyStatistics", "ServedSegment"]
@@ -427,7 +428,7 @@ class ProxyBackend:
             return render_media(
                 playlist, token, self._table(token), low_latency=True, report_token=self._report_token
             )
-        except LowLatencyRewriteError as exc:
+        except PlaylistError as exc:
             raise ProxyError(502, f"cannot re-serve the origin's playlist: {exc}") from exc
 
     def _report_token(self, url: str) -> Token | None:

@@ -73,8 +73,10 @@ _POLL_SECONDS: Final = 0.02
 20 ms is small next to a part (0.2-1 s) and costs nothing while nobody is held."""
 
 
-class ProxyHoldError(P2PLoaderError):
-    """A held LL-HLS request could not be answered: ``status`` is the HTTP status for it (``503``:
+class ProxyHoldError(Exception):
+    """A held LL-HLS request could not be answered (internal to the proxy, like
+    :class:`~p2ploader.proxy.backend.ProxyError`, which it becomes): ``status`` is the HTTP status
+    for it (``503``:
     not published in time, too many held requests, closing; ``400``: asked too far ahead; ``404``:
     not listed, or a gap; ``502``: the origin failed)."""
 

@@ -71,16 +71,11 @@ from p2ploader.proxy import paths
 from p2ploader.proxy.paths import Token
 from p2ploader.proxy.resources import ResourceTable
 
-__all__ = ["PARTS_KEPT_TARGET_DURATIONS", "LowLatencyRewriteError", "render_master", "render_media"]
+__all__ = ["PARTS_KEPT_TARGET_DURATIONS", "render_master", "render_media"]
 
 #: Parts are listed for the segments that end within this many target durations of the end of the
 #: playlist (RFC 8216bis §6.2.2 lets a server drop older ones; players only need them at the edge).
 PARTS_KEPT_TARGET_DURATIONS = 3
-
-
-class LowLatencyRewriteError(PlaylistError):
-    """An LL-HLS playlist the proxy cannot re-serve: its parts do not belong to the segments they
-    are listed under, or do not follow one another (the player would fetch the wrong media)."""
 
 
 def _quoted(value: str) -> str:
@@ -283,7 +278,8 @@ def _part_tag(token: Token, part: Part, extension: str) -> str:
 
 
 def _check_parts(playlist: MediaPlaylist) -> None:
-    """Raise :class:`LowLatencyRewriteError` unless every part is listed under its own segment with
+    """Raise :class:`~p2ploader.errors.PlaylistError` (the player would fetch the wrong media)
+    unless every part is listed under its own segment with
     indices 0, 1, 2, ... and the pending parts are those of the segment after the last one."""
     listed: list[tuple[int, tuple[Part, ...]]] = [(s.id.sequence, s.parts) for s in playlist.segments]
     listed.append((playlist.last_sequence + 1, playlist.pending_parts))
@@ -293,15 +289,15 @@ def _check_parts(playlist: MediaPlaylist) -> None:
         first = parts[0].id.index
         for offset, part in enumerate(parts):
             if part.segment.sequence != sequence or part.segment.rendition != playlist.rendition:
-                raise LowLatencyRewriteError(
+                raise PlaylistError(
                     playlist.url, f"part {part.id} is listed under segment {sequence} of {playlist.rendition}"
                 )
             if part.id.index != first + offset:
-                raise LowLatencyRewriteError(
+                raise PlaylistError(
                     playlist.url, f"part {part.id} does not follow part {sequence}.{first + offset - 1}"
                 )
         if sequence == playlist.last_sequence + 1 and first != 0:
-            raise LowLatencyRewriteError(
+            raise PlaylistError(
                 playlist.url, f"the parts of segment {sequence} in progress start at {first}, not 0"
             )
 
@@ -339,8 +335,8 @@ def render_media(
 
     With ``low_latency`` (and a playlist with ``EXT-X-PART-INF``) the LL-HLS tags are written as
     the module docstring says; ``report_token`` maps a rendition report's playlist URL to the
-    proxy's token for it (None: the report is dropped). Raises :class:`LowLatencyRewriteError`
-    for parts that cannot be re-served."""
+    proxy's token for it (None: the report is dropped). Raises
+    :class:`~p2ploader.errors.PlaylistError` for parts that cannot be re-served."""
     low_latency = low_latency and playlist.part_target is not None
     if low_latency:
         _check_parts(playlist)
