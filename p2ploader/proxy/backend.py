@@ -134,6 +134,9 @@ class ProxyStatistics:
     """The most LL-HLS requests held at once."""
     held_refused: int = 0
     """LL-HLS requests refused (503) because ``max_held_requests`` were held already."""
+    low_latency_relays: int = 0
+    """LL-HLS variants the proxy follows now (one relay each; closed after ``relay_idle_timeout``
+    seconds without a request)."""
     parts_fetched: int = 0
     """Parts the proxy fetched itself because the LL-HLS stream had not handed them over (the
     player asked for a part before the stream's start point, or one evicted)."""
@@ -174,7 +177,8 @@ class ProxyBackend:
     the loader never switches (for players that read every variant, such as ffmpeg, or a fixed
     quality). LL-HLS: ``block_timeout`` is how long a blocking reload or a part request is held at
     most (seconds; None: three target durations, as RFC 8216bis says), ``max_held_requests`` how
-    many are held at once (one more is 503).
+    many are held at once (one more is 503), ``relay_idle_timeout`` how many seconds a variant's
+    relay keeps following the origin after its last request (a player switched away or left).
     """
 
     def __init__(
@@ -187,7 +191,10 @@ class ProxyBackend:
         pin_rendition: bool = False,
         block_timeout: float | None = None,
         max_held_requests: int = 64,
+        relay_idle_timeout: float = 30.0,
     ) -> None:
+        if not relay_idle_timeout > 0:
+            raise UsageError(f"relay_idle_timeout must be > 0 seconds, got {relay_idle_timeout}")
         if block_timeout is not None and not block_timeout > 0:
             raise UsageError(f"block_timeout must be None or > 0 seconds, got {block_timeout}")
         if max_held_requests < 1:
@@ -216,6 +223,8 @@ class ProxyBackend:
         self._block_timeout = block_timeout
         self._held = HeldRequests(max_held_requests)
         self._relays: dict[Token, LowLatencyRelay] = {}
+        self._relay_idle_timeout = relay_idle_timeout
+        self._closed_relay_parts = 0
         self._relay_client: httpx.AsyncClient | None = None
         self._closed = False
 
@@ -273,7 +282,8 @@ class ProxyBackend:
             blocking_playlist_requests=c.blocking_playlist_requests,
             held_peak=self._held.peak,
             held_refused=self._held.refused,
-            parts_fetched=sum(relay.parts_fetched for relay in self._relays.values()),
+            low_latency_relays=len(self._relays),
+            parts_fetched=self._closed_relay_parts + sum(r.parts_fetched for r in self._relays.values()),
         )
 
     # ------------------------------------------------------------------ requests
@@ -392,8 +402,11 @@ class ProxyBackend:
         """The relay of variant ``token`` (the loader is on it: call inside :meth:`_using`),
         started on the first request; None when the variant is not live LL-HLS."""
         relay = self._relays.get(token)
-        if relay is not None or token.kind != "v" or source.gate is None:
+        if relay is not None:
+            relay.touch()  # not idle: a request is about to use it
             return relay
+        if token.kind != "v" or source.gate is None:
+            return None
         playlist = source.loader.playlist
         if playlist.part_target is None or playlist.end_list:
             return None
@@ -653,7 +666,18 @@ class ProxyBackend:
         while True:
             for source in [self._main, *self._alternates.values()]:
                 self._report(source)
+            await self._close_idle_relays()
             await asyncio.sleep(self._report_interval)
+
+    async def _close_idle_relays(self) -> None:
+        """Stop following the variants no player asked for lately: a relay fetches every part of
+        its variant, so one left running after an ABR switch would double the origin traffic."""
+        now = asyncio.get_running_loop().time()
+        for token, relay in list(self._relays.items()):
+            if relay.idle_for(now) > self._relay_idle_timeout:
+                del self._relays[token]
+                self._closed_relay_parts += relay.parts_fetched
+                await relay.aclose()
 
 
 def _gap(sequence: int) -> str:

@@ -23,6 +23,7 @@ stream uses) and keeps the parts it hands over. The player then talks LL-HLS to 
   ``503`` at once); the relay keeps the bytes of at most ``max_kept_parts`` parts and
   ``max_kept_bytes`` bytes, oldest first out; parts and segments fetched here are capped at the
   scheduler's segment size limit, playlists at ``LoaderConfig.max_playlist_bytes`` (the stream's).
+  The backend closes a relay no request used for ``relay_idle_timeout`` seconds.
 
 The relay answers a hint request once the whole part is here rather than byte by byte: a part is
 a fraction of a second of media and an LL-HLS origin publishes it complete, so streaming it would
@@ -226,6 +227,8 @@ class LowLatencyRelay:
         self._error: P2PLoaderError | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._active = 0
+        self._last_used: float | None = None
         self.parts_from_stream = 0
         """Parts answered with the bytes the stream handed over."""
         self.parts_fetched = 0
@@ -271,6 +274,26 @@ class LowLatencyRelay:
             _, old = self._parts.popitem(last=False)
             self._kept_bytes -= len(old)
 
+    def idle_for(self, now: float) -> float:
+        """Seconds (on the event loop's clock, ``now``) since the last request for this rendition
+        ended; 0 while one is under way or before the first."""
+        if self._active or self._last_used is None:
+            return 0.0
+        return now - self._last_used
+
+    def touch(self) -> None:
+        """Count now as a use (the idle time starts again)."""
+        self._last_used = asyncio.get_running_loop().time()
+
+    @contextlib.contextmanager
+    def _in_use(self) -> Iterator[None]:
+        self._active += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
+            self._last_used = asyncio.get_running_loop().time()
+
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -285,6 +308,10 @@ class LowLatencyRelay:
     async def blocking_playlist(self, directives: DeliveryDirectives) -> MediaPlaylist:
         """The playlist once it satisfies ``directives`` (at once without ``_HLS_msn``); raises
         :class:`ProxyHoldError` as the module docstring says."""
+        with self._in_use():
+            return await self._blocking_playlist(directives)
+
+    async def _blocking_playlist(self, directives: DeliveryDirectives) -> MediaPlaylist:
         playlist = await self._first_playlist()
         msn, part = directives.msn, directives.part
         if msn is None or self._published(playlist, msn, part):
@@ -298,6 +325,10 @@ class LowLatencyRelay:
     async def part(self, sequence: int, index: int) -> tuple[Part | None, bytes]:
         """Part ``index`` of segment ``sequence``: its bytes (held while it is not published yet,
         as a preload hint's request is). Raises :class:`ProxyHoldError`."""
+        with self._in_use():
+            return await self._part(sequence, index)
+
+    async def _part(self, sequence: int, index: int) -> tuple[Part | None, bytes]:
         part_id = PartId(SegmentId(self.stream.rendition, sequence), index)
         playlist = await self._first_playlist()
         data = self._parts.get(part_id)
@@ -331,6 +362,10 @@ class LowLatencyRelay:
 
     async def segment(self, segment: Segment) -> bytes:
         """A whole segment the relay's playlist lists (and the loader's does not yet), over HTTP."""
+        with self._in_use():
+            return await self._segment(segment)
+
+    async def _segment(self, segment: Segment) -> bytes:
         br = segment.byte_range
         request = FetchRequest(
             url=segment.url,

@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from p2ploader import LoaderConfig
+from p2ploader import LoaderConfig, open_loader
 from p2ploader.hls import MediaPlaylist, parse_media
 from p2ploader.proxy import HlsProxy, open_proxy
+from p2ploader.proxy.backend import ProxyBackend
+from p2ploader.proxy.paths import Token
 from p2ploader.testing.llhls import LowLatencySettings
 from p2ploader.testing.origin import LiveSettings, OriginServer
 from tests.ffmpeg_streams import LLHLS_PART_SECONDS, ffmpeg_or_skip, llhls_stream  # noqa: F401
@@ -27,7 +29,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 # No trackers: HTTP delivery is the point here.
 CONFIG = LoaderConfig(tracker_announce=())
 PLAYLIST = "/r/v0/index.m3u8"
-_HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="/r/v0/part/(\d+)\.(\d+)\.m4s"')
+_HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="/r/v\d/part/(\d+)\.(\d+)\.m4s"')
 
 
 @pytest.fixture
@@ -200,6 +202,44 @@ async def test_by_default_many_players_are_held_at_once_for_up_to_three_target_d
         far = await client.get(proxy.base_url + PLAYLIST + f"?_HLS_msn={msn + 1}&_HLS_part={part}")
         assert far.status_code == 200
     assert proxy.statistics().held_peak >= 8
+
+
+async def test_each_variant_is_followed_while_asked_for(origin: OriginServer) -> None:
+    v0, v1 = Token("v", 0), Token("v", 1)
+    with origin:
+        async with open_loader(origin.url_for("llhls/master.m3u8"), config=CONFIG) as loader:
+            backend = ProxyBackend(loader, relay_idle_timeout=1.0, report_interval=0.1)
+            backend.start()
+            try:
+                first = (await backend.media_playlist(v0)).data.decode()
+                # Each variant's report names the other's proxy playlist.
+                assert '#EXT-X-RENDITION-REPORT:URI="/r/v1/index.m3u8"' in first
+                other = (await backend.media_playlist(v1)).data.decode()
+                assert '#EXT-X-RENDITION-REPORT:URI="/r/v0/index.m3u8"' in other
+                assert '#EXT-X-PART:DURATION=0.5,URI="/r/v1/part/' in other
+                assert backend.statistics().low_latency_relays == 2
+                # A player that switched to v1 for good: v0's relay stops after 1 s without requests.
+                started = asyncio.get_running_loop().time()
+                while asyncio.get_running_loop().time() - started < 2.5:
+                    msn, part = hint_of(other)
+                    body = await backend.media_playlist(v1, f"_HLS_msn={msn}&_HLS_part={part}")
+                    other = body.data.decode()
+                assert backend.statistics().low_latency_relays == 1
+                assert backend.statistics().rendition_switches == 1
+                # Asked again, v0 is followed again.
+                assert "#EXT-X-PART:" in (await backend.media_playlist(v0)).data.decode()
+                assert backend.statistics().low_latency_relays == 2
+            finally:
+                await backend.aclose()
+
+
+async def test_by_default_a_relay_outlives_a_pause_of_the_player(proxy: HlsProxy) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        assert (await client.get(proxy.base_url + PLAYLIST)).status_code == 200
+        await asyncio.sleep(1.5)  # well under the default relay_idle_timeout (30 s)
+        assert proxy.statistics().low_latency_relays == 1
+        assert (await client.get(proxy.base_url + PLAYLIST)).status_code == 200
+    assert proxy.statistics().low_latency_relays == 1
 
 
 async def _play(command: list[str], within: float) -> tuple[int | None, str]:
