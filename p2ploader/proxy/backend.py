@@ -224,6 +224,7 @@ class ProxyBackend:
         self._held = HeldRequests(max_held_requests)
         self._relays: dict[Token, LowLatencyRelay] = {}
         self._relay_idle_timeout = relay_idle_timeout
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed_relay_parts = 0
         self._relay_client: httpx.AsyncClient | None = None
         self._closed = False
@@ -247,6 +248,8 @@ class ProxyBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter
         await self._gate.aclose()
+        relays = [relay.aclose() for relay in self._relays.values()]
+        await asyncio.gather(*relays, *self._closing, return_exceptions=True)
         await self._stack.aclose()
 
     # ------------------------------------------------------------------ figures and listeners
@@ -402,6 +405,14 @@ class ProxyBackend:
         """The relay of variant ``token`` (the loader is on it: call inside :meth:`_using`),
         started on the first request; None when the variant is not live LL-HLS."""
         relay = self._relays.get(token)
+        if relay is not None and relay.failed:
+            # The stream gave up (the origin failed for too long): follow afresh on this request.
+            del self._relays[token]
+            self._closed_relay_parts += relay.parts_fetched
+            closing = asyncio.get_running_loop().create_task(relay.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            relay = None
         if relay is not None:
             relay.touch()  # not idle: a request is about to use it
             return relay
@@ -422,8 +433,7 @@ class ProxyBackend:
             hold_limit=self._block_timeout,
         )
         relay.start()
-        self._stack.push_async_callback(relay.aclose)
-        self._relays[token] = relay
+        self._relays[token] = relay  # closed by _close_idle_relays, a failure, or aclose
         return relay
 
     async def _low_latency_playlist(self, relay: LowLatencyRelay, token: Token, query: str) -> str:

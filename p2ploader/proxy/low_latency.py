@@ -274,6 +274,11 @@ class LowLatencyRelay:
             _, old = self._parts.popitem(last=False)
             self._kept_bytes -= len(old)
 
+    @property
+    def failed(self) -> bool:
+        """True once following the origin stopped on an error (every request then gets 502)."""
+        return self._error is not None
+
     def idle_for(self, now: float) -> float:
         """Seconds (on the event loop's clock, ``now``) since the last request for this rendition
         ended; 0 while one is under way or before the first."""

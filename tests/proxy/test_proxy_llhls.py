@@ -233,6 +233,19 @@ async def test_each_variant_is_followed_while_asked_for(origin: OriginServer) ->
                 await backend.aclose()
 
 
+async def test_a_relay_that_failed_is_replaced_on_the_next_request(
+    origin: OriginServer, proxy: HlsProxy
+) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        origin.inject("/llhls/high/index.m3u8", status=500)
+        failed = await client.get(proxy.base_url + PLAYLIST)
+        assert failed.status_code == 502 and "following the origin failed" in failed.text
+        origin.clear_faults()
+        again = await client.get(proxy.base_url + PLAYLIST)
+        assert again.status_code == 200 and "#EXT-X-PART:" in again.text
+    assert proxy.statistics().low_latency_relays == 1
+
+
 async def test_by_default_a_relay_outlives_a_pause_of_the_player(proxy: HlsProxy) -> None:
     async with httpx.AsyncClient(timeout=20) as client:
         assert (await client.get(proxy.base_url + PLAYLIST)).status_code == 200
