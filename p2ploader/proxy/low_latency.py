@@ -48,7 +48,7 @@ from p2ploader.aio.low_latency import LowLatencyStream, fetch_range
 from p2ploader.core.ll_follower import FetchRequest, LowLatencyItem
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Part, PartId, Segment, SegmentId
-from p2ploader.errors import DirectiveError, P2PLoaderError
+from p2ploader.errors import DirectiveError, P2PLoaderError, TransportError
 from p2ploader.hls import MediaPlaylist
 
 __all__ = [
@@ -257,6 +257,9 @@ class LowLatencyRelay:
         except P2PLoaderError as exc:
             logger.warning("LL-HLS relay of %s stopped: %s", self.stream.url, exc)
             self._error = exc
+        except Exception as exc:  # a relay that dies silently would leave every request held
+            logger.exception("LL-HLS relay of %s failed unexpectedly", self.stream.url)
+            self._error = TransportError(self.stream.url, f"unexpected {type(exc).__name__}: {exc}")
         self._wake()
 
     def _keep(self, item: LowLatencyItem) -> None:
