@@ -368,6 +368,9 @@ class MediaPlaylist:
     ``last_sequence + 1``, still being published."""
     preload_hints: tuple[PreloadHint, ...] = ()
     """EXT-X-PRELOAD-HINT tags: the next part (and map) the server will publish."""
+    pending_discontinuity: bool = False
+    """An EXT-X-DISCONTINUITY after the last segment's URI: the segment in progress (whose first
+    parts are ``pending_parts``) starts a discontinuity (LL-HLS; a looping or restarted source)."""
     rendition_reports: tuple[RenditionReport, ...] = ()
     """EXT-X-RENDITION-REPORT tags: the live edges of the other renditions."""
     skipped: SkippedSegments | None = None
@@ -783,10 +786,20 @@ def _parse_media(text: str, url: str, scan: _Scan, rendition: str) -> MediaPlayl
         server_control=header.server_control,
         part_target=header.part_target,
         pending_parts=pending_parts,
+        pending_discontinuity=_discontinuity_after_last_segment(scan),
         preload_hints=_preload_hints(scan, url),
         rendition_reports=_rendition_reports(scan, url),
         skipped=header.skipped,
     )
+
+
+def _discontinuity_after_last_segment(scan: _Scan) -> bool:
+    for line in reversed(scan.lines):
+        if line.tag is None:  # the last segment's URI
+            return False
+        if line.tag == "#EXT-X-DISCONTINUITY":
+            return True
+    return False
 
 
 def _escape_id_part(text: str) -> str:

@@ -7,6 +7,10 @@ Routes (GET and HEAD only; any other path is 404, any other method 405)::
     /r/<token>/seg/<sequence>.<ext>   video/mp2t, video/mp4, audio/aac, ... by extension
     /r/<token>/key/<n>                application/octet-stream (Cache-Control: no-store)
     /r/<token>/init/<n>.<ext>         video/mp4 (or the init section's type)
+    /r/<token>/part/<sequence>.<k>.<ext>  an LL-HLS part (or a preload hint's, held until published)
+
+A media playlist request's query string carries LL-HLS delivery directives (``_HLS_msn``,
+``_HLS_part``, ``_HLS_skip``; :mod:`p2ploader.proxy.low_latency`).
 
 A path part that does not have the shape the proxy builds is 400 (:mod:`p2ploader.proxy.paths`);
 errors from the backend keep their status (404, 502, 503, 504). Every request first passes the
@@ -102,7 +106,8 @@ def create_app(backend: ProxyBackend, policy: HostPolicy) -> Starlette:
         return backend.master()
 
     async def media_playlist(request: Request) -> Body:
-        return await backend.media_playlist(paths.parse_token(request.path_params["token"]))
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        return await backend.media_playlist(paths.parse_token(request.path_params["token"]), query)
 
     async def segment(request: Request) -> Body:
         token = paths.parse_token(request.path_params["token"])
@@ -118,12 +123,18 @@ def create_app(backend: ProxyBackend, policy: HostPolicy) -> Starlette:
         number, extension = paths.parse_init_name(request.path_params["name"])
         return await backend.init_section(token, number, extension)
 
+    async def part(request: Request) -> Body:
+        token = paths.parse_token(request.path_params["token"])
+        sequence, index, extension = paths.parse_part_name(request.path_params["name"])
+        return await backend.part(token, sequence, index, extension)
+
     routes = [
         Route(paths.MASTER_PATH, endpoint(master), methods=["GET"]),
         Route("/r/{token}/index.m3u8", endpoint(media_playlist), methods=["GET"]),
         Route("/r/{token}/seg/{name}", endpoint(segment), methods=["GET"]),
         Route("/r/{token}/key/{name}", endpoint(key), methods=["GET"]),
         Route("/r/{token}/init/{name}", endpoint(init), methods=["GET"]),
+        Route("/r/{token}/part/{name}", endpoint(part), methods=["GET"]),
     ]
 
     async def no_route(request: Request, exc: Exception) -> Response:

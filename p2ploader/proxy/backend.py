@@ -18,6 +18,13 @@ through loaders, plus the playback position it infers and reports to them.
 * **Keys and init sections** come from ``loader.fetch_key`` / ``loader.fetch_init_section``: HTTP
   only, never the segment cache, never peers. Segments are served as published (encrypted ones
   stay encrypted, ``LoaderConfig.decrypt`` notwithstanding): the player decrypts them.
+* **Low-Latency HLS** (a live variant whose playlist has ``EXT-X-PART-INF``): a
+  :class:`~p2ploader.proxy.low_latency.LowLatencyRelay` per variant follows the origin's playlist
+  part by part with the loader's :meth:`~p2ploader.aio.loader.HybridLoader.low_latency_stream`;
+  the variant's playlist is rendered from the relay's copy with the LL-HLS tags, blocking reloads
+  (``_HLS_msn``/``_HLS_part``) are held by the proxy, parts and preload hints are served from what
+  the relay received (see :mod:`p2ploader.proxy.low_latency`). Whole segments still come from the
+  loader; one the relay lists before the loader's own refresh does is fetched over HTTP.
 * **I-frame playlists** (``i<i>``, trick play) are fetched with ``loader.i_frame_playlist`` (once for
   a VOD playlist, on every request for a live one) and each I-frame with ``loader.fetch_i_frame``:
   exactly its byte range, over HTTP only, never through a swarm. They count as playlist and
@@ -39,20 +46,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
 import attrs
+import httpx
 
 from p2ploader.aio.alternates import open_companion
+from p2ploader.aio.http import open_http_client
 from p2ploader.aio.loader import HybridLoader, LoadedSegment, LoaderStatistics, open_loader
 from p2ploader.config import LoaderConfig
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import (
+    DirectiveError,
     LoaderClosedError,
     P2PLoaderError,
+    PlaylistError,
     SegmentUnavailableError,
     UsageError,
 )
 from p2ploader.hls import AlternateRendition, MediaPlaylist
 from p2ploader.proxy import paths
 from p2ploader.proxy.gate import RenditionGate
+from p2ploader.proxy.low_latency import HeldRequests, LowLatencyRelay, ProxyHoldError, parse_directives
 from p2ploader.proxy.paths import Token
 from p2ploader.proxy.playhead import PlayheadEstimator
 from p2ploader.proxy.playlists import render_master, render_media
@@ -114,6 +126,20 @@ class ProxyStatistics:
     and subtitles companions once a player asked for their rendition."""
     position: float | None
     """The last playhead reported to the main loader (seconds on its timeline)."""
+    part_requests: int = 0
+    """LL-HLS part (and preload hint) requests."""
+    blocking_playlist_requests: int = 0
+    """LL-HLS playlist requests with ``_HLS_msn`` (blocking reloads)."""
+    held_peak: int = 0
+    """The most LL-HLS requests held at once."""
+    held_refused: int = 0
+    """LL-HLS requests refused (503) because ``max_held_requests`` were held already."""
+    low_latency_relays: int = 0
+    """LL-HLS variants the proxy follows now (one relay each; closed after ``relay_idle_timeout``
+    seconds without a request)."""
+    parts_fetched: int = 0
+    """Parts the proxy fetched itself because the LL-HLS stream had not handed them over (the
+    player asked for a part before the stream's start point, or one evicted)."""
 
 
 @attrs.define
@@ -122,6 +148,8 @@ class _Counters:
     segment_requests: int = 0
     key_requests: int = 0
     init_requests: int = 0
+    part_requests: int = 0
+    blocking_playlist_requests: int = 0
     segments_served: int = 0
     segment_bytes_served: int = 0
     errors: int = 0
@@ -147,7 +175,10 @@ class ProxyBackend:
     for peers); see :mod:`p2ploader.proxy.playhead`. With ``pin_rendition`` the master playlist
     lists only the variant the loader is on when the backend is created, and the others are 404:
     the loader never switches (for players that read every variant, such as ffmpeg, or a fixed
-    quality).
+    quality). LL-HLS: ``block_timeout`` is how long a blocking reload or a part request is held at
+    most (seconds; None: three target durations, as RFC 8216bis says), ``max_held_requests`` how
+    many are held at once (one more is 503), ``relay_idle_timeout`` how many seconds a variant's
+    relay keeps following the origin after its last request (a player switched away or left).
     """
 
     def __init__(
@@ -158,7 +189,16 @@ class ProxyBackend:
         segment_timeout: float = 30.0,
         report_interval: float = 0.25,
         pin_rendition: bool = False,
+        block_timeout: float | None = None,
+        max_held_requests: int = 64,
+        relay_idle_timeout: float = 30.0,
     ) -> None:
+        if not relay_idle_timeout > 0:
+            raise UsageError(f"relay_idle_timeout must be > 0 seconds, got {relay_idle_timeout}")
+        if block_timeout is not None and not block_timeout > 0:
+            raise UsageError(f"block_timeout must be None or > 0 seconds, got {block_timeout}")
+        if max_held_requests < 1:
+            raise UsageError(f"max_held_requests must be >= 1, got {max_held_requests}")
         if lookahead is not None and lookahead < 0:
             raise UsageError(f"lookahead must be >= 0 segments, got {lookahead}")
         if segment_timeout <= 0:
@@ -180,6 +220,13 @@ class ProxyBackend:
         self._counters = _Counters()
         self._listeners: list[Callable[[ServedSegment], None]] = []
         self._reporter: asyncio.Task[None] | None = None
+        self._block_timeout = block_timeout
+        self._held = HeldRequests(max_held_requests)
+        self._relays: dict[Token, LowLatencyRelay] = {}
+        self._relay_idle_timeout = relay_idle_timeout
+        self._closing: set[asyncio.Task[None]] = set()
+        self._closed_relay_parts = 0
+        self._relay_client: httpx.AsyncClient | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -201,6 +248,8 @@ class ProxyBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reporter
         await self._gate.aclose()
+        relays = [relay.aclose() for relay in self._relays.values()]
+        await asyncio.gather(*relays, *self._closing, return_exceptions=True)
         await self._stack.aclose()
 
     # ------------------------------------------------------------------ figures and listeners
@@ -232,6 +281,12 @@ class ProxyBackend:
             rendition_switches=self._gate.switches,
             alternate_loaders=len(self._alternates) + len(self._companions),
             position=self._main.last_position,
+            part_requests=c.part_requests,
+            blocking_playlist_requests=c.blocking_playlist_requests,
+            held_peak=self._held.peak,
+            held_refused=self._held.refused,
+            low_latency_relays=len(self._relays),
+            parts_fetched=self._closed_relay_parts + sum(r.parts_fetched for r in self._relays.values()),
         )
 
     # ------------------------------------------------------------------ requests
@@ -249,14 +304,42 @@ class ProxyBackend:
             cache_control="no-cache",
         )
 
-    async def media_playlist(self, token: Token) -> Body:
+    async def media_playlist(self, token: Token, query: str = "") -> Body:
+        """A media playlist; ``query`` is the request's raw query string (LL-HLS delivery
+        directives, read for a low-latency variant only)."""
         self._counters.playlist_requests += 1
+        relay: LowLatencyRelay | None = None
         if token.kind == "i":
             text = render_media(await self._i_frame_playlist(token, refresh=True), token, self._table(token))
         else:
             async with self._using(token) as source:
-                text = render_media(source.loader.playlist, token, self._table(token))
+                relay = self._relay(token, source)
+                if relay is None:
+                    text = render_media(source.loader.playlist, token, self._table(token))
+        if relay is not None:
+            # Held outside the rendition gate: a blocking reload must not hold up a switch.
+            text = await self._low_latency_playlist(relay, token, query)
         return Body(data=text.encode(), content_type=paths.PLAYLIST_CONTENT_TYPE, cache_control="no-cache")
+
+    async def part(self, token: Token, sequence: int, index: int, extension: str) -> Body:
+        """Part ``index`` of segment ``sequence`` of a low-latency variant (listed, or the one a
+        preload hint names: held until it is published)."""
+        self._counters.part_requests += 1
+        relay = None
+        if token.kind == "v":
+            async with self._using(token) as source:
+                relay = self._relay(token, source)
+        if relay is None:
+            raise ProxyError(404, f"rendition {token} is not a live low-latency stream: it has no parts")
+        try:
+            part, data = await relay.part(sequence, index)
+        except ProxyHoldError as exc:
+            raise ProxyError(exc.status, exc.message) from exc
+        playlist = relay.playlist
+        default = paths.segment_extension(playlist.segments[-1]) if playlist and playlist.segments else "m4s"
+        if part is not None and paths.part_extension(part, default) != extension:
+            raise ProxyError(404, f"part {sequence}.{index} is not a .{extension} file")
+        return Body(data=data, content_type=paths.content_type("segment", extension))
 
     async def segment(self, token: Token, sequence: int, extension: str) -> Body:
         self._counters.segment_requests += 1
@@ -266,6 +349,12 @@ class ProxyBackend:
             loader = source.loader
             playlist = loader.playlist
             segment = playlist.segment_by_sequence(sequence)
+            relay = self._relays.get(token)
+            if segment is None and relay is not None and relay.playlist is not None:
+                # Listed by the LL-HLS relay, not yet by the loader's own refresh.
+                early = relay.playlist.segment_by_sequence(sequence)
+                if early is not None and not early.gap and paths.segment_extension(early) == extension:
+                    return await self._early_segment(relay, token, early, extension)
             if segment is None:
                 raise ProxyError(404, _not_listed(playlist, sequence))
             if paths.segment_extension(segment) != extension:
@@ -309,6 +398,87 @@ class ProxyBackend:
             lambda: source.loader.fetch_init_section(probe), what=f"init section {number}"
         )
         return Body(data=data, content_type=paths.content_type("init", extension))
+
+    # ------------------------------------------------------------------ LL-HLS
+
+    def _relay(self, token: Token, source: _Source) -> LowLatencyRelay | None:
+        """The relay of variant ``token`` (the loader is on it: call inside :meth:`_using`),
+        started on the first request; None when the variant is not live LL-HLS."""
+        relay = self._relays.get(token)
+        if relay is not None and relay.failed:
+            # The stream gave up (the origin failed for too long): follow afresh on this request.
+            del self._relays[token]
+            self._closed_relay_parts += relay.parts_fetched
+            closing = asyncio.get_running_loop().create_task(relay.aclose())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            relay = None
+        if relay is not None:
+            relay.touch()  # not idle: a request is about to use it
+            return relay
+        if token.kind != "v" or source.gate is None:
+            return None
+        playlist = source.loader.playlist
+        if playlist.part_target is None or playlist.end_list:
+            return None
+        self._check_open()
+        if self._relay_client is None:
+            # For what the relay fetches itself: the loader's settings and credentials scope.
+            self._relay_client = open_http_client(self.config, stream_url=self.loader.credentials_url)
+            self._stack.push_async_callback(self._relay_client.aclose)
+        relay = LowLatencyRelay(
+            source.loader.low_latency_stream(),
+            self._relay_client,
+            held=self._held,
+            hold_limit=self._block_timeout,
+        )
+        relay.start()
+        self._relays[token] = relay  # closed by _close_idle_relays, a failure, or aclose
+        return relay
+
+    async def _low_latency_playlist(self, relay: LowLatencyRelay, token: Token, query: str) -> str:
+        try:
+            directives = parse_directives(query)
+        except DirectiveError as exc:
+            raise ProxyError(400, f"bad delivery directive: {exc}") from exc
+        if directives.msn is not None:
+            self._counters.blocking_playlist_requests += 1
+        try:
+            playlist = await relay.blocking_playlist(directives)
+        except ProxyHoldError as exc:
+            raise ProxyError(exc.status, exc.message) from exc
+        try:
+            return render_media(
+                playlist, token, self._table(token), low_latency=True, report_token=self._report_token
+            )
+        except PlaylistError as exc:
+            raise ProxyError(502, f"cannot re-serve the origin's playlist: {exc}") from exc
+
+    def _report_token(self, url: str) -> Token | None:
+        """The proxy's token for a rendition report's playlist: a variant the proxy serves."""
+        for variant in self.loader.master.variants:
+            if variant.url == url and (self._pinned is None or variant.index == self._pinned.index):
+                return Token("v", variant.index)
+        return None
+
+    async def _early_segment(
+        self, relay: LowLatencyRelay, token: Token, segment: Segment, extension: str
+    ) -> Body:
+        try:
+            data = await relay.segment(segment)
+        except ProxyHoldError as exc:
+            raise ProxyError(exc.status, exc.message) from exc
+        self._counters.segments_served += 1
+        self._counters.segment_bytes_served += len(data)
+        served = ServedSegment(
+            rendition=str(token), sequence=segment.id.sequence, data=data, source="http", segment=segment
+        )
+        for listener in list(self._listeners):
+            try:
+                listener(served)
+            except Exception:
+                logger.exception("proxy segment listener failed")
+        return Body(data=data, content_type=paths.content_type("segment", extension))
 
     # ------------------------------------------------------------------ internals
 
@@ -506,7 +676,18 @@ class ProxyBackend:
         while True:
             for source in [self._main, *self._alternates.values()]:
                 self._report(source)
+            await self._close_idle_relays()
             await asyncio.sleep(self._report_interval)
+
+    async def _close_idle_relays(self) -> None:
+        """Stop following the variants no player asked for lately: a relay fetches every part of
+        its variant, so one left running after an ABR switch would double the origin traffic."""
+        now = asyncio.get_running_loop().time()
+        for token, relay in list(self._relays.items()):
+            if relay.idle_for(now) > self._relay_idle_timeout:
+                del self._relays[token]
+                self._closed_relay_parts += relay.parts_fetched
+                await relay.aclose()
 
 
 def _gap(sequence: int) -> str:

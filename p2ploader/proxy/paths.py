@@ -7,11 +7,13 @@ Every URL the proxy hands a player is one of::
     /r/<token>/seg/<sequence>.<ext>       one media segment (exactly its bytes, never a byte range)
     /r/<token>/key/<n>                    an EXT-X-KEY key, over HTTP only
     /r/<token>/init/<n>.<ext>             an EXT-X-MAP init section, whole
+    /r/<token>/part/<sequence>.<k>.<ext>  LL-HLS part ``k`` of a segment (exactly its bytes)
 
 ``<token>`` names a rendition: ``v<i>`` is variant ``i`` of the master playlist (the loader's
 rendition id), ``m<i>`` is its ``i``-th EXT-X-MEDIA entry, ``i<i>`` its ``i``-th
 EXT-X-I-FRAME-STREAM-INF (trick play; each I-frame is served as exactly its byte range).
-``<sequence>`` is the segment's media sequence number, ``<n>`` an index the proxy assigned to a key
+``<sequence>`` is the segment's media sequence number, ``<k>`` a part's index in its segment (from
+0), ``<n>`` an index the proxy assigned to a key
 or init section when it rendered a playlist. Nothing in a path is ever a URL or a file name: the
 proxy looks every part up in what the origin's playlists listed, so a request can only name
 something the origin offered.
@@ -31,7 +33,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from p2ploader.core.segments import InitSection, Segment
+from p2ploader.core.segments import InitSection, Part, Segment
 
 __all__ = [
     "INIT_EXTENSIONS",
@@ -47,11 +49,15 @@ __all__ = [
     "key_path",
     "parse_init_name",
     "parse_key_name",
+    "parse_part_name",
     "parse_segment_name",
     "parse_token",
+    "part_extension",
+    "part_path",
     "playlist_path",
     "segment_extension",
     "segment_path",
+    "url_extension",
 ]
 
 MASTER_PATH: Final = "/master.m3u8"
@@ -93,6 +99,7 @@ _INDEX: Final = r"(0|[1-9][0-9]{0,8})"
 _SEGMENT_NAME: Final = re.compile(_SEQUENCE + r"\.([a-z0-9]{1,8})", re.ASCII)
 _KEY_NAME: Final = re.compile(_INDEX, re.ASCII)
 _INIT_NAME: Final = re.compile(_INDEX + r"\.([a-z0-9]{1,8})", re.ASCII)
+_PART_NAME: Final = re.compile(_SEQUENCE + r"\." + _INDEX + r"\.([a-z0-9]{1,8})", re.ASCII)
 
 
 class MalformedPathError(ValueError):
@@ -127,6 +134,14 @@ def parse_segment_name(text: str) -> tuple[int, str]:
     return int(match[1]), match[2]
 
 
+def parse_part_name(text: str) -> tuple[int, int, str]:
+    """``"<sequence>.<k>.<ext>"`` -> (sequence, k, ext)."""
+    match = _PART_NAME.fullmatch(text)
+    if match is None or int(match[1]) >= _UINT64_LIMIT or match[3] not in SEGMENT_EXTENSIONS:
+        raise MalformedPathError(f"not a part name: {text[:40]!r}")
+    return int(match[1]), int(match[2]), match[3]
+
+
 def parse_key_name(text: str) -> int:
     match = _KEY_NAME.fullmatch(text)
     if match is None:
@@ -150,6 +165,11 @@ def segment_path(token: Token, segment: Segment) -> str:
     return f"/r/{token}/seg/{segment.id.sequence}.{segment_extension(segment)}"
 
 
+def part_path(token: Token, sequence: int, index: int, extension: str) -> str:
+    """The path of part ``index`` of segment ``sequence`` (a listed part or a preload hint's)."""
+    return f"/r/{token}/part/{sequence}.{index}.{extension}"
+
+
 def key_path(token: Token, number: int) -> str:
     return f"/r/{token}/key/{number}"
 
@@ -169,6 +189,18 @@ def segment_extension(segment: Segment) -> str:
     if suffix in SEGMENT_EXTENSIONS:
         return suffix
     return "m4s" if segment.init_section is not None else "ts"
+
+
+def part_extension(part: Part, default: str) -> str:
+    """The extension of a part's proxy URL: its origin URL's when the proxy knows it, else
+    ``default`` (its segment's)."""
+    return url_extension(part.url, default)
+
+
+def url_extension(url: str, default: str) -> str:
+    """The media extension of ``url`` when the proxy knows it, else ``default``."""
+    suffix = _suffix(url)
+    return suffix if suffix in SEGMENT_EXTENSIONS else default
 
 
 def init_extension(init: InitSection) -> str:

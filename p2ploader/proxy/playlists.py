@@ -29,16 +29,35 @@ Media playlist
     rewritten and still names the origin), ``EXT-X-START`` and ``EXT-X-I-FRAMES-ONLY``. An I-frame
     playlist's byte-range segments become whole proxy segments, each exactly its range.
 
+Low-Latency HLS (``low_latency=True``; :mod:`p2ploader.proxy.low_latency` serves it)
+    ``EXT-X-SERVER-CONTROL`` with ``CAN-BLOCK-RELOAD=YES`` (the proxy holds ``_HLS_msn`` /
+    ``_HLS_part`` requests itself, whatever the origin does), the origin's ``PART-HOLD-BACK``
+    (three part targets when it gives none, as RFC 8216bis recommends) and ``HOLD-BACK``; never
+    ``CAN-SKIP-UNTIL``: the proxy does not serve delta updates, so a client never asks for one
+    (``_HLS_skip`` is ignored and the full playlist served). ``EXT-X-PART-INF``. Every
+    ``EXT-X-PART`` (DURATION, INDEPENDENT, GAP) of the segments ending within three target
+    durations of the end of the playlist and of the segment in progress, each with its own proxy
+    path (``/r/<token>/part/<sequence>.<k>.<ext>``): a byte-range part is served as exactly its
+    bytes, so no ``BYTERANGE`` is written. One ``EXT-X-PRELOAD-HINT:TYPE=PART`` naming the path of
+    the part that follows the last one (the proxy holds that request until the part exists); a
+    ``TYPE=MAP`` hint is not passed on (the proxy lists every init section with ``EXT-X-MAP``).
+    An ``EXT-X-DISCONTINUITY`` before the parts of the segment in progress when the origin wrote
+    one there. ``EXT-X-RENDITION-REPORT`` for every report whose rendition the proxy serves (its media
+    playlist path, the origin's LAST-MSN and LAST-PART, which stay true because the proxy keeps
+    media sequence numbers and part indices); a report of any other playlist is dropped.
+
 Tags the model does not keep (KEYFORMATVERSIONS, ...) are not passed on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from p2ploader.core.segments import InitSection, KeyInfo, Segment
+from p2ploader.core.low_latency import RenditionReport
+from p2ploader.core.segments import InitSection, KeyInfo, Part, Segment
+from p2ploader.errors import PlaylistError
 from p2ploader.hls import (
     AlternateRendition,
     DateRange,
@@ -52,7 +71,11 @@ from p2ploader.proxy import paths
 from p2ploader.proxy.paths import Token
 from p2ploader.proxy.resources import ResourceTable
 
-__all__ = ["render_master", "render_media"]
+__all__ = ["PARTS_KEPT_TARGET_DURATIONS", "render_master", "render_media"]
+
+#: Parts are listed for the segments that end within this many target durations of the end of the
+#: playlist (RFC 8216bis §6.2.2 lets a server drop older ones; players only need them at the edge).
+PARTS_KEPT_TARGET_DURATIONS = 3
 
 
 def _quoted(value: str) -> str:
@@ -229,8 +252,94 @@ def _version(segments: Iterable[Segment], *, i_frames_only: bool = False) -> int
     return version
 
 
-def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable) -> str:
-    """The proxy's copy of ``playlist`` (a rendition's current media playlist) for ``token``."""
+def _server_control(playlist: MediaPlaylist) -> str:
+    control = playlist.server_control
+    part_target = playlist.part_target
+    assert part_target is not None
+    part_hold_back = 3 * part_target  # RFC 8216bis's recommendation when the origin gives none
+    if control is not None and control.part_hold_back is not None:
+        part_hold_back = control.part_hold_back
+    hold_back = None if control is None or control.hold_back is None else _number(control.hold_back)
+    return "#EXT-X-SERVER-CONTROL:" + _attributes(
+        [("CAN-BLOCK-RELOAD", "YES"), ("HOLD-BACK", hold_back), ("PART-HOLD-BACK", _number(part_hold_back))]
+    )
+
+
+def _part_tag(token: Token, part: Part, extension: str) -> str:
+    uri = paths.part_path(token, part.segment.sequence, part.id.index, paths.part_extension(part, extension))
+    return "#EXT-X-PART:" + _attributes(
+        [
+            ("DURATION", _number(part.duration)),
+            ("URI", _quoted(uri)),
+            ("INDEPENDENT", "YES" if part.independent else None),
+            ("GAP", "YES" if part.gap else None),
+        ]
+    )
+
+
+def _check_parts(playlist: MediaPlaylist) -> None:
+    """Raise :class:`~p2ploader.errors.PlaylistError` (the player would fetch the wrong media)
+    unless every part is listed under its own segment with
+    indices 0, 1, 2, ... and the pending parts are those of the segment after the last one."""
+    listed: list[tuple[int, tuple[Part, ...]]] = [(s.id.sequence, s.parts) for s in playlist.segments]
+    listed.append((playlist.last_sequence + 1, playlist.pending_parts))
+    for sequence, parts in listed:
+        if not parts:
+            continue
+        first = parts[0].id.index
+        for offset, part in enumerate(parts):
+            if part.segment.sequence != sequence or part.segment.rendition != playlist.rendition:
+                raise PlaylistError(
+                    playlist.url, f"part {part.id} is listed under segment {sequence} of {playlist.rendition}"
+                )
+            if part.id.index != first + offset:
+                raise PlaylistError(
+                    playlist.url, f"part {part.id} does not follow part {sequence}.{first + offset - 1}"
+                )
+        if sequence == playlist.last_sequence + 1 and first != 0:
+            raise PlaylistError(
+                playlist.url, f"the parts of segment {sequence} in progress start at {first}, not 0"
+            )
+
+
+def _next_part_extension(playlist: MediaPlaylist, default: str) -> str:
+    """The extension of the part after the last one: the origin's PART hint's, else the last
+    pending part's, else ``default`` (the last segment's), as the part will be listed with it."""
+    for hint in playlist.preload_hints:
+        if hint.type == "PART":
+            return paths.url_extension(hint.url, default)
+    if playlist.pending_parts:
+        return paths.part_extension(playlist.pending_parts[-1], default)
+    return default
+
+
+def _report_tag(report: RenditionReport, token: Token) -> str:
+    return "#EXT-X-RENDITION-REPORT:" + _attributes(
+        [
+            ("URI", _quoted(paths.playlist_path(token))),
+            ("LAST-MSN", None if report.last_msn is None else str(report.last_msn)),
+            ("LAST-PART", None if report.last_part is None else str(report.last_part)),
+        ]
+    )
+
+
+def render_media(
+    playlist: MediaPlaylist,
+    token: Token,
+    resources: ResourceTable,
+    *,
+    low_latency: bool = False,
+    report_token: Callable[[str], Token | None] | None = None,
+) -> str:
+    """The proxy's copy of ``playlist`` (a rendition's current media playlist) for ``token``.
+
+    With ``low_latency`` (and a playlist with ``EXT-X-PART-INF``) the LL-HLS tags are written as
+    the module docstring says; ``report_token`` maps a rendition report's playlist URL to the
+    proxy's token for it (None: the report is dropped). Raises
+    :class:`~p2ploader.errors.PlaylistError` for parts that cannot be re-served."""
+    low_latency = low_latency and playlist.part_target is not None
+    if low_latency:
+        _check_parts(playlist)
     segments = playlist.segments
     first_discontinuity = segments[0].discontinuity_sequence if segments else playlist.discontinuity_sequence
     lines = [
@@ -240,6 +349,9 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
         f"#EXT-X-MEDIA-SEQUENCE:{playlist.media_sequence}",
         f"#EXT-X-DISCONTINUITY-SEQUENCE:{first_discontinuity}",
     ]
+    if low_latency:
+        lines.append(_server_control(playlist))
+        lines.append(f"#EXT-X-PART-INF:PART-TARGET={_number(playlist.part_target or 0.0)}")
     if playlist.playlist_type is not None:
         lines.append(f"#EXT-X-PLAYLIST-TYPE:{playlist.playlist_type}")
     if playlist.i_frames_only:
@@ -248,6 +360,9 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
         lines.append(_start_tag(playlist.start))
     lines.extend(_date_range_tag(date_range) for date_range in playlist.date_ranges)
     previous: Segment | None = None
+    end = segments[-1].end if segments else 0.0
+    parts_from = end - PARTS_KEPT_TARGET_DURATIONS * playlist.target_duration
+    extension = paths.segment_extension(segments[-1]) if segments else "m4s"
     for segment in segments:
         discontinuity = previous is not None and (
             segment.discontinuity_sequence != previous.discontinuity_sequence
@@ -263,11 +378,27 @@ def render_media(playlist: MediaPlaylist, token: Token, resources: ResourceTable
             lines.append(_key_tag(token, segment.key, resources))
         if segment.program_date_time is not None:
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_date(segment.program_date_time)}")
+        if low_latency and segment.end > parts_from + 1e-6:  # ends inside the last 3 target durations
+            own = paths.segment_extension(segment)
+            lines.extend(_part_tag(token, part, own) for part in segment.parts)
         if segment.gap:
             lines.append("#EXT-X-GAP")
         lines.append(f"#EXTINF:{_duration(segment.duration)},")
         lines.append(paths.segment_path(token, segment))
         previous = segment
+    if low_latency:
+        if playlist.pending_parts and playlist.pending_discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")  # the segment in progress starts one
+        lines.extend(_part_tag(token, part, extension) for part in playlist.pending_parts)
+        if not playlist.end_list:
+            sequence = playlist.last_sequence + 1
+            index = playlist.pending_parts[-1].id.index + 1 if playlist.pending_parts else 0
+            hint = paths.part_path(token, sequence, index, _next_part_extension(playlist, extension))
+            lines.append(f"#EXT-X-PRELOAD-HINT:TYPE=PART,URI={_quoted(hint)}")
+        for report in playlist.rendition_reports:
+            reported = None if report_token is None else report_token(report.url)
+            if reported is not None:
+                lines.append(_report_tag(report, reported))
     if playlist.end_list:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

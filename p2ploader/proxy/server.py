@@ -63,7 +63,10 @@ class HlsProxy:
     ``config.required_segments_priority``, so requests never wait for peers; see docs/proxy.md);
     ``segment_timeout`` bounds how long one segment request may take (then 504). ``pin_rendition``
     lists only the starting variant in the master playlist, so the loader never switches (for
-    players that read every variant, such as ffmpeg, or to force one quality).
+    players that read every variant, such as ffmpeg, or to force one quality). For a live LL-HLS
+    stream, ``block_timeout`` (seconds; None: three target durations) bounds how long a blocking
+    reload or a part request is held and ``max_held_requests`` how many are held at once (see
+    :mod:`p2ploader.proxy.low_latency`).
     """
 
     def __init__(
@@ -80,6 +83,8 @@ class HlsProxy:
         lookahead: int | None = None,
         segment_timeout: float = 30.0,
         pin_rendition: bool = False,
+        block_timeout: float | None = None,
+        max_held_requests: int = 64,
     ) -> None:
         check_bind_host(host, allow_remote=allow_remote)
         if not 0 <= port <= 65535:
@@ -94,6 +99,8 @@ class HlsProxy:
         self._lookahead = lookahead
         self._segment_timeout = segment_timeout
         self._pin_rendition = pin_rendition
+        self._block_timeout = block_timeout
+        self._max_held_requests = max_held_requests
         self._stack = contextlib.AsyncExitStack()
         self._loader: HybridLoader | None = None
         self._backend: ProxyBackend | None = None
@@ -120,6 +127,8 @@ class HlsProxy:
                 lookahead=self._lookahead,
                 segment_timeout=self._segment_timeout,
                 pin_rendition=self._pin_rendition,
+                block_timeout=self._block_timeout,
+                max_held_requests=self._max_held_requests,
             )
             self._stack.push_async_callback(backend.aclose)
             backend.start()
@@ -280,6 +289,8 @@ async def open_proxy(
     lookahead: int | None = None,
     segment_timeout: float = 30.0,
     pin_rendition: bool = False,
+    block_timeout: float | None = None,
+    max_held_requests: int = 64,
 ) -> AsyncIterator[HlsProxy]:
     """Run an :class:`HlsProxy` (same arguments) for the ``async with`` block; its
     :attr:`~HlsProxy.url` is the master playlist to open in a player."""
@@ -295,6 +306,8 @@ async def open_proxy(
         lookahead=lookahead,
         segment_timeout=segment_timeout,
         pin_rendition=pin_rendition,
+        block_timeout=block_timeout,
+        max_held_requests=max_held_requests,
     )
     async with proxy:
         yield proxy

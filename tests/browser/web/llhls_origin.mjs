@@ -1,15 +1,17 @@
 // Plays one LL-HLS stream with hls.js in lowLatencyMode in headless Chromium (playwright-core, the
 // Debian chromium at $P2PLOADER_CHROMIUM), for the origin's LL-HLS test.
 //
-//   node llhls_origin.mjs URL SECONDS
+//   node llhls_origin.mjs URL SECONDS [PAGE_URL]
 //
+// With PAGE_URL the page is first opened there, so that it has that URL's origin: a server that
+// sends no CORS headers (the local proxy) is then same-origin to hls.js.
 // stdout, one JSON object a line: {"event": "sample", "currentTime": s, "latency": s, ...} every
 // second, then {"event": "done", "errors": [...], "level": {...}, "stalls": n}.
 import { createRequire } from "node:module";
 
 const modules = process.env.P2PLOADER_BROWSER_NODE_MODULES;
 const { chromium } = createRequire(`${modules}/`)("playwright-core");
-const [url, seconds] = process.argv.slice(2);
+const [url, seconds, pageUrl] = process.argv.slice(2);
 const emit = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 const browser = await chromium.launch({
@@ -20,6 +22,7 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage();
   page.on("pageerror", (error) => emit({ event: "pageerror", text: error.message }));
+  if (pageUrl) await page.goto(pageUrl);
   await page.setContent('<video id="video" muted autoplay playsinline></video>');
   await page.addScriptTag({ path: `${modules}/hls.js/dist/hls.min.js` });
   await page.evaluate((source) => {
@@ -27,7 +30,7 @@ try {
     const hls = new Hls({ lowLatencyMode: true });
     window.report = { errors: [], level: null, stalls: 0 };
     hls.on(Hls.Events.ERROR, (_event, data) => {
-      window.report.errors.push(`${data.details} fatal=${data.fatal} ${data.response ? data.response.code : ""}`);
+      window.report.errors.push(`${data.details} fatal=${data.fatal} ${data.response ? data.response.code : ""} ${data.reason || (data.error && data.error.message) || ""}`.trim());
     });
     hls.on(Hls.Events.LEVEL_LOADED, (_event, data) => {
       const details = data.details;
