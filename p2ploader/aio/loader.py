@@ -997,6 +997,7 @@ class HybridLoader:
                 info_hash=self.parts_info_hash(rendition),
                 rendition=rendition,
                 seed=self._rng.randrange(1 << 62),
+                bandwidth=self._variant.bandwidth,
             )
         return LowLatencyStream(
             self._variant.url,

@@ -296,11 +296,14 @@ class LowLatencyStream:
         swarm, playlist = self._part_swarm, self.playlist
         if swarm is None or playlist is None or self._closed:
             return
+        hold_back = 0.0
         if not swarm.started:
             part_target = playlist.part_target or playlist.target_duration
             control = playlist.server_control
-            hold_back = self._hold_back
-            if hold_back is None:
+            given = self._hold_back
+            if given is not None:
+                hold_back = given
+            else:
                 hold_back = (
                     control.part_hold_back
                     if control is not None and control.part_hold_back
@@ -311,9 +314,16 @@ class LowLatencyStream:
             start = self._follower.start
             if start is not None:
                 hold_back = max(hold_back, live_edge_time(playlist) - start.start)
-            await swarm.start(playlist, hold_back=hold_back)
-        else:
-            swarm.update(playlist)
+        try:
+            if not swarm.started:
+                await swarm.start(playlist, hold_back=hold_back)
+            else:
+                swarm.update(playlist)
+        except Exception:
+            # The swarm is an extra: whatever breaks it, the stream goes on over HTTP alone.
+            logger.exception("the LL-HLS parts swarm of %s failed; parts come over HTTP", self.rendition)
+            self._part_swarm = None
+            await swarm.aclose()
 
     def _rejected(self, parsed: MediaPlaylist, exc: PlaylistError, *, now: float) -> None:
         """A refresh the tracker or the follower refused: retry timed; re-sync after too many."""

@@ -41,8 +41,13 @@ from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
 from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
-from p2ploader.core.part_exchange import DEFAULT_PART_WINDOW, PartIndex, parts_config
-from p2ploader.core.peer_limits import announcement_id_limit
+from p2ploader.core.part_exchange import (
+    DEFAULT_PART_WINDOW,
+    PartIndex,
+    part_policy_settings,
+    parts_config,
+)
+from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import LoaderClosedError, SegmentUnavailableError
@@ -76,7 +81,9 @@ class PartSwarmStatistics:
 class PartSwarm:
     """One rendition's parts swarm; see the module doc. Start with :meth:`start` (after the first
     playlist, which gives the part target), :meth:`join` the swarm once playback started, close
-    with :meth:`aclose`."""
+    with :meth:`aclose`. ``bandwidth`` is the variant's ``BANDWIDTH`` (bits/s): with the part
+    target it bounds the size a peer may announce for a part, as for segments
+    (:func:`~p2ploader.core.peer_limits.segment_size_limit`)."""
 
     def __init__(
         self,
@@ -87,8 +94,10 @@ class PartSwarm:
         rendition: str,
         seed: int | None = None,
         window: int = DEFAULT_PART_WINDOW,
+        bandwidth: int | None = None,
     ) -> None:
         self._client = client
+        self._bandwidth = bandwidth
         self._base_config = config
         self._info_hash = info_hash
         self.rendition = rendition
@@ -126,6 +135,20 @@ class PartSwarm:
         config = parts_config(
             self._base_config, part_target=part_target, hold_back=hold_back, window=self._window
         )
+        overridden = sorted(
+            set(self._base_config.policy_settings.get("p2ploader-live", {}))
+            & set(part_policy_settings(part_target=part_target, hold_back=hold_back))
+        )
+        if overridden:
+            # Settings tuned for whole segments (an HTTP lead of 6 s, say) can put every part in
+            # the HTTP critical window; say so rather than leave the swarm idle without a word.
+            logger.warning(
+                "the application's p2ploader-live settings %s apply to the LL-HLS parts swarm too "
+                "(part target %.2f s, %.2f s behind live)",
+                ", ".join(overridden),
+                part_target,
+                hold_back,
+            )
         self._config = config
         scheduler = Scheduler(
             config, rng=self._rng, peer_id=self.peer_id.hex(), validate_p2p=integrity_enabled(config)
@@ -159,7 +182,11 @@ class PartSwarm:
             max_message_size=config.web_rtc_max_message_size,
             upload_rate_limit=config.upload_rate_limit,
             upload_stall_timeout=config.upload_stall_timeout,
-            max_segment_size=MAX_SEGMENT_SIZE,
+            # A part is bounded as a segment is, by the variant's BANDWIDTH over the part target
+            # (never below the 8 MiB floor): not the scheduler's absolute 256 MiB.
+            max_segment_size=segment_size_limit(
+                bandwidth=self._bandwidth, target_duration=part_target, fallback=MAX_SEGMENT_SIZE
+            ),
             max_announced_ids=announcement_id_limit(self._window),
             rng=self._rng,
             is_banned=lambda peer_id, certificate: scheduler.is_banned(

@@ -609,6 +609,13 @@ async def _swarm(args: argparse.Namespace) -> int:
         print(f"swarm: {args.viewers} viewers of {args.url} for {args.duration:.0f} s", flush=True)
         if args.cluster is not None:
             print(f"cluster: {args.cluster} (viewer pools as Ray actors, spread over its nodes)", flush=True)
+            if not args.tracker or _is_loopback(args.url):
+                # Fine for a cluster on this one machine; across machines nobody else reaches them.
+                print(
+                    "warning: the stream URL or the tracker is on 127.0.0.1: only viewers on this "
+                    "machine reach it; across machines give --tracker and a URL every node reaches",
+                    flush=True,
+                )
         result = await _run_swarm(
             args,
             url=args.url,

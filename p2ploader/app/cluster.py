@@ -37,10 +37,25 @@ import sys
 import threading
 from typing import Any
 
-from p2ploader.app.pool import DEFAULT_MAX_SESSIONS, PoolClient, gone_reason, pool_command
+from p2ploader.app.pool import (
+    DEFAULT_MAX_SESSIONS,
+    MAX_LINE_BYTES,
+    PoolClient,
+    gone_reason,
+    pool_command,
+)
+from p2ploader.errors import UsageError
 from p2ploader.extras import require_extras
 
-__all__ = ["BUFFERED_LINES", "LINES_PER_CALL", "POLL_SECONDS", "PoolHost", "RayPool", "connect"]
+__all__ = [
+    "BUFFERED_LINES",
+    "LINES_PER_CALL",
+    "PLACE_TIMEOUT",
+    "POLL_SECONDS",
+    "PoolHost",
+    "RayPool",
+    "connect",
+]
 
 POLL_SECONDS = 0.5
 """Longest a :meth:`PoolHost.lines` call waits for the first line (seconds)."""
@@ -49,7 +64,13 @@ LINES_PER_CALL = 2000
 """Most lines one :meth:`PoolHost.lines` call returns."""
 
 BUFFERED_LINES = 20_000
-"""Lines an actor holds before its reader thread waits (and the pool's output with it)."""
+"""Lines an actor holds before its reader thread waits (and the pool's output with it). Each is at
+most :data:`~p2ploader.app.pool.MAX_LINE_BYTES`: a longer one kills the pool, as a local pool's
+reader does."""
+
+PLACE_TIMEOUT = 120.0
+"""Seconds a new pool may wait for the cluster to place it (a CPU to free up, a node to import
+the loader) before its placement counts as failed."""
 
 
 class PoolHost:
@@ -136,15 +157,18 @@ class PoolHost:
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
         try:
-            for raw in self.proc.stdout:
+            while raw := self.proc.stdout.readline(MAX_LINE_BYTES + 1):
+                if len(raw) > MAX_LINE_BYTES:  # a line over the limit: the pool is broken
+                    self.proc.kill()
+                    break
                 self._lines.put(raw)
         finally:
             self._lines.put(None)
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self._stderr_tail.append(raw.decode("utf-8", "replace"))
+        while raw := self.proc.stderr.readline(MAX_LINE_BYTES):
+            self._stderr_tail.append(raw[:2000].decode("utf-8", "replace"))
 
 
 def _children_cpu() -> float:
@@ -159,23 +183,37 @@ def _ray() -> Any:
 
 
 _ACTOR_CLASS: Any = None
+_CONNECTED_TO: str | None = None
 
 
 def _actor_class() -> Any:
     global _ACTOR_CLASS
     if _ACTOR_CLASS is None:
+        # Threaded (several calls at once), so that lines() waiting does not hold up send(); the
+        # order of the commands is kept on the runner's side (RayPool sends one at a time).
         _ACTOR_CLASS = _ray().remote(num_cpus=1, max_concurrency=4)(PoolHost)
     return _ACTOR_CLASS
+
+
+async def _await_ref(ref: Any) -> Any:
+    return await ref
 
 
 def connect(address: str) -> dict[str, float]:
     """Join the Ray cluster at ``address`` (``HOST:PORT`` or ``auto``) from this process, once;
     the cluster's resources (``{"CPU": ..., ...}``). Raises
     :class:`~p2ploader.errors.MissingExtraError` without Ray."""
+    global _CONNECTED_TO
     require_extras("--cluster (viewer pools on a Ray cluster)", "cluster")
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        _CONNECTED_TO = address
+    elif address != _CONNECTED_TO:
+        raise UsageError(
+            f"this process is already connected to a Ray cluster ({_CONNECTED_TO or 'its own'}); "
+            f"it cannot also join {address}"
+        )
     return {str(k): float(v) for k, v in ray.cluster_resources().items()}
 
 
@@ -192,13 +230,26 @@ class RayPool(PoolClient):
         self._pid = int(where["pid"])
         self._ended = False
         self._status: tuple[int | None, str] = (None, "")
+        # Commands go out one at a time, each once the previous one reached the pool: a threaded
+        # actor does not keep the order of calls, and a stop must not overtake its start.
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._sender = asyncio.get_running_loop().create_task(self._send_in_order())
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def start(cls, *, max_sessions: int = DEFAULT_MAX_SESSIONS) -> RayPool:
-        """A new pool on the node Ray chooses (spread over the nodes). :func:`connect` first."""
+    async def start(
+        cls, *, max_sessions: int = DEFAULT_MAX_SESSIONS, place_timeout: float = PLACE_TIMEOUT
+    ) -> RayPool:
+        """A new pool on the node Ray chooses (spread over the nodes). :func:`connect` first.
+        Raises :class:`TimeoutError` when the cluster did not place it within ``place_timeout``
+        seconds (the actor is then removed)."""
         actor = _actor_class().options(scheduling_strategy="SPREAD").remote(max_sessions)
-        where = await actor.where.remote()
+        try:
+            where = await asyncio.wait_for(_await_ref(actor.where.remote()), timeout=place_timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _ray().kill(actor)
+            raise
         return cls(actor, where)
 
     @property
@@ -224,12 +275,16 @@ class RayPool(PoolClient):
 
     async def close(self, *, kill_after: float = 10.0) -> int:
         ray = _ray()
+        # The commands already queued (a last stop) reach the pool before its input ends.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), timeout=kill_after)
         try:
             code, cpu = await self._actor.close.remote(kill_after)
         except ray.exceptions.RayError as exc:  # the actor or its node died
             self._status = (None, f"the pool's Ray actor failed: {exc}")
             code, cpu = -1, None
         self.cpu_time = cpu
+        self._sender.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._reader, timeout=kill_after)
         with contextlib.suppress(Exception):
@@ -239,10 +294,21 @@ class RayPool(PoolClient):
     def _send(self, command: dict[str, Any]) -> bool:
         if not self.alive:
             return False
-        # Fire and forget, as a pipe write is: a refused command comes back as a pool line, and a
+        # Queued, as a pipe write is buffered: a refused command comes back as a pool line, and a
         # pool that died ends the reader, which ends every session.
-        self._actor.send.remote(json.dumps(command))
+        self._outbox.put_nowait(json.dumps(command))
         return True
+
+    async def _send_in_order(self) -> None:
+        ray = _ray()
+        while True:
+            line = await self._outbox.get()
+            try:
+                await self._actor.send.remote(line)
+            except ray.exceptions.RayError:
+                pass  # the actor is gone: the reader ends the sessions with the reason
+            finally:
+                self._outbox.task_done()
 
     def _gone_reason(self) -> str:
         code, tail = self._status

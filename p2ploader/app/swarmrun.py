@@ -382,6 +382,13 @@ class SwarmResult:
     pool_hosts: tuple[str, ...] = ()
     """With ``cluster``: the Ray node id each pool ran on, in pool order (empty: pools of this
     machine)."""
+    cluster_cpus: float | None = None
+    """With ``cluster``: the cluster's CPUs (Ray's count), which the pools' CPU time is spent on."""
+
+    @property
+    def cpu_cores(self) -> float:
+        """The cores the CPU time was spent on: the cluster's with ``cluster``, else this machine's."""
+        return self.cluster_cpus if self.cluster_cpus else _cpu_count()
 
     @property
     def cpu_time(self) -> float:
@@ -410,10 +417,10 @@ class SwarmResult:
             "viewer_process_cpu_time": None
             if self.process_cpu_time is None
             else round(self.process_cpu_time, 3),
-            "cpu_utilisation": round(self.cpu_time / self.wall_time / _cpu_count(), 4)
+            "cpu_utilisation": round(self.cpu_time / self.wall_time / self.cpu_cores, 4)
             if self.wall_time
             else None,
-            "cpu_cores": _cpu_count(),
+            "cpu_cores": self.cpu_cores,
             "pools": self.pools,
             "pool_hosts": list(self.pool_hosts),
             "viewer_cpu_time_shared": self.pools > 0,
@@ -487,6 +494,8 @@ class SwarmRunner:
         if cluster is not None and (pools == 0 or viewer_prefix is not None):
             raise ValueError("cluster places pools: it needs pools (not a process per viewer)")
         self.cluster = cluster
+        self.cluster_cpus: float | None = None
+        """With ``cluster``: the cluster's CPUs, as Ray counted them when the run joined it."""
         self.template = template
         self.viewer_prefix = viewer_prefix
         self.pools = (0 if viewer_prefix is not None else _cpu_count()) if pools is None else pools
@@ -679,6 +688,7 @@ class SwarmRunner:
         try:
             if self.cluster is not None and self.runs:
                 await self._start_cluster_pools()
+                self._t0 = time.monotonic()  # as below: the schedule starts once pools are ready
             elif self.pools and self.runs:
                 await self._start_pools(min(self.pools, len(self.runs)))
                 self._t0 = time.monotonic()  # the schedule starts once the pools can take sessions
@@ -726,6 +736,7 @@ class SwarmRunner:
             process_cpu_time=process_cpu,
             pools=len(self._pools),
             pool_hosts=tuple(getattr(pool, "node_id", "") for pool in self._pools if not pool.local),
+            cluster_cpus=self.cluster_cpus,
         )
 
     async def _start_pools(self, count: int) -> None:
@@ -743,22 +754,31 @@ class SwarmRunner:
         await asyncio.gather(*(pool.ready() for pool in self._pools))
 
     async def _start_cluster_pools(self) -> None:
-        """Place the pools on the Ray cluster (``self.cluster``), spread over its nodes."""
+        """Place the pools on the Ray cluster (``self.cluster``), spread over its nodes. A pool that
+        cannot be placed (an error, or no free CPU within :data:`~p2ploader.app.cluster.PLACE_TIMEOUT`)
+        is the reason every session fails when none could be; those placed are kept (and closed)."""
         from p2ploader.app.cluster import RayPool, connect
 
         assert self.cluster is not None
         try:
             resources = await asyncio.to_thread(connect, self.cluster)
-            count = self.pools if self._pools_given else max(1, int(resources.get("CPU", 1)))
-            count = min(count, len(self.runs))
-            self._pools.extend(
-                await asyncio.gather(*(RayPool.start(max_sessions=self.pool_size) for _ in range(count)))
-            )
         except P2PLoaderError:
             raise
         except Exception as exc:  # Ray's errors: every session then fails with this reason
-            self._pool_error = f"cannot start viewer pools on the cluster {self.cluster}: {exc}"
+            self._pool_error = f"cannot join the cluster {self.cluster}: {exc}"
             return
+        self.cluster_cpus = resources.get("CPU")
+        count = self.pools if self._pools_given else max(1, int(resources.get("CPU", 1)))
+        count = min(count, len(self.runs))
+        started = await asyncio.gather(
+            *(RayPool.start(max_sessions=self.pool_size) for _ in range(count)), return_exceptions=True
+        )
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                self._pool_error = f"cannot place a viewer pool on the cluster {self.cluster}: {outcome}"
+                logger.warning("%s", self._pool_error)
+            else:
+                self._pools.append(outcome)
         await asyncio.gather(*(pool.ready() for pool in self._pools))
 
     def _sample(self) -> None:

@@ -318,7 +318,7 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
     warning = _swarm_warning(result)
     if warning is not None:
         lines.append(Text(warning, style="bold red"))
-    cores = _cpu_count()
+    cores = result.cpu_cores
     busy = result.cpu_time / result.wall_time / cores if result.wall_time else 0.0
     where = f"{result.pools} viewer pools" if result.pools else "viewer processes"
     if result.pool_hosts:
@@ -331,7 +331,8 @@ def swarm_summary(result: SwarmResult, *, origin_bytes: int | None = None) -> Re
     lines.append(
         Text(
             f"CPU: {processes} + this process {result.runner_cpu_time:.1f} s "
-            f"in {result.wall_time:.1f} s wall = {busy:.0%} of {cores} cores"
+            f"in {result.wall_time:.1f} s wall = {busy:.0%} of {cores:g} "
+            f"{'cluster CPUs' if result.pool_hosts else 'cores'}"
         )
     )
     return Group(*lines)

@@ -433,6 +433,9 @@ class ProxyBackend:
             hold_limit=self._block_timeout,
         )
         relay.start()
+        # Counted as used from its start: a first request refused before it used the relay (a bad
+        # directive) must not leave it following the origin forever.
+        relay.touch()
         self._relays[token] = relay  # closed by _close_idle_relays, a failure, or aclose
         return relay
 

@@ -87,3 +87,27 @@ async def test_p2p_is_off_by_default_and_needs_a_tracker() -> None:
             assert stream.part_swarm is not None and not stream.part_swarm.started
             assert loader.parts_info_hash() != loader.info_hash()
             await stream.aclose()
+
+
+class BrokenStart(PartSwarm):
+    """A parts swarm that cannot be built (a bug, a setting the parts policy refuses)."""
+
+    async def start(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise RuntimeError("cannot build the parts swarm")
+
+
+async def test_a_parts_swarm_that_fails_leaves_the_stream_on_http(caplog: pytest.LogCaptureFixture) -> None:
+    async with LowLatencyOrigin(live_segments=2) as origin, httpx.AsyncClient(timeout=10.0) as client:
+        items = []
+        async with LowLatencyStream(
+            origin.url, client=client, part_swarm=swarm_for(client, BrokenStart)
+        ) as stream:
+            async with asyncio.timeout(20):
+                async for item in stream.items():
+                    items.append(item)
+    assert stream.part_swarm is None  # dropped, not retried
+    assert "parts swarm of v0 failed" in caplog.text
+    assert len(items) >= 4
+    for item in items:  # the player got every part, over HTTP
+        assert item.part is not None
+        assert item.data == part_bytes(item.segment_id.sequence, item.part.id.index)
