@@ -76,12 +76,17 @@ class VirtualTask:
             fn(self)
 
 
+_Entry = tuple[float, int, Callable[..., object], tuple[Any, ...], VirtualHandle | None]
+
+
 class VirtualLoop:
     """Seconds of virtual time; nothing ever sleeps."""
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self._queue: list[tuple[float, int, VirtualHandle]] = []
+        # Entries (when, sequence, callback, args, handle): ``handle`` is None for a callback that
+        # is never cancelled (:meth:`call_at_fixed`), which then costs no handle object.
+        self._queue: list[_Entry] = []
         self._seq = itertools.count()
         self.callbacks_run = 0
 
@@ -91,8 +96,14 @@ class VirtualLoop:
     def call_at(self, when: float, callback: Callable[..., object], *args: Any) -> VirtualHandle:
         now = self._now
         handle = VirtualHandle(when if when > now else now, callback, args)
-        heapq.heappush(self._queue, (handle.when, next(self._seq), handle))
+        heapq.heappush(self._queue, (handle.when, next(self._seq), callback, args, handle))
         return handle
+
+    def call_at_fixed(self, when: float, callback: Callable[..., object], *args: Any) -> None:
+        """As :meth:`call_at` for a callback that is never cancelled (a message in flight): no
+        handle. Same order as :meth:`call_at` (one sequence for both)."""
+        now = self._now
+        heapq.heappush(self._queue, (when if when > now else now, next(self._seq), callback, args, None))
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> VirtualHandle:
         return self.call_at(self._now + max(0.0, delay), callback, *args)
@@ -112,12 +123,12 @@ class VirtualLoop:
         run = 0
         try:
             while queue and queue[0][0] <= end:
-                when, _, handle = heappop(queue)
-                if handle.cancelled:
+                when, _, callback, args, handle = heappop(queue)
+                if handle is not None and handle.cancelled:
                     continue
                 self._now = when
                 run += 1
-                handle._callback(*handle._args)
+                callback(*args)
         finally:
             self.callbacks_run += run
         self._now = max(self._now, end)

@@ -608,7 +608,7 @@ class ModelledPeers:
         end.arrival_floor = arrival
         peer_end = end.peer_end
         assert peer_end is not None
-        network.loop.call_at(arrival, end.remote._receive, peer_end, messages, data)
+        network.loop.call_at_fixed(arrival, end.remote._receive, peer_end, messages, data)
 
     def _receive(self, end: _LinkEnd, messages: list[bytes], data: bool) -> None:
         """Messages from ``end``'s neighbour reach us."""

@@ -190,3 +190,38 @@ def test_given_links_and_join_times_replace_the_draws_and_nothing_else() -> None
 def test_bad_given_links_or_join_times_are_config_errors(changes: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Scenario(viewers=3, **changes)  # type: ignore[arg-type]
+
+
+def test_fixed_and_cancellable_callbacks_run_in_one_order_of_time_then_scheduling() -> None:
+    loop = VirtualLoop()
+    ran: list[str] = []
+    loop.call_at(2.0, ran.append, "a")
+    loop.call_at_fixed(1.0, ran.append, "b")
+    loop.call_at_fixed(2.0, ran.append, "c")
+    cancelled = loop.call_at(2.0, ran.append, "cancelled")
+    loop.call_at(2.0, ran.append, "d")
+    loop.call_at_fixed(-5.0, ran.append, "due now")  # in the past: runs at the current time
+    cancelled.cancel()
+    loop.run_until(3.0)
+    assert ran == ["due now", "b", "a", "c", "d"]
+    assert loop.callbacks_run == 5
+    assert loop.time() == 3.0
+
+
+def test_a_run_holds_the_cyclic_collector_off_and_gives_its_state_back() -> None:
+    import gc
+
+    seen: list[bool] = []
+    scenario = SMALL.evolve(duration_s=20.0)
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        run_scenario(scenario, progress=lambda t: seen.append(gc.isenabled()))
+        assert seen and not any(seen)  # off while the world runs
+        assert gc.isenabled()
+        gc.disable()
+        run_scenario(scenario)
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        if was_enabled:
+            gc.enable()
