@@ -68,19 +68,21 @@ async def test_keys_never_cross_p2p_and_encrypted_segments_are_shared_as_they_ar
             spy = ScriptedPeer(first, {})
             await spy.connect()
             try:
+                # One request at a time, as the protocol's peers ask: a new request replaces an
+                # upload in progress, so firing them all at once would cut uploads short on a busy
+                # machine and leave requests unanswered.
+                def answers() -> int:
+                    return sum(
+                        isinstance(i, wire.SegmentAbsent | wire.SegmentDataSendingCompleted)
+                        for i in spy.received
+                    )
+
                 for request_id, wire_id in enumerate(range(0, 64)):
                     spy.send(wire.SegmentRequest(segment_id=wire_id, request_id=request_id))
-                    await asyncio.sleep(0.01)
-                await wait_until(
-                    lambda: (
-                        sum(
-                            isinstance(i, wire.SegmentAbsent | wire.SegmentDataSendingCompleted)
-                            for i in spy.received
-                        )
-                        >= 64
-                    ),
-                    what="answers to every request",
-                )
+                    await wait_until(
+                        lambda n=request_id + 1: answers() >= n,
+                        what=f"an answer to the request for wire id {wire_id}",
+                    )
             finally:
                 await spy.close()
                 leading.cancel()
