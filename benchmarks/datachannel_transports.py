@@ -39,7 +39,8 @@ import threading
 import time
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from p2p_throughput import bare_run  # the same folder: run as a script, it is on the path
 
 from p2ploader.aio.webrtc import BUFFERED_AMOUNT_LOW_THRESHOLD, restrict_ice_to_loopback
 
@@ -63,46 +64,9 @@ def _binding() -> Any:
 
 
 async def aiortc_run(payloads: list[bytes]) -> Run:
-    """One transfer over aiortc, paced by ``bufferedAmount`` as p2ploader's peers pace it."""
-    total = sum(len(p) for p in payloads)
-    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    channel = a.createDataChannel("bench")
-    opened, finished, low = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    received = 0
-
-    def on_message(message: bytes) -> None:
-        nonlocal received
-        received += len(message)
-        if received >= total:
-            finished.set()
-
-    @b.on("datachannel")
-    def on_channel(incoming: RTCDataChannel) -> None:
-        incoming.on("message", on_message)
-
-    channel.on("open", opened.set)
-    started = time.perf_counter()
-    await a.setLocalDescription(await a.createOffer())
-    await b.setRemoteDescription(a.localDescription)
-    await b.setLocalDescription(await b.createAnswer())
-    await a.setRemoteDescription(b.localDescription)
-    await asyncio.wait_for(opened.wait(), 30)
-    setup = time.perf_counter() - started
-    channel.bufferedAmountLowThreshold = BUFFERED_AMOUNT_LOW_THRESHOLD
-    channel.on("bufferedamountlow", low.set)
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    for data in payloads:
-        for i in range(0, len(data), MESSAGE_SIZE):
-            while channel.bufferedAmount > BUFFERED_AMOUNT_LOW_THRESHOLD:
-                low.clear()
-                await low.wait()
-            channel.send(data[i : i + MESSAGE_SIZE])
-    await asyncio.wait_for(finished.wait(), 120)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    await a.close()
-    await b.close()
-    return setup, elapsed, cpu
+    """One transfer over aiortc, paced by ``bufferedAmount`` as p2ploader's peers pace it: the bare
+    channel of ``p2p_throughput.py``, with this benchmark's message size."""
+    return await bare_run(payloads, message_size=MESSAGE_SIZE)
 
 
 async def libdatachannel_run(ldc: Any, payloads: list[bytes]) -> Run:
