@@ -10,13 +10,30 @@ timeline (:attr:`~p2ploader.core.segments.Segment.start`).
 
 from __future__ import annotations
 
+import re
+from typing import Final, Literal
+from urllib.parse import parse_qsl
+
 import attrs
 
 from p2ploader.core.segments import Part
-from p2ploader.errors import UsageError
+from p2ploader.errors import DirectiveError, UsageError
 from p2ploader.hls import MediaPlaylist
 
-__all__ = ["LowLatencyStart", "live_edge", "low_latency_start", "next_blocking_request"]
+__all__ = [
+    "MAX_DIRECTIVE_FIELDS",
+    "DeliveryDirectives",
+    "LowLatencyStart",
+    "live_edge",
+    "low_latency_start",
+    "next_blocking_request",
+    "parse_delivery_directives",
+]
+
+MAX_DIRECTIVE_FIELDS: Final = 16
+"""Query fields a playlist request may carry at most (:func:`parse_delivery_directives`)."""
+
+_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 
 
 @attrs.frozen(kw_only=True)
@@ -116,3 +133,56 @@ def _hold_back(playlist: MediaPlaylist) -> float:
     if control is not None and control.hold_back is not None:
         return control.hold_back
     return 3.0 * playlist.target_duration
+
+
+# --------------------------------------------------------------------------------------------------
+# Delivery directives: what a server reads from a playlist request
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryDirectives:
+    """The delivery directives of a playlist request (RFC 8216bis §6.2.5): ``msn`` and ``part``
+    for a blocking reload, ``skip`` for a delta update (``"YES"`` or ``"v2"``)."""
+
+    msn: int | None = None
+    part: int | None = None
+    skip: Literal["YES", "v2"] | None = None
+
+
+def parse_delivery_directives(query: str, *, max_chars: int) -> DeliveryDirectives:
+    """The delivery directives in a request's raw query string, for a server (the local origin,
+    the proxy). Other parameters are ignored (cache busters); so are unknown ``_HLS_`` ones.
+
+    Raises :class:`~p2ploader.errors.DirectiveError` for a query longer than ``max_chars``
+    characters or with more than :data:`MAX_DIRECTIVE_FIELDS` fields, a directive given twice or
+    with a bad value (a decimal integer of at most 18 digits; ``_HLS_skip``: ``YES`` or ``v2``),
+    or ``_HLS_part`` without ``_HLS_msn``."""
+    if len(query) > max_chars:
+        raise DirectiveError(f"the query string is longer than {max_chars} characters")
+    try:
+        fields = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_DIRECTIVE_FIELDS)
+    except ValueError as exc:
+        raise DirectiveError(f"the query string has more than {MAX_DIRECTIVE_FIELDS} fields") from exc
+    found: dict[str, str] = {}
+    for name, value in fields:
+        if name in ("_HLS_msn", "_HLS_part", "_HLS_skip"):
+            if name in found:
+                raise DirectiveError(f"{name} is given twice")
+            found[name] = value
+    msn = _decimal(found, "_HLS_msn")
+    part = _decimal(found, "_HLS_part")
+    skip = found.get("_HLS_skip")
+    if skip is not None and skip not in ("YES", "v2"):
+        raise DirectiveError(f"_HLS_skip must be YES or v2, got {skip[:20]!r}")
+    if part is not None and msn is None:
+        raise DirectiveError("_HLS_part needs _HLS_msn (RFC 8216bis §6.2.5.2)")
+    return DeliveryDirectives(msn=msn, part=part, skip="YES" if skip == "YES" else "v2" if skip else None)
+
+
+def _decimal(found: dict[str, str], name: str) -> int | None:
+    value = found.get(name)
+    if value is None:
+        return None
+    if _DECIMAL.fullmatch(value) is None:
+        raise DirectiveError(f"{name} must be a decimal integer (at most 18 digits), got {value[:20]!r}")
+    return int(value)

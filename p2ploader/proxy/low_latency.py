@@ -36,20 +36,19 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Final, TypeVar
 
-import attrs
 import httpx
 
 from p2ploader.aio.low_latency import LowLatencyStream, fetch_range
 from p2ploader.core.ll_follower import FetchRequest, LowLatencyItem
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Part, PartId, Segment, SegmentId
-from p2ploader.errors import DirectiveError, P2PLoaderError, TransportError
+from p2ploader.errors import P2PLoaderError, TransportError
 from p2ploader.hls import MediaPlaylist
+from p2ploader.hls_low_latency import DeliveryDirectives, parse_delivery_directives
 
 __all__ = [
     "MAX_QUERY_CHARS",
@@ -67,8 +66,6 @@ _T = TypeVar("_T")
 
 #: Longest query string read for delivery directives, in characters.
 MAX_QUERY_CHARS: Final = 512
-_QUERY_FIELDS: Final = 16
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 _POLL_SECONDS: Final = 0.02
 """How often a held request looks at the relay's playlist. The stream has no change notification;
 20 ms is small next to a part (0.2-1 s) and costs nothing while nobody is held."""
@@ -87,50 +84,11 @@ class ProxyHoldError(Exception):
         self.message = message
 
 
-@attrs.frozen(kw_only=True)
-class DeliveryDirectives:
-    """A playlist request's ``_HLS_msn``, ``_HLS_part`` and ``_HLS_skip`` (RFC 8216bis §6.2.5)."""
-
-    msn: int | None = None
-    part: int | None = None
-    skip: str | None = None
-
-
 def parse_directives(query: str) -> DeliveryDirectives:
-    """The delivery directives of a raw query string (other parameters are ignored: cache busters).
-
-    Raises :class:`~p2ploader.errors.DirectiveError` for a query over :data:`MAX_QUERY_CHARS`
-    characters or 16 fields, a directive given twice or with a value that is not a decimal integer
-    (``_HLS_skip``: ``YES`` or ``v2``), or ``_HLS_part`` without ``_HLS_msn``."""
-    if len(query) > MAX_QUERY_CHARS:
-        raise DirectiveError(f"the query string is longer than {MAX_QUERY_CHARS} characters")
-    fields = [field for field in query.split("&") if field]
-    if len(fields) > _QUERY_FIELDS:
-        raise DirectiveError(f"the query string has more than {_QUERY_FIELDS} fields")
-    found: dict[str, str] = {}
-    for field in fields:
-        name, _, value = field.partition("=")
-        if name in ("_HLS_msn", "_HLS_part", "_HLS_skip"):
-            if name in found:
-                raise DirectiveError(f"{name} is given twice")
-            found[name] = value
-    msn = _decimal(found, "_HLS_msn")
-    part = _decimal(found, "_HLS_part")
-    skip = found.get("_HLS_skip")
-    if skip is not None and skip not in ("YES", "v2"):
-        raise DirectiveError(f"_HLS_skip must be YES or v2, got {skip[:20]!r}")
-    if part is not None and msn is None:
-        raise DirectiveError("_HLS_part needs _HLS_msn (RFC 8216bis §6.2.5.2)")
-    return DeliveryDirectives(msn=msn, part=part, skip=skip)
-
-
-def _decimal(found: dict[str, str], name: str) -> int | None:
-    value = found.get(name)
-    if value is None:
-        return None
-    if _DECIMAL.fullmatch(value) is None:
-        raise DirectiveError(f"{name} must be a decimal integer (at most 18 digits), got {value[:20]!r}")
-    return int(value)
+    """The delivery directives of a raw query string, at most :data:`MAX_QUERY_CHARS` characters
+    (:func:`~p2ploader.hls_low_latency.parse_delivery_directives`, which raises
+    :class:`~p2ploader.errors.DirectiveError`)."""
+    return parse_delivery_directives(query, max_chars=MAX_QUERY_CHARS)
 
 
 def advance_part_limit(part_target: float) -> int:

@@ -48,11 +48,16 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Final, Literal
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 import attrs
 
 from p2ploader.errors import ConfigError, DirectiveError, FragmentedMp4Error
+from p2ploader.hls_low_latency import (
+    MAX_DIRECTIVE_FIELDS,
+    DeliveryDirectives,
+    parse_delivery_directives,
+)
 
 __all__ = [
     "BlockingDecision",
@@ -87,13 +92,12 @@ MAX_SAMPLES: Final = 1_000_000
 #: Longest query string a playlist request may carry, in characters.
 MAX_QUERY_CHARS: Final = 1024
 #: Query fields a playlist request may carry at most.
-MAX_QUERY_FIELDS: Final = 16
+MAX_QUERY_FIELDS: Final = MAX_DIRECTIVE_FIELDS
 #: ``EXT-X-VERSION`` of the LL-HLS playlists: ``EXT-X-SKIP`` needs 9 (RFC 8216bis §4.4.5.2).
 PLAYLIST_VERSION: Final = 9
 
 _EDGE_TOLERANCE: Final = Fraction(1, 1_000_000)  # as for /live/: decimal clock values hit boundaries
 _NON_SYNC_SAMPLE: Final = 0x0001_0000  # ISO/IEC 14496-12 sample flags: sample_is_non_sync_sample
-_DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 _PART_NAME: Final = re.compile(r"seg_(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,5})(\..*)?", re.ASCII | re.DOTALL)
 
 
@@ -632,54 +636,11 @@ def parse_part_name(name: str) -> tuple[int, int, str] | None:
 # Delivery directives and blocking reload
 
 
-@attrs.frozen(kw_only=True)
-class DeliveryDirectives:
-    """The delivery directives of a playlist request (RFC 8216bis §6.2.5): ``msn`` and ``part``
-    for a blocking reload, ``skip`` for a delta update (``"YES"`` or ``"v2"``)."""
-
-    msn: int | None = None
-    part: int | None = None
-    skip: Literal["YES", "v2"] | None = None
-
-
 def parse_directives(query: str) -> DeliveryDirectives:
-    """The delivery directives in a request's raw query string. Other parameters are ignored (cache
-    busters); so are unknown ``_HLS_`` ones.
-
-    Raises:
-        DirectiveError: A query longer than :data:`MAX_QUERY_CHARS` or with more than
-            :data:`MAX_QUERY_FIELDS` fields, a directive given twice or with a bad value, or
-            ``_HLS_part`` without ``_HLS_msn``.
-    """
-    if len(query) > MAX_QUERY_CHARS:
-        raise DirectiveError(f"the query string is longer than {MAX_QUERY_CHARS} characters")
-    try:
-        fields = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
-    except ValueError as exc:
-        raise DirectiveError(f"the query string has more than {MAX_QUERY_FIELDS} fields") from exc
-    found: dict[str, str] = {}
-    for name, value in fields:
-        if name in ("_HLS_msn", "_HLS_part", "_HLS_skip"):
-            if name in found:
-                raise DirectiveError(f"{name} is given twice")
-            found[name] = value
-    msn = _decimal(found, "_HLS_msn")
-    part = _decimal(found, "_HLS_part")
-    skip = found.get("_HLS_skip")
-    if skip is not None and skip not in ("YES", "v2"):
-        raise DirectiveError(f"_HLS_skip must be YES or v2, got {skip!r}")
-    if part is not None and msn is None:
-        raise DirectiveError("_HLS_part needs _HLS_msn (RFC 8216bis §6.2.5.2)")
-    return DeliveryDirectives(msn=msn, part=part, skip="YES" if skip == "YES" else "v2" if skip else None)
-
-
-def _decimal(found: dict[str, str], name: str) -> int | None:
-    value = found.get(name)
-    if value is None:
-        return None
-    if _DECIMAL.fullmatch(value) is None:
-        raise DirectiveError(f"{name} must be a decimal integer (at most 18 digits), got {value[:40]!r}")
-    return int(value)
+    """The delivery directives in a request's raw query string, at most :data:`MAX_QUERY_CHARS`
+    characters (:func:`~p2ploader.hls_low_latency.parse_delivery_directives`, which raises
+    :class:`~p2ploader.errors.DirectiveError`)."""
+    return parse_delivery_directives(query, max_chars=MAX_QUERY_CHARS)
 
 
 BlockingDecision = Literal["answer", "hold", "too far"]
