@@ -189,14 +189,7 @@ class LowLatencyStream:
         key = (section.url, section.byte_range)
         cached = self._init_sections.get(key)
         if cached is None:
-            br = section.byte_range
-            fetch = FetchRequest(
-                url=section.url,
-                offset=br.offset if br else 0,
-                length=br.length if br else None,
-                kind="segment",
-                ranged=br is not None,
-            )
+            fetch = FetchRequest.of_resource(section.url, section.byte_range, kind="segment")
             cached = await fetch_range(self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, what="init section")
             self._init_sections[key] = cached
         return cached

@@ -41,7 +41,7 @@ from typing import Literal
 import attrs
 
 from p2ploader.core.low_latency import PreloadHint, ServerControl
-from p2ploader.core.segments import InitSection, Part, Segment, SegmentId
+from p2ploader.core.segments import ByteRange, InitSection, Part, Segment, SegmentId
 from p2ploader.errors import (
     LowLatencyPlaylistError,
     PartVanishedError,
@@ -104,6 +104,27 @@ class FetchRequest:
     """What the bytes are: a part, a whole segment (or its rest), a preload hint's part."""
     ranged: bool = False
     """True when the resource is a byte range of ``url`` (send ``Range`` even from byte 0)."""
+
+    @classmethod
+    def of_resource(
+        cls,
+        url: str,
+        byte_range: ByteRange | None,
+        *,
+        kind: Literal["part", "segment", "hint"] = "part",
+        skip: int = 0,
+    ) -> FetchRequest:
+        """The GET of a resource: all of ``url``, or its ``byte_range``, from its ``skip``-th
+        byte (bytes already held)."""
+        if byte_range is None:
+            return cls(url=url, offset=skip, length=None, kind=kind)
+        return cls(
+            url=url,
+            offset=byte_range.offset + skip,
+            length=byte_range.length - skip,
+            kind=kind,
+            ranged=True,
+        )
 
     @property
     def hint(self) -> bool:
@@ -242,10 +263,7 @@ _MAX_UNCLAIMED_HINTS = 4
 
 
 def _part_fetch(part: Part) -> FetchRequest:
-    br = part.byte_range
-    if br is None:
-        return FetchRequest(url=part.url, offset=0, length=None)
-    return FetchRequest(url=part.url, offset=br.offset, length=br.length, ranged=True)
+    return FetchRequest.of_resource(part.url, part.byte_range)
 
 
 def _hint_fetch(hint: PreloadHint) -> FetchRequest:
@@ -262,12 +280,7 @@ def _hint_fetch(hint: PreloadHint) -> FetchRequest:
 
 
 def _segment_fetch(segment: Segment, skip: int) -> FetchRequest:
-    br = segment.byte_range
-    if br is None:
-        return FetchRequest(url=segment.url, offset=skip, length=None, kind="segment")
-    return FetchRequest(
-        url=segment.url, offset=br.offset + skip, length=br.length - skip, kind="segment", ranged=True
-    )
+    return FetchRequest.of_resource(segment.url, segment.byte_range, kind="segment", skip=skip)
 
 
 def _date_after(date: datetime | None, seconds: float) -> datetime | None:

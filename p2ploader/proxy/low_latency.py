@@ -332,14 +332,7 @@ class LowLatencyRelay:
             return await self._segment(segment)
 
     async def _segment(self, segment: Segment) -> bytes:
-        br = segment.byte_range
-        request = FetchRequest(
-            url=segment.url,
-            offset=br.offset if br else 0,
-            length=br.length if br else None,
-            kind="segment",
-            ranged=br is not None,
-        )
+        request = FetchRequest.of_resource(segment.url, segment.byte_range, kind="segment")
         return await self._guarded(
             fetch_range(self._client, request, max_bytes=MAX_SEGMENT_SIZE, what="segment"),
             what=f"segment {segment.id.sequence}",
@@ -439,14 +432,7 @@ class LowLatencyRelay:
         """Part bytes over HTTP, one fetch shared by every request for it."""
         task = self._fetches.get(part.id)
         if task is None:
-            br = part.byte_range
-            request = FetchRequest(
-                url=part.url,
-                offset=br.offset if br else 0,
-                length=br.length if br else None,
-                kind="part",
-                ranged=br is not None,
-            )
+            request = FetchRequest.of_resource(part.url, part.byte_range)
             task = asyncio.get_running_loop().create_task(
                 fetch_range(self._client, request, max_bytes=MAX_SEGMENT_SIZE)
             )
