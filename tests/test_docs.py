@@ -256,3 +256,24 @@ def test_library_snippet_runs_against_the_local_origin(page: Path, heading: str,
         expected = b"".join(httpx.get(segment.url).content for segment in playlist.segments)
     assert (tmp_path / "stream.ts").read_bytes() == expected
     assert "LoaderStatistics(" in run.stdout
+
+
+KEEP_A_CHANGELOG_SECTIONS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
+
+
+def test_changelog_has_only_keep_a_changelog_headings() -> None:
+    """Release headings (``## [Unreleased]``, ``## [x.y.z] - date``), then only the six section
+    names, each at most once a release: anything else is text pasted in by mistake."""
+    changelog = (DOCS.parent / "CHANGELOG.md").read_text(encoding="utf-8")
+    seen: set[str] = set()
+    for number, line in enumerate(changelog.splitlines(), start=1):
+        if line.startswith("## "):
+            assert line.startswith("## ["), f"CHANGELOG.md:{number}: not a release heading: {line!r}"
+            seen = set()
+        elif line.startswith("#") and not line.startswith("# Changelog"):
+            section = line.removeprefix("### ")
+            assert line.startswith("### ") and section in KEEP_A_CHANGELOG_SECTIONS, (
+                f"CHANGELOG.md:{number}: not a Keep a Changelog section: {line!r}"
+            )
+            assert section not in seen, f"CHANGELOG.md:{number}: a second {section!r} in one release"
+            seen.add(section)
