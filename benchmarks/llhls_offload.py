@@ -28,13 +28,22 @@ seconds after the origin started, wall clock), so that both start as far behind 
 Loopback is a best case (no link limits, 127.0.0.1 round trips); the machine's cores are shared
 by the origin, the tracker and every viewer.
 
+On shaped links (``--uplink``, needs root): the testbed (p2ploader.testbed) puts the origin
+(``p2ploader origin --llhls``), the tracker (``p2ploader tracker``) and each viewer (one worker
+process each) in network namespaces of their own, each viewer's uplink drawn from ``--uplink``
+and downlink from ``--downlink`` (from ``--seed``, as ``p2ploader swarm`` draws them), shaped by
+``tbf`` with ``--link-queue`` seconds of queue; ICE on the testbed's addresses. The line then
+says ``links=UPLINK``; no delay is added (the kernel has no ``netem``).
+
     python benchmarks/llhls_offload.py [--viewers 10] [--seconds 25] [--part-seconds 0.5]
+    sudo python benchmarks/llhls_offload.py --uplink 1-20mbit [--downlink 20-50mbit]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -50,6 +59,7 @@ if str(PROJECT_ROOT) not in sys.path:
 from p2ploader import LoaderConfig, open_loader  # noqa: E402
 from p2ploader.aio.ll_player import play_low_latency  # noqa: E402
 from p2ploader.aio.webrtc import restrict_ice_to_loopback  # noqa: E402
+from p2ploader.testbed.links import RateRange, parse_rate_range  # noqa: E402
 from p2ploader.testing.llhls import LowLatencySettings  # noqa: E402
 from p2ploader.testing.origin import LiveSettings, OriginServer  # noqa: E402
 from p2ploader.tracker import TrackerServer  # noqa: E402
@@ -114,7 +124,8 @@ async def worker(args: argparse.Namespace) -> None:
     await asyncio.sleep(max(0.0, args.start_at - time.time()))
     lags: list[float] = []
     watcher = asyncio.get_running_loop().create_task(watch_loop_lag(lags))
-    with restrict_ice_to_loopback():
+    # On the testbed the viewers reach each other on its addresses, not on loopback.
+    with contextlib.nullcontext() if args.any_interface else restrict_ice_to_loopback():
         results = await asyncio.gather(
             *(
                 run_viewer(
@@ -159,25 +170,7 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
             for count in counts:
                 if count == 0:
                     continue
-                command = [
-                    sys.executable,
-                    SCRIPT,
-                    "--worker",
-                    "--url",
-                    url,
-                    "--count",
-                    str(count),
-                    "--first-seed",
-                    str(first),
-                    "--total",
-                    str(args.viewers),
-                    "--seconds",
-                    str(args.seconds),
-                    "--join-window",
-                    str(args.join_window),
-                    "--start-at",
-                    str(start_at),
-                ]
+                command = worker_command(args, url, count=count, first=first, start_at=start_at)
                 if policy == "p2p":
                     command += ["--tracker", tracker.url]
                 procs.append(await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE))
@@ -186,10 +179,71 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
                 asyncio.gather(*(p.communicate() for p in procs)),
                 timeout=args.seconds + args.join_window + 120,
             )
+    return summarise(args, policy, [out for out, _ in outputs])
+
+
+def worker_command(
+    args: argparse.Namespace, url: str, *, count: int, first: int, start_at: float
+) -> list[str]:
+    return [
+        sys.executable,
+        SCRIPT,
+        "--worker",
+        *("--url", url, "--count", str(count), "--first-seed", str(first), "--total", str(args.viewers)),
+        *(
+            "--seconds",
+            str(args.seconds),
+            "--join-window",
+            str(args.join_window),
+            "--start-at",
+            str(start_at),
+        ),
+    ]
+
+
+async def run_case_on_testbed(args: argparse.Namespace, root: Path, policy: str) -> str:
+    """The case on the testbed: each viewer a worker process in its own shaped namespace."""
+    from p2ploader.testbed.netns import Testbed
+    from p2ploader.testbed.swarm import build_swarm_network
+
+    with Testbed(queue_seconds=args.link_queue) as testbed:
+        network = build_swarm_network(
+            testbed,
+            root=root,
+            viewers=args.viewers,
+            uplink=args.uplink,
+            downlink=args.downlink,
+            seed=args.seed,
+            window_segments=6,
+            origin_options=("--llhls",),
+        )
+        url = network.origin_url + "llhls/high/index.m3u8"
+        start_at = time.time() + args.start_after
+        procs = []
+        for viewer in range(args.viewers):
+            command = worker_command(args, url, count=1, first=viewer, start_at=start_at)
+            command.append("--any-interface")
+            if policy == "p2p":
+                command += ["--tracker", network.tracker_url]
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *network.viewer_prefix(viewer), *command, stdout=asyncio.subprocess.PIPE
+                )
+            )
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(p.communicate() for p in procs)),
+            timeout=args.start_after + args.seconds + args.join_window + 120,
+        )
+    return summarise(args, policy, [out for out, _ in outputs])
+
+
+def summarise(args: argparse.Namespace, policy: str, outputs: list[bytes]) -> str:
+    """The case's RESULT line from its workers' outputs (one JSON object a line); prints the
+    details on a ``#`` line."""
     viewers: list[dict[str, Any]] = []
     errors: list[str] = []
     lags: list[dict[str, float]] = []
-    for out, _ in outputs:
+    for out in outputs:
         for line in out.decode().splitlines():
             if line.startswith("{"):
                 entry = json.loads(line)
@@ -204,9 +258,10 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
     p2p = sum(v["p2p_bytes"] for v in viewers)
     stalls = sum(v["stalls"] for v in viewers) + len(errors)
     hold_back = 3 * args.part_seconds
+    links = f" links={args.uplink}" if args.uplink else ""
     line = (
         f"RESULT llhls_offload policy={policy} viewers={len(viewers)} part_s={args.part_seconds:g} "
-        f"latency_s={hold_back:g} p2p_ratio={p2p / total if total else 0.0:.3f} stalls={stalls} "
+        f"latency_s={hold_back:g}{links} p2p_ratio={p2p / total if total else 0.0:.3f} stalls={stalls} "
         f"latency_p50_s={percentile(latencies, 0.5):.2f} latency_p95_s={percentile(latencies, 0.95):.2f}"
     )
     detail = {
@@ -241,6 +296,12 @@ async def main() -> None:
     parser.add_argument("--part-seconds", type=float, default=0.5)
     parser.add_argument("--segment-seconds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", default=["http", "p2p"], choices=["http", "p2p"])
+    parser.add_argument(
+        "--uplink", type=parse_rate_range, help="run on the testbed, uplinks drawn from RANGE (e.g. 1-20mbit)"
+    )
+    parser.add_argument("--downlink", type=parse_rate_range, default=RateRange(20e6, 50e6))
+    parser.add_argument("--link-queue", type=float, default=0.1, help="tbf queue, seconds at the link's rate")
+    parser.add_argument("--seed", type=int, default=1, help="the testbed's link draws")
     # Worker mode (internal).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -249,6 +310,7 @@ async def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--any-interface", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         await worker(args)
@@ -257,12 +319,17 @@ async def main() -> None:
     root = make_llhls_stream(
         CACHE / name, seconds=60, segment_seconds=args.segment_seconds, part_seconds=args.part_seconds
     )
+    where = (
+        f"testbed: uplinks {args.uplink}, downlinks {args.downlink}, one process a viewer"
+        if args.uplink
+        else f"loopback (a best case: no link limits); {args.workers} processes"
+    )
     print(
-        f"# loopback (a best case: no link limits); {args.viewers} viewers in {args.workers} processes, "
-        f"{args.seconds:g} s each; {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        f"# {where}; {args.viewers} viewers, {args.seconds:g} s each; {time.strftime('%Y-%m-%d %H:%M:%S')}",
         flush=True,
     )
-    lines = [await run_case(args, root, policy) for policy in args.policies]
+    run = run_case_on_testbed if args.uplink else run_case
+    lines = [await run(args, root, policy) for policy in args.policies]
     for line in lines:
         print(line, flush=True)
 

@@ -22,12 +22,19 @@ P2P off, then with each policy (``p2ploader-live``, ``p2pml-0.6``). One line per
   the testbed gave it, joining within the same window (drawn times, not the testbed's exact
   stagger); zero latency.
 
-Browser viewers (P2P Media Loader 2.3.1 in Chromium on the same links) are not run yet.
+Browser viewers: ``--browsers`` (default 10) P2P Media Loader 2.3.1 viewers in Chromium, each in a
+namespace of its own with the links of the Python viewer of the same number, hls.js held at the same
+``--latency`` (see tests/browser/testbed.py), as their own swarm after the Python cases. Their line says
+``policy=p2pml-2.3.1-browser`` and ``sim_p2p_ratio=-``; as the browser swarm may have fewer viewers
+than the Python one, its ``origin_vs_nop2p`` is per viewer (the origin's bytes per browser against
+its bytes per Python viewer with P2P off). Its ``startup_ratio`` is ``-``: a page's start (opened
+to playing, the player's modules loaded first) and a Python viewer's are not the same measure; the
+median page start is printed above the line instead.
 
 Needs root (CAP_NET_ADMIN), ``ip`` and ``tc``, and ffmpeg for the stream:
 
-    sudo python benchmarks/testbed_offload.py [--viewers 20] [--duration 120]
-        [--segment-seconds 5 2] [--links wide scarce] [--policy NAME ...] [--seed 1]
+    sudo python benchmarks/testbed_offload.py [--viewers 20] [--browsers 10] [--duration 120]
+        [--segment-seconds 5 2] [--links wide scarce] [--latency 3 19] [--policy NAME ...] [--seed 1]
         [--link-queue 0.1] [--upload-delay-target 0.05] [--per-viewer]
 
 ``--upload-delay-target 0`` turns the delay-based upload control off (the P2P runs' setting).
@@ -39,6 +46,7 @@ import argparse
 import asyncio
 import math
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +61,14 @@ from p2ploader.sim.scenario import Scenario
 from p2ploader.testbed.links import RateRange
 from p2ploader.testbed.swarm import SwarmNetwork, draw_links
 
+ROOT_DIR = Path(__file__).resolve().parent.parent
+if str(ROOT_DIR) not in sys.path:  # run as a script from anywhere: the browser harness lives in tests/
+    sys.path.insert(0, str(ROOT_DIR))
+
+from tests.browser.testbed import require_browsers, run_browser_case  # noqa: E402
+
 OFF = "off"
+BROWSER = "p2pml-2.3.1-browser"
 DOWNLINK = RateRange(20e6, 50e6)
 
 
@@ -111,7 +126,7 @@ def summarise(result: SwarmResult) -> dict[str, Any]:
 
 
 def simulate(
-    args: argparse.Namespace, *, policy: str, segment_s: int, kbps: float, uplink: RateRange
+    args: argparse.Namespace, *, policy: str, segment_s: int, kbps: float, uplink: RateRange, latency: int
 ) -> float:
     # The testbed's own link draws, so the simulator's viewers have the same links. Join times stay
     # drawn within the window: viewers joining on exact seconds start in phase with the segment
@@ -133,7 +148,7 @@ def simulate(
         latency_ms=0.0,
         jitter_ms=0.0,
         origin_latency_ms=0.0,
-        latency_segments=args.latency,
+        latency_segments=latency,
         forward_buffer_s=30.0,
         policy=policy,
         max_peers=LoaderConfig().max_peers,
@@ -141,7 +156,9 @@ def simulate(
     return measure(run_scenario(scenario, p2p=True)).p2p_ratio
 
 
-async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink: RateRange) -> dict[str, Any]:
+async def run_case(
+    args: argparse.Namespace, *, root: Path, policy: str, uplink: RateRange, latency: int
+) -> dict[str, Any]:
     config = LoaderConfig(
         use_p2p=policy != OFF,
         policy=args.policy[0] if policy == OFF else policy,
@@ -158,7 +175,7 @@ async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink:
         viewers=args.viewers,
         duration=args.duration,
         stagger=args.stagger,
-        latency_segments=args.latency,
+        latency_segments=latency,
         config=config.to_faq(),
         uplink=uplink,
         downlink=DOWNLINK,
@@ -172,13 +189,44 @@ async def run_case(args: argparse.Namespace, *, root: Path, policy: str, uplink:
     return {**summarise(result), "origin_sent": origin_sent[0]}
 
 
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def result_line(
+    policy: str,
+    viewers: int,
+    case: str,
+    on: dict[str, Any],
+    off: dict[str, Any],
+    *,
+    sim: str,
+    startup: bool = True,
+) -> str:
+    """The case's RESULT line; ``on`` and ``off`` as :func:`summarise` gives them plus
+    ``origin_sent`` (the origin's bytes, or its bytes per viewer when the swarms differ in size).
+    ``startup``: False prints ``startup_ratio=-`` (starts not measured alike)."""
+    best = 1 - 1 / viewers
+    startup_ratio = f"{ratio(on['startup'], off['startup']):.2f}" if startup else "-"
+    return (
+        f"RESULT testbed_offload policy={policy} viewers={viewers} {case} p2p_ratio={on['p2p_ratio']:.3f} "
+        f"ratio_to_best={on['p2p_ratio'] / best:.3f} "
+        f"origin_vs_nop2p={ratio(on['origin_sent'], off['origin_sent']):.3f} stalls={on['stalls']} "
+        f"startup_ratio={startup_ratio} "
+        f"sim_p2p_ratio={sim}"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--duration", type=float, default=120.0, help="seconds per run")
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds between two viewers' joins")
     parser.add_argument("--segment-seconds", type=int, nargs="+", default=[5, 2])
-    parser.add_argument("--latency", type=int, default=3, help="segments behind live")
+    parser.add_argument("--latency", type=int, nargs="+", default=[3, 19], help="segments behind live")
+    parser.add_argument(
+        "--browsers", type=int, default=10, help="P2P Media Loader 2.3.1 viewers in Chromium (0: none)"
+    )
     parser.add_argument("--links", nargs="+", default=["wide", "scarce"], choices=["wide", "scarce"])
     parser.add_argument("--policy", nargs="+", default=["p2ploader-live", "p2pml-0.6"])
     parser.add_argument("--link-queue", type=float, default=0.1, help="tbf queue, seconds at the link's rate")
@@ -191,47 +239,81 @@ async def main() -> None:
     )
     parser.add_argument("--per-viewer", action="store_true", help="print each viewer's uplink use and stalls")
     args = parser.parse_args()
+    browser_setup = require_browsers() if args.browsers > 0 else None
     lines = []
     for segment_s in args.segment_seconds:
         root = make_stream(segment_s)
         kbps = stream_kbps(root, segment_s)
         for links in args.links:
             uplink = link_cases(kbps)[links]
-            print(
-                f"\n{segment_s} s segments ({kbps:.0f} kbit/s), links {links}: uplinks {uplink}, "
-                f"downlinks {DOWNLINK}, {args.viewers} viewers, {args.duration:g} s",
-                flush=True,
-            )
-            off = await run_case(args, root=root, policy=OFF, uplink=uplink)
-            print(f"  P2P off: {off}", flush=True)
-            for policy in [OFF, *args.policy]:
-                on = off if policy == OFF else await run_case(args, root=root, policy=policy, uplink=uplink)
-                if policy != OFF:
-                    print(f"  {policy}: {on}", flush=True)
-                sim = "-"
-                if policy != OFF:
-                    sim = (
-                        f"{simulate(args, policy=policy, segment_s=segment_s, kbps=kbps, uplink=uplink):.3f}"
-                    )
-                best = 1 - 1 / args.viewers
-                origin_vs = on["origin_sent"] / off["origin_sent"] if off["origin_sent"] else math.nan
-                viewers_http_vs = on["http_bytes"] / off["http_bytes"] if off["http_bytes"] else math.nan
-                startup_ratio = on["startup"] / off["startup"] if off["startup"] else math.nan
-                line = (
-                    f"RESULT testbed_offload policy={policy} viewers={args.viewers} segment_s={segment_s} "
-                    f"latency_segments={args.latency} links={links} p2p_ratio={on['p2p_ratio']:.3f} "
-                    f"ratio_to_best={on['p2p_ratio'] / best:.3f} origin_vs_nop2p={origin_vs:.3f} "
-                    f"stalls={on['stalls']} startup_ratio={startup_ratio:.2f} sim_p2p_ratio={sim}"
-                )
-                print(line, flush=True)
+            for latency in args.latency:
                 print(
-                    f"  origin's link sent {on['origin_sent']:,} bytes; the viewers' HTTP bytes against "
-                    f"P2P off: {viewers_http_vs:.3f}",
+                    f"\n{segment_s} s segments ({kbps:.0f} kbit/s), links {links}: uplinks {uplink}, "
+                    f"downlinks {DOWNLINK}, {args.viewers} viewers, {latency} segments behind live, "
+                    f"{args.duration:g} s",
                     flush=True,
                 )
-                lines.append(line)
-                if on["failures"] or on["mismatches"]:
-                    print(f"  warning: {on['failures']} failed sessions, {on['mismatches']} byte mismatches")
+                off = await run_case(args, root=root, policy=OFF, uplink=uplink, latency=latency)
+                print(f"  P2P off: {off}", flush=True)
+                case = f"segment_s={segment_s} latency_segments={latency} links={links}"
+                for policy in [OFF, *args.policy]:
+                    on = (
+                        off
+                        if policy == OFF
+                        else await run_case(args, root=root, policy=policy, uplink=uplink, latency=latency)
+                    )
+                    if policy != OFF:
+                        print(f"  {policy}: {on}", flush=True)
+                    sim = "-"
+                    if policy != OFF:
+                        sim_ratio = simulate(
+                            args,
+                            policy=policy,
+                            segment_s=segment_s,
+                            kbps=kbps,
+                            uplink=uplink,
+                            latency=latency,
+                        )
+                        sim = f"{sim_ratio:.3f}"
+                    lines.append(result_line(policy, args.viewers, case, on, off, sim=sim))
+                    print(lines[-1], flush=True)
+                    print(
+                        f"  origin's link sent {on['origin_sent']:,} bytes; the viewers' HTTP bytes against "
+                        f"P2P off: {ratio(on['http_bytes'], off['http_bytes']):.3f}",
+                        flush=True,
+                    )
+                    if on["failures"] or on["mismatches"]:
+                        print(
+                            f"  warning: {on['failures']} failed sessions, {on['mismatches']} byte mismatches"
+                        )
+                if browser_setup is not None:
+                    browsers = await run_browser_case(
+                        setup=browser_setup,
+                        root=root,
+                        viewers=args.browsers,
+                        duration=args.duration,
+                        stagger=args.stagger,
+                        latency_segments=latency,
+                        uplink=uplink,
+                        downlink=DOWNLINK,
+                        queue_seconds=args.link_queue,
+                        seed=args.seed,
+                    )
+                    print(f"  {BROWSER}: {browsers}", flush=True)
+                    off_per_viewer = {**off, "origin_sent": off["origin_sent"] / args.viewers}
+                    on_per_viewer = {**browsers, "origin_sent": browsers["origin_sent"] / args.browsers}
+                    lines.append(
+                        result_line(
+                            BROWSER,
+                            args.browsers,
+                            case,
+                            on_per_viewer,
+                            off_per_viewer,
+                            sim="-",
+                            startup=False,
+                        )
+                    )
+                    print(lines[-1], flush=True)
     print("\n" + "\n".join(lines))
 
 

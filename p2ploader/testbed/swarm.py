@@ -113,12 +113,14 @@ def build_swarm_network(
     window_segments: int = 20,
     python: str = sys.executable,
     links: Sequence[tuple[float, float]] = (),
+    origin_options: Sequence[str] = (),
 ) -> SwarmNetwork:
     """Add the origin (serving ``root``; its uplink ``origin_bps``), the tracker and ``viewers``
     viewers (links drawn from ``uplink`` and ``downlink``; ``None`` leaves that side unshaped) to
     ``testbed``, and start the two servers. ``links`` gives the first viewers' ``(uplink,
     downlink)`` in bits per second instead of draws (a scenario's ``viewer_links_mbps``); a given
-    side is shaped even where its range is ``None``."""
+    side is shaped even where its range is ``None``. ``origin_options`` are added to the
+    ``p2ploader origin`` command (e.g. ``--llhls`` for a low-latency stream under ``/llhls/``)."""
     origin = testbed.add_host("origin", uplink_bps=origin_bps)
     tracker = testbed.add_host("tracker")
     hosts = [
@@ -130,7 +132,7 @@ def build_swarm_network(
     cli = [python, "-m", "p2ploader.app.cli"]
     origin_argv = [
         *cli, "origin", "--root", str(root), "--host", origin.address, "--port", str(ORIGIN_PORT),
-        "--window", str(window_segments), "--cors",
+        "--window", str(window_segments), "--cors", *origin_options,
     ]  # fmt: skip
     _start_server(testbed, origin, origin_argv, ready="live:")
     tracker_argv = [*cli, "tracker", "--host", tracker.address, "--port", str(TRACKER_PORT)]

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, unquote, urlsplit
@@ -118,8 +118,8 @@ class _StaticHandler(http.server.BaseHTTPRequestHandler):
 class _StaticHTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, roots: Mapping[str, Path]) -> None:
-        super().__init__(("127.0.0.1", 0), _StaticHandler)
+    def __init__(self, roots: Mapping[str, Path], host: str, port: int) -> None:
+        super().__init__((host, port), _StaticHandler)
         self.roots = {prefix: root.resolve() for prefix, root in roots.items()}
 
     def resolve(self, url_path: str) -> Path | None:
@@ -140,10 +140,11 @@ class _StaticHTTPServer(http.server.ThreadingHTTPServer):
 
 
 class StaticServer:
-    """Serves the test page and the player's npm modules on 127.0.0.1 (a free port)."""
+    """Serves the test page and the player's npm modules on ``host`` (127.0.0.1 unless given; the
+    testbed serves them on a namespace's address) and ``port`` (a free one unless given)."""
 
-    def __init__(self, node_modules: Path) -> None:
-        self._httpd = _StaticHTTPServer({"web": WEB_DIR, "npm": node_modules})
+    def __init__(self, node_modules: Path, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._httpd = _StaticHTTPServer({"web": WEB_DIR, "npm": node_modules}, host, port)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="p2ploader-static", daemon=True
         )
@@ -250,10 +251,19 @@ class PageState:
 
 
 class Browsers:
-    """One headless Chromium (through ``web/driver.mjs``) with any number of viewer pages."""
+    """One headless Chromium (through ``web/driver.mjs``) with any number of viewer pages.
 
-    def __init__(self, setup: BrowserSetup) -> None:
+    ``command_prefix`` runs the driver (and so Chromium) under another command, e.g. ``ip netns
+    exec NAME`` to put the browser in a testbed namespace; ``chromium_args`` are added to Chromium's
+    command line.
+    """
+
+    def __init__(
+        self, setup: BrowserSetup, *, command_prefix: Sequence[str] = (), chromium_args: Sequence[str] = ()
+    ) -> None:
         self._setup = setup
+        self._command_prefix = tuple(command_prefix)
+        self._chromium_args = tuple(chromium_args)
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -266,8 +276,10 @@ class Browsers:
             os.environ,
             P2PLOADER_BROWSER_NODE_MODULES=str(self._setup.node_modules),
             P2PLOADER_CHROMIUM=self._setup.chromium,
+            P2PLOADER_CHROMIUM_ARGS=json.dumps(self._chromium_args),
         )
         self._process = await asyncio.create_subprocess_exec(
+            *self._command_prefix,
             self._setup.node,
             str(WEB_DIR / "driver.mjs"),
             stdin=asyncio.subprocess.PIPE,
@@ -403,3 +415,23 @@ class Browsers:
         elif kind in ("tracker-error", "peer-error"):
             state.errors.append(f"{kind}: {data.get('message')}")
             del state.errors[:-50]
+
+
+# ---------------------------------------------------------------------------------------------- serve
+
+
+def serve_forever(host: str, port: int) -> None:
+    """Serve the page and the npm modules on ``host:port`` until killed; prints ``serving: URL`` once
+    the socket is bound (the testbed runs this in a namespace of its own)."""
+    setup = browser_setup()
+    if isinstance(setup, str):
+        raise SystemExit(f"cannot serve the browser page: {setup}")
+    with StaticServer(setup.node_modules, host=host, port=port) as server:
+        print(f"serving: {server.url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":  # python -m tests.browser.harness HOST PORT
+    import sys
+
+    serve_forever(sys.argv[1], int(sys.argv[2]))

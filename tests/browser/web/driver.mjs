@@ -39,10 +39,14 @@ const ARGS = [
 const emit = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 const pages = new Map(); // name -> { context, page }
 
+// P2PLOADER_CHROMIUM_ARGS: a JSON list of further flags (the testbed adds one making its page
+// origin a secure context, as 127.0.0.1 is).
+const EXTRA_ARGS = JSON.parse(process.env.P2PLOADER_CHROMIUM_ARGS || "[]");
+
 const browser = await chromium.launch({
   executablePath: process.env.P2PLOADER_CHROMIUM || "/usr/bin/chromium",
   headless: true,
-  args: ARGS,
+  args: [...ARGS, ...EXTRA_ARGS],
 });
 emit({ event: "launched", version: browser.version() });
 
