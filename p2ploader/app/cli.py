@@ -799,6 +799,7 @@ def _serve_proxy(args: argparse.Namespace) -> int:
                 rendition=args.rendition,
                 allow_remote=args.allow_remote,
                 pin_rendition=args.pin_rendition,
+                p2p_parts=args.p2p_parts,
             )
         )
     return 0
@@ -1286,6 +1287,12 @@ def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     proxy.add_argument(
         "--tracker", action="append", default=[], metavar="URL", help="WebTorrent tracker (repeatable)"
+    )
+    proxy.add_argument(
+        "--p2p-parts",
+        action="store_true",
+        help="LL-HLS: take parts from other p2ploader viewers too, through the rendition's parts swarm "
+        "(default: parts over HTTP only)",
     )
     _add_loader_options(proxy)
     proxy.set_defaults(handler=_serve_proxy)

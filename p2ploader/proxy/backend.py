@@ -140,6 +140,10 @@ class ProxyStatistics:
     parts_fetched: int = 0
     """Parts the proxy fetched itself because the LL-HLS stream had not handed them over (the
     player asked for a part before the stream's start point, or one evicted)."""
+    relayed_bytes: int = 0
+    """Bytes of LL-HLS media (parts, hints, whole segments) the relays' streams received."""
+    relayed_p2p_bytes: int = 0
+    """Of :attr:`relayed_bytes`, those taken from peers through a parts swarm (``p2p_parts``)."""
 
 
 @attrs.define
@@ -179,6 +183,9 @@ class ProxyBackend:
     most (seconds; None: three target durations, as RFC 8216bis says), ``max_held_requests`` how
     many are held at once (one more is 503), ``relay_idle_timeout`` how many seconds a variant's
     relay keeps following the origin after its last request (a player switched away or left).
+    ``p2p_parts`` (default False: parts over HTTP only) lets each relay take LL-HLS parts from other
+    p2ploader viewers too, through the rendition's parts swarm (see
+    :meth:`~p2ploader.aio.loader.HybridLoader.low_latency_stream`; needs ``use_p2p`` and a tracker).
     """
 
     def __init__(
@@ -192,6 +199,7 @@ class ProxyBackend:
         block_timeout: float | None = None,
         max_held_requests: int = 64,
         relay_idle_timeout: float = 30.0,
+        p2p_parts: bool = False,
     ) -> None:
         if not relay_idle_timeout > 0:
             raise UsageError(f"relay_idle_timeout must be > 0 seconds, got {relay_idle_timeout}")
@@ -224,6 +232,8 @@ class ProxyBackend:
         self._held = HeldRequests(max_held_requests)
         self._relays: dict[Token, LowLatencyRelay] = {}
         self._relay_idle_timeout = relay_idle_timeout
+        self._p2p_parts = p2p_parts
+        self._closed_relay_bytes = (0, 0)  # (all part bytes, from peers) of closed relays
         self._closing: set[asyncio.Task[None]] = set()
         self._closed_relay_parts = 0
         self._relay_client: httpx.AsyncClient | None = None
@@ -268,6 +278,8 @@ class ProxyBackend:
 
     def statistics(self) -> ProxyStatistics:
         c = self._counters
+        relays = [relay.stream.statistics for relay in self._relays.values()]
+        closed_bytes, closed_p2p_bytes = self._closed_relay_bytes
         return ProxyStatistics(
             loader=self.loader.statistics(),
             playlist_requests=c.playlist_requests,
@@ -287,6 +299,8 @@ class ProxyBackend:
             held_refused=self._held.refused,
             low_latency_relays=len(self._relays),
             parts_fetched=self._closed_relay_parts + sum(r.parts_fetched for r in self._relays.values()),
+            relayed_bytes=closed_bytes + sum(stats.bytes for stats in relays),
+            relayed_p2p_bytes=closed_p2p_bytes + sum(stats.p2p_bytes for stats in relays),
         )
 
     # ------------------------------------------------------------------ requests
@@ -408,7 +422,7 @@ class ProxyBackend:
         if relay is not None and relay.failed:
             # The stream gave up (the origin failed for too long): follow afresh on this request.
             del self._relays[token]
-            self._closed_relay_parts += relay.parts_fetched
+            self._count_closed(relay)
             closing = asyncio.get_running_loop().create_task(relay.aclose())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
@@ -427,7 +441,7 @@ class ProxyBackend:
             self._relay_client = open_http_client(self.config, stream_url=self.loader.credentials_url)
             self._stack.push_async_callback(self._relay_client.aclose)
         relay = LowLatencyRelay(
-            source.loader.low_latency_stream(),
+            source.loader.low_latency_stream(p2p=self._p2p_parts),
             self._relay_client,
             held=self._held,
             hold_limit=self._block_timeout,
@@ -689,8 +703,15 @@ class ProxyBackend:
         for token, relay in list(self._relays.items()):
             if relay.idle_for(now) > self._relay_idle_timeout:
                 del self._relays[token]
-                self._closed_relay_parts += relay.parts_fetched
+                self._count_closed(relay)
                 await relay.aclose()
+
+    def _count_closed(self, relay: LowLatencyRelay) -> None:
+        """Keep a closed relay's figures in the proxy's totals."""
+        self._closed_relay_parts += relay.parts_fetched
+        total, p2p = self._closed_relay_bytes
+        stats = relay.stream.statistics
+        self._closed_relay_bytes = (total + stats.bytes, p2p + stats.p2p_bytes)
 
 
 def _gap(sequence: int) -> str:

@@ -180,6 +180,7 @@ class LowLatencyRelay:
         self._parts: OrderedDict[PartId, bytes] = OrderedDict()
         self._kept_bytes = 0
         self._handed: _Position | None = None
+        self._first_handed: tuple[float, float] | None = None  # (loop time, media start) of the first item
         self._fetches: dict[PartId, asyncio.Task[bytes]] = {}
         self._changed = asyncio.Event()
         self._error: P2PLoaderError | None = None
@@ -222,6 +223,15 @@ class LowLatencyRelay:
 
     def _keep(self, item: LowLatencyItem) -> None:
         self._handed = _position(item)
+        # A parts swarm counts its deadlines from the players' playhead. The players behind the
+        # proxy start where the stream starts (PART-HOLD-BACK behind live) and then play in real
+        # time, while the stream runs on to the live edge: so the playhead is the first item's
+        # start plus the time since it was handed.
+        now = asyncio.get_running_loop().time()
+        if self._first_handed is None:
+            self._first_handed = (now, item.start)
+        handed_at, first_start = self._first_handed
+        self.stream.report_playback(min(item.start, first_start + (now - handed_at)))
         if item.part is not None and not item.gap:
             self._store(item.part.id, item.data)
         self._wake()

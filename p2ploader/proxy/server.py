@@ -66,7 +66,8 @@ class HlsProxy:
     players that read every variant, such as ffmpeg, or to force one quality). For a live LL-HLS
     stream, ``block_timeout`` (seconds; None: three target durations) bounds how long a blocking
     reload or a part request is held and ``max_held_requests`` how many are held at once (see
-    :mod:`p2ploader.proxy.low_latency`).
+    :mod:`p2ploader.proxy.low_latency`); ``p2p_parts`` takes its parts from other p2ploader
+    viewers too (see :class:`~p2ploader.proxy.backend.ProxyBackend`).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class HlsProxy:
         pin_rendition: bool = False,
         block_timeout: float | None = None,
         max_held_requests: int = 64,
+        p2p_parts: bool = False,
     ) -> None:
         check_bind_host(host, allow_remote=allow_remote)
         if not 0 <= port <= 65535:
@@ -101,6 +103,7 @@ class HlsProxy:
         self._pin_rendition = pin_rendition
         self._block_timeout = block_timeout
         self._max_held_requests = max_held_requests
+        self._p2p_parts = p2p_parts
         self._stack = contextlib.AsyncExitStack()
         self._loader: HybridLoader | None = None
         self._backend: ProxyBackend | None = None
@@ -129,6 +132,7 @@ class HlsProxy:
                 pin_rendition=self._pin_rendition,
                 block_timeout=self._block_timeout,
                 max_held_requests=self._max_held_requests,
+                p2p_parts=self._p2p_parts,
             )
             self._stack.push_async_callback(backend.aclose)
             backend.start()
@@ -291,6 +295,7 @@ async def open_proxy(
     pin_rendition: bool = False,
     block_timeout: float | None = None,
     max_held_requests: int = 64,
+    p2p_parts: bool = False,
 ) -> AsyncIterator[HlsProxy]:
     """Run an :class:`HlsProxy` (same arguments) for the ``async with`` block; its
     :attr:`~HlsProxy.url` is the master playlist to open in a player."""
@@ -308,6 +313,7 @@ async def open_proxy(
         pin_rendition=pin_rendition,
         block_timeout=block_timeout,
         max_held_requests=max_held_requests,
+        p2p_parts=p2p_parts,
     )
     async with proxy:
         yield proxy
@@ -323,6 +329,7 @@ async def run_proxy_forever(
     allow_remote: bool = False,
     pin_rendition: bool = False,
     lookahead: int | None = None,
+    p2p_parts: bool = False,
     print_line: Callable[[str], None] = print,
     statistics_interval: float = 10.0,
 ) -> None:
@@ -339,6 +346,7 @@ async def run_proxy_forever(
             allow_remote=allow_remote,
             pin_rendition=pin_rendition,
             lookahead=lookahead,
+            p2p_parts=p2p_parts,
         ) as proxy:
             kind = "live" if proxy.loader.is_live else "VOD"
             print_line(f"p2ploader proxy for {url} ({kind})")
@@ -363,6 +371,11 @@ async def _print_status_forever(
             f"  segments={s.segments_served} http={s.loader.http_bytes} p2p={s.loader.p2p_bytes} "
             f"peers={s.loader.peers_connected} rendition={s.loader.rendition} errors={s.errors} "
             f"trackers={tracker_summary(trackers).replace(' ', '-')}"
+            + (
+                f" parts_bytes={s.relayed_bytes} parts_p2p={s.relayed_p2p_bytes}"
+                if s.low_latency_relays or s.relayed_bytes
+                else ""
+            )
         )
         # Said once while it lasts (the player still plays, over HTTP: only P2P is off).
         warning = tracker_warning(trackers)

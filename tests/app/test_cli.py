@@ -388,3 +388,20 @@ def test_swarm_runs_in_pools_by_default_and_per_process_on_request(
         assert ("cpu_time_shared" in result) is (pools > 0) and result["cpu_time"] >= 0
     assert stats["total"]["cpu_time"] > 0 and stats["viewer_process_cpu_time"] > 0
     assert (f"CPU: {pools} viewer pools" if pools else "CPU: viewer processes") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flag", "expected"), [((), False), (("--p2p-parts",), True)])
+def test_proxy_takes_llhls_parts_from_peers_only_with_p2p_parts(
+    flag: tuple[str, ...], expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import p2ploader.proxy
+
+    seen: dict[str, object] = {}
+
+    async def fake_run_proxy_forever(url: str, **options: object) -> None:
+        seen.update(options, url=url)
+
+    monkeypatch.setattr(p2ploader.proxy, "run_proxy_forever", fake_run_proxy_forever)
+    assert main(["proxy", "http://127.0.0.1:9/master.m3u8", *flag]) == 0
+    assert seen["url"] == "http://127.0.0.1:9/master.m3u8"
+    assert seen["p2p_parts"] is expected
