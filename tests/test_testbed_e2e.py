@@ -219,6 +219,7 @@ def test_a_small_shaped_swarm_agrees_with_the_simulator(stream_5s: Path) -> None
         latency_segments=3,
         policy="p2ploader-live",
         max_peers=LoaderConfig().max_peers,
+        uplink_queue_s=0.1,  # the testbed's default tbf queue, shared by uploads and own traffic
     )
     simulated = measure(run_scenario(scenario, p2p=True)).p2p_ratio
     print(f"fidelity: real P2P {real:.3f}, simulated {simulated:.3f}, real stalls {total.stalls}")
