@@ -25,6 +25,11 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
   machine; the turn passes on once the burst already handed to the uplink has left, and the
   receiver's machine drops that burst. A growing upload (cut-through) sends bytes as they reach
   the uploader and keeps its turn while it waits (at most :data:`GROWING_UPLOAD_PATIENCE`).
+* With ``LinkProfile.queue`` > 0 a viewer's uplink is one shared queue
+  (:class:`~p2ploader.sim.uplink.Uplink`): its uploads fill it (loss-based, or paced by the
+  shipped upload controller), its peer messages and HTTP requests wait in it, and its HTTP
+  downloads grow their window over the longer round trip. Without it (the default) uploads never
+  delay anything else the viewer sends.
 * Payloads are real ``bytes`` objects shared by every viewer (one per segment), so the scheduler
   counts real sizes while memory stays bounded by the stream, not by the audience. A segment put
   together from pieces is swapped for the shared payload once whole (``on_reassembled``).
@@ -622,7 +627,8 @@ class ModelledPeers:
     # ------------------------------------------------------------------ the modelled wire
 
     def _transmit(self, end: _LinkEnd) -> None:
-        """Send what the machine queued (commands: a few dozen bytes, charged latency only)."""
+        """Send what the machine queued (commands: a few dozen bytes, charged latency only, and
+        the wait in our uplink's queue when it is modelled)."""
         messages = end.protocol.messages_to_send()
         if messages:
             now = self.network.loop.time()
@@ -899,11 +905,12 @@ class ModelledPeers:
         if uplink is None:
             leaves_at = handed = start + size / rate
         else:
-            # A sender slower than our link (paced by the control or the upload cap, or held by
-            # the receiver's downlink) queues nothing here; a faster one is loss-based and fills
-            # the queue. Our bytes reach the peer after what is queued ahead of the last of them.
-            if paced is None and rate < uplink.payload_rate:
-                paced = rate
+            # A sender slower than our link (held by the upload cap or the receiver's downlink)
+            # queues nothing here, nor does one paced below the link by the control; a faster
+            # one fills the queue (loss-based without a pace). Our bytes reach the peer after
+            # what is queued ahead of the last of them.
+            if rate < uplink.payload_rate:
+                paced = rate if paced is None else min(paced, rate)
             handed = uplink.send(size, now=start, rate=paced)
             leaves_at = handed + uplink.delay(handed)
             end = sending.end

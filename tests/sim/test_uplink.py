@@ -92,7 +92,8 @@ class Trio:
     """``up`` uploads to ``down`` over a 1 Mbit/s uplink with a 1 s queue, and asks ``other`` for a
     segment; what each was fed, and when."""
 
-    def __init__(self, *, queue: float, control: bool = False) -> None:
+    def __init__(self, *, queue: float, control: bool = False, upload_cap: float | None = None) -> None:
+        self.upload_cap = upload_cap
         self.loop = VirtualLoop()
         self.network = PeerNetwork(self.loop, random.Random(1))
         self.fed: dict[str, list[tuple[float, ev.Event]]] = {}
@@ -110,6 +111,7 @@ class Trio:
     def _peer(self, name: str, link: LinkProfile, uplink: Uplink | None) -> ModelledPeers:
         self.fed[name] = []
         peers = ModelledPeers(
+            upload_cap=self.upload_cap if name == "up" else None,
             peer_id=name,
             swarm="v0",
             network=self.network,
@@ -154,6 +156,14 @@ def test_our_requests_wait_behind_our_uploads_in_the_uplinks_queue(queue: float)
     asked_at = trio.loop.time()
     waited = trio.ask_other() - asked_at
     assert waited == pytest.approx(queue * LOSS_BASED_FILL)  # no queue modelled: no wait
+
+
+def test_an_upload_held_below_the_link_by_the_upload_cap_queues_nothing() -> None:
+    trio = Trio(queue=1.0, upload_cap=MBIT / 2)
+    trio.upload(500_000)
+    trio.loop.run_until(3.0)
+    assert trio.uplink is not None and trio.uplink.delay(3.0) == 0.0
+    assert trio.ask_other() == pytest.approx(3.0)  # nothing ahead of our request
 
 
 def test_the_upload_control_keeps_the_queue_short_and_the_upload_going() -> None:
