@@ -20,7 +20,8 @@ P2P off, then with each policy (``p2ploader-live``, ``p2pml-0.6``). One line per
 * startup_ratio: median startup time against P2P off;
 * sim_p2p_ratio: the simulator's P2P ratio on the same scenario: each viewer with the very links
   the testbed gave it, joining within the same window (drawn times, not the testbed's exact
-  stagger); zero latency.
+  stagger); zero latency; each uplink one shared queue of ``--link-queue`` seconds
+  (``uplink_queue_s``) steered by the same ``--upload-delay-target``.
 
 Browser viewers: ``--browsers`` (default 10) P2P Media Loader 2.3.1 viewers in Chromium, each in a
 namespace of its own with the links of the Python viewer of the same number, hls.js held at the same
@@ -152,6 +153,8 @@ def simulate(
         forward_buffer_s=30.0,
         policy=policy,
         max_peers=LoaderConfig().max_peers,
+        uplink_queue_s=args.link_queue,
+        loader={"uploadDelayTarget": args.upload_delay_target * 1000},
     )
     return measure(run_scenario(scenario, p2p=True)).p2p_ratio
 

@@ -25,6 +25,11 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
   machine; the turn passes on once the burst already handed to the uplink has left, and the
   receiver's machine drops that burst. A growing upload (cut-through) sends bytes as they reach
   the uploader and keeps its turn while it waits (at most :data:`GROWING_UPLOAD_PATIENCE`).
+* With ``LinkProfile.queue`` > 0 a viewer's uplink is one shared queue
+  (:class:`~p2ploader.sim.uplink.Uplink`): its uploads fill it (loss-based, or paced by the
+  shipped upload controller), its peer messages and HTTP requests wait in it, and its HTTP
+  downloads grow their window over the longer round trip. Without it (the default) uploads never
+  delay anything else the viewer sends.
 * Payloads are real ``bytes`` objects shared by every viewer (one per segment), so the scheduler
   counts real sizes while memory stays bounded by the stream, not by the audience. A segment put
   together from pieces is swapped for the shared payload once whole (``on_reassembled``).
@@ -51,6 +56,15 @@ from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import UsageError
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
+from p2ploader.sim.uplink import (
+    ACK_BYTES_PER_BYTE,
+    CONTROLLED_PIECE_SECONDS,
+    HTTP_WIRE_SHARE,
+    MIN_PACED_CHUNK,
+    P2P_WIRE_SHARE,
+    Uplink,
+    tcp_transfer_seconds,
+)
 
 __all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
 
@@ -94,6 +108,9 @@ class LinkProfile:
     latency: float = 0.02
     jitter: float = 0.005
     loss: float = 0.0
+    queue: float = 0.0
+    """Seconds at ``up`` the uplink's queue holds, shared by the viewer's uploads and its own
+    traffic (:class:`~p2ploader.sim.uplink.Uplink`); 0: not modelled."""
 
 
 @attrs.frozen(kw_only=True)
@@ -226,8 +243,10 @@ class ModelledHttp:
         rng: random.Random,
         retry_policy: FetchRetryPolicy,
         on_reassembled: Callable[[SegmentId], object] | None = None,
+        uplink: Uplink | None = None,
     ) -> None:
         self._loop, self._origin, self._stream, self._link = loop, origin, stream, link
+        self._uplink = uplink  # its queue delays our requests and acknowledgements
         self._feed, self._rng = feed, rng
         self._retry_policy = retry_policy
         self._on_reassembled = on_reassembled  # as ModelledPeers': after a resumed fetch
@@ -249,6 +268,10 @@ class ModelledHttp:
         share_origin = origin.bandwidth / (origin.active + 1)
         rate = min(share_down, share_origin) * (1.0 - self._link.loss)
         rtt = 2 * (self._link.latency + origin.latency) + self._rng.random() * self._link.jitter
+        uplink = self._uplink
+        if uplink is not None:
+            # Our request waits in our uplink's queue, and so does every acknowledgement.
+            rtt += uplink.delay(self._loop.time())
         status = origin.failure(action.segment.id) if origin.failure is not None else None
         kind = status_failure(status) if status is not None else None
         if status is not None and kind is None:
@@ -262,6 +285,11 @@ class ModelledHttp:
             )
             self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, action, failure)
             return
+        if uplink is not None:
+            # Each window takes that round trip, from a restarted window (slow start after idle),
+            # and the acknowledgements must fit in the uplink.
+            rate = min(rate * HTTP_WIRE_SHARE, uplink.rate / ACK_BYTES_PER_BYTE)
+            rate = len(body) / tcp_transfer_seconds(len(body), rate, rtt) if body else rate
         pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
         if resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
@@ -498,8 +526,12 @@ class ModelledPeers:
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         max_message_size: int = wire.DEFAULT_MAX_MESSAGE_SIZE,
         is_banned: Callable[[str], bool] | None = None,
+        uplink: Uplink | None = None,
     ) -> None:
         self.peer_id = peer_id
+        self.uplink = uplink
+        """The uplink's shared queue (``None``: not modelled): our uploads fill it, and our
+        messages wait in it."""
         self.is_banned = is_banned
         """``is_banned(peer_id)``: the core's verdict (the viewer's scheduler's reputation); a
         banned peer is refused a link, as the peer manager refuses its offers and answers."""
@@ -566,6 +598,8 @@ class ModelledPeers:
         end.open = False
         if end.sending is not None:
             self._end_upload(end.sending)
+        if self.uplink is not None and self.uplink.controller is not None:
+            self.uplink.controller.forget(end)
 
     def set_playlist_window(self, segments: int) -> None:
         """The playlist lists ``segments`` segments: bound every link's announcements by it."""
@@ -593,10 +627,15 @@ class ModelledPeers:
     # ------------------------------------------------------------------ the modelled wire
 
     def _transmit(self, end: _LinkEnd) -> None:
-        """Send what the machine queued (commands: a few dozen bytes, charged latency only)."""
+        """Send what the machine queued (commands: a few dozen bytes, charged latency only, and
+        the wait in our uplink's queue when it is modelled)."""
         messages = end.protocol.messages_to_send()
         if messages:
-            self._carry(end, messages, leaves_at=self.network.loop.time(), data=False)
+            now = self.network.loop.time()
+            uplink = self.uplink
+            self._carry(
+                end, messages, leaves_at=now if uplink is None else now + uplink.delay(now), data=False
+            )
 
     def _carry(self, end: _LinkEnd, messages: list[bytes], *, leaves_at: float, data: bool) -> None:
         """Deliver ``messages`` one-way latency after they leave our uplink, in order."""
@@ -805,6 +844,8 @@ class ModelledPeers:
         self._pump(end)  # the upload it replaces stops
         remote = end.remote
         rate = min(self._up_rate, remote.link.down) * (1.0 - max(self.link.loss, remote.link.loss))
+        if self.uplink is not None:
+            rate *= P2P_WIRE_SHARE  # the link's shaper counts the packets' headers too
         sending = _Sending(end, upload, rate)
         end.sending = sending
         self._uplink_queue.append(sending)
@@ -833,10 +874,22 @@ class ModelledPeers:
             if sending.handle is not None:
                 sending.handle.cancel()
                 sending.handle = None
-        budget = sending.rate * PIECE_SECONDS
+        uplink = self.uplink
+        rate = sending.rate
+        paced: float | None = None  # bytes/s the upload control allows (None: no limit)
+        chunk_limit: int | None = None
+        piece_seconds = PIECE_SECONDS
+        if uplink is not None and uplink.controller is not None:
+            control = uplink.controller
+            piece_seconds = CONTROLLED_PIECE_SECONDS
+            if control.rate is not None:
+                # Paced above what the link carries, the queue grows by the difference.
+                paced = control.rate
+                chunk_limit = max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
+        budget = min(paced or rate, rate) * piece_seconds
         chunks: list[bytes] = []
         size = 0
-        while size < budget and (chunk := upload.next_chunk()) is not None:
+        while size < budget and (chunk := upload.next_chunk(chunk_limit)) is not None:
             chunks.append(chunk)
             size += len(chunk)
         if not chunks:
@@ -848,11 +901,31 @@ class ModelledPeers:
             sending.starved = True
             sending.handle = loop.call_later(GROWING_UPLOAD_PATIENCE, self._give_up, sending)
             return
-        leaves_at = max(loop.time(), self._uplink_busy_until) + size / sending.rate
-        self._uplink_busy_until = leaves_at
+        start = max(loop.time(), self._uplink_busy_until)
+        if uplink is None:
+            leaves_at = handed = start + size / rate
+        else:
+            # A sender slower than our link (held by the upload cap or the receiver's downlink)
+            # queues nothing here, nor does one paced below the link by the control; a faster
+            # one fills the queue (loss-based without a pace). Our bytes reach the peer after
+            # what is queued ahead of the last of them.
+            if rate < uplink.payload_rate:
+                paced = rate if paced is None else min(paced, rate)
+            handed = uplink.send(size, now=start, rate=paced)
+            leaves_at = handed + uplink.delay(handed)
+            end = sending.end
+            uplink.observe(
+                end,
+                start=start,
+                end=handed,
+                rate=size / (handed - start),
+                path=2 * end.latency,
+                remote=end.remote.uplink,
+            )
+        self._uplink_busy_until = handed
         sending.sent += size
         self._carry(sending.end, chunks, leaves_at=leaves_at, data=True)
-        sending.handle = loop.call_at(leaves_at, self._burst_sent, sending)
+        sending.handle = loop.call_at(handed, self._burst_sent, sending)
 
     def _burst_sent(self, sending: _Sending) -> None:
         sending.handle = None

@@ -184,6 +184,7 @@ class _World:
             latency=rng.uniform(*s.latency_ms) / 1000,
             jitter=s.jitter_ms / 1000,
             loss=s.loss,
+            queue=s.uplink_queue_s,
         )
         download_only = rng.random() < s.download_only_fraction
         attributes = None

@@ -87,6 +87,10 @@ class Scenario:
     """One-way latency to the network core per viewer."""
     jitter_ms: float = 5.0
     loss: float = 0.0
+    uplink_queue_s: float = 0.0
+    """Each viewer's uplink queue, in seconds at the uplink's rate (as the testbed's ``tbf``
+    ``--link-queue``), shared by its uploads and its own traffic (HTTP requests and acknowledgements,
+    peer messages); 0: not modelled (uploads never delay the viewer's own traffic)."""
     origin_mbps: float = 1000.0
     origin_latency_ms: float = 20.0
     latency_segments: int = 3
@@ -118,6 +122,8 @@ class Scenario:
             raise ConfigError("a scenario needs viewers >= 1 and positive durations")
         if not 0 <= self.download_only_fraction <= 1 or not 0 <= self.loss < 1:
             raise ConfigError("download_only_fraction must be in [0, 1] and loss in [0, 1)")
+        if not 0 <= self.uplink_queue_s <= 60:
+            raise ConfigError(f"uplink_queue_s must be 0 to 60 seconds, got {self.uplink_queue_s!r}")
         # Fail early on bad loader settings, an unknown policy or settings it does not take.
         create_policy(self.policy, self.loader_config())
         if self.topology not in ("mesh", "host-client") or not 0 <= self.host_fraction <= 1:

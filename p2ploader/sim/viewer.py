@@ -30,9 +30,11 @@ from p2ploader.core.driver import Driver
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import SegmentId
+from p2ploader.core.upload_control import UploadController
 from p2ploader.playback import PlaybackModel
 from p2ploader.sim.loop import VirtualHandle, VirtualLoop
 from p2ploader.sim.model import LinkProfile, ModelledHttp, ModelledPeers, Origin, PeerNetwork, SimStream
+from p2ploader.sim.uplink import Uplink
 
 __all__ = ["SimViewer", "ViewerFigures"]
 
@@ -101,6 +103,16 @@ class SimViewer:
         self.driver = Driver(self.scheduler, loop=loop, on_notification=self._on_notification)
         if published_hashes:
             self.driver.validate = self._check_digest
+        self.uplink: Uplink | None = None
+        """The uplink's shared queue, when the link models one (``link.queue``): our uploads and
+        our own traffic wait in it, and the upload control (``upload_delay_target``) steers it."""
+        if link.queue > 0:
+            target = config.upload_delay_target
+            self.uplink = Uplink(
+                rate=link.up,
+                queue_seconds=link.queue,
+                controller=UploadController(target=target) if target > 0 else None,
+            )
         self.http = ModelledHttp(
             loop=loop,
             origin=origin,
@@ -110,6 +122,7 @@ class SimViewer:
             rng=random.Random(rng.getrandbits(64)),
             retry_policy=self.scheduler.fetch_retry_policy,
             on_reassembled=share_payload,
+            uplink=self.uplink,
         )
         self.peers = ModelledPeers(
             peer_id=peer_id,
@@ -130,6 +143,7 @@ class SimViewer:
             max_announced_ids=announcement_id_limit(len(stream.playlist(rendition, loop.time()))),
             max_message_size=config.web_rtc_max_message_size,
             is_banned=lambda other: self.scheduler.is_banned(rendition, other, now=loop.time()),
+            uplink=self.uplink,
         )
         self.driver.http = self.http
         self.driver.peers = self.peers
