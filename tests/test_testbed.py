@@ -321,6 +321,26 @@ def test_a_scenario_file_gives_the_swarm_its_audience_and_links(tmp_path: Path) 
     assert (plan.scenario, plan.policy) == ("fidelity", "p2ploader-live")
 
 
+def test_the_link_queue_is_the_options_then_the_scenarios_uplink_queue_then_the_default(
+    tmp_path: Path,
+) -> None:
+    from p2ploader.app.testbedrun import DEFAULT_LINK_QUEUE_S
+
+    queued = tmp_path / "queued.toml"
+    queued.write_text('name = "q"\nviewers = 2\nuplink_mbps = [1, 2]\nuplink_queue_s = 0.5\n')
+    plain = tmp_path / "plain.toml"
+    plain.write_text('name = "p"\nviewers = 2\nuplink_mbps = [1, 2]\n')
+    assert (
+        plan_from_args(_swarm_args(str(tmp_path), "--uplink", "2mbit")).queue_seconds
+        == DEFAULT_LINK_QUEUE_S
+        == 0.1
+    )
+    assert plan_from_args(_swarm_args(str(tmp_path), "--scenario", str(plain))).queue_seconds == 0.1
+    assert plan_from_args(_swarm_args(str(tmp_path), "--scenario", str(queued))).queue_seconds == 0.5
+    with_option = _swarm_args(str(tmp_path), "--scenario", str(queued), "--link-queue", "0.2")
+    assert plan_from_args(with_option).queue_seconds == 0.2  # the command line wins
+
+
 def test_a_scenarios_loader_settings_refine_the_preset_on_the_testbed(tmp_path: Path) -> None:
     from p2ploader.app.cli import _testbed_config
 

@@ -41,6 +41,8 @@ __all__ = [
 
 _UNSHAPED_ORIGIN_MBPS = 1000.0
 """The simulator's default origin bandwidth (``Scenario.origin_mbps``): on the testbed, unshaped."""
+DEFAULT_LINK_QUEUE_S = 0.1
+"""Seconds of queue on every shaped link (at its rate) when neither --link-queue nor a scenario sets one."""
 
 
 @attrs.frozen(kw_only=True)
@@ -89,9 +91,10 @@ def add_testbed_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--link-queue",
         type=float,
-        default=0.1,
+        default=None,
         metavar="SECONDS",
-        help="each shaped link's queue, in seconds at its rate (default: 0.1)",
+        help="each shaped link's queue, in seconds at its rate (default: a --scenario's uplink_queue_s "
+        f"when it sets one, else {DEFAULT_LINK_QUEUE_S})",
     )
     group.add_argument(
         "--scenario",
@@ -144,6 +147,7 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
     uplink, downlink, origin_bps = args.uplink, args.downlink, args.origin_bandwidth
     name, policy, loader = "custom", None, None
     links: tuple[tuple[float, float], ...] = ()
+    scenario_queue = 0.0
     if args.scenario is not None:
         from p2ploader.sim.scenario import load_scenario  # the simulator only when a scenario is given
 
@@ -155,16 +159,20 @@ def plan_from_args(args: argparse.Namespace) -> TestbedPlan:
             origin_bps = scenario.origin_mbps * 1e6
         name, policy = scenario.name, scenario.policy
         loader = scenario.loader_config()
+        scenario_queue = scenario.uplink_queue_s
         if args.uplink is None and args.downlink is None:  # the command line's links win
             links = tuple((up * 1e6, down * 1e6) for up, down in scenario.viewer_links_mbps)
-    if args.link_queue <= 0:
+    queue_seconds = args.link_queue
+    if queue_seconds is None:  # the command line wins, then the scenario's modelled queue
+        queue_seconds = scenario_queue if scenario_queue > 0 else DEFAULT_LINK_QUEUE_S
+    if queue_seconds <= 0:
         raise ConfigError("--link-queue must be positive", key="link_queue")
     return TestbedPlan(
         root=root,
         uplink=uplink,
         downlink=downlink,
         origin_bps=origin_bps,
-        queue_seconds=args.link_queue,
+        queue_seconds=queue_seconds,
         scenario=name,
         policy=policy,
         loader=loader,
