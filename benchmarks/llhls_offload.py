@@ -33,7 +33,9 @@ On shaped links (``--uplink``, needs root): the testbed (p2ploader.testbed) puts
 process each) in network namespaces of their own, each viewer's uplink drawn from ``--uplink``
 and downlink from ``--downlink`` (from ``--seed``, as ``p2ploader swarm`` draws them), shaped by
 ``tbf`` with ``--link-queue`` seconds of queue; ICE on the testbed's addresses. The line then
-says ``links=UPLINK``; no delay is added (the kernel has no ``netem``).
+says ``links=UPLINK``; no delay is added (the kernel has no ``netem``). There the viewers join
+``--start-after`` plus one second per viewer after the origin started (each process imports
+aiortc first); a worker that was not ready in time says so (``late_s``).
 
     python benchmarks/llhls_offload.py [--viewers 10] [--seconds 25] [--part-seconds 0.5]
     sudo python benchmarks/llhls_offload.py --uplink 1-20mbit [--downlink 20-50mbit]
@@ -121,7 +123,8 @@ async def watch_loop_lag(lags: list[float]) -> None:
 
 
 async def worker(args: argparse.Namespace) -> None:
-    await asyncio.sleep(max(0.0, args.start_at - time.time()))
+    late = time.time() - args.start_at  # > 0: this process was not ready when the run began
+    await asyncio.sleep(max(0.0, -late))
     lags: list[float] = []
     watcher = asyncio.get_running_loop().create_task(watch_loop_lag(lags))
     # On the testbed the viewers reach each other on its addresses, not on loopback.
@@ -141,7 +144,13 @@ async def worker(args: argparse.Namespace) -> None:
         )
     watcher.cancel()
     print(
-        json.dumps({"loop_lag_max": max(lags, default=0.0), "loop_lag_p95": percentile(lags, 0.95)}),
+        json.dumps(
+            {
+                "loop_lag_max": max(lags, default=0.0),
+                "loop_lag_p95": percentile(lags, 0.95),
+                "late_s": max(0.0, late),
+            }
+        ),
         flush=True,
     )
     for result in results:
@@ -218,7 +227,8 @@ async def run_case_on_testbed(args: argparse.Namespace, root: Path, policy: str)
             origin_options=("--llhls",),
         )
         url = network.origin_url + "llhls/high/index.m3u8"
-        start_at = time.time() + args.start_after
+        # One process a viewer, all importing aiortc at once: a second each to get ready first.
+        start_at = time.time() + args.start_after + args.viewers
         procs = []
         for viewer in range(args.viewers):
             command = worker_command(args, url, count=1, first=viewer, start_at=start_at)

@@ -23,14 +23,16 @@ P2P off, then with each policy (``p2ploader-live``, ``p2pml-0.6``). One line per
   stagger); zero latency; each uplink one shared queue of ``--link-queue`` seconds
   (``uplink_queue_s``) steered by the same ``--upload-delay-target``.
 
-Browser viewers: ``--browsers`` (default 10) P2P Media Loader 2.3.1 viewers in Chromium, each in a
-namespace of its own with the links of the Python viewer of the same number, hls.js held at the same
-``--latency`` (see tests/browser/testbed.py), as their own swarm after the Python cases. Their line says
-``policy=p2pml-2.3.1-browser`` and ``sim_p2p_ratio=-``; as the browser swarm may have fewer viewers
-than the Python one, its ``origin_vs_nop2p`` is per viewer (the origin's bytes per browser against
-its bytes per Python viewer with P2P off). Its ``startup_ratio`` is ``-``: a page's start (opened
-to playing, the player's modules loaded first) and a Python viewer's are not the same measure; the
-median page start is printed above the line instead.
+Browser viewers: ``--browsers`` (default 10) P2P Media Loader 2.3.1 viewers in Chromium, each in
+a namespace of its own with the links of the Python viewer of the same number, hls.js held at the
+same ``--latency`` (see tests/browser/testbed.py), as their own swarm after the Python cases. Their
+line says ``policy=p2pml-2.3.1-browser`` and ``sim_p2p_ratio=-``. As the browser swarm may have
+fewer viewers than the Python one (and watches and buffers differently), its ``origin_vs_nop2p``
+compares the origin's bytes per byte the viewers loaded with the same for the Python viewers with
+P2P off. Its ``startup_ratio`` is ``-``: a page's start (opened to playing, the player's modules
+loaded first) and a Python viewer's are not the same measure; the median page start is printed
+above the line instead. Under ``sudo``, keep the environment (``sudo -E``) or set
+``P2PLOADER_BROWSER_DIR``, so the npm packages installed for your user are found.
 
 Needs root (CAP_NET_ADMIN), ``ip`` and ``tc``, and ffmpeg for the stream:
 
@@ -121,6 +123,7 @@ def summarise(result: SwarmResult) -> dict[str, Any]:
         "http_bytes": total.http_bytes,
         "stalls": total.stalls,
         "startup": statistics.median(startups) if startups else math.nan,
+        "loaded_bytes": loaded,
         "failures": total.failures,
         "mismatches": total.mismatches,
     }
@@ -209,11 +212,11 @@ def result_line(
     """The case's RESULT line; ``on`` and ``off`` as :func:`summarise` gives them plus
     ``origin_sent`` (the origin's bytes, or its bytes per viewer when the swarms differ in size).
     ``startup``: False prints ``startup_ratio=-`` (starts not measured alike)."""
-    best = 1 - 1 / viewers
+    best = 1 - 1 / viewers if viewers > 1 else math.nan  # one viewer has nobody to share with
     startup_ratio = f"{ratio(on['startup'], off['startup']):.2f}" if startup else "-"
     return (
         f"RESULT testbed_offload policy={policy} viewers={viewers} {case} p2p_ratio={on['p2p_ratio']:.3f} "
-        f"ratio_to_best={on['p2p_ratio'] / best:.3f} "
+        f"ratio_to_best={ratio(on['p2p_ratio'], best):.3f} "
         f"origin_vs_nop2p={ratio(on['origin_sent'], off['origin_sent']):.3f} stalls={on['stalls']} "
         f"startup_ratio={startup_ratio} "
         f"sim_p2p_ratio={sim}"
@@ -303,15 +306,22 @@ async def main() -> None:
                         seed=args.seed,
                     )
                     print(f"  {BROWSER}: {browsers}", flush=True)
-                    off_per_viewer = {**off, "origin_sent": off["origin_sent"] / args.viewers}
-                    on_per_viewer = {**browsers, "origin_sent": browsers["origin_sent"] / args.browsers}
+                    # The swarms differ in size, watch time and buffering: compare the origin's
+                    # bytes per byte the viewers loaded.
+                    off_per_byte = {**off, "origin_sent": ratio(off["origin_sent"], off["loaded_bytes"])}
+                    on_per_byte = {
+                        **browsers,
+                        "origin_sent": ratio(browsers["origin_sent"], browsers["loaded_bytes"]),
+                    }
+                    if browsers["unstarted"]:
+                        print(f"  warning: {browsers['unstarted']} pages never played", flush=True)
                     lines.append(
                         result_line(
                             BROWSER,
                             args.browsers,
                             case,
-                            on_per_viewer,
-                            off_per_viewer,
+                            on_per_byte,
+                            off_per_byte,
                             sim="-",
                             startup=False,
                         )

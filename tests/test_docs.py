@@ -262,12 +262,18 @@ KEEP_A_CHANGELOG_SECTIONS = ("Added", "Changed", "Deprecated", "Removed", "Fixed
 
 
 def test_changelog_has_only_keep_a_changelog_headings() -> None:
-    """Release headings (``## [Unreleased]``, ``## [x.y.z] - date``), then only the six section
-    names, each at most once a release: anything else is text pasted in by mistake."""
+    """Release headings (``## [Unreleased]``, ``## [x.y.z] - date``, each once), then only the six
+    section names, each at most once a release; no bare section name or setext heading: anything
+    else is text pasted in by mistake."""
     changelog = (DOCS.parent / "CHANGELOG.md").read_text(encoding="utf-8")
     seen: set[str] = set()
+    releases: set[str] = set()
     for number, line in enumerate(changelog.splitlines(), start=1):
+        assert line.strip() not in KEEP_A_CHANGELOG_SECTIONS, f"CHANGELOG.md:{number}: a bare {line!r}"
+        assert not line.startswith(("===", "---")), f"CHANGELOG.md:{number}: a setext heading"
         if line.startswith("## "):
+            assert line not in releases, f"CHANGELOG.md:{number}: {line!r} a second time"
+            releases.add(line)
             assert line.startswith("## ["), f"CHANGELOG.md:{number}: not a release heading: {line!r}"
             seen = set()
         elif line.startswith("#") and not line.startswith("# Changelog"):

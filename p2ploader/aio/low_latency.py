@@ -127,6 +127,7 @@ class LowLatencyStream:
         self._rejected_in_a_row = 0
         self._attempts: Counter[tuple[str, int, int | None]] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._playlist_task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._error: P2PLoaderError | None = None
@@ -145,8 +146,16 @@ class LowLatencyStream:
     def report_playback(self, position: float) -> None:
         """Where the player is (seconds on the playlist's timeline). With a parts swarm, its
         deadlines (the HTTP critical window) count from there; without one it does nothing."""
-        if self._part_swarm is not None:
-            self._part_swarm.report_playback(position)
+        swarm = self._part_swarm
+        if swarm is None:
+            return
+        try:
+            swarm.report_playback(position)
+        except Exception:
+            # The swarm is an extra (as in _update_part_swarm): whatever breaks it, the stream and
+            # the caller reporting go on over HTTP alone.
+            logger.exception("the LL-HLS parts swarm of %s failed; parts come over HTTP", self.rendition)
+            self._drop_part_swarm(swarm)
 
     @property
     def follower(self) -> LowLatencyFollower:
@@ -202,6 +211,7 @@ class LowLatencyStream:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._part_swarm is not None:
             await self._part_swarm.aclose()
         self._progress.set()
@@ -317,6 +327,13 @@ class LowLatencyStream:
             logger.exception("the LL-HLS parts swarm of %s failed; parts come over HTTP", self.rendition)
             self._part_swarm = None
             await swarm.aclose()
+
+    def _drop_part_swarm(self, swarm: PartSwarm) -> None:
+        """Go on over HTTP alone; the swarm is closed in the background (from a plain call)."""
+        self._part_swarm = None
+        task = asyncio.get_running_loop().create_task(swarm.aclose(), name=f"ll-parts-close-{self.rendition}")
+        self._closing.add(task)  # awaited, not cancelled, by aclose: a swarm half closed leaks links
+        task.add_done_callback(self._closing.discard)
 
     def _rejected(self, parsed: MediaPlaylist, exc: PlaylistError, *, now: float) -> None:
         """A refresh the tracker or the follower refused: retry timed; re-sync after too many."""

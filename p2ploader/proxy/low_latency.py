@@ -43,7 +43,7 @@ from typing import Final, TypeVar
 import httpx
 
 from p2ploader.aio.low_latency import LowLatencyStream, fetch_range
-from p2ploader.core.ll_follower import FetchRequest, LowLatencyItem
+from p2ploader.core.ll_follower import FetchRequest, LowLatencyItem, live_edge_time
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Part, PartId, Segment, SegmentId
 from p2ploader.errors import P2PLoaderError, TransportError
@@ -153,6 +153,26 @@ def _parts_of(playlist: MediaPlaylist, sequence: int) -> int | None:
     return None if segment is None or not segment.parts else len(segment.parts)
 
 
+class PlayersPlayhead:
+    """Where the players behind the proxy play, for a parts swarm's deadlines (media seconds).
+
+    The relay's stream runs on to the live edge, while the players start where the stream starts
+    (PART-HOLD-BACK behind live, rounded back to an independent part) and stay that far behind.
+    So the estimate is the live edge minus the distance the stream started at, never past the
+    item just handed. Counting from the live edge, not from a clock, keeps it right when the origin
+    pauses or drifts; the distance is taken again after a re-sync (a new timeline).
+    """
+
+    def __init__(self) -> None:
+        self._distance: float | None = None
+
+    def observe(self, item: LowLatencyItem, *, live_edge: float) -> float:
+        """The playhead once ``item`` was handed, with ``live_edge`` the latest playlist's end."""
+        if self._distance is None or item.after_resync:
+            self._distance = max(0.0, live_edge - item.start)
+        return min(item.start, live_edge - self._distance)
+
+
 class LowLatencyRelay:
     """One live LL-HLS rendition re-served: see the module docstring.
 
@@ -180,7 +200,7 @@ class LowLatencyRelay:
         self._parts: OrderedDict[PartId, bytes] = OrderedDict()
         self._kept_bytes = 0
         self._handed: _Position | None = None
-        self._first_handed: tuple[float, float] | None = None  # (loop time, media start) of the first item
+        self._playhead = PlayersPlayhead()
         self._fetches: dict[PartId, asyncio.Task[bytes]] = {}
         self._changed = asyncio.Event()
         self._error: P2PLoaderError | None = None
@@ -223,15 +243,10 @@ class LowLatencyRelay:
 
     def _keep(self, item: LowLatencyItem) -> None:
         self._handed = _position(item)
-        # A parts swarm counts its deadlines from the players' playhead. The players behind the
-        # proxy start where the stream starts (PART-HOLD-BACK behind live) and then play in real
-        # time, while the stream runs on to the live edge: so the playhead is the first item's
-        # start plus the time since it was handed.
-        now = asyncio.get_running_loop().time()
-        if self._first_handed is None:
-            self._first_handed = (now, item.start)
-        handed_at, first_start = self._first_handed
-        self.stream.report_playback(min(item.start, first_start + (now - handed_at)))
+        playlist = self.stream.playlist
+        if playlist is not None:
+            # A parts swarm counts its deadlines from the players' playhead (see PlayersPlayhead).
+            self.stream.report_playback(self._playhead.observe(item, live_edge=live_edge_time(playlist)))
         if item.part is not None and not item.gap:
             self._store(item.part.id, item.data)
         self._wake()

@@ -111,3 +111,37 @@ async def test_a_parts_swarm_that_fails_leaves_the_stream_on_http(caplog: pytest
     for item in items:  # the player got every part, over HTTP
         assert item.part is not None
         assert item.data == part_bytes(item.segment_id.sequence, item.part.id.index)
+
+
+class BrokenReport(PartSwarm):
+    """A parts swarm that fails when told where the player is."""
+
+    closed = False
+
+    def report_playback(self, position: float) -> None:
+        raise RuntimeError("cannot take the playhead")
+
+    async def aclose(self) -> None:
+        type(self).closed = True
+        await super().aclose()
+
+
+async def test_a_parts_swarm_failing_on_a_playhead_report_is_dropped_and_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with LowLatencyOrigin(live_segments=2) as origin, httpx.AsyncClient(timeout=10.0) as client:
+        items = []
+        async with LowLatencyStream(
+            origin.url, client=client, part_swarm=swarm_for(client, BrokenReport)
+        ) as stream:
+            async with asyncio.timeout(20):
+                async for item in stream.items():
+                    stream.report_playback(item.start)  # raises nothing: the stream goes on
+                    items.append(item)
+            assert stream.part_swarm is None
+    assert BrokenReport.closed  # closed by the time the stream is
+    assert "parts swarm of v0 failed" in caplog.text
+    assert len(items) >= 4
+    for item in items:
+        assert item.part is not None
+        assert item.data == part_bytes(item.segment_id.sequence, item.part.id.index)

@@ -44,11 +44,11 @@ def test_browsers_on_shaped_links_play_and_share_over_p2p(tmp_path: Path) -> Non
             setup=_SETUP,
             root=root,
             viewers=2,
-            duration=20.0,
+            duration=24.0,
             stagger=1.0,
-            # 20 s behind live, beyond P2P Media Loader's 15 s high-demand window (at 3 segments
+            # 24 s behind live, beyond P2P Media Loader's 15 s high-demand window (at 3 segments
             # it loads everything over HTTP), so the second browser asks the first.
-            latency_segments=10,
+            latency_segments=12,
             uplink=RateRange(4e6, 6e6),
             downlink=RateRange(20e6, 30e6),
             queue_seconds=0.1,

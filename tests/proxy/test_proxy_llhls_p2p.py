@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ async def run_two_proxies(
     origin's bytes of the same parts. ``p2p_parts=None`` leaves the argument out (its default)."""
     live = LiveSettings(window_segments=4, initial_segments=2, loop=True)
     config = LoaderConfig(tracker_announce=(tracker.url,), rtc_config={"iceServers": []})
-    options = {} if p2p_parts is None else {"p2p_parts": p2p_parts}
+    options: dict[str, Any] = {} if p2p_parts is None else {"p2p_parts": p2p_parts}
     with OriginServer(stream, live=live, low_latency=LowLatencySettings()) as origin:
         url = origin.url_for("llhls/master.m3u8")
         async with contextlib.AsyncExitStack() as stack:
