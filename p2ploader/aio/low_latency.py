@@ -43,7 +43,6 @@ from p2ploader.core.ll_follower import (
     LowLatencyFollower,
     LowLatencyItem,
     PlaylistRequest,
-    live_edge_time,
 )
 from p2ploader.core.part_exchange import parts_hold_back
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE

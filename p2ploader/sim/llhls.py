@@ -222,7 +222,7 @@ class SimLowLatencyViewer:
     joins the parts swarm (the world then registers its peers and introduces it); with ``p2p``
     False it never does and everything comes over HTTP."""
 
-    def __init__(  # noqa: PLR0913 - the world's parts, as SimViewer's
+    def __init__(
         self,
         *,
         peer_id: str,

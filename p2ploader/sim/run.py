@@ -340,10 +340,10 @@ class _World:
             viewer.leave()
             if self.tree is not None and isinstance(viewer, SimViewer):
                 self.tree.leave(viewer)
-            if isinstance(viewer, SimViewer):
-                self.network.unregister(viewer.peers)
-            elif viewer.peers is not None and viewer.joined_swarm:
-                self.network.unregister(viewer.peers)
+            # An LL-HLS viewer is registered once it joined the parts swarm.
+            peers = viewer.peers
+            if peers is not None and (isinstance(viewer, SimViewer) or viewer.joined_swarm):
+                self.network.unregister(peers)
             self.join()
         self._schedule_churn()
 
