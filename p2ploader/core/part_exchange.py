@@ -71,15 +71,11 @@ exact in a JavaScript number, whatever a peer announces."""
 PARTS_SWARM_MARKER = "|p2ploader-ll-parts"
 """Appended to a rendition's stream swarm id to name its parts swarm (see the module doc)."""
 
-PARTS_MAX_PEERS = 6
+PARTS_MAX_PEERS = 4
 """Most links one viewer keeps in a parts swarm (the stream's ``max_peers`` if lower). A part has
 about a second to spread; a seeder sends it to its neighbours one upload at a time, and every link
 costs the viewer CPU (its handshake, announcements on every part): a few neighbours each, one
-seeder per neighbourhood, and a part crosses the swarm in a few hops. The neighbourhood decides
-the origin's share: one seeder in ``PARTS_MAX_PEERS + 1`` viewers takes each part over HTTP. In
-the simulator (``benchmarks/llhls_curve.py``, 10 viewers on loopback-like links, 60 s) six links
-carry 0.79-0.80 of the bytes over P2P where four carried 0.73-0.76, at the same latency; a full
-mesh (9) stalled real viewers on two busy cores (docs/ll-p2p.md)."""
+seeder per neighbourhood, and a part crosses the swarm in a few hops."""
 
 DEFAULT_PART_WINDOW = 48
 """Parts the parts swarm keeps listed (about three 4 s segments of 0.25 s parts, twelve 2 s

@@ -182,7 +182,7 @@ def test_parts_join_at_once_joins_with_the_first_playlist() -> None:
 
 
 def test_parts_max_peers_lifts_the_link_cap() -> None:
-    world = _world(LL.evolve(parts_max_peers=8), joins=9, until=8.0)  # more than PARTS_MAX_PEERS
+    world = _world(LL.evolve(parts_max_peers=8), joins=9, until=8.0)
     links = [len(v.peers.neighbours) for v in world.viewers if v.peers is not None]
     assert max(links) > PARTS_MAX_PEERS
 
@@ -236,14 +236,16 @@ def test_bad_parts_settings_are_refused(changes: dict[str, object], message: str
         Scenario(segment_duration_s=2.0, **changes)  # type: ignore[arg-type]
 
 
-def test_the_shipped_link_cap_lifts_the_offload_over_four_links() -> None:
+def test_more_parts_links_mean_fewer_seeders_and_more_offload_in_simulation() -> None:
     # The benchmark's loopback case (10 viewers, 0.5 s parts): one seeder per neighbourhood of
-    # PARTS_MAX_PEERS + 1 viewers takes each part over HTTP, so more links mean fewer HTTP copies.
+    # links + 1 viewers takes each part over HTTP, so six links carry more than the shipped four
+    # at the same latency. (Real viewers pay links in CPU, which the simulator does not model:
+    # docs/ll-p2p.md.)
     scenario = PRESETS["llhls-10"].evolve(duration_s=40.0)
     shipped = run_scenario(scenario)
-    four = run_scenario(scenario.evolve(parts_max_peers=4))
-    assert shipped.stalls == 0 and four.stalls == 0
-    assert shipped.p2p_ratio > four.p2p_ratio + 0.02
-    assert shipped.p2p_ratio >= 0.75
-    p95, four_p95 = shipped.latency_percentile(0.95), four.latency_percentile(0.95)
-    assert p95 is not None and four_p95 is not None and abs(p95 - four_p95) < 0.1
+    six = run_scenario(scenario.evolve(parts_max_peers=6))
+    assert shipped.stalls == 0 and six.stalls == 0
+    assert six.p2p_ratio > shipped.p2p_ratio + 0.02
+    assert six.origin_bytes < shipped.origin_bytes
+    p95, six_p95 = shipped.latency_percentile(0.95), six.latency_percentile(0.95)
+    assert p95 is not None and six_p95 is not None and abs(p95 - six_p95) < 0.1
