@@ -93,11 +93,18 @@ async def run_viewer(
         # The segment swarm would only cost links here: nobody loads whole segments through it.
         swarm_join_delay=3600.0,
     )
+    peer_samples: list[int] = []
     async with (
         open_loader(url, config=config, seed=seed) as loader,
         loader.low_latency_stream(p2p=p2p) as stream,
     ):
-        report = await play_low_latency(stream, duration=seconds)
+
+        def sample_peers(model: object, latency: float | None) -> None:
+            # Sampled while playing: read at the end, the count falls as the other viewers stop.
+            if stream.part_swarm is not None:
+                peer_samples.append(stream.part_swarm.statistics().peers)
+
+        report = await play_low_latency(stream, duration=seconds, on_tick=sample_peers)
         stats = stream.statistics
         swarm = stream.part_swarm.statistics() if stream.part_swarm is not None else None
     return {
@@ -107,7 +114,8 @@ async def run_viewer(
         "p2p_bytes": stats.p2p_bytes,
         "fallbacks": stats.swarm_fallbacks,
         "parts": report.parts,
-        "peers": swarm.peers if swarm is not None else 0,
+        "peers_peak": max(peer_samples, default=0),
+        "peers_mean": statistics.fmean(peer_samples) if peer_samples else 0.0,
         "uploaded": swarm.uploaded_bytes if swarm is not None else 0,
         "p2p_failures": swarm.p2p_failures if swarm is not None else 0,
     }
@@ -279,7 +287,9 @@ def summarise(args: argparse.Namespace, policy: str, outputs: list[bytes]) -> st
         "swarm_fallbacks": sum(v["fallbacks"] for v in viewers),
         "parts_per_viewer": statistics.mean(v["parts"] for v in viewers) if viewers else 0,
         "bytes": total,
-        "peers": [v["peers"] for v in viewers],
+        # Links in the parts swarm while playing (sampled every 0.1 s): the peak, and the mean.
+        "peers_peak": [v["peers_peak"] for v in viewers],
+        "peers_mean": [round(v["peers_mean"], 2) for v in viewers],
         "stalls": [v["stalls"] for v in viewers],
         "p2p_bytes": [v["p2p_bytes"] for v in viewers],
         "p2p_failures": [v["p2p_failures"] for v in viewers],

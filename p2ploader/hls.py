@@ -1905,8 +1905,9 @@ LOW_LATENCY_TAGS: tuple[str, ...] = (
 def low_latency_tags(text: str) -> tuple[str, ...]:
     """The LL-HLS part tags a media playlist's ``text`` carries (names without ``#``, in
     :data:`LOW_LATENCY_TAGS` order); empty for a regular playlist. :func:`parse_media` reads the
-    parts (:attr:`Segment.parts`, :attr:`MediaPlaylist.pending_parts`), but the loader does not
-    load them yet: it plays whole segments and says so with these names (once per playlist URL)."""
+    parts (:attr:`Segment.parts`, :attr:`MediaPlaylist.pending_parts`); the loader's
+    ``segments()`` plays whole segments and says so with these names (once per playlist URL, the
+    first time it plays one), while ``parts()`` follows them."""
     if "#EXT-X-P" not in text and "PART-HOLD-BACK" not in text:
         return ()  # the common case, without splitting the text
     found: set[str] = set()

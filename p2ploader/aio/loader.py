@@ -249,7 +249,11 @@ class HybridLoader:
         self._uploaded_by_peer: dict[str, int] = {}
         self._tracker_client: TrackerClient | None = None
         self._timeline_shift = 0.0
-        self._low_latency_warned: set[str] = set()  # media playlist URLs already warned about
+        # LL-HLS part tags of each media playlist URL loaded (only those that have some), and the
+        # URLs segments() already warned about: the warning waits for segments() to be used, since
+        # a caller that follows the parts (parts(), low_latency_stream()) loses nothing.
+        self._low_latency_tags: dict[str, tuple[str, ...]] = {}
+        self._low_latency_warned: set[str] = set()
         self._p2p_off_warned = False  # "no tracker reachable" logged, not yet followed by a connection
         # Set when the live playlist stopped changing for live_playlist_stuck_reloads reloads.
         self._stuck: LivePlaylistStuckError | None = None
@@ -456,7 +460,7 @@ class HybridLoader:
     async def _follow(self, variant: Variant, *, align_with: MediaPlaylist | None = None) -> None:
         text = await self._fetch_text(variant.url)
         playlist = parse_media(text, variant.url, rendition=variant.rendition_id)
-        self._warn_once_if_low_latency(text, variant.url)
+        self._note_low_latency(text, variant.url)
         self._publish_hashes(text, variant)
         old = align_with if align_with is not None else self._playlist
         switching = self._variant is not None and self._variant.rendition_id != variant.rendition_id
@@ -767,7 +771,7 @@ class HybridLoader:
             try:
                 text = await self._fetch_text(variant.url)
                 update = tracker.update(parse_media(text, variant.url, rendition=variant.rendition_id))
-                self._warn_once_if_low_latency(text, variant.url)
+                self._note_low_latency(text, variant.url)
                 self._publish_hashes(text, variant)
             except P2PLoaderError as exc:  # keep the last good playlist and try again
                 self._refresh_errors += 1
@@ -809,19 +813,30 @@ class HybridLoader:
         self._playlist_changed = asyncio.Event()
         return True
 
-    def _warn_once_if_low_latency(self, text: str, url: str) -> None:
-        """Say once per media playlist URL that :meth:`segments` ignores its LL-HLS parts: the
-        stream plays from whole segments, with regular HLS latency, unless the player follows it
-        with :meth:`parts` (part by part, over HTTP only for now)."""
-        if url in self._low_latency_warned:
+    def _note_low_latency(self, text: str, url: str) -> None:
+        """Remember whether the media playlist at ``url`` carries LL-HLS part tags (once per URL;
+        :meth:`_warn_if_segments_ignore_parts` says so when :meth:`segments` plays it)."""
+        if url in self._low_latency_tags:
             return
         tags = low_latency_tags(text)
         if tags:
-            self._low_latency_warned.add(url)
+            self._low_latency_tags[url] = tags
+
+    def _warn_if_segments_ignore_parts(self) -> None:
+        """Say once per media playlist URL that :meth:`segments` ignores its LL-HLS parts: the
+        stream plays from whole segments, with regular HLS latency, unless the player follows it
+        with :meth:`parts` instead. Said from :meth:`segments` only, the first time it plays that
+        URL: a caller of :meth:`parts` alone hears nothing."""
+        variant = self._variant
+        if variant is None or variant.url in self._low_latency_warned:
+            return
+        tags = self._low_latency_tags.get(variant.url)
+        if tags:
+            self._low_latency_warned.add(variant.url)
             logger.warning(
                 "%s is a low-latency HLS playlist (%s): in segments() its parts are ignored and segments"
-                " are loaded whole (regular HLS latency); parts() follows it part by part, over HTTP",
-                url,
+                " are loaded whole (regular HLS latency); parts() follows it part by part",
+                variant.url,
                 ", ".join(tags),
             )
 
@@ -948,6 +963,7 @@ class HybridLoader:
             start_sequence = self.start_point(live_start_distance=live_start_distance).segment.id.sequence
         sequence = start_sequence
         while True:
+            self._warn_if_segments_ignore_parts()  # each turn: a rendition switch may bring one
             playlist = self.playlist
             segment = _segment_at(playlist, sequence)
             if segment is None:

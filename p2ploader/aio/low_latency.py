@@ -43,8 +43,8 @@ from p2ploader.core.ll_follower import (
     LowLatencyFollower,
     LowLatencyItem,
     PlaylistRequest,
-    live_edge_time,
 )
+from p2ploader.core.part_exchange import parts_hold_back
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import ByteRange
 from p2ploader.errors import (
@@ -301,22 +301,7 @@ class LowLatencyStream:
             return
         hold_back = 0.0
         if not swarm.started:
-            part_target = playlist.part_target or playlist.target_duration
-            control = playlist.server_control
-            given = self._hold_back
-            if given is not None:
-                hold_back = given
-            else:
-                hold_back = (
-                    control.part_hold_back
-                    if control is not None and control.part_hold_back
-                    else 3 * part_target
-                )
-            # The player's real distance behind live: the start rounds PART-HOLD-BACK back to an
-            # independent part (a segment start, with one key frame per segment).
-            start = self._follower.start
-            if start is not None:
-                hold_back = max(hold_back, live_edge_time(playlist) - start.start)
+            hold_back = parts_hold_back(playlist, given=self._hold_back, start=self._follower.start)
         try:
             if not swarm.started:
                 await swarm.start(playlist, hold_back=hold_back)

@@ -417,6 +417,8 @@ _SIDE_BY_SIDE: tuple[tuple[str, str, str], ...] = (
     ("rebuffer time (s)", "rebuffer_s", "s"),
     ("startup median (s)", "startup_median_s", "s"),
     ("startup p90 (s)", "startup_p90_s", "s"),
+    ("LL-HLS latency p50 (s)", "latency_p50_s", "s"),
+    ("LL-HLS latency p95 (s)", "latency_p95_s", "s"),
     ("upload per peer, mean MB", "upload_mean_bytes", "mb"),
     ("upload per peer, max MB", "upload_max_bytes", "mb"),
     ("upload fairness (Jain)", "upload_fairness", ""),
@@ -449,6 +451,8 @@ def summary_table(results: Sequence[TaskResult], sweeps: Sequence[tuple[str, Seq
         headers = ["", *(title(r) for r in results)]
         rows = []
         for label, field, kind in _SIDE_BY_SIDE:
+            if field.startswith("latency_") and all(getattr(r.metrics, field) is None for r in results):
+                continue  # LL-HLS figures: whole-segment scenarios have none
             rows.append([label, *(_fmt(getattr(r.metrics, field), kind) for r in results)])
         return format_table(headers, rows)
     keys = [key for key, _ in sweeps]
@@ -472,6 +476,9 @@ def summary_table(results: Sequence[TaskResult], sweeps: Sequence[tuple[str, Seq
 def _describe(s: Scenario) -> str:
     kind = "live" if s.live else "VOD"
     latency = f", {s.latency_segments} segments behind live" if s.live else ""
+    if s.part_seconds is not None:
+        hold_back = s.hold_back_s or s.part_hold_back_s or 3 * s.part_seconds
+        latency = f" of {s.part_seconds:g} s parts, LL-HLS {hold_back:g} s behind live"
     return (
         f"scenario {s.name!r}: {s.viewers} viewers ({kind}, {s.duration_s:g} s, {s.segment_duration_s:g} s "
         f"segments{latency}, {len(s.renditions_kbps)} rendition(s)), uplinks {s.uplink_mbps[0]:g}-"

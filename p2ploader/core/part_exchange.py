@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from p2ploader.config import LoaderConfig
-from p2ploader.core.ll_follower import FetchRequest, live_edge_time
+from p2ploader.core.ll_follower import FetchRequest, StartPosition, live_edge_time
 from p2ploader.core.segments import Part, Segment, SegmentId
 from p2ploader.errors import PeerProtocolError, UsageError
 from p2ploader.hls import MediaPlaylist
@@ -56,6 +56,7 @@ __all__ = [
     "part_policy_settings",
     "part_wire_id",
     "parts_config",
+    "parts_hold_back",
     "parts_info_hash",
 ]
 
@@ -141,6 +142,25 @@ def p2p_time(*, part_target: float, hold_back: float) -> float:
     """Seconds a new part may take to come from peers before HTTP takes it (see
     :func:`part_policy_settings`): ``min(max(2 * part_target, 0.5), hold_back / 2)``."""
     return min(max(2 * part_target, 0.5), hold_back / 2)
+
+
+def parts_hold_back(playlist: MediaPlaylist, *, given: float | None, start: StartPosition | None) -> float:
+    """The distance behind the live edge (seconds) a parts swarm's deadlines are set for
+    (:func:`part_policy_settings`' ``hold_back``): ``given`` (the application's hold-back), else
+    the playlist's ``PART-HOLD-BACK``, else three part targets; at least the player's real distance
+    when following ``start``ed already (the start rounds ``PART-HOLD-BACK`` back to an independent
+    part: a segment start, with one key frame per segment)."""
+    part_target = playlist.part_target or playlist.target_duration
+    if given is not None:
+        hold_back = given
+    else:
+        control = playlist.server_control
+        hold_back = (
+            control.part_hold_back if control is not None and control.part_hold_back else 3 * part_target
+        )
+    if start is not None:
+        hold_back = max(hold_back, live_edge_time(playlist) - start.start)
+    return hold_back
 
 
 def parts_config(

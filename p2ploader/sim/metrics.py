@@ -209,6 +209,10 @@ class RunMetrics:
     """Origin bytes / origin bytes of the same scenario with P2P off (lower is better)."""
     origin_saving: float | None = None
     """``1 - origin_vs_nop2p``: the share of the origin's traffic the swarm saved."""
+    latency_p50_s: float | None = None
+    """LL-HLS scenarios (``part_seconds``): the median distance behind live while playing
+    (seconds, over every viewer's samples); None for whole-segment scenarios."""
+    latency_p95_s: float | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The figures as a flat dict (field order)."""
@@ -262,6 +266,8 @@ def measure(result: SimResult) -> RunMetrics:
         p2p_copies_per_segment=sources.p2p_copies,
         uploaders=sources.uploaders,
         uploaders_per_segment=sources.uploaders_per_segment,
+        latency_p50_s=result.latency_percentile(0.5),
+        latency_p95_s=result.latency_percentile(0.95),
     )
 
 

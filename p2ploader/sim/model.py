@@ -41,6 +41,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
@@ -66,7 +67,15 @@ from p2ploader.sim.uplink import (
     tcp_transfer_seconds,
 )
 
-__all__ = ["LinkProfile", "ModelledHttp", "ModelledPeers", "Origin", "PeerNetwork", "SimStream"]
+__all__ = [
+    "LinkProfile",
+    "ModelledHttp",
+    "ModelledPeers",
+    "Origin",
+    "PayloadSource",
+    "PeerNetwork",
+    "SimStream",
+]
 
 PIECE_SECONDS = 0.5
 """An upload hands the uplink its data chunks in bursts of this much transfer time (seconds): the
@@ -83,6 +92,12 @@ HTTP_PIECE_SECONDS = 0.1
 enough that a segment relayed while it arrives (cut-through) follows the origin's pace."""
 _MAX_PIECES = 64
 _ID_SETS_KEPT = 4096  # announcements' id sets kept for reuse (a bound on memory)
+
+
+class PayloadSource(Protocol):
+    """What the modelled HTTP serves: a resource's bytes by the id its scheduler gives it."""
+
+    def payload(self, segment_id: SegmentId) -> bytes: ...
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -237,16 +252,20 @@ class ModelledHttp:
         *,
         loop: VirtualLoop,
         origin: Origin,
-        stream: SimStream,
+        stream: PayloadSource,
         link: LinkProfile,
         feed: Callable[[ev.Event], None],
         rng: random.Random,
         retry_policy: FetchRetryPolicy,
         on_reassembled: Callable[[SegmentId], object] | None = None,
         uplink: Uplink | None = None,
+        ready_at: Callable[[SegmentId], float] | None = None,
     ) -> None:
         self._loop, self._origin, self._stream, self._link = loop, origin, stream, link
         self._uplink = uplink  # its queue delays our requests and acknowledgements
+        # When a resource exists at the origin (seconds; None: always): a GET that reaches it
+        # earlier is held until then, as an LL-HLS origin holds the preload hint's part.
+        self._ready_at = ready_at
         self._feed, self._rng = feed, rng
         self._retry_policy = retry_policy
         self._on_reassembled = on_reassembled  # as ModelledPeers': after a resumed fetch
@@ -293,6 +312,10 @@ class ModelledHttp:
         pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
         if resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
+        start = self._loop.time() + rtt
+        if self._ready_at is not None:
+            # Held at the origin until published: the response leaves then, one way back to us.
+            start = max(start, self._ready_at(action.segment.id) + self._link.latency + origin.latency)
         fetch = _Fetch(
             request_id=rid,
             offset=resume_from,
@@ -300,7 +323,7 @@ class ModelledHttp:
             total=len(data),
             piece_size=math.ceil(len(body) / pieces),
             rate=rate,
-            start=self._loop.time() + rtt,
+            start=start,
         )
         self._active[rid] = self._loop.call_at(fetch.start, self._started, fetch)
 

@@ -20,6 +20,7 @@ import attrs
 from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core.topology import host_config, rules_named
+from p2ploader.sim.llhls import SimLowLatencyStream, SimLowLatencyViewer
 from p2ploader.sim.loop import VirtualLoop
 from p2ploader.sim.model import LinkProfile, Origin, PeerNetwork, Rendition, SimStream
 from p2ploader.sim.scenario import Scenario
@@ -48,6 +49,19 @@ class SimResult:
     segment_uploaders: int = 0
     """Distinct (segment, uploader) pairs: summed over the segments, the viewers that delivered
     at least one copy of each (see :func:`p2ploader.sim.metrics.segment_sources`)."""
+    latency_samples: tuple[float, ...] = ()
+    """LL-HLS (``part_seconds``): every viewer's distance behind live (seconds: the live media time
+    minus the playhead), sampled every 0.1 s while playing."""
+    swarm_fallbacks: int = 0
+    """LL-HLS: parts the parts swarm gave up, loaded over HTTP then."""
+
+    def latency_percentile(self, fraction: float) -> float | None:
+        """LL-HLS: the ``fraction`` quantile of :attr:`latency_samples` (seconds; as the benchmark
+        takes it: the sample at ``int(fraction * n)`` of the sorted samples), None without any."""
+        ordered = sorted(self.latency_samples)
+        if not ordered:
+            return None
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
     @property
     def http_bytes(self) -> int:
@@ -121,6 +135,16 @@ class SimResult:
                 if self.max_clients_per_host is None
                 else {"max_clients_per_host": self.max_clients_per_host}
             ),
+            **(self._low_latency_summary() if self.scenario.part_seconds is not None else {}),
+        }
+
+    def _low_latency_summary(self) -> dict[str, float | int | str | None]:
+        p50, p95 = self.latency_percentile(0.5), self.latency_percentile(0.95)
+        return {
+            "part_s": self.scenario.part_seconds,
+            "latency_p50_s": None if p50 is None else round(p50, 3),
+            "latency_p95_s": None if p95 is None else round(p95, 3),
+            "swarm_fallbacks": self.swarm_fallbacks,
         }
 
 
@@ -133,19 +157,29 @@ class _World:
         renditions = [
             Rendition(id=f"v{i}", bitrate=kbps * 1000) for i, kbps in enumerate(scenario.renditions_kbps)
         ]
-        self.stream = SimStream(
-            renditions=renditions,
-            segment_duration=scenario.segment_duration_s,
-            live=scenario.live,
-            window=scenario.window_segments,
-            vod_segments=scenario.vod_segments,
-        )
+        self.stream: SimStream | SimLowLatencyStream
+        if scenario.part_seconds is not None:
+            self.stream = SimLowLatencyStream(
+                renditions=renditions,
+                segment_duration=scenario.segment_duration_s,
+                part_duration=scenario.part_seconds,
+                part_hold_back=scenario.part_hold_back_s or 3 * scenario.part_seconds,
+                window=scenario.ll_window_segments,
+            )
+        else:
+            self.stream = SimStream(
+                renditions=renditions,
+                segment_duration=scenario.segment_duration_s,
+                live=scenario.live,
+                window=scenario.window_segments,
+                vod_segments=scenario.vod_segments,
+            )
         self.origin = Origin(
             bandwidth=scenario.origin_mbps * _MBPS, latency=scenario.origin_latency_ms / 1000
         )
         self.network = PeerNetwork(self.loop, random.Random(self.rng.getrandbits(64)))
-        self.viewers: list[SimViewer] = []
-        self.alive: dict[str, SimViewer] = {}
+        self.viewers: list[SimViewer | SimLowLatencyViewer] = []
+        self.alive: dict[str, SimViewer | SimLowLatencyViewer] = {}
         self._next_id = 0
         self._hash = hashlib.sha256() if trace else None
         self.tree: TreeTracker | None = None
@@ -195,6 +229,9 @@ class _World:
             attributes = HOST_ATTRIBUTES if eligible else CLIENT_ATTRIBUTES
             download_only = download_only or self.tree.role(attributes) == "client"  # clients never upload
         rendition = f"v{rng.randrange(len(s.renditions_kbps))}"
+        if isinstance(self.stream, SimLowLatencyStream):
+            self._join_low_latency(peer_id, link, rendition, download_only)
+            return
         viewer = SimViewer(
             peer_id=peer_id,
             loop=self.loop,
@@ -221,6 +258,37 @@ class _World:
             self._introduce(viewer)
             self.loop.call_later(rng.uniform(0.5, 1.5) * _REANNOUNCE_S, self._reannounce, viewer)
 
+    def _join_low_latency(self, peer_id: str, link: LinkProfile, rendition: str, download_only: bool) -> None:
+        """An LL-HLS viewer: it joins the parts swarm when it decides to (the first item)."""
+        s = self.s
+        assert isinstance(self.stream, SimLowLatencyStream)
+        config = self._config(download_only=download_only, host=False)
+        viewer = SimLowLatencyViewer(
+            peer_id=peer_id,
+            loop=self.loop,
+            stream=self.stream,
+            origin=self.origin,
+            network=self.network,
+            config=config,
+            link=link,
+            rendition=rendition,
+            seed=self.rng.getrandbits(64),
+            hold_back=s.hold_back_s,
+            p2p=self.p2p,
+            join="at-once" if s.parts_join == "at-once" else "first-item",
+            on_join_swarm=self._join_parts_swarm,
+            max_peers=s.parts_max_peers,
+        )
+        self.viewers.append(viewer)
+        self.alive[peer_id] = viewer
+
+    def _join_parts_swarm(self, viewer: SimLowLatencyViewer) -> None:
+        peers = viewer.peers
+        assert peers is not None
+        self.network.register(peers)
+        self._introduce(viewer)
+        self.loop.call_later(self.rng.uniform(0.5, 1.5) * _REANNOUNCE_S, self._reannounce, viewer)
+
     def _config(self, *, download_only: bool, host: bool) -> LoaderConfig:
         config = self.s.loader_config(p2p=self.p2p, download_only=download_only)
         return host_config(config) if host else config
@@ -240,12 +308,15 @@ class _World:
         viewer.http._feed = traced
         viewer.peers.feed = traced
 
-    def _introduce(self, viewer: SimViewer) -> None:
+    def _introduce(self, viewer: SimViewer | SimLowLatencyViewer) -> None:
         """The tracker hands the viewer some peers of its swarm that have room, and the swarm's size."""
-        peers = viewer.peers
+        peers, driver = viewer.peers, viewer.driver
+        assert peers is not None and driver is not None
         network = self.network
-        viewer.driver.feed(ev.TrackerUpdated(incomplete=network.swarm_sizes[peers.swarm]))
-        room = self.s.max_peers - len(peers.neighbours)
+        driver.feed(ev.TrackerUpdated(incomplete=network.swarm_sizes[peers.swarm]))
+        # A parts swarm's links are fewer than the scenario's max_peers (PARTS_MAX_PEERS).
+        limit = peers.max_peers if isinstance(viewer, SimLowLatencyViewer) else self.s.max_peers
+        room = limit - len(peers.neighbours)
         if room <= 0 or viewer.left is not None:
             return
         candidates = [
@@ -256,7 +327,7 @@ class _World:
         for other in self.rng.sample(candidates, min(room, len(candidates))):
             self.loop.call_later(self.rng.uniform(*self.s.connect_delay_s), network.connect, peers, other)
 
-    def _reannounce(self, viewer: SimViewer) -> None:
+    def _reannounce(self, viewer: SimViewer | SimLowLatencyViewer) -> None:
         if viewer.left is not None:
             return
         self._introduce(viewer)
@@ -268,9 +339,12 @@ class _World:
             leaver = self.rng.choice(sorted(self.alive))
             viewer = self.alive.pop(leaver)
             viewer.leave()
-            if self.tree is not None:
+            if self.tree is not None and isinstance(viewer, SimViewer):
                 self.tree.leave(viewer)
-            self.network.unregister(viewer.peers)
+            # An LL-HLS viewer is registered once it joined the parts swarm.
+            peers = viewer.peers
+            if peers is not None and (isinstance(viewer, SimViewer) or viewer.joined_swarm):
+                self.network.unregister(peers)
             self.join()
         self._schedule_churn()
 
@@ -280,7 +354,7 @@ class _World:
             self.loop.call_later(self.rng.expovariate(rate), self.churn)
 
     def _forget_old_payloads(self) -> None:
-        if self.stream.live:
+        if isinstance(self.stream, SimStream) and self.stream.live:
             oldest = self.stream.last_published(self.loop.time()) - 3 * self.stream.window
             self.stream.forget_before(oldest)
             self.network.forget_uploads_before(oldest)
@@ -331,7 +405,8 @@ def _run_world(
             progress(t)
     world._account_audience()
     for viewer in world.viewers:
-        if viewer.left is None:  # a viewer that left stopped playing then: no rebuffering after it
+        # A viewer that left stopped playing then: no rebuffering after it.
+        if viewer.left is None and viewer.model is not None:
             viewer.model.update(now=loop.time())
     published = (
         world.stream.last_published(scenario.duration_s) - world.stream.last_published(0.0)
@@ -350,4 +425,8 @@ def _run_world(
         callbacks_run=loop.callbacks_run,
         max_clients_per_host=world.tree.max_clients_seen if world.tree is not None else None,
         segment_uploaders=world.network.segment_uploaders,
+        latency_samples=tuple(
+            x for v in world.viewers if isinstance(v, SimLowLatencyViewer) for x in v.latency_samples
+        ),
+        swarm_fallbacks=sum(v.swarm_fallbacks for v in world.viewers if isinstance(v, SimLowLatencyViewer)),
     )

@@ -116,6 +116,25 @@ class Scenario:
     join_times_s: tuple[float, ...] = attrs.field(default=(), converter=_times)
     """Given join times (seconds) of the initial viewers, one per viewer, instead of uniform draws
     within ``join_window_s``: the testbed's viewers join on a fixed stagger."""
+    part_seconds: float | None = None
+    """Live LL-HLS: parts of this many seconds (``segment_duration_s`` must be a whole number of
+    them), one published every ``part_seconds``; viewers follow the stream part by part and share
+    parts in the parts swarm as the loader does (:mod:`p2ploader.sim.llhls`). None: whole segments
+    (``latency_segments`` and ``forward_buffer_s`` apply then, not the fields below)."""
+    part_hold_back_s: float | None = None
+    """LL-HLS: the playlist's ``PART-HOLD-BACK`` (seconds; None: three part targets). Viewers start
+    that far behind the live edge, rounded back to an independent part (a segment start)."""
+    hold_back_s: float | None = None
+    """LL-HLS: the player's own hold-back (seconds) instead of ``PART-HOLD-BACK``, as
+    ``low_latency_stream(hold_back=...)``: how far behind live viewers play."""
+    parts_join: str = "first-item"
+    """LL-HLS: when viewers join the parts swarm, ``"first-item"`` (once the player has its first
+    item, as the loader does) or ``"at-once"`` (with the first playlist)."""
+    parts_max_peers: int | None = None
+    """LL-HLS: links per viewer in the parts swarm instead of the loader's
+    :data:`~p2ploader.core.part_exchange.PARTS_MAX_PEERS` (an experiment's knob)."""
+    ll_window_segments: int = 6
+    """LL-HLS: segments the playlist lists (as the benchmark's origin)."""
 
     def __attrs_post_init__(self) -> None:
         if self.viewers < 1 or self.duration_s <= 0 or self.segment_duration_s <= 0:
@@ -130,6 +149,21 @@ class Scenario:
             raise ConfigError('topology must be "mesh" or "host-client" and host_fraction in [0, 1]')
         if self.max_client_peers_per_host_peer < 1:
             raise ConfigError("max_client_peers_per_host_peer must be >= 1")
+        if self.part_seconds is not None:
+            parts = self.segment_duration_s / self.part_seconds if self.part_seconds > 0 else 0.0
+            if not self.live or parts < 1 or abs(parts - round(parts)) > 1e-6:
+                raise ConfigError(
+                    "part_seconds needs a live stream whose segment_duration_s is a whole number of parts"
+                )
+            if self.parts_join not in ("first-item", "at-once"):
+                raise ConfigError('parts_join must be "first-item" or "at-once"')
+            if self.topology != "mesh":
+                raise ConfigError("part_seconds runs a mesh (the parts swarm's) only")
+            for value in (self.part_hold_back_s, self.hold_back_s):
+                if value is not None and not value > 0:
+                    raise ConfigError("part_hold_back_s and hold_back_s must be > 0 seconds")
+            if self.parts_max_peers is not None and self.parts_max_peers < 1:
+                raise ConfigError("parts_max_peers must be >= 1")
         if self.join_times_s and len(self.join_times_s) != self.viewers:
             raise ConfigError(f"join_times_s has {len(self.join_times_s)} times for {self.viewers} viewers")
 
@@ -212,6 +246,23 @@ PRESETS: Mapping[str, Scenario] = {
     ),
     "abr-3-renditions": Scenario(
         name="abr-3-renditions", viewers=30, renditions_kbps=(600.0, 1500.0, 3000.0)
+    ),
+    # LL-HLS as benchmarks/llhls_offload.py runs it on loopback: 0.5 s parts of 2 s segments,
+    # PART-HOLD-BACK 1.5 s, 10 viewers joining within 2 s, fast links.
+    "llhls-10": Scenario(
+        name="llhls-10",
+        viewers=10,
+        duration_s=60.0,
+        join_window_s=2.0,
+        segment_duration_s=2.0,
+        part_seconds=0.5,
+        renditions_kbps=(264.0,),
+        uplink_mbps=(200.0, 200.0),
+        downlink_mbps=(200.0, 200.0),
+        latency_ms=(0.5, 1.0),
+        jitter_ms=0.5,
+        origin_latency_ms=1.0,
+        policy="p2ploader-live",
     ),
 }
 

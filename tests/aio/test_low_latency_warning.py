@@ -1,6 +1,7 @@
 """LL-HLS playlists in ``segments()``: the parts are ignored, segments are loaded whole, and the
 loader says so (and that ``parts()`` follows the parts) once per media playlist URL (a log warning),
-not once per refresh."""
+not once per refresh, and only when ``segments()`` plays it: a caller following the parts hears
+nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from p2ploader import LoaderConfig, open_loader
+from p2ploader.errors import SegmentUnavailableError
 from p2ploader.hls import low_latency_tags, parse_media
 
 pytestmark = pytest.mark.anyio
@@ -70,7 +72,8 @@ def test_parts_are_ignored_and_segments_kept_whole() -> None:
     ]
 
 
-async def test_loader_warns_once_per_playlist_url_across_refreshes(caplog: pytest.LogCaptureFixture) -> None:
+def _ll_origin(refreshes: int) -> tuple[httpx.MockTransport, asyncio.Event]:
+    """An origin serving LL_HLS (no media: 404); the event is set after ``refreshes`` reloads."""
     served = 0
     refreshed = asyncio.Event()
 
@@ -78,25 +81,57 @@ async def test_loader_warns_once_per_playlist_url_across_refreshes(caplog: pytes
         nonlocal served
         if request.url.path.endswith(".m3u8"):
             served += 1
-            if served >= 4:  # the first load and three refreshes
+            if served >= refreshes + 1:
                 refreshed.set()
             return httpx.Response(200, text=LL_HLS)
         return httpx.Response(404)
 
+    return httpx.MockTransport(handler), refreshed
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "low-latency HLS playlist" in r.getMessage()]
+
+
+async def test_loader_warns_once_when_segments_plays_it_across_refreshes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, refreshed = _ll_origin(3)
     config = LoaderConfig(use_p2p=False, live_refresh_interval=0.01)
     caplog.set_level(logging.WARNING, logger="p2ploader.aio.loader")
     async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client,
+        httpx.AsyncClient(transport=transport) as client,
         open_loader(URL, config=config, http_client=client) as loader,
     ):
         await asyncio.wait_for(refreshed.wait(), timeout=10)
         assert len(loader.playlist.segments) == 3
-    warnings = [r.getMessage() for r in caplog.records if "low-latency HLS playlist" in r.getMessage()]
+        assert _warnings(caplog) == []  # opened and refreshed: segments() not used yet
+        for _ in range(2):  # two plays of the same URL: one warning
+            with pytest.raises(SegmentUnavailableError):  # the origin has no media
+                async for _segment in loader.segments():
+                    pass
+    warnings = _warnings(caplog)
     assert len(warnings) == 1, warnings
     assert URL in warnings[0]
     assert "parts are ignored and segments are loaded whole" in warnings[0]
     assert "parts() follows it part by part" in warnings[0]
     assert "EXT-X-PART-INF, EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-SERVER-CONTROL" in warnings[0]
+
+
+async def test_loader_says_nothing_when_the_caller_follows_the_parts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport, refreshed = _ll_origin(2)
+    config = LoaderConfig(use_p2p=False, live_refresh_interval=0.01)
+    caplog.set_level(logging.WARNING, logger="p2ploader.aio.loader")
+    async with (
+        httpx.AsyncClient(transport=transport) as client,
+        open_loader(URL, config=config, http_client=client) as loader,
+        loader.low_latency_stream() as stream,
+    ):
+        await asyncio.wait_for(refreshed.wait(), timeout=10)
+        assert stream.part_swarm is None
+    assert _warnings(caplog) == []
 
 
 async def test_loader_says_nothing_for_a_regular_playlist(caplog: pytest.LogCaptureFixture) -> None:
