@@ -77,7 +77,7 @@ class _Fetch:
 
     request_id: int
     offset: int
-    body: bytes
+    body: bytes | memoryview
     total: int
     piece_size: int
     rate: float
@@ -244,7 +244,6 @@ class ModelledHttp:
         rid = action.request_id
         self._backing_off.discard(rid)
         data = self._stream.payload(action.segment.id)
-        body = data[resume_from:] if resume_from else data
         share_down = self._link.down / (len(self._active) + 1)
         share_origin = origin.bandwidth / (origin.active + 1)
         rate = min(share_down, share_origin) * (1.0 - self._link.loss)
@@ -262,9 +261,16 @@ class ModelledHttp:
             )
             self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, action, failure)
             return
-        pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
+        size = max(0, len(data) - resume_from)  # the body's bytes
+        pieces = max(1, min(_MAX_PIECES, math.ceil(size / rate / HTTP_PIECE_SECONDS)))
         if resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
+            # Memory: the pieces are views of the stream's shared payload, not copies. The
+            # scheduler holds the pieces of a download in flight; with copies, 10,000 viewers
+            # crawling through the origin held gigabytes (each about a segment's worth).
+            body: bytes | memoryview = memoryview(data)[resume_from:]
+        else:
+            body = data  # one piece: the shared payload itself (its whole slice is itself)
         fetch = _Fetch(
             request_id=rid,
             offset=resume_from,
