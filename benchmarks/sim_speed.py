@@ -2,10 +2,10 @@
 
 Prints wall and CPU time, simulated viewer-seconds per wall second, events per CPU second, the
 peak memory of the process, and the time of a fixed pure-Python calibration loop run before and
-after the simulation in the same process: the machine is shared, and ``wall_per_calibration`` (wall time over the calibration
-loop's median) shows the simulator's own speed with the machine's noise divided out. Then one
-RESULT line. Targets (issue 27): 1,000 viewers x 10 min <= 30 s, 10,000 x 10 min <= 5 min and
-<= 2 GB.
+after the simulation in the same process: the machine is shared, and ``wall_per_calibration``
+(wall time over the calibration loop's median) shows the simulator's own speed with the machine's
+noise divided out. Then one RESULT line. Targets (issue 27): 1,000 viewers x 10 min <= 30 s,
+10,000 x 10 min <= 5 min and <= 2 GB.
 
     python benchmarks/sim_speed.py [--viewers 1000] [--minutes 10]
 """
