@@ -4,7 +4,8 @@
 each ``--policy`` (default: the scenario's) and, unless ``--no-compare-p2p-off``, once with P2P off
 for the origin saving, then prints a table: one column per policy. Each ``--sweep KEY=V1,V2,...``
 adds a dimension to a grid; every point of the grid runs for every policy (and with P2P off), in
-parallel processes (``--jobs``), and the command writes ``results.csv``, ``results.json``,
+parallel processes (``--jobs``) or as Ray tasks on a cluster (``--cluster ADDRESS``,
+:mod:`p2ploader.app.sim_cluster`), and the command writes ``results.csv``, ``results.json``,
 ``viewers.csv`` and one PNG per swept key (P2P ratio, stalls and startup time against the key's
 values, a line per policy) into ``--out``.
 
@@ -32,7 +33,7 @@ from typing import Any
 import attrs
 
 from p2ploader.core.policies import available_policies
-from p2ploader.errors import ConfigError
+from p2ploader.errors import ConfigError, UsageError
 from p2ploader.sim.metrics import RunMetrics, compare_to_baseline, measure, peer_p2p_ratios
 from p2ploader.sim.run import SimResult, run_scenario
 from p2ploader.sim.scenario import PRESETS, Scenario, load_scenario
@@ -238,10 +239,17 @@ def run_tasks(
     *,
     jobs: int | None = None,
     on_done: Callable[[TaskResult, int, int], None] | None = None,
+    cluster: str | None = None,
 ) -> list[TaskResult]:
     """Run ``tasks`` in up to ``jobs`` processes (default: the CPU count; in this process when 1 or
     a single task) and return the results in task order, each run's origin figures compared with
-    the P2P-off run of its grid point. ``on_done(result, done, total)`` is called as runs finish."""
+    the P2P-off run of its grid point. ``on_done(result, done, total)`` is called as runs finish.
+
+    ``cluster``: the address of a Ray cluster (``HOST:PORT`` or ``auto``) to run the tasks on
+    instead, one Ray task of one CPU each (:mod:`p2ploader.app.sim_cluster`; ``jobs`` must then be
+    left unset: the cluster's CPUs decide). The results are the ones a local run gives."""
+    if cluster is not None and jobs is not None:
+        raise UsageError("--jobs sets local processes; with --cluster the cluster's CPUs run the grid")
     jobs = jobs or os.cpu_count() or 1
     results: dict[int, TaskResult] = {}
 
@@ -250,7 +258,12 @@ def run_tasks(
         if on_done is not None:
             on_done(result, len(results), len(tasks))
 
-    if jobs == 1 or len(tasks) <= 1:
+    if cluster is not None:
+        from p2ploader.app.sim_cluster import run_on_cluster
+
+        for result in run_on_cluster(tasks, cluster):
+            finished(result)
+    elif jobs == 1 or len(tasks) <= 1:
         for task in tasks:
             finished(simulate_task(task))
     else:
@@ -555,6 +568,14 @@ def add_simulate_parser(subparsers: argparse._SubParsersAction[argparse.Argument
         help="runs in parallel, each in its own process (default: the number of CPUs)",
     )
     parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run the grid's runs as Ray tasks on the Ray cluster at ADDRESS (HOST:PORT, or "
+        "'auto'), one CPU each, instead of local processes; the results are those of a local run "
+        "(needs the 'cluster' extra: pip install 'p2ploader[cluster]', and p2ploader on every node)",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         metavar="DIR",
@@ -593,11 +614,23 @@ def run_simulate(args: argparse.Namespace) -> int:
         base = _evolve(base, changes)
     sweeps: list[tuple[str, list[Any]]] = list(args.sweep)
     tasks = plan(base, sweeps=sweeps, policies=args.policy or (), compare_p2p_off=args.compare_p2p_off)
+    cluster: str | None = getattr(args, "cluster", None)
+    if cluster is not None:
+        if args.jobs is not None:
+            raise UsageError("--jobs sets local processes; with --cluster the cluster's CPUs run the grid")
+        from p2ploader.app.sim_cluster import join
+
+        cpus = join(cluster).get("CPU", 0.0)  # fails here, before anything runs, without Ray or a cluster
     jobs = args.jobs or os.cpu_count() or 1
     print(_describe(base), flush=True)
     if sweeps:
         grid = " x ".join(f"{key} ({len(values)})" for key, values in sweeps)
-        print(f"sweeping {grid}: {len(tasks)} runs in {min(jobs, len(tasks))} process(es)", flush=True)
+        where = (
+            f"as Ray tasks on the cluster at {cluster} ({cpus:g} CPUs)"
+            if cluster is not None
+            else f"in {min(jobs, len(tasks))} process(es)"
+        )
+        print(f"sweeping {grid}: {len(tasks)} runs {where}", flush=True)
     started = time.perf_counter()
 
     def progress(result: TaskResult, done: int, total: int) -> None:
@@ -612,7 +645,10 @@ def run_simulate(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    results = run_tasks(tasks, jobs=jobs, on_done=progress)
+    if cluster is not None:
+        results = run_tasks(tasks, on_done=progress, cluster=cluster)
+    else:
+        results = run_tasks(tasks, jobs=jobs, on_done=progress)
     print()
     print(summary_table(results, sweeps))
     print(f"\n{len(results)} runs in {time.perf_counter() - started:.1f} s")

@@ -102,10 +102,15 @@ class HttpResponseStarted:
 
 @attrs.frozen(kw_only=True)
 class HttpChunkReceived:
-    """Body bytes of an HTTP fetch arrived."""
+    """Body bytes of an HTTP fetch arrived.
+
+    ``data`` may be a read-only ``memoryview`` of a larger, immutable buffer (the simulator hands
+    every viewer views of one shared payload instead of copies); the scheduler keeps it as it is
+    until the download ends and joins the pieces into ``bytes`` then. The buffer must not change
+    while the download holds the view."""
 
     request_id: int
-    data: bytes
+    data: bytes | memoryview
 
 
 @attrs.frozen(kw_only=True)

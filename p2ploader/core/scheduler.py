@@ -99,7 +99,9 @@ class _Download:
     source: ClassVar[Literal["http", "p2p"]]
     request_id: int
     segment: Segment
-    chunks: list[bytes] = attrs.Factory(list)
+    # Pieces received, joined into one bytes object when the download ends; an HTTP piece may be
+    # a read-only view of a shared buffer (see HttpChunkReceived).
+    chunks: list[bytes | memoryview] = attrs.Factory(list)
     received: int = 0
     resume_from: int = 0
     total: int | None = None  # the size the peer's data header or the HTTP response announced
@@ -120,7 +122,7 @@ class _Download:
         self.chunks = [data] if data else []
         return data
 
-    def add_bytes(self, data: bytes, *, peer_id: str | None) -> None:
+    def add_bytes(self, data: bytes | memoryview, *, peer_id: str | None) -> None:
         """Append ``data``; ``peer_id`` sent it (``None``: the origin)."""
         if peer_id is not None:
             last = self.peer_ranges[-1] if self.peer_ranges else None

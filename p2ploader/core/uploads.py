@@ -363,8 +363,9 @@ class UploadDesk:
                 key, sid, have[relay.byte_offset :], byte_offset=relay.byte_offset, total=total, growing=True
             )
 
-    def http_chunk(self, download: RelaySource, chunk: bytes) -> None:
-        """Pass an HTTP chunk on to the started relays of its segment (each from where it is)."""
+    def http_chunk(self, download: RelaySource, chunk: bytes | memoryview) -> None:
+        """Pass an HTTP chunk on to the started relays of its segment (each from where it is).
+        A view is copied into ``bytes`` for the upload (``bytes`` is passed on as it is)."""
         if not self._relays:
             return
         sid = download.segment.id
@@ -375,7 +376,7 @@ class UploadDesk:
                 continue
             # The chunks run contiguously from where the relay started, so sent_upto >= begin
             # (after a response restarted from byte 0 it is further on: the repeat is skipped).
-            data = chunk[relay.sent_upto - begin :] if relay.sent_upto > begin else chunk
+            data = bytes(chunk[relay.sent_upto - begin :] if relay.sent_upto > begin else chunk)
             relay.sent_upto = end
             self._host.emit(
                 act.ExtendUpload(peer_id=key[0], segment_id=sid, data=data, peer_request_id=key[1])

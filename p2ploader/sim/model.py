@@ -106,7 +106,7 @@ class _Fetch:
 
     request_id: int
     offset: int
-    body: bytes
+    body: bytes | memoryview
     total: int
     piece_size: int
     rate: float
@@ -282,7 +282,6 @@ class ModelledHttp:
         rid = action.request_id
         self._backing_off.discard(rid)
         data = self._stream.payload(action.segment.id)
-        body = data[resume_from:] if resume_from else data
         share_down = self._link.down / (len(self._active) + 1)
         share_origin = origin.bandwidth / (origin.active + 1)
         rate = min(share_down, share_origin) * (1.0 - self._link.loss)
@@ -304,14 +303,21 @@ class ModelledHttp:
             )
             self._active[rid] = self._loop.call_at(self._loop.time() + rtt, self._failed, action, failure)
             return
+        size = max(0, len(data) - resume_from)  # the body's bytes
         if uplink is not None:
             # Each window takes that round trip, from a restarted window (slow start after idle),
             # and the acknowledgements must fit in the uplink.
             rate = min(rate * HTTP_WIRE_SHARE, uplink.rate / ACK_BYTES_PER_BYTE)
-            rate = len(body) / tcp_transfer_seconds(len(body), rate, rtt) if body else rate
-        pieces = max(1, min(_MAX_PIECES, math.ceil(len(body) / rate / HTTP_PIECE_SECONDS)))
+            rate = size / tcp_transfer_seconds(size, rate, rtt) if size else rate
+        pieces = max(1, min(_MAX_PIECES, math.ceil(size / rate / HTTP_PIECE_SECONDS)))
         if resume_from or pieces > 1:
             self._segments[rid] = action.segment.id
+            # Memory: the pieces are views of the stream's shared payload, not copies. The
+            # scheduler holds the pieces of a download in flight; with copies, 10,000 viewers
+            # crawling through the origin held gigabytes (each about a segment's worth).
+            body: bytes | memoryview = memoryview(data)[resume_from:]
+        else:
+            body = data  # one piece: the shared payload itself (its whole slice is itself)
         start = self._loop.time() + rtt
         if self._ready_at is not None:
             # Held at the origin until published: the response leaves then, one way back to us.
