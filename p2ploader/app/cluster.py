@@ -49,11 +49,14 @@ from p2ploader.extras import require_extras
 
 __all__ = [
     "BUFFERED_LINES",
+    "CONNECT_TIMEOUT",
     "LINES_PER_CALL",
     "PLACE_TIMEOUT",
     "POLL_SECONDS",
+    "ClusterUnreachableError",
     "PoolHost",
     "RayPool",
+    "check_reachable",
     "connect",
 ]
 
@@ -183,6 +186,45 @@ def _ray() -> Any:
 
 
 _ACTOR_CLASS: Any = None
+CONNECT_TIMEOUT = 5.0
+"""Seconds the reachability check waits for the cluster's head to accept a connection."""
+
+
+class ClusterUnreachableError(UsageError, ConnectionError):
+    """No Ray cluster answers at ``address``; ``reason`` says what happened."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"no Ray cluster answers at {address}: {reason}")
+        self.address = address
+        self.reason = reason
+
+
+def _host_and_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT``; ``None`` for ``auto`` (Ray finds
+    the cluster of this machine itself)."""
+    if address == "auto":
+        return None
+    text = address.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--cluster wants HOST:PORT (or 'auto'), got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise :class:`ClusterUnreachableError` unless something accepts a TCP connection at
+    ``address`` within ``timeout`` seconds (``auto`` is not checked here)."""
+    where = _host_and_port(address)
+    if where is None:
+        return
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ClusterUnreachableError(address, reason) from None
+
+
 _CONNECTED_TO: str | None = None
 
 
@@ -202,11 +244,13 @@ async def _await_ref(ref: Any) -> Any:
 def connect(address: str) -> dict[str, float]:
     """Join the Ray cluster at ``address`` (``HOST:PORT`` or ``auto``) from this process, once;
     the cluster's resources (``{"CPU": ..., ...}``). Raises
-    :class:`~p2ploader.errors.MissingExtraError` without Ray."""
+    :class:`~p2ploader.errors.MissingExtraError` without Ray and :class:`ClusterUnreachableError`
+    when nothing accepts a connection at ``address``."""
     global _CONNECTED_TO
     require_extras("--cluster (viewer pools on a Ray cluster)", "cluster")
     ray = _ray()
     if not ray.is_initialized():
+        check_reachable(address)  # Ray alone retries an address where nothing listens for minutes
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         _CONNECTED_TO = address
     elif address != _CONNECTED_TO:

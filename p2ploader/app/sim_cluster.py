@@ -15,57 +15,20 @@ listens fails at once with :class:`ClusterUnreachableError` (Ray itself would re
 from __future__ import annotations
 
 import importlib
-import socket
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from p2ploader.errors import UsageError
+from p2ploader.app.cluster import CONNECT_TIMEOUT, ClusterUnreachableError, check_reachable
 from p2ploader.extras import require_extras
 
 if TYPE_CHECKING:
     from p2ploader.app.simulate import SimTask, TaskResult
 
 __all__ = ["CONNECT_TIMEOUT", "ClusterUnreachableError", "check_reachable", "join", "run_on_cluster"]
-
-CONNECT_TIMEOUT = 5.0
-"""Seconds the reachability check waits for the cluster's head to accept a connection."""
+# (CONNECT_TIMEOUT, ClusterUnreachableError and check_reachable live in p2ploader.app.cluster,
+# shared with ``swarm --cluster``; they are re-exported here.)
 
 _FEATURE = "simulate --cluster (simulator runs on a Ray cluster)"
-
-
-class ClusterUnreachableError(UsageError, ConnectionError):
-    """No Ray cluster answers at ``address``; ``reason`` says what happened."""
-
-    def __init__(self, address: str, reason: str) -> None:
-        super().__init__(f"no Ray cluster answers at {address}: {reason}")
-        self.address = address
-        self.reason = reason
-
-
-def _host_and_port(address: str) -> tuple[str, int] | None:
-    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT``; ``None`` for ``auto`` (Ray finds
-    the cluster of this machine itself)."""
-    if address == "auto":
-        return None
-    text = address.removeprefix("ray://")
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--cluster wants HOST:PORT (or 'auto'), got {address!r}")
-    return host.strip("[]"), int(port)
-
-
-def check_reachable(address: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Raise :class:`ClusterUnreachableError` unless something accepts a TCP connection at
-    ``address`` within ``timeout`` seconds (``auto`` is not checked here)."""
-    where = _host_and_port(address)
-    if where is None:
-        return
-    try:
-        with socket.create_connection(where, timeout=timeout):
-            pass
-    except OSError as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise ClusterUnreachableError(address, reason) from None
 
 
 def _ray() -> Any:
@@ -78,7 +41,7 @@ def join(address: str) -> dict[str, float]:
     Raises :class:`~p2ploader.errors.MissingExtraError` without Ray and
     :class:`ClusterUnreachableError` when nothing answers there."""
     require_extras(_FEATURE, "cluster")
-    check_reachable(address)
+    check_reachable(address)  # also when this process is connected already: a clear error
     from p2ploader.app.cluster import connect
 
     try:

@@ -139,3 +139,30 @@ def test_an_address_where_no_cluster_answers_fails_at_once_with_a_typed_error(
 def test_an_address_that_is_not_host_and_port_is_refused(address: str) -> None:
     with pytest.raises(UsageError, match="HOST:PORT"):
         sim_cluster.check_reachable(address)
+
+
+def test_swarm_cluster_fails_at_once_too_when_no_cluster_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray", reason="the 'cluster' extra is not installed")
+    address = f"127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    # In a process of its own: this one may be connected to the test cluster already.
+    code = "import sys; from p2ploader.app.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "swarm",
+            "http://127.0.0.1:9/master.m3u8",
+            "-n",
+            "2",
+            "--cluster",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1 and f"no Ray cluster answers at {address}" in result.stderr, result.stderr
+    assert time.monotonic() - started < 60  # Ray alone retries for minutes
