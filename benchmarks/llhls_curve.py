@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from typing import Any
 
@@ -39,6 +40,10 @@ def _value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def seconds(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def main() -> None:
@@ -66,8 +71,9 @@ def main() -> None:
             started = time.process_time()
             http = run_scenario(scenario, p2p=False)
             p2p = run_scenario(scenario)
-            p50, p95 = p2p.latency_percentile(0.5), p2p.latency_percentile(0.95)
-            http_p95 = http.latency_percentile(0.95)
+            # No latency sample (a run too short to play): NaN, printed as "nan", not a crash.
+            p50, p95 = seconds(p2p.latency_percentile(0.5)), seconds(p2p.latency_percentile(0.95))
+            http_p95 = seconds(http.latency_percentile(0.95))
             saving = 1.0 - p2p.origin_bytes / http.origin_bytes if http.origin_bytes else 0.0
             rows.append((viewers, hold_back, p2p.p2p_ratio, p2p.stalls, p50, p95, http_p95, saving))
             lines.append(

@@ -198,6 +198,9 @@ class ClusterUnreachableError(UsageError, ConnectionError):
         self.address = address
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ClusterUnreachableError], tuple[str, str]]:
+        return type(self), (self.address, self.reason)  # picklable, as a worker's error must be
+
 
 def _host_and_port(address: str) -> tuple[str, int] | None:
     """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT``; ``None`` for ``auto`` (Ray finds

@@ -46,6 +46,8 @@ def join(address: str) -> dict[str, float]:
 
     try:
         return connect(address)
+    except ClusterUnreachableError:
+        raise  # connect's own check: already says so
     except ConnectionError as exc:  # 'auto' with no cluster on this machine, or a refused handshake
         raise ClusterUnreachableError(address, str(exc).splitlines()[0] if str(exc) else "refused") from exc
 

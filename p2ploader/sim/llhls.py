@@ -299,10 +299,16 @@ class SimLowLatencyViewer:
         now = self._loop.time()
         sent = max(now, request.not_before)
         at_origin = max(sent + self._one_way(), self._stream.blocking_ready_at(request.msn, request.part))
-        self._later(at_origin + self._one_way(), self._playlist_arrives, at_origin, sent)
+        back = self._one_way()  # drawn now, as before, so the draws keep their order
+        self._later(at_origin, self._playlist_served, at_origin, back, sent)
 
-    def _playlist_arrives(self, served_at: float, requested_at: float) -> None:
+    def _playlist_served(self, served_at: float, back: float, requested_at: float) -> None:
+        # Taken when the origin serves it: the stream builds its playlists in time order, and
+        # responses may arrive out of the order they were served in (latency and jitter).
         playlist = self._stream.playlist(self._rendition, served_at)
+        self._later(served_at + back, self._playlist_arrives, playlist, requested_at)
+
+    def _playlist_arrives(self, playlist: MediaPlaylist, requested_at: float) -> None:
         now = self._loop.time()
         self.follower.playlist_received(playlist, now=now, requested_at=requested_at)
         if self._p2p:

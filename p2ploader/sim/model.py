@@ -527,6 +527,9 @@ class _Sending:
     upload: Upload
     rate: float
     """Bytes/s: ``min(uplink or upload cap, receiver's downlink) * (1 - loss)``."""
+    lossless_rate: float = 0.0
+    """The same without the loss: what the sender pushes at (whether it fills our uplink's queue
+    depends on this, not on the goodput loss leaves)."""
     sent: int = 0
     handle: VirtualHandle | None = None
     """The end of its burst on the uplink, or the patience of a starved growing upload."""
@@ -872,10 +875,11 @@ class ModelledPeers:
         )
         self._pump(end)  # the upload it replaces stops
         remote = end.remote
-        rate = min(self._up_rate, remote.link.down) * (1.0 - max(self.link.loss, remote.link.loss))
+        lossless = min(self._up_rate, remote.link.down)
         if self.uplink is not None:
-            rate *= P2P_WIRE_SHARE  # the link's shaper counts the packets' headers too
-        sending = _Sending(end, upload, rate)
+            lossless *= P2P_WIRE_SHARE  # the link's shaper counts the packets' headers too
+        rate = lossless * (1.0 - max(self.link.loss, remote.link.loss))
+        sending = _Sending(end, upload, rate, lossless_rate=lossless)
         end.sending = sending
         self._uplink_queue.append(sending)
         if self._on_uplink is None:
@@ -938,7 +942,7 @@ class ModelledPeers:
             # queues nothing here, nor does one paced below the link by the control; a faster
             # one fills the queue (loss-based without a pace). Our bytes reach the peer after
             # what is queued ahead of the last of them.
-            if rate < uplink.payload_rate:
+            if sending.lossless_rate < uplink.payload_rate:
                 paced = rate if paced is None else min(paced, rate)
             handed = uplink.send(size, now=start, rate=paced)
             leaves_at = handed + uplink.delay(handed)

@@ -164,6 +164,9 @@ class Scenario:
                     raise ConfigError("part_hold_back_s and hold_back_s must be > 0 seconds")
             if self.parts_max_peers is not None and self.parts_max_peers < 1:
                 raise ConfigError("parts_max_peers must be >= 1")
+            if self.uplink_queue_s > 0:
+                # Said, not ignored: the LL-HLS viewer's links do not model the uplink queue yet.
+                raise ConfigError("uplink_queue_s is not modelled with part_seconds yet: leave it 0")
         if self.join_times_s and len(self.join_times_s) != self.viewers:
             raise ConfigError(f"join_times_s has {len(self.join_times_s)} times for {self.viewers} viewers")
 

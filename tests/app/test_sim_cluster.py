@@ -166,3 +166,11 @@ def test_swarm_cluster_fails_at_once_too_when_no_cluster_answers(capsys: pytest.
     )
     assert result.returncode == 1 and f"no Ray cluster answers at {address}" in result.stderr, result.stderr
     assert time.monotonic() - started < 60  # Ray alone retries for minutes
+
+
+def test_cluster_unreachable_error_survives_pickling() -> None:
+    import pickle
+
+    error = sim_cluster.ClusterUnreachableError("10.0.0.1:6379", "timed out")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.address, copy.reason, str(copy)) == (error.address, error.reason, str(error))

@@ -229,6 +229,7 @@ def test_parts_runs_are_deterministic() -> None:
         ({"part_seconds": 0.5, "hold_back_s": 0.0}, "hold_back_s"),
         ({"part_seconds": 0.5, "parts_max_peers": 0}, "parts_max_peers"),
         ({"part_seconds": 0.5, "topology": "host-client"}, "mesh"),
+        ({"part_seconds": 0.5, "uplink_queue_s": 0.1}, "uplink_queue_s"),
     ],
 )
 def test_bad_parts_settings_are_refused(changes: dict[str, object], message: str) -> None:
@@ -249,3 +250,21 @@ def test_more_parts_links_mean_fewer_seeders_and_more_offload_in_simulation() ->
     assert six.origin_bytes < shipped.origin_bytes
     p95, six_p95 = shipped.latency_percentile(0.95), six.latency_percentile(0.95)
     assert p95 is not None and six_p95 is not None and abs(p95 - six_p95) < 0.1
+
+
+@pytest.mark.parametrize("seed", [6, 66, 77])
+def test_playlist_responses_arriving_out_of_the_order_they_were_served_in(seed: int) -> None:
+    # Spread latencies and jitter: one viewer's response, served just before a part was published,
+    # may arrive after another's served just after it (the stream once failed with a KeyError).
+    scenario = attrs.evolve(
+        PRESETS["llhls-10"],
+        seed=seed,
+        duration_s=1.0,
+        viewers=3,
+        join_times_s=(0.44, 0.46, 0.48),
+        latency_ms=(5.0, 60.0),
+        jitter_ms=20.0,
+        origin_latency_ms=20.0,
+    )
+    result = run_scenario(scenario, p2p=True)
+    assert len(result.viewers) == 3

@@ -92,7 +92,9 @@ class Trio:
     """``up`` uploads to ``down`` over a 1 Mbit/s uplink with a 1 s queue, and asks ``other`` for a
     segment; what each was fed, and when."""
 
-    def __init__(self, *, queue: float, control: bool = False, upload_cap: float | None = None) -> None:
+    def __init__(
+        self, *, queue: float, control: bool = False, upload_cap: float | None = None, loss: float = 0.0
+    ) -> None:
         self.upload_cap = upload_cap
         self.loop = VirtualLoop()
         self.network = PeerNetwork(self.loop, random.Random(1))
@@ -102,7 +104,9 @@ class Trio:
             if queue
             else None
         )
-        self.up = self._peer("up", LinkProfile(down=10e6, up=MBIT, latency=0.0, jitter=0.0), self.uplink)
+        self.up = self._peer(
+            "up", LinkProfile(down=10e6, up=MBIT, latency=0.0, jitter=0.0, loss=loss), self.uplink
+        )
         self.down = self._peer("down", LinkProfile(down=10e6, up=MBIT, latency=0.0, jitter=0.0), None)
         self.other = self._peer("other", LinkProfile(down=10e6, up=MBIT, latency=0.0, jitter=0.0), None)
         self.network.connect(self.up, self.down)
@@ -148,9 +152,11 @@ class Trio:
         return sum(len(e.data) for _, e in self.fed["down"] if isinstance(e, ev.PeerChunkReceived))
 
 
+@pytest.mark.parametrize("loss", [0.0, 0.01])
 @pytest.mark.parametrize("queue", [0.0, 1.0])
-def test_our_requests_wait_behind_our_uploads_in_the_uplinks_queue(queue: float) -> None:
-    trio = Trio(queue=queue)
+def test_our_requests_wait_behind_our_uploads_in_the_uplinks_queue(queue: float, loss: float) -> None:
+    # Loss lowers the goodput, not what a loss-based sender pushes: the queue fills as without it.
+    trio = Trio(queue=queue, loss=loss)
     trio.upload(1_000_000)  # 8.7 s of the uplink
     trio.loop.run_until(3.0)
     asked_at = trio.loop.time()
