@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".p2ploader-installed"
+# mypy's incremental cache, kept per user rather than per checkout: a fresh clone then type-checks
+# in about 1 s instead of about 20 CPU-seconds (typeshed, aiortc, httpx... are the same files in
+# every clone). mypy checks each cached module's hash and options and redoes what changed, so a
+# cache written by another checkout or version is never trusted blindly.
+MYPY_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "p2ploader" / "mypy"
 
 
 def _run(*cmd: str | Path) -> int:
@@ -70,7 +75,7 @@ def test(extra: list[str]) -> int:
         steps: list[tuple[str | Path, ...]] = [
             (BIN / "ruff", "check", "."),
             (BIN / "ruff", "format", "--check", "."),
-            (BIN / "mypy",),
+            (BIN / "mypy", "--cache-dir", MYPY_CACHE),
             (BIN / "mkdocs", "build", "--strict", "--site-dir", site),
         ]
         for step in steps:
