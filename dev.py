@@ -60,9 +60,12 @@ def ensure_venv() -> None:
 # average of a run stays near 3.5 and four workers finish in about 0.7 x the time of two. Each test
 # file runs whole on one worker (--dist loadfile): a module's fixtures (an encoded stream, a built
 # wheel, a browser set-up) are made once, and the tests of a file that share a resource never run at
-# the same time. Arguments after `test` come later on the command line and win: `dev.py test -n 0`
-# runs in one process.
-PYTEST_WORKERS = ("-n", "4", "--dist", "loadfile", "-m", "not alone")
+# the same time. The files go out in collection order, slowest first (tests/conftest.py,
+# SLOWEST_FIRST): --no-loadscope-reorder keeps pytest-xdist (3.8+) from sorting them by their number
+# of tests instead, which started the long few-test files (simulator stress runs, the fidelity
+# check, the soak) last. Arguments after `test` come later on the command line and win:
+# `dev.py test -n 0` runs in one process.
+PYTEST_WORKERS = ("-n", "4", "--dist", "loadfile", "--no-loadscope-reorder", "-m", "not alone")
 PYTEST_ALONE = ("-m", "alone")
 NOTHING_COLLECTED = 5
 
