@@ -73,26 +73,33 @@ async def tracker() -> AsyncIterator[TrackerServer]:
         yield server
 
 
-# The test files that take longest (seconds of real-time playback and simulation, measured over the
-# suite on several workers), started first: under pytest-xdist each file runs whole on one worker
-# (--dist loadfile) in collection order, and a long file started last keeps one worker busy while
-# the others idle. Order only: a file missing here runs where it is collected.
+# The test files that take longest (worker-seconds of simulation, real-time playback and swarms,
+# measured over the suite on four workers of the two-core machine), started first: under
+# pytest-xdist each file runs whole on one worker (--dist loadfile) in collection order, and a long
+# file started last keeps one worker busy while the others idle. `dev.py test` passes
+# --no-loadscope-reorder: pytest-xdist 3.8 otherwise reorders the files by their number of tests,
+# which ran these few-test files last. Order only: a file missing here runs where it is collected.
 SLOWEST_FIRST = (
-    "tests/test_soak.py",
-    "tests/sim/test_fidelity.py",
     "tests/sim/test_live_policy_stress.py",
-    "tests/aio/test_topology_e2e.py",
-    "tests/test_install.py",
-    "tests/test_tracker_capacity.py",
-    "tests/aio/test_p2p_e2e.py",
-    "tests/browser/test_browser_swarm.py",
-    "tests/aio/test_upload_policy.py",
-    "tests/test_gap_stream.py",
-    "tests/app/test_cli_audio.py",
-    "tests/proxy/test_proxy.py",
-    "tests/app/test_cli.py",
+    "tests/test_soak.py",
     "tests/app/test_cluster.py",
-    "tests/sim/test_sim.py",
+    "tests/sim/test_topology_sim.py",
+    "tests/core/test_scheduler_invariants.py",
+    "tests/hostile/test_attack_matrix.py",
+    "tests/test_install.py",
+    "tests/browser/test_browser_swarm.py",
+    "tests/aio/test_topology_e2e.py",
+    "tests/sim/test_fidelity.py",
+    "tests/proxy/test_proxy.py",
+    "tests/test_examples.py",
+    "tests/test_fuzz.py",
+    "tests/app/test_cli.py",
+    "tests/test_gap_stream.py",
+    "tests/hostile/test_matrix.py",
+    "tests/aio/test_date_tags_e2e.py",
+    "tests/aio/test_low_latency_p2p_e2e.py",
+    "tests/core/test_wire.py",
+    "tests/test_layering.py",
 )
 
 

@@ -16,6 +16,7 @@ The layers, lowest first (docs/architecture.md draws them):
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,16 +40,23 @@ FORBIDDEN_LAYERS: dict[str, set[str]] = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once per session (read only: the checks below walk it)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def imported_modules(path: Path) -> frozenset[str]:
     """Every absolute import of the file, wherever it is (type-checking blocks and functions too)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parsed(path)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-    return names
+    return frozenset(names)
 
 
 def module_name(path: Path) -> str:
@@ -83,6 +91,7 @@ def _top_level_imports(body: list[ast.stmt], *, type_checking: bool) -> Iterator
                 yield from _top_level_imports(block, type_checking=type_checking)
 
 
+@functools.cache
 def import_graph(*, type_checking: bool = False) -> dict[str, set[str]]:
     """p2ploader module -> the p2ploader modules it imports at module level. ``from a import b``
     counts as an import of ``a.b`` when that is a module, else of ``a``."""
@@ -90,9 +99,7 @@ def import_graph(*, type_checking: bool = False) -> dict[str, set[str]]:
     for name, path in MODULES.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets: set[str] = set()
-        for node in _top_level_imports(
-            ast.parse(path.read_text(encoding="utf-8")).body, type_checking=type_checking
-        ):
+        for node in _top_level_imports(parsed(path).body, type_checking=type_checking):
             if isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
                 continue

@@ -463,9 +463,8 @@ def test_playhead_estimate_from_requests() -> None:
 @pytest.mark.parametrize("sample", ["ts", "fmp4", "aes", "byterange"])
 async def test_ffmpeg_decodes_every_frame_through_the_proxy(sample: str) -> None:
     async with vod_proxy(sample) as (origin, proxy):
-        code, _, err = await run_ffmpeg("-v", "error", "-i", proxy.url, "-map", "0", "-f", "null", "-")
-        assert (code, err) == (0, b"")
-        # Every decoded frame (video and audio, every variant) equals a direct decode from the origin.
+        # ffmpeg decodes every frame (video and audio, every variant) through the proxy without an
+        # error, and each equals a direct decode from the origin.
         decode = ("-map", "0", "-f", "framemd5", "-")
         code, through_proxy, err = await run_ffmpeg("-v", "error", "-i", proxy.url, *decode)
         assert (code, err) == (0, b"")
