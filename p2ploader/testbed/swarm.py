@@ -32,6 +32,7 @@ __all__ = [
     "SwarmNetwork",
     "build_swarm_network",
     "draw_links",
+    "start_server",
     "viewer_link_rates",
 ]
 
@@ -134,9 +135,9 @@ def build_swarm_network(
         *cli, "origin", "--root", str(root), "--host", origin.address, "--port", str(ORIGIN_PORT),
         "--window", str(window_segments), "--cors", *origin_options,
     ]  # fmt: skip
-    _start_server(testbed, origin, origin_argv, ready="live:")
+    start_server(testbed, origin, origin_argv, ready="live:")
     tracker_argv = [*cli, "tracker", "--host", tracker.address, "--port", str(TRACKER_PORT)]
-    _start_server(testbed, tracker, tracker_argv, ready="tracker:")
+    start_server(testbed, tracker, tracker_argv, ready="tracker:")
     return SwarmNetwork(
         testbed=testbed,
         origin=origin,
@@ -147,11 +148,13 @@ def build_swarm_network(
     )
 
 
-def _start_server(testbed: Testbed, host: Host, argv: Sequence[str], *, ready: str) -> None:
-    """Start ``argv`` in ``host``'s namespace and wait for a stdout line starting with ``ready``
-    (printed once its socket is bound). A thread reads its output to the end, so it never blocks
-    on a full pipe."""
-    proc = testbed.popen(host, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_server(
+    testbed: Testbed, host: Host, argv: Sequence[str], *, ready: str, cwd: str | None = None
+) -> str:
+    """Start ``argv`` in ``host``'s namespace (working directory ``cwd``), wait for a stdout line
+    starting with ``ready`` (printed once its socket is bound) and return that line. A thread
+    reads its output to the end, so it never blocks on a full pipe."""
+    proc = testbed.popen(host, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     assert proc.stdout is not None
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
@@ -162,15 +165,15 @@ def _start_server(testbed: Testbed, host: Host, argv: Sequence[str], *, ready: s
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise TestbedError(
-                f"{argv[3]} in {host.namespace} did not start: {''.join(seen)[-800:]}"
+                f"{' '.join(argv[:4])} in {host.namespace} did not start: {''.join(seen)[-800:]}"
             ) from None
         if line is None:
             raise TestbedError(
-                f"{argv[3]} in {host.namespace} exited ({proc.wait()}): {''.join(seen)[-800:]}"
+                f"{' '.join(argv[:4])} in {host.namespace} exited ({proc.wait()}): {''.join(seen)[-800:]}"
             )
         seen.append(line)
         if line.startswith(ready):
-            return
+            return line
 
 
 def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:

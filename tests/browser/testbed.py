@@ -22,18 +22,14 @@ import contextlib
 import json
 import math
 import statistics
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from p2ploader.errors import TestbedError
 from p2ploader.testbed.links import RateRange
 from p2ploader.testbed.netns import Host, Testbed
-from p2ploader.testbed.swarm import build_swarm_network
+from p2ploader.testbed.swarm import build_swarm_network, start_server
 from tests.browser.harness import Browsers, BrowserSetup, PageState, browser_setup, page_config
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -54,32 +50,10 @@ def require_browsers() -> BrowserSetup:
 
 def _start_page_server(testbed: Testbed, network_host: Host) -> str:
     """Serve the page from ``network_host``'s namespace; return its origin once bound."""
-    proc = testbed.popen(
-        network_host,
-        [sys.executable, "-m", "tests.browser.harness", network_host.address, str(PAGE_PORT)],
-        cwd=str(ROOT_DIR),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stdout = proc.stdout
-    assert stdout is not None
-    first: list[str] = []
-
-    def read_to_the_end() -> None:
-        # The first line says where it serves; the rest (tracebacks of pages closing mid-request)
-        # is read and dropped, so the server never blocks on a full pipe.
-        first.append(stdout.readline())
-        for _ in stdout:
-            pass
-
-    threading.Thread(target=read_to_the_end, daemon=True).start()
-    deadline = time.monotonic() + _SERVER_READY_S
-    while not first and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not first or not first[0].startswith("serving: "):
-        raise TestbedError(f"the page server did not start: {first[:1]!r}")
-    return first[0].removeprefix("serving: ").strip()
+    argv = [sys.executable, "-m", "tests.browser.harness", network_host.address, str(PAGE_PORT)]
+    # From the project's root, so that ``tests`` imports; start_server drains its output.
+    line = start_server(testbed, network_host, argv, ready="serving: ", cwd=str(ROOT_DIR))
+    return line.removeprefix("serving: ").strip()
 
 
 async def run_browser_case(
