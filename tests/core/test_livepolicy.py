@@ -3,6 +3,7 @@ driven through the real scheduler with an explicit clock."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -468,3 +469,36 @@ def test_an_election_waits_while_an_earlier_segment_would_become_critical_sharin
     assert h.http_loading() == {1}, "segment 1 enters its critical window"
     h.complete_http(h.http_request_for(1))
     assert h.http_loading() == {10}, "segment 1 is safe: the election goes ahead"
+
+
+def _horizon_harness(**settings: float) -> Harness:
+    """2 s segments, playing from 0 (the queue holds segments 0-19, 0-38 s); peer A holds segment 5,
+    peer B segment 17 (each peer serves one of our requests at a time)."""
+    policy_settings = LivePolicySettings(**settings)
+    h = Harness(policy=lambda cfg: LivePolicy(cfg, policy_settings), peer_id="me")
+    h.connect("A", loaded=[5])
+    h.connect("B", loaded=[17])
+    h.play_at(0)
+    h.request(0)
+    return h
+
+
+def test_a_segment_beyond_the_p2p_horizon_is_asked_for_once_it_comes_within() -> None:
+    h = _horizon_harness()  # the default horizon, 30 s
+    assert LivePolicySettings().p2p_horizon == 30.0
+    assert 5 in h.p2p_loading() and 17 not in h.p2p_loading(), "segment 17 starts at 34 s"
+    h.advance(3.9)  # the playhead at 3.9 s: 17 is 30.1 s ahead
+    assert 17 not in h.p2p_loading()
+    h.advance(0.2)  # a wake-up at 4 s, with no other event
+    assert h.p2p_loading().get(17) == "B"
+
+
+def test_an_infinite_p2p_horizon_asks_for_the_whole_queue_at_once() -> None:
+    h = _horizon_harness(p2p_horizon=math.inf)
+    assert h.p2p_loading() == {5: "A", 17: "B"}
+
+
+@pytest.mark.parametrize("horizon", [0.0, -1.0, math.nan])
+def test_a_p2p_horizon_that_is_not_positive_is_refused(horizon: float) -> None:
+    with pytest.raises(PolicyError, match="p2p_horizon"):
+        LivePolicySettings(p2p_horizon=horizon)

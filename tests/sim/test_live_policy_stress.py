@@ -148,10 +148,11 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
 def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS_19, seed)
     assert_no_stall(result)
-    # Measured 0.216-0.321 over seeds 1-8 (best 0.97); 0.316-0.356 before a joiner gave its peers
-    # 2 s to announce the segments it starts with: in this 45 s run the whole swarm is new, and
-    # nobody holds them.
-    assert result.p2p_ratio >= 0.15
+    # Measured 0.129-0.233 over seeds 1, 2, 3 and 6 (best 0.97) with the 30 s P2P horizon, with the
+    # origin sending 0.9-3.8 % less than when every viewer asked for its whole queue at once
+    # (0.271-0.328 P2P then: the prefetched media counted as P2P bytes). In this 45 s run the whole
+    # swarm is new and nobody holds the segments it starts with.
+    assert result.p2p_ratio >= 0.10
 
 
 @pytest.mark.parametrize("seed", [2])  # it stalled once with http_lead_factor 3
