@@ -8,7 +8,7 @@ part targets. The embedded tracker runs in this process. For each case (``http``
 fresh origin and ``--viewers`` viewers split over ``--workers`` worker processes (in-process
 loaders sharing each worker's event loop, as a viewer pool does), joining over ``--join-window``
 seconds, each playing ``--seconds`` seconds with :func:`p2ploader.aio.ll_player.play_low_latency`
-(PART-HOLD-BACK behind live). ``p2p`` takes parts through the parts swarm
+(from PART-HOLD-BACK behind live). ``p2p`` takes parts through the parts swarm
 (``HybridLoader.low_latency_stream(p2p=True)``); its viewers do not join the ordinary segment swarm
 during the run (``swarm_join_delay`` past it: nobody loads whole segments there). One line per case::
 
@@ -18,8 +18,9 @@ during the run (``swarm_join_delay`` past it: nobody loads whole segments there)
 (on one line). Viewers join at the same moment of the stream in both cases (``--start-after``
 seconds after the origin started, wall clock), so that both start as far behind live.
 
-* ``latency_s``: the distance behind live asked for (PART-HOLD-BACK, seconds); the player starts on
-  an independent part at least that far back (here a segment start: one key frame per segment).
+* ``latency_s``: the distance behind live asked for (PART-HOLD-BACK, seconds); the player loads
+  from an independent part at least that far back (here a segment start: one key frame per
+  segment) and plays from exactly that far back (the media before is decoded, not shown).
 * ``p2p_ratio``: bytes from peers / all media bytes the viewers received (parts, and the whole
   segment each starts with), over the whole run, joining included.
 * ``latency_p50_s``/``latency_p95_s``: wall clock minus the program date-time at the playhead,
