@@ -106,12 +106,21 @@ async def run_viewer(
             if stream.part_swarm is not None:
                 peer_samples.append(stream.part_swarm.statistics().peers)
 
-        report = await play_low_latency(stream, duration=seconds, on_tick=sample_peers)
+        opened = time.monotonic()
+        first_item: list[float] = []
+
+        def note_first(item: object) -> None:
+            if not first_item:
+                first_item.append(time.monotonic() - opened)
+
+        report = await play_low_latency(stream, duration=seconds, on_tick=sample_peers, on_item=note_first)
         stats = stream.statistics
         swarm = stream.part_swarm.statistics() if stream.part_swarm is not None else None
     return {
         "stalls": report.playback.stalls,
         "latencies": list(report.latency_samples),
+        "first_item_s": first_item[0] if first_item else None,
+        "startup_s": report.playback.startup_time,
         "bytes": stats.bytes,
         "p2p_bytes": stats.p2p_bytes,
         "fallbacks": stats.swarm_fallbacks,
@@ -296,6 +305,12 @@ def summarise(args: argparse.Namespace, policy: str, outputs: list[bytes]) -> st
         "peers_peak": [v["peers_peak"] for v in viewers],
         "peers_mean": [round(v["peers_mean"], 2) for v in viewers],
         "stalls": [v["stalls"] for v in viewers],
+        # Where each viewer began: seconds from opening the stream to its first item, from there to
+        # playing, and its first latency sample (the start rule's distance, plus the age of the
+        # first playlist's edge, plus those times; stalls add to it later).
+        "first_item_s": [None if v["first_item_s"] is None else round(v["first_item_s"], 2) for v in viewers],
+        "startup_s": [None if v["startup_s"] is None else round(v["startup_s"], 2) for v in viewers],
+        "first_latency_s": [round(v["latencies"][0], 2) if v["latencies"] else None for v in viewers],
         "p2p_bytes": [v["p2p_bytes"] for v in viewers],
         "p2p_failures": [v["p2p_failures"] for v in viewers],
         "worker_loop_lag": [{k: round(x, 3) for k, x in lag.items()} for lag in lags],
