@@ -129,9 +129,9 @@ async def play_low_latency(
         buffer = startup_buffer
         if buffer is None:
             buffer = playlist.part_target if playlist.part_target is not None else playlist.target_duration
-        # From the hold-back point, not the key frame the first item starts with (see
-        # hls_low_latency.low_latency_start): the media before it is decoded, not shown.
-        position = play_position(item, stream.follower.start)
+        # From the hold-back point behind the edge as it is now, not the key frame the first item
+        # starts with (see hls_low_latency.low_latency_start): the media before is decoded, not shown.
+        position = play_position(item, stream.follower.start, live_edge=live_edge_time(playlist))
         return PlaybackModel(start_position=position, now=loop.time(), startup_buffer=buffer)
 
     async def fetch() -> None:

@@ -75,12 +75,14 @@ class StartPosition:
     ``start`` is its media time in seconds (on the playlist's timeline). ``play_from`` (seconds
     on the timeline, ``start`` or later) is where the player should begin showing it: the
     hold-back from the live edge when the playlist was read; a decoder starts at ``start`` (a key
-    frame) and skips what comes before ``play_from``, as after a seek."""
+    frame) and skips what comes before ``play_from``, as after a seek. ``edge`` (seconds on the
+    timeline) is the live edge of the playlist the start was chosen on."""
 
     sequence: int
     part_index: int
     start: float
     play_from: float
+    edge: float
 
 
 @attrs.frozen(kw_only=True)
@@ -228,18 +230,31 @@ def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -
         playlist = attrs.evolve(playlist, server_control=control)
     start = low_latency_start(playlist)
     return StartPosition(
-        sequence=start.sequence, part_index=start.part or 0, start=start.position, play_from=start.play_from
+        sequence=start.sequence,
+        part_index=start.part or 0,
+        start=start.position,
+        play_from=start.play_from,
+        edge=start.position + start.distance,
     )
 
 
-def play_position(first: LowLatencyItem, start: StartPosition | None) -> float:
+def play_position(
+    first: LowLatencyItem, start: StartPosition | None, *, live_edge: float | None = None
+) -> float:
     """Where a player begins showing media (seconds on the timeline), given the ``first`` item
     it was handed and the follower's :attr:`~LowLatencyFollower.start`: the start's
     ``play_from`` when ``first`` is the start's (loaded from its key frame), else ``first``'s
-    start."""
+    start. ``live_edge`` (seconds on the timeline, :func:`live_edge_time` of the latest playlist):
+    when the edge moved on since the start was chosen (the first item took a while: a busy event
+    loop, a slow origin), ``play_from`` moves on as much, so that playback begins as far behind
+    live as the start rule says, not that far plus the wait (a player computes its live sync
+    position when it starts playing, not when it read the first playlist)."""
     if start is None or first.segment_id.sequence != start.sequence:
         return first.start
-    return max(first.start, start.play_from)
+    position = start.play_from
+    if live_edge is not None and live_edge > start.edge:
+        position += live_edge - start.edge
+    return max(first.start, position)
 
 
 # --------------------------------------------------------------------------------------------------

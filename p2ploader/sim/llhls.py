@@ -429,7 +429,8 @@ class SimLowLatencyViewer:
                 buffer = (
                     playlist.part_target if playlist.part_target is not None else playlist.target_duration
                 )
-                position = play_position(item, self.follower.start)  # as play_low_latency
+                # As play_low_latency: the hold-back behind the edge as it is now.
+                position = play_position(item, self.follower.start, live_edge=live_edge_time(playlist))
                 model = self.model = PlaybackModel(start_position=position, now=now, startup_buffer=buffer)
                 self._tick = self._loop.call_later(TICK_SECONDS, self._on_tick)
             if item.gap:

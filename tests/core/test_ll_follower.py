@@ -185,6 +185,12 @@ def test_the_player_shows_the_first_item_from_the_starts_play_from() -> None:
     assert play_position(first, None) == first.start
     later = attrs.evolve(first, segment_id=SegmentId("v0", 13), start=26.0)
     assert play_position(later, follower.start) == 26.0
+    # The edge moved on 0.5 s while the first item came: playback begins 0.5 s further on.
+    start = follower.start
+    assert start is not None and start.edge == pytest.approx(27.0)
+    assert play_position(first, start, live_edge=27.5) == pytest.approx(26.0)
+    assert play_position(first, start, live_edge=27.0) == pytest.approx(25.5)  # it did not
+    assert play_position(later, start, live_edge=27.5) == 26.0  # not the start's item
 
 
 def test_a_non_independent_part_is_not_a_start() -> None:
@@ -604,12 +610,19 @@ class VirtualOrigin:
     blocking reloads and hinted parts until they are published."""
 
     def __init__(
-        self, *, history_segments: int = 3, rtt: float = 0.01, key_frame_per_segment: bool = False
+        self,
+        *,
+        history_segments: int = 3,
+        rtt: float = 0.01,
+        key_frame_per_segment: bool = False,
+        segment_delay: float = 0.0,
     ) -> None:
         self.history = history_segments * PARTS_PER_SEGMENT
         self.rtt = rtt
         self.key_frame_per_segment = key_frame_per_segment
         """Only each segment's first part is INDEPENDENT (else every other part, as ``part``)."""
+        self.segment_delay = segment_delay
+        """Seconds more a whole segment's answer takes (a slow first item)."""
 
     def published(self, now: float) -> int:
         return self.history + max(0, int((now + 1e-9) // PART_S))
@@ -637,7 +650,7 @@ class VirtualOrigin:
         name = fetch.url.removeprefix(BASE).removesuffix(".mp4")
         msn, _, index = name[1:].partition(".")
         ready = self.published_at(int(msn), int(index) if index else PARTS_PER_SEGMENT - 1)
-        return max(now, ready) + self.rtt
+        return max(now, ready) + self.rtt + (0.0 if index else self.segment_delay)
 
 
 def test_following_a_virtual_origin_stays_at_part_hold_back_and_fetches_each_part_once() -> None:
@@ -719,14 +732,20 @@ def test_parts_of_the_segment_in_progress_carry_the_map_of_the_last_segment() ->
     assert (label(item), item.init_section) == ("v0#13.2", init)
 
 
-@pytest.mark.parametrize("first_load_at", [0.0, 0.6, 1.1, 1.6])
-def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(first_load_at: float) -> None:
+@pytest.mark.parametrize(
+    ("first_load_at", "segment_delay"), [(0.0, 0.0), (0.6, 0.0), (1.1, 0.0), (1.6, 0.0), (1.1, 0.8)]
+)
+def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(
+    first_load_at: float, segment_delay: float
+) -> None:
     """One key frame a 2 s segment, PART-HOLD-BACK 1.5 s, a first playlist at any moment of a
     segment: the player shows media 1.5 s (plus the age of the edge and a round trip) behind live
-    throughout, with no stall, rather than from the key frame up to a segment further back."""
+    throughout, with no stall, rather than from the key frame up to a segment further back. A
+    first item that takes 0.8 s more does not add 0.8 s: playback begins behind the edge as it is
+    when the item comes."""
     import heapq
 
-    origin = VirtualOrigin(key_frame_per_segment=True)
+    origin = VirtualOrigin(key_frame_per_segment=True, segment_delay=segment_delay)
     follower = LowLatencyFollower(URL)
     events: list[tuple[float, int, str, object]] = []
     order = 0
@@ -761,9 +780,10 @@ def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(first_l
             at(origin.answer_at(fetch, now), "fetch", fetch)
         while (item := follower.next_ready()) is not None:
             if model is None:
-                model = PlaybackModel(
-                    start_position=play_position(item, follower.start), now=now, startup_buffer=PART_S
-                )
+                assert follower.playlist is not None
+                edge = live_edge_time(follower.playlist)  # as play_low_latency: the edge now
+                position = play_position(item, follower.start, live_edge=edge)
+                model = PlaybackModel(start_position=position, now=now, startup_buffer=PART_S)
             model.add_segment(item.start, item.duration, now=now)
         if model is not None and model.update(now=now) == "playing":
             latencies.append(live(now) - model.position)
@@ -772,9 +792,12 @@ def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(first_l
     start = follower.start
     # The start was loaded from a key frame (a segment start) ...
     assert start.part_index == 0 and start.start == pytest.approx(start.sequence * SEGMENT_S)
-    # ... and played from PART-HOLD-BACK behind the edge of the first playlist.
+    # ... to be played from PART-HOLD-BACK behind the edge of the first playlist.
     first_edge = live_edge_time(origin.playlist(first_load_at + origin.rtt))
-    assert start.play_from == pytest.approx(first_edge - 3 * PART_S)
+    assert (start.play_from, start.edge) == (
+        pytest.approx(first_edge - 3 * PART_S),
+        pytest.approx(first_edge),
+    )
     assert model.stalls == 0 and len(latencies) >= 100
     # Behind live: PART-HOLD-BACK, plus the edge's age at the first load (under a part), plus a
     # round trip or two; never the up to one segment more of a start at the key frame.
