@@ -5,9 +5,9 @@ The live LL-HLS stream of ``benchmarks/llhls_offload.py`` in virtual time (the `
 loopback-like links: 200 Mbit/s both ways, 0.5-1 ms one way), each viewer running the parts swarm
 that ships (:mod:`p2ploader.sim.llhls`), played at several hold-backs (the player's
 ``low_latency_stream(hold_back=...)``: 1, 1.5, 2, 3, 4 and 6 s by default) for 10 and 50 viewers,
-with P2P and with HTTP alone. The start rounds the hold-back back to an independent part, here a
-segment start (one key frame per 2 s segment), so viewers play between the hold-back and the
-hold-back plus a segment behind live: the measured latency is printed next to the one asked for.
+with P2P and with HTTP alone. Each viewer loads from an independent part at least the hold-back
+behind live (here a segment start: one key frame per 2 s segment) and plays from the hold-back
+itself, as the real player does: the measured latency is printed next to the one asked for.
 
     python benchmarks/llhls_curve.py [--viewers 10 50] [--hold-backs 1 1.5 2 3 4 6] [--duration 60]
         [--seed 1] [--set KEY=VALUE ...]

@@ -8,7 +8,7 @@ part targets. The embedded tracker runs in this process. For each case (``http``
 fresh origin and ``--viewers`` viewers split over ``--workers`` worker processes (in-process
 loaders sharing each worker's event loop, as a viewer pool does), joining over ``--join-window``
 seconds, each playing ``--seconds`` seconds with :func:`p2ploader.aio.ll_player.play_low_latency`
-(PART-HOLD-BACK behind live). ``p2p`` takes parts through the parts swarm
+(from PART-HOLD-BACK behind live). ``p2p`` takes parts through the parts swarm
 (``HybridLoader.low_latency_stream(p2p=True)``); its viewers do not join the ordinary segment swarm
 during the run (``swarm_join_delay`` past it: nobody loads whole segments there). One line per case::
 
@@ -18,8 +18,10 @@ during the run (``swarm_join_delay`` past it: nobody loads whole segments there)
 (on one line). Viewers join at the same moment of the stream in both cases (``--start-after``
 seconds after the origin started, wall clock), so that both start as far behind live.
 
-* ``latency_s``: the distance behind live asked for (PART-HOLD-BACK, seconds); the player starts on
-  an independent part at least that far back (here a segment start: one key frame per segment).
+* ``latency_s``: the distance behind live asked for (PART-HOLD-BACK, or ``--hold-back``, seconds);
+  the player loads from an independent part at least that far back (here a segment start: one
+  key frame per segment) and plays from exactly that far back (the media before is decoded, not
+  shown).
 * ``p2p_ratio``: bytes from peers / all media bytes the viewers received (parts, and the whole
   segment each starts with), over the whole run, joining included.
 * ``latency_p50_s``/``latency_p95_s``: wall clock minus the program date-time at the playhead,
@@ -37,7 +39,7 @@ says ``links=UPLINK``; no delay is added (the kernel has no ``netem``). There th
 ``--start-after`` plus one second per viewer after the origin started (each process imports
 aiortc first); a worker that was not ready in time says so (``late_s``).
 
-    python benchmarks/llhls_offload.py [--viewers 10] [--seconds 25] [--part-seconds 0.5]
+    python benchmarks/llhls_offload.py [--viewers 10] [--seconds 25] [--part-seconds 0.5] [--hold-back S]
     sudo python benchmarks/llhls_offload.py --uplink 1-20mbit [--downlink 20-50mbit]
 """
 
@@ -82,7 +84,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 async def run_viewer(
-    url: str, tracker: str | None, *, seed: int, delay: float, seconds: float
+    url: str, tracker: str | None, *, seed: int, delay: float, seconds: float, hold_back: float | None
 ) -> dict[str, Any]:
     await asyncio.sleep(delay)
     p2p = tracker is not None
@@ -96,7 +98,7 @@ async def run_viewer(
     peer_samples: list[int] = []
     async with (
         open_loader(url, config=config, seed=seed) as loader,
-        loader.low_latency_stream(p2p=p2p) as stream,
+        loader.low_latency_stream(hold_back=hold_back, p2p=p2p) as stream,
     ):
 
         def sample_peers(model: object, latency: float | None) -> None:
@@ -104,12 +106,21 @@ async def run_viewer(
             if stream.part_swarm is not None:
                 peer_samples.append(stream.part_swarm.statistics().peers)
 
-        report = await play_low_latency(stream, duration=seconds, on_tick=sample_peers)
+        opened = time.monotonic()
+        first_item: list[float] = []
+
+        def note_first(item: object) -> None:
+            if not first_item:
+                first_item.append(time.monotonic() - opened)
+
+        report = await play_low_latency(stream, duration=seconds, on_tick=sample_peers, on_item=note_first)
         stats = stream.statistics
         swarm = stream.part_swarm.statistics() if stream.part_swarm is not None else None
     return {
         "stalls": report.playback.stalls,
         "latencies": list(report.latency_samples),
+        "first_item_s": first_item[0] if first_item else None,
+        "startup_s": report.playback.startup_time,
         "bytes": stats.bytes,
         "p2p_bytes": stats.p2p_bytes,
         "fallbacks": stats.swarm_fallbacks,
@@ -145,6 +156,7 @@ async def worker(args: argparse.Namespace) -> None:
                     seed=args.first_seed + k,
                     delay=args.join_window * (args.first_seed + k) / max(args.total, 1),
                     seconds=args.seconds,
+                    hold_back=args.hold_back,
                 )
                 for k in range(args.count)
             ),
@@ -202,10 +214,12 @@ async def run_case(args: argparse.Namespace, root: Path, policy: str) -> str:
 def worker_command(
     args: argparse.Namespace, url: str, *, count: int, first: int, start_at: float
 ) -> list[str]:
+    hold_back = [] if args.hold_back is None else ["--hold-back", str(args.hold_back)]
     return [
         sys.executable,
         SCRIPT,
         "--worker",
+        *hold_back,
         *("--url", url, "--count", str(count), "--first-seed", str(first), "--total", str(args.viewers)),
         *(
             "--seconds",
@@ -275,7 +289,7 @@ def summarise(args: argparse.Namespace, policy: str, outputs: list[bytes]) -> st
     total = sum(v["bytes"] for v in viewers)
     p2p = sum(v["p2p_bytes"] for v in viewers)
     stalls = sum(v["stalls"] for v in viewers) + len(errors)
-    hold_back = 3 * args.part_seconds
+    hold_back = 3 * args.part_seconds if args.hold_back is None else args.hold_back
     links = f" links={args.uplink}" if args.uplink else ""
     line = (
         f"RESULT llhls_offload policy={policy} viewers={len(viewers)} part_s={args.part_seconds:g} "
@@ -291,6 +305,12 @@ def summarise(args: argparse.Namespace, policy: str, outputs: list[bytes]) -> st
         "peers_peak": [v["peers_peak"] for v in viewers],
         "peers_mean": [round(v["peers_mean"], 2) for v in viewers],
         "stalls": [v["stalls"] for v in viewers],
+        # Where each viewer began: seconds from opening the stream to its first item, from there to
+        # playing, and its first latency sample (the start rule's distance, plus the age of the
+        # first playlist's edge, plus those times; stalls add to it later).
+        "first_item_s": [None if v["first_item_s"] is None else round(v["first_item_s"], 2) for v in viewers],
+        "startup_s": [None if v["startup_s"] is None else round(v["startup_s"], 2) for v in viewers],
+        "first_latency_s": [round(v["latencies"][0], 2) if v["latencies"] else None for v in viewers],
         "p2p_bytes": [v["p2p_bytes"] for v in viewers],
         "p2p_failures": [v["p2p_failures"] for v in viewers],
         "worker_loop_lag": [{k: round(x, 3) for k, x in lag.items()} for lag in lags],
@@ -314,6 +334,11 @@ async def main() -> None:
         help="seconds after the origin's start the first viewer joins",
     )
     parser.add_argument("--part-seconds", type=float, default=0.5)
+    parser.add_argument(
+        "--hold-back",
+        type=float,
+        help="seconds behind live the players play (default: the playlist's PART-HOLD-BACK, 3 parts)",
+    )
     parser.add_argument("--segment-seconds", type=int, default=2)
     parser.add_argument("--policies", nargs="+", default=["http", "p2p"], choices=["http", "p2p"])
     parser.add_argument(

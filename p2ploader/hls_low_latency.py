@@ -38,14 +38,18 @@ _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,17}", re.ASCII)
 
 @attrs.frozen(kw_only=True)
 class LowLatencyStart:
-    """Where low-latency playback starts: segment ``sequence``, at its part ``part`` (None: at the
-    start of the whole segment), which begins at ``position`` (seconds on the playlist's timeline),
-    ``distance`` seconds before the end of the playlist (its last part or segment)."""
+    """Where low-latency playback starts. Loading starts at segment ``sequence``, at its part
+    ``part`` (None: at the start of the whole segment), which begins at ``position`` (seconds on
+    the playlist's timeline), ``distance`` seconds before the end of the playlist (its last part or
+    segment). Playback begins at ``play_from`` (seconds on the timeline, ``position`` or later):
+    the hold-back from the end; the media from ``position`` to there is decoded, not shown, as a
+    player does after a seek."""
 
     sequence: int
     part: int | None
     position: float
     distance: float
+    play_from: float
 
 
 def live_edge(playlist: MediaPlaylist) -> tuple[int, int | None]:
@@ -78,49 +82,77 @@ def next_blocking_request(playlist: MediaPlaylist) -> tuple[int, int | None]:
 
 
 def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
-    """Where to start playing ``playlist`` at low latency (RFC 8216bis §6.3.3).
+    """Where to start playing ``playlist`` at low latency (RFC 8216bis §4.4.3.8, §6.3.3).
 
-    With parts: the last INDEPENDENT part (not a GAP) that starts at least ``PART-HOLD-BACK``
-    seconds before the end of the playlist (three ``PART-TARGET``\\ s when the server gives no
-    PART-HOLD-BACK, as the RFC recommends); a segment whose parts are no longer listed counts as
-    one independent piece. Without parts: the last segment (not a gap) that starts at least
-    ``HOLD-BACK`` seconds (default three target durations) before the end. When the playlist is
-    too short for that, its first possible start. Raises :class:`~p2ploader.errors.UsageError`
-    for a playlist with nothing published, or only gaps.
+    Playback begins ``PART-HOLD-BACK`` seconds before the end of the playlist (three
+    ``PART-TARGET``\\ s when the server gives no PART-HOLD-BACK, as the RFC recommends): that is
+    ``play_from``. Loading begins where a decoder can begin at or before it: the last INDEPENDENT
+    part (not a GAP) that starts at least PART-HOLD-BACK before the end; a segment whose parts are
+    no longer listed counts as one independent piece. When the playlist marks no part INDEPENDENT
+    at all, the segment starts (part 0) are taken as the independent points (players begin a
+    segment from its start, and packagers cut segments at key frames). Without parts: the last
+    segment (not a gap) that starts at least ``HOLD-BACK`` seconds (default three target
+    durations) before the end, and playback from HOLD-BACK before the end. When the playlist is
+    too short for that, its first possible start, played from there. Raises
+    :class:`~p2ploader.errors.UsageError` for a playlist with nothing published, or only gaps.
+
+    Why not start on an independent part at or after the hold-back point: PART-HOLD-BACK is the
+    *minimum* distance from the end at which to begin playing (§4.4.3.8), and with one key frame a
+    segment the next independent part may be a whole segment closer to the edge (or not published
+    yet). Why not play from the independent part itself: with one key frame a segment, that
+    puts the viewer up to a segment further behind than PART-HOLD-BACK. Loading from the key
+    frame and showing from the hold-back point is what a player does when it seeks (hls.js sets
+    the media element's time to its live sync position, the hold-back from the end, once the media
+    holding it is appended): the latency is PART-HOLD-BACK, at the cost of loading the bytes
+    between the key frame and that point.
     """
     # (sequence, part index or None, start, duration, may start here), in play order
     pieces: list[tuple[int, int | None, float, float, bool]] = []
+    with_parts = playlist.part_target is not None
+    all_parts = [part for segment in playlist.segments for part in segment.parts]
+    if with_parts:
+        all_parts += playlist.pending_parts
+    # No INDEPENDENT=YES anywhere: the packager does not say; every segment start is one.
+    unmarked = not any(part.independent for part in all_parts)
     for segment in playlist.segments:
-        if segment.parts and playlist.part_target is not None:
+        if segment.parts and with_parts:
             position = segment.start
             for part in segment.parts:
-                pieces.append((segment.id.sequence, part.id.index, position, part.duration, _startable(part)))
+                startable = _startable(part, unmarked=unmarked)
+                pieces.append((segment.id.sequence, part.id.index, position, part.duration, startable))
                 position += part.duration
         else:
             pieces.append((segment.id.sequence, None, segment.start, segment.duration, not segment.gap))
-    if playlist.part_target is not None:
+    if with_parts:
         position = playlist.segments[-1].end if playlist.segments else 0.0
         for part in playlist.pending_parts:
-            pieces.append((part.segment.sequence, part.id.index, position, part.duration, _startable(part)))
+            startable = _startable(part, unmarked=unmarked)
+            pieces.append((part.segment.sequence, part.id.index, position, part.duration, startable))
             position += part.duration
-    startable = [piece for piece in pieces if piece[4]]
-    if not startable:
+    startable_pieces = [piece for piece in pieces if piece[4]]
+    if not startable_pieces:
         raise UsageError("the playlist has no part or segment to start at yet")
     end = pieces[-1][2] + pieces[-1][3]
     hold_back = _hold_back(playlist)
     # The RFC's "at least": compared with a microsecond of slack so that parts written as
     # decimals that add up to the hold-back exactly are not refused by float rounding.
     chosen = next(
-        (piece for piece in reversed(startable) if end - piece[2] >= hold_back - 1e-6),
-        startable[0],
+        (piece for piece in reversed(startable_pieces) if end - piece[2] >= hold_back - 1e-6),
+        startable_pieces[0],
     )
     sequence, part_index, start, _duration, _ok = chosen
-    return LowLatencyStart(sequence=sequence, part=part_index, position=start, distance=end - start)
+    play_from = max(start, end - hold_back)
+    return LowLatencyStart(
+        sequence=sequence, part=part_index, position=start, distance=end - start, play_from=play_from
+    )
 
 
-def _startable(part: Part) -> bool:
-    """A player may start at a part that begins with a sync sample and has media."""
-    return part.independent and not part.gap
+def _startable(part: Part, *, unmarked: bool) -> bool:
+    """A player may start at a part that begins with a sync sample and has media. ``unmarked``:
+    the playlist marks no part INDEPENDENT, so each segment's first part is taken as one."""
+    if part.gap:
+        return False
+    return part.id.index == 0 if unmarked else part.independent
 
 
 def _hold_back(playlist: MediaPlaylist) -> float:

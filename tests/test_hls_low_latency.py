@@ -788,14 +788,79 @@ def test_low_latency_start_without_parts_uses_hold_back_on_whole_segments() -> N
     lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:4", "#EXT-X-SERVER-CONTROL:HOLD-BACK=12.0"]
     lines += [f"#EXTINF:4.0,\ns{n}.ts" for n in range(6)]
     start = low_latency_start(parse("\n".join(lines)))
-    assert start == LowLatencyStart(sequence=3, part=None, position=12.0, distance=12.0)
+    assert start == LowLatencyStart(sequence=3, part=None, position=12.0, distance=12.0, play_from=12.0)
     # Default: three target durations.
     without = parse(
         "\n".join(lines).replace("#EXT-X-SERVER-CONTROL:HOLD-BACK=12.0", "#EXT-X-SERVER-CONTROL:HOLD-BACK=16")
     )
     assert low_latency_start(without).sequence == 2
+    # HOLD-BACK 14 s: segment 2 (8-12 s) is loaded, playback begins 14 s before the end (10 s).
+    fourteen = parse("\n".join(lines).replace("HOLD-BACK=12.0", "HOLD-BACK=14"))
+    assert low_latency_start(fourteen) == LowLatencyStart(
+        sequence=2, part=None, position=8.0, distance=16.0, play_from=10.0
+    )
     default = parse("\n".join(line for line in lines if "SERVER-CONTROL" not in line))
     assert low_latency_start(default).sequence == 3
+
+
+def test_low_latency_start_plays_from_part_hold_back_not_from_the_key_frame() -> None:
+    # One key frame a segment (only part 0 independent), PART-HOLD-BACK 1.0 s, the edge two parts
+    # into segment 274: 1.0 s back is inside segment 273, whose only start is 4 s further back.
+    playlist = parse(ll_text(pending=2, independent_every=PARTS_PER_SEGMENT))
+    end = playlist.segments[-1].end + 2 * PART
+    start = low_latency_start(playlist)
+    assert (start.sequence, start.part) == (273, 0)
+    assert start.position == pytest.approx(playlist.segments[-1].start)
+    assert start.distance == pytest.approx(SEGMENT + 2 * PART)
+    # Loaded from the key frame, played from exactly PART-HOLD-BACK behind the end.
+    assert start.play_from == pytest.approx(end - 1.0)
+    # Every part independent: loading starts at the part that holds the hold-back point.
+    start = low_latency_start(parse(ll_text(pending=2, independent_every=1)))
+    assert start.play_from == pytest.approx(end - 1.0)
+    assert 0 <= start.play_from - start.position < PART
+    assert (start.sequence, start.part) == (273, 11)  # 11 x 0.33334 s: 1.00002 s from the end
+
+
+def test_low_latency_start_on_segment_starts_when_no_part_is_marked_independent() -> None:
+    # A packager that marks no part INDEPENDENT: segment starts (part 0) are the starts, not the
+    # older segments whose parts are no longer listed.
+    text = ll_text(pending=2).replace(",INDEPENDENT=YES", "")
+    playlist = parse(text)
+    assert not any(p.independent for s in playlist.segments for p in s.parts)
+    start = low_latency_start(playlist)
+    assert (start.sequence, start.part) == (273, 0)
+    assert start.play_from == pytest.approx(playlist.segments[-1].end + 2 * PART - 1.0)
+    # Far enough from the end, the pending segment's first part is a start too.
+    start = low_latency_start(parse(ll_text(pending=6).replace(",INDEPENDENT=YES", "")))
+    assert (start.sequence, start.part) == (274, 0)
+    # A gap at a segment's start is no start: the segment before.
+    gapped = text.replace('URI="filePart273.0.mp4"', 'URI="filePart273.0.mp4",GAP=YES')
+    assert (low_latency_start(parse(gapped)).sequence, low_latency_start(parse(gapped)).part) == (272, 0)
+    # Marked parts elsewhere in the window: only those are starts (274.0 is not marked here).
+    marked = ll_text(pending=6).replace('URI="filePart274.0.mp4",INDEPENDENT=YES', 'URI="filePart274.0.mp4"')
+    start = low_latency_start(parse(marked))
+    assert (start.sequence, start.part) == (273, 8)
+
+
+def test_low_latency_start_with_a_hold_back_longer_than_the_window_plays_from_its_first_start() -> None:
+    control = "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=100.0"
+    playlist = parse(ll_text(pending=2, server_control=control))
+    start = low_latency_start(playlist)
+    # The first segment (its parts no longer listed), played from its start: nothing earlier.
+    assert (start.sequence, start.part) == (266, None)
+    assert start.play_from == start.position == playlist.segments[0].start
+
+
+def test_low_latency_start_plays_from_part_hold_back_through_a_gap_part() -> None:
+    # 273.0 (independent) is a gap: loading starts at 272.0; playback still begins 1.0 s before
+    # the end (in segment 273, whose gap the player skips through).
+    text = ll_text(pending=2, independent_every=100).replace(
+        'URI="filePart273.0.mp4",INDEPENDENT=YES', 'URI="filePart273.0.mp4",INDEPENDENT=YES,GAP=YES'
+    )
+    playlist = parse(text)
+    start = low_latency_start(playlist)
+    assert (start.sequence, start.part) == (272, 0)
+    assert start.play_from == pytest.approx(playlist.segments[-1].end + 2 * PART - 1.0)
 
 
 def test_low_latency_start_on_a_short_playlist_and_an_empty_one() -> None:

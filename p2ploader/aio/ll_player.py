@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from p2ploader.aio.low_latency import LowLatencyStream
-from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time
+from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
 __all__ = ["LowLatencyReport", "play_low_latency"]
@@ -105,12 +105,14 @@ async def play_low_latency(
     stop: asyncio.Event | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> LowLatencyReport:
-    """Play ``stream`` until ``duration`` seconds of wall time passed, it ended, or ``stop`` is
-    set. Playback starts at the first item (PART-HOLD-BACK behind the live edge) once
-    ``startup_buffer`` seconds are buffered (default: one part target, or one target duration
-    without parts). ``on_item`` sees each item as it arrives; ``on_tick`` the model and the latency
-    (seconds, None without dates) every ``tick`` seconds. ``wall_clock`` gives the wall time in
-    seconds since the epoch. Errors that stop following (a part that cannot be loaded) are raised.
+    """Play ``stream`` until ``duration`` seconds of wall time passed, it ended, or ``stop`` is set. Playback
+    starts PART-HOLD-BACK behind the live edge (the follower's
+    :attr:`~p2ploader.core.ll_follower.StartPosition.play_from`, inside or after the first item, which
+    begins at a key frame) once ``startup_buffer`` seconds are buffered from there (default: one part
+    target, or one target duration without parts). ``on_item`` sees each item as it arrives; ``on_tick``
+    the model and the latency (seconds, None without dates) every ``tick`` seconds. ``wall_clock`` gives
+    the wall time in seconds since the epoch. Errors that stop following (a part that cannot be loaded)
+    are raised.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -127,7 +129,10 @@ async def play_low_latency(
         buffer = startup_buffer
         if buffer is None:
             buffer = playlist.part_target if playlist.part_target is not None else playlist.target_duration
-        return PlaybackModel(start_position=item.start, now=loop.time(), startup_buffer=buffer)
+        # From the hold-back point behind the edge as it is now, not the key frame the first item
+        # starts with (see hls_low_latency.low_latency_start): the media before is decoded, not shown.
+        position = play_position(item, stream.follower.start, live_edge=live_edge_time(playlist))
+        return PlaybackModel(start_position=position, now=loop.time(), startup_buffer=buffer)
 
     async def fetch() -> None:
         nonlocal model

@@ -4,8 +4,9 @@
 updates, the ones :class:`~p2ploader.hls.LivePlaylistTracker` has filled in) and the bytes of the
 fetches it asked for, each with the caller's clock (``now``, seconds). It decides:
 
-* **where to start**: :func:`start_position`, at least ``PART-HOLD-BACK`` seconds behind the
-  live edge, on an independent part (or a whole segment);
+* **where to start**: :func:`start_position`, loading from an independent part (or a whole
+  segment) at least ``PART-HOLD-BACK`` seconds behind the live edge, playing from exactly
+  ``PART-HOLD-BACK`` behind it (:attr:`StartPosition.play_from`);
 * **the next playlist request** (:meth:`LowLatencyFollower.next_playlist_request`): with
   ``CAN-BLOCK-RELOAD=YES`` a blocking reload (``_HLS_msn``/``_HLS_part`` of the part after the
   last one known, RFC 8216bis §6.2.5.2; ``_HLS_skip=YES`` when ``CAN-SKIP-UNTIL`` allows it and
@@ -58,6 +59,7 @@ __all__ = [
     "PlaylistRequest",
     "StartPosition",
     "live_edge_time",
+    "play_position",
     "start_position",
 ]
 
@@ -70,11 +72,17 @@ FetchKey = tuple[str, int, int | None]
 class StartPosition:
     """Where following starts: the first item to hand the player is part ``part_index`` of segment
     ``sequence`` (0: the segment's start, fetched whole once the segment is complete).
-    ``start`` is its media time in seconds (on the playlist's timeline)."""
+    ``start`` is its media time in seconds (on the playlist's timeline). ``play_from`` (seconds
+    on the timeline, ``start`` or later) is where the player should begin showing it: the
+    hold-back from the live edge when the playlist was read; a decoder starts at ``start`` (a key
+    frame) and skips what comes before ``play_from``, as after a seek. ``edge`` (seconds on the
+    timeline) is the live edge of the playlist the start was chosen on."""
 
     sequence: int
     part_index: int
     start: float
+    play_from: float
+    edge: float
 
 
 @attrs.frozen(kw_only=True)
@@ -209,9 +217,10 @@ def live_edge_time(playlist: MediaPlaylist) -> float:
 
 def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -> StartPosition:
     """Where to start following ``playlist``: :func:`p2ploader.hls_low_latency.low_latency_start`
-    (the last independent part, or segment, at least PART-HOLD-BACK from the live edge), with
-    ``hold_back`` (seconds) in place of the playlist's PART-HOLD-BACK (HOLD-BACK without parts)
-    when given. Raises :class:`~p2ploader.errors.UsageError` for a playlist with nothing to play."""
+    (loading from the last independent part, or segment, at least PART-HOLD-BACK from the live
+    edge; playing from PART-HOLD-BACK from it), with ``hold_back`` (seconds) in place of the
+    playlist's PART-HOLD-BACK (HOLD-BACK without parts) when given. Raises
+    :class:`~p2ploader.errors.UsageError` for a playlist with nothing to play."""
     if hold_back is not None:
         control = playlist.server_control or ServerControl()
         if playlist.part_target is not None:
@@ -220,7 +229,32 @@ def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -
             control = attrs.evolve(control, hold_back=hold_back)
         playlist = attrs.evolve(playlist, server_control=control)
     start = low_latency_start(playlist)
-    return StartPosition(sequence=start.sequence, part_index=start.part or 0, start=start.position)
+    return StartPosition(
+        sequence=start.sequence,
+        part_index=start.part or 0,
+        start=start.position,
+        play_from=start.play_from,
+        edge=start.position + start.distance,
+    )
+
+
+def play_position(
+    first: LowLatencyItem, start: StartPosition | None, *, live_edge: float | None = None
+) -> float:
+    """Where a player begins showing media (seconds on the timeline), given the ``first`` item
+    it was handed and the follower's :attr:`~LowLatencyFollower.start`: the start's
+    ``play_from`` when ``first`` is the start's (loaded from its key frame), else ``first``'s
+    start. ``live_edge`` (seconds on the timeline, :func:`live_edge_time` of the latest playlist):
+    when the edge moved on since the start was chosen (the first item took a while: a busy event
+    loop, a slow origin), ``play_from`` moves on as much, so that playback begins as far behind
+    live as the start rule says, not that far plus the wait (a player computes its live sync
+    position when it starts playing, not when it read the first playlist)."""
+    if start is None or first.segment_id.sequence != start.sequence:
+        return first.start
+    position = start.play_from
+    if live_edge is not None and live_edge > start.edge:
+        position += live_edge - start.edge
+    return max(first.start, position)
 
 
 # --------------------------------------------------------------------------------------------------

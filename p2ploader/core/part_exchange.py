@@ -148,8 +148,8 @@ def parts_hold_back(playlist: MediaPlaylist, *, given: float | None, start: Star
     """The distance behind the live edge (seconds) a parts swarm's deadlines are set for
     (:func:`part_policy_settings`' ``hold_back``): ``given`` (the application's hold-back), else
     the playlist's ``PART-HOLD-BACK``, else three part targets; at least the player's real distance
-    when following ``start``ed already (the start rounds ``PART-HOLD-BACK`` back to an independent
-    part: a segment start, with one key frame per segment)."""
+    when following ``start``ed already (it plays from :attr:`StartPosition.play_from`: the hold-back
+    from the live edge, or further back when the playlist was too short for it)."""
     part_target = playlist.part_target or playlist.target_duration
     if given is not None:
         hold_back = given
@@ -159,7 +159,7 @@ def parts_hold_back(playlist: MediaPlaylist, *, given: float | None, start: Star
             control.part_hold_back if control is not None and control.part_hold_back else 3 * part_target
         )
     if start is not None:
-        hold_back = max(hold_back, live_edge_time(playlist) - start.start)
+        hold_back = max(hold_back, live_edge_time(playlist) - start.play_from)
     return hold_back
 
 

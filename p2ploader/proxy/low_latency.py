@@ -43,7 +43,13 @@ from typing import Final, TypeVar
 import httpx
 
 from p2ploader.aio.low_latency import LowLatencyStream, fetch_range
-from p2ploader.core.ll_follower import FetchRequest, LowLatencyItem, live_edge_time
+from p2ploader.core.ll_follower import (
+    FetchRequest,
+    LowLatencyItem,
+    StartPosition,
+    live_edge_time,
+    play_position,
+)
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Part, PartId, Segment, SegmentId
 from p2ploader.errors import P2PLoaderError, TransportError
@@ -157,19 +163,22 @@ class PlayersPlayhead:
     """Where the players behind the proxy play, for a parts swarm's deadlines (media seconds).
 
     The relay's stream runs on to the live edge, while the players start where the stream starts
-    (PART-HOLD-BACK behind live, rounded back to an independent part) and stay that far behind.
-    So the estimate is the live edge minus the distance the stream started at, never past the
-    item just handed. Counting from the live edge, not from a clock, keeps it right when the origin
-    pauses or drifts; the distance is taken again after a re-sync (a new timeline).
+    playing (PART-HOLD-BACK behind live: hls.js seeks to its live sync position, as
+    :func:`~p2ploader.core.ll_follower.play_position` does, not to the key frame the first item
+    begins with) and stay that far behind. So the estimate is the live edge minus the distance the
+    stream started at, never past the item just handed. Counting from the live edge, not from a
+    clock, keeps it right when the origin pauses or drifts; the distance is taken again after a
+    re-sync (a new timeline).
     """
 
     def __init__(self) -> None:
         self._distance: float | None = None
 
-    def observe(self, item: LowLatencyItem, *, live_edge: float) -> float:
-        """The playhead once ``item`` was handed, with ``live_edge`` the latest playlist's end."""
+    def observe(self, item: LowLatencyItem, *, live_edge: float, start: StartPosition | None = None) -> float:
+        """The playhead once ``item`` was handed, with ``live_edge`` the latest playlist's end and
+        ``start`` the stream's start (its follower's; None: the players start at the first item)."""
         if self._distance is None or item.after_resync:
-            self._distance = max(0.0, live_edge - item.start)
+            self._distance = max(0.0, live_edge - play_position(item, start, live_edge=live_edge))
         return min(item.start, live_edge - self._distance)
 
 
@@ -246,7 +255,10 @@ class LowLatencyRelay:
         playlist = self.stream.playlist
         if playlist is not None:
             # A parts swarm counts its deadlines from the players' playhead (see PlayersPlayhead).
-            self.stream.report_playback(self._playhead.observe(item, live_edge=live_edge_time(playlist)))
+            playhead = self._playhead.observe(
+                item, live_edge=live_edge_time(playlist), start=self.stream.follower.start
+            )
+            self.stream.report_playback(playhead)
         if item.part is not None and not item.gap:
             self._store(item.part.id, item.data)
         self._wake()

@@ -44,7 +44,7 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.driver import Driver
-from p2ploader.core.ll_follower import FetchRequest, LowLatencyFollower, live_edge_time
+from p2ploader.core.ll_follower import FetchRequest, LowLatencyFollower, live_edge_time, play_position
 from p2ploader.core.part_exchange import (
     DEFAULT_PART_WINDOW,
     PartIndex,
@@ -429,7 +429,9 @@ class SimLowLatencyViewer:
                 buffer = (
                     playlist.part_target if playlist.part_target is not None else playlist.target_duration
                 )
-                model = self.model = PlaybackModel(start_position=item.start, now=now, startup_buffer=buffer)
+                # As play_low_latency: the hold-back behind the edge as it is now.
+                position = play_position(item, self.follower.start, live_edge=live_edge_time(playlist))
+                model = self.model = PlaybackModel(start_position=position, now=now, startup_buffer=buffer)
                 self._tick = self._loop.call_later(TICK_SECONDS, self._on_tick)
             if item.gap:
                 model.add_gap(item.start, item.duration, now=now)

@@ -17,12 +17,14 @@ from p2ploader.core.ll_follower import (
     LowLatencyFollower,
     LowLatencyItem,
     live_edge_time,
+    play_position,
     start_position,
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, InitSection, Part, PartId, Segment, SegmentId
 from p2ploader.errors import PartVanishedError, PlaylistError, PlaylistWentBackwardsError, UsageError
 from p2ploader.hls import MediaPlaylist
+from p2ploader.playback import PlaybackModel
 
 URL = "http://origin.test/live/v0.m3u8"
 BASE = "http://origin.test/live/"
@@ -156,6 +158,39 @@ def test_start_is_the_last_independent_part_at_least_part_hold_back_from_the_edg
     follower = LowLatencyFollower(URL)
     follower.playlist_received(playlist(10, 12, 2), now=0.0)
     assert follower.start == start
+
+
+def test_playback_begins_part_hold_back_from_the_edge_inside_the_start() -> None:
+    # Edge 27.0 s, PART-HOLD-BACK 1.5 s: loaded from 12.2 (25.0 s), played from 25.5 s.
+    start = start_position(playlist(10, 12, 2))
+    assert start.play_from == pytest.approx(25.5)
+    # Given 4.5 s: loaded from segment 11 (22.0 s), played from 22.5 s.
+    start = start_position(playlist(10, 12, 2), hold_back=4.5)
+    assert (start.start, start.play_from) == (pytest.approx(22.0), pytest.approx(22.5))
+    # Without parts: played HOLD-BACK (here given: 3.0 s) from the end, inside segment 14.
+    plain = playlist(10, 15, 0, control=ServerControl(), hint=False, part_target=None, parts_from=99)
+    start = start_position(plain, hold_back=3.0)
+    assert (start.sequence, start.start, start.play_from) == (14, pytest.approx(28.0), pytest.approx(29.0))
+
+
+def test_the_player_shows_the_first_item_from_the_starts_play_from() -> None:
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    complete_all(follower, follower.take_fetches())
+    first, second = drain(follower)[:2]
+    assert (label(first), first.start) == ("v0#12.2", pytest.approx(25.0))
+    assert play_position(first, follower.start) == pytest.approx(25.5)
+    # Not the start's item (a caller that joined later), or no start: the item's own start.
+    assert play_position(second, follower.start) == pytest.approx(25.5)  # same segment: clamped
+    assert play_position(first, None) == first.start
+    later = attrs.evolve(first, segment_id=SegmentId("v0", 13), start=26.0)
+    assert play_position(later, follower.start) == 26.0
+    # The edge moved on 0.5 s while the first item came: playback begins 0.5 s further on.
+    start = follower.start
+    assert start is not None and start.edge == pytest.approx(27.0)
+    assert play_position(first, start, live_edge=27.5) == pytest.approx(26.0)
+    assert play_position(first, start, live_edge=27.0) == pytest.approx(25.5)  # it did not
+    assert play_position(later, start, live_edge=27.5) == 26.0  # not the start's item
 
 
 def test_a_non_independent_part_is_not_a_start() -> None:
@@ -574,9 +609,20 @@ class VirtualOrigin:
     seconds of virtual time, the first ``history`` parts at 0; answers after ``rtt`` seconds, holds
     blocking reloads and hinted parts until they are published."""
 
-    def __init__(self, *, history_segments: int = 3, rtt: float = 0.01) -> None:
+    def __init__(
+        self,
+        *,
+        history_segments: int = 3,
+        rtt: float = 0.01,
+        key_frame_per_segment: bool = False,
+        segment_delay: float = 0.0,
+    ) -> None:
         self.history = history_segments * PARTS_PER_SEGMENT
         self.rtt = rtt
+        self.key_frame_per_segment = key_frame_per_segment
+        """Only each segment's first part is INDEPENDENT (else every other part, as ``part``)."""
+        self.segment_delay = segment_delay
+        """Seconds more a whole segment's answer takes (a slow first item)."""
 
     def published(self, now: float) -> int:
         return self.history + max(0, int((now + 1e-9) // PART_S))
@@ -587,13 +633,24 @@ class VirtualOrigin:
     def playlist(self, now: float) -> MediaPlaylist:
         count = self.published(now)
         last, pending = count // PARTS_PER_SEGMENT - 1, count % PARTS_PER_SEGMENT
-        return playlist(max(0, last - 5), last, pending)
+        listed = playlist(max(0, last - 5), last, pending)
+        if not self.key_frame_per_segment:
+            return listed
+
+        def keyed(parts: tuple[Part, ...]) -> tuple[Part, ...]:
+            return tuple(attrs.evolve(p, independent=p.id.index == 0) for p in parts)
+
+        return attrs.evolve(
+            listed,
+            segments=tuple(attrs.evolve(s, parts=keyed(s.parts)) for s in listed.segments),
+            pending_parts=keyed(listed.pending_parts),
+        )
 
     def answer_at(self, fetch: FetchRequest, now: float) -> float:
         name = fetch.url.removeprefix(BASE).removesuffix(".mp4")
         msn, _, index = name[1:].partition(".")
         ready = self.published_at(int(msn), int(index) if index else PARTS_PER_SEGMENT - 1)
-        return max(now, ready) + self.rtt
+        return max(now, ready) + self.rtt + (0.0 if index else self.segment_delay)
 
 
 def test_following_a_virtual_origin_stays_at_part_hold_back_and_fetches_each_part_once() -> None:
@@ -673,3 +730,77 @@ def test_parts_of_the_segment_in_progress_carry_the_map_of_the_last_segment() ->
     complete_all(follower, follower.take_fetches())
     [item] = drain(follower)
     assert (label(item), item.init_section) == ("v0#13.2", init)
+
+
+@pytest.mark.parametrize(
+    ("first_load_at", "segment_delay"), [(0.0, 0.0), (0.6, 0.0), (1.1, 0.0), (1.6, 0.0), (1.1, 0.8)]
+)
+def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(
+    first_load_at: float, segment_delay: float
+) -> None:
+    """One key frame a 2 s segment, PART-HOLD-BACK 1.5 s, a first playlist at any moment of a
+    segment: the player shows media 1.5 s (plus the age of the edge and a round trip) behind live
+    throughout, with no stall, rather than from the key frame up to a segment further back. A
+    first item that takes 0.8 s more does not add 0.8 s: playback begins behind the edge as it is
+    when the item comes."""
+    import heapq
+
+    origin = VirtualOrigin(key_frame_per_segment=True, segment_delay=segment_delay)
+    follower = LowLatencyFollower(URL)
+    events: list[tuple[float, int, str, object]] = []
+    order = 0
+    model: PlaybackModel | None = None
+    latencies: list[float] = []
+
+    def at(time: float, kind: str, payload: object) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (time, order, kind, payload))
+
+    def live(now: float) -> float:
+        """Media time being published at ``now``: the origin's history plus the time since."""
+        return origin.history * PART_S + now
+
+    at(first_load_at + origin.rtt, "playlist", None)
+    for k in range(1, 121):
+        at(first_load_at + 0.1 * k, "tick", None)
+    while events:
+        now, _, kind, payload = heapq.heappop(events)
+        if now > first_load_at + 12.0:
+            break  # the playlist reloads go on for ever
+        if kind == "playlist":
+            follower.playlist_received(origin.playlist(now), now=now)
+            request = follower.next_playlist_request()
+            assert request is not None and request.msn is not None and request.part is not None
+            at(origin.published_at(request.msn, request.part) + origin.rtt, "playlist", None)
+        elif kind == "fetch":
+            assert isinstance(payload, FetchRequest)
+            follower.fetch_completed(payload, body(payload))
+        for fetch in follower.take_fetches():
+            at(origin.answer_at(fetch, now), "fetch", fetch)
+        while (item := follower.next_ready()) is not None:
+            if model is None:
+                assert follower.playlist is not None
+                edge = live_edge_time(follower.playlist)  # as play_low_latency: the edge now
+                position = play_position(item, follower.start, live_edge=edge)
+                model = PlaybackModel(start_position=position, now=now, startup_buffer=PART_S)
+            model.add_segment(item.start, item.duration, now=now)
+        if model is not None and model.update(now=now) == "playing":
+            latencies.append(live(now) - model.position)
+
+    assert model is not None and follower.start is not None
+    start = follower.start
+    # The start was loaded from a key frame (a segment start) ...
+    assert start.part_index == 0 and start.start == pytest.approx(start.sequence * SEGMENT_S)
+    # ... to be played from PART-HOLD-BACK behind the edge of the first playlist.
+    first_edge = live_edge_time(origin.playlist(first_load_at + origin.rtt))
+    assert (start.play_from, start.edge) == (
+        pytest.approx(first_edge - 3 * PART_S),
+        pytest.approx(first_edge),
+    )
+    assert model.stalls == 0 and len(latencies) >= 100
+    # Behind live: PART-HOLD-BACK, plus the edge's age at the first load (under a part), plus a
+    # round trip or two; never the up to one segment more of a start at the key frame.
+    assert min(latencies) >= 3 * PART_S
+    assert max(latencies) <= 3 * PART_S + PART_S + 3 * origin.rtt
+    assert max(latencies) - min(latencies) < 1e-6  # real-time playback, no stall: constant

@@ -15,7 +15,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import swarm
-from p2ploader.core.ll_follower import FetchRequest
+from p2ploader.core.ll_follower import FetchRequest, start_position
 from p2ploader.core.part_exchange import (
     DEFAULT_PART_WINDOW,
     MAX_PART_MSN,
@@ -27,6 +27,7 @@ from p2ploader.core.part_exchange import (
     part_policy_settings,
     part_wire_id,
     parts_config,
+    parts_hold_back,
     parts_info_hash,
 )
 from p2ploader.core.scheduler import Scheduler
@@ -118,6 +119,19 @@ def test_the_critical_window_and_fallback_follow_the_part_duration() -> None:
     assert short["slow_origin_lead_time"] == short["http_lead_time"]
     with pytest.raises(UsageError):
         part_policy_settings(part_target=0.0, hold_back=1.0)
+
+
+def test_the_deadlines_are_set_for_the_players_distance_behind_live() -> None:
+    # Key frames at segment starts; the edge at 5.0 s, PART-HOLD-BACK 1.5 s: loaded from the key
+    # frame at 2.0 s, played from 3.5 s. The deadlines are for 1.5 s behind live, not 3.0 s.
+    playlist = parsed()
+    start = start_position(playlist)
+    assert (start.start, start.play_from) == (pytest.approx(2.0), pytest.approx(3.5))
+    assert parts_hold_back(playlist, given=None, start=start) == pytest.approx(1.5)
+    assert parts_hold_back(playlist, given=None, start=None) == pytest.approx(1.5)
+    assert parts_hold_back(playlist, given=2.5, start=None) == 2.5  # the application's hold-back
+    # Judged on a later playlist (the edge one part on), the player's real distance counts.
+    assert parts_hold_back(parsed(pending=3), given=None, start=start) == pytest.approx(2.0)
 
 
 def test_parts_config_from_the_default_config() -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from p2ploader.core.ll_follower import LowLatencyItem
+from p2ploader.core.ll_follower import LowLatencyItem, StartPosition
 from p2ploader.core.segments import SegmentId
 from p2ploader.proxy.low_latency import PlayersPlayhead
 
@@ -52,3 +52,13 @@ def test_never_past_the_item_just_handed() -> None:
     playhead = PlayersPlayhead()
     playhead.observe(part(100.0), live_edge=100.5)  # started 0.5 s behind
     assert playhead.observe(part(100.5), live_edge=102.0) == 100.5  # the edge ran ahead of the items
+
+
+def test_the_players_start_at_the_hold_back_not_at_the_key_frame() -> None:
+    # The stream loads from a key frame at 100 (a segment start) and plays from 101.5, PART-HOLD-BACK
+    # (1.5 s) behind an edge at 103: the players are 1.5 s behind live, not 3 s.
+    start = StartPosition(sequence=50, part_index=0, start=100.0, play_from=101.5, edge=103.0)
+    playhead = PlayersPlayhead()
+    assert playhead.observe(part(100.0), live_edge=103.0, start=start) == 100.0  # not past the item
+    assert playhead.observe(part(103.0), live_edge=103.5, start=start) == 102.0
+    assert playhead.observe(part(103.5), live_edge=104.0, start=start) == 102.5
