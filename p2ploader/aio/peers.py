@@ -61,8 +61,7 @@ from p2ploader.aio.tracker_client import Offer
 from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core import peer_protocol as proto
-from p2ploader.core import swarm, wire
+from p2ploader.core import wire
 from p2ploader.core.admission import (
     Admission,
     AdmissionLimits,
@@ -70,8 +69,8 @@ from p2ploader.core.admission import (
     keeps_existing_link,
 )
 from p2ploader.core.bans import certificate_identity
-from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.peer_set import PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.core.upload_control import UploadController, UploadControlStatistics
@@ -119,7 +118,10 @@ class _PeerState:
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
     round_trip: float | None = None  # the link's round trip last fed to the upload controller
-    certificate: str | None = None  # the link's DTLS certificate (its identity for bans)
+
+    @property
+    def peer_id(self) -> str:
+        return self.link.peer_id
 
 
 class PeerManager:
@@ -145,7 +147,7 @@ class PeerManager:
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
         on_peer_status: Callable[[str, bool, str | None], None] | None = None,
-        is_banned: Callable[[str, str], bool] | None = None,
+        is_banned: Callable[[str, str | None], bool] | None = None,
         bind_certificate: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
         wants_offers: Callable[[Collection[str]], bool] | None = None,
@@ -154,8 +156,6 @@ class PeerManager:
     ) -> None:
         self._feed_core = feed
         self.rendition = rendition
-        self._live = live
-        self._first_sequence = first_sequence
         self.local_peer_id = local_peer_id
         self._rtc_config = rtc_config
         self._max_peers = max_peers
@@ -167,10 +167,6 @@ class PeerManager:
         self._upload_control = upload_control
         """Steers the upload rate from our links' round trips; ``None``: off. One controller per
         viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
-        self._max_segment_size = max_segment_size
-        """Bytes a data header may announce (the stream's bitrate allows no more)."""
-        self._max_announced_ids = max_announced_ids
-        """Ids one announcement may carry (the playlist's window allows no more)."""
         self._rng = rng or random.Random()
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
@@ -178,12 +174,6 @@ class PeerManager:
         self._on_peer_status = on_peer_status
         """``on_peer_status(peer_id, connected, reason)``: a peer got a slot (``True``, ``None``) or
         the link of such a peer closed (``False``, why)."""
-        self._is_banned = is_banned
-        """``is_banned(peer_id, certificate)``: the core's verdict (this swarm's reputation); a
-        banned peer's offers and answers are refused."""
-        self._bind_certificate = bind_certificate
-        """``bind_certificate(peer_id, certificate)``: a new link of ``peer_id`` uses that DTLS
-        certificate, so the core's strikes and bans under that id fall on it."""
         self._admit = admit
         """Topology gate (host/client tree): ``admit(peer_id, linked_peer_ids)`` decides whether a
         new link to ``peer_id`` is accepted; ``None`` accepts everyone (mesh)."""
@@ -199,11 +189,27 @@ class PeerManager:
         self._own_loaded: frozenset[SegmentId] = frozenset()  # our latest announcement
         self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
         self._peer_request: dict[str, int] = {}
-        self._peers: dict[str, _PeerState] = {}
+        self._peer_set: PeerSet[_PeerState] = PeerSet(
+            swarm=rendition,
+            live=live,
+            first_sequence=first_sequence,
+            feed=lambda event: self._feed(event),  # looked up at each call: it may be wrapped
+            io=_LinkIO(self),
+            max_segment_size=max_segment_size,
+            max_announced_ids=max_announced_ids,
+            max_message_size=max_message_size,
+            # is_banned(peer_id, certificate): the core's verdict (this swarm's reputation); a
+            # banned peer's offers and answers are refused. bind_certificate(peer_id, certificate):
+            # a new link of peer_id uses that DTLS certificate, so strikes and bans fall on it.
+            is_banned=is_banned,
+            bind_certificate=bind_certificate,
+        )
+        """The links and the decisions about them: bans, core actions to the machines, their
+        events to the core (:mod:`p2ploader.core.peer_set`)."""
+        self._peers = self._peer_set.links
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
         self._opened = 0
-        self._protocol_errors = 0
         self._uploads = 0
         self._uploaded = 0
         self._closed = False
@@ -212,22 +218,10 @@ class PeerManager:
         # as it can instead of all finishing late together (asyncio.Lock wakes waiters in order).
         self._uplink_turn = asyncio.Lock()
 
-    # ------------------------------------------------------------------ ids
-
-    def _wire_id(self, segment_id: SegmentId) -> int:
-        return swarm.segment_wire_id(segment_id, live=self._live, first_sequence=self._first_sequence)
-
-    def _segment_id(self, wire_id: int) -> SegmentId:
-        return swarm.segment_id_from_wire(
-            self.rendition, wire_id, live=self._live, first_sequence=self._first_sequence
-        )
-
     def set_playlist_window(self, segments: int) -> None:
         """The playlist now lists ``segments`` segments: bound the announcements of every peer by it
         (:func:`~p2ploader.core.peer_limits.announcement_id_limit`)."""
-        self._max_announced_ids = announcement_id_limit(segments)
-        for state in self._peers.values():
-            state.protocol.max_announced_ids = self._max_announced_ids
+        self._peer_set.set_playlist_window(segments)
 
     # ------------------------------------------------------------------ signalling (tracker client callbacks)
 
@@ -260,12 +254,12 @@ class PeerManager:
     @property
     def live(self) -> bool:
         """Whether segments are named by media sequence number on the wire (else by position)."""
-        return self._live
+        return self._peer_set.live
 
     @property
     def first_sequence(self) -> int:
         """The playlist's first media sequence number when the swarm was joined."""
-        return self._first_sequence
+        return self._peer_set.first_sequence
 
     @property
     def linked(self) -> tuple[str, ...]:
@@ -320,7 +314,7 @@ class PeerManager:
             self._closed
             or peer_id == self.local_peer_id
             or certificate is None
-            or self._banned(peer_id, certificate)
+            or self._peer_set.refuses(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             await pc.close()
@@ -329,7 +323,8 @@ class PeerManager:
             if self._keep_existing_link(peer_id):
                 await pc.close()
                 return
-            replaced = self._peers.pop(peer_id).link
+            replaced = self._peers[peer_id].link
+            self._peer_set.remove(peer_id)
             self._admission.closed(peer_id)
             replaced.close()
         link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
@@ -350,7 +345,7 @@ class PeerManager:
             or peer_id == self.local_peer_id
             or peer_id in self._peers
             or certificate is None
-            or self._banned(peer_id, certificate)
+            or self._peer_set.refuses(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             return None
@@ -379,19 +374,14 @@ class PeerManager:
         self._arm_connect_timeout(link)
         return str(pc.localDescription.sdp)
 
-    def _banned(self, peer_id: str, certificate: str) -> bool:
-        return self._is_banned is not None and self._is_banned(peer_id, certificate)
-
     def drop_banned(self) -> tuple[str, ...]:
         """Close every link the core now says is banned (a ban elsewhere, in a swarm sharing bans
         with this one: a companion's, see :mod:`p2ploader.core.reputation`); the peer ids closed.
         A ban in this swarm needs no sweep: the scheduler disconnects the peer itself."""
-        closed = []
-        for peer_id, state in list(self._peers.items()):
-            if state.certificate is not None and self._banned(peer_id, state.certificate):
-                _close_with_reason(state, "banned in a swarm sharing bans with this one")
-                closed.append(peer_id)
-        return tuple(closed)
+        closed = self._peer_set.banned()
+        for peer_id in closed:
+            _close_with_reason(self._peers[peer_id], "banned in a swarm sharing bans with this one")
+        return closed
 
     def _keep_existing_link(self, peer_id: str) -> bool:
         """A second connection with ``peer_id`` answered our offer. ``True``: drop it (the core's
@@ -419,15 +409,10 @@ class PeerManager:
             on_closed=self._link_closed,
             buffered_low_threshold=CONTROLLED_BUFFER if self._upload_control is not None else None,
         )
-        protocol = PeerProtocol(
-            max_segment_size=self._max_segment_size,
-            max_announced_ids=self._max_announced_ids,
-            max_message_size=self._max_message_size,
-        )
-        self._peers[peer_id] = _PeerState(link=link, protocol=protocol, certificate=certificate)
+        state = _PeerState(link=link, protocol=self._peer_set.new_protocol())
+        # Strikes and bans under this id now fall on this certificate.
+        self._peer_set.add(peer_id, state, certificate=certificate)
         self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
-        if self._bind_certificate is not None:
-            self._bind_certificate(peer_id, certificate)  # strikes and bans under this id hit it
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -468,7 +453,7 @@ class PeerManager:
         state = self._peers.get(link.peer_id)
         if state is None or state.link is not link:
             return
-        del self._peers[link.peer_id]
+        self._peer_set.remove(link.peer_id)
         self._admission.closed(link.peer_id)
         request_id = self._peer_request.pop(link.peer_id, None)
         if request_id is not None:
@@ -510,8 +495,7 @@ class PeerManager:
         # one incident is reported (and counted against the peer) once.
         if state is None or state.link is not link or link.closing:
             return
-        state.protocol.receive_message(message, now=self._now())
-        self._pump(state)
+        self._peer_set.receive(state, message, now=self._now())
 
     def _transmit(self, state: _PeerState) -> None:
         """Send what the protocol queued; once the link refuses a message the rest is dropped."""
@@ -520,42 +504,8 @@ class PeerManager:
                 return
 
     def _pump(self, state: _PeerState) -> None:
-        """Send the protocol's messages and act on its events. Feeding the core may perform
-        actions on this peer at once (a next request): their messages go out in order too."""
-        self._transmit(state)
-        while (event := state.protocol.next_event()) is not None:
-            self._protocol_event(state, event)
-        self._transmit(state)
-
-    def _protocol_event(self, state: _PeerState, event: proto.Event) -> None:
-        match event:
-            case proto.UploadStopped():
-                if state.upload_of is event.upload:
-                    self._cancel_upload_task(state)
-            case proto.ProtocolViolated():
-                self._violation(state, event.reason, event.request_id)
-            case _:
-                scheduled = proto.scheduler_event(
-                    event,
-                    peer_id=state.link.peer_id,
-                    segment_id=self._segment_id,
-                    announced=lambda ids: frozenset(self._segment_id(i) for i in ids),
-                )
-                if scheduled is not None:
-                    self._feed(scheduled)
-
-    def _violation(self, state: _PeerState, reason: str, request_id: int | None) -> None:
-        self._protocol_errors += 1
-        logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
-        if request_id is not None:
-            # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
-        else:
-            self._feed(
-                ev.PeerViolatedProtocol(peer_id=state.link.peer_id, swarm=self.rendition, reason=reason)
-            )
-        if not state.link.closed:
-            _close_with_reason(state, f"protocol violation: {reason}")
+        """Send the protocol's messages and act on its events (the peer set's)."""
+        self._peer_set.drain(state)
 
     # ------------------------------------------------------------------ core actions (PeerTransport)
 
@@ -582,66 +532,7 @@ class PeerManager:
 
     def perform(self, action: act.Action) -> None:
         self._observe(action)
-        match action:
-            case act.RequestFromPeer():
-                self._request(action)
-            case act.CancelPeerDownload():
-                self._cancel(action)
-            case act.AnnounceSegments():
-                self._announce(action)
-            case act.SendSegmentToPeer():
-                self._start_upload(action)
-            case act.ExtendUpload():
-                state = self._peers.get(action.peer_id)
-                if state is not None and state.protocol.extend_upload(
-                    segment_id=self._wire_id(action.segment_id),
-                    request_id=action.peer_request_id or 0,
-                    data=action.data,
-                ):
-                    state.upload_more.set()
-            case act.SendSegmentAbsent() | act.AbortUpload():
-                state = self._peers.get(action.peer_id)
-                if state is not None:
-                    # An aborted upload stops first (the protocol drops it, the pump ends its task).
-                    state.protocol.send_absent(
-                        segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
-                    )
-                    self._pump(state)
-            case act.DisconnectPeer():
-                state = self._peers.get(action.peer_id)
-                if state is not None:
-                    _close_with_reason(state, action.reason)
-
-    def _request(self, action: act.RequestFromPeer) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is None or not state.link.is_open:
-            asyncio.get_running_loop().call_soon(
-                self._feed, ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone")
-            )
-            return
-        state.protocol.send_request(
-            segment_id=self._wire_id(action.segment_id),
-            request_id=action.request_id,
-            byte_offset=action.byte_offset,
-        )
-        self._transmit(state)
-
-    def _cancel(self, action: act.CancelPeerDownload) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is not None and state.protocol.send_cancel(action.request_id):
-            self._transmit(state)
-
-    def _announce(self, action: act.AnnounceSegments) -> None:
-        # Tuples: the protocol encodes one announcement once for every peer it goes to.
-        loaded = tuple(self._wire_id(s) for s in action.loaded if s.rendition == self.rendition)
-        loading = tuple(self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition)
-        targets = (
-            [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
-        )
-        for state in targets:
-            if state is not None and state.link.is_open:
-                state.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
-                self._transmit(state)
+        self._peer_set.perform(action)
 
     # ------------------------------------------------------------------ uploads
 
@@ -653,16 +544,8 @@ class PeerManager:
         state.upload = None
         state.upload_of = None
 
-    def _start_upload(self, action: act.SendSegmentToPeer) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is None or not state.link.is_open:
-            return
-        upload = state.protocol.start_upload(
-            segment_id=self._wire_id(action.segment_id),
-            request_id=action.peer_request_id or 0,
-            data=action.data,
-            length=action.total_bytes - action.byte_offset if action.growing else None,
-        )
+    def _start_upload(self, state: _PeerState, upload: Upload) -> None:
+        """Send ``upload`` (the machine started it) in a task of its own."""
         self._pump(state)  # the upload it replaces stops
         more = asyncio.Event()
         state.upload_of = upload
@@ -789,7 +672,7 @@ class PeerManager:
             links=len(self._peers),
             pending_offers=len(self._pending_offers),
             connections_opened=self._opened,
-            protocol_errors=self._protocol_errors,
+            protocol_errors=self._peer_set.violations,
             uploads=self._uploads,
             uploaded_bytes=self._uploaded,
             admission=self._admission.statistics(),
@@ -810,6 +693,39 @@ class PeerManager:
         await asyncio.gather(
             *(link.aclose() for link in links), *(pc.close() for pc in pending), return_exceptions=True
         )
+
+
+class _LinkIO:
+    """The peer manager's links as the peer set drives them (:class:`~p2ploader.core.peer_set.PeerLinkIO`)."""
+
+    def __init__(self, manager: PeerManager) -> None:
+        self._manager = manager
+
+    def usable(self, link: _PeerState) -> bool:
+        return link.link.is_open
+
+    def transmit(self, link: _PeerState) -> None:
+        self._manager._transmit(link)
+
+    def pump(self, link: _PeerState) -> None:
+        self._manager._pump(link)
+
+    def close(self, link: _PeerState, reason: str) -> None:
+        if not link.link.closed:
+            _close_with_reason(link, reason)
+
+    def feed_soon(self, event: ev.Event) -> None:
+        asyncio.get_running_loop().call_soon(self._manager._feed, event)
+
+    def upload_started(self, link: _PeerState, upload: Upload) -> None:
+        self._manager._start_upload(link, upload)
+
+    def upload_extended(self, link: _PeerState) -> None:
+        link.upload_more.set()
+
+    def upload_stopped(self, link: _PeerState, upload: Upload) -> None:
+        if link.upload_of is upload:
+            self._manager._cancel_upload_task(link)
 
 
 def _close_with_reason(state: _PeerState, reason: str) -> None:
