@@ -70,7 +70,7 @@ from p2ploader.core.admission import (
 )
 from p2ploader.core.bans import certificate_identity
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.peer_set import PeerSet
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.core.upload_control import UploadController, UploadControlStatistics
@@ -79,9 +79,6 @@ __all__ = ["PeerManager", "PeerManagerStatistics"]
 
 logger = logging.getLogger(__name__)
 
-GROWING_UPLOAD_PATIENCE = 30.0
-"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up."""
-
 ROUND_TRIP_SAMPLE_INTERVAL = 0.05
 """Seconds between two reads of an uploading link's round trip (SCTP updates it on every
 acknowledgement; a faster read would mostly find the same value)."""
@@ -89,9 +86,6 @@ acknowledgement; a faster read would mostly find the same value)."""
 CONTROLLED_BUFFER = 65536
 """Bytes a link's data channel may hold queued when uploads are steered by delay (one full-size
 message: enough to keep SCTP busy, little enough that a rate cut acts within that many bytes)."""
-
-MIN_PACED_CHUNK = 1024
-"""Bytes: the smallest data message a paced upload sends (about one SCTP packet's payload)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -609,14 +603,6 @@ class PeerManager:
             return self._upload_rate_limit or None
         return min(controlled, self._upload_rate_limit) if self._upload_rate_limit else controlled
 
-    def _chunk_limit(self) -> int | None:
-        """Bytes per data message while the controller limits the rate (``None``: the message size):
-        half the delay target's worth at that rate, so one message never queues longer."""
-        control = self._upload_control
-        if control is None or control.rate is None:
-            return None
-        return max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
-
     async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
         sent = 0
@@ -624,7 +610,8 @@ class PeerManager:
         self._transmit(state)
         loop = asyncio.get_running_loop()
         while not upload.finished:
-            chunk = upload.next_chunk(self._chunk_limit())
+            control = self._upload_control
+            chunk = upload.next_chunk(control.chunk_limit() if control is not None else None)
             if chunk is None:  # a growing upload waits for the origin's next bytes
                 more.clear()
                 try:

@@ -49,9 +49,15 @@ from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.segments import SegmentId
 
-__all__ = ["PeerEnd", "PeerLinkIO", "PeerSet"]
+__all__ = ["GROWING_UPLOAD_PATIENCE", "PeerEnd", "PeerLinkIO", "PeerSet"]
 
 logger = logging.getLogger(__name__)
+
+GROWING_UPLOAD_PATIENCE = 30.0
+"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up: the
+scheduler stops a relay whose HTTP download ends without the segment; this bound only keeps a lost
+one from holding the uplink for ever. Every transport waits so long (the peer manager's upload
+task, the simulator's uplink)."""
 
 
 class PeerEnd(Protocol):

@@ -51,7 +51,7 @@ from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
 from p2ploader.core.http_fetch import status_failure
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.peer_set import PeerSet
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
 from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, RetryAttempt
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
@@ -61,7 +61,6 @@ from p2ploader.sim.uplink import (
     ACK_BYTES_PER_BYTE,
     CONTROLLED_PIECE_SECONDS,
     HTTP_WIRE_SHARE,
-    MIN_PACED_CHUNK,
     P2P_WIRE_SHARE,
     Uplink,
     tcp_transfer_seconds,
@@ -84,9 +83,6 @@ same link (a request, an announcement) waits behind the burst, as on an ordered 
 real sender keeps up to 1 MiB queued (``BUFFERED_AMOUNT_LOW_THRESHOLD``), this keeps the wait short
 enough that 1 s bursts no longer cost a stall the model did not have before (slow-origin stress,
 seed 2)."""
-GROWING_UPLOAD_PATIENCE = 30.0
-"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up, as the peer
-manager's (:data:`p2ploader.aio.peers.GROWING_UPLOAD_PATIENCE`)."""
 HTTP_PIECE_SECONDS = 0.1
 """A simulated HTTP body arrives in pieces at least this often (seconds of transfer time): finely
 enough that a segment relayed while it arrives (cut-through) follows the origin's pace."""
@@ -830,7 +826,7 @@ class ModelledPeers:
             if control.rate is not None:
                 # Paced above what the link carries, the queue grows by the difference.
                 paced = control.rate
-                chunk_limit = max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
+                chunk_limit = control.chunk_limit()
         budget = min(paced or rate, rate) * piece_seconds
         chunks: list[bytes] = []
         size = 0

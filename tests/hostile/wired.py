@@ -18,9 +18,10 @@ they are queued.
 do, which turns the scheduler's peer actions into machine calls and the machine's events into the
 scheduler's, and closes a link on a violation or a ``DisconnectPeer``. A new link is refused when
 the core says its peer (with that certificate) is banned, and its certificate is bound to the peer
-id, as the peer manager does for an offer. Only the in-memory link is this module's own. The origin answers every fetch after
-``http_time`` seconds with the segment's true bytes; the player asks for the segments in order and
-plays them at 1x, counting stalls.
+id, as the peer manager does for an offer. Only the in-memory link is this module's own.
+
+The origin answers every fetch after ``http_time`` seconds with the segment's true bytes; the
+player asks for the segments in order and plays them at 1x, counting stalls.
 
 What is left out is what only a socket can show (SCTP back-pressure, a DTLS certificate, ICE); the
 real-socket tests in ``tests/hostile/test_hostile_peers.py`` keep those.
