@@ -180,9 +180,6 @@ class PeerManager:
         """``wants(segment_ids)``: whether any of them is a segment we may still need (queued, not
         cached); a peer announcing such segments keeps its slot until its requests fail. ``None``:
         any segment we did not announce ourselves counts."""
-        self._own_loaded: frozenset[SegmentId] = frozenset()  # our latest announcement
-        self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
-        self._peer_request: dict[str, int] = {}
         self._peer_set: PeerSet[_PeerState] = PeerSet(
             swarm=rendition,
             live=live,
@@ -225,7 +222,7 @@ class PeerManager:
     def _wanted(self, segments: Collection[SegmentId]) -> bool:
         if self._wants is not None:
             return self._wants(segments)
-        own = self._own_loaded
+        own = self._admission.own_loaded  # our latest announcement
         return any(segment not in own for segment in segments)
 
     @property
@@ -448,10 +445,7 @@ class PeerManager:
         if state is None or state.link is not link:
             return
         self._peer_set.remove(link.peer_id)
-        self._admission.closed(link.peer_id)
-        request_id = self._peer_request.pop(link.peer_id, None)
-        if request_id is not None:
-            self._request_peer.pop(request_id, None)
+        self._admission.link_gone(link.peer_id)
         self._cancel_upload_task(state)
         if self._upload_control is not None:
             self._upload_control.forget(self._control_key(link.peer_id))
@@ -465,22 +459,7 @@ class PeerManager:
     def _feed(self, event: ev.Event) -> None:
         """Every event to the core passes here: the admission policy learns which peers deliver
         (or take uploads, or announce segments we need) on the way."""
-        now = self._now()
-        match event:
-            case ev.PeerChunkReceived() if event.data:
-                peer_id = self._request_peer.get(event.request_id)
-                if peer_id is not None:
-                    self._admission.delivered(peer_id, now=now)
-            case ev.PeerDownloadFailed():
-                peer_id = self._request_peer.get(event.request_id)
-                if peer_id is not None and event.reason != "peer gone":
-                    self._admission.request_failed(peer_id)
-            case ev.PeerAnnounced():
-                self._admission.announced(event.peer_id, event.loaded)
-            case ev.UploadFinished() if event.sent_bytes > 0:
-                self._admission.served(event.peer_id, now=now)
-            case _:
-                pass
+        self._admission.feeding(event, now=self._now())
         self._feed_core(event)
 
     def _link_message(self, link: PeerLink, message: bytes) -> None:
@@ -503,29 +482,9 @@ class PeerManager:
 
     # ------------------------------------------------------------------ core actions (PeerTransport)
 
-    def _observe(self, action: act.Action) -> None:
-        """What admission needs from the core's actions: whom we ask (their bytes then count as
-        delivered), whom we serve, and what we hold ourselves."""
-        match action:
-            case act.RequestFromPeer() if action.peer_id in self._peers:
-                previous = self._peer_request.get(action.peer_id)
-                if previous is not None:
-                    self._request_peer.pop(previous, None)
-                self._peer_request[action.peer_id] = action.request_id
-                self._request_peer[action.request_id] = action.peer_id
-            case act.SendSegmentToPeer():
-                self._admission.served(action.peer_id, now=self._now())
-            case act.CancelPeerDownload():
-                # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
-                # until it delivers again (a peer announcing and then stalling must not stay useful).
-                self._admission.request_failed(action.peer_id)
-            case act.AnnounceSegments() if action.peer_id is None:
-                self._own_loaded = frozenset(action.loaded)
-            case _:
-                pass
-
     def perform(self, action: act.Action) -> None:
-        self._observe(action)
+        # Admission learns whom we ask, whom we serve and what we hold on the way.
+        self._admission.performing(action, now=self._now(), linked=self._peers)
         self._peer_set.perform(action)
 
     # ------------------------------------------------------------------ uploads
