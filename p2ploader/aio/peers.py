@@ -10,18 +10,20 @@ tracker client:
   links still connecting, a budget of remote offers answered per time window; when slots are full
   a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
   (past its grace period), or is closed. An open link is never replaced by a second connection
-  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Whether a
-  peer is banned is the core's to say
+  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Admission
+  sees every core action performed and event fed on the way, and keeps its own books of whom we
+  asked and who delivered. Whether a peer is banned is the core's to say
   (:mod:`p2ploader.core.reputation`, asked through ``is_banned``); bans fall on the remote's DTLS
   certificate (:func:`~p2ploader.core.bans.certificate_identity`, reported with
   ``bind_certificate``), not on the id alone, so a peer cannot be framed by someone using its id.
-* **Core actions → wire, wire → core events,** through one sans-IO
+* **Core actions → wire, wire → core events,** through the sans-IO
+  :class:`~p2ploader.core.peer_set.PeerSet` (the links, bans, actions and events, violations as
+  failures or strikes: the decisions the simulator's peers share) and one
   :class:`~p2ploader.core.peer_protocol.PeerProtocol` per peer, which decides everything the wire
   protocol decides: request matching, discard after cancel, header and size checks, the flood guard,
-  upload chunking, violations. This module feeds it each data-channel message with the loop's time,
-  sends the messages it queues, and maps its events (wire ids) to the core's (segment ids).
-  Requests, cancels, announcements (filtered to this swarm's rendition), uploads and absences go the
-  other way.
+  upload chunking, violations. This module feeds the peer set each data-channel message with the
+  loop's time, sends the messages the machines queue, closes links and runs the upload tasks
+  (:class:`_LinkIO`).
 * **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
   come first served; each pulls the machine's chunks one by one, after the data channel's send
   buffer drained (back-pressure) and, with a rate cap, when its share of time came.
@@ -38,7 +40,7 @@ tracker client:
 A violation the machine reports fails our outstanding request as misbehaviour, which makes the
 scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
 fed to the core as :class:`~p2ploader.core.events.PeerViolatedProtocol` (a strike). Either way the
-link closes.
+link closes (the peer set decides; this module closes).
 
 What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
 more than the stream's bitrate allows is refused before its bytes come, an announcement with more
