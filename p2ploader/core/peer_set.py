@@ -142,7 +142,8 @@ class PeerSet(Generic[L]):
         self.swarm = swarm
         self.live = live
         self.first_sequence = first_sequence
-        self._feed = feed
+        self.feed = feed
+        """Where the core's events go (a transport may wrap it, e.g. to trace them)."""
         self._io = io
         self.max_segment_size = max_segment_size
         """Bytes a data header may announce (the stream's bitrate allows no more)."""
@@ -245,7 +246,7 @@ class PeerSet(Generic[L]):
     def handle(self, link: L, event: proto.Event) -> None:
         """One event of ``link``'s machine: the core's event, a stopped upload, or a violation."""
         if type(event) is proto.AnnouncementReceived:  # by far the most frequent: straight through
-            self._feed(
+            self.feed(
                 ev.PeerAnnounced(
                     peer_id=link.peer_id,
                     loaded=self.announced(event.loaded),
@@ -263,16 +264,16 @@ class PeerSet(Generic[L]):
                     event, peer_id=link.peer_id, segment_id=self.segment_id, announced=self.announced
                 )
                 if scheduled is not None:
-                    self._feed(scheduled)
+                    self.feed(scheduled)
 
     def _violated(self, link: L, reason: str, request_id: int | None) -> None:
         self.violations += 1
         logger.info("peer %s broke the protocol: %s", link.peer_id, reason)
         if request_id is not None:
             # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
+            self.feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
         else:
-            self._feed(ev.PeerViolatedProtocol(peer_id=link.peer_id, swarm=self.swarm, reason=reason))
+            self.feed(ev.PeerViolatedProtocol(peer_id=link.peer_id, swarm=self.swarm, reason=reason))
         self._io.close(link, f"protocol violation: {reason}")
 
     # ------------------------------------------------------------------ core -> wire

@@ -572,7 +572,6 @@ class ModelledPeers:
         self.swarm = swarm
         self.network = network
         self.link = link
-        self.feed = feed
         self.max_peers = max_peers
         self.sends_stream_payloads = True
         """Whether our uploads carry the stream's bytes, so that a receiver may take the shared
@@ -587,7 +586,7 @@ class ModelledPeers:
             # Every simulated playlist starts at media sequence 0, so live and VOD ids agree.
             live=True,
             first_sequence=0,
-            feed=lambda event: self.feed(event),  # looked up at each call: a traced run wraps it
+            feed=feed,
             io=_ModelledLinkIO(self),
             max_segment_size=max_segment_size,
             max_announced_ids=max_announced_ids,
@@ -608,6 +607,15 @@ class ModelledPeers:
         # Our requests: request id -> the segment asked, and how many pieces of it came so far.
         self._requests: dict[int, SegmentId] = {}
         self._pieces: dict[int, int] = {}
+
+    @property
+    def feed(self) -> Callable[[ev.Event], None]:
+        """Where the core's events go (the viewer's driver); a traced run wraps it."""
+        return self.peer_set.feed
+
+    @feed.setter
+    def feed(self, feed: Callable[[ev.Event], None]) -> None:
+        self.peer_set.feed = feed
 
     # ------------------------------------------------------------------ links
 
@@ -643,7 +651,7 @@ class ModelledPeers:
 
     def feed_if_alive(self, event: ev.Event) -> None:
         if self.alive:
-            self.feed(event)
+            self.peer_set.feed(event)
 
     def _announced_ids(self, wire_ids: tuple[int, ...]) -> frozenset[SegmentId]:
         return self.network.segment_ids(self.swarm, wire_ids)
@@ -747,7 +755,7 @@ class ModelledPeers:
             self._pieces.pop(request_id, None)
             if segment_id is not None:
                 self.network.record_delivery(segment_id, sender.peer_id)
-        self.feed(ev.PeerChunkReceived(request_id=request_id, data=data))
+        self.peer_set.feed(ev.PeerChunkReceived(request_id=request_id, data=data))
         if complete and pieces > 1 and segment_id is not None and self.on_reassembled is not None:
             self.on_reassembled(segment_id)
 
@@ -920,31 +928,22 @@ class ModelledPeers:
 
 class _ModelledLinkIO:
     """A viewer's modelled links as its peer set drives them
-    (:class:`~p2ploader.core.peer_set.PeerLinkIO`): every link is open from the start."""
+    (:class:`~p2ploader.core.peer_set.PeerLinkIO`): every link is open from the start. The hooks
+    are the viewer's own methods, bound once (the simulator calls them for every message)."""
 
     def __init__(self, peers: ModelledPeers) -> None:
         self._peers = peers
+        self.transmit = peers._transmit
+        self.pump = peers._pump
+        self.upload_started = peers._start_upload
+        self.upload_extended = peers._upload_extended
+        self.upload_stopped = peers._upload_stopped
 
     def usable(self, link: _LinkEnd) -> bool:
         return True
-
-    def transmit(self, link: _LinkEnd) -> None:
-        self._peers._transmit(link)
-
-    def pump(self, link: _LinkEnd) -> None:
-        self._peers._pump(link)
 
     def close(self, link: _LinkEnd, reason: str) -> None:
         self._peers.network.disconnect(self._peers, link.remote.peer_id)
 
     def feed_soon(self, event: ev.Event) -> None:
         self._peers.network.loop.call_soon(self._peers.feed_if_alive, event)
-
-    def upload_started(self, link: _LinkEnd, upload: Upload) -> None:
-        self._peers._start_upload(link, upload)
-
-    def upload_extended(self, link: _LinkEnd) -> None:
-        self._peers._upload_extended(link)
-
-    def upload_stopped(self, link: _LinkEnd, upload: Upload) -> None:
-        self._peers._upload_stopped(link, upload)
