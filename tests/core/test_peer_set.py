@@ -375,6 +375,8 @@ def test_nobody_is_banned_without_a_verdict() -> None:
         swarm=SWARM, live=False, first_sequence=0, feed=lambda event: None, io=Io(), max_segment_size=1
     )
     assert not peers.refuses(A, "cert-a") and not peers.refuses(A)
+    peers.add(A, Link(A, peers.new_protocol()), certificate="cert-a")  # no binder: only recorded
+    assert peers.certificates == {A: "cert-a"} and peers.banned() == ()
 
 
 def test_remove_forgets_only_the_link_named() -> None:
