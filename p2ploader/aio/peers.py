@@ -10,18 +10,20 @@ tracker client:
   links still connecting, a budget of remote offers answered per time window; when slots are full
   a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
   (past its grace period), or is closed. An open link is never replaced by a second connection
-  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Whether a
-  peer is banned is the core's to say
+  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Admission
+  sees every core action performed and event fed on the way, and keeps its own books of whom we
+  asked and who delivered. Whether a peer is banned is the core's to say
   (:mod:`p2ploader.core.reputation`, asked through ``is_banned``); bans fall on the remote's DTLS
   certificate (:func:`~p2ploader.core.bans.certificate_identity`, reported with
   ``bind_certificate``), not on the id alone, so a peer cannot be framed by someone using its id.
-* **Core actions → wire, wire → core events,** through one sans-IO
+* **Core actions → wire, wire → core events,** through the sans-IO
+  :class:`~p2ploader.core.peer_set.PeerSet` (the links, bans, actions and events, violations as
+  failures or strikes: the decisions the simulator's peers share) and one
   :class:`~p2ploader.core.peer_protocol.PeerProtocol` per peer, which decides everything the wire
   protocol decides: request matching, discard after cancel, header and size checks, the flood guard,
-  upload chunking, violations. This module feeds it each data-channel message with the loop's time,
-  sends the messages it queues, and maps its events (wire ids) to the core's (segment ids).
-  Requests, cancels, announcements (filtered to this swarm's rendition), uploads and absences go the
-  other way.
+  upload chunking, violations. This module feeds the peer set each data-channel message with the
+  loop's time, sends the messages the machines queue, closes links and runs the upload tasks
+  (:class:`_LinkIO`).
 * **Uploads** run as tasks: one upload at a time per peer and one at a time on the uplink, first
   come first served; each pulls the machine's chunks one by one, after the data channel's send
   buffer drained (back-pressure) and, with a rate cap, when its share of time came.
@@ -38,7 +40,7 @@ tracker client:
 A violation the machine reports fails our outstanding request as misbehaviour, which makes the
 scheduler disconnect the peer and load the segment elsewhere; without a request outstanding it is
 fed to the core as :class:`~p2ploader.core.events.PeerViolatedProtocol` (a strike). Either way the
-link closes.
+link closes (the peer set decides; this module closes).
 
 What one peer may cost us is bounded (:mod:`p2ploader.core.peer_limits`): a data header announcing
 more than the stream's bitrate allows is refused before its bytes come, an announcement with more
@@ -61,8 +63,7 @@ from p2ploader.aio.tracker_client import Offer
 from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core import peer_protocol as proto
-from p2ploader.core import swarm, wire
+from p2ploader.core import wire
 from p2ploader.core.admission import (
     Admission,
     AdmissionLimits,
@@ -70,8 +71,8 @@ from p2ploader.core.admission import (
     keeps_existing_link,
 )
 from p2ploader.core.bans import certificate_identity
-from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.core.upload_control import UploadController, UploadControlStatistics
@@ -80,9 +81,6 @@ __all__ = ["PeerManager", "PeerManagerStatistics"]
 
 logger = logging.getLogger(__name__)
 
-GROWING_UPLOAD_PATIENCE = 30.0
-"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up."""
-
 ROUND_TRIP_SAMPLE_INTERVAL = 0.05
 """Seconds between two reads of an uploading link's round trip (SCTP updates it on every
 acknowledgement; a faster read would mostly find the same value)."""
@@ -90,9 +88,6 @@ acknowledgement; a faster read would mostly find the same value)."""
 CONTROLLED_BUFFER = 65536
 """Bytes a link's data channel may hold queued when uploads are steered by delay (one full-size
 message: enough to keep SCTP busy, little enough that a rate cut acts within that many bytes)."""
-
-MIN_PACED_CHUNK = 1024
-"""Bytes: the smallest data message a paced upload sends (about one SCTP packet's payload)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +114,10 @@ class _PeerState:
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
     admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
     round_trip: float | None = None  # the link's round trip last fed to the upload controller
-    certificate: str | None = None  # the link's DTLS certificate (its identity for bans)
+
+    @property
+    def peer_id(self) -> str:
+        return self.link.peer_id
 
 
 class PeerManager:
@@ -145,7 +143,7 @@ class PeerManager:
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
         on_peer_status: Callable[[str, bool, str | None], None] | None = None,
-        is_banned: Callable[[str, str], bool] | None = None,
+        is_banned: Callable[[str, str | None], bool] | None = None,
         bind_certificate: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
         wants_offers: Callable[[Collection[str]], bool] | None = None,
@@ -154,8 +152,6 @@ class PeerManager:
     ) -> None:
         self._feed_core = feed
         self.rendition = rendition
-        self._live = live
-        self._first_sequence = first_sequence
         self.local_peer_id = local_peer_id
         self._rtc_config = rtc_config
         self._max_peers = max_peers
@@ -167,10 +163,6 @@ class PeerManager:
         self._upload_control = upload_control
         """Steers the upload rate from our links' round trips; ``None``: off. One controller per
         viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
-        self._max_segment_size = max_segment_size
-        """Bytes a data header may announce (the stream's bitrate allows no more)."""
-        self._max_announced_ids = max_announced_ids
-        """Ids one announcement may carry (the playlist's window allows no more)."""
         self._rng = rng or random.Random()
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
@@ -178,12 +170,6 @@ class PeerManager:
         self._on_peer_status = on_peer_status
         """``on_peer_status(peer_id, connected, reason)``: a peer got a slot (``True``, ``None``) or
         the link of such a peer closed (``False``, why)."""
-        self._is_banned = is_banned
-        """``is_banned(peer_id, certificate)``: the core's verdict (this swarm's reputation); a
-        banned peer's offers and answers are refused."""
-        self._bind_certificate = bind_certificate
-        """``bind_certificate(peer_id, certificate)``: a new link of ``peer_id`` uses that DTLS
-        certificate, so the core's strikes and bans under that id fall on it."""
         self._admit = admit
         """Topology gate (host/client tree): ``admit(peer_id, linked_peer_ids)`` decides whether a
         new link to ``peer_id`` is accepted; ``None`` accepts everyone (mesh)."""
@@ -196,14 +182,27 @@ class PeerManager:
         """``wants(segment_ids)``: whether any of them is a segment we may still need (queued, not
         cached); a peer announcing such segments keeps its slot until its requests fail. ``None``:
         any segment we did not announce ourselves counts."""
-        self._own_loaded: frozenset[SegmentId] = frozenset()  # our latest announcement
-        self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
-        self._peer_request: dict[str, int] = {}
-        self._peers: dict[str, _PeerState] = {}
+        self._peer_set: PeerSet[_PeerState] = PeerSet(
+            swarm=rendition,
+            live=live,
+            first_sequence=first_sequence,
+            feed=lambda event: self._feed(event),  # looked up at each call: it may be wrapped
+            io=_LinkIO(self),
+            max_segment_size=max_segment_size,
+            max_announced_ids=max_announced_ids,
+            max_message_size=max_message_size,
+            # is_banned(peer_id, certificate): the core's verdict (this swarm's reputation); a
+            # banned peer's offers and answers are refused. bind_certificate(peer_id, certificate):
+            # a new link of peer_id uses that DTLS certificate, so strikes and bans fall on it.
+            is_banned=is_banned,
+            bind_certificate=bind_certificate,
+        )
+        """The links and the decisions about them: bans, core actions to the machines, their
+        events to the core (:mod:`p2ploader.core.peer_set`)."""
+        self._peers = self._peer_set.links
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
         self._opened = 0
-        self._protocol_errors = 0
         self._uploads = 0
         self._uploaded = 0
         self._closed = False
@@ -212,22 +211,10 @@ class PeerManager:
         # as it can instead of all finishing late together (asyncio.Lock wakes waiters in order).
         self._uplink_turn = asyncio.Lock()
 
-    # ------------------------------------------------------------------ ids
-
-    def _wire_id(self, segment_id: SegmentId) -> int:
-        return swarm.segment_wire_id(segment_id, live=self._live, first_sequence=self._first_sequence)
-
-    def _segment_id(self, wire_id: int) -> SegmentId:
-        return swarm.segment_id_from_wire(
-            self.rendition, wire_id, live=self._live, first_sequence=self._first_sequence
-        )
-
     def set_playlist_window(self, segments: int) -> None:
         """The playlist now lists ``segments`` segments: bound the announcements of every peer by it
         (:func:`~p2ploader.core.peer_limits.announcement_id_limit`)."""
-        self._max_announced_ids = announcement_id_limit(segments)
-        for state in self._peers.values():
-            state.protocol.max_announced_ids = self._max_announced_ids
+        self._peer_set.set_playlist_window(segments)
 
     # ------------------------------------------------------------------ signalling (tracker client callbacks)
 
@@ -237,7 +224,7 @@ class PeerManager:
     def _wanted(self, segments: Collection[SegmentId]) -> bool:
         if self._wants is not None:
             return self._wants(segments)
-        own = self._own_loaded
+        own = self._admission.own_loaded  # our latest announcement
         return any(segment not in own for segment in segments)
 
     @property
@@ -260,12 +247,12 @@ class PeerManager:
     @property
     def live(self) -> bool:
         """Whether segments are named by media sequence number on the wire (else by position)."""
-        return self._live
+        return self._peer_set.live
 
     @property
     def first_sequence(self) -> int:
         """The playlist's first media sequence number when the swarm was joined."""
-        return self._first_sequence
+        return self._peer_set.first_sequence
 
     @property
     def linked(self) -> tuple[str, ...]:
@@ -320,7 +307,7 @@ class PeerManager:
             self._closed
             or peer_id == self.local_peer_id
             or certificate is None
-            or self._banned(peer_id, certificate)
+            or self._peer_set.refuses(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             await pc.close()
@@ -329,7 +316,8 @@ class PeerManager:
             if self._keep_existing_link(peer_id):
                 await pc.close()
                 return
-            replaced = self._peers.pop(peer_id).link
+            replaced = self._peers[peer_id].link
+            self._peer_set.remove(peer_id)
             self._admission.closed(peer_id)
             replaced.close()
         link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
@@ -350,7 +338,7 @@ class PeerManager:
             or peer_id == self.local_peer_id
             or peer_id in self._peers
             or certificate is None
-            or self._banned(peer_id, certificate)
+            or self._peer_set.refuses(peer_id, certificate)
             or not self._admitted(peer_id)
         ):
             return None
@@ -379,19 +367,14 @@ class PeerManager:
         self._arm_connect_timeout(link)
         return str(pc.localDescription.sdp)
 
-    def _banned(self, peer_id: str, certificate: str) -> bool:
-        return self._is_banned is not None and self._is_banned(peer_id, certificate)
-
     def drop_banned(self) -> tuple[str, ...]:
         """Close every link the core now says is banned (a ban elsewhere, in a swarm sharing bans
         with this one: a companion's, see :mod:`p2ploader.core.reputation`); the peer ids closed.
         A ban in this swarm needs no sweep: the scheduler disconnects the peer itself."""
-        closed = []
-        for peer_id, state in list(self._peers.items()):
-            if state.certificate is not None and self._banned(peer_id, state.certificate):
-                _close_with_reason(state, "banned in a swarm sharing bans with this one")
-                closed.append(peer_id)
-        return tuple(closed)
+        closed = self._peer_set.banned()
+        for peer_id in closed:
+            _close_with_reason(self._peers[peer_id], "banned in a swarm sharing bans with this one")
+        return closed
 
     def _keep_existing_link(self, peer_id: str) -> bool:
         """A second connection with ``peer_id`` answered our offer. ``True``: drop it (the core's
@@ -419,15 +402,10 @@ class PeerManager:
             on_closed=self._link_closed,
             buffered_low_threshold=CONTROLLED_BUFFER if self._upload_control is not None else None,
         )
-        protocol = PeerProtocol(
-            max_segment_size=self._max_segment_size,
-            max_announced_ids=self._max_announced_ids,
-            max_message_size=self._max_message_size,
-        )
-        self._peers[peer_id] = _PeerState(link=link, protocol=protocol, certificate=certificate)
+        state = _PeerState(link=link, protocol=self._peer_set.new_protocol())
+        # Strikes and bans under this id now fall on this certificate.
+        self._peer_set.add(peer_id, state, certificate=certificate)
         self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
-        if self._bind_certificate is not None:
-            self._bind_certificate(peer_id, certificate)  # strikes and bans under this id hit it
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -468,11 +446,8 @@ class PeerManager:
         state = self._peers.get(link.peer_id)
         if state is None or state.link is not link:
             return
-        del self._peers[link.peer_id]
-        self._admission.closed(link.peer_id)
-        request_id = self._peer_request.pop(link.peer_id, None)
-        if request_id is not None:
-            self._request_peer.pop(request_id, None)
+        self._peer_set.remove(link.peer_id)
+        self._admission.link_gone(link.peer_id)
         self._cancel_upload_task(state)
         if self._upload_control is not None:
             self._upload_control.forget(self._control_key(link.peer_id))
@@ -486,22 +461,7 @@ class PeerManager:
     def _feed(self, event: ev.Event) -> None:
         """Every event to the core passes here: the admission policy learns which peers deliver
         (or take uploads, or announce segments we need) on the way."""
-        now = self._now()
-        match event:
-            case ev.PeerChunkReceived() if event.data:
-                peer_id = self._request_peer.get(event.request_id)
-                if peer_id is not None:
-                    self._admission.delivered(peer_id, now=now)
-            case ev.PeerDownloadFailed():
-                peer_id = self._request_peer.get(event.request_id)
-                if peer_id is not None and event.reason != "peer gone":
-                    self._admission.request_failed(peer_id)
-            case ev.PeerAnnounced():
-                self._admission.announced(event.peer_id, event.loaded)
-            case ev.UploadFinished() if event.sent_bytes > 0:
-                self._admission.served(event.peer_id, now=now)
-            case _:
-                pass
+        self._admission.feeding(event, now=self._now())
         self._feed_core(event)
 
     def _link_message(self, link: PeerLink, message: bytes) -> None:
@@ -510,8 +470,7 @@ class PeerManager:
         # one incident is reported (and counted against the peer) once.
         if state is None or state.link is not link or link.closing:
             return
-        state.protocol.receive_message(message, now=self._now())
-        self._pump(state)
+        self._peer_set.receive(state, message, now=self._now())
 
     def _transmit(self, state: _PeerState) -> None:
         """Send what the protocol queued; once the link refuses a message the rest is dropped."""
@@ -520,128 +479,15 @@ class PeerManager:
                 return
 
     def _pump(self, state: _PeerState) -> None:
-        """Send the protocol's messages and act on its events. Feeding the core may perform
-        actions on this peer at once (a next request): their messages go out in order too."""
-        self._transmit(state)
-        while (event := state.protocol.next_event()) is not None:
-            self._protocol_event(state, event)
-        self._transmit(state)
-
-    def _protocol_event(self, state: _PeerState, event: proto.Event) -> None:
-        match event:
-            case proto.UploadStopped():
-                if state.upload_of is event.upload:
-                    self._cancel_upload_task(state)
-            case proto.ProtocolViolated():
-                self._violation(state, event.reason, event.request_id)
-            case _:
-                scheduled = proto.scheduler_event(
-                    event,
-                    peer_id=state.link.peer_id,
-                    segment_id=self._segment_id,
-                    announced=lambda ids: frozenset(self._segment_id(i) for i in ids),
-                )
-                if scheduled is not None:
-                    self._feed(scheduled)
-
-    def _violation(self, state: _PeerState, reason: str, request_id: int | None) -> None:
-        self._protocol_errors += 1
-        logger.info("peer %s broke the protocol: %s", state.link.peer_id, reason)
-        if request_id is not None:
-            # The scheduler disconnects it (DisconnectPeer), loads the segment elsewhere and reports.
-            self._feed(ev.PeerDownloadFailed(request_id=request_id, reason=reason, misbehaved=True))
-        else:
-            self._feed(
-                ev.PeerViolatedProtocol(peer_id=state.link.peer_id, swarm=self.rendition, reason=reason)
-            )
-        if not state.link.closed:
-            _close_with_reason(state, f"protocol violation: {reason}")
+        """Send the protocol's messages and act on its events (the peer set's)."""
+        self._peer_set.drain(state)
 
     # ------------------------------------------------------------------ core actions (PeerTransport)
 
-    def _observe(self, action: act.Action) -> None:
-        """What admission needs from the core's actions: whom we ask (their bytes then count as
-        delivered), whom we serve, and what we hold ourselves."""
-        match action:
-            case act.RequestFromPeer() if action.peer_id in self._peers:
-                previous = self._peer_request.get(action.peer_id)
-                if previous is not None:
-                    self._request_peer.pop(previous, None)
-                self._peer_request[action.peer_id] = action.request_id
-                self._request_peer[action.request_id] = action.peer_id
-            case act.SendSegmentToPeer():
-                self._admission.served(action.peer_id, now=self._now())
-            case act.CancelPeerDownload():
-                # Cancelled: stalled, too slow, or no longer needed. Its announcement stops counting
-                # until it delivers again (a peer announcing and then stalling must not stay useful).
-                self._admission.request_failed(action.peer_id)
-            case act.AnnounceSegments() if action.peer_id is None:
-                self._own_loaded = frozenset(action.loaded)
-            case _:
-                pass
-
     def perform(self, action: act.Action) -> None:
-        self._observe(action)
-        match action:
-            case act.RequestFromPeer():
-                self._request(action)
-            case act.CancelPeerDownload():
-                self._cancel(action)
-            case act.AnnounceSegments():
-                self._announce(action)
-            case act.SendSegmentToPeer():
-                self._start_upload(action)
-            case act.ExtendUpload():
-                state = self._peers.get(action.peer_id)
-                if state is not None and state.protocol.extend_upload(
-                    segment_id=self._wire_id(action.segment_id),
-                    request_id=action.peer_request_id or 0,
-                    data=action.data,
-                ):
-                    state.upload_more.set()
-            case act.SendSegmentAbsent() | act.AbortUpload():
-                state = self._peers.get(action.peer_id)
-                if state is not None:
-                    # An aborted upload stops first (the protocol drops it, the pump ends its task).
-                    state.protocol.send_absent(
-                        segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
-                    )
-                    self._pump(state)
-            case act.DisconnectPeer():
-                state = self._peers.get(action.peer_id)
-                if state is not None:
-                    _close_with_reason(state, action.reason)
-
-    def _request(self, action: act.RequestFromPeer) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is None or not state.link.is_open:
-            asyncio.get_running_loop().call_soon(
-                self._feed, ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone")
-            )
-            return
-        state.protocol.send_request(
-            segment_id=self._wire_id(action.segment_id),
-            request_id=action.request_id,
-            byte_offset=action.byte_offset,
-        )
-        self._transmit(state)
-
-    def _cancel(self, action: act.CancelPeerDownload) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is not None and state.protocol.send_cancel(action.request_id):
-            self._transmit(state)
-
-    def _announce(self, action: act.AnnounceSegments) -> None:
-        # Tuples: the protocol encodes one announcement once for every peer it goes to.
-        loaded = tuple(self._wire_id(s) for s in action.loaded if s.rendition == self.rendition)
-        loading = tuple(self._wire_id(s) for s in action.loading_by_http if s.rendition == self.rendition)
-        targets = (
-            [self._peers.get(action.peer_id)] if action.peer_id is not None else list(self._peers.values())
-        )
-        for state in targets:
-            if state is not None and state.link.is_open:
-                state.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
-                self._transmit(state)
+        # Admission learns whom we ask, whom we serve and what we hold on the way.
+        self._admission.performing(action, now=self._now(), linked=self._peers)
+        self._peer_set.perform(action)
 
     # ------------------------------------------------------------------ uploads
 
@@ -653,16 +499,8 @@ class PeerManager:
         state.upload = None
         state.upload_of = None
 
-    def _start_upload(self, action: act.SendSegmentToPeer) -> None:
-        state = self._peers.get(action.peer_id)
-        if state is None or not state.link.is_open:
-            return
-        upload = state.protocol.start_upload(
-            segment_id=self._wire_id(action.segment_id),
-            request_id=action.peer_request_id or 0,
-            data=action.data,
-            length=action.total_bytes - action.byte_offset if action.growing else None,
-        )
+    def _start_upload(self, state: _PeerState, upload: Upload) -> None:
+        """Send ``upload`` (the machine started it) in a task of its own."""
         self._pump(state)  # the upload it replaces stops
         more = asyncio.Event()
         state.upload_of = upload
@@ -726,14 +564,6 @@ class PeerManager:
             return self._upload_rate_limit or None
         return min(controlled, self._upload_rate_limit) if self._upload_rate_limit else controlled
 
-    def _chunk_limit(self) -> int | None:
-        """Bytes per data message while the controller limits the rate (``None``: the message size):
-        half the delay target's worth at that rate, so one message never queues longer."""
-        control = self._upload_control
-        if control is None or control.rate is None:
-            return None
-        return max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
-
     async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
         sent = 0
@@ -741,7 +571,8 @@ class PeerManager:
         self._transmit(state)
         loop = asyncio.get_running_loop()
         while not upload.finished:
-            chunk = upload.next_chunk(self._chunk_limit())
+            control = self._upload_control
+            chunk = upload.next_chunk(control.chunk_limit() if control is not None else None)
             if chunk is None:  # a growing upload waits for the origin's next bytes
                 more.clear()
                 try:
@@ -789,7 +620,7 @@ class PeerManager:
             links=len(self._peers),
             pending_offers=len(self._pending_offers),
             connections_opened=self._opened,
-            protocol_errors=self._protocol_errors,
+            protocol_errors=self._peer_set.violations,
             uploads=self._uploads,
             uploaded_bytes=self._uploaded,
             admission=self._admission.statistics(),
@@ -810,6 +641,39 @@ class PeerManager:
         await asyncio.gather(
             *(link.aclose() for link in links), *(pc.close() for pc in pending), return_exceptions=True
         )
+
+
+class _LinkIO:
+    """The peer manager's links as the peer set drives them (:class:`~p2ploader.core.peer_set.PeerLinkIO`)."""
+
+    def __init__(self, manager: PeerManager) -> None:
+        self._manager = manager
+
+    def usable(self, link: _PeerState) -> bool:
+        return link.link.is_open
+
+    def transmit(self, link: _PeerState) -> None:
+        self._manager._transmit(link)
+
+    def pump(self, link: _PeerState) -> None:
+        self._manager._pump(link)
+
+    def close(self, link: _PeerState, reason: str) -> None:
+        if not link.link.closed:
+            _close_with_reason(link, reason)
+
+    def feed_soon(self, event: ev.Event) -> None:
+        asyncio.get_running_loop().call_soon(self._manager._feed, event)
+
+    def upload_started(self, link: _PeerState, upload: Upload) -> None:
+        self._manager._start_upload(link, upload)
+
+    def upload_extended(self, link: _PeerState) -> None:
+        link.upload_more.set()
+
+    def upload_stopped(self, link: _PeerState, upload: Upload) -> None:
+        if link.upload_of is upload:
+            self._manager._cancel_upload_task(link)
 
 
 def _close_with_reason(state: _PeerState, reason: str) -> None:

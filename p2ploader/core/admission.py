@@ -34,10 +34,13 @@ slots for peers that deliver instead:
   are still connecting (both sides answered each other's offers: glare) does one give way, the
   same one on both sides.
 
-The peer manager reports what happens (:meth:`Admission.link_created`, :meth:`~Admission.opened`,
-:meth:`~Admission.delivered`, ...) and asks (:meth:`~Admission.may_answer`,
-:meth:`~Admission.admit_open`). Memory is bounded: records go with their link, and at most 512 ids
-that offered are remembered.
+The peer manager reports what happens to its links (:meth:`Admission.link_created`,
+:meth:`~Admission.opened`, :meth:`~Admission.link_gone`, ...), shows admission every core action it
+performs and every core event it feeds (:meth:`~Admission.performing`, :meth:`~Admission.feeding`:
+admission keeps which peer each of our requests went to, so a chunk counts as that peer's delivery
+and a failure against its announcement), and asks (:meth:`~Admission.may_answer`,
+:meth:`~Admission.admit_open`). Memory is bounded: records go with their link (one request per
+peer), and at most 512 ids that offered are remembered.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from collections.abc import Callable, Collection
 
 import attrs
 
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
 from p2ploader.core.segments import SegmentId
 from p2ploader.errors import UsageError
 
@@ -138,6 +143,10 @@ class Admission:
         self._over_budget = 0
         self._busy = 0
         self._replaced = 0
+        self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
+        self._peer_request: dict[str, int] = {}
+        self.own_loaded: frozenset[SegmentId] = frozenset()
+        """The segments of our latest announcement to all peers."""
 
     # ------------------------------------------------------------------ counts
 
@@ -178,6 +187,55 @@ class Admission:
 
     def closed(self, peer_id: str) -> None:
         self._peers.pop(peer_id, None)
+
+    def link_gone(self, peer_id: str) -> None:
+        """The peer's link closed: its record and its request go."""
+        self.closed(peer_id)
+        request_id = self._peer_request.pop(peer_id, None)
+        if request_id is not None:
+            self._request_peer.pop(request_id, None)
+
+    def performing(self, action: act.Action, *, now: float, linked: Collection[str]) -> None:
+        """What a core action about to be performed tells admission: whom we ask (a peer with a
+        link, open or connecting, among ``linked``: its bytes for that request then count as delivered),
+        whom we serve, whose request we cancelled (stalled, too slow, or no longer needed: its
+        announcement stops counting until it delivers again, so a peer announcing and then stalling
+        does not stay useful), and what we hold ourselves."""
+        match action:
+            case act.RequestFromPeer() if action.peer_id in linked:
+                previous = self._peer_request.get(action.peer_id)
+                if previous is not None:
+                    self._request_peer.pop(previous, None)
+                self._peer_request[action.peer_id] = action.request_id
+                self._request_peer[action.request_id] = action.peer_id
+            case act.SendSegmentToPeer():
+                self.served(action.peer_id, now=now)
+            case act.CancelPeerDownload():
+                self.request_failed(action.peer_id)
+            case act.AnnounceSegments() if action.peer_id is None:
+                self.own_loaded = frozenset(action.loaded)
+            case _:
+                pass
+
+    def feeding(self, event: ev.Event, *, now: float) -> None:
+        """What a core event about to be fed tells admission: bytes from the peer we asked, a
+        request of ours that failed (not because the peer was gone), a peer's announcement, an
+        upload the peer took bytes of."""
+        match event:
+            case ev.PeerChunkReceived() if event.data:
+                peer_id = self._request_peer.get(event.request_id)
+                if peer_id is not None:
+                    self.delivered(peer_id, now=now)
+            case ev.PeerDownloadFailed():
+                peer_id = self._request_peer.get(event.request_id)
+                if peer_id is not None and event.reason != "peer gone":
+                    self.request_failed(peer_id)
+            case ev.PeerAnnounced():
+                self.announced(event.peer_id, event.loaded)
+            case ev.UploadFinished() if event.sent_bytes > 0:
+                self.served(event.peer_id, now=now)
+            case _:
+                pass
 
     def delivered(self, peer_id: str, *, now: float) -> None:
         """The peer sent us segment bytes: useful, and its announcement is credible again."""

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_TARGET",
     "MAX_LINKS",
     "MAX_ROUND_TRIP",
+    "MIN_PACED_CHUNK",
     "UploadControlStatistics",
     "UploadController",
 ]
@@ -131,6 +132,10 @@ class _LinkDelay:
         return min(self.recent)
 
 
+MIN_PACED_CHUNK = 1024
+"""Bytes: the smallest data message a paced upload sends (about one SCTP packet's payload)."""
+
+
 class UploadController:
     """Steers an upload rate (bytes/s) from round-trip samples so the queuing delay stays near
     ``target`` seconds. See the module's docstring.
@@ -184,6 +189,16 @@ class UploadController:
     def rate(self) -> float | None:
         """Bytes/s uploads may use now; ``None``: no limit."""
         return self._rate
+
+    def chunk_limit(self) -> int | None:
+        """Bytes per data message while the rate is limited (``None``: not limited, the message
+        size): half the delay target's worth at that rate, so one message never queues longer (a
+        64 kB message at once would queue 0.4 s on a 1.3 Mbit/s uplink), and at least
+        :data:`MIN_PACED_CHUNK`. The peer manager and the simulator's uploads both cut so."""
+        rate = self._rate
+        if rate is None:
+            return None
+        return max(MIN_PACED_CHUNK, int(rate * self.target / 2))
 
     def sent(self, nbytes: int, *, now: float) -> None:
         """``nbytes`` were handed to an upload link at ``now`` (the sending rate a first cut

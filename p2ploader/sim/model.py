@@ -50,8 +50,8 @@ from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
 from p2ploader.core.http_fetch import status_failure
-from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
 from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, RetryAttempt
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
@@ -61,7 +61,6 @@ from p2ploader.sim.uplink import (
     ACK_BYTES_PER_BYTE,
     CONTROLLED_PIECE_SECONDS,
     HTTP_WIRE_SHARE,
-    MIN_PACED_CHUNK,
     P2P_WIRE_SHARE,
     Uplink,
     tcp_transfer_seconds,
@@ -84,9 +83,6 @@ same link (a request, an announcement) waits behind the burst, as on an ordered 
 real sender keeps up to 1 MiB queued (``BUFFERED_AMOUNT_LOW_THRESHOLD``), this keeps the wait short
 enough that 1 s bursts no longer cost a stall the model did not have before (slow-origin stress,
 seed 2)."""
-GROWING_UPLOAD_PATIENCE = 30.0
-"""Seconds a growing upload (cut-through) waits for its next bytes before it gives up, as the peer
-manager's (:data:`p2ploader.aio.peers.GROWING_UPLOAD_PATIENCE`)."""
 HTTP_PIECE_SECONDS = 0.1
 """A simulated HTTP body arrives in pieces at least this often (seconds of transfer time): finely
 enough that a segment relayed while it arrives (cut-through) follows the origin's pace."""
@@ -517,6 +513,10 @@ class _LinkEnd:
     """Our upload to the neighbour (queued or on the uplink), or ``None``."""
     open: bool = True
 
+    @property
+    def peer_id(self) -> str:
+        return self.remote.peer_id
+
 
 @attrs.define(eq=False)
 class _Sending:
@@ -564,9 +564,6 @@ class ModelledPeers:
         self.uplink = uplink
         """The uplink's shared queue (``None``: not modelled): our uploads fill it, and our
         messages wait in it."""
-        self.is_banned = is_banned
-        """``is_banned(peer_id)``: the core's verdict (the viewer's scheduler's reputation); a
-        banned peer is refused a link, as the peer manager refuses its offers and answers."""
         self.on_reassembled = on_reassembled
         """Called after a segment that arrived in several pieces was delivered whole, so that the
         receiving viewer can drop its reassembled copy for the stream's shared payload."""
@@ -575,14 +572,7 @@ class ModelledPeers:
         self.swarm = swarm
         self.network = network
         self.link = link
-        self.feed = feed
         self.max_peers = max_peers
-        self.max_segment_size = max_segment_size
-        """Bytes a data header may announce (the stream's bitrate allows no more)."""
-        self.max_announced_ids = max_announced_ids
-        """Ids one announcement may carry (the playlist's window allows no more)."""
-        self.max_message_size = max_message_size
-        """Bytes per data-channel message we send."""
         self.sends_stream_payloads = True
         """Whether our uploads carry the stream's bytes, so that a receiver may take the shared
         payload for a segment that came in one burst; a modelled liar sets it ``False`` (its bytes
@@ -591,7 +581,24 @@ class ModelledPeers:
         self.neighbours: dict[str, ModelledPeers] = {}
         self.uploaded_bytes = 0
         """Bytes of our uploads that neighbours took (bytes dropped after a cancel do not count)."""
-        self._links: dict[str, _LinkEnd] = {}
+        self.peer_set: PeerSet[_LinkEnd] = PeerSet(
+            swarm=swarm,
+            # Every simulated playlist starts at media sequence 0, so live and VOD ids agree.
+            live=True,
+            first_sequence=0,
+            feed=feed,
+            io=_ModelledLinkIO(self),
+            max_segment_size=max_segment_size,
+            max_announced_ids=max_announced_ids,
+            max_message_size=max_message_size,
+            # is_banned(peer_id): the core's verdict (the viewer's scheduler's reputation); a
+            # banned peer is refused a link, as the peer manager refuses its offers and answers.
+            is_banned=None if is_banned is None else lambda peer_id, _certificate: is_banned(peer_id),
+            announced=self._announced_ids,
+        )
+        """The links and the decisions about them, as the peer manager's
+        (:mod:`p2ploader.core.peer_set`)."""
+        self._links = self.peer_set.links
         self._up_rate = min(link.up, upload_cap) if upload_cap else link.up
         # Our uploads take turns on the uplink, first come first served, as the peer manager's.
         self._uplink_queue: deque[_Sending] = deque()
@@ -601,30 +608,35 @@ class ModelledPeers:
         self._requests: dict[int, SegmentId] = {}
         self._pieces: dict[int, int] = {}
 
+    @property
+    def feed(self) -> Callable[[ev.Event], None]:
+        """Where the core's events go (the viewer's driver); a traced run wraps it."""
+        return self.peer_set.feed
+
+    @feed.setter
+    def feed(self, feed: Callable[[ev.Event], None]) -> None:
+        self.peer_set.feed = feed
+
     # ------------------------------------------------------------------ links
 
     def refuses(self, peer_id: str) -> bool:
         """Whether we refuse a link to ``peer_id`` (the core says it is banned)."""
-        return self.is_banned is not None and self.is_banned(peer_id)
+        return self.peer_set.refuses(peer_id)
 
     def new_link_end(self, remote: ModelledPeers) -> _LinkEnd:
         """Our end of a new link to ``remote`` (:meth:`PeerNetwork.connect` pairs the ends)."""
         end = _LinkEnd(
             remote,
-            PeerProtocol(
-                max_segment_size=self.max_segment_size,
-                max_announced_ids=self.max_announced_ids,
-                max_message_size=self.max_message_size,
-            ),
+            self.peer_set.new_protocol(),
             latency=self.link.latency + remote.link.latency,
             jitter=self.link.jitter + remote.link.jitter,
         )
-        self._links[remote.peer_id] = end
+        self.peer_set.add(remote.peer_id, end)
         return end
 
     def close_link_end(self, peer_id: str) -> None:
         """The link to ``peer_id`` is gone: its messages in flight are dropped, its upload ends."""
-        end = self._links.pop(peer_id, None)
+        end = self.peer_set.remove(peer_id)
         if end is None:
             return
         end.open = False
@@ -635,23 +647,11 @@ class ModelledPeers:
 
     def set_playlist_window(self, segments: int) -> None:
         """The playlist lists ``segments`` segments: bound every link's announcements by it."""
-        limit = announcement_id_limit(segments)
-        if limit == self.max_announced_ids:
-            return
-        self.max_announced_ids = limit
-        for end in self._links.values():
-            end.protocol.max_announced_ids = limit
+        self.peer_set.set_playlist_window(segments)
 
     def feed_if_alive(self, event: ev.Event) -> None:
         if self.alive:
-            self.feed(event)
-
-    def _wire_id(self, segment_id: SegmentId) -> int:
-        # Every simulated playlist starts at media sequence 0, so live and VOD ids agree.
-        return swarm.segment_wire_id(segment_id, live=True, first_sequence=0)
-
-    def _segment_id(self, wire_id: int) -> SegmentId:
-        return swarm.segment_id_from_wire(self.swarm, wire_id, live=True, first_sequence=0)
+            self.peer_set.feed(event)
 
     def _announced_ids(self, wire_ids: tuple[int, ...]) -> frozenset[SegmentId]:
         return self.network.segment_ids(self.swarm, wire_ids)
@@ -694,9 +694,9 @@ class ModelledPeers:
                 protocol.receive_message(message, now=loop_time)
             self._pump(end)
             return
+        peer_set = self.peer_set
         for message in messages:
-            protocol.receive_message(message, now=loop_time)
-            self._pump(end)
+            peer_set.receive(end, message, now=loop_time)
             if not end.open:
                 return
 
@@ -716,7 +716,9 @@ class ModelledPeers:
             if merged:
                 self._data_received(end, merged)
                 merged = []
-            self._protocol_event(end, event)
+            if type(event) is proto.RequestAbsent:
+                self._requests.pop(event.request_id, None)
+            self.peer_set.handle(end, event)
         if merged:
             self._data_received(end, merged)
         self._transmit(end)
@@ -753,126 +755,40 @@ class ModelledPeers:
             self._pieces.pop(request_id, None)
             if segment_id is not None:
                 self.network.record_delivery(segment_id, sender.peer_id)
-        self.feed(ev.PeerChunkReceived(request_id=request_id, data=data))
+        self.peer_set.feed(ev.PeerChunkReceived(request_id=request_id, data=data))
         if complete and pieces > 1 and segment_id is not None and self.on_reassembled is not None:
             self.on_reassembled(segment_id)
-
-    def _protocol_event(self, end: _LinkEnd, event: proto.Event) -> None:
-        """The machine's events as the core's, through the peer manager's own mapping
-        (:func:`p2ploader.core.peer_protocol.scheduler_event`)."""
-        peer_id = end.remote.peer_id
-        if type(event) is proto.AnnouncementReceived:  # by far the most frequent: straight through
-            scheduled = proto.scheduler_event(
-                event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
-            )
-            if scheduled is not None:
-                self.feed(scheduled)
-            return
-        match event:
-            case proto.DataReceived():
-                pass  # the modelled wire delivers data in bursts itself (_deliver)
-            case proto.UploadStopped():
-                sending = end.sending
-                if sending is not None and sending.upload is event.upload:
-                    self._end_upload(sending)
-            case proto.ProtocolViolated():
-                if event.request_id is not None:
-                    # The scheduler disconnects the peer and loads the segment elsewhere.
-                    self.feed(
-                        ev.PeerDownloadFailed(
-                            request_id=event.request_id, reason=event.reason, misbehaved=True
-                        )
-                    )
-                else:  # a strike, as the peer manager reports it
-                    self.feed(ev.PeerViolatedProtocol(peer_id=peer_id, swarm=self.swarm, reason=event.reason))
-                self.network.disconnect(self, peer_id)
-            case _:
-                if isinstance(event, proto.RequestAbsent):
-                    self._requests.pop(event.request_id, None)
-                scheduled = proto.scheduler_event(
-                    event, peer_id=peer_id, segment_id=self._segment_id, announced=self._announced_ids
-                )
-                if scheduled is not None:
-                    self.feed(scheduled)
 
     # ------------------------------------------------------------------ core actions
 
     def perform(self, action: act.Action) -> None:
+        """The core's action, through the peer set; the model keeps which segment each of our
+        requests asks for (the receiver's pieces, its shared payload, who delivered it)."""
         match action:
             case act.RequestFromPeer():
-                end = self._links.get(action.peer_id)
-                if end is None:
-                    self.network.loop.call_soon(
-                        self.feed_if_alive,
-                        ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone"),
-                    )
-                    return
-                self._requests[action.request_id] = action.segment_id
-                self._pieces.pop(action.request_id, None)
-                end.protocol.send_request(
-                    segment_id=self._wire_id(action.segment_id),
-                    request_id=action.request_id,
-                    byte_offset=action.byte_offset,
-                )
-                self._transmit(end)
+                if action.peer_id in self._links:
+                    self._requests[action.request_id] = action.segment_id
+                    self._pieces.pop(action.request_id, None)
             case act.CancelPeerDownload():
                 self._requests.pop(action.request_id, None)
-                end = self._links.get(action.peer_id)
-                if end is not None and end.protocol.send_cancel(action.request_id):
-                    self._transmit(end)
-            case act.AnnounceSegments():
-                self._announce(action)
-            case act.SendSegmentToPeer():
-                self._start_upload(action)
-            case act.ExtendUpload():
-                end = self._links.get(action.peer_id)
-                if end is not None and end.protocol.extend_upload(
-                    segment_id=self._wire_id(action.segment_id),
-                    request_id=action.peer_request_id or 0,
-                    data=action.data,
-                ):
-                    sending = end.sending
-                    if sending is not None and sending.starved:
-                        self._burst(sending)  # it waited for these bytes: it sends on
-            case act.SendSegmentAbsent() | act.AbortUpload():
-                end = self._links.get(action.peer_id)
-                if end is not None:
-                    # An aborted upload stops first (the machine drops it; _pump ends it).
-                    end.protocol.send_absent(
-                        segment_id=self._wire_id(action.segment_id), request_id=action.peer_request_id or 0
-                    )
-                    self._pump(end)
-            case act.DisconnectPeer():
-                self.network.disconnect(self, action.peer_id)
             case _:
                 pass
+        self.peer_set.perform(action)
 
-    def _announce(self, action: act.AnnounceSegments) -> None:
-        swarm_of_ours = self.swarm
-        # Tuples: every neighbour's machine sends the same encoding (built once).
-        loaded = tuple([self._wire_id(s) for s in action.loaded if s.rendition == swarm_of_ours])
-        loading = tuple([self._wire_id(s) for s in action.loading_by_http if s.rendition == swarm_of_ours])
-        if action.peer_id is not None:
-            end = self._links.get(action.peer_id)
-            targets = [] if end is None else [end]
-        else:
-            targets = list(self._links.values())
-        for end in targets:
-            end.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
-            self._transmit(end)
+    def _upload_extended(self, end: _LinkEnd) -> None:
+        sending = end.sending
+        if sending is not None and sending.starved:
+            self._burst(sending)  # it waited for these bytes: it sends on
+
+    def _upload_stopped(self, end: _LinkEnd, upload: Upload) -> None:
+        sending = end.sending
+        if sending is not None and sending.upload is upload:
+            self._end_upload(sending)
 
     # ------------------------------------------------------------------ uploads
 
-    def _start_upload(self, action: act.SendSegmentToPeer) -> None:
-        end = self._links.get(action.peer_id)
-        if end is None:
-            return
-        upload = end.protocol.start_upload(
-            segment_id=self._wire_id(action.segment_id),
-            request_id=action.peer_request_id or 0,
-            data=action.data,
-            length=action.total_bytes - action.byte_offset if action.growing else None,
-        )
+    def _start_upload(self, end: _LinkEnd, upload: Upload) -> None:
+        """Queue ``upload`` (the machine started it) for the uplink."""
         self._pump(end)  # the upload it replaces stops
         remote = end.remote
         lossless = min(self._up_rate, remote.link.down)
@@ -918,7 +834,7 @@ class ModelledPeers:
             if control.rate is not None:
                 # Paced above what the link carries, the queue grows by the difference.
                 paced = control.rate
-                chunk_limit = max(MIN_PACED_CHUNK, int(control.rate * control.target / 2))
+                chunk_limit = control.chunk_limit()
         budget = min(paced or rate, rate) * piece_seconds
         chunks: list[bytes] = []
         size = 0
@@ -1008,3 +924,26 @@ class ModelledPeers:
             sending.done = True
         self._uplink_queue.clear()
         self._on_uplink = None
+
+
+class _ModelledLinkIO:
+    """A viewer's modelled links as its peer set drives them
+    (:class:`~p2ploader.core.peer_set.PeerLinkIO`): every link is open from the start. The hooks
+    are the viewer's own methods, bound once (the simulator calls them for every message)."""
+
+    def __init__(self, peers: ModelledPeers) -> None:
+        self._peers = peers
+        self.transmit = peers._transmit
+        self.pump = peers._pump
+        self.upload_started = peers._start_upload
+        self.upload_extended = peers._upload_extended
+        self.upload_stopped = peers._upload_stopped
+
+    def usable(self, link: _LinkEnd) -> bool:
+        return True
+
+    def close(self, link: _LinkEnd, reason: str) -> None:
+        self._peers.network.disconnect(self._peers, link.remote.peer_id)
+
+    def feed_soon(self, event: ev.Event) -> None:
+        self._peers.network.loop.call_soon(self._peers.feed_if_alive, event)

@@ -47,7 +47,6 @@ __all__ = [
     "HTTP_WIRE_SHARE",
     "INITIAL_WINDOW",
     "LOSS_BASED_FILL",
-    "MIN_PACED_CHUNK",
     "P2P_WIRE_SHARE",
     "SAMPLE_INTERVAL",
     "STACK_ROUND_TRIP",
@@ -84,9 +83,6 @@ timestamps) in a 1514-byte Ethernet frame."""
 SAMPLE_INTERVAL = 0.05
 """Seconds between two round-trip samples of an upload's link, as the peer manager's
 ``ROUND_TRIP_SAMPLE_INTERVAL``."""
-
-MIN_PACED_CHUNK = 1024
-"""Bytes per data message at least while the control limits the rate, as the peer manager's."""
 
 CONTROLLED_PIECE_SECONDS = 0.1
 """Seconds of hand-over per burst while the upload control steers the uplink: the pace is read

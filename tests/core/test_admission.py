@@ -8,6 +8,8 @@ from collections.abc import Collection
 
 import pytest
 
+from p2ploader.core import actions as act
+from p2ploader.core import events as ev
 from p2ploader.core.admission import Admission, AdmissionLimits, keeps_existing_link
 from p2ploader.core.bans import STRIKES_BEFORE_BAN, PeerBans, certificate_identity
 from p2ploader.core.segments import SegmentId
@@ -225,3 +227,102 @@ def test_glare_between_connecting_links_keeps_the_smaller_offerers_on_both_sides
         )
         is kept
     )
+
+
+# ------------------------------------------------------------------ what the core's actions and events say
+
+
+def test_chunks_count_as_the_delivery_of_the_peer_our_request_went_to() -> None:
+    admission = full_of(AdmissionLimits(max_peers=2, idle_grace=1.0, idle_timeout=10.0))
+    request = act.RequestFromPeer(request_id=5, peer_id="p0", segment_id=NEEDED)
+    admission.performing(request, now=0.5, linked={"p0", "p1"})
+    admission.feeding(ev.PeerChunkReceived(request_id=5, data=b"x"), now=8.0)
+    admission.feeding(ev.PeerChunkReceived(request_id=6, data=b"x"), now=8.0)  # not ours: nobody's
+    # At 12 s p1 is idle (grace over, nothing done); p0 delivered 4 s ago.
+    assert newcomer(admission, now=12.0) == (True, "p1")
+
+
+def test_an_empty_chunk_or_a_request_to_an_unlinked_peer_delivers_nothing() -> None:
+    admission = full_of(AdmissionLimits(max_peers=1, idle_grace=1.0))
+    admission.performing(
+        act.RequestFromPeer(request_id=5, peer_id="p0", segment_id=NEEDED), now=0.0, linked=()
+    )
+    admission.feeding(ev.PeerChunkReceived(request_id=5, data=b"x"), now=2.0)
+    admission.performing(
+        act.RequestFromPeer(request_id=6, peer_id="p0", segment_id=NEEDED), now=0.0, linked={"p0"}
+    )
+    admission.feeding(ev.PeerChunkReceived(request_id=6, data=b""), now=2.0)
+    assert newcomer(admission, now=3.0) == (True, "p0")
+
+
+def test_only_the_latest_request_to_a_peer_is_its_own() -> None:
+    admission = full_of(AdmissionLimits(max_peers=1, idle_grace=1.0))
+    for request_id in (1, 2):
+        admission.performing(
+            act.RequestFromPeer(request_id=request_id, peer_id="p0", segment_id=NEEDED),
+            now=0.0,
+            linked={"p0"},
+        )
+    admission.feeding(ev.PeerChunkReceived(request_id=1, data=b"late"), now=2.0)
+    assert newcomer(admission, now=3.0) == (True, "p0")
+
+
+def test_a_failed_or_cancelled_request_ends_what_the_announcement_earned_a_gone_peer_does_not() -> None:
+    def announced_and_asked() -> Admission:
+        admission = full_of(AdmissionLimits(max_peers=1, idle_grace=1.0))
+        admission.feeding(
+            ev.PeerAnnounced(peer_id="p0", loaded=frozenset({NEEDED}), loading_by_http=frozenset()), now=0.0
+        )
+        admission.performing(
+            act.RequestFromPeer(request_id=5, peer_id="p0", segment_id=NEEDED), now=0.0, linked={"p0"}
+        )
+        return admission
+
+    admission = announced_and_asked()
+    assert newcomer(admission, now=3.0) == (False, None)  # it holds what we need: it stays
+    admission = announced_and_asked()
+    admission.feeding(ev.PeerDownloadFailed(request_id=5, reason="peer gone"), now=2.0)
+    assert newcomer(admission, now=3.0) == (False, None)  # the link's end is not the peer's failure
+    admission = announced_and_asked()
+    admission.feeding(ev.PeerDownloadFailed(request_id=5, reason="absent", absent=True), now=2.0)
+    assert newcomer(admission, now=3.0) == (True, "p0")
+    admission = announced_and_asked()
+    admission.performing(
+        act.CancelPeerDownload(request_id=5, peer_id="p0", segment_id=NEEDED), now=2.0, linked={"p0"}
+    )
+    assert newcomer(admission, now=3.0) == (True, "p0")
+
+
+def test_a_peer_taking_our_uploads_keeps_its_slot() -> None:
+    admission = full_of(AdmissionLimits(max_peers=2, idle_grace=1.0, idle_timeout=10.0))
+    admission.feeding(ev.UploadFinished(peer_id="p0", peer_request_id=1, sent_bytes=0), now=8.0)
+    admission.feeding(ev.UploadFinished(peer_id="p1", peer_request_id=1, sent_bytes=100), now=8.0)
+    assert newcomer(admission, now=12.0) == (True, "p0")  # it took nothing from us
+    admission.closed("p0")
+    upload = act.SendSegmentToPeer(peer_id="p1", segment_id=HELD, data=b"x", byte_offset=0, total_bytes=1)
+    admission.performing(upload, now=11.0, linked={"p1"})
+    assert newcomer(admission, now=20.0, name="other") == (True, "new")  # p1 served at 11 s: stays
+
+
+def test_our_own_announcement_to_all_is_what_we_hold() -> None:
+    admission = Admission()
+    assert admission.own_loaded == frozenset()
+    admission.performing(
+        act.AnnounceSegments(loaded=(HELD,), loading_by_http=(), peer_id="p0"), now=0.0, linked=()
+    )
+    assert admission.own_loaded == frozenset()  # to one peer: not our latest to all
+    admission.performing(act.AnnounceSegments(loaded=(HELD, NEEDED), loading_by_http=()), now=0.0, linked=())
+    assert admission.own_loaded == frozenset({HELD, NEEDED})
+
+
+def test_a_gone_links_request_is_forgotten() -> None:
+    admission = full_of(AdmissionLimits(max_peers=1, idle_grace=1.0))
+    admission.performing(
+        act.RequestFromPeer(request_id=5, peer_id="p0", segment_id=NEEDED), now=0.0, linked={"p0"}
+    )
+    admission.link_gone("p0")
+    assert admission.open_count == 0
+    admission.link_created("p0", now=1.0, answered=True)
+    admission.admit_open("p0", now=1.0, wants=wants)
+    admission.feeding(ev.PeerChunkReceived(request_id=5, data=b"x"), now=3.0)  # the old link's request
+    assert newcomer(admission, now=4.0) == (True, "p0")

@@ -11,6 +11,7 @@ from p2ploader.core.upload_control import (
     DEFAULT_TARGET,
     MAX_LINKS,
     MAX_ROUND_TRIP,
+    MIN_PACED_CHUNK,
     UploadController,
 )
 from p2ploader.errors import UsageError
@@ -71,6 +72,22 @@ def test_growing_delay_cuts_the_rate_from_the_sending_rate() -> None:
     assert control.rate is not None
     assert control.rate == pytest.approx(0.75 * 200_000, rel=0.1)
     assert control.statistics().cuts == 1
+
+
+def test_a_limited_rate_cuts_messages_to_half_the_targets_worth_and_no_less_than_a_packet() -> None:
+    control = UploadController()
+    assert control.chunk_limit() is None  # not limited: whole messages
+    now = sending(control, 200_000, start=0.0, seconds=3.0)
+    now = feed(control, [BASE] * 4, start=now)
+    feed(control, [BASE + 0.01 * i for i in range(1, 10)], start=now)
+    assert control.rate is not None
+    assert control.chunk_limit() == int(control.rate * DEFAULT_TARGET / 2)
+    slow = UploadController(floor=1_000.0, target=0.01)
+    now = sending(slow, 10_000, start=0.0, seconds=2.0)
+    now = feed(slow, [BASE] * 4, start=now, rate=10_000)
+    feed(slow, [1.0] * 200, start=now, rate=10_000)
+    assert slow.rate is not None and slow.rate * slow.target / 2 < MIN_PACED_CHUNK
+    assert slow.chunk_limit() == MIN_PACED_CHUNK
 
 
 def test_one_late_sample_is_noise() -> None:

@@ -13,14 +13,15 @@ kit :class:`~p2ploader.testing.peer.ScriptedPeer` joined to its machine by a
 :class:`~p2ploader.testing.peer.ScriptedLink`; messages cross the link ``latency`` seconds after
 they are queued.
 
-:class:`WiredPeers` is the peer transport: it turns the scheduler's peer actions into machine calls
-and the machine's events into the scheduler's (through
-:func:`~p2ploader.core.peer_protocol.scheduler_event`, the mapping the peer manager uses), and
-closes a link on a violation or a ``DisconnectPeer`` as the peer manager does. A new link is
-refused when the core says its peer (with that certificate) is banned, and its certificate is bound
-to the peer id, as the peer manager does for an offer. The origin answers every fetch after
-``http_time`` seconds with the segment's true bytes; the player asks for the segments in order and
-plays them at 1x, counting stalls.
+:class:`WiredPeers` is the peer transport: it drives the shipped
+:class:`~p2ploader.core.peer_set.PeerSet`, as the peer manager and the simulator's modelled peers
+do, which turns the scheduler's peer actions into machine calls and the machine's events into the
+scheduler's, and closes a link on a violation or a ``DisconnectPeer``. A new link is refused when
+the core says its peer (with that certificate) is banned, and its certificate is bound to the peer
+id, as the peer manager does for an offer. Only the in-memory link is this module's own.
+
+The origin answers every fetch after ``http_time`` seconds with the segment's true bytes; the
+player asks for the segments in order and plays them at 1x, counting stalls.
 
 What is left out is what only a socket can show (SCTP back-pressure, a DTLS certificate, ICE); the
 real-socket tests in ``tests/hostile/test_hostile_peers.py`` keep those.
@@ -28,6 +29,7 @@ real-socket tests in ``tests/hostile/test_hostile_peers.py`` keep those.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Callable
@@ -40,19 +42,18 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
-from p2ploader.core import peer_protocol as proto
-from p2ploader.core import swarm
 from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import plan_spot_checks
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
-from p2ploader.core.peer_protocol import PeerProtocol
+from p2ploader.core.peer_protocol import PeerProtocol, Upload
+from p2ploader.core.peer_set import PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.sim.loop import VirtualLoop
 from p2ploader.testing.harness import make_segments
 from p2ploader.testing.peer import ScriptedLink, ScriptedPeer
 
-__all__ = ["BANDWIDTH", "RENDITION", "Viewer", "WiredPeers"]
+__all__ = ["BANDWIDTH", "RENDITION", "Viewer", "WiredLink", "WiredPeers"]
 
 RENDITION = "v0"
 BANDWIDTH = 343_000
@@ -60,7 +61,8 @@ BANDWIDTH = 343_000
 
 
 class WiredPeers:
-    """The peer transport of a :class:`Viewer` (see the module docstring)."""
+    """The peer transport of a :class:`Viewer` (see the module docstring): the shipped peer set
+    (:class:`~p2ploader.core.peer_set.PeerSet`) over in-memory links."""
 
     def __init__(
         self,
@@ -72,9 +74,22 @@ class WiredPeers:
     ) -> None:
         self._viewer = viewer
         self.latency = latency
-        self.max_segment_size = max_segment_size
-        self.max_announced_ids = max_announced_ids
-        self.links: dict[str, ScriptedLink] = {}
+        scheduler = viewer.scheduler
+        self.peer_set: PeerSet[WiredLink] = PeerSet(
+            swarm=RENDITION,
+            live=False,
+            first_sequence=0,
+            feed=lambda event: viewer.driver.feed(event),
+            io=_WiredLinkIO(self),
+            max_segment_size=max_segment_size,
+            max_announced_ids=max_announced_ids,
+            # As the loader wires its peer manager: the core's bans, on the link's certificate.
+            is_banned=lambda peer_id, certificate: scheduler.is_banned(
+                RENDITION, peer_id, now=viewer.loop.time(), certificate=certificate
+            ),
+            bind_certificate=functools.partial(scheduler.reputation.bind, RENDITION),
+        )
+        self.links = self.peer_set.links
         """Open links by peer id."""
         self.closed: dict[str, str] = {}
         """Peer id -> why its (last) link was closed."""
@@ -84,16 +99,11 @@ class WiredPeers:
     def connect(self, peer_id: str, peer: ScriptedPeer, *, certificate: str | None = None) -> bool:
         """Link ``peer`` as ``peer_id`` (with DTLS ``certificate``, default one of its own); ``False``
         when the core says it is banned (the peer manager refuses its offer then)."""
-        scheduler = self._viewer.scheduler
-        now = self._viewer.loop.time()
         certificate = certificate or f"cert-{peer_id}"
-        if scheduler.is_banned(RENDITION, peer_id, now=now, certificate=certificate):
+        if self.peer_set.refuses(peer_id, certificate):
             return False
-        scheduler.reputation.bind(RENDITION, peer_id, certificate)
-        protocol = PeerProtocol(
-            max_segment_size=self.max_segment_size, max_announced_ids=self.max_announced_ids
-        )
-        self.links[peer_id] = ScriptedLink(peer, protocol)
+        link = WiredLink(peer_id, peer, self.peer_set.new_protocol())
+        self.peer_set.add(peer_id, link, certificate=certificate)
         self.closed.pop(peer_id, None)
         self._viewer.driver.feed(ev.PeerConnected(peer_id=peer_id))
         self.deliver(peer_id)  # what it queued before the link opened (an announcement)
@@ -101,7 +111,7 @@ class WiredPeers:
 
     def close(self, peer_id: str, reason: str) -> None:
         """Close ``peer_id``'s link (ours to close, or the peer left): the core hears of it."""
-        if self.links.pop(peer_id, None) is None:
+        if self.peer_set.remove(peer_id) is None:
             return
         self.closed[peer_id] = reason
         self._viewer.loop.call_soon(self._viewer.driver.feed, ev.PeerDisconnected(peer_id=peer_id))
@@ -118,118 +128,72 @@ class WiredPeers:
         if link is None:
             return
         for event in link.exchange(now=self._viewer.loop.time()):
-            self._protocol_event(peer_id, event)
-
-    def _protocol_event(self, peer_id: str, event: proto.Event) -> None:
-        feed = self._viewer.driver.feed
-        match event:
-            case proto.UploadStopped():
-                pass  # uploads cross the link whole (see _upload): nothing is left to stop
-            case proto.ProtocolViolated():
-                if event.request_id is not None:
-                    feed(
-                        ev.PeerDownloadFailed(
-                            request_id=event.request_id, reason=event.reason, misbehaved=True
-                        )
-                    )
-                else:
-                    feed(ev.PeerViolatedProtocol(peer_id=peer_id, swarm=RENDITION, reason=event.reason))
-                self.close(peer_id, f"protocol violation: {event.reason}")
-            case _:
-                scheduled = proto.scheduler_event(
-                    event,
-                    peer_id=peer_id,
-                    segment_id=self._segment_id,
-                    announced=lambda ids: frozenset(self._segment_id(i) for i in ids),
-                )
-                if scheduled is not None:
-                    feed(scheduled)
-
-    # ------------------------------------------------------------------ ids
-
-    @staticmethod
-    def wire_id(segment_id: SegmentId) -> int:
-        return swarm.segment_wire_id(segment_id, live=False, first_sequence=0)
-
-    @staticmethod
-    def _segment_id(wire_id: int) -> SegmentId:
-        return swarm.segment_id_from_wire(RENDITION, wire_id, live=False, first_sequence=0)
+            self.peer_set.handle(link, event)
 
     # ------------------------------------------------------------------ core actions
 
     def perform(self, action: act.Action) -> None:
-        match action:
-            case act.RequestFromPeer():
-                link = self.links.get(action.peer_id)
-                if link is None:
-                    self._viewer.loop.call_soon(
-                        self._viewer.driver.feed,
-                        ev.PeerDownloadFailed(request_id=action.request_id, reason="peer gone"),
-                    )
-                    return
-                link.protocol.send_request(
-                    segment_id=self.wire_id(action.segment_id),
-                    request_id=action.request_id,
-                    byte_offset=action.byte_offset,
-                )
-                self.deliver(action.peer_id)
-            case act.CancelPeerDownload():
-                link = self.links.get(action.peer_id)
-                if link is not None and link.protocol.send_cancel(action.request_id):
-                    self.deliver(action.peer_id)
-            case act.AnnounceSegments():
-                loaded = tuple(self.wire_id(s) for s in action.loaded if s.rendition == RENDITION)
-                loading = tuple(self.wire_id(s) for s in action.loading_by_http if s.rendition == RENDITION)
-                targets = [action.peer_id] if action.peer_id is not None else list(self.links)
-                for peer_id in targets:
-                    link = self.links.get(peer_id)
-                    if link is not None:
-                        link.protocol.send_announcement(loaded=loaded, loading_by_http=loading)
-                        self.deliver(peer_id)
-            case act.SendSegmentToPeer():
-                self._upload(action)
-            case act.SendSegmentAbsent() | act.AbortUpload():
-                link = self.links.get(action.peer_id)
-                if link is not None:
-                    link.protocol.send_absent(
-                        segment_id=self.wire_id(action.segment_id), request_id=action.peer_request_id or 0
-                    )
-                    self.deliver(action.peer_id)
-            case act.DisconnectPeer():
-                self.close(action.peer_id, action.reason)
-            case _:
-                pass
+        self.peer_set.perform(action)
 
-    def _upload(self, action: act.SendSegmentToPeer) -> None:
+    def upload(self, link: WiredLink, upload: Upload) -> None:
         """An upload crosses the link in one go as soon as the scheduler asks (an uplink as fast as
         loopback); the scheduler's upload slot is freed then (``UploadFinished``, as the peer
         manager's task). A growing upload (a cut-through relay) sends only the bytes it holds at
         that moment: relays are not modelled here (tests/core/test_cut_through.py has them)."""
-        link = self.links.get(action.peer_id)
-        if link is None:
-            return
-        upload = link.protocol.start_upload(
-            segment_id=self.wire_id(action.segment_id),
-            request_id=action.peer_request_id or 0,
-            data=action.data,
-            length=action.total_bytes - action.byte_offset if action.growing else None,
-        )
 
         def send() -> None:
             sent = 0
-            current = self.links.get(action.peer_id)
-            if current is link and link.protocol.upload is upload:
+            if self.links.get(link.peer_id) is link and link.protocol.upload is upload:
                 before = link.peer.data_bytes
                 for event in link.upload(upload, now=self._viewer.loop.time()):
-                    self._protocol_event(action.peer_id, event)
+                    self.peer_set.handle(link, event)
                 sent = link.peer.data_bytes - before
             self._viewer.driver.feed(
-                ev.UploadFinished(
-                    peer_id=action.peer_id, peer_request_id=action.peer_request_id, sent_bytes=sent
-                )
+                ev.UploadFinished(peer_id=link.peer_id, peer_request_id=upload.request_id, sent_bytes=sent)
             )
 
         self._viewer.loop.call_soon(send)
+
+
+class WiredLink(ScriptedLink):
+    """A scripted peer's in-memory link, named by the peer's id (as the peer set names links)."""
+
+    def __init__(self, peer_id: str, peer: ScriptedPeer, protocol: PeerProtocol) -> None:
+        super().__init__(peer, protocol)
+        self.peer_id = peer_id
+
+
+class _WiredLinkIO:
+    """The in-memory links as the peer set drives them (:class:`~p2ploader.core.peer_set.PeerLinkIO`):
+    messages cross at the next exchange, ``latency`` seconds later; uploads cross whole."""
+
+    def __init__(self, peers: WiredPeers) -> None:
+        self._peers = peers
+
+    def usable(self, link: WiredLink) -> bool:
+        return True
+
+    def transmit(self, link: WiredLink) -> None:
+        self._peers.deliver(link.peer_id)
+
+    def pump(self, link: WiredLink) -> None:
+        self._peers.deliver(link.peer_id)  # the exchange hands the machine's events to the peer set
+
+    def close(self, link: WiredLink, reason: str) -> None:
+        self._peers.close(link.peer_id, reason)
+
+    def feed_soon(self, event: ev.Event) -> None:
+        viewer = self._peers._viewer
+        viewer.loop.call_soon(viewer.driver.feed, event)
+
+    def upload_started(self, link: WiredLink, upload: Upload) -> None:
+        self._peers.upload(link, upload)
+
+    def upload_extended(self, link: WiredLink) -> None:
+        pass  # an upload crosses with the bytes it holds when it starts (see WiredPeers.upload)
+
+    def upload_stopped(self, link: WiredLink, upload: Upload) -> None:
+        pass  # uploads cross the link whole: nothing is left to stop
 
 
 class Viewer:
@@ -302,7 +266,7 @@ class Viewer:
 
     def wire_id(self, sequence: int) -> int:
         """The wire id of segment ``sequence`` in this swarm."""
-        return WiredPeers.wire_id(self.segments[sequence].id)
+        return self.peers.peer_set.wire_id(self.segments[sequence].id)
 
     def holding(self, sequences: range | list[int] | None = None) -> dict[int, bytes]:
         """The true bytes of ``sequences`` (default: all) by wire id, for a scripted peer to hold."""

@@ -13,10 +13,10 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import wire
 from p2ploader.core.cache import SegmentCache
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.sim.loop import VirtualLoop
 from p2ploader.sim.model import (
-    GROWING_UPLOAD_PATIENCE,
     PIECE_SECONDS,
     LinkProfile,
     ModelledPeers,
