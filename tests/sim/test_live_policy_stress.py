@@ -144,7 +144,11 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
     # segment to HTTP first (reported on issue 6).
 
 
-@pytest.mark.parametrize("seed", [3, 6])  # 3 and 6 once hit a wake-up livelock at one instant
+# Seeds 3 and 6 once hit a wake-up livelock at one instant. With a wake-up armed without the 1 ms
+# tolerance (p2ploader/core/policies/live.py), seed 3 trips the GuardedLoop at 3.3 s of virtual
+# time and seed 6 at 15.9 s: no break that seed 6 caught went past seed 3, so seed 3 runs here
+# (benchmarks/live_stress.py runs the others).
+@pytest.mark.parametrize("seed", [3])
 def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS_19, seed)
     assert_no_stall(result)
