@@ -81,7 +81,6 @@ async def tracker() -> AsyncIterator[TrackerServer]:
 # which ran these few-test files last. Order only: a file missing here runs where it is collected.
 SLOWEST_FIRST = (
     "tests/sim/test_live_policy_stress.py",
-    "tests/test_soak.py",
     "tests/app/test_cluster.py",
     "tests/sim/test_topology_sim.py",
     "tests/core/test_scheduler_invariants.py",
@@ -94,6 +93,7 @@ SLOWEST_FIRST = (
     "tests/test_examples.py",
     "tests/test_fuzz.py",
     "tests/app/test_cli.py",
+    "tests/test_soak.py",
     "tests/test_gap_stream.py",
     "tests/hostile/test_matrix.py",
     "tests/aio/test_date_tags_e2e.py",
