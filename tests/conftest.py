@@ -74,32 +74,33 @@ async def tracker() -> AsyncIterator[TrackerServer]:
 
 
 # The test files that take longest (worker-seconds of simulation, real-time playback and swarms,
-# measured over the suite on four workers of the two-core machine), started first: under
+# measured over the suite on four workers of the two-core machine; the simulator's stress cases
+# first, being CPU-bound, then the Ray cluster's file), started first: under
 # pytest-xdist each file runs whole on one worker (--dist loadfile) in collection order, and a long
 # file started last keeps one worker busy while the others idle. `dev.py test` passes
 # --no-loadscope-reorder: pytest-xdist 3.8 otherwise reorders the files by their number of tests,
 # which ran these few-test files last. Order only: a file missing here runs where it is collected.
 SLOWEST_FIRST = (
     "tests/sim/test_live_policy_stress.py",
-    "tests/test_soak.py",
     "tests/app/test_cluster.py",
-    "tests/sim/test_topology_sim.py",
-    "tests/core/test_scheduler_invariants.py",
-    "tests/hostile/test_attack_matrix.py",
-    "tests/test_install.py",
+    "tests/proxy/test_proxy.py",
+    "tests/app/test_cli.py",
+    "tests/aio/test_p2p_e2e.py",
+    "tests/test_soak.py",
+    "tests/aio/test_peers.py",
+    "tests/sim/test_fidelity.py",
     "tests/browser/test_browser_swarm.py",
     "tests/aio/test_topology_e2e.py",
-    "tests/sim/test_fidelity.py",
-    "tests/proxy/test_proxy.py",
-    "tests/test_examples.py",
-    "tests/test_fuzz.py",
-    "tests/app/test_cli.py",
+    "tests/aio/test_upload_policy.py",
     "tests/test_gap_stream.py",
-    "tests/hostile/test_matrix.py",
+    "tests/app/test_pool.py",
+    "tests/app/test_viewer_process.py",
+    "tests/browser/test_browser_testbed.py",
+    "tests/test_install.py",
+    "tests/test_examples.py",
+    "tests/app/test_cli_audio.py",
+    "tests/hostile/test_attack_matrix.py",
     "tests/aio/test_date_tags_e2e.py",
-    "tests/aio/test_low_latency_p2p_e2e.py",
-    "tests/core/test_wire.py",
-    "tests/test_layering.py",
 )
 
 

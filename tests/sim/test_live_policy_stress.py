@@ -1,6 +1,6 @@
 """Stress tests of the ``p2ploader-live`` policy in the simulator: it must never stall.
 
-Each case is a small live swarm (30-60 viewers, 45 s to 4 simulated minutes, 5 s segments at
+Each case is a small live swarm (30-60 viewers, 45 s to 3 simulated minutes, 5 s segments at
 1.5 Mbit/s, 3 segments behind live unless said otherwise) under one kind of pressure: churn, slow
 peers, a slow origin, a flash crowd. Each asserts zero stalls and zero rebuffering, and a P2P ratio
 floor where one holds, set with margin below the measured figures (so that a policy that quietly fell
@@ -76,12 +76,15 @@ BASE = Scenario(
     latency_segments=3,
 )
 
-CHURN = BASE.evolve(name="live-stress-churn", churn_per_minute=0.2, duration_s=240.0)
-"""20 % of the audience leaves (and is replaced) per minute, for 4 minutes."""
+CHURN = BASE.evolve(name="live-stress-churn", churn_per_minute=0.2, duration_s=120.0)
+"""20 % of the audience leaves (and is replaced) per minute, for 2 minutes. (It ran 4 minutes: a
+critical window cut to 0.2 s, with ``http_lead_factor`` 1, stalls both runs, 18 and 16 times on seed
+1; a 0.5 s one, or a disconnected peer's downloads never given up, neither.)"""
 
-SLOW_PEERS = BASE.evolve(name="live-stress-slow-peers", uplink_mbps=(0.5, 2.0), duration_s=120.0)
+SLOW_PEERS = BASE.evolve(name="live-stress-slow-peers", uplink_mbps=(0.5, 2.0), duration_s=60.0)
 """Every uplink 0.5-2 Mbit/s for a 1.5 Mbit/s stream: 1.25 Mbit/s on average, less than a viewer
-plays, for 2 minutes."""
+plays, for 1 minute. (It ran 2 minutes: the critical window cut as above stalls both runs, 331 and
+137 times on seed 1.) The far-behind-live case below keeps its own 45 s."""
 
 SLOW_PEERS_19 = SLOW_PEERS.evolve(name="live-stress-slow-peers-19", latency_segments=19, duration_s=45.0)
 """The same swarm 19 segments behind live (the hls.js engine's latency), for 45 s (short: it is the
@@ -127,10 +130,11 @@ def assert_everybody_played(result: SimResult) -> None:
 @pytest.mark.parametrize("seed", [1])
 def test_churn_does_not_stall(seed: int) -> None:
     result = run(CHURN, seed)
-    assert len(result.viewers) > CHURN.viewers + 20  # the churn happened: about 32 replacements
+    assert len(result.viewers) > CHURN.viewers + 10  # the churn happened: about 16 replacements
     assert_no_stall(result)
     assert_everybody_played(result)
-    # Measured 0.873-0.900 over seeds 1-8 (best 1 - 1/N = 0.974).
+    # Measured 0.875-0.891 over seeds 1-3 (0.873-0.900 over seeds 1-8 in 4 minutes; best 1 - 1/N =
+    # 0.974).
     assert result.p2p_ratio >= 0.75
 
 
@@ -139,12 +143,16 @@ def test_slow_peers_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS, seed)
     assert_no_stall(result)
     assert_everybody_played(result)
-    # No P2P floor: 3 segments behind live, uplinks this slow share almost nothing (3.6-4.6 % P2P
-    # over seeds 1-8): no viewer is fast enough to seed, and the critical window takes every
+    # No P2P floor: 3 segments behind live, uplinks this slow share almost nothing (7.8-8.9 % P2P
+    # over seeds 1-3): no viewer is fast enough to seed, and the critical window takes every
     # segment to HTTP first (reported on issue 6).
 
 
-@pytest.mark.parametrize("seed", [3, 6])  # 3 and 6 once hit a wake-up livelock at one instant
+# Seeds 3 and 6 once hit a wake-up livelock at one instant. With a wake-up armed without the 1 ms
+# tolerance (p2ploader/core/policies/live.py), seed 3 trips the GuardedLoop at 3.3 s of virtual
+# time and seed 6 at 15.9 s: no break that seed 6 caught went past seed 3, so seed 3 runs here
+# (benchmarks/live_stress.py runs the others).
+@pytest.mark.parametrize("seed", [3])
 def test_slow_peers_far_behind_live_do_not_stall(seed: int) -> None:
     result = run(SLOW_PEERS_19, seed)
     assert_no_stall(result)
