@@ -143,7 +143,7 @@ class PeerManager:
         rng: random.Random | None = None,
         on_peer_gone: Callable[[str], None] | None = None,
         on_peer_status: Callable[[str, bool, str | None], None] | None = None,
-        is_banned: Callable[[str, str | None], bool] | None = None,
+        is_banned: Callable[[str, str], bool] | None = None,
         bind_certificate: Callable[[str, str], None] | None = None,
         admit: Callable[[str, Collection[str]], bool] | None = None,
         wants_offers: Callable[[Collection[str]], bool] | None = None,
@@ -194,7 +194,12 @@ class PeerManager:
             # is_banned(peer_id, certificate): the core's verdict (this swarm's reputation); a
             # banned peer's offers and answers are refused. bind_certificate(peer_id, certificate):
             # a new link of peer_id uses that DTLS certificate, so strikes and bans fall on it.
-            is_banned=is_banned,
+            # Every link here has a certificate (one without is refused before this is asked).
+            is_banned=(
+                None
+                if is_banned is None
+                else lambda peer_id, certificate: certificate is not None and is_banned(peer_id, certificate)
+            ),
             bind_certificate=bind_certificate,
         )
         """The links and the decisions about them: bans, core actions to the machines, their

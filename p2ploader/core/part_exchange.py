@@ -135,6 +135,9 @@ def part_policy_settings(*, part_target: float, hold_back: float) -> dict[str, A
         # One seeder per neighbourhood of PARTS_MAX_PEERS + 1 viewers: the others take it from
         # it, or from a neighbour that did (parts are small; a hop costs a round trip).
         "neighbourhood_share": 1.0,
+        # Parts sit at most the hold-back ahead of the playhead: no prefetch horizon (the segments'
+        # 30 s would be refused with a hold-back past it, as inside the critical window).
+        "p2p_horizon": 1e9,
     }
 
 

@@ -202,7 +202,10 @@ class PeerSet(Generic[L]):
         """``link`` is ``peer_id``'s link now (the transport checked :meth:`refuses`); with a
         ``certificate``, the core's strikes and bans under ``peer_id`` fall on it."""
         self.links[peer_id] = link
-        if certificate is not None:
+        if certificate is None:
+            # A new link without one: the previous link's certificate must not judge it.
+            self.certificates.pop(peer_id, None)
+        else:
             self.certificates[peer_id] = certificate
             if self._bind_certificate is not None:
                 self._bind_certificate(peer_id, certificate)

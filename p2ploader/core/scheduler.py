@@ -1294,6 +1294,9 @@ class _Context:
     def is_cached(self, segment_id: SegmentId) -> bool:
         return segment_id in self._s._cache
 
+    def is_requested(self, segment_id: SegmentId) -> bool:
+        return segment_id in self._s._wanted
+
     def is_http_loading(self, segment_id: SegmentId) -> bool:
         return segment_id in self._s._http_by_segment
 

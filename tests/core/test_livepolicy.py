@@ -498,7 +498,24 @@ def test_an_infinite_p2p_horizon_asks_for_the_whole_queue_at_once() -> None:
     assert h.p2p_loading() == {5: "A", 17: "B"}
 
 
-@pytest.mark.parametrize("horizon", [0.0, -1.0, math.nan])
-def test_a_p2p_horizon_that_is_not_positive_is_refused(horizon: float) -> None:
-    with pytest.raises(PolicyError, match="p2p_horizon"):
+def test_a_segment_the_player_asked_for_is_asked_of_peers_at_once_beyond_the_horizon() -> None:
+    # A player with a forward buffer over 30 s (ExoPlayer's is 50 s) asks for segment 17 (34 s
+    # ahead): it waits for no horizon.
+    h = _horizon_harness()
+    h.request(17)
+    assert h.p2p_loading().get(17) == "B"
+
+
+def test_a_p2p_horizon_from_a_config_mapping_is_taken_and_a_large_one_means_none() -> None:
+    config = Harness().config.evolve(policy_settings={"p2ploader-live": {"p2p_horizon": 1e9}})
+    policy = LivePolicy.from_config(config)
+    assert policy.settings.p2p_horizon == 1e9
+
+
+@pytest.mark.parametrize("horizon", [0.0, -1.0, math.nan, 1.0, 3.0])
+def test_a_p2p_horizon_within_the_critical_window_is_refused(horizon: float) -> None:
+    # At or within slow_origin_lead_time (3 s) a segment would turn critical before entering the
+    # horizon, and never come from a peer.
+    with pytest.raises(PolicyError, match="p2p_horizon must be more than"):
         LivePolicySettings(p2p_horizon=horizon)
+    assert LivePolicySettings(p2p_horizon=3.5).p2p_horizon == 3.5

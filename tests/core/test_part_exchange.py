@@ -30,6 +30,7 @@ from p2ploader.core.part_exchange import (
     parts_hold_back,
     parts_info_hash,
 )
+from p2ploader.core.policies.live import LivePolicySettings
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.errors import PeerProtocolError, UsageError
@@ -450,3 +451,11 @@ def test_hints_whose_part_never_came_are_forgotten() -> None:
     index.update(parsed(pending=3))
     early = FetchRequest(url=BASE + "early.m4s", offset=0, length=None, kind="hint", ranged=True)
     assert index.segment_for(early) is None
+
+
+def test_parts_with_a_hold_back_past_the_segments_horizon_make_a_valid_policy() -> None:
+    # The parts' critical window is nearly the whole hold-back; the segments' 30 s P2P horizon
+    # inside it would be refused. Parts have no horizon.
+    settings = part_policy_settings(part_target=1.0, hold_back=40.0)
+    assert settings["p2p_horizon"] > settings["http_lead_time"] > 30.0
+    LivePolicySettings(**settings)

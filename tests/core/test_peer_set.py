@@ -393,3 +393,11 @@ def test_an_absent_or_abort_for_an_unlinked_peer_does_nothing(action: type[act.S
     w = world()
     w.peers.perform(action(peer_id=A, segment_id=sid(1), peer_request_id=1))
     assert w.io.calls == [] and w.events == []
+
+
+def test_a_new_link_without_a_certificate_is_not_judged_by_the_old_links() -> None:
+    w = world()
+    w.link(A, certificate="cert-old")
+    w.bans.add((A, "cert-old"))
+    w.link(A)  # the same id on a new link with no certificate
+    assert A not in w.peers.certificates and w.peers.banned() == ()

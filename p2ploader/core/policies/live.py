@@ -35,10 +35,10 @@ from the origin the moment it appears, and everybody else takes it from peers:
 * **Everything else from peers**, from an idle peer that announced it loaded, up to
   ``simultaneous_p2p_downloads`` at a time, preferring the peer that served us fastest lately (a
   peer not measured yet counts as fastest, so every peer is tried), once the segment is needed
-  within ``p2p_horizon`` seconds. Far behind live every segment of the queue is long published;
-  fetching all of it at once (a viewer joining 19 segments behind asks for 95 s of media) makes
-  the swarm's uplinks carry everybody's far segments while the near ones wait behind them, and
-  loads media a viewer who leaves never plays.
+  within ``p2p_horizon`` seconds or the player asked for it. Far behind live every segment of the
+  queue is long published; prefetching all of it at once (a viewer joining 19 segments behind
+  asks for 95 s of media) makes the swarm's uplinks carry everybody's far segments while the near
+  ones wait behind them, and loads media a viewer who leaves never plays.
 * **Keeping pace.** A P2P download whose pace so far (judged after ``pace_patience``) would finish
   it after the segment enters the critical window moves, with the bytes it has, to an idle holder
   expected to be faster: the new peer is asked for the rest with the protocol's byte offset. A
@@ -163,12 +163,14 @@ class LivePolicySettings:
     off."""
 
     p2p_horizon: float = attrs.field(default=30.0)
-    """Seconds ahead of the playhead within which a segment held by peers is asked for (> 0;
-    ``math.inf``: the whole queue). Close to live the queue is shorter than this and nothing
-    changes; far behind live it keeps the P2P downloads on the segments needed soonest. On the
-    shaped testbed, 20 viewers 19 segments (95 s) behind live: HTTP takeovers of late P2P
-    downloads fell from 68-96 to 18 per run (docs/performance.md). Elections are not held back:
-    a seeder still fetches a new segment when it appears."""
+    """Seconds ahead of the playhead within which a prefetched segment held by peers is asked for
+    (more than the critical window's ``http_lead_time`` and ``slow_origin_lead_time``, or a
+    segment would reach the critical window before the horizon and never come from a peer; a
+    large value such as 1e9: the whole queue). A segment the player asked for is asked for at
+    once, wherever it is. Close to live the queue is shorter than this and nothing changes; far
+    behind live it keeps the P2P downloads on the segments needed soonest (docs/performance.md,
+    the testbed 19 segments behind live). Elections are not held back: a seeder still fetches a
+    new segment when it appears."""
 
     cut_through: bool = attrs.field(default=True)
     """Ask peers that announced a segment as loading over HTTP for it, as well as those holding it:
@@ -188,8 +190,14 @@ class LivePolicySettings:
             )
         if self.pace_patience < 0:
             raise PolicyError("pace_patience must be >= 0", policy=LivePolicy.name)
-        if not self.p2p_horizon > 0:  # also refuses NaN
-            raise PolicyError("p2p_horizon must be > 0 (math.inf: no horizon)", policy=LivePolicy.name)
+        # Also refuses NaN. At or within the critical window, a segment would turn critical before
+        # it entered the horizon: P2P off without a word.
+        if not self.p2p_horizon > max(self.http_lead_time, self.slow_origin_lead_time):
+            raise PolicyError(
+                f"p2p_horizon must be more than http_lead_time and slow_origin_lead_time "
+                f"(got {self.p2p_horizon}; a large value such as 1e9 means no horizon)",
+                policy=LivePolicy.name,
+            )
         if not 0.0 <= self.slow_uploader_probe <= 1.0:
             raise PolicyError("slow_uploader_probe must be between 0 and 1", policy=LivePolicy.name)
 
@@ -360,8 +368,8 @@ class LivePolicy(DownloadPolicy):
                 continue
             if ctx.any_peer_has(sid, loading=cut_through):
                 beyond = entry.segment.start - position - horizon
-                if beyond > _TOLERANCE:
-                    # Not needed soon: asked for once it comes within the horizon.
+                if beyond > _TOLERANCE and not ctx.is_requested(sid):
+                    # A prefetch not needed soon: asked for once it comes within the horizon.
                     due = now + beyond
                     self._wake = due if self._wake is None else min(self._wake, due)
                     continue
