@@ -25,57 +25,63 @@ pytestmark = pytest.mark.anyio
 
 
 class FollowedStream:
-    """What :func:`play_low_latency` reads of a stream: its items, playlist and follower."""
+    """What :func:`play_low_latency` reads of a stream: its items, playlist and follower. It hands
+    the follower's first item, waits for the player to take it, then re-syncs the follower on
+    ``later`` (as after a long stall) and hands the first item after that."""
 
-    def __init__(self, follower: LowLatencyFollower, batches: list[list[LowLatencyItem]]) -> None:
+    def __init__(self, follower: LowLatencyFollower, later: MediaPlaylist) -> None:
         self.follower = follower
-        self.playlist: MediaPlaylist | None = follower.playlist  # the latest: the re-sync's
+        self.playlist: MediaPlaylist | None = follower.playlist
         self.statistics = SimpleNamespace(blocking_playlist_loads=0)
-        self.batches = batches
+        self.later = later
         self.model_seen = asyncio.Event()  # the player built its model and ticked once
 
     def report_playback(self, position: float) -> None:
         pass
 
     async def items(self) -> AsyncIterator[LowLatencyItem]:
-        for batch in self.batches:
-            for item in batch:
-                yield item
-            await asyncio.wait_for(self.model_seen.wait(), 5.0)
+        complete_all(self.follower, self.follower.take_fetches())
+        yield drain(self.follower)[0]
+        await asyncio.wait_for(self.model_seen.wait(), 5.0)
+        self.follower.resync(self.later, now=30.0)
+        self.playlist = self.follower.playlist
+        complete_all(self.follower, self.follower.take_fetches())
+        yield drain(self.follower)[0]
+        await asyncio.sleep(0.1)
 
 
 async def test_after_a_resync_the_player_plays_from_the_new_starts_hold_back_point() -> None:
     follower = LowLatencyFollower(URL)
-    follower.playlist_received(playlist(10, 12, 2), now=0.0)
-    complete_all(follower, follower.take_fetches())
-    first = drain(follower)[0]  # 12.2 at 25.0 s, played from 25.5 s
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)  # 12.2 at 25.0 s, played from 25.5 s
     # A long stall later the follower fell out of the window: it starts again on a newer
     # playlist (edge 47.0 s): loaded from the key frame 22.2 (45.0 s), played from 45.5 s.
-    follower.resync(playlist(20, 22, 2), now=30.0)
-    complete_all(follower, follower.take_fetches())
-    resynced = drain(follower)[0]
-    assert resynced.after_resync and resynced.start == pytest.approx(45.0)
-    start = follower.start
-    assert start is not None and start.play_from == pytest.approx(45.5)
-
-    stream = FollowedStream(follower, [[first], [resynced]])
+    stream = FollowedStream(follower, later=playlist(20, 22, 2))
     models: list[PlaybackModel] = []
-    positions: dict[float, float] = {}
+    positions: list[tuple[LowLatencyItem, float]] = []
+    ticked: list[float] = []
 
     def on_tick(model: PlaybackModel, _latency: float | None) -> None:
+        if not models:
+            ticked.append(model.position)  # before the re-sync: the first item's play position
         models.append(model)
         stream.model_seen.set()
 
     def on_item(item: LowLatencyItem) -> None:
-        positions[item.start] = models[-1].position if models else float("nan")
+        positions.append((item, models[-1].position if models else float("nan")))
 
     player: Any = stream  # the player reads only what FollowedStream has
     report = await play_low_latency(player, duration=0.6, tick=0.02, on_tick=on_tick, on_item=on_item)
+    (first, _), (resynced, at_resync) = positions
+    assert not first.after_resync and ticked == [pytest.approx(25.5)]  # waiting there: no more items
+    assert resynced.after_resync and resynced.start == pytest.approx(45.0)
+    start = follower.start
+    assert start is not None and start.sequence == 22
+    assert follower.playlist is not None
     expected = play_position(resynced, start, live_edge=live_edge_time(follower.playlist))
     assert expected == pytest.approx(45.5)
     # Not the key frame the re-synced item starts with (45.0 s): the players and the proxy's
     # PlayersPlayhead agree on where playback is.
-    assert positions[resynced.start] == pytest.approx(expected)
+    assert at_resync == pytest.approx(expected)
     assert report.playback.seeks == 1
 
 
