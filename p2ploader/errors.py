@@ -25,6 +25,7 @@ __all__ = [
     "DeltaPlaylistError",
     "DirectiveError",
     "FragmentedMp4Error",
+    "HoldBackError",
     "HttpStatusError",
     "LivePlaylistStuckError",
     "LoaderClosedError",
@@ -107,6 +108,20 @@ class PolicyError(UsageError):
     def __init__(self, message: str, *, policy: str | None = None) -> None:
         super().__init__(message)
         self.policy = policy
+
+
+class HoldBackError(UsageError, ValueError):
+    """A hold-back the application gave (how far behind the live edge to play, seconds) is not a
+    finite number > 0, or is below what RFC 8216bis lets a server publish for the playlist
+    followed: ``PART-HOLD-BACK`` at least twice ``PART-TARGET`` with parts (§4.4.3.8), ``HOLD-BACK``
+    at least three target durations without. ``hold_back`` is the value given, ``minimum`` the
+    least accepted (0.0 when the value was refused before any playlist was read: it must be > 0)."""
+
+    def __init__(self, hold_back: float, minimum: float, reason: str) -> None:
+        super().__init__(f"hold_back {hold_back!r} s refused: {reason}")
+        self.hold_back = hold_back
+        self.minimum = minimum
+        self.reason = reason
 
 
 class MissingExtraError(UsageError, ImportError):

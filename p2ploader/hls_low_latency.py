@@ -26,6 +26,7 @@ __all__ = [
     "LowLatencyStart",
     "live_edge",
     "low_latency_start",
+    "minimum_hold_back",
     "next_blocking_request",
     "parse_delivery_directives",
 ]
@@ -93,21 +94,26 @@ def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
     segment from its start, and packagers cut segments at key frames). Without parts: the last
     segment (not a gap) that starts at least ``HOLD-BACK`` seconds (default three target
     durations) before the end, and playback from HOLD-BACK before the end. When the playlist is
-    too short for that, its first possible start, played from there. Raises
-    :class:`~p2ploader.errors.UsageError` for a playlist with nothing published, or only gaps.
+    too short for that, its first possible start, played from there. When a GAP (part or segment)
+    begins after the load point and before the hold-back point, ``play_from`` is the gap's start
+    instead (further back: PART-HOLD-BACK is a minimum), as nothing from a gap on can be shown
+    until the next independent part; the media between the load point and the gap is then loaded
+    and not shown. A ``PART-HOLD-BACK`` (or ``HOLD-BACK``) of 0 counts as absent, as in hls.js: at 0
+    nothing loaded would be shown. Raises :class:`~p2ploader.errors.UsageError` for a playlist with
+    nothing published, or only gaps.
 
     Why not start on an independent part at or after the hold-back point: PART-HOLD-BACK is the
     *minimum* distance from the end at which to begin playing (§4.4.3.8), and with one key frame a
     segment the next independent part may be a whole segment closer to the edge (or not published
     yet). Why not play from the independent part itself: with one key frame a segment, that
     puts the viewer up to a segment further behind than PART-HOLD-BACK. Loading from the key
-    frame and showing from the hold-back point is what a player does when it seeks (hls.js sets
-    the media element's time to its live sync position, the hold-back from the end, once the media
-    holding it is appended): the latency is PART-HOLD-BACK, at the cost of loading the bytes
-    between the key frame and that point.
+    frame and showing from the hold-back point is what a player does when it seeks (hls.js 1.7.4
+    loads the fragment holding its live sync position, the hold-back from the end, and sets the
+    media element's time there once it is buffered: ``seekToStartPos``): the latency is
+    PART-HOLD-BACK, at the cost of loading the bytes between the key frame and that point.
     """
-    # (sequence, part index or None, start, duration, may start here), in play order
-    pieces: list[tuple[int, int | None, float, float, bool]] = []
+    # (sequence, part index or None, start, duration, may start here, is a gap), in play order
+    pieces: list[tuple[int, int | None, float, float, bool, bool]] = []
     with_parts = playlist.part_target is not None
     all_parts = [part for segment in playlist.segments for part in segment.parts]
     if with_parts:
@@ -119,15 +125,21 @@ def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
             position = segment.start
             for part in segment.parts:
                 startable = _startable(part, unmarked=unmarked)
-                pieces.append((segment.id.sequence, part.id.index, position, part.duration, startable))
+                pieces.append(
+                    (segment.id.sequence, part.id.index, position, part.duration, startable, part.gap)
+                )
                 position += part.duration
         else:
-            pieces.append((segment.id.sequence, None, segment.start, segment.duration, not segment.gap))
+            pieces.append(
+                (segment.id.sequence, None, segment.start, segment.duration, not segment.gap, segment.gap)
+            )
     if with_parts:
         position = playlist.segments[-1].end if playlist.segments else 0.0
         for part in playlist.pending_parts:
             startable = _startable(part, unmarked=unmarked)
-            pieces.append((part.segment.sequence, part.id.index, position, part.duration, startable))
+            pieces.append(
+                (part.segment.sequence, part.id.index, position, part.duration, startable, part.gap)
+            )
             position += part.duration
     startable_pieces = [piece for piece in pieces if piece[4]]
     if not startable_pieces:
@@ -140,11 +152,28 @@ def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
         (piece for piece in reversed(startable_pieces) if end - piece[2] >= hold_back - 1e-6),
         startable_pieces[0],
     )
-    sequence, part_index, start, _duration, _ok = chosen
+    sequence, part_index, start, _duration, _ok, _gap = chosen
     play_from = max(start, end - hold_back)
+    # Nothing from a GAP on can be shown until the next independent part: parts after a gapped
+    # independent part depend on it. Playing further back than the hold-back is allowed (it is a
+    # minimum), playing from inside or after a gap is not, so the gap's start bounds play_from.
+    first_gap = next((piece[2] for piece in pieces if piece[2] > start and piece[5]), None)
+    if first_gap is not None:
+        play_from = min(play_from, first_gap)
     return LowLatencyStart(
         sequence=sequence, part=part_index, position=start, distance=end - start, play_from=play_from
     )
+
+
+def minimum_hold_back(playlist: MediaPlaylist) -> float:
+    """The least hold-back (seconds from the end of ``playlist``) RFC 8216bis lets a server
+    publish, and so the least an application may ask for instead: ``PART-HOLD-BACK`` is at least
+    twice ``PART-TARGET`` with parts (§4.4.3.8), ``HOLD-BACK`` at least three target durations
+    without (§4.4.3.8). Closer to the end, a player has too little buffered to ride out the
+    publication of the next part or segment."""
+    if playlist.part_target is not None:
+        return 2 * playlist.part_target
+    return 3.0 * playlist.target_duration
 
 
 def _startable(part: Part, *, unmarked: bool) -> bool:
@@ -158,11 +187,12 @@ def _startable(part: Part, *, unmarked: bool) -> bool:
 def _hold_back(playlist: MediaPlaylist) -> float:
     """Seconds from the end of the playlist at which playback may start at the earliest."""
     control = playlist.server_control
+    # 0 counts as absent (as in hls.js, and parts_hold_back): playing at the very end shows nothing.
     if playlist.part_target is not None:
-        if control is not None and control.part_hold_back is not None:
+        if control is not None and control.part_hold_back:
             return control.part_hold_back
         return 3 * playlist.part_target
-    if control is not None and control.hold_back is not None:
+    if control is not None and control.hold_back:
         return control.hold_back
     return 3.0 * playlist.target_duration
 

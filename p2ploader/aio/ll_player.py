@@ -109,7 +109,9 @@ async def play_low_latency(
     starts PART-HOLD-BACK behind the live edge (the follower's
     :attr:`~p2ploader.core.ll_follower.StartPosition.play_from`, inside or after the first item, which
     begins at a key frame) once ``startup_buffer`` seconds are buffered from there (default: one part
-    target, or one target duration without parts). ``on_item`` sees each item as it arrives; ``on_tick``
+    target, or one target duration without parts). After a re-sync (an item with ``after_resync``)
+    the player seeks to the new start's ``play_from`` the same way (counted in the report's
+    ``seeks``). ``on_item`` sees each item as it arrives; ``on_tick``
     the model and the latency (seconds, None without dates) every ``tick`` seconds. ``wall_clock`` gives
     the wall time in seconds since the epoch. Errors that stop following (a part that cannot be loaded)
     are raised.
@@ -134,13 +136,22 @@ async def play_low_latency(
         position = play_position(item, stream.follower.start, live_edge=live_edge_time(playlist))
         return PlaybackModel(start_position=position, now=loop.time(), startup_buffer=buffer)
 
+    def resync_position(item: LowLatencyItem) -> float:
+        playlist = stream.playlist
+        edge = live_edge_time(playlist) if playlist is not None else None
+        return play_position(item, stream.follower.start, live_edge=edge)
+
     async def fetch() -> None:
         nonlocal model
         try:
             async for item in stream.items():
+                now = loop.time()
                 if model is None:
                     model = first_model(item)
-                now = loop.time()
+                elif item.after_resync:
+                    # The follower started again (a long stall, a restarted packager): play from
+                    # the new start's hold-back point, not from its key frame.
+                    model.seek(resync_position(item), now=now)
                 if item.gap:
                     model.add_gap(item.start, item.duration, now=now)
                 else:

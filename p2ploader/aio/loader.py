@@ -994,7 +994,9 @@ class HybridLoader:
     def low_latency_stream(self, *, hold_back: float | None = None, p2p: bool = False) -> LowLatencyStream:
         """A :class:`~p2ploader.aio.low_latency.LowLatencyStream` on the current rendition's media
         playlist, with this loader's HTTP client and config: it follows a live LL-HLS stream part by
-        part, with blocking reloads. ``hold_back`` overrides PART-HOLD-BACK (seconds).
+        part, with blocking reloads. ``hold_back`` overrides PART-HOLD-BACK (seconds): not a number
+        > 0 raises :class:`~p2ploader.errors.HoldBackError` here, under what RFC 8216bis allows the
+        playlist (twice its PART-TARGET) when the stream reads its first playlist.
 
         ``p2p`` (default False: everything over HTTP) takes parts from other p2ploader peers too,
         through the rendition's parts swarm (:class:`~p2ploader.aio.part_swarm.PartSwarm`, see

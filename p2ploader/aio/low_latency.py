@@ -91,7 +91,9 @@ class LowLatencyStream:
 
     ``url`` is the media playlist, ``rendition`` its rendition id (segment ids carry it).
     ``client`` is used as it is (the caller owns it). ``hold_back`` overrides PART-HOLD-BACK
-    (seconds); ``delta_updates`` asks for ``_HLS_skip=YES`` when the server allows it;
+    (seconds; :func:`~p2ploader.core.ll_follower.check_hold_back` refuses 0 here, and a value under
+    two part targets on the first playlist, with :class:`~p2ploader.errors.HoldBackError`);
+    ``delta_updates`` asks for ``_HLS_skip=YES`` when the server allows it;
     ``resync_after`` and ``max_attempts`` as the module docstring says. ``clock`` (seconds) is
     the event loop's by default.
     """

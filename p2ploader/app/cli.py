@@ -1069,11 +1069,11 @@ def _add_low_latency_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hold-back",
-        type=float,
+        type=_POSITIVE,
         default=None,
         metavar="SECONDS",
         help="with --low-latency: start this far behind the live edge (default: the playlist's "
-        "PART-HOLD-BACK)",
+        "PART-HOLD-BACK; > 0, and at least two part targets, as RFC 8216bis allows a server)",
     )
     parser.add_argument(
         "--p2p-parts",

@@ -44,13 +44,14 @@ import attrs
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, InitSection, Part, Segment, SegmentId
 from p2ploader.errors import (
+    HoldBackError,
     LowLatencyPlaylistError,
     PartVanishedError,
     PlaylistWentBackwardsError,
     UsageError,
 )
 from p2ploader.hls import MediaPlaylist, blocking_reload_url
-from p2ploader.hls_low_latency import low_latency_start, next_blocking_request
+from p2ploader.hls_low_latency import low_latency_start, minimum_hold_back, next_blocking_request
 
 __all__ = [
     "FetchRequest",
@@ -58,6 +59,7 @@ __all__ = [
     "LowLatencyItem",
     "PlaylistRequest",
     "StartPosition",
+    "check_hold_back",
     "live_edge_time",
     "play_position",
     "start_position",
@@ -215,13 +217,38 @@ def live_edge_time(playlist: MediaPlaylist) -> float:
     return _pending_start(playlist) + math.fsum(p.duration for p in playlist.pending_parts)
 
 
+def check_hold_back(hold_back: float, playlist: MediaPlaylist | None = None) -> None:
+    """Refuse an application's hold-back (seconds) that is not a finite number > 0, or, given the
+    ``playlist`` it is for, is below :func:`~p2ploader.hls_low_latency.minimum_hold_back` (twice
+    PART-TARGET with parts, three target durations without): raises
+    :class:`~p2ploader.errors.HoldBackError` naming the value. At 0 the player would load the last
+    piece and show none of it, and the parts swarm would have no time to bring a part."""
+    if not (math.isfinite(hold_back) and hold_back > 0):
+        raise HoldBackError(hold_back, 0.0, "it must be a finite number of seconds > 0")
+    if playlist is None:
+        return
+    minimum = minimum_hold_back(playlist)
+    # A microsecond of slack: parts written as decimals add up to the minimum with float rounding.
+    if hold_back < minimum - 1e-6:
+        what = (
+            f"twice PART-TARGET {playlist.part_target:g} s"
+            if playlist.part_target is not None
+            else f"three target durations of {playlist.target_duration:g} s"
+        )
+        raise HoldBackError(
+            hold_back, minimum, f"RFC 8216bis allows no less than {minimum:g} s for this playlist ({what})"
+        )
+
+
 def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -> StartPosition:
     """Where to start following ``playlist``: :func:`p2ploader.hls_low_latency.low_latency_start`
     (loading from the last independent part, or segment, at least PART-HOLD-BACK from the live
     edge; playing from PART-HOLD-BACK from it), with ``hold_back`` (seconds) in place of the
     playlist's PART-HOLD-BACK (HOLD-BACK without parts) when given. Raises
+    :class:`~p2ploader.errors.HoldBackError` for a ``hold_back`` :func:`check_hold_back` refuses,
     :class:`~p2ploader.errors.UsageError` for a playlist with nothing to play."""
     if hold_back is not None:
+        check_hold_back(hold_back, playlist)
         control = playlist.server_control or ServerControl()
         if playlist.part_target is not None:
             control = attrs.evolve(control, part_hold_back=hold_back)
@@ -247,8 +274,11 @@ def play_position(
     start. ``live_edge`` (seconds on the timeline, :func:`live_edge_time` of the latest playlist):
     when the edge moved on since the start was chosen (the first item took a while: a busy event
     loop, a slow origin), ``play_from`` moves on as much, so that playback begins as far behind
-    live as the start rule says, not that far plus the wait (a player computes its live sync
-    position when it starts playing, not when it read the first playlist)."""
+    live as the start rule says, not that far plus the wait. (hls.js 1.7.4 takes its live sync
+    position when it picks its first fragment, the playlist's edge plus its age, and seeks there
+    once that fragment is buffered: the fragment's load time is not added. Counting the edge at
+    the first item is one step further, p2ploader's own.) Pass a re-synced item (``after_resync``)
+    and the follower's new start the same way: a player seeks there."""
     if start is None or first.segment_id.sequence != start.sequence:
         return first.start
     position = start.play_from
@@ -339,8 +369,8 @@ class LowLatencyFollower:
         delta_updates: bool = True,
         resync_after: int = 3,
     ) -> None:
-        if hold_back is not None and not hold_back >= 0:
-            raise UsageError(f"hold_back must be None or >= 0 seconds, got {hold_back}")
+        if hold_back is not None:
+            check_hold_back(hold_back)  # against the playlist's part target once it is read
         if resync_after < 1:
             raise UsageError(f"resync_after must be >= 1, got {resync_after}")
         self.url = url
@@ -426,9 +456,13 @@ class LowLatencyFollower:
 
         Raises :class:`PlaylistWentBackwardsError` or :class:`PartVanishedError` for an
         inconsistent refresh (the follower is left as it was, the next request is timed), until
-        ``resync_after`` of them in a row: that one is taken and following re-syncs.
+        ``resync_after`` of them in a row: that one is taken and following re-syncs. Raises
+        :class:`~p2ploader.errors.HoldBackError` when the first playlist shows the ``hold_back``
+        given is below what RFC 8216bis allows for it (:func:`check_hold_back`); nothing is taken.
         """
         previous = self._playlist
+        if self._cursor is None and self._hold_back is not None:
+            check_hold_back(self._hold_back, playlist)  # before taking anything from it
         if previous is not None:
             try:
                 self._check_consistent(previous, playlist)

@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from p2ploader.config import LoaderConfig
-from p2ploader.core.ll_follower import FetchRequest, StartPosition, live_edge_time
+from p2ploader.core.ll_follower import FetchRequest, StartPosition, check_hold_back, live_edge_time
 from p2ploader.core.segments import Part, Segment, SegmentId
 from p2ploader.errors import PeerProtocolError, UsageError
 from p2ploader.hls import MediaPlaylist
@@ -152,9 +152,12 @@ def parts_hold_back(playlist: MediaPlaylist, *, given: float | None, start: Star
     (:func:`part_policy_settings`' ``hold_back``): ``given`` (the application's hold-back), else
     the playlist's ``PART-HOLD-BACK``, else three part targets; at least the player's real distance
     when following ``start``ed already (it plays from :attr:`StartPosition.play_from`: the hold-back
-    from the live edge, or further back when the playlist was too short for it)."""
+    from the live edge, or further back when the playlist was too short for it). A ``given`` that
+    :func:`~p2ploader.core.ll_follower.check_hold_back` refuses (0, or under two part targets)
+    raises :class:`~p2ploader.errors.HoldBackError`: at 0 the deadlines leave peers no time at all."""
     part_target = playlist.part_target or playlist.target_duration
     if given is not None:
+        check_hold_back(given, playlist)
         hold_back = given
     else:
         control = playlist.server_control

@@ -163,12 +163,13 @@ class PlayersPlayhead:
     """Where the players behind the proxy play, for a parts swarm's deadlines (media seconds).
 
     The relay's stream runs on to the live edge, while the players start where the stream starts
-    playing (PART-HOLD-BACK behind live: hls.js seeks to its live sync position, as
-    :func:`~p2ploader.core.ll_follower.play_position` does, not to the key frame the first item
-    begins with) and stay that far behind. So the estimate is the live edge minus the distance the
-    stream started at, never past the item just handed. Counting from the live edge, not from a
-    clock, keeps it right when the origin pauses or drifts; the distance is taken again after a
-    re-sync (a new timeline).
+    playing (PART-HOLD-BACK behind live: hls.js seeks to its live sync position once the first
+    fragment is buffered, as :func:`~p2ploader.core.ll_follower.play_position` does, not to the
+    key frame the first item begins with) and stay that far behind. So the estimate is the live
+    edge minus the distance the stream started at, never past the item just handed. Counting from
+    the live edge, not from a clock, keeps it right when the origin pauses or drifts; the distance
+    is taken again after a re-sync (a new timeline), where the players seek to the new start's
+    ``play_from`` as well.
     """
 
     def __init__(self) -> None:

@@ -433,6 +433,11 @@ class SimLowLatencyViewer:
                 position = play_position(item, self.follower.start, live_edge=live_edge_time(playlist))
                 model = self.model = PlaybackModel(start_position=position, now=now, startup_buffer=buffer)
                 self._tick = self._loop.call_later(TICK_SECONDS, self._on_tick)
+            elif item.after_resync:
+                # As play_low_latency: the follower started again, play from its hold-back point.
+                playlist = self.follower.playlist
+                edge = live_edge_time(playlist) if playlist is not None else None
+                model.seek(play_position(item, self.follower.start, live_edge=edge), now=now)
             if item.gap:
                 model.add_gap(item.start, item.duration, now=now)
             else:

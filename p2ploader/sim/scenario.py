@@ -162,6 +162,12 @@ class Scenario:
             for value in (self.part_hold_back_s, self.hold_back_s):
                 if value is not None and not value > 0:
                     raise ConfigError("part_hold_back_s and hold_back_s must be > 0 seconds")
+            if self.hold_back_s is not None and self.hold_back_s < 2 * self.part_seconds - 1e-6:
+                # As low_latency_stream(hold_back=) refuses it (RFC 8216bis: PART-HOLD-BACK >= 2 parts).
+                raise ConfigError(
+                    f"hold_back_s {self.hold_back_s:g} is below two part targets "
+                    f"({2 * self.part_seconds:g} s)"
+                )
             if self.parts_max_peers is not None and self.parts_max_peers < 1:
                 raise ConfigError("parts_max_peers must be >= 1")
             if self.uplink_queue_s > 0:

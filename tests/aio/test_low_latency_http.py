@@ -26,7 +26,7 @@ from p2ploader import LoaderConfig, open_loader
 from p2ploader.aio.ll_player import play_low_latency
 from p2ploader.aio.low_latency import LowLatencyStream, open_low_latency_stream
 from p2ploader.core.ll_follower import LowLatencyItem
-from p2ploader.errors import SegmentUnavailableError
+from p2ploader.errors import HoldBackError, SegmentUnavailableError
 
 PART_S = 0.25
 PARTS = 4  # per segment
@@ -363,6 +363,17 @@ async def test_behind_the_live_edge_whole_segments_come_first() -> None:
     media = origin.media_requests()
     assert len(media) == len(set(media))
     assert stream.statistics.segment_fetches == 2
+
+
+async def test_a_hold_back_under_two_part_targets_stops_the_stream_with_a_typed_error() -> None:
+    # 0.25 s parts: RFC 8216bis allows no PART-HOLD-BACK under 0.5 s. The stream reads its first
+    # playlist, loads no media and says why through items().
+    async with LowLatencyOrigin(live_segments=1) as origin, streaming(origin, hold_back=0.4) as stream:
+        handed: list[LowLatencyItem] = []
+        with pytest.raises(HoldBackError) as raised:
+            await collect(stream, handed)
+    assert (raised.value.hold_back, raised.value.minimum) == (0.4, 2 * PART_S)
+    assert handed == [] and origin.media_requests() == []
 
 
 async def test_a_part_that_cannot_be_fetched_is_a_typed_error() -> None:

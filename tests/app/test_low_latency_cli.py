@@ -55,6 +55,16 @@ def test_hold_back_is_off_by_default() -> None:
     assert (args.low_latency, args.hold_back) == (True, 2.0)
 
 
+@pytest.mark.parametrize("bad", ["0", "-1"])
+def test_a_hold_back_of_zero_or_less_is_refused_by_the_command_line(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(["view", "http://127.0.0.1:9/m.m3u8", "--low-latency", "--hold-back", bad])
+    assert raised.value.code == 2
+    assert f"must be > 0, got {bad}" in capsys.readouterr().err
+
+
 @contextlib.contextmanager
 def tracker_in_a_thread() -> Iterator[str]:
     """The embedded tracker on its own event loop in a thread (the CLI runs its own loop)."""

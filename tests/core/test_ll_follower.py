@@ -22,7 +22,13 @@ from p2ploader.core.ll_follower import (
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, InitSection, Part, PartId, Segment, SegmentId
-from p2ploader.errors import PartVanishedError, PlaylistError, PlaylistWentBackwardsError, UsageError
+from p2ploader.errors import (
+    HoldBackError,
+    PartVanishedError,
+    PlaylistError,
+    PlaylistWentBackwardsError,
+    UsageError,
+)
 from p2ploader.hls import MediaPlaylist
 from p2ploader.playback import PlaybackModel
 
@@ -167,10 +173,10 @@ def test_playback_begins_part_hold_back_from_the_edge_inside_the_start() -> None
     # Given 4.5 s: loaded from segment 11 (22.0 s), played from 22.5 s.
     start = start_position(playlist(10, 12, 2), hold_back=4.5)
     assert (start.start, start.play_from) == (pytest.approx(22.0), pytest.approx(22.5))
-    # Without parts: played HOLD-BACK (here given: 3.0 s) from the end, inside segment 14.
+    # Without parts: played HOLD-BACK (here given: 7.0 s) from the end, inside segment 12.
     plain = playlist(10, 15, 0, control=ServerControl(), hint=False, part_target=None, parts_from=99)
-    start = start_position(plain, hold_back=3.0)
-    assert (start.sequence, start.start, start.play_from) == (14, pytest.approx(28.0), pytest.approx(29.0))
+    start = start_position(plain, hold_back=7.0)
+    assert (start.sequence, start.start, start.play_from) == (12, pytest.approx(24.0), pytest.approx(25.0))
 
 
 def test_the_player_shows_the_first_item_from_the_starts_play_from() -> None:
@@ -204,8 +210,51 @@ def test_hold_back_overrides_part_hold_back() -> None:
     start = start_position(playlist(10, 12, 2), hold_back=4.5)  # 27 - 4.5 = 22.5: segment 11
     assert (start.sequence, start.part_index) == (11, 0)
     plain = playlist(10, 15, 0, control=ServerControl(), hint=False, part_target=None, parts_from=99)
-    start = start_position(plain, hold_back=2.0)  # 32 - 2: segment 15
-    assert (start.sequence, start.part_index) == (15, 0)
+    start = start_position(plain, hold_back=6.0)  # 32 - 6: segment 13, three target durations
+    assert (start.sequence, start.part_index) == (13, 0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_hold_back_that_is_not_a_positive_number_is_refused_at_once(bad: float) -> None:
+    with pytest.raises(HoldBackError) as raised:
+        LowLatencyFollower(URL, hold_back=bad)
+    assert raised.value.minimum == 0.0 and repr(bad) in str(raised.value)
+    assert isinstance(raised.value, UsageError)
+
+
+def test_a_hold_back_under_two_part_targets_is_refused_before_anything_is_taken() -> None:
+    # PART-TARGET 0.5 s: RFC 8216bis lets no server publish a PART-HOLD-BACK under 1.0 s.
+    follower = LowLatencyFollower(URL, hold_back=0.9)
+    with pytest.raises(HoldBackError) as raised:
+        follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    assert (raised.value.hold_back, raised.value.minimum) == (0.9, 1.0)
+    assert "0.9" in str(raised.value) and "PART-TARGET 0.5" in str(raised.value)
+    assert follower.playlist is None and follower.start is None
+    with pytest.raises(HoldBackError):
+        start_position(playlist(10, 12, 2), hold_back=0.9)
+    # Exactly two part targets is allowed: loaded and played from 13.0 (26.0 s, 1.0 s from 27.0).
+    start = start_position(playlist(10, 12, 2), hold_back=1.0)
+    assert (start.sequence, start.part_index, start.play_from) == (13, 0, pytest.approx(26.0))
+
+
+def test_a_hold_back_under_three_target_durations_is_refused_without_parts() -> None:
+    plain = playlist(10, 15, 0, control=ServerControl(), hint=False, part_target=None, parts_from=99)
+    with pytest.raises(HoldBackError) as raised:
+        start_position(plain, hold_back=5.0)
+    assert raised.value.minimum == 6.0 and "three target durations of 2 s" in str(raised.value)
+
+
+def test_the_default_hold_back_is_the_playlists_part_hold_back() -> None:
+    follower = LowLatencyFollower(URL)  # hold_back None: PART-HOLD-BACK 1.5 s, nothing checked
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    assert follower.start is not None and follower.start.play_from == pytest.approx(25.5)
+
+
+def test_a_server_part_hold_back_of_zero_counts_as_absent() -> None:
+    # Played at the very end, nothing loaded would be shown: three part targets instead (1.5 s).
+    control = ServerControl(can_block_reload=True, part_hold_back=0.0)
+    start = start_position(playlist(10, 12, 2, control=control))
+    assert start.play_from == pytest.approx(27.0 - 3 * PART_S)
 
 
 def test_a_playlist_with_nothing_in_it_has_no_start() -> None:

@@ -33,7 +33,7 @@ from p2ploader.core.part_exchange import (
 from p2ploader.core.policies.live import LivePolicySettings
 from p2ploader.core.scheduler import Scheduler
 from p2ploader.core.segments import Segment, SegmentId
-from p2ploader.errors import PeerProtocolError, UsageError
+from p2ploader.errors import HoldBackError, PeerProtocolError, UsageError
 from p2ploader.hls import MediaPlaylist, parse_media
 
 BASE = "http://origin.test/ll/"
@@ -133,6 +133,20 @@ def test_the_deadlines_are_set_for_the_players_distance_behind_live() -> None:
     assert parts_hold_back(playlist, given=2.5, start=None) == 2.5  # the application's hold-back
     # Judged on a later playlist (the edge one part on), the player's real distance counts.
     assert parts_hold_back(parsed(pending=3), given=None, start=start) == pytest.approx(2.0)
+
+
+def test_a_hold_back_of_zero_is_refused_not_turned_into_deadlines_that_drop_the_swarm() -> None:
+    # At 0 the deadlines had no room (part_policy_settings refused them) and the stream dropped
+    # its parts swarm: P2P silently off. Now the hold-back itself is refused, by its value.
+    playlist = parsed()
+    with pytest.raises(HoldBackError) as raised:
+        parts_hold_back(playlist, given=0.0, start=None)
+    assert raised.value.hold_back == 0.0
+    with pytest.raises(HoldBackError):
+        parts_hold_back(playlist, given=0.9, start=None)  # under two 0.5 s part targets
+    # Two part targets: deadlines the swarm can run with.
+    hold_back = parts_hold_back(playlist, given=1.0, start=None)
+    assert part_policy_settings(part_target=0.5, hold_back=hold_back)["http_lead_time"] == pytest.approx(0.5)
 
 
 def test_parts_config_from_the_default_config() -> None:

@@ -13,7 +13,7 @@ import pytest
 from p2ploader.config import LoaderConfig
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
-from p2ploader.core.ll_follower import live_edge_time
+from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position
 from p2ploader.core.part_exchange import PARTS_MAX_PEERS, part_policy_settings, part_wire_id
 from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.segments import Segment, SegmentId
@@ -227,6 +227,7 @@ def test_parts_runs_are_deterministic() -> None:
         ({"part_seconds": 0.5, "live": False}, "live stream"),
         ({"part_seconds": 0.5, "parts_join": "later"}, "parts_join"),
         ({"part_seconds": 0.5, "hold_back_s": 0.0}, "hold_back_s"),
+        ({"part_seconds": 0.5, "hold_back_s": 0.9}, "below two part targets"),
         ({"part_seconds": 0.5, "parts_max_peers": 0}, "parts_max_peers"),
         ({"part_seconds": 0.5, "topology": "host-client"}, "mesh"),
         ({"part_seconds": 0.5, "uplink_queue_s": 0.1}, "uplink_queue_s"),
@@ -268,3 +269,47 @@ def test_playlist_responses_arriving_out_of_the_order_they_were_served_in(seed: 
     )
     result = run_scenario(scenario, p2p=True)
     assert len(result.viewers) == 3
+
+
+def test_after_a_resync_the_viewer_plays_from_the_new_starts_hold_back_point() -> None:
+    # The viewer takes no item from 4 s to 20 s (a consumer stuck that long): its follower's
+    # position falls out of the 6-segment window and it starts again. The model stalled long
+    # before, so the re-synced item starts after everything buffered.
+    world = _World(LL, p2p=False, trace=False)
+    world.loop.call_at(0.0, world.join)
+    world.loop.run_until(4.0)
+    (viewer,) = world.viewers
+    assert isinstance(viewer, SimLowLatencyViewer) and viewer.model is not None
+    follower, model = viewer.follower, viewer.model
+    next_ready = follower.next_ready
+    follower.next_ready = lambda: None  # type: ignore[method-assign]
+    world.loop.run_until(20.0)
+    resynced: list[tuple[float, float]] = []  # the re-synced item's start, where it should play
+    positions: list[float] = []  # the model's position right after that item was added
+
+    def spying_next_ready() -> LowLatencyItem | None:
+        item = next_ready()
+        if item is not None and item.after_resync:
+            playlist = follower.playlist
+            assert playlist is not None
+            expected = play_position(item, follower.start, live_edge=live_edge_time(playlist))
+            resynced.append((item.start, expected))
+        return item
+
+    follower.next_ready = spying_next_ready  # type: ignore[method-assign]
+    added = model.add_segment
+
+    def spying_add_segment(start: float, duration: float, *, now: float, track: str = "main") -> None:
+        added(start, duration, now=now, track=track)
+        if len(resynced) == 1 and not positions:
+            positions.append(model.position)
+
+    model.add_segment = spying_add_segment  # type: ignore[method-assign]
+    world.loop.run_until(26.0)
+    assert follower.resyncs >= 1 and len(resynced) == 1 and positions
+    (key_frame, expected), position = resynced[0], positions[0]
+    # The hold-back behind the edge as it was when the item came (the start was chosen while the
+    # viewer took nothing, so the edge moved on since): well past the key frame.
+    assert expected > key_frame + 0.4
+    assert position == pytest.approx(expected)  # not the key frame: as play_low_latency
+    assert model.seeks == 1 and model.state in ("playing", "seeking")
