@@ -94,13 +94,10 @@ def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
     segment from its start, and packagers cut segments at key frames). Without parts: the last
     segment (not a gap) that starts at least ``HOLD-BACK`` seconds (default three target
     durations) before the end, and playback from HOLD-BACK before the end. When the playlist is
-    too short for that, its first possible start, played from there. When a GAP (part or segment)
-    begins after the load point and before the hold-back point, ``play_from`` is the gap's start
-    instead (further back: PART-HOLD-BACK is a minimum), as nothing from a gap on can be shown
-    until the next independent part; the media between the load point and the gap is then loaded
-    and not shown. A ``PART-HOLD-BACK`` (or ``HOLD-BACK``) of 0 counts as absent, as in hls.js: at 0
-    nothing loaded would be shown. Raises :class:`~p2ploader.errors.UsageError` for a playlist with
-    nothing published, or only gaps.
+    too short for that, its first possible start, played from there. A GAP after the load point
+    does not move ``play_from`` (see the comment in the code). A ``PART-HOLD-BACK`` (or
+    ``HOLD-BACK``) of 0 counts as absent, as in hls.js: at 0 nothing loaded would be shown. Raises
+    :class:`~p2ploader.errors.UsageError` for a playlist with nothing published, or only gaps.
 
     Why not start on an independent part at or after the hold-back point: PART-HOLD-BACK is the
     *minimum* distance from the end at which to begin playing (§4.4.3.8), and with one key frame a
@@ -153,13 +150,11 @@ def low_latency_start(playlist: MediaPlaylist) -> LowLatencyStart:
         startable_pieces[0],
     )
     sequence, part_index, start, _duration, _ok, _gap = chosen
+    # A GAP between the load point and the hold-back point does not move play_from: a player
+    # moves through a gap segment as through media, and after a gapped independent part nothing
+    # can be shown before the next independent one, which lies past the hold-back point (else it
+    # would have been the load point): starting at the gap would only add latency.
     play_from = max(start, end - hold_back)
-    # Nothing from a GAP on can be shown until the next independent part: parts after a gapped
-    # independent part depend on it. Playing further back than the hold-back is allowed (it is a
-    # minimum), playing from inside or after a gap is not, so the gap's start bounds play_from.
-    first_gap = next((piece[2] for piece in pieces if piece[2] > start and piece[5]), None)
-    if first_gap is not None:
-        play_from = min(play_from, first_gap)
     return LowLatencyStart(
         sequence=sequence, part=part_index, position=start, distance=end - start, play_from=play_from
     )

@@ -155,6 +155,11 @@ class PlaybackModel:
             self.buffered_end = max(self.buffered_end, playable_end)
         self._maybe_start(now)
 
+    def buffered_run(self, track: str = "main") -> tuple[float, float]:
+        """``(start, end)`` seconds of ``track``'s contiguous buffered run: what was handed to the
+        player since its last hole, seek or start."""
+        return self._track_from[track], self._track_end[track]
+
     def add_segment(self, start: float, duration: float, *, now: float, track: str = "main") -> None:
         """A segment of ``track`` starting at ``start`` seconds was handed to the player."""
         self.update(now=now)

@@ -851,29 +851,29 @@ def test_low_latency_start_with_a_hold_back_longer_than_the_window_plays_from_it
     assert start.play_from == start.position == playlist.segments[0].start
 
 
-def test_low_latency_start_plays_no_later_than_a_gap_part() -> None:
+def test_low_latency_start_plays_from_the_hold_back_point_past_a_gap_part() -> None:
     # 273.0 (independent) is a gap: loading starts at 272.0. The hold-back point (1.0 s before the
-    # end) lies in 273.11, but 273.1 on depend on the gapped 273.0 and cannot be shown: playback
-    # begins at 273.0's start, further back than PART-HOLD-BACK (a minimum), not inside it.
+    # end) lies in 273.11; 273.1 on depend on the gapped 273.0 and cannot be shown, wherever in
+    # them playback starts: starting at 273.0 instead would only add latency.
     text = ll_text(pending=2, independent_every=100).replace(
         'URI="filePart273.0.mp4",INDEPENDENT=YES', 'URI="filePart273.0.mp4",INDEPENDENT=YES,GAP=YES'
     )
     playlist = parse(text)
     start = low_latency_start(playlist)
     assert (start.sequence, start.part) == (272, 0)
-    assert start.play_from == pytest.approx(playlist.segments[-1].start)
-    assert start.play_from < playlist.segments[-1].end + 2 * PART - 1.0
+    assert start.play_from == pytest.approx(start.position + start.distance - 1.0)  # the edge - 1 s
 
 
-def test_low_latency_start_of_whole_segments_plays_no_later_than_a_gap_segment() -> None:
+def test_low_latency_start_of_whole_segments_plays_from_the_hold_back_point_in_a_gap_segment() -> None:
     # S10 (0-2 s), S11 a gap (2-4 s), S12 (4-6 s), HOLD-BACK 3: loaded from S10; the hold-back
-    # point 3.0 s is inside the gap, so playback begins at the gap's start, 2.0 s.
+    # point 3.0 s is inside the gap, which a player moves through as through media, to S12's key
+    # frame: starting at the gap's start would only add a second of latency.
     text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n"
     text += "#EXT-X-SERVER-CONTROL:HOLD-BACK=3\n"
     text += "#EXTINF:2,\ns10.ts\n#EXT-X-GAP\n#EXTINF:2,\ns11.ts\n#EXTINF:2,\ns12.ts\n"
     start = low_latency_start(parse(text))
     assert (start.sequence, start.part, start.position) == (10, None, 0.0)
-    assert start.play_from == pytest.approx(2.0)
+    assert start.play_from == pytest.approx(3.0)
     # No gap: loaded from S11, played from the hold-back point itself.
     start = low_latency_start(parse(text.replace("#EXT-X-GAP\n", "")))
     assert (start.sequence, start.play_from) == (11, pytest.approx(3.0))

@@ -15,16 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from p2ploader.errors import TestbedUnavailableError
-from p2ploader.testbed.netns import check_available
 from tests.ffmpeg_streams import make_single_rendition_stream
-from tests.test_testbed_e2e import _HOLD, _ours
-
-try:
-    check_available()
-    _UNAVAILABLE = None
-except TestbedUnavailableError as exc:
-    _UNAVAILABLE = str(exc)
+from tests.test_testbed_e2e import _HOLD, _UNAVAILABLE, _ours
 
 pytestmark = [
     pytest.mark.e2e,

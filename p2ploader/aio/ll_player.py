@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from p2ploader.aio.low_latency import LowLatencyStream
-from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position
+from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position, resync_seek
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
 __all__ = ["LowLatencyReport", "play_low_latency"]
@@ -136,10 +136,10 @@ async def play_low_latency(
         position = play_position(item, stream.follower.start, live_edge=live_edge_time(playlist))
         return PlaybackModel(start_position=position, now=loop.time(), startup_buffer=buffer)
 
-    def resync_position(item: LowLatencyItem) -> float:
+    def resync_target(item: LowLatencyItem, model: PlaybackModel) -> float | None:
         playlist = stream.playlist
         edge = live_edge_time(playlist) if playlist is not None else None
-        return play_position(item, stream.follower.start, live_edge=edge)
+        return resync_seek(item, stream.follower.start, live_edge=edge, buffered=model.buffered_run())
 
     async def fetch() -> None:
         nonlocal model
@@ -148,10 +148,11 @@ async def play_low_latency(
                 now = loop.time()
                 if model is None:
                     model = first_model(item)
-                elif item.after_resync:
-                    # The follower started again (a long stall, a restarted packager): play from
-                    # the new start's hold-back point, not from its key frame.
-                    model.seek(resync_position(item), now=now)
+                elif item.after_resync and (target := resync_target(item, model)) is not None:
+                    # The follower started again past what is buffered (a long stall) or on a new
+                    # timeline (a restarted packager): play from the new start's hold-back point,
+                    # not from its key frame.
+                    model.seek(target, now=now)
                 if item.gap:
                     model.add_gap(item.start, item.duration, now=now)
                 else:

@@ -62,6 +62,7 @@ __all__ = [
     "check_hold_back",
     "live_edge_time",
     "play_position",
+    "resync_seek",
     "start_position",
 ]
 
@@ -217,6 +218,9 @@ def live_edge_time(playlist: MediaPlaylist) -> float:
     return _pending_start(playlist) + math.fsum(p.duration for p in playlist.pending_parts)
 
 
+_TIME_TOLERANCE = 1e-3  # seconds: timeline positions closer than this are the same
+
+
 def check_hold_back(hold_back: float, playlist: MediaPlaylist | None = None) -> None:
     """Refuse an application's hold-back (seconds) that is not a finite number > 0, or, given the
     ``playlist`` it is for, is below :func:`~p2ploader.hls_low_latency.minimum_hold_back` (twice
@@ -228,16 +232,24 @@ def check_hold_back(hold_back: float, playlist: MediaPlaylist | None = None) -> 
     if playlist is None:
         return
     minimum = minimum_hold_back(playlist)
+    # The server's own hold-back is played by default: asking for it explicitly is allowed too,
+    # even where it is under the RFC's minimum for servers (p2ploader's rule, not the RFC's).
+    control = playlist.server_control
+    published = None
+    if control is not None:
+        published = control.part_hold_back if playlist.part_target is not None else control.hold_back
+    rfc = (
+        f"twice PART-TARGET {playlist.part_target:g} s"
+        if playlist.part_target is not None
+        else f"three target durations of {playlist.target_duration:g} s"
+    )
+    why = f"RFC 8216bis lets servers publish no less than {minimum:g} s for this playlist ({rfc})"
+    if published is not None and 0 < published < minimum:
+        minimum = published
+        why = f"the playlist's own hold-back is {published:g} s, and less is not followed"
     # A microsecond of slack: parts written as decimals add up to the minimum with float rounding.
     if hold_back < minimum - 1e-6:
-        what = (
-            f"twice PART-TARGET {playlist.part_target:g} s"
-            if playlist.part_target is not None
-            else f"three target durations of {playlist.target_duration:g} s"
-        )
-        raise HoldBackError(
-            hold_back, minimum, f"RFC 8216bis allows no less than {minimum:g} s for this playlist ({what})"
-        )
+        raise HoldBackError(hold_back, minimum, why)
 
 
 def start_position(playlist: MediaPlaylist, *, hold_back: float | None = None) -> StartPosition:
@@ -285,6 +297,26 @@ def play_position(
     if live_edge is not None and live_edge > start.edge:
         position += live_edge - start.edge
     return max(first.start, position)
+
+
+def resync_seek(
+    item: LowLatencyItem,
+    start: StartPosition | None,
+    *,
+    live_edge: float | None,
+    buffered: tuple[float, float],
+) -> float | None:
+    """Where a player seeks on a re-synced ``item`` (``after_resync``), or ``None`` to play on.
+    ``buffered``: ``(start, end)`` seconds of its contiguous buffered run. It seeks to
+    :func:`play_position` when that lies past what it has (it fell behind: a long stall), or when
+    ``item`` ends before its run (the timeline restarted: a restarted packager). A re-sync onto
+    the same timeline within the run (a stale copy of the playlist served a few times) changes
+    nothing for the player: what the follower hands again is already buffered."""
+    target = play_position(item, start, live_edge=live_edge)
+    run_start, run_end = buffered
+    if target > run_end + _TIME_TOLERANCE or item.start + item.duration < run_start - _TIME_TOLERANCE:
+        return target
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -538,17 +570,30 @@ class LowLatencyFollower:
         """Take ``playlist`` as the new truth whatever came before (the caller's own checks
         rejected refreshes in a row: a restarted packager) and start again from its
         :func:`start_position`; the next item has ``after_resync`` set."""
+        start = self._resync_start(playlist)  # before anything changes: it may raise
         self._rejections = 0
         self._accept(playlist, now=now, changed=True)
-        self._resync(playlist)
+        self._resync(playlist, start=start)
 
     # ------------------------------------------------------------------ planning
 
-    def _resync(self, playlist: MediaPlaylist) -> None:
-        """Start again from :func:`start_position` of ``playlist``: drop what was planned."""
+    def _resync_start(self, playlist: MediaPlaylist) -> StartPosition:
+        """Where a re-sync onto ``playlist`` starts. The application's hold-back was checked
+        against the first playlist; a restarted packager may publish longer parts, under which it
+        would now be refused: mid-stream it is raised to the new playlist's minimum instead of
+        ending the stream."""
+        hold_back = self._hold_back
+        if hold_back is not None:
+            hold_back = max(hold_back, minimum_hold_back(playlist))
+        return start_position(playlist, hold_back=hold_back)
+
+    def _resync(self, playlist: MediaPlaylist, *, start: StartPosition | None = None) -> None:
+        """Start again from ``start`` (default :meth:`_resync_start` of ``playlist``): drop what
+        was planned."""
+        start = start if start is not None else self._resync_start(playlist)
         self.resyncs += 1
         self._resync_pending = True
-        self.start = start_position(playlist, hold_back=self._hold_back)
+        self.start = start
         self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
         self._plan = []
         self._requested.clear()

@@ -44,7 +44,13 @@ from p2ploader.config import LoaderConfig
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core.driver import Driver
-from p2ploader.core.ll_follower import FetchRequest, LowLatencyFollower, live_edge_time, play_position
+from p2ploader.core.ll_follower import (
+    FetchRequest,
+    LowLatencyFollower,
+    live_edge_time,
+    play_position,
+    resync_seek,
+)
 from p2ploader.core.part_exchange import (
     DEFAULT_PART_WINDOW,
     PartIndex,
@@ -434,10 +440,13 @@ class SimLowLatencyViewer:
                 model = self.model = PlaybackModel(start_position=position, now=now, startup_buffer=buffer)
                 self._tick = self._loop.call_later(TICK_SECONDS, self._on_tick)
             elif item.after_resync:
-                # As play_low_latency: the follower started again, play from its hold-back point.
+                # As play_low_latency: the follower started again, play from its hold-back point
+                # when it lies past what is buffered or on a new timeline.
                 playlist = self.follower.playlist
                 edge = live_edge_time(playlist) if playlist is not None else None
-                model.seek(play_position(item, self.follower.start, live_edge=edge), now=now)
+                target = resync_seek(item, self.follower.start, live_edge=edge, buffered=model.buffered_run())
+                if target is not None:
+                    model.seek(target, now=now)
             if item.gap:
                 model.add_gap(item.start, item.duration, now=now)
             else:

@@ -18,6 +18,7 @@ from p2ploader.core.ll_follower import (
     LowLatencyItem,
     live_edge_time,
     play_position,
+    resync_seek,
     start_position,
 )
 from p2ploader.core.low_latency import PreloadHint, ServerControl
@@ -853,3 +854,47 @@ def test_a_player_plays_part_hold_back_behind_live_not_a_segment_further(
     assert min(latencies) >= 3 * PART_S
     assert max(latencies) <= 3 * PART_S + PART_S + 3 * origin.rtt
     assert max(latencies) - min(latencies) < 1e-6  # real-time playback, no stall: constant
+
+
+def test_a_resync_onto_longer_parts_raises_the_hold_back_instead_of_ending_the_stream() -> None:
+    # hold_back 1.0 s is fine with 0.5 s parts; the packager restarts with PART-TARGET 1.0, under
+    # which 1.0 s would be refused: mid-stream the re-sync takes the new minimum, 2.0 s.
+    follower = LowLatencyFollower(URL, hold_back=1.0, resync_after=2)
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    complete_all(follower, follower.take_fetches())
+    drain(follower)
+    restarted = playlist(0, 2, 2, part_target=1.0)
+    with pytest.raises(PlaylistWentBackwardsError):
+        follower.playlist_received(restarted, now=1.0)
+    follower.playlist_received(restarted, now=2.0)
+    assert follower.resyncs == 1 and follower.start is not None
+    assert follower.start.edge - follower.start.play_from == pytest.approx(2.0)
+
+
+def test_a_player_seeks_on_a_resync_only_past_its_buffer_or_onto_a_new_timeline() -> None:
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    complete_all(follower, follower.take_fetches())
+    first = drain(follower)[0]
+    start = follower.start
+    assert start is not None
+    target = play_position(first, start)
+    item = attrs.evolve(first, after_resync=True)
+    # A stale copy of the playlist on the same timeline, inside what is buffered: play on.
+    assert resync_seek(item, start, live_edge=None, buffered=(target - 5.0, target + 3.0)) is None
+    # Behind: what is buffered ends before the new start's play point (a long stall).
+    assert resync_seek(item, start, live_edge=None, buffered=(target - 9.0, target - 2.0)) == target
+    # A new timeline: the item ends before the buffered run (a restarted packager).
+    later = (item.start + item.duration + 10.0, item.start + item.duration + 20.0)
+    assert resync_seek(item, start, live_edge=None, buffered=later) == target
+
+
+def test_the_servers_own_hold_back_may_be_asked_for_even_under_the_minimum() -> None:
+    # PART-HOLD-BACK 0.6 s with 0.5 s parts (under the 1.0 s servers must keep): played by
+    # default, so an application may ask for it too; less is still refused.
+    low = playlist(10, 12, 2, control=ServerControl(can_block_reload=True, part_hold_back=0.6))
+    start = start_position(low, hold_back=0.6)
+    assert start.edge - start.play_from == pytest.approx(0.6)
+    with pytest.raises(HoldBackError) as raised:
+        start_position(low, hold_back=0.55)
+    assert raised.value.minimum == pytest.approx(0.6)
