@@ -105,16 +105,16 @@ async def play_low_latency(
     stop: asyncio.Event | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> LowLatencyReport:
-    """Play ``stream`` until ``duration`` seconds of wall time passed, it ended, or ``stop`` is set. Playback
-    starts PART-HOLD-BACK behind the live edge (the follower's
-    :attr:`~p2ploader.core.ll_follower.StartPosition.play_from`, inside or after the first item, which
-    begins at a key frame) once ``startup_buffer`` seconds are buffered from there (default: one part
-    target, or one target duration without parts). After a re-sync (an item with ``after_resync``)
-    the player seeks to the new start's ``play_from`` the same way (counted in the report's
-    ``seeks``). ``on_item`` sees each item as it arrives; ``on_tick``
-    the model and the latency (seconds, None without dates) every ``tick`` seconds. ``wall_clock`` gives
-    the wall time in seconds since the epoch. Errors that stop following (a part that cannot be loaded)
-    are raised.
+    """Play ``stream`` until ``duration`` seconds of wall time passed, it ended, or ``stop`` is
+    set. Playback starts PART-HOLD-BACK behind the live edge (the follower's
+    :attr:`~p2ploader.core.ll_follower.StartPosition.play_from`, inside or after the first item,
+    which begins at a key frame) once ``startup_buffer`` seconds are buffered from there (default:
+    one part target, or one target duration without parts). After a re-sync (an item with
+    ``after_resync``) the player seeks where :func:`~p2ploader.core.ll_follower.resync_seek` says
+    (counted in the report's ``seeks``), or plays on. ``on_item`` sees each item as it arrives;
+    ``on_tick`` the model and the latency (seconds, None without dates) every ``tick`` seconds.
+    ``wall_clock`` gives the wall time in seconds since the epoch. Errors that stop following (a
+    part that cannot be loaded) are raised.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -289,8 +289,8 @@ def play_position(
     live as the start rule says, not that far plus the wait. (hls.js 1.7.4 takes its live sync
     position when it picks its first fragment, the playlist's edge plus its age, and seeks there
     once that fragment is buffered: the fragment's load time is not added. Counting the edge at
-    the first item is one step further, p2ploader's own.) Pass a re-synced item (``after_resync``)
-    and the follower's new start the same way: a player seeks there."""
+    the first item is one step further, p2ploader's own.) For a re-synced item (``after_resync``),
+    :func:`resync_seek` says whether a player seeks there."""
     if start is None or first.segment_id.sequence != start.sequence:
         return first.start
     position = start.play_from
