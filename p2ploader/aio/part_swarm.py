@@ -43,6 +43,7 @@ from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.part_exchange import (
     DEFAULT_PART_WINDOW,
+    PARTS_REWIRE_INTERVAL,
     PartIndex,
     part_policy_settings,
     parts_config,
@@ -193,7 +194,14 @@ class PartSwarm:
                 rendition, peer_id, now=loop.time(), certificate=certificate
             ),
             bind_certificate=functools.partial(scheduler.reputation.bind, rendition),
-            admission=AdmissionLimits(max_peers=config.max_peers, idle_grace=config.peer_idle_grace),
+            admission=AdmissionLimits(
+                max_peers=config.max_peers,
+                idle_grace=config.peer_idle_grace,
+                rewire_interval=PARTS_REWIRE_INTERVAL,
+                # A part has about a second to spread: a viewer left with one or two links after
+                # the others filled their slots keeps looking, not only once none delivers.
+                wanted_links=config.max_peers // 2,
+            ),
             wants=self._wants_any,
         )
         driver.peers = peers

@@ -242,12 +242,13 @@ class PeerManager:
 
     def wants_peers(self, swarm_size: int) -> bool:
         """Whether to look for peers sooner than the tracker's interval (``TrackerClient``'s
-        ``wants_peers``): no linked peer delivers to us, takes from us or holds what we need, a
-        newcomer could get a slot, and we are not alone (the tracker counts ``swarm_size`` peers,
+        ``wants_peers``): no linked peer delivers to us, takes from us or holds what we need (or
+        fewer links are open than admission's ``wanted_links``), a newcomer could get a slot, and
+        we are not alone (the tracker counts ``swarm_size`` peers,
         us included, or peers are linked)."""
-        if self._closed or (swarm_size <= 1 and self._admission.open_count == 0):
+        if self._closed or (swarm_size <= 1 and self._admission.open_count == 0) or self.room == 0:
             return False
-        return self._admission.earning(now=self._now(), wants=self._wanted) == 0 and self.room > 0
+        return self._admission.wants_more_links(now=self._now(), wants=self._wanted)
 
     @property
     def live(self) -> bool:
@@ -348,7 +349,7 @@ class PeerManager:
         ):
             return None
         now = self._now()
-        if not self._admission.has_slot(now=now, wants=self._wanted):
+        if not self._admission.has_slot(now=now, wants=self._wanted, peer_id=peer_id):
             logger.debug("peer %s: offer declined: every slot holds a useful peer", peer_id)
             return None
         answer, replace = self._admission.may_answer(now=now, peer_id=peer_id)
@@ -433,9 +434,14 @@ class PeerManager:
         self._opened += 1
         keep, evict = self._admission.admit_open(link.peer_id, now=self._now(), wants=self._wanted)
         if evict is not None:
-            logger.info("peer %s: evicted (delivers nothing, takes nothing) for %s", evict, link.peer_id)
+            reason = (
+                "closed to give a newcomer a slot (rewiring)"
+                if self._admission.rewired_out(evict)
+                else "evicted: it delivered nothing and took nothing"
+            )
+            logger.info("peer %s: %s: %s", evict, reason, link.peer_id)
             self._admission.closed(evict)  # its slot is free now, not once its close completes
-            self._close_link(evict, "evicted: it delivered nothing and took nothing")
+            self._close_link(evict, reason)
         if not keep:
             logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
             link.close()

@@ -12,6 +12,17 @@ slots for peers that deliver instead:
   stay. A peer that does none of these (it connects and stays silent) is *idle*.
 * **Eviction.** When slots are full and a new peer's link opens, the idle peer that was useful
   longest ago is closed to make room; with no idle peer the newcomer is closed instead.
+* **Rewiring for newcomers** (``rewire_interval``, off unless set). Viewers that join one after
+  another link to everyone already there until their slots are full: with ``max_peers`` below the
+  audience, the first ``max_peers + 1`` fill each other's slots and every later offer meets full,
+  useful peers, so the latecomers stay alone (measured in the LL-HLS parts swarm, four links a
+  viewer: five viewers held four links each all run, the other five 0.3-3 on average). As
+  HyParView does for a node with no neighbours, one remote offer per ``rewire_interval`` seconds is
+  still answered when every slot holds a useful peer, and when its link opens the peer that was
+  useful (or opened) longest ago is closed for it. That peer keeps a free slot, which
+  the next newcomer's offer finds without any rewiring; a peer closed that way cannot take a slot
+  back by rewiring for three intervals. A stream of newcomers (or Sybils) thus replaces at most
+  one useful peer per interval.
 * **Connecting links** of remote offers we answered (not open yet) are capped separately at
   ``max_connecting``: a fake offer that never connects cannot take an open slot. Links of our own
   offers are bounded by the offers we make (:meth:`Admission.room`), so fakes cannot stop us. When
@@ -56,6 +67,10 @@ from p2ploader.errors import UsageError
 
 __all__ = ["Admission", "AdmissionLimits", "AdmissionStatistics", "keeps_existing_link"]
 
+_REWIRED_OUT_INTERVALS = 3
+"""A peer closed to give a newcomer its slot cannot take a slot back by rewiring for this many
+``rewire_interval``: it has a free slot now and finds other peers, or waits for a free one here."""
+
 
 def keeps_existing_link(
     *, existing_open: bool, existing_initiator: bool, local_peer_id: str, remote_peer_id: str
@@ -92,12 +107,23 @@ class AdmissionLimits:
     offer_window: float = 30.0
     returning_after: float = 5.0
     """An id that offered this long ago or earlier is a returning peer (see the module doc)."""
+    rewire_interval: float | None = None
+    """With every slot held by a useful peer, one newcomer per this many seconds still gets a slot,
+    the peer useful longest ago giving up its own (see the module doc). ``None``: never."""
+
+    wanted_links: int = 0
+    """Below this many open links the swarm looks for peers sooner than the tracker's interval even
+    while some of its peers deliver (:meth:`Admission.wants_more_links`); 0: only while none does."""
 
     def __attrs_post_init__(self) -> None:
+        if self.wanted_links < 0 or self.wanted_links > self.max_peers:
+            raise UsageError(f"wanted_links must be within 0..max_peers, got {self.wanted_links}")
         if self.max_peers < 0 or self.max_connecting < 1 or self.offer_budget < 1:
             raise UsageError("max_peers must be >= 0, max_connecting and offer_budget >= 1")
         if min(self.connecting_hold, self.idle_grace, self.idle_timeout) < 0 or self.offer_window <= 0:
             raise UsageError("admission times must be >= 0 (offer_window > 0)")
+        if self.rewire_interval is not None and not self.rewire_interval > 0:
+            raise UsageError(f"rewire_interval must be > 0 seconds or None, got {self.rewire_interval}")
 
 
 @attrs.frozen(kw_only=True)
@@ -114,6 +140,8 @@ class AdmissionStatistics:
     """Connecting links closed to make room for a newer offer."""
     returning_answered: int = 0
     """Offers of returning peers answered from their own budget."""
+    rewired: int = 0
+    """Useful peers closed to give a newcomer a slot (``rewire_interval``)."""
 
 
 @attrs.define
@@ -143,6 +171,9 @@ class Admission:
         self._over_budget = 0
         self._busy = 0
         self._replaced = 0
+        self._rewired = 0
+        self._rewired_at: float | None = None  # when a newcomer last took a useful peer's slot
+        self._rewired_out: dict[str, float] = {}  # peers closed for a newcomer -> when
         self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
         self._peer_request: dict[str, int] = {}
         self.own_loaded: frozenset[SegmentId] = frozenset()
@@ -169,11 +200,46 @@ class Admission:
         ours = sum(1 for peer in self._peers.values() if peer.opened_at is None and not peer.answered)
         return max(0, self.limits.max_peers - self.open_count + len(self._idle(now=now, wants=wants)) - ours)
 
-    def has_slot(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
-        """Whether a newcomer could get an open slot (a free one, or an idle peer's); connecting
-        links do not count here, they have their own cap."""
+    def wants_more_links(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+        """Whether to look for peers sooner than the tracker's interval (the caller also checks
+        that it is not alone): no open peer earns its slot (delivers, takes uploads or holds what we
+        need), or fewer than ``wanted_links`` links are open; and an offer of ours would have room."""
+        starved = self.earning(now=now, wants=wants) == 0 or self.open_count < self.limits.wanted_links
+        return starved and self.room(now=now, wants=wants) > 0
+
+    def has_slot(
+        self, *, now: float, wants: Callable[[Collection[SegmentId]], bool], peer_id: str = ""
+    ) -> bool:
+        """Whether the newcomer ``peer_id`` could get an open slot (a free one, an idle peer's, or
+        by rewiring); connecting links do not count here, they have their own cap."""
         free = self.limits.max_peers - self.open_count
-        return free > 0 or bool(self._idle(now=now, wants=wants))
+        return free > 0 or bool(self._idle(now=now, wants=wants)) or self._may_rewire(peer_id, now=now)
+
+    def _may_rewire(self, peer_id: str, *, now: float) -> bool:
+        """Whether a newcomer may take a useful peer's slot now (``rewire_interval``)."""
+        interval = self.limits.rewire_interval
+        if interval is None or self.limits.max_peers == 0:
+            return False
+        if self._rewired_at is not None and now - self._rewired_at < interval:
+            return False
+        closed_at = self._rewired_out.get(peer_id)
+        return closed_at is None or now - closed_at >= _REWIRED_OUT_INTERVALS * interval
+
+    def rewired_out(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` was the latest peer closed to give a newcomer a slot (rewiring), not
+        an idle one evicted."""
+        return bool(self._rewired_out) and next(reversed(self._rewired_out)) == peer_id
+
+    def _rewire_victim(self, newcomer: str, *, now: float) -> str | None:
+        """The open peer that was useful longest ago (or opened longest ago), for ``newcomer``.
+        Peers in their grace period count too: the viewers that fill each other's slots do so
+        within a second or two of joining, and the next ones arrive while those links are new."""
+        candidates = [
+            (max(peer.opened_at, peer.useful_at or peer.opened_at), peer_id)
+            for peer_id, peer in self._peers.items()
+            if peer_id != newcomer and peer.opened_at is not None
+        ]
+        return min(candidates)[1] if candidates else None
 
     # ------------------------------------------------------------------ what happened
 
@@ -317,8 +383,25 @@ class Admission:
         if idle:
             self._evicted += 1
             return True, idle[0]
+        peer = self._peers.get(peer_id)
+        if peer is not None and peer.answered and self._may_rewire(peer_id, now=now):
+            victim = self._rewire_victim(peer_id, now=now)
+            if victim is not None:
+                self._rewired += 1
+                self._rewired_at = now
+                self._rewired_out.pop(victim, None)  # re-inserted last: rewired_out reads the last
+                self._rewired_out[victim] = now
+                self._forget_rewired(now=now)
+                return True, victim
         self._refused_full += 1
         return False, None
+
+    def _forget_rewired(self, *, now: float) -> None:
+        """Drop the records of peers closed for newcomers longer than an interval ago (bounded)."""
+        held = _REWIRED_OUT_INTERVALS * (self.limits.rewire_interval or 0.0)
+        for peer_id, closed_at in list(self._rewired_out.items()):
+            if now - closed_at >= held or len(self._rewired_out) > 512:
+                del self._rewired_out[peer_id]
 
     def _returning_peer(self, peer_id: str, *, now: float) -> bool:
         """Record an offer from ``peer_id``; ``True`` when it is a returning peer's (module doc)."""
@@ -384,4 +467,5 @@ class Admission:
             offers_busy=self._busy,
             connecting_replaced=self._replaced,
             returning_answered=self._returning,
+            rewired=self._rewired,
         )

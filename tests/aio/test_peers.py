@@ -20,6 +20,7 @@ from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import notifications as nt
 from p2ploader.core import wire
+from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
@@ -36,7 +37,14 @@ PAYLOAD = bytes(range(256)) * 400  # 102,400 bytes
 
 
 class Side:
-    def __init__(self, name: str, config: LoaderConfig, segments: tuple[Segment, ...] = SEGMENTS) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: LoaderConfig,
+        segments: tuple[Segment, ...] = SEGMENTS,
+        *,
+        admission: AdmissionLimits | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.notifications: list[nt.Notification] = []
         self.scheduler = Scheduler(config, rng=random.Random(1))
@@ -55,6 +63,7 @@ class Side:
                 if config.upload_delay_target > 0
                 else None
             ),
+            admission=admission,
         )
         self.driver.peers = self.peers
         self.driver.feed(ev.PlaylistUpdated(segments=segments))
