@@ -175,6 +175,7 @@ class LowLatencyStream:
         self._part_swarm = part_swarm
         self._handed_end: float | None = None  # where the last item handed over ends (seconds)
         self._switched = False  # the next item handed is the first of a rendition switched to
+        self._resyncs_before = 0  # re-syncs of the renditions switched away from
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -408,6 +409,8 @@ class LowLatencyStream:
         assert new is not None
         old, self._leg, self._pending = self._leg, new, None
         self._close_leg(old)
+        self._resyncs_before += old.follower.resyncs
+        self.statistics.resyncs = self._resyncs_before + new.follower.resyncs
         self.statistics.rendition_switches += 1
         self._switched = self._handed_end is not None  # before any item: a plain start
         logger.info("LL-HLS rendition %s takes over from %s", new.rendition, old.rendition)
@@ -516,7 +519,7 @@ class LowLatencyStream:
             except PlaylistError as exc:
                 self._rejected(leg, parsed, exc, now=now)
         if leg is self._leg:
-            stats.resyncs = leg.follower.resyncs
+            stats.resyncs = self._resyncs_before + leg.follower.resyncs
             await self._update_part_swarm()
         self._pump(leg)
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from p2ploader import LoaderConfig, open_loader
+from p2ploader.aio.ll_player import play_low_latency
 from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.aio.part_swarm import PartSwarm
 from p2ploader.core.ll_follower import LowLatencyItem
@@ -257,3 +258,19 @@ async def test_a_switch_that_cannot_load_leaves_the_stream_on_its_rendition(llhl
             assert (
                 stream.follower.start is not None and stream.follower.start.play_from > items[0].start - 1e-6
             )
+
+
+async def test_the_player_switches_on_schedule_without_a_stall(llhls_stream: Path) -> None:  # noqa: F811
+    with OriginServer(llhls_stream, live=LIVE, low_latency=LowLatencySettings()) as origin:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            variants = await variants_of(client, origin.url_for("llhls/master.m3u8"))
+            async with LowLatencyStream(variants[0].url, client=client, variants=variants) as stream:
+                items: list[LowLatencyItem] = []
+                async with asyncio.timeout(60):
+                    report = await play_low_latency(stream, on_item=items.append, switches=[(2.0, "v1")])
+                with pytest.raises(UsageError):  # a rendition the stream does not have is raised
+                    async with asyncio.timeout(30):
+                        await play_low_latency(stream, duration=5.0, switches=[(0.0, "v7")])
+    assert report.rendition_switches == 1 and report.playback.stalls == 0
+    assert_continuous(items)
+    assert items[0].segment_id.rendition == "v0" and items[-1].segment_id.rendition == "v1"
