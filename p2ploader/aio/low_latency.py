@@ -44,7 +44,12 @@ from p2ploader.core.ll_follower import (
     LowLatencyItem,
     PlaylistRequest,
 )
-from p2ploader.core.ll_switch import SwitchRequest, switch_playlist_request, timeline_shift
+from p2ploader.core.ll_switch import (
+    SwitchRequest,
+    switch_playlist_request,
+    timeline_shift,
+    waits_for_switch,
+)
 from p2ploader.core.part_exchange import parts_hold_back
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import ByteRange
@@ -176,6 +181,10 @@ class LowLatencyStream:
         self._handed_end: float | None = None  # where the last item handed over ends (seconds)
         self._switched = False  # the next item handed is the first of a rendition switched to
         self._resyncs_before = 0  # re-syncs of the renditions switched away from
+        # An item of the old rendition waiting for the new one's playlist (waits_for_switch), and
+        # since when (seconds, the stream's clock).
+        self._waiting: LowLatencyItem | None = None
+        self._waiting_since = 0.0
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -236,10 +245,21 @@ class LowLatencyStream:
         while True:
             self._check_pending()
             leg = self._leg
-            item = leg.follower.next_ready()
+            item, self._waiting = self._waiting, None
+            if item is None:
+                item = leg.follower.next_ready()
+                self._waiting_since = self._now()
             if item is not None:
                 if self._takes_over_at(item.start):
                     self._cut_over()  # the item is the old rendition's past the switch point
+                    continue
+                wait = self._switch_wait(item)
+                if wait > 0:
+                    self._waiting = item
+                    self._progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._progress.wait()
                     continue
                 self._pump(leg)
                 if self._switched:
@@ -387,6 +407,21 @@ class LowLatencyStream:
             return False
         return position >= pending.follower.start.start - _TIME_TOLERANCE
 
+    def _switch_wait(self, item: LowLatencyItem) -> float:
+        """Seconds ``item`` (the old rendition's) still waits for the pending rendition's playlist
+        to reach its start (:func:`~p2ploader.core.ll_switch.waits_for_switch`); at most a part
+        target in all (the target duration without parts), then it is handed over anyway."""
+        pending = self._pending
+        if pending is None or pending.follower.start is not None or pending.tracker is None:
+            return 0.0
+        if not waits_for_switch(item.start, pending.tracker.current):
+            return 0.0
+        playlist = self.playlist
+        limit = 0.5
+        if playlist is not None:
+            limit = playlist.part_target if playlist.part_target is not None else playlist.target_duration
+        return self._waiting_since + limit - self._now()
+
     def _check_pending(self) -> None:
         """Give a failed switch up; let a ready one take over where the player is."""
         pending = self._pending
@@ -408,6 +443,7 @@ class LowLatencyStream:
         new = self._pending
         assert new is not None
         old, self._leg, self._pending = self._leg, new, None
+        self._waiting = None  # the old rendition's: the new one has it
         self._close_leg(old)
         self._resyncs_before += old.follower.resyncs
         self.statistics.resyncs = self._resyncs_before + new.follower.resyncs

@@ -41,9 +41,11 @@ __all__ = [
     "SwitchRequest",
     "check_rendition_report",
     "find_rendition_report",
+    "published_until",
     "resume_position",
     "switch_playlist_request",
     "timeline_shift",
+    "waits_for_switch",
 ]
 
 MAX_RENDITION_REPORTS: Final = 32
@@ -196,6 +198,30 @@ def _pieces(playlist: MediaPlaylist) -> list[tuple[int, int, float, bool]]:
             pieces.append((part.segment.sequence, part.id.index, position, startable(part)))
             position += part.duration
     return pieces
+
+
+def published_until(playlist: MediaPlaylist) -> float:
+    """Media time (seconds, on ``playlist``'s timeline) up to which ``playlist`` has published:
+    the end of its last part, or of its last segment without parts pending (its live edge)."""
+    end = playlist.segments[-1].end if playlist.segments else 0.0
+    return end + math.fsum(part.duration for part in playlist.pending_parts)
+
+
+def waits_for_switch(position: float, switched_to: MediaPlaylist | None) -> bool:
+    """Whether the old rendition's item starting at ``position`` (seconds) waits before it is
+    handed over, a switch to the rendition of ``switched_to`` being under way (its latest
+    playlist on the same timeline; None: not loaded yet): True while that playlist has not
+    published up to ``position``, so cannot say yet whether it takes over right there.
+
+    Why: both renditions publish each part at the same moment and the stream hands each item as
+    soon as its bytes are here, so the old rendition's part (whose preload hint was under way)
+    would nearly always be handed before the new rendition's playlist listing the same position
+    arrives, pushing the switch to the next independent point, a segment later with one key frame
+    a segment. The caller bounds the wait (a part target): a slow new playlist delays the old
+    rendition by no more than that."""
+    if switched_to is None:
+        return False
+    return published_until(switched_to) <= position + _TIME_TOLERANCE
 
 
 def resume_position(playlist: MediaPlaylist, position: float) -> tuple[int, int, float] | None:

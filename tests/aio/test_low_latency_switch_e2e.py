@@ -30,7 +30,7 @@ from p2ploader.errors import HttpStatusError, UsageError
 from p2ploader.hls import Variant, parse_master
 from p2ploader.testing.llhls import LowLatencySettings
 from p2ploader.testing.origin import LiveSettings, OriginServer
-from tests.ffmpeg_streams import ffmpeg_or_skip, llhls_stream  # noqa: F401
+from tests.ffmpeg_streams import LLHLS_SEGMENT_SECONDS, ffmpeg_or_skip, llhls_stream  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -120,6 +120,10 @@ async def test_a_switch_targets_the_report_and_the_media_goes_on(
     assert all("/llhls/low/" in url_of(i) for i in switched)
     assert [i.after_switch for i in items] == [i is switched[0] for i in items]
     assert len(switched) >= 4  # the new rendition played on to the end of the stream
+    # It took over at the first key frame (one a segment here) after the switch was asked for,
+    # not a segment later: the old rendition's parts waited for the new playlist at each boundary.
+    asked_at = items[SWITCH_AFTER - 1].end
+    assert 0 <= switched[0].start - asked_at <= LLHLS_SEGMENT_SECONDS + 1e-3
     first = switched[0]
     assert first.kind == "segment" or (
         first.part is not None and (first.part.independent or first.part.id.index == 0)

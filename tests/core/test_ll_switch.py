@@ -19,9 +19,11 @@ from p2ploader.core.ll_switch import (
     MAX_REPORT_LEAD_SEGMENTS,
     check_rendition_report,
     find_rendition_report,
+    published_until,
     resume_position,
     switch_playlist_request,
     timeline_shift,
+    waits_for_switch,
 )
 from p2ploader.core.low_latency import PreloadHint, RenditionReport, ServerControl
 from p2ploader.core.segments import InitSection, Part, PartId, Segment, SegmentId
@@ -242,6 +244,17 @@ def test_resume_skips_gaps_and_takes_segment_starts_when_nothing_is_marked() -> 
     assert resume_position(gapped, 1.5) == (11, 2, 3.0)
     unmarked = media("v1", 10, 12, 0, independent=())
     assert resume_position(unmarked, 0.5) == (11, 0, 2.0)
+
+
+def test_an_old_item_waits_until_the_new_playlist_has_published_its_position() -> None:
+    # Both renditions publish part 13.2 (at 7.0 s) at the same moment; the old one's bytes come
+    # first: it waits while the new playlist has published only up to 7.0 s (13.0, 13.1).
+    new = media("v1", 10, 12, 2)
+    assert published_until(new) == pytest.approx(7.0)
+    assert waits_for_switch(7.0, new)
+    assert not waits_for_switch(6.5, new)  # listed: the new playlist says whether it starts there
+    assert not waits_for_switch(7.0, media("v1", 10, 12, 3))
+    assert not waits_for_switch(7.0, None)  # the first load is not in yet: nothing to wait for
 
 
 # --------------------------------------------------------------------------------------------------
