@@ -16,6 +16,13 @@ a p2ploader peer or from the origin (see :mod:`p2ploader.core.part_exchange`); a
 gives up on is fetched over HTTP here. Whole segments (behind the live edge, at the start) always
 come over HTTP. :attr:`LowLatencyStatistics.p2p_bytes` counts the part bytes peers delivered.
 
+Rendition switches. :meth:`LowLatencyStream.select_rendition` follows a second rendition next
+to the first (its first load a blocking reload targeted with the current playlist's
+``EXT-X-RENDITION-REPORT``, its playlists put on the first one's timeline) until it publishes an
+independent part at or after what the player has; the first rendition's items go on up to there,
+the second's from there (see :mod:`p2ploader.core.ll_switch`). Each rendition has its own parts
+swarm: the old one's is closed when the new rendition takes over.
+
 Failures. A playlist load that fails (network, status, unparseable, inconsistent) is retried,
 timed, by the follower's pace; after ``resync_after`` refreshes in a row that the tracker rejects
 (a restarted packager), following re-syncs on the latest one. A part or segment GET that fails is
