@@ -300,6 +300,13 @@ class PartVanishedError(LowLatencyPlaylistError):
     still lists its segment's parts."""
 
 
+class RenditionReportError(LowLatencyPlaylistError):
+    """An ``EXT-X-RENDITION-REPORT`` is inconsistent with the playlist carrying it (no
+    ``LAST-MSN``, no ``LAST-PART`` though the playlist has parts, a ``LAST-MSN`` far outside the
+    playlist's segments, an absurd ``LAST-PART``): a rendition switch does not use it
+    (:func:`~p2ploader.core.ll_switch.check_rendition_report`)."""
+
+
 class LivePlaylistStuckError(PlaylistError):
     """A live media playlist (no ``EXT-X-ENDLIST``) stopped changing: ``unchanged_reloads`` reloads
     in a row, over about ``seconds`` seconds, found it the same, so no new segment will come (an

@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import attrs
 
 from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position, resync_seek
+from p2ploader.errors import RemoteError, TransportError
+from p2ploader.hls import Variant
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
 __all__ = ["LowLatencyReport", "play_low_latency"]
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +52,8 @@ class LowLatencyReport:
     """Live edge minus playhead (media seconds), sampled every tick while playing."""
     blocking_reloads: int
     resyncs: int
+    rendition_switches: int = 0
+    """Rendition switches that took over (``switches``)."""
 
     @property
     def latency_p50(self) -> float | None:
@@ -104,6 +111,7 @@ async def play_low_latency(
     on_tick: Callable[[PlaybackModel, float | None], None] | None = None,
     stop: asyncio.Event | None = None,
     wall_clock: Callable[[], float] = time.time,
+    switches: Sequence[tuple[float, Variant | str | int]] = (),
 ) -> LowLatencyReport:
     """Play ``stream`` until ``duration`` seconds of wall time passed, it ended, or ``stop`` is
     set. Playback starts PART-HOLD-BACK behind the live edge (the follower's
@@ -113,8 +121,12 @@ async def play_low_latency(
     ``after_resync``) the player seeks where :func:`~p2ploader.core.ll_follower.resync_seek` says
     (counted in the report's ``seeks``), or plays on. ``on_item`` sees each item as it arrives;
     ``on_tick`` the model and the latency (seconds, None without dates) every ``tick`` seconds.
-    ``wall_clock`` gives the wall time in seconds since the epoch. Errors that stop following (a
-    part that cannot be loaded) are raised.
+    ``wall_clock`` gives the wall time in seconds since the epoch. ``switches``: (seconds after
+    the start, rendition) pairs, each a
+    :meth:`~p2ploader.aio.low_latency.LowLatencyStream.select_rendition` at that time (the media
+    goes on without a seek: the new rendition continues where the old one stops); one that fails
+    over the network is logged and playback goes on with the rendition it had. Errors that stop
+    following (a part that cannot be loaded, a rendition the stream does not have) are raised.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -124,6 +136,17 @@ async def play_low_latency(
     latencies: list[float] = []
     distances: list[float] = []
     model: PlaybackModel | None = None
+    schedule = sorted(switches, key=lambda switch: switch[0])
+    switching: list[asyncio.Task[None]] = []
+
+    async def switch_to(rendition: Variant | str | int) -> None:
+        try:
+            await stream.select_rendition(rendition)
+        except (RemoteError, TransportError) as exc:
+            logger.warning("LL-HLS switch to %s failed, playing on: %s", rendition, exc)
+        except BaseException:
+            done.set()  # anything else (an unknown rendition) stops playback, raised below
+            raise
 
     def first_model(item: LowLatencyItem) -> PlaybackModel:
         playlist = stream.playlist
@@ -192,6 +215,8 @@ async def play_low_latency(
                     on_tick(model, latency)
                 if state == "ended":
                     done.set()
+            while schedule and now - started >= schedule[0][0]:
+                switching.append(loop.create_task(switch_to(schedule.pop(0)[1])))
             if (duration is not None and now - started >= duration) or (stop is not None and stop.is_set()):
                 done.set()
             if not done.is_set():
@@ -201,11 +226,13 @@ async def play_low_latency(
     try:
         await report()
     finally:
-        fetcher.cancel()
-        await asyncio.gather(fetcher, return_exceptions=True)
-    failure = None if fetcher.cancelled() else fetcher.exception()
-    if failure is not None:
-        raise failure
+        for task in (fetcher, *switching):
+            task.cancel()
+        await asyncio.gather(fetcher, *switching, return_exceptions=True)
+    for task in (fetcher, *switching):
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
     now = loop.time()
     playback = (
         model.report(now=now)
@@ -221,5 +248,6 @@ async def play_low_latency(
         latency_samples=tuple(latencies),
         edge_distance_samples=tuple(distances),
         blocking_reloads=stream.statistics.blocking_playlist_loads,
-        resyncs=stream.follower.resyncs,
+        resyncs=stream.statistics.resyncs,
+        rendition_switches=stream.statistics.rendition_switches,
     )

@@ -1002,28 +1002,38 @@ class HybridLoader:
         through the rendition's parts swarm (:class:`~p2ploader.aio.part_swarm.PartSwarm`, see
         :mod:`p2ploader.core.part_exchange`); it needs ``use_p2p`` and a tracker in the config,
         and is otherwise ignored. The caller closes the stream (``async with``); :meth:`parts`
-        does that itself."""
+        does that itself.
+
+        The stream switches renditions on its own (:meth:`LowLatencyStream.select_rendition
+        <p2ploader.aio.low_latency.LowLatencyStream.select_rendition>`, by id or index of
+        :attr:`variants`, with the rendition reports); with ``p2p``, each rendition switched to
+        gets its own parts swarm. The loader's :meth:`select_rendition` (segments) is not moved
+        by it."""
         self._check_open()
         if self._variant is None:
             raise UsageError("the loader is not started")
-        rendition = self._variant.rendition_id
-        part_swarm = None
-        if p2p and self.config.use_p2p and self.config.tracker_announce:
-            part_swarm = PartSwarm(
-                client=self._client,
-                config=self.config,
-                info_hash=self.parts_info_hash(rendition),
-                rendition=rendition,
-                seed=self._rng.randrange(1 << 62),
-                bandwidth=self._variant.bandwidth,
-            )
+        variant = self._variant
+        make_swarm = p2p and self.config.use_p2p and bool(self.config.tracker_announce)
         return LowLatencyStream(
-            self._variant.url,
+            variant.url,
             client=self._client,
             config=self.config,
-            rendition=rendition,
+            rendition=variant.rendition_id,
             hold_back=hold_back,
-            part_swarm=part_swarm,
+            part_swarm=self._part_swarm_for(variant) if make_swarm else None,
+            variants=self.master.variants,
+            part_swarm_for=self._part_swarm_for if make_swarm else None,
+        )
+
+    def _part_swarm_for(self, variant: Variant) -> PartSwarm:
+        """A new parts swarm for ``variant``'s parts (not started)."""
+        return PartSwarm(
+            client=self._client,
+            config=self.config,
+            info_hash=self.parts_info_hash(variant.rendition_id),
+            rendition=variant.rendition_id,
+            seed=self._rng.randrange(1 << 62),
+            bandwidth=variant.bandwidth,
         )
 
     def parts_info_hash(self, rendition: str | None = None) -> bytes:

@@ -16,6 +16,13 @@ a p2ploader peer or from the origin (see :mod:`p2ploader.core.part_exchange`); a
 gives up on is fetched over HTTP here. Whole segments (behind the live edge, at the start) always
 come over HTTP. :attr:`LowLatencyStatistics.p2p_bytes` counts the part bytes peers delivered.
 
+Rendition switches. :meth:`LowLatencyStream.select_rendition` follows a second rendition next
+to the first (its first load a blocking reload targeted with the current playlist's
+``EXT-X-RENDITION-REPORT``, its playlists put on the first one's timeline) until it publishes an
+independent part at or after what the player has; the first rendition's items go on up to there,
+the second's from there (see :mod:`p2ploader.core.ll_switch`). Each rendition has its own parts
+swarm: the old one's is closed when the new rendition takes over.
+
 Failures. A playlist load that fails (network, status, unparseable, inconsistent) is retried,
 timed, by the follower's pace; after ``resync_after`` refreshes in a row that the tracker rejects
 (a restarted packager), following re-syncs on the latest one. A part or segment GET that fails is
@@ -30,7 +37,7 @@ import contextlib
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import attrs
 import httpx
@@ -44,6 +51,12 @@ from p2ploader.core.ll_follower import (
     LowLatencyItem,
     PlaylistRequest,
 )
+from p2ploader.core.ll_switch import (
+    SwitchRequest,
+    switch_playlist_request,
+    timeline_shift,
+    waits_for_switch,
+)
 from p2ploader.core.part_exchange import parts_hold_back
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import ByteRange
@@ -56,13 +69,14 @@ from p2ploader.errors import (
     TransportError,
     UsageError,
 )
-from p2ploader.hls import LivePlaylistTracker, MediaPlaylist, parse_media
+from p2ploader.hls import LivePlaylistTracker, MediaPlaylist, Variant, parse_media
 
 __all__ = ["LowLatencyStatistics", "LowLatencyStream"]
 
 logger = logging.getLogger(__name__)
 
 _CONTENT_RANGE_START = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
+_TIME_TOLERANCE = 1e-3  # seconds: timeline positions closer than this are the same
 
 
 @attrs.define
@@ -84,6 +98,32 @@ class LowLatencyStatistics:
     swarm_fallbacks: int = 0
     """Parts the parts swarm gave up on, fetched over HTTP here instead."""
     resyncs: int = 0
+    rendition_switches: int = 0
+    """Switches to another rendition that took over (:meth:`LowLatencyStream.select_rendition`)."""
+    reported_switch_loads: int = 0
+    """Switches whose first playlist load was a blocking reload at the rendition report's edge."""
+    ignored_reports: int = 0
+    """Rendition reports found for a switch and not used (inconsistent, or no blocking reload)."""
+    switch_failures: int = 0
+    """Switches given up before they took over (the new rendition's playlist or media failed)."""
+
+
+@attrs.define(eq=False)
+class _Leg:
+    """One rendition followed: its playlist, its follower and the loads under way. A stream has
+    one, and a second while a switch is pending."""
+
+    url: str
+    rendition: str
+    follower: LowLatencyFollower
+    variant: Variant | None = None
+    tracker: LivePlaylistTracker | None = None
+    rejected_in_a_row: int = 0
+    attempts: Counter[tuple[str, int, int | None]] = attrs.field(factory=Counter)
+    tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
+    playlist_task: asyncio.Task[None] | None = None
+    error: P2PLoaderError | None = None
+    closed: bool = False
 
 
 class LowLatencyStream:
@@ -96,6 +136,11 @@ class LowLatencyStream:
     ``delta_updates`` asks for ``_HLS_skip=YES`` when the server allows it;
     ``resync_after`` and ``max_attempts`` as the module docstring says. ``clock`` (seconds) is
     the event loop's by default.
+
+    ``variants`` (a master playlist's, :class:`~p2ploader.hls.Variant`) are the renditions
+    :meth:`select_rendition` can switch to by id or index; ``part_swarm_for`` makes the parts
+    swarm of a variant switched to (None: that rendition over HTTP only).
+    :meth:`~p2ploader.aio.loader.HybridLoader.low_latency_stream` gives both.
     """
 
     def __init__(
@@ -111,34 +156,60 @@ class LowLatencyStream:
         max_attempts: int = 3,
         clock: Callable[[], float] | None = None,
         part_swarm: PartSwarm | None = None,
+        variants: Sequence[Variant] = (),
+        part_swarm_for: Callable[[Variant], PartSwarm | None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be >= 1, got {max_attempts}")
-        self.url = url
-        self.rendition = rendition
         self.config = config if config is not None else LoaderConfig()
         self.statistics = LowLatencyStatistics()
         self._client = client
-        self._follower = LowLatencyFollower(
-            url, hold_back=hold_back, delta_updates=delta_updates, resync_after=resync_after
-        )
+        self._delta_updates = delta_updates
         self._resync_after = resync_after
+        self._leg = _Leg(
+            url=url,
+            rendition=rendition,
+            follower=LowLatencyFollower(
+                url, hold_back=hold_back, delta_updates=delta_updates, resync_after=resync_after
+            ),
+        )
+        self._pending: _Leg | None = None  # the rendition switched to, until it takes over
+        self._closing_legs: set[asyncio.Task[None]] = set()
+        self._variants = tuple(variants)
+        self._part_swarm_for = part_swarm_for
         self._max_attempts = max_attempts
         self._clock = clock
-        self._tracker: LivePlaylistTracker | None = None
-        self._rejected_in_a_row = 0
-        self._attempts: Counter[tuple[str, int, int | None]] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._closing: set[asyncio.Task[None]] = set()
-        self._playlist_task: asyncio.Task[None] | None = None
+        self._started = False
         self._progress = asyncio.Event()
-        self._error: P2PLoaderError | None = None
         self._init_sections: dict[tuple[str, ByteRange | None], bytes] = {}
         self._hold_back = hold_back
         self._part_swarm = part_swarm
+        self._handed_end: float | None = None  # where the last item handed over ends (seconds)
+        self._switched = False  # the next item handed is the first of a rendition switched to
+        self._resyncs_before = 0  # re-syncs of the renditions switched away from
+        # An item of the old rendition waiting for the new one's playlist (waits_for_switch), and
+        # since when (seconds, the stream's clock).
+        self._waiting: LowLatencyItem | None = None
+        self._waiting_since = 0.0
         self._closed = False
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def url(self) -> str:
+        """The media playlist followed (the rendition switched to, once it took over)."""
+        return self._leg.url
+
+    @property
+    def rendition(self) -> str:
+        """The rendition id of the items handed over now."""
+        return self._leg.rendition
+
+    @property
+    def pending_rendition(self) -> str | None:
+        """The rendition a switch is under way to (it has not taken over yet), or None."""
+        return self._pending.rendition if self._pending is not None else None
 
     @property
     def part_swarm(self) -> PartSwarm | None:
@@ -161,35 +232,130 @@ class LowLatencyStream:
 
     @property
     def follower(self) -> LowLatencyFollower:
-        """The sans-IO follower this stream drives (its start point, its re-syncs)."""
-        return self._follower
+        """The sans-IO follower this stream drives (its start point, its re-syncs); after a
+        rendition switch took over, the new rendition's (its start is where it took over)."""
+        return self._leg.follower
 
     @property
     def playlist(self) -> MediaPlaylist | None:
         """The latest playlist, on the tracker's continuous timeline (None before the first)."""
-        return self._tracker.current if self._tracker is not None else None
+        tracker = self._leg.tracker
+        return tracker.current if tracker is not None else None
 
     async def items(self) -> AsyncIterator[LowLatencyItem]:
         """Parts (and whole segments behind the live edge) in play order, each as soon as its bytes
         are here; ends when the stream ends (EXT-X-ENDLIST). Raises the first error that stops
         following (:class:`~p2ploader.errors.SegmentUnavailableError`, or a first playlist that
-        cannot be loaded)."""
+        cannot be loaded). After :meth:`select_rendition`, the items of the new rendition follow
+        those of the old one on the same timeline (the first has ``after_switch`` set)."""
         self._start()
         while True:
-            item = self._follower.next_ready()
+            self._check_pending()
+            leg = self._leg
+            item, self._waiting = self._waiting, None
+            if item is None:
+                item = leg.follower.next_ready()
+                self._waiting_since = self._now()
             if item is not None:
-                self._pump()
+                if self._takes_over_at(item.start):
+                    self._cut_over()  # the item is the old rendition's past the switch point
+                    continue
+                wait = self._switch_wait(item)
+                if wait > 0:
+                    self._waiting = item
+                    self._progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._progress.wait()
+                    continue
+                self._pump(leg)
+                if self._switched:
+                    self._switched = False
+                    item = attrs.evolve(item, after_switch=True)
+                self._handed_end = item.end
                 yield item
                 self._join_part_swarm()
                 continue
-            if self._error is not None:
-                raise self._error
-            if self._follower.finished:
+            if leg.error is not None:
+                raise leg.error
+            if leg.follower.finished:
                 return
             if self._closed:
                 return
             self._progress.clear()
             await self._progress.wait()
+
+    async def select_rendition(self, rendition: Variant | str | int) -> None:
+        """Switch to another rendition: a :class:`~p2ploader.hls.Variant`, or a rendition id or
+        index of the ``variants`` given (a :class:`~p2ploader.errors.UsageError` otherwise), as
+        :meth:`~p2ploader.aio.loader.HybridLoader.select_rendition` takes them.
+
+        The new rendition's media playlist is loaded first (its first load is a blocking reload at
+        the edge the current playlist's ``EXT-X-RENDITION-REPORT`` gives for it, or a plain GET
+        without one, see :func:`~p2ploader.core.ll_switch.switch_playlist_request`); when that
+        fails the error is raised here and the stream goes on with the old rendition. Then
+        :meth:`items` goes on with the old rendition up to the new one's first independent part
+        (or segment start) at or after what was handed over, and from there with the new one: no
+        gap, nothing twice. The first item of the new rendition has ``after_switch`` set and its
+        own init section. With a parts swarm, the old rendition's is closed when the new one takes
+        over and the new rendition's joined (``part_swarm_for``). Before any item was handed over,
+        the new rendition starts at its hold-back, as a new stream would. A switch still under way
+        is given up for the new one; switching to the rendition followed does nothing."""
+        if self._closed:
+            raise UsageError("the stream is closed")
+        variant = self._find_variant(rendition)
+        if self._pending is not None:
+            logger.info("LL-HLS switch to %s given up for %s", self._pending.rendition, variant.rendition_id)
+            self._close_leg(self._pending)
+            self._pending = None
+        if variant.url == self._leg.url:
+            return
+        current = self.playlist
+        request = (
+            switch_playlist_request(current, variant.url)
+            if current is not None
+            else SwitchRequest(url=variant.url, blocking=False)
+        )
+        if request.ignored is not None:
+            self.statistics.ignored_reports += 1
+            logger.warning(
+                "LL-HLS rendition report for %s not used, loading it plainly: %s",
+                variant.url,
+                request.ignored,
+            )
+        resume = self._handed_end
+        leg = _Leg(
+            url=variant.url,
+            rendition=variant.rendition_id,
+            variant=variant,
+            follower=LowLatencyFollower(
+                variant.url,
+                hold_back=self._hold_back,
+                delta_updates=self._delta_updates,
+                resync_after=self._resync_after,
+                first_url=request.url,
+                resume_from=resume,
+            ),
+        )
+        self._pending = leg
+        first = leg.follower.next_playlist_request()
+        assert first is not None
+        try:
+            await self._load_playlist(leg, first)
+        except P2PLoaderError:
+            if self._pending is leg:
+                self._pending = None
+            self.statistics.switch_failures += 1
+            self._close_leg(leg)
+            raise
+        if self._pending is not leg or self._closed:
+            return  # given up for another switch meanwhile
+        self.statistics.reported_switch_loads += request.blocking
+        if leg.follower.resume_from is None:
+            self._cut_over()  # nothing handed over yet: the new rendition starts as a stream does
+        elif self._started:
+            self._start_leg(leg)
+        self._progress.set()
 
     async def init_section(self, item: LowLatencyItem) -> bytes | None:
         """The bytes of ``item``'s initialisation section (EXT-X-MAP: the fMP4 ``moov`` a decoder
@@ -208,11 +374,10 @@ class LowLatencyStream:
     async def aclose(self) -> None:
         """Stop every load. Idempotent."""
         self._closed = True
-        tasks = [*self._tasks, *([self._playlist_task] if self._playlist_task is not None else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+        for leg in (self._leg, self._pending):
+            if leg is not None:
+                self._close_leg(leg)
+        await asyncio.gather(*self._closing_legs, return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
         if self._part_swarm is not None:
             await self._part_swarm.aclose()
@@ -224,69 +389,182 @@ class LowLatencyStream:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    # ------------------------------------------------------------------ switches
+
+    def _find_variant(self, rendition: Variant | str | int) -> Variant:
+        if isinstance(rendition, Variant):
+            return rendition
+        variants = self._variants
+        if not variants:
+            raise UsageError("the stream knows no variants: pass a Variant (or open it with the loader)")
+        if isinstance(rendition, int):
+            if not 0 <= rendition < len(variants):
+                raise UsageError(f"rendition index {rendition} out of range (0..{len(variants) - 1})")
+            return variants[rendition]
+        for variant in variants:
+            if variant.rendition_id == rendition:
+                return variant
+        names = ", ".join(v.rendition_id for v in variants)
+        raise UsageError(f"no rendition {rendition!r}; the stream has {names}")
+
+    def _takes_over_at(self, position: float) -> bool:
+        """True when the pending rendition takes over at or before ``position`` (seconds)."""
+        pending = self._pending
+        if pending is None or pending.follower.start is None:
+            return False
+        return position >= pending.follower.start.start - _TIME_TOLERANCE
+
+    def _switch_wait(self, item: LowLatencyItem) -> float:
+        """Seconds ``item`` (the old rendition's) still waits for the pending rendition's playlist
+        to reach its start (:func:`~p2ploader.core.ll_switch.waits_for_switch`); at most a part
+        target in all (the target duration without parts), then it is handed over anyway."""
+        pending = self._pending
+        if pending is None or pending.follower.start is not None or pending.tracker is None:
+            return 0.0
+        if not waits_for_switch(item.start, pending.tracker.current):
+            return 0.0
+        playlist = self.playlist
+        limit = 0.5
+        if playlist is not None:
+            limit = playlist.part_target if playlist.part_target is not None else playlist.target_duration
+        return self._waiting_since + limit - self._now()
+
+    def _check_pending(self) -> None:
+        """Give a failed switch up; let a ready one take over where the player is."""
+        pending = self._pending
+        if pending is None:
+            return
+        if pending.error is not None:
+            logger.warning("LL-HLS switch to %s given up: %s", pending.rendition, pending.error)
+            self.statistics.switch_failures += 1
+            self._pending = None
+            self._close_leg(pending)
+            return
+        if self._handed_end is not None and self._takes_over_at(self._handed_end):
+            self._cut_over()
+
+    def _cut_over(self) -> None:
+        """The pending rendition takes over: the old one's loads stop, its parts swarm closes, the
+        new one's (if any) starts on the new playlist and joins once the player has its first item
+        (as at the start)."""
+        new = self._pending
+        assert new is not None
+        old, self._leg, self._pending = self._leg, new, None
+        self._waiting = None  # the old rendition's: the new one has it
+        self._close_leg(old)
+        self._resyncs_before += old.follower.resyncs
+        self.statistics.resyncs = self._resyncs_before + new.follower.resyncs
+        self.statistics.rendition_switches += 1
+        self._switched = self._handed_end is not None  # before any item: a plain start
+        logger.info("LL-HLS rendition %s takes over from %s", new.rendition, old.rendition)
+        swarm = self._part_swarm
+        if swarm is not None:
+            self._drop_part_swarm(swarm)
+        if self._part_swarm_for is not None and new.variant is not None and not self._closed:
+            try:
+                self._part_swarm = self._part_swarm_for(new.variant)
+            except Exception:
+                logger.exception("no LL-HLS parts swarm for %s; parts come over HTTP", new.rendition)
+        if self._started:
+            self._start_leg(new)
+            self._pump(new)
+
+    def _close_leg(self, leg: _Leg) -> None:
+        """Stop ``leg``'s loads (awaited by :meth:`aclose`)."""
+        leg.closed = True
+        tasks = [*leg.tasks, *([leg.playlist_task] if leg.playlist_task is not None else [])]
+        for task in tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+            self._closing_legs.add(task)
+            task.add_done_callback(self._closing_legs.discard)
+        leg.tasks.clear()
+
     # ------------------------------------------------------------------ playlists
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     def _start(self) -> None:
-        if self._playlist_task is None and not self._closed:
-            self._playlist_task = asyncio.get_running_loop().create_task(
-                self._follow_playlist(), name=f"ll-playlist-{self.rendition}"
+        if not self._started and not self._closed:
+            self._started = True
+            self._start_leg(self._leg)
+            if self._pending is not None:
+                self._start_leg(self._pending)
+
+    def _start_leg(self, leg: _Leg) -> None:
+        if leg.playlist_task is None and not leg.closed and not self._closed:
+            leg.playlist_task = asyncio.get_running_loop().create_task(
+                self._follow_playlist(leg), name=f"ll-playlist-{leg.rendition}"
             )
 
-    async def _follow_playlist(self) -> None:
+    async def _follow_playlist(self, leg: _Leg) -> None:
         try:
-            while not self._closed:
-                request = self._follower.next_playlist_request()
+            while not (self._closed or leg.closed):
+                request = leg.follower.next_playlist_request()
                 if request is None:
                     return
                 delay = request.not_before - self._now()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await self._load_playlist(request)
+                await self._load_playlist(leg, request)
         except P2PLoaderError as exc:
-            self._fail(exc)
+            self._fail(leg, exc)
         except Exception as exc:  # a task that dies silently would leave items() waiting for good
-            logger.exception("following %s failed unexpectedly", self.url)
-            self._fail(TransportError(self.url, f"unexpected {type(exc).__name__}: {exc}"))
+            logger.exception("following %s failed unexpectedly", leg.url)
+            self._fail(leg, TransportError(leg.url, f"unexpected {type(exc).__name__}: {exc}"))
 
-    async def _load_playlist(self, request: PlaylistRequest) -> None:
+    async def _load_playlist(self, leg: _Leg, request: PlaylistRequest) -> None:
         stats = self.statistics
         stats.playlist_loads += 1
         stats.blocking_playlist_loads += request.blocking
         stats.delta_playlist_loads += request.skip
-        first = self._tracker is None
+        first = leg.tracker is None
         requested_at = self._now()
         try:
             text = await self._fetch_playlist(request.url, held=request.blocking)
             # Relative URIs resolve against the playlist's own URL (the directives only add a query).
-            parsed = parse_media(text, self.url, rendition=self.rendition)
+            parsed = parse_media(text, leg.url, rendition=leg.rendition)
         except P2PLoaderError as exc:
             if first:
                 raise  # nothing to follow: the caller hears why
             stats.playlist_failures += 1
             logger.warning("LL-HLS playlist load failed: %s", exc)
-            self._follower.playlist_failed(now=self._now())
+            leg.follower.playlist_failed(now=self._now())
             return
+        if leg.closed:
+            return  # a switch given up while it loaded
         now = self._now()
-        if self._tracker is None:
-            self._tracker = LivePlaylistTracker(parsed)
-            self._follower.playlist_received(self._tracker.current, now=now, requested_at=requested_at)
+        switching = leg is self._pending
+        if switching and leg.follower.start is None:
+            # Where the player is now: the old rendition went on while this loaded.
+            leg.follower.resume_from = self._handed_end
+        if leg.tracker is None:
+            reference = self.playlist if switching else None
+            if reference is not None:
+                # One timeline: the new rendition's segments start where the old one's with the
+                # same media sequence number do (HLS renditions are aligned by sequence number).
+                shift = timeline_shift(parsed, reference)
+                if shift:
+                    segments = tuple(attrs.evolve(s, start=s.start + shift) for s in parsed.segments)
+                    parsed = attrs.evolve(parsed, segments=segments)
+            leg.tracker = LivePlaylistTracker(parsed)
+            leg.follower.playlist_received(leg.tracker.current, now=now, requested_at=requested_at)
         else:
             try:
-                self._tracker.update(parsed)
-                self._follower.playlist_received(self._tracker.current, now=now, requested_at=requested_at)
-                self._rejected_in_a_row = 0
+                leg.tracker.update(parsed)
+                leg.follower.playlist_received(leg.tracker.current, now=now, requested_at=requested_at)
+                leg.rejected_in_a_row = 0
             except DeltaPlaylistError as exc:
                 self.statistics.playlist_failures += 1
                 logger.warning("LL-HLS delta update could not be merged, reloading in full: %s", exc)
-                self._follower.playlist_failed(now=now, delta_refused=True)
+                leg.follower.playlist_failed(now=now, delta_refused=True)
             except PlaylistError as exc:
-                self._rejected(parsed, exc, now=now)
-        stats.resyncs = self._follower.resyncs
-        await self._update_part_swarm()
-        self._pump()
+                self._rejected(leg, parsed, exc, now=now)
+        if leg is self._leg:
+            stats.resyncs = self._resyncs_before + leg.follower.resyncs
+            await self._update_part_swarm()
+        self._pump(leg)
 
     def _join_part_swarm(self) -> None:
         """The player has an item: the parts swarm may join now (see :meth:`PartSwarm.join`)."""
@@ -294,8 +572,8 @@ class LowLatencyStream:
         if swarm is None or swarm.joined or not swarm.started or self._closed:
             return
         task = asyncio.get_running_loop().create_task(swarm.join(), name=f"ll-parts-join-{self.rendition}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._leg.tasks.add(task)
+        task.add_done_callback(self._leg.tasks.discard)
 
     async def _update_part_swarm(self) -> None:
         swarm, playlist = self._part_swarm, self.playlist
@@ -303,7 +581,7 @@ class LowLatencyStream:
             return
         hold_back = 0.0
         if not swarm.started:
-            hold_back = parts_hold_back(playlist, given=self._hold_back, start=self._follower.start)
+            hold_back = parts_hold_back(playlist, given=self._hold_back, start=self.follower.start)
         try:
             if not swarm.started:
                 await swarm.start(playlist, hold_back=hold_back)
@@ -312,7 +590,8 @@ class LowLatencyStream:
         except Exception:
             # The swarm is an extra: whatever breaks it, the stream goes on over HTTP alone.
             logger.exception("the LL-HLS parts swarm of %s failed; parts come over HTTP", self.rendition)
-            self._part_swarm = None
+            if self._part_swarm is swarm:
+                self._part_swarm = None
             await swarm.aclose()
 
     def _drop_part_swarm(self, swarm: PartSwarm) -> None:
@@ -322,20 +601,20 @@ class LowLatencyStream:
         self._closing.add(task)  # awaited, not cancelled, by aclose: a swarm half closed leaks links
         task.add_done_callback(self._closing.discard)
 
-    def _rejected(self, parsed: MediaPlaylist, exc: PlaylistError, *, now: float) -> None:
+    def _rejected(self, leg: _Leg, parsed: MediaPlaylist, exc: PlaylistError, *, now: float) -> None:
         """A refresh the tracker or the follower refused: retry timed; re-sync after too many."""
         self.statistics.playlist_failures += 1
-        self._rejected_in_a_row += 1
-        if self._rejected_in_a_row < self._resync_after:
+        leg.rejected_in_a_row += 1
+        if leg.rejected_in_a_row < self._resync_after:
             logger.warning("LL-HLS playlist refresh ignored: %s", exc)
-            self._follower.playlist_failed(now=now)
+            leg.follower.playlist_failed(now=now)
             return
         logger.warning(
-            "LL-HLS playlist refused %d times in a row, re-syncing: %s", self._rejected_in_a_row, exc
+            "LL-HLS playlist refused %d times in a row, re-syncing: %s", leg.rejected_in_a_row, exc
         )
-        self._rejected_in_a_row = 0
-        self._tracker = LivePlaylistTracker(parsed)
-        self._follower.resync(self._tracker.current, now=now)
+        leg.rejected_in_a_row = 0
+        leg.tracker = LivePlaylistTracker(parsed)
+        leg.follower.resync(leg.tracker.current, now=now)
 
     def _held_timeout(self) -> httpx.Timeout:
         """The client's timeouts, with a read timeout long enough for a request the server holds:
@@ -364,18 +643,18 @@ class LowLatencyStream:
 
     # ------------------------------------------------------------------ fetches
 
-    def _pump(self) -> None:
-        """Start the fetches the follower asks for; wake :meth:`items`."""
+    def _pump(self, leg: _Leg) -> None:
+        """Start the fetches ``leg``'s follower asks for; wake :meth:`items`."""
         self._progress.set()
-        if self._closed:
+        if self._closed or leg.closed:
             return
         loop = asyncio.get_running_loop()
-        for fetch in self._follower.take_fetches():
-            task = loop.create_task(self._fetch(fetch), name=f"ll-fetch-{fetch.url}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for fetch in leg.follower.take_fetches():
+            task = loop.create_task(self._fetch(leg, fetch), name=f"ll-fetch-{fetch.url}")
+            leg.tasks.add(task)
+            task.add_done_callback(leg.tasks.discard)
 
-    async def _fetch(self, fetch: FetchRequest) -> None:
+    async def _fetch(self, leg: _Leg, fetch: FetchRequest) -> None:
         stats = self.statistics
         if fetch.kind == "hint":
             stats.hint_fetches += 1
@@ -384,28 +663,29 @@ class LowLatencyStream:
         else:
             stats.segment_fetches += 1
         try:
-            data = await self._fetch_from_swarm(fetch)
+            data = await self._fetch_from_swarm(leg, fetch)
             if data is None:
                 timeout = self._held_timeout() if fetch.hint else None
                 data = await fetch_range(
                     self._client, fetch, max_bytes=MAX_SEGMENT_SIZE, held_timeout=timeout
                 )
         except P2PLoaderError as exc:
-            self._fetch_failed(fetch, exc)
+            self._fetch_failed(leg, fetch, exc)
         except Exception as exc:
             logger.exception("LL-HLS fetch of %s failed unexpectedly", fetch.url)
-            self._fetch_failed(fetch, TransportError(fetch.url, f"unexpected {type(exc).__name__}"))
+            self._fetch_failed(leg, fetch, TransportError(fetch.url, f"unexpected {type(exc).__name__}"))
         else:
             stats.bytes += len(data)
-            self._attempts.pop(fetch.key, None)
-            self._follower.fetch_completed(fetch, data)
-        self._pump()
+            leg.attempts.pop(fetch.key, None)
+            leg.follower.fetch_completed(fetch, data)
+        self._pump(leg)
 
-    async def _fetch_from_swarm(self, fetch: FetchRequest) -> bytes | None:
+    async def _fetch_from_swarm(self, leg: _Leg, fetch: FetchRequest) -> bytes | None:
         """``fetch``'s bytes from the parts swarm, or None: not a part of it (a whole segment, no
-        swarm) or the swarm gave it up (then it comes over HTTP, counted in ``swarm_fallbacks``)."""
+        swarm, a rendition switched to that has not taken over) or the swarm gave it up (then it
+        comes over HTTP, counted in ``swarm_fallbacks``)."""
         swarm = self._part_swarm
-        if swarm is None or not swarm.joined:
+        if swarm is None or not swarm.joined or leg is not self._leg:
             return None  # before the player's first item: HTTP, as without peers
         entry = swarm.index.segment_for(fetch)
         if entry is None:
@@ -422,22 +702,22 @@ class LowLatencyStream:
             self.statistics.p2p_bytes += len(data)
         return data
 
-    def _fetch_failed(self, fetch: FetchRequest, exc: P2PLoaderError) -> None:
+    def _fetch_failed(self, leg: _Leg, fetch: FetchRequest, exc: P2PLoaderError) -> None:
         self.statistics.fetch_failures += 1
         if fetch.hint:
             logger.debug("preload hint %s failed: %s", fetch.url, exc)
-            self._follower.fetch_failed(fetch)
+            leg.follower.fetch_failed(fetch)
             return
-        self._attempts[fetch.key] += 1
-        if self._attempts[fetch.key] >= self._max_attempts:
-            self._fail(SegmentUnavailableError(fetch.url, str(exc)))
+        leg.attempts[fetch.key] += 1
+        if leg.attempts[fetch.key] >= self._max_attempts:
+            self._fail(leg, SegmentUnavailableError(fetch.url, str(exc)))
             return
         logger.warning("LL-HLS fetch failed, asking again: %s", exc)
-        self._follower.fetch_failed(fetch)
+        leg.follower.fetch_failed(fetch)
 
-    def _fail(self, exc: P2PLoaderError) -> None:
-        if self._error is None:
-            self._error = exc
+    def _fail(self, leg: _Leg, exc: P2PLoaderError) -> None:
+        if leg.error is None:
+            leg.error = exc
         self._progress.set()
 
 

@@ -41,6 +41,7 @@ from typing import Literal
 
 import attrs
 
+from p2ploader.core.ll_switch import resume_position
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, InitSection, Part, Segment, SegmentId
 from p2ploader.errors import (
@@ -171,6 +172,10 @@ class LowLatencyItem:
     date of the first sample when the playlist dates its segments. ``gap``: the media is absent
     (``GAP=YES`` part, ``EXT-X-GAP`` segment); ``data`` is empty, nothing was fetched and a player
     skips ``duration``. ``after_resync``: the media before this item is not continuous with it.
+    ``after_switch``: the first item of a rendition switched to
+    (:meth:`~p2ploader.aio.low_latency.LowLatencyStream.select_rendition`): the media continues
+    (this item starts where the previous one ended), but from another rendition, whose
+    ``init_section`` a decoder needs first.
     """
 
     kind: Literal["part", "segment", "segment-rest"]
@@ -185,6 +190,7 @@ class LowLatencyItem:
     init_section: InitSection | None = None
     gap: bool = False
     after_resync: bool = False
+    after_switch: bool = False
 
     @property
     def end(self) -> float:
@@ -391,6 +397,14 @@ class LowLatencyFollower:
     delta playlists (``_HLS_skip=YES``) when the server allows them; only when the caller merges
     them (:class:`~p2ploader.hls.LivePlaylistTracker` does). ``resync_after``: consecutive rejected
     refreshes after which the follower takes the latest one as the truth and re-syncs (>= 1).
+
+    A rendition switch (:mod:`p2ploader.core.ll_switch`): ``first_url`` is the URL of the first
+    playlist load (a blocking reload targeted with a rendition report; default ``url``), and
+    ``resume_from`` (seconds on the timeline of the playlists fed, which the caller aligned with
+    :func:`~p2ploader.core.ll_switch.timeline_shift`) makes following start at
+    :func:`~p2ploader.core.ll_switch.resume_position`, the first independent part or segment start
+    at or after it, instead of the hold-back from the live edge: nothing is planned until a
+    playlist publishes one (:attr:`start` stays None until then).
     """
 
     def __init__(
@@ -400,12 +414,21 @@ class LowLatencyFollower:
         hold_back: float | None = None,
         delta_updates: bool = True,
         resync_after: int = 3,
+        first_url: str | None = None,
+        resume_from: float | None = None,
     ) -> None:
         if hold_back is not None:
             check_hold_back(hold_back)  # against the playlist's part target once it is read
         if resync_after < 1:
             raise UsageError(f"resync_after must be >= 1, got {resync_after}")
+        if resume_from is not None and not math.isfinite(resume_from):
+            raise UsageError(f"resume_from must be a finite number of seconds, got {resume_from!r}")
         self.url = url
+        self._first_url = first_url if first_url is not None else url
+        self.resume_from = resume_from
+        """Where a switched-to rendition takes over (seconds), or None: start at the hold-back. The
+        caller may move it on (the player got more of the old rendition) until :attr:`start` is
+        set."""
         self._hold_back = hold_back
         self._delta_updates = delta_updates
         self._resync_after = resync_after
@@ -447,7 +470,7 @@ class LowLatencyFollower:
         plain GET of :attr:`url`, at once."""
         playlist = self._playlist
         if playlist is None:
-            return PlaylistRequest(url=self.url, not_before=0.0, blocking=False)
+            return PlaylistRequest(url=self._first_url, not_before=0.0, blocking=self._first_url != self.url)
         if playlist.end_list:
             return None
         control = playlist.server_control or ServerControl()
@@ -494,7 +517,13 @@ class LowLatencyFollower:
         """
         previous = self._playlist
         if self._cursor is None and self._hold_back is not None:
-            check_hold_back(self._hold_back, playlist)  # before taking anything from it
+            if self.resume_from is None:
+                check_hold_back(self._hold_back, playlist)  # before taking anything from it
+            else:
+                # A switch does not start at the hold-back (it resumes where the player is); the
+                # application's value, checked on the first rendition, is raised to this one's
+                # minimum (longer parts) for later re-syncs, as a re-sync does.
+                self._hold_back = max(self._hold_back, minimum_hold_back(playlist))
         if previous is not None:
             try:
                 self._check_consistent(previous, playlist)
@@ -509,7 +538,12 @@ class LowLatencyFollower:
         changed = previous is None or not _same_edge(previous, playlist)
         self._accept(playlist, now=now, changed=changed, requested_at=requested_at)
         if self._cursor is None:
-            self.start = start_position(playlist, hold_back=self._hold_back)
+            if self.resume_from is not None:
+                self.start = _resume_start(playlist, self.resume_from)
+                if self.start is None:
+                    return  # not published yet: wait for the next update
+            else:
+                self.start = start_position(playlist, hold_back=self._hold_back)
             self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
         self._replan()
 
@@ -843,6 +877,19 @@ class LowLatencyFollower:
     def outstanding(self) -> tuple[FetchRequest, ...]:
         """Fetches handed out and not yet reported (parts and segments, then preload hints)."""
         return (*self._requested.values(), *self._hints.values())
+
+
+def _resume_start(playlist: MediaPlaylist, position: float) -> StartPosition | None:
+    """The start of a rendition switched to at ``position``: its first independent piece at or
+    after it (:func:`~p2ploader.core.ll_switch.resume_position`), played from its start (it
+    continues what the player has, so nothing before it is to skip)."""
+    found = resume_position(playlist, position)
+    if found is None:
+        return None
+    sequence, index, start = found
+    return StartPosition(
+        sequence=sequence, part_index=index, start=start, play_from=start, edge=live_edge_time(playlist)
+    )
 
 
 def _same_edge(a: MediaPlaylist, b: MediaPlaylist) -> bool:

@@ -32,9 +32,12 @@ class FollowedStream:
     def __init__(self, follower: LowLatencyFollower, later: MediaPlaylist) -> None:
         self.follower = follower
         self.playlist: MediaPlaylist | None = follower.playlist
-        self.statistics = SimpleNamespace(blocking_playlist_loads=0)
         self.later = later
         self.model_seen = asyncio.Event()  # the player built its model and ticked once
+
+    @property
+    def statistics(self) -> SimpleNamespace:
+        return SimpleNamespace(blocking_playlist_loads=0, resyncs=self.follower.resyncs, rendition_switches=0)
 
     def report_playback(self, position: float) -> None:
         pass
