@@ -143,6 +143,7 @@ DEFAULT_FIELDS: dict[str, Any] = {
     "upload_rate_limit": None,
     "upload_stall_timeout": 5.0,
     "upload_delay_target": 0.05,
+    "upload_yield_time": 4.0,
     "upload_budget_rate": 4.0,
     "upload_budget_burst": 600.0,
     "swarm_url_pattern": None,
@@ -259,6 +260,7 @@ def test_defaults_are_p2pml_062() -> None:
         "maxConcurrentUploads": 2,
         "uploadStallTimeout": 5000,
         "uploadDelayTarget": 50,
+        "uploadYieldTime": 4000,
         "uploadBudgetRate": 4.0,
         "uploadBudgetBurst": 600000,
         "policy": "p2pml-0.6",
@@ -567,6 +569,12 @@ def test_in_range_edges_are_accepted() -> None:
     )
     assert config.web_rtc_max_message_size == 262144
     assert config.tracker_announce == ()
+
+
+def test_upload_yield_time_goes_through_the_faq_in_milliseconds() -> None:
+    assert LoaderConfig().to_faq()["loader"]["uploadYieldTime"] == 4000
+    assert LoaderConfig.from_faq({"uploadYieldTime": 2500}).upload_yield_time == 2.5
+    assert LoaderConfig.from_faq(LoaderConfig(upload_yield_time=1.5).to_faq()).upload_yield_time == 1.5
 
 
 def test_upload_delay_target_is_on_by_default_and_zero_turns_it_off_through_the_faq() -> None:

@@ -34,7 +34,7 @@ import httpx
 from p2ploader.aio.statistics import LoaderStatistics, MediaKind, MediaStatistics
 from p2ploader.config import LoaderConfig
 from p2ploader.core import notifications as nt
-from p2ploader.core.upload_control import UploadController
+from p2ploader.core.upload_control import UploadController, UploadHold
 from p2ploader.errors import RenditionNotFoundError, UsageError
 from p2ploader.hls import AlternateRendition, MasterPlaylist, MediaPlaylist, Variant
 from p2ploader.renditions import MediaChoice, MediaType, choose_alternate, equivalent_in_group
@@ -58,6 +58,7 @@ class TrackLoader(Protocol):
     _listeners: list[Callable[[nt.Notification], None]]
     _variant: Variant | None
     _upload_control: UploadController | None
+    _upload_hold: UploadHold | None
 
     def __init__(
         self,
@@ -271,6 +272,7 @@ async def open_companion(parent: Loader, rendition: AlternateRendition, variant:
     loader = type(parent)(parent.url, config=config, seed=seed, http_client=parent._client)
     loader.media_type = kind
     loader._upload_control = parent._upload_control  # one uplink: one upload control
+    loader._upload_hold = parent._upload_hold
 
     def forward(notification: nt.Notification) -> None:
         # The parent's listeners hear every media type (segment ids name the rendition).

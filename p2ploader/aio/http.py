@@ -46,6 +46,7 @@ from p2ploader.core.retries import (
     HttpFailureKind,
 )
 from p2ploader.core.segments import ByteRange
+from p2ploader.core.upload_control import UploadHold
 from p2ploader.errors import HttpStatusError, P2PLoaderError, ResponseTooLargeError, TransportError
 
 __all__ = [
@@ -325,7 +326,8 @@ async def read_body_capped(
 
 
 class HttpExecutor:
-    """Runs HTTP fetches as tasks; reports core events through ``report``.
+    """Runs HTTP fetches as tasks; reports core events through ``report``. An urgent fetch (the
+    player needs its segment soon) holds ``upload_hold`` while it runs: our uploads pause.
 
     ``retry_policy`` is the scheduler's (:attr:`~p2ploader.core.scheduler.Scheduler.fetch_retry_policy`:
     the config's ``http_retries`` and ``http_retry_backoff`` unless the download policy maps a
@@ -341,8 +343,10 @@ class HttpExecutor:
         retry_policy: FetchRetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        upload_hold: UploadHold | None = None,
     ) -> None:
         self._client = client
+        self._upload_hold = upload_hold
         self._report = report
         self._sleep = sleep
         self._rng = rng
@@ -354,13 +358,17 @@ class HttpExecutor:
         return len(self._tasks)
 
     def start(self, action: StartHttpFetch) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._run(action), name=f"http-fetch-{action.request_id}"
-        )
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._run(action), name=f"http-fetch-{action.request_id}")
         self._tasks[action.request_id] = task
-        task.add_done_callback(functools.partial(self._forget_task, action.request_id))
+        hold = self._upload_hold if action.urgent else None
+        if hold is not None:
+            hold.hold(("http", id(self), action.request_id), now=loop.time())
+        task.add_done_callback(functools.partial(self._forget_task, action.request_id, hold))
 
-    def _forget_task(self, request_id: int, task: asyncio.Task[None]) -> None:
+    def _forget_task(self, request_id: int, hold: UploadHold | None, task: asyncio.Task[None]) -> None:
+        if hold is not None:  # done, failed or cancelled: our uploads go on
+            hold.release(("http", id(self), request_id))
         if self._tasks.get(request_id) is task:
             del self._tasks[request_id]
 

@@ -50,7 +50,7 @@ from p2ploader.core.retries import FetchRetryPolicy
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.core.topology import client_config, encode_peer_id_attributes, host_config
-from p2ploader.core.upload_control import UploadController
+from p2ploader.core.upload_control import UploadController, UploadHold
 from p2ploader.decryption import AES_KEY_BYTES, decrypt_in_steps, decryptable_key
 from p2ploader.errors import (
     ConfigError,
@@ -244,6 +244,9 @@ class HybridLoader:
         # and the audio companion's, which takes this one) uploads on the same uplink.
         delay_target = self.config.upload_delay_target
         self._upload_control = UploadController(target=delay_target) if delay_target > 0 else None
+        # Uploads pause while a segment the player needs soon comes over HTTP (upload_yield_time):
+        # one hold per viewer too, shared by its swarms and its HTTP fetches.
+        self._upload_hold = UploadHold() if self.config.upload_yield_time is not None else None
         self._swarms: SwarmSet | None = None
         self._lingering: dict[str, asyncio.Task[None]] = {}  # rendition -> its swarm's linger task
         self._uploaded_by_peer: dict[str, int] = {}
@@ -307,7 +310,10 @@ class HybridLoader:
         self._swarms = SwarmSet(self._driver.feed)
         self._driver.peers = self._swarms
         self._http = HttpExecutor(
-            self._client, self._driver.feed, retry_policy=self._scheduler.fetch_retry_policy
+            self._client,
+            self._driver.feed,
+            retry_policy=self._scheduler.fetch_retry_policy,
+            upload_hold=self._upload_hold,
         )
         self._driver.http = self._http
 
@@ -517,6 +523,7 @@ class HybridLoader:
             upload_rate_limit=cfg.upload_rate_limit,
             upload_stall_timeout=cfg.upload_stall_timeout,
             upload_control=self._upload_control,
+            upload_hold=self._upload_hold,
             max_segment_size=segment_size_limit(
                 bandwidth=variant.bandwidth,
                 target_duration=playlist.target_duration,

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -75,7 +76,7 @@ from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
-from p2ploader.core.upload_control import UploadController, UploadControlStatistics
+from p2ploader.core.upload_control import UploadController, UploadControlStatistics, UploadHold
 
 __all__ = ["PeerManager", "PeerManagerStatistics"]
 
@@ -84,6 +85,10 @@ logger = logging.getLogger(__name__)
 ROUND_TRIP_SAMPLE_INTERVAL = 0.05
 """Seconds between two reads of an uploading link's round trip (SCTP updates it on every
 acknowledgement; a faster read would mostly find the same value)."""
+
+HOLD_POLL_INTERVAL = 0.02
+"""Seconds between two looks at the upload hold while it pauses an upload (a hold lasts about as
+long as one HTTP download of a segment: a tenth of a second to a few)."""
 
 CONTROLLED_BUFFER = 65536
 """Bytes a link's data channel may hold queued when uploads are steered by delay (one full-size
@@ -138,6 +143,7 @@ class PeerManager:
         upload_rate_limit: float | None = None,
         upload_stall_timeout: float | None = 5.0,
         upload_control: UploadController | None = None,
+        upload_hold: UploadHold | None = None,
         max_segment_size: int = MAX_SEGMENT_SIZE,
         max_announced_ids: int = wire.DEFAULT_MAX_ANNOUNCED_IDS,
         rng: random.Random | None = None,
@@ -161,6 +167,9 @@ class PeerManager:
         self._upload_stall_timeout = upload_stall_timeout
         """Seconds an upload waits for a receiver that takes no bytes at all; ``None``: for ever."""
         self._upload_control = upload_control
+        self._upload_hold = upload_hold
+        """Pauses our uploads while a download the player needs soon is in flight (one per
+        viewer, see :class:`~p2ploader.core.upload_control.UploadHold`); ``None``: never."""
         """Steers the upload rate from our links' round trips; ``None``: off. One controller per
         viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
         self._rng = rng or random.Random()
@@ -575,6 +584,16 @@ class PeerManager:
             return self._upload_rate_limit or None
         return min(controlled, self._upload_rate_limit) if self._upload_rate_limit else controlled
 
+    async def _wait_while_held(self, hold: UploadHold, link: PeerLink) -> None:
+        """Our playback first: while a download the player needs soon is in flight, the uplink
+        carries its requests and acknowledgements, not our uploads (bounded by the hold's own
+        limit; the receiver's pace check moves its download elsewhere if that is too long)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(math.ceil(hold.max_hold / HOLD_POLL_INTERVAL) + 1):
+            if link.closing or not hold.held(now=loop.time()):
+                return
+            await asyncio.sleep(HOLD_POLL_INTERVAL)
+
     async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
         sent = 0
@@ -613,6 +632,8 @@ class PeerManager:
                 delay = slot_end - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            if self._upload_hold is not None:
+                await self._wait_while_held(self._upload_hold, link)
             if not link.send(chunk):
                 return sent
             sent += len(chunk)

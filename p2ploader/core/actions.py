@@ -42,6 +42,9 @@ class StartHttpFetch:
     request_id: int
     segment: Segment
     resume_from: int = 0
+    urgent: bool = False
+    """The player needs the segment within ``upload_yield_time`` (or is not playing yet): our
+    uploads pause while this download is in flight (see :class:`~p2ploader.config.LoaderConfig`)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -645,7 +645,12 @@ class Scheduler:
         self._downloads[rid] = download
         self._http_by_segment[segment_id] = rid
         self._actions.append(
-            act.StartHttpFetch(request_id=rid, segment=segment, resume_from=download.resume_from)
+            act.StartHttpFetch(
+                request_id=rid,
+                segment=segment,
+                resume_from=download.resume_from,
+                urgent=self._needed_soon(segment),
+            )
         )
         self._announce_due = True
 
@@ -1050,6 +1055,15 @@ class Scheduler:
                 segment_id=sid, source="p2p", reason="peer stopped sending", peer_id=download.peer_id
             )
         )
+
+    def _needed_soon(self, segment: Segment) -> bool:
+        """``upload_yield_time``: whether the player needs ``segment`` so soon (or is not playing
+        yet) that our uploads should pause while it comes over HTTP."""
+        within = self._config.upload_yield_time
+        if within is None:
+            return False
+        position = self._position
+        return position is None or segment.start - position < within
 
     def _buffer_too_thin(self) -> bool:
         """``upload_min_buffer``: our own playback comes first. While less than that many seconds

@@ -28,6 +28,11 @@ at most :data:`MAX_LINKS` links are tracked (the one heard from longest ago is f
 each with :data:`BASE_BUCKETS` + 1 minimums and :data:`CURRENT_FILTER` recent samples; every call
 costs O(:data:`BASE_BUCKETS` + :data:`CURRENT_FILTER`).
 
+**Holds** (:class:`UploadHold`, ``upload_yield_time``): the control keeps the queue short, not
+empty, and a loss on a full queue costs a TCP download a retransmission timeout. While a download
+the player needs within seconds is in flight, uploads stop handing new bytes to their links, so
+what is queued drains within a round trip or two and the download's packets go out at once.
+
 What it cannot see: a round trip is both directions, so a queue on the *remote's* uplink (where
 its acknowledgements wait) counts as ours too, and cuts our rate although our uplink is clear.
 LEDBAT measures one-way delays for that reason; SCTP gives us round trips only.
@@ -46,11 +51,13 @@ __all__ = [
     "BASE_BUCKETS",
     "CURRENT_FILTER",
     "DEFAULT_TARGET",
+    "MAX_HOLD",
     "MAX_LINKS",
     "MAX_ROUND_TRIP",
     "MIN_PACED_CHUNK",
     "UploadControlStatistics",
     "UploadController",
+    "UploadHold",
 ]
 
 DEFAULT_TARGET = 0.05
@@ -269,3 +276,43 @@ class UploadController:
             rejected_samples=self._rejected,
             cuts=self._cuts,
         )
+
+
+MAX_HOLD = 3.0
+"""Seconds one hold keeps uploads paused at most: an urgent download normally takes a fraction of
+a second; a lost one must not stop our uploads for ever."""
+
+
+class UploadHold:
+    """Uploads pause while any hold is on (sans-IO: ``now`` in seconds, any monotonic clock).
+
+    A hold is taken (:meth:`hold`) when a download the player needs soon starts, and released
+    (:meth:`release`) when it ends, whatever the outcome; a hold older than ``max_hold`` seconds
+    no longer counts. Uploaders ask :meth:`held` before each chunk. One per viewer, shared by its
+    swarms and its HTTP fetches, as the uplink is. Memory: one entry per download in flight.
+    """
+
+    def __init__(self, *, max_hold: float = MAX_HOLD) -> None:
+        if not (math.isfinite(max_hold) and max_hold > 0):
+            raise UsageError(f"max_hold must be a positive number of seconds, got {max_hold!r}")
+        self.max_hold = max_hold
+        self._holds: dict[object, float] = {}  # key -> when it was taken
+        self.holds = 0
+        """Holds taken so far."""
+
+    def hold(self, key: object, *, now: float) -> None:
+        """A download the player needs soon (``key``, e.g. its request id) started."""
+        if key not in self._holds:
+            self.holds += 1
+        self._holds[key] = now
+
+    def release(self, key: object) -> None:
+        """That download ended (done, failed or cancelled). Unknown keys are ignored."""
+        self._holds.pop(key, None)
+
+    def held(self, *, now: float) -> bool:
+        """Whether uploads should wait now (a hold younger than ``max_hold``)."""
+        for key, since in list(self._holds.items()):
+            if now - since >= self.max_hold:
+                del self._holds[key]  # lost or endless: it no longer pauses anything
+        return bool(self._holds)

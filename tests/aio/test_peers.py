@@ -24,7 +24,7 @@ from p2ploader.core.admission import AdmissionLimits
 from p2ploader.core.driver import Driver
 from p2ploader.core.scheduler import Scheduler, _Partial
 from p2ploader.core.segments import Segment, SegmentId
-from p2ploader.core.upload_control import UploadController
+from p2ploader.core.upload_control import UploadController, UploadHold
 from p2ploader.testing.origin import OriginServer
 
 pytestmark = pytest.mark.anyio
@@ -44,6 +44,7 @@ class Side:
         segments: tuple[Segment, ...] = SEGMENTS,
         *,
         admission: AdmissionLimits | None = None,
+        upload_hold: UploadHold | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.notifications: list[nt.Notification] = []
@@ -64,6 +65,7 @@ class Side:
                 else None
             ),
             admission=admission,
+            upload_hold=upload_hold,
         )
         self.driver.peers = self.peers
         self.driver.feed(ev.PlaylistUpdated(segments=segments))
