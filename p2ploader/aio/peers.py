@@ -4,18 +4,24 @@ It is the :class:`~p2ploader.core.driver.PeerTransport` of the driver and the si
 tracker client:
 
 * **Signalling.** ``make_offers`` pre-creates peer connections with complete (non-trickle) offers;
-  ``on_answer`` completes one; ``on_offer`` answers a remote offer. At most one link per remote peer;
-  a link that does not open within ``connect_timeout`` is closed.
-* **Admission** (:mod:`p2ploader.core.admission`). ``max_peers`` open links, a separate small cap on
-  links still connecting, a budget of remote offers answered per time window; when slots are full
-  a newly opened link takes the slot of a peer that delivers nothing and takes nothing from us
-  (past its grace period), or is closed. An open link is never replaced by a second connection
-  claiming the same peer id (:func:`~p2ploader.core.admission.keeps_existing_link`). Admission
-  sees every core action performed and event fed on the way, and keeps its own books of whom we
-  asked and who delivered. Whether a peer is banned is the core's to say
-  (:mod:`p2ploader.core.reputation`, asked through ``is_banned``); bans fall on the remote's DTLS
-  certificate (:func:`~p2ploader.core.bans.certificate_identity`, reported with
-  ``bind_certificate``), not on the id alone, so a peer cannot be framed by someone using its id.
+  ``on_answer`` completes one; ``on_offer`` answers a remote offer. A link that does not open
+  within ``connect_timeout`` is closed.
+* **Who gets and keeps a link** is the sans-IO :class:`~p2ploader.core.peer_set.PeerSet`'s
+  decision (:meth:`~p2ploader.core.peer_set.PeerSet.offer`,
+  :meth:`~p2ploader.core.peer_set.PeerSet.answer`, :meth:`~p2ploader.core.peer_set.PeerSet.opened`,
+  :meth:`~p2ploader.core.peer_set.PeerSet.closed`): at most one link per remote peer, never one
+  for our own id; an open link is never replaced by a second connection claiming the same peer
+  id (:func:`~p2ploader.core.admission.keeps_existing_link`); the topology's gate (``admit``,
+  ``wants_offers``); admission (:mod:`p2ploader.core.admission`): ``max_peers`` open links, a
+  separate small cap on links still connecting, a budget of remote offers answered per time
+  window; when slots are full a newly opened link takes the slot of a peer that delivers nothing
+  and takes nothing from us (past its grace period), or is closed. This module acts on the
+  verdicts (SDP, aiortc, closing) and logs them; admission sees every core action performed and
+  event fed on the way, and keeps its own books of whom we asked and who delivered. Whether a
+  peer is banned is the core's to say (:mod:`p2ploader.core.reputation`, asked through
+  ``is_banned``); bans fall on the remote's DTLS certificate
+  (:func:`~p2ploader.core.bans.certificate_identity`, reported with ``bind_certificate``), not on
+  the id alone, so a peer cannot be framed by someone using its id.
 * **Core actions → wire, wire → core events,** through the sans-IO
   :class:`~p2ploader.core.peer_set.PeerSet` (the links, bans, actions and events, violations as
   failures or strikes: the decisions the simulator's peers share) and one
@@ -65,15 +71,10 @@ from p2ploader.aio.webrtc import PeerLink, create_connection, set_remote
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import wire
-from p2ploader.core.admission import (
-    Admission,
-    AdmissionLimits,
-    AdmissionStatistics,
-    keeps_existing_link,
-)
+from p2ploader.core.admission import Admission, AdmissionLimits, AdmissionStatistics
 from p2ploader.core.bans import certificate_identity
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, Accept, PeerSet, Refusal
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import SegmentId
 from p2ploader.core.upload_control import UploadController, UploadControlStatistics, UploadHold
@@ -117,7 +118,6 @@ class _PeerState:
     upload_of: Upload | None = None  # the upload that task sends
     upload_more: asyncio.Event = attrs.Factory(asyncio.Event)  # a growing upload got bytes
     close_reason: str | None = None  # why we closed its link, for PeerGone (None: not us)
-    admitted: bool = False  # its channel opened and it got a slot (PeerConnected was fed)
     round_trip: float | None = None  # the link's round trip last fed to the upload controller
 
     @property
@@ -179,18 +179,9 @@ class PeerManager:
         self._on_peer_status = on_peer_status
         """``on_peer_status(peer_id, connected, reason)``: a peer got a slot (``True``, ``None``) or
         the link of such a peer closed (``False``, why)."""
-        self._admit = admit
-        """Topology gate (host/client tree): ``admit(peer_id, linked_peer_ids)`` decides whether a
-        new link to ``peer_id`` is accepted; ``None`` accepts everyone (mesh)."""
-        self._wants_offers = wants_offers
-        """``wants_offers(linked_peer_ids)``: ``False`` makes no offers (a host waits for clients, a
-        client with its host needs no more); ``None``: always offer (mesh)."""
         self._admission = Admission(admission or AdmissionLimits(max_peers=max_peers))
-        """Slots, eviction of idle peers, caps on connecting links and on offers answered."""
-        self._wants = wants
-        """``wants(segment_ids)``: whether any of them is a segment we may still need (queued, not
-        cached); a peer announcing such segments keeps its slot until its requests fail. ``None``:
-        any segment we did not announce ourselves counts."""
+        """Slots, eviction of idle peers, caps on connecting links and on offers answered (the
+        peer set decides with it; this module shows it the actions and events on the way)."""
         self._peer_set: PeerSet[_PeerState] = PeerSet(
             swarm=rendition,
             live=live,
@@ -210,16 +201,27 @@ class PeerManager:
                 else lambda peer_id, certificate: certificate is not None and is_banned(peer_id, certificate)
             ),
             bind_certificate=bind_certificate,
+            local_peer_id=local_peer_id,
+            require_certificates=True,
+            # admit(peer_id, linked_peer_ids): the topology's gate (host/client tree; None: mesh).
+            # wants_offers(linked_peer_ids): False makes no offers (a host waits for clients, a
+            # client with its host needs no more). wants(segment_ids): whether any is a segment we
+            # may still need (queued, not cached): a peer announcing one keeps its slot until its
+            # requests fail; None: any segment we did not announce ourselves.
+            admit=admit,
+            admission=self._admission,
+            wants=wants,
+            offers_wanted=wants_offers,
         )
-        """The links and the decisions about them: bans, core actions to the machines, their
-        events to the core (:mod:`p2ploader.core.peer_set`)."""
+        """The links and the decisions about them: who gets a link (offers, answers, glare,
+        topology, admission), who keeps it, bans, core actions to the machines, their events to the
+        core (:mod:`p2ploader.core.peer_set`)."""
         self._peers = self._peer_set.links
         self._pending_offers: dict[bytes, tuple[Any, Any]] = {}  # offer id -> (pc, channel)
         self._timeouts: set[asyncio.Task[None]] = set()
         self._opened = 0
         self._uploads = 0
         self._uploaded = 0
-        self._closed = False
         self._upload_budget_at = 0.0  # loop time when the rate cap allows the next byte
         # Our uploads take turns on the uplink, first come first served: each one finishes as early
         # as it can instead of all finishing late together (asyncio.Lock wakes waiters in order).
@@ -235,19 +237,12 @@ class PeerManager:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _wanted(self, segments: Collection[SegmentId]) -> bool:
-        if self._wants is not None:
-            return self._wants(segments)
-        own = self._admission.own_loaded  # our latest announcement
-        return any(segment not in own for segment in segments)
-
     @property
     def room(self) -> int:
         """How many more peers are worth an offer now: free slots, counting idle peers a newcomer
         would replace, minus the links and offers of ours still pending (remote offers' connecting
         links do not count: fake offers must not stop our own search)."""
-        room = self._admission.room(now=self._now(), wants=self._wanted)
-        return max(0, room - len(self._pending_offers))
+        return self._peer_set.room(now=self._now(), pending=len(self._pending_offers))
 
     def wants_peers(self, swarm_size: int) -> bool:
         """Whether to look for peers sooner than the tracker's interval (``TrackerClient``'s
@@ -255,9 +250,7 @@ class PeerManager:
         fewer links are open than admission's ``wanted_links``), a newcomer could get a slot, and
         we are not alone (the tracker counts ``swarm_size`` peers,
         us included, or peers are linked)."""
-        if self._closed or (swarm_size <= 1 and self._admission.open_count == 0) or self.room == 0:
-            return False
-        return self._admission.wants_more_links(now=self._now(), wants=self._wanted)
+        return self._peer_set.wants_peers(swarm_size, now=self._now(), pending=len(self._pending_offers))
 
     @property
     def live(self) -> bool:
@@ -274,17 +267,11 @@ class PeerManager:
         """Peer ids (hex) with a link, open or still connecting."""
         return tuple(self._peers)
 
-    def _admitted(self, peer_id: str) -> bool:
-        if self._admit is None or peer_id in self._peers:
-            return True  # mesh; or glare on a link already admitted
-        return self._admit(peer_id, tuple(self._peers))
-
     async def make_offers(self, count: int) -> list[Offer]:
         offers: list[Offer] = []
-        if self._wants_offers is not None and not self._wants_offers(tuple(self._peers)):
-            return offers
         links = []
-        for _ in range(min(count, self.room)):
+        wanted = self._peer_set.offers_to_make(count, now=self._now(), pending=len(self._pending_offers))
+        for _ in range(wanted):
             pc = create_connection(self._rtc_config)
             links.append((pc, pc.createDataChannel(self._rng.randbytes(20).hex())))
 
@@ -318,23 +305,12 @@ class PeerManager:
         pc, channel = pending
         peer_id = remote_peer_id.hex()
         certificate = certificate_identity(sdp)
-        if (
-            self._closed
-            or peer_id == self.local_peer_id
-            or certificate is None
-            or self._peer_set.refuses(peer_id, certificate)
-            or not self._admitted(peer_id)
-        ):
+        verdict = self._peer_set.answer(peer_id, certificate, now=self._now())
+        if not isinstance(verdict, Accept):
+            logger.debug("peer %s: answer dropped: %s", peer_id, verdict.reason.value)
             await pc.close()
             return
-        if peer_id in self._peers:
-            if self._keep_existing_link(peer_id):
-                await pc.close()
-                return
-            replaced = self._peers[peer_id].link
-            self._peer_set.remove(peer_id)
-            self._admission.closed(peer_id)
-            replaced.close()
+        assert certificate is not None  # the peer set requires one
         link = self._new_link(pc, peer_id, initiator=True, certificate=certificate)
         link.attach_channel(channel)
         try:
@@ -348,27 +324,14 @@ class PeerManager:
     async def on_offer(self, remote_peer_id: bytes, offer_id: bytes, sdp: str) -> str | None:
         peer_id = remote_peer_id.hex()
         certificate = certificate_identity(sdp)
-        if (
-            self._closed
-            or peer_id == self.local_peer_id
-            or peer_id in self._peers
-            or certificate is None
-            or self._peer_set.refuses(peer_id, certificate)
-            or not self._admitted(peer_id)
-        ):
+        verdict = self._peer_set.offer(peer_id, certificate, now=self._now())
+        if not isinstance(verdict, Accept):
+            if verdict.reason in (Refusal.FULL, Refusal.BUSY):
+                logger.debug("peer %s: offer declined: %s", peer_id, verdict.reason.value)
             return None
-        now = self._now()
-        if not self._admission.has_slot(now=now, wants=self._wanted, peer_id=peer_id):
-            logger.debug("peer %s: offer declined: every slot holds a useful peer", peer_id)
-            return None
-        answer, replace = self._admission.may_answer(now=now, peer_id=peer_id)
-        if not answer:
-            logger.debug("peer %s: offer declined: over the offer budget or too many connecting", peer_id)
-            return None
-        if replace is not None:
-            logger.info("peer %s: still connecting; its place goes to a newer offer", replace)
-            self._admission.closed(replace)
-            self._close_link(replace, "still connecting when a newer offer came")
+        if verdict.replaced is not None:
+            logger.info("peer %s: still connecting; its place goes to a newer offer", verdict.replaced)
+        assert certificate is not None  # the peer set requires one
         pc = create_connection(self._rtc_config)
         link = self._new_link(pc, peer_id, initiator=False, certificate=certificate)
         pc.on("datachannel", link.attach_channel)
@@ -391,22 +354,6 @@ class PeerManager:
             _close_with_reason(self._peers[peer_id], "banned in a swarm sharing bans with this one")
         return closed
 
-    def _keep_existing_link(self, peer_id: str) -> bool:
-        """A second connection with ``peer_id`` answered our offer. ``True``: drop it (the core's
-        rule, :func:`~p2ploader.core.admission.keeps_existing_link`)."""
-        existing = self._peers[peer_id].link
-        return keeps_existing_link(
-            existing_open=existing.is_open,
-            existing_initiator=existing.initiator,
-            local_peer_id=self.local_peer_id,
-            remote_peer_id=peer_id,
-        )
-
-    def _close_link(self, peer_id: str, reason: str) -> None:
-        state = self._peers.get(peer_id)
-        if state is not None and not state.link.closing:
-            _close_with_reason(state, reason)
-
     def _new_link(self, pc: Any, peer_id: str, *, initiator: bool, certificate: str) -> PeerLink:
         link = PeerLink(
             pc,
@@ -419,8 +366,7 @@ class PeerManager:
         )
         state = _PeerState(link=link, protocol=self._peer_set.new_protocol())
         # Strikes and bans under this id now fall on this certificate.
-        self._peer_set.add(peer_id, state, certificate=certificate)
-        self._admission.link_created(peer_id, now=self._now(), answered=not initiator)
+        self._peer_set.add(peer_id, state, now=self._now(), certificate=certificate, initiator=initiator)
         return link
 
     def _arm_connect_timeout(self, link: PeerLink) -> None:
@@ -441,24 +387,16 @@ class PeerManager:
         if state is None or state.link is not link or link.closing:
             return
         self._opened += 1
-        keep, evict = self._admission.admit_open(link.peer_id, now=self._now(), wants=self._wanted)
-        if evict is not None:
-            reason = (
-                "closed to give a newcomer a slot (rewiring)"
-                if self._admission.rewired_out(evict)
-                else "evicted: it delivered nothing and took nothing"
-            )
-            logger.info("peer %s: %s: %s", evict, reason, link.peer_id)
-            self._admission.closed(evict)  # its slot is free now, not once its close completes
-            self._close_link(evict, reason)
-        if not keep:
-            logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
-            link.close()
-            return
-        state.admitted = True
-        # The remote's SCTP limit is known now: no message we send may be longer.
+        # The remote's SCTP limit is known now: no message we send may be longer (the core may
+        # send on the link as soon as it hears of it).
         state.protocol.max_message_size = min(self._max_message_size, link.max_message_size)
-        self._feed(ev.PeerConnected(peer_id=link.peer_id))
+        opened = self._peer_set.opened(state, now=self._now())
+        if opened.evicted is not None:
+            assert opened.eviction is not None
+            logger.info("peer %s: %s: %s", opened.evicted, opened.eviction.value, link.peer_id)
+        if not opened.keep:
+            logger.info("peer %s: every slot holds a useful peer; closed", link.peer_id)
+            return
         if self._on_peer_status is not None:
             self._on_peer_status(link.peer_id, True, None)
 
@@ -466,15 +404,14 @@ class PeerManager:
         state = self._peers.get(link.peer_id)
         if state is None or state.link is not link:
             return
-        self._peer_set.remove(link.peer_id)
-        self._admission.link_gone(link.peer_id)
+        gone = self._peer_set.closed(state)
         self._cancel_upload_task(state)
         if self._upload_control is not None:
             self._upload_control.forget(self._control_key(link.peer_id))
         if self._on_peer_gone is not None:
             self._on_peer_gone(link.peer_id)
-        if state.admitted:
-            self._feed(ev.PeerDisconnected(peer_id=link.peer_id))
+        if gone is not None:
+            self._feed(gone)
             if self._on_peer_status is not None:
                 self._on_peer_status(link.peer_id, False, state.close_reason or _remote_reason(link))
 
@@ -537,11 +474,7 @@ class PeerManager:
                 state.upload = None
                 state.upload_of = None
             # Whatever ended it (done, cancelled, link gone), the scheduler's upload slot is free.
-            self._feed(
-                ev.UploadFinished(
-                    peer_id=state.link.peer_id, peer_request_id=upload.request_id, sent_bytes=sent
-                )
-            )
+            self._peer_set.upload_finished(state, upload, sent_bytes=sent)
 
     async def _send_segment(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         """Header, data chunks (paced and backpressured), completion; returns the bytes sent.
@@ -661,7 +594,7 @@ class PeerManager:
 
     async def aclose(self) -> None:
         """Close every link gracefully (queued data is flushed first) and every pending offer."""
-        self._closed = True
+        self._peer_set.leave()
         for task in list(self._timeouts):
             task.cancel()
         pending = [pc for pc, _ in self._pending_offers.values()]
@@ -692,6 +625,10 @@ class _LinkIO:
 
     def close(self, link: _PeerState, reason: str) -> None:
         if not link.link.closed:
+            _close_with_reason(link, reason)
+
+    def release(self, link: _PeerState, reason: str) -> None:
+        if not link.link.closing:
             _close_with_reason(link, reason)
 
     def feed_soon(self, event: ev.Event) -> None:

@@ -45,13 +45,15 @@ slots for peers that deliver instead:
   are still connecting (both sides answered each other's offers: glare) does one give way, the
   same one on both sides.
 
-The peer manager reports what happens to its links (:meth:`Admission.link_created`,
-:meth:`~Admission.opened`, :meth:`~Admission.link_gone`, ...), shows admission every core action it
-performs and every core event it feeds (:meth:`~Admission.performing`, :meth:`~Admission.feeding`:
-admission keeps which peer each of our requests went to, so a chunk counts as that peer's delivery
-and a failure against its announcement), and asks (:meth:`~Admission.may_answer`,
-:meth:`~Admission.admit_open`). Memory is bounded: records go with their link (one request per
-peer), and at most 512 ids that offered are remembered.
+The peer set (:class:`~p2ploader.core.peer_set.PeerSet`, which asks admission on every
+transport's behalf) reports what happens to the links (:meth:`Admission.link_created`,
+:meth:`~Admission.opened`, :meth:`~Admission.link_gone`, ...); the peer manager shows admission
+every core action it performs and every core event it feeds (:meth:`~Admission.performing`,
+:meth:`~Admission.feeding`: admission keeps which peer each of our requests went to, so a chunk
+counts as that peer's delivery and a failure against its announcement). The peer set asks
+(:meth:`~Admission.has_slot`, :meth:`~Admission.may_answer`, :meth:`~Admission.admit_open`).
+Memory is bounded: records go with their link (one request per peer), and at most 512 ids that
+offered are remembered.
 """
 
 from __future__ import annotations

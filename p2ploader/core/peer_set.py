@@ -13,6 +13,26 @@ decide alike:
   :meth:`PeerSet.new_protocol` makes a link's machine with the swarm's limits (bytes a data header
   may announce, ids an announcement may carry, bytes per message), and
   :meth:`PeerSet.set_playlist_window` bounds every machine's announcements by the playlist's window.
+* **Who gets a link.** A remote offer (:meth:`PeerSet.offer`) and an answer to one of ours
+  (:meth:`PeerSet.answer`) get a typed verdict, :class:`Accept` or :class:`Refuse` with its
+  :class:`Refusal`: not after we left, not for our own id (a tracker relays anything), not for an
+  id with a link already (an offer) or whose link is open or wins the glare (an answer:
+  :func:`~p2ploader.core.admission.keeps_existing_link`), not without a DTLS certificate where
+  links have one, not for a banned peer, not against the topology's gate (host/client tree), and
+  (an offer) not without a slot, over the offer budget or the cap on connecting links
+  (:class:`~p2ploader.core.admission.Admission`, rewiring included). An accepted offer may take
+  the place of the oldest connecting link we answered, an accepted answer that of the same id's
+  connecting link that lost the glare: that link is released at once. :meth:`PeerSet.room`,
+  :meth:`PeerSet.offers_to_make` and :meth:`PeerSet.wants_peers` bound our own offers.
+* **Who keeps it.** :meth:`PeerSet.opened`: a link whose channel opened takes a slot, evicts an
+  idle peer or (rewiring) the peer useful longest ago, or is closed (:class:`Opened`, with an
+  :class:`Eviction` for the log); a link that keeps its slot is admitted and the core hears
+  ``PeerConnected``. :meth:`PeerSet.closed`: a link that closed is forgotten, and the
+  ``PeerDisconnected`` the core must hear is returned once, for an admitted link only (the
+  transport feeds it after its own clean-up, or, in the simulator, when the close reaches the far
+  end). :meth:`PeerSet.upload_finished`: an upload's end frees the scheduler's upload slot
+  (``UploadFinished``), whatever ended it. Without admission (the simulator, the test harness)
+  every link that opens is admitted.
 * **Bans.** :meth:`PeerSet.refuses` asks the core (the scheduler's reputation, a function handed
   in) whether a peer, with the DTLS certificate it connects with, is banned: a banned peer gets no
   link. :meth:`PeerSet.add` binds a new link's certificate to its peer id, so that the core's
@@ -30,26 +50,40 @@ decide alike:
   reason ``protocol violation: ...``.
 
 What only the transport can do is handed in as a :class:`PeerLinkIO`: whether a link is usable,
-sending what a machine queued, closing a link, feeding an event once the current step is done, and
-running an upload's bytes. The peer set does no I/O, reads no clock (``now`` is an argument,
-seconds) and draws no randomness.
+sending what a machine queued, closing a link (or releasing it for a newcomer), feeding an event
+once the current step is done, and running an upload's bytes. The transport logs the verdicts.
+The peer set does no I/O, reads no clock (``now`` is an argument, seconds) and draws no randomness.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Generic, Protocol, TypeVar
+
+import attrs
 
 from p2ploader.core import actions as act
 from p2ploader.core import events as ev
 from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
+from p2ploader.core.admission import Admission, keeps_existing_link
 from p2ploader.core.peer_limits import announcement_id_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
 from p2ploader.core.segments import SegmentId
 
-__all__ = ["GROWING_UPLOAD_PATIENCE", "PeerEnd", "PeerLinkIO", "PeerSet"]
+__all__ = [
+    "GROWING_UPLOAD_PATIENCE",
+    "Accept",
+    "Eviction",
+    "Opened",
+    "PeerEnd",
+    "PeerLinkIO",
+    "PeerSet",
+    "Refusal",
+    "Refuse",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +128,12 @@ class PeerLinkIO(Protocol[L_contra]):
         """Close ``link`` (the first reason given is the one reported)."""
         ...
 
+    def release(self, link: L_contra, reason: str) -> None:
+        """Close ``link`` to give its place to a newcomer (an idle or rewired peer's slot, a
+        connecting link's place): as :meth:`close`, but a link already closing keeps its own end
+        and reason."""
+        ...
+
     def feed_soon(self, event: ev.Event) -> None:
         """Feed ``event`` to the core once the current step is done (not from within it)."""
         ...
@@ -112,6 +152,55 @@ class PeerLinkIO(Protocol[L_contra]):
         ...
 
 
+class Refusal(enum.Enum):
+    """Why a remote offer is not answered, or an answer to our offer is dropped (for the log)."""
+
+    LEFT = "we left the swarm"
+    OWN_ID = "it claims our own peer id"
+    LINKED = "a link with its id exists"
+    NO_CERTIFICATE = "its SDP names no DTLS certificate"
+    BANNED = "banned"
+    TOPOLOGY = "the topology admits no such link"
+    FULL = "every slot holds a useful peer"
+    BUSY = "over the offer budget or too many connecting"
+    GLARE = "the link with its id stays (open, or it wins the glare)"
+
+
+@attrs.frozen
+class Accept:
+    """Go ahead: answer the offer (:meth:`PeerSet.offer`) or complete our offer with the answer
+    (:meth:`PeerSet.answer`). ``replaced``: the peer id of a connecting link that gave way, already
+    released (an offer: the oldest link we answered; an answer: the same id's link that lost the
+    glare, already forgotten). ``None``: none."""
+
+    replaced: str | None = None
+
+
+@attrs.frozen
+class Refuse:
+    """No link: ``reason`` says why (:class:`Refusal`)."""
+
+    reason: Refusal
+
+
+class Eviction(enum.Enum):
+    """Why an open peer was closed for a newcomer (:attr:`Opened.eviction`)."""
+
+    IDLE = "evicted: it delivered nothing and took nothing"
+    REWIRED = "closed to give a newcomer a slot (rewiring)"
+
+
+@attrs.frozen
+class Opened:
+    """What became of a link whose channel opened (:meth:`PeerSet.opened`). ``keep``: it got a slot
+    (and the core heard ``PeerConnected``); else every slot holds a useful peer and it was closed.
+    ``evicted``: the open peer closed for it, and ``eviction`` why (``None``: a free slot)."""
+
+    keep: bool
+    evicted: str | None = None
+    eviction: Eviction | None = None
+
+
 class PeerSet(Generic[L]):
     """The links of one swarm and the decisions about them (see the module's theory of operation).
 
@@ -122,7 +211,16 @@ class PeerSet(Generic[L]):
     certificate)``: the core's verdict (``certificate`` ``None``: the id alone); ``None``: nobody is
     banned. ``bind_certificate(peer_id, certificate)``: a new link of ``peer_id`` uses that
     certificate. ``announced``: maps an announcement's wire ids to segment ids (default: one by
-    one; the simulator shares the sets of one announcement among its receivers)."""
+    one; the simulator shares the sets of one announcement among its receivers).
+
+    Signalling: ``local_peer_id``: ours (an offer or answer claiming it gets no link);
+    ``require_certificates``: an offer or answer without a DTLS certificate gets none (WebRTC
+    always has one; the simulator's links do not). ``admit(peer_id, linked_peer_ids)``: the
+    topology's gate (``None``: mesh, everyone). ``admission``: slots, eviction, the caps on
+    connecting links and offers answered (:mod:`p2ploader.core.admission`; ``None``: every link is
+    admitted). ``wants(segment_ids)``: whether any is a segment we may still need (admission keeps
+    a peer announcing one; ``None``: any segment we did not announce ourselves).
+    ``offers_wanted(linked_peer_ids)``: the topology's wish for offers of ours (``None``: always)."""
 
     def __init__(
         self,
@@ -138,6 +236,12 @@ class PeerSet(Generic[L]):
         is_banned: Callable[[str, str | None], bool] | None = None,
         bind_certificate: Callable[[str, str], None] | None = None,
         announced: Callable[[tuple[int, ...]], frozenset[SegmentId]] | None = None,
+        local_peer_id: str = "",
+        require_certificates: bool = False,
+        admit: Callable[[str, Collection[str]], bool] | None = None,
+        admission: Admission | None = None,
+        wants: Callable[[Collection[SegmentId]], bool] | None = None,
+        offers_wanted: Callable[[Collection[str]], bool] | None = None,
     ) -> None:
         self.swarm = swarm
         self.live = live
@@ -160,6 +264,18 @@ class PeerSet(Generic[L]):
         """The DTLS certificate of each link added with one (its identity for bans)."""
         self.violations = 0
         """Protocol violations so far (each closed its link)."""
+        self.local_peer_id = local_peer_id
+        self.require_certificates = require_certificates
+        self._admit = admit
+        self.admission = admission
+        """Slots and caps (``None``: every link is admitted); it keeps its own books of whom we
+        asked and who delivered (the transport shows it the actions and events on the way)."""
+        self._wants = wants
+        self._offers_wanted = offers_wanted
+        self.left = False
+        """We left the swarm (:meth:`leave`): no offer or answer gets a link any more."""
+        self._initiated: set[str] = set()  # peers whose link is one of our offers
+        self._admitted: set[str] = set()  # peers whose link opened and got a slot
 
     # ------------------------------------------------------------------ ids
 
@@ -198,10 +314,19 @@ class PeerSet(Generic[L]):
         """Whether ``peer_id`` (connecting with ``certificate``) is banned: it gets no link."""
         return self._is_banned is not None and self._is_banned(peer_id, certificate)
 
-    def add(self, peer_id: str, link: L, *, certificate: str | None = None) -> None:
-        """``link`` is ``peer_id``'s link now (the transport checked :meth:`refuses`); with a
-        ``certificate``, the core's strikes and bans under ``peer_id`` fall on it."""
+    def add(
+        self, peer_id: str, link: L, *, now: float, certificate: str | None = None, initiator: bool = False
+    ) -> None:
+        """``link`` is ``peer_id``'s link now, made at ``now`` (the transport checked :meth:`offer`,
+        :meth:`answer` or :meth:`refuses`); with a ``certificate``, the core's strikes and bans
+        under ``peer_id`` fall on it. ``initiator``: the link is one of our offers (else we answered
+        the peer's, or the transport has no offers)."""
         self.links[peer_id] = link
+        self._admitted.discard(peer_id)
+        if initiator:
+            self._initiated.add(peer_id)
+        else:
+            self._initiated.discard(peer_id)
         if certificate is None:
             # A new link without one: the previous link's certificate must not judge it.
             self.certificates.pop(peer_id, None)
@@ -209,14 +334,19 @@ class PeerSet(Generic[L]):
             self.certificates[peer_id] = certificate
             if self._bind_certificate is not None:
                 self._bind_certificate(peer_id, certificate)
+        if self.admission is not None:
+            self.admission.link_created(peer_id, now=now, answered=not initiator)
 
     def remove(self, peer_id: str, link: L | None = None) -> L | None:
-        """Forget ``peer_id``'s link (only if it is ``link``, when given); the link forgotten."""
+        """Forget ``peer_id``'s link (only if it is ``link``, when given); the link forgotten. The
+        core hears nothing (:meth:`closed` is the link's end as the core sees it)."""
         current = self.links.get(peer_id)
         if current is None or (link is not None and current is not link):
             return None
         del self.links[peer_id]
         self.certificates.pop(peer_id, None)
+        self._initiated.discard(peer_id)
+        self._admitted.discard(peer_id)
         return current
 
     def banned(self) -> tuple[str, ...]:
@@ -227,6 +357,192 @@ class PeerSet(Generic[L]):
             for peer_id in self.links
             if (certificate := self.certificates.get(peer_id)) is not None
             and self.refuses(peer_id, certificate)
+        )
+
+    # ------------------------------------------------------------------ signalling and lifecycle
+
+    def wanted(self, segments: Collection[SegmentId]) -> bool:
+        """Whether any of ``segments`` is one we may still need (admission keeps a peer announcing
+        one): the ``wants`` handed in, else any segment our latest announcement did not hold."""
+        if self._wants is not None:
+            return self._wants(segments)
+        own = self.admission.own_loaded if self.admission is not None else frozenset()
+        return any(segment not in own for segment in segments)
+
+    def leave(self) -> None:
+        """We leave the swarm: no offer or answer gets a link from now on."""
+        self.left = True
+
+    def _topology_admits(self, peer_id: str) -> bool:
+        if self._admit is None or peer_id in self.links:
+            return True  # mesh; or glare on a link already admitted
+        return self._admit(peer_id, tuple(self.links))
+
+    def _screen(self, peer_id: str) -> Refusal | None:
+        """The first checks an offer and an answer share: we are still here, it is not us."""
+        if self.left:
+            return Refusal.LEFT
+        if peer_id == self.local_peer_id:
+            return Refusal.OWN_ID
+        return None
+
+    def room(self, *, now: float, pending: int = 0) -> int:
+        """How many more peers are worth an offer of ours at ``now``: admission's room (free
+        slots, counting idle peers a newcomer would replace, minus links of our offers still
+        connecting) minus ``pending`` offers not answered yet. Without admission: 0 (a transport
+        without admission makes no offers)."""
+        if self.admission is None:
+            return 0
+        return max(0, self.admission.room(now=now, wants=self.wanted) - pending)
+
+    def offers_to_make(self, count: int, *, now: float, pending: int = 0) -> int:
+        """How many of the ``count`` offers a tracker announce may carry we make at ``now``: none
+        when the topology wants none (a host waits for clients, a client with its host needs no
+        more), else at most :meth:`room`."""
+        if self._offers_wanted is not None and not self._offers_wanted(tuple(self.links)):
+            return 0
+        return min(count, self.room(now=now, pending=pending))
+
+    def wants_peers(self, swarm_size: int, *, now: float, pending: int = 0) -> bool:
+        """Whether to look for peers sooner than the tracker's interval: we did not leave, we are
+        not alone (the tracker counts ``swarm_size`` peers, us included, or peers are linked), a
+        newcomer could get a slot, and no linked peer delivers to us, takes from us or holds what
+        we need, or fewer links are open than admission's ``wanted_links``
+        (:meth:`~p2ploader.core.admission.Admission.wants_more_links`). Without admission: never."""
+        admission = self.admission
+        if admission is None or self.left:
+            return False
+        if (swarm_size <= 1 and admission.open_count == 0) or self.room(now=now, pending=pending) == 0:
+            return False
+        return admission.wants_more_links(now=now, wants=self.wanted)
+
+    def offer(self, peer_id: str, certificate: str | None, *, now: float) -> Accept | Refuse:
+        """A remote offer from ``peer_id`` (its SDP's DTLS ``certificate``) at ``now``: answer it?
+
+        Refused: we left, it claims our id, it has a link already, no certificate (when required),
+        the core bans it, the topology does not admit it, every slot holds a useful peer
+        (admission's :meth:`~p2ploader.core.admission.Admission.has_slot`, rewiring included), or
+        over the offer budget or the cap on connecting links
+        (:meth:`~p2ploader.core.admission.Admission.may_answer`, which counts it). Accepted, it
+        may replace the oldest connecting link we answered: that link is released here (its
+        place is the newcomer's) and named in :attr:`Accept.replaced`. The transport then makes
+        the link (:meth:`add`) or, if it cannot, closes it like any other."""
+        if (screened := self._screen(peer_id)) is not None:
+            return Refuse(screened)
+        if peer_id in self.links:
+            return Refuse(Refusal.LINKED)
+        if (refused := self._checked(peer_id, certificate)) is not None:
+            return Refuse(refused)
+        admission = self.admission
+        if admission is None:
+            return Accept()
+        if not admission.has_slot(now=now, wants=self.wanted, peer_id=peer_id):
+            return Refuse(Refusal.FULL)
+        answer, replace = admission.may_answer(now=now, peer_id=peer_id)
+        if not answer:
+            return Refuse(Refusal.BUSY)
+        if replace is not None:
+            admission.closed(replace)  # its place is free now, not once its close completes
+            replaced = self.links.get(replace)
+            if replaced is not None:
+                self._io.release(replaced, "still connecting when a newer offer came")
+        return Accept(replaced=replace)
+
+    def _checked(self, peer_id: str, certificate: str | None) -> Refusal | None:
+        """The checks of the peer an offer and an answer share: certificate, bans, topology."""
+        if certificate is None and self.require_certificates:
+            return Refusal.NO_CERTIFICATE
+        if self.refuses(peer_id, certificate):
+            return Refusal.BANNED
+        if not self._topology_admits(peer_id):
+            return Refusal.TOPOLOGY
+        return None
+
+    def answer(self, peer_id: str, certificate: str | None, *, now: float) -> Accept | Refuse:
+        """``peer_id`` answered one of our offers (its SDP's DTLS ``certificate``) at ``now``:
+        complete our link with it?
+
+        Refused as an offer would be (we left, our id, no certificate, banned, topology; no slot
+        checks: our offers were bounded by :meth:`room`). A link with that id already there is
+        kept when it is open or wins the glare
+        (:func:`~p2ploader.core.admission.keeps_existing_link`: anyone may claim a connected
+        peer's id, and must not replace it that way); else it is forgotten here, its slot freed,
+        it is released (the transport's close of it reports nothing: it was never admitted), and
+        :attr:`Accept.replaced` names it. The transport then makes the link (:meth:`add`)."""
+        if (screened := self._screen(peer_id)) is not None:
+            return Refuse(screened)
+        if (refused := self._checked(peer_id, certificate)) is not None:
+            return Refuse(refused)
+        existing = self.links.get(peer_id)
+        if existing is None:
+            return Accept()
+        if keeps_existing_link(
+            existing_open=self._io.usable(existing),
+            existing_initiator=peer_id in self._initiated,
+            local_peer_id=self.local_peer_id,
+            remote_peer_id=peer_id,
+        ):
+            return Refuse(Refusal.GLARE)
+        self.remove(peer_id)
+        if self.admission is not None:
+            self.admission.closed(peer_id)
+        self._io.release(existing, "a connection won the glare")
+        return Accept(replaced=peer_id)
+
+    def opened(self, link: L, *, now: float) -> Opened:
+        """``link``'s channel opened at ``now``: it takes a slot, or is closed.
+
+        With every slot taken, admission (:meth:`~p2ploader.core.admission.Admission.admit_open`)
+        names an idle peer to evict, or (rewiring) the peer useful longest ago; that peer is
+        released at once, its slot the newcomer's. With no one to evict the newcomer is released
+        instead. A link that keeps its slot is admitted: the core hears ``PeerConnected`` now,
+        and ``PeerDisconnected`` once it closes (:meth:`closed`). Without admission every link
+        keeps its slot. The transport sets what it learned on opening (the remote's largest
+        message) before: the core may send on the link at once."""
+        peer_id = link.peer_id
+        evicted: str | None = None
+        eviction: Eviction | None = None
+        admission = self.admission
+        if admission is not None:
+            keep, evicted = admission.admit_open(peer_id, now=now, wants=self.wanted)
+            if evicted is not None:
+                eviction = Eviction.REWIRED if admission.rewired_out(evicted) else Eviction.IDLE
+                admission.closed(evicted)  # its slot is free now, not once its close completes
+                victim = self.links.get(evicted)
+                if victim is not None:
+                    self._io.release(victim, eviction.value)
+            if not keep:
+                self._io.release(link, Refusal.FULL.value)
+                return Opened(keep=False, evicted=evicted, eviction=eviction)
+        self._admitted.add(peer_id)
+        self.feed(ev.PeerConnected(peer_id=peer_id))
+        return Opened(keep=True, evicted=evicted, eviction=eviction)
+
+    def closed(self, link: L) -> ev.PeerDisconnected | None:
+        """``link`` closed (whoever closed it): forget it (if it is still ``peer_id``'s link) and
+        free its slot. Returns ``PeerDisconnected`` when the core must hear of it: the link was
+        admitted (:meth:`opened`), and this is the first report of its end; else ``None`` (it never
+        opened, got no slot, or was already forgotten: replaced, or reported). The transport feeds
+        the event after its own clean-up of the link (an upload that ends with it reports
+        ``UploadFinished`` first), at once, or, in the simulator, when the close reaches the far
+        end."""
+        peer_id = link.peer_id
+        admitted = peer_id in self._admitted and self.links.get(peer_id) is link
+        if self.remove(peer_id, link) is None:
+            return None
+        if self.admission is not None:
+            self.admission.link_gone(peer_id)
+        return ev.PeerDisconnected(peer_id=peer_id) if admitted else None
+
+    def admitted(self, peer_id: str) -> bool:
+        """Whether ``peer_id``'s link opened and holds a slot (the core heard ``PeerConnected``)."""
+        return peer_id in self._admitted
+
+    def upload_finished(self, link: L, upload: Upload, *, sent_bytes: int) -> None:
+        """The transport's sending of ``upload`` over ``link`` ended, however (sent, stopped,
+        given up, link gone), after ``sent_bytes`` bytes: the scheduler's upload slot is free."""
+        self.feed(
+            ev.UploadFinished(peer_id=link.peer_id, peer_request_id=upload.request_id, sent_bytes=sent_bytes)
         )
 
     # ------------------------------------------------------------------ wire -> core

@@ -13,7 +13,13 @@ Each simulated viewer runs the real :class:`~p2ploader.core.scheduler.Scheduler`
 * :class:`ModelledPeers` runs the shipped peer wire protocol,
   :class:`~p2ploader.core.peer_protocol.PeerProtocol`, one machine per end of each link that
   :class:`PeerNetwork` opens, and maps its events to the core's exactly as the real peer manager
-  (:mod:`p2ploader.aio.peers`) does: requests, headers, chunked data, cancels (with the discard of
+  (:mod:`p2ploader.aio.peers`) does, through the same
+  :class:`~p2ploader.core.peer_set.PeerSet`: a link is made only if each side would answer the
+  other's offer (:meth:`~p2ploader.core.peer_set.PeerSet.offer`: not itself, not linked, not
+  banned; the simulator has no admission, a cap of ``max_peers`` neighbours stands for it), each
+  side's peer set reports it open (``PeerConnected``) and closed (``PeerDisconnected``, at once to
+  the side that closed it, one-way latency later to the other), and an upload's end
+  (``UploadFinished``); requests, headers, chunked data, cancels (with the discard of
   bytes in flight), absences, growing uploads, the size checks, the flood guard and violations are
   the machine's decisions, not the model's. Only the wire is modelled: the messages a machine emits
   travel in order (an ordered data channel) and arrive after both viewers' one-way latency plus
@@ -51,7 +57,7 @@ from p2ploader.core import peer_protocol as proto
 from p2ploader.core import swarm, wire
 from p2ploader.core.http_fetch import status_failure
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, PeerSet
+from p2ploader.core.peer_set import GROWING_UPLOAD_PATIENCE, Accept, PeerSet
 from p2ploader.core.retries import FetchRetryPolicy, GiveUpFetch, HttpAttemptFailure, RetryAttempt
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE
 from p2ploader.core.segments import Segment, SegmentId
@@ -465,10 +471,16 @@ class PeerNetwork:
         and an offer holds a slot while pending). Without this check viewers ended up with about
         37 links on average (48 at most) under ``max_peers = 20``.
         """
-        if b.peer_id in a.neighbours or a is b or not (a.alive and b.alive):
+        if not (a.alive and b.alive):
             return
-        if a.refuses(b.peer_id) or b.refuses(a.peer_id):
-            return  # banned: the peer manager refuses its offers and answers
+        # Each side judges the other as the peer manager judges an offer (PeerSet.offer): our own
+        # id, a link already there, a ban (the peer manager refuses a banned peer's offers and
+        # answers). The simulator has no admission: the room check below stands for it.
+        now = self.loop.time()
+        if not isinstance(a.peer_set.offer(b.peer_id, None, now=now), Accept):
+            return
+        if not isinstance(b.peer_set.offer(a.peer_id, None, now=now), Accept):
+            return
         if len(a.neighbours) >= a.max_peers or len(b.neighbours) >= b.max_peers:
             return
         a.neighbours[b.peer_id] = b
@@ -477,8 +489,9 @@ class PeerNetwork:
         a_end.peer_end, b_end.peer_end = b_end, a_end
         self._update_room(a)
         self._update_room(b)
-        a.feed(ev.PeerConnected(peer_id=b.peer_id))
-        b.feed(ev.PeerConnected(peer_id=a.peer_id))
+        # Open at once: each side's peer set admits the link and tells its core (PeerConnected).
+        a.peer_set.opened(a_end, now=now)
+        b.peer_set.opened(b_end, now=now)
 
     def disconnect(self, a: ModelledPeers, b_id: str) -> None:
         b = a.neighbours.pop(b_id, None)
@@ -487,11 +500,14 @@ class PeerNetwork:
         b.neighbours.pop(a.peer_id, None)
         self._update_room(a)
         self._update_room(b)
-        a.close_link_end(b_id)
-        b.close_link_end(a.peer_id)
-        a.feed(ev.PeerDisconnected(peer_id=b_id))
-        if b.alive:
-            self.loop.call_later(self.latency(a, b), b.feed_if_alive, ev.PeerDisconnected(peer_id=a.peer_id))
+        a_gone = a.close_link_end(b_id)
+        b_gone = b.close_link_end(a.peer_id)
+        # Each peer set says what its core hears (PeerDisconnected, once, for an admitted link): a
+        # closed the link and hears it at once, b once the close reaches it.
+        if a_gone is not None:
+            a.feed(a_gone)
+        if b.alive and b_gone is not None:
+            self.loop.call_later(self.latency(a, b), b.feed_if_alive, b_gone)
 
 
 @attrs.define(eq=False)
@@ -595,6 +611,7 @@ class ModelledPeers:
             # banned peer is refused a link, as the peer manager refuses its offers and answers.
             is_banned=None if is_banned is None else lambda peer_id, _certificate: is_banned(peer_id),
             announced=self._announced_ids,
+            local_peer_id=peer_id,
         )
         """The links and the decisions about them, as the peer manager's
         (:mod:`p2ploader.core.peer_set`)."""
@@ -631,19 +648,22 @@ class ModelledPeers:
             latency=self.link.latency + remote.link.latency,
             jitter=self.link.jitter + remote.link.jitter,
         )
-        self.peer_set.add(remote.peer_id, end)
+        self.peer_set.add(remote.peer_id, end, now=self.network.loop.time())
         return end
 
-    def close_link_end(self, peer_id: str) -> None:
-        """The link to ``peer_id`` is gone: its messages in flight are dropped, its upload ends."""
-        end = self.peer_set.remove(peer_id)
+    def close_link_end(self, peer_id: str) -> ev.PeerDisconnected | None:
+        """The link to ``peer_id`` is gone: its messages in flight are dropped, its upload ends.
+        Returns what the core is to hear of it (:meth:`~p2ploader.core.peer_set.PeerSet.closed`)."""
+        end = self._links.get(peer_id)
         if end is None:
-            return
+            return None
+        gone = self.peer_set.closed(end)
         end.open = False
         if end.sending is not None:
             self._end_upload(end.sending)
         if self.uplink is not None and self.uplink.controller is not None:
             self.uplink.controller.forget(end)
+        return gone
 
     def set_playlist_window(self, segments: int) -> None:
         """The playlist lists ``segments`` segments: bound every link's announcements by it."""
@@ -906,11 +926,8 @@ class ModelledPeers:
         end.protocol.end_upload(sending.upload)
         if end.sending is sending:
             end.sending = None
-        self.feed_if_alive(
-            ev.UploadFinished(
-                peer_id=end.remote.peer_id, peer_request_id=sending.upload.request_id, sent_bytes=sending.sent
-            )
-        )
+        if self.alive:
+            self.peer_set.upload_finished(end, sending.upload, sent_bytes=sending.sent)
         if self._on_uplink is sending:
             self._on_uplink = None
             self._next_upload()
@@ -944,6 +961,9 @@ class _ModelledLinkIO:
 
     def close(self, link: _LinkEnd, reason: str) -> None:
         self._peers.network.disconnect(self._peers, link.remote.peer_id)
+
+    def release(self, link: _LinkEnd, reason: str) -> None:
+        self.close(link, reason)  # no admission in the simulator: never asked
 
     def feed_soon(self, event: ev.Event) -> None:
         self._peers.network.loop.call_soon(self._peers.feed_if_alive, event)

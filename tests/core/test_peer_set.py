@@ -59,6 +59,10 @@ class Io:
         self.calls.append(("close", link.peer_id))
         link.closed = link.closed or reason
 
+    def release(self, link: Link, reason: str) -> None:
+        self.calls.append(("release", link.peer_id))
+        link.closed = link.closed or reason
+
     def feed_soon(self, event: ev.Event) -> None:
         self.soon.append(event)
 
@@ -82,7 +86,7 @@ class World:
 
     def link(self, peer_id: str, *, certificate: str | None = None, usable: bool = True) -> Link:
         link = Link(peer_id, self.peers.new_protocol(), usable=usable)
-        self.peers.add(peer_id, link, certificate=certificate)
+        self.peers.add(peer_id, link, now=0.0, certificate=certificate)
         return link
 
     def from_remote(self, link: Link, command: wire.Command, *, now: float) -> None:
@@ -375,7 +379,7 @@ def test_nobody_is_banned_without_a_verdict() -> None:
         swarm=SWARM, live=False, first_sequence=0, feed=lambda event: None, io=Io(), max_segment_size=1
     )
     assert not peers.refuses(A, "cert-a") and not peers.refuses(A)
-    peers.add(A, Link(A, peers.new_protocol()), certificate="cert-a")  # no binder: only recorded
+    peers.add(A, Link(A, peers.new_protocol()), now=0.0, certificate="cert-a")  # no binder: only recorded
     assert peers.certificates == {A: "cert-a"} and peers.banned() == ()
 
 

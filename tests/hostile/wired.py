@@ -16,9 +16,11 @@ they are queued.
 :class:`WiredPeers` is the peer transport: it drives the shipped
 :class:`~p2ploader.core.peer_set.PeerSet`, as the peer manager and the simulator's modelled peers
 do, which turns the scheduler's peer actions into machine calls and the machine's events into the
-scheduler's, and closes a link on a violation or a ``DisconnectPeer``. A new link is refused when
-the core says its peer (with that certificate) is banned, and its certificate is bound to the peer
-id, as the peer manager does for an offer. Only the in-memory link is this module's own.
+scheduler's, and closes a link on a violation or a ``DisconnectPeer``. A new link is asked of the
+peer set as the peer manager asks for an offer (:meth:`~p2ploader.core.peer_set.PeerSet.offer`:
+refused when the core says its peer, with that certificate, is banned, or its id is linked), its
+certificate is bound to the peer id, and the peer set reports it open (``PeerConnected``), closed
+(``PeerDisconnected``) and an upload's end (``UploadFinished``). Only the in-memory link is this module's own.
 
 The origin answers every fetch after ``http_time`` seconds with the segment's true bytes; the
 player asks for the segments in order and plays them at 1x, counting stalls.
@@ -46,7 +48,7 @@ from p2ploader.core.driver import Driver
 from p2ploader.core.integrity import plan_spot_checks
 from p2ploader.core.peer_limits import announcement_id_limit, segment_size_limit
 from p2ploader.core.peer_protocol import PeerProtocol, Upload
-from p2ploader.core.peer_set import PeerSet
+from p2ploader.core.peer_set import Accept, PeerSet
 from p2ploader.core.scheduler import MAX_SEGMENT_SIZE, Scheduler
 from p2ploader.core.segments import Segment, SegmentId
 from p2ploader.sim.loop import VirtualLoop
@@ -100,21 +102,25 @@ class WiredPeers:
         """Link ``peer`` as ``peer_id`` (with DTLS ``certificate``, default one of its own); ``False``
         when the core says it is banned (the peer manager refuses its offer then)."""
         certificate = certificate or f"cert-{peer_id}"
-        if self.peer_set.refuses(peer_id, certificate):
+        now = self._viewer.loop.time()
+        if not isinstance(self.peer_set.offer(peer_id, certificate, now=now), Accept):
             return False
         link = WiredLink(peer_id, peer, self.peer_set.new_protocol())
-        self.peer_set.add(peer_id, link, certificate=certificate)
+        self.peer_set.add(peer_id, link, now=now, certificate=certificate)
         self.closed.pop(peer_id, None)
-        self._viewer.driver.feed(ev.PeerConnected(peer_id=peer_id))
+        self.peer_set.opened(link, now=now)  # the core hears PeerConnected
         self.deliver(peer_id)  # what it queued before the link opened (an announcement)
         return True
 
     def close(self, peer_id: str, reason: str) -> None:
         """Close ``peer_id``'s link (ours to close, or the peer left): the core hears of it."""
-        if self.peer_set.remove(peer_id) is None:
+        link = self.links.get(peer_id)
+        if link is None:
             return
+        gone = self.peer_set.closed(link)  # PeerDisconnected, once: the link was admitted
         self.closed[peer_id] = reason
-        self._viewer.loop.call_soon(self._viewer.driver.feed, ev.PeerDisconnected(peer_id=peer_id))
+        if gone is not None:
+            self._viewer.loop.call_soon(self._viewer.driver.feed, gone)
 
     def is_linked(self, peer_id: str) -> bool:
         return peer_id in self.links
@@ -148,9 +154,7 @@ class WiredPeers:
                 for event in link.upload(upload, now=self._viewer.loop.time()):
                     self.peer_set.handle(link, event)
                 sent = link.peer.data_bytes - before
-            self._viewer.driver.feed(
-                ev.UploadFinished(peer_id=link.peer_id, peer_request_id=upload.request_id, sent_bytes=sent)
-            )
+            self.peer_set.upload_finished(link, upload, sent_bytes=sent)
 
         self._viewer.loop.call_soon(send)
 
@@ -181,6 +185,9 @@ class _WiredLinkIO:
 
     def close(self, link: WiredLink, reason: str) -> None:
         self._peers.close(link.peer_id, reason)
+
+    def release(self, link: WiredLink, reason: str) -> None:
+        self._peers.close(link.peer_id, reason)  # no admission here: never asked
 
     def feed_soon(self, event: ev.Event) -> None:
         viewer = self._peers._viewer
