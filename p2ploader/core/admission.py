@@ -16,13 +16,16 @@ slots for peers that deliver instead:
   another link to everyone already there until their slots are full: with ``max_peers`` below the
   audience, the first ``max_peers + 1`` fill each other's slots and every later offer meets full,
   useful peers, so the latecomers stay alone (measured in the LL-HLS parts swarm, four links a
-  viewer: five viewers held four links each all run, the other five 0.3-3 on average). As
-  HyParView does for a node with no neighbours, one remote offer per ``rewire_interval`` seconds is
-  still answered when every slot holds a useful peer, and when its link opens the peer that was
-  useful (or opened) longest ago is closed for it. That peer keeps a free slot, which
-  the next newcomer's offer finds without any rewiring; a peer closed that way cannot take a slot
-  back by rewiring for three intervals. A stream of newcomers (or Sybils) thus replaces at most
-  one useful peer per interval.
+  viewer: five viewers held four links each all run, the other five 0.3-3 on average). After
+  HyParView's rule for a node without neighbours (an offer does not say whether its sender has
+  any, so any remote offer qualifies), one remote offer per ``rewire_interval`` seconds is still
+  answered when every slot holds a useful peer, and when its link opens the peer that delivered
+  to us longest ago (one that never did first) is closed for it. That peer keeps a free slot,
+  which the next newcomer's offer finds without any rewiring; a peer closed that way cannot take
+  a slot back by rewiring for three intervals. A viewer's own rewiring thus replaces at most one
+  peer per interval, and never a peer that delivers to us while one that does not is linked;
+  but a slot freed by a neighbour's rewiring goes to whichever offer comes first, as any free
+  slot does.
 * **Connecting links** of remote offers we answered (not open yet) are capped separately at
   ``max_connecting``: a fake offer that never connects cannot take an open slot. Links of our own
   offers are bounded by the offers we make (:meth:`Admission.room`), so fakes cannot stop us. When
@@ -58,7 +61,9 @@ offered are remembered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
+from typing import Literal
 
 import attrs
 
@@ -152,6 +157,7 @@ class _Peer:
     answered: bool  # we answered its offer (it did not answer ours)
     opened_at: float | None = None
     useful_at: float | None = None  # last delivery to us or upload taken from us
+    delivered_at: float | None = None  # last delivery to us (rewiring keeps those who deliver)
     announced: Collection[SegmentId] = ()
     announcement_failed: bool = False  # a request failed since its bytes last came
 
@@ -176,6 +182,9 @@ class Admission:
         self._rewired = 0
         self._rewired_at: float | None = None  # when a newcomer last took a useful peer's slot
         self._rewired_out: dict[str, float] = {}  # peers closed for a newcomer -> when
+        self.last_eviction: Literal["idle", "rewired"] | None = None
+        """Why :meth:`admit_open` last named a peer to close: it was idle, or it gave its slot to a
+        newcomer (rewiring); ``None``: it named none."""
         self._request_peer: dict[int, str] = {}  # our request id -> the peer asked (latest per peer)
         self._peer_request: dict[str, int] = {}
         self.own_loaded: frozenset[SegmentId] = frozenset()
@@ -202,11 +211,15 @@ class Admission:
         ours = sum(1 for peer in self._peers.values() if peer.opened_at is None and not peer.answered)
         return max(0, self.limits.max_peers - self.open_count + len(self._idle(now=now, wants=wants)) - ours)
 
-    def wants_more_links(self, *, now: float, wants: Callable[[Collection[SegmentId]], bool]) -> bool:
+    def wants_more_links(
+        self, *, now: float, wants: Callable[[Collection[SegmentId]], bool], reachable: int | None = None
+    ) -> bool:
         """Whether to look for peers sooner than the tracker's interval (the caller also checks
-        that it is not alone): no open peer earns its slot (delivers, takes uploads or holds what we
-        need), or fewer than ``wanted_links`` links are open; and an offer of ours would have room."""
-        starved = self.earning(now=now, wants=wants) == 0 or self.open_count < self.limits.wanted_links
+        that it is not alone): no open peer earns its slot (delivers, takes uploads or holds what
+        we need), or fewer than ``wanted_links`` links are open (and fewer than ``reachable``, the
+        other peers the tracker counts, when known); and an offer of ours would have room."""
+        wanted = self.limits.wanted_links if reachable is None else min(self.limits.wanted_links, reachable)
+        starved = self.earning(now=now, wants=wants) == 0 or self.open_count < wanted
         return starved and self.room(now=now, wants=wants) > 0
 
     def has_slot(
@@ -227,23 +240,18 @@ class Admission:
         closed_at = self._rewired_out.get(peer_id)
         return closed_at is None or now - closed_at >= _REWIRED_OUT_INTERVALS * interval
 
-    def rewired_out(self, peer_id: str) -> bool:
-        """Whether ``peer_id`` was the latest peer closed to give a newcomer a slot (rewiring), not
-        an idle one evicted."""
-        return bool(self._rewired_out) and next(reversed(self._rewired_out)) == peer_id
-
     def _rewire_victim(self, newcomer: str, *, now: float) -> str | None:
-        """The open peer that was useful longest ago (or opened longest ago), for ``newcomer``.
-        Peers in their grace period count too: the viewers that fill each other's slots do so
-        within a second or two of joining, and the next ones arrive while those links are new."""
+        """The open peer that delivered to us longest ago (one that never did first, the oldest
+        link first), for ``newcomer``. By delivery, not by usefulness: a peer that only takes
+        uploads from us (a Sybil can, as fast as it likes) must not look fresher than one whose
+        bytes we play. Peers in their grace period count too: the viewers that fill each other's
+        slots do so within a second or two of joining, and the next ones arrive meanwhile."""
         candidates = [
-            (max(peer.opened_at, peer.useful_at or peer.opened_at), peer_id)
+            (peer.delivered_at if peer.delivered_at is not None else -math.inf, peer.opened_at, peer_id)
             for peer_id, peer in self._peers.items()
             if peer_id != newcomer and peer.opened_at is not None
         ]
-        return min(candidates)[1] if candidates else None
-
-    # ------------------------------------------------------------------ what happened
+        return min(candidates)[2] if candidates else None
 
     def link_created(self, peer_id: str, *, now: float, answered: bool) -> None:
         self._peers[peer_id] = _Peer(created_at=now, answered=answered)
@@ -310,6 +318,7 @@ class Admission:
         peer = self._peers.get(peer_id)
         if peer is not None:
             peer.useful_at = now
+            peer.delivered_at = now
             peer.announcement_failed = False
 
     def served(self, peer_id: str, *, now: float) -> None:
@@ -379,19 +388,21 @@ class Admission:
         """A link just opened. Returns ``(keep, evict)``: whether to keep it, and an idle peer to
         close for it (``None``: there was a free slot, or nobody to evict and ``keep`` is False)."""
         self.opened(peer_id, now=now)
+        self.last_eviction = None
         if self.open_count <= self.limits.max_peers:
             return True, None
         idle = [p for p in self._idle(now=now, wants=wants) if p != peer_id]
         if idle:
             self._evicted += 1
+            self.last_eviction = "idle"
             return True, idle[0]
         peer = self._peers.get(peer_id)
         if peer is not None and peer.answered and self._may_rewire(peer_id, now=now):
             victim = self._rewire_victim(peer_id, now=now)
             if victim is not None:
                 self._rewired += 1
+                self.last_eviction = "rewired"
                 self._rewired_at = now
-                self._rewired_out.pop(victim, None)  # re-inserted last: rewired_out reads the last
                 self._rewired_out[victim] = now
                 self._forget_rewired(now=now)
                 return True, victim
@@ -399,10 +410,11 @@ class Admission:
         return False, None
 
     def _forget_rewired(self, *, now: float) -> None:
-        """Drop the records of peers closed for newcomers longer than an interval ago (bounded)."""
+        """Drop the records of peers closed for newcomers three intervals ago or more (at most one
+        closes per interval, so a few records are kept at any time)."""
         held = _REWIRED_OUT_INTERVALS * (self.limits.rewire_interval or 0.0)
         for peer_id, closed_at in list(self._rewired_out.items()):
-            if now - closed_at >= held or len(self._rewired_out) > 512:
+            if now - closed_at >= held:
                 del self._rewired_out[peer_id]
 
     def _returning_peer(self, peer_id: str, *, now: float) -> bool:

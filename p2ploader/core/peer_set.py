@@ -407,14 +407,18 @@ class PeerSet(Generic[L]):
         """Whether to look for peers sooner than the tracker's interval: we did not leave, we are
         not alone (the tracker counts ``swarm_size`` peers, us included, or peers are linked), a
         newcomer could get a slot, and no linked peer delivers to us, takes from us or holds what
-        we need, or fewer links are open than admission's ``wanted_links``
+        we need, or fewer links are open than admission's ``wanted_links`` (and than the other
+        peers the tracker counts)
         (:meth:`~p2ploader.core.admission.Admission.wants_more_links`). Without admission: never."""
         admission = self.admission
         if admission is None or self.left:
             return False
         if (swarm_size <= 1 and admission.open_count == 0) or self.room(now=now, pending=pending) == 0:
             return False
-        return admission.wants_more_links(now=now, wants=self.wanted)
+        # wanted_links counts only peers the tracker says exist (in a swarm of three, two links
+        # are all there are: looking sooner would only send offers nobody can take).
+        reachable = swarm_size - 1 if swarm_size > 0 else None
+        return admission.wants_more_links(now=now, wants=self.wanted, reachable=reachable)
 
     def offer(self, peer_id: str, certificate: str | None, *, now: float) -> Accept | Refuse:
         """A remote offer from ``peer_id`` (its SDP's DTLS ``certificate``) at ``now``: answer it?
@@ -506,7 +510,7 @@ class PeerSet(Generic[L]):
         if admission is not None:
             keep, evicted = admission.admit_open(peer_id, now=now, wants=self.wanted)
             if evicted is not None:
-                eviction = Eviction.REWIRED if admission.rewired_out(evicted) else Eviction.IDLE
+                eviction = Eviction.REWIRED if admission.last_eviction == "rewired" else Eviction.IDLE
                 admission.closed(evicted)  # its slot is free now, not once its close completes
                 victim = self.links.get(evicted)
                 if victim is not None:

@@ -53,7 +53,7 @@ def test_a_newcomer_takes_the_slot_of_the_peer_useful_longest_ago() -> None:
     admission = full_of_useful(REWIRING)
     assert admission.has_slot(now=1.0, wants=wants, peer_id="new")
     assert offer_and_open(admission, "new", now=1.0) == (True, "p0")
-    assert admission.rewired_out("p0") and not admission.rewired_out("p1")
+    assert admission.last_eviction == "rewired"
     assert admission.statistics().rewired == 1 and admission.statistics().evicted == 0
 
 
@@ -106,9 +106,15 @@ def test_an_idle_peer_goes_first_and_rewiring_is_not_spent_on_it() -> None:
     for name in ("p0", "p1", "p3"):
         admission.delivered(name, now=40.0)
     assert offer_and_open(admission, "new", now=40.5) == (True, "p2")
+    assert admission.last_eviction == "idle"
     assert admission.statistics().evicted == 1 and admission.statistics().rewired == 0
     admission.closed("p2")
-    assert offer_and_open(admission, "next", now=40.6) == (True, "p0")  # the rewiring is still there
+    # The rewiring is still there; the peer that never delivered to us goes first (the newcomer).
+    assert offer_and_open(admission, "next", now=40.6) == (True, "new")
+    assert admission.last_eviction == "rewired"
+    admission.closed("new")
+    assert offer_and_open(admission, "third", now=40.7) == (False, None)  # one per interval
+    assert admission.last_eviction is None
 
 
 def test_a_flood_of_newcomers_replaces_at_most_one_useful_peer_per_interval() -> None:
@@ -165,3 +171,50 @@ def test_a_swarm_keeps_looking_while_fewer_links_than_wanted_are_open() -> None:
     default.delivered("p0", now=0.0)
     assert not default.wants_more_links(now=1.0, wants=wants)
     assert default.wants_more_links(now=40.0, wants=wants)  # p0 went quiet: idle, not earning
+
+
+def test_peers_that_only_take_uploads_never_push_out_peers_that_deliver() -> None:
+    # Six honest peers deliver to us every 0.5 s; a Sybil offers every second with a fresh id and,
+    # once linked, takes uploads from us all the time (which keeps it "useful"). Rewiring closes
+    # the peer that delivered to us longest ago: after the first, always a Sybil.
+    limits = AdmissionLimits(max_peers=6, rewire_interval=10.0)
+    admission = Admission(limits)
+    honest = [f"h{i}" for i in range(6)]
+    for name in honest:
+        assert offer_and_open(admission, name, now=0.0) == (True, None)
+    linked = set(honest)
+    sybils: set[str] = set()
+    lowest = len(honest)
+    for step in range(1, 241):  # 120 s
+        now = step * 0.5
+        for name in linked & set(honest):
+            admission.delivered(name, now=now)
+        for name in linked & sybils:
+            admission.served(name, now=now)
+        if step % 2:
+            continue
+        name = f"sybil{step}"
+        if not admission.has_slot(now=now, wants=wants, peer_id=name):
+            continue
+        keep, evict = offer_and_open(admission, name, now=now)
+        if keep:
+            linked.add(name)
+            sybils.add(name)
+        else:
+            admission.closed(name)
+        if evict is not None:
+            admission.closed(evict)
+            linked.discard(evict)
+        lowest = min(lowest, len(linked & set(honest)))
+    assert lowest == 5  # one honest peer lost to the first rewiring, and no more
+    assert admission.statistics().rewired >= 10  # the Sybils did keep rewiring each other out
+
+
+def test_wanted_links_count_only_peers_the_tracker_says_exist() -> None:
+    admission = Admission(AdmissionLimits(max_peers=6, wanted_links=3))
+    for name in ("p0", "p1"):
+        offer_and_open(admission, name, now=0.0)
+        admission.delivered(name, now=0.0)
+    assert admission.wants_more_links(now=1.0, wants=wants)
+    assert admission.wants_more_links(now=1.0, wants=wants, reachable=5)
+    assert not admission.wants_more_links(now=1.0, wants=wants, reachable=2)  # a swarm of three
