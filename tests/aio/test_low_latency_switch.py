@@ -15,8 +15,9 @@ import pytest
 
 from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.core.ll_follower import LowLatencyItem
-from p2ploader.errors import HttpStatusError
+from p2ploader.errors import HttpStatusError, RenditionNotFoundError
 from p2ploader.hls import Variant
+from p2ploader.renditions import find_variant
 
 pytestmark = pytest.mark.anyio
 
@@ -383,3 +384,18 @@ async def test_after_aclose_items_hands_nothing_and_no_switch_takes_over() -> No
         assert [item async for item in stream.items()] == []
     assert names_of(items) == ["high-10.mp4", "high-11.mp4", "high-12.mp4"]
     assert stream.statistics.rendition_switches == 0
+
+
+async def test_an_unknown_rendition_is_refused_by_the_shared_lookup() -> None:
+    # The stream and the loader share one lookup (p2ploader.renditions.find_variant).
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as client:
+        stream = LowLatencyStream(f"{BASE}high.m3u8", client=client, variants=(LOW, MID))
+        for wanted in ("v9", 5):
+            with pytest.raises(RenditionNotFoundError) as raised:
+                await stream.select_rendition(wanted)
+            assert raised.value.wanted == str(wanted) and raised.value.choices == ("v1", "v2")
+        bare = LowLatencyStream(f"{BASE}high.m3u8", client=client)
+        with pytest.raises(RenditionNotFoundError, match="knows no variants"):
+            await bare.select_rendition("v1")
+    assert find_variant((LOW, MID), 1) is MID and find_variant((LOW, MID), "v1") is LOW
+    assert stream.pending_rendition is None and stream.statistics.switch_failures == 0
