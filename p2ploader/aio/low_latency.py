@@ -693,6 +693,8 @@ class LowLatencyStream:
 
     def _drop_part_swarm(self, swarm: PartSwarm) -> None:
         """Go on over HTTP alone; the swarm is closed in the background (from a plain call)."""
+        if self._closed:
+            return  # aclose() closes it and awaits that: no task is left behind after it
         self._part_swarm = None
         task = asyncio.get_running_loop().create_task(swarm.aclose(), name=f"ll-parts-close-{self.rendition}")
         self._closing.add(task)  # awaited, not cancelled, by aclose: a swarm half closed leaks links
