@@ -301,9 +301,10 @@ class PartVanishedError(LowLatencyPlaylistError):
 
 
 class RenditionReportError(LowLatencyPlaylistError):
-    """An ``EXT-X-RENDITION-REPORT`` is inconsistent with the playlist carrying it (no
-    ``LAST-MSN``, no ``LAST-PART`` though the playlist has parts, a ``LAST-MSN`` far outside the
-    playlist's segments, an absurd ``LAST-PART``): a rendition switch does not use it
+    """An ``EXT-X-RENDITION-REPORT`` is inconsistent with the playlist carrying it (a
+    ``LAST-MSN`` far outside the playlist's segments, an absurd ``LAST-PART``, no ``LAST-PART``
+    to fill in from the carrying playlist though it has parts; an omitted attribute is the
+    carrying playlist's own, RFC 8216bis §4.4.5.4): a rendition switch does not use it
     (:func:`~p2ploader.core.ll_switch.check_rendition_report`)."""
 
 

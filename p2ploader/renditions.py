@@ -1,4 +1,5 @@
-"""Choosing a variant's alternate renditions (``EXT-X-MEDIA`` audio and subtitles), as a player does.
+"""Choosing a variant's alternate renditions (``EXT-X-MEDIA`` audio and subtitles), as a player does,
+and finding a variant by rendition id or index (:func:`find_variant`).
 
 Pure functions over the playlist model (:mod:`p2ploader.hls`); the loader calls them when it starts
 and when a rendition switch lands on a variant that names another group.
@@ -21,6 +22,7 @@ listing the choices there are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from p2ploader.errors import RenditionNotFoundError
@@ -33,6 +35,7 @@ __all__ = [
     "choose_alternate",
     "describe",
     "equivalent_in_group",
+    "find_variant",
     "loadable",
 ]
 
@@ -134,3 +137,26 @@ def audio_variant(master: MasterPlaylist, rendition_id: str) -> Variant | None:
     if rendition is None or rendition.type != "AUDIO":
         return None
     return next((v for v in master.variants if v.audio == rendition.group_id), None)
+
+
+def find_variant(variants: Sequence[Variant], rendition: str | int) -> Variant:
+    """The variant of ``variants`` (a master playlist's) that ``rendition`` names: an index, or a
+    rendition id (``"v1"``). Raises :class:`~p2ploader.errors.RenditionNotFoundError` naming the
+    choices otherwise. The loader's and the low-latency stream's ``select_rendition`` share it."""
+    if isinstance(rendition, int):
+        if not 0 <= rendition < len(variants):
+            raise RenditionNotFoundError(
+                f"rendition index {rendition} out of range (0..{len(variants) - 1})",
+                wanted=str(rendition),
+                choices=tuple(v.rendition_id for v in variants),
+            )
+        return variants[rendition]
+    for variant in variants:
+        if variant.rendition_id == rendition:
+            return variant
+    names = ", ".join(v.rendition_id for v in variants)
+    raise RenditionNotFoundError(
+        f"no rendition {rendition!r}; the stream has {names}",
+        wanted=rendition,
+        choices=tuple(v.rendition_id for v in variants),
+    )

@@ -28,7 +28,7 @@ import attrs
 
 from p2ploader.aio.low_latency import LowLatencyStream
 from p2ploader.core.ll_follower import LowLatencyItem, live_edge_time, play_position, resync_seek
-from p2ploader.errors import RemoteError, TransportError
+from p2ploader.errors import HoldBackError, RemoteError, TransportError
 from p2ploader.hls import Variant
 from p2ploader.playback import PlaybackModel, PlaybackReport
 
@@ -125,7 +125,9 @@ async def play_low_latency(
     the start, rendition) pairs, each a
     :meth:`~p2ploader.aio.low_latency.LowLatencyStream.select_rendition` at that time (the media
     goes on without a seek: the new rendition continues where the old one stops); one that fails
-    over the network is logged and playback goes on with the rendition it had. Errors that stop
+    over the network, or (asked before the first item, so starting at the hold-back) whose
+    rendition refuses the hold-back given (:class:`~p2ploader.errors.HoldBackError`: longer
+    parts), is logged and playback goes on with the rendition it had. Errors that stop
     following (a part that cannot be loaded, a rendition the stream does not have) are raised.
     """
     loop = asyncio.get_running_loop()
@@ -142,7 +144,7 @@ async def play_low_latency(
     async def switch_to(rendition: Variant | str | int) -> None:
         try:
             await stream.select_rendition(rendition)
-        except (RemoteError, TransportError) as exc:
+        except (RemoteError, TransportError, HoldBackError) as exc:
             logger.warning("LL-HLS switch to %s failed, playing on: %s", rendition, exc)
         except BaseException:
             done.set()  # anything else (an unknown rendition) stops playback, raised below

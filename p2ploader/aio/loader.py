@@ -80,7 +80,7 @@ from p2ploader.hls import (
     parse_media,
     parse_playlist,
 )
-from p2ploader.renditions import MediaChoice, MediaType, audio_variant, loadable
+from p2ploader.renditions import MediaChoice, MediaType, audio_variant, find_variant, loadable
 from p2ploader.status import P2P_OFF_LOG_MARK, TrackerState, public_services_message, tracker_warning
 
 __all__ = ["HybridLoader", "LoadedSegment", "LoaderStatistics", "MediaKind", "MediaStatistics", "open_loader"]
@@ -736,16 +736,7 @@ class HybridLoader:
             await peers.aclose()
 
     def _find_variant(self, rendition: str | int) -> Variant:
-        variants = self.master.variants
-        if isinstance(rendition, int):
-            if not 0 <= rendition < len(variants):
-                raise UsageError(f"rendition index {rendition} out of range (0..{len(variants) - 1})")
-            return variants[rendition]
-        for variant in variants:
-            if variant.rendition_id == rendition:
-                return variant
-        names = ", ".join(v.rendition_id for v in variants)
-        raise UsageError(f"no rendition {rendition!r}; the stream has {names}")
+        return find_variant(self.master.variants, rendition)
 
     def _set_playlist(self, playlist: MediaPlaylist) -> None:
         if self._timeline_shift:

@@ -19,9 +19,11 @@ come over HTTP. :attr:`LowLatencyStatistics.p2p_bytes` counts the part bytes pee
 Rendition switches. :meth:`LowLatencyStream.select_rendition` follows a second rendition next
 to the first (its first load a blocking reload targeted with the current playlist's
 ``EXT-X-RENDITION-REPORT``, its playlists put on the first one's timeline) until it publishes an
-independent part at or after what the player has; the first rendition's items go on up to there,
-the second's from there (see :mod:`p2ploader.core.ll_switch`). Each rendition has its own parts
-swarm: the old one's is closed when the new rendition takes over.
+independent part after what the player has (by media sequence number and part index); the first
+rendition's items go on up to there, the second's from there (see
+:mod:`p2ploader.core.ll_switch`). Each rendition has its own parts swarm: the old one's is closed
+when the new rendition takes over. A switch's first load is a task of the stream: a newer switch,
+the caller's cancellation and :meth:`LowLatencyStream.aclose` stop it.
 
 Failures. A playlist load that fails (network, status, unparseable, inconsistent) is retried,
 timed, by the follower's pace; after ``resync_after`` refreshes in a row that the tracker rejects
@@ -50,10 +52,14 @@ from p2ploader.core.ll_follower import (
     LowLatencyFollower,
     LowLatencyItem,
     PlaylistRequest,
+    item_span,
 )
 from p2ploader.core.ll_switch import (
+    PlayPoint,
     SwitchRequest,
+    continues_at,
     switch_playlist_request,
+    takes_over,
     timeline_shift,
     waits_for_switch,
 )
@@ -65,18 +71,20 @@ from p2ploader.errors import (
     HttpStatusError,
     P2PLoaderError,
     PlaylistError,
+    RenditionNotFoundError,
+    ResponseTooLargeError,
     SegmentUnavailableError,
     TransportError,
     UsageError,
 )
 from p2ploader.hls import LivePlaylistTracker, MediaPlaylist, Variant, parse_media
+from p2ploader.renditions import find_variant
 
 __all__ = ["LowLatencyStatistics", "LowLatencyStream"]
 
 logger = logging.getLogger(__name__)
 
 _CONTENT_RANGE_START = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
-_TIME_TOLERANCE = 1e-3  # seconds: timeline positions closer than this are the same
 
 
 @attrs.define
@@ -103,9 +111,11 @@ class LowLatencyStatistics:
     reported_switch_loads: int = 0
     """Switches whose first playlist load was a blocking reload at the rendition report's edge."""
     ignored_reports: int = 0
-    """Rendition reports found for a switch and not used (inconsistent, or no blocking reload)."""
+    """Rendition reports found for a switch and not used (inconsistent, no blocking reload, or
+    the targeted first load refused by the server and replaced by a plain GET)."""
     switch_failures: int = 0
-    """Switches given up before they took over (the new rendition's playlist or media failed)."""
+    """Switches given up before they took over because the new rendition's playlist or media
+    failed (not those replaced by a newer switch, cancelled, or stopped by ``aclose``)."""
 
 
 @attrs.define(eq=False)
@@ -122,8 +132,18 @@ class _Leg:
     attempts: Counter[tuple[str, int, int | None]] = attrs.field(factory=Counter)
     tasks: set[asyncio.Task[None]] = attrs.field(factory=set)
     playlist_task: asyncio.Task[None] | None = None
+    first_load: asyncio.Task[None] | None = None  # a switch's first playlist load
     error: P2PLoaderError | None = None
     closed: bool = False
+
+
+@attrs.frozen
+class _Taken:
+    """An item taken from the follower, with where it begins and ends (sequence, part index)."""
+
+    item: LowLatencyItem
+    first: tuple[int, int]
+    end: tuple[int, int]
 
 
 class LowLatencyStream:
@@ -185,12 +205,13 @@ class LowLatencyStream:
         self._init_sections: dict[tuple[str, ByteRange | None], bytes] = {}
         self._hold_back = hold_back
         self._part_swarm = part_swarm
-        self._handed_end: float | None = None  # where the last item handed over ends (seconds)
+        # Where the items handed over end (segment and part index), the point a switch resumes at.
+        self._handed: PlayPoint | None = None
         self._switched = False  # the next item handed is the first of a rendition switched to
         self._resyncs_before = 0  # re-syncs of the renditions switched away from
         # An item of the old rendition waiting for the new one's playlist (waits_for_switch), and
         # since when (seconds, the stream's clock).
-        self._waiting: LowLatencyItem | None = None
+        self._waiting: _Taken | None = None
         self._waiting_since = 0.0
         self._closed = False
 
@@ -247,32 +268,39 @@ class LowLatencyStream:
         are here; ends when the stream ends (EXT-X-ENDLIST). Raises the first error that stops
         following (:class:`~p2ploader.errors.SegmentUnavailableError`, or a first playlist that
         cannot be loaded). After :meth:`select_rendition`, the items of the new rendition follow
-        those of the old one on the same timeline (the first has ``after_switch`` set)."""
+        those of the old one on the same timeline (the first has ``after_switch`` set). Ends,
+        handing nothing more, once the stream is closed."""
         self._start()
-        while True:
+        while not self._closed:
             self._check_pending()
             leg = self._leg
-            item, self._waiting = self._waiting, None
-            if item is None:
+            taken, self._waiting = self._waiting, None
+            if taken is None:
+                before = leg.follower.position
                 item = leg.follower.next_ready()
-                self._waiting_since = self._now()
-            if item is not None:
-                if self._takes_over_at(item.start):
-                    self._cut_over()  # the item is the old rendition's past the switch point
+                if item is not None:
+                    taken = _Taken(item, *item_span(item, before))
+                    self._waiting_since = self._now()
+            if taken is not None:
+                first = self._point(taken.first)
+                if self._takes_over(first):
+                    self._cut_over()  # the item is the old rendition's from the switch point on
                     continue
-                wait = self._switch_wait(item)
+                wait = self._switch_wait(first)
                 if wait > 0:
-                    self._waiting = item
+                    self._waiting = taken
                     self._progress.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(wait):
                             await self._progress.wait()
                     continue
                 self._pump(leg)
+                item = taken.item
                 if self._switched:
                     self._switched = False
                     item = attrs.evolve(item, after_switch=True)
-                self._handed_end = item.end
+                self._handed = self._point(taken.end)
+                self._moved_on()
                 yield item
                 self._join_part_swarm()
                 continue
@@ -280,34 +308,41 @@ class LowLatencyStream:
                 raise leg.error
             if leg.follower.finished:
                 return
-            if self._closed:
-                return
             self._progress.clear()
             await self._progress.wait()
 
     async def select_rendition(self, rendition: Variant | str | int) -> None:
         """Switch to another rendition: a :class:`~p2ploader.hls.Variant`, or a rendition id or
-        index of the ``variants`` given (a :class:`~p2ploader.errors.UsageError` otherwise), as
+        index of the ``variants`` given (:class:`~p2ploader.errors.RenditionNotFoundError`, a
+        :class:`~p2ploader.errors.UsageError`, otherwise), as
         :meth:`~p2ploader.aio.loader.HybridLoader.select_rendition` takes them.
 
         The new rendition's media playlist is loaded first (its first load is a blocking reload at
         the edge the current playlist's ``EXT-X-RENDITION-REPORT`` gives for it, or a plain GET
-        without one, see :func:`~p2ploader.core.ll_switch.switch_playlist_request`); when that
-        fails the error is raised here and the stream goes on with the old rendition. Then
-        :meth:`items` goes on with the old rendition up to the new one's first independent part
-        (or segment start) at or after what was handed over, and from there with the new one: no
-        gap, nothing twice. The first item of the new rendition has ``after_switch`` set and its
-        own init section. With a parts swarm, the old rendition's is closed when the new one takes
-        over and the new rendition's joined (``part_swarm_for``). Before any item was handed over,
-        the new rendition starts at its hold-back, as a new stream would. A switch still under way
-        is given up for the new one; switching to the rendition followed does nothing."""
+        without one, see :func:`~p2ploader.core.ll_switch.switch_playlist_request`; a targeted load
+        the server refuses with an error status is made once more as a plain GET). When that fails
+        the error is raised here (counted in ``switch_failures``) and the stream goes on with the
+        old rendition. Then :meth:`items` goes on with the old rendition up to the new one's first
+        independent part (or segment start) after what was handed over, by media sequence number
+        and part index, and from there with the new one: no gap, nothing twice (an old item that
+        straddles the new rendition's independent point, such as a whole segment, is handed whole
+        and the switch moves to the next independent point after it). The first item of the new
+        rendition has ``after_switch`` set and its own init section. With a parts swarm, the old
+        rendition's is closed when the new one takes over and the new rendition's joined
+        (``part_swarm_for``). Before any item was handed over, the new rendition starts at its
+        hold-back, as a new stream would. Switching to the rendition followed does nothing.
+
+        A switch still under way is given up for a newer one: the older call returns without an
+        error (it is not a failure) if its first load was still running, and
+        :attr:`pending_rendition` names the newer rendition. :meth:`aclose` gives a switch up the
+        same way. Cancelling this call gives its switch up (:attr:`pending_rendition` is cleared)
+        and stops its first load."""
         if self._closed:
             raise UsageError("the stream is closed")
         variant = self._find_variant(rendition)
         if self._pending is not None:
             logger.info("LL-HLS switch to %s given up for %s", self._pending.rendition, variant.rendition_id)
-            self._close_leg(self._pending)
-            self._pending = None
+            self._give_up(self._pending)
         if variant.url == self._leg.url:
             return
         current = self.playlist
@@ -323,7 +358,6 @@ class LowLatencyStream:
                 variant.url,
                 request.ignored,
             )
-        resume = self._handed_end
         leg = _Leg(
             url=variant.url,
             rendition=variant.rendition_id,
@@ -334,23 +368,34 @@ class LowLatencyStream:
                 delta_updates=self._delta_updates,
                 resync_after=self._resync_after,
                 first_url=request.url,
-                resume_from=resume,
+                resume_from=self._handed,
             ),
         )
         self._pending = leg
-        first = leg.follower.next_playlist_request()
-        assert first is not None
+        # The first load is the stream's task, not this call's: aclose() and a newer switch cancel
+        # it through _close_leg, and a caller cancelled here cancels it below.
+        load = asyncio.get_running_loop().create_task(
+            self._first_load(leg), name=f"ll-switch-{leg.rendition}"
+        )
+        leg.first_load = load
         try:
-            await self._load_playlist(leg, first)
-        except P2PLoaderError:
-            if self._pending is leg:
-                self._pending = None
-            self.statistics.switch_failures += 1
-            self._close_leg(leg)
+            # asyncio.wait, not await load: a load cancelled by aclose() or a newer switch is not
+            # this caller's cancellation, and must not raise CancelledError here.
+            await asyncio.wait({load})
+        except BaseException:  # the caller was cancelled (or interrupted): the switch is given up
+            self._give_up(leg)
             raise
-        if self._pending is not leg or self._closed:
-            return  # given up for another switch meanwhile
-        self.statistics.reported_switch_loads += request.blocking
+        if self._pending is not leg or self._closed or load.cancelled():
+            self._give_up(leg)
+            return  # given up meanwhile, for a newer switch or by aclose(): not a failure
+        exc = load.exception()
+        if exc is not None:
+            self._give_up(leg)
+            self.statistics.switch_failures += 1
+            if isinstance(exc, P2PLoaderError):
+                raise exc
+            logger.error("LL-HLS switch to %s failed unexpectedly", leg.rendition, exc_info=exc)
+            raise TransportError(leg.url, f"unexpected {type(exc).__name__}: {exc}") from exc
         if leg.follower.resume_from is None:
             self._cut_over()  # nothing handed over yet: the new rendition starts as a stream does
         elif self._started:
@@ -372,9 +417,13 @@ class LowLatencyStream:
         return cached
 
     async def aclose(self) -> None:
-        """Stop every load. Idempotent."""
+        """Stop every load, a pending switch's first load too, and await them; :meth:`items` hands
+        nothing more and no switch takes over. The parts swarm is closed (its statistics stay
+        readable). Idempotent."""
         self._closed = True
-        for leg in (self._leg, self._pending):
+        pending, self._pending = self._pending, None
+        self._waiting = None
+        for leg in (self._leg, pending):
             if leg is not None:
                 self._close_leg(leg)
         await asyncio.gather(*self._closing_legs, return_exceptions=True)
@@ -394,34 +443,70 @@ class LowLatencyStream:
     def _find_variant(self, rendition: Variant | str | int) -> Variant:
         if isinstance(rendition, Variant):
             return rendition
-        variants = self._variants
-        if not variants:
-            raise UsageError("the stream knows no variants: pass a Variant (or open it with the loader)")
-        if isinstance(rendition, int):
-            if not 0 <= rendition < len(variants):
-                raise UsageError(f"rendition index {rendition} out of range (0..{len(variants) - 1})")
-            return variants[rendition]
-        for variant in variants:
-            if variant.rendition_id == rendition:
-                return variant
-        names = ", ".join(v.rendition_id for v in variants)
-        raise UsageError(f"no rendition {rendition!r}; the stream has {names}")
+        if not self._variants:
+            raise RenditionNotFoundError(
+                "the stream knows no variants: pass a Variant (or open it with the loader)",
+                wanted=str(rendition),
+                choices=(),
+            )
+        return find_variant(self._variants, rendition)
 
-    def _takes_over_at(self, position: float) -> bool:
-        """True when the pending rendition takes over at or before ``position`` (seconds)."""
+    async def _first_load(self, leg: _Leg) -> None:
+        """A switch's first playlist load. A targeted one (the rendition report's edge) that the
+        server refuses with an error status is made once more as a plain GET
+        (:meth:`~p2ploader.core.ll_follower.LowLatencyFollower.first_load_refused`)."""
+        request = leg.follower.next_playlist_request()
+        assert request is not None
+        try:
+            await self._load_playlist(leg, request)
+        except HttpStatusError as exc:
+            # A body over the cap would be as large plainly: only a refusal is retried.
+            if isinstance(exc, ResponseTooLargeError) or not leg.follower.first_load_refused():
+                raise
+            self.statistics.ignored_reports += 1
+            logger.warning(
+                "LL-HLS switch to %s: the reported edge was refused (%s), loading it plainly",
+                leg.rendition,
+                exc,
+            )
+            plain = leg.follower.next_playlist_request()
+            assert plain is not None and not plain.blocking
+            await self._load_playlist(leg, plain)
+        else:
+            self.statistics.reported_switch_loads += request.blocking
+
+    def _point(self, key: tuple[int, int]) -> PlayPoint:
+        """``key`` (sequence, part index) as a point of the rendition followed now."""
+        playlist = self.playlist
+        return PlayPoint(
+            sequence=key[0], part=key[1], part_target=None if playlist is None else playlist.part_target
+        )
+
+    def _takes_over(self, point: PlayPoint) -> bool:
+        """True when the pending rendition has the media from ``point`` (an old item's start) on."""
         pending = self._pending
-        if pending is None or pending.follower.start is None:
+        if pending is None or (start := pending.follower.start) is None:
             return False
-        return position >= pending.follower.start.start - _TIME_TOLERANCE
+        return takes_over(pending.follower.playlist, (start.sequence, start.part_index), point)
 
-    def _switch_wait(self, item: LowLatencyItem) -> float:
-        """Seconds ``item`` (the old rendition's) still waits for the pending rendition's playlist
-        to reach its start (:func:`~p2ploader.core.ll_switch.waits_for_switch`); at most a part
-        target in all (the target duration without parts), then it is handed over anyway."""
+    def _moved_on(self) -> None:
+        """An item was handed over: a pending switch resumes after it (its start moves on when the
+        item straddled it, so nothing is handed twice)."""
+        pending, handed = self._pending, self._handed
+        if pending is None or handed is None:
+            return
+        pending.follower.resume_after(handed)
+        self._pump(pending)
+
+    def _switch_wait(self, point: PlayPoint) -> float:
+        """Seconds the old rendition's item beginning at ``point`` still waits for the pending
+        rendition's playlist to reach it (:func:`~p2ploader.core.ll_switch.waits_for_switch`); at
+        most a part target in all (the target duration without parts), then it is handed over
+        anyway."""
         pending = self._pending
         if pending is None or pending.follower.start is not None or pending.tracker is None:
             return 0.0
-        if not waits_for_switch(item.start, pending.tracker.current):
+        if not waits_for_switch(point, pending.tracker.current):
             return 0.0
         playlist = self.playlist
         limit = 0.5
@@ -430,37 +515,47 @@ class LowLatencyStream:
         return self._waiting_since + limit - self._now()
 
     def _check_pending(self) -> None:
-        """Give a failed switch up; let a ready one take over where the player is."""
+        """Give a failed switch up; let a ready one take over when it continues right where the
+        player is."""
         pending = self._pending
         if pending is None:
             return
         if pending.error is not None:
             logger.warning("LL-HLS switch to %s given up: %s", pending.rendition, pending.error)
             self.statistics.switch_failures += 1
-            self._pending = None
-            self._close_leg(pending)
+            self._give_up(pending)
             return
-        if self._handed_end is not None and self._takes_over_at(self._handed_end):
+        start, playlist, handed = pending.follower.start, pending.follower.playlist, self._handed
+        if start is None or playlist is None or handed is None:
+            return
+        if continues_at(playlist, handed, (start.sequence, start.part_index)):
             self._cut_over()
+
+    def _give_up(self, leg: _Leg) -> None:
+        """Stop a switch: ``leg`` is no longer pending and its loads stop."""
+        if self._pending is leg:
+            self._pending = None
+        self._close_leg(leg)
 
     def _cut_over(self) -> None:
         """The pending rendition takes over: the old one's loads stop, its parts swarm closes, the
         new one's (if any) starts on the new playlist and joins once the player has its first item
         (as at the start)."""
         new = self._pending
-        assert new is not None
+        if new is None or self._closed:
+            return
         old, self._leg, self._pending = self._leg, new, None
         self._waiting = None  # the old rendition's: the new one has it
         self._close_leg(old)
         self._resyncs_before += old.follower.resyncs
         self.statistics.resyncs = self._resyncs_before + new.follower.resyncs
         self.statistics.rendition_switches += 1
-        self._switched = self._handed_end is not None  # before any item: a plain start
+        self._switched = self._handed is not None  # before any item: a plain start
         logger.info("LL-HLS rendition %s takes over from %s", new.rendition, old.rendition)
         swarm = self._part_swarm
         if swarm is not None:
             self._drop_part_swarm(swarm)
-        if self._part_swarm_for is not None and new.variant is not None and not self._closed:
+        if self._part_swarm_for is not None and new.variant is not None:
             try:
                 self._part_swarm = self._part_swarm_for(new.variant)
             except Exception:
@@ -472,8 +567,10 @@ class LowLatencyStream:
     def _close_leg(self, leg: _Leg) -> None:
         """Stop ``leg``'s loads (awaited by :meth:`aclose`)."""
         leg.closed = True
-        tasks = [*leg.tasks, *([leg.playlist_task] if leg.playlist_task is not None else [])]
+        tasks = [*leg.tasks, *(task for task in (leg.playlist_task, leg.first_load) if task is not None)]
         for task in tasks:
+            if task.done():
+                continue
             if task is not asyncio.current_task():
                 task.cancel()
             self._closing_legs.add(task)
@@ -489,8 +586,10 @@ class LowLatencyStream:
         if not self._started and not self._closed:
             self._started = True
             self._start_leg(self._leg)
-            if self._pending is not None:
-                self._start_leg(self._pending)
+            pending = self._pending
+            if pending is not None and pending.tracker is not None:
+                # Its first load is done (else select_rendition starts it when that returns).
+                self._start_leg(pending)
 
     def _start_leg(self, leg: _Leg) -> None:
         if leg.playlist_task is None and not leg.closed and not self._closed:
@@ -536,14 +635,12 @@ class LowLatencyStream:
             return  # a switch given up while it loaded
         now = self._now()
         switching = leg is self._pending
-        if switching and leg.follower.start is None:
-            # Where the player is now: the old rendition went on while this loaded.
-            leg.follower.resume_from = self._handed_end
         if leg.tracker is None:
             reference = self.playlist if switching else None
             if reference is not None:
-                # One timeline: the new rendition's segments start where the old one's with the
-                # same media sequence number do (HLS renditions are aligned by sequence number).
+                # One timeline: the newest segment both list starts where the old one's does (HLS
+                # renditions are aligned by sequence number); where to switch is decided by
+                # sequence number and part index, not by these times.
                 shift = timeline_shift(parsed, reference)
                 if shift:
                     segments = tuple(attrs.evolve(s, start=s.start + shift) for s in parsed.segments)
@@ -596,6 +693,8 @@ class LowLatencyStream:
 
     def _drop_part_swarm(self, swarm: PartSwarm) -> None:
         """Go on over HTTP alone; the swarm is closed in the background (from a plain call)."""
+        if self._closed:
+            return  # aclose() closes it and awaits that: no task is left behind after it
         self._part_swarm = None
         task = asyncio.get_running_loop().create_task(swarm.aclose(), name=f"ll-parts-close-{self.rendition}")
         self._closing.add(task)  # awaited, not cancelled, by aclose: a swarm half closed leaks links

@@ -41,7 +41,7 @@ from typing import Literal
 
 import attrs
 
-from p2ploader.core.ll_switch import resume_position
+from p2ploader.core.ll_switch import PlayPoint, resume_position
 from p2ploader.core.low_latency import PreloadHint, ServerControl
 from p2ploader.core.segments import ByteRange, InitSection, Part, Segment, SegmentId
 from p2ploader.errors import (
@@ -61,6 +61,7 @@ __all__ = [
     "PlaylistRequest",
     "StartPosition",
     "check_hold_back",
+    "item_span",
     "live_edge_time",
     "play_position",
     "resync_seek",
@@ -174,8 +175,10 @@ class LowLatencyItem:
     skips ``duration``. ``after_resync``: the media before this item is not continuous with it.
     ``after_switch``: the first item of a rendition switched to
     (:meth:`~p2ploader.aio.low_latency.LowLatencyStream.select_rendition`): the media continues
-    (this item starts where the previous one ended), but from another rendition, whose
-    ``init_section`` a decoder needs first.
+    (by media sequence number and part index this item begins where the previous one ended;
+    its ``start`` may differ from the previous item's end by the few milliseconds two renditions'
+    written durations drift apart), but from another rendition, whose ``init_section`` a decoder
+    needs first.
     """
 
     kind: Literal["part", "segment", "segment-rest"]
@@ -399,12 +402,13 @@ class LowLatencyFollower:
     refreshes after which the follower takes the latest one as the truth and re-syncs (>= 1).
 
     A rendition switch (:mod:`p2ploader.core.ll_switch`): ``first_url`` is the URL of the first
-    playlist load (a blocking reload targeted with a rendition report; default ``url``), and
-    ``resume_from`` (seconds on the timeline of the playlists fed, which the caller aligned with
-    :func:`~p2ploader.core.ll_switch.timeline_shift`) makes following start at
-    :func:`~p2ploader.core.ll_switch.resume_position`, the first independent part or segment start
-    at or after it, instead of the hold-back from the live edge: nothing is planned until a
-    playlist publishes one (:attr:`start` stays None until then).
+    playlist load (a blocking reload targeted with a rendition report; default ``url``; see
+    :meth:`first_load_refused`), and ``resume_from`` (a :class:`~p2ploader.core.ll_switch.PlayPoint`
+    of the rendition switched from: the end of what the player has, by media sequence number and
+    part index) makes following start at :func:`~p2ploader.core.ll_switch.resume_position`, the
+    first independent part or segment start at or after it, instead of the hold-back from the live
+    edge: nothing is planned until a playlist publishes one (:attr:`start` stays None until then).
+    :meth:`resume_after` moves the point on while the old rendition plays.
     """
 
     def __init__(
@@ -415,20 +419,18 @@ class LowLatencyFollower:
         delta_updates: bool = True,
         resync_after: int = 3,
         first_url: str | None = None,
-        resume_from: float | None = None,
+        resume_from: PlayPoint | None = None,
     ) -> None:
         if hold_back is not None:
             check_hold_back(hold_back)  # against the playlist's part target once it is read
         if resync_after < 1:
             raise UsageError(f"resync_after must be >= 1, got {resync_after}")
-        if resume_from is not None and not math.isfinite(resume_from):
-            raise UsageError(f"resume_from must be a finite number of seconds, got {resume_from!r}")
         self.url = url
         self._first_url = first_url if first_url is not None else url
         self.resume_from = resume_from
-        """Where a switched-to rendition takes over (seconds), or None: start at the hold-back. The
-        caller may move it on (the player got more of the old rendition) until :attr:`start` is
-        set."""
+        """The end of what the player has from the rendition switched from (a switch), or None:
+        start at the hold-back. Moved on with :meth:`resume_after`."""
+        self._handed_any = False
         self._hold_back = hold_back
         self._delta_updates = delta_updates
         self._resync_after = resync_after
@@ -457,6 +459,15 @@ class LowLatencyFollower:
     def playlist(self) -> MediaPlaylist | None:
         """The last playlist accepted (None before the first)."""
         return self._playlist
+
+    @property
+    def position(self) -> tuple[int, int] | None:
+        """Where the next item handed over begins: (media sequence number, part index; 0: the
+        segment's start or the whole segment). Everything before it was handed over. After a
+        segment's last part it is that segment and the part after its last one. None before the
+        start is known."""
+        cursor = self._cursor
+        return None if cursor is None else (cursor.sequence, cursor.part_index)
 
     @property
     def finished(self) -> bool:
@@ -488,6 +499,41 @@ class LowLatencyFollower:
         return PlaylistRequest(
             url=url, not_before=self._next_request_at, blocking=True, msn=msn, part=part, skip=skip
         )
+
+    def first_load_refused(self) -> bool:
+        """The targeted first load (``first_url``) was refused (an HTTP error status: a server
+        answers 400 to an ``_HLS_msn`` more than two segments past its edge, RFC 8216bis §6.2.5.2,
+        which a rendition packaged or cached apart may be): the next request is a plain GET of
+        :attr:`url`. False, nothing changed, when the first load was plain already or a playlist
+        was received: the failure stands."""
+        if self._playlist is not None or self._first_url == self.url:
+            return False
+        self._first_url = self.url
+        return True
+
+    def resume_after(self, point: PlayPoint) -> None:
+        """A switch under way: the player now has the old rendition up to ``point``. When the
+        start chosen lies before it (the old item just handed straddled the new rendition's first
+        independent point, a whole segment say), following starts again at the first independent
+        part or segment start at or after ``point`` (the latest playlist's, or the next one's);
+        fetches already made for parts still planned are kept. Raises
+        :class:`~p2ploader.errors.UsageError` once an item of this follower was handed over."""
+        if self._handed_any:
+            raise UsageError("the switch took over already: its start cannot move")
+        self.resume_from = point
+        playlist, start = self._playlist, self.start
+        if playlist is None or start is None:
+            return  # chosen on the next playlist, from this point
+        found = resume_position(playlist, point)
+        if found is not None and found[:2] == (start.sequence, start.part_index):
+            return  # still at or after the point
+        self.start = _resume_start(playlist, point)
+        if self.start is None:
+            self._cursor = None  # not published yet: the next playlist says
+            self._plan = []
+            return
+        self._cursor = _Cursor(sequence=self.start.sequence, part_index=self.start.part_index)
+        self._replan()
 
     def playlist_failed(self, *, now: float, delta_refused: bool = False) -> None:
         """The playlist load failed (network, HTTP status, unparseable): retry it later, timed.
@@ -845,6 +891,7 @@ class LowLatencyFollower:
         else:
             data = b""
         self._plan.pop(0)
+        self._handed_any = True
         cursor = self._cursor
         assert cursor is not None
         if head.kind == "part":
@@ -879,11 +926,30 @@ class LowLatencyFollower:
         return (*self._requested.values(), *self._hints.values())
 
 
-def _resume_start(playlist: MediaPlaylist, position: float) -> StartPosition | None:
-    """The start of a rendition switched to at ``position``: its first independent piece at or
-    after it (:func:`~p2ploader.core.ll_switch.resume_position`), played from its start (it
-    continues what the player has, so nothing before it is to skip)."""
-    found = resume_position(playlist, position)
+def item_span(
+    item: LowLatencyItem, before: tuple[int, int] | None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where ``item`` begins and ends, as (sequence, part index) points of its rendition (see
+    :class:`~p2ploader.core.ll_switch.PlayPoint`): a part from its own index to the next; a
+    segment from its start to the next segment's; the rest of a segment from ``before`` (the
+    follower's :attr:`LowLatencyFollower.position` before the item was taken: the first part not
+    handed) to the next segment's start."""
+    sequence = item.segment_id.sequence
+    if item.kind == "part":
+        assert item.part is not None
+        return ((sequence, item.part.id.index), (sequence, item.part.id.index + 1))
+    first = 0
+    if item.kind == "segment-rest":
+        # Its first parts were handed as parts; without the follower's word, somewhere after part 0.
+        first = before[1] if before is not None and before[0] == sequence else 1
+    return ((sequence, first), (sequence + 1, 0))
+
+
+def _resume_start(playlist: MediaPlaylist, point: PlayPoint) -> StartPosition | None:
+    """The start of a rendition switched to where the player has the old one up to ``point``: its
+    first independent piece at or after it (:func:`~p2ploader.core.ll_switch.resume_position`),
+    played from its start (it continues what the player has, so nothing before it is to skip)."""
+    found = resume_position(playlist, point)
     if found is None:
         return None
     sequence, index, start = found

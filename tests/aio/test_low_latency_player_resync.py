@@ -94,3 +94,34 @@ async def test_a_stream_refuses_a_hold_back_of_zero_when_it_is_made() -> None:
             LowLatencyStream(URL, client=client, hold_back=0.0)
         assert raised.value.hold_back == 0.0
         LowLatencyStream(URL, client=client)  # the default (None: the playlist's PART-HOLD-BACK) is fine
+
+
+class SwitchRefusingStream(FollowedStream):
+    """A stream whose switches fail as one asked before the first item does when the rendition
+    switched to has parts too long for the application's hold-back."""
+
+    def __init__(self, follower: LowLatencyFollower) -> None:
+        super().__init__(follower, later=playlist(20, 22, 2))
+        self.switches_asked: list[object] = []
+
+    async def items(self) -> AsyncIterator[LowLatencyItem]:
+        complete_all(self.follower, self.follower.take_fetches())
+        for item in drain(self.follower):
+            yield item
+        await asyncio.sleep(3600)  # live: nothing more
+
+    async def select_rendition(self, rendition: object) -> None:
+        self.switches_asked.append(rendition)
+        raise HoldBackError(1.5, 2.0, "the playlist's own hold-back is 2 s, and less is not followed")
+
+
+async def test_a_switch_refusing_the_hold_back_does_not_stop_playback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    follower = LowLatencyFollower(URL)
+    follower.playlist_received(playlist(10, 12, 2), now=0.0)
+    stream = SwitchRefusingStream(follower)
+    player: Any = stream
+    report = await play_low_latency(player, duration=0.3, tick=0.02, switches=[(0.0, "v1")])
+    assert stream.switches_asked == ["v1"] and "failed, playing on" in caplog.text
+    assert report.playback.stalls == 0 and report.rendition_switches == 0
