@@ -960,18 +960,19 @@ class LoaderConfig:
     ``upload_rate_limit``, the smaller rate applies. Ours. FAQ-style name: ``uploadDelayTarget``
     (ms)."""
 
-    upload_yield_time: float | None = attrs.field(
+    upload_yield_time: float = attrs.field(
         default=4.0,
         validator=_validate,
-        metadata=_facts(_optional_positive_number_rule, "uploadYieldTime", "number", unit="seconds"),
+        metadata=_facts(_number_rule(0), "uploadYieldTime", "number", unit="seconds"),
     )
-    """Seconds (> 0): while an HTTP download of a segment the player needs within this time is in
-    flight (a segment HTTP took over from peers near its deadline, or the first ones), our uploads
-    pause, for at most 3 s each time, so that our uplink carries that download's requests and TCP
-    acknowledgements at once instead of queuing them behind uploads (the delay-based control keeps
-    the queue short, not empty). On a 1 Mbit/s uplink busy with uploads, such a download took 1.6 s
-    instead of 0.1 s and playback stalled. ``None``: uploads never pause. Ours. FAQ-style name:
-    ``uploadYieldTime`` (ms)."""
+    """Seconds (>= 0): while an HTTP download of a segment the player needs within this time is in
+    flight (a segment HTTP took over from peers near its deadline, or one the player asked for
+    before it plays), our uploads pause, for at most 1.5 s at a time and half the time at most
+    (:class:`~p2ploader.core.upload_control.UploadHold`), so that our uplink carries that
+    download's requests and TCP acknowledgements at once instead of queuing them behind uploads
+    (the delay-based control keeps the queue short, not empty). On a 1 Mbit/s uplink busy with
+    uploads, such a download took 1.6 s instead of 0.1 s and playback stalled. ``0``: uploads never
+    pause. Ours. FAQ-style name: ``uploadYieldTime`` (ms)."""
 
     upload_budget_rate: float | None = attrs.field(
         default=4.0,

@@ -575,6 +575,7 @@ def test_upload_yield_time_goes_through_the_faq_in_milliseconds() -> None:
     assert LoaderConfig().to_faq()["loader"]["uploadYieldTime"] == 4000
     assert LoaderConfig.from_faq({"uploadYieldTime": 2500}).upload_yield_time == 2.5
     assert LoaderConfig.from_faq(LoaderConfig(upload_yield_time=1.5).to_faq()).upload_yield_time == 1.5
+    assert LoaderConfig.from_faq({"uploadYieldTime": 0}).upload_yield_time == 0
 
 
 def test_upload_delay_target_is_on_by_default_and_zero_turns_it_off_through_the_faq() -> None:

@@ -376,6 +376,8 @@ class HttpExecutor:
         task = self._tasks.pop(request_id, None)
         if task is not None:
             task.cancel()
+        if self._upload_hold is not None:  # at once, not when the cancelled task gets to end
+            self._upload_hold.release(("http", id(self), request_id))
 
     async def aclose(self) -> None:
         tasks = list(self._tasks.values())

@@ -246,7 +246,7 @@ class HybridLoader:
         self._upload_control = UploadController(target=delay_target) if delay_target > 0 else None
         # Uploads pause while a segment the player needs soon comes over HTTP (upload_yield_time):
         # one hold per viewer too, shared by its swarms and its HTTP fetches.
-        self._upload_hold = UploadHold() if self.config.upload_yield_time is not None else None
+        self._upload_hold = UploadHold() if self.config.upload_yield_time > 0 else None
         self._swarms: SwarmSet | None = None
         self._lingering: dict[str, asyncio.Task[None]] = {}  # rendition -> its swarm's linger task
         self._uploaded_by_peer: dict[str, int] = {}

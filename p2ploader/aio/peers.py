@@ -167,11 +167,11 @@ class PeerManager:
         self._upload_stall_timeout = upload_stall_timeout
         """Seconds an upload waits for a receiver that takes no bytes at all; ``None``: for ever."""
         self._upload_control = upload_control
+        """Steers the upload rate from our links' round trips; ``None``: off. One controller per
+        viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
         self._upload_hold = upload_hold
         """Pauses our uploads while a download the player needs soon is in flight (one per
         viewer, see :class:`~p2ploader.core.upload_control.UploadHold`); ``None``: never."""
-        """Steers the upload rate from our links' round trips; ``None``: off. One controller per
-        viewer, shared by all its swarms (video, audio, lingering renditions): they share its uplink."""
         self._rng = rng or random.Random()
         self._on_peer_gone = on_peer_gone
         """Called with a peer id when its link closed (the tracker client then stops ignoring it, so
@@ -500,7 +500,12 @@ class PeerManager:
         not news)."""
         while True:
             rtt = state.link.round_trip_time
-            if rtt is not None and rtt != state.round_trip:
+            hold = self._upload_hold
+            if hold is not None and hold.held(now=self._now()):
+                # Paused: the empty queue's round trips say nothing of our sending rate, and
+                # would grow it a full step for the moment the pause ends.
+                pass
+            elif rtt is not None and rtt != state.round_trip:
                 state.round_trip = rtt
                 control.observe(self._control_key(state.link.peer_id), rtt, now=self._now())
             await asyncio.sleep(ROUND_TRIP_SAMPLE_INTERVAL)
@@ -530,6 +535,8 @@ class PeerManager:
     async def _send_segment_now(self, state: _PeerState, upload: Upload, more: asyncio.Event) -> int:
         link = state.link
         sent = 0
+        if self._upload_hold is not None:  # before the header: it starts the receiver's clock
+            await self._wait_while_held(self._upload_hold, link)
         state.protocol.begin_upload(upload)
         self._transmit(state)
         loop = asyncio.get_running_loop()

@@ -43,8 +43,9 @@ class StartHttpFetch:
     segment: Segment
     resume_from: int = 0
     urgent: bool = False
-    """The player needs the segment within ``upload_yield_time`` (or is not playing yet): our
-    uploads pause while this download is in flight (see :class:`~p2ploader.config.LoaderConfig`)."""
+    """The player needs the segment within ``upload_yield_time`` (or, before a playback position is
+    known, asked for it): our uploads pause while this download is in flight (see
+    :class:`~p2ploader.config.LoaderConfig`)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -19,8 +19,8 @@ slots for peers that deliver instead:
   viewer: five viewers held four links each all run, the other five 0.3-3 on average). After
   HyParView's rule for a node without neighbours (an offer does not say whether its sender has
   any, so any remote offer qualifies), one remote offer per ``rewire_interval`` seconds is still
-  answered when every slot holds a useful peer, and when its link opens the peer that delivered
-  to us longest ago (one that never did first) is closed for it. That peer keeps a free slot,
+  answered when every slot holds a useful peer, and when its link opens the peer whose last
+  delivery to us (or opening, if it never delivered) is oldest is closed for it. That peer keeps a free slot,
   which the next newcomer's offer finds without any rewiring; a peer closed that way cannot take
   a slot back by rewiring for three intervals. A viewer's own rewiring thus replaces at most one
   peer per interval, and never a peer that delivers to us while one that does not is linked;
@@ -61,7 +61,6 @@ offered are remembered.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection
 from typing import Literal
 
@@ -116,7 +115,7 @@ class AdmissionLimits:
     """An id that offered this long ago or earlier is a returning peer (see the module doc)."""
     rewire_interval: float | None = None
     """With every slot held by a useful peer, one newcomer per this many seconds still gets a slot,
-    the peer useful longest ago giving up its own (see the module doc). ``None``: never."""
+    the peer that delivered to us longest ago giving up its own (see the module doc). ``None``: never."""
 
     wanted_links: int = 0
     """Below this many open links the swarm looks for peers sooner than the tracker's interval even
@@ -241,17 +240,18 @@ class Admission:
         return closed_at is None or now - closed_at >= _REWIRED_OUT_INTERVALS * interval
 
     def _rewire_victim(self, newcomer: str, *, now: float) -> str | None:
-        """The open peer that delivered to us longest ago (one that never did first, the oldest
-        link first), for ``newcomer``. By delivery, not by usefulness: a peer that only takes
+        """For ``newcomer``, the open peer whose last delivery to us (or, if it never delivered,
+        its link's opening) is oldest. By delivery, not by usefulness: a peer that only takes
         uploads from us (a Sybil can, as fast as it likes) must not look fresher than one whose
-        bytes we play. Peers in their grace period count too: the viewers that fill each other's
-        slots do so within a second or two of joining, and the next ones arrive meanwhile."""
+        bytes we play; and a link that just opened is not closed for the next newcomer at once.
+        Peers in their grace period count too: the viewers that fill each other's slots do so
+        within a second or two of joining, and the next ones arrive meanwhile."""
         candidates = [
-            (peer.delivered_at if peer.delivered_at is not None else -math.inf, peer.opened_at, peer_id)
+            (max(peer.opened_at, peer.delivered_at or peer.opened_at), peer_id)
             for peer_id, peer in self._peers.items()
             if peer_id != newcomer and peer.opened_at is not None
         ]
-        return min(candidates)[2] if candidates else None
+        return min(candidates)[1] if candidates else None
 
     def link_created(self, peer_id: str, *, now: float, answered: bool) -> None:
         self._peers[peer_id] = _Peer(created_at=now, answered=answered)

@@ -25,7 +25,7 @@ decide alike:
   connecting link that lost the glare: that link is released at once. :meth:`PeerSet.room`,
   :meth:`PeerSet.offers_to_make` and :meth:`PeerSet.wants_peers` bound our own offers.
 * **Who keeps it.** :meth:`PeerSet.opened`: a link whose channel opened takes a slot, evicts an
-  idle peer or (rewiring) the peer useful longest ago, or is closed (:class:`Opened`, with an
+  idle peer or (rewiring) the peer that delivered to us longest ago, or is closed (:class:`Opened`, with an
   :class:`Eviction` for the log); a link that keeps its slot is admitted and the core hears
   ``PeerConnected``. :meth:`PeerSet.closed`: a link that closed is forgotten, and the
   ``PeerDisconnected`` the core must hear is returned once, for an admitted link only (the
@@ -497,7 +497,7 @@ class PeerSet(Generic[L]):
         """``link``'s channel opened at ``now``: it takes a slot, or is closed.
 
         With every slot taken, admission (:meth:`~p2ploader.core.admission.Admission.admit_open`)
-        names an idle peer to evict, or (rewiring) the peer useful longest ago; that peer is
+        names an idle peer to evict, or (rewiring) the peer that delivered to us longest ago; that peer is
         released at once, its slot the newcomer's. With no one to evict the newcomer is released
         instead. A link that keeps its slot is admitted: the core hears ``PeerConnected`` now,
         and ``PeerDisconnected`` once it closes (:meth:`closed`). Without admission every link

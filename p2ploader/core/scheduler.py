@@ -1057,13 +1057,17 @@ class Scheduler:
         )
 
     def _needed_soon(self, segment: Segment) -> bool:
-        """``upload_yield_time``: whether the player needs ``segment`` so soon (or is not playing
-        yet) that our uploads should pause while it comes over HTTP."""
+        """``upload_yield_time``: whether the player needs ``segment`` so soon that our uploads
+        should pause while it comes over HTTP. Without a playback position (not playing yet, or
+        an application that never reports one) only a segment the player asked for is; a
+        prefetch never is."""
         within = self._config.upload_yield_time
-        if within is None:
+        if not within:
             return False
         position = self._position
-        return position is None or segment.start - position < within
+        if position is None:
+            return segment.id in self._wanted
+        return segment.start - position < within
 
     def _buffer_too_thin(self) -> bool:
         """``upload_min_buffer``: our own playback comes first. While less than that many seconds

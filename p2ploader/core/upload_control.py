@@ -31,7 +31,9 @@ costs O(:data:`BASE_BUCKETS` + :data:`CURRENT_FILTER`).
 **Holds** (:class:`UploadHold`, ``upload_yield_time``): the control keeps the queue short, not
 empty, and a loss on a full queue costs a TCP download a retransmission timeout. While a download
 the player needs within seconds is in flight, uploads stop handing new bytes to their links, so
-what is queued drains within a round trip or two and the download's packets go out at once.
+what is queued drains within a round trip or two and the download's packets go out at once. A
+pause lasts 1.5 s at most and uploads keep at least half the time, so a slow origin (every
+download urgent) cannot stop a swarm's uploads.
 
 What it cannot see: a round trip is both directions, so a queue on the *remote's* uplink (where
 its acknowledgements wait) counts as ours too, and cuts our rate although our uplink is clear.
@@ -278,18 +280,23 @@ class UploadController:
         )
 
 
-MAX_HOLD = 3.0
-"""Seconds one hold keeps uploads paused at most: an urgent download normally takes a fraction of
-a second; a lost one must not stop our uploads for ever."""
+MAX_HOLD = 1.5
+"""Seconds uploads stay paused at most in one go, under the 2 s a receiver waits for bytes before
+it gives up on us (P2P Media Loader 2.x's ``p2pNotReceivingBytesTimeoutMs``, our
+``p2p_stall_timeout``); an urgent download normally takes a fraction of a second. After a pause
+that long, holds are ignored for as long again: uploads are paused half the time at most, however
+many urgent downloads follow each other (a slow or failing origin must not stop a swarm's uploads)."""
 
 
 class UploadHold:
     """Uploads pause while any hold is on (sans-IO: ``now`` in seconds, any monotonic clock).
 
     A hold is taken (:meth:`hold`) when a download the player needs soon starts, and released
-    (:meth:`release`) when it ends, whatever the outcome; a hold older than ``max_hold`` seconds
-    no longer counts. Uploaders ask :meth:`held` before each chunk. One per viewer, shared by its
-    swarms and its HTTP fetches, as the uplink is. Memory: one entry per download in flight.
+    (:meth:`release`) when it ends, whatever the outcome. Uploaders ask :meth:`held` before each
+    chunk. A pause (holds on without a break) lasts ``max_hold`` seconds at most; then holds are
+    ignored for ``max_hold`` seconds, so uploads run at least half the time. One per viewer,
+    shared by its swarms and its HTTP fetches, as the uplink is. Memory: one entry per download in
+    flight.
     """
 
     def __init__(self, *, max_hold: float = MAX_HOLD) -> None:
@@ -297,8 +304,12 @@ class UploadHold:
             raise UsageError(f"max_hold must be a positive number of seconds, got {max_hold!r}")
         self.max_hold = max_hold
         self._holds: dict[object, float] = {}  # key -> when it was taken
+        self._paused_since: float | None = None  # start of the pause under way
+        self._ignore_until = -math.inf  # holds do not pause before this (after a long pause)
         self.holds = 0
         """Holds taken so far."""
+        self.paused_time = 0.0
+        """Seconds uploads were paused so far (counted when a pause ends)."""
 
     def hold(self, key: object, *, now: float) -> None:
         """A download the player needs soon (``key``, e.g. its request id) started."""
@@ -311,8 +322,19 @@ class UploadHold:
         self._holds.pop(key, None)
 
     def held(self, *, now: float) -> bool:
-        """Whether uploads should wait now (a hold younger than ``max_hold``)."""
-        for key, since in list(self._holds.items()):
-            if now - since >= self.max_hold:
-                del self._holds[key]  # lost or endless: it no longer pauses anything
-        return bool(self._holds)
+        """Whether uploads should wait now."""
+        if not self._holds or now < self._ignore_until:
+            self._end_pause(now)
+            return False
+        if self._paused_since is None:
+            self._paused_since = now
+        elif now - self._paused_since >= self.max_hold:
+            self._end_pause(now)
+            self._ignore_until = now + self.max_hold  # uploads' turn, however many holds are on
+            return False
+        return True
+
+    def _end_pause(self, now: float) -> None:
+        if self._paused_since is not None:
+            self.paused_time += max(0.0, now - self._paused_since)
+            self._paused_since = None

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_a_held_upload_waits_and_goes_on_when_released(loopback: None) -> None:
     config = LoaderConfig(http_download_probability=0.0)
-    hold = UploadHold()
+    hold = UploadHold(max_hold=60.0)  # no pause limit within the test: only the release ends it
     seeder, downloader = Side("a", config, upload_hold=hold), Side("b", config)
     loop = asyncio.get_running_loop()
     seeder.scheduler.cache.put(SEGMENTS[3], PAYLOAD, now=loop.time())
@@ -77,7 +77,7 @@ async def test_an_urgent_fetch_holds_uploads_while_it_runs(urgent: bool) -> None
 
 
 async def test_a_cancelled_urgent_fetch_releases_its_hold() -> None:
-    hold = UploadHold()
+    hold = UploadHold(max_hold=60.0)  # a release, not the pause limit, must end it
     started = asyncio.Event()
 
     async def respond(request: httpx.Request) -> httpx.Response:
@@ -97,5 +97,7 @@ async def test_a_cancelled_urgent_fetch_releases_its_hold() -> None:
         await started.wait()
         assert hold.held(now=asyncio.get_running_loop().time())
         executor.abort(7)
-        await wait_until(lambda: not hold.held(now=asyncio.get_running_loop().time()))
+        await wait_until(lambda: executor.active == 0, steps=50)
+        await asyncio.sleep(0)  # the task's done callback
+        assert not hold.held(now=asyncio.get_running_loop().time())
         await executor.aclose()

@@ -1,7 +1,7 @@
 """Rewiring for newcomers (sans-IO, the clock is an argument): when the first viewers of a swarm
 have filled each other's slots with useful peers, a later viewer's offer still gets a slot, one per
-``rewire_interval``, the peer useful longest ago giving up its own; and a swarm with few links keeps
-looking for peers while it has fewer than ``wanted_links``."""
+``rewire_interval``, the peer that delivered to us longest ago giving up its own; and a swarm with
+few links keeps looking for peers while it has fewer than ``wanted_links``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def full_of_useful(limits: AdmissionLimits, *, now: float = 0.0) -> Admission:
     for i in range(limits.max_peers):
         admission.link_created(f"p{i}", now=now, answered=True)
         assert admission.admit_open(f"p{i}", now=now, wants=wants) == (True, None)
-        admission.delivered(f"p{i}", now=now + i * 0.1)  # p0 was useful longest ago
+        admission.delivered(f"p{i}", now=now + i * 0.1)  # p0 delivered longest ago
     return admission
 
 
@@ -49,7 +49,7 @@ def test_by_default_a_full_swarm_of_useful_peers_refuses_newcomers() -> None:
     assert admission.statistics().rewired == 0 and admission.statistics().refused_full == 1
 
 
-def test_a_newcomer_takes_the_slot_of_the_peer_useful_longest_ago() -> None:
+def test_a_newcomer_takes_the_slot_of_the_peer_that_delivered_longest_ago() -> None:
     admission = full_of_useful(REWIRING)
     assert admission.has_slot(now=1.0, wants=wants, peer_id="new")
     assert offer_and_open(admission, "new", now=1.0) == (True, "p0")
@@ -109,10 +109,10 @@ def test_an_idle_peer_goes_first_and_rewiring_is_not_spent_on_it() -> None:
     assert admission.last_eviction == "idle"
     assert admission.statistics().evicted == 1 and admission.statistics().rewired == 0
     admission.closed("p2")
-    # The rewiring is still there; the peer that never delivered to us goes first (the newcomer).
-    assert offer_and_open(admission, "next", now=40.6) == (True, "new")
+    # The rewiring is still there: p0 delivered at 40.0, longer ago than "new" opened (40.5).
+    assert offer_and_open(admission, "next", now=40.6) == (True, "p0")
     assert admission.last_eviction == "rewired"
-    admission.closed("new")
+    admission.closed("p0")
     assert offer_and_open(admission, "third", now=40.7) == (False, None)  # one per interval
     assert admission.last_eviction is None
 
