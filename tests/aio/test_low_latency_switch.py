@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -56,15 +57,9 @@ def playlist(
     return "\n".join([*lines, *(["#EXT-X-ENDLIST"] if ended else []), report, ""])
 
 
-@pytest.mark.parametrize(
-    "report",
-    [
-        '#EXT-X-RENDITION-REPORT:URI="low.m3u8",LAST-MSN=999999,LAST-PART=1',  # far past the edge
-        '#EXT-X-RENDITION-REPORT:URI="low.m3u8",LAST-MSN=12,LAST-PART=70',  # absurd part
-    ],
-)
-async def test_an_inconsistent_report_is_not_used(report: str, caplog: pytest.LogCaptureFixture) -> None:
-    requests: list[str] = []
+def reporting_server(report: str, requests: list[str]) -> Callable[[httpx.Request], httpx.Response]:
+    """A scripted origin: ``high.m3u8`` carries ``report``, ``low.m3u8`` none, any other path
+    answers its own name as bytes; every URL asked for goes into ``requests``."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(str(request.url))
@@ -74,6 +69,20 @@ async def test_an_inconsistent_report_is_not_used(report: str, caplog: pytest.Lo
         if name == "low.m3u8":
             return httpx.Response(200, text=playlist("low", ""))
         return httpx.Response(200, content=name.encode())
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        '#EXT-X-RENDITION-REPORT:URI="low.m3u8",LAST-MSN=999999,LAST-PART=1',  # far past the edge
+        '#EXT-X-RENDITION-REPORT:URI="low.m3u8",LAST-MSN=12,LAST-PART=70',  # absurd part
+    ],
+)
+async def test_an_inconsistent_report_is_not_used(report: str, caplog: pytest.LogCaptureFixture) -> None:
+    requests: list[str] = []
+    handler = reporting_server(report, requests)
 
     low = Variant(index=1, rendition_id="v1", url=f"{BASE}low.m3u8", bandwidth=1)
     items: list[LowLatencyItem] = []
@@ -134,15 +143,7 @@ async def play(stream: LowLatencyStream, *, switch_after: int = 2, to: str = "v1
 async def test_a_report_that_omits_attributes_targets_the_carrying_playlists_edge(report: str) -> None:
     # RFC 8216bis §4.4.5.4: omitted LAST-MSN / LAST-PART equal the carrying playlist's own.
     requests: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(str(request.url))
-        name = request.url.path.rsplit("/", 1)[-1]
-        if name == "high.m3u8":
-            return httpx.Response(200, text=playlist("high", report))
-        if name == "low.m3u8":
-            return httpx.Response(200, text=playlist("low", ""))
-        return httpx.Response(200, content=name.encode())
+    handler = reporting_server(report, requests)
 
     async with (
         httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client,
