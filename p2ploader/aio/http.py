@@ -363,12 +363,17 @@ class HttpExecutor:
         self._tasks[action.request_id] = task
         hold = self._upload_hold if action.urgent else None
         if hold is not None:
-            hold.hold(("http", id(self), action.request_id), now=loop.time())
+            hold.hold(self._hold_key(action.request_id), now=loop.time())
         task.add_done_callback(functools.partial(self._forget_task, action.request_id, hold))
+
+    def _hold_key(self, request_id: int) -> tuple[str, int, int]:
+        """The upload hold's key of one of our fetches (the hold is shared by the viewer's swarms,
+        whose executors number their requests each from 1)."""
+        return ("http", id(self), request_id)
 
     def _forget_task(self, request_id: int, hold: UploadHold | None, task: asyncio.Task[None]) -> None:
         if hold is not None:  # done, failed or cancelled: our uploads go on
-            hold.release(("http", id(self), request_id))
+            hold.release(self._hold_key(request_id))
         if self._tasks.get(request_id) is task:
             del self._tasks[request_id]
 
@@ -377,7 +382,7 @@ class HttpExecutor:
         if task is not None:
             task.cancel()
         if self._upload_hold is not None:  # at once, not when the cancelled task gets to end
-            self._upload_hold.release(("http", id(self), request_id))
+            self._upload_hold.release(self._hold_key(request_id))
 
     async def aclose(self) -> None:
         tasks = list(self._tasks.values())

@@ -500,12 +500,10 @@ class PeerManager:
         not news)."""
         while True:
             rtt = state.link.round_trip_time
-            hold = self._upload_hold
-            if hold is not None and hold.held(now=self._now()):
-                # Paused: the empty queue's round trips say nothing of our sending rate, and
-                # would grow it a full step for the moment the pause ends.
-                pass
-            elif rtt is not None and rtt != state.round_trip:
+            # While paused, the empty queue's round trips say nothing of our sending rate, and
+            # would grow it a full step for the moment the pause ends: no sample then.
+            paused = self._upload_hold is not None and self._upload_hold.held(now=self._now())
+            if not paused and rtt is not None and rtt != state.round_trip:
                 state.round_trip = rtt
                 control.observe(self._control_key(state.link.peer_id), rtt, now=self._now())
             await asyncio.sleep(ROUND_TRIP_SAMPLE_INTERVAL)
